@@ -1,0 +1,191 @@
+//! A tenant's connections and plugin grants, as read from the config file.
+
+use crate::grants::PluginGrant;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Why a config value was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A `${VAR}` reference names an environment variable that is not set.
+    #[error("{field}: environment variable {var} is not set")]
+    MissingEnv { field: String, var: String },
+    /// A value is present but unusable.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+/// One tenant: the connections its plugins may use and what each plugin is granted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Named connections (`[tenants.T.connections.NAME]`).
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Per-plugin grants and settings (`[tenants.T.plugins.PLUGIN]`).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginGrant>,
+}
+
+/// A named connection. Credentials live here and never reach a plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ConnectionConfig {
+    Http(HttpConnection),
+    Ldap(LdapConnection),
+}
+
+impl ConnectionConfig {
+    /// `http` or `ldap`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectionConfig::Http(_) => "http",
+            ConnectionConfig::Ldap(_) => "ldap",
+        }
+    }
+}
+
+/// An HTTP API: a base URL (scheme, host, port and path prefix) and its credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConnection {
+    /// Base URL; plugin paths are appended to it and may not leave it.
+    pub url: String,
+    #[serde(default)]
+    pub auth: HttpAuth,
+    /// Upper bound for one request's time (milliseconds).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// How the host authenticates requests on a connection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum HttpAuth {
+    #[default]
+    None,
+    /// `Authorization: Bearer TOKEN`.
+    Bearer { token: Secret },
+    /// `Authorization: Basic base64(username:password)` (Lever: the API key as user, no password).
+    Basic {
+        username: Secret,
+        #[serde(default = "empty_secret")]
+        password: Secret,
+    },
+    /// A custom header such as `X-Api-Key`.
+    Header { name: String, value: Secret },
+}
+
+fn empty_secret() -> Secret {
+    Secret::new("")
+}
+
+/// An LDAP or Active Directory server and the account the host binds as.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConnection {
+    /// `ldaps://host:636` or `ldap://host:389`.
+    pub url: String,
+    pub bind_dn: String,
+    pub password: Secret,
+    /// Upgrade a plain `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file with the CA that signed the server's certificate.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow a simple bind over an unencrypted connection (test servers only).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// Replaces every `${NAME}` in `text` with the environment variable `NAME`.
+/// `$${` escapes a literal `${`. `field` names the place for the error.
+pub fn interpolate_env(field: &str, text: &str) -> Result<String, ConfigError> {
+    interpolate_with(field, text, |name| std::env::var(name).ok())
+}
+
+/// [`interpolate_env`] with a custom lookup (for tests).
+pub fn interpolate_with(
+    field: &str,
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(stripped) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = stripped;
+        } else if let Some(stripped) = after.strip_prefix("${") {
+            let end = stripped.find('}').ok_or_else(|| ConfigError::Invalid {
+                field: field.to_string(),
+                reason: "unclosed ${ in value".into(),
+            })?;
+            let name = &stripped[..end];
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ConfigError::Invalid {
+                    field: field.to_string(),
+                    reason: format!("invalid environment variable name {name:?}"),
+                });
+            }
+            let value = lookup(name).ok_or_else(|| ConfigError::MissingEnv {
+                field: field.to_string(),
+                var: name.to_string(),
+            })?;
+            out.push_str(&value);
+            rest = &stripped[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolates_and_escapes() {
+        let env = |n: &str| (n == "TOKEN").then(|| "abc".to_string());
+        assert_eq!(interpolate_with("f", "Bearer ${TOKEN}!", env).unwrap(), "Bearer abc!");
+        assert_eq!(interpolate_with("f", "cost $5 $${X}", env).unwrap(), "cost $5 ${X}");
+        let err = interpolate_with("connections.x.token", "${NOPE}", env).unwrap_err();
+        assert_eq!(err.to_string(), "connections.x.token: environment variable NOPE is not set");
+        assert!(interpolate_with("f", "${OPEN", env).is_err());
+    }
+
+    #[test]
+    fn parses_connections() {
+        let cfg: TenantConfig = toml::from_str(
+            r#"
+            [connections.lever]
+            kind = "http"
+            url = "https://api.lever.co/v1"
+            auth = { type = "basic", username = "key" }
+            [connections.ad]
+            kind = "ldap"
+            url = "ldaps://127.0.0.1:636"
+            bind_dn = "CN=svc,DC=example,DC=test"
+            password = "pw"
+            [plugins.lever-source.grants]
+            http = ["lever"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.connections["lever"].kind(), "http");
+        assert_eq!(cfg.connections["ad"].kind(), "ldap");
+        assert_eq!(cfg.plugins["lever-source"].grants.http, vec!["lever".to_string()]);
+        assert!(format!("{cfg:?}").contains("[redacted]"));
+        assert!(!format!("{cfg:?}").contains("\"pw\""));
+    }
+}

@@ -1,0 +1,218 @@
+//! Outbound HTTP through a named connection.
+//!
+//! The plugin names a connection and gives a path; the host checks the grant,
+//! joins the path to the connection's base URL (and refuses anything that
+//! would leave it), strips nothing silently but refuses credential headers,
+//! attaches the stored credentials and sends the request.
+
+use crate::config::{HttpAuth, HttpConnection, TenantConfig};
+use crate::grants::EffectiveGrants;
+use reqwest::header::{HeaderName, HeaderValue};
+use std::time::Duration;
+
+/// Headers a plugin may never set: the host owns credentials and routing.
+const FORBIDDEN_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
+/// Default and maximum time for one request.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest response body handed to a plugin.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// A request as a plugin sends it.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub connection: String,
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout_ms: Option<u32>,
+}
+
+/// A response as a plugin receives it.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request was not sent or got no response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("{0}")]
+    Denied(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    #[error("request timed out")]
+    Timeout,
+    #[error("transport error: {0}")]
+    Transport(String),
+}
+
+/// The shared HTTP client (one connection pool for the whole host).
+#[derive(Debug, Clone)]
+pub struct HttpCapability {
+    client: reqwest::Client,
+}
+
+impl HttpCapability {
+    /// Builds the client. Redirects are not followed: a plugin sees the 3xx and
+    /// decides, so a redirect can never carry credentials to another origin.
+    pub fn new() -> Result<Self, HttpError> {
+        crate::install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Transport(format!("cannot build HTTP client: {e}")))?;
+        Ok(Self { client })
+    }
+
+    /// Checks and sends one request for a plugin.
+    pub async fn send(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        req: HttpRequest,
+    ) -> Result<HttpResponse, HttpError> {
+        grants
+            .check_http(&req.connection)
+            .map_err(|d| HttpError::Denied(d.0))?;
+        let Some(crate::config::ConnectionConfig::Http(conn)) = tenant.connections.get(&req.connection)
+        else {
+            return Err(HttpError::Denied(format!(
+                "connection {:?} is not an http connection",
+                req.connection
+            )));
+        };
+        let url = resolve_url(conn, &req.path)?;
+        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| HttpError::InvalidRequest(format!("method {:?} is not valid", req.method)))?;
+        let mut builder = self.client.request(method, url);
+        for (name, value) in &req.headers {
+            let lower = name.to_ascii_lowercase();
+            if FORBIDDEN_HEADERS.contains(&lower.as_str()) || is_auth_header(&conn.auth, &lower) {
+                return Err(HttpError::InvalidRequest(format!(
+                    "header {name:?} may not be set by a plugin: the host attaches the connection's credentials itself"
+                )));
+            }
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("header name {name:?} is not valid")))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| HttpError::InvalidRequest(format!("value of header {name} is not valid")))?;
+            builder = builder.header(name, value);
+        }
+        builder = attach_auth(builder, &conn.auth);
+        if let Some(body) = req.body {
+            builder = builder.body(body);
+        }
+        let limit = conn
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = req
+            .timeout_ms
+            .map(|ms| Duration::from_millis(ms as u64).min(limit))
+            .unwrap_or(limit);
+        let send = async {
+            let mut response = builder.send().await.map_err(transport_error)?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
+                .collect();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(HttpError::Transport(format!(
+                        "response body exceeds {MAX_RESPONSE_BYTES} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(HttpResponse { status, headers, body })
+        };
+        tokio::time::timeout(timeout, send)
+            .await
+            .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+fn transport_error(e: reqwest::Error) -> HttpError {
+    if e.is_timeout() {
+        HttpError::Timeout
+    } else {
+        // Never echo the URL's query (it may carry ids) beyond what reqwest prints.
+        HttpError::Transport(e.without_url().to_string())
+    }
+}
+
+/// Whether `lower` is the header a connection's custom auth scheme uses.
+fn is_auth_header(auth: &HttpAuth, lower: &str) -> bool {
+    matches!(auth, HttpAuth::Header { name, .. } if name.eq_ignore_ascii_case(lower))
+}
+
+fn attach_auth(builder: reqwest::RequestBuilder, auth: &HttpAuth) -> reqwest::RequestBuilder {
+    match auth {
+        HttpAuth::None => builder,
+        HttpAuth::Bearer { token } => builder.bearer_auth(token.expose()),
+        HttpAuth::Basic { username, password } => {
+            let password = (!password.is_empty()).then(|| password.expose());
+            builder.basic_auth(username.expose(), password)
+        }
+        HttpAuth::Header { name, value } => builder.header(name.as_str(), value.expose()),
+    }
+}
+
+/// Joins `path` to the connection's base URL and refuses any result outside it.
+pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpError> {
+    let invalid = |reason: &str| HttpError::InvalidRequest(format!("path {path:?} {reason}"));
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(invalid("must start with a single '/' and be relative to the connection's URL"));
+    }
+    if path.contains('\\') || path.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(invalid("contains a backslash, space or control character"));
+    }
+    let base = url::Url::parse(&conn.url)
+        .map_err(|e| HttpError::Denied(format!("connection URL {:?} is not valid: {e}", conn.url)))?;
+    let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+    let url = url::Url::parse(&joined).map_err(|e| invalid(&format!("does not form a valid URL: {e}")))?;
+    let base_path = base.path().trim_end_matches('/');
+    let same_origin = url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default();
+    let inside = url.path() == base_path
+        || url.path().starts_with(&format!("{base_path}/"))
+        || base_path.is_empty();
+    if !same_origin || !inside {
+        return Err(HttpError::Denied(format!(
+            "path {path:?} leaves the connection's base URL {}",
+            conn.url
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(url: &str) -> HttpConnection {
+        HttpConnection { url: url.into(), auth: HttpAuth::None, timeout_ms: None }
+    }
+
+    #[test]
+    fn paths_stay_inside_the_base_url() {
+        let c = conn("https://api.example.test/v1");
+        assert_eq!(
+            resolve_url(&c, "/opportunities?limit=2").unwrap().as_str(),
+            "https://api.example.test/v1/opportunities?limit=2"
+        );
+        assert!(matches!(resolve_url(&c, "/../admin"), Err(HttpError::Denied(_))));
+        assert!(matches!(resolve_url(&c, "//evil.test/x"), Err(HttpError::InvalidRequest(_))));
+        assert!(matches!(resolve_url(&c, "https://evil.test/"), Err(HttpError::InvalidRequest(_))));
+        assert!(matches!(resolve_url(&c, "/x\\y"), Err(HttpError::InvalidRequest(_))));
+        assert!(matches!(resolve_url(&c, "@evil.test/"), Err(HttpError::InvalidRequest(_))));
+    }
+}

@@ -1,0 +1,450 @@
+//! LDAP through a named connection, with `ldap3`.
+//!
+//! The host binds with the connection's stored credentials over LDAPS or
+//! StartTLS, keeps one bound connection per (tenant, connection), and hands
+//! plugins only entries and result codes. Passwords a plugin asks for are
+//! generated here and never cross into the plugin.
+
+use crate::config::{ConnectionConfig, LdapConnection, TenantConfig};
+use crate::grants::EffectiveGrants;
+use crate::secret::Secret;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Default bound on entries one search returns.
+pub const DEFAULT_SEARCH_LIMIT: u32 = 10_000;
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a generated password becomes an attribute value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordEncoding {
+    /// `"password"` in UTF-16LE, as Active Directory's `unicodePwd` wants.
+    AdUnicodePwd,
+    Utf8,
+}
+
+/// A value a plugin sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LdapValue {
+    Text(String),
+    Bytes(Vec<u8>),
+    /// The host generates a strong password and hands it to the [`PasswordSink`].
+    GeneratedPassword(PasswordEncoding),
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapAttribute {
+    pub name: String,
+    pub values: Vec<LdapValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModOp {
+    Add,
+    Delete,
+    Replace,
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapModification {
+    pub op: ModOp,
+    pub attribute: String,
+    pub values: Vec<LdapValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchScope {
+    Base,
+    OneLevel,
+    Subtree,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    pub connection: String,
+    pub base: String,
+    pub scope: SearchScope,
+    pub filter: String,
+    pub attributes: Vec<String>,
+    /// RFC 2696 page size; 0 = no paging.
+    pub page_size: u32,
+    /// Most entries to return; 0 = [`DEFAULT_SEARCH_LIMIT`].
+    pub limit: u32,
+}
+
+/// One entry: text attributes, and binary ones (objectGUID) as bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LdapEntry {
+    pub dn: String,
+    pub text: Vec<(String, Vec<String>)>,
+    pub binary: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+/// Why an LDAP call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LdapError {
+    #[error("{0}")]
+    Denied(String),
+    /// The server's result (RFC 4511 code, diagnostic message, matched DN).
+    #[error("LDAP result {code}: {message}")]
+    Failed { code: u32, message: String, matched_dn: String },
+    #[error("LDAP transport error: {0}")]
+    Transport(String),
+    #[error("LDAP operation timed out")]
+    Timeout,
+}
+
+/// Receives the passwords the host generates for new accounts.
+pub trait PasswordSink: Send + Sync {
+    /// Called once per generated password, before the LDAP write that uses it.
+    fn deliver(&self, tenant: &str, connection: &str, dn: &str, password: &Secret);
+}
+
+/// The default password policy: generate, set, and keep nothing (the person
+/// resets it through the organisation's own process).
+#[derive(Debug, Default)]
+pub struct DiscardPasswords;
+
+impl PasswordSink for DiscardPasswords {
+    fn deliver(&self, tenant: &str, connection: &str, dn: &str, _password: &Secret) {
+        tracing::info!(tenant, connection, dn, "generated an initial password; policy: not retained");
+    }
+}
+
+/// The LDAP capability: bound connections shared per (tenant, connection).
+pub struct LdapCapability {
+    connections: Mutex<HashMap<(String, String), Ldap>>,
+    passwords: Arc<dyn PasswordSink>,
+}
+
+impl std::fmt::Debug for LdapCapability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapCapability").finish_non_exhaustive()
+    }
+}
+
+impl Default for LdapCapability {
+    fn default() -> Self {
+        Self::new(Arc::new(DiscardPasswords))
+    }
+}
+
+impl LdapCapability {
+    /// A capability that hands generated passwords to `passwords`.
+    pub fn new(passwords: Arc<dyn PasswordSink>) -> Self {
+        crate::install_crypto_provider();
+        Self { connections: Mutex::new(HashMap::new()), passwords }
+    }
+
+    /// Searches, paging with RFC 2696 when `page_size > 0`. Referrals are ignored.
+    pub async fn search(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        req: SearchRequest,
+    ) -> Result<Vec<LdapEntry>, LdapError> {
+        let (mut ldap, timeout) = self.connection(grants, tenant, &req.connection).await?;
+        let limit = if req.limit == 0 { DEFAULT_SEARCH_LIMIT } else { req.limit } as usize;
+        let scope = match req.scope {
+            SearchScope::Base => Scope::Base,
+            SearchScope::OneLevel => Scope::OneLevel,
+            SearchScope::Subtree => Scope::Subtree,
+        };
+        let attrs: Vec<&str> = req.attributes.iter().map(String::as_str).collect();
+        let run = async {
+            let mut adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![Box::new(EntriesOnly::new())];
+            if req.page_size > 0 {
+                adapters.push(Box::new(PagedResults::new(req.page_size.min(i32::MAX as u32) as i32)));
+            }
+            let mut stream = ldap
+                .streaming_search_with(adapters, &req.base, scope, &req.filter, attrs)
+                .await?;
+            let mut entries = Vec::new();
+            while let Some(entry) = stream.next().await? {
+                if entries.len() == limit {
+                    return Ok(Err(LdapError::Failed {
+                        code: 4,
+                        message: format!("more than {limit} entries match; narrow the filter or raise the limit"),
+                        matched_dn: String::new(),
+                    }));
+                }
+                entries.push(to_entry(SearchEntry::construct(entry)));
+            }
+            let result = stream.finish().await;
+            Ok(check(result).map(|()| entries))
+        };
+        self.finish(grants, &req.connection, timeout, run).await
+    }
+
+    /// Adds an entry.
+    pub async fn add(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        connection: &str,
+        dn: &str,
+        attributes: Vec<LdapAttribute>,
+    ) -> Result<(), LdapError> {
+        let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
+        let mut attrs = Vec::with_capacity(attributes.len());
+        for a in attributes {
+            let values = self.materialize(grants, connection, dn, &a.name, a.values)?;
+            attrs.push((a.name.into_bytes(), values));
+        }
+        self.finish(grants, connection, timeout, async { Ok(check(ldap.add(dn, attrs).await?)) })
+            .await
+    }
+
+    /// Modifies an entry.
+    pub async fn modify(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        connection: &str,
+        dn: &str,
+        changes: Vec<LdapModification>,
+    ) -> Result<(), LdapError> {
+        let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
+        let mut mods = Vec::with_capacity(changes.len());
+        for m in changes {
+            let values = self.materialize(grants, connection, dn, &m.attribute, m.values)?;
+            let attr = m.attribute.into_bytes();
+            mods.push(match m.op {
+                ModOp::Add => Mod::Add(attr, values),
+                ModOp::Delete => Mod::Delete(attr, values),
+                ModOp::Replace => Mod::Replace(attr, values),
+            });
+        }
+        self.finish(grants, connection, timeout, async { Ok(check(ldap.modify(dn, mods).await?)) })
+            .await
+    }
+
+    /// Renames or moves an entry.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn modify_dn(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        connection: &str,
+        dn: &str,
+        new_rdn: &str,
+        delete_old_rdn: bool,
+        new_superior: Option<&str>,
+    ) -> Result<(), LdapError> {
+        let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
+        self.finish(grants, connection, timeout, async {
+            Ok(check(ldap.modifydn(dn, new_rdn, delete_old_rdn, new_superior).await?))
+        })
+        .await
+    }
+
+    /// Deletes an entry.
+    pub async fn delete(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        connection: &str,
+        dn: &str,
+    ) -> Result<(), LdapError> {
+        let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
+        self.finish(grants, connection, timeout, async { Ok(check(ldap.delete(dn).await?)) })
+            .await
+    }
+
+    /// Runs one operation with the connection's timeout; drops the cached
+    /// connection when the transport failed so the next call reconnects.
+    async fn finish<T>(
+        &self,
+        grants: &EffectiveGrants,
+        connection: &str,
+        timeout: Duration,
+        op: impl Future<Output = Result<Result<T, LdapError>, ldap3::LdapError>>,
+    ) -> Result<T, LdapError> {
+        let result = match tokio::time::timeout(timeout, op).await {
+            Err(_) => Err(LdapError::Timeout),
+            Ok(Ok(r)) => r,
+            Ok(Err(ldap3::LdapError::LdapResult { result })) => Err(failed(result)),
+            Ok(Err(e)) => Err(LdapError::Transport(e.to_string())),
+        };
+        if matches!(result, Err(LdapError::Transport(_) | LdapError::Timeout)) {
+            self.forget(grants, connection);
+        }
+        result
+    }
+
+    fn forget(&self, grants: &EffectiveGrants, connection: &str) {
+        let key = (grants.tenant().to_string(), connection.to_string());
+        self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+    }
+
+    fn materialize(
+        &self,
+        grants: &EffectiveGrants,
+        connection: &str,
+        dn: &str,
+        attribute: &str,
+        values: Vec<LdapValue>,
+    ) -> Result<HashSet<Vec<u8>>, LdapError> {
+        let mut out = HashSet::with_capacity(values.len());
+        for v in values {
+            out.insert(match v {
+                LdapValue::Text(s) => s.into_bytes(),
+                LdapValue::Bytes(b) => b,
+                LdapValue::GeneratedPassword(encoding) => {
+                    let password = generate_password(20).map_err(|e| {
+                        LdapError::Transport(format!("cannot generate a password for {attribute}: {e}"))
+                    })?;
+                    self.passwords.deliver(grants.tenant(), connection, dn, &password);
+                    encode_password(&password, encoding)
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    async fn connection(
+        &self,
+        grants: &EffectiveGrants,
+        tenant: &TenantConfig,
+        name: &str,
+    ) -> Result<(Ldap, Duration), LdapError> {
+        grants.check_ldap(name).map_err(|d| LdapError::Denied(d.0))?;
+        let Some(ConnectionConfig::Ldap(conn)) = tenant.connections.get(name) else {
+            return Err(LdapError::Denied(format!("connection {name:?} is not an ldap connection")));
+        };
+        let timeout = conn.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT);
+        let key = (grants.tenant().to_string(), name.to_string());
+        if let Some(ldap) = self.connections.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            let mut ldap = ldap.clone();
+            ldap.with_timeout(timeout);
+            return Ok((ldap, timeout));
+        }
+        let mut ldap = tokio::time::timeout(timeout, connect(name, conn))
+            .await
+            .map_err(|_| LdapError::Timeout)??;
+        ldap.with_timeout(timeout);
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, ldap.clone());
+        Ok((ldap, timeout))
+    }
+}
+
+fn failed(result: ldap3::LdapResult) -> LdapError {
+    LdapError::Failed { code: result.rc, message: result.text, matched_dn: result.matched }
+}
+
+fn check(result: ldap3::LdapResult) -> Result<(), LdapError> {
+    if result.rc == 0 { Ok(()) } else { Err(failed(result)) }
+}
+
+async fn connect(name: &str, conn: &LdapConnection) -> Result<Ldap, LdapError> {
+    let plaintext = conn.url.starts_with("ldap://") && !conn.starttls;
+    if plaintext && !conn.allow_plaintext {
+        return Err(LdapError::Denied(format!(
+            "connection {name:?} would send its bind password unencrypted: use ldaps:// or starttls = true \
+             (allow_plaintext = true is for test servers only)"
+        )));
+    }
+    let mut settings = LdapConnSettings::new().set_starttls(conn.starttls);
+    if let Some(ca) = &conn.ca_file {
+        settings = settings.set_config(Arc::new(tls_config(ca)?));
+    }
+    let (driver, mut ldap) = LdapConnAsync::with_settings(settings, &conn.url)
+        .await
+        .map_err(|e| LdapError::Transport(format!("cannot connect to {}: {e}", conn.url)))?;
+    ldap3::drive!(driver);
+    let bound = ldap
+        .simple_bind(&conn.bind_dn, conn.password.expose())
+        .await
+        .map_err(|e| LdapError::Transport(format!("bind to {} failed: {e}", conn.url)))?;
+    if bound.rc != 0 {
+        return Err(LdapError::Failed {
+            code: bound.rc,
+            message: format!("bind as {} failed: {}", conn.bind_dn, bound.text),
+            matched_dn: bound.matched,
+        });
+    }
+    Ok(ldap)
+}
+
+fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, LdapError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| LdapError::Transport(format!("cannot read CA file {}: {e}", ca_file.display())))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| LdapError::Transport(format!("bad certificate in {}: {e}", ca_file.display())))?;
+        roots
+            .add(cert)
+            .map_err(|e| LdapError::Transport(format!("unusable CA certificate in {}: {e}", ca_file.display())))?;
+    }
+    Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+}
+
+fn to_entry(e: SearchEntry) -> LdapEntry {
+    let mut text: Vec<_> = e.attrs.into_iter().collect();
+    text.sort();
+    let mut binary: Vec<_> = e.bin_attrs.into_iter().collect();
+    binary.sort();
+    LdapEntry { dn: e.dn, text, binary }
+}
+
+/// A random password of `len` characters with upper, lower, digit and symbol.
+pub fn generate_password(len: usize) -> Result<Secret, getrandom::Error> {
+    const SETS: [&[u8]; 4] = [
+        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
+        b"abcdefghijkmnopqrstuvwxyz",
+        b"23456789",
+        b"!#%+-.=?@_~",
+    ];
+    let len = len.max(SETS.len());
+    let mut random = vec![0u8; len * 2];
+    getrandom::fill(&mut random)?;
+    let all: Vec<u8> = SETS.concat();
+    let mut chars: Vec<u8> = (0..len)
+        .map(|i| {
+            let set = if i < SETS.len() { SETS[i] } else { &all };
+            set[random[i] as usize % set.len()]
+        })
+        .collect();
+    // Shuffle so the guaranteed classes are not always in front.
+    for i in (1..len).rev() {
+        let j = random[len + i] as usize % (i + 1);
+        chars.swap(i, j);
+    }
+    Ok(Secret::new(String::from_utf8_lossy(&chars).into_owned()))
+}
+
+/// Encodes a password for the attribute that stores it.
+pub fn encode_password(password: &Secret, encoding: PasswordEncoding) -> Vec<u8> {
+    match encoding {
+        PasswordEncoding::Utf8 => password.expose().as_bytes().to_vec(),
+        PasswordEncoding::AdUnicodePwd => format!("\"{}\"", password.expose())
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_strong_and_encoded_for_ad() {
+        let p = generate_password(20).unwrap();
+        let s = p.expose();
+        assert_eq!(s.len(), 20);
+        assert!(s.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(s.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(s.chars().any(|c| c.is_ascii_digit()));
+        assert!(s.chars().any(|c| !c.is_ascii_alphanumeric()));
+        let encoded = encode_password(&Secret::new("Ab1!"), PasswordEncoding::AdUnicodePwd);
+        assert_eq!(encoded, b"\"\0A\0b\x001\0!\0\"\0");
+    }
+}

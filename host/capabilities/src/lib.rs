@@ -1,0 +1,31 @@
+//! What a Tenure plugin may reach, and nothing more.
+//!
+//! Every capability a plugin imports (outbound HTTP, LDAP, a private key-value
+//! store, the clock) is implemented here in plain Rust, independent of
+//! wasmtime. The runtime crate binds these to the WIT imports.
+//!
+//! Access follows two-sided grants: a plugin's manifest *requests* a
+//! capability, a tenant's config *grants* it, and the plugin gets the
+//! intersection. Every denial names the config key that would allow it.
+
+pub mod clock;
+pub mod config;
+pub mod grants;
+pub mod http;
+pub mod kv;
+pub mod ldap;
+pub mod secret;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, ConnectionConfig, HttpAuth, HttpConnection, LdapConnection, TenantConfig};
+pub use grants::{CapabilityRequest, Denied, EffectiveGrants, PluginGrant};
+pub use http::{HttpCapability, HttpError, HttpRequest, HttpResponse};
+pub use kv::{KvBackend, KvError, KvNamespace, MemoryKv};
+pub use ldap::{LdapCapability, LdapError};
+pub use secret::Secret;
+
+/// Installs the one rustls crypto provider (ring) the whole host uses.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,95 @@
+//! Host bindings generated from the frozen WIT in `wit/since_v0.1.0`.
+//!
+//! The imports (types, log, clock, http, ldap, kv) are generated once; each
+//! plugin world reuses them through `with`, so one set of host trait impls
+//! and one set of Rust types serve every plugin kind.
+
+#[allow(missing_docs, clippy::all)]
+mod imports {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        world: "imports",
+        imports: { default: async },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+#[allow(missing_docs, clippy::all)]
+pub(crate) mod rules_world {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        world: "rules-plugin",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "tenure:plugin/types": super::imports::tenure::plugin::types,
+            "tenure:plugin/log": super::imports::tenure::plugin::log,
+            "tenure:plugin/clock": super::imports::tenure::plugin::clock,
+            "tenure:plugin/http": super::imports::tenure::plugin::http,
+            "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
+            "tenure:plugin/kv": super::imports::tenure::plugin::kv,
+        },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+#[allow(missing_docs, clippy::all)]
+pub(crate) mod connector_world {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        world: "connector-plugin",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "tenure:plugin/types": super::imports::tenure::plugin::types,
+            "tenure:plugin/log": super::imports::tenure::plugin::log,
+            "tenure:plugin/clock": super::imports::tenure::plugin::clock,
+            "tenure:plugin/http": super::imports::tenure::plugin::http,
+            "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
+            "tenure:plugin/kv": super::imports::tenure::plugin::kv,
+        },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+#[allow(missing_docs, clippy::all)]
+pub(crate) mod source_world {
+    wasmtime::component::bindgen!({
+        path: "../../wit/since_v0.1.0",
+        world: "source-plugin",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "tenure:plugin/types": super::imports::tenure::plugin::types,
+            "tenure:plugin/log": super::imports::tenure::plugin::log,
+            "tenure:plugin/clock": super::imports::tenure::plugin::clock,
+            "tenure:plugin/http": super::imports::tenure::plugin::http,
+            "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
+            "tenure:plugin/kv": super::imports::tenure::plugin::kv,
+        },
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+    });
+}
+
+pub(crate) use imports::Imports;
+
+/// The WIT types as Rust types, for callers of the runtime.
+pub mod wit {
+    pub use super::imports::tenure::plugin::{clock, http, kv, ldap, log, types};
+    pub use super::imports::tenure::plugin::types::*;
+
+    /// The `rules` interface's own types.
+    pub mod rules {
+        pub use super::super::rules_world::exports::tenure::plugin::rules::{Context, Evaluation, TraceEntry};
+    }
+    /// The `connector` interface's own types.
+    pub mod connector {
+        pub use super::super::connector_world::exports::tenure::plugin::connector::{
+            Capabilities, OperationKind,
+        };
+    }
+    /// The `source` interface's own types.
+    pub mod source {
+        pub use super::super::source_world::exports::tenure::plugin::source::{Payload, PollResult};
+    }
+}

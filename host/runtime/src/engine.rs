@@ -1,0 +1,95 @@
+//! The one wasmtime engine: pooling allocator, epoch interruption and its ticker.
+
+use crate::error::RuntimeError;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails};
+
+/// How the host runs plugins. The defaults suit a 2-core host with a few
+/// dozen plugin instances live at once.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached (`None`: compile in memory).
+    pub cache_dir: Option<PathBuf>,
+    /// Deadline of one plugin call, unless the tenant sets one.
+    pub default_deadline: Duration,
+    /// Memory limit of one plugin instance in MiB, unless the tenant sets one.
+    pub default_memory_mib: u64,
+    /// Hard ceiling for any instance's memory (the pooling slot size) in MiB.
+    pub max_memory_mib: u64,
+    /// Component instances that may be live at once (warm and in use).
+    pub max_instances: u32,
+    /// Warm instances kept idle per (tenant, plugin version).
+    pub warm_per_tenant: usize,
+    /// How often the epoch advances; deadlines are checked at this granularity.
+    pub epoch_tick: Duration,
+    /// Use the pooling allocator (faster instantiation).
+    pub pooling: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            default_deadline: Duration::from_secs(10),
+            default_memory_mib: 128,
+            max_memory_mib: 512,
+            max_instances: 200,
+            warm_per_tenant: 4,
+            epoch_tick: Duration::from_millis(5),
+            pooling: true,
+        }
+    }
+}
+
+/// Builds the engine. Python components hold ~40 core instances each, so the
+/// core-instance pool is sized from `max_instances` with that in mind.
+pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeError> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
+    config.async_stack_size(2 << 20);
+    config.max_wasm_stack(1 << 20);
+    if options.pooling {
+        let n = options.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(50))
+            .total_memories(n.saturating_mul(4))
+            .total_tables(n.saturating_mul(50))
+            .total_stacks(n)
+            .max_memories_per_component(32)
+            .max_tables_per_component(64)
+            .max_core_instances_per_component(64)
+            .max_tables_per_module(8)
+            .table_elements(200_000)
+            .max_core_instance_size(8 << 20)
+            .max_component_instance_size(8 << 20)
+            .max_memory_size((options.max_memory_mib as usize) << 20)
+            .max_unused_warm_slots(n / 2);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Reserve only what a slot can use, so many slots fit in the address space.
+        config.memory_reservation((options.max_memory_mib << 20).max(64 << 20));
+        config.memory_guard_size(64 << 10);
+        config.memory_reservation_for_growth(0);
+    }
+    Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
+}
+
+/// Advances the engine's epoch every `tick` until the engine is dropped.
+pub(crate) fn start_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("tenure-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the epoch ticker; plugin deadlines will not fire");
+    }
+}

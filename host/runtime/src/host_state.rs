@@ -1,0 +1,323 @@
+//! Per-instance store data and the host side of every WIT import.
+
+use crate::bindings::wit::{clock, http, kv, ldap, log, types};
+use std::sync::Arc;
+use tenure_capabilities as caps;
+use tenure_capabilities::{Clock, EffectiveGrants, KvBackend, KvNamespace, TenantConfig};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Longest guest log line kept; longer ones are cut.
+const MAX_LOG_BYTES: usize = 4096;
+
+/// The host services plugins reach through their imports, shared by all tenants.
+pub struct Services {
+    pub http: caps::HttpCapability,
+    pub ldap: caps::LdapCapability,
+    pub kv: Arc<dyn KvBackend>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Services {
+    /// Real HTTP and LDAP, the given key-value backend and clock.
+    pub fn new(kv: Arc<dyn KvBackend>, clock: Arc<dyn Clock>) -> Result<Self, caps::HttpError> {
+        Ok(Self { http: caps::HttpCapability::new()?, ldap: caps::LdapCapability::default(), kv, clock })
+    }
+}
+
+/// One plugin version bound to one tenant: who is calling and what it may reach.
+pub(crate) struct Binding {
+    pub tenant: String,
+    pub plugin: String,
+    pub version: String,
+    pub grants: EffectiveGrants,
+    pub tenant_config: Arc<TenantConfig>,
+    pub kv_namespace: KvNamespace,
+    pub services: Arc<Services>,
+    /// Bumped when the tenant's config changes, so stale warm instances are dropped.
+    pub generation: u64,
+}
+
+/// Caps the total linear memory of one store and records whether it was hit.
+pub(crate) struct MemoryLimiter {
+    pub limit: usize,
+    pub hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// What a store carries: an empty WASI context (grants nothing), the binding and limits.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: MemoryLimiter,
+    pub binding: Arc<Binding>,
+    /// The message the guest's panic hook reported, if any.
+    pub panic: Option<String>,
+}
+
+impl HostState {
+    pub fn new(binding: Arc<Binding>, memory_limit: usize) -> Self {
+        Self {
+            // No preopens, env, args, sockets or DNS; stdio closed.
+            wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter { limit: memory_limit, hit: false },
+            binding,
+            panic: None,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_LOG_BYTES {
+        let mut end = MAX_LOG_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(" [truncated]");
+    }
+    s
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        let b = &self.binding;
+        let message = truncate(message);
+        let (tenant, plugin, version) = (b.tenant.as_str(), b.plugin.as_str(), b.version.as_str());
+        match level {
+            log::Level::Trace => tracing::trace!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
+            log::Level::Info => tracing::info!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
+            log::Level::Error => tracing::error!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
+        }
+    }
+
+    async fn report_panic(&mut self, message: String) {
+        let message = truncate(message);
+        let b = &self.binding;
+        tracing::error!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, version = %b.version, "plugin panicked: {message}");
+        self.panic = Some(message);
+    }
+}
+
+impl clock::Host for HostState {
+    async fn now_ms(&mut self) -> i64 {
+        self.binding.services.clock.now_ms()
+    }
+}
+
+impl http::Host for HostState {
+    async fn send(&mut self, req: http::Request) -> Result<http::Response, http::HttpError> {
+        let b = self.binding.clone();
+        let connection = req.connection.clone();
+        let request = caps::HttpRequest {
+            connection: req.connection,
+            method: req.method,
+            path: req.path,
+            headers: req.headers,
+            body: req.body,
+            timeout_ms: req.timeout_ms,
+        };
+        let result = b.services.http.send(&b.grants, &b.tenant_config, request).await;
+        if let Err(caps::HttpError::Denied(reason)) = &result {
+            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection, "http denied: {reason}");
+        }
+        result
+            .map(|r| http::Response { status: r.status, headers: r.headers, body: r.body })
+            .map_err(|e| match e {
+                caps::HttpError::Denied(m) => http::HttpError::Denied(m),
+                caps::HttpError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
+                caps::HttpError::Timeout => http::HttpError::Timeout,
+                caps::HttpError::Transport(m) => http::HttpError::Transport(m),
+            })
+    }
+}
+
+fn ldap_error(e: caps::ldap::LdapError) -> ldap::LdapError {
+    use caps::ldap::LdapError as E;
+    match e {
+        E::Denied(m) => ldap::LdapError::Denied(m),
+        E::Failed { code, message, matched_dn } => {
+            ldap::LdapError::Failed(ldap::LdapResult { code, message, matched_dn })
+        }
+        E::Transport(m) => ldap::LdapError::Transport(m),
+        E::Timeout => ldap::LdapError::Timeout,
+    }
+}
+
+fn ldap_values(values: Vec<ldap::Value>) -> Vec<caps::ldap::LdapValue> {
+    use caps::ldap::{LdapValue, PasswordEncoding};
+    values
+        .into_iter()
+        .map(|v| match v {
+            ldap::Value::Text(s) => LdapValue::Text(s),
+            ldap::Value::Bytes(b) => LdapValue::Bytes(b),
+            ldap::Value::GeneratedPassword(ldap::PasswordEncoding::AdUnicodePwd) => {
+                LdapValue::GeneratedPassword(PasswordEncoding::AdUnicodePwd)
+            }
+            ldap::Value::GeneratedPassword(ldap::PasswordEncoding::Utf8) => {
+                LdapValue::GeneratedPassword(PasswordEncoding::Utf8)
+            }
+        })
+        .collect()
+}
+
+impl HostState {
+    fn note_ldap_denial<T>(&self, connection: &str, r: &Result<T, caps::ldap::LdapError>) {
+        if let Err(caps::ldap::LdapError::Denied(reason)) = r {
+            let b = &self.binding;
+            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection, "ldap denied: {reason}");
+        }
+    }
+}
+
+impl ldap::Host for HostState {
+    async fn search(&mut self, req: ldap::SearchRequest) -> Result<Vec<ldap::Entry>, ldap::LdapError> {
+        let b = self.binding.clone();
+        let connection = req.connection.clone();
+        let request = caps::ldap::SearchRequest {
+            connection: req.connection,
+            base: req.base,
+            scope: match req.scope {
+                ldap::Scope::Base => caps::ldap::SearchScope::Base,
+                ldap::Scope::OneLevel => caps::ldap::SearchScope::OneLevel,
+                ldap::Scope::Subtree => caps::ldap::SearchScope::Subtree,
+            },
+            filter: req.filter,
+            attributes: req.attributes,
+            page_size: req.page_size,
+            limit: req.limit,
+        };
+        let r = b.services.ldap.search(&b.grants, &b.tenant_config, request).await;
+        self.note_ldap_denial(&connection, &r);
+        r.map(|entries| {
+            entries
+                .into_iter()
+                .map(|e| ldap::Entry { dn: e.dn, text: e.text, binary: e.binary })
+                .collect()
+        })
+        .map_err(ldap_error)
+    }
+
+    async fn add(&mut self, connection: String, dn: String, attributes: Vec<ldap::Attribute>) -> Result<(), ldap::LdapError> {
+        let b = self.binding.clone();
+        let attrs = attributes
+            .into_iter()
+            .map(|a| caps::ldap::LdapAttribute { name: a.name, values: ldap_values(a.values) })
+            .collect();
+        let r = b.services.ldap.add(&b.grants, &b.tenant_config, &connection, &dn, attrs).await;
+        self.note_ldap_denial(&connection, &r);
+        r.map_err(ldap_error)
+    }
+
+    async fn modify(&mut self, connection: String, dn: String, changes: Vec<ldap::Modification>) -> Result<(), ldap::LdapError> {
+        let b = self.binding.clone();
+        let mods = changes
+            .into_iter()
+            .map(|m| caps::ldap::LdapModification {
+                op: match m.op {
+                    ldap::ModOp::Add => caps::ldap::ModOp::Add,
+                    ldap::ModOp::Delete => caps::ldap::ModOp::Delete,
+                    ldap::ModOp::Replace => caps::ldap::ModOp::Replace,
+                },
+                attribute: m.attribute,
+                values: ldap_values(m.values),
+            })
+            .collect();
+        let r = b.services.ldap.modify(&b.grants, &b.tenant_config, &connection, &dn, mods).await;
+        self.note_ldap_denial(&connection, &r);
+        r.map_err(ldap_error)
+    }
+
+    async fn modify_dn(
+        &mut self,
+        connection: String,
+        dn: String,
+        new_rdn: String,
+        delete_old_rdn: bool,
+        new_superior: Option<String>,
+    ) -> Result<(), ldap::LdapError> {
+        let b = self.binding.clone();
+        let r = b
+            .services
+            .ldap
+            .modify_dn(&b.grants, &b.tenant_config, &connection, &dn, &new_rdn, delete_old_rdn, new_superior.as_deref())
+            .await;
+        self.note_ldap_denial(&connection, &r);
+        r.map_err(ldap_error)
+    }
+
+    async fn delete_entry(&mut self, connection: String, dn: String) -> Result<(), ldap::LdapError> {
+        let b = self.binding.clone();
+        let r = b.services.ldap.delete(&b.grants, &b.tenant_config, &connection, &dn).await;
+        self.note_ldap_denial(&connection, &r);
+        r.map_err(ldap_error)
+    }
+}
+
+fn kv_error(e: caps::KvError) -> kv::KvError {
+    match e {
+        caps::KvError::Denied(m) => kv::KvError::Denied(m),
+        caps::KvError::TooLarge(m) => kv::KvError::TooLarge(m),
+        caps::KvError::Other(m) => kv::KvError::Other(m),
+    }
+}
+
+impl HostState {
+    fn kv_allowed(&self) -> Result<(), kv::KvError> {
+        self.binding.grants.check_kv().map_err(|d| kv::KvError::Denied(d.0))
+    }
+}
+
+impl kv::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
+        self.kv_allowed()?;
+        caps::kv::check_sizes(&key, None).map_err(kv_error)?;
+        let b = &self.binding;
+        b.services.kv.get(&b.kv_namespace, &key).map_err(kv_error)
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
+        self.kv_allowed()?;
+        caps::kv::check_sizes(&key, Some(&value)).map_err(kv_error)?;
+        let b = &self.binding;
+        b.services.kv.set(&b.kv_namespace, &key, &value).map_err(kv_error)
+    }
+
+    async fn remove(&mut self, key: String) -> Result<(), kv::KvError> {
+        self.kv_allowed()?;
+        caps::kv::check_sizes(&key, None).map_err(kv_error)?;
+        let b = &self.binding;
+        b.services.kv.remove(&b.kv_namespace, &key).map_err(kv_error)
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::KvError> {
+        self.kv_allowed()?;
+        let b = &self.binding;
+        b.services.kv.list_keys(&b.kv_namespace, &prefix).map_err(kv_error)
+    }
+}

@@ -1,0 +1,243 @@
+//! Calling a plugin: a warm instance per tenant, a deadline, and typed failures.
+
+use crate::bindings::connector_world::ConnectorPlugin;
+use crate::bindings::rules_world::RulesPlugin;
+use crate::bindings::source_world::SourcePlugin;
+use crate::bindings::wit::{self, PluginError};
+use crate::error::CallError;
+use crate::host_state::{Binding, HostState};
+use crate::manifest::PluginKind;
+use crate::registry::{PluginVersion, Pre};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::{Store, Trap};
+
+/// The exports of one live instance.
+pub(crate) enum Exports {
+    Rules(RulesPlugin),
+    Connector(ConnectorPlugin),
+    Source(SourcePlugin),
+}
+
+/// A configured instance that can take calls; returned to its pool after a clean call.
+pub(crate) struct Warm {
+    store: Store<HostState>,
+    exports: Exports,
+    pub generation: u64,
+}
+
+/// One plugin version bound to one tenant. Holding a handle pins the version:
+/// a hot swap that happens meanwhile affects only handles taken after it.
+#[derive(Clone)]
+pub struct PluginHandle {
+    pub(crate) version: Arc<PluginVersion>,
+    pub(crate) binding: Arc<Binding>,
+    pub(crate) deadline: Duration,
+    pub(crate) memory_limit: usize,
+    pub(crate) warm_limit: usize,
+}
+
+impl std::fmt::Debug for PluginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHandle")
+            .field("tenant", &self.binding.tenant)
+            .field("plugin", &self.binding.plugin)
+            .field("version", &self.binding.version)
+            .finish()
+    }
+}
+
+type Raw<T> = Result<wasmtime::Result<T>, tokio::time::error::Elapsed>;
+
+impl PluginHandle {
+    /// The plugin's name.
+    pub fn plugin(&self) -> &str {
+        &self.binding.plugin
+    }
+
+    /// The version this handle calls (`manifest version+sha prefix`).
+    pub fn version(&self) -> &str {
+        &self.binding.version
+    }
+
+    /// The tenant this handle calls for.
+    pub fn tenant(&self) -> &str {
+        &self.binding.tenant
+    }
+
+    /// The plugin's kind.
+    pub fn kind(&self) -> PluginKind {
+        self.version.kind
+    }
+
+    /// Rules: the desired account per destination and the trace.
+    pub async fn evaluate(
+        &self,
+        person: &wit::Person,
+        context: &wit::rules::Context,
+    ) -> Result<wit::rules::Evaluation, CallError> {
+        let mut warm = self.checkout().await?;
+        let Exports::Rules(p) = &warm.exports else { return Err(self.wrong_kind("rules")) };
+        let r = self.run(p.tenure_plugin_rules().call_evaluate(&mut warm.store, person, context)).await;
+        self.settle(warm, r)
+    }
+
+    /// Connector: what it supports and how it matches accounts.
+    pub async fn describe(&self) -> Result<wit::connector::Capabilities, CallError> {
+        let mut warm = self.checkout().await?;
+        let Exports::Connector(p) = &warm.exports else { return Err(self.wrong_kind("connector")) };
+        let r = self.run(p.tenure_plugin_connector().call_describe(&mut warm.store)).await;
+        self.settle(warm, r.map(|r| r.map(Ok)))
+    }
+
+    /// Connector: accounts matching the keys.
+    pub async fn lookup(&self, keys: &[wit::MatchKey]) -> Result<Vec<wit::Account>, CallError> {
+        let mut warm = self.checkout().await?;
+        let Exports::Connector(p) = &warm.exports else { return Err(self.wrong_kind("connector")) };
+        let r = self.run(p.tenure_plugin_connector().call_lookup_accounts(&mut warm.store, keys)).await;
+        self.settle(warm, r)
+    }
+
+    /// Connector: apply one operation.
+    pub async fn apply(&self, op: &wit::Operation) -> Result<wit::Outcome, CallError> {
+        let mut warm = self.checkout().await?;
+        let Exports::Connector(p) = &warm.exports else { return Err(self.wrong_kind("connector")) };
+        let r = self.run(p.tenure_plugin_connector().call_apply(&mut warm.store, op)).await;
+        self.settle(warm, r)
+    }
+
+    /// Source: events from a received payload.
+    pub async fn parse(&self, payload: &wit::source::Payload) -> Result<Vec<wit::PersonEvent>, CallError> {
+        let mut warm = self.checkout().await?;
+        let Exports::Source(p) = &warm.exports else { return Err(self.wrong_kind("source")) };
+        let r = self.run(p.tenure_plugin_source().call_parse(&mut warm.store, payload)).await;
+        self.settle(warm, r)
+    }
+
+    /// Source: changes since `cursor`.
+    pub async fn poll(&self, cursor: Option<&str>) -> Result<wit::source::PollResult, CallError> {
+        let mut warm = self.checkout().await?;
+        let Exports::Source(p) = &warm.exports else { return Err(self.wrong_kind("source")) };
+        let r = self.run(p.tenure_plugin_source().call_poll(&mut warm.store, cursor)).await;
+        self.settle(warm, r)
+    }
+
+    fn wrong_kind(&self, wanted: &'static str) -> CallError {
+        CallError::WrongKind { plugin: self.label(), kind: self.version.kind.as_str(), wanted }
+    }
+
+    fn label(&self) -> String {
+        format!("{}@{} (tenant {})", self.binding.plugin, self.binding.version, self.binding.tenant)
+    }
+
+    async fn run<T>(&self, call: impl Future<Output = wasmtime::Result<T>>) -> Raw<T> {
+        tokio::time::timeout(self.deadline, call).await
+    }
+
+    /// A warm instance of this version for this tenant, or a new configured one.
+    async fn checkout(&self) -> Result<Warm, CallError> {
+        if let Some(warm) = self.version.take_warm(&self.binding.tenant, self.binding.generation) {
+            return Ok(warm);
+        }
+        self.instantiate().await
+    }
+
+    async fn instantiate(&self) -> Result<Warm, CallError> {
+        let mut store = Store::new(
+            self.version.engine(),
+            HostState::new(self.binding.clone(), self.memory_limit),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let grant = self.binding.tenant_config.plugins.get(&self.binding.plugin);
+        let settings: Vec<(String, String)> = grant
+            .map(|g| g.settings.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let exports = match &self.version.pre {
+            Pre::Rules(pre) => {
+                let p = self.run(pre.instantiate_async(&mut store)).await;
+                let p = self.started(&mut store, p)?;
+                let rule_set = grant.and_then(|g| g.rule_set.clone()).unwrap_or_default();
+                let r = self.run(p.tenure_plugin_rules().call_configure(&mut store, &rule_set, &settings)).await;
+                self.configured(&store, r)?;
+                Exports::Rules(p)
+            }
+            Pre::Connector(pre) => {
+                let p = self.run(pre.instantiate_async(&mut store)).await;
+                let p = self.started(&mut store, p)?;
+                let r = self.run(p.tenure_plugin_connector().call_configure(&mut store, &settings)).await;
+                self.configured(&store, r)?;
+                Exports::Connector(p)
+            }
+            Pre::Source(pre) => {
+                let p = self.run(pre.instantiate_async(&mut store)).await;
+                let p = self.started(&mut store, p)?;
+                let r = self.run(p.tenure_plugin_source().call_configure(&mut store, &settings)).await;
+                self.configured(&store, r)?;
+                Exports::Source(p)
+            }
+        };
+        Ok(Warm { store, exports, generation: self.binding.generation })
+    }
+
+    fn started<T>(&self, store: &mut Store<HostState>, r: Raw<T>) -> Result<T, CallError> {
+        match r {
+            Ok(Ok(p)) => Ok(p),
+            other => Err(self.failure(store.data(), other.map(|r| r.map(|_| ())), "instantiation")),
+        }
+    }
+
+    fn configured(&self, store: &Store<HostState>, r: Raw<Result<(), PluginError>>) -> Result<(), CallError> {
+        match r {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(CallError::Start {
+                plugin: self.label(),
+                message: format!("configure failed: {error}"),
+            }),
+            other => Err(self.failure(store.data(), other.map(|r| r.map(|_| ())), "configure")),
+        }
+    }
+
+    /// Maps a finished call: clean results return the instance to the pool;
+    /// a trap, timeout or memory exhaustion drops it (a trapped instance is poisoned).
+    fn settle<T>(&self, warm: Warm, r: Raw<Result<T, PluginError>>) -> Result<T, CallError> {
+        match r {
+            Ok(Ok(Ok(v))) => {
+                self.version.put_warm(&self.binding.tenant, warm, self.warm_limit);
+                Ok(v)
+            }
+            Ok(Ok(Err(error))) => {
+                self.version.put_warm(&self.binding.tenant, warm, self.warm_limit);
+                Err(CallError::Plugin { plugin: self.label(), error })
+            }
+            other => Err(self.failure(warm.store.data(), other.map(|r| r.map(|_| ())), "call")),
+        }
+    }
+
+    fn failure(&self, state: &HostState, r: Raw<()>, phase: &str) -> CallError {
+        let plugin = self.label();
+        let error = match r {
+            Err(_) => {
+                return CallError::Timeout { plugin, deadline_ms: self.deadline.as_millis() as u64 };
+            }
+            Ok(Ok(())) => return CallError::Start { plugin, message: format!("{phase} did not finish") },
+            Ok(Err(e)) => e,
+        };
+        if state.limiter.hit {
+            return CallError::OutOfMemory { plugin, limit_mib: (self.memory_limit >> 20) as u64 };
+        }
+        if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return CallError::Timeout { plugin, deadline_ms: self.deadline.as_millis() as u64 };
+        }
+        let mut message = match &state.panic {
+            Some(panic) => format!("panicked: {panic}"),
+            None => format!("{error:#}"),
+        };
+        if phase != "call" {
+            message = format!("during {phase}: {message}");
+        }
+        tracing::warn!(tenant = %self.binding.tenant, plugin = %self.binding.plugin, version = %self.binding.version, "plugin failed: {message}");
+        CallError::Trap { plugin, message }
+    }
+}

@@ -1,0 +1,289 @@
+//! The plugin registry: versions, hot swap, rollback, tenants and warm pools.
+
+use crate::bindings::Imports;
+use crate::bindings::connector_world::ConnectorPluginPre;
+use crate::bindings::rules_world::RulesPluginPre;
+use crate::bindings::source_world::SourcePluginPre;
+use crate::cache::ComponentCache;
+use crate::engine::{RuntimeOptions, build_engine, start_epoch_ticker};
+use crate::error::RuntimeError;
+use crate::host_state::{Binding, HostState, Services};
+use crate::instance::{PluginHandle, Warm};
+use crate::manifest::{PluginKind, PluginManifest};
+use crate::wit_version::{self, WitVersion};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tenure_capabilities::{EffectiveGrants, KvNamespace, TenantConfig};
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Pre-linked, type-checked instantiation of one component (built once per version).
+pub(crate) enum Pre {
+    Rules(RulesPluginPre<HostState>),
+    Connector(ConnectorPluginPre<HostState>),
+    Source(SourcePluginPre<HostState>),
+}
+
+/// One registered version of a plugin. Immutable once built; warm instances
+/// per tenant hang off it, so dropping the version drops its instances.
+pub struct PluginVersion {
+    pub manifest: PluginManifest,
+    pub kind: PluginKind,
+    pub wit: WitVersion,
+    /// Hex SHA-256 of the component bytes.
+    pub sha256: String,
+    /// `manifest version + "+" + first 8 hex of the SHA-256`.
+    pub label: String,
+    pub(crate) pre: Pre,
+    engine: Engine,
+    warm: Mutex<HashMap<String, Vec<Warm>>>,
+}
+
+impl PluginVersion {
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn take_warm(&self, tenant: &str, generation: u64) -> Option<Warm> {
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = warm.get_mut(tenant)?;
+        while let Some(w) = idle.pop() {
+            if w.generation == generation {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn put_warm(&self, tenant: &str, instance: Warm, limit: usize) {
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let idle = warm.entry(tenant.to_string()).or_default();
+        if idle.len() < limit {
+            idle.push(instance);
+        }
+    }
+
+    fn drop_warm(&self) {
+        self.warm.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+struct PluginSlot {
+    current: ArcSwap<PluginVersion>,
+    /// Every version registered, oldest first, for rollback.
+    history: Mutex<Vec<Arc<PluginVersion>>>,
+}
+
+struct TenantEntry {
+    config: Arc<TenantConfig>,
+    generation: u64,
+}
+
+/// The plugin host. Cheap to clone; all clones share one engine and registry.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    options: RuntimeOptions,
+    services: Arc<Services>,
+    plugins: RwLock<HashMap<String, Arc<PluginSlot>>>,
+    tenants: RwLock<HashMap<String, TenantEntry>>,
+    generations: AtomicU64,
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker.
+    pub fn new(options: RuntimeOptions, services: Services) -> Result<Self, RuntimeError> {
+        let engine = build_engine(&options)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        Imports::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        start_epoch_ticker(&engine, options.epoch_tick);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cache: ComponentCache::new(options.cache_dir.clone()),
+                engine,
+                linker,
+                options,
+                services: Arc::new(services),
+                plugins: RwLock::new(HashMap::new()),
+                tenants: RwLock::new(HashMap::new()),
+                generations: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    /// The host services (key-value backend, clock) this runtime hands plugins.
+    pub fn services(&self) -> &Arc<Services> {
+        &self.inner.services
+    }
+
+    /// Compiles (or loads from cache) and registers a plugin version, which
+    /// becomes current at once. Calls already running finish on the old version.
+    pub fn register(&self, manifest: PluginManifest, wasm: &[u8]) -> Result<Arc<PluginVersion>, RuntimeError> {
+        let inner = &self.inner;
+        let (component, sha256) = inner.cache.load(&inner.engine, wasm)?;
+        let info = wit_version::inspect(&inner.engine, &manifest.name, &component)?;
+        if info.kind != manifest.kind {
+            return Err(RuntimeError::InvalidPlugin {
+                plugin: manifest.name.clone(),
+                reason: format!(
+                    "manifest says kind = {:?} but the component exports the {} interface",
+                    manifest.kind.as_str(),
+                    info.kind.as_str()
+                ),
+            });
+        }
+        let invalid = |e: wasmtime::Error| RuntimeError::InvalidPlugin {
+            plugin: manifest.name.clone(),
+            reason: format!("cannot link against this host: {e:#}"),
+        };
+        let instance_pre = inner.linker.instantiate_pre(&component).map_err(invalid)?;
+        let pre = match info.kind {
+            PluginKind::Rules => Pre::Rules(RulesPluginPre::new(instance_pre).map_err(invalid)?),
+            PluginKind::Connector => Pre::Connector(ConnectorPluginPre::new(instance_pre).map_err(invalid)?),
+            PluginKind::Source => Pre::Source(SourcePluginPre::new(instance_pre).map_err(invalid)?),
+        };
+        let version = Arc::new(PluginVersion {
+            label: format!("{}+{}", manifest.version, &sha256[..8]),
+            kind: info.kind,
+            wit: info.wit,
+            sha256,
+            manifest,
+            pre,
+            engine: inner.engine.clone(),
+            warm: Mutex::new(HashMap::new()),
+        });
+        let name = version.manifest.name.clone();
+        let mut plugins = inner.plugins.write().unwrap_or_else(|p| p.into_inner());
+        match plugins.get(&name) {
+            Some(slot) => {
+                slot.history.lock().unwrap_or_else(|p| p.into_inner()).push(version.clone());
+                let old = slot.current.swap(version.clone());
+                old.drop_warm();
+            }
+            None => {
+                plugins.insert(
+                    name.clone(),
+                    Arc::new(PluginSlot {
+                        current: ArcSwap::new(version.clone()),
+                        history: Mutex::new(vec![version.clone()]),
+                    }),
+                );
+            }
+        }
+        tracing::info!(plugin = %name, version = %version.label, kind = version.kind.as_str(), wit = %version.wit, "plugin registered");
+        Ok(version)
+    }
+
+    /// Registers `x.wasm` with the manifest `x.toml` beside it.
+    pub fn register_file(&self, wasm: &Path) -> Result<Arc<PluginVersion>, RuntimeError> {
+        let manifest = PluginManifest::for_component(wasm)?;
+        let bytes = std::fs::read(wasm).map_err(|e| RuntimeError::InvalidPlugin {
+            plugin: manifest.name.clone(),
+            reason: format!("cannot read {}: {e}", wasm.display()),
+        })?;
+        self.register(manifest, &bytes)
+    }
+
+    /// Makes an earlier version current again: the one with `label`, or the
+    /// one before the current when `label` is `None`.
+    pub fn rollback(&self, plugin: &str, label: Option<&str>) -> Result<Arc<PluginVersion>, RuntimeError> {
+        let slot = self.slot(plugin)?;
+        let history = slot.history.lock().unwrap_or_else(|p| p.into_inner());
+        let current = slot.current.load_full();
+        let target = match label {
+            Some(l) => history.iter().rev().find(|v| v.label == l),
+            None => {
+                let pos = history.iter().rposition(|v| Arc::ptr_eq(v, &current));
+                pos.and_then(|p| p.checked_sub(1)).and_then(|p| history.get(p))
+            }
+        }
+        .cloned()
+        .ok_or_else(|| RuntimeError::UnknownVersion {
+            plugin: plugin.to_string(),
+            version: label.unwrap_or("<previous>").to_string(),
+        })?;
+        let old = slot.current.swap(target.clone());
+        old.drop_warm();
+        tracing::info!(plugin, from = %old.label, to = %target.label, "plugin rolled back");
+        Ok(target)
+    }
+
+    /// The current version of a plugin.
+    pub fn current(&self, plugin: &str) -> Result<Arc<PluginVersion>, RuntimeError> {
+        Ok(self.slot(plugin)?.current.load_full())
+    }
+
+    /// Every registered version of a plugin, oldest first.
+    pub fn versions(&self, plugin: &str) -> Result<Vec<Arc<PluginVersion>>, RuntimeError> {
+        Ok(self.slot(plugin)?.history.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Adds or replaces a tenant's config. Warm instances built under the old
+    /// config are not reused.
+    pub fn set_tenant(&self, name: &str, config: TenantConfig) {
+        let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .tenants
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), TenantEntry { config: Arc::new(config), generation });
+    }
+
+    /// A handle on the current version of `plugin` for `tenant`.
+    pub fn plugin(&self, tenant: &str, plugin: &str) -> Result<PluginHandle, RuntimeError> {
+        let version = self.slot(plugin)?.current.load_full();
+        let (config, generation) = {
+            let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
+            let entry = tenants.get(tenant).ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
+            (entry.config.clone(), entry.generation)
+        };
+        let grant = config.plugins.get(plugin);
+        let options = &self.inner.options;
+        let deadline = grant
+            .and_then(|g| g.deadline_ms)
+            .map(std::time::Duration::from_millis)
+            .unwrap_or(options.default_deadline);
+        let memory_mib = grant
+            .and_then(|g| g.memory_mib)
+            .unwrap_or(options.default_memory_mib)
+            .min(options.max_memory_mib);
+        let binding = Arc::new(Binding {
+            tenant: tenant.to_string(),
+            plugin: plugin.to_string(),
+            version: version.label.clone(),
+            grants: EffectiveGrants::new(tenant, plugin, &version.manifest.capabilities, &config),
+            kv_namespace: KvNamespace { tenant: tenant.to_string(), plugin: plugin.to_string() },
+            tenant_config: config,
+            services: self.inner.services.clone(),
+            generation,
+        });
+        Ok(PluginHandle {
+            version,
+            binding,
+            deadline,
+            memory_limit: (memory_mib as usize) << 20,
+            warm_limit: options.warm_per_tenant,
+        })
+    }
+
+    fn slot(&self, plugin: &str) -> Result<Arc<PluginSlot>, RuntimeError> {
+        self.inner
+            .plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(plugin)
+            .cloned()
+            .ok_or_else(|| RuntimeError::UnknownPlugin(plugin.to_string()))
+    }
+}
