@@ -1,0 +1,114 @@
+//! The `rules-basic` plugin: the table-driven engine of
+//! `tenure-rules-basic-engine`, exposed through the `rules-plugin` world.
+
+use std::cell::RefCell;
+use tenure_rules_basic_engine::{Record, RuleSet};
+use tenure_sdk::errors::invalid_input;
+use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry};
+use tenure_sdk::types::{Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, PluginError, Value};
+
+thread_local! {
+    static RULES: RefCell<RuleSet> = RefCell::new(RuleSet::default());
+}
+
+struct RulesBasic;
+
+impl Guest for RulesBasic {
+    fn configure(rule_set: String, _settings: Vec<(String, String)>) -> Result<(), PluginError> {
+        tenure_sdk::init();
+        let parsed = RuleSet::parse(&rule_set).map_err(|e| invalid_input("rule-set", e.to_string()))?;
+        log::info!("loaded {} rules", parsed.rule_count());
+        RULES.with(|r| *r.borrow_mut() = parsed);
+        Ok(())
+    }
+
+    fn evaluate(person: Person, context: Context) -> Result<Evaluation, PluginError> {
+        let record = flatten(&person);
+        let mut trace = Vec::new();
+        let desired = RULES.with(|r| r.borrow().evaluate(&record, &context.destinations, &mut trace));
+        Ok(Evaluation {
+            accounts: desired
+                .into_iter()
+                .map(|d| DesiredAccount {
+                    destination: d.destination,
+                    attributes: d
+                        .attributes
+                        .into_iter()
+                        .map(|(name, v)| Attribute { name, value: Value::Text(v) })
+                        .collect(),
+                    container: d.container,
+                    groups: d.groups,
+                    licenses: d.licenses,
+                    app_assignments: d.apps,
+                    enabled: d.enabled,
+                    expires_at: None,
+                    tickets: Vec::new(),
+                })
+                .collect(),
+            trace: trace
+                .into_iter()
+                .map(|t| TraceEntry {
+                    destination: t.destination,
+                    reason: if t.matched { "condition matched".into() } else { "condition not met".into() },
+                    rule: t.rule,
+                    matched: t.matched,
+                    inputs: t
+                        .inputs
+                        .into_iter()
+                        .map(|(k, v)| (k, v.map(Value::Text).unwrap_or(Value::Absent)))
+                        .collect(),
+                    contributed: t.contributed,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The person as flat attributes the rules can test.
+pub fn flatten(p: &Person) -> Record {
+    let mut r: Record = Vec::with_capacity(16 + p.custom.len());
+    let mut put = |k: &str, v: Option<&String>| {
+        if let Some(v) = v {
+            r.push((k.to_string(), v.clone()));
+        }
+    };
+    put("given_name", p.given_name.as_ref());
+    put("family_name", p.family_name.as_ref());
+    put("preferred_name", p.preferred_name.as_ref());
+    put("title", p.title.as_ref());
+    put("department", p.department.as_ref());
+    put("team", p.team.as_ref());
+    put("location", p.location.as_ref());
+    put("country", p.country.as_ref());
+    put("time_zone", p.time_zone.as_ref());
+    put("start_date", p.start_date.as_ref());
+    put("end_date", p.end_date.as_ref());
+    let email = tenure_sdk::person::primary_email(p).map(str::to_string);
+    put("email", email.as_ref());
+    if let Some(t) = p.employment_type {
+        let t = match t {
+            EmploymentType::Employee => "employee",
+            EmploymentType::Contractor => "contractor",
+            EmploymentType::Intern => "intern",
+            EmploymentType::Temporary => "temporary",
+            EmploymentType::Other => "other",
+        };
+        r.push(("employment_type".into(), t.into()));
+    }
+    let status = match p.status {
+        PersonStatus::Candidate => "candidate",
+        PersonStatus::PreHire => "pre-hire",
+        PersonStatus::Active => "active",
+        PersonStatus::OnLeave => "on-leave",
+        PersonStatus::Terminated => "terminated",
+    };
+    r.push(("status".into(), status.into()));
+    for (k, v) in &p.custom {
+        if let Value::Text(s) = v {
+            r.push((k.clone(), s.clone()));
+        }
+    }
+    r
+}
+
+tenure_sdk::export_rules!(RulesBasic);

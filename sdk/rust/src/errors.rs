@@ -1,0 +1,22 @@
+//! Short constructors for [`PluginError`](crate::types::PluginError).
+
+use crate::types::{InvalidInput, PluginError};
+
+/// `invalid-input` naming the field and the reason.
+pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> PluginError {
+    PluginError::InvalidInput(InvalidInput { field: field.into(), reason: reason.into() })
+}
+
+/// Maps an HTTP status to the error that drives the host's retries
+/// (429 -> rate-limited using `retry_after_ms`, 5xx -> transient, 401/403 -> unauthorized,
+/// 404 -> not-found, 409/412 -> conflict, other 4xx -> permanent).
+pub fn from_status(status: u16, retry_after_ms: Option<u64>, detail: &str) -> PluginError {
+    match status {
+        429 => PluginError::RateLimited(retry_after_ms.unwrap_or(1000)),
+        401 | 403 => PluginError::Unauthorized(format!("{status}: {detail}")),
+        404 => PluginError::NotFound(detail.to_string()),
+        409 | 412 => PluginError::Conflict(format!("{status}: {detail}")),
+        500..=599 => PluginError::Transient(format!("{status}: {detail}")),
+        _ => PluginError::Permanent(format!("{status}: {detail}")),
+    }
+}

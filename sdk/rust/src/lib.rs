@@ -1,0 +1,107 @@
+//! The Rust SDK for Tenure plugins.
+//!
+//! A plugin implements one world: [`rules`], [`connector`] or [`source`].
+//! Implement that module's `Guest` trait, call its export macro, and call
+//! [`init`] at the start of `configure` so that `log` records and panics reach
+//! the host:
+//!
+//! ```ignore
+//! struct MyRules;
+//! impl tenure_sdk::rules::Guest for MyRules { /* configure, evaluate */ }
+//! tenure_sdk::export_rules!(MyRules);
+//! ```
+//!
+//! Host capabilities (HTTP and LDAP through named connections, a private
+//! key-value store, the clock) are in [`host`]. A plugin never holds a secret:
+//! it names a connection and the host attaches the credentials.
+
+#[allow(missing_docs, clippy::all)]
+mod imports {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "imports",
+        generate_all,
+    });
+}
+
+/// The host's imports: types, log, clock, http, ldap, kv.
+pub mod host {
+    pub use crate::imports::tenure::plugin::{clock, http, kv, ldap, log, types};
+}
+
+/// The shared data types (person, accounts, operations, errors).
+pub use host::types;
+pub use host::types::*;
+
+/// Bindings of the `rules-plugin` world.
+#[allow(missing_docs, clippy::all)]
+pub mod rules {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "rules-plugin",
+        with: {
+            "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
+            "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
+            "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
+            "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
+            "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
+            "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_rules",
+        default_bindings_module: "tenure_sdk::rules",
+    });
+    pub use exports::tenure::plugin::rules::*;
+}
+
+/// Bindings of the `connector-plugin` world.
+#[allow(missing_docs, clippy::all)]
+pub mod connector {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "connector-plugin",
+        with: {
+            "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
+            "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
+            "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
+            "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
+            "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
+            "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_connector",
+        default_bindings_module: "tenure_sdk::connector",
+    });
+    pub use exports::tenure::plugin::connector::*;
+}
+
+/// Bindings of the `source-plugin` world.
+#[allow(missing_docs, clippy::all)]
+pub mod source {
+    wit_bindgen::generate!({
+        path: "../../wit/since_v0.1.0",
+        world: "source-plugin",
+        with: {
+            "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
+            "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
+            "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
+            "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
+            "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
+            "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_source",
+        default_bindings_module: "tenure_sdk::source",
+    });
+    pub use exports::tenure::plugin::source::*;
+}
+
+mod logging;
+pub mod errors;
+pub mod person;
+
+pub use logging::init;
+
+pub use connector::export_connector;
+pub use rules::export_rules;
+pub use source::export_source;
