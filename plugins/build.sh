@@ -36,9 +36,9 @@ fallback_root() {
     log "fetching Debian rustc-web $RUSTC_WEB_VERSION for the offline wasm32-wasip2 build"
     mkdir -p "$dir/debs"
     (cd "$dir/debs" && apt-get download "rustc-web=$RUSTC_WEB_VERSION" libstd-rust-web-1.96 \
-        "libstd-rust-web-dev=$RUSTC_WEB_VERSION" "rust-web-src=$RUSTC_WEB_VERSION" libllvm22 wasi-libc) \
+        "libstd-rust-web-dev=$RUSTC_WEB_VERSION" "rust-web-src=$RUSTC_WEB_VERSION" libllvm22 wasi-libc >&2) \
       || die "cannot download rustc-web; run 'apt-get update' or set WASM_RUSTC_ROOT to an extracted rustc-web"
-    for d in "$dir"/debs/*.deb; do dpkg -x "$d" "$dir"; done
+    for d in "$dir"/debs/*.deb; do dpkg -x "$d" "$dir" >&2; done
   fi
   echo "$dir"
 }

@@ -42,6 +42,17 @@ pub struct PluginVersion {
     warm: Mutex<HashMap<String, Vec<Warm>>>,
 }
 
+impl std::fmt::Debug for PluginVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginVersion")
+            .field("name", &self.manifest.name)
+            .field("label", &self.label)
+            .field("kind", &self.kind)
+            .field("wit", &self.wit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PluginVersion {
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine

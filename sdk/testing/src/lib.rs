@@ -1,1 +1,224 @@
+//! A test harness for Tenure plugin authors: load a built plugin into the real
+//! host (the same wasmtime runtime, grants and limits as production) and run
+//! it against JSON fixtures.
+//!
+//! A rules fixture is one JSON file:
+//!
+//! ```json
+//! { "name": "engineer in Berlin",
+//!   "person": { "given_name": "Ada", "department": "Engineering", "status": "Active" },
+//!   "context": { "event": "Joiner", "destinations": ["ad"] },
+//!   "expect": { "accounts": [ { "destination": "ad", "groups": ["Eng"] } ] } }
+//! ```
+//!
+//! `person` fields left out take empty defaults. `expect` is matched as a
+//! subset: every key given must match, keys left out are not checked, and
+//! arrays must match element by element.
 
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tenure_capabilities::{Clock, KvBackend, MemoryKv, SystemClock, TenantConfig};
+use tenure_runtime::wit::{self, Person};
+use tenure_runtime::{PluginVersion, Runtime, RuntimeOptions, Services};
+
+/// What went wrong while loading or running fixtures.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("plugin {name:?} is not built at {path}: run `plugins/build.sh` first")]
+    NotBuilt { name: String, path: String },
+    #[error(transparent)]
+    Runtime(#[from] tenure_runtime::RuntimeError),
+    #[error(transparent)]
+    Call(#[from] tenure_runtime::CallError),
+    #[error("fixture {file}: {reason}")]
+    Fixture { file: String, reason: String },
+}
+
+/// Where built plugins are: `$PLUGIN_DIR`, else `target/plugins` in the workspace.
+pub fn plugin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PLUGIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    workspace_root().join("target/plugins")
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A runtime with in-memory key-value data, ready to load plugins from [`plugin_dir`].
+pub struct Harness {
+    runtime: Runtime,
+}
+
+impl Harness {
+    /// A harness with the system clock and default limits.
+    pub fn new() -> Result<Self, HarnessError> {
+        Self::with(RuntimeOptions::default(), Arc::new(MemoryKv::default()), Arc::new(SystemClock))
+    }
+
+    /// A harness with custom options, key-value backend and clock.
+    pub fn with(options: RuntimeOptions, kv: Arc<dyn KvBackend>, clock: Arc<dyn Clock>) -> Result<Self, HarnessError> {
+        let options = RuntimeOptions {
+            cache_dir: options.cache_dir.or_else(|| Some(workspace_root().join("target/component-cache"))),
+            ..options
+        };
+        let services = Services::new(kv, clock).map_err(|e| {
+            HarnessError::Runtime(tenure_runtime::RuntimeError::Engine(e.to_string()))
+        })?;
+        Ok(Self { runtime: Runtime::new(options, services)? })
+    }
+
+    /// The runtime under test.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Registers `<plugin_dir>/<file>.wasm` with its manifest.
+    pub fn load(&self, file: &str) -> Result<Arc<PluginVersion>, HarnessError> {
+        let path = plugin_dir().join(format!("{file}.wasm"));
+        if !path.exists() {
+            return Err(HarnessError::NotBuilt { name: file.to_string(), path: path.display().to_string() });
+        }
+        Ok(self.runtime.register_file(&path)?)
+    }
+
+    /// Adds a tenant from TOML text (`[connections.*]`, `[plugins.*]`).
+    pub fn tenant(&self, name: &str, toml_text: &str) -> Result<(), HarnessError> {
+        let config: TenantConfig = toml::from_str(toml_text).map_err(|e| HarnessError::Fixture {
+            file: format!("tenant {name}"),
+            reason: e.to_string(),
+        })?;
+        self.runtime.set_tenant(name, config);
+        Ok(())
+    }
+
+    /// Runs every `*.json` rules fixture in `dir` against `plugin` for `tenant`
+    /// and returns one line per failure (empty when all pass).
+    pub async fn run_rules_fixtures(&self, tenant: &str, plugin: &str, dir: &Path) -> Result<FixtureReport, HarnessError> {
+        let handle = self.runtime.plugin(tenant, plugin)?;
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| HarnessError::Fixture { file: dir.display().to_string(), reason: e.to_string() })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        let mut report = FixtureReport::default();
+        for file in files {
+            let name = file.display().to_string();
+            let fixture_err = |reason: String| HarnessError::Fixture { file: name.clone(), reason };
+            let text = std::fs::read_to_string(&file).map_err(|e| fixture_err(e.to_string()))?;
+            let fixture: RulesFixture = serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
+            let person = person_from_json(fixture.person).map_err(fixture_err)?;
+            let context = context_from_json(fixture.context).map_err(fixture_err)?;
+            report.run += 1;
+            match handle.evaluate(&person, &context).await {
+                Ok(evaluation) => {
+                    let actual = serde_json::to_value(&evaluation).map_err(|e| fixture_err(e.to_string()))?;
+                    if let Err(path) = subset(&fixture.expect, &actual, "expect") {
+                        report.failures.push(format!("{}: {path}; got {actual}", fixture.name));
+                    }
+                }
+                Err(e) => {
+                    let expected_error = fixture.expect.get("error").and_then(Json::as_str);
+                    match expected_error {
+                        Some(want) if e.to_string().contains(want) => {}
+                        _ => report.failures.push(format!("{}: call failed: {e}", fixture.name)),
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The outcome of a fixture run.
+#[derive(Debug, Default)]
+pub struct FixtureReport {
+    pub run: usize,
+    pub failures: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RulesFixture {
+    name: String,
+    person: Json,
+    #[serde(default)]
+    context: Json,
+    expect: Json,
+}
+
+/// A person from partial JSON: fields left out take empty defaults.
+pub fn person_from_json(partial: Json) -> Result<Person, String> {
+    let mut full = json!({
+        "ids": [], "emails": [], "phones": [], "custom": [], "status": "Active"
+    });
+    merge(&mut full, partial);
+    serde_json::from_value(full).map_err(|e| format!("person: {e}"))
+}
+
+/// A rules context from partial JSON (defaults: a joiner, every destination, time 0).
+pub fn context_from_json(partial: Json) -> Result<wit::rules::Context, String> {
+    let mut full = json!({ "event": "Joiner", "destinations": [], "now_ms": 0 });
+    merge(&mut full, partial);
+    serde_json::from_value(full).map_err(|e| format!("context: {e}"))
+}
+
+fn merge(base: &mut Json, overlay: Json) {
+    if let (Json::Object(b), Json::Object(o)) = (base, overlay) {
+        for (k, v) in o {
+            b.insert(k, v);
+        }
+    }
+}
+
+/// Checks that `expected` is a subset of `actual`; on mismatch returns the path.
+pub fn subset(expected: &Json, actual: &Json, path: &str) -> Result<(), String> {
+    match (expected, actual) {
+        (Json::Object(e), Json::Object(a)) => {
+            for (k, ev) in e {
+                if k == "error" && path == "expect" {
+                    continue;
+                }
+                let av = a.get(k).ok_or_else(|| format!("{path}.{k} is missing"))?;
+                subset(ev, av, &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Json::Array(e), Json::Array(a)) => {
+            if e.len() != a.len() {
+                return Err(format!("{path} has {} items, expected {}", a.len(), e.len()));
+            }
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                subset(ev, av, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ if expected == actual => Ok(()),
+        _ => Err(format!("{path} is {actual}, expected {expected}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_matching() {
+        let actual = json!({"a": 1, "b": [ {"x": 1, "y": 2} ], "c": "z"});
+        assert!(subset(&json!({"b": [ {"x": 1} ]}), &actual, "expect").is_ok());
+        assert_eq!(subset(&json!({"a": 2}), &actual, "expect").unwrap_err(), "expect.a is 1, expected 2");
+        assert!(subset(&json!({"b": []}), &actual, "expect").is_err());
+        assert!(subset(&json!({"q": 1}), &actual, "expect").is_err());
+    }
+
+    #[test]
+    fn partial_person() {
+        let p = person_from_json(json!({"given_name": "Ada", "custom": [["level", {"Text": "L5"}]]})).unwrap();
+        assert_eq!(p.given_name.as_deref(), Some("Ada"));
+        assert_eq!(p.custom.len(), 1);
+        assert!(person_from_json(json!({"status": "Nope"})).unwrap_err().contains("person"));
+    }
+}

@@ -206,7 +206,7 @@ fn evaluate_destination(d: &Destination, record: &Record, trace: &mut Vec<Trace>
         .iter()
         .filter(|o| match o {
             Output::Container(_) => out.container.is_none(),
-            Output::Group(_) => !any || out.groups.is_empty(),
+            Output::Group(_) => !any,
             _ => !any,
         })
         .cloned()
