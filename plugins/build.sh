@@ -55,7 +55,7 @@ build_rust() {
     local host_bin; host_bin="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
     LD_LIBRARY_PATH="$tw/usr/lib/x86_64-linux-gnu:$tw/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     PATH="$PATH:$host_bin" RUSTC="$tw/usr/bin/rustc" RUSTC_BOOTSTRAP=1 \
-    CARGO_ENCODED_RUSTFLAGS="-L$tw/usr/lib/wasm32-wasi" \
+    CARGO_ENCODED_RUSTFLAGS="-L$tw/usr/lib/wasm32-wasi-Clink-arg=-zstack-size=131072" \
       cargo build --release -Zbuild-std=std,panic_abort --target wasm32-wasip2 \
         --target-dir "$root/target/wasm-fallback" >&2
     rust_out=$root/target/wasm-fallback/wasm32-wasip2/release

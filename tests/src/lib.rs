@@ -13,7 +13,9 @@ pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -27,7 +29,10 @@ pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
                 let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
                 let auth = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("authorization: ").or_else(|| l.strip_prefix("Authorization: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("authorization: ")
+                            .or_else(|| l.strip_prefix("Authorization: "))
+                    })
                     .map(|v| if v.trim() == expected_auth { "ok" } else { "wrong" })
                     .unwrap_or("missing");
                 let body = format!("path={path} auth={auth}");

@@ -35,7 +35,8 @@ async fn setup() -> Harness {
         ),
     )
     .unwrap();
-    h.tenant("globex", "[plugins.chaos.grants]\nkv = true\nhttp = [\"crm\"]\n").unwrap();
+    h.tenant("globex", "[plugins.chaos.grants]\nkv = true\nhttp = [\"crm\"]\n")
+        .unwrap();
     h.tenant("initech", "[plugins.chaos.grants]\n").unwrap();
     h
 }
@@ -45,16 +46,31 @@ async fn call(h: &Harness, tenant: &str, args: &[(&str, &str)]) -> Vec<(String, 
     let custom: Vec<_> = args.iter().map(|(k, v)| json!([k, {"Text": v}])).collect();
     let person = person_from_json(json!({ "custom": custom })).unwrap();
     let handle = h.runtime().plugin(tenant, "chaos").unwrap();
-    let e = handle.evaluate(&person, &context_from_json(json!({})).unwrap()).await.expect("call succeeds");
+    let e = handle
+        .evaluate(&person, &context_from_json(json!({})).unwrap())
+        .await
+        .expect("call succeeds");
     e.accounts[0]
         .attributes
         .iter()
-        .map(|a| (a.name.clone(), match &a.value { Value::Text(s) => s.clone(), v => format!("{v:?}") }))
+        .map(|a| {
+            (
+                a.name.clone(),
+                match &a.value {
+                    Value::Text(s) => s.clone(),
+                    v => format!("{v:?}"),
+                },
+            )
+        })
         .collect()
 }
 
 fn get(attrs: &[(String, String)], name: &str) -> String {
-    attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default()
+    attrs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
 }
 
 #[tokio::test]
@@ -62,7 +78,11 @@ async fn granted_http_gets_credentials_the_plugin_never_sees() {
     let h = setup().await;
     let r = call(&h, "acme", &[("mode", "http"), ("connection", "crm")]).await;
     assert_eq!(get(&r, "status"), "200");
-    assert_eq!(get(&r, "body"), "path=/api/echo auth=ok", "host attached the bearer token");
+    assert_eq!(
+        get(&r, "body"),
+        "path=/api/echo auth=ok",
+        "host attached the bearer token"
+    );
     assert!(!format!("{r:?}").contains(TOKEN));
 }
 
@@ -72,7 +92,10 @@ async fn a_guest_set_authorization_header_is_refused() {
     let r = call(&h, "acme", &[("mode", "http-auth"), ("connection", "crm")]).await;
     let e = get(&r, "error");
     assert!(e.starts_with("HttpError::InvalidRequest"), "{e}");
-    assert!(e.contains("\\\"Authorization\\\" may not be set by a plugin"), "{e}");
+    assert!(
+        e.contains("\\\"Authorization\\\" may not be set by a plugin"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -89,7 +112,10 @@ async fn http_not_requested_by_the_manifest_names_the_manifest() {
     let h = setup().await;
     let r = call(&h, "acme", &[("mode", "http"), ("connection", "billing")]).await;
     let e = get(&r, "error");
-    assert!(e.contains("does not request http connection \\\"billing\\\""), "{e}");
+    assert!(
+        e.contains("does not request http connection \\\"billing\\\""),
+        "{e}"
+    );
     assert!(e.contains("[capabilities] in its manifest (chaos.toml)"), "{e}");
 }
 
@@ -109,13 +135,21 @@ async fn another_tenants_connection_is_out_of_reach() {
     // globex grants "crm" but defines no such connection: acme's credentials are not visible to it.
     let r = call(&h, "globex", &[("mode", "http"), ("connection", "crm")]).await;
     let e = get(&r, "error");
-    assert!(e.contains("tenant \\\"globex\\\" defines no connection \\\"crm\\\""), "{e}");
+    assert!(
+        e.contains("tenant \\\"globex\\\" defines no connection \\\"crm\\\""),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn key_value_data_is_private_to_each_tenant() {
     let h = setup().await;
-    let r = call(&h, "acme", &[("mode", "kv-set"), ("key", "payroll"), ("value", "acme-data")]).await;
+    let r = call(
+        &h,
+        "acme",
+        &[("mode", "kv-set"), ("key", "payroll"), ("value", "acme-data")],
+    )
+    .await;
     assert_eq!(get(&r, "stored"), "payroll");
     let r = call(&h, "acme", &[("mode", "kv-get"), ("key", "payroll")]).await;
     assert_eq!(get(&r, "value"), "acme-data");
@@ -123,5 +157,8 @@ async fn key_value_data_is_private_to_each_tenant() {
     assert_eq!(get(&r, "value"), "<none>", "globex must not read acme's data");
     let r = call(&h, "initech", &[("mode", "kv-get"), ("key", "payroll")]).await;
     let e = get(&r, "error");
-    assert!(e.contains("tenants.initech.plugins.chaos.grants.kv = true"), "{e}");
+    assert!(
+        e.contains("tenants.initech.plugins.chaos.grants.kv = true"),
+        "{e}"
+    );
 }

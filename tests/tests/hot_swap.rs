@@ -34,8 +34,18 @@ async fn swap_and_rollback_under_concurrent_calls() {
                 // One call, one version: attribute, group, trace and the handle's label agree.
                 assert_eq!(acct.groups, vec![format!("v{version_attr}")]);
                 assert_eq!(e.trace[0].contributed, vec![version_attr.clone()]);
-                let label_letter = if handle.version().starts_with("0.1.0-a+") { "A" } else { "B" };
-                assert_eq!(label_letter, version_attr, "handle {} ran {}", handle.version(), version_attr);
+                let label_letter = if handle.version().starts_with("0.1.0-a+") {
+                    "A"
+                } else {
+                    "B"
+                };
+                assert_eq!(
+                    label_letter,
+                    version_attr,
+                    "handle {} ran {}",
+                    handle.version(),
+                    version_attr
+                );
                 assert_eq!(acct.attributes[1].value, Value::Text(format!("w{w}")));
                 seen.push(version_attr);
                 calls += 1;
@@ -61,13 +71,25 @@ async fn swap_and_rollback_under_concurrent_calls() {
             *totals.entry(v).or_default() += 1;
         }
     }
-    assert!(totals.get("A").copied().unwrap_or(0) > 0 && totals.get("B").copied().unwrap_or(0) > 0, "{totals:?}");
+    assert!(
+        totals.get("A").copied().unwrap_or(0) > 0 && totals.get("B").copied().unwrap_or(0) > 0,
+        "{totals:?}"
+    );
     // After the rollback, new calls run A again.
     let handle = h.runtime().plugin("acme", "swap").unwrap();
-    let e = handle.evaluate(&person_from_json(json!({})).unwrap(), &context_from_json(json!({})).unwrap()).await.unwrap();
+    let e = handle
+        .evaluate(
+            &person_from_json(json!({})).unwrap(),
+            &context_from_json(json!({})).unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(e.accounts[0].attributes[0].value, Value::Text("A".into()));
     // Rolling back to a named version works too; an unknown one is refused.
-    assert_eq!(h.runtime().rollback("swap", Some(&b.label)).unwrap().label, b.label);
+    assert_eq!(
+        h.runtime().rollback("swap", Some(&b.label)).unwrap().label,
+        b.label
+    );
     assert!(h.runtime().rollback("swap", Some("9.9.9")).is_err());
     assert_eq!(h.runtime().versions("swap").unwrap().len(), 2);
     assert!(plugin_dir().join("swap-a.wasm").exists());
@@ -83,6 +105,12 @@ async fn a_handle_taken_before_a_swap_keeps_its_version() {
     let after = h.runtime().plugin("acme", "swap").unwrap();
     let ctx = context_from_json(json!({})).unwrap();
     let p = person_from_json(json!({})).unwrap();
-    assert_eq!(before.evaluate(&p, &ctx).await.unwrap().accounts[0].groups, vec!["vA"]);
-    assert_eq!(after.evaluate(&p, &ctx).await.unwrap().accounts[0].groups, vec!["vB"]);
+    assert_eq!(
+        before.evaluate(&p, &ctx).await.unwrap().accounts[0].groups,
+        vec!["vA"]
+    );
+    assert_eq!(
+        after.evaluate(&p, &ctx).await.unwrap().accounts[0].groups,
+        vec!["vB"]
+    );
 }

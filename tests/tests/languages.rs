@@ -28,16 +28,27 @@ async fn rust_rules_plugin_passes_its_fixtures() {
 async fn rust_rules_plugin_rejects_a_bad_rule_set_at_configure() {
     let h = Harness::new().unwrap();
     h.load("rules-basic").unwrap();
-    h.tenant("acme", "[plugins.rules-basic]\nrule_set = \"destination d\\nrule x: a ~ b => group:g\"\n").unwrap();
+    h.tenant(
+        "acme",
+        "[plugins.rules-basic]\nrule_set = \"destination d\\nrule x: a ~ b => group:g\"\n",
+    )
+    .unwrap();
     let err = h
         .runtime()
         .plugin("acme", "rules-basic")
         .unwrap()
-        .evaluate(&person_from_json(json!({})).unwrap(), &context_from_json(json!({})).unwrap())
+        .evaluate(
+            &person_from_json(json!({})).unwrap(),
+            &context_from_json(json!({})).unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CallError::Start { .. }), "{err}");
-    assert!(err.to_string().contains("rule-set: line 2: cannot read condition"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("rule-set: line 2: cannot read condition"),
+        "{err}"
+    );
 }
 
 const PY_RULES: &str = r#"{"destinations": {"scim": {
@@ -64,7 +75,10 @@ async fn python_rules_plugin_runs_in_the_host() {
     let e = handle.evaluate(&ada, &ctx).await.unwrap();
     assert_eq!(e.accounts[0].groups, vec!["eng", "github"]);
     assert_eq!(e.accounts[0].container.as_deref(), Some("ou=EU"));
-    assert_eq!(e.accounts[0].attributes[0].value, Value::Text("Ada Lovelace".into()));
+    assert_eq!(
+        e.accounts[0].attributes[0].value,
+        Value::Text("Ada Lovelace".into())
+    );
     assert!(e.trace[0].matched);
 
     let bob = person_from_json(json!({"given_name": "Bob", "department": "Finance"})).unwrap();
@@ -74,10 +88,14 @@ async fn python_rules_plugin_runs_in_the_host() {
 
     let contractor = person_from_json(json!({"employment_type": "Contractor"})).unwrap();
     match handle.evaluate(&contractor, &ctx).await.unwrap_err() {
-        CallError::Plugin { error: PluginError::InvalidInput(i), .. } => assert_eq!(i.field, "end_date"),
+        CallError::Plugin {
+            error: PluginError::InvalidInput(i),
+            ..
+        } => assert_eq!(i.field, "end_date"),
         other => panic!("expected invalid-input, got {other}"),
     }
-    let contractor = person_from_json(json!({"employment_type": "Contractor", "end_date": "2027-03-31"})).unwrap();
+    let contractor =
+        person_from_json(json!({"employment_type": "Contractor", "end_date": "2027-03-31"})).unwrap();
     let e = handle.evaluate(&contractor, &ctx).await.unwrap();
     assert_eq!(e.accounts[0].expires_at.as_deref(), Some("2027-03-31T23:59:59Z"));
 }
@@ -86,12 +104,16 @@ async fn python_rules_plugin_runs_in_the_host() {
 async fn python_rules_plugin_reports_a_bad_rule_set() {
     let h = Harness::new().unwrap();
     h.load("rules-py").unwrap();
-    h.tenant("acme", "[plugins.rules-py]\nrule_set = \"{not json\"\n").unwrap();
+    h.tenant("acme", "[plugins.rules-py]\nrule_set = \"{not json\"\n")
+        .unwrap();
     let err = h
         .runtime()
         .plugin("acme", "rules-py")
         .unwrap()
-        .evaluate(&person_from_json(json!({})).unwrap(), &context_from_json(json!({})).unwrap())
+        .evaluate(
+            &person_from_json(json!({})).unwrap(),
+            &context_from_json(json!({})).unwrap(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("rule-set: not valid JSON"), "{err}");
@@ -101,8 +123,14 @@ fn desired(employee_id: &str, email: &str) -> DesiredAccount {
     DesiredAccount {
         destination: "sandbox".into(),
         attributes: vec![
-            Attribute { name: "employeeId".into(), value: Value::Text(employee_id.into()) },
-            Attribute { name: "email".into(), value: Value::Text(email.into()) },
+            Attribute {
+                name: "employeeId".into(),
+                value: Value::Text(employee_id.into()),
+            },
+            Attribute {
+                name: "email".into(),
+                value: Value::Text(email.into()),
+            },
         ],
         container: Some("ou=People".into()),
         groups: vec![],
@@ -118,24 +146,59 @@ fn desired(employee_id: &str, email: &str) -> DesiredAccount {
 async fn javascript_connector_plugin_runs_in_the_host() {
     let h = Harness::new().unwrap();
     h.load("connector-js").unwrap();
-    h.tenant("acme", "[plugins.connector-js.grants]\nkv = true\n").unwrap();
+    h.tenant("acme", "[plugins.connector-js.grants]\nkv = true\n")
+        .unwrap();
     let c = h.runtime().plugin("acme", "connector-js").unwrap();
     let caps = c.describe().await.unwrap();
     assert_eq!(caps.matching_keys, vec!["employeeId", "email"]);
-    assert!(caps.operations.contains(&wit::connector::OperationKind::AddMember));
+    assert!(
+        caps.operations
+            .contains(&wit::connector::OperationKind::AddMember)
+    );
 
-    let created = c.apply(&Operation::Create(desired("1001", "ada@example.test"))).await.unwrap();
+    let created = c
+        .apply(&Operation::Create(desired("1001", "ada@example.test")))
+        .await
+        .unwrap();
     let anchor = created.anchor.expect("create returns the anchor");
-    let dup = c.apply(&Operation::Create(desired("1001", "other@example.test"))).await.unwrap_err();
-    assert!(matches!(dup, CallError::Plugin { error: PluginError::Conflict(_), .. }), "{dup}");
+    let dup = c
+        .apply(&Operation::Create(desired("1001", "other@example.test")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            dup,
+            CallError::Plugin {
+                error: PluginError::Conflict(_),
+                ..
+            }
+        ),
+        "{dup}"
+    );
 
-    let key = |a: &str, v: &str| MatchKey { attribute: a.into(), value: v.into() };
-    let found = c.lookup(&[key("employeeId", "404"), key("email", "ADA@example.test")]).await.unwrap();
+    let key = |a: &str, v: &str| MatchKey {
+        attribute: a.into(),
+        value: v.into(),
+    };
+    let found = c
+        .lookup(&[key("employeeId", "404"), key("email", "ADA@example.test")])
+        .await
+        .unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].anchor, anchor);
 
-    c.apply(&Operation::AddMember(wit::MemberChange { anchor: anchor.clone(), group: "eng".into() })).await.unwrap();
-    c.apply(&Operation::Move(wit::MoveRequest { anchor: anchor.clone(), container: "ou=Leavers".into() })).await.unwrap();
+    c.apply(&Operation::AddMember(wit::MemberChange {
+        anchor: anchor.clone(),
+        group: "eng".into(),
+    }))
+    .await
+    .unwrap();
+    c.apply(&Operation::Move(wit::MoveRequest {
+        anchor: anchor.clone(),
+        container: "ou=Leavers".into(),
+    }))
+    .await
+    .unwrap();
     c.apply(&Operation::Disable(anchor.clone())).await.unwrap();
     let now = c.lookup(&[key("employeeId", "1001")]).await.unwrap();
     assert_eq!(now[0].groups, vec!["eng"]);
@@ -145,7 +208,16 @@ async fn javascript_connector_plugin_runs_in_the_host() {
     c.apply(&Operation::Delete(anchor.clone())).await.unwrap();
     assert!(c.lookup(&[key("employeeId", "1001")]).await.unwrap().is_empty());
     let gone = c.apply(&Operation::Enable(anchor)).await.unwrap_err();
-    assert!(matches!(gone, CallError::Plugin { error: PluginError::NotFound(_), .. }), "{gone}");
+    assert!(
+        matches!(
+            gone,
+            CallError::Plugin {
+                error: PluginError::NotFound(_),
+                ..
+            }
+        ),
+        "{gone}"
+    );
 }
 
 #[tokio::test]
@@ -154,6 +226,15 @@ async fn calling_a_plugin_as_the_wrong_kind_is_a_typed_error() {
     h.load("connector-js").unwrap();
     h.tenant("acme", "").unwrap();
     let c = h.runtime().plugin("acme", "connector-js").unwrap();
-    let err = c.evaluate(&person_from_json(json!({})).unwrap(), &context_from_json(json!({})).unwrap()).await.unwrap_err();
-    assert!(matches!(err, CallError::WrongKind { wanted: "rules", .. }), "{err}");
+    let err = c
+        .evaluate(
+            &person_from_json(json!({})).unwrap(),
+            &context_from_json(json!({})).unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::WrongKind { wanted: "rules", .. }),
+        "{err}"
+    );
 }

@@ -17,7 +17,11 @@ fn a_plugin_built_for_an_unsupported_wit_version_is_refused_with_the_fix() {
 fn a_manifest_that_lies_about_the_kind_is_refused() {
     let h = Harness::new().unwrap();
     let wasm = std::fs::read(plugin_dir().join("chaos.wasm")).unwrap();
-    let manifest = PluginManifest::parse("chaos.toml", "name = \"chaos\"\nversion = \"1\"\nkind = \"connector\"\n").unwrap();
+    let manifest = PluginManifest::parse(
+        "chaos.toml",
+        "name = \"chaos\"\nversion = \"1\"\nkind = \"connector\"\n",
+    )
+    .unwrap();
     let err = h.runtime().register(manifest, &wasm).unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidPlugin { .. }), "{err}");
     assert!(err.to_string().contains("exports the rules interface"), "{err}");
@@ -25,14 +29,23 @@ fn a_manifest_that_lies_about_the_kind_is_refused() {
 
 #[test]
 fn bad_manifests_and_bytes_are_refused_with_reasons() {
-    let err = PluginManifest::parse("x.toml", "name = \"Bad Name\"\nversion = \"1\"\nkind = \"rules\"\n").unwrap_err();
+    let err = PluginManifest::parse(
+        "x.toml",
+        "name = \"Bad Name\"\nversion = \"1\"\nkind = \"rules\"\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("lowercase"), "{err}");
-    let err = PluginManifest::parse("x.toml", "name = \"x\"\nversion = \"1\"\nkind = \"mapper\"\n").unwrap_err();
+    let err =
+        PluginManifest::parse("x.toml", "name = \"x\"\nversion = \"1\"\nkind = \"mapper\"\n").unwrap_err();
     assert!(err.to_string().contains("x.toml"), "{err}");
     let h = Harness::new().unwrap();
-    let manifest = PluginManifest::parse("x.toml", "name = \"x\"\nversion = \"1\"\nkind = \"rules\"\n").unwrap();
+    let manifest =
+        PluginManifest::parse("x.toml", "name = \"x\"\nversion = \"1\"\nkind = \"rules\"\n").unwrap();
     let err = h.runtime().register(manifest, b"not wasm").unwrap_err();
-    assert!(err.to_string().contains("not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.to_string().contains("not a valid WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -44,7 +57,12 @@ fn compiled_components_are_cached_on_disk() {
         .unwrap()
         .filter_map(|e| e.ok())
         .any(|e| e.file_name().to_string_lossy().starts_with(&v.sha256));
-    assert!(cached, "a compiled artifact for {} is in {}", v.sha256, cache.display());
+    assert!(
+        cached,
+        "a compiled artifact for {} is in {}",
+        v.sha256,
+        cache.display()
+    );
     // A second runtime loads the same artifact.
     let again = Harness::new().unwrap().load("rules-basic").unwrap();
     assert_eq!(again.sha256, v.sha256);

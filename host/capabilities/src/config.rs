@@ -157,10 +157,19 @@ mod tests {
     #[test]
     fn interpolates_and_escapes() {
         let env = |n: &str| (n == "TOKEN").then(|| "abc".to_string());
-        assert_eq!(interpolate_with("f", "Bearer ${TOKEN}!", env).unwrap(), "Bearer abc!");
-        assert_eq!(interpolate_with("f", "cost $5 $${X}", env).unwrap(), "cost $5 ${X}");
+        assert_eq!(
+            interpolate_with("f", "Bearer ${TOKEN}!", env).unwrap(),
+            "Bearer abc!"
+        );
+        assert_eq!(
+            interpolate_with("f", "cost $5 $${X}", env).unwrap(),
+            "cost $5 ${X}"
+        );
         let err = interpolate_with("connections.x.token", "${NOPE}", env).unwrap_err();
-        assert_eq!(err.to_string(), "connections.x.token: environment variable NOPE is not set");
+        assert_eq!(
+            err.to_string(),
+            "connections.x.token: environment variable NOPE is not set"
+        );
         assert!(interpolate_with("f", "${OPEN", env).is_err());
     }
 

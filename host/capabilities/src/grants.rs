@@ -128,13 +128,7 @@ impl EffectiveGrants {
         Ok(())
     }
 
-    fn check(
-        &self,
-        kind: &str,
-        name: &str,
-        requested: &[String],
-        granted: &[String],
-    ) -> Result<(), Denied> {
+    fn check(&self, kind: &str, name: &str, requested: &[String], granted: &[String]) -> Result<(), Denied> {
         let (t, p) = (&self.tenant, &self.plugin);
         if !requested.iter().any(|r| r == name) {
             return Err(Denied(format!(

@@ -131,7 +131,11 @@ impl HttpCapability {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(HttpResponse { status, headers, body })
+            Ok(HttpResponse {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(timeout, send)
             .await
@@ -169,7 +173,9 @@ fn attach_auth(builder: reqwest::RequestBuilder, auth: &HttpAuth) -> reqwest::Re
 pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpError> {
     let invalid = |reason: &str| HttpError::InvalidRequest(format!("path {path:?} {reason}"));
     if !path.starts_with('/') || path.starts_with("//") {
-        return Err(invalid("must start with a single '/' and be relative to the connection's URL"));
+        return Err(invalid(
+            "must start with a single '/' and be relative to the connection's URL",
+        ));
     }
     if path.contains('\\') || path.chars().any(|c| c.is_control() || c == ' ') {
         return Err(invalid("contains a backslash, space or control character"));
@@ -182,9 +188,8 @@ pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpEr
     let same_origin = url.scheme() == base.scheme()
         && url.host_str() == base.host_str()
         && url.port_or_known_default() == base.port_or_known_default();
-    let inside = url.path() == base_path
-        || url.path().starts_with(&format!("{base_path}/"))
-        || base_path.is_empty();
+    let inside =
+        url.path() == base_path || url.path().starts_with(&format!("{base_path}/")) || base_path.is_empty();
     if !same_origin || !inside {
         return Err(HttpError::Denied(format!(
             "path {path:?} leaves the connection's base URL {}",
@@ -199,7 +204,11 @@ mod tests {
     use super::*;
 
     fn conn(url: &str) -> HttpConnection {
-        HttpConnection { url: url.into(), auth: HttpAuth::None, timeout_ms: None }
+        HttpConnection {
+            url: url.into(),
+            auth: HttpAuth::None,
+            timeout_ms: None,
+        }
     }
 
     #[test]
@@ -210,9 +219,21 @@ mod tests {
             "https://api.example.test/v1/opportunities?limit=2"
         );
         assert!(matches!(resolve_url(&c, "/../admin"), Err(HttpError::Denied(_))));
-        assert!(matches!(resolve_url(&c, "//evil.test/x"), Err(HttpError::InvalidRequest(_))));
-        assert!(matches!(resolve_url(&c, "https://evil.test/"), Err(HttpError::InvalidRequest(_))));
-        assert!(matches!(resolve_url(&c, "/x\\y"), Err(HttpError::InvalidRequest(_))));
-        assert!(matches!(resolve_url(&c, "@evil.test/"), Err(HttpError::InvalidRequest(_))));
+        assert!(matches!(
+            resolve_url(&c, "//evil.test/x"),
+            Err(HttpError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            resolve_url(&c, "https://evil.test/"),
+            Err(HttpError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            resolve_url(&c, "/x\\y"),
+            Err(HttpError::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            resolve_url(&c, "@evil.test/"),
+            Err(HttpError::InvalidRequest(_))
+        ));
     }
 }

@@ -74,7 +74,11 @@ impl KvBackend for MemoryKv {
     }
 
     fn set(&self, ns: &KvNamespace, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.with(|d| d.entry(ns.clone()).or_default().insert(key.to_string(), value.to_vec()));
+        self.with(|d| {
+            d.entry(ns.clone())
+                .or_default()
+                .insert(key.to_string(), value.to_vec())
+        });
         Ok(())
     }
 
@@ -104,8 +108,14 @@ mod tests {
     #[test]
     fn namespaces_do_not_mix() {
         let kv = MemoryKv::default();
-        let a = KvNamespace { tenant: "a".into(), plugin: "p".into() };
-        let b = KvNamespace { tenant: "b".into(), plugin: "p".into() };
+        let a = KvNamespace {
+            tenant: "a".into(),
+            plugin: "p".into(),
+        };
+        let b = KvNamespace {
+            tenant: "b".into(),
+            plugin: "p".into(),
+        };
         kv.set(&a, "user/1", b"x").unwrap();
         kv.set(&a, "user/2", b"y").unwrap();
         kv.set(&a, "v", b"z").unwrap();

@@ -90,7 +90,11 @@ pub enum LdapError {
     Denied(String),
     /// The server's result (RFC 4511 code, diagnostic message, matched DN).
     #[error("LDAP result {code}: {message}")]
-    Failed { code: u32, message: String, matched_dn: String },
+    Failed {
+        code: u32,
+        message: String,
+        matched_dn: String,
+    },
     #[error("LDAP transport error: {0}")]
     Transport(String),
     #[error("LDAP operation timed out")]
@@ -110,7 +114,12 @@ pub struct DiscardPasswords;
 
 impl PasswordSink for DiscardPasswords {
     fn deliver(&self, tenant: &str, connection: &str, dn: &str, _password: &Secret) {
-        tracing::info!(tenant, connection, dn, "generated an initial password; policy: not retained");
+        tracing::info!(
+            tenant,
+            connection,
+            dn,
+            "generated an initial password; policy: not retained"
+        );
     }
 }
 
@@ -136,7 +145,10 @@ impl LdapCapability {
     /// A capability that hands generated passwords to `passwords`.
     pub fn new(passwords: Arc<dyn PasswordSink>) -> Self {
         crate::install_crypto_provider();
-        Self { connections: Mutex::new(HashMap::new()), passwords }
+        Self {
+            connections: Mutex::new(HashMap::new()),
+            passwords,
+        }
     }
 
     /// Searches, paging with RFC 2696 when `page_size > 0`. Referrals are ignored.
@@ -147,7 +159,11 @@ impl LdapCapability {
         req: SearchRequest,
     ) -> Result<Vec<LdapEntry>, LdapError> {
         let (mut ldap, timeout) = self.connection(grants, tenant, &req.connection).await?;
-        let limit = if req.limit == 0 { DEFAULT_SEARCH_LIMIT } else { req.limit } as usize;
+        let limit = if req.limit == 0 {
+            DEFAULT_SEARCH_LIMIT
+        } else {
+            req.limit
+        } as usize;
         let scope = match req.scope {
             SearchScope::Base => Scope::Base,
             SearchScope::OneLevel => Scope::OneLevel,
@@ -157,7 +173,9 @@ impl LdapCapability {
         let run = async {
             let mut adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![Box::new(EntriesOnly::new())];
             if req.page_size > 0 {
-                adapters.push(Box::new(PagedResults::new(req.page_size.min(i32::MAX as u32) as i32)));
+                adapters.push(Box::new(PagedResults::new(
+                    req.page_size.min(i32::MAX as u32) as i32
+                )));
             }
             let mut stream = ldap
                 .streaming_search_with(adapters, &req.base, scope, &req.filter, attrs)
@@ -167,7 +185,9 @@ impl LdapCapability {
                 if entries.len() == limit {
                     return Ok(Err(LdapError::Failed {
                         code: 4,
-                        message: format!("more than {limit} entries match; narrow the filter or raise the limit"),
+                        message: format!(
+                            "more than {limit} entries match; narrow the filter or raise the limit"
+                        ),
                         matched_dn: String::new(),
                     }));
                 }
@@ -194,8 +214,10 @@ impl LdapCapability {
             let values = self.materialize(grants, connection, dn, &a.name, a.values)?;
             attrs.push((a.name.into_bytes(), values));
         }
-        self.finish(grants, connection, timeout, async { Ok(check(ldap.add(dn, attrs).await?)) })
-            .await
+        self.finish(grants, connection, timeout, async {
+            Ok(check(ldap.add(dn, attrs).await?))
+        })
+        .await
     }
 
     /// Modifies an entry.
@@ -218,8 +240,10 @@ impl LdapCapability {
                 ModOp::Replace => Mod::Replace(attr, values),
             });
         }
-        self.finish(grants, connection, timeout, async { Ok(check(ldap.modify(dn, mods).await?)) })
-            .await
+        self.finish(grants, connection, timeout, async {
+            Ok(check(ldap.modify(dn, mods).await?))
+        })
+        .await
     }
 
     /// Renames or moves an entry.
@@ -236,7 +260,9 @@ impl LdapCapability {
     ) -> Result<(), LdapError> {
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         self.finish(grants, connection, timeout, async {
-            Ok(check(ldap.modifydn(dn, new_rdn, delete_old_rdn, new_superior).await?))
+            Ok(check(
+                ldap.modifydn(dn, new_rdn, delete_old_rdn, new_superior).await?,
+            ))
         })
         .await
     }
@@ -250,8 +276,10 @@ impl LdapCapability {
         dn: &str,
     ) -> Result<(), LdapError> {
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
-        self.finish(grants, connection, timeout, async { Ok(check(ldap.delete(dn).await?)) })
-            .await
+        self.finish(grants, connection, timeout, async {
+            Ok(check(ldap.delete(dn).await?))
+        })
+        .await
     }
 
     /// Runs one operation with the connection's timeout; drops the cached
@@ -277,7 +305,10 @@ impl LdapCapability {
 
     fn forget(&self, grants: &EffectiveGrants, connection: &str) {
         let key = (grants.tenant().to_string(), connection.to_string());
-        self.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
+        self.connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
     }
 
     fn materialize(
@@ -313,11 +344,21 @@ impl LdapCapability {
     ) -> Result<(Ldap, Duration), LdapError> {
         grants.check_ldap(name).map_err(|d| LdapError::Denied(d.0))?;
         let Some(ConnectionConfig::Ldap(conn)) = tenant.connections.get(name) else {
-            return Err(LdapError::Denied(format!("connection {name:?} is not an ldap connection")));
+            return Err(LdapError::Denied(format!(
+                "connection {name:?} is not an ldap connection"
+            )));
         };
-        let timeout = conn.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_TIMEOUT);
+        let timeout = conn
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_TIMEOUT);
         let key = (grants.tenant().to_string(), name.to_string());
-        if let Some(ldap) = self.connections.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(ldap) = self
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             let mut ldap = ldap.clone();
             ldap.with_timeout(timeout);
             return Ok((ldap, timeout));
@@ -335,11 +376,19 @@ impl LdapCapability {
 }
 
 fn failed(result: ldap3::LdapResult) -> LdapError {
-    LdapError::Failed { code: result.rc, message: result.text, matched_dn: result.matched }
+    LdapError::Failed {
+        code: result.rc,
+        message: result.text,
+        matched_dn: result.matched,
+    }
 }
 
 fn check(result: ldap3::LdapResult) -> Result<(), LdapError> {
-    if result.rc == 0 { Ok(()) } else { Err(failed(result)) }
+    if result.rc == 0 {
+        Ok(())
+    } else {
+        Err(failed(result))
+    }
 }
 
 async fn connect(name: &str, conn: &LdapConnection) -> Result<Ldap, LdapError> {
@@ -378,12 +427,15 @@ fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, LdapErr
     let certs = CertificateDer::pem_file_iter(ca_file)
         .map_err(|e| LdapError::Transport(format!("cannot read CA file {}: {e}", ca_file.display())))?;
     for cert in certs {
-        let cert = cert.map_err(|e| LdapError::Transport(format!("bad certificate in {}: {e}", ca_file.display())))?;
-        roots
-            .add(cert)
-            .map_err(|e| LdapError::Transport(format!("unusable CA certificate in {}: {e}", ca_file.display())))?;
+        let cert =
+            cert.map_err(|e| LdapError::Transport(format!("bad certificate in {}: {e}", ca_file.display())))?;
+        roots.add(cert).map_err(|e| {
+            LdapError::Transport(format!("unusable CA certificate in {}: {e}", ca_file.display()))
+        })?;
     }
-    Ok(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn to_entry(e: SearchEntry) -> LdapEntry {
@@ -391,7 +443,11 @@ fn to_entry(e: SearchEntry) -> LdapEntry {
     text.sort();
     let mut binary: Vec<_> = e.bin_attrs.into_iter().collect();
     binary.sort();
-    LdapEntry { dn: e.dn, text, binary }
+    LdapEntry {
+        dn: e.dn,
+        text,
+        binary,
+    }
 }
 
 /// A random password of `len` characters with upper, lower, digit and symbol.

@@ -33,10 +33,14 @@ fn default_cache() -> PathBuf {
 impl HostConfig {
     /// Reads and interpolates a config file; relative paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let mut value: toml::Value = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut value: toml::Value =
+            toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
         interpolate(&mut value, "")?;
-        let mut config: HostConfig = value.try_into().with_context(|| format!("invalid config in {}", path.display()))?;
+        let mut config: HostConfig = value
+            .try_into()
+            .with_context(|| format!("invalid config in {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         for dir in [&mut config.plugins_dir, &mut config.cache_dir] {
             if dir.is_relative() {
@@ -50,7 +54,10 @@ impl HostConfig {
                 {
                     let file = base.join(file);
                     *rules = std::fs::read_to_string(&file).with_context(|| {
-                        format!("tenants.{tenant}.plugins.{name}.rule_set: cannot read {}", file.display())
+                        format!(
+                            "tenants.{tenant}.plugins.{name}.rule_set: cannot read {}",
+                            file.display()
+                        )
                     })?;
                 }
             }
@@ -64,7 +71,11 @@ fn interpolate(value: &mut toml::Value, path: &str) -> Result<()> {
         toml::Value::String(s) => *s = interpolate_env(path, s)?,
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 interpolate(v, &p)?;
             }
         }

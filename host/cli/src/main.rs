@@ -11,7 +11,11 @@ use tenure_capabilities::{MemoryKv, SystemClock};
 use tenure_runtime::{PluginManifest, Runtime, RuntimeOptions, Services};
 
 #[derive(Parser)]
-#[command(name = "tenure", version, about = "Identity lifecycle engine: HR events in, accounts and access out")]
+#[command(
+    name = "tenure",
+    version,
+    about = "Identity lifecycle engine: HR events in, accounts and access out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -45,14 +49,21 @@ enum PluginsCommand {
 
 fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
     let services = Services::new(Arc::new(MemoryKv::default()), Arc::new(SystemClock))?;
-    Ok(Runtime::new(RuntimeOptions { cache_dir, ..RuntimeOptions::default() }, services)?)
+    Ok(Runtime::new(
+        RuntimeOptions {
+            cache_dir,
+            ..RuntimeOptions::default()
+        },
+        services,
+    )?)
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,wasmtime=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -75,12 +75,14 @@ pub(crate) use imports::Imports;
 
 /// The WIT types as Rust types, for callers of the runtime.
 pub mod wit {
-    pub use super::imports::tenure::plugin::{clock, http, kv, ldap, log, types};
     pub use super::imports::tenure::plugin::types::*;
+    pub use super::imports::tenure::plugin::{clock, http, kv, ldap, log, types};
 
     /// The `rules` interface's own types.
     pub mod rules {
-        pub use super::super::rules_world::exports::tenure::plugin::rules::{Context, Evaluation, TraceEntry};
+        pub use super::super::rules_world::exports::tenure::plugin::rules::{
+            Context, Evaluation, TraceEntry, TraceLevel,
+        };
     }
     /// The `connector` interface's own types.
     pub mod connector {

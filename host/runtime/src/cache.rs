@@ -44,7 +44,10 @@ impl ComponentCache {
             tracing::warn!(path = %path.display(), "unusable cached component; recompiling");
         }
         let component = compile()?;
-        let cache_err = |e: std::io::Error| RuntimeError::Cache { path: dir.display().to_string(), reason: e.to_string() };
+        let cache_err = |e: std::io::Error| RuntimeError::Cache {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        };
         std::fs::create_dir_all(dir).map_err(cache_err)?;
         let bytes = component.serialize().map_err(|e| RuntimeError::Cache {
             path: path.display().to_string(),

@@ -42,8 +42,14 @@ impl Default for RuntimeOptions {
     }
 }
 
+/// Bytes of a reused pooling slot reset in place (memset) rather than decommitted:
+/// small plugins touch about this much, so reuse avoids their page faults.
+const KEEP_RESIDENT: usize = 256 << 10;
+
 /// Builds the engine. Python components hold ~40 core instances each, so the
-/// core-instance pool is sized from `max_instances` with that in mind.
+/// core-instance pool is sized from `max_instances` with that in mind. Linear
+/// memories keep wasmtime's default 4 GiB reservation with guard pages, so
+/// compiled code needs no explicit bounds checks (about 2x faster guest code).
 pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeError> {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -56,7 +62,7 @@ pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeEr
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(50))
-            .total_memories(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(50))
             .total_stacks(n)
             .max_memories_per_component(32)
@@ -67,12 +73,10 @@ pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeEr
             .max_core_instance_size(8 << 20)
             .max_component_instance_size(8 << 20)
             .max_memory_size((options.max_memory_mib as usize) << 20)
-            .max_unused_warm_slots(n / 2);
+            .max_unused_warm_slots(n / 2)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        // Reserve only what a slot can use, so many slots fit in the address space.
-        config.memory_reservation((options.max_memory_mib << 20).max(64 << 20));
-        config.memory_guard_size(64 << 10);
-        config.memory_reservation_for_growth(0);
     }
     Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }

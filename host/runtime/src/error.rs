@@ -40,7 +40,11 @@ pub enum CallError {
     Start { plugin: String, message: String },
     /// The plugin does not export the called interface.
     #[error("plugin {plugin} is a {kind} plugin and cannot be called as a {wanted} plugin")]
-    WrongKind { plugin: String, kind: &'static str, wanted: &'static str },
+    WrongKind {
+        plugin: String,
+        kind: &'static str,
+        wanted: &'static str,
+    },
     /// The plugin answered with its own typed error.
     #[error("plugin {plugin} returned an error: {error}")]
     Plugin { plugin: String, error: PluginError },

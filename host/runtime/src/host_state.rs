@@ -22,7 +22,12 @@ pub struct Services {
 impl Services {
     /// Real HTTP and LDAP, the given key-value backend and clock.
     pub fn new(kv: Arc<dyn KvBackend>, clock: Arc<dyn Clock>) -> Result<Self, caps::HttpError> {
-        Ok(Self { http: caps::HttpCapability::new()?, ldap: caps::LdapCapability::default(), kv, clock })
+        Ok(Self {
+            http: caps::HttpCapability::new()?,
+            ldap: caps::LdapCapability::default(),
+            kv,
+            clock,
+        })
     }
 }
 
@@ -46,7 +51,12 @@ pub(crate) struct MemoryLimiter {
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
             return Ok(false);
@@ -54,7 +64,12 @@ impl ResourceLimiter for MemoryLimiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -73,9 +88,16 @@ impl HostState {
     pub fn new(binding: Arc<Binding>, memory_limit: usize) -> Self {
         Self {
             // No preopens, env, args, sockets or DNS; stdio closed.
-            wasi: WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build(),
+            wasi: WasiCtx::builder()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { limit: memory_limit, hit: false },
+            limiter: MemoryLimiter {
+                limit: memory_limit,
+                hit: false,
+            },
             binding,
             panic: None,
         }
@@ -84,7 +106,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -108,11 +133,21 @@ impl log::Host for HostState {
         let message = truncate(message);
         let (tenant, plugin, version) = (b.tenant.as_str(), b.plugin.as_str(), b.version.as_str());
         match level {
-            log::Level::Trace => tracing::trace!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
-            log::Level::Info => tracing::info!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
-            log::Level::Error => tracing::error!(target: "tenure::plugin", tenant, plugin, version, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(target: "tenure::plugin", tenant, plugin, version, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "tenure::plugin", tenant, plugin, version, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "tenure::plugin", tenant, plugin, version, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "tenure::plugin", tenant, plugin, version, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "tenure::plugin", tenant, plugin, version, "{message}")
+            }
         }
     }
 
@@ -147,7 +182,11 @@ impl http::Host for HostState {
             tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection, "http denied: {reason}");
         }
         result
-            .map(|r| http::Response { status: r.status, headers: r.headers, body: r.body })
+            .map(|r| http::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
             .map_err(|e| match e {
                 caps::HttpError::Denied(m) => http::HttpError::Denied(m),
                 caps::HttpError::InvalidRequest(m) => http::HttpError::InvalidRequest(m),
@@ -161,9 +200,15 @@ fn ldap_error(e: caps::ldap::LdapError) -> ldap::LdapError {
     use caps::ldap::LdapError as E;
     match e {
         E::Denied(m) => ldap::LdapError::Denied(m),
-        E::Failed { code, message, matched_dn } => {
-            ldap::LdapError::Failed(ldap::LdapResult { code, message, matched_dn })
-        }
+        E::Failed {
+            code,
+            message,
+            matched_dn,
+        } => ldap::LdapError::Failed(ldap::LdapResult {
+            code,
+            message,
+            matched_dn,
+        }),
         E::Transport(m) => ldap::LdapError::Transport(m),
         E::Timeout => ldap::LdapError::Timeout,
     }
@@ -217,24 +262,45 @@ impl ldap::Host for HostState {
         r.map(|entries| {
             entries
                 .into_iter()
-                .map(|e| ldap::Entry { dn: e.dn, text: e.text, binary: e.binary })
+                .map(|e| ldap::Entry {
+                    dn: e.dn,
+                    text: e.text,
+                    binary: e.binary,
+                })
                 .collect()
         })
         .map_err(ldap_error)
     }
 
-    async fn add(&mut self, connection: String, dn: String, attributes: Vec<ldap::Attribute>) -> Result<(), ldap::LdapError> {
+    async fn add(
+        &mut self,
+        connection: String,
+        dn: String,
+        attributes: Vec<ldap::Attribute>,
+    ) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
         let attrs = attributes
             .into_iter()
-            .map(|a| caps::ldap::LdapAttribute { name: a.name, values: ldap_values(a.values) })
+            .map(|a| caps::ldap::LdapAttribute {
+                name: a.name,
+                values: ldap_values(a.values),
+            })
             .collect();
-        let r = b.services.ldap.add(&b.grants, &b.tenant_config, &connection, &dn, attrs).await;
+        let r = b
+            .services
+            .ldap
+            .add(&b.grants, &b.tenant_config, &connection, &dn, attrs)
+            .await;
         self.note_ldap_denial(&connection, &r);
         r.map_err(ldap_error)
     }
 
-    async fn modify(&mut self, connection: String, dn: String, changes: Vec<ldap::Modification>) -> Result<(), ldap::LdapError> {
+    async fn modify(
+        &mut self,
+        connection: String,
+        dn: String,
+        changes: Vec<ldap::Modification>,
+    ) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
         let mods = changes
             .into_iter()
@@ -248,7 +314,11 @@ impl ldap::Host for HostState {
                 values: ldap_values(m.values),
             })
             .collect();
-        let r = b.services.ldap.modify(&b.grants, &b.tenant_config, &connection, &dn, mods).await;
+        let r = b
+            .services
+            .ldap
+            .modify(&b.grants, &b.tenant_config, &connection, &dn, mods)
+            .await;
         self.note_ldap_denial(&connection, &r);
         r.map_err(ldap_error)
     }
@@ -265,7 +335,15 @@ impl ldap::Host for HostState {
         let r = b
             .services
             .ldap
-            .modify_dn(&b.grants, &b.tenant_config, &connection, &dn, &new_rdn, delete_old_rdn, new_superior.as_deref())
+            .modify_dn(
+                &b.grants,
+                &b.tenant_config,
+                &connection,
+                &dn,
+                &new_rdn,
+                delete_old_rdn,
+                new_superior.as_deref(),
+            )
             .await;
         self.note_ldap_denial(&connection, &r);
         r.map_err(ldap_error)
@@ -273,7 +351,11 @@ impl ldap::Host for HostState {
 
     async fn delete_entry(&mut self, connection: String, dn: String) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
-        let r = b.services.ldap.delete(&b.grants, &b.tenant_config, &connection, &dn).await;
+        let r = b
+            .services
+            .ldap
+            .delete(&b.grants, &b.tenant_config, &connection, &dn)
+            .await;
         self.note_ldap_denial(&connection, &r);
         r.map_err(ldap_error)
     }
@@ -289,7 +371,10 @@ fn kv_error(e: caps::KvError) -> kv::KvError {
 
 impl HostState {
     fn kv_allowed(&self) -> Result<(), kv::KvError> {
-        self.binding.grants.check_kv().map_err(|d| kv::KvError::Denied(d.0))
+        self.binding
+            .grants
+            .check_kv()
+            .map_err(|d| kv::KvError::Denied(d.0))
     }
 }
 
@@ -318,6 +403,9 @@ impl kv::Host for HostState {
     async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::KvError> {
         self.kv_allowed()?;
         let b = &self.binding;
-        b.services.kv.list_keys(&b.kv_namespace, &prefix).map_err(kv_error)
+        b.services
+            .kv
+            .list_keys(&b.kv_namespace, &prefix)
+            .map_err(kv_error)
     }
 }

@@ -77,57 +77,94 @@ impl PluginHandle {
         context: &wit::rules::Context,
     ) -> Result<wit::rules::Evaluation, CallError> {
         let mut warm = self.checkout().await?;
-        let Exports::Rules(p) = &warm.exports else { return Err(self.wrong_kind("rules")) };
-        let r = self.run(p.tenure_plugin_rules().call_evaluate(&mut warm.store, person, context)).await;
+        let Exports::Rules(p) = &warm.exports else {
+            return Err(self.wrong_kind("rules"));
+        };
+        let r = self
+            .run(
+                p.tenure_plugin_rules()
+                    .call_evaluate(&mut warm.store, person, context),
+            )
+            .await;
         self.settle(warm, r)
     }
 
     /// Connector: what it supports and how it matches accounts.
     pub async fn describe(&self) -> Result<wit::connector::Capabilities, CallError> {
         let mut warm = self.checkout().await?;
-        let Exports::Connector(p) = &warm.exports else { return Err(self.wrong_kind("connector")) };
-        let r = self.run(p.tenure_plugin_connector().call_describe(&mut warm.store)).await;
+        let Exports::Connector(p) = &warm.exports else {
+            return Err(self.wrong_kind("connector"));
+        };
+        let r = self
+            .run(p.tenure_plugin_connector().call_describe(&mut warm.store))
+            .await;
         self.settle(warm, r.map(|r| r.map(Ok)))
     }
 
     /// Connector: accounts matching the keys.
     pub async fn lookup(&self, keys: &[wit::MatchKey]) -> Result<Vec<wit::Account>, CallError> {
         let mut warm = self.checkout().await?;
-        let Exports::Connector(p) = &warm.exports else { return Err(self.wrong_kind("connector")) };
-        let r = self.run(p.tenure_plugin_connector().call_lookup_accounts(&mut warm.store, keys)).await;
+        let Exports::Connector(p) = &warm.exports else {
+            return Err(self.wrong_kind("connector"));
+        };
+        let r = self
+            .run(
+                p.tenure_plugin_connector()
+                    .call_lookup_accounts(&mut warm.store, keys),
+            )
+            .await;
         self.settle(warm, r)
     }
 
     /// Connector: apply one operation.
     pub async fn apply(&self, op: &wit::Operation) -> Result<wit::Outcome, CallError> {
         let mut warm = self.checkout().await?;
-        let Exports::Connector(p) = &warm.exports else { return Err(self.wrong_kind("connector")) };
-        let r = self.run(p.tenure_plugin_connector().call_apply(&mut warm.store, op)).await;
+        let Exports::Connector(p) = &warm.exports else {
+            return Err(self.wrong_kind("connector"));
+        };
+        let r = self
+            .run(p.tenure_plugin_connector().call_apply(&mut warm.store, op))
+            .await;
         self.settle(warm, r)
     }
 
     /// Source: events from a received payload.
     pub async fn parse(&self, payload: &wit::source::Payload) -> Result<Vec<wit::PersonEvent>, CallError> {
         let mut warm = self.checkout().await?;
-        let Exports::Source(p) = &warm.exports else { return Err(self.wrong_kind("source")) };
-        let r = self.run(p.tenure_plugin_source().call_parse(&mut warm.store, payload)).await;
+        let Exports::Source(p) = &warm.exports else {
+            return Err(self.wrong_kind("source"));
+        };
+        let r = self
+            .run(p.tenure_plugin_source().call_parse(&mut warm.store, payload))
+            .await;
         self.settle(warm, r)
     }
 
     /// Source: changes since `cursor`.
     pub async fn poll(&self, cursor: Option<&str>) -> Result<wit::source::PollResult, CallError> {
         let mut warm = self.checkout().await?;
-        let Exports::Source(p) = &warm.exports else { return Err(self.wrong_kind("source")) };
-        let r = self.run(p.tenure_plugin_source().call_poll(&mut warm.store, cursor)).await;
+        let Exports::Source(p) = &warm.exports else {
+            return Err(self.wrong_kind("source"));
+        };
+        let r = self
+            .run(p.tenure_plugin_source().call_poll(&mut warm.store, cursor))
+            .await;
         self.settle(warm, r)
     }
 
     fn wrong_kind(&self, wanted: &'static str) -> CallError {
-        CallError::WrongKind { plugin: self.label(), kind: self.version.kind.as_str(), wanted }
+        CallError::WrongKind {
+            plugin: self.label(),
+            kind: self.version.kind.as_str(),
+            wanted,
+        }
     }
 
     fn label(&self) -> String {
-        format!("{}@{} (tenant {})", self.binding.plugin, self.binding.version, self.binding.tenant)
+        format!(
+            "{}@{} (tenant {})",
+            self.binding.plugin, self.binding.version, self.binding.tenant
+        )
     }
 
     async fn run<T>(&self, call: impl Future<Output = wasmtime::Result<T>>) -> Raw<T> {
@@ -136,7 +173,10 @@ impl PluginHandle {
 
     /// A warm instance of this version for this tenant, or a new configured one.
     async fn checkout(&self) -> Result<Warm, CallError> {
-        if let Some(warm) = self.version.take_warm(&self.binding.tenant, self.binding.generation) {
+        if let Some(warm) = self
+            .version
+            .take_warm(&self.binding.tenant, self.binding.generation)
+        {
             return Ok(warm);
         }
         self.instantiate().await
@@ -159,26 +199,39 @@ impl PluginHandle {
                 let p = self.run(pre.instantiate_async(&mut store)).await;
                 let p = self.started(&mut store, p)?;
                 let rule_set = grant.and_then(|g| g.rule_set.clone()).unwrap_or_default();
-                let r = self.run(p.tenure_plugin_rules().call_configure(&mut store, &rule_set, &settings)).await;
+                let r = self
+                    .run(
+                        p.tenure_plugin_rules()
+                            .call_configure(&mut store, &rule_set, &settings),
+                    )
+                    .await;
                 self.configured(&store, r)?;
                 Exports::Rules(p)
             }
             Pre::Connector(pre) => {
                 let p = self.run(pre.instantiate_async(&mut store)).await;
                 let p = self.started(&mut store, p)?;
-                let r = self.run(p.tenure_plugin_connector().call_configure(&mut store, &settings)).await;
+                let r = self
+                    .run(p.tenure_plugin_connector().call_configure(&mut store, &settings))
+                    .await;
                 self.configured(&store, r)?;
                 Exports::Connector(p)
             }
             Pre::Source(pre) => {
                 let p = self.run(pre.instantiate_async(&mut store)).await;
                 let p = self.started(&mut store, p)?;
-                let r = self.run(p.tenure_plugin_source().call_configure(&mut store, &settings)).await;
+                let r = self
+                    .run(p.tenure_plugin_source().call_configure(&mut store, &settings))
+                    .await;
                 self.configured(&store, r)?;
                 Exports::Source(p)
             }
         };
-        Ok(Warm { store, exports, generation: self.binding.generation })
+        Ok(Warm {
+            store,
+            exports,
+            generation: self.binding.generation,
+        })
     }
 
     fn started<T>(&self, store: &mut Store<HostState>, r: Raw<T>) -> Result<T, CallError> {
@@ -209,7 +262,10 @@ impl PluginHandle {
             }
             Ok(Ok(Err(error))) => {
                 self.version.put_warm(&self.binding.tenant, warm, self.warm_limit);
-                Err(CallError::Plugin { plugin: self.label(), error })
+                Err(CallError::Plugin {
+                    plugin: self.label(),
+                    error,
+                })
             }
             other => Err(self.failure(warm.store.data(), other.map(|r| r.map(|_| ())), "call")),
         }
@@ -219,16 +275,30 @@ impl PluginHandle {
         let plugin = self.label();
         let error = match r {
             Err(_) => {
-                return CallError::Timeout { plugin, deadline_ms: self.deadline.as_millis() as u64 };
+                return CallError::Timeout {
+                    plugin,
+                    deadline_ms: self.deadline.as_millis() as u64,
+                };
             }
-            Ok(Ok(())) => return CallError::Start { plugin, message: format!("{phase} did not finish") },
+            Ok(Ok(())) => {
+                return CallError::Start {
+                    plugin,
+                    message: format!("{phase} did not finish"),
+                };
+            }
             Ok(Err(e)) => e,
         };
         if state.limiter.hit {
-            return CallError::OutOfMemory { plugin, limit_mib: (self.memory_limit >> 20) as u64 };
+            return CallError::OutOfMemory {
+                plugin,
+                limit_mib: (self.memory_limit >> 20) as u64,
+            };
         }
         if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return CallError::Timeout { plugin, deadline_ms: self.deadline.as_millis() as u64 };
+            return CallError::Timeout {
+                plugin,
+                deadline_ms: self.deadline.as_millis() as u64,
+            };
         }
         let mut message = match &state.panic {
             Some(panic) => format!("panicked: {panic}"),

@@ -54,7 +54,10 @@ impl PluginManifest {
         if !valid_name {
             return Err(RuntimeError::Manifest {
                 path: path_for_errors.to_string(),
-                reason: format!("name {:?} must be non-empty lowercase letters, digits, '-' or '_'", manifest.name),
+                reason: format!(
+                    "name {:?} must be non-empty lowercase letters, digits, '-' or '_'",
+                    manifest.name
+                ),
             });
         }
         Ok(manifest)

@@ -115,7 +115,8 @@ impl Runtime {
     pub fn new(options: RuntimeOptions, services: Services) -> Result<Self, RuntimeError> {
         let engine = build_engine(&options)?;
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         Imports::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         start_epoch_ticker(&engine, options.epoch_tick);
@@ -140,7 +141,11 @@ impl Runtime {
 
     /// Compiles (or loads from cache) and registers a plugin version, which
     /// becomes current at once. Calls already running finish on the old version.
-    pub fn register(&self, manifest: PluginManifest, wasm: &[u8]) -> Result<Arc<PluginVersion>, RuntimeError> {
+    pub fn register(
+        &self,
+        manifest: PluginManifest,
+        wasm: &[u8],
+    ) -> Result<Arc<PluginVersion>, RuntimeError> {
         let inner = &self.inner;
         let (component, sha256) = inner.cache.load(&inner.engine, wasm)?;
         let info = wit_version::inspect(&inner.engine, &manifest.name, &component)?;
@@ -178,7 +183,10 @@ impl Runtime {
         let mut plugins = inner.plugins.write().unwrap_or_else(|p| p.into_inner());
         match plugins.get(&name) {
             Some(slot) => {
-                slot.history.lock().unwrap_or_else(|p| p.into_inner()).push(version.clone());
+                slot.history
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(version.clone());
                 let old = slot.current.swap(version.clone());
                 old.drop_warm();
             }
@@ -237,7 +245,12 @@ impl Runtime {
 
     /// Every registered version of a plugin, oldest first.
     pub fn versions(&self, plugin: &str) -> Result<Vec<Arc<PluginVersion>>, RuntimeError> {
-        Ok(self.slot(plugin)?.history.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        Ok(self
+            .slot(plugin)?
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone())
     }
 
     /// Adds or replaces a tenant's config. Warm instances built under the old
@@ -248,7 +261,13 @@ impl Runtime {
             .tenants
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), TenantEntry { config: Arc::new(config), generation });
+            .insert(
+                name.to_string(),
+                TenantEntry {
+                    config: Arc::new(config),
+                    generation,
+                },
+            );
     }
 
     /// A handle on the current version of `plugin` for `tenant`.
@@ -256,7 +275,9 @@ impl Runtime {
         let version = self.slot(plugin)?.current.load_full();
         let (config, generation) = {
             let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
-            let entry = tenants.get(tenant).ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
+            let entry = tenants
+                .get(tenant)
+                .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
             (entry.config.clone(), entry.generation)
         };
         let grant = config.plugins.get(plugin);
@@ -274,7 +295,10 @@ impl Runtime {
             plugin: plugin.to_string(),
             version: version.label.clone(),
             grants: EffectiveGrants::new(tenant, plugin, &version.manifest.capabilities, &config),
-            kv_namespace: KvNamespace { tenant: tenant.to_string(), plugin: plugin.to_string() },
+            kv_namespace: KvNamespace {
+                tenant: tenant.to_string(),
+                plugin: plugin.to_string(),
+            },
             tenant_config: config,
             services: self.inner.services.clone(),
             generation,

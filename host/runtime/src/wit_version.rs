@@ -17,7 +17,11 @@ impl WitVersion {
     fn parse(s: &str) -> Option<Self> {
         let core = s.split(['-', '+']).next()?;
         let mut it = core.split('.').map(|p| p.parse::<u32>().ok());
-        let v = Self { major: it.next()??, minor: it.next()??, patch: it.next()?? };
+        let v = Self {
+            major: it.next()??,
+            minor: it.next()??,
+            patch: it.next()??,
+        };
         it.next().is_none().then_some(v)
     }
 
@@ -27,7 +31,11 @@ impl WitVersion {
         if self.major != supported.major {
             return false;
         }
-        if self.major == 0 { self.minor == supported.minor } else { self.minor <= supported.minor }
+        if self.major == 0 {
+            self.minor == supported.minor
+        } else {
+            self.minor <= supported.minor
+        }
     }
 }
 
@@ -38,7 +46,11 @@ impl std::fmt::Display for WitVersion {
 }
 
 /// WIT versions this host supports, each frozen under `wit/since_v<version>/`.
-pub const SUPPORTED_WIT: &[WitVersion] = &[WitVersion { major: 0, minor: 1, patch: 0 }];
+pub const SUPPORTED_WIT: &[WitVersion] = &[WitVersion {
+    major: 0,
+    minor: 1,
+    patch: 0,
+}];
 
 const PACKAGE: &str = "tenure:plugin/";
 
@@ -62,7 +74,9 @@ pub fn inspect(engine: &Engine, plugin: &str, component: &Component) -> Result<C
     let mut names: Vec<(String, bool)> = ty.exports(engine).map(|(n, _)| (n.to_string(), true)).collect();
     names.extend(ty.imports(engine).map(|(n, _)| (n.to_string(), false)));
     for (name, is_export) in &names {
-        let Some(rest) = name.strip_prefix(PACKAGE) else { continue };
+        let Some(rest) = name.strip_prefix(PACKAGE) else {
+            continue;
+        };
         let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
         let Some(version) = WitVersion::parse(version) else {
             return Err(RuntimeError::UnsupportedWit(format!(

@@ -59,6 +59,8 @@ class Rules(wit_world.exports.Rules):
                 inputs=[("department", types.Value_Text(dept) if dept else types.Value_Absent())],
                 contributed=[f"group:{g}" for g in dept_groups or []],
             ))
+            if context.trace == rules.TraceLevel.NONE or (context.trace == rules.TraceLevel.MATCHED and dept_groups is None):
+                trace.pop()
             groups.extend(dept_groups or [])
             if not groups:
                 groups.extend(spec.get("default_groups", []))

@@ -2,10 +2,12 @@
 //! `tenure-rules-basic-engine`, exposed through the `rules-plugin` world.
 
 use std::cell::RefCell;
-use tenure_rules_basic_engine::{Record, RuleSet};
+use tenure_rules_basic_engine::{Record, RuleSet, TraceLevel};
 use tenure_sdk::errors::invalid_input;
-use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry};
-use tenure_sdk::types::{Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, PluginError, Value};
+use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry, TraceLevel as WitTraceLevel};
+use tenure_sdk::types::{
+    Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, PluginError, Value,
+};
 
 thread_local! {
     static RULES: RefCell<RuleSet> = RefCell::new(RuleSet::default());
@@ -25,7 +27,15 @@ impl Guest for RulesBasic {
     fn evaluate(person: Person, context: Context) -> Result<Evaluation, PluginError> {
         let record = flatten(&person);
         let mut trace = Vec::new();
-        let desired = RULES.with(|r| r.borrow().evaluate(&record, &context.destinations, &mut trace));
+        let level = match context.trace {
+            WitTraceLevel::None => TraceLevel::None,
+            WitTraceLevel::Matched => TraceLevel::Matched,
+            WitTraceLevel::All => TraceLevel::All,
+        };
+        let desired = RULES.with(|r| {
+            r.borrow()
+                .evaluate(&record, &context.destinations, level, &mut trace)
+        });
         Ok(Evaluation {
             accounts: desired
                 .into_iter()
@@ -34,7 +44,10 @@ impl Guest for RulesBasic {
                     attributes: d
                         .attributes
                         .into_iter()
-                        .map(|(name, v)| Attribute { name, value: Value::Text(v) })
+                        .map(|(name, v)| Attribute {
+                            name,
+                            value: Value::Text(v),
+                        })
                         .collect(),
                     container: d.container,
                     groups: d.groups,
@@ -49,7 +62,11 @@ impl Guest for RulesBasic {
                 .into_iter()
                 .map(|t| TraceEntry {
                     destination: t.destination,
-                    reason: if t.matched { "condition matched".into() } else { "condition not met".into() },
+                    reason: if t.matched {
+                        "condition matched".into()
+                    } else {
+                        "condition not met".into()
+                    },
                     rule: t.rule,
                     matched: t.matched,
                     inputs: t
@@ -64,48 +81,55 @@ impl Guest for RulesBasic {
     }
 }
 
-/// The person as flat attributes the rules can test.
-pub fn flatten(p: &Person) -> Record {
-    let mut r: Record = Vec::with_capacity(16 + p.custom.len());
-    let mut put = |k: &str, v: Option<&String>| {
-        if let Some(v) = v {
-            r.push((k.to_string(), v.clone()));
+/// The person as flat attributes the rules can test (borrowed, no copies).
+pub fn flatten(p: &Person) -> Record<'_> {
+    let mut r: Record<'_> = Vec::with_capacity(16 + p.custom.len());
+    let fields = [
+        ("given_name", &p.given_name),
+        ("family_name", &p.family_name),
+        ("preferred_name", &p.preferred_name),
+        ("title", &p.title),
+        ("department", &p.department),
+        ("team", &p.team),
+        ("location", &p.location),
+        ("country", &p.country),
+        ("time_zone", &p.time_zone),
+        ("start_date", &p.start_date),
+        ("end_date", &p.end_date),
+    ];
+    for (name, value) in fields {
+        if let Some(v) = value {
+            r.push((name, v.as_str()));
         }
-    };
-    put("given_name", p.given_name.as_ref());
-    put("family_name", p.family_name.as_ref());
-    put("preferred_name", p.preferred_name.as_ref());
-    put("title", p.title.as_ref());
-    put("department", p.department.as_ref());
-    put("team", p.team.as_ref());
-    put("location", p.location.as_ref());
-    put("country", p.country.as_ref());
-    put("time_zone", p.time_zone.as_ref());
-    put("start_date", p.start_date.as_ref());
-    put("end_date", p.end_date.as_ref());
-    let email = tenure_sdk::person::primary_email(p).map(str::to_string);
-    put("email", email.as_ref());
-    if let Some(t) = p.employment_type {
-        let t = match t {
-            EmploymentType::Employee => "employee",
-            EmploymentType::Contractor => "contractor",
-            EmploymentType::Intern => "intern",
-            EmploymentType::Temporary => "temporary",
-            EmploymentType::Other => "other",
-        };
-        r.push(("employment_type".into(), t.into()));
     }
-    let status = match p.status {
-        PersonStatus::Candidate => "candidate",
-        PersonStatus::PreHire => "pre-hire",
-        PersonStatus::Active => "active",
-        PersonStatus::OnLeave => "on-leave",
-        PersonStatus::Terminated => "terminated",
-    };
-    r.push(("status".into(), status.into()));
+    if let Some(email) = tenure_sdk::person::primary_email(p) {
+        r.push(("email", email));
+    }
+    if let Some(t) = p.employment_type {
+        r.push((
+            "employment_type",
+            match t {
+                EmploymentType::Employee => "employee",
+                EmploymentType::Contractor => "contractor",
+                EmploymentType::Intern => "intern",
+                EmploymentType::Temporary => "temporary",
+                EmploymentType::Other => "other",
+            },
+        ));
+    }
+    r.push((
+        "status",
+        match p.status {
+            PersonStatus::Candidate => "candidate",
+            PersonStatus::PreHire => "pre-hire",
+            PersonStatus::Active => "active",
+            PersonStatus::OnLeave => "on-leave",
+            PersonStatus::Terminated => "terminated",
+        },
+    ));
     for (k, v) in &p.custom {
         if let Value::Text(s) = v {
-            r.push((k.clone(), s.clone()));
+            r.push((k.as_str(), s.as_str()));
         }
     }
     r

@@ -4,7 +4,10 @@ use crate::types::{InvalidInput, PluginError};
 
 /// `invalid-input` naming the field and the reason.
 pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> PluginError {
-    PluginError::InvalidInput(InvalidInput { field: field.into(), reason: reason.into() })
+    PluginError::InvalidInput(InvalidInput {
+        field: field.into(),
+        reason: reason.into(),
+    })
 }
 
 /// Maps an HTTP status to the error that drives the host's retries

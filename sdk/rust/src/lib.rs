@@ -96,8 +96,15 @@ pub mod source {
     pub use exports::tenure::plugin::source::*;
 }
 
-mod logging;
 pub mod errors;
+/// talc as the global allocator (feature `fast-alloc`, on by default).
+#[cfg(all(feature = "fast-alloc", target_family = "wasm"))]
+#[global_allocator]
+// SAFETY: a component instance runs single-threaded WebAssembly, which is what
+// `TalckWasm` requires; it grows memory with `memory.grow` as needed.
+static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+
+mod logging;
 pub mod person;
 
 pub use logging::init;

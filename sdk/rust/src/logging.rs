@@ -36,9 +36,16 @@ pub fn init() {
         std::panic::set_hook(Box::new(|info| {
             let message = match info.payload().downcast_ref::<&str>() {
                 Some(s) => (*s).to_string(),
-                None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "panic".into()),
+                None => info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "panic".into()),
             };
-            let location = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
             report_panic(&format!("{message}{location}"));
         }));
     });

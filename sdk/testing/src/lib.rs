@@ -56,19 +56,30 @@ pub struct Harness {
 impl Harness {
     /// A harness with the system clock and default limits.
     pub fn new() -> Result<Self, HarnessError> {
-        Self::with(RuntimeOptions::default(), Arc::new(MemoryKv::default()), Arc::new(SystemClock))
+        Self::with(
+            RuntimeOptions::default(),
+            Arc::new(MemoryKv::default()),
+            Arc::new(SystemClock),
+        )
     }
 
     /// A harness with custom options, key-value backend and clock.
-    pub fn with(options: RuntimeOptions, kv: Arc<dyn KvBackend>, clock: Arc<dyn Clock>) -> Result<Self, HarnessError> {
+    pub fn with(
+        options: RuntimeOptions,
+        kv: Arc<dyn KvBackend>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, HarnessError> {
         let options = RuntimeOptions {
-            cache_dir: options.cache_dir.or_else(|| Some(workspace_root().join("target/component-cache"))),
+            cache_dir: options
+                .cache_dir
+                .or_else(|| Some(workspace_root().join("target/component-cache"))),
             ..options
         };
-        let services = Services::new(kv, clock).map_err(|e| {
-            HarnessError::Runtime(tenure_runtime::RuntimeError::Engine(e.to_string()))
-        })?;
-        Ok(Self { runtime: Runtime::new(options, services)? })
+        let services = Services::new(kv, clock)
+            .map_err(|e| HarnessError::Runtime(tenure_runtime::RuntimeError::Engine(e.to_string())))?;
+        Ok(Self {
+            runtime: Runtime::new(options, services)?,
+        })
     }
 
     /// The runtime under test.
@@ -80,7 +91,10 @@ impl Harness {
     pub fn load(&self, file: &str) -> Result<Arc<PluginVersion>, HarnessError> {
         let path = plugin_dir().join(format!("{file}.wasm"));
         if !path.exists() {
-            return Err(HarnessError::NotBuilt { name: file.to_string(), path: path.display().to_string() });
+            return Err(HarnessError::NotBuilt {
+                name: file.to_string(),
+                path: path.display().to_string(),
+            });
         }
         Ok(self.runtime.register_file(&path)?)
     }
@@ -97,10 +111,18 @@ impl Harness {
 
     /// Runs every `*.json` rules fixture in `dir` against `plugin` for `tenant`
     /// and returns one line per failure (empty when all pass).
-    pub async fn run_rules_fixtures(&self, tenant: &str, plugin: &str, dir: &Path) -> Result<FixtureReport, HarnessError> {
+    pub async fn run_rules_fixtures(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        dir: &Path,
+    ) -> Result<FixtureReport, HarnessError> {
         let handle = self.runtime.plugin(tenant, plugin)?;
         let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| HarnessError::Fixture { file: dir.display().to_string(), reason: e.to_string() })?
+            .map_err(|e| HarnessError::Fixture {
+                file: dir.display().to_string(),
+                reason: e.to_string(),
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
             .collect();
@@ -108,9 +130,13 @@ impl Harness {
         let mut report = FixtureReport::default();
         for file in files {
             let name = file.display().to_string();
-            let fixture_err = |reason: String| HarnessError::Fixture { file: name.clone(), reason };
+            let fixture_err = |reason: String| HarnessError::Fixture {
+                file: name.clone(),
+                reason,
+            };
             let text = std::fs::read_to_string(&file).map_err(|e| fixture_err(e.to_string()))?;
-            let fixture: RulesFixture = serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
+            let fixture: RulesFixture =
+                serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
             let person = person_from_json(fixture.person).map_err(fixture_err)?;
             let context = context_from_json(fixture.context).map_err(fixture_err)?;
             report.run += 1;
@@ -118,14 +144,18 @@ impl Harness {
                 Ok(evaluation) => {
                     let actual = serde_json::to_value(&evaluation).map_err(|e| fixture_err(e.to_string()))?;
                     if let Err(path) = subset(&fixture.expect, &actual, "expect") {
-                        report.failures.push(format!("{}: {path}; got {actual}", fixture.name));
+                        report
+                            .failures
+                            .push(format!("{}: {path}; got {actual}", fixture.name));
                     }
                 }
                 Err(e) => {
                     let expected_error = fixture.expect.get("error").and_then(Json::as_str);
                     match expected_error {
                         Some(want) if e.to_string().contains(want) => {}
-                        _ => report.failures.push(format!("{}: call failed: {e}", fixture.name)),
+                        _ => report
+                            .failures
+                            .push(format!("{}: call failed: {e}", fixture.name)),
                     }
                 }
             }
@@ -159,9 +189,9 @@ pub fn person_from_json(partial: Json) -> Result<Person, String> {
     serde_json::from_value(full).map_err(|e| format!("person: {e}"))
 }
 
-/// A rules context from partial JSON (defaults: a joiner, every destination, time 0).
+/// A rules context from partial JSON (defaults: a joiner, every destination, time 0, full trace).
 pub fn context_from_json(partial: Json) -> Result<wit::rules::Context, String> {
-    let mut full = json!({ "event": "Joiner", "destinations": [], "now_ms": 0 });
+    let mut full = json!({ "event": "Joiner", "destinations": [], "now_ms": 0, "trace": "All" });
     merge(&mut full, partial);
     serde_json::from_value(full).map_err(|e| format!("context: {e}"))
 }
@@ -209,16 +239,24 @@ mod tests {
     fn subset_matching() {
         let actual = json!({"a": 1, "b": [ {"x": 1, "y": 2} ], "c": "z"});
         assert!(subset(&json!({"b": [ {"x": 1} ]}), &actual, "expect").is_ok());
-        assert_eq!(subset(&json!({"a": 2}), &actual, "expect").unwrap_err(), "expect.a is 1, expected 2");
+        assert_eq!(
+            subset(&json!({"a": 2}), &actual, "expect").unwrap_err(),
+            "expect.a is 1, expected 2"
+        );
         assert!(subset(&json!({"b": []}), &actual, "expect").is_err());
         assert!(subset(&json!({"q": 1}), &actual, "expect").is_err());
     }
 
     #[test]
     fn partial_person() {
-        let p = person_from_json(json!({"given_name": "Ada", "custom": [["level", {"Text": "L5"}]]})).unwrap();
+        let p =
+            person_from_json(json!({"given_name": "Ada", "custom": [["level", {"Text": "L5"}]]})).unwrap();
         assert_eq!(p.given_name.as_deref(), Some("Ada"));
         assert_eq!(p.custom.len(), 1);
-        assert!(person_from_json(json!({"status": "Nope"})).unwrap_err().contains("person"));
+        assert!(
+            person_from_json(json!({"status": "Nope"}))
+                .unwrap_err()
+                .contains("person")
+        );
     }
 }

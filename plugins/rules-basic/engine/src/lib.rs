@@ -21,8 +21,8 @@
 
 use std::fmt;
 
-/// A flat view of a person: attribute name -> text value.
-pub type Record = Vec<(String, String)>;
+/// A flat view of a person: attribute name -> text value, borrowed from the person.
+pub type Record<'a> = Vec<(&'a str, &'a str)>;
 
 /// Why a rule set was refused, with its line number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +109,16 @@ pub struct Desired {
     pub enabled: bool,
 }
 
+/// How much of an evaluation goes into the trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceLevel {
+    None,
+    /// Only the rules that matched (and the defaults that applied).
+    Matched,
+    /// Every rule tested.
+    All,
+}
+
 /// One rule tested: whether it matched, the values it saw, what it added.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
@@ -125,13 +135,19 @@ impl RuleSet {
         let mut set = RuleSet::default();
         for (i, raw) in text.lines().enumerate() {
             let line_no = i + 1;
-            let err = |reason: String| ParseError { line: line_no, reason };
+            let err = |reason: String| ParseError {
+                line: line_no,
+                reason,
+            };
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             if let Some(name) = line.strip_prefix("destination ") {
-                set.destinations.push(Destination { name: name.trim().to_string(), ..Default::default() });
+                set.destinations.push(Destination {
+                    name: name.trim().to_string(),
+                    ..Default::default()
+                });
                 continue;
             }
             let dest = set
@@ -139,18 +155,34 @@ impl RuleSet {
                 .last_mut()
                 .ok_or_else(|| err("a `destination NAME` line must come first".into()))?;
             if let Some(rest) = line.strip_prefix("rule ") {
-                let (name, body) = rest.split_once(':').ok_or_else(|| err("expected `rule NAME: CONDITION => OUTPUTS`".into()))?;
+                let (name, body) = rest
+                    .split_once(':')
+                    .ok_or_else(|| err("expected `rule NAME: CONDITION => OUTPUTS`".into()))?;
                 let (cond, outs) = body.split_once("=>").ok_or_else(|| err("missing `=>`".into()))?;
                 let condition = parse_condition(cond).map_err(err)?;
                 let (outputs, stop) = parse_outputs(outs).map_err(err)?;
-                dest.rules.push(Rule { name: name.trim().to_string(), condition, outputs, stop });
+                dest.rules.push(Rule {
+                    name: name.trim().to_string(),
+                    condition,
+                    outputs,
+                    stop,
+                });
             } else if let Some(rest) = line.strip_prefix("default") {
-                let outs = rest.trim().strip_prefix("=>").ok_or_else(|| err("expected `default => OUTPUTS`".into()))?;
+                let outs = rest
+                    .trim()
+                    .strip_prefix("=>")
+                    .ok_or_else(|| err("expected `default => OUTPUTS`".into()))?;
                 dest.defaults = parse_outputs(outs).map_err(err)?.0;
             } else if let Some(rest) = line.strip_prefix("set ") {
-                let (attr, value) = rest.split_once('=').ok_or_else(|| err("expected `set ATTR = \"TEMPLATE\"`".into()))?;
-                let template = unquote(value.trim()).ok_or_else(|| err("template must be a quoted string".into()))?;
-                dest.mappings.push(Mapping { attribute: attr.trim().to_string(), template });
+                let (attr, value) = rest
+                    .split_once('=')
+                    .ok_or_else(|| err("expected `set ATTR = \"TEMPLATE\"`".into()))?;
+                let template =
+                    unquote(value.trim()).ok_or_else(|| err("template must be a quoted string".into()))?;
+                dest.mappings.push(Mapping {
+                    attribute: attr.trim().to_string(),
+                    template,
+                });
             } else {
                 return Err(err(format!("unknown statement {line:?}")));
             }
@@ -164,21 +196,40 @@ impl RuleSet {
     }
 
     /// Evaluates every destination named in `destinations` (all when empty).
-    pub fn evaluate(&self, record: &Record, destinations: &[String], trace: &mut Vec<Trace>) -> Vec<Desired> {
+    pub fn evaluate(
+        &self,
+        record: &Record,
+        destinations: &[String],
+        level: TraceLevel,
+        trace: &mut Vec<Trace>,
+    ) -> Vec<Desired> {
         self.destinations
             .iter()
-            .filter(|d| destinations.is_empty() || destinations.iter().any(|n| *n == d.name))
-            .map(|d| evaluate_destination(d, record, trace))
+            .filter(|d| destinations.is_empty() || destinations.contains(&d.name))
+            .map(|d| evaluate_destination(d, record, level, trace))
             .collect()
     }
 }
 
-fn lookup<'a>(record: &'a Record, name: &str) -> Option<&'a str> {
-    record.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+fn lookup<'a>(record: &Record<'a>, name: &str) -> Option<&'a str> {
+    record
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .filter(|v| !v.is_empty())
 }
 
-fn evaluate_destination(d: &Destination, record: &Record, trace: &mut Vec<Trace>) -> Desired {
-    let mut out = Desired { destination: d.name.clone(), enabled: true, ..Default::default() };
+fn evaluate_destination(
+    d: &Destination,
+    record: &Record,
+    level: TraceLevel,
+    trace: &mut Vec<Trace>,
+) -> Desired {
+    let mut out = Desired {
+        destination: d.name.clone(),
+        enabled: true,
+        ..Default::default()
+    };
     let mut any = false;
     for rule in &d.rules {
         let matched = rule
@@ -186,15 +237,33 @@ fn evaluate_destination(d: &Destination, record: &Record, trace: &mut Vec<Trace>
             .0
             .iter()
             .any(|all| all.iter().all(|t| test(t, lookup(record, &t.attribute))));
-        let inputs = rule
-            .condition
-            .0
-            .iter()
-            .flatten()
-            .map(|t| (t.attribute.clone(), lookup(record, &t.attribute).map(str::to_string)))
-            .collect();
-        let contributed = if matched { apply(&rule.outputs, &mut out) } else { Vec::new() };
-        trace.push(Trace { destination: d.name.clone(), rule: rule.name.clone(), matched, inputs, contributed });
+        let traced = level == TraceLevel::All || (level == TraceLevel::Matched && matched);
+        let contributed = if matched {
+            apply(&rule.outputs, &mut out, traced)
+        } else {
+            Vec::new()
+        };
+        if traced {
+            let inputs = rule
+                .condition
+                .0
+                .iter()
+                .flatten()
+                .map(|t| {
+                    (
+                        t.attribute.clone(),
+                        lookup(record, &t.attribute).map(str::to_string),
+                    )
+                })
+                .collect();
+            trace.push(Trace {
+                destination: d.name.clone(),
+                rule: rule.name.clone(),
+                matched,
+                inputs,
+                contributed,
+            });
+        }
         any |= matched;
         if matched && rule.stop {
             break;
@@ -211,18 +280,27 @@ fn evaluate_destination(d: &Destination, record: &Record, trace: &mut Vec<Trace>
         })
         .cloned()
         .collect();
-    if !defaults.is_empty() {
-        let contributed = apply(&defaults, &mut out);
-        trace.push(Trace { destination: d.name.clone(), rule: "default".into(), matched: true, inputs: vec![], contributed });
+    if !defaults.is_empty() && level != TraceLevel::None {
+        let contributed = apply(&defaults, &mut out, true);
+        trace.push(Trace {
+            destination: d.name.clone(),
+            rule: "default".into(),
+            matched: true,
+            inputs: vec![],
+            contributed,
+        });
+    } else if !defaults.is_empty() {
+        apply(&defaults, &mut out, false);
     }
     for m in &d.mappings {
-        out.attributes.push((m.attribute.clone(), render(&m.template, record)));
+        out.attributes
+            .push((m.attribute.clone(), render(&m.template, record)));
     }
     out
 }
 
-fn apply(outputs: &[Output], out: &mut Desired) -> Vec<String> {
-    let mut contributed = Vec::with_capacity(outputs.len());
+fn apply(outputs: &[Output], out: &mut Desired, traced: bool) -> Vec<String> {
+    let mut contributed = Vec::with_capacity(if traced { outputs.len() } else { 0 });
     for o in outputs {
         match o {
             Output::Group(g) => push_unique(&mut out.groups, g),
@@ -235,7 +313,9 @@ fn apply(outputs: &[Output], out: &mut Desired) -> Vec<String> {
             }
             Output::Disable => out.enabled = false,
         }
-        contributed.push(describe(o));
+        if traced {
+            contributed.push(describe(o));
+        }
     }
     contributed
 }
@@ -268,7 +348,12 @@ fn test(t: &Test, value: Option<&str>) -> bool {
         (Op::Suffix(x), Some(v)) => {
             v.len() >= x.len() && v.is_char_boundary(v.len() - x.len()) && eq(&v[v.len() - x.len()..], x)
         }
-        (Op::Contains(x), Some(v)) => v.to_ascii_lowercase().contains(&x.to_ascii_lowercase()),
+        (Op::Contains(x), Some(v)) => {
+            x.is_empty()
+                || v.as_bytes()
+                    .windows(x.len())
+                    .any(|w| w.eq_ignore_ascii_case(x.as_bytes()))
+        }
         (Op::In(xs), Some(v)) => xs.iter().any(|x| eq(v, x)),
     }
 }
@@ -337,10 +422,16 @@ fn split_keyword(text: &str, keyword: &str) -> Vec<String> {
 
 fn parse_test(text: &str) -> Result<Test, String> {
     if let Some(attr) = text.strip_suffix(" present") {
-        return Ok(Test { attribute: attr.trim().into(), op: Op::Present });
+        return Ok(Test {
+            attribute: attr.trim().into(),
+            op: Op::Present,
+        });
     }
     if let Some(attr) = text.strip_suffix(" absent") {
-        return Ok(Test { attribute: attr.trim().into(), op: Op::Absent });
+        return Ok(Test {
+            attribute: attr.trim().into(),
+            op: Op::Absent,
+        });
     }
     if let Some((attr, list)) = text.split_once(" in ") {
         let inner = list
@@ -352,7 +443,10 @@ fn parse_test(text: &str) -> Result<Test, String> {
             .split(',')
             .map(|v| unquote(v.trim()).ok_or_else(|| format!("list values must be quoted in {text:?}")))
             .collect::<Result<Vec<_>, _>>()?;
-        return Ok(Test { attribute: attr.trim().into(), op: Op::In(values) });
+        return Ok(Test {
+            attribute: attr.trim().into(),
+            op: Op::In(values),
+        });
     }
     for (sym, make) in [
         ("==", Op::Eq as fn(String) -> Op),
@@ -363,7 +457,10 @@ fn parse_test(text: &str) -> Result<Test, String> {
     ] {
         if let Some((attr, value)) = text.split_once(sym) {
             let value = unquote(value.trim()).ok_or_else(|| format!("value must be quoted in {text:?}"))?;
-            return Ok(Test { attribute: attr.trim().into(), op: make(value) });
+            return Ok(Test {
+                attribute: attr.trim().into(),
+                op: make(value),
+            });
         }
     }
     Err(format!("cannot read condition {text:?}"))
@@ -400,8 +497,8 @@ mod tests {
         set displayName = "{given_name} {family_name}"
     "#;
 
-    fn rec(pairs: &[(&str, &str)]) -> Record {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    fn rec<'a>(pairs: &[(&'a str, &'a str)]) -> Record<'a> {
+        pairs.to_vec()
     }
 
     #[test]
@@ -409,30 +506,44 @@ mod tests {
         let set = RuleSet::parse(SET).unwrap();
         assert_eq!(set.rule_count(), 4);
         let mut trace = Vec::new();
-        let r = rec(&[("department", "engineering"), ("title", "Senior Dev"), ("given_name", "Ada"), ("family_name", "Lovelace")]);
-        let d = &set.evaluate(&r, &[], &mut trace)[0];
+        let r = rec(&[
+            ("department", "engineering"),
+            ("title", "Senior Dev"),
+            ("given_name", "Ada"),
+            ("family_name", "Lovelace"),
+        ]);
+        let d = &set.evaluate(&r, &[], TraceLevel::All, &mut trace)[0];
         assert_eq!(d.groups, vec!["Eng-Senior"]);
         assert_eq!(d.container.as_deref(), Some("OU=Eng"));
-        assert_eq!(d.attributes, vec![("displayName".to_string(), "Ada Lovelace".to_string())]);
+        assert_eq!(
+            d.attributes,
+            vec![("displayName".to_string(), "Ada Lovelace".to_string())]
+        );
         assert!(trace[0].matched && !trace[1].matched);
-        assert_eq!(trace[0].inputs[0], ("department".to_string(), Some("engineering".to_string())));
+        assert_eq!(
+            trace[0].inputs[0],
+            ("department".to_string(), Some("engineering".to_string()))
+        );
 
         let mut trace = Vec::new();
         let r = rec(&[("employment_type", "contractor"), ("team", "Revenue Ops")]);
-        let d = &set.evaluate(&r, &["ad".into()], &mut trace)[0];
+        let d = &set.evaluate(&r, &["ad".into()], TraceLevel::All, &mut trace)[0];
         assert_eq!(d.groups, vec!["Sales", "Contractors"]);
         assert!(!d.enabled);
         assert_eq!(d.container.as_deref(), Some("OU=People"));
         assert!(trace.iter().all(|t| t.rule != "never"), "stop ends evaluation");
 
         let mut trace = Vec::new();
-        let d = &set.evaluate(&rec(&[]), &[], &mut trace)[0];
+        let d = &set.evaluate(&rec(&[]), &[], TraceLevel::All, &mut trace)[0];
         assert_eq!(d.groups, vec!["All-Staff"]);
     }
 
     #[test]
     fn reports_bad_lines() {
-        assert_eq!(RuleSet::parse("rule x: a == \"b\" => group:x").unwrap_err().line, 1);
+        assert_eq!(
+            RuleSet::parse("rule x: a == \"b\" => group:x").unwrap_err().line,
+            1
+        );
         let e = RuleSet::parse("destination d\nrule x: a ~ b => group:x").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.reason.contains("cannot read condition"));
