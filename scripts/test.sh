@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what Tenure's tests need, builds every plugin, and runs all tests.
+# Usage: scripts/test.sh            (from anywhere; safe to re-run)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log() { printf '[test] %s\n' "$*" >&2; }
+
+apt_updated=0
+need_apt() {
+  if [ "$apt_updated" = 0 ]; then apt-get update -qq >&2; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# Toolchains the plugin build uses: node/npm (componentize-js), python3 with venv (componentize-py).
+command -v node >/dev/null && command -v npm >/dev/null || { log "installing node and npm"; need_apt nodejs npm; }
+python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-venv"; need_apt python3-venv; }
+
+log "building plugins (Rust, Python, JavaScript) into target/plugins"
+plugins/build.sh
+
+log "unit tests of the plugins workspace (native)"
+(cd plugins && cargo test -q -p tenure-rules-basic-engine)
+
+if cargo nextest --version >/dev/null 2>&1; then
+  log "host workspace tests (nextest)"
+  cargo nextest run --workspace --no-fail-fast
+else
+  log "host workspace tests (cargo test; install cargo-nextest for faster runs)"
+  cargo test --workspace --no-fail-fast
+fi
