@@ -16,6 +16,10 @@ need_apt() {
 command -v node >/dev/null && command -v npm >/dev/null || { log "installing node and npm"; need_apt nodejs npm; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-venv"; need_apt python3-venv; }
 
+# The LDAP tests start a real OpenLDAP (scripts/testbeds/openldap.sh, which installs
+# slapd with apt when missing); stop it when the run ends.
+trap 'scripts/testbeds/openldap.sh stop || true' EXIT
+
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh
 

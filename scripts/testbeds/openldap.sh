@@ -114,7 +114,13 @@ stop() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start)
+    # Test processes may start it concurrently: one does the work, the others wait.
+    mkdir -p "$(dirname "$dir")"
+    exec 9>"$dir.lock"
+    flock 9
+    start
+    ;;
   stop) stop ;;
   env) env_out ;;
   *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;

@@ -438,10 +438,31 @@ fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, LdapErr
         .with_no_client_auth())
 }
 
+/// Attributes that hold password material; never returned to a plugin, even if
+/// the bind account can read them.
+const SECRET_ATTRIBUTES: &[&str] = &[
+    "userpassword",
+    "unicodepwd",
+    "supplementalcredentials",
+    "ntpwdhistory",
+    "lmpwdhistory",
+    "dbcspwd",
+    "authpassword",
+];
+
+fn is_secret(attribute: &str) -> bool {
+    let base = attribute
+        .split(';')
+        .next()
+        .unwrap_or(attribute)
+        .to_ascii_lowercase();
+    SECRET_ATTRIBUTES.contains(&base.as_str())
+}
+
 fn to_entry(e: SearchEntry) -> LdapEntry {
-    let mut text: Vec<_> = e.attrs.into_iter().collect();
+    let mut text: Vec<_> = e.attrs.into_iter().filter(|(k, _)| !is_secret(k)).collect();
     text.sort();
-    let mut binary: Vec<_> = e.bin_attrs.into_iter().collect();
+    let mut binary: Vec<_> = e.bin_attrs.into_iter().filter(|(k, _)| !is_secret(k)).collect();
     binary.sort();
     LdapEntry {
         dn: e.dn,
@@ -490,6 +511,13 @@ pub fn encode_password(password: &Secret, encoding: PasswordEncoding) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_attributes_never_reach_plugins() {
+        assert!(is_secret("userPassword"));
+        assert!(is_secret("unicodePwd;binary"));
+        assert!(!is_secret("mail"));
+    }
 
     #[test]
     fn passwords_are_strong_and_encoded_for_ad() {

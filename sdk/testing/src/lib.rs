@@ -69,14 +69,20 @@ impl Harness {
         kv: Arc<dyn KvBackend>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, HarnessError> {
+        let services = Services::new(kv, clock)
+            .map_err(|e| HarnessError::Runtime(tenure_runtime::RuntimeError::Engine(e.to_string())))?;
+        Self::with_services(options, services)
+    }
+
+    /// A harness with custom options and host services (for example an LDAP
+    /// capability with a test password sink).
+    pub fn with_services(options: RuntimeOptions, services: Services) -> Result<Self, HarnessError> {
         let options = RuntimeOptions {
             cache_dir: options
                 .cache_dir
                 .or_else(|| Some(workspace_root().join("target/component-cache"))),
             ..options
         };
-        let services = Services::new(kv, clock)
-            .map_err(|e| HarnessError::Runtime(tenure_runtime::RuntimeError::Engine(e.to_string())))?;
         Ok(Self {
             runtime: Runtime::new(options, services)?,
         })
