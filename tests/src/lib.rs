@@ -1,6 +1,10 @@
 //! Shared helpers for Tenure's integration tests.
 
+use serde_json::json;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use tenure_plugin_test::{Harness, context_from_json, person_from_json};
+use tenure_runtime::wit::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -45,4 +49,27 @@ pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
         }
     });
     addr
+}
+
+/// Calls the `chaos` fixture plugin for `tenant` with custom attributes
+/// (`mode` picks the behaviour) and returns its account's attributes as text.
+pub async fn call_chaos(h: &Harness, tenant: &str, args: &[(&str, &str)]) -> HashMap<String, String> {
+    let custom: Vec<_> = args.iter().map(|(k, v)| json!([k, { "Text": v }])).collect();
+    let person = person_from_json(json!({ "custom": custom })).expect("valid person");
+    let handle = h.runtime().plugin(tenant, "chaos").expect("chaos is registered");
+    let e = handle
+        .evaluate(&person, &context_from_json(json!({})).expect("valid context"))
+        .await
+        .expect("call succeeds");
+    e.accounts[0]
+        .attributes
+        .iter()
+        .map(|a| {
+            let v = match &a.value {
+                Value::Text(s) => s.clone(),
+                v => format!("{v:?}"),
+            };
+            (a.name.clone(), v)
+        })
+        .collect()
 }

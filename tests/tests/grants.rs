@@ -2,9 +2,8 @@
 //! tenant grants; denials name the config key; credentials stay in the host;
 //! tenants' key-value data and connections are isolated.
 
-use serde_json::json;
-use tenure_plugin_test::{Harness, context_from_json, person_from_json};
-use tenure_runtime::wit::Value;
+use std::collections::HashMap;
+use tenure_plugin_test::Harness;
 
 const TOKEN: &str = "s3cret-token";
 
@@ -41,36 +40,12 @@ async fn setup() -> Harness {
     h
 }
 
-/// Calls chaos for `tenant` with custom attributes; returns the account's attributes.
-async fn call(h: &Harness, tenant: &str, args: &[(&str, &str)]) -> Vec<(String, String)> {
-    let custom: Vec<_> = args.iter().map(|(k, v)| json!([k, {"Text": v}])).collect();
-    let person = person_from_json(json!({ "custom": custom })).unwrap();
-    let handle = h.runtime().plugin(tenant, "chaos").unwrap();
-    let e = handle
-        .evaluate(&person, &context_from_json(json!({})).unwrap())
-        .await
-        .expect("call succeeds");
-    e.accounts[0]
-        .attributes
-        .iter()
-        .map(|a| {
-            (
-                a.name.clone(),
-                match &a.value {
-                    Value::Text(s) => s.clone(),
-                    v => format!("{v:?}"),
-                },
-            )
-        })
-        .collect()
+async fn call(h: &Harness, tenant: &str, args: &[(&str, &str)]) -> HashMap<String, String> {
+    tenure_tests::call_chaos(h, tenant, args).await
 }
 
-fn get(attrs: &[(String, String)], name: &str) -> String {
-    attrs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default()
+fn get(attrs: &HashMap<String, String>, name: &str) -> String {
+    attrs.get(name).cloned().unwrap_or_default()
 }
 
 #[tokio::test]

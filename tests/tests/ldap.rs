@@ -3,13 +3,11 @@
 //! StartTLS, add/search/modify/move/delete and paged search from a plugin,
 //! generated passwords that the plugin never sees, and result codes passed through.
 
-use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tenure_capabilities::ldap::PasswordSink;
 use tenure_capabilities::{LdapCapability, MemoryKv, Secret, SystemClock};
-use tenure_plugin_test::{Harness, context_from_json, person_from_json};
-use tenure_runtime::wit::Value;
+use tenure_plugin_test::Harness;
 use tenure_runtime::{RuntimeOptions, Services};
 
 /// Starts (or reuses) the test directory server and returns its settings.
@@ -92,27 +90,9 @@ ca_file = "$TENURE_TEST_LDAP_CA"
 
 impl Bed {
     async fn call(&self, args: &[(&str, &str)]) -> HashMap<String, String> {
-        let mut custom = vec![json!(["connection", {"Text": "dir"}])];
-        custom.extend(args.iter().map(|(k, v)| json!([k, {"Text": v}])));
-        let person = person_from_json(json!({ "custom": custom })).unwrap();
-        let handle = self.harness.runtime().plugin("acme", "chaos").unwrap();
-        let e = handle
-            .evaluate(&person, &context_from_json(json!({})).unwrap())
-            .await
-            .expect("call succeeds");
-        e.accounts[0]
-            .attributes
-            .iter()
-            .map(|a| {
-                (
-                    a.name.clone(),
-                    match &a.value {
-                        Value::Text(s) => s.clone(),
-                        v => format!("{v:?}"),
-                    },
-                )
-            })
-            .collect()
+        let mut all = vec![("connection", "dir")];
+        all.extend_from_slice(args);
+        tenure_tests::call_chaos(&self.harness, "acme", &all).await
     }
 
     fn base(&self) -> &str {

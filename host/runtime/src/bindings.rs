@@ -14,62 +14,33 @@ mod imports {
     });
 }
 
-#[allow(missing_docs, clippy::all)]
-pub(crate) mod rules_world {
-    wasmtime::component::bindgen!({
-        path: "../../wit/since_v0.1.0",
-        world: "rules-plugin",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "tenure:plugin/types": super::imports::tenure::plugin::types,
-            "tenure:plugin/log": super::imports::tenure::plugin::log,
-            "tenure:plugin/clock": super::imports::tenure::plugin::clock,
-            "tenure:plugin/http": super::imports::tenure::plugin::http,
-            "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
-            "tenure:plugin/kv": super::imports::tenure::plugin::kv,
-        },
-        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-    });
+/// Generates one plugin world's bindings, reusing the shared imports.
+macro_rules! plugin_world {
+    ($module:ident, $world:literal) => {
+        #[allow(missing_docs, clippy::all)]
+        pub(crate) mod $module {
+            wasmtime::component::bindgen!({
+                path: "../../wit/since_v0.1.0",
+                world: $world,
+                imports: { default: async },
+                exports: { default: async },
+                with: {
+                    "tenure:plugin/types": super::imports::tenure::plugin::types,
+                    "tenure:plugin/log": super::imports::tenure::plugin::log,
+                    "tenure:plugin/clock": super::imports::tenure::plugin::clock,
+                    "tenure:plugin/http": super::imports::tenure::plugin::http,
+                    "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
+                    "tenure:plugin/kv": super::imports::tenure::plugin::kv,
+                },
+                additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+            });
+        }
+    };
 }
 
-#[allow(missing_docs, clippy::all)]
-pub(crate) mod connector_world {
-    wasmtime::component::bindgen!({
-        path: "../../wit/since_v0.1.0",
-        world: "connector-plugin",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "tenure:plugin/types": super::imports::tenure::plugin::types,
-            "tenure:plugin/log": super::imports::tenure::plugin::log,
-            "tenure:plugin/clock": super::imports::tenure::plugin::clock,
-            "tenure:plugin/http": super::imports::tenure::plugin::http,
-            "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
-            "tenure:plugin/kv": super::imports::tenure::plugin::kv,
-        },
-        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-    });
-}
-
-#[allow(missing_docs, clippy::all)]
-pub(crate) mod source_world {
-    wasmtime::component::bindgen!({
-        path: "../../wit/since_v0.1.0",
-        world: "source-plugin",
-        imports: { default: async },
-        exports: { default: async },
-        with: {
-            "tenure:plugin/types": super::imports::tenure::plugin::types,
-            "tenure:plugin/log": super::imports::tenure::plugin::log,
-            "tenure:plugin/clock": super::imports::tenure::plugin::clock,
-            "tenure:plugin/http": super::imports::tenure::plugin::http,
-            "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
-            "tenure:plugin/kv": super::imports::tenure::plugin::kv,
-        },
-        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
-    });
-}
+plugin_world!(rules_world, "rules-plugin");
+plugin_world!(connector_world, "connector-plugin");
+plugin_world!(source_world, "source-plugin");
 
 pub(crate) use imports::Imports;
 

@@ -33,70 +33,45 @@ pub mod host {
 pub use host::types;
 pub use host::types::*;
 
-/// Bindings of the `rules-plugin` world.
-#[allow(missing_docs, clippy::all)]
-pub mod rules {
-    wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
-        world: "rules-plugin",
-        with: {
-            "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
-            "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
-            "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
-            "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
-            "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
-            "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_rules",
-        default_bindings_module: "tenure_sdk::rules",
-    });
-    pub use exports::tenure::plugin::rules::*;
+/// Generates one plugin world's bindings and export macro, reusing the shared imports.
+macro_rules! plugin_world {
+    ($(#[$doc:meta])* $module:ident, $iface:ident, $world:literal, $export:literal, $bindings:literal) => {
+        $(#[$doc])*
+        #[allow(missing_docs, clippy::all)]
+        pub mod $module {
+            wit_bindgen::generate!({
+                path: "../../wit/since_v0.1.0",
+                world: $world,
+                with: {
+                    "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
+                    "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
+                    "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
+                    "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
+                    "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
+                    "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
+                },
+                pub_export_macro: true,
+                export_macro_name: $export,
+                default_bindings_module: $bindings,
+            });
+            pub use exports::tenure::plugin::$iface::*;
+        }
+    };
 }
 
-/// Bindings of the `connector-plugin` world.
-#[allow(missing_docs, clippy::all)]
-pub mod connector {
-    wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
-        world: "connector-plugin",
-        with: {
-            "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
-            "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
-            "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
-            "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
-            "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
-            "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_connector",
-        default_bindings_module: "tenure_sdk::connector",
-    });
-    pub use exports::tenure::plugin::connector::*;
-}
+plugin_world!(
+    /// Bindings of the `rules-plugin` world.
+    rules, rules, "rules-plugin", "export_rules", "tenure_sdk::rules"
+);
+plugin_world!(
+    /// Bindings of the `connector-plugin` world.
+    connector, connector, "connector-plugin", "export_connector", "tenure_sdk::connector"
+);
+plugin_world!(
+    /// Bindings of the `source-plugin` world.
+    source, source, "source-plugin", "export_source", "tenure_sdk::source"
+);
 
-/// Bindings of the `source-plugin` world.
-#[allow(missing_docs, clippy::all)]
-pub mod source {
-    wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
-        world: "source-plugin",
-        with: {
-            "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
-            "tenure:plugin/log@0.1.0": crate::imports::tenure::plugin::log,
-            "tenure:plugin/clock@0.1.0": crate::imports::tenure::plugin::clock,
-            "tenure:plugin/http@0.1.0": crate::imports::tenure::plugin::http,
-            "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
-            "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
-        },
-        pub_export_macro: true,
-        export_macro_name: "export_source",
-        default_bindings_module: "tenure_sdk::source",
-    });
-    pub use exports::tenure::plugin::source::*;
-}
-
-pub mod errors;
 /// talc as the global allocator (feature `fast-alloc`, on by default).
 #[cfg(all(feature = "fast-alloc", target_family = "wasm"))]
 #[global_allocator]
@@ -104,6 +79,7 @@ pub mod errors;
 // `TalckWasm` requires; it grows memory with `memory.grow` as needed.
 static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 
+pub mod errors;
 mod logging;
 pub mod person;
 
