@@ -140,3 +140,136 @@ async fn a_misbehaving_plugin_does_not_disturb_other_calls() {
     }
     assert!(matches!(looping.await.unwrap(), Err(CallError::Timeout { .. })));
 }
+
+#[tokio::test]
+async fn a_plugin_that_floods_the_log_is_cut_off_per_call() {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = setup();
+    let handle = h.runtime().plugin("acme", "chaos").unwrap();
+    let person =
+        person_from_json(json!({ "custom": [["mode", {"Text": "log-flood"}], ["lines", {"Text": "5000"}]] }))
+            .unwrap();
+    let e = handle
+        .evaluate(&person, &context_from_json(json!({})).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(attr(&e, "logged"), "5000", "the plugin kept running");
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let flood = text.lines().filter(|l| l.contains("flood line")).count();
+    assert_eq!(flood, 999, "a call keeps {} log lines", flood);
+    assert!(text.contains("dropping the rest of this call's logs"));
+    assert!(text.lines().any(|l| l.contains("flood line 0")
+        && l.contains("tenant=\"acme\"")
+        && l.contains("plugin=\"chaos\"")));
+    // The next call has its own budget.
+    let small =
+        person_from_json(json!({ "custom": [["mode", {"Text": "log-flood"}], ["lines", {"Text": "3"}]] }))
+            .unwrap();
+    handle
+        .evaluate(&small, &context_from_json(json!({})).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.lines().filter(|l| l.contains("flood line")).count(), 1002);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_instance_limit_wait_for_a_slot() {
+    use std::sync::Arc;
+    use tenure_capabilities::{MemoryKv, SystemClock};
+    use tenure_runtime::RuntimeOptions;
+    let options = RuntimeOptions {
+        max_instances: 2,
+        max_idle_instances: 1,
+        ..RuntimeOptions::default()
+    };
+    let h = Arc::new(Harness::with(options, Arc::new(MemoryKv::default()), Arc::new(SystemClock)).unwrap());
+    h.load("swap-a").unwrap();
+    h.tenant("acme", "").unwrap();
+    let mut calls = Vec::new();
+    for i in 0..16 {
+        let h = h.clone();
+        calls.push(tokio::spawn(async move {
+            let p = person_from_json(json!({ "given_name": format!("p{i}") })).unwrap();
+            h.runtime()
+                .plugin("acme", "swap")
+                .unwrap()
+                .evaluate(&p, &context_from_json(json!({})).unwrap())
+                .await
+        }));
+    }
+    for c in calls {
+        assert!(c.await.unwrap().is_ok(), "every call gets a slot in turn");
+    }
+}
+
+// Multi-threaded like the host: on a current-thread runtime a spinning guest
+// delays tokio's timer driver, and the waiting call's deadline would fire late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_never_gets_a_slot_is_busy_not_lost() {
+    use std::sync::Arc;
+    use tenure_capabilities::{MemoryKv, SystemClock};
+    use tenure_runtime::RuntimeOptions;
+    let options = RuntimeOptions {
+        max_instances: 1,
+        ..RuntimeOptions::default()
+    };
+    let h = Arc::new(Harness::with(options, Arc::new(MemoryKv::default()), Arc::new(SystemClock)).unwrap());
+    h.load("chaos").unwrap();
+    h.tenant("acme", "[plugins.chaos]\ndeadline_ms = 600\n").unwrap();
+    // A second tenant whose calls give up sooner than the loop holds the only slot.
+    h.tenant("quick", "[plugins.chaos]\ndeadline_ms = 100\n").unwrap();
+    let looping = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            let handle = h.runtime().plugin("acme", "chaos").unwrap();
+            handle
+                .evaluate(&chaos("loop"), &context_from_json(json!({})).unwrap())
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let err = h
+        .runtime()
+        .plugin("quick", "chaos")
+        .unwrap()
+        .evaluate(&chaos("ok"), &context_from_json(json!({})).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::Busy { waited_ms, .. } if waited_ms >= 100),
+        "{err}"
+    );
+    assert!(matches!(looping.await.unwrap(), Err(CallError::Timeout { .. })));
+    ok_call_on(&h).await;
+}
+
+async fn ok_call_on(h: &Harness) {
+    let e = h
+        .runtime()
+        .plugin("acme", "chaos")
+        .unwrap()
+        .evaluate(&chaos("ok"), &context_from_json(json!({})).unwrap())
+        .await;
+    assert_eq!(attr(&e.expect("the slot is free again"), "mode"), "ok");
+}

@@ -7,6 +7,10 @@ use std::sync::Mutex;
 pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value a plugin may store.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Most keys one (tenant, plugin) store may hold.
+pub const MAX_KEYS_PER_STORE: usize = 100_000;
+/// Most bytes (keys and values) one (tenant, plugin) store may hold.
+pub const MAX_BYTES_PER_STORE: usize = 256 * 1024 * 1024;
 
 /// Whose data this is. Built by the host from the tenant and plugin names; a
 /// plugin cannot choose it, so it cannot reach another tenant's or plugin's keys.
@@ -55,14 +59,21 @@ pub fn check_sizes(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
     Ok(())
 }
 
-/// An in-memory backend (tests and the embedded demo).
+#[derive(Debug, Default)]
+struct Namespace {
+    entries: BTreeMap<String, Vec<u8>>,
+    bytes: usize,
+}
+
+/// An in-memory backend (tests and the embedded demo), with the same
+/// per-store quotas as the durable backends.
 #[derive(Debug, Default)]
 pub struct MemoryKv {
-    data: Mutex<BTreeMap<KvNamespace, BTreeMap<String, Vec<u8>>>>,
+    data: Mutex<BTreeMap<KvNamespace, Namespace>>,
 }
 
 impl MemoryKv {
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<KvNamespace, BTreeMap<String, Vec<u8>>>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<KvNamespace, Namespace>) -> R) -> R {
         let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
@@ -70,28 +81,47 @@ impl MemoryKv {
 
 impl KvBackend for MemoryKv {
     fn get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self.with(|d| d.get(ns).and_then(|m| m.get(key)).cloned()))
+        Ok(self.with(|d| d.get(ns).and_then(|n| n.entries.get(key)).cloned()))
     }
 
     fn set(&self, ns: &KvNamespace, key: &str, value: &[u8]) -> Result<(), KvError> {
         self.with(|d| {
-            d.entry(ns.clone())
-                .or_default()
-                .insert(key.to_string(), value.to_vec())
-        });
-        Ok(())
+            let n = d.entry(ns.clone()).or_default();
+            let old = n.entries.get(key).map(|v| key.len() + v.len());
+            let bytes = n.bytes - old.unwrap_or(0) + key.len() + value.len();
+            if old.is_none() && n.entries.len() >= MAX_KEYS_PER_STORE {
+                return Err(KvError::TooLarge(format!(
+                    "the store is full: {MAX_KEYS_PER_STORE} keys"
+                )));
+            }
+            if bytes > MAX_BYTES_PER_STORE {
+                return Err(KvError::TooLarge(format!(
+                    "the store is full: {MAX_BYTES_PER_STORE} bytes"
+                )));
+            }
+            n.entries.insert(key.to_string(), value.to_vec());
+            n.bytes = bytes;
+            Ok(())
+        })
     }
 
     fn remove(&self, ns: &KvNamespace, key: &str) -> Result<(), KvError> {
-        self.with(|d| d.get_mut(ns).map(|m| m.remove(key)));
+        self.with(|d| {
+            if let Some(n) = d.get_mut(ns)
+                && let Some(v) = n.entries.remove(key)
+            {
+                n.bytes -= key.len() + v.len();
+            }
+        });
         Ok(())
     }
 
     fn list_keys(&self, ns: &KvNamespace, prefix: &str) -> Result<Vec<String>, KvError> {
         Ok(self.with(|d| {
             d.get(ns)
-                .map(|m| {
-                    m.range(prefix.to_string()..)
+                .map(|n| {
+                    n.entries
+                        .range(prefix.to_string()..)
                         .take_while(|(k, _)| k.starts_with(prefix))
                         .map(|(k, _)| k.clone())
                         .collect()
@@ -124,6 +154,27 @@ mod tests {
         kv.remove(&a, "user/1").unwrap();
         assert_eq!(kv.get(&a, "user/1").unwrap(), None);
         assert!(check_sizes("", None).is_err());
+        // Overwrites and removals keep the byte count exact.
+        kv.set(&b, "k", &[0; 10]).unwrap();
+        kv.set(&b, "k", &[0; 4]).unwrap();
+        kv.remove(&b, "k").unwrap();
+        assert_eq!(kv.with(|d| d[&b].bytes), 0);
+    }
+
+    #[test]
+    fn a_store_has_a_key_quota() {
+        let kv = MemoryKv::default();
+        let ns = KvNamespace {
+            tenant: "t".into(),
+            plugin: "p".into(),
+        };
+        for i in 0..MAX_KEYS_PER_STORE {
+            kv.set(&ns, &format!("k{i}"), b"").unwrap();
+        }
+        let err = kv.set(&ns, "one-more", b"").unwrap_err();
+        assert!(err.to_string().contains("the store is full"), "{err}");
+        // Overwriting an existing key is still allowed.
+        kv.set(&ns, "k1", b"new").unwrap();
         assert!(check_sizes("k", Some(&vec![0; MAX_VALUE_BYTES + 1])).is_err());
     }
 }

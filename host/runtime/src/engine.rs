@@ -17,8 +17,10 @@ pub struct RuntimeOptions {
     pub default_memory_mib: u64,
     /// Hard ceiling for any instance's memory (the pooling slot size) in MiB.
     pub max_memory_mib: u64,
-    /// Component instances that may be live at once (warm and in use).
+    /// Instances that may be in a call at once; further calls wait for a slot.
     pub max_instances: u32,
+    /// Idle warm instances kept across all tenants and plugins.
+    pub max_idle_instances: u32,
     /// Warm instances kept idle per (tenant, plugin version).
     pub warm_per_tenant: usize,
     /// How often the epoch advances; deadlines are checked at this granularity.
@@ -34,7 +36,8 @@ impl Default for RuntimeOptions {
             default_deadline: Duration::from_secs(10),
             default_memory_mib: 128,
             max_memory_mib: 512,
-            max_instances: 200,
+            max_instances: 64,
+            max_idle_instances: 128,
             warm_per_tenant: 4,
             epoch_tick: Duration::from_millis(5),
             pooling: true,
@@ -58,7 +61,8 @@ pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeEr
     config.async_stack_size(2 << 20);
     config.max_wasm_stack(1 << 20);
     if options.pooling {
-        let n = options.max_instances.max(1);
+        // Slots for every instance that can be live: busy ones plus idle warm ones.
+        let n = (options.max_instances + options.max_idle_instances).max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
             .total_core_instances(n.saturating_mul(50))

@@ -35,6 +35,9 @@ pub enum CallError {
     /// The plugin trapped (a panic, an abort, an invalid operation).
     #[error("plugin {plugin} trapped: {message}")]
     Trap { plugin: String, message: String },
+    /// Every instance slot stayed busy for the whole deadline (retry later).
+    #[error("plugin {plugin}: all instance slots were busy for {waited_ms} ms; retry later")]
+    Busy { plugin: String, waited_ms: u64 },
     /// The plugin could not be instantiated or configured.
     #[error("plugin {plugin} could not start: {message}")]
     Start { plugin: String, message: String },

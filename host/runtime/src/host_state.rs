@@ -10,6 +10,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Longest guest log line kept; longer ones are cut.
 const MAX_LOG_BYTES: usize = 4096;
+/// Log lines one call may emit; the rest are dropped, with one warning.
+pub(crate) const LOG_LINES_PER_CALL: u32 = 1000;
 
 /// The host services plugins reach through their imports, shared by all tenants.
 pub struct Services {
@@ -82,6 +84,8 @@ pub(crate) struct HostState {
     pub binding: Arc<Binding>,
     /// The message the guest's panic hook reported, if any.
     pub panic: Option<String>,
+    /// Log lines this call may still emit.
+    pub log_budget: u32,
 }
 
 impl HostState {
@@ -100,6 +104,7 @@ impl HostState {
             },
             binding,
             panic: None,
+            log_budget: LOG_LINES_PER_CALL,
         }
     }
 }
@@ -129,7 +134,16 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     async fn log(&mut self, level: log::Level, message: String) {
+        if self.log_budget == 0 {
+            return;
+        }
+        self.log_budget -= 1;
         let b = &self.binding;
+        if self.log_budget == 0 {
+            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, version = %b.version,
+                "plugin logged {LOG_LINES_PER_CALL} lines in one call; dropping the rest of this call's logs");
+            return;
+        }
         let message = truncate(message);
         let (tenant, plugin, version) = (b.tenant.as_str(), b.plugin.as_str(), b.version.as_str());
         match level {

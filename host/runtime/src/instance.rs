@@ -5,11 +5,13 @@ use crate::bindings::rules_world::RulesPlugin;
 use crate::bindings::source_world::SourcePlugin;
 use crate::bindings::wit::{self, PluginError};
 use crate::error::CallError;
-use crate::host_state::{Binding, HostState};
+use crate::host_state::{Binding, HostState, LOG_LINES_PER_CALL};
 use crate::manifest::PluginKind;
 use crate::registry::{PluginVersion, Pre};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Store, Trap};
 
 /// The exports of one live instance.
@@ -24,6 +26,23 @@ pub(crate) struct Warm {
     store: Store<HostState>,
     exports: Exports,
     pub generation: u64,
+    /// Held while the instance is in a call; idle instances hold none.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Warm {
+    /// Gives back the busy slot (the instance goes idle or away).
+    pub(crate) fn release(&mut self) {
+        self.permit = None;
+    }
+}
+
+/// The runtime-wide bounds on live instances: `busy` permits for instances in
+/// a call, and a cap on idle warm ones. The pooling allocator has room for both.
+pub(crate) struct InstanceLimits {
+    pub busy: Arc<Semaphore>,
+    pub idle: AtomicUsize,
+    pub max_idle: usize,
 }
 
 /// One plugin version bound to one tenant. Holding a handle pins the version:
@@ -35,6 +54,7 @@ pub struct PluginHandle {
     pub(crate) deadline: Duration,
     pub(crate) memory_limit: usize,
     pub(crate) warm_limit: usize,
+    pub(crate) limits: Arc<InstanceLimits>,
 }
 
 impl std::fmt::Debug for PluginHandle {
@@ -172,14 +192,30 @@ impl PluginHandle {
     }
 
     /// A warm instance of this version for this tenant, or a new configured one.
+    ///
+    /// Waits (up to the call's deadline) for one of the runtime's busy slots, so
+    /// a burst of calls queues instead of failing when the pool is exhausted.
     async fn checkout(&self) -> Result<Warm, CallError> {
-        if let Some(warm) = self
-            .version
-            .take_warm(&self.binding.tenant, self.binding.generation)
-        {
-            return Ok(warm);
-        }
-        self.instantiate().await
+        let waited = std::time::Instant::now();
+        let permit = tokio::time::timeout(self.deadline, self.limits.busy.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| CallError::Busy {
+                plugin: self.label(),
+                waited_ms: waited.elapsed().as_millis() as u64,
+            })?;
+        let mut warm =
+            match self
+                .version
+                .take_warm(&self.binding.tenant, self.binding.generation, &self.limits)
+            {
+                Some(warm) => warm,
+                None => self.instantiate().await?,
+            };
+        warm.permit = Some(permit);
+        warm.store.data_mut().log_budget = LOG_LINES_PER_CALL;
+        Ok(warm)
     }
 
     async fn instantiate(&self) -> Result<Warm, CallError> {
@@ -231,6 +267,7 @@ impl PluginHandle {
             store,
             exports,
             generation: self.binding.generation,
+            permit: None,
         })
     }
 
@@ -257,11 +294,13 @@ impl PluginHandle {
     fn settle<T>(&self, warm: Warm, r: Raw<Result<T, PluginError>>) -> Result<T, CallError> {
         match r {
             Ok(Ok(Ok(v))) => {
-                self.version.put_warm(&self.binding.tenant, warm, self.warm_limit);
+                self.version
+                    .put_warm(&self.binding.tenant, warm, self.warm_limit, &self.limits);
                 Ok(v)
             }
             Ok(Ok(Err(error))) => {
-                self.version.put_warm(&self.binding.tenant, warm, self.warm_limit);
+                self.version
+                    .put_warm(&self.binding.tenant, warm, self.warm_limit, &self.limits);
                 Err(CallError::Plugin {
                     plugin: self.label(),
                     error,

@@ -8,13 +8,13 @@ use crate::cache::ComponentCache;
 use crate::engine::{RuntimeOptions, build_engine, start_epoch_ticker};
 use crate::error::RuntimeError;
 use crate::host_state::{Binding, HostState, Services};
-use crate::instance::{PluginHandle, Warm};
+use crate::instance::{InstanceLimits, PluginHandle, Warm};
 use crate::manifest::{PluginKind, PluginManifest};
 use crate::wit_version::{self, WitVersion};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tenure_capabilities::{EffectiveGrants, KvNamespace, TenantConfig};
 use wasmtime::Engine;
@@ -58,10 +58,11 @@ impl PluginVersion {
         &self.engine
     }
 
-    pub(crate) fn take_warm(&self, tenant: &str, generation: u64) -> Option<Warm> {
+    pub(crate) fn take_warm(&self, tenant: &str, generation: u64, limits: &InstanceLimits) -> Option<Warm> {
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
         let idle = warm.get_mut(tenant)?;
         while let Some(w) = idle.pop() {
+            limits.idle.fetch_sub(1, Ordering::Relaxed);
             if w.generation == generation {
                 return Some(w);
             }
@@ -69,16 +70,35 @@ impl PluginVersion {
         None
     }
 
-    pub(crate) fn put_warm(&self, tenant: &str, instance: Warm, limit: usize) {
+    /// Keeps an instance for reuse, within the per-tenant and runtime-wide idle caps.
+    pub(crate) fn put_warm(&self, tenant: &str, mut instance: Warm, limit: usize, limits: &InstanceLimits) {
+        instance.release();
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
-        let idle = warm.entry(tenant.to_string()).or_default();
+        let idle = match warm.get_mut(tenant) {
+            Some(idle) => idle,
+            None => warm.entry(tenant.to_string()).or_default(),
+        };
+        let reserved = limits
+            .idle
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limits.max_idle).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            return;
+        }
         if idle.len() < limit {
             idle.push(instance);
+        } else {
+            limits.idle.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    fn drop_warm(&self) {
-        self.warm.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    fn drop_warm(&self, limits: &InstanceLimits) {
+        let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped: usize = warm.values().map(Vec::len).sum();
+        warm.clear();
+        limits.idle.fetch_sub(dropped, Ordering::Relaxed);
     }
 }
 
@@ -108,6 +128,7 @@ struct Inner {
     plugins: RwLock<HashMap<String, Arc<PluginSlot>>>,
     tenants: RwLock<HashMap<String, TenantEntry>>,
     generations: AtomicU64,
+    limits: Arc<InstanceLimits>,
 }
 
 impl Runtime {
@@ -120,6 +141,11 @@ impl Runtime {
         Imports::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         start_epoch_ticker(&engine, options.epoch_tick);
+        let limits = Arc::new(InstanceLimits {
+            busy: Arc::new(tokio::sync::Semaphore::new(options.max_instances as usize)),
+            idle: AtomicUsize::new(0),
+            max_idle: options.max_idle_instances as usize,
+        });
         Ok(Self {
             inner: Arc::new(Inner {
                 cache: ComponentCache::new(options.cache_dir.clone()),
@@ -130,6 +156,7 @@ impl Runtime {
                 plugins: RwLock::new(HashMap::new()),
                 tenants: RwLock::new(HashMap::new()),
                 generations: AtomicU64::new(1),
+                limits,
             }),
         })
     }
@@ -188,7 +215,7 @@ impl Runtime {
                     .unwrap_or_else(|p| p.into_inner())
                     .push(version.clone());
                 let old = slot.current.swap(version.clone());
-                old.drop_warm();
+                old.drop_warm(&inner.limits);
             }
             None => {
                 plugins.insert(
@@ -233,7 +260,7 @@ impl Runtime {
             version: label.unwrap_or("<previous>").to_string(),
         })?;
         let old = slot.current.swap(target.clone());
-        old.drop_warm();
+        old.drop_warm(&self.inner.limits);
         tracing::info!(plugin, from = %old.label, to = %target.label, "plugin rolled back");
         Ok(target)
     }
@@ -309,6 +336,7 @@ impl Runtime {
             deadline,
             memory_limit: (memory_mib as usize) << 20,
             warm_limit: options.warm_per_tenant,
+            limits: self.inner.limits.clone(),
         })
     }
 
