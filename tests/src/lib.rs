@@ -8,11 +8,39 @@ use tenure_runtime::wit::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// A minimal HTTP/1.1 server on loopback that answers every request with
-/// `path=<path> auth=<ok|missing|wrong>`, judging the `Authorization` header
-/// against `expected_auth`. It never echoes the header itself, so a plugin
-/// can learn whether credentials were attached without seeing them.
-pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
+/// A request as the test server saw it.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl SeenRequest {
+    /// A header's value by (lowercase) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the test server answers.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+/// A minimal HTTP/1.1 server on loopback: one request per connection, answered by `handler`.
+pub async fn start_http<F>(handler: F) -> SocketAddr
+where
+    F: Fn(&SeenRequest) -> Reply + Send + Sync + 'static,
+{
+    let handler = std::sync::Arc::new(handler);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
@@ -20,6 +48,7 @@ pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
             let Ok((mut sock, _)) = listener.accept().await else {
                 return;
             };
+            let handler = handler.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -29,26 +58,53 @@ pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let head = String::from_utf8_lossy(&buf);
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
-                let auth = head
-                    .lines()
-                    .find_map(|l| {
-                        l.strip_prefix("authorization: ")
-                            .or_else(|| l.strip_prefix("Authorization: "))
-                    })
-                    .map(|v| if v.trim() == expected_auth { "ok" } else { "wrong" })
-                    .unwrap_or("missing");
-                let body = format!("path={path} auth={auth}");
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let mut lines = head.lines();
+                let mut first = lines.next().unwrap_or("").split_whitespace();
+                let request = SeenRequest {
+                    method: first.next().unwrap_or("").to_string(),
+                    target: first.next().unwrap_or("").to_string(),
+                    headers: lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect(),
+                };
+                let reply = handler(&request);
+                let mut out = format!(
+                    "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                    reply.status,
+                    reply.body.len()
                 );
-                let _ = sock.write_all(response.as_bytes()).await;
+                for (k, v) in &reply.headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                out.push_str(&reply.body);
+                let _ = sock.write_all(out.as_bytes()).await;
             });
         }
     });
     addr
+}
+
+/// A server that answers every request with `path=<path> auth=<ok|missing|wrong>`,
+/// judging the `Authorization` header against `expected_auth`. It never echoes
+/// the header itself, so a plugin learns whether credentials were attached
+/// without seeing them.
+pub async fn start_auth_echo(expected_auth: &'static str) -> SocketAddr {
+    start_http(move |r| {
+        let auth = match r.header("authorization") {
+            None => "missing",
+            Some(v) if v == expected_auth => "ok",
+            Some(_) => "wrong",
+        };
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: format!("path={} auth={auth}", r.target),
+        }
+    })
+    .await
 }
 
 /// Calls the `chaos` fixture plugin for `tenant` with custom attributes
