@@ -13,6 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 out=${PLUGIN_DIR:-$root/target/plugins}
 tools=$root/target/tools
+machine_cache=${TENURE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenure}
 COMPONENTIZE_PY_VERSION=0.25.1
 RUSTC_WEB_VERSION=1.96.0+dfsg1-1~deb12u2
 force_fallback=0
@@ -31,7 +32,7 @@ have_wasip2_std() {
 # Prepares the offline toolchain: extracts (never installs) Debian's rustc-web.
 fallback_root() {
   if [ -n "${WASM_RUSTC_ROOT:-}" ]; then echo "$WASM_RUSTC_ROOT"; return; fi
-  local dir=$tools/rustc-web
+  local dir=$machine_cache/rustc-web-$RUSTC_WEB_VERSION
   if [ ! -x "$dir/usr/bin/rustc" ]; then
     log "fetching Debian rustc-web $RUSTC_WEB_VERSION for the offline wasm32-wasip2 build"
     mkdir -p "$dir/debs"
@@ -57,8 +58,8 @@ build_rust() {
     PATH="$PATH:$host_bin" RUSTC="$tw/usr/bin/rustc" RUSTC_BOOTSTRAP=1 \
     CARGO_ENCODED_RUSTFLAGS="-L$tw/usr/lib/wasm32-wasi-Clink-arg=-zstack-size=131072" \
       cargo build --release -Zbuild-std=std,panic_abort --target wasm32-wasip2 \
-        --target-dir "$root/target/wasm-fallback" >&2
-    rust_out=$root/target/wasm-fallback/wasm32-wasip2/release
+        --target-dir "$machine_cache/wasm-fallback" >&2
+    rust_out=$machine_cache/wasm-fallback/wasm32-wasip2/release
   fi
   local manifest dir name crate
   for manifest in "$here"/rules-basic/plugin.toml "$here"/source-json/plugin.toml "$here"/fixtures/*/plugin.toml; do
