@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use wasmtime::{Store, Trap};
 
 /// The exports of one live instance.
@@ -96,12 +97,15 @@ impl PluginHandle {
         person: &wit::Person,
         context: &wit::rules::Context,
     ) -> Result<wit::rules::Evaluation, CallError> {
-        let mut warm = self.checkout().await?;
+        self.expect(PluginKind::Rules)?;
+        let until = Instant::now() + self.deadline;
+        let mut warm = self.checkout(until).await?;
         let Exports::Rules(p) = &warm.exports else {
             return Err(self.wrong_kind("rules"));
         };
         let r = self
             .run(
+                until,
                 p.tenure_plugin_rules()
                     .call_evaluate(&mut warm.store, person, context),
             )
@@ -111,24 +115,29 @@ impl PluginHandle {
 
     /// Connector: what it supports and how it matches accounts.
     pub async fn describe(&self) -> Result<wit::connector::Capabilities, CallError> {
-        let mut warm = self.checkout().await?;
+        self.expect(PluginKind::Connector)?;
+        let until = Instant::now() + self.deadline;
+        let mut warm = self.checkout(until).await?;
         let Exports::Connector(p) = &warm.exports else {
             return Err(self.wrong_kind("connector"));
         };
         let r = self
-            .run(p.tenure_plugin_connector().call_describe(&mut warm.store))
+            .run(until, p.tenure_plugin_connector().call_describe(&mut warm.store))
             .await;
         self.settle(warm, r.map(|r| r.map(Ok)))
     }
 
     /// Connector: accounts matching the keys.
     pub async fn lookup(&self, keys: &[wit::MatchKey]) -> Result<Vec<wit::Account>, CallError> {
-        let mut warm = self.checkout().await?;
+        self.expect(PluginKind::Connector)?;
+        let until = Instant::now() + self.deadline;
+        let mut warm = self.checkout(until).await?;
         let Exports::Connector(p) = &warm.exports else {
             return Err(self.wrong_kind("connector"));
         };
         let r = self
             .run(
+                until,
                 p.tenure_plugin_connector()
                     .call_lookup_accounts(&mut warm.store, keys),
             )
@@ -138,38 +147,56 @@ impl PluginHandle {
 
     /// Connector: apply one operation.
     pub async fn apply(&self, op: &wit::Operation) -> Result<wit::Outcome, CallError> {
-        let mut warm = self.checkout().await?;
+        self.expect(PluginKind::Connector)?;
+        let until = Instant::now() + self.deadline;
+        let mut warm = self.checkout(until).await?;
         let Exports::Connector(p) = &warm.exports else {
             return Err(self.wrong_kind("connector"));
         };
         let r = self
-            .run(p.tenure_plugin_connector().call_apply(&mut warm.store, op))
+            .run(until, p.tenure_plugin_connector().call_apply(&mut warm.store, op))
             .await;
         self.settle(warm, r)
     }
 
     /// Source: events from a received payload.
     pub async fn parse(&self, payload: &wit::source::Payload) -> Result<Vec<wit::PersonEvent>, CallError> {
-        let mut warm = self.checkout().await?;
+        self.expect(PluginKind::Source)?;
+        let until = Instant::now() + self.deadline;
+        let mut warm = self.checkout(until).await?;
         let Exports::Source(p) = &warm.exports else {
             return Err(self.wrong_kind("source"));
         };
         let r = self
-            .run(p.tenure_plugin_source().call_parse(&mut warm.store, payload))
+            .run(
+                until,
+                p.tenure_plugin_source().call_parse(&mut warm.store, payload),
+            )
             .await;
         self.settle(warm, r)
     }
 
     /// Source: changes since `cursor`.
     pub async fn poll(&self, cursor: Option<&str>) -> Result<wit::source::PollResult, CallError> {
-        let mut warm = self.checkout().await?;
+        self.expect(PluginKind::Source)?;
+        let until = Instant::now() + self.deadline;
+        let mut warm = self.checkout(until).await?;
         let Exports::Source(p) = &warm.exports else {
             return Err(self.wrong_kind("source"));
         };
         let r = self
-            .run(p.tenure_plugin_source().call_poll(&mut warm.store, cursor))
+            .run(until, p.tenure_plugin_source().call_poll(&mut warm.store, cursor))
             .await;
         self.settle(warm, r)
+    }
+
+    /// Refuses a call for another plugin kind before any instance is taken.
+    fn expect(&self, kind: PluginKind) -> Result<(), CallError> {
+        if self.version.kind == kind {
+            Ok(())
+        } else {
+            Err(self.wrong_kind(kind.as_str()))
+        }
     }
 
     fn wrong_kind(&self, wanted: &'static str) -> CallError {
@@ -187,17 +214,18 @@ impl PluginHandle {
         )
     }
 
-    async fn run<T>(&self, call: impl Future<Output = wasmtime::Result<T>>) -> Raw<T> {
-        tokio::time::timeout(self.deadline, call).await
+    /// Runs one step of a call; every step of one call shares the call's deadline.
+    async fn run<T>(&self, until: Instant, call: impl Future<Output = wasmtime::Result<T>>) -> Raw<T> {
+        tokio::time::timeout_at(until, call).await
     }
 
     /// A warm instance of this version for this tenant, or a new configured one.
     ///
     /// Waits (up to the call's deadline) for one of the runtime's busy slots, so
     /// a burst of calls queues instead of failing when the pool is exhausted.
-    async fn checkout(&self) -> Result<Warm, CallError> {
-        let waited = std::time::Instant::now();
-        let permit = tokio::time::timeout(self.deadline, self.limits.busy.clone().acquire_owned())
+    async fn checkout(&self, until: Instant) -> Result<Warm, CallError> {
+        let waited = Instant::now();
+        let permit = tokio::time::timeout_at(until, self.limits.busy.clone().acquire_owned())
             .await
             .ok()
             .and_then(Result::ok)
@@ -211,14 +239,14 @@ impl PluginHandle {
                 .take_warm(&self.binding.tenant, self.binding.generation, &self.limits)
             {
                 Some(warm) => warm,
-                None => self.instantiate().await?,
+                None => self.instantiate(until).await?,
             };
         warm.permit = Some(permit);
         warm.store.data_mut().log_budget = LOG_LINES_PER_CALL;
         Ok(warm)
     }
 
-    async fn instantiate(&self) -> Result<Warm, CallError> {
+    async fn instantiate(&self, until: Instant) -> Result<Warm, CallError> {
         let mut store = Store::new(
             self.version.engine(),
             HostState::new(self.binding.clone(), self.memory_limit),
@@ -232,11 +260,12 @@ impl PluginHandle {
             .unwrap_or_default();
         let exports = match &self.version.pre {
             Pre::Rules(pre) => {
-                let p = self.run(pre.instantiate_async(&mut store)).await;
+                let p = self.run(until, pre.instantiate_async(&mut store)).await;
                 let p = self.started(&mut store, p)?;
                 let rule_set = grant.and_then(|g| g.rule_set.clone()).unwrap_or_default();
                 let r = self
                     .run(
+                        until,
                         p.tenure_plugin_rules()
                             .call_configure(&mut store, &rule_set, &settings),
                     )
@@ -245,19 +274,25 @@ impl PluginHandle {
                 Exports::Rules(p)
             }
             Pre::Connector(pre) => {
-                let p = self.run(pre.instantiate_async(&mut store)).await;
+                let p = self.run(until, pre.instantiate_async(&mut store)).await;
                 let p = self.started(&mut store, p)?;
                 let r = self
-                    .run(p.tenure_plugin_connector().call_configure(&mut store, &settings))
+                    .run(
+                        until,
+                        p.tenure_plugin_connector().call_configure(&mut store, &settings),
+                    )
                     .await;
                 self.configured(&store, r)?;
                 Exports::Connector(p)
             }
             Pre::Source(pre) => {
-                let p = self.run(pre.instantiate_async(&mut store)).await;
+                let p = self.run(until, pre.instantiate_async(&mut store)).await;
                 let p = self.started(&mut store, p)?;
                 let r = self
-                    .run(p.tenure_plugin_source().call_configure(&mut store, &settings))
+                    .run(
+                        until,
+                        p.tenure_plugin_source().call_configure(&mut store, &settings),
+                    )
                     .await;
                 self.configured(&store, r)?;
                 Exports::Source(p)
