@@ -70,6 +70,24 @@ impl std::fmt::Debug for PluginHandle {
 
 type Raw<T> = Result<wasmtime::Result<T>, tokio::time::error::Elapsed>;
 
+/// One call of an export: refuse a wrong kind, take an instance within the
+/// call's deadline, run the export under the same deadline, settle the instance.
+macro_rules! call_export {
+    ($handle:ident, $kind:ident, |$p:ident, $store:ident| $call:expr) => {{
+        $handle.expect(PluginKind::$kind)?;
+        let until = Instant::now() + $handle.deadline;
+        let mut warm = $handle.checkout(until).await?;
+        let r = {
+            let Exports::$kind($p) = &warm.exports else {
+                return Err($handle.wrong_kind(PluginKind::$kind.as_str()));
+            };
+            let $store = &mut warm.store;
+            $handle.run(until, $call).await
+        };
+        $handle.settle(warm, r)
+    }};
+}
+
 impl PluginHandle {
     /// The plugin's name.
     pub fn plugin(&self) -> &str {
@@ -97,97 +115,44 @@ impl PluginHandle {
         person: &wit::Person,
         context: &wit::rules::Context,
     ) -> Result<wit::rules::Evaluation, CallError> {
-        self.expect(PluginKind::Rules)?;
-        let until = Instant::now() + self.deadline;
-        let mut warm = self.checkout(until).await?;
-        let Exports::Rules(p) = &warm.exports else {
-            return Err(self.wrong_kind("rules"));
-        };
-        let r = self
-            .run(
-                until,
-                p.tenure_plugin_rules()
-                    .call_evaluate(&mut warm.store, person, context),
-            )
-            .await;
-        self.settle(warm, r)
+        call_export!(self, Rules, |p, store| p
+            .tenure_plugin_rules()
+            .call_evaluate(store, person, context))
     }
 
     /// Connector: what it supports and how it matches accounts.
     pub async fn describe(&self) -> Result<wit::connector::Capabilities, CallError> {
-        self.expect(PluginKind::Connector)?;
-        let until = Instant::now() + self.deadline;
-        let mut warm = self.checkout(until).await?;
-        let Exports::Connector(p) = &warm.exports else {
-            return Err(self.wrong_kind("connector"));
-        };
-        let r = self
-            .run(until, p.tenure_plugin_connector().call_describe(&mut warm.store))
-            .await;
-        self.settle(warm, r.map(|r| r.map(Ok)))
+        call_export!(self, Connector, |p, store| async {
+            p.tenure_plugin_connector().call_describe(store).await.map(Ok)
+        })
     }
 
     /// Connector: accounts matching the keys.
     pub async fn lookup(&self, keys: &[wit::MatchKey]) -> Result<Vec<wit::Account>, CallError> {
-        self.expect(PluginKind::Connector)?;
-        let until = Instant::now() + self.deadline;
-        let mut warm = self.checkout(until).await?;
-        let Exports::Connector(p) = &warm.exports else {
-            return Err(self.wrong_kind("connector"));
-        };
-        let r = self
-            .run(
-                until,
-                p.tenure_plugin_connector()
-                    .call_lookup_accounts(&mut warm.store, keys),
-            )
-            .await;
-        self.settle(warm, r)
+        call_export!(self, Connector, |p, store| p
+            .tenure_plugin_connector()
+            .call_lookup_accounts(store, keys))
     }
 
     /// Connector: apply one operation.
     pub async fn apply(&self, op: &wit::Operation) -> Result<wit::Outcome, CallError> {
-        self.expect(PluginKind::Connector)?;
-        let until = Instant::now() + self.deadline;
-        let mut warm = self.checkout(until).await?;
-        let Exports::Connector(p) = &warm.exports else {
-            return Err(self.wrong_kind("connector"));
-        };
-        let r = self
-            .run(until, p.tenure_plugin_connector().call_apply(&mut warm.store, op))
-            .await;
-        self.settle(warm, r)
+        call_export!(self, Connector, |p, store| p
+            .tenure_plugin_connector()
+            .call_apply(store, op))
     }
 
     /// Source: events from a received payload.
     pub async fn parse(&self, payload: &wit::source::Payload) -> Result<Vec<wit::PersonEvent>, CallError> {
-        self.expect(PluginKind::Source)?;
-        let until = Instant::now() + self.deadline;
-        let mut warm = self.checkout(until).await?;
-        let Exports::Source(p) = &warm.exports else {
-            return Err(self.wrong_kind("source"));
-        };
-        let r = self
-            .run(
-                until,
-                p.tenure_plugin_source().call_parse(&mut warm.store, payload),
-            )
-            .await;
-        self.settle(warm, r)
+        call_export!(self, Source, |p, store| p
+            .tenure_plugin_source()
+            .call_parse(store, payload))
     }
 
     /// Source: changes since `cursor`.
     pub async fn poll(&self, cursor: Option<&str>) -> Result<wit::source::PollResult, CallError> {
-        self.expect(PluginKind::Source)?;
-        let until = Instant::now() + self.deadline;
-        let mut warm = self.checkout(until).await?;
-        let Exports::Source(p) = &warm.exports else {
-            return Err(self.wrong_kind("source"));
-        };
-        let r = self
-            .run(until, p.tenure_plugin_source().call_poll(&mut warm.store, cursor))
-            .await;
-        self.settle(warm, r)
+        call_export!(self, Source, |p, store| p
+            .tenure_plugin_source()
+            .call_poll(store, cursor))
     }
 
     /// Refuses a call for another plugin kind before any instance is taken.
