@@ -88,3 +88,90 @@ fn interpolate(value: &mut toml::Value, path: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tenure-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn interpolates_env_reads_rule_files_and_resolves_paths() {
+        let dir = temp_dir("ok");
+        write(&dir, "rules.txt", "destination ad\n");
+        // SAFETY: a variable only this test reads.
+        unsafe { std::env::set_var("TENURE_CLI_TEST_TOKEN", "tok-123") };
+        let path = write(
+            &dir,
+            "tenure.toml",
+            r#"
+            plugins_dir = "plugins"
+            [tenants.acme.connections.crm]
+            kind = "http"
+            url = "https://crm.example.test"
+            auth = { type = "bearer", token = "${TENURE_CLI_TEST_TOKEN}" }
+            [tenants.acme.plugins.rules-basic]
+            rule_set = "@rules.txt"
+            "#,
+        );
+        let config = HostConfig::load(&path).unwrap();
+        assert_eq!(config.plugins_dir, dir.join("plugins"));
+        assert_eq!(config.cache_dir, dir.join("target/component-cache"));
+        let acme = &config.tenants["acme"];
+        assert_eq!(
+            acme.plugins["rules-basic"].rule_set.as_deref(),
+            Some("destination ad\n")
+        );
+        match &acme.connections["crm"] {
+            tenure_capabilities::ConnectionConfig::Http(c) => match &c.auth {
+                tenure_capabilities::HttpAuth::Bearer { token } => assert_eq!(token.expose(), "tok-123"),
+                other => panic!("unexpected auth {other:?}"),
+            },
+            other => panic!("unexpected connection {other:?}"),
+        }
+        assert!(
+            !format!("{config:?}").contains("tok-123"),
+            "secrets are redacted in Debug"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let dir = temp_dir("err");
+        let path = write(
+            &dir,
+            "tenure.toml",
+            "[tenants.acme.connections.crm]\nkind = \"http\"\nurl = \"${TENURE_CLI_TEST_UNSET_VAR}\"\n",
+        );
+        let err = format!("{:#}", HostConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains(
+                "tenants.acme.connections.crm.url: environment variable TENURE_CLI_TEST_UNSET_VAR is not set"
+            ),
+            "{err}"
+        );
+        let path = write(
+            &dir,
+            "bad.toml",
+            "[tenants.acme.plugins.p]\nrule_set = \"@missing.txt\"\n",
+        );
+        let err = format!("{:#}", HostConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("tenants.acme.plugins.p.rule_set: cannot read"),
+            "{err}"
+        );
+        let path = write(&dir, "typo.toml", "plugin_dir = \"x\"\n");
+        let err = format!("{:#}", HostConfig::load(&path).unwrap_err());
+        assert!(err.contains("unknown field `plugin_dir`"), "{err}");
+    }
+}
