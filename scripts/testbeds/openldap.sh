@@ -91,7 +91,8 @@ start() {
   install
   init
   if ! running; then
-    slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$ldaps_port/" >&2
+    # 9>&-: the daemon must not inherit the start lock, or it would hold it forever.
+    slapd -f "$dir/slapd.conf" -h "ldap://127.0.0.1:$port/ ldaps://127.0.0.1:$ldaps_port/" >&2 9>&-
   fi
   for _ in $(seq 1 50); do
     if LDAPTLS_CACERT="$dir/tls/ca.pem" ldapsearch -x -H "ldaps://127.0.0.1:$ldaps_port" -D "$admin" -w "$pw" \
