@@ -295,16 +295,6 @@ const PY_RULES: &str = r#"{"destinations": {"ad": {
     "location_containers": {"Berlin": "ou=EU"},
     "default_groups": ["all-staff"], "default_container": "ou=People"}}}"#;
 
-fn tenant_toml(rule_set: &str) -> String {
-    let mut plugin = toml::Table::new();
-    plugin.insert("rule_set".into(), toml::Value::String(rule_set.into()));
-    let mut plugins = toml::Table::new();
-    plugins.insert("rules-basic".into(), toml::Value::Table(plugin));
-    let mut t = toml::Table::new();
-    t.insert("plugins".into(), toml::Value::Table(plugins));
-    t.to_string()
-}
-
 fn main() {
     let budget = Duration::from_millis(
         std::env::var("BENCH_MS")
@@ -340,19 +330,18 @@ fn main() {
     )
     .expect("runtime");
     cold.load("rules-basic").expect("plugins/build.sh has run");
-    cold.tenant("small", &tenant_toml(&small)).expect("tenant");
+    cold.tenant_with_rule_set("small", "rules-basic", &small);
     cold.load("chaos").expect("plugin");
     cold.tenant("bare", "").expect("tenant");
     let warm = Harness::new().expect("runtime");
     warm.load("rules-basic").expect("plugin");
-    warm.tenant("small", &tenant_toml(&small)).expect("tenant");
-    warm.tenant("big", &tenant_toml(&big)).expect("tenant");
+    warm.tenant_with_rule_set("small", "rules-basic", &small);
+    warm.tenant_with_rule_set("big", "rules-basic", &big);
     warm.load("chaos").expect("plugin");
     warm.tenant("bare", "").expect("tenant");
     let bare = person_from_json(json!({"custom": [["mode", {"Text": "ok"}]]})).expect("person");
     warm.load("rules-py").expect("plugin");
-    warm.tenant("py", &tenant_toml(PY_RULES).replace("rules-basic", "rules-py"))
-        .expect("tenant");
+    warm.tenant_with_rule_set("py", "rules-py", PY_RULES);
     warm.load("connector-js").expect("plugin");
     warm.tenant("js", "[plugins.connector-js.grants]\nkv = true\n")
         .expect("tenant");

@@ -12,13 +12,7 @@ async fn rust_rules_plugin_passes_its_fixtures() {
     h.load("rules-basic").unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/rules-basic/fixtures");
     let rule_set = std::fs::read_to_string(dir.join("rules.txt")).unwrap();
-    let mut config = toml::Table::new();
-    let mut plugin = toml::Table::new();
-    plugin.insert("rule_set".into(), toml::Value::String(rule_set));
-    let mut plugins = toml::Table::new();
-    plugins.insert("rules-basic".into(), toml::Value::Table(plugin));
-    config.insert("plugins".into(), toml::Value::Table(plugins));
-    h.tenant("acme", &config.to_string()).unwrap();
+    h.tenant_with_rule_set("acme", "rules-basic", &rule_set);
     let report = h.run_rules_fixtures("acme", "rules-basic", &dir).await.unwrap();
     assert!(report.run >= 3, "ran {} fixtures", report.run);
     assert!(report.failures.is_empty(), "{:#?}", report.failures);
@@ -61,13 +55,7 @@ const PY_RULES: &str = r#"{"destinations": {"scim": {
 async fn python_rules_plugin_runs_in_the_host() {
     let h = Harness::new().unwrap();
     h.load("rules-py").unwrap();
-    let mut plugin = toml::Table::new();
-    plugin.insert("rule_set".into(), toml::Value::String(PY_RULES.into()));
-    let mut plugins = toml::Table::new();
-    plugins.insert("rules-py".into(), toml::Value::Table(plugin));
-    let mut config = toml::Table::new();
-    config.insert("plugins".into(), toml::Value::Table(plugins));
-    h.tenant("acme", &config.to_string()).unwrap();
+    h.tenant_with_rule_set("acme", "rules-py", PY_RULES);
     let handle = h.runtime().plugin("acme", "rules-py").unwrap();
     let ctx = context_from_json(json!({})).unwrap();
 

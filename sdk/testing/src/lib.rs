@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tenure_capabilities::{Clock, KvBackend, MemoryKv, SystemClock, TenantConfig};
+use tenure_capabilities::{Clock, KvBackend, MemoryKv, PluginGrant, SystemClock, TenantConfig};
 use tenure_runtime::wit::{self, Person};
 use tenure_runtime::{PluginVersion, Runtime, RuntimeOptions, Services};
 
@@ -113,6 +113,19 @@ impl Harness {
         })?;
         self.runtime.set_tenant(name, config);
         Ok(())
+    }
+
+    /// Adds a tenant whose `plugin` gets `rule_set` (and no capability grants).
+    pub fn tenant_with_rule_set(&self, tenant: &str, plugin: &str, rule_set: &str) {
+        let mut config = TenantConfig::default();
+        config.plugins.insert(
+            plugin.to_string(),
+            PluginGrant {
+                rule_set: Some(rule_set.to_string()),
+                ..PluginGrant::default()
+            },
+        );
+        self.runtime.set_tenant(tenant, config);
     }
 
     /// Runs every `*.json` rules fixture in `dir` against `plugin` for `tenant`
