@@ -129,6 +129,22 @@ pub fn interpolate_with(
                 reason: "unclosed ${ in value".into(),
             })?;
             let name = &stripped[..end];
+            // `${secret:NAME}` names a secret kept encrypted in the store (resolved by the caller's lookup).
+            if let Some(secret) = name.strip_prefix("secret:") {
+                if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                    return Err(ConfigError::Invalid {
+                        field: field.to_string(),
+                        reason: format!("invalid secret name {secret:?}"),
+                    });
+                }
+                let value = lookup(name).ok_or_else(|| ConfigError::Invalid {
+                    field: field.to_string(),
+                    reason: format!("secret {secret:?} is not in the store (add it with `tenure secrets set {secret}`)"),
+                })?;
+                out.push_str(&value);
+                rest = &stripped[end + 1..];
+                continue;
+            }
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(ConfigError::Invalid {
                     field: field.to_string(),

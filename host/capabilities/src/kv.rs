@@ -33,12 +33,17 @@ pub enum KvError {
 
 /// Storage behind the plugin key-value capability (memory here; SQLite and
 /// PostgreSQL implement it in the store crate).
+/// Methods return futures so that a durable backend can group-commit writes
+/// without blocking the thread that runs the plugin.
 pub trait KvBackend: Send + Sync {
-    fn get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    fn set(&self, ns: &KvNamespace, key: &str, value: &[u8]) -> Result<(), KvError>;
-    fn remove(&self, ns: &KvNamespace, key: &str) -> Result<(), KvError>;
-    fn list_keys(&self, ns: &KvNamespace, prefix: &str) -> Result<Vec<String>, KvError>;
+    fn get<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>>;
+    fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()>;
+    fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()>;
+    fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>>;
 }
+
+/// What a [`KvBackend`] call returns.
+pub type KvFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, KvError>> + Send + 'a>>;
 
 /// Checks a key and value against the host's limits.
 pub fn check_sizes(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {
@@ -80,11 +85,28 @@ impl MemoryKv {
 }
 
 impl KvBackend for MemoryKv {
-    fn get(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    fn get<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>> {
+        Box::pin(std::future::ready(self.get_now(ns, key)))
+    }
+    fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()> {
+        Box::pin(std::future::ready(self.set_now(ns, key, value)))
+    }
+    fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()> {
+        Box::pin(std::future::ready(self.remove_now(ns, key)))
+    }
+    fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>> {
+        Box::pin(std::future::ready(self.list_keys_now(ns, prefix)))
+    }
+}
+
+impl MemoryKv {
+    /// Reads one key.
+    pub fn get_now(&self, ns: &KvNamespace, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         Ok(self.with(|d| d.get(ns).and_then(|n| n.entries.get(key)).cloned()))
     }
 
-    fn set(&self, ns: &KvNamespace, key: &str, value: &[u8]) -> Result<(), KvError> {
+    /// Writes one key within the quotas.
+    pub fn set_now(&self, ns: &KvNamespace, key: &str, value: &[u8]) -> Result<(), KvError> {
         self.with(|d| {
             let n = d.entry(ns.clone()).or_default();
             let old = n.entries.get(key).map(|v| key.len() + v.len());
@@ -105,7 +127,8 @@ impl KvBackend for MemoryKv {
         })
     }
 
-    fn remove(&self, ns: &KvNamespace, key: &str) -> Result<(), KvError> {
+    /// Removes one key.
+    pub fn remove_now(&self, ns: &KvNamespace, key: &str) -> Result<(), KvError> {
         self.with(|d| {
             if let Some(n) = d.get_mut(ns)
                 && let Some(v) = n.entries.remove(key)
@@ -116,7 +139,8 @@ impl KvBackend for MemoryKv {
         Ok(())
     }
 
-    fn list_keys(&self, ns: &KvNamespace, prefix: &str) -> Result<Vec<String>, KvError> {
+    /// Keys starting with `prefix`, in order.
+    pub fn list_keys_now(&self, ns: &KvNamespace, prefix: &str) -> Result<Vec<String>, KvError> {
         Ok(self.with(|d| {
             d.get(ns)
                 .map(|n| {
@@ -146,18 +170,18 @@ mod tests {
             tenant: "b".into(),
             plugin: "p".into(),
         };
-        kv.set(&a, "user/1", b"x").unwrap();
-        kv.set(&a, "user/2", b"y").unwrap();
-        kv.set(&a, "v", b"z").unwrap();
-        assert_eq!(kv.get(&b, "user/1").unwrap(), None);
-        assert_eq!(kv.list_keys(&a, "user/").unwrap(), vec!["user/1", "user/2"]);
-        kv.remove(&a, "user/1").unwrap();
-        assert_eq!(kv.get(&a, "user/1").unwrap(), None);
+        kv.set_now(&a, "user/1", b"x").unwrap();
+        kv.set_now(&a, "user/2", b"y").unwrap();
+        kv.set_now(&a, "v", b"z").unwrap();
+        assert_eq!(kv.get_now(&b, "user/1").unwrap(), None);
+        assert_eq!(kv.list_keys_now(&a, "user/").unwrap(), vec!["user/1", "user/2"]);
+        kv.remove_now(&a, "user/1").unwrap();
+        assert_eq!(kv.get_now(&a, "user/1").unwrap(), None);
         assert!(check_sizes("", None).is_err());
         // Overwrites and removals keep the byte count exact.
-        kv.set(&b, "k", &[0; 10]).unwrap();
-        kv.set(&b, "k", &[0; 4]).unwrap();
-        kv.remove(&b, "k").unwrap();
+        kv.set_now(&b, "k", &[0; 10]).unwrap();
+        kv.set_now(&b, "k", &[0; 4]).unwrap();
+        kv.remove_now(&b, "k").unwrap();
         assert_eq!(kv.with(|d| d[&b].bytes), 0);
     }
 
@@ -169,12 +193,12 @@ mod tests {
             plugin: "p".into(),
         };
         for i in 0..MAX_KEYS_PER_STORE {
-            kv.set(&ns, &format!("k{i}"), b"").unwrap();
+            kv.set_now(&ns, &format!("k{i}"), b"").unwrap();
         }
-        let err = kv.set(&ns, "one-more", b"").unwrap_err();
+        let err = kv.set_now(&ns, "one-more", b"").unwrap_err();
         assert!(err.to_string().contains("the store is full"), "{err}");
         // Overwriting an existing key is still allowed.
-        kv.set(&ns, "k1", b"new").unwrap();
+        kv.set_now(&ns, "k1", b"new").unwrap();
         assert!(check_sizes("k", Some(&vec![0; MAX_VALUE_BYTES + 1])).is_err());
     }
 }

@@ -1,12 +1,15 @@
-//! The host config file: plugin folder, cache, limits and tenants, with
-//! `${ENV}` interpolation in every string value (errors name the field).
+//! The host config file: plugin folder, cache, store, server, queue, API
+//! tokens and tenants, with `${ENV}` and `${secret:NAME}` interpolation in
+//! every string value (errors name the field).
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use tenure_capabilities::TenantConfig;
-use tenure_capabilities::config::interpolate_env;
+use tenure_capabilities::config::interpolate_with;
+use tenure_capabilities::{ConnectionConfig, PluginGrant, TenantConfig};
+use tenure_pipeline::{DestinationConfig, QueueConfig, SourceConfig, TenantPipeline};
+use tenure_server::Role;
 
 /// `tenure.toml`.
 #[derive(Debug, Deserialize)]
@@ -19,7 +22,95 @@ pub struct HostConfig {
     #[serde(default = "default_cache")]
     pub cache_dir: PathBuf,
     #[serde(default)]
-    pub tenants: BTreeMap<String, TenantConfig>,
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub api_tokens: Vec<TokenConfig>,
+    #[serde(default)]
+    pub tenants: BTreeMap<String, HostTenant>,
+}
+
+/// `[store]`: the embedded database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The SQLite file (WAL mode).
+    pub path: PathBuf,
+    /// `full` (acknowledged events survive power loss) or `normal` (they survive a process crash).
+    pub synchronous: String,
+    /// The master key file (created on first start, mode 0600) unless `TENURE_MASTER_KEY` is set.
+    pub key_file: Option<PathBuf>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: PathBuf::from("tenure.db"), synchronous: "full".into(), key_file: None }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: "127.0.0.1:8080".into() }
+    }
+}
+
+/// `[[api_tokens]]`: who may call the API, with which role, for which tenant.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub role: Role,
+    pub tenant: String,
+    /// The bearer token (use `${ENV}` or `${secret:NAME}`).
+    pub token: String,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig").field("name", &self.name).field("role", &self.role).field("tenant", &self.tenant).finish()
+    }
+}
+
+/// `[tenants.T]`: its connections and plugin grants, its rules plugin, destinations and sources.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostTenant {
+    #[serde(default)]
+    pub connections: BTreeMap<String, ConnectionConfig>,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginGrant>,
+    /// The rules plugin (required to run the pipeline for this tenant).
+    pub rules: Option<String>,
+    #[serde(default)]
+    pub destinations: Vec<DestinationConfig>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+impl HostTenant {
+    /// The part the plugin runtime enforces.
+    pub fn runtime_config(&self) -> TenantConfig {
+        TenantConfig { connections: self.connections.clone(), plugins: self.plugins.clone() }
+    }
+
+    /// The part the pipeline runs, if the tenant has a rules plugin.
+    pub fn pipeline(&self) -> Option<TenantPipeline> {
+        Some(TenantPipeline {
+            rules: self.rules.clone()?,
+            destinations: self.destinations.clone(),
+            sources: self.sources.clone(),
+        })
+    }
 }
 
 fn default_plugins() -> PathBuf {
@@ -30,21 +121,63 @@ fn default_cache() -> PathBuf {
     PathBuf::from("target/component-cache")
 }
 
+/// The `${secret:NAME}` references in a config file, so they can be fetched before loading.
+pub fn secret_names(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut names = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(pos) = rest.find("${secret:") {
+        rest = &rest[pos + 9..];
+        if let Some(end) = rest.find('}') {
+            names.push(rest[..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 impl HostConfig {
     /// Reads and interpolates a config file; relative paths are taken from the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_secrets(path, &HashMap::new())
+    }
+
+    /// [`HostConfig::load`] resolving `${secret:NAME}` from `secrets`.
+    pub fn load_with_secrets(path: &Path, secrets: &HashMap<String, String>) -> Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut value: toml::Value =
             toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-        interpolate(&mut value, "")?;
+        let lookup = |name: &str| match name.strip_prefix("secret:") {
+            Some(secret) => secrets.get(secret).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        interpolate(&mut value, "", &lookup)?;
         let mut config: HostConfig = value
             .try_into()
             .with_context(|| format!("invalid config in {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for dir in [&mut config.plugins_dir, &mut config.cache_dir] {
+        for dir in [&mut config.plugins_dir, &mut config.cache_dir, &mut config.store.path] {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
+            }
+        }
+        if let Some(key) = config.store.key_file.as_mut()
+            && key.is_relative()
+        {
+            *key = base.join(&*key);
+        }
+        if !matches!(config.store.synchronous.as_str(), "full" | "normal") {
+            anyhow::bail!("store.synchronous: must be \"full\" or \"normal\", not {:?}", config.store.synchronous);
+        }
+        for (i, t) in config.api_tokens.iter().enumerate() {
+            if t.token.len() < 16 {
+                anyhow::bail!("api_tokens[{i}].token: must be at least 16 characters (token {})", t.name);
+            }
+            if !config.tenants.contains_key(&t.tenant) {
+                anyhow::bail!("api_tokens[{i}].tenant: no tenant named {:?}", t.tenant);
             }
         }
         for (tenant, t) in config.tenants.iter_mut() {
@@ -61,14 +194,23 @@ impl HostConfig {
                     })?;
                 }
             }
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, d) in t.destinations.iter().enumerate() {
+                if !seen.insert(d.name.clone()) {
+                    anyhow::bail!("tenants.{tenant}.destinations[{i}].name: {:?} is used twice", d.name);
+                }
+                if d.matching.is_empty() {
+                    anyhow::bail!("tenants.{tenant}.destinations[{i}].matching: name at least one attribute");
+                }
+            }
         }
         Ok(config)
     }
 }
 
-fn interpolate(value: &mut toml::Value, path: &str) -> Result<()> {
+fn interpolate(value: &mut toml::Value, path: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<()> {
     match value {
-        toml::Value::String(s) => *s = interpolate_env(path, s)?,
+        toml::Value::String(s) => *s = interpolate_with(path, s, lookup)?,
         toml::Value::Table(t) => {
             for (k, v) in t.iter_mut() {
                 let p = if path.is_empty() {
@@ -76,12 +218,12 @@ fn interpolate(value: &mut toml::Value, path: &str) -> Result<()> {
                 } else {
                     format!("{path}.{k}")
                 };
-                interpolate(v, &p)?;
+                interpolate(v, &p, lookup)?;
             }
         }
         toml::Value::Array(a) => {
             for (i, v) in a.iter_mut().enumerate() {
-                interpolate(v, &format!("{path}[{i}]"))?;
+                interpolate(v, &format!("{path}[{i}]"), lookup)?;
             }
         }
         _ => {}

@@ -1,138 +1,143 @@
-//! The demo flow: sample people -> rules plugin -> connector plugin, printed.
-//! It shows the plugin runtime end to end with no server.
+//! `tenure demo`: the whole flow on a fresh embedded store with the sandbox
+//! destination, driven through the real HTTP API, printed step by step.
 
-use crate::config::HostConfig;
-use anyhow::{Context, Result};
-use std::path::Path;
-use tenure_runtime::wit::{self, rules::Context as RulesContext};
-use tenure_runtime::{PluginHandle, RuntimeOptions};
+use crate::host;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-#[derive(serde::Deserialize)]
-struct Sample {
-    event: wit::EventKind,
-    person: serde_json::Value,
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
 }
 
-pub async fn run(config_path: &Path) -> Result<()> {
-    let config = HostConfig::load(config_path)?;
-    let services = tenure_runtime::Services::new(
-        std::sync::Arc::new(tenure_capabilities::MemoryKv::default()),
-        std::sync::Arc::new(tenure_capabilities::SystemClock),
-    )?;
-    let runtime = tenure_runtime::Runtime::new(
-        RuntimeOptions {
-            cache_dir: Some(config.cache_dir.clone()),
-            ..RuntimeOptions::default()
-        },
-        services,
-    )?;
-    for file in ["rules-basic", "connector-js"] {
-        let path = config.plugins_dir.join(format!("{file}.wasm"));
-        runtime
-            .register_file(&path)
-            .with_context(|| format!("loading {} (run plugins/build.sh first)", path.display()))?;
-    }
-    for (name, tenant) in config.tenants {
-        runtime.set_tenant(&name, tenant);
-    }
-    let rules = runtime.plugin("demo", "rules-basic")?;
-    let sandbox = runtime.plugin("demo", "connector-js")?;
-    let samples_path = config_path.parent().unwrap_or(Path::new(".")).join("events.json");
-    let samples: Vec<Sample> = serde_json::from_str(&std::fs::read_to_string(&samples_path)?)
-        .with_context(|| format!("{} is not a list of sample events", samples_path.display()))?;
-    for (i, sample) in samples.into_iter().enumerate() {
-        let mut person_json =
-            serde_json::json!({"ids": [], "emails": [], "phones": [], "custom": [], "status": "Active"});
-        if let (Some(base), serde_json::Value::Object(extra)) = (person_json.as_object_mut(), sample.person) {
-            base.extend(extra);
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>, key: Option<&str>) -> Result<(u16, Value)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
         }
-        let person: wit::Person =
-            serde_json::from_value(person_json).with_context(|| format!("sample {i}: invalid person"))?;
-        let context = RulesContext {
-            event: sample.event,
-            destinations: vec!["ad".into()],
-            now_ms: 0,
-            trace: wit::rules::TraceLevel::Matched,
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+}
+
+pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
+    let mut config = crate::config::HostConfig::load(config_path)?;
+    let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    config.store.path = dir.join("tenure.db");
+    config.store.key_file = Some(dir.join("tenure.key"));
+    let token = config
+        .api_tokens
+        .iter()
+        .find(|t| t.role == tenure_server::Role::It)
+        .map(|t| t.token.clone())
+        .context("the demo config needs an api_tokens entry with role \"it\"")?;
+    let store = host::open_store(&config)?;
+    let host = host::build(config, store)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let server = {
+        let host_ref = std::sync::Arc::new(host);
+        let h = host_ref.clone();
+        (tokio::spawn(async move { host::run(&h, listener, shutdown).await }), host_ref)
+    };
+    println!("Tenure demo: embedded store {}, API {base}\n", dir.join("tenure.db").display());
+    let api = Api { http: reqwest::Client::new(), base, token };
+
+    let events_path = events.unwrap_or_else(|| config_path.parent().unwrap_or(Path::new(".")).join("events.json"));
+    let samples: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&events_path)?)
+        .with_context(|| format!("{} is not a list of events", events_path.display()))?;
+    println!("1. Intake: POST /api/v1/events (stored durably, then acknowledged)");
+    for (i, e) in samples.iter().enumerate() {
+        let key = format!("demo-{i}");
+        let (status, body) = api.call(reqwest::Method::POST, "/api/v1/events", Some(e), Some(&key)).await?;
+        println!("   {status} {} {} -> {}", e["kind"].as_str().unwrap_or("?"), e["person"]["given_name"].as_str().unwrap_or("?"), body);
+        // Let each event apply before the next one, so the output reads as a story.
+        wait_idle(&api).await?;
+    }
+    let (status, body) = api.call(reqwest::Method::POST, "/api/v1/events", Some(&samples[0]), Some("demo-0")).await?;
+    println!("   retry of the first request with the same Idempotency-Key: {status} {body}");
+    let bad = json!({"kind": "joiner", "person": {"ids": [{"source": "lever", "id": "9"}], "start_date": "next monday"}});
+    let (status, body) = api.call(reqwest::Method::POST, "/api/v1/events", Some(&bad), Some("demo-bad")).await?;
+    println!("   bad input: {status} {body}\n");
+
+    println!("2. Jobs: rules -> plan -> apply through the sandbox connector plugin");
+    let (_, jobs) = api.call(reqwest::Method::GET, "/api/v1/jobs?limit=20", None, None).await?;
+    for j in jobs.as_array().into_iter().flatten().rev() {
+        println!("   job {} {:<8} {:<10} {}", j["id"], j["kind"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or(""), j["person_key"].as_str().unwrap_or(""));
+    }
+
+    println!("\n3. Audit trail of lever:1001 (GET /api/v1/audit?person=lever:1001)");
+    let (_, audit) = api.call(reqwest::Method::GET, "/api/v1/audit?person=lever:1001", None, None).await?;
+    for e in audit.as_array().into_iter().flatten() {
+        let data = &e["data"];
+        let detail = match e["kind"].as_str().unwrap_or("") {
+            "rules.evaluated" => format!("fired {:?}", data["fired"].as_array().map(|f| f.iter().filter_map(|x| x["rule"].as_str()).collect::<Vec<_>>()).unwrap_or_default()),
+            "plan.created" => format!("{}", data["operations"].as_array().map(|o| o.iter().map(|x| format!("{} {}", x["op"].as_str().unwrap_or(""), x["target"].as_str().unwrap_or(""))).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
+            "op.applied" | "op.failed" => format!("{} ({} ms)", data["summary"].as_str().or(data["error"].as_str()).unwrap_or(""), data["duration_ms"]),
+            _ => String::new(),
         };
-        let evaluation = rules.evaluate(&person, &context).await?;
-        let fired: Vec<_> = evaluation
-            .trace
-            .iter()
-            .filter(|t| t.matched)
-            .map(|t| t.rule.as_str())
-            .collect();
-        println!(
-            "{:?} {} {}: rules fired {:?}",
-            sample.event,
-            person.given_name.as_deref().unwrap_or("?"),
-            person.family_name.as_deref().unwrap_or(""),
-            fired
-        );
-        for desired in evaluation.accounts {
-            apply(&sandbox, &person, desired).await?;
-        }
+        println!("   #{:<3} {:<16} {:<8} {}", e["seq"], e["kind"].as_str().unwrap_or(""), e["destination"].as_str().unwrap_or(""), detail);
     }
+
+    println!("\n4. Preview (POST /api/v1/preview): Ada moves to Sales; nothing is written");
+    let preview_body = json!({"kind": "mover", "source": "lever", "person": {
+        "ids": [{"source": "lever", "id": "1001"}], "given_name": "Ada", "family_name": "Lovelace",
+        "department": "Sales", "title": "Account Executive", "location": "Berlin",
+        "emails": [{"value": "ada@example.test", "primary": true}]}});
+    let (status, preview) = api.call(reqwest::Method::POST, "/api/v1/preview", Some(&preview_body), None).await?;
+    if status != 200 {
+        bail!("preview failed: {status} {preview}");
+    }
+    for d in preview["destinations"].as_array().into_iter().flatten() {
+        let ops: Vec<String> = d["operations"].as_array().into_iter().flatten()
+            .map(|o| format!("{} {}", o["kind"].as_str().unwrap_or(""), o["target"].as_str().unwrap_or(""))).collect();
+        println!("   {} ({}): {}", d["destination"].as_str().unwrap_or(""), d["matched"].as_str().unwrap_or(""), ops.join(", "));
+    }
+    let matched: Vec<&str> = preview["trace"].as_array().into_iter().flatten()
+        .filter(|t| t["matched"] == true).filter_map(|t| t["rule"].as_str()).collect();
+    println!("   rules that would fire: {matched:?}");
+
+    println!("\n5. Audit verify and KPIs");
+    let (_, verify) = api.call(reqwest::Method::GET, "/api/v1/audit/verify", None, None).await?;
+    println!("   verify: {verify}");
+    let (_, kpis) = api.call(reqwest::Method::GET, "/api/v1/kpis", None, None).await?;
+    println!("   kpis: {kpis}");
+    let metrics = api.http.get(format!("{}/metrics", api.base)).send().await?.text().await?;
+    for line in metrics.lines().filter(|l| l.starts_with("tenure_queue_jobs") || l.starts_with("tenure_operations_total")) {
+        println!("   {line}");
+    }
+    let _ = stop.send(true);
+    let (task, _host) = server;
+    task.await??;
+    println!("\nDone. Run it for real with: tenure serve --config {}", config_path.display());
     Ok(())
 }
 
-/// Looks the person up by employee id and creates or updates the sandbox account.
-async fn apply(sandbox: &PluginHandle, person: &wit::Person, mut desired: wit::DesiredAccount) -> Result<()> {
-    let employee_id = person.ids.first().map(|i| i.id.clone()).unwrap_or_default();
-    desired.attributes.push(wit::Attribute {
-        name: "employeeId".into(),
-        value: wit::Value::Text(employee_id.clone()),
-    });
-    let key = wit::MatchKey {
-        attribute: "employeeId".into(),
-        value: employee_id,
-    };
-    let existing = sandbox.lookup(&[key]).await?;
-    let anchor = match existing.first() {
-        None => {
-            let outcome = sandbox.apply(&wit::Operation::Create(desired.clone())).await?;
-            println!("  create -> {}", outcome.summary);
-            outcome.anchor.unwrap_or_default()
+/// Waits until no job is available, running or retrying.
+async fn wait_idle(api: &Api) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let (_, jobs) = api.call(reqwest::Method::GET, "/api/v1/jobs?limit=50", None, None).await?;
+        let busy = jobs.as_array().into_iter().flatten().any(|j| {
+            matches!(j["state"].as_str(), Some("available" | "running" | "retryable"))
+        });
+        if !busy {
+            return Ok(());
         }
-        Some(current) => current.anchor.clone(),
-    };
-    let current = existing.first();
-    let have: Vec<String> = current.map(|c| c.groups.clone()).unwrap_or_default();
-    for g in desired.groups.iter().filter(|g| !have.contains(g)) {
-        let o = sandbox
-            .apply(&wit::Operation::AddMember(wit::MemberChange {
-                anchor: anchor.clone(),
-                group: g.clone(),
-            }))
-            .await?;
-        println!("  {}", o.summary);
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("jobs did not finish within 30 s: {jobs}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for g in have.iter().filter(|g| !desired.groups.contains(g)) {
-        let o = sandbox
-            .apply(&wit::Operation::RemoveMember(wit::MemberChange {
-                anchor: anchor.clone(),
-                group: g.clone(),
-            }))
-            .await?;
-        println!("  {}", o.summary);
-    }
-    if let (Some(c), Some(want)) = (current, desired.container.as_ref())
-        && c.container.as_ref() != Some(want)
-    {
-        let o = sandbox
-            .apply(&wit::Operation::Move(wit::MoveRequest {
-                anchor: anchor.clone(),
-                container: want.clone(),
-            }))
-            .await?;
-        println!("  {}", o.summary);
-    }
-    if current.is_some_and(|c| c.enabled != desired.enabled) {
-        let op = if desired.enabled {
-            wit::Operation::Enable(anchor.clone())
-        } else {
-            wit::Operation::Disable(anchor.clone())
-        };
-        println!("  {}", sandbox.apply(&op).await?.summary);
-    }
-    Ok(())
 }

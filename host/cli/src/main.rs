@@ -2,13 +2,17 @@
 
 mod config;
 mod demo;
+mod host;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tenure_capabilities::{MemoryKv, SystemClock};
+use tenure_pipeline::event::{EventKind, PersonIn};
 use tenure_runtime::{PluginManifest, Runtime, RuntimeOptions, Services};
+use tenure_store::{AuditFilter, AuditRecord, Store};
 
 #[derive(Parser)]
 #[command(
@@ -23,13 +27,80 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the host: the API, the queue workers and the source pollers.
+    Serve {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+    },
+    /// Run the sample events through the whole flow on a fresh embedded store and show
+    /// each step: intake, rules, plan, apply, preview, audit and KPIs.
+    Demo {
+        #[arg(long, default_value = "examples/demo/tenure.toml")]
+        config: PathBuf,
+        /// The sample events (API format).
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
+    /// Show what the rules would produce for a person and what each destination
+    /// would be asked to do, against live state; writes nothing.
+    Preview {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// A person record as JSON (the `person` of an event).
+        #[arg(long)]
+        person: PathBuf,
+        #[arg(long, default_value = "update")]
+        kind: String,
+        #[arg(long, default_value = "api")]
+        source: String,
+    },
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Keep secrets encrypted in the store; reference them as `${secret:NAME}` in the config.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugins(PluginsCommand),
-    /// Run sample people through the example rules and the sandbox connector.
-    Demo {
-        /// Host config file.
-        #[arg(long, default_value = "examples/demo/tenure.toml")]
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; exits 1 and names the first bad entry if it was edited,
+    /// reordered or truncated.
+    Verify {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+    },
+    /// Export entries as JSONL or CSV.
+    Export {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        person: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only entries at or after this time (milliseconds since the epoch).
+        #[arg(long)]
+        since_ms: Option<i64>,
+        #[arg(long)]
+        until_ms: Option<i64>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Store a secret read from standard input.
+    Set {
+        name: String,
+        #[arg(long, default_value = "tenure.toml")]
         config: PathBuf,
     },
 }
@@ -47,31 +118,146 @@ enum PluginsCommand {
     },
 }
 
-fn runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
+fn plugin_runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
     let services = Services::new(Arc::new(MemoryKv::default()), Arc::new(SystemClock))?;
-    Ok(Runtime::new(
-        RuntimeOptions {
-            cache_dir,
-            ..RuntimeOptions::default()
-        },
-        services,
-    )?)
+    Ok(Runtime::new(RuntimeOptions { cache_dir, ..RuntimeOptions::default() }, services)?)
+}
+
+fn actor() -> String {
+    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The demo prints its own story; logs would drown it.
+    let default_filter = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info,wasmtime=warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
     tenure_capabilities::install_crypto_provider();
-    match Cli::parse().command {
+    match cli.command {
+        Command::Serve { config } => {
+            let (config, store) = host::load_config(&config).await?;
+            let listen = config.server.listen.clone();
+            let host = host::build(config, store)?;
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
+            tracing::info!(address = %listener.local_addr()?, "tenure is serving");
+            host::run(&host, listener, host::shutdown_signal()).await
+        }
+        Command::Demo { config, events } => demo::run(&config, events).await,
+        Command::Preview { config, tenant, person, kind, source } => {
+            let (config, store) = host::load_config(&config).await?;
+            let host = host::build(config, store)?;
+            let text = std::fs::read_to_string(&person).with_context(|| format!("cannot read {}", person.display()))?;
+            let person: PersonIn =
+                serde_json::from_str(&text).with_context(|| format!("{} is not a person record", person.display()))?;
+            let kind: EventKind = serde_json::from_value(serde_json::Value::String(kind.clone()))
+                .with_context(|| format!("--kind: {kind:?} is not an event kind"))?;
+            let valid = tenure_pipeline::event::validate(tenure_pipeline::EventIn {
+                source: Some(source.clone()),
+                kind,
+                person,
+                effective_date: None,
+                source_record_id: None,
+                occurred_at: None,
+            })?;
+            let preview = host.pipeline.preview(&tenant, &source, &valid.event.person, kind).await?;
+            println!("{}", serde_json::to_string_pretty(&preview)?);
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { config }) => {
+            let (_, store) = host::load_config(&config).await?;
+            let report = store.verify_audit().await?;
+            store
+                .append_audit(vec![AuditRecord {
+                    tenant: "*".into(),
+                    kind: "admin.audit_verified".into(),
+                    actor: actor(),
+                    data: serde_json::json!({ "entries": report.entries, "ok": report.ok() }),
+                    ..AuditRecord::default()
+                }])
+                .await?;
+            match &report.problem {
+                None => {
+                    println!("audit log intact: {} entries, head {} {}", report.entries, report.head_seq, report.head_hash);
+                    Ok(())
+                }
+                Some(p) => {
+                    eprintln!("audit log BROKEN at entry {}: {}", p.seq, p.reason);
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Export { config, format, tenant, person, destination, since_ms, until_ms }) => {
+            if !matches!(format.as_str(), "jsonl" | "csv") {
+                bail!("--format: must be jsonl or csv");
+            }
+            let (_, store) = host::load_config(&config).await?;
+            let entries = store
+                .audit(AuditFilter {
+                    tenant: tenant.clone(),
+                    person_key: person,
+                    destination,
+                    since_ms,
+                    until_ms,
+                    ..AuditFilter::default()
+                })
+                .await?;
+            let mut out = String::new();
+            if format == "csv" {
+                out.push_str(tenure_store::audit::CSV_HEADER);
+                out.push('\n');
+            }
+            for e in &entries {
+                if format == "csv" {
+                    out.push_str(&tenure_store::audit::csv_row(e));
+                } else {
+                    out.push_str(&serde_json::to_string(e)?);
+                }
+                out.push('\n');
+            }
+            print!("{out}");
+            store
+                .append_audit(vec![AuditRecord {
+                    tenant: tenant.unwrap_or_else(|| "*".into()),
+                    kind: "admin.audit_exported".into(),
+                    actor: actor(),
+                    data: serde_json::json!({ "format": format, "entries": entries.len() }),
+                    ..AuditRecord::default()
+                }])
+                .await?;
+            Ok(())
+        }
+        Command::Secrets(SecretsCommand::Set { name, config }) => {
+            let (_, store) = host::load_config(&config).await?;
+            let mut value = String::new();
+            std::io::stdin().read_to_string(&mut value)?;
+            let value = value.trim_end_matches(['\n', '\r']);
+            if value.is_empty() {
+                bail!("no secret on standard input");
+            }
+            store.put_secret(&name, value).await?;
+            store
+                .append_audit(vec![AuditRecord {
+                    tenant: "*".into(),
+                    kind: "admin.secret_set".into(),
+                    actor: actor(),
+                    data: serde_json::json!({ "name": name }),
+                    ..AuditRecord::default()
+                }])
+                .await?;
+            println!("secret {name} stored (encrypted)");
+            Ok(())
+        }
         Command::Plugins(PluginsCommand::Check { wasm }) => {
             let manifest = PluginManifest::for_component(&wasm)?;
-            let version = runtime(None)?.register_file(&wasm)?;
+            let version = plugin_runtime(None)?.register_file(&wasm)?;
             println!("plugin:       {}", manifest.name);
             println!("version:      {}", version.label);
             println!("kind:         {}", version.kind.as_str());
@@ -82,7 +268,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Plugins(PluginsCommand::Compile { dir, cache_dir }) => {
-            let rt = runtime(Some(cache_dir))?;
+            let rt = plugin_runtime(Some(cache_dir))?;
             let mut count = 0;
             for entry in std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))? {
                 let path = entry?.path();
@@ -99,6 +285,5 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        Command::Demo { config } => demo::run(&config).await,
     }
 }

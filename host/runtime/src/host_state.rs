@@ -397,21 +397,21 @@ impl kv::Host for HostState {
         self.kv_allowed()?;
         caps::kv::check_sizes(&key, None).map_err(kv_error)?;
         let b = &self.binding;
-        b.services.kv.get(&b.kv_namespace, &key).map_err(kv_error)
+        b.services.kv.get(&b.kv_namespace, &key).await.map_err(kv_error)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
         self.kv_allowed()?;
         caps::kv::check_sizes(&key, Some(&value)).map_err(kv_error)?;
         let b = &self.binding;
-        b.services.kv.set(&b.kv_namespace, &key, &value).map_err(kv_error)
+        b.services.kv.set(&b.kv_namespace, &key, &value).await.map_err(kv_error)
     }
 
     async fn remove(&mut self, key: String) -> Result<(), kv::KvError> {
         self.kv_allowed()?;
         caps::kv::check_sizes(&key, None).map_err(kv_error)?;
         let b = &self.binding;
-        b.services.kv.remove(&b.kv_namespace, &key).map_err(kv_error)
+        b.services.kv.remove(&b.kv_namespace, &key).await.map_err(kv_error)
     }
 
     async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::KvError> {
@@ -420,6 +420,7 @@ impl kv::Host for HostState {
         b.services
             .kv
             .list_keys(&b.kv_namespace, &prefix)
+            .await
             .map_err(kv_error)
     }
 }

@@ -102,6 +102,9 @@ pub fn flatten(p: &Person) -> Record<'_> {
             r.push((name, v.as_str()));
         }
     }
+    if let Some(id) = p.ids.first() {
+        r.push(("id", id.id.as_str()));
+    }
     if let Some(email) = tenure_sdk::person::primary_email(p) {
         r.push(("email", email));
     }

@@ -1,0 +1,123 @@
+//! Builds a running host from its config: store, plugin runtime, pipeline
+//! and HTTP API, and runs them until a shutdown signal.
+
+use crate::config::{HostConfig, secret_names};
+use anyhow::{Context, Result};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tenure_capabilities::SystemClock;
+use tenure_pipeline::{Pipeline, PipelineConfig, SourceConfig};
+use tenure_runtime::{Runtime, RuntimeOptions, Services};
+use tenure_server::{ApiToken, AppState};
+use tenure_store::crypto::MasterKey;
+use tenure_store::{SqliteOptions, SqliteStore, Store};
+use tokio::sync::watch;
+
+/// Everything a running host holds.
+pub struct Host {
+    pub pipeline: Arc<Pipeline>,
+    pub state: AppState,
+    pub sources: Vec<(String, SourceConfig)>,
+}
+
+/// Opens the store a config names.
+pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
+    let key_file = config.store.key_file.clone().unwrap_or_else(|| config.store.path.with_extension("key"));
+    let master = MasterKey::load_or_create(&key_file)?;
+    let options = SqliteOptions { path: config.store.path.clone(), synchronous_full: config.store.synchronous == "full" };
+    SqliteStore::open(&options, master).with_context(|| format!("cannot open the store at {}", config.store.path.display()))
+}
+
+/// Loads a config, resolving `${secret:NAME}` from the store it names.
+pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> {
+    let names = secret_names(path)?;
+    // First pass with placeholders, only to find the store.
+    let placeholders: HashMap<String, String> = names.iter().map(|n| (n.clone(), "x".repeat(32))).collect();
+    let bootstrap = HostConfig::load_with_secrets(path, &placeholders)?;
+    let store = open_store(&bootstrap)?;
+    let mut secrets = HashMap::new();
+    for name in names {
+        if let Some(v) = store.secret(&name).await? {
+            secrets.insert(name, v);
+        }
+    }
+    Ok((HostConfig::load_with_secrets(path, &secrets)?, store))
+}
+
+/// Builds the host from a loaded config and its store.
+pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
+    let services = Services::new(store.kv(), Arc::new(SystemClock))?;
+    let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(config.cache_dir.clone()), ..RuntimeOptions::default() }, services)?;
+    let mut plugins = BTreeSet::new();
+    for t in config.tenants.values() {
+        plugins.extend(t.rules.iter().cloned());
+        plugins.extend(t.destinations.iter().map(|d| d.connector.clone()));
+        plugins.extend(t.sources.iter().map(|s| s.plugin.clone()));
+        plugins.extend(t.plugins.keys().cloned());
+    }
+    for name in &plugins {
+        let path = config.plugins_dir.join(format!("{name}.wasm"));
+        let version = runtime
+            .register_file(&path)
+            .with_context(|| format!("loading plugin {name} from {} (run plugins/build.sh first)", path.display()))?;
+        tracing::info!(plugin = %name, version = %version.label, "plugin loaded");
+    }
+    let mut tenants = std::collections::BTreeMap::new();
+    let mut sources = Vec::new();
+    for (name, t) in &config.tenants {
+        runtime.set_tenant(name, t.runtime_config());
+        if let Some(p) = t.pipeline() {
+            sources.extend(p.sources.iter().map(|s| (name.clone(), s.clone())));
+            tenants.insert(name.clone(), p);
+        }
+    }
+    let pipeline_config = PipelineConfig { queue: config.queue.clone(), tenants };
+    let pipeline = Pipeline::new(store.clone() as Arc<dyn Store>, runtime, pipeline_config)?;
+    let tokens = config.api_tokens.iter().map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token)).collect();
+    let state = AppState { pipeline: pipeline.clone(), tokens: Arc::new(tokens) };
+    Ok(Host { pipeline, state, sources })
+}
+
+/// Serves the API and runs the workers and pollers until `shutdown` turns true.
+pub async fn run(host: &Host, listener: tokio::net::TcpListener, shutdown: watch::Receiver<bool>) -> Result<()> {
+    let workers = tokio::spawn(host.pipeline.clone().run_workers(shutdown.clone(), Duration::from_secs(10)));
+    let pollers = tokio::spawn(host.pipeline.clone().run_pollers(host.sources.clone(), shutdown.clone()));
+    let mut stop = shutdown.clone();
+    axum::serve(listener, tenure_server::router(host.state.clone()))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    let _ = workers.await;
+    let _ = pollers.await;
+    Ok(())
+}
+
+/// Turns true on Ctrl-C or SIGTERM.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    let _ = tx.send(true);
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight jobs");
+        let _ = tx.send(true);
+    });
+    rx
+}

@@ -1,0 +1,385 @@
+//! The canonical person event as clients send it (`POST /api/v1/events`), its
+//! validation (every error names the field) and its conversion to the WIT types.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tenure_runtime::wit;
+
+/// Why an event was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[error("{field}: {reason}")]
+pub struct InvalidEvent {
+    pub field: String,
+    pub reason: String,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidEvent {
+    InvalidEvent { field: field.into(), reason: reason.into() }
+}
+
+/// Event kinds, as in the WIT contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    Joiner,
+    Update,
+    Mover,
+    LeaveStart,
+    LeaveEnd,
+    Leaver,
+    Rehire,
+    Conversion,
+    Withdrawn,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn to_wit(self) -> wit::EventKind {
+        match self {
+            EventKind::Joiner => wit::EventKind::Joiner,
+            EventKind::Update => wit::EventKind::Update,
+            EventKind::Mover => wit::EventKind::Mover,
+            EventKind::LeaveStart => wit::EventKind::LeaveStart,
+            EventKind::LeaveEnd => wit::EventKind::LeaveEnd,
+            EventKind::Leaver => wit::EventKind::Leaver,
+            EventKind::Rehire => wit::EventKind::Rehire,
+            EventKind::Conversion => wit::EventKind::Conversion,
+            EventKind::Withdrawn => wit::EventKind::Withdrawn,
+            EventKind::Deleted => wit::EventKind::Deleted,
+        }
+    }
+
+    pub fn from_wit(k: wit::EventKind) -> Self {
+        match k {
+            wit::EventKind::Joiner => EventKind::Joiner,
+            wit::EventKind::Update => EventKind::Update,
+            wit::EventKind::Mover => EventKind::Mover,
+            wit::EventKind::LeaveStart => EventKind::LeaveStart,
+            wit::EventKind::LeaveEnd => EventKind::LeaveEnd,
+            wit::EventKind::Leaver => EventKind::Leaver,
+            wit::EventKind::Rehire => EventKind::Rehire,
+            wit::EventKind::Conversion => EventKind::Conversion,
+            wit::EventKind::Withdrawn => EventKind::Withdrawn,
+            wit::EventKind::Deleted => EventKind::Deleted,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Joiner => "joiner",
+            EventKind::Update => "update",
+            EventKind::Mover => "mover",
+            EventKind::LeaveStart => "leave-start",
+            EventKind::LeaveEnd => "leave-end",
+            EventKind::Leaver => "leaver",
+            EventKind::Rehire => "rehire",
+            EventKind::Conversion => "conversion",
+            EventKind::Withdrawn => "withdrawn",
+            EventKind::Deleted => "deleted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceIdIn {
+    pub source: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabeledIn {
+    #[serde(default = "work")]
+    pub kind: String,
+    pub value: String,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+fn work() -> String {
+    "work".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmploymentTypeIn {
+    Employee,
+    Contractor,
+    Intern,
+    Temporary,
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StatusIn {
+    Candidate,
+    PreHire,
+    #[default]
+    Active,
+    OnLeave,
+    Terminated,
+}
+
+/// A person record as clients send it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonIn {
+    pub ids: Vec<SourceIdIn>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_name: Option<String>,
+    #[serde(default)]
+    pub emails: Vec<LabeledIn>,
+    #[serde(default)]
+    pub phones: Vec<LabeledIn>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+    pub team: Option<String>,
+    pub location: Option<String>,
+    pub country: Option<String>,
+    pub time_zone: Option<String>,
+    pub manager: Option<SourceIdIn>,
+    pub employment_type: Option<EmploymentTypeIn>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    #[serde(default)]
+    pub status: StatusIn,
+    /// Other attributes: strings, lists of strings, integers, booleans or null.
+    #[serde(default)]
+    pub custom: BTreeMap<String, serde_json::Value>,
+}
+
+/// A person event as clients send it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventIn {
+    /// The source name (default `api`); the person's id from this source is their key.
+    pub source: Option<String>,
+    pub kind: EventKind,
+    pub person: PersonIn,
+    pub effective_date: Option<String>,
+    pub source_record_id: Option<String>,
+    pub occurred_at: Option<String>,
+}
+
+/// A validated event, ready to store.
+#[derive(Debug, Clone)]
+pub struct ValidEvent {
+    pub source: String,
+    pub person_key: String,
+    pub event: wit::PersonEvent,
+}
+
+/// Longest accepted text value.
+const MAX_TEXT: usize = 4096;
+
+/// Parses and validates a JSON event body.
+pub fn parse_event(body: &[u8]) -> Result<ValidEvent, InvalidEvent> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let input: EventIn = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path == "?" { "body".to_string() } else { path };
+        invalid(field, e.into_inner().to_string())
+    })?;
+    validate(input)
+}
+
+fn is_iso_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && matches!(s[5..7].parse::<u8>(), Ok(1..=12))
+        && matches!(s[8..10].parse::<u8>(), Ok(1..=31))
+}
+
+fn check_text(field: &str, value: &str) -> Result<(), InvalidEvent> {
+    if value.len() > MAX_TEXT {
+        return Err(invalid(field, format!("is {} bytes; the limit is {MAX_TEXT}", value.len())));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn check_date(field: &str, value: &Option<String>) -> Result<(), InvalidEvent> {
+    match value {
+        Some(v) if !is_iso_date(v) => Err(invalid(field, format!("{v:?} is not an ISO 8601 date (YYYY-MM-DD)"))),
+        _ => Ok(()),
+    }
+}
+
+/// Checks an event's meaning (the shape was checked by deserialization).
+pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
+    let source = input.source.clone().unwrap_or_else(|| "api".into());
+    if source.is_empty() || source.len() > 64 || !source.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        return Err(invalid("source", "must be 1 to 64 letters, digits, '-', '_' or '.'"));
+    }
+    let p = &input.person;
+    if p.ids.is_empty() {
+        return Err(invalid("person.ids", "must name at least one id (source and id)"));
+    }
+    for (i, id) in p.ids.iter().enumerate() {
+        if id.source.trim().is_empty() {
+            return Err(invalid(format!("person.ids[{i}].source"), "must not be empty"));
+        }
+        if id.id.trim().is_empty() {
+            return Err(invalid(format!("person.ids[{i}].id"), "must not be empty"));
+        }
+        check_text(&format!("person.ids[{i}].id"), &id.id)?;
+    }
+    for (field, value) in [
+        ("person.given_name", &p.given_name),
+        ("person.family_name", &p.family_name),
+        ("person.preferred_name", &p.preferred_name),
+        ("person.title", &p.title),
+        ("person.department", &p.department),
+        ("person.team", &p.team),
+        ("person.location", &p.location),
+        ("person.country", &p.country),
+        ("person.time_zone", &p.time_zone),
+    ] {
+        if let Some(v) = value {
+            check_text(field, v)?;
+        }
+    }
+    for (i, e) in p.emails.iter().enumerate() {
+        let at = e.value.find('@');
+        if !matches!(at, Some(n) if n > 0 && n + 1 < e.value.len()) || e.value.contains(char::is_whitespace) {
+            return Err(invalid(format!("person.emails[{i}].value"), format!("{:?} is not an email address", e.value)));
+        }
+    }
+    check_date("person.start_date", &p.start_date)?;
+    check_date("person.end_date", &p.end_date)?;
+    check_date("effective_date", &input.effective_date)?;
+    if let (Some(s), Some(e)) = (&p.start_date, &p.end_date)
+        && e < s
+    {
+        return Err(invalid("person.end_date", format!("{e} is before the start date {s}")));
+    }
+    let mut custom = Vec::with_capacity(p.custom.len());
+    for (k, v) in &p.custom {
+        let field = format!("person.custom.{k}");
+        let value = match v {
+            serde_json::Value::Null => wit::Value::Absent,
+            serde_json::Value::String(s) => {
+                check_text(&field, s)?;
+                wit::Value::Text(s.clone())
+            }
+            serde_json::Value::Bool(b) => wit::Value::Flag(*b),
+            serde_json::Value::Number(n) => {
+                wit::Value::Number(n.as_i64().ok_or_else(|| invalid(&field, "numbers must be whole (64-bit)"))?)
+            }
+            serde_json::Value::Array(items) => wit::Value::Many(
+                items
+                    .iter()
+                    .map(|i| i.as_str().map(String::from))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| invalid(&field, "lists may hold strings only"))?,
+            ),
+            serde_json::Value::Object(_) => return Err(invalid(&field, "objects are not attribute values")),
+        };
+        custom.push((k.clone(), value));
+    }
+    let key_id = p.ids.iter().find(|i| i.source == source).unwrap_or(&p.ids[0]);
+    let person_key = format!("{}:{}", key_id.source, key_id.id);
+    let labeled = |v: &[LabeledIn]| {
+        v.iter()
+            .map(|l| wit::LabeledValue { kind: l.kind.clone(), value: l.value.clone(), primary: l.primary })
+            .collect::<Vec<_>>()
+    };
+    let sid = |s: &SourceIdIn| wit::SourceId { source: s.source.clone(), id: s.id.clone() };
+    let person = wit::Person {
+        ids: p.ids.iter().map(sid).collect(),
+        given_name: p.given_name.clone(),
+        family_name: p.family_name.clone(),
+        preferred_name: p.preferred_name.clone(),
+        emails: labeled(&p.emails),
+        phones: labeled(&p.phones),
+        title: p.title.clone(),
+        department: p.department.clone(),
+        team: p.team.clone(),
+        location: p.location.clone(),
+        country: p.country.clone(),
+        time_zone: p.time_zone.clone(),
+        manager: p.manager.as_ref().map(sid),
+        employment_type: p.employment_type.map(|t| match t {
+            EmploymentTypeIn::Employee => wit::EmploymentType::Employee,
+            EmploymentTypeIn::Contractor => wit::EmploymentType::Contractor,
+            EmploymentTypeIn::Intern => wit::EmploymentType::Intern,
+            EmploymentTypeIn::Temporary => wit::EmploymentType::Temporary,
+            EmploymentTypeIn::Other => wit::EmploymentType::Other,
+        }),
+        start_date: p.start_date.clone(),
+        end_date: p.end_date.clone(),
+        status: match p.status {
+            StatusIn::Candidate => wit::PersonStatus::Candidate,
+            StatusIn::PreHire => wit::PersonStatus::PreHire,
+            StatusIn::Active => wit::PersonStatus::Active,
+            StatusIn::OnLeave => wit::PersonStatus::OnLeave,
+            StatusIn::Terminated => wit::PersonStatus::Terminated,
+        },
+        custom,
+    };
+    let event = wit::PersonEvent {
+        kind: input.kind.to_wit(),
+        person,
+        effective_date: input.effective_date.clone(),
+        source_record_id: input.source_record_id.clone().unwrap_or_default(),
+        occurred_at: input.occurred_at.clone(),
+    };
+    Ok(ValidEvent { source, person_key, event })
+}
+
+/// The key that orders and links a person's events: `<source>:<id>` of the
+/// id from the event's source (else the first id).
+pub fn person_key(source: &str, person: &wit::Person) -> Option<String> {
+    let id = person.ids.iter().find(|i| i.source == source).or(person.ids.first())?;
+    Some(format!("{}:{}", id.source, id.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: serde_json::Value) -> Result<ValidEvent, InvalidEvent> {
+        parse_event(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr"}]}})).unwrap_err();
+        assert_eq!(e.field, "person.ids[0]");
+        assert!(e.reason.contains("missing field `id`"), "{e}");
+        let e = parse(serde_json::json!({"kind": "hired", "person": {"ids": []}})).unwrap_err();
+        assert_eq!(e.field, "kind");
+        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [], "nmae": "x"}})).unwrap_err();
+        assert_eq!(e.field, "person.nmae");
+        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": []}})).unwrap_err();
+        assert_eq!(e.field, "person.ids");
+        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+            "start_date": "2026-13-01"}}))
+        .unwrap_err();
+        assert_eq!(e.field, "person.start_date");
+        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+            "emails": [{"value": "nope"}]}}))
+        .unwrap_err();
+        assert_eq!(e.field, "person.emails[0].value");
+        let e = parse_event(b"{not json").unwrap_err();
+        assert_eq!(e.field, "body");
+    }
+
+    #[test]
+    fn the_key_comes_from_the_events_source() {
+        let v = parse(serde_json::json!({"source": "hr", "kind": "joiner", "person": {
+            "ids": [{"source": "lever", "id": "L1"}, {"source": "hr", "id": "1001"}],
+            "custom": {"cost_center": "CC-1", "level": 3, "tags": ["a"]}}}))
+        .unwrap();
+        assert_eq!(v.person_key, "hr:1001");
+        assert_eq!(v.event.person.custom.len(), 3);
+    }
+}

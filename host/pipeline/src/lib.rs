@@ -1,0 +1,243 @@
+//! Tenure's provisioning pipeline.
+//!
+//! An event is validated ([`event`]), stored with its job before it is
+//! acknowledged ([`Pipeline::submit`]), claimed by the queue's workers in
+//! per-person order ([`worker`]), evaluated by the tenant's rules plugin,
+//! planned against each destination's live state ([`plan`]), checked by the
+//! safety guards, applied through connector plugins ([`process`]) and audited
+//! at every step. [`preview`] runs the same path without writing anything.
+
+pub mod config;
+pub mod event;
+pub mod metrics;
+pub mod plan;
+pub mod preview;
+mod process;
+mod resolve;
+pub mod sources;
+pub mod worker;
+
+pub use config::*;
+pub use event::{EventIn, InvalidEvent, ValidEvent, parse_event};
+pub use sources::SourceConfig;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tenure_runtime::{CallError, Runtime, RuntimeError, wit};
+use tenure_store::{Intake, NewEvent, Store, StoreError};
+use tokio::sync::Notify;
+
+/// Why the pipeline refused or could not take a request.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidEvent),
+    #[error("no tenant named {0:?} is configured")]
+    UnknownTenant(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+}
+
+/// How a failed call is treated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// A short class for metrics and the audit (`transient`, `rate-limited`, `invalid-input`, ...).
+    pub class: &'static str,
+    pub message: String,
+    /// Worth retrying.
+    pub retry: bool,
+    /// The earliest retry the destination asked for.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    pub fn of_call(e: &CallError) -> Failure {
+        let (class, retry, retry_after_ms) = match e {
+            CallError::Plugin { error, .. } => match error {
+                wit::PluginError::Transient(_) => ("transient", true, None),
+                wit::PluginError::RateLimited(ms) => ("rate-limited", true, Some(*ms)),
+                wit::PluginError::Unauthorized(_) => ("unauthorized", true, None),
+                wit::PluginError::InvalidInput(_) => ("invalid-input", false, None),
+                wit::PluginError::Conflict(_) => ("conflict", true, None),
+                wit::PluginError::NotFound(_) => ("not-found", true, None),
+                wit::PluginError::Permanent(_) => ("permanent", false, None),
+            },
+            CallError::Timeout { .. } => ("timeout", true, None),
+            CallError::OutOfMemory { .. } => ("out-of-memory", true, None),
+            CallError::Trap { .. } => ("trap", true, None),
+            CallError::Busy { .. } => ("busy", true, None),
+            CallError::Start { .. } => ("start", true, None),
+            CallError::WrongKind { .. } => ("config", false, None),
+        };
+        Failure { class, message: e.to_string(), retry, retry_after_ms }
+    }
+
+    pub fn config(message: impl Into<String>) -> Failure {
+        Failure { class: "config", message: message.into(), retry: false, retry_after_ms: None }
+    }
+
+    pub fn store(e: &StoreError) -> Failure {
+        Failure { class: "store", message: e.to_string(), retry: true, retry_after_ms: None }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The delay before attempt `attempt + 1`: exponential from `base`, capped, with
+/// equal jitter, and never sooner than the destination asked.
+pub fn backoff_ms(q: &QueueConfig, attempt: u32, retry_after_ms: Option<u64>) -> u64 {
+    let exp = q.backoff_base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(q.backoff_max_ms);
+    let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
+    match retry_after_ms {
+        // Honour Retry-After exactly, plus a little jitter so that retries do not stampede.
+        Some(ra) => ra + fastrand::u64(0..=ra / 10 + 1),
+        None => jittered,
+    }
+}
+
+/// The pipeline of one host.
+pub struct Pipeline {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) runtime: Runtime,
+    pub(crate) config: PipelineConfig,
+    pub metrics: metrics::Metrics,
+    pub(crate) wake: Notify,
+    pub(crate) owner: String,
+    capabilities: Mutex<HashMap<(String, String, String), Arc<wit::connector::Capabilities>>>,
+}
+
+impl Pipeline {
+    /// A pipeline over a store and a runtime whose tenants and plugins are already set up.
+    pub fn new(store: Arc<dyn Store>, runtime: Runtime, config: PipelineConfig) -> Result<Arc<Pipeline>, PipelineError> {
+        let metrics = metrics::Metrics::new().map_err(|e| PipelineError::Invalid(InvalidEvent {
+            field: "metrics".into(),
+            reason: e.to_string(),
+        }))?;
+        let owner = format!("{}-{}", std::process::id(), fastrand::u64(..));
+        Ok(Arc::new(Pipeline {
+            store,
+            runtime,
+            config,
+            metrics,
+            wake: Notify::new(),
+            owner,
+            capabilities: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Wakes the dispatcher (after a replay, a resolved conflict or an approval).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    pub fn tenant(&self, name: &str) -> Result<&TenantPipeline, PipelineError> {
+        self.config.tenants.get(name).ok_or_else(|| PipelineError::UnknownTenant(name.into()))
+    }
+
+    /// Stores a validated event and its job (de-duplicated by the idempotency key,
+    /// else by source and source record id) and wakes the workers. Returns once durable.
+    pub async fn submit(
+        &self,
+        tenant: &str,
+        actor: &str,
+        idempotency_key: Option<&str>,
+        event: ValidEvent,
+    ) -> Result<Intake, PipelineError> {
+        let started = std::time::Instant::now();
+        self.tenant(tenant)?;
+        let key = match idempotency_key {
+            Some(k) if !k.is_empty() && k.len() <= 256 => k.to_string(),
+            Some(_) => {
+                return Err(InvalidEvent { field: "Idempotency-Key".into(), reason: "must be 1 to 256 characters".into() }.into());
+            }
+            None if !event.event.source_record_id.is_empty() => {
+                format!("{}:{}", event.source, event.event.source_record_id)
+            }
+            None => {
+                return Err(InvalidEvent {
+                    field: "Idempotency-Key".into(),
+                    reason: "send an Idempotency-Key header or a source_record_id so that a retried request is not applied twice"
+                        .into(),
+                }
+                .into());
+            }
+        };
+        let new = self.new_event(tenant, actor, key, event)?;
+        let intake = self.store.intake(vec![new], None).await?.remove(0);
+        let outcome = match intake {
+            Intake::Accepted { .. } => "accepted",
+            Intake::Duplicate { .. } => "duplicate",
+        };
+        self.metrics.events.with_label_values(&[tenant, outcome]).inc();
+        self.metrics.ack_seconds.with_label_values(&[tenant]).observe(started.elapsed().as_secs_f64());
+        self.wake.notify_one();
+        Ok(intake)
+    }
+
+    pub(crate) fn new_event(&self, tenant: &str, actor: &str, key: String, e: ValidEvent) -> Result<NewEvent, PipelineError> {
+        let body = serde_json::to_string(&e.event)
+            .map_err(|err| InvalidEvent { field: "body".into(), reason: err.to_string() })?;
+        Ok(NewEvent {
+            tenant: tenant.into(),
+            source: e.source,
+            idempotency_key: key,
+            person_key: e.person_key,
+            kind: event::EventKind::from_wit(e.event.kind).as_str().into(),
+            body,
+            source_record_id: e.event.source_record_id.clone(),
+            start_date: e.event.person.start_date.clone(),
+            actor: actor.into(),
+            received_ms: now_ms(),
+            max_attempts: self.config.queue.max_attempts,
+        })
+    }
+
+    /// A connector's capabilities, asked once per plugin version.
+    pub(crate) async fn capabilities(
+        &self,
+        connector: &tenure_runtime::PluginHandle,
+    ) -> Result<Arc<wit::connector::Capabilities>, CallError> {
+        let key = (connector.tenant().to_string(), connector.plugin().to_string(), connector.version().to_string());
+        if let Some(c) = self.capabilities.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(c.clone());
+        }
+        let caps = Arc::new(connector.describe().await?);
+        self.capabilities.lock().unwrap_or_else(|p| p.into_inner()).insert(key, caps.clone());
+        Ok(caps)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        let q = QueueConfig { backoff_base_ms: 100, backoff_max_ms: 1_000, ..QueueConfig::default() };
+        for attempt in 1..20 {
+            let d = backoff_ms(&q, attempt, None);
+            let exp = (100u64 << (attempt - 1).min(30)).min(1_000);
+            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d}");
+        }
+        let d = backoff_ms(&q, 1, Some(5_000));
+        assert!((5_000..=5_501).contains(&d));
+    }
+}

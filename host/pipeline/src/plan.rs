@@ -1,0 +1,319 @@
+//! The planner: desired state against the current account, into the fewest
+//! operations, in dependency order (an account before its memberships; a
+//! disable before anything else on the way out; an enable last on the way in).
+
+use crate::config::Deprovision;
+use serde::Serialize;
+use tenure_runtime::wit::{self, connector::OperationKind};
+use tenure_store::Link;
+
+/// The placeholder anchor of operations that follow a create in the same plan.
+pub const CREATED: &str = "$created";
+
+/// One planned change.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedOp {
+    /// Stable within a job: the same change has the same key on every attempt.
+    pub key: String,
+    pub kind: &'static str,
+    pub target: Option<String>,
+    /// Disable, delete, move or group removal: counted by the mass-change guard.
+    pub destructive: bool,
+    #[serde(skip)]
+    pub op: wit::Operation,
+}
+
+/// The plan for one destination.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub operations: Vec<PlannedOp>,
+    /// Changes the connector cannot make (it does not list the operation).
+    pub unsupported: Vec<String>,
+}
+
+fn value_eq(a: &wit::Value, b: &wit::Value) -> bool {
+    match (a, b) {
+        (wit::Value::Many(x), wit::Value::Many(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.sort();
+            y.sort();
+            x == y
+        }
+        (wit::Value::Text(t), wit::Value::Many(m)) | (wit::Value::Many(m), wit::Value::Text(t)) => {
+            m.len() == 1 && m[0] == *t
+        }
+        (wit::Value::Number(n), wit::Value::Text(t)) | (wit::Value::Text(t), wit::Value::Number(n)) => {
+            t == &n.to_string()
+        }
+        _ => a == b,
+    }
+}
+
+fn op_kind(op: &wit::Operation) -> (OperationKind, &'static str) {
+    match op {
+        wit::Operation::Create(_) => (OperationKind::Create, "create"),
+        wit::Operation::Update(_) => (OperationKind::Update, "update"),
+        wit::Operation::Enable(_) => (OperationKind::Enable, "enable"),
+        wit::Operation::Disable(_) => (OperationKind::Disable, "disable"),
+        wit::Operation::Move(_) => (OperationKind::Move, "move"),
+        wit::Operation::AddMember(_) => (OperationKind::AddMember, "add-member"),
+        wit::Operation::RemoveMember(_) => (OperationKind::RemoveMember, "remove-member"),
+        wit::Operation::Delete(_) => (OperationKind::Delete, "delete"),
+        wit::Operation::OpenTicket(_) => (OperationKind::OpenTicket, "open-ticket"),
+    }
+}
+
+struct Builder<'a> {
+    destination: &'a str,
+    supported: &'a [OperationKind],
+    plan: Plan,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, key: String, target: Option<String>, op: wit::Operation) {
+        let (kind, name) = op_kind(&op);
+        if !self.supported.contains(&kind) {
+            self.plan.unsupported.push(format!("{name} {}", target.as_deref().unwrap_or("")).trim().to_string());
+            return;
+        }
+        let destructive = matches!(
+            kind,
+            OperationKind::Disable | OperationKind::Delete | OperationKind::Move | OperationKind::RemoveMember
+        );
+        self.plan.operations.push(PlannedOp {
+            key: format!("{}/{key}", self.destination),
+            kind: name,
+            target,
+            destructive,
+            op,
+        });
+    }
+
+    fn tickets(&mut self, desired: &wit::DesiredAccount) {
+        for (i, t) in desired.tickets.iter().enumerate() {
+            self.push(format!("ticket/{}/{i}", t.template), Some(t.template.clone()), wit::Operation::OpenTicket(t.clone()));
+        }
+    }
+}
+
+/// Plans one destination. `current` is the account the person is (or will be) linked to.
+pub fn plan(
+    destination: &str,
+    desired: Option<&wit::DesiredAccount>,
+    current: Option<&wit::Account>,
+    link: Option<&Link>,
+    supported: &[OperationKind],
+    deprovision: Deprovision,
+) -> Plan {
+    let mut b = Builder { destination, supported, plan: Plan::default() };
+    match (desired, current) {
+        (None, None) => {}
+        (None, Some(acc)) => {
+            // Only accounts Tenure manages are ever deprovisioned.
+            if link.is_some_and(|l| l.anchor == acc.anchor) {
+                match deprovision {
+                    Deprovision::Disable if acc.enabled => {
+                        b.push("disable".into(), Some(acc.anchor.clone()), wit::Operation::Disable(acc.anchor.clone()))
+                    }
+                    Deprovision::Delete => {
+                        b.push("delete".into(), Some(acc.anchor.clone()), wit::Operation::Delete(acc.anchor.clone()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (Some(want), None) => {
+            let mut create = want.clone();
+            create.groups.clear();
+            create.tickets.clear();
+            b.push("create".into(), None, wit::Operation::Create(create));
+            for g in &want.groups {
+                b.push(
+                    format!("add/{g}"),
+                    Some(g.clone()),
+                    wit::Operation::AddMember(wit::MemberChange { anchor: CREATED.into(), group: g.clone() }),
+                );
+            }
+            b.tickets(want);
+        }
+        (Some(want), Some(acc)) => {
+            let anchor = acc.anchor.clone();
+            if !want.enabled && acc.enabled {
+                b.push("disable".into(), Some(anchor.clone()), wit::Operation::Disable(anchor.clone()));
+            }
+            let changes: Vec<wit::Attribute> = want
+                .attributes
+                .iter()
+                .filter(|w| {
+                    let have = acc.attributes.iter().find(|a| a.name == w.name).map(|a| &a.value);
+                    match (&w.value, have) {
+                        (wit::Value::Absent, None | Some(wit::Value::Absent)) => false,
+                        (_, None) => true,
+                        (want, Some(have)) => !value_eq(want, have),
+                    }
+                })
+                .cloned()
+                .collect();
+            if !changes.is_empty() {
+                let names = changes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
+                b.push("update".into(), Some(names), wit::Operation::Update(wit::AttributeChange { anchor: anchor.clone(), changes }));
+            }
+            if let Some(container) = &want.container
+                && acc.container.as_ref() != Some(container)
+            {
+                b.push(
+                    "move".into(),
+                    Some(container.clone()),
+                    wit::Operation::Move(wit::MoveRequest { anchor: anchor.clone(), container: container.clone() }),
+                );
+            }
+            for g in want.groups.iter().filter(|g| !acc.groups.contains(g)) {
+                b.push(
+                    format!("add/{g}"),
+                    Some(g.clone()),
+                    wit::Operation::AddMember(wit::MemberChange { anchor: anchor.clone(), group: g.clone() }),
+                );
+            }
+            // Groups granted outside Tenure are never removed.
+            let managed = link.map(|l| l.managed_groups.as_slice()).unwrap_or_default();
+            for g in acc.groups.iter().filter(|g| !want.groups.contains(g) && managed.contains(g)) {
+                b.push(
+                    format!("remove/{g}"),
+                    Some(g.clone()),
+                    wit::Operation::RemoveMember(wit::MemberChange { anchor: anchor.clone(), group: g.clone() }),
+                );
+            }
+            if want.enabled && !acc.enabled {
+                b.push("enable".into(), Some(anchor.clone()), wit::Operation::Enable(anchor));
+            }
+            b.tickets(want);
+        }
+    }
+    b.plan
+}
+
+/// The link after an operation succeeded.
+pub fn next_link(link: Option<Link>, op: &wit::Operation, created_anchor: Option<&str>) -> Option<Link> {
+    match op {
+        wit::Operation::Create(_) => created_anchor.map(|a| Link { anchor: a.to_string(), managed_groups: vec![] }),
+        wit::Operation::Delete(_) => None,
+        wit::Operation::AddMember(m) => link.map(|mut l| {
+            if !l.managed_groups.contains(&m.group) {
+                l.managed_groups.push(m.group.clone());
+            }
+            l
+        }),
+        wit::Operation::RemoveMember(m) => link.map(|mut l| {
+            l.managed_groups.retain(|g| *g != m.group);
+            l
+        }),
+        _ => link,
+    }
+}
+
+/// Replaces the `$created` placeholder with the anchor a create returned.
+pub fn bind_anchor(op: &mut wit::Operation, anchor: &str) {
+    let slot = match op {
+        wit::Operation::Update(c) => &mut c.anchor,
+        wit::Operation::Enable(a) | wit::Operation::Disable(a) | wit::Operation::Delete(a) => a,
+        wit::Operation::Move(m) => &mut m.anchor,
+        wit::Operation::AddMember(m) | wit::Operation::RemoveMember(m) => &mut m.anchor,
+        wit::Operation::Create(_) | wit::Operation::OpenTicket(_) => return,
+    };
+    if slot == CREATED {
+        *slot = anchor.to_string();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[OperationKind] = &[
+        OperationKind::Create,
+        OperationKind::Update,
+        OperationKind::Enable,
+        OperationKind::Disable,
+        OperationKind::Move,
+        OperationKind::AddMember,
+        OperationKind::RemoveMember,
+        OperationKind::Delete,
+        OperationKind::OpenTicket,
+    ];
+
+    fn text(name: &str, v: &str) -> wit::Attribute {
+        wit::Attribute { name: name.into(), value: wit::Value::Text(v.into()) }
+    }
+
+    fn desired(groups: &[&str], enabled: bool) -> wit::DesiredAccount {
+        wit::DesiredAccount {
+            destination: "ad".into(),
+            attributes: vec![text("mail", "a@x.test"), text("title", "Engineer")],
+            container: Some("OU=Eng".into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            licenses: vec![],
+            app_assignments: vec![],
+            enabled,
+            expires_at: None,
+            tickets: vec![],
+        }
+    }
+
+    fn account(groups: &[&str], enabled: bool) -> wit::Account {
+        wit::Account {
+            anchor: "A1".into(),
+            attributes: vec![text("mail", "a@x.test"), text("title", "Intern")],
+            container: Some("OU=Eng".into()),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            licenses: vec![],
+            app_assignments: vec![],
+            enabled,
+            expires_at: None,
+        }
+    }
+
+    fn kinds(p: &Plan) -> Vec<String> {
+        p.operations.iter().map(|o| format!("{} {}", o.kind, o.target.as_deref().unwrap_or(""))).collect()
+    }
+
+    #[test]
+    fn create_then_memberships() {
+        let d = desired(&["Eng", "All"], true);
+        let p = plan("ad", Some(&d), None, None, ALL, Deprovision::Disable);
+        assert_eq!(kinds(&p), ["create ", "add-member Eng", "add-member All"]);
+        let wit::Operation::Create(c) = &p.operations[0].op else { panic!() };
+        assert!(c.groups.is_empty(), "memberships follow the create");
+    }
+
+    #[test]
+    fn update_only_what_changed_and_never_unmanaged_groups() {
+        let d = desired(&["Eng"], true);
+        let link = Link { anchor: "A1".into(), managed_groups: vec!["Sales".into()] };
+        let a = account(&["Sales", "Hand-Made"], true);
+        let p = plan("ad", Some(&d), Some(&a), Some(&link), ALL, Deprovision::Disable);
+        assert_eq!(kinds(&p), ["update title", "add-member Eng", "remove-member Sales"]);
+        assert!(p.operations[2].destructive);
+        let in_sync = account(&["Eng"], true);
+        let mut d2 = d.clone();
+        d2.attributes[1] = text("title", "Intern");
+        assert!(plan("ad", Some(&d2), Some(&in_sync), Some(&link), ALL, Deprovision::Disable).operations.is_empty());
+    }
+
+    #[test]
+    fn leaving_disables_first_and_unlinked_accounts_are_untouched() {
+        let link = Link { anchor: "A1".into(), managed_groups: vec![] };
+        let a = account(&[], true);
+        let p = plan("ad", Some(&desired(&[], false)), Some(&a), Some(&link), ALL, Deprovision::Disable);
+        assert_eq!(kinds(&p)[0], "disable A1");
+        let gone = plan("ad", None, Some(&a), Some(&link), ALL, Deprovision::Delete);
+        assert_eq!(kinds(&gone), ["delete A1"]);
+        assert!(plan("ad", None, Some(&a), None, ALL, Deprovision::Delete).operations.is_empty());
+    }
+
+    #[test]
+    fn unsupported_operations_are_reported_not_sent() {
+        let p = plan("ad", Some(&desired(&["Eng"], true)), None, None, &[OperationKind::Create], Deprovision::Disable);
+        assert_eq!(kinds(&p), ["create "]);
+        assert_eq!(p.unsupported, ["add-member Eng"]);
+    }
+}

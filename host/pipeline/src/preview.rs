@@ -1,0 +1,126 @@
+//! Preview: what the rules would produce for a person and what each
+//! destination would be asked to do, against live state, writing nothing.
+
+use crate::event::EventKind;
+use crate::plan::{self, PlannedOp};
+use crate::resolve::{Match, resolve};
+use crate::{Pipeline, PipelineError, now_ms};
+use serde::Serialize;
+use tenure_runtime::wit;
+
+/// One destination in a preview.
+#[derive(Debug, Serialize)]
+pub struct DestinationPreview {
+    pub destination: String,
+    /// What the rules want (none: out of scope).
+    pub desired: Option<wit::DesiredAccount>,
+    /// What the destination holds now for this person.
+    pub current: Option<wit::Account>,
+    /// `linked`, `new`, `would-merge`, `would-recover`, `skip`, `conflict` or `error`.
+    pub matched: String,
+    pub operations: Vec<PlannedOp>,
+    pub unsupported: Vec<String>,
+    pub dry_run: bool,
+    /// Why nothing would happen, or what would stop it.
+    pub note: Option<String>,
+}
+
+/// The whole preview.
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub tenant: String,
+    pub person_key: String,
+    pub event: EventKind,
+    pub rules_plugin: String,
+    pub rules_version: String,
+    /// Every rule tested, matched or not.
+    pub trace: Vec<wit::rules::TraceEntry>,
+    pub destinations: Vec<DestinationPreview>,
+}
+
+impl Pipeline {
+    /// Evaluates and plans without writing: no store writes, no connector changes.
+    pub async fn preview(
+        &self,
+        tenant_name: &str,
+        source: &str,
+        person: &wit::Person,
+        kind: EventKind,
+    ) -> Result<Preview, PipelineError> {
+        let tenant = self.tenant(tenant_name)?;
+        let person_key = crate::event::person_key(source, person).ok_or_else(|| crate::InvalidEvent {
+            field: "person.ids".into(),
+            reason: "must name at least one id".into(),
+        })?;
+        let rules = self.runtime.plugin(tenant_name, &tenant.rules)?;
+        let context = wit::rules::Context {
+            event: kind.to_wit(),
+            destinations: tenant.destinations.iter().map(|d| d.name.clone()).collect(),
+            now_ms: now_ms(),
+            trace: wit::rules::TraceLevel::All,
+        };
+        let evaluation = rules.evaluate(person, &context).await?;
+        let mut destinations = Vec::new();
+        for dest in &tenant.destinations {
+            let desired = evaluation.accounts.iter().find(|a| a.destination == dest.name).cloned();
+            let mut view = DestinationPreview {
+                destination: dest.name.clone(),
+                desired: desired.clone(),
+                current: None,
+                matched: "new".into(),
+                operations: vec![],
+                unsupported: vec![],
+                dry_run: dest.dry_run,
+                note: None,
+            };
+            match resolve(self, tenant_name, dest, &person_key, desired.as_ref(), None).await {
+                Err(f) => {
+                    view.matched = "error".into();
+                    view.note = Some(format!("{}: {}", f.class, f.message));
+                }
+                Ok(r) => {
+                    let current = match r.matched {
+                        Match::Linked(acc) => {
+                            view.matched = if acc.is_some() { "linked" } else { "new" }.into();
+                            acc
+                        }
+                        Match::Adopt { account, why } => {
+                            view.matched = format!("would-{}", if why == "merged" { "merge" } else { why });
+                            Some(account)
+                        }
+                        Match::Skip { why } => {
+                            view.matched = "skip".into();
+                            view.note = Some(why);
+                            None
+                        }
+                        Match::Conflict { kind, candidates } => {
+                            view.matched = "conflict".into();
+                            view.note = Some(format!("{kind} match {candidates:?}: the job would be held for a person to decide"));
+                            None
+                        }
+                    };
+                    if matches!(view.matched.as_str(), "linked" | "new" | "would-merge" | "would-recover" | "would-resolved") {
+                        let link = r.link.clone();
+                        let p = plan::plan(&dest.name, desired.as_ref(), current.as_ref(), link.as_ref(), &r.caps.operations, dest.deprovision);
+                        view.operations = p.operations;
+                        view.unsupported = p.unsupported;
+                        if view.operations.is_empty() && view.note.is_none() {
+                            view.note = Some("in sync: nothing to do".into());
+                        }
+                    }
+                    view.current = current;
+                }
+            }
+            destinations.push(view);
+        }
+        Ok(Preview {
+            tenant: tenant_name.into(),
+            person_key,
+            event: kind,
+            rules_plugin: rules.plugin().into(),
+            rules_version: rules.version().into(),
+            trace: evaluation.trace,
+            destinations,
+        })
+    }
+}

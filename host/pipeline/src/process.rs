@@ -1,0 +1,409 @@
+//! Applying one job: rules, then each destination in order (resolve, plan,
+//! guard, apply), recording every step; the attempt ends as completed, retry,
+//! dead or held.
+
+use crate::plan::{self, PlannedOp};
+use crate::resolve::{Match, resolve};
+use crate::{DestinationConfig, Failure, Pipeline, backoff_ms, now_ms};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+use tenure_runtime::wit;
+use tenure_store::{AuditRecord, ClaimedJob, Finish, Link, LinkUpdate, NewConflict, NewOperation, OpResult};
+use tracing::Instrument;
+
+enum DestOutcome {
+    Done,
+    Held(String),
+}
+
+struct JobRun<'a> {
+    p: &'a Pipeline,
+    job: &'a ClaimedJob,
+    /// Audit records not yet written; each store write takes them along.
+    pending: Vec<AuditRecord>,
+}
+
+impl Pipeline {
+    /// Runs one claimed job to the end of this attempt.
+    pub(crate) async fn process(self: &Arc<Self>, job: ClaimedJob) {
+        let span = tracing::info_span!(
+            "event", tenant = %job.tenant, job = job.id, event = job.event.id,
+            person = %job.person_key, kind = %job.event.kind, attempt = job.attempt
+        );
+        async move {
+            let mut run = JobRun { p: self, job: &job, pending: Vec::new() };
+            let finish = run.run().await;
+            let (kind, data) = match &finish {
+                Finish::Completed => ("job.completed", json!({ "attempt": job.attempt })),
+                Finish::Retry { run_at_ms, error, charge } => (
+                    "job.retry",
+                    json!({ "attempt": job.attempt, "error": error, "retry_at_ms": run_at_ms, "counts_as_attempt": charge }),
+                ),
+                Finish::Dead { error } => ("job.dead", json!({ "attempt": job.attempt, "error": error })),
+                Finish::Held { reason } => ("job.held", json!({ "attempt": job.attempt, "reason": reason })),
+            };
+            let mut audit = std::mem::take(&mut run.pending);
+            audit.push(run.record(kind, None, data));
+            let outcome = match &finish {
+                Finish::Completed => "completed",
+                Finish::Retry { .. } => "retry",
+                Finish::Dead { .. } => "dead",
+                Finish::Held { .. } => "held",
+            };
+            match self.store.finish(job.id, &self.owner, finish.clone(), audit).await {
+                Ok(true) => {
+                    self.metrics.attempts.with_label_values(&[job.tenant.as_str(), outcome]).inc();
+                    if matches!(finish, Finish::Completed) {
+                        let secs = (now_ms() - job.event.received_ms).max(0) as f64 / 1000.0;
+                        self.metrics.event_to_done.with_label_values(&[job.tenant.as_str()]).observe(secs);
+                        if matches!(job.event.kind.as_str(), "joiner" | "rehire") {
+                            self.metrics.time_to_provision.with_label_values(&[job.tenant.as_str()]).observe(secs);
+                        }
+                    }
+                    match &finish {
+                        Finish::Dead { error } => tracing::warn!(%error, "job dead-lettered"),
+                        Finish::Retry { error, .. } => tracing::info!(%error, "job will retry"),
+                        Finish::Held { reason } => tracing::warn!(%reason, "job held for a person"),
+                        Finish::Completed => tracing::debug!("job completed"),
+                    }
+                }
+                Ok(false) => tracing::warn!("lease lost before the attempt ended; another worker owns the job"),
+                Err(e) => tracing::error!(error = %e, "cannot record the attempt; the lease will expire and it retries"),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl JobRun<'_> {
+    fn record(&self, kind: &str, destination: Option<&str>, data: serde_json::Value) -> AuditRecord {
+        AuditRecord {
+            tenant: self.job.tenant.clone(),
+            kind: kind.into(),
+            actor: "system".into(),
+            person_key: Some(self.job.person_key.clone()),
+            destination: destination.map(String::from),
+            event_id: Some(self.job.event.id),
+            job_id: Some(self.job.id),
+            data,
+        }
+    }
+
+    fn take(&mut self, extra: Option<AuditRecord>) -> Vec<AuditRecord> {
+        let mut out = std::mem::take(&mut self.pending);
+        out.extend(extra);
+        out
+    }
+
+    fn failed(&self, f: Failure) -> Finish {
+        let error = format!("{}: {}", f.class, f.message);
+        if f.retry {
+            let delay = backoff_ms(&self.p.config.queue, self.job.attempt, f.retry_after_ms);
+            Finish::Retry { run_at_ms: now_ms() + delay as i64, error, charge: true }
+        } else {
+            Finish::Dead { error }
+        }
+    }
+
+    async fn run(&mut self) -> Finish {
+        let (p, job) = (self.p, self.job);
+        let Some(tenant) = p.config.tenants.get(&job.tenant) else {
+            return Finish::Dead { error: format!("config: tenant {} is not configured", job.tenant) };
+        };
+        let event: wit::PersonEvent = match serde_json::from_str(&job.event.body) {
+            Ok(e) => e,
+            Err(e) => return Finish::Dead { error: format!("invalid-input: stored event cannot be read: {e}") },
+        };
+        if let Some(m) = &event.person.manager {
+            let manager_key = format!("{}:{}", m.source, m.id);
+            match p.store.has_unfinished(&job.tenant, &manager_key, job.created_ms).await {
+                Ok(true) if manager_key != job.person_key => {
+                    return Finish::Retry {
+                        run_at_ms: now_ms() + p.config.queue.manager_wait_ms as i64,
+                        error: format!("waiting for manager {manager_key} to be provisioned first"),
+                        charge: false,
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => return self.failed(Failure::store(&e)),
+            }
+        }
+        let rules = match p.runtime.plugin(&job.tenant, &tenant.rules) {
+            Ok(r) => r,
+            Err(e) => return self.failed(Failure::config(format!("rules plugin: {e}"))),
+        };
+        let context = wit::rules::Context {
+            event: event.kind,
+            destinations: tenant.destinations.iter().map(|d| d.name.clone()).collect(),
+            now_ms: now_ms(),
+            trace: wit::rules::TraceLevel::Matched,
+        };
+        let evaluation = match rules.evaluate(&event.person, &context).await {
+            Ok(e) => e,
+            Err(e) => {
+                let f = Failure::of_call(&e);
+                p.metrics.errors.with_label_values(&[job.tenant.as_str(), "rules", f.class]).inc();
+                self.pending.push(self.record("rules.failed", None, json!({ "class": f.class, "error": f.message })));
+                return self.failed(f);
+            }
+        };
+        let fired: Vec<_> = evaluation
+            .trace
+            .iter()
+            .filter(|t| t.matched)
+            .map(|t| json!({ "destination": t.destination, "rule": t.rule, "reason": t.reason, "contributed": t.contributed }))
+            .collect();
+        let outputs: Vec<_> = evaluation
+            .accounts
+            .iter()
+            .map(|a| {
+                json!({ "destination": a.destination, "container": a.container, "groups": a.groups, "licenses": a.licenses,
+                        "apps": a.app_assignments, "enabled": a.enabled, "expires_at": a.expires_at,
+                        "attributes": a.attributes.iter().map(|x| (x.name.clone(), serde_json::to_value(&x.value).unwrap_or_default())).collect::<serde_json::Map<_, _>>() })
+            })
+            .collect();
+        self.pending.push(self.record(
+            "rules.evaluated",
+            None,
+            json!({ "plugin": rules.plugin(), "version": rules.version(), "fired": fired, "outputs": outputs }),
+        ));
+        let mut worst: Option<Failure> = None;
+        for dest in &tenant.destinations {
+            let desired = evaluation.accounts.iter().find(|a| a.destination == dest.name);
+            match self.destination(dest, desired).await {
+                Ok(DestOutcome::Done) => {}
+                Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
+                Err(f) => {
+                    p.metrics.errors.with_label_values(&[job.tenant.as_str(), dest.name.as_str(), f.class]).inc();
+                    // A permanent failure outranks a retryable one; among retries the longest wait wins.
+                    let replace = match &worst {
+                        None => true,
+                        Some(w) => (w.retry && !f.retry) || (w.retry == f.retry && f.retry_after_ms > w.retry_after_ms),
+                    };
+                    if replace {
+                        worst = Some(f);
+                    }
+                }
+            }
+        }
+        match worst {
+            Some(f) => self.failed(f),
+            None => Finish::Completed,
+        }
+    }
+
+    async fn destination(
+        &mut self,
+        dest: &DestinationConfig,
+        desired: Option<&wit::DesiredAccount>,
+    ) -> Result<DestOutcome, Failure> {
+        let (p, job) = (self.p, self.job);
+        let store = &p.store;
+        let name = dest.name.as_str();
+        let r = resolve(p, &job.tenant, dest, &job.person_key, desired, Some(job.id)).await?;
+        let (current, mut link) = match r.matched.clone() {
+            Match::Linked(acc) => (acc, r.link.clone()),
+            Match::Adopt { account, why } => {
+                let link = Link {
+                    anchor: account.anchor.clone(),
+                    managed_groups: r.link.as_ref().map(|l| l.managed_groups.clone()).unwrap_or_default(),
+                };
+                let rec = self.record(&format!("link.{why}"), Some(name), json!({ "anchor": account.anchor, "dry_run": dest.dry_run }));
+                if dest.dry_run {
+                    self.pending.push(rec);
+                } else {
+                    let update = LinkUpdate {
+                        tenant: job.tenant.clone(),
+                        destination: dest.name.clone(),
+                        person_key: job.person_key.clone(),
+                        link: Some(link.clone()),
+                    };
+                    let audit = self.take(Some(rec));
+                    store.put_link(update, audit).await.map_err(|e| Failure::store(&e))?;
+                }
+                (Some(account), Some(link))
+            }
+            Match::Skip { why } => {
+                self.pending.push(self.record("destination.skipped", Some(name), json!({ "why": why })));
+                return Ok(DestOutcome::Done);
+            }
+            Match::Conflict { kind, candidates } => {
+                let rec = self.record("conflict.opened", Some(name), json!({ "kind": kind, "candidates": candidates, "dry_run": dest.dry_run }));
+                if dest.dry_run {
+                    self.pending.push(rec);
+                    return Ok(DestOutcome::Done);
+                }
+                let conflict = NewConflict {
+                    tenant: job.tenant.clone(),
+                    destination: dest.name.clone(),
+                    person_key: job.person_key.clone(),
+                    job_id: job.id,
+                    kind: kind.into(),
+                    candidates,
+                    now_ms: now_ms(),
+                };
+                let audit = self.take(Some(rec));
+                store.open_conflict(conflict, audit).await.map_err(|e| Failure::store(&e))?;
+                tracing::warn!(destination = name, kind, "conflict held for a person to decide");
+                return Ok(DestOutcome::Held(format!("conflict:{name}")));
+            }
+        };
+        let plan = plan::plan(name, desired, current.as_ref(), link.as_ref(), &r.caps.operations, dest.deprovision);
+        if plan.operations.is_empty() && plan.unsupported.is_empty() {
+            return Ok(DestOutcome::Done);
+        }
+        let listed: Vec<_> = plan.operations.iter().map(describe).collect();
+        self.pending.push(self.record(
+            "plan.created",
+            Some(name),
+            json!({ "operations": listed, "unsupported": plan.unsupported, "dry_run": dest.dry_run }),
+        ));
+        if dest.dry_run {
+            for op in &plan.operations {
+                p.metrics.operations.with_label_values(&[job.tenant.as_str(), name, op.kind, "dry-run"]).inc();
+            }
+            return Ok(DestOutcome::Done);
+        }
+        if plan.operations.iter().any(|o| o.destructive)
+            && let Some(reason) = self.guard_check(dest).await?
+        {
+            return Ok(DestOutcome::Held(reason));
+        }
+        let done: Vec<String> = store
+            .operations(job.id)
+            .await
+            .map_err(|e| Failure::store(&e))?
+            .into_iter()
+            .filter(|o| o.status == "done")
+            .map(|o| o.op_key)
+            .collect();
+        let mut anchor = current.as_ref().map(|a| a.anchor.clone());
+        for planned in &plan.operations {
+            if planned.kind == "open-ticket" && done.contains(&planned.key) {
+                continue; // opened by an earlier attempt of this job
+            }
+            let mut op = planned.op.clone();
+            if let Some(a) = &anchor {
+                plan::bind_anchor(&mut op, a);
+            }
+            let started = NewOperation {
+                job_id: job.id,
+                tenant: job.tenant.clone(),
+                destination: dest.name.clone(),
+                op_key: planned.key.clone(),
+                kind: planned.kind.into(),
+                target: planned.target.clone().or_else(|| anchor.clone()),
+                destructive: planned.destructive,
+                now_ms: now_ms(),
+            };
+            let audit = self.take(None);
+            let op_id = store.op_started(started, audit).await.map_err(|e| Failure::store(&e))?;
+            let clock = Instant::now();
+            let result = r.connector.apply(&op).await;
+            let duration_ms = clock.elapsed().as_millis() as u64;
+            match result {
+                Ok(outcome) => {
+                    if planned.kind == "create" {
+                        match &outcome.anchor {
+                            Some(a) if !a.is_empty() => anchor = Some(a.clone()),
+                            _ => {
+                                let f = Failure {
+                                    class: "permanent",
+                                    message: format!("destination {name}: the connector created an account but returned no anchor"),
+                                    retry: false,
+                                    retry_after_ms: None,
+                                };
+                                self.op_failed(op_id, planned, name, duration_ms, &f).await?;
+                                return Err(f);
+                            }
+                        }
+                    }
+                    let created = if planned.kind == "create" { outcome.anchor.clone() } else { None };
+                    let next = plan::next_link(link.clone(), &op, created.as_deref());
+                    let update = (next != link).then(|| LinkUpdate {
+                        tenant: job.tenant.clone(),
+                        destination: dest.name.clone(),
+                        person_key: job.person_key.clone(),
+                        link: next.clone(),
+                    });
+                    link = next;
+                    let rec = self.record(
+                        "op.applied",
+                        Some(name),
+                        json!({ "op": planned.kind, "key": planned.key, "target": planned.target, "anchor": anchor,
+                                "status": "done", "duration_ms": duration_ms, "summary": outcome.summary }),
+                    );
+                    let result = OpResult { status: "done".into(), detail: outcome.summary, anchor: created, now_ms: now_ms() };
+                    store.op_finished(op_id, result, update, vec![rec]).await.map_err(|e| Failure::store(&e))?;
+                    p.metrics.operations.with_label_values(&[job.tenant.as_str(), name, planned.kind, "done"]).inc();
+                }
+                Err(e) => {
+                    let f = Failure::of_call(&e);
+                    self.op_failed(op_id, planned, name, duration_ms, &f).await?;
+                    return Err(f);
+                }
+            }
+        }
+        Ok(DestOutcome::Done)
+    }
+
+    async fn op_failed(
+        &mut self,
+        op_id: i64,
+        planned: &PlannedOp,
+        destination: &str,
+        duration_ms: u64,
+        f: &Failure,
+    ) -> Result<(), Failure> {
+        let rec = self.record(
+            "op.failed",
+            Some(destination),
+            json!({ "op": planned.kind, "key": planned.key, "target": planned.target, "status": "failed",
+                    "duration_ms": duration_ms, "class": f.class, "error": f.message, "retry_after_ms": f.retry_after_ms }),
+        );
+        let result = OpResult { status: "failed".into(), detail: format!("{}: {}", f.class, f.message), anchor: None, now_ms: now_ms() };
+        self.p.metrics.operations.with_label_values(&[self.job.tenant.as_str(), destination, planned.kind, "failed"]).inc();
+        self.p.store.op_finished(op_id, result, None, vec![rec]).await.map_err(|e| Failure::store(&e))
+    }
+
+    /// The mass-change guard: None to go ahead, Some(hold reason) to stop.
+    async fn guard_check(&mut self, dest: &DestinationConfig) -> Result<Option<String>, Failure> {
+        let (p, job) = (self.p, self.job);
+        let reason = format!("guard:{}", dest.name);
+        let guard = p.store.guard(&job.tenant, &dest.name).await.map_err(|e| Failure::store(&e))?;
+        if guard.tripped {
+            return Ok(Some(reason));
+        }
+        let g = &dest.guard;
+        let since = now_ms() - g.window_secs * 1000;
+        let recent = p.store.destructive_since(&job.tenant, &dest.name, since).await.map_err(|e| Failure::store(&e))? + 1;
+        let managed = p.store.managed_count(&job.tenant, &dest.name).await.map_err(|e| Failure::store(&e))?;
+        let over_count = g.max_accounts.is_some_and(|n| recent > n);
+        let over_share = g.max_percent.is_some_and(|pct| {
+            managed > 0 && managed >= g.min_population && recent as f64 * 100.0 / managed as f64 > pct
+        });
+        if !over_count && !over_share {
+            return Ok(None);
+        }
+        if p.store.take_guard_budget(&job.tenant, &dest.name).await.map_err(|e| Failure::store(&e))? {
+            self.pending.push(self.record("guard.approved_change", Some(&dest.name), json!({ "recent": recent })));
+            return Ok(None);
+        }
+        let why = format!(
+            "{recent} people would have accounts disabled, deleted, moved or stripped of groups within {} s \
+             (limits: {:?} people, {:?}% of {managed} managed accounts)",
+            g.window_secs, g.max_accounts, g.max_percent
+        );
+        tracing::error!(destination = %dest.name, %why, "mass-change guard tripped; approval required");
+        let rec = self.record("guard.tripped", Some(&dest.name), json!({ "why": why, "recent": recent, "managed": managed }));
+        let audit = self.take(Some(rec));
+        p.store.trip_guard(&job.tenant, &dest.name, &why, audit).await.map_err(|e| Failure::store(&e))?;
+        Ok(Some(reason))
+    }
+}
+
+fn describe(op: &PlannedOp) -> serde_json::Value {
+    json!({ "op": op.kind, "key": op.key, "target": op.target, "destructive": op.destructive })
+}

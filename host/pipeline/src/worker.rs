@@ -1,0 +1,74 @@
+//! The queue's dispatcher: claims due jobs up to the concurrency limit, runs
+//! each on its own task, keeps their leases alive, and drains on shutdown.
+
+use crate::{Pipeline, now_ms};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+impl Pipeline {
+    /// Runs the workers until `shutdown` turns true, then waits (up to `drain`) for
+    /// in-flight jobs. A job still running at exit is picked up again when its lease expires.
+    pub async fn run_workers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        let q = self.config.queue.clone();
+        let slots = Arc::new(Semaphore::new(q.concurrency.max(1)));
+        let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone()));
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let free = slots.available_permits();
+            let mut claimed_all = false;
+            if free > 0 {
+                match self.store.claim(&self.owner, now_ms(), q.lease_ms as i64, free).await {
+                    Ok(jobs) => {
+                        claimed_all = jobs.len() == free;
+                        for job in jobs {
+                            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                            in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(job.id);
+                            self.metrics.in_flight.inc();
+                            let (me, flights) = (self.clone(), in_flight.clone());
+                            tokio::spawn(async move {
+                                let id = job.id;
+                                me.process(job).await;
+                                flights.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                                me.metrics.in_flight.dec();
+                                drop(permit);
+                                me.wake.notify_one();
+                            });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot claim jobs"),
+                }
+            }
+            if claimed_all {
+                continue;
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(q.poll_ms)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        let _ = tokio::time::timeout(drain, slots.acquire_many(q.concurrency.max(1) as u32)).await;
+        heartbeat.abort();
+    }
+}
+
+/// Extends the leases of running jobs every third of the lease.
+async fn heartbeat(p: Arc<Pipeline>, in_flight: Arc<Mutex<HashSet<i64>>>) {
+    let lease = p.config.queue.lease_ms as i64;
+    let every = Duration::from_millis((lease / 3).max(50) as u64);
+    loop {
+        tokio::time::sleep(every).await;
+        let ids: Vec<i64> = in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        if ids.is_empty() {
+            continue;
+        }
+        if let Err(e) = p.store.extend_leases(&p.owner, ids, now_ms() + lease).await {
+            tracing::error!(error = %e, "cannot extend leases");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Tenure's HTTP surface (axum): the events API where person events enter,
+//! preview, jobs and dead letters, conflicts, mass-change guards, the audit
+//! log, KPIs, Prometheus metrics and health checks. Every `/api` call needs a
+//! bearer token; the token's role decides what it may do and its tenant
+//! scopes everything it sees.
+
+mod auth;
+mod routes;
+
+pub use auth::{ApiToken, Role};
+pub use routes::router;
+
+use std::sync::Arc;
+use tenure_pipeline::Pipeline;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub tokens: Arc<Vec<ApiToken>>,
+}
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;

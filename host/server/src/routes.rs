@@ -1,0 +1,378 @@
+//! The routes. Handlers validate, call the pipeline or the store, and answer
+//! JSON errors that name the field and the reason.
+
+use crate::auth::{Caller, Role, authenticate};
+use crate::{AppState, MAX_BODY_BYTES};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use tenure_pipeline::event::{EventKind, PersonIn};
+use tenure_pipeline::{PipelineError, parse_event};
+use tenure_store::{AuditFilter, AuditRecord, ConflictDecision, Intake, JobFilter, JobState, StoreError};
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/events", post(post_event))
+        .route("/api/v1/events/{id}", get(get_event))
+        .route("/api/v1/sources/{source}/payload", post(post_payload))
+        .route("/api/v1/preview", post(preview))
+        .route("/api/v1/jobs", get(list_jobs))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/replay", post(replay))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel))
+        .route("/api/v1/conflicts", get(list_conflicts))
+        .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
+        .route("/api/v1/guards", get(list_guards))
+        .route("/api/v1/guards/{destination}/approve", post(approve_guard))
+        .route("/api/v1/audit", get(audit))
+        .route("/api/v1/audit/verify", get(verify))
+        .route("/api/v1/kpis", get(kpis))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An API error: status plus the field and reason.
+pub struct ApiError {
+    status: StatusCode,
+    field: String,
+    reason: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, field: &str, reason: impl Into<String>) -> ApiError {
+        ApiError { status, field: field.into(), reason: reason.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(json!({ "error": { "field": self.field, "reason": self.reason } }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "id", format!("{what} not found")),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "state", m),
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", "the store is unavailable; retry")
+            }
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Invalid(i) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &i.field, i.reason),
+            PipelineError::UnknownTenant(t) => ApiError::new(StatusCode::NOT_FOUND, "tenant", format!("no tenant {t:?}")),
+            PipelineError::Store(s) => s.into(),
+            PipelineError::Runtime(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r.to_string()),
+            PipelineError::Call(c) => ApiError::new(StatusCode::BAD_GATEWAY, "plugin", c.to_string()),
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn caller(state: &AppState, headers: &HeaderMap, allowed: &[Role]) -> Result<Caller, ApiError> {
+    let Some(c) = authenticate(&state.tokens, headers) else {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Authorization", "a valid bearer token is required"));
+    };
+    if !allowed.contains(&c.role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Authorization",
+            format!("token {} has role {:?}, which may not do this", c.name, c.role),
+        ));
+    }
+    Ok(c)
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path == "?" { "body".to_string() } else { path };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &field, e.into_inner().to_string())
+    })
+}
+
+const WRITERS: &[Role] = &[Role::Source, Role::Hr, Role::It];
+const READERS: &[Role] = &[Role::Hr, Role::It, Role::Auditor];
+const ADMINS: &[Role] = &[Role::It];
+const AUDITORS: &[Role] = &[Role::It, Role::Auditor];
+
+async fn post_event(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, WRITERS)?;
+    let event = parse_event(&body).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Idempotency-Key", "must be visible ASCII"))?,
+        ),
+        None => None,
+    };
+    let intake = s.pipeline.submit(&c.tenant, &c.name, key, event).await?;
+    let status = match intake {
+        Intake::Accepted { .. } => StatusCode::ACCEPTED,
+        Intake::Duplicate { .. } => StatusCode::OK,
+    };
+    Ok((status, axum::Json(intake)).into_response())
+}
+
+async fn post_payload(State(s): State<AppState>, headers: HeaderMap, Path(source): Path<String>, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, WRITERS)?;
+    let content_type =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/octet-stream").to_string();
+    let payload = tenure_runtime::wit::source::Payload { content_type, headers: vec![], body: body.to_vec() };
+    let (intake, rejected) = s.pipeline.ingest_payload(&c.tenant, &source, payload).await.map_err(|e| match e {
+        PipelineError::Call(call) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body", call.to_string()),
+        other => other.into(),
+    })?;
+    let status = if rejected.is_empty() { StatusCode::ACCEPTED } else { StatusCode::MULTI_STATUS };
+    Ok((status, axum::Json(json!({ "stored": intake, "rejected": rejected }))).into_response())
+}
+
+async fn get_event(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    let event = s.pipeline.store().event(&c.tenant, id).await?.ok_or(StoreError::NotFound(format!("event {id}")))?;
+    let jobs = s
+        .pipeline
+        .store()
+        .jobs(JobFilter { tenant: c.tenant.clone(), person_key: Some(event.person_key.clone()), limit: 1000, ..Default::default() })
+        .await?;
+    let job = jobs.into_iter().find(|j| j.event_id == id);
+    Ok(axum::Json(json!({ "event": event, "job": job })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewIn {
+    person: Option<PersonIn>,
+    kind: Option<EventKind>,
+    source: Option<String>,
+    source_record_id: Option<String>,
+}
+
+async fn preview(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, &[Role::Hr, Role::It])?;
+    let input: PreviewIn = json_body(&body)?;
+    let source = input.source.clone().unwrap_or_else(|| "api".into());
+    let (person, kind) = match (input.person, &input.source_record_id) {
+        (Some(person), None) => {
+            let kind = input.kind.unwrap_or(EventKind::Update);
+            let valid = tenure_pipeline::event::validate(tenure_pipeline::EventIn {
+                source: Some(source.clone()),
+                kind,
+                person,
+                effective_date: None,
+                source_record_id: None,
+                occurred_at: None,
+            })
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
+            (valid.event.person, kind)
+        }
+        (None, Some(record)) => {
+            let stored = s
+                .pipeline
+                .store()
+                .event_by_record(&c.tenant, &source, record)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, "source_record_id", format!("no event from {source} with record {record}"))
+                })?;
+            let event: tenure_runtime::wit::PersonEvent = serde_json::from_str(&stored.body)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "source_record_id", e.to_string()))?;
+            (event.person, input.kind.unwrap_or(EventKind::from_wit(event.kind)))
+        }
+        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "person", "give either person or source_record_id")),
+    };
+    let preview = s.pipeline.preview(&c.tenant, &source, &person, kind).await?;
+    Ok(axum::Json(preview).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobsQuery {
+    state: Option<String>,
+    person: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<JobsQuery>) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(v) => Some(JobState::parse(v).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "state",
+                format!("{v:?} is not one of available, running, retryable, completed, dead, held, cancelled"),
+            )
+        })?),
+    };
+    let jobs = s
+        .pipeline
+        .store()
+        .jobs(JobFilter { tenant: c.tenant, state, person_key: q.person, limit: q.limit.unwrap_or(100) })
+        .await?;
+    Ok(axum::Json(jobs).into_response())
+}
+
+async fn get_job(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    let job = s.pipeline.store().job(&c.tenant, id).await?.ok_or(StoreError::NotFound(format!("job {id}")))?;
+    Ok(axum::Json(job).into_response())
+}
+
+async fn replay(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    let job = s.pipeline.store().replay(&c.tenant, id, &c.name).await?;
+    s.pipeline.wake();
+    Ok(axum::Json(job).into_response())
+}
+
+async fn cancel(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    let job = s.pipeline.store().cancel(&c.tenant, id, &c.name).await?;
+    s.pipeline.wake();
+    Ok(axum::Json(job).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConflictsQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list_conflicts(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ConflictsQuery>) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    Ok(axum::Json(s.pipeline.store().conflicts(&c.tenant, !q.all).await?).into_response())
+}
+
+async fn resolve_conflict(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    let decision: ConflictDecision = json_body(&body)?;
+    let row = s.pipeline.store().resolve_conflict(&c.tenant, id, decision, &c.name).await?;
+    s.pipeline.wake();
+    Ok(axum::Json(row).into_response())
+}
+
+async fn list_guards(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    Ok(axum::Json(s.pipeline.store().guards(&c.tenant).await?).into_response())
+}
+
+async fn approve_guard(State(s): State<AppState>, headers: HeaderMap, Path(destination): Path<String>) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    let tenant = s.pipeline.tenant(&c.tenant)?;
+    if !tenant.destinations.iter().any(|d| d.name == destination) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "destination", format!("no destination {destination:?}")));
+    }
+    let released = s.pipeline.store().approve_guard(&c.tenant, &destination, &c.name).await?;
+    s.pipeline.wake();
+    Ok(axum::Json(json!({ "destination": destination, "released_jobs": released })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    person: Option<String>,
+    destination: Option<String>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    kind: Option<String>,
+    after_seq: Option<i64>,
+    limit: Option<usize>,
+    format: Option<String>,
+}
+
+async fn audit(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<AuditQuery>) -> ApiResult {
+    let c = caller(&s, &headers, AUDITORS)?;
+    let format = q.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "jsonl" | "csv") {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "format", "must be json, jsonl or csv"));
+    }
+    let entries = s
+        .pipeline
+        .store()
+        .audit(AuditFilter {
+            tenant: Some(c.tenant.clone()),
+            person_key: q.person,
+            destination: q.destination,
+            since_ms: q.since_ms,
+            until_ms: q.until_ms,
+            kind_prefix: q.kind,
+            after_seq: q.after_seq,
+            limit: q.limit,
+        })
+        .await?;
+    s.pipeline
+        .store()
+        .append_audit(vec![AuditRecord {
+            tenant: c.tenant.clone(),
+            kind: "admin.audit_exported".into(),
+            actor: c.name.clone(),
+            data: json!({ "format": format, "entries": entries.len() }),
+            ..AuditRecord::default()
+        }])
+        .await?;
+    Ok(match format {
+        "jsonl" => {
+            let mut out = String::new();
+            for e in &entries {
+                out.push_str(&serde_json::to_string(e).unwrap_or_default());
+                out.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
+        }
+        "csv" => {
+            let mut out = String::from(tenure_store::audit::CSV_HEADER);
+            out.push('\n');
+            for e in &entries {
+                out.push_str(&tenure_store::audit::csv_row(e));
+                out.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "text/csv")], out).into_response()
+        }
+        _ => axum::Json(entries).into_response(),
+    })
+}
+
+async fn verify(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    caller(&s, &headers, AUDITORS)?;
+    let report = s.pipeline.store().verify_audit().await?;
+    let status = if report.ok() { StatusCode::OK } else { StatusCode::CONFLICT };
+    Ok((status, axum::Json(report)).into_response())
+}
+
+async fn kpis(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let c = caller(&s, &headers, &[Role::Hr, Role::It, Role::Auditor])?;
+    Ok(axum::Json(s.pipeline.store().kpis(&c.tenant).await?).into_response())
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let tenants: Vec<String> = s.pipeline.config().tenants.keys().cloned().collect();
+    let text = s.pipeline.metrics.render(s.pipeline.store().as_ref(), &tenants).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    match s.pipeline.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
+    }
+}

@@ -1,0 +1,147 @@
+//! Tenure's durable state behind one trait, [`Store`].
+//!
+//! Everything the pipeline must not lose lives here: received events (stored
+//! and de-duplicated in one transaction before they are acknowledged), the job
+//! queue with leases, every planned and applied operation, the links between
+//! people and destination accounts, conflicts and mass-change guards, the
+//! hash-chained audit log, plugin key-value data and encrypted secrets.
+//!
+//! [`SqliteStore`] is the embedded default (one file, WAL, one writer thread
+//! that group-commits). A PostgreSQL store for several hosts implements the
+//! same trait.
+
+pub mod audit;
+pub mod crypto;
+mod model;
+mod sqlite;
+
+pub use model::*;
+pub use sqlite::{SqliteOptions, SqliteStore};
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use tenure_capabilities::KvBackend;
+
+/// Why a store call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (for example replaying a job that is not dead).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store is shutting down")]
+    Closed,
+    #[error("crypto: {0}")]
+    Crypto(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Database(format!("stored JSON is invalid: {e}"))
+    }
+}
+
+/// Result of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The durable state of a Tenure deployment.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores events and their jobs (skipping duplicates by idempotency key), the
+    /// audit records and, when given, a source's new cursor, all in one transaction.
+    async fn intake(
+        &self,
+        events: Vec<NewEvent>,
+        cursor: Option<CursorUpdate>,
+    ) -> StoreResult<Vec<Intake>>;
+    /// Claims up to `limit` runnable jobs (in per-person order) for `owner` with a lease.
+    async fn claim(&self, owner: &str, now_ms: i64, lease_ms: i64, limit: usize) -> StoreResult<Vec<ClaimedJob>>;
+    /// Extends the leases `owner` holds on these jobs.
+    async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;
+    /// Ends an attempt. Returns false (and changes nothing) when `owner` lost the lease.
+    async fn finish(&self, job_id: i64, owner: &str, finish: Finish, audit: Vec<AuditRecord>) -> StoreResult<bool>;
+    /// Records that an operation is about to be sent (so a crash after the call is recognised).
+    async fn op_started(&self, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64>;
+    /// Records an operation's result, and the link it established or changed.
+    async fn op_finished(
+        &self,
+        op_id: i64,
+        result: OpResult,
+        link: Option<LinkUpdate>,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<()>;
+    /// Writes a link outside an operation (a merge or a recovered create), with its audit.
+    async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()>;
+    /// Operations recorded for a job, oldest first.
+    async fn operations(&self, job_id: i64) -> StoreResult<Vec<OperationRow>>;
+    /// The account a person is linked to in a destination.
+    async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>>;
+    /// Whether an account is linked to some other person.
+    async fn anchor_owner(&self, tenant: &str, destination: &str, anchor: &str) -> StoreResult<Option<String>>;
+    /// How many accounts Tenure manages in a destination.
+    async fn managed_count(&self, tenant: &str, destination: &str) -> StoreResult<i64>;
+    /// People (jobs) with destructive operations in a destination since `since_ms`.
+    async fn destructive_since(&self, tenant: &str, destination: &str, since_ms: i64) -> StoreResult<i64>;
+    /// The mass-change guard of a destination.
+    async fn guard(&self, tenant: &str, destination: &str) -> StoreResult<Guard>;
+    /// Trips a guard (idempotent) and records the alert.
+    async fn trip_guard(&self, tenant: &str, destination: &str, reason: &str, audit: Vec<AuditRecord>) -> StoreResult<()>;
+    /// Takes one approved change from a guard's budget; false when none is left.
+    async fn take_guard_budget(&self, tenant: &str, destination: &str) -> StoreResult<bool>;
+    /// Approves a tripped guard: its held jobs run. Returns how many were released.
+    async fn approve_guard(&self, tenant: &str, destination: &str, actor: &str) -> StoreResult<i64>;
+    /// All guards of a tenant.
+    async fn guards(&self, tenant: &str) -> StoreResult<Vec<Guard>>;
+    /// Opens a conflict for a person to decide (the job is held by the caller's `finish`).
+    async fn open_conflict(&self, conflict: NewConflict, audit: Vec<AuditRecord>) -> StoreResult<i64>;
+    /// A decided conflict for this job and destination, if any.
+    async fn conflict_decision(&self, tenant: &str, job_id: i64, destination: &str) -> StoreResult<Option<ConflictRow>>;
+    async fn conflicts(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ConflictRow>>;
+    /// Decides a conflict (`merge` with an anchor, or `skip`) and releases its job.
+    async fn resolve_conflict(
+        &self,
+        tenant: &str,
+        id: i64,
+        decision: ConflictDecision,
+        actor: &str,
+    ) -> StoreResult<ConflictRow>;
+    async fn jobs(&self, filter: JobFilter) -> StoreResult<Vec<JobRow>>;
+    async fn job(&self, tenant: &str, id: i64) -> StoreResult<Option<JobDetail>>;
+    /// Makes a dead, held or cancelled job available again (after a fix).
+    async fn replay(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow>;
+    /// Cancels a job that has not completed.
+    async fn cancel(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow>;
+    /// Whether a person has unfinished jobs created before `before_ms` (a manager before their report).
+    async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool>;
+    /// The newest event stored for a source record (preview by source record id).
+    async fn event_by_record(&self, tenant: &str, source: &str, record_id: &str) -> StoreResult<Option<EventRow>>;
+    async fn event(&self, tenant: &str, id: i64) -> StoreResult<Option<EventRow>>;
+    /// Appends audit records (admin actions, alerts) in their own transaction.
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()>;
+    async fn audit(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+    /// Recomputes the hash chain and reports the first entry that does not hold.
+    async fn verify_audit(&self) -> StoreResult<audit::VerifyReport>;
+    /// Jobs per state (for metrics).
+    async fn queue_depth(&self) -> StoreResult<Vec<(String, String, i64)>>;
+    async fn kpis(&self, tenant: &str) -> StoreResult<Kpis>;
+    /// A source's polling cursor.
+    async fn cursor(&self, tenant: &str, source: &str) -> StoreResult<Option<String>>;
+    /// Stores a secret encrypted with the master key.
+    async fn put_secret(&self, name: &str, value: &str) -> StoreResult<()>;
+    async fn secret(&self, name: &str) -> StoreResult<Option<String>>;
+    /// The plugin key-value backend kept in the same database.
+    fn kv(&self) -> Arc<dyn KvBackend>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}

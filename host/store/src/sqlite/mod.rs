@@ -1,0 +1,1047 @@
+//! The embedded store: one SQLite file in WAL mode, a writer thread that
+//! group-commits, and a small pool of reader connections.
+
+mod kv;
+mod writer;
+
+use crate::audit::{VerifyReport, Verifier};
+use crate::crypto::MasterKey;
+use crate::*;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
+use writer::Writer;
+
+/// How the embedded store opens its file.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    /// `FULL` (the default) makes every acknowledged write survive power loss;
+    /// `NORMAL` survives a process crash only.
+    pub synchronous_full: bool,
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Mutex<Vec<Connection>>,
+    path: PathBuf,
+    head_file: PathBuf,
+    audit_key: [u8; 32],
+    master: MasterKey,
+    me: Weak<SqliteStore>,
+}
+
+const SCHEMA: &str = include_str!("schema.sql");
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and starts its writer.
+    pub fn open(options: &SqliteOptions, master: MasterKey) -> StoreResult<Arc<SqliteStore>> {
+        if let Some(dir) = options.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(&options.path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if options.synchronous_full { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        let audit_key = master.derive("tenure audit chain v1");
+        let head_file = head_file_for(&options.path);
+        let writer = Writer::start(conn, audit_key, head_file.clone())?;
+        Ok(Arc::new_cyclic(|me| SqliteStore {
+            writer,
+            readers: Mutex::new(Vec::new()),
+            path: options.path.clone(),
+            head_file,
+            audit_key,
+            master,
+            me: me.clone(),
+        }))
+    }
+
+    /// Where the database lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a read on a pooled reader connection.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Connection) -> StoreResult<R>) -> StoreResult<R> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// Runs a long read (export, verify) off the async threads.
+    async fn read_blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> StoreResult<R> + Send + 'static,
+    ) -> StoreResult<R> {
+        let me = self.me.upgrade().ok_or(StoreError::Closed)?;
+        tokio::task::spawn_blocking(move || me.read(f))
+            .await
+            .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+fn head_file_for(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".audit-head");
+    path.with_file_name(name)
+}
+
+const EVENT_COLUMNS: &str =
+    "e.id, e.tenant, e.source, e.kind, e.person_key, e.source_record_id, e.idempotency_key, e.actor, e.received_ms, e.body";
+
+fn event_row(r: &Row<'_>, at: usize) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        id: r.get(at)?,
+        tenant: r.get(at + 1)?,
+        source: r.get(at + 2)?,
+        kind: r.get(at + 3)?,
+        person_key: r.get(at + 4)?,
+        source_record_id: r.get(at + 5)?,
+        idempotency_key: r.get(at + 6)?,
+        actor: r.get(at + 7)?,
+        received_ms: r.get(at + 8)?,
+        body: r.get(at + 9)?,
+    })
+}
+
+const JOB_COLUMNS: &str = "j.id, j.tenant, j.person_key, j.event_id, e.kind, j.state, j.attempts, j.max_attempts, \
+     j.run_at_ms, j.last_error, j.hold_reason, j.created_ms, j.finished_ms";
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    let state: String = r.get(5)?;
+    Ok(JobRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        person_key: r.get(2)?,
+        event_id: r.get(3)?,
+        kind: r.get(4)?,
+        state: JobState::parse(&state).unwrap_or(JobState::Dead),
+        attempts: r.get(6)?,
+        max_attempts: r.get(7)?,
+        run_at_ms: r.get(8)?,
+        last_error: r.get(9)?,
+        hold_reason: r.get(10)?,
+        created_ms: r.get(11)?,
+        finished_ms: r.get(12)?,
+    })
+}
+
+fn load_job(c: &Connection, tenant: &str, id: i64) -> StoreResult<Option<JobRow>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.tenant = ?1 AND j.id = ?2"
+    ))?
+    .query_row(params![tenant, id], job_row)
+    .optional()?)
+}
+
+fn op_row(r: &Row<'_>) -> rusqlite::Result<OperationRow> {
+    Ok(OperationRow {
+        id: r.get(0)?,
+        job_id: r.get(1)?,
+        destination: r.get(2)?,
+        op_key: r.get(3)?,
+        kind: r.get(4)?,
+        target: r.get(5)?,
+        status: r.get(6)?,
+        detail: r.get(7)?,
+        anchor: r.get(8)?,
+        started_ms: r.get(9)?,
+        finished_ms: r.get(10)?,
+    })
+}
+
+const OP_COLUMNS: &str = "id, job_id, destination, op_key, kind, target, status, detail, anchor, started_ms, finished_ms";
+
+fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ConflictRow> {
+    let candidates: String = r.get(6)?;
+    let decision: Option<String> = r.get(7)?;
+    Ok(ConflictRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        destination: r.get(2)?,
+        person_key: r.get(3)?,
+        job_id: r.get(4)?,
+        kind: r.get(5)?,
+        candidates: serde_json::from_str(&candidates).unwrap_or_default(),
+        decision: decision.and_then(|d| serde_json::from_str(&d).ok()),
+        decided_by: r.get(8)?,
+        created_ms: r.get(9)?,
+    })
+}
+
+const CONFLICT_COLUMNS: &str = "id, tenant, destination, person_key, job_id, kind, candidates, decision, decided_by, created_ms";
+
+fn guard_row(r: &Row<'_>) -> rusqlite::Result<Guard> {
+    Ok(Guard {
+        tenant: r.get(0)?,
+        destination: r.get(1)?,
+        tripped: r.get::<_, i64>(2)? != 0,
+        budget: r.get(3)?,
+        reason: r.get(4)?,
+        tripped_ms: r.get(5)?,
+    })
+}
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    let data: String = r.get(9)?;
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        ts_ms: r.get(1)?,
+        record: AuditRecord {
+            tenant: r.get(2)?,
+            kind: r.get(3)?,
+            actor: r.get(4)?,
+            person_key: r.get(5)?,
+            destination: r.get(6)?,
+            event_id: r.get(7)?,
+            job_id: r.get(8)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+        },
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash";
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// Midnight UTC of an ISO date (`2026-03-01`), in milliseconds.
+pub(crate) fn date_start_ms(date: &str) -> Option<i64> {
+    let mut parts = date.get(..10)?.split('-');
+    let y = parts.next()?.parse().ok()?;
+    let m = parts.next()?.parse().ok()?;
+    let d = parts.next()?.parse().ok()?;
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(idx).copied()
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>> {
+        self.writer
+            .write(move |ctx| {
+                let mut out = Vec::with_capacity(events.len());
+                for ev in events {
+                    let inserted = ctx
+                        .conn
+                        .prepare_cached(
+                            "INSERT INTO events (tenant, source, idempotency_key, person_key, kind, source_record_id,
+                                                 start_date, body, actor, received_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                             ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id",
+                        )?
+                        .query_row(
+                            params![
+                                ev.tenant,
+                                ev.source,
+                                ev.idempotency_key,
+                                ev.person_key,
+                                ev.kind,
+                                ev.source_record_id,
+                                ev.start_date,
+                                ev.body,
+                                ev.actor,
+                                ev.received_ms
+                            ],
+                            |r| r.get::<_, i64>(0),
+                        )
+                        .optional()?;
+                    let Some(event_id) = inserted else {
+                        let (event_id, job_id) = ctx
+                            .conn
+                            .prepare_cached(
+                                "SELECT e.id, j.id FROM events e JOIN jobs j ON j.event_id = e.id
+                                 WHERE e.tenant = ?1 AND e.idempotency_key = ?2",
+                            )?
+                            .query_row(params![ev.tenant, ev.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                        out.push(Intake::Duplicate { event_id, job_id });
+                        continue;
+                    };
+                    let job_id: i64 = ctx
+                        .conn
+                        .prepare_cached(
+                            "INSERT INTO jobs (tenant, person_key, event_id, state, max_attempts, run_at_ms, created_ms)
+                             VALUES (?1, ?2, ?3, 'available', ?4, ?5, ?5) RETURNING id",
+                        )?
+                        .query_row(params![ev.tenant, ev.person_key, event_id, ev.max_attempts, ev.received_ms], |r| {
+                            r.get(0)
+                        })?;
+                    ctx.audit(AuditRecord {
+                        tenant: ev.tenant.clone(),
+                        kind: "event.received".into(),
+                        actor: ev.actor.clone(),
+                        person_key: Some(ev.person_key.clone()),
+                        destination: None,
+                        event_id: Some(event_id),
+                        job_id: Some(job_id),
+                        data: serde_json::json!({
+                            "source": ev.source, "kind": ev.kind, "source_record_id": ev.source_record_id,
+                            "idempotency_key": ev.idempotency_key,
+                        }),
+                    })?;
+                    out.push(Intake::Accepted { event_id, job_id });
+                }
+                if let Some(c) = cursor {
+                    ctx.conn
+                        .prepare_cached(
+                            "INSERT INTO cursors (tenant, source, cursor, updated_ms) VALUES (?1, ?2, ?3, ?4)
+                             ON CONFLICT (tenant, source) DO UPDATE SET cursor = excluded.cursor, updated_ms = excluded.updated_ms",
+                        )?
+                        .execute(params![c.tenant, c.source, c.cursor, ctx.now_ms])?;
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn claim(&self, owner: &str, now_ms: i64, lease_ms: i64, limit: usize) -> StoreResult<Vec<ClaimedJob>> {
+        let owner = owner.to_string();
+        self.writer
+            .write(move |ctx| {
+                let c = ctx.conn;
+                let ids: Vec<i64> = c
+                    .prepare_cached(
+                        "SELECT j.id FROM jobs j
+                         WHERE ((j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1)
+                                OR (j.state = 'running' AND j.lease_until_ms < ?1))
+                           AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
+                                AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))
+                         ORDER BY j.id LIMIT ?2",
+                    )?
+                    .query_map(params![now_ms, limit as i64], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut claimed = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let job = c
+                        .prepare_cached(&format!(
+                            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2, lease_until_ms = ?3
+                             WHERE id = ?1
+                             RETURNING id, tenant, person_key, attempts, max_attempts, created_ms, event_id"
+                        ))?
+                        .query_row(params![id, owner, now_ms + lease_ms], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, u32>(3)?,
+                                r.get::<_, u32>(4)?,
+                                r.get::<_, i64>(5)?,
+                                r.get::<_, i64>(6)?,
+                            ))
+                        })?;
+                    let event = c
+                        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1"))?
+                        .query_row([job.6], |r| event_row(r, 0))?;
+                    claimed.push(ClaimedJob {
+                        id: job.0,
+                        tenant: job.1,
+                        person_key: job.2,
+                        attempt: job.3,
+                        max_attempts: job.4,
+                        created_ms: job.5,
+                        event,
+                    });
+                }
+                Ok(claimed)
+            })
+            .await
+    }
+
+    async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()> {
+        let owner = owner.to_string();
+        self.writer
+            .write(move |ctx| {
+                let mut stmt = ctx.conn.prepare_cached(
+                    "UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                )?;
+                for id in job_ids {
+                    stmt.execute(params![id, owner, until_ms])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn finish(&self, job_id: i64, owner: &str, finish: Finish, audit: Vec<AuditRecord>) -> StoreResult<bool> {
+        let owner = owner.to_string();
+        self.writer
+            .write(move |ctx| {
+                let c = ctx.conn;
+                let current: Option<(u32, u32)> = c
+                    .prepare_cached(
+                        "SELECT attempts, max_attempts FROM jobs WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                    )?
+                    .query_row(params![job_id, owner], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((attempts, max_attempts)) = current else {
+                    return Ok(false);
+                };
+                let now = ctx.now_ms;
+                match finish {
+                    Finish::Completed => {
+                        c.prepare_cached(
+                            "UPDATE jobs SET state = 'completed', finished_ms = ?2, lease_owner = NULL,
+                             lease_until_ms = NULL, hold_reason = NULL WHERE id = ?1",
+                        )?
+                        .execute(params![job_id, now])?;
+                    }
+                    Finish::Retry { run_at_ms, error, charge } if charge && attempts >= max_attempts => {
+                        c.prepare_cached(
+                            "UPDATE jobs SET state = 'dead', finished_ms = ?2, last_error = ?3, lease_owner = NULL,
+                             lease_until_ms = NULL WHERE id = ?1",
+                        )?
+                        .execute(params![job_id, now, format!("{error} (gave up after {attempts} attempts)")])?;
+                        let _ = run_at_ms;
+                    }
+                    Finish::Retry { run_at_ms, error, charge } => {
+                        c.prepare_cached(
+                            "UPDATE jobs SET state = 'retryable', run_at_ms = ?2, last_error = ?3, lease_owner = NULL,
+                             lease_until_ms = NULL, attempts = attempts - ?4 WHERE id = ?1",
+                        )?
+                        .execute(params![job_id, run_at_ms, error, i64::from(!charge)])?;
+                    }
+                    Finish::Dead { error } => {
+                        c.prepare_cached(
+                            "UPDATE jobs SET state = 'dead', finished_ms = ?2, last_error = ?3, lease_owner = NULL,
+                             lease_until_ms = NULL WHERE id = ?1",
+                        )?
+                        .execute(params![job_id, now, error])?;
+                    }
+                    Finish::Held { reason } => {
+                        c.prepare_cached(
+                            "UPDATE jobs SET state = 'held', hold_reason = ?2, lease_owner = NULL, lease_until_ms = NULL,
+                             attempts = attempts - 1 WHERE id = ?1",
+                        )?
+                        .execute(params![job_id, reason])?;
+                    }
+                }
+                ctx.audit_all(audit)?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn op_started(&self, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64> {
+        self.writer
+            .write(move |ctx| {
+                let id = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO operations (job_id, tenant, destination, op_key, kind, target, destructive, status, started_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)
+                         ON CONFLICT (job_id, op_key) DO UPDATE SET status = 'started', started_ms = excluded.started_ms,
+                             target = excluded.target, finished_ms = NULL
+                         RETURNING id",
+                    )?
+                    .query_row(
+                        params![op.job_id, op.tenant, op.destination, op.op_key, op.kind, op.target, op.destructive, op.now_ms],
+                        |r| r.get(0),
+                    )?;
+                ctx.audit_all(audit)?;
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn op_finished(
+        &self,
+        op_id: i64,
+        result: OpResult,
+        link: Option<LinkUpdate>,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<()> {
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE operations SET status = ?2, detail = ?3, anchor = coalesce(?4, anchor), finished_ms = ?5,
+                         failures = failures + (?2 = 'failed') WHERE id = ?1",
+                    )?
+                    .execute(params![op_id, result.status, result.detail, result.anchor, result.now_ms])?;
+                if let Some(l) = link {
+                    write_link(ctx.conn, &l, result.now_ms)?;
+                }
+                ctx.audit_all(audit)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()> {
+        self.writer
+            .write(move |ctx| {
+                write_link(ctx.conn, &link, ctx.now_ms)?;
+                ctx.audit_all(audit)
+            })
+            .await
+    }
+
+    async fn operations(&self, job_id: i64) -> StoreResult<Vec<OperationRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM operations WHERE job_id = ?1 ORDER BY id"))?
+                .query_map([job_id], op_row)?
+                .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>> {
+        self.read(|c| {
+            let row: Option<(String, String)> = c
+                .prepare_cached(
+                    "SELECT anchor, managed_groups FROM links WHERE tenant = ?1 AND destination = ?2 AND person_key = ?3",
+                )?
+                .query_row(params![tenant, destination, person_key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok(row.map(|(anchor, groups)| Link { anchor, managed_groups: serde_json::from_str(&groups).unwrap_or_default() }))
+        })
+    }
+
+    async fn anchor_owner(&self, tenant: &str, destination: &str, anchor: &str) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT person_key FROM links WHERE tenant = ?1 AND destination = ?2 AND anchor = ?3")?
+                .query_row(params![tenant, destination, anchor], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    async fn managed_count(&self, tenant: &str, destination: &str) -> StoreResult<i64> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT count(*) FROM links WHERE tenant = ?1 AND destination = ?2")?
+                .query_row(params![tenant, destination], |r| r.get(0))?)
+        })
+    }
+
+    async fn destructive_since(&self, tenant: &str, destination: &str, since_ms: i64) -> StoreResult<i64> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT count(DISTINCT job_id) FROM operations WHERE tenant = ?1 AND destination = ?2
+                 AND started_ms >= ?3 AND destructive = 1 AND status IN ('started', 'done')",
+            )?
+            .query_row(params![tenant, destination, since_ms], |r| r.get(0))?)
+        })
+    }
+
+    async fn guard(&self, tenant: &str, destination: &str) -> StoreResult<Guard> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT tenant, destination, tripped, budget, reason, tripped_ms FROM guards
+                 WHERE tenant = ?1 AND destination = ?2",
+            )?
+            .query_row(params![tenant, destination], guard_row)
+            .optional()?
+            .unwrap_or_else(|| Guard { tenant: tenant.into(), destination: destination.into(), ..Guard::default() }))
+        })
+    }
+
+    async fn trip_guard(&self, tenant: &str, destination: &str, reason: &str, audit: Vec<AuditRecord>) -> StoreResult<()> {
+        let (tenant, destination, reason) = (tenant.to_string(), destination.to_string(), reason.to_string());
+        self.writer
+            .write(move |ctx| {
+                let changed = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO guards (tenant, destination, tripped, budget, reason, tripped_ms) VALUES (?1, ?2, 1, 0, ?3, ?4)
+                         ON CONFLICT (tenant, destination) DO UPDATE SET tripped = 1, budget = 0, reason = excluded.reason,
+                             tripped_ms = excluded.tripped_ms WHERE tripped = 0",
+                    )?
+                    .execute(params![tenant, destination, reason, ctx.now_ms])?;
+                if changed == 0 {
+                    tracing::debug!("guard of {destination} was already tripped");
+                }
+                ctx.audit_all(audit)
+            })
+            .await
+    }
+
+    async fn take_guard_budget(&self, tenant: &str, destination: &str) -> StoreResult<bool> {
+        let (tenant, destination) = (tenant.to_string(), destination.to_string());
+        self.writer
+            .write(move |ctx| {
+                Ok(ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE guards SET budget = budget - 1 WHERE tenant = ?1 AND destination = ?2 AND budget > 0 AND tripped = 0",
+                    )?
+                    .execute(params![tenant, destination])?
+                    > 0)
+            })
+            .await
+    }
+
+    async fn approve_guard(&self, tenant: &str, destination: &str, actor: &str) -> StoreResult<i64> {
+        let (tenant, destination, actor) = (tenant.to_string(), destination.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                let reason = format!("guard:{destination}");
+                let tripped = ctx
+                    .conn
+                    .prepare_cached("SELECT tripped FROM guards WHERE tenant = ?1 AND destination = ?2")?
+                    .query_row(params![tenant, destination], |r| r.get::<_, i64>(0))
+                    .optional()?
+                    .unwrap_or(0);
+                if tripped == 0 {
+                    return Err(StoreError::Conflict(format!("the guard of destination {destination} is not tripped")));
+                }
+                let released = ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = ?3
+                         WHERE tenant = ?1 AND state = 'held' AND hold_reason = ?2",
+                    )?
+                    .execute(params![tenant, reason, ctx.now_ms])? as i64;
+                ctx.conn
+                    .prepare_cached("UPDATE guards SET tripped = 0, budget = ?3 WHERE tenant = ?1 AND destination = ?2")?
+                    .execute(params![tenant, destination, released])?;
+                ctx.audit(AuditRecord {
+                    tenant: tenant.clone(),
+                    kind: "guard.approved".into(),
+                    actor,
+                    destination: Some(destination.clone()),
+                    data: serde_json::json!({ "released_jobs": released }),
+                    ..AuditRecord::default()
+                })?;
+                Ok(released)
+            })
+            .await
+    }
+
+    async fn guards(&self, tenant: &str) -> StoreResult<Vec<Guard>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT tenant, destination, tripped, budget, reason, tripped_ms FROM guards WHERE tenant = ?1 ORDER BY destination",
+            )?
+            .query_map([tenant], guard_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn open_conflict(&self, conflict: NewConflict, audit: Vec<AuditRecord>) -> StoreResult<i64> {
+        self.writer
+            .write(move |ctx| {
+                let id = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO conflicts (tenant, destination, person_key, job_id, kind, candidates, created_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                    )?
+                    .query_row(
+                        params![
+                            conflict.tenant,
+                            conflict.destination,
+                            conflict.person_key,
+                            conflict.job_id,
+                            conflict.kind,
+                            serde_json::to_string(&conflict.candidates)?,
+                            conflict.now_ms
+                        ],
+                        |r| r.get(0),
+                    )?;
+                ctx.audit_all(audit)?;
+                Ok(id)
+            })
+            .await
+    }
+
+    async fn conflict_decision(&self, tenant: &str, job_id: i64, destination: &str) -> StoreResult<Option<ConflictRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE tenant = ?1 AND job_id = ?2 AND destination = ?3
+                 AND decision IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ))?
+            .query_row(params![tenant, job_id, destination], conflict_row)
+            .optional()?)
+        })
+    }
+
+    async fn conflicts(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ConflictRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE tenant = ?1 AND (?2 = 0 OR decision IS NULL) ORDER BY id"
+            ))?
+            .query_map(params![tenant, open_only], conflict_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn resolve_conflict(
+        &self,
+        tenant: &str,
+        id: i64,
+        decision: ConflictDecision,
+        actor: &str,
+    ) -> StoreResult<ConflictRow> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                let c = ctx.conn;
+                let row = c
+                    .prepare_cached(&format!("SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE tenant = ?1 AND id = ?2"))?
+                    .query_row(params![tenant, id], conflict_row)
+                    .optional()?
+                    .ok_or_else(|| StoreError::NotFound(format!("conflict {id}")))?;
+                if row.decision.is_some() {
+                    return Err(StoreError::Conflict(format!("conflict {id} is already decided")));
+                }
+                if let ConflictDecision::Merge { anchor } = &decision
+                    && !row.candidates.contains(anchor)
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "anchor {anchor:?} is not one of the candidates {:?}",
+                        row.candidates
+                    )));
+                }
+                c.prepare_cached("UPDATE conflicts SET decision = ?2, decided_by = ?3 WHERE id = ?1")?
+                    .execute(params![id, serde_json::to_string(&decision)?, actor])?;
+                c.prepare_cached(
+                    "UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = ?2 WHERE id = ?1 AND state = 'held'",
+                )?
+                .execute(params![row.job_id, ctx.now_ms])?;
+                ctx.audit(AuditRecord {
+                    tenant: tenant.clone(),
+                    kind: "conflict.resolved".into(),
+                    actor: actor.clone(),
+                    person_key: Some(row.person_key.clone()),
+                    destination: Some(row.destination.clone()),
+                    job_id: Some(row.job_id),
+                    data: serde_json::json!({ "conflict": id, "decision": decision }),
+                    ..AuditRecord::default()
+                })?;
+                Ok(ConflictRow { decision: Some(decision), decided_by: Some(actor), ..row })
+            })
+            .await
+    }
+
+    async fn jobs(&self, filter: JobFilter) -> StoreResult<Vec<JobRow>> {
+        self.read(|c| {
+            let limit = if filter.limit == 0 { 100 } else { filter.limit.min(10_000) } as i64;
+            Ok(c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs j JOIN events e ON e.id = j.event_id
+                 WHERE j.tenant = ?1 AND (?2 IS NULL OR j.state = ?2) AND (?3 IS NULL OR j.person_key = ?3)
+                 ORDER BY j.id DESC LIMIT ?4"
+            ))?
+            .query_map(params![filter.tenant, filter.state.map(|s| s.as_str()), filter.person_key, limit], job_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn job(&self, tenant: &str, id: i64) -> StoreResult<Option<JobDetail>> {
+        self.read(|c| {
+            let Some(job) = load_job(c, tenant, id)? else { return Ok(None) };
+            let event = c
+                .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1"))?
+                .query_row([job.event_id], |r| event_row(r, 0))?;
+            let operations = c
+                .prepare_cached(&format!("SELECT {OP_COLUMNS} FROM operations WHERE job_id = ?1 ORDER BY id"))?
+                .query_map([id], op_row)?
+                .collect::<Result<_, _>>()?;
+            let event_body = serde_json::from_str(&event.body).unwrap_or(serde_json::Value::Null);
+            Ok(Some(JobDetail { job, event, event_body, operations }))
+        })
+    }
+
+    async fn replay(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                let job = load_job(ctx.conn, &tenant, id)?.ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+                if !matches!(job.state, JobState::Dead | JobState::Cancelled | JobState::Held) {
+                    return Err(StoreError::Conflict(format!(
+                        "job {id} is {}; only dead, held or cancelled jobs can be replayed",
+                        job.state.as_str()
+                    )));
+                }
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'available', attempts = 0, run_at_ms = ?2, finished_ms = NULL,
+                         hold_reason = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![id, ctx.now_ms])?;
+                ctx.audit(AuditRecord {
+                    tenant: tenant.clone(),
+                    kind: "job.replayed".into(),
+                    actor,
+                    person_key: Some(job.person_key.clone()),
+                    event_id: Some(job.event_id),
+                    job_id: Some(id),
+                    data: serde_json::json!({ "previous_state": job.state, "last_error": job.last_error }),
+                    ..AuditRecord::default()
+                })?;
+                load_job(ctx.conn, &tenant, id)?.ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+            })
+            .await
+    }
+
+    async fn cancel(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                let job = load_job(ctx.conn, &tenant, id)?.ok_or_else(|| StoreError::NotFound(format!("job {id}")))?;
+                if matches!(job.state, JobState::Completed | JobState::Cancelled) {
+                    return Err(StoreError::Conflict(format!("job {id} is already {}", job.state.as_str())));
+                }
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE jobs SET state = 'cancelled', finished_ms = ?2, lease_owner = NULL, lease_until_ms = NULL
+                         WHERE id = ?1",
+                    )?
+                    .execute(params![id, ctx.now_ms])?;
+                ctx.audit(AuditRecord {
+                    tenant: tenant.clone(),
+                    kind: "job.cancelled".into(),
+                    actor,
+                    person_key: Some(job.person_key.clone()),
+                    event_id: Some(job.event_id),
+                    job_id: Some(id),
+                    data: serde_json::json!({ "previous_state": job.state }),
+                    ..AuditRecord::default()
+                })?;
+                load_job(ctx.conn, &tenant, id)?.ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+            })
+            .await
+    }
+
+    async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM jobs WHERE tenant = ?1 AND person_key = ?2 AND created_ms < ?3
+                 AND state IN ('available', 'retryable', 'running') LIMIT 1",
+            )?
+            .query_row(params![tenant, person_key, before_ms], |_| Ok(()))
+            .optional()?
+            .is_some())
+        })
+    }
+
+    async fn event_by_record(&self, tenant: &str, source: &str, record_id: &str) -> StoreResult<Option<EventRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = ?1 AND e.source = ?2 AND e.source_record_id = ?3
+                 ORDER BY e.id DESC LIMIT 1"
+            ))?
+            .query_row(params![tenant, source, record_id], |r| event_row(r, 0))
+            .optional()?)
+        })
+    }
+
+    async fn event(&self, tenant: &str, id: i64) -> StoreResult<Option<EventRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = ?1 AND e.id = ?2"))?
+                .query_row(params![tenant, id], |r| event_row(r, 0))
+                .optional()?)
+        })
+    }
+
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        self.writer.write(move |ctx| ctx.audit_all(records)).await
+    }
+
+    async fn audit(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        self.read_blocking(move |c| {
+            let limit = filter.limit.unwrap_or(100_000).min(1_000_000) as i64;
+            Ok(c.prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit
+                 WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR person_key = ?2) AND (?3 IS NULL OR destination = ?3)
+                   AND (?4 IS NULL OR ts_ms >= ?4) AND (?5 IS NULL OR ts_ms < ?5)
+                   AND (?6 IS NULL OR substr(kind, 1, length(?6)) = ?6) AND seq > coalesce(?7, 0)
+                 ORDER BY seq LIMIT ?8"
+            ))?
+            .query_map(
+                params![
+                    filter.tenant,
+                    filter.person_key,
+                    filter.destination,
+                    filter.since_ms,
+                    filter.until_ms,
+                    filter.kind_prefix,
+                    filter.after_seq,
+                    limit
+                ],
+                audit_row,
+            )?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn verify_audit(&self) -> StoreResult<VerifyReport> {
+        let key = self.audit_key;
+        let recorded_head = std::fs::read_to_string(&self.head_file).ok().and_then(|text| {
+            let mut parts = text.split_whitespace();
+            Some((parts.next()?.parse::<i64>().ok()?, parts.next()?.to_string()))
+        });
+        self.read_blocking(move |c| {
+            let mut verifier = Verifier::new(&key);
+            let mut stmt = c.prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                verifier.push(&audit_row(row)?);
+            }
+            Ok(verifier.finish(recorded_head))
+        })
+        .await
+    }
+
+    async fn queue_depth(&self) -> StoreResult<Vec<(String, String, i64)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT tenant, state, count(*) FROM jobs GROUP BY tenant, state")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn kpis(&self, tenant: &str) -> StoreResult<Kpis> {
+        let tenant = tenant.to_string();
+        self.read_blocking(move |c| {
+            let count = |sql: &str| -> StoreResult<i64> { Ok(c.query_row(sql, [&tenant], |r| r.get(0))?) };
+            let events = count("SELECT count(*) FROM events WHERE tenant = ?1")?;
+            let completed_jobs = count("SELECT count(*) FROM jobs WHERE tenant = ?1 AND state = 'completed'")?;
+            let dead_jobs = count("SELECT count(*) FROM jobs WHERE tenant = ?1 AND state = 'dead'")?;
+            let failures = count("SELECT coalesce(sum(failures), 0) FROM operations WHERE tenant = ?1")?;
+            let mut stmt = c.prepare(
+                "SELECT j.finished_ms - e.received_ms, j.finished_ms, e.start_date FROM jobs j JOIN events e ON e.id = j.event_id
+                 WHERE j.tenant = ?1 AND j.state = 'completed' AND e.kind IN ('joiner', 'rehire')
+                 ORDER BY j.id DESC LIMIT 100000",
+            )?;
+            let rows: Vec<(i64, i64, Option<String>)> =
+                stmt.query_map([&tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            let mut durations: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            durations.sort_unstable();
+            let (mut ready, mut total) = (0, 0);
+            for (_, finished, start) in &rows {
+                if let Some(start_ms) = start.as_deref().and_then(date_start_ms) {
+                    total += 1;
+                    if *finished < start_ms {
+                        ready += 1;
+                    }
+                }
+            }
+            Ok(Kpis {
+                events,
+                completed_jobs,
+                dead_jobs,
+                time_to_provision_p50_ms: percentile(&durations, 0.5),
+                time_to_provision_p95_ms: percentile(&durations, 0.95),
+                first_day_ready: ready,
+                first_day_total: total,
+                first_day_access_rate: (total > 0).then(|| ready as f64 / total as f64),
+                errors_per_1000_events: if events > 0 { failures as f64 * 1000.0 / events as f64 } else { 0.0 },
+            })
+        })
+        .await
+    }
+
+    async fn cursor(&self, tenant: &str, source: &str) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached("SELECT cursor FROM cursors WHERE tenant = ?1 AND source = ?2")?
+                .query_row(params![tenant, source], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    async fn put_secret(&self, name: &str, value: &str) -> StoreResult<()> {
+        let (nonce, sealed) = self.master.seal(name, value.as_bytes())?;
+        let name = name.to_string();
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO secrets (name, nonce, ciphertext, updated_ms) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (name) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                             updated_ms = excluded.updated_ms",
+                    )?
+                    .execute(params![name, nonce, sealed, ctx.now_ms])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn secret(&self, name: &str) -> StoreResult<Option<String>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self.read(|c| {
+            Ok(c.prepare_cached("SELECT nonce, ciphertext FROM secrets WHERE name = ?1")?
+                .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })?;
+        row.map(|(nonce, sealed)| {
+            let plain = self.master.open(name, &nonce, &sealed)?;
+            String::from_utf8(plain).map_err(|_| StoreError::Crypto(format!("secret {name} is not UTF-8")))
+        })
+        .transpose()
+    }
+
+    fn kv(&self) -> Arc<dyn tenure_capabilities::KvBackend> {
+        match self.me.upgrade() {
+            Some(me) => Arc::new(kv::SqliteKv(me)),
+            None => Arc::new(tenure_capabilities::MemoryKv::default()),
+        }
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))?;
+        self.writer.write(|_| Ok(())).await
+    }
+}
+
+fn write_link(c: &Connection, l: &LinkUpdate, now_ms: i64) -> StoreResult<()> {
+    match &l.link {
+        Some(link) => {
+            c.prepare_cached(
+                "INSERT INTO links (tenant, destination, person_key, anchor, managed_groups, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (tenant, destination, person_key) DO UPDATE SET anchor = excluded.anchor,
+                     managed_groups = excluded.managed_groups, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![
+                l.tenant,
+                l.destination,
+                l.person_key,
+                link.anchor,
+                serde_json::to_string(&link.managed_groups)?,
+                now_ms
+            ])?;
+        }
+        None => {
+            c.prepare_cached("DELETE FROM links WHERE tenant = ?1 AND destination = ?2 AND person_key = ?3")?
+                .execute(params![l.tenant, l.destination, l.person_key])?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

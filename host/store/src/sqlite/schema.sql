@@ -1,0 +1,139 @@
+-- Tenure's embedded schema (SQLite, WAL). Times are milliseconds since the Unix epoch.
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    source TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_record_id TEXT NOT NULL,
+    start_date TEXT,
+    body TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    received_ms INTEGER NOT NULL,
+    UNIQUE (tenant, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS events_record ON events (tenant, source, source_record_id);
+
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    event_id INTEGER NOT NULL REFERENCES events (id),
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until_ms INTEGER,
+    last_error TEXT,
+    hold_reason TEXT,
+    created_ms INTEGER NOT NULL,
+    finished_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at_ms);
+CREATE INDEX IF NOT EXISTS jobs_person ON jobs (tenant, person_key, id);
+
+CREATE TABLE IF NOT EXISTS operations (
+    id INTEGER PRIMARY KEY,
+    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    tenant TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    op_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT,
+    destructive INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT,
+    anchor TEXT,
+    failures INTEGER NOT NULL DEFAULT 0,
+    started_ms INTEGER NOT NULL,
+    finished_ms INTEGER,
+    UNIQUE (job_id, op_key)
+);
+CREATE INDEX IF NOT EXISTS operations_window ON operations (tenant, destination, started_ms);
+
+CREATE TABLE IF NOT EXISTS links (
+    tenant TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    anchor TEXT NOT NULL,
+    managed_groups TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, destination, person_key)
+);
+CREATE INDEX IF NOT EXISTS links_anchor ON links (tenant, destination, anchor);
+
+CREATE TABLE IF NOT EXISTS conflicts (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    decision TEXT,
+    decided_by TEXT,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conflicts_job ON conflicts (tenant, job_id, destination);
+
+CREATE TABLE IF NOT EXISTS guards (
+    tenant TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    tripped INTEGER NOT NULL,
+    budget INTEGER NOT NULL,
+    reason TEXT,
+    tripped_ms INTEGER,
+    PRIMARY KEY (tenant, destination)
+);
+
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    person_key TEXT,
+    destination TEXT,
+    event_id INTEGER,
+    job_id INTEGER,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_person ON audit (tenant, person_key, seq);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+
+CREATE TABLE IF NOT EXISTS kv (
+    tenant TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (tenant, plugin, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv_usage (
+    tenant TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    keys INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    PRIMARY KEY (tenant, plugin)
+);
+
+CREATE TABLE IF NOT EXISTS cursors (
+    tenant TEXT NOT NULL,
+    source TEXT NOT NULL,
+    cursor TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, source)
+);
+
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    nonce BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    updated_ms INTEGER NOT NULL
+);

@@ -1,0 +1,112 @@
+use super::*;
+use crate::crypto::MasterKey;
+
+fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
+    let options = SqliteOptions { path: dir.path().join("t.db"), synchronous_full: true };
+    SqliteStore::open(&options, MasterKey::from_bytes([1; 32])).unwrap()
+}
+
+fn event(key: &str, person: &str) -> NewEvent {
+    NewEvent {
+        tenant: "t".into(),
+        source: "api".into(),
+        idempotency_key: key.into(),
+        person_key: person.into(),
+        kind: "joiner".into(),
+        body: "{}".into(),
+        source_record_id: key.into(),
+        start_date: Some("2030-01-01".into()),
+        actor: "test".into(),
+        received_ms: 1,
+        max_attempts: 3,
+    }
+}
+
+#[tokio::test]
+async fn intake_deduplicates_and_claims_in_person_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let first = store.intake(vec![event("a", "p1"), event("b", "p1"), event("c", "p2")], None).await.unwrap();
+    assert!(matches!(first[0], Intake::Accepted { .. }));
+    let again = store.intake(vec![event("a", "p1")], None).await.unwrap();
+    assert_eq!(again[0], Intake::Duplicate { event_id: first[0].event_id(), job_id: 1 });
+    // p1's second event waits for its first; p2 runs in parallel.
+    let claimed = store.claim("w", 10, 1000, 10).await.unwrap();
+    let keys: Vec<_> = claimed.iter().map(|j| j.event.idempotency_key.as_str()).collect();
+    assert_eq!(keys, ["a", "c"]);
+    assert!(store.claim("w", 10, 1000, 10).await.unwrap().is_empty());
+    // Another owner cannot finish a job it does not hold.
+    assert!(!store.finish(claimed[0].id, "other", Finish::Completed, vec![]).await.unwrap());
+    assert!(store.finish(claimed[0].id, "w", Finish::Completed, vec![]).await.unwrap());
+    let next = store.claim("w", 10, 1000, 10).await.unwrap();
+    assert_eq!(next[0].event.idempotency_key, "b");
+    // An expired lease is claimable again, and counts as an attempt.
+    let reclaimed = store.claim("w2", 5000, 1000, 10).await.unwrap();
+    assert_eq!(reclaimed.len(), 2);
+    assert!(reclaimed.iter().all(|j| j.attempt == 2));
+}
+
+#[tokio::test]
+async fn retries_end_in_dead_letter_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.intake(vec![event("a", "p1")], None).await.unwrap();
+    for attempt in 1..=3 {
+        let job = store.claim("w", 100 * attempt, 10, 1).await.unwrap().remove(0);
+        let retry = Finish::Retry { run_at_ms: 0, error: "boom".into(), charge: true };
+        assert!(store.finish(job.id, "w", retry, vec![]).await.unwrap());
+    }
+    let dead = store.jobs(JobFilter { tenant: "t".into(), state: Some(JobState::Dead), ..Default::default() });
+    let dead = dead.await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].last_error.as_deref().unwrap().contains("gave up after 3"));
+    let err = store.cancel("t", 999, "admin").await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)));
+    let replayed = store.replay("t", dead[0].id, "admin").await.unwrap();
+    assert_eq!(replayed.state, JobState::Available);
+    assert!(store.replay("t", dead[0].id, "admin").await.is_err());
+    assert!(store.verify_audit().await.unwrap().ok());
+}
+
+#[tokio::test]
+async fn audit_is_append_only_and_secrets_are_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.intake(vec![event("a", "p1")], None).await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!((report.entries, report.ok()), (1, true));
+    let conn = Connection::open(store.path()).unwrap();
+    let err = conn.execute("UPDATE audit SET actor = 'x'", []).unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+    store.put_secret("lever", "s3cret").await.unwrap();
+    assert_eq!(store.secret("lever").await.unwrap().as_deref(), Some("s3cret"));
+    let raw: Vec<u8> = conn.query_row("SELECT ciphertext FROM secrets", [], |r| r.get(0)).unwrap();
+    assert!(!raw.windows(6).any(|w| w == b"s3cret"));
+}
+
+#[tokio::test]
+async fn kv_keeps_quotas_and_namespaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let kv = store.kv();
+    let a = tenure_capabilities::KvNamespace { tenant: "a".into(), plugin: "p".into() };
+    let b = tenure_capabilities::KvNamespace { tenant: "b".into(), plugin: "p".into() };
+    kv.set(&a, "user/1", b"x").await.unwrap();
+    kv.set(&a, "user/2", b"y").await.unwrap();
+    assert_eq!(kv.get(&b, "user/1").await.unwrap(), None);
+    assert_eq!(kv.list_keys(&a, "user/").await.unwrap(), vec!["user/1", "user/2"]);
+    kv.remove(&a, "user/1").await.unwrap();
+    assert_eq!(kv.get(&a, "user/1").await.unwrap(), None);
+    let usage: (i64, i64) = Connection::open(store.path())
+        .unwrap()
+        .query_row("SELECT keys, bytes FROM kv_usage WHERE tenant = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert_eq!(usage, (1, 7));
+}
+
+#[test]
+fn dates_convert_to_epoch_days() {
+    assert_eq!(date_start_ms("1970-01-02"), Some(86_400_000));
+    assert_eq!(date_start_ms("2026-03-01"), Some(1_772_323_200_000));
+    assert_eq!(date_start_ms("nope"), None);
+}

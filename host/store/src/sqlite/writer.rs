@@ -1,0 +1,212 @@
+//! The one writer thread: it owns the write connection, runs queued writes in
+//! batches (one transaction and one fsync for many callers: group commit),
+//! isolates each write in a savepoint, and answers callers only after commit.
+
+use crate::audit::{GENESIS, entry_hash, redact};
+use crate::{AuditRecord, StoreError, StoreResult};
+use rusqlite::{Connection, params};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// Most writes committed together.
+const MAX_BATCH: usize = 512;
+
+/// The audit chain's head, kept by the writer.
+#[derive(Clone)]
+pub(crate) struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+/// What a write sees: the connection (inside the batch transaction) and the audit chain.
+pub(crate) struct WriteCtx<'c> {
+    pub conn: &'c Connection,
+    head: &'c mut ChainHead,
+    key: &'c [u8; 32],
+    pub now_ms: i64,
+}
+
+impl WriteCtx<'_> {
+    /// Appends one audit entry to the chain (redacted, timestamped, hashed).
+    pub fn audit(&mut self, mut record: AuditRecord) -> StoreResult<()> {
+        record.data = redact(std::mem::take(&mut record.data));
+        let seq = self.head.seq + 1;
+        let hash = entry_hash(self.key, &self.head.hash, seq, self.now_ms, &record);
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                seq,
+                self.now_ms,
+                record.tenant,
+                record.kind,
+                record.actor,
+                record.person_key,
+                record.destination,
+                record.event_id,
+                record.job_id,
+                record.data.to_string(),
+                self.head.hash,
+                hash
+            ])?;
+        self.head.seq = seq;
+        self.head.hash = hash;
+        Ok(())
+    }
+
+    pub fn audit_all(&mut self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        records.into_iter().try_for_each(|r| self.audit(r))
+    }
+}
+
+trait WriteOp: Send {
+    /// Runs the write; false means it failed and must be rolled back.
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
+    /// Answers the caller once the batch's fate is known.
+    fn reply(self: Box<Self>, commit: StoreResult<()>);
+}
+
+struct Op<R, F> {
+    f: Option<F>,
+    result: Option<StoreResult<R>>,
+    tx: oneshot::Sender<StoreResult<R>>,
+}
+
+impl<R, F> WriteOp for Op<R, F>
+where
+    R: Send,
+    F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send,
+{
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(ctx)))
+            .unwrap_or_else(|_| Err(StoreError::Database("a store write panicked".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn reply(self: Box<Self>, commit: StoreResult<()>) {
+        let answer = match (commit, self.result) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(r)) => r,
+            (Ok(()), None) => Err(StoreError::Database("write was not run".into())),
+        };
+        let _ = self.tx.send(answer);
+    }
+}
+
+/// A handle for queueing writes.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Box<dyn WriteOp>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub fn start(conn: Connection, key: [u8; 32], head_file: PathBuf) -> StoreResult<Writer> {
+        let head = conn
+            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
+                Ok(ChainHead { seq: r.get(0)?, hash: r.get(1)? })
+            })
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(ChainHead { seq: 0, hash: GENESIS.into() }),
+                e => Err(e),
+            })?;
+        let (tx, rx) = mpsc::channel::<Box<dyn WriteOp>>();
+        std::thread::Builder::new()
+            .name("tenure-store-writer".into())
+            .spawn(move || run(conn, rx, head, key, head_file))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { tx })
+    }
+
+    /// Runs `f` in the next batch; resolves after the batch commits.
+    pub async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(Op { f: Some(f), result: None, tx }))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn WriteOp>>,
+    mut head: ChainHead,
+    key: [u8; 32],
+    head_file: PathBuf,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let before = head.clone();
+        let commit = run_batch(&conn, &mut batch, &mut head, &key);
+        match &commit {
+            Ok(()) if head.seq != before.seq => {
+                // Best effort: the head outside the database lets `verify` catch a truncated tail.
+                let _ = std::fs::write(&head_file, format!("{} {}\n", head.seq, head.hash));
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "store batch failed; rolled back");
+                head = before;
+            }
+        }
+        for op in batch {
+            op.reply(commit.clone());
+        }
+    }
+}
+
+fn run_batch(
+    conn: &Connection,
+    batch: &mut [Box<dyn WriteOp>],
+    head: &mut ChainHead,
+    key: &[u8; 32],
+) -> StoreResult<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let now = now_ms();
+    for op in batch.iter_mut() {
+        let saved = head.clone();
+        let step = (|| -> StoreResult<()> {
+            conn.execute_batch("SAVEPOINT op")?;
+            let mut ctx = WriteCtx { conn, head, key, now_ms: now };
+            if !op.run(&mut ctx) {
+                conn.execute_batch("ROLLBACK TO op")?;
+                *head = saved.clone();
+            }
+            conn.execute_batch("RELEASE op")?;
+            Ok(())
+        })();
+        if let Err(e) = step {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(())
+}
