@@ -1,5 +1,8 @@
 //! Shared helpers for Tenure's integration tests.
 
+pub mod host;
+pub mod mock_destination;
+
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -179,11 +179,22 @@ const MAX_TEXT: usize = 4096;
 pub fn parse_event(body: &[u8]) -> Result<ValidEvent, InvalidEvent> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let input: EventIn = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path == "?" { "body".to_string() } else { path };
+        let field = error_field(e.path().to_string(), &e.inner().to_string());
         invalid(field, e.into_inner().to_string())
     })?;
     validate(input)
+}
+
+/// The field a deserialization error is about: its path, plus the missing field's name.
+pub fn error_field(path: String, message: &str) -> String {
+    let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+    let root = path == "." || path == "?";
+    match (missing, root) {
+        (Some(name), true) => name.to_string(),
+        (Some(name), false) => format!("{path}.{name}"),
+        (None, true) => "body".to_string(),
+        (None, false) => path,
+    }
 }
 
 fn is_iso_date(s: &str) -> bool {
@@ -353,7 +364,7 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr"}]}})).unwrap_err();
-        assert_eq!(e.field, "person.ids[0]");
+        assert_eq!(e.field, "person.ids[0].id");
         assert!(e.reason.contains("missing field `id`"), "{e}");
         let e = parse(serde_json::json!({"kind": "hired", "person": {"ids": []}})).unwrap_err();
         assert_eq!(e.field, "kind");

@@ -103,8 +103,7 @@ fn caller(state: &AppState, headers: &HeaderMap, allowed: &[Role]) -> Result<Cal
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path == "?" { "body".to_string() } else { path };
+        let field = tenure_pipeline::event::error_field(e.path().to_string(), &e.inner().to_string());
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &field, e.into_inner().to_string())
     })
 }

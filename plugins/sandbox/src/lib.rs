@@ -8,7 +8,8 @@
 //! removing a non-member succeeds.
 //!
 //! Keys: `account/<anchor>` (JSON), `by/<attribute>/<lowercased value>` -> anchor,
-//! `ticket/<n>`, `seq`. Lookup also accepts the attribute `anchor`.
+//! `ticket/<n>`, `seq`. Anchors are `sbx-<first matching value>` (stable and unique
+//! without an atomic counter). Lookup also accepts the attribute `anchor`.
 //! Settings: `match_attributes` (comma-separated, default `employeeId,mail`).
 
 use serde::{Deserialize, Serialize};
@@ -164,7 +165,18 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
             return Err(PluginError::Conflict(format!("{name} {value:?} is already taken")));
         }
     }
-    record.anchor = format!("sbx-{}", next_seq("seq")?);
+    // The key-value store has no atomic counter, and creates for different people run
+    // in parallel, so the anchor comes from the (unique) first matching value.
+    record.anchor = match keys.first() {
+        Some((_, value)) => format!(
+            "sbx-{}",
+            value.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect::<String>()
+        ),
+        None => format!("sbx-n{}", next_seq("seq")?),
+    };
+    if get(&format!("account/{}", record.anchor))?.is_some() {
+        return Err(PluginError::Conflict(format!("account {} already exists", record.anchor)));
+    }
     save(&record)?;
     for (name, value) in &keys {
         set(&index_key(name, value), record.anchor.as_bytes())?;

@@ -44,7 +44,8 @@ pub fn plugin_dir() -> PathBuf {
     workspace_root().join("target/plugins")
 }
 
-fn workspace_root() -> PathBuf {
+/// The workspace root (the folder with the top-level Cargo.toml).
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 

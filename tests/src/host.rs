@@ -1,0 +1,191 @@
+//! An in-process Tenure host for tests: a fresh SQLite store in a temporary
+//! folder, the real plugin runtime with built plugins, the pipeline workers and
+//! the HTTP API on a loopback port.
+
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tenure_capabilities::{SystemClock, TenantConfig};
+use tenure_pipeline::{Pipeline, PipelineConfig, QueueConfig, TenantPipeline};
+use tenure_runtime::{Runtime, RuntimeOptions, Services};
+use tenure_server::{ApiToken, AppState, Role};
+use tenure_store::crypto::MasterKey;
+use tenure_store::{SqliteOptions, SqliteStore, Store};
+use tokio::sync::watch;
+
+/// The tenant every test host serves.
+pub const TENANT: &str = "t";
+/// Tokens by role.
+pub const IT_TOKEN: &str = "it-token-0123456789";
+pub const AUDITOR_TOKEN: &str = "auditor-token-0123456789";
+pub const SOURCE_TOKEN: &str = "source-token-0123456789";
+
+/// What to run.
+pub struct HostSpec {
+    /// The runtime side of the tenant: connections and plugin grants.
+    pub tenant: TenantConfig,
+    pub pipeline: TenantPipeline,
+    pub queue: QueueConfig,
+    /// Plugins to load from the plugin folder.
+    pub plugins: Vec<&'static str>,
+}
+
+/// A running host.
+pub struct TestHost {
+    pub base: String,
+    pub pipeline: Arc<Pipeline>,
+    pub store: Arc<SqliteStore>,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A tenant config from TOML (the `[tenants.T]` runtime part).
+pub fn tenant_toml(text: &str) -> TenantConfig {
+    toml_from(text)
+}
+
+/// A pipeline tenant from TOML (`rules`, `[[destinations]]`).
+pub fn pipeline_toml(text: &str) -> TenantPipeline {
+    toml_from(text)
+}
+
+fn toml_from<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    toml::from_str(text).expect("test config")
+}
+
+impl TestHost {
+    pub async fn start(spec: HostSpec) -> TestHost {
+        Self::start_in(spec, tempfile::tempdir().expect("temp dir")).await
+    }
+
+    /// Starts a host on an existing folder (its store survives restarts).
+    pub async fn start_in(spec: HostSpec, dir: tempfile::TempDir) -> TestHost {
+        tenure_capabilities::install_crypto_provider();
+        let options = SqliteOptions { path: dir.path().join("tenure.db"), synchronous_full: true };
+        let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");
+        let services = Services::new(store.kv(), Arc::new(SystemClock)).expect("services");
+        let cache = tenure_plugin_test::workspace_root().join("target/component-cache");
+        let runtime =
+            Runtime::new(RuntimeOptions { cache_dir: Some(cache), ..RuntimeOptions::default() }, services).expect("runtime");
+        for p in &spec.plugins {
+            runtime
+                .register_file(&tenure_plugin_test::plugin_dir().join(format!("{p}.wasm")))
+                .unwrap_or_else(|e| panic!("plugin {p}: {e} (run plugins/build.sh)"));
+        }
+        runtime.set_tenant(TENANT, spec.tenant);
+        let config = PipelineConfig { queue: spec.queue, tenants: [(TENANT.to_string(), spec.pipeline)].into() };
+        let pipeline = Pipeline::new(store.clone() as Arc<dyn Store>, runtime, config).expect("pipeline");
+        let tokens = vec![
+            ApiToken::new("it-admin", Role::It, TENANT, IT_TOKEN),
+            ApiToken::new("auditor", Role::Auditor, TENANT, AUDITOR_TOKEN),
+            ApiToken::new("hr-feed", Role::Source, TENANT, SOURCE_TOKEN),
+        ];
+        let state = AppState { pipeline: pipeline.clone(), tokens: Arc::new(tokens) };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, shutdown) = watch::channel(false);
+        let mut rx = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, tenure_server::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+        let workers = tokio::spawn(pipeline.clone().run_workers(shutdown, Duration::from_secs(5)));
+        TestHost { base, pipeline, store, dir, client: reqwest::Client::new(), stop, tasks: vec![server, workers] }
+    }
+
+    /// Stops the server and the workers; returns the folder so a new host can reopen the store.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.dir
+    }
+
+    pub async fn request(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Posts an event as the source token.
+    pub async fn post_event(&self, event: &Value, key: &str) -> (u16, Value) {
+        self.request(reqwest::Method::POST, "/api/v1/events", SOURCE_TOKEN, Some(event), Some(key)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.request(reqwest::Method::GET, path, IT_TOKEN, None, None).await;
+        assert!(status < 300, "GET {path}: {status} {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, IT_TOKEN, Some(body), None).await
+    }
+
+    /// Waits until no job is available, running or retryable (or panics after `limit`).
+    pub async fn wait_idle(&self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let jobs = self.get("/api/v1/jobs?limit=10000").await;
+            let busy = jobs
+                .as_array()
+                .expect("jobs")
+                .iter()
+                .filter(|j| matches!(j["state"].as_str(), Some("available" | "running" | "retryable")))
+                .count();
+            if busy == 0 {
+                return;
+            }
+            assert!(started.elapsed() < limit, "{busy} jobs still busy after {limit:?}: {jobs}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Audit entries (as JSON) of this tenant, optionally for one person.
+    pub async fn audit(&self, person: Option<&str>) -> Vec<Value> {
+        let path = match person {
+            Some(p) => format!("/api/v1/audit?person={p}"),
+            None => "/api/v1/audit".into(),
+        };
+        let (status, body) = self.request(reqwest::Method::GET, &path, AUDITOR_TOKEN, None, None).await;
+        assert_eq!(status, 200, "{body}");
+        body.as_array().expect("audit").clone()
+    }
+}
+
+/// A joiner event for `id` in the API format.
+pub fn joiner(id: &str, department: &str) -> Value {
+    serde_json::json!({
+        "kind": "joiner", "source": "hr", "source_record_id": format!("hire-{id}"),
+        "person": { "ids": [{"source": "hr", "id": id}], "given_name": format!("Given{id}"), "family_name": "Test",
+                    "department": department, "emails": [{"value": format!("p{id}@example.test"), "primary": true}] }
+    })
+}
+
+/// The standard rules for pipeline tests: one destination named `dest`.
+pub fn rules(destination: &str) -> String {
+    format!(
+        "destination {destination}\n\
+         rule eng: department == \"Engineering\" => group:Engineering, ou:OU=Engineering\n\
+         rule sales: department == \"Sales\" => group:Sales, ou:OU=Sales\n\
+         rule leaver: status == \"terminated\" => disable\n\
+         default => ou:OU=People, group:All-Staff\n\
+         set employeeId = \"{{id}}\"\n\
+         set mail = \"{{email}}\"\n\
+         set department = \"{{department}}\"\n"
+    )
+}
