@@ -143,6 +143,11 @@ fn next_seq(key: &str) -> Result<u64, PluginError> {
     Ok(n)
 }
 
+fn derived_anchor(value: &str) -> String {
+    let safe: String = value.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("sbx-{safe}")
+}
+
 fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     let mut record = Record {
         anchor: String::new(),
@@ -168,11 +173,8 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     // The key-value store has no atomic counter, and creates for different people run
     // in parallel, so the anchor comes from the (unique) first matching value.
     record.anchor = match keys.first() {
-        Some((_, value)) => format!(
-            "sbx-{}",
-            value.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect::<String>()
-        ),
-        None => format!("sbx-n{}", next_seq("seq")?),
+        Some((name, value)) if MATCH.with(|m| m.borrow().first() == Some(name)) => derived_anchor(value),
+        _ => format!("sbx-n{}", next_seq("seq")?),
     };
     if get(&format!("account/{}", record.anchor))?.is_some() {
         return Err(PluginError::Conflict(format!("account {} already exists", record.anchor)));
@@ -256,7 +258,16 @@ impl Guest for Sandbox {
             let anchor = if key.attribute == "anchor" {
                 if get(&format!("account/{}", key.value))?.is_some() { Some(key.value) } else { None }
             } else {
-                get(&index_key(&key.attribute, &key.value))?.and_then(|b| String::from_utf8(b).ok())
+                match get(&index_key(&key.attribute, &key.value))?.and_then(|b| String::from_utf8(b).ok()) {
+                    Some(a) => Some(a),
+                    // A create interrupted between the account and its index: the anchor
+                    // derives from the first matching value, so the account is still found.
+                    None if MATCH.with(|m| m.borrow().first() == Some(&key.attribute)) => {
+                        let derived = derived_anchor(&key.value);
+                        if get(&format!("account/{derived}"))?.is_some() { Some(derived) } else { None }
+                    }
+                    None => None,
+                }
             };
             if let Some(anchor) = anchor {
                 return Ok(vec![to_account(load(&anchor)?)]);
