@@ -1,1 +1,150 @@
-fn main() {}
+//! End-to-end pipeline benchmark: events posted over HTTP to an in-process
+//! host (SQLite with synchronous=FULL, rules-basic, the sandbox destination),
+//! applied by the workers, measured until every job is done.
+//!
+//! Run: `plugins/build.sh && cargo bench -p tenure-tests --bench pipeline`
+//! (`BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_WORKERS` override the defaults).
+//!
+//! Reported, in one process:
+//! - baseline: `GET /healthz` round trips with the same clients (the HTTP floor);
+//! - the durable acknowledgement of `POST /api/v1/events` (p50, p99; ratio to the floor);
+//! - sustained events per second end to end, and p50/p99 from receipt to done.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tenure_pipeline::QueueConfig;
+use tenure_tests::host::{HostSpec, SOURCE_TOKEN, TestHost, joiner, pipeline_toml, rules, tenant_toml};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Runs `total` requests from `clients` concurrent clients; returns each request's latency (ms).
+async fn drive<F, Fut>(clients: usize, total: usize, make: F) -> Vec<f64>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (make, next) = (make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= total {
+                    return lat;
+                }
+                let t = Instant::now();
+                make(i).await;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client task"));
+    }
+    all.sort_by(|a, b| a.total_cmp(b));
+    all
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let events = env("BENCH_EVENTS", 10_000);
+    let clients = env("BENCH_CLIENTS", 32);
+    let workers = env("BENCH_WORKERS", 32);
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
+        rules("sandbox")
+    ));
+    let pipeline = pipeline_toml(
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\", \"mail\"]\n",
+    );
+    let queue = QueueConfig { concurrency: workers, poll_ms: 50, ..QueueConfig::default() };
+    let host = Arc::new(
+        TestHost::start(HostSpec { tenant, pipeline, queue, plugins: vec!["rules-basic", "sandbox"] }).await,
+    );
+    let client = host.client.clone();
+
+    // Baseline: the HTTP floor.
+    let base = host.base.clone();
+    let c = client.clone();
+    let floor = drive(clients, 5_000, move |_| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            let r = c.get(format!("{base}/healthz")).send().await.expect("healthz");
+            assert!(r.status().is_success());
+        }
+    })
+    .await;
+
+    // End to end.
+    let started = Instant::now();
+    let (c, base) = (client.clone(), host.base.clone());
+    let acks = drive(clients, events, move |i| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            let body = joiner(&format!("b{i}"), if i % 2 == 0 { "Engineering" } else { "Sales" });
+            let r = c
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(SOURCE_TOKEN)
+                .header("Idempotency-Key", format!("bench-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 202);
+        }
+    })
+    .await;
+    let posted = started.elapsed();
+    host.wait_idle(Duration::from_secs(600)).await;
+    let done = started.elapsed();
+
+    let db = rusqlite::Connection::open(host.store.path()).expect("db");
+    let mut to_done: Vec<f64> = db
+        .prepare("SELECT j.finished_ms - e.received_ms FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.state = 'completed'")
+        .expect("query")
+        .query_map([], |r| r.get::<_, i64>(0))
+        .expect("rows")
+        .map(|v| v.expect("row") as f64)
+        .collect();
+    to_done.sort_by(|a, b| a.total_cmp(b));
+    let completed = to_done.len();
+    let ops: i64 = db.query_row("SELECT count(*) FROM operations WHERE status = 'done'", [], |r| r.get(0)).expect("ops");
+    assert_eq!(completed, events, "every event completes");
+
+    let rate = events as f64 / done.as_secs_f64();
+    println!("pipeline benchmark: {events} joiners, {clients} clients, {workers} workers, sandbox destination, SQLite synchronous=FULL");
+    println!("  {ops} connector operations ({:.1} per event)", ops as f64 / events as f64);
+    println!(
+        "  baseline GET /healthz       p50 {:>7.2} ms   p99 {:>7.2} ms",
+        percentile(&floor, 0.5),
+        percentile(&floor, 0.99)
+    );
+    println!(
+        "  ack POST /api/v1/events     p50 {:>7.2} ms   p99 {:>7.2} ms   (p99 = {:.1}x the HTTP floor)",
+        percentile(&acks, 0.5),
+        percentile(&acks, 0.99),
+        percentile(&acks, 0.99) / percentile(&floor, 0.99)
+    );
+    println!(
+        "  event -> done               p50 {:>7.0} ms   p99 {:>7.0} ms",
+        percentile(&to_done, 0.5),
+        percentile(&to_done, 0.99)
+    );
+    println!(
+        "  sustained end to end        {rate:>7.0} events/s  (intake alone {:.0} events/s)",
+        events as f64 / posted.as_secs_f64()
+    );
+}

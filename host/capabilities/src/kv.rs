@@ -40,6 +40,19 @@ pub trait KvBackend: Send + Sync {
     fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()>;
     fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()>;
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>>;
+    /// Applies one plugin call's writes (`None` removes) all or nothing. The default
+    /// applies them in order; durable backends commit them in one transaction.
+    fn apply_batch<'a>(&'a self, ns: &'a KvNamespace, writes: Vec<(String, Option<Vec<u8>>)>) -> KvFuture<'a, ()> {
+        Box::pin(async move {
+            for (key, value) in &writes {
+                match value {
+                    Some(v) => self.set(ns, key, v).await?,
+                    None => self.remove(ns, key).await?,
+                }
+            }
+            Ok(())
+        })
+    }
 }
 
 /// What a [`KvBackend`] call returns.

@@ -9,7 +9,10 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 use tenure_runtime::wit;
-use tenure_store::{AuditRecord, ClaimedJob, Finish, Link, LinkUpdate, NewConflict, NewOperation, OpResult};
+use tenure_store::{
+    AuditRecord, ClaimedJob, Finish, FinishedOp, GuardDecision, GuardRequest, Link, LinkUpdate, NewConflict, NewOperation,
+    OpResult,
+};
 use tracing::Instrument;
 
 enum DestOutcome {
@@ -22,6 +25,9 @@ struct JobRun<'a> {
     job: &'a ClaimedJob,
     /// Audit records not yet written; each store write takes them along.
     pending: Vec<AuditRecord>,
+    /// The last operation's result, written with the job's next write (the next
+    /// operation's intent or the end of the attempt): one write per operation.
+    last_op: Option<FinishedOp>,
 }
 
 impl Pipeline {
@@ -32,7 +38,7 @@ impl Pipeline {
             person = %job.person_key, kind = %job.event.kind, attempt = job.attempt
         );
         async move {
-            let mut run = JobRun { p: self, job: &job, pending: Vec::new() };
+            let mut run = JobRun { p: self, job: &job, pending: Vec::new(), last_op: None };
             let finish = run.run().await;
             let (kind, data) = match &finish {
                 Finish::Completed => ("job.completed", json!({ "attempt": job.attempt })),
@@ -51,7 +57,7 @@ impl Pipeline {
                 Finish::Dead { .. } => "dead",
                 Finish::Held { .. } => "held",
             };
-            match self.store.finish(job.id, &self.owner, finish.clone(), audit).await {
+            match self.store.finish(job.id, &self.owner, finish.clone(), audit, run.last_op.take()).await {
                 Ok(true) => {
                     self.metrics.attempts.with_label_values(&[job.tenant.as_str(), outcome]).inc();
                     if matches!(finish, Finish::Completed) {
@@ -95,6 +101,14 @@ impl JobRun<'_> {
         let mut out = std::mem::take(&mut self.pending);
         out.extend(extra);
         out
+    }
+
+    /// Writes the last operation's result now (before a write that is not an operation).
+    async fn flush(&mut self) -> Result<(), Failure> {
+        match self.last_op.take() {
+            Some(done) => self.p.store.op_finished(done).await.map_err(|e| Failure::store(&e)),
+            None => Ok(()),
+        }
     }
 
     fn failed(&self, f: Failure) -> Finish {
@@ -221,6 +235,7 @@ impl JobRun<'_> {
                         link: Some(link.clone()),
                     };
                     let audit = self.take(Some(rec));
+                    self.flush().await?;
                     store.put_link(update, audit).await.map_err(|e| Failure::store(&e))?;
                 }
                 (Some(account), Some(link))
@@ -245,6 +260,7 @@ impl JobRun<'_> {
                     now_ms: now_ms(),
                 };
                 let audit = self.take(Some(rec));
+                self.flush().await?;
                 store.open_conflict(conflict, audit).await.map_err(|e| Failure::store(&e))?;
                 tracing::warn!(destination = name, kind, "conflict held for a person to decide");
                 return Ok(DestOutcome::Held(format!("conflict:{name}")));
@@ -299,7 +315,8 @@ impl JobRun<'_> {
                 now_ms: now_ms(),
             };
             let audit = self.take(None);
-            let op_id = store.op_started(started, audit).await.map_err(|e| Failure::store(&e))?;
+            let previous = self.last_op.take();
+            let op_id = store.op_started(previous, started, audit).await.map_err(|e| Failure::store(&e))?;
             let clock = Instant::now();
             let result = r.connector.apply(&op).await;
             let duration_ms = clock.elapsed().as_millis() as u64;
@@ -315,7 +332,7 @@ impl JobRun<'_> {
                                     retry: false,
                                     retry_after_ms: None,
                                 };
-                                self.op_failed(op_id, planned, name, duration_ms, &f).await?;
+                                self.op_failed(op_id, planned, name, duration_ms, &f);
                                 return Err(f);
                             }
                         }
@@ -336,12 +353,12 @@ impl JobRun<'_> {
                                 "status": "done", "duration_ms": duration_ms, "summary": outcome.summary }),
                     );
                     let result = OpResult { status: "done".into(), detail: outcome.summary, anchor: created, now_ms: now_ms() };
-                    store.op_finished(op_id, result, update, vec![rec]).await.map_err(|e| Failure::store(&e))?;
+                    self.last_op = Some(FinishedOp { op_id, result, link: update, audit: vec![rec] });
                     p.metrics.operations.with_label_values(&[job.tenant.as_str(), name, planned.kind, "done"]).inc();
                 }
                 Err(e) => {
                     let f = Failure::of_call(&e);
-                    self.op_failed(op_id, planned, name, duration_ms, &f).await?;
+                    self.op_failed(op_id, planned, name, duration_ms, &f);
                     return Err(f);
                 }
             }
@@ -349,14 +366,7 @@ impl JobRun<'_> {
         Ok(DestOutcome::Done)
     }
 
-    async fn op_failed(
-        &mut self,
-        op_id: i64,
-        planned: &PlannedOp,
-        destination: &str,
-        duration_ms: u64,
-        f: &Failure,
-    ) -> Result<(), Failure> {
+    fn op_failed(&mut self, op_id: i64, planned: &PlannedOp, destination: &str, duration_ms: u64, f: &Failure) {
         let rec = self.record(
             "op.failed",
             Some(destination),
@@ -365,42 +375,40 @@ impl JobRun<'_> {
         );
         let result = OpResult { status: "failed".into(), detail: format!("{}: {}", f.class, f.message), anchor: None, now_ms: now_ms() };
         self.p.metrics.operations.with_label_values(&[self.job.tenant.as_str(), destination, planned.kind, "failed"]).inc();
-        self.p.store.op_finished(op_id, result, None, vec![rec]).await.map_err(|e| Failure::store(&e))
+        self.last_op = Some(FinishedOp { op_id, result, link: None, audit: vec![rec] });
     }
 
     /// The mass-change guard: None to go ahead, Some(hold reason) to stop.
     async fn guard_check(&mut self, dest: &DestinationConfig) -> Result<Option<String>, Failure> {
         let (p, job) = (self.p, self.job);
-        let reason = format!("guard:{}", dest.name);
-        let guard = p.store.guard(&job.tenant, &dest.name).await.map_err(|e| Failure::store(&e))?;
-        if guard.tripped {
-            return Ok(Some(reason));
-        }
         let g = &dest.guard;
-        let since = now_ms() - g.window_secs * 1000;
-        let recent = p.store.destructive_since(&job.tenant, &dest.name, since).await.map_err(|e| Failure::store(&e))? + 1;
-        let managed = p.store.managed_count(&job.tenant, &dest.name).await.map_err(|e| Failure::store(&e))?;
-        let over_count = g.max_accounts.is_some_and(|n| recent > n);
-        let over_share = g.max_percent.is_some_and(|pct| {
-            managed > 0 && managed >= g.min_population && recent as f64 * 100.0 / managed as f64 > pct
-        });
-        if !over_count && !over_share {
-            return Ok(None);
+        let alert = self.record("guard.tripped", Some(&dest.name), serde_json::Value::Null);
+        self.flush().await?;
+        let request = GuardRequest {
+            tenant: job.tenant.clone(),
+            destination: dest.name.clone(),
+            job_id: job.id,
+            now_ms: now_ms(),
+            window_ms: g.window_secs * 1000,
+            max_accounts: g.max_accounts,
+            max_percent: g.max_percent,
+            min_population: g.min_population,
+            alert,
+        };
+        match p.store.guard_admit(request).await.map_err(|e| Failure::store(&e))? {
+            GuardDecision::Admitted { recent, by_approval } => {
+                if by_approval {
+                    self.pending.push(self.record("guard.approved_change", Some(&dest.name), json!({ "recent": recent })));
+                }
+                Ok(None)
+            }
+            GuardDecision::Held { why, newly_tripped } => {
+                if newly_tripped {
+                    tracing::error!(destination = %dest.name, %why, "mass-change guard tripped; approval required");
+                }
+                Ok(Some(format!("guard:{}", dest.name)))
+            }
         }
-        if p.store.take_guard_budget(&job.tenant, &dest.name).await.map_err(|e| Failure::store(&e))? {
-            self.pending.push(self.record("guard.approved_change", Some(&dest.name), json!({ "recent": recent })));
-            return Ok(None);
-        }
-        let why = format!(
-            "{recent} people would have accounts disabled, deleted, moved or stripped of groups within {} s \
-             (limits: {:?} people, {:?}% of {managed} managed accounts)",
-            g.window_secs, g.max_accounts, g.max_percent
-        );
-        tracing::error!(destination = %dest.name, %why, "mass-change guard tripped; approval required");
-        let rec = self.record("guard.tripped", Some(&dest.name), json!({ "why": why, "recent": recent, "managed": managed }));
-        let audit = self.take(Some(rec));
-        p.store.trip_guard(&job.tenant, &dest.name, &why, audit).await.map_err(|e| Failure::store(&e))?;
-        Ok(Some(reason))
     }
 }
 

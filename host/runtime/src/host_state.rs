@@ -86,7 +86,13 @@ pub(crate) struct HostState {
     pub panic: Option<String>,
     /// Log lines this call may still emit.
     pub log_budget: u32,
+    /// This call's key-value writes (`None` removes), committed together when the call succeeds.
+    pub kv_pending: std::collections::BTreeMap<String, Option<Vec<u8>>>,
+    kv_pending_bytes: usize,
 }
+
+/// Most bytes one call may write to its key-value store before it returns.
+pub const KV_BYTES_PER_CALL: usize = 16 * 1024 * 1024;
 
 impl HostState {
     pub fn new(binding: Arc<Binding>, memory_limit: usize) -> Self {
@@ -105,6 +111,8 @@ impl HostState {
             binding,
             panic: None,
             log_budget: LOG_LINES_PER_CALL,
+            kv_pending: Default::default(),
+            kv_pending_bytes: 0,
         }
     }
 }
@@ -392,10 +400,33 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Takes this call's pending key-value writes.
+    pub fn take_kv_writes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.kv_pending_bytes = 0;
+        std::mem::take(&mut self.kv_pending).into_iter().collect()
+    }
+
+    fn stage(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), kv::KvError> {
+        let size = key.len() + value.as_ref().map_or(0, Vec::len);
+        if self.kv_pending_bytes + size > KV_BYTES_PER_CALL {
+            return Err(kv::KvError::TooLarge(format!(
+                "one call may write at most {KV_BYTES_PER_CALL} bytes to its key-value store"
+            )));
+        }
+        self.kv_pending_bytes += size;
+        self.kv_pending.insert(key, value);
+        Ok(())
+    }
+}
+
 impl kv::Host for HostState {
     async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, kv::KvError> {
         self.kv_allowed()?;
         caps::kv::check_sizes(&key, None).map_err(kv_error)?;
+        if let Some(staged) = self.kv_pending.get(&key) {
+            return Ok(staged.clone());
+        }
         let b = &self.binding;
         b.services.kv.get(&b.kv_namespace, &key).await.map_err(kv_error)
     }
@@ -403,24 +434,33 @@ impl kv::Host for HostState {
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
         self.kv_allowed()?;
         caps::kv::check_sizes(&key, Some(&value)).map_err(kv_error)?;
-        let b = &self.binding;
-        b.services.kv.set(&b.kv_namespace, &key, &value).await.map_err(kv_error)
+        self.stage(key, Some(value))
     }
 
     async fn remove(&mut self, key: String) -> Result<(), kv::KvError> {
         self.kv_allowed()?;
         caps::kv::check_sizes(&key, None).map_err(kv_error)?;
-        let b = &self.binding;
-        b.services.kv.remove(&b.kv_namespace, &key).await.map_err(kv_error)
+        self.stage(key, None)
     }
 
     async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::KvError> {
         self.kv_allowed()?;
         let b = &self.binding;
-        b.services
+        let mut keys: std::collections::BTreeSet<String> = b
+            .services
             .kv
             .list_keys(&b.kv_namespace, &prefix)
             .await
-            .map_err(kv_error)
+            .map_err(kv_error)?
+            .into_iter()
+            .collect();
+        for (k, v) in self.kv_pending.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+            if v.is_some() {
+                keys.insert(k.clone());
+            } else {
+                keys.remove(k);
+            }
+        }
+        Ok(keys.into_iter().collect())
     }
 }

@@ -84,6 +84,10 @@ macro_rules! call_export {
             let $store = &mut warm.store;
             $handle.run(until, $call).await
         };
+        let writes = warm.store.data_mut().take_kv_writes();
+        if matches!(r, Ok(Ok(Ok(_)))) && !writes.is_empty() {
+            $handle.commit_kv(writes).await?;
+        }
         $handle.settle(warm, r)
     }};
 }
@@ -153,6 +157,19 @@ impl PluginHandle {
         call_export!(self, Source, |p, store| p
             .tenure_plugin_source()
             .call_poll(store, cursor))
+    }
+
+    /// Commits one successful call's key-value writes together. A call that fails, traps
+    /// or times out leaves nothing behind.
+    async fn commit_kv(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), CallError> {
+        let b = &self.binding;
+        b.services.kv.apply_batch(&b.kv_namespace, writes).await.map_err(|e| CallError::Plugin {
+            plugin: self.label(),
+            error: match e {
+                tenure_capabilities::KvError::TooLarge(m) => PluginError::Permanent(format!("key-value store: {m}")),
+                other => PluginError::Transient(format!("key-value store: {other}")),
+            },
+        })
     }
 
     /// Refuses a call for another plugin kind before any instance is taken.
@@ -236,6 +253,10 @@ impl PluginHandle {
                     )
                     .await;
                 self.configured(&store, r)?;
+                let writes = store.data_mut().take_kv_writes();
+                if !writes.is_empty() {
+                    self.commit_kv(writes).await?;
+                }
                 Exports::Rules(p)
             }
             Pre::Connector(pre) => {
@@ -248,6 +269,10 @@ impl PluginHandle {
                     )
                     .await;
                 self.configured(&store, r)?;
+                let writes = store.data_mut().take_kv_writes();
+                if !writes.is_empty() {
+                    self.commit_kv(writes).await?;
+                }
                 Exports::Connector(p)
             }
             Pre::Source(pre) => {
@@ -260,6 +285,10 @@ impl PluginHandle {
                     )
                     .await;
                 self.configured(&store, r)?;
+                let writes = store.data_mut().take_kv_writes();
+                if !writes.is_empty() {
+                    self.commit_kv(writes).await?;
+                }
                 Exports::Source(p)
             }
         };

@@ -69,18 +69,21 @@ pub trait Store: Send + Sync + 'static {
     async fn claim(&self, owner: &str, now_ms: i64, lease_ms: i64, limit: usize) -> StoreResult<Vec<ClaimedJob>>;
     /// Extends the leases `owner` holds on these jobs.
     async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;
-    /// Ends an attempt. Returns false (and changes nothing) when `owner` lost the lease.
-    async fn finish(&self, job_id: i64, owner: &str, finish: Finish, audit: Vec<AuditRecord>) -> StoreResult<bool>;
-    /// Records that an operation is about to be sent (so a crash after the call is recognised).
-    async fn op_started(&self, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64>;
-    /// Records an operation's result, and the link it established or changed.
-    async fn op_finished(
+    /// Ends an attempt, first recording the result of its last operation (always).
+    /// Returns false (and leaves the job alone) when `owner` lost the lease.
+    async fn finish(
         &self,
-        op_id: i64,
-        result: OpResult,
-        link: Option<LinkUpdate>,
+        job_id: i64,
+        owner: &str,
+        finish: Finish,
         audit: Vec<AuditRecord>,
-    ) -> StoreResult<()>;
+        last_op: Option<FinishedOp>,
+    ) -> StoreResult<bool>;
+    /// Records that an operation is about to be sent (so a crash after the call is
+    /// recognised), together with the result of the job's previous operation.
+    async fn op_started(&self, previous: Option<FinishedOp>, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64>;
+    /// Records an operation's result, and the link it established or changed.
+    async fn op_finished(&self, done: FinishedOp) -> StoreResult<()>;
     /// Writes a link outside an operation (a merge or a recovered create), with its audit.
     async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()>;
     /// Operations recorded for a job, oldest first.
@@ -91,14 +94,12 @@ pub trait Store: Send + Sync + 'static {
     async fn anchor_owner(&self, tenant: &str, destination: &str, anchor: &str) -> StoreResult<Option<String>>;
     /// How many accounts Tenure manages in a destination.
     async fn managed_count(&self, tenant: &str, destination: &str) -> StoreResult<i64>;
-    /// People (jobs) with destructive operations in a destination since `since_ms`.
-    async fn destructive_since(&self, tenant: &str, destination: &str, since_ms: i64) -> StoreResult<i64>;
     /// The mass-change guard of a destination.
     async fn guard(&self, tenant: &str, destination: &str) -> StoreResult<Guard>;
-    /// Trips a guard (idempotent) and records the alert.
-    async fn trip_guard(&self, tenant: &str, destination: &str, reason: &str, audit: Vec<AuditRecord>) -> StoreResult<()>;
-    /// Takes one approved change from a guard's budget; false when none is left.
-    async fn take_guard_budget(&self, tenant: &str, destination: &str) -> StoreResult<bool>;
+    /// Decides, atomically with every other job, whether a job may make destructive
+    /// changes in a destination: admitted within the limits or an approved budget,
+    /// else the guard trips and the job must wait.
+    async fn guard_admit(&self, request: GuardRequest) -> StoreResult<GuardDecision>;
     /// Approves a tripped guard: its held jobs run. Returns how many were released.
     async fn approve_guard(&self, tenant: &str, destination: &str, actor: &str) -> StoreResult<i64>;
     /// All guards of a tenant.

@@ -198,6 +198,15 @@ pub struct OpResult {
     pub now_ms: i64,
 }
 
+/// An operation's result waiting to be written with the next write of its job.
+#[derive(Debug, Clone)]
+pub struct FinishedOp {
+    pub op_id: i64,
+    pub result: OpResult,
+    pub link: Option<LinkUpdate>,
+    pub audit: Vec<AuditRecord>,
+}
+
 /// A recorded operation.
 #[derive(Debug, Clone, Serialize)]
 pub struct OperationRow {
@@ -338,4 +347,29 @@ pub struct Kpis {
     pub first_day_access_rate: Option<f64>,
     /// Failed connector operations per 1,000 events.
     pub errors_per_1000_events: f64,
+}
+
+/// A job asking to make destructive changes in a destination.
+#[derive(Debug, Clone)]
+pub struct GuardRequest {
+    pub tenant: String,
+    pub destination: String,
+    pub job_id: i64,
+    pub now_ms: i64,
+    pub window_ms: i64,
+    pub max_accounts: Option<i64>,
+    pub max_percent: Option<f64>,
+    /// The percentage applies from this many managed accounts on.
+    pub min_population: i64,
+    /// Written if this request trips the guard, with the reason filled in.
+    pub alert: AuditRecord,
+}
+
+/// The guard's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GuardDecision {
+    /// Go ahead (`by_approval`: within an approved budget).
+    Admitted { recent: i64, by_approval: bool },
+    /// Stop and wait for approval.
+    Held { why: String, newly_tripped: bool },
 }

@@ -2,6 +2,7 @@
 //! writes group-committed by the writer, quotas kept in `kv_usage`.
 
 use super::SqliteStore;
+use crate::StoreError;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
 use tenure_capabilities::kv::{MAX_BYTES_PER_STORE, MAX_KEYS_PER_STORE};
@@ -28,73 +29,69 @@ impl KvBackend for SqliteKv {
     }
 
     fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()> {
-        let (ns, key, value) = (ns.clone(), key.to_string(), value.to_vec());
-        Box::pin(async move {
-            let outcome = self
-                .0
-                .writer
-                .write(move |ctx| {
-                    let c = ctx.conn;
-                    let old: Option<i64> = c
-                        .prepare_cached("SELECT length(value) FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3")?
-                        .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
-                        .optional()?;
-                    let (keys, bytes): (i64, i64) = c
-                        .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE tenant = ?1 AND plugin = ?2")?
-                        .query_row(params![ns.tenant, ns.plugin], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()?
-                        .unwrap_or((0, 0));
-                    let new_keys = keys + i64::from(old.is_none());
-                    let new_bytes =
-                        bytes - old.map(|o| o + key.len() as i64).unwrap_or(0) + (key.len() + value.len()) as i64;
-                    if new_keys > MAX_KEYS_PER_STORE as i64 {
-                        return Ok(Err(KvError::TooLarge(format!("the store is full: {MAX_KEYS_PER_STORE} keys"))));
-                    }
-                    if new_bytes > MAX_BYTES_PER_STORE as i64 {
-                        return Ok(Err(KvError::TooLarge(format!("the store is full: {MAX_BYTES_PER_STORE} bytes"))));
-                    }
-                    c.prepare_cached(
-                        "INSERT INTO kv (tenant, plugin, key, value) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (tenant, plugin, key) DO UPDATE SET value = excluded.value",
-                    )?
-                    .execute(params![ns.tenant, ns.plugin, key, value])?;
-                    c.prepare_cached(
-                        "INSERT INTO kv_usage (tenant, plugin, keys, bytes) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (tenant, plugin) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
-                    )?
-                    .execute(params![ns.tenant, ns.plugin, new_keys, new_bytes])?;
-                    Ok(Ok(()))
-                })
-                .await
-                .map_err(err)?;
-            outcome
-        })
+        self.apply_batch(ns, vec![(key.to_string(), Some(value.to_vec()))])
     }
 
     fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()> {
-        let (ns, key) = (ns.clone(), key.to_string());
+        self.apply_batch(ns, vec![(key.to_string(), None)])
+    }
+
+    fn apply_batch<'a>(&'a self, ns: &'a KvNamespace, writes: Vec<(String, Option<Vec<u8>>)>) -> KvFuture<'a, ()> {
+        let ns = ns.clone();
         Box::pin(async move {
             self.0
                 .writer
                 .write(move |ctx| {
-                    let removed: Option<i64> = ctx
-                        .conn
-                        .prepare_cached(
-                            "DELETE FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3 RETURNING length(value)",
-                        )?
-                        .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
-                        .optional()?;
-                    if let Some(len) = removed {
-                        ctx.conn
-                            .prepare_cached(
-                                "UPDATE kv_usage SET keys = keys - 1, bytes = bytes - ?3 WHERE tenant = ?1 AND plugin = ?2",
-                            )?
-                            .execute(params![ns.tenant, ns.plugin, len + key.len() as i64])?;
+                    let c = ctx.conn;
+                    let (mut keys, mut bytes): (i64, i64) = c
+                        .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE tenant = ?1 AND plugin = ?2")?
+                        .query_row(params![ns.tenant, ns.plugin], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?
+                        .unwrap_or((0, 0));
+                    for (key, value) in &writes {
+                        let old: Option<i64> = c
+                            .prepare_cached("SELECT length(value) FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3")?
+                            .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
+                            .optional()?;
+                        if let Some(old) = old {
+                            keys -= 1;
+                            bytes -= old + key.len() as i64;
+                        }
+                        match value {
+                            Some(v) => {
+                                keys += 1;
+                                bytes += (key.len() + v.len()) as i64;
+                                c.prepare_cached(
+                                    "INSERT INTO kv (tenant, plugin, key, value) VALUES (?1, ?2, ?3, ?4)
+                                     ON CONFLICT (tenant, plugin, key) DO UPDATE SET value = excluded.value",
+                                )?
+                                .execute(params![ns.tenant, ns.plugin, key, v])?;
+                            }
+                            None => {
+                                c.prepare_cached("DELETE FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3")?
+                                    .execute(params![ns.tenant, ns.plugin, key])?;
+                            }
+                        }
                     }
+                    if keys > MAX_KEYS_PER_STORE as i64 {
+                        // Rolls the whole batch back.
+                        return Err(StoreError::Conflict(format!("the store is full: {MAX_KEYS_PER_STORE} keys")));
+                    }
+                    if bytes > MAX_BYTES_PER_STORE as i64 {
+                        return Err(StoreError::Conflict(format!("the store is full: {MAX_BYTES_PER_STORE} bytes")));
+                    }
+                    c.prepare_cached(
+                        "INSERT INTO kv_usage (tenant, plugin, keys, bytes) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (tenant, plugin) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+                    )?
+                    .execute(params![ns.tenant, ns.plugin, keys, bytes])?;
                     Ok(())
                 })
                 .await
-                .map_err(err)
+                .map_err(|e| match e {
+                    StoreError::Conflict(m) => KvError::TooLarge(m),
+                    other => err(other),
+                })
         })
     }
 

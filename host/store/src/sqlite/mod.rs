@@ -398,10 +398,20 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn finish(&self, job_id: i64, owner: &str, finish: Finish, audit: Vec<AuditRecord>) -> StoreResult<bool> {
+    async fn finish(
+        &self,
+        job_id: i64,
+        owner: &str,
+        finish: Finish,
+        audit: Vec<AuditRecord>,
+        last_op: Option<FinishedOp>,
+    ) -> StoreResult<bool> {
         let owner = owner.to_string();
         self.writer
             .write(move |ctx| {
+                if let Some(done) = last_op {
+                    record_op_result(ctx, done)?;
+                }
                 let c = ctx.conn;
                 let current: Option<(u32, u32)> = c
                     .prepare_cached(
@@ -457,9 +467,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn op_started(&self, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64> {
+    async fn op_started(&self, previous: Option<FinishedOp>, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64> {
         self.writer
             .write(move |ctx| {
+                if let Some(done) = previous {
+                    record_op_result(ctx, done)?;
+                }
                 let id = ctx
                     .conn
                     .prepare_cached(
@@ -479,28 +492,8 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn op_finished(
-        &self,
-        op_id: i64,
-        result: OpResult,
-        link: Option<LinkUpdate>,
-        audit: Vec<AuditRecord>,
-    ) -> StoreResult<()> {
-        self.writer
-            .write(move |ctx| {
-                ctx.conn
-                    .prepare_cached(
-                        "UPDATE operations SET status = ?2, detail = ?3, anchor = coalesce(?4, anchor), finished_ms = ?5,
-                         failures = failures + (?2 = 'failed') WHERE id = ?1",
-                    )?
-                    .execute(params![op_id, result.status, result.detail, result.anchor, result.now_ms])?;
-                if let Some(l) = link {
-                    write_link(ctx.conn, &l, result.now_ms)?;
-                }
-                ctx.audit_all(audit)?;
-                Ok(())
-            })
-            .await
+    async fn op_finished(&self, done: FinishedOp) -> StoreResult<()> {
+        self.writer.write(move |ctx| record_op_result(ctx, done)).await
     }
 
     async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()> {
@@ -547,16 +540,6 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn destructive_since(&self, tenant: &str, destination: &str, since_ms: i64) -> StoreResult<i64> {
-        self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT count(DISTINCT job_id) FROM operations WHERE tenant = ?1 AND destination = ?2
-                 AND started_ms >= ?3 AND destructive = 1 AND status IN ('started', 'done')",
-            )?
-            .query_row(params![tenant, destination, since_ms], |r| r.get(0))?)
-        })
-    }
-
     async fn guard(&self, tenant: &str, destination: &str) -> StoreResult<Guard> {
         self.read(|c| {
             Ok(c.prepare_cached(
@@ -569,37 +552,68 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn trip_guard(&self, tenant: &str, destination: &str, reason: &str, audit: Vec<AuditRecord>) -> StoreResult<()> {
-        let (tenant, destination, reason) = (tenant.to_string(), destination.to_string(), reason.to_string());
+    async fn guard_admit(&self, req: GuardRequest) -> StoreResult<GuardDecision> {
         self.writer
             .write(move |ctx| {
-                let changed = ctx
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO guards (tenant, destination, tripped, budget, reason, tripped_ms) VALUES (?1, ?2, 1, 0, ?3, ?4)
-                         ON CONFLICT (tenant, destination) DO UPDATE SET tripped = 1, budget = 0, reason = excluded.reason,
-                             tripped_ms = excluded.tripped_ms WHERE tripped = 0",
-                    )?
-                    .execute(params![tenant, destination, reason, ctx.now_ms])?;
-                if changed == 0 {
-                    tracing::debug!("guard of {destination} was already tripped");
+                let c = ctx.conn;
+                let (t, d) = (&req.tenant, &req.destination);
+                let row: Option<(i64, i64, Option<String>)> = c
+                    .prepare_cached("SELECT tripped, budget, reason FROM guards WHERE tenant = ?1 AND destination = ?2")?
+                    .query_row(params![t, d], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()?;
+                let (tripped, budget, reason) = row.unwrap_or((0, 0, None));
+                if tripped != 0 {
+                    return Ok(GuardDecision::Held { why: reason.unwrap_or_default(), newly_tripped: false });
                 }
-                ctx.audit_all(audit)
-            })
-            .await
-    }
-
-    async fn take_guard_budget(&self, tenant: &str, destination: &str) -> StoreResult<bool> {
-        let (tenant, destination) = (tenant.to_string(), destination.to_string());
-        self.writer
-            .write(move |ctx| {
-                Ok(ctx
-                    .conn
-                    .prepare_cached(
-                        "UPDATE guards SET budget = budget - 1 WHERE tenant = ?1 AND destination = ?2 AND budget > 0 AND tripped = 0",
-                    )?
-                    .execute(params![tenant, destination])?
-                    > 0)
+                let admitted_before = c
+                    .prepare_cached("SELECT 1 FROM guard_admissions WHERE tenant = ?1 AND destination = ?2 AND job_id = ?3")?
+                    .query_row(params![t, d, req.job_id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                let window: i64 = c
+                    .prepare_cached("SELECT count(*) FROM guard_admissions WHERE tenant = ?1 AND destination = ?2 AND at_ms >= ?3")?
+                    .query_row(params![t, d, req.now_ms - req.window_ms], |r| r.get(0))?;
+                if admitted_before {
+                    return Ok(GuardDecision::Admitted { recent: window, by_approval: false });
+                }
+                let recent = window + 1;
+                let managed: i64 = c
+                    .prepare_cached("SELECT count(*) FROM links WHERE tenant = ?1 AND destination = ?2")?
+                    .query_row(params![t, d], |r| r.get(0))?;
+                let over_count = req.max_accounts.is_some_and(|n| recent > n);
+                let over_share = req.max_percent.is_some_and(|pct| {
+                    managed > 0 && managed >= req.min_population && recent as f64 * 100.0 / managed as f64 > pct
+                });
+                let admit = |by_approval| -> StoreResult<GuardDecision> {
+                    c.prepare_cached("INSERT INTO guard_admissions (tenant, destination, job_id, at_ms) VALUES (?1, ?2, ?3, ?4)")?
+                        .execute(params![t, d, req.job_id, req.now_ms])?;
+                    Ok(GuardDecision::Admitted { recent, by_approval })
+                };
+                if !over_count && !over_share {
+                    return admit(false);
+                }
+                if budget > 0 {
+                    c.prepare_cached("UPDATE guards SET budget = budget - 1 WHERE tenant = ?1 AND destination = ?2")?
+                        .execute(params![t, d])?;
+                    return admit(true);
+                }
+                let why = format!(
+                    "{recent} people would have accounts disabled, deleted, moved or stripped of groups within {} s \
+                     (limits: {:?} people, {:?}% of {managed} managed accounts)",
+                    req.window_ms / 1000,
+                    req.max_accounts,
+                    req.max_percent
+                );
+                c.prepare_cached(
+                    "INSERT INTO guards (tenant, destination, tripped, budget, reason, tripped_ms) VALUES (?1, ?2, 1, 0, ?3, ?4)
+                     ON CONFLICT (tenant, destination) DO UPDATE SET tripped = 1, budget = 0, reason = excluded.reason,
+                         tripped_ms = excluded.tripped_ms",
+                )?
+                .execute(params![t, d, why, req.now_ms])?;
+                let mut alert = req.alert;
+                alert.data = serde_json::json!({ "why": why, "recent": recent, "managed": managed });
+                ctx.audit(alert)?;
+                Ok(GuardDecision::Held { why, newly_tripped: true })
             })
             .await
     }
@@ -1015,6 +1029,20 @@ impl Store for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))?;
         self.writer.write(|_| Ok(())).await
     }
+}
+
+fn record_op_result(ctx: &mut writer::WriteCtx<'_>, done: FinishedOp) -> StoreResult<()> {
+    let r = &done.result;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE operations SET status = ?2, detail = ?3, anchor = coalesce(?4, anchor), finished_ms = ?5,
+             failures = failures + (?2 = 'failed') WHERE id = ?1",
+        )?
+        .execute(params![done.op_id, r.status, r.detail, r.anchor, r.now_ms])?;
+    if let Some(l) = &done.link {
+        write_link(ctx.conn, l, r.now_ms)?;
+    }
+    ctx.audit_all(done.audit)
 }
 
 fn write_link(c: &Connection, l: &LinkUpdate, now_ms: i64) -> StoreResult<()> {

@@ -137,3 +137,13 @@ CREATE TABLE IF NOT EXISTS secrets (
     ciphertext BLOB NOT NULL,
     updated_ms INTEGER NOT NULL
 );
+
+-- People admitted past a destination's mass-change guard (one row per job).
+CREATE TABLE IF NOT EXISTS guard_admissions (
+    tenant TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, destination, job_id)
+);
+CREATE INDEX IF NOT EXISTS guard_admissions_window ON guard_admissions (tenant, destination, at_ms);

@@ -36,8 +36,8 @@ async fn intake_deduplicates_and_claims_in_person_order() {
     assert_eq!(keys, ["a", "c"]);
     assert!(store.claim("w", 10, 1000, 10).await.unwrap().is_empty());
     // Another owner cannot finish a job it does not hold.
-    assert!(!store.finish(claimed[0].id, "other", Finish::Completed, vec![]).await.unwrap());
-    assert!(store.finish(claimed[0].id, "w", Finish::Completed, vec![]).await.unwrap());
+    assert!(!store.finish(claimed[0].id, "other", Finish::Completed, vec![], None).await.unwrap());
+    assert!(store.finish(claimed[0].id, "w", Finish::Completed, vec![], None).await.unwrap());
     let next = store.claim("w", 10, 1000, 10).await.unwrap();
     assert_eq!(next[0].event.idempotency_key, "b");
     // An expired lease is claimable again, and counts as an attempt.
@@ -54,7 +54,7 @@ async fn retries_end_in_dead_letter_and_replay() {
     for attempt in 1..=3 {
         let job = store.claim("w", 100 * attempt, 10, 1).await.unwrap().remove(0);
         let retry = Finish::Retry { run_at_ms: 0, error: "boom".into(), charge: true };
-        assert!(store.finish(job.id, "w", retry, vec![]).await.unwrap());
+        assert!(store.finish(job.id, "w", retry, vec![], None).await.unwrap());
     }
     let dead = store.jobs(JobFilter { tenant: "t".into(), state: Some(JobState::Dead), ..Default::default() });
     let dead = dead.await.unwrap();
