@@ -12,6 +12,10 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The same allocator as the `tenure` binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tenure_pipeline::QueueConfig;
 use tenure_tests::host::{HostSpec, SOURCE_TOKEN, TestHost, joiner, pipeline_toml, rules, tenant_toml};
 

@@ -4,6 +4,10 @@ mod config;
 mod demo;
 mod host;
 
+/// mimalloc: the host allocates many small, short-lived buffers (JSON, SQL rows, WIT values).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::Read;

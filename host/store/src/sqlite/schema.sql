@@ -33,6 +33,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at_ms);
 CREATE INDEX IF NOT EXISTS jobs_person ON jobs (tenant, person_key, id);
+CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_id);
+-- Waiting jobs in arrival order: the claim walks this and stops at its limit.
+CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (id) WHERE state IN ('available', 'retryable');
 
 CREATE TABLE IF NOT EXISTS operations (
     id INTEGER PRIMARY KEY,

@@ -2,7 +2,7 @@
 //! batches (one transaction and one fsync for many callers: group commit),
 //! isolates each write in a savepoint, and answers callers only after commit.
 
-use crate::audit::{GENESIS, entry_hash, redact};
+use crate::audit::{GENESIS, entry_hash_text, redact};
 use crate::{AuditRecord, StoreError, StoreResult};
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
@@ -32,7 +32,8 @@ impl WriteCtx<'_> {
     pub fn audit(&mut self, mut record: AuditRecord) -> StoreResult<()> {
         record.data = redact(std::mem::take(&mut record.data));
         let seq = self.head.seq + 1;
-        let hash = entry_hash(self.key, &self.head.hash, seq, self.now_ms, &record);
+        let data = record.data.to_string();
+        let hash = entry_hash_text(self.key, &self.head.hash, seq, self.now_ms, &record, &data);
         self.conn
             .prepare_cached(
                 "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash)
@@ -48,7 +49,7 @@ impl WriteCtx<'_> {
                 record.destination,
                 record.event_id,
                 record.job_id,
-                record.data.to_string(),
+                data,
                 self.head.hash,
                 hash
             ])?;
