@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the plugins and the host, then runs sample people through the example
-# rules plugin (Rust) and the sandbox connector (JavaScript), all in the host.
+# Builds the plugins and the host, then runs the sample events through the whole
+# flow on a fresh embedded SQLite store: the HTTP API, the durable queue, the
+# rules-basic plugin, the planner, the sandbox destination (a connector plugin that
+# keeps accounts in the host's key-value store), preview, the audit log and KPIs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

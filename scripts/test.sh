@@ -26,6 +26,10 @@ plugins/build.sh
 log "unit tests of the plugins workspace (native)"
 (cd plugins && cargo test -q -p tenure-rules-basic-engine)
 
+# The crash test drives the real `tenure serve` binary.
+log "building the tenure binary"
+cargo build -q -p tenure
+
 if cargo nextest --version >/dev/null 2>&1; then
   log "host workspace tests (nextest)"
   cargo nextest run --workspace --no-fail-fast

@@ -20,7 +20,10 @@ use tenure_pipeline::QueueConfig;
 use tenure_tests::host::{HostSpec, SOURCE_TOKEN, TestHost, joiner, pipeline_toml, rules, tenant_toml};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -74,9 +77,19 @@ async fn main() {
     let pipeline = pipeline_toml(
         "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\", \"mail\"]\n",
     );
-    let queue = QueueConfig { concurrency: workers, poll_ms: 50, ..QueueConfig::default() };
+    let queue = QueueConfig {
+        concurrency: workers,
+        poll_ms: 50,
+        ..QueueConfig::default()
+    };
     let host = Arc::new(
-        TestHost::start(HostSpec { tenant, pipeline, queue, plugins: vec!["rules-basic", "sandbox"] }).await,
+        TestHost::start(HostSpec {
+            tenant,
+            pipeline,
+            queue,
+            plugins: vec!["rules-basic", "sandbox"],
+        })
+        .await,
     );
     let client = host.client.clone();
 
@@ -125,12 +138,21 @@ async fn main() {
         .collect();
     to_done.sort_by(|a, b| a.total_cmp(b));
     let completed = to_done.len();
-    let ops: i64 = db.query_row("SELECT count(*) FROM operations WHERE status = 'done'", [], |r| r.get(0)).expect("ops");
+    let ops: i64 = db
+        .query_row("SELECT count(*) FROM operations WHERE status = 'done'", [], |r| {
+            r.get(0)
+        })
+        .expect("ops");
     assert_eq!(completed, events, "every event completes");
 
     let rate = events as f64 / done.as_secs_f64();
-    println!("pipeline benchmark: {events} joiners, {clients} clients, {workers} workers, sandbox destination, SQLite synchronous=FULL");
-    println!("  {ops} connector operations ({:.1} per event)", ops as f64 / events as f64);
+    println!(
+        "pipeline benchmark: {events} joiners, {clients} clients, {workers} workers, sandbox destination, SQLite synchronous=FULL"
+    );
+    println!(
+        "  {ops} connector operations ({:.1} per event)",
+        ops as f64 / events as f64
+    );
     println!(
         "  baseline GET /healthz       p50 {:>7.2} ms   p99 {:>7.2} ms",
         percentile(&floor, 0.5),

@@ -63,26 +63,41 @@ impl TestHost {
     /// Starts a host on an existing folder (its store survives restarts).
     pub async fn start_in(spec: HostSpec, dir: tempfile::TempDir) -> TestHost {
         tenure_capabilities::install_crypto_provider();
-        let options = SqliteOptions { path: dir.path().join("tenure.db"), synchronous_full: true };
+        let options = SqliteOptions {
+            path: dir.path().join("tenure.db"),
+            synchronous_full: true,
+        };
         let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");
         let services = Services::new(store.kv(), Arc::new(SystemClock)).expect("services");
         let cache = tenure_plugin_test::workspace_root().join("target/component-cache");
-        let runtime =
-            Runtime::new(RuntimeOptions { cache_dir: Some(cache), ..RuntimeOptions::default() }, services).expect("runtime");
+        let runtime = Runtime::new(
+            RuntimeOptions {
+                cache_dir: Some(cache),
+                ..RuntimeOptions::default()
+            },
+            services,
+        )
+        .expect("runtime");
         for p in &spec.plugins {
             runtime
                 .register_file(&tenure_plugin_test::plugin_dir().join(format!("{p}.wasm")))
                 .unwrap_or_else(|e| panic!("plugin {p}: {e} (run plugins/build.sh)"));
         }
         runtime.set_tenant(TENANT, spec.tenant);
-        let config = PipelineConfig { queue: spec.queue, tenants: [(TENANT.to_string(), spec.pipeline)].into() };
+        let config = PipelineConfig {
+            queue: spec.queue,
+            tenants: [(TENANT.to_string(), spec.pipeline)].into(),
+        };
         let pipeline = Pipeline::new(store.clone() as Arc<dyn Store>, runtime, config).expect("pipeline");
         let tokens = vec![
             ApiToken::new("it-admin", Role::It, TENANT, IT_TOKEN),
             ApiToken::new("auditor", Role::Auditor, TENANT, AUDITOR_TOKEN),
             ApiToken::new("hr-feed", Role::Source, TENANT, SOURCE_TOKEN),
         ];
-        let state = AppState { pipeline: pipeline.clone(), tokens: Arc::new(tokens) };
+        let state = AppState {
+            pipeline: pipeline.clone(),
+            tokens: Arc::new(tokens),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, shutdown) = watch::channel(false);
@@ -95,7 +110,15 @@ impl TestHost {
                 .await;
         });
         let workers = tokio::spawn(pipeline.clone().run_workers(shutdown, Duration::from_secs(5)));
-        TestHost { base, pipeline, store, dir, client: reqwest::Client::new(), stop, tasks: vec![server, workers] }
+        TestHost {
+            base,
+            pipeline,
+            store,
+            dir,
+            client: reqwest::Client::new(),
+            stop,
+            tasks: vec![server, workers],
+        }
     }
 
     /// Stops the server and the workers; returns the folder so a new host can reopen the store.
@@ -107,8 +130,18 @@ impl TestHost {
         self.dir
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, token: &str, body: Option<&Value>, key: Option<&str>) -> (u16, Value) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_string());
         }
@@ -123,17 +156,27 @@ impl TestHost {
 
     /// Posts an event as the source token.
     pub async fn post_event(&self, event: &Value, key: &str) -> (u16, Value) {
-        self.request(reqwest::Method::POST, "/api/v1/events", SOURCE_TOKEN, Some(event), Some(key)).await
+        self.request(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            SOURCE_TOKEN,
+            Some(event),
+            Some(key),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        let (status, body) = self.request(reqwest::Method::GET, path, IT_TOKEN, None, None).await;
+        let (status, body) = self
+            .request(reqwest::Method::GET, path, IT_TOKEN, None, None)
+            .await;
         assert!(status < 300, "GET {path}: {status} {body}");
         body
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.request(reqwest::Method::POST, path, IT_TOKEN, Some(body), None).await
+        self.request(reqwest::Method::POST, path, IT_TOKEN, Some(body), None)
+            .await
     }
 
     /// Waits until no job is available, running or retryable (or panics after `limit`).
@@ -150,7 +193,10 @@ impl TestHost {
             if busy == 0 {
                 return;
             }
-            assert!(started.elapsed() < limit, "{busy} jobs still busy after {limit:?}: {jobs}");
+            assert!(
+                started.elapsed() < limit,
+                "{busy} jobs still busy after {limit:?}: {jobs}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -161,7 +207,9 @@ impl TestHost {
             Some(p) => format!("/api/v1/audit?person={p}"),
             None => "/api/v1/audit".into(),
         };
-        let (status, body) = self.request(reqwest::Method::GET, &path, AUDITOR_TOKEN, None, None).await;
+        let (status, body) = self
+            .request(reqwest::Method::GET, &path, AUDITOR_TOKEN, None, None)
+            .await;
         assert_eq!(status, 200, "{body}");
         body.as_array().expect("audit").clone()
     }

@@ -56,9 +56,17 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, MockState> {
 
 /// The scripted or rejecting answer to a write, if any (and logs it).
 fn scripted(s: &mut MockState, path: &str) -> Option<Response> {
-    let answer = s.script.pop_front().or_else(|| s.reject.as_ref().map(|_| (400, None)));
+    let answer = s
+        .script
+        .pop_front()
+        .or_else(|| s.reject.as_ref().map(|_| (400, None)));
     let (status, retry_after) = answer?;
-    s.seen.push(Seen { at: Instant::now(), method: "POST", path: path.into(), status });
+    s.seen.push(Seen {
+        at: Instant::now(),
+        method: "POST",
+        path: path.into(),
+        status,
+    });
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let detail = s.reject.clone().unwrap_or_else(|| format!("scripted {status}"));
     let mut resp = (code, detail).into_response();
@@ -86,7 +94,12 @@ async fn lookup(State(s): State<Shared>, Query(q): Query<HashMap<String, String>
         })
         .map(|a| json!({"anchor": a.anchor, "attributes": a.attributes, "groups": a.groups, "enabled": a.enabled, "container": a.container}))
         .collect();
-    st.seen.push(Seen { at: Instant::now(), method: "GET", path: "/accounts".into(), status: 200 });
+    st.seen.push(Seen {
+        at: Instant::now(),
+        method: "GET",
+        path: "/accounts".into(),
+        status: 200,
+    });
     axum::Json(found).into_response()
 }
 
@@ -103,11 +116,20 @@ async fn create(State(s): State<Shared>, axum::Json(body): axum::Json<Value>) ->
         enabled: body["enabled"].as_bool().unwrap_or(true),
         container: body["container"].as_str().map(String::from),
     });
-    st.seen.push(Seen { at: Instant::now(), method: "POST", path: "/accounts".into(), status: 201 });
+    st.seen.push(Seen {
+        at: Instant::now(),
+        method: "POST",
+        path: "/accounts".into(),
+        status: 201,
+    });
     (StatusCode::CREATED, axum::Json(json!({"anchor": anchor}))).into_response()
 }
 
-async fn op(State(s): State<Shared>, Path(anchor): Path<String>, axum::Json(body): axum::Json<Value>) -> Response {
+async fn op(
+    State(s): State<Shared>,
+    Path(anchor): Path<String>,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let path = format!("/accounts/{anchor}/ops");
     let mut st = lock(&s);
     if let Some(r) = scripted(&mut st, &path) {
@@ -140,7 +162,12 @@ async fn op(State(s): State<Shared>, Path(anchor): Path<String>, axum::Json(body
         }
         other => return (StatusCode::BAD_REQUEST, format!("unknown op {other}")).into_response(),
     }
-    st.seen.push(Seen { at: Instant::now(), method: "POST", path, status: 200 });
+    st.seen.push(Seen {
+        at: Instant::now(),
+        method: "POST",
+        path,
+        status: 200,
+    });
     (StatusCode::OK, axum::Json(json!({}))).into_response()
 }
 

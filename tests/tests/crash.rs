@@ -17,12 +17,20 @@ fn tenure_binary() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| tenure_plugin_test::workspace_root().join("target"));
     let path = target.join("debug/tenure");
-    assert!(path.exists(), "{} is missing: build it with `cargo build -p tenure`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tenure`",
+        path.display()
+    );
     path
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
@@ -73,11 +81,18 @@ kv = true
 }
 
 fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
     Command::new(tenure_binary())
         .args(["serve", "--config"])
         .arg(config)
-        .env("TENURE_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        .env(
+            "TENURE_MASTER_KEY",
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
@@ -93,7 +108,10 @@ async fn wait_ready(client: &reqwest::Client, base: &str) {
         {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "tenure serve did not become ready");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tenure serve did not become ready"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -160,13 +178,26 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
         }
         let first = sent.len();
         for (p, v) in batch {
-            sent.push(Sent { key: format!("p{p}-v{v}"), body: event(p, v), acked: false });
+            sent.push(Sent {
+                key: format!("p{p}-v{v}"),
+                body: event(p, v),
+                acked: false,
+            });
         }
         let posts: Vec<_> = (first..sent.len())
             .map(|i| {
-                let (client, base, key, body) = (client.clone(), base.clone(), sent[i].key.clone(), sent[i].body.clone());
+                let (client, base, key, body) = (
+                    client.clone(),
+                    base.clone(),
+                    sent[i].key.clone(),
+                    sent[i].body.clone(),
+                );
                 tokio::spawn(async move {
-                    let s = Sent { key, body, acked: false };
+                    let s = Sent {
+                        key,
+                        body,
+                        acked: false,
+                    };
                     post(&client, &base, &s).await
                 })
             })
@@ -187,12 +218,18 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
         }
         for (i, h) in (first..).zip(posts) {
             if let Ok(Some(status)) = h.await {
-                assert!(status == 202 || status == 200, "trial {trial}: unexpected status {status}");
+                assert!(
+                    status == 202 || status == 200,
+                    "trial {trial}: unexpected status {status}"
+                );
                 sent[i].acked = true;
             }
         }
     }
-    assert!(kills_while_busy > TRIALS / 2, "most kills should land while the host is working");
+    assert!(
+        kills_while_busy > TRIALS / 2,
+        "most kills should land while the host is working"
+    );
 
     // Final run: clients retry everything; acknowledged events must already be there.
     let mut child = start(&config, &log);
@@ -216,14 +253,27 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
             .json()
             .await
             .unwrap();
-        let open: Vec<&Value> = jobs.as_array().unwrap().iter().filter(|j| j["state"] != "completed").collect();
+        let open: Vec<&Value> = jobs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["state"] != "completed")
+            .collect();
         if open.is_empty() {
             break jobs;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "{} jobs never completed: {open:?}", open.len());
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} jobs never completed: {open:?}",
+            open.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(jobs.as_array().unwrap().len(), sent.len(), "one job per distinct event");
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        sent.len(),
+        "one job per distinct event"
+    );
     let verify: Value = client
         .get(format!("{base}/api/v1/audit/verify"))
         .bearer_auth(TOKEN)
@@ -239,13 +289,19 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
 
     let db = rusqlite::Connection::open(dir.path().join("tenure.db")).unwrap();
     let accounts: Vec<(String, Vec<u8>)> = db
-        .prepare("SELECT key, value FROM kv WHERE tenant = 't' AND plugin = 'sandbox' AND key LIKE 'account/%'")
+        .prepare(
+            "SELECT key, value FROM kv WHERE tenant = 't' AND plugin = 'sandbox' AND key LIKE 'account/%'",
+        )
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(accounts.len(), versions.len(), "one account per person, no duplicates");
+    assert_eq!(
+        accounts.len(),
+        versions.len(),
+        "one account per person, no duplicates"
+    );
     // Each account carries the data of its person's last applied event (a retried event
     // that was never acknowledged arrives, and applies, after the ones that were).
     for (key, raw) in accounts {
@@ -259,16 +315,33 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
             )
             .unwrap();
         let last: Value = serde_json::from_str(&last).unwrap();
-        let title = acc["attributes"].as_array().unwrap().iter().find(|a| a[0] == "title").map(|a| a[1]["Text"].clone());
+        let title = acc["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a[0] == "title")
+            .map(|a| a[1]["Text"].clone());
         assert_eq!(title, Some(last["person"]["title"].clone()), "{key}: {acc}");
     }
     // The kills interrupted work: some jobs needed another attempt after a restart.
-    let resumed: i64 = db.query_row("SELECT count(*) FROM jobs WHERE attempts > 1", [], |r| r.get(0)).unwrap();
-    let recovered: i64 =
-        db.query_row("SELECT count(*) FROM audit WHERE kind = 'link.recovered'", [], |r| r.get(0)).unwrap();
+    let resumed: i64 = db
+        .query_row("SELECT count(*) FROM jobs WHERE attempts > 1", [], |r| r.get(0))
+        .unwrap();
+    let recovered: i64 = db
+        .query_row(
+            "SELECT count(*) FROM audit WHERE kind = 'link.recovered'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     let acked = sent.iter().filter(|s| s.acked).count();
-    println!("{acked}/{} events acknowledged before a kill; {resumed} jobs resumed after a kill; {recovered} creates recovered", sent.len());
+    println!(
+        "{acked}/{} events acknowledged before a kill; {resumed} jobs resumed after a kill; {recovered} creates recovered",
+        sent.len()
+    );
     assert!(resumed > 0, "no kill landed while a job was running");
-    let links: i64 = db.query_row("SELECT count(*) FROM links", [], |r| r.get(0)).unwrap();
+    let links: i64 = db
+        .query_row("SELECT count(*) FROM links", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(links as usize, versions.len());
 }

@@ -7,24 +7,43 @@ use std::time::Duration;
 use tenure_pipeline::QueueConfig;
 use tenure_store::Store;
 use tenure_tests::host::{
-    AUDITOR_TOKEN, HostSpec, IT_TOKEN, SOURCE_TOKEN, TENANT, TestHost, joiner, pipeline_toml, rules, tenant_toml,
+    AUDITOR_TOKEN, HostSpec, IT_TOKEN, SOURCE_TOKEN, TENANT, TestHost, joiner, pipeline_toml, rules,
+    tenant_toml,
 };
 use tenure_tests::mock_destination::{MockAccount, MockDestination};
 
 fn fast_queue() -> QueueConfig {
-    QueueConfig { backoff_base_ms: 50, backoff_max_ms: 2_000, lease_ms: 5_000, poll_ms: 20, ..QueueConfig::default() }
+    QueueConfig {
+        backoff_base_ms: 50,
+        backoff_max_ms: 2_000,
+        lease_ms: 5_000,
+        poll_ms: 20,
+        ..QueueConfig::default()
+    }
 }
 
 fn rule_grant(destination: &str) -> String {
-    format!("[plugins.rules-basic]\nrule_set = '''\n{}'''\n", rules(destination))
+    format!(
+        "[plugins.rules-basic]\nrule_set = '''\n{}'''\n",
+        rules(destination)
+    )
 }
 
 async fn sandbox_host(destination_extra: &str, queue: QueueConfig) -> TestHost {
-    let tenant = tenant_toml(&format!("{}[plugins.sandbox.grants]\nkv = true\n", rule_grant("sandbox")));
+    let tenant = tenant_toml(&format!(
+        "{}[plugins.sandbox.grants]\nkv = true\n",
+        rule_grant("sandbox")
+    ));
     let pipeline = pipeline_toml(&format!(
         "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\", \"mail\"]\n{destination_extra}"
     ));
-    TestHost::start(HostSpec { tenant, pipeline, queue, plugins: vec!["rules-basic", "sandbox"] }).await
+    TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue,
+        plugins: vec!["rules-basic", "sandbox"],
+    })
+    .await
 }
 
 async fn http_host(mock: &MockDestination, destination_extra: &str) -> TestHost {
@@ -32,11 +51,20 @@ async fn http_host(mock: &MockDestination, destination_extra: &str) -> TestHost 
     let pipeline = pipeline_toml(&format!(
         "rules = \"rules-basic\"\n[[destinations]]\nname = \"dest\"\nconnector = \"http-dest\"\n{destination_extra}"
     ));
-    TestHost::start(HostSpec { tenant, pipeline, queue: fast_queue(), plugins: vec!["rules-basic", "http-dest"] }).await
+    TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue: fast_queue(),
+        plugins: vec!["rules-basic", "http-dest"],
+    })
+    .await
 }
 
 fn kinds(audit: &[Value]) -> Vec<String> {
-    audit.iter().map(|e| e["kind"].as_str().unwrap_or("").to_string()).collect()
+    audit
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,10 +79,19 @@ async fn rate_limit_then_server_error_then_success_applies_once_honouring_waits(
     let (accounts, seen) = mock.with(|s| (s.accounts.clone(), s.seen.clone()));
     assert_eq!(accounts.len(), 1, "exactly one account: {accounts:?}");
     assert_eq!(accounts[0].groups, ["Engineering"]);
-    let creates: Vec<_> = seen.iter().filter(|r| r.path == "/accounts" && r.method == "POST").collect();
-    assert_eq!(creates.iter().map(|r| r.status).collect::<Vec<_>>(), [429, 503, 201]);
+    let creates: Vec<_> = seen
+        .iter()
+        .filter(|r| r.path == "/accounts" && r.method == "POST")
+        .collect();
+    assert_eq!(
+        creates.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 503, 201]
+    );
     let waited = creates[1].at.duration_since(creates[0].at);
-    assert!(waited >= Duration::from_millis(1000), "Retry-After: 1 was not honoured: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "Retry-After: 1 was not honoured: {waited:?}"
+    );
 
     let audit = host.audit(Some("hr:1")).await;
     let failed: Vec<_> = audit.iter().filter(|e| e["kind"] == "op.failed").collect();
@@ -63,7 +100,11 @@ async fn rate_limit_then_server_error_then_success_applies_once_honouring_waits(
     assert_eq!(failed[0]["data"]["retry_after_ms"], 1000);
     assert_eq!(failed[1]["data"]["class"], "transient");
     assert_eq!(audit.iter().filter(|e| e["kind"] == "job.retry").count(), 2);
-    assert_eq!(audit.iter().filter(|e| e["kind"] == "op.applied").count(), 2, "create and one membership");
+    assert_eq!(
+        audit.iter().filter(|e| e["kind"] == "op.applied").count(),
+        2,
+        "create and one membership"
+    );
     let job = host.get("/api/v1/jobs/1").await;
     assert_eq!(job["job"]["state"], "completed");
     assert_eq!(job["job"]["attempts"], 3);
@@ -80,22 +121,39 @@ async fn dead_letter_then_replay_after_the_fix() {
     assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
     let id = dead[0]["id"].as_i64().unwrap();
     let error = dead[0]["last_error"].as_str().unwrap();
-    assert!(error.contains("permanent") && error.contains("department is not allowed"), "{error}");
+    assert!(
+        error.contains("permanent") && error.contains("department is not allowed"),
+        "{error}"
+    );
     let detail = host.get(&format!("/api/v1/jobs/{id}")).await;
     assert_eq!(detail["operations"][0]["status"], "failed");
     assert_eq!(detail["event_body"]["person"]["department"], "Sales");
 
     // Only IT may replay.
-    let (status, _) = host.request(reqwest::Method::POST, &format!("/api/v1/jobs/{id}/replay"), AUDITOR_TOKEN, None, None).await;
+    let (status, _) = host
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/jobs/{id}/replay"),
+            AUDITOR_TOKEN,
+            None,
+            None,
+        )
+        .await;
     assert_eq!(status, 403);
     mock.with(|s| s.reject = None);
     let (status, body) = host.post(&format!("/api/v1/jobs/{id}/replay"), &json!({})).await;
     assert_eq!(status, 200, "{body}");
     host.wait_idle(Duration::from_secs(30)).await;
-    assert_eq!(host.get(&format!("/api/v1/jobs/{id}")).await["job"]["state"], "completed");
+    assert_eq!(
+        host.get(&format!("/api/v1/jobs/{id}")).await["job"]["state"],
+        "completed"
+    );
     assert_eq!(mock.with(|s| s.accounts.len()), 1);
     let audit = host.audit(Some("hr:7")).await;
-    let replay = audit.iter().find(|e| e["kind"] == "job.replayed").expect("replay audited");
+    let replay = audit
+        .iter()
+        .find(|e| e["kind"] == "job.replayed")
+        .expect("replay audited");
     assert_eq!(replay["actor"], "it-admin");
     let (status, body) = host.post(&format!("/api/v1/jobs/{id}/replay"), &json!({})).await;
     assert_eq!(status, 409, "a completed job is not replayed: {body}");
@@ -104,20 +162,37 @@ async fn dead_letter_then_replay_after_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_persons_events_apply_in_order_under_concurrency() {
     // Every move counts against the mass-change guard; this test is about ordering.
-    let host = sandbox_host("[destinations.guard]\nmax_accounts = 1000\n", QueueConfig { concurrency: 8, ..fast_queue() }).await;
+    let host = sandbox_host(
+        "[destinations.guard]\nmax_accounts = 1000\n",
+        QueueConfig {
+            concurrency: 8,
+            ..fast_queue()
+        },
+    )
+    .await;
     let departments = ["Engineering", "Sales", "Marketing", "Engineering", "Sales"];
-    // 12 people, 5 events each, interleaved and posted concurrently.
-    let mut posts = Vec::new();
-    for round in 0..departments.len() {
+    // 12 people, 5 events each: each round's events are posted concurrently.
+    for (round, department) in departments.iter().enumerate() {
+        let mut posts = tokio::task::JoinSet::new();
         for p in 0..12 {
-            let mut e = joiner(&format!("{p}"), departments[round]);
+            let mut e = joiner(&format!("{p}"), department);
             e["kind"] = json!(if round == 0 { "joiner" } else { "mover" });
             e["source_record_id"] = json!(format!("r{round}-p{p}"));
-            let host = &host;
-            posts.push(async move { host.post_event(&e, &format!("r{round}-p{p}")).await });
+            let (client, url) = (host.client.clone(), format!("{}/api/v1/events", host.base));
+            posts.spawn(async move {
+                let resp = client
+                    .post(url)
+                    .bearer_auth(SOURCE_TOKEN)
+                    .header("Idempotency-Key", format!("r{round}-p{p}"))
+                    .json(&e)
+                    .send()
+                    .await
+                    .expect("post");
+                resp.status().as_u16()
+            });
         }
-        for (status, body) in futures_join(std::mem::take(&mut posts)).await {
-            assert_eq!(status, 202, "{body}");
+        while let Some(status) = posts.join_next().await {
+            assert_eq!(status.expect("task"), 202);
         }
     }
     host.wait_idle(Duration::from_secs(60)).await;
@@ -134,11 +209,17 @@ async fn one_persons_events_apply_in_order_under_concurrency() {
             .filter(|e| e["person_key"] == key.as_str() && e["kind"] == "event.received")
             .map(|e| e["job_id"].to_string())
             .collect();
-        assert_eq!(done, received, "{key}: completion order differs from arrival order");
+        assert_eq!(
+            done, received,
+            "{key}: completion order differs from arrival order"
+        );
     }
     // The last event wins: everyone ends in Sales.
     let kv = host.store.kv();
-    let ns = tenure_capabilities::KvNamespace { tenant: TENANT.into(), plugin: "sandbox".into() };
+    let ns = tenure_capabilities::KvNamespace {
+        tenant: TENANT.into(),
+        plugin: "sandbox".into(),
+    };
     let accounts = kv.list_keys(&ns, "account/").await.unwrap();
     assert_eq!(accounts.len(), 12);
     for key in accounts {
@@ -148,51 +229,46 @@ async fn one_persons_events_apply_in_order_under_concurrency() {
     }
 }
 
-async fn futures_join<F: std::future::Future<Output = (u16, Value)>>(futs: Vec<F>) -> Vec<(u16, Value)> {
-    let mut out = Vec::new();
-    let handles: Vec<_> = futs.into_iter().map(Box::pin).collect();
-    // Poll them together without an extra dependency.
-    let mut set = handles;
-    while !set.is_empty() {
-        let (r, _, rest) = select_all(set).await;
-        out.push(r);
-        set = rest;
-    }
-    out
-}
-
-async fn select_all<F: std::future::Future + Unpin>(mut futs: Vec<F>) -> (F::Output, usize, Vec<F>) {
-    std::future::poll_fn(|cx| {
-        for i in 0..futs.len() {
-            if let std::task::Poll::Ready(v) = std::pin::Pin::new(&mut futs[i]).poll(cx) {
-                let _ = futs.remove(i);
-                return std::task::Poll::Ready((v, i, std::mem::take(&mut futs)));
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_catches_an_edited_row() {
     let host = sandbox_host("", fast_queue()).await;
     host.post_event(&joiner("1", "Engineering"), "a").await;
     host.post_event(&joiner("2", "Sales"), "b").await;
     host.wait_idle(Duration::from_secs(30)).await;
-    let (status, report) = host.request(reqwest::Method::GET, "/api/v1/audit/verify", AUDITOR_TOKEN, None, None).await;
+    let (status, report) = host
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/audit/verify",
+            AUDITOR_TOKEN,
+            None,
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{report}");
     assert!(report["entries"].as_i64().unwrap() > 10);
 
     // Someone with file access rewrites history (dropping the append-only trigger first).
     let conn = rusqlite::Connection::open(host.store.path()).unwrap();
     conn.execute_batch("DROP TRIGGER audit_no_update").unwrap();
-    conn.execute("UPDATE audit SET actor = 'nobody' WHERE seq = 3", []).unwrap();
-    let (status, report) = host.request(reqwest::Method::GET, "/api/v1/audit/verify", AUDITOR_TOKEN, None, None).await;
+    conn.execute("UPDATE audit SET actor = 'nobody' WHERE seq = 3", [])
+        .unwrap();
+    let (status, report) = host
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/audit/verify",
+            AUDITOR_TOKEN,
+            None,
+            None,
+        )
+        .await;
     assert_eq!(status, 409);
     assert_eq!(report["problem"]["seq"], 3, "{report}");
     assert!(report["problem"]["reason"].as_str().unwrap().contains("edited"));
-    conn.execute("UPDATE audit SET actor = (SELECT actor FROM audit WHERE seq = 4) WHERE seq = 3", []).unwrap();
+    conn.execute(
+        "UPDATE audit SET actor = (SELECT actor FROM audit WHERE seq = 4) WHERE seq = 3",
+        [],
+    )
+    .unwrap();
 
     // Removing the tail is caught too (the head is also kept outside the database).
     conn.execute_batch("DROP TRIGGER audit_no_delete").unwrap();
@@ -211,36 +287,83 @@ async fn preview_writes_nothing() {
     let snapshot = |path: &std::path::Path| {
         let c = rusqlite::Connection::open(path).unwrap();
         let mut out = Vec::new();
-        for table in ["events", "jobs", "operations", "links", "audit", "conflicts", "guards", "cursors"] {
+        for table in [
+            "events",
+            "jobs",
+            "operations",
+            "links",
+            "audit",
+            "conflicts",
+            "guards",
+            "cursors",
+        ] {
             let row: (i64, i64) = c
-                .query_row(&format!("SELECT count(*), coalesce(max(rowid), 0) FROM {table}"), [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(
+                    &format!("SELECT count(*), coalesce(max(rowid), 0) FROM {table}"),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .unwrap();
             out.push((table, row));
         }
-        let links: String =
-            c.query_row("SELECT coalesce(group_concat(anchor || managed_groups || updated_ms), '') FROM links", [], |r| r.get(0)).unwrap();
-        let kv: String = c.query_row("SELECT coalesce(group_concat(key || hex(value)), '') FROM kv", [], |r| r.get(0)).unwrap();
+        let links: String = c
+            .query_row(
+                "SELECT coalesce(group_concat(anchor || managed_groups || updated_ms), '') FROM links",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let kv: String = c
+            .query_row(
+                "SELECT coalesce(group_concat(key || hex(value)), '') FROM kv",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         (out, links, kv)
     };
     let before = snapshot(host.store.path());
     let person = json!({"ids": [{"source": "hr", "id": "1"}], "department": "Sales",
         "emails": [{"value": "p1@example.test"}]});
-    let (status, preview) = host.post("/api/v1/preview", &json!({"kind": "mover", "source": "hr", "person": person})).await;
+    let (status, preview) = host
+        .post(
+            "/api/v1/preview",
+            &json!({"kind": "mover", "source": "hr", "person": person}),
+        )
+        .await;
     assert_eq!(status, 200, "{preview}");
     let dest = &preview["destinations"][0];
     assert_eq!(dest["matched"], "linked");
-    let ops: Vec<&str> = dest["operations"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = dest["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, ["update", "move", "add-member", "remove-member"], "{dest}");
-    assert!(preview["trace"].as_array().unwrap().iter().any(|t| t["rule"] == "eng" && t["matched"] == false));
+    assert!(
+        preview["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["rule"] == "eng" && t["matched"] == false)
+    );
     // A new person previews as a create.
     let (_, new) = host
-        .post("/api/v1/preview", &json!({"kind": "joiner", "source": "hr", "person": {"ids": [{"source": "hr", "id": "99"}],
-            "emails": [{"value": "p99@example.test"}]}}))
+        .post(
+            "/api/v1/preview",
+            &json!({"kind": "joiner", "source": "hr", "person": {"ids": [{"source": "hr", "id": "99"}],
+            "emails": [{"value": "p99@example.test"}]}}),
+        )
         .await;
     assert_eq!(new["destinations"][0]["matched"], "new");
     // By source record id.
-    let (status, by_record) =
-        host.post("/api/v1/preview", &json!({"source": "hr", "source_record_id": "hire-1"})).await;
+    let (status, by_record) = host
+        .post(
+            "/api/v1/preview",
+            &json!({"source": "hr", "source_record_id": "hire-1"}),
+        )
+        .await;
     assert_eq!(status, 200, "{by_record}");
     assert_eq!(by_record["destinations"][0]["note"], "in sync: nothing to do");
     assert_eq!(snapshot(host.store.path()), before, "preview changed the store");
@@ -252,10 +375,22 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_nothing_is_stored() {
     let cases = [
         (json!({"kind": "joiner"}), "person"),
         (json!({"kind": "hired", "person": {"ids": []}}), "kind"),
-        (json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": ""}]}}), "person.ids[0].id"),
-        (json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}], "start_date": "01/02/2026"}}), "person.start_date"),
-        (json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}], "custom": {"x": {"y": 1}}}}), "person.custom.x"),
-        (json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}]}, "extra": 1}), "extra"),
+        (
+            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": ""}]}}),
+            "person.ids[0].id",
+        ),
+        (
+            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}], "start_date": "01/02/2026"}}),
+            "person.start_date",
+        ),
+        (
+            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}], "custom": {"x": {"y": 1}}}}),
+            "person.custom.x",
+        ),
+        (
+            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}]}, "extra": 1}),
+            "extra",
+        ),
     ];
     for (body, field) in cases {
         let (status, resp) = host.post_event(&body, "k").await;
@@ -263,25 +398,77 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_nothing_is_stored() {
         assert_eq!(resp["error"]["field"], field, "{body} -> {resp}");
         assert!(!resp["error"]["reason"].as_str().unwrap().is_empty());
     }
-    let resp = host.client.post(format!("{}/api/v1/events", host.base)).bearer_auth(SOURCE_TOKEN).body("{oops").send().await.unwrap();
+    let resp = host
+        .client
+        .post(format!("{}/api/v1/events", host.base))
+        .bearer_auth(SOURCE_TOKEN)
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 422);
     let big = "x".repeat(2 * 1024 * 1024);
-    let resp = host.client.post(format!("{}/api/v1/events", host.base)).bearer_auth(SOURCE_TOKEN).body(big).send().await.unwrap();
+    let resp = host
+        .client
+        .post(format!("{}/api/v1/events", host.base))
+        .bearer_auth(SOURCE_TOKEN)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 413);
     // No idempotency key and no source record id: refused, because a retry could apply it twice.
     let mut e = joiner("5", "Sales");
     e.as_object_mut().unwrap().remove("source_record_id");
-    let (status, resp) = host.request(reqwest::Method::POST, "/api/v1/events", SOURCE_TOKEN, Some(&e), None).await;
-    assert_eq!((status, resp["error"]["field"].as_str()), (422, Some("Idempotency-Key")), "{resp}");
-    let (status, _) = host.request(reqwest::Method::POST, "/api/v1/events", "wrong-token", Some(&e), Some("k")).await;
+    let (status, resp) = host
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            SOURCE_TOKEN,
+            Some(&e),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, resp["error"]["field"].as_str()),
+        (422, Some("Idempotency-Key")),
+        "{resp}"
+    );
+    let (status, _) = host
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            "wrong-token",
+            Some(&e),
+            Some("k"),
+        )
+        .await;
     assert_eq!(status, 401);
-    let (status, _) = host.request(reqwest::Method::POST, "/api/v1/preview", SOURCE_TOKEN, Some(&json!({})), None).await;
+    let (status, _) = host
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/preview",
+            SOURCE_TOKEN,
+            Some(&json!({})),
+            None,
+        )
+        .await;
     assert_eq!(status, 403, "a source token may not preview");
-    let (status, resp) = host.request(reqwest::Method::GET, "/api/v1/jobs?state=zombie", IT_TOKEN, None, None).await;
+    let (status, resp) = host
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/jobs?state=zombie",
+            IT_TOKEN,
+            None,
+            None,
+        )
+        .await;
     assert_eq!((status, resp["error"]["field"].as_str()), (422, Some("state")));
     let c = rusqlite::Connection::open(host.store.path()).unwrap();
     for table in ["events", "jobs", "audit"] {
-        let n: i64 = c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap();
+        let n: i64 = c
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 0, "{table} has rows after bad input");
     }
 }
@@ -307,15 +494,29 @@ async fn conflict_policies_alert_merge_and_skip() {
     assert_eq!(conflicts[0]["kind"], "unmanaged");
     assert_eq!(conflicts[0]["candidates"], json!(["old-1"]));
     let id = conflicts[0]["id"].as_i64().unwrap();
-    let (status, body) = host.post(&format!("/api/v1/conflicts/{id}/resolve"), &json!({"decision": "merge", "anchor": "nope"})).await;
+    let (status, body) = host
+        .post(
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            &json!({"decision": "merge", "anchor": "nope"}),
+        )
+        .await;
     assert_eq!(status, 409, "{body}");
-    let (status, body) = host.post(&format!("/api/v1/conflicts/{id}/resolve"), &json!({"decision": "merge", "anchor": "old-1"})).await;
+    let (status, body) = host
+        .post(
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            &json!({"decision": "merge", "anchor": "old-1"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     host.wait_idle(Duration::from_secs(30)).await;
     let accounts = mock.with(|s| s.accounts.clone());
     assert_eq!(accounts.len(), 1, "no second account");
     assert_eq!(accounts[0].container.as_deref(), Some("OU=Engineering"));
-    assert_eq!(accounts[0].groups, ["Hand-Made", "Engineering"], "unmanaged groups are kept");
+    assert_eq!(
+        accounts[0].groups,
+        ["Hand-Made", "Engineering"],
+        "unmanaged groups are kept"
+    );
     drop(host);
 
     // merge by policy: linked at once.
@@ -326,7 +527,10 @@ async fn conflict_policies_alert_merge_and_skip() {
     host.wait_idle(Duration::from_secs(30)).await;
     assert_eq!(host.get("/api/v1/jobs/1").await["job"]["state"], "completed");
     assert!(kinds(&host.audit(Some("hr:2")).await).contains(&"link.merged".to_string()));
-    assert_eq!(mock.with(|s| s.accounts[0].groups.clone()), ["Hand-Made", "Sales"]);
+    assert_eq!(
+        mock.with(|s| s.accounts[0].groups.clone()),
+        ["Hand-Made", "Sales"]
+    );
     drop(host);
 
     // skip: left alone.
@@ -336,14 +540,22 @@ async fn conflict_policies_alert_merge_and_skip() {
     host.post_event(&joiner("3", "Sales"), "c").await;
     host.wait_idle(Duration::from_secs(30)).await;
     assert!(kinds(&host.audit(Some("hr:3")).await).contains(&"destination.skipped".to_string()));
-    assert_eq!(mock.with(|s| s.accounts[0].container.clone()).as_deref(), Some("OU=Legacy"));
+    assert_eq!(
+        mock.with(|s| s.accounts[0].container.clone()).as_deref(),
+        Some("OU=Legacy")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mass_change_guard_stops_and_waits_for_approval() {
-    let host = sandbox_host("[destinations.guard]\nmax_accounts = 3\nwindow_secs = 3600\n", fast_queue()).await;
+    let host = sandbox_host(
+        "[destinations.guard]\nmax_accounts = 3\nwindow_secs = 3600\n",
+        fast_queue(),
+    )
+    .await;
     for i in 0..6 {
-        host.post_event(&joiner(&i.to_string(), "Engineering"), &format!("j{i}")).await;
+        host.post_event(&joiner(&i.to_string(), "Engineering"), &format!("j{i}"))
+            .await;
     }
     host.wait_idle(Duration::from_secs(30)).await;
     for i in 0..6 {
@@ -355,10 +567,18 @@ async fn mass_change_guard_stops_and_waits_for_approval() {
     }
     host.wait_idle(Duration::from_secs(30)).await;
     let completed_leavers = |jobs: &Value| {
-        jobs.as_array().unwrap().iter().filter(|j| j["kind"] == "leaver" && j["state"] == "completed").count()
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|j| j["kind"] == "leaver" && j["state"] == "completed")
+            .count()
     };
     let jobs = host.get("/api/v1/jobs?limit=100").await;
-    assert_eq!(completed_leavers(&jobs), 3, "three disables pass, the fourth trips the guard: {jobs}");
+    assert_eq!(
+        completed_leavers(&jobs),
+        3,
+        "three disables pass, the fourth trips the guard: {jobs}"
+    );
     let guards = host.get("/api/v1/guards").await;
     assert_eq!(guards[0]["tripped"], true, "{guards}");
     assert!(kinds(&host.audit(None).await).contains(&"guard.tripped".to_string()));
@@ -368,7 +588,12 @@ async fn mass_change_guard_stops_and_waits_for_approval() {
     host.wait_idle(Duration::from_secs(30)).await;
     let jobs = host.get("/api/v1/jobs?limit=100").await;
     assert_eq!(completed_leavers(&jobs), 6, "{jobs}");
-    let approved = host.audit(None).await.into_iter().find(|e| e["kind"] == "guard.approved").unwrap();
+    let approved = host
+        .audit(None)
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "guard.approved")
+        .unwrap();
     assert_eq!(approved["actor"], "it-admin");
 }
 
@@ -378,12 +603,25 @@ async fn dry_run_plans_and_audits_but_applies_nothing() {
     host.post_event(&joiner("1", "Engineering"), "a").await;
     host.wait_idle(Duration::from_secs(30)).await;
     let audit = host.audit(Some("hr:1")).await;
-    let plan = audit.iter().find(|e| e["kind"] == "plan.created").expect("plan audited");
+    let plan = audit
+        .iter()
+        .find(|e| e["kind"] == "plan.created")
+        .expect("plan audited");
     assert_eq!(plan["data"]["dry_run"], true);
     assert_eq!(plan["data"]["operations"][0]["op"], "create");
     assert!(!kinds(&audit).contains(&"op.applied".to_string()));
-    let ns = tenure_capabilities::KvNamespace { tenant: TENANT.into(), plugin: "sandbox".into() };
-    assert!(host.store.kv().list_keys(&ns, "account/").await.unwrap().is_empty());
+    let ns = tenure_capabilities::KvNamespace {
+        tenant: TENANT.into(),
+        plugin: "sandbox".into(),
+    };
+    assert!(
+        host.store
+            .kv()
+            .list_keys(&ns, "account/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(host.store.managed_count(TENANT, "sandbox").await.unwrap(), 0);
 }
 
@@ -406,10 +644,16 @@ async fn audit_exports_filter_by_person_and_destination() {
     let mut lines = resp.lines();
     assert_eq!(lines.next(), Some(tenure_store::audit::CSV_HEADER));
     let rows: Vec<&str> = lines.collect();
-    assert!(rows.len() >= 4 && rows.iter().all(|r| r.contains(",hr:2,")), "{resp}");
+    assert!(
+        rows.len() >= 4 && rows.iter().all(|r| r.contains(",hr:2,")),
+        "{resp}"
+    );
     let jsonl = host
         .client
-        .get(format!("{}/api/v1/audit?destination=sandbox&format=jsonl", host.base))
+        .get(format!(
+            "{}/api/v1/audit?destination=sandbox&format=jsonl",
+            host.base
+        ))
         .bearer_auth(AUDITOR_TOKEN)
         .send()
         .await
@@ -422,7 +666,21 @@ async fn audit_exports_filter_by_person_and_destination() {
         assert_eq!(v["destination"], "sandbox");
     }
     assert!(jsonl.lines().count() >= 6);
-    let metrics = host.client.get(format!("{}/metrics", host.base)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("tenure_queue_jobs{state=\"completed\",tenant=\"t\"} 2"), "{metrics}");
-    assert!(metrics.contains("tenure_kpi{kpi=\"errors_per_1000_events\",tenant=\"t\"} 0"), "{metrics}");
+    let metrics = host
+        .client
+        .get(format!("{}/metrics", host.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tenure_queue_jobs{state=\"completed\",tenant=\"t\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tenure_kpi{kpi=\"errors_per_1000_events\",tenant=\"t\"} 0"),
+        "{metrics}"
+    );
 }

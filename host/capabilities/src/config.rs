@@ -131,7 +131,11 @@ pub fn interpolate_with(
             let name = &stripped[..end];
             // `${secret:NAME}` names a secret kept encrypted in the store (resolved by the caller's lookup).
             if let Some(secret) = name.strip_prefix("secret:") {
-                if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                if secret.is_empty()
+                    || !secret
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                {
                     return Err(ConfigError::Invalid {
                         field: field.to_string(),
                         reason: format!("invalid secret name {secret:?}"),
@@ -139,7 +143,9 @@ pub fn interpolate_with(
                 }
                 let value = lookup(name).ok_or_else(|| ConfigError::Invalid {
                     field: field.to_string(),
-                    reason: format!("secret {secret:?} is not in the store (add it with `tenure secrets set {secret}`)"),
+                    reason: format!(
+                        "secret {secret:?} is not in the store (add it with `tenure secrets set {secret}`)"
+                    ),
                 })?;
                 out.push_str(&value);
                 rest = &stripped[end + 1..];

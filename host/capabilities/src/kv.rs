@@ -42,7 +42,11 @@ pub trait KvBackend: Send + Sync {
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>>;
     /// Applies one plugin call's writes (`None` removes) all or nothing. The default
     /// applies them in order; durable backends commit them in one transaction.
-    fn apply_batch<'a>(&'a self, ns: &'a KvNamespace, writes: Vec<(String, Option<Vec<u8>>)>) -> KvFuture<'a, ()> {
+    fn apply_batch<'a>(
+        &'a self,
+        ns: &'a KvNamespace,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> KvFuture<'a, ()> {
         Box::pin(async move {
             for (key, value) in &writes {
                 match value {
@@ -56,7 +60,8 @@ pub trait KvBackend: Send + Sync {
 }
 
 /// What a [`KvBackend`] call returns.
-pub type KvFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, KvError>> + Send + 'a>>;
+pub type KvFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, KvError>> + Send + 'a>>;
 
 /// Checks a key and value against the host's limits.
 pub fn check_sizes(key: &str, value: Option<&[u8]>) -> Result<(), KvError> {

@@ -47,7 +47,11 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { path: PathBuf::from("tenure.db"), synchronous: "full".into(), key_file: None }
+        StoreConfig {
+            path: PathBuf::from("tenure.db"),
+            synchronous: "full".into(),
+            key_file: None,
+        }
     }
 }
 
@@ -60,7 +64,9 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: "127.0.0.1:8080".into() }
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+        }
     }
 }
 
@@ -77,7 +83,11 @@ pub struct TokenConfig {
 
 impl std::fmt::Debug for TokenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenConfig").field("name", &self.name).field("role", &self.role).field("tenant", &self.tenant).finish()
+        f.debug_struct("TokenConfig")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("tenant", &self.tenant)
+            .finish()
     }
 }
 
@@ -100,7 +110,10 @@ pub struct HostTenant {
 impl HostTenant {
     /// The part the plugin runtime enforces.
     pub fn runtime_config(&self) -> TenantConfig {
-        TenantConfig { connections: self.connections.clone(), plugins: self.plugins.clone() }
+        TenantConfig {
+            connections: self.connections.clone(),
+            plugins: self.plugins.clone(),
+        }
     }
 
     /// The part the pipeline runs, if the tenant has a rules plugin.
@@ -159,7 +172,11 @@ impl HostConfig {
             .try_into()
             .with_context(|| format!("invalid config in {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for dir in [&mut config.plugins_dir, &mut config.cache_dir, &mut config.store.path] {
+        for dir in [
+            &mut config.plugins_dir,
+            &mut config.cache_dir,
+            &mut config.store.path,
+        ] {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }
@@ -170,11 +187,17 @@ impl HostConfig {
             *key = base.join(&*key);
         }
         if !matches!(config.store.synchronous.as_str(), "full" | "normal") {
-            anyhow::bail!("store.synchronous: must be \"full\" or \"normal\", not {:?}", config.store.synchronous);
+            anyhow::bail!(
+                "store.synchronous: must be \"full\" or \"normal\", not {:?}",
+                config.store.synchronous
+            );
         }
         for (i, t) in config.api_tokens.iter().enumerate() {
             if t.token.len() < 16 {
-                anyhow::bail!("api_tokens[{i}].token: must be at least 16 characters (token {})", t.name);
+                anyhow::bail!(
+                    "api_tokens[{i}].token: must be at least 16 characters (token {})",
+                    t.name
+                );
             }
             if !config.tenants.contains_key(&t.tenant) {
                 anyhow::bail!("api_tokens[{i}].tenant: no tenant named {:?}", t.tenant);
@@ -197,7 +220,10 @@ impl HostConfig {
             let mut seen = std::collections::BTreeSet::new();
             for (i, d) in t.destinations.iter().enumerate() {
                 if !seen.insert(d.name.clone()) {
-                    anyhow::bail!("tenants.{tenant}.destinations[{i}].name: {:?} is used twice", d.name);
+                    anyhow::bail!(
+                        "tenants.{tenant}.destinations[{i}].name: {:?} is used twice",
+                        d.name
+                    );
                 }
                 if d.matching.is_empty() {
                     anyhow::bail!("tenants.{tenant}.destinations[{i}].matching: name at least one attribute");

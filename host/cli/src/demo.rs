@@ -14,8 +14,17 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>, key: Option<&str>) -> Result<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -49,45 +58,92 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
     let server = {
         let host_ref = std::sync::Arc::new(host);
         let h = host_ref.clone();
-        (tokio::spawn(async move { host::run(&h, listener, shutdown).await }), host_ref)
+        (
+            tokio::spawn(async move { host::run(&h, listener, shutdown).await }),
+            host_ref,
+        )
     };
-    println!("Tenure demo: embedded store {}, API {base}\n", dir.join("tenure.db").display());
-    let api = Api { http: reqwest::Client::new(), base, token };
+    println!(
+        "Tenure demo: embedded store {}, API {base}\n",
+        dir.join("tenure.db").display()
+    );
+    let api = Api {
+        http: reqwest::Client::new(),
+        base,
+        token,
+    };
 
-    let events_path = events.unwrap_or_else(|| config_path.parent().unwrap_or(Path::new(".")).join("events.json"));
+    let events_path =
+        events.unwrap_or_else(|| config_path.parent().unwrap_or(Path::new(".")).join("events.json"));
     let samples: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&events_path)?)
         .with_context(|| format!("{} is not a list of events", events_path.display()))?;
     println!("1. Intake: POST /api/v1/events (stored durably, then acknowledged)");
     for (i, e) in samples.iter().enumerate() {
         let key = format!("demo-{i}");
-        let (status, body) = api.call(reqwest::Method::POST, "/api/v1/events", Some(e), Some(&key)).await?;
-        println!("   {status} {} {} -> {}", e["kind"].as_str().unwrap_or("?"), e["person"]["given_name"].as_str().unwrap_or("?"), body);
+        let (status, body) = api
+            .call(reqwest::Method::POST, "/api/v1/events", Some(e), Some(&key))
+            .await?;
+        println!(
+            "   {status} {} {} -> {}",
+            e["kind"].as_str().unwrap_or("?"),
+            e["person"]["given_name"].as_str().unwrap_or("?"),
+            body
+        );
         // Let each event apply before the next one, so the output reads as a story.
         wait_idle(&api).await?;
     }
-    let (status, body) = api.call(reqwest::Method::POST, "/api/v1/events", Some(&samples[0]), Some("demo-0")).await?;
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            Some(&samples[0]),
+            Some("demo-0"),
+        )
+        .await?;
     println!("   retry of the first request with the same Idempotency-Key: {status} {body}");
     let bad = json!({"kind": "joiner", "person": {"ids": [{"source": "lever", "id": "9"}], "start_date": "next monday"}});
-    let (status, body) = api.call(reqwest::Method::POST, "/api/v1/events", Some(&bad), Some("demo-bad")).await?;
+    let (status, body) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/events",
+            Some(&bad),
+            Some("demo-bad"),
+        )
+        .await?;
     println!("   bad input: {status} {body}\n");
 
     println!("2. Jobs: rules -> plan -> apply through the sandbox connector plugin");
-    let (_, jobs) = api.call(reqwest::Method::GET, "/api/v1/jobs?limit=20", None, None).await?;
+    let (_, jobs) = api
+        .call(reqwest::Method::GET, "/api/v1/jobs?limit=20", None, None)
+        .await?;
     for j in jobs.as_array().into_iter().flatten().rev() {
-        println!("   job {} {:<8} {:<10} {}", j["id"], j["kind"].as_str().unwrap_or(""), j["state"].as_str().unwrap_or(""), j["person_key"].as_str().unwrap_or(""));
+        println!(
+            "   job {} {:<8} {:<10} {}",
+            j["id"],
+            j["kind"].as_str().unwrap_or(""),
+            j["state"].as_str().unwrap_or(""),
+            j["person_key"].as_str().unwrap_or("")
+        );
     }
 
     println!("\n3. Audit trail of lever:1001 (GET /api/v1/audit?person=lever:1001)");
-    let (_, audit) = api.call(reqwest::Method::GET, "/api/v1/audit?person=lever:1001", None, None).await?;
+    let (_, audit) = api
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/audit?person=lever:1001",
+            None,
+            None,
+        )
+        .await?;
     for e in audit.as_array().into_iter().flatten() {
-        let data = &e["data"];
-        let detail = match e["kind"].as_str().unwrap_or("") {
-            "rules.evaluated" => format!("fired {:?}", data["fired"].as_array().map(|f| f.iter().filter_map(|x| x["rule"].as_str()).collect::<Vec<_>>()).unwrap_or_default()),
-            "plan.created" => format!("{}", data["operations"].as_array().map(|o| o.iter().map(|x| format!("{} {}", x["op"].as_str().unwrap_or(""), x["target"].as_str().unwrap_or(""))).collect::<Vec<_>>().join(", ")).unwrap_or_default()),
-            "op.applied" | "op.failed" => format!("{} ({} ms)", data["summary"].as_str().or(data["error"].as_str()).unwrap_or(""), data["duration_ms"]),
-            _ => String::new(),
-        };
-        println!("   #{:<3} {:<16} {:<8} {}", e["seq"], e["kind"].as_str().unwrap_or(""), e["destination"].as_str().unwrap_or(""), detail);
+        let detail = audit_detail(e);
+        println!(
+            "   #{:<3} {:<16} {:<8} {}",
+            e["seq"],
+            e["kind"].as_str().unwrap_or(""),
+            e["destination"].as_str().unwrap_or(""),
+            detail
+        );
     }
 
     println!("\n4. Preview (POST /api/v1/preview): Ada moves to Sales; nothing is written");
@@ -95,32 +151,73 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         "ids": [{"source": "lever", "id": "1001"}], "given_name": "Ada", "family_name": "Lovelace",
         "department": "Sales", "title": "Account Executive", "location": "Berlin",
         "emails": [{"value": "ada@example.test", "primary": true}]}});
-    let (status, preview) = api.call(reqwest::Method::POST, "/api/v1/preview", Some(&preview_body), None).await?;
+    let (status, preview) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/preview",
+            Some(&preview_body),
+            None,
+        )
+        .await?;
     if status != 200 {
         bail!("preview failed: {status} {preview}");
     }
     for d in preview["destinations"].as_array().into_iter().flatten() {
-        let ops: Vec<String> = d["operations"].as_array().into_iter().flatten()
-            .map(|o| format!("{} {}", o["kind"].as_str().unwrap_or(""), o["target"].as_str().unwrap_or(""))).collect();
-        println!("   {} ({}): {}", d["destination"].as_str().unwrap_or(""), d["matched"].as_str().unwrap_or(""), ops.join(", "));
+        let ops: Vec<String> = d["operations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                format!(
+                    "{} {}",
+                    o["kind"].as_str().unwrap_or(""),
+                    o["target"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        println!(
+            "   {} ({}): {}",
+            d["destination"].as_str().unwrap_or(""),
+            d["matched"].as_str().unwrap_or(""),
+            ops.join(", ")
+        );
     }
-    let matched: Vec<&str> = preview["trace"].as_array().into_iter().flatten()
-        .filter(|t| t["matched"] == true).filter_map(|t| t["rule"].as_str()).collect();
+    let matched: Vec<&str> = preview["trace"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["matched"] == true)
+        .filter_map(|t| t["rule"].as_str())
+        .collect();
     println!("   rules that would fire: {matched:?}");
 
     println!("\n5. Audit verify and KPIs");
-    let (_, verify) = api.call(reqwest::Method::GET, "/api/v1/audit/verify", None, None).await?;
+    let (_, verify) = api
+        .call(reqwest::Method::GET, "/api/v1/audit/verify", None, None)
+        .await?;
     println!("   verify: {verify}");
     let (_, kpis) = api.call(reqwest::Method::GET, "/api/v1/kpis", None, None).await?;
     println!("   kpis: {kpis}");
-    let metrics = api.http.get(format!("{}/metrics", api.base)).send().await?.text().await?;
-    for line in metrics.lines().filter(|l| l.starts_with("tenure_queue_jobs") || l.starts_with("tenure_operations_total")) {
+    let metrics = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("tenure_queue_jobs") || l.starts_with("tenure_operations_total"))
+    {
         println!("   {line}");
     }
     let _ = stop.send(true);
     let (task, _host) = server;
     task.await??;
-    println!("\nDone. Run it for real with: tenure serve --config {}", config_path.display());
+    println!(
+        "\nDone. Run it for real with: tenure serve --config {}",
+        config_path.display()
+    );
     Ok(())
 }
 
@@ -128,10 +225,14 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
 async fn wait_idle(api: &Api) -> Result<()> {
     let started = Instant::now();
     loop {
-        let (_, jobs) = api.call(reqwest::Method::GET, "/api/v1/jobs?limit=50", None, None).await?;
-        let busy = jobs.as_array().into_iter().flatten().any(|j| {
-            matches!(j["state"].as_str(), Some("available" | "running" | "retryable"))
-        });
+        let (_, jobs) = api
+            .call(reqwest::Method::GET, "/api/v1/jobs?limit=50", None, None)
+            .await?;
+        let busy = jobs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|j| matches!(j["state"].as_str(), Some("available" | "running" | "retryable")));
         if !busy {
             return Ok(());
         }
@@ -139,5 +240,36 @@ async fn wait_idle(api: &Api) -> Result<()> {
             bail!("jobs did not finish within 30 s: {jobs}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One line of detail for an audit entry in the demo's output.
+fn audit_detail(e: &Value) -> String {
+    let data = &e["data"];
+    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    match e["kind"].as_str().unwrap_or("") {
+        "rules.evaluated" => {
+            let fired: Vec<String> = data["fired"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| text(&x["rule"]))
+                .collect();
+            format!("fired {fired:?}")
+        }
+        "plan.created" => data["operations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                format!("{} {}", text(&x["op"]), text(&x["target"]))
+                    .trim()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        "op.applied" => format!("{} ({} ms)", text(&data["summary"]), data["duration_ms"]),
+        "op.failed" => format!("{} ({} ms)", text(&data["error"]), data["duration_ms"]),
+        _ => String::new(),
     }
 }

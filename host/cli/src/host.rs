@@ -24,10 +24,18 @@ pub struct Host {
 
 /// Opens the store a config names.
 pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
-    let key_file = config.store.key_file.clone().unwrap_or_else(|| config.store.path.with_extension("key"));
+    let key_file = config
+        .store
+        .key_file
+        .clone()
+        .unwrap_or_else(|| config.store.path.with_extension("key"));
     let master = MasterKey::load_or_create(&key_file)?;
-    let options = SqliteOptions { path: config.store.path.clone(), synchronous_full: config.store.synchronous == "full" };
-    SqliteStore::open(&options, master).with_context(|| format!("cannot open the store at {}", config.store.path.display()))
+    let options = SqliteOptions {
+        path: config.store.path.clone(),
+        synchronous_full: config.store.synchronous == "full",
+    };
+    SqliteStore::open(&options, master)
+        .with_context(|| format!("cannot open the store at {}", config.store.path.display()))
 }
 
 /// Loads a config, resolving `${secret:NAME}` from the store it names.
@@ -49,7 +57,13 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
 /// Builds the host from a loaded config and its store.
 pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     let services = Services::new(store.kv(), Arc::new(SystemClock))?;
-    let runtime = Runtime::new(RuntimeOptions { cache_dir: Some(config.cache_dir.clone()), ..RuntimeOptions::default() }, services)?;
+    let runtime = Runtime::new(
+        RuntimeOptions {
+            cache_dir: Some(config.cache_dir.clone()),
+            ..RuntimeOptions::default()
+        },
+        services,
+    )?;
     let mut plugins = BTreeSet::new();
     for t in config.tenants.values() {
         plugins.extend(t.rules.iter().cloned());
@@ -59,9 +73,12 @@ pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     }
     for name in &plugins {
         let path = config.plugins_dir.join(format!("{name}.wasm"));
-        let version = runtime
-            .register_file(&path)
-            .with_context(|| format!("loading plugin {name} from {} (run plugins/build.sh first)", path.display()))?;
+        let version = runtime.register_file(&path).with_context(|| {
+            format!(
+                "loading plugin {name} from {} (run plugins/build.sh first)",
+                path.display()
+            )
+        })?;
         tracing::info!(plugin = %name, version = %version.label, "plugin loaded");
     }
     let mut tenants = std::collections::BTreeMap::new();
@@ -73,17 +90,43 @@ pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
             tenants.insert(name.clone(), p);
         }
     }
-    let pipeline_config = PipelineConfig { queue: config.queue.clone(), tenants };
+    let pipeline_config = PipelineConfig {
+        queue: config.queue.clone(),
+        tenants,
+    };
     let pipeline = Pipeline::new(store.clone() as Arc<dyn Store>, runtime, pipeline_config)?;
-    let tokens = config.api_tokens.iter().map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token)).collect();
-    let state = AppState { pipeline: pipeline.clone(), tokens: Arc::new(tokens) };
-    Ok(Host { pipeline, state, sources })
+    let tokens = config
+        .api_tokens
+        .iter()
+        .map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token))
+        .collect();
+    let state = AppState {
+        pipeline: pipeline.clone(),
+        tokens: Arc::new(tokens),
+    };
+    Ok(Host {
+        pipeline,
+        state,
+        sources,
+    })
 }
 
 /// Serves the API and runs the workers and pollers until `shutdown` turns true.
-pub async fn run(host: &Host, listener: tokio::net::TcpListener, shutdown: watch::Receiver<bool>) -> Result<()> {
-    let workers = tokio::spawn(host.pipeline.clone().run_workers(shutdown.clone(), Duration::from_secs(10)));
-    let pollers = tokio::spawn(host.pipeline.clone().run_pollers(host.sources.clone(), shutdown.clone()));
+pub async fn run(
+    host: &Host,
+    listener: tokio::net::TcpListener,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let workers = tokio::spawn(
+        host.pipeline
+            .clone()
+            .run_workers(shutdown.clone(), Duration::from_secs(10)),
+    );
+    let pollers = tokio::spawn(
+        host.pipeline
+            .clone()
+            .run_pollers(host.sources.clone(), shutdown.clone()),
+    );
     let mut stop = shutdown.clone();
     axum::serve(listener, tenure_server::router(host.state.clone()))
         .with_graceful_shutdown(async move {

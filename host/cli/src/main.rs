@@ -124,18 +124,31 @@ enum PluginsCommand {
 
 fn plugin_runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
     let services = Services::new(Arc::new(MemoryKv::default()), Arc::new(SystemClock))?;
-    Ok(Runtime::new(RuntimeOptions { cache_dir, ..RuntimeOptions::default() }, services)?)
+    Ok(Runtime::new(
+        RuntimeOptions {
+            cache_dir,
+            ..RuntimeOptions::default()
+        },
+        services,
+    )?)
 }
 
 fn actor() -> String {
-    format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()))
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     // The demo prints its own story; logs would drown it.
-    let default_filter = if matches!(cli.command, Command::Demo { .. }) { "warn" } else { "info,wasmtime=warn" };
+    let default_filter = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info,wasmtime=warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
@@ -155,12 +168,19 @@ async fn main() -> Result<()> {
             host::run(&host, listener, host::shutdown_signal()).await
         }
         Command::Demo { config, events } => demo::run(&config, events).await,
-        Command::Preview { config, tenant, person, kind, source } => {
+        Command::Preview {
+            config,
+            tenant,
+            person,
+            kind,
+            source,
+        } => {
             let (config, store) = host::load_config(&config).await?;
             let host = host::build(config, store)?;
-            let text = std::fs::read_to_string(&person).with_context(|| format!("cannot read {}", person.display()))?;
-            let person: PersonIn =
-                serde_json::from_str(&text).with_context(|| format!("{} is not a person record", person.display()))?;
+            let text = std::fs::read_to_string(&person)
+                .with_context(|| format!("cannot read {}", person.display()))?;
+            let person: PersonIn = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a person record", person.display()))?;
             let kind: EventKind = serde_json::from_value(serde_json::Value::String(kind.clone()))
                 .with_context(|| format!("--kind: {kind:?} is not an event kind"))?;
             let valid = tenure_pipeline::event::validate(tenure_pipeline::EventIn {
@@ -171,7 +191,10 @@ async fn main() -> Result<()> {
                 source_record_id: None,
                 occurred_at: None,
             })?;
-            let preview = host.pipeline.preview(&tenant, &source, &valid.event.person, kind).await?;
+            let preview = host
+                .pipeline
+                .preview(&tenant, &source, &valid.event.person, kind)
+                .await?;
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())
         }
@@ -189,7 +212,10 @@ async fn main() -> Result<()> {
                 .await?;
             match &report.problem {
                 None => {
-                    println!("audit log intact: {} entries, head {} {}", report.entries, report.head_seq, report.head_hash);
+                    println!(
+                        "audit log intact: {} entries, head {} {}",
+                        report.entries, report.head_seq, report.head_hash
+                    );
                     Ok(())
                 }
                 Some(p) => {
@@ -198,7 +224,15 @@ async fn main() -> Result<()> {
                 }
             }
         }
-        Command::Audit(AuditCommand::Export { config, format, tenant, person, destination, since_ms, until_ms }) => {
+        Command::Audit(AuditCommand::Export {
+            config,
+            format,
+            tenant,
+            person,
+            destination,
+            since_ms,
+            until_ms,
+        }) => {
             if !matches!(format.as_str(), "jsonl" | "csv") {
                 bail!("--format: must be jsonl or csv");
             }

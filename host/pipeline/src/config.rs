@@ -77,7 +77,12 @@ pub struct GuardConfig {
 
 impl Default for GuardConfig {
     fn default() -> Self {
-        GuardConfig { max_accounts: Some(25), max_percent: Some(10.0), min_population: 200, window_secs: 3_600 }
+        GuardConfig {
+            max_accounts: Some(25),
+            max_percent: Some(10.0),
+            min_population: 200,
+            window_secs: 3_600,
+        }
     }
 }
 

@@ -14,7 +14,10 @@ pub struct InvalidEvent {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidEvent {
-    InvalidEvent { field: field.into(), reason: reason.into() }
+    InvalidEvent {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Event kinds, as in the WIT contract.
@@ -187,7 +190,9 @@ pub fn parse_event(body: &[u8]) -> Result<ValidEvent, InvalidEvent> {
 
 /// The field a deserialization error is about: its path, plus the missing field's name.
 pub fn error_field(path: String, message: &str) -> String {
-    let missing = message.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|m| m.split('`').next());
     let root = path == "." || path == "?";
     match (missing, root) {
         (Some(name), true) => name.to_string(),
@@ -202,14 +207,19 @@ fn is_iso_date(s: &str) -> bool {
     b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
         && matches!(s[5..7].parse::<u8>(), Ok(1..=12))
         && matches!(s[8..10].parse::<u8>(), Ok(1..=31))
 }
 
 fn check_text(field: &str, value: &str) -> Result<(), InvalidEvent> {
     if value.len() > MAX_TEXT {
-        return Err(invalid(field, format!("is {} bytes; the limit is {MAX_TEXT}", value.len())));
+        return Err(invalid(
+            field,
+            format!("is {} bytes; the limit is {MAX_TEXT}", value.len()),
+        ));
     }
     if value.chars().any(|c| c.is_control() && c != '\t') {
         return Err(invalid(field, "contains control characters"));
@@ -219,7 +229,10 @@ fn check_text(field: &str, value: &str) -> Result<(), InvalidEvent> {
 
 fn check_date(field: &str, value: &Option<String>) -> Result<(), InvalidEvent> {
     match value {
-        Some(v) if !is_iso_date(v) => Err(invalid(field, format!("{v:?} is not an ISO 8601 date (YYYY-MM-DD)"))),
+        Some(v) if !is_iso_date(v) => Err(invalid(
+            field,
+            format!("{v:?} is not an ISO 8601 date (YYYY-MM-DD)"),
+        )),
         _ => Ok(()),
     }
 }
@@ -227,8 +240,16 @@ fn check_date(field: &str, value: &Option<String>) -> Result<(), InvalidEvent> {
 /// Checks an event's meaning (the shape was checked by deserialization).
 pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
     let source = input.source.clone().unwrap_or_else(|| "api".into());
-    if source.is_empty() || source.len() > 64 || !source.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(invalid("source", "must be 1 to 64 letters, digits, '-', '_' or '.'"));
+    if source.is_empty()
+        || source.len() > 64
+        || !source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(invalid(
+            "source",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
     }
     let p = &input.person;
     if p.ids.is_empty() {
@@ -261,7 +282,10 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
     for (i, e) in p.emails.iter().enumerate() {
         let at = e.value.find('@');
         if !matches!(at, Some(n) if n > 0 && n + 1 < e.value.len()) || e.value.contains(char::is_whitespace) {
-            return Err(invalid(format!("person.emails[{i}].value"), format!("{:?} is not an email address", e.value)));
+            return Err(invalid(
+                format!("person.emails[{i}].value"),
+                format!("{:?} is not an email address", e.value),
+            ));
         }
     }
     check_date("person.start_date", &p.start_date)?;
@@ -270,7 +294,10 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
     if let (Some(s), Some(e)) = (&p.start_date, &p.end_date)
         && e < s
     {
-        return Err(invalid("person.end_date", format!("{e} is before the start date {s}")));
+        return Err(invalid(
+            "person.end_date",
+            format!("{e} is before the start date {s}"),
+        ));
     }
     let mut custom = Vec::with_capacity(p.custom.len());
     for (k, v) in &p.custom {
@@ -282,9 +309,10 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
                 wit::Value::Text(s.clone())
             }
             serde_json::Value::Bool(b) => wit::Value::Flag(*b),
-            serde_json::Value::Number(n) => {
-                wit::Value::Number(n.as_i64().ok_or_else(|| invalid(&field, "numbers must be whole (64-bit)"))?)
-            }
+            serde_json::Value::Number(n) => wit::Value::Number(
+                n.as_i64()
+                    .ok_or_else(|| invalid(&field, "numbers must be whole (64-bit)"))?,
+            ),
             serde_json::Value::Array(items) => wit::Value::Many(
                 items
                     .iter()
@@ -300,10 +328,17 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
     let person_key = format!("{}:{}", key_id.source, key_id.id);
     let labeled = |v: &[LabeledIn]| {
         v.iter()
-            .map(|l| wit::LabeledValue { kind: l.kind.clone(), value: l.value.clone(), primary: l.primary })
+            .map(|l| wit::LabeledValue {
+                kind: l.kind.clone(),
+                value: l.value.clone(),
+                primary: l.primary,
+            })
             .collect::<Vec<_>>()
     };
-    let sid = |s: &SourceIdIn| wit::SourceId { source: s.source.clone(), id: s.id.clone() };
+    let sid = |s: &SourceIdIn| wit::SourceId {
+        source: s.source.clone(),
+        id: s.id.clone(),
+    };
     let person = wit::Person {
         ids: p.ids.iter().map(sid).collect(),
         given_name: p.given_name.clone(),
@@ -343,13 +378,21 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
         source_record_id: input.source_record_id.clone().unwrap_or_default(),
         occurred_at: input.occurred_at.clone(),
     };
-    Ok(ValidEvent { source, person_key, event })
+    Ok(ValidEvent {
+        source,
+        person_key,
+        event,
+    })
 }
 
 /// The key that orders and links a person's events: `<source>:<id>` of the
 /// id from the event's source (else the first id).
 pub fn person_key(source: &str, person: &wit::Person) -> Option<String> {
-    let id = person.ids.iter().find(|i| i.source == source).or(person.ids.first())?;
+    let id = person
+        .ids
+        .iter()
+        .find(|i| i.source == source)
+        .or(person.ids.first())?;
     Some(format!("{}:{}", id.source, id.id))
 }
 
@@ -363,7 +406,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr"}]}})).unwrap_err();
+        let e =
+            parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr"}]}})).unwrap_err();
         assert_eq!(e.field, "person.ids[0].id");
         assert!(e.reason.contains("missing field `id`"), "{e}");
         let e = parse(serde_json::json!({"kind": "hired", "person": {"ids": []}})).unwrap_err();
@@ -372,12 +416,16 @@ mod tests {
         assert_eq!(e.field, "person.nmae");
         let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": []}})).unwrap_err();
         assert_eq!(e.field, "person.ids");
-        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
-            "start_date": "2026-13-01"}}))
+        let e = parse(
+            serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+            "start_date": "2026-13-01"}}),
+        )
         .unwrap_err();
         assert_eq!(e.field, "person.start_date");
-        let e = parse(serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
-            "emails": [{"value": "nope"}]}}))
+        let e = parse(
+            serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+            "emails": [{"value": "nope"}]}}),
+        )
         .unwrap_err();
         assert_eq!(e.field, "person.emails[0].value");
         let e = parse_event(b"{not json").unwrap_err();

@@ -73,15 +73,30 @@ impl Failure {
             CallError::Start { .. } => ("start", true, None),
             CallError::WrongKind { .. } => ("config", false, None),
         };
-        Failure { class, message: e.to_string(), retry, retry_after_ms }
+        Failure {
+            class,
+            message: e.to_string(),
+            retry,
+            retry_after_ms,
+        }
     }
 
     pub fn config(message: impl Into<String>) -> Failure {
-        Failure { class: "config", message: message.into(), retry: false, retry_after_ms: None }
+        Failure {
+            class: "config",
+            message: message.into(),
+            retry: false,
+            retry_after_ms: None,
+        }
     }
 
     pub fn store(e: &StoreError) -> Failure {
-        Failure { class: "store", message: e.to_string(), retry: true, retry_after_ms: None }
+        Failure {
+            class: "store",
+            message: e.to_string(),
+            retry: true,
+            retry_after_ms: None,
+        }
     }
 }
 
@@ -96,7 +111,10 @@ pub fn now_ms() -> i64 {
 /// The delay before attempt `attempt + 1`: exponential from `base`, capped, with
 /// equal jitter, and never sooner than the destination asked.
 pub fn backoff_ms(q: &QueueConfig, attempt: u32, retry_after_ms: Option<u64>) -> u64 {
-    let exp = q.backoff_base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(q.backoff_max_ms);
+    let exp = q
+        .backoff_base_ms
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
+        .min(q.backoff_max_ms);
     let jittered = exp / 2 + fastrand::u64(0..=exp / 2);
     match retry_after_ms {
         // Honour Retry-After exactly, plus a little jitter so that retries do not stampede.
@@ -118,11 +136,17 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// A pipeline over a store and a runtime whose tenants and plugins are already set up.
-    pub fn new(store: Arc<dyn Store>, runtime: Runtime, config: PipelineConfig) -> Result<Arc<Pipeline>, PipelineError> {
-        let metrics = metrics::Metrics::new().map_err(|e| PipelineError::Invalid(InvalidEvent {
-            field: "metrics".into(),
-            reason: e.to_string(),
-        }))?;
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Runtime,
+        config: PipelineConfig,
+    ) -> Result<Arc<Pipeline>, PipelineError> {
+        let metrics = metrics::Metrics::new().map_err(|e| {
+            PipelineError::Invalid(InvalidEvent {
+                field: "metrics".into(),
+                reason: e.to_string(),
+            })
+        })?;
         let owner = format!("{}-{}", std::process::id(), fastrand::u64(..));
         Ok(Arc::new(Pipeline {
             store,
@@ -149,7 +173,10 @@ impl Pipeline {
     }
 
     pub fn tenant(&self, name: &str) -> Result<&TenantPipeline, PipelineError> {
-        self.config.tenants.get(name).ok_or_else(|| PipelineError::UnknownTenant(name.into()))
+        self.config
+            .tenants
+            .get(name)
+            .ok_or_else(|| PipelineError::UnknownTenant(name.into()))
     }
 
     /// Stores a validated event and its job (de-duplicated by the idempotency key,
@@ -166,7 +193,11 @@ impl Pipeline {
         let key = match idempotency_key {
             Some(k) if !k.is_empty() && k.len() <= 256 => k.to_string(),
             Some(_) => {
-                return Err(InvalidEvent { field: "Idempotency-Key".into(), reason: "must be 1 to 256 characters".into() }.into());
+                return Err(InvalidEvent {
+                    field: "Idempotency-Key".into(),
+                    reason: "must be 1 to 256 characters".into(),
+                }
+                .into());
             }
             None if !event.event.source_record_id.is_empty() => {
                 format!("{}:{}", event.source, event.event.source_record_id)
@@ -187,14 +218,25 @@ impl Pipeline {
             Intake::Duplicate { .. } => "duplicate",
         };
         self.metrics.events.with_label_values(&[tenant, outcome]).inc();
-        self.metrics.ack_seconds.with_label_values(&[tenant]).observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .ack_seconds
+            .with_label_values(&[tenant])
+            .observe(started.elapsed().as_secs_f64());
         self.wake.notify_one();
         Ok(intake)
     }
 
-    pub(crate) fn new_event(&self, tenant: &str, actor: &str, key: String, e: ValidEvent) -> Result<NewEvent, PipelineError> {
-        let body = serde_json::to_string(&e.event)
-            .map_err(|err| InvalidEvent { field: "body".into(), reason: err.to_string() })?;
+    pub(crate) fn new_event(
+        &self,
+        tenant: &str,
+        actor: &str,
+        key: String,
+        e: ValidEvent,
+    ) -> Result<NewEvent, PipelineError> {
+        let body = serde_json::to_string(&e.event).map_err(|err| InvalidEvent {
+            field: "body".into(),
+            reason: err.to_string(),
+        })?;
         Ok(NewEvent {
             tenant: tenant.into(),
             source: e.source,
@@ -215,12 +257,24 @@ impl Pipeline {
         &self,
         connector: &tenure_runtime::PluginHandle,
     ) -> Result<Arc<wit::connector::Capabilities>, CallError> {
-        let key = (connector.tenant().to_string(), connector.plugin().to_string(), connector.version().to_string());
-        if let Some(c) = self.capabilities.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        let key = (
+            connector.tenant().to_string(),
+            connector.plugin().to_string(),
+            connector.version().to_string(),
+        );
+        if let Some(c) = self
+            .capabilities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
             return Ok(c.clone());
         }
         let caps = Arc::new(connector.describe().await?);
-        self.capabilities.lock().unwrap_or_else(|p| p.into_inner()).insert(key, caps.clone());
+        self.capabilities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, caps.clone());
         Ok(caps)
     }
 }
@@ -231,7 +285,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let q = QueueConfig { backoff_base_ms: 100, backoff_max_ms: 1_000, ..QueueConfig::default() };
+        let q = QueueConfig {
+            backoff_base_ms: 100,
+            backoff_max_ms: 1_000,
+            ..QueueConfig::default()
+        };
         for attempt in 1..20 {
             let d = backoff_ms(&q, attempt, None);
             let exp = (100u64 << (attempt - 1).min(30)).min(1_000);

@@ -1,7 +1,9 @@
 //! Prometheus metrics of the pipeline. Gauges that mirror the store (queue
 //! depth, KPIs) are refreshed when `/metrics` is scraped.
 
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use tenure_store::Store;
 
 /// Every metric the pipeline exports.
@@ -19,8 +21,10 @@ pub struct Metrics {
     pub kpi: GaugeVec,
 }
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    3600.0,
+];
 
 impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
@@ -30,16 +34,35 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
-        let histogram = |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
-            let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()), labels)?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
-        };
-        let events = counter("tenure_events_total", "Events received, by outcome", &["tenant", "outcome"])?;
-        let ack_seconds = histogram("tenure_intake_ack_seconds", "Time to durably store and acknowledge an event", &["tenant"])?;
-        let attempts = counter("tenure_job_attempts_total", "Job attempts, by how they ended", &["tenant", "outcome"])?;
-        let event_to_done =
-            histogram("tenure_event_to_done_seconds", "From receipt to the job's completion", &["tenant"])?;
+        let histogram =
+            |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()),
+                    labels,
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let events = counter(
+            "tenure_events_total",
+            "Events received, by outcome",
+            &["tenant", "outcome"],
+        )?;
+        let ack_seconds = histogram(
+            "tenure_intake_ack_seconds",
+            "Time to durably store and acknowledge an event",
+            &["tenant"],
+        )?;
+        let attempts = counter(
+            "tenure_job_attempts_total",
+            "Job attempts, by how they ended",
+            &["tenant", "outcome"],
+        )?;
+        let event_to_done = histogram(
+            "tenure_event_to_done_seconds",
+            "From receipt to the job's completion",
+            &["tenant"],
+        )?;
         let time_to_provision = histogram(
             "tenure_time_to_provision_seconds",
             "From a joiner or rehire event's receipt to all its accounts being ready",
@@ -57,10 +80,16 @@ impl Metrics {
         )?;
         let in_flight = IntGauge::new("tenure_jobs_in_flight", "Jobs being applied now")?;
         registry.register(Box::new(in_flight.clone()))?;
-        let queue_depth = IntGaugeVec::new(Opts::new("tenure_queue_jobs", "Jobs per state"), &["tenant", "state"])?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new("tenure_queue_jobs", "Jobs per state"),
+            &["tenant", "state"],
+        )?;
         registry.register(Box::new(queue_depth.clone()))?;
         let kpi = GaugeVec::new(
-            Opts::new("tenure_kpi", "Key indicators: first_day_access_rate, errors_per_1000_events, time_to_provision_p50_seconds"),
+            Opts::new(
+                "tenure_kpi",
+                "Key indicators: first_day_access_rate, errors_per_1000_events, time_to_provision_p50_seconds",
+            ),
             &["tenant", "kpi"],
         )?;
         registry.register(Box::new(kpi.clone()))?;
@@ -84,7 +113,9 @@ impl Metrics {
         if let Ok(depth) = store.queue_depth().await {
             self.queue_depth.reset();
             for (tenant, state, n) in depth {
-                self.queue_depth.with_label_values(&[tenant.as_str(), state.as_str()]).set(n);
+                self.queue_depth
+                    .with_label_values(&[tenant.as_str(), state.as_str()])
+                    .set(n);
             }
         }
         for tenant in tenants {

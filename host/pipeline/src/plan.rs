@@ -73,12 +73,19 @@ impl Builder<'_> {
     fn push(&mut self, key: String, target: Option<String>, op: wit::Operation) {
         let (kind, name) = op_kind(&op);
         if !self.supported.contains(&kind) {
-            self.plan.unsupported.push(format!("{name} {}", target.as_deref().unwrap_or("")).trim().to_string());
+            self.plan.unsupported.push(
+                format!("{name} {}", target.as_deref().unwrap_or(""))
+                    .trim()
+                    .to_string(),
+            );
             return;
         }
         let destructive = matches!(
             kind,
-            OperationKind::Disable | OperationKind::Delete | OperationKind::Move | OperationKind::RemoveMember
+            OperationKind::Disable
+                | OperationKind::Delete
+                | OperationKind::Move
+                | OperationKind::RemoveMember
         );
         self.plan.operations.push(PlannedOp {
             key: format!("{}/{key}", self.destination),
@@ -91,7 +98,11 @@ impl Builder<'_> {
 
     fn tickets(&mut self, desired: &wit::DesiredAccount) {
         for (i, t) in desired.tickets.iter().enumerate() {
-            self.push(format!("ticket/{}/{i}", t.template), Some(t.template.clone()), wit::Operation::OpenTicket(t.clone()));
+            self.push(
+                format!("ticket/{}/{i}", t.template),
+                Some(t.template.clone()),
+                wit::Operation::OpenTicket(t.clone()),
+            );
         }
     }
 }
@@ -105,19 +116,27 @@ pub fn plan(
     supported: &[OperationKind],
     deprovision: Deprovision,
 ) -> Plan {
-    let mut b = Builder { destination, supported, plan: Plan::default() };
+    let mut b = Builder {
+        destination,
+        supported,
+        plan: Plan::default(),
+    };
     match (desired, current) {
         (None, None) => {}
         (None, Some(acc)) => {
             // Only accounts Tenure manages are ever deprovisioned.
             if link.is_some_and(|l| l.anchor == acc.anchor) {
                 match deprovision {
-                    Deprovision::Disable if acc.enabled => {
-                        b.push("disable".into(), Some(acc.anchor.clone()), wit::Operation::Disable(acc.anchor.clone()))
-                    }
-                    Deprovision::Delete => {
-                        b.push("delete".into(), Some(acc.anchor.clone()), wit::Operation::Delete(acc.anchor.clone()))
-                    }
+                    Deprovision::Disable if acc.enabled => b.push(
+                        "disable".into(),
+                        Some(acc.anchor.clone()),
+                        wit::Operation::Disable(acc.anchor.clone()),
+                    ),
+                    Deprovision::Delete => b.push(
+                        "delete".into(),
+                        Some(acc.anchor.clone()),
+                        wit::Operation::Delete(acc.anchor.clone()),
+                    ),
                     _ => {}
                 }
             }
@@ -131,7 +150,10 @@ pub fn plan(
                 b.push(
                     format!("add/{g}"),
                     Some(g.clone()),
-                    wit::Operation::AddMember(wit::MemberChange { anchor: CREATED.into(), group: g.clone() }),
+                    wit::Operation::AddMember(wit::MemberChange {
+                        anchor: CREATED.into(),
+                        group: g.clone(),
+                    }),
                 );
             }
             b.tickets(want);
@@ -139,7 +161,11 @@ pub fn plan(
         (Some(want), Some(acc)) => {
             let anchor = acc.anchor.clone();
             if !want.enabled && acc.enabled {
-                b.push("disable".into(), Some(anchor.clone()), wit::Operation::Disable(anchor.clone()));
+                b.push(
+                    "disable".into(),
+                    Some(anchor.clone()),
+                    wit::Operation::Disable(anchor.clone()),
+                );
             }
             let changes: Vec<wit::Attribute> = want
                 .attributes
@@ -155,8 +181,19 @@ pub fn plan(
                 .cloned()
                 .collect();
             if !changes.is_empty() {
-                let names = changes.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(",");
-                b.push("update".into(), Some(names), wit::Operation::Update(wit::AttributeChange { anchor: anchor.clone(), changes }));
+                let names = changes
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                b.push(
+                    "update".into(),
+                    Some(names),
+                    wit::Operation::Update(wit::AttributeChange {
+                        anchor: anchor.clone(),
+                        changes,
+                    }),
+                );
             }
             if let Some(container) = &want.container
                 && acc.container.as_ref() != Some(container)
@@ -164,27 +201,44 @@ pub fn plan(
                 b.push(
                     "move".into(),
                     Some(container.clone()),
-                    wit::Operation::Move(wit::MoveRequest { anchor: anchor.clone(), container: container.clone() }),
+                    wit::Operation::Move(wit::MoveRequest {
+                        anchor: anchor.clone(),
+                        container: container.clone(),
+                    }),
                 );
             }
             for g in want.groups.iter().filter(|g| !acc.groups.contains(g)) {
                 b.push(
                     format!("add/{g}"),
                     Some(g.clone()),
-                    wit::Operation::AddMember(wit::MemberChange { anchor: anchor.clone(), group: g.clone() }),
+                    wit::Operation::AddMember(wit::MemberChange {
+                        anchor: anchor.clone(),
+                        group: g.clone(),
+                    }),
                 );
             }
             // Groups granted outside Tenure are never removed.
             let managed = link.map(|l| l.managed_groups.as_slice()).unwrap_or_default();
-            for g in acc.groups.iter().filter(|g| !want.groups.contains(g) && managed.contains(g)) {
+            for g in acc
+                .groups
+                .iter()
+                .filter(|g| !want.groups.contains(g) && managed.contains(g))
+            {
                 b.push(
                     format!("remove/{g}"),
                     Some(g.clone()),
-                    wit::Operation::RemoveMember(wit::MemberChange { anchor: anchor.clone(), group: g.clone() }),
+                    wit::Operation::RemoveMember(wit::MemberChange {
+                        anchor: anchor.clone(),
+                        group: g.clone(),
+                    }),
                 );
             }
             if want.enabled && !acc.enabled {
-                b.push("enable".into(), Some(anchor.clone()), wit::Operation::Enable(anchor));
+                b.push(
+                    "enable".into(),
+                    Some(anchor.clone()),
+                    wit::Operation::Enable(anchor),
+                );
             }
             b.tickets(want);
         }
@@ -195,7 +249,10 @@ pub fn plan(
 /// The link after an operation succeeded.
 pub fn next_link(link: Option<Link>, op: &wit::Operation, created_anchor: Option<&str>) -> Option<Link> {
     match op {
-        wit::Operation::Create(_) => created_anchor.map(|a| Link { anchor: a.to_string(), managed_groups: vec![] }),
+        wit::Operation::Create(_) => created_anchor.map(|a| Link {
+            anchor: a.to_string(),
+            managed_groups: vec![],
+        }),
         wit::Operation::Delete(_) => None,
         wit::Operation::AddMember(m) => link.map(|mut l| {
             if !l.managed_groups.contains(&m.group) {
@@ -242,7 +299,10 @@ mod tests {
     ];
 
     fn text(name: &str, v: &str) -> wit::Attribute {
-        wit::Attribute { name: name.into(), value: wit::Value::Text(v.into()) }
+        wit::Attribute {
+            name: name.into(),
+            value: wit::Value::Text(v.into()),
+        }
     }
 
     fn desired(groups: &[&str], enabled: bool) -> wit::DesiredAccount {
@@ -273,7 +333,10 @@ mod tests {
     }
 
     fn kinds(p: &Plan) -> Vec<String> {
-        p.operations.iter().map(|o| format!("{} {}", o.kind, o.target.as_deref().unwrap_or(""))).collect()
+        p.operations
+            .iter()
+            .map(|o| format!("{} {}", o.kind, o.target.as_deref().unwrap_or("")))
+            .collect()
     }
 
     #[test]
@@ -281,38 +344,78 @@ mod tests {
         let d = desired(&["Eng", "All"], true);
         let p = plan("ad", Some(&d), None, None, ALL, Deprovision::Disable);
         assert_eq!(kinds(&p), ["create ", "add-member Eng", "add-member All"]);
-        let wit::Operation::Create(c) = &p.operations[0].op else { panic!() };
+        let wit::Operation::Create(c) = &p.operations[0].op else {
+            panic!()
+        };
         assert!(c.groups.is_empty(), "memberships follow the create");
     }
 
     #[test]
     fn update_only_what_changed_and_never_unmanaged_groups() {
         let d = desired(&["Eng"], true);
-        let link = Link { anchor: "A1".into(), managed_groups: vec!["Sales".into()] };
+        let link = Link {
+            anchor: "A1".into(),
+            managed_groups: vec!["Sales".into()],
+        };
         let a = account(&["Sales", "Hand-Made"], true);
         let p = plan("ad", Some(&d), Some(&a), Some(&link), ALL, Deprovision::Disable);
-        assert_eq!(kinds(&p), ["update title", "add-member Eng", "remove-member Sales"]);
+        assert_eq!(
+            kinds(&p),
+            ["update title", "add-member Eng", "remove-member Sales"]
+        );
         assert!(p.operations[2].destructive);
         let in_sync = account(&["Eng"], true);
         let mut d2 = d.clone();
         d2.attributes[1] = text("title", "Intern");
-        assert!(plan("ad", Some(&d2), Some(&in_sync), Some(&link), ALL, Deprovision::Disable).operations.is_empty());
+        assert!(
+            plan(
+                "ad",
+                Some(&d2),
+                Some(&in_sync),
+                Some(&link),
+                ALL,
+                Deprovision::Disable
+            )
+            .operations
+            .is_empty()
+        );
     }
 
     #[test]
     fn leaving_disables_first_and_unlinked_accounts_are_untouched() {
-        let link = Link { anchor: "A1".into(), managed_groups: vec![] };
+        let link = Link {
+            anchor: "A1".into(),
+            managed_groups: vec![],
+        };
         let a = account(&[], true);
-        let p = plan("ad", Some(&desired(&[], false)), Some(&a), Some(&link), ALL, Deprovision::Disable);
+        let p = plan(
+            "ad",
+            Some(&desired(&[], false)),
+            Some(&a),
+            Some(&link),
+            ALL,
+            Deprovision::Disable,
+        );
         assert_eq!(kinds(&p)[0], "disable A1");
         let gone = plan("ad", None, Some(&a), Some(&link), ALL, Deprovision::Delete);
         assert_eq!(kinds(&gone), ["delete A1"]);
-        assert!(plan("ad", None, Some(&a), None, ALL, Deprovision::Delete).operations.is_empty());
+        assert!(
+            plan("ad", None, Some(&a), None, ALL, Deprovision::Delete)
+                .operations
+                .is_empty()
+        );
     }
 
     #[test]
     fn unsupported_operations_are_reported_not_sent() {
-        let p = plan("ad", Some(&desired(&["Eng"], true)), None, None, &[OperationKind::Create], Deprovision::Disable);
+        let p = plan(
+            "ad",
+            Some(&desired(&["Eng"], true)),
+            None,
+            None,
+            &[OperationKind::Create],
+            Deprovision::Disable,
+        );
         assert_eq!(kinds(&p), ["create "]);
         assert_eq!(p.unsupported, ["add-member Eng"]);
     }

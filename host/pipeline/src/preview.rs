@@ -62,7 +62,11 @@ impl Pipeline {
         let evaluation = rules.evaluate(person, &context).await?;
         let mut destinations = Vec::new();
         for dest in &tenant.destinations {
-            let desired = evaluation.accounts.iter().find(|a| a.destination == dest.name).cloned();
+            let desired = evaluation
+                .accounts
+                .iter()
+                .find(|a| a.destination == dest.name)
+                .cloned();
             let mut view = DestinationPreview {
                 destination: dest.name.clone(),
                 desired: desired.clone(),
@@ -95,13 +99,25 @@ impl Pipeline {
                         }
                         Match::Conflict { kind, candidates } => {
                             view.matched = "conflict".into();
-                            view.note = Some(format!("{kind} match {candidates:?}: the job would be held for a person to decide"));
+                            view.note = Some(format!(
+                                "{kind} match {candidates:?}: the job would be held for a person to decide"
+                            ));
                             None
                         }
                     };
-                    if matches!(view.matched.as_str(), "linked" | "new" | "would-merge" | "would-recover" | "would-resolved") {
+                    if matches!(
+                        view.matched.as_str(),
+                        "linked" | "new" | "would-merge" | "would-recover" | "would-resolved"
+                    ) {
                         let link = r.link.clone();
-                        let p = plan::plan(&dest.name, desired.as_ref(), current.as_ref(), link.as_ref(), &r.caps.operations, dest.deprovision);
+                        let p = plan::plan(
+                            &dest.name,
+                            desired.as_ref(),
+                            current.as_ref(),
+                            link.as_ref(),
+                            &r.caps.operations,
+                            dest.deprovision,
+                        );
                         view.operations = p.operations;
                         view.unsupported = p.unsupported;
                         if view.operations.is_empty() && view.note.is_none() {

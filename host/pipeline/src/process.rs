@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tenure_runtime::wit;
 use tenure_store::{
-    AuditRecord, ClaimedJob, Finish, FinishedOp, GuardDecision, GuardRequest, Link, LinkUpdate, NewConflict, NewOperation,
-    OpResult,
+    AuditRecord, ClaimedJob, Finish, FinishedOp, GuardDecision, GuardRequest, Link, LinkUpdate, NewConflict,
+    NewOperation, OpResult,
 };
 use tracing::Instrument;
 
@@ -106,7 +106,12 @@ impl JobRun<'_> {
     /// Writes the last operation's result now (before a write that is not an operation).
     async fn flush(&mut self) -> Result<(), Failure> {
         match self.last_op.take() {
-            Some(done) => self.p.store.op_finished(done).await.map_err(|e| Failure::store(&e)),
+            Some(done) => self
+                .p
+                .store
+                .op_finished(done)
+                .await
+                .map_err(|e| Failure::store(&e)),
             None => Ok(()),
         }
     }
@@ -115,7 +120,11 @@ impl JobRun<'_> {
         let error = format!("{}: {}", f.class, f.message);
         if f.retry {
             let delay = backoff_ms(&self.p.config.queue, self.job.attempt, f.retry_after_ms);
-            Finish::Retry { run_at_ms: now_ms() + delay as i64, error, charge: true }
+            Finish::Retry {
+                run_at_ms: now_ms() + delay as i64,
+                error,
+                charge: true,
+            }
         } else {
             Finish::Dead { error }
         }
@@ -124,15 +133,25 @@ impl JobRun<'_> {
     async fn run(&mut self) -> Finish {
         let (p, job) = (self.p, self.job);
         let Some(tenant) = p.config.tenants.get(&job.tenant) else {
-            return Finish::Dead { error: format!("config: tenant {} is not configured", job.tenant) };
+            return Finish::Dead {
+                error: format!("config: tenant {} is not configured", job.tenant),
+            };
         };
         let event: wit::PersonEvent = match serde_json::from_str(&job.event.body) {
             Ok(e) => e,
-            Err(e) => return Finish::Dead { error: format!("invalid-input: stored event cannot be read: {e}") },
+            Err(e) => {
+                return Finish::Dead {
+                    error: format!("invalid-input: stored event cannot be read: {e}"),
+                };
+            }
         };
         if let Some(m) = &event.person.manager {
             let manager_key = format!("{}:{}", m.source, m.id);
-            match p.store.has_unfinished(&job.tenant, &manager_key, job.created_ms).await {
+            match p
+                .store
+                .has_unfinished(&job.tenant, &manager_key, job.created_ms)
+                .await
+            {
                 Ok(true) if manager_key != job.person_key => {
                     return Finish::Retry {
                         run_at_ms: now_ms() + p.config.queue.manager_wait_ms as i64,
@@ -158,8 +177,15 @@ impl JobRun<'_> {
             Ok(e) => e,
             Err(e) => {
                 let f = Failure::of_call(&e);
-                p.metrics.errors.with_label_values(&[job.tenant.as_str(), "rules", f.class]).inc();
-                self.pending.push(self.record("rules.failed", None, json!({ "class": f.class, "error": f.message })));
+                p.metrics
+                    .errors
+                    .with_label_values(&[job.tenant.as_str(), "rules", f.class])
+                    .inc();
+                self.pending.push(self.record(
+                    "rules.failed",
+                    None,
+                    json!({ "class": f.class, "error": f.message }),
+                ));
                 return self.failed(f);
             }
         };
@@ -190,11 +216,17 @@ impl JobRun<'_> {
                 Ok(DestOutcome::Done) => {}
                 Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
                 Err(f) => {
-                    p.metrics.errors.with_label_values(&[job.tenant.as_str(), dest.name.as_str(), f.class]).inc();
+                    p.metrics
+                        .errors
+                        .with_label_values(&[job.tenant.as_str(), dest.name.as_str(), f.class])
+                        .inc();
                     // A permanent failure outranks a retryable one; among retries the longest wait wins.
                     let replace = match &worst {
                         None => true,
-                        Some(w) => (w.retry && !f.retry) || (w.retry == f.retry && f.retry_after_ms > w.retry_after_ms),
+                        Some(w) => {
+                            (w.retry && !f.retry)
+                                || (w.retry == f.retry && f.retry_after_ms > w.retry_after_ms)
+                        }
                     };
                     if replace {
                         worst = Some(f);
@@ -222,9 +254,17 @@ impl JobRun<'_> {
             Match::Adopt { account, why } => {
                 let link = Link {
                     anchor: account.anchor.clone(),
-                    managed_groups: r.link.as_ref().map(|l| l.managed_groups.clone()).unwrap_or_default(),
+                    managed_groups: r
+                        .link
+                        .as_ref()
+                        .map(|l| l.managed_groups.clone())
+                        .unwrap_or_default(),
                 };
-                let rec = self.record(&format!("link.{why}"), Some(name), json!({ "anchor": account.anchor, "dry_run": dest.dry_run }));
+                let rec = self.record(
+                    &format!("link.{why}"),
+                    Some(name),
+                    json!({ "anchor": account.anchor, "dry_run": dest.dry_run }),
+                );
                 if dest.dry_run {
                     self.pending.push(rec);
                 } else {
@@ -236,16 +276,24 @@ impl JobRun<'_> {
                     };
                     let audit = self.take(Some(rec));
                     self.flush().await?;
-                    store.put_link(update, audit).await.map_err(|e| Failure::store(&e))?;
+                    store
+                        .put_link(update, audit)
+                        .await
+                        .map_err(|e| Failure::store(&e))?;
                 }
                 (Some(account), Some(link))
             }
             Match::Skip { why } => {
-                self.pending.push(self.record("destination.skipped", Some(name), json!({ "why": why })));
+                self.pending
+                    .push(self.record("destination.skipped", Some(name), json!({ "why": why })));
                 return Ok(DestOutcome::Done);
             }
             Match::Conflict { kind, candidates } => {
-                let rec = self.record("conflict.opened", Some(name), json!({ "kind": kind, "candidates": candidates, "dry_run": dest.dry_run }));
+                let rec = self.record(
+                    "conflict.opened",
+                    Some(name),
+                    json!({ "kind": kind, "candidates": candidates, "dry_run": dest.dry_run }),
+                );
                 if dest.dry_run {
                     self.pending.push(rec);
                     return Ok(DestOutcome::Done);
@@ -261,12 +309,22 @@ impl JobRun<'_> {
                 };
                 let audit = self.take(Some(rec));
                 self.flush().await?;
-                store.open_conflict(conflict, audit).await.map_err(|e| Failure::store(&e))?;
+                store
+                    .open_conflict(conflict, audit)
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
                 tracing::warn!(destination = name, kind, "conflict held for a person to decide");
                 return Ok(DestOutcome::Held(format!("conflict:{name}")));
             }
         };
-        let plan = plan::plan(name, desired, current.as_ref(), link.as_ref(), &r.caps.operations, dest.deprovision);
+        let plan = plan::plan(
+            name,
+            desired,
+            current.as_ref(),
+            link.as_ref(),
+            &r.caps.operations,
+            dest.deprovision,
+        );
         if plan.operations.is_empty() && plan.unsupported.is_empty() {
             return Ok(DestOutcome::Done);
         }
@@ -278,7 +336,10 @@ impl JobRun<'_> {
         ));
         if dest.dry_run {
             for op in &plan.operations {
-                p.metrics.operations.with_label_values(&[job.tenant.as_str(), name, op.kind, "dry-run"]).inc();
+                p.metrics
+                    .operations
+                    .with_label_values(&[job.tenant.as_str(), name, op.kind, "dry-run"])
+                    .inc();
             }
             return Ok(DestOutcome::Done);
         }
@@ -316,7 +377,10 @@ impl JobRun<'_> {
             };
             let audit = self.take(None);
             let previous = self.last_op.take();
-            let op_id = store.op_started(previous, started, audit).await.map_err(|e| Failure::store(&e))?;
+            let op_id = store
+                .op_started(previous, started, audit)
+                .await
+                .map_err(|e| Failure::store(&e))?;
             let clock = Instant::now();
             let result = r.connector.apply(&op).await;
             let duration_ms = clock.elapsed().as_millis() as u64;
@@ -328,7 +392,9 @@ impl JobRun<'_> {
                             _ => {
                                 let f = Failure {
                                     class: "permanent",
-                                    message: format!("destination {name}: the connector created an account but returned no anchor"),
+                                    message: format!(
+                                        "destination {name}: the connector created an account but returned no anchor"
+                                    ),
                                     retry: false,
                                     retry_after_ms: None,
                                 };
@@ -337,7 +403,11 @@ impl JobRun<'_> {
                             }
                         }
                     }
-                    let created = if planned.kind == "create" { outcome.anchor.clone() } else { None };
+                    let created = if planned.kind == "create" {
+                        outcome.anchor.clone()
+                    } else {
+                        None
+                    };
                     let next = plan::next_link(link.clone(), &op, created.as_deref());
                     let update = (next != link).then(|| LinkUpdate {
                         tenant: job.tenant.clone(),
@@ -352,9 +422,22 @@ impl JobRun<'_> {
                         json!({ "op": planned.kind, "key": planned.key, "target": planned.target, "anchor": anchor,
                                 "status": "done", "duration_ms": duration_ms, "summary": outcome.summary }),
                     );
-                    let result = OpResult { status: "done".into(), detail: outcome.summary, anchor: created, now_ms: now_ms() };
-                    self.last_op = Some(FinishedOp { op_id, result, link: update, audit: vec![rec] });
-                    p.metrics.operations.with_label_values(&[job.tenant.as_str(), name, planned.kind, "done"]).inc();
+                    let result = OpResult {
+                        status: "done".into(),
+                        detail: outcome.summary,
+                        anchor: created,
+                        now_ms: now_ms(),
+                    };
+                    self.last_op = Some(FinishedOp {
+                        op_id,
+                        result,
+                        link: update,
+                        audit: vec![rec],
+                    });
+                    p.metrics
+                        .operations
+                        .with_label_values(&[job.tenant.as_str(), name, planned.kind, "done"])
+                        .inc();
                 }
                 Err(e) => {
                     let f = Failure::of_call(&e);
@@ -366,16 +449,37 @@ impl JobRun<'_> {
         Ok(DestOutcome::Done)
     }
 
-    fn op_failed(&mut self, op_id: i64, planned: &PlannedOp, destination: &str, duration_ms: u64, f: &Failure) {
+    fn op_failed(
+        &mut self,
+        op_id: i64,
+        planned: &PlannedOp,
+        destination: &str,
+        duration_ms: u64,
+        f: &Failure,
+    ) {
         let rec = self.record(
             "op.failed",
             Some(destination),
             json!({ "op": planned.kind, "key": planned.key, "target": planned.target, "status": "failed",
                     "duration_ms": duration_ms, "class": f.class, "error": f.message, "retry_after_ms": f.retry_after_ms }),
         );
-        let result = OpResult { status: "failed".into(), detail: format!("{}: {}", f.class, f.message), anchor: None, now_ms: now_ms() };
-        self.p.metrics.operations.with_label_values(&[self.job.tenant.as_str(), destination, planned.kind, "failed"]).inc();
-        self.last_op = Some(FinishedOp { op_id, result, link: None, audit: vec![rec] });
+        let result = OpResult {
+            status: "failed".into(),
+            detail: format!("{}: {}", f.class, f.message),
+            anchor: None,
+            now_ms: now_ms(),
+        };
+        self.p
+            .metrics
+            .operations
+            .with_label_values(&[self.job.tenant.as_str(), destination, planned.kind, "failed"])
+            .inc();
+        self.last_op = Some(FinishedOp {
+            op_id,
+            result,
+            link: None,
+            audit: vec![rec],
+        });
     }
 
     /// The mass-change guard: None to go ahead, Some(hold reason) to stop.
@@ -395,10 +499,19 @@ impl JobRun<'_> {
             min_population: g.min_population,
             alert,
         };
-        match p.store.guard_admit(request).await.map_err(|e| Failure::store(&e))? {
+        match p
+            .store
+            .guard_admit(request)
+            .await
+            .map_err(|e| Failure::store(&e))?
+        {
             GuardDecision::Admitted { recent, by_approval } => {
                 if by_approval {
-                    self.pending.push(self.record("guard.approved_change", Some(&dest.name), json!({ "recent": recent })));
+                    self.pending.push(self.record(
+                        "guard.approved_change",
+                        Some(&dest.name),
+                        json!({ "recent": recent }),
+                    ));
                 }
                 Ok(None)
             }

@@ -15,9 +15,17 @@ pub(crate) enum Match {
     Linked(Option<wit::Account>),
     /// Take over an existing account: `merged` by policy, `resolved` by a person,
     /// or `recovered` (our own create whose result a crash lost).
-    Adopt { account: wit::Account, why: &'static str },
-    Skip { why: String },
-    Conflict { kind: &'static str, candidates: Vec<String> },
+    Adopt {
+        account: wit::Account,
+        why: &'static str,
+    },
+    Skip {
+        why: String,
+    },
+    Conflict {
+        kind: &'static str,
+        candidates: Vec<String>,
+    },
 }
 
 pub(crate) struct Resolved {
@@ -49,17 +57,34 @@ pub(crate) async fn resolve(
         .runtime
         .plugin(tenant, &dest.connector)
         .map_err(|e| Failure::config(format!("destination {}: {e}", dest.name)))?;
-    let caps = p.capabilities(&connector).await.map_err(|e| Failure::of_call(&e))?;
+    let caps = p
+        .capabilities(&connector)
+        .await
+        .map_err(|e| Failure::of_call(&e))?;
     let store = &p.store;
-    let link = store.link(tenant, &dest.name, person_key).await.map_err(|e| Failure::store(&e))?;
+    let link = store
+        .link(tenant, &dest.name, person_key)
+        .await
+        .map_err(|e| Failure::store(&e))?;
     let mut keys = Vec::new();
     if let Some(l) = &link {
-        keys.push(wit::MatchKey { attribute: "anchor".into(), value: l.anchor.clone() });
+        keys.push(wit::MatchKey {
+            attribute: "anchor".into(),
+            value: l.anchor.clone(),
+        });
     }
     if let Some(d) = desired {
         for name in &dest.matching {
-            if let Some(value) = d.attributes.iter().find(|a| a.name == *name).and_then(|a| text_of(&a.value)) {
-                keys.push(wit::MatchKey { attribute: name.clone(), value });
+            if let Some(value) = d
+                .attributes
+                .iter()
+                .find(|a| a.name == *name)
+                .and_then(|a| text_of(&a.value))
+            {
+                keys.push(wit::MatchKey {
+                    attribute: name.clone(),
+                    value,
+                });
             }
         }
         if keys.is_empty() {
@@ -76,26 +101,49 @@ pub(crate) async fn resolve(
         }
     }
     if keys.is_empty() {
-        return Ok(Resolved { connector, caps, link, matched: Match::Linked(None) });
+        return Ok(Resolved {
+            connector,
+            caps,
+            link,
+            matched: Match::Linked(None),
+        });
     }
     let accounts = connector.lookup(&keys).await.map_err(|e| Failure::of_call(&e))?;
     if let Some(l) = &link {
         if let Some(acc) = accounts.iter().find(|a| a.anchor == l.anchor) {
             let matched = Match::Linked(Some(acc.clone()));
-            return Ok(Resolved { connector, caps, link, matched });
+            return Ok(Resolved {
+                connector,
+                caps,
+                link,
+                matched,
+            });
         }
         if accounts.is_empty() {
             // The linked account is gone from the destination; plan from nothing.
-            return Ok(Resolved { connector, caps, link, matched: Match::Linked(None) });
+            return Ok(Resolved {
+                connector,
+                caps,
+                link,
+                matched: Match::Linked(None),
+            });
         }
     }
     if accounts.is_empty() {
-        return Ok(Resolved { connector, caps, link, matched: Match::Linked(None) });
+        return Ok(Resolved {
+            connector,
+            caps,
+            link,
+            matched: Match::Linked(None),
+        });
     }
     // Accounts hold this person's identifiers but are not linked to them.
     let mut unowned = Vec::new();
     for acc in &accounts {
-        let owner = store.anchor_owner(tenant, &dest.name, &acc.anchor).await.map_err(|e| Failure::store(&e))?;
+        let owner = store
+            .anchor_owner(tenant, &dest.name, &acc.anchor)
+            .await
+            .map_err(|e| Failure::store(&e))?;
         if owner.is_none() || owner.as_deref() == Some(person_key) {
             unowned.push(acc.clone());
         }
@@ -103,32 +151,75 @@ pub(crate) async fn resolve(
     if let Some(job_id) = job {
         let create_key = format!("{}/create", dest.name);
         let ops = store.operations(job_id).await.map_err(|e| Failure::store(&e))?;
-        let interrupted = ops.iter().any(|o| o.op_key == create_key && o.status != "done" && o.status != "dry-run");
+        let interrupted = ops
+            .iter()
+            .any(|o| o.op_key == create_key && o.status != "done" && o.status != "dry-run");
         if interrupted && accounts.len() == 1 && unowned.len() == 1 {
-            return Ok(Resolved { connector, caps, link, matched: Match::Adopt { account: unowned.remove(0), why: "recovered" } });
+            return Ok(Resolved {
+                connector,
+                caps,
+                link,
+                matched: Match::Adopt {
+                    account: unowned.remove(0),
+                    why: "recovered",
+                },
+            });
         }
-        let decided = store.conflict_decision(tenant, job_id, &dest.name).await.map_err(|e| Failure::store(&e))?;
+        let decided = store
+            .conflict_decision(tenant, job_id, &dest.name)
+            .await
+            .map_err(|e| Failure::store(&e))?;
         match decided.and_then(|c| c.decision) {
             Some(ConflictDecision::Merge { anchor }) => {
                 if let Some(acc) = unowned.iter().find(|a| a.anchor == anchor) {
-                    let matched = Match::Adopt { account: acc.clone(), why: "resolved" };
-                    return Ok(Resolved { connector, caps, link, matched });
+                    let matched = Match::Adopt {
+                        account: acc.clone(),
+                        why: "resolved",
+                    };
+                    return Ok(Resolved {
+                        connector,
+                        caps,
+                        link,
+                        matched,
+                    });
                 }
             }
             Some(ConflictDecision::Skip) => {
-                let matched = Match::Skip { why: "a person decided to skip this destination".into() };
-                return Ok(Resolved { connector, caps, link, matched });
+                let matched = Match::Skip {
+                    why: "a person decided to skip this destination".into(),
+                };
+                return Ok(Resolved {
+                    connector,
+                    caps,
+                    link,
+                    matched,
+                });
             }
             None => {}
         }
     }
-    let kind = if accounts.len() > 1 { "ambiguous" } else { "unmanaged" };
-    let matched = match dest.conflict {
-        ConflictPolicy::Merge if accounts.len() == 1 && unowned.len() == 1 => {
-            Match::Adopt { account: unowned.remove(0), why: "merged" }
-        }
-        ConflictPolicy::Skip => Match::Skip { why: format!("{kind} match and the conflict policy is skip") },
-        _ => Match::Conflict { kind, candidates: accounts.iter().map(|a| a.anchor.clone()).collect() },
+    let kind = if accounts.len() > 1 {
+        "ambiguous"
+    } else {
+        "unmanaged"
     };
-    Ok(Resolved { connector, caps, link, matched })
+    let matched = match dest.conflict {
+        ConflictPolicy::Merge if accounts.len() == 1 && unowned.len() == 1 => Match::Adopt {
+            account: unowned.remove(0),
+            why: "merged",
+        },
+        ConflictPolicy::Skip => Match::Skip {
+            why: format!("{kind} match and the conflict policy is skip"),
+        },
+        _ => Match::Conflict {
+            kind,
+            candidates: accounts.iter().map(|a| a.anchor.clone()).collect(),
+        },
+    };
+    Ok(Resolved {
+        connector,
+        caps,
+        link,
+        matched,
+    })
 }

@@ -25,16 +25,31 @@ pub struct SourceConfig {
 
 /// Checks an event a source plugin produced.
 pub fn validate_plugin_event(source: &str, event: wit::PersonEvent) -> Result<ValidEvent, InvalidEvent> {
-    let bad = |field: &str, reason: &str| InvalidEvent { field: field.into(), reason: reason.into() };
+    let bad = |field: &str, reason: &str| InvalidEvent {
+        field: field.into(),
+        reason: reason.into(),
+    };
     if event.source_record_id.is_empty() {
-        return Err(bad("source_record_id", "a source plugin must give every event a record id"));
+        return Err(bad(
+            "source_record_id",
+            "a source plugin must give every event a record id",
+        ));
     }
-    if event.person.ids.iter().any(|i| i.id.is_empty() || i.source.is_empty()) {
+    if event
+        .person
+        .ids
+        .iter()
+        .any(|i| i.id.is_empty() || i.source.is_empty())
+    {
         return Err(bad("person.ids", "ids must have a source and an id"));
     }
     let person_key = crate::event::person_key(source, &event.person)
         .ok_or_else(|| bad("person.ids", "must name at least one id"))?;
-    Ok(ValidEvent { source: source.into(), person_key, event })
+    Ok(ValidEvent {
+        source: source.into(),
+        person_key,
+        event,
+    })
 }
 
 impl Pipeline {
@@ -59,7 +74,11 @@ impl Pipeline {
                 Err(err) => rejected.push(err),
             }
         }
-        let cursor = cursor.map(|c| CursorUpdate { tenant: tenant.into(), source: source.into(), cursor: c });
+        let cursor = cursor.map(|c| CursorUpdate {
+            tenant: tenant.into(),
+            source: source.into(),
+            cursor: c,
+        });
         let intake = self.store.intake(new, cursor).await?;
         self.wake.notify_one();
         Ok((intake, rejected))
@@ -74,7 +93,11 @@ impl Pipeline {
     ) -> Result<(Vec<Intake>, Vec<InvalidEvent>), PipelineError> {
         let config = self.tenant(tenant)?;
         let Some(s) = config.sources.iter().find(|s| s.name == source) else {
-            return Err(InvalidEvent { field: "source".into(), reason: format!("no source named {source:?}") }.into());
+            return Err(InvalidEvent {
+                field: "source".into(),
+                reason: format!("no source named {source:?}"),
+            }
+            .into());
         };
         let plugin = self.runtime.plugin(tenant, &s.plugin)?;
         let events = plugin.parse(&payload).await?;
@@ -82,7 +105,11 @@ impl Pipeline {
     }
 
     /// Polls every source with an interval until shutdown.
-    pub async fn run_pollers(self: Arc<Self>, sources: Vec<(String, SourceConfig)>, shutdown: watch::Receiver<bool>) {
+    pub async fn run_pollers(
+        self: Arc<Self>,
+        sources: Vec<(String, SourceConfig)>,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let mut tasks = Vec::new();
         for (tenant, source) in sources.into_iter().filter(|(_, s)| s.poll_secs.is_some()) {
             let (me, mut stop) = (self.clone(), shutdown.clone());
@@ -130,12 +157,20 @@ impl Pipeline {
         match plugin.poll(cursor.as_deref()).await {
             Ok(page) => {
                 let count = page.events.len();
-                match self.ingest_from_source(tenant, &source.name, page.events, page.next_cursor).await {
+                match self
+                    .ingest_from_source(tenant, &source.name, page.events, page.next_cursor)
+                    .await
+                {
                     Ok((_, rejected)) => {
                         for r in &rejected {
                             tracing::warn!(field = %r.field, reason = %r.reason, "source event rejected");
                         }
-                        tracing::info!(count, rejected = rejected.len(), ms = now_ms() - started, "polled");
+                        tracing::info!(
+                            count,
+                            rejected = rejected.len(),
+                            ms = now_ms() - started,
+                            "polled"
+                        );
                         page.has_more
                     }
                     Err(e) => {

@@ -22,11 +22,17 @@ impl Pipeline {
             let free = slots.available_permits();
             let mut claimed_all = false;
             if free > 0 {
-                match self.store.claim(&self.owner, now_ms(), q.lease_ms as i64, free).await {
+                match self
+                    .store
+                    .claim(&self.owner, now_ms(), q.lease_ms as i64, free)
+                    .await
+                {
                     Ok(jobs) => {
                         claimed_all = jobs.len() == free;
                         for job in jobs {
-                            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                            let Ok(permit) = slots.clone().acquire_owned().await else {
+                                break;
+                            };
                             in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(job.id);
                             self.metrics.in_flight.inc();
                             let (me, flights) = (self.clone(), in_flight.clone());
@@ -63,7 +69,12 @@ async fn heartbeat(p: Arc<Pipeline>, in_flight: Arc<Mutex<HashSet<i64>>>) {
     let every = Duration::from_millis((lease / 3).max(50) as u64);
     loop {
         tokio::time::sleep(every).await;
-        let ids: Vec<i64> = in_flight.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let ids: Vec<i64> = in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
         if ids.is_empty() {
             continue;
         }

@@ -454,7 +454,11 @@ impl kv::Host for HostState {
             .map_err(kv_error)?
             .into_iter()
             .collect();
-        for (k, v) in self.kv_pending.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+        for (k, v) in self
+            .kv_pending
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+        {
             if v.is_some() {
                 keys.insert(k.clone());
             } else {

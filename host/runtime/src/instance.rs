@@ -163,13 +163,19 @@ impl PluginHandle {
     /// or times out leaves nothing behind.
     async fn commit_kv(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), CallError> {
         let b = &self.binding;
-        b.services.kv.apply_batch(&b.kv_namespace, writes).await.map_err(|e| CallError::Plugin {
-            plugin: self.label(),
-            error: match e {
-                tenure_capabilities::KvError::TooLarge(m) => PluginError::Permanent(format!("key-value store: {m}")),
-                other => PluginError::Transient(format!("key-value store: {other}")),
-            },
-        })
+        b.services
+            .kv
+            .apply_batch(&b.kv_namespace, writes)
+            .await
+            .map_err(|e| CallError::Plugin {
+                plugin: self.label(),
+                error: match e {
+                    tenure_capabilities::KvError::TooLarge(m) => {
+                        PluginError::Permanent(format!("key-value store: {m}"))
+                    }
+                    other => PluginError::Transient(format!("key-value store: {other}")),
+                },
+            })
     }
 
     /// Refuses a call for another plugin kind before any instance is taken.

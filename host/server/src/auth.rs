@@ -30,13 +30,22 @@ pub struct ApiToken {
 
 impl std::fmt::Debug for ApiToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiToken").field("name", &self.name).field("role", &self.role).field("tenant", &self.tenant).finish()
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .field("tenant", &self.tenant)
+            .finish()
     }
 }
 
 impl ApiToken {
     pub fn new(name: &str, role: Role, tenant: &str, secret: &str) -> ApiToken {
-        ApiToken { name: name.into(), role, tenant: tenant.into(), digest: Sha256::digest(secret.as_bytes()).into() }
+        ApiToken {
+            name: name.into(),
+            role,
+            tenant: tenant.into(),
+            digest: Sha256::digest(secret.as_bytes()).into(),
+        }
     }
 }
 
@@ -51,13 +60,25 @@ pub struct Caller {
 /// Finds the token presented as `Authorization: Bearer <token>`.
 pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let presented = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+    let presented = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?
+        .trim();
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let mut found = None;
     for t in tokens {
         // Compare every token fully so that timing says nothing about which matched.
-        if t.digest.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 {
-            found = Some(Caller { name: t.name.clone(), role: t.role, tenant: t.tenant.clone() });
+        if t.digest
+            .iter()
+            .zip(digest.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+        {
+            found = Some(Caller {
+                name: t.name.clone(),
+                role: t.role,
+                tenant: t.tenant.clone(),
+            });
         }
     }
     found

@@ -49,24 +49,38 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, field: &str, reason: impl Into<String>) -> ApiError {
-        ApiError { status, field: field.into(), reason: reason.into() }
+        ApiError {
+            status,
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(json!({ "error": { "field": self.field, "reason": self.reason } }))).into_response()
+        (
+            self.status,
+            axum::Json(json!({ "error": { "field": self.field, "reason": self.reason } })),
+        )
+            .into_response()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::NotFound(what) => ApiError::new(StatusCode::NOT_FOUND, "id", format!("{what} not found")),
+            StoreError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "id", format!("{what} not found"))
+            }
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "state", m),
             other => {
                 tracing::error!(error = %other, "store error");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store", "the store is unavailable; retry")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store",
+                    "the store is unavailable; retry",
+                )
             }
         }
     }
@@ -76,9 +90,13 @@ impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
             PipelineError::Invalid(i) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &i.field, i.reason),
-            PipelineError::UnknownTenant(t) => ApiError::new(StatusCode::NOT_FOUND, "tenant", format!("no tenant {t:?}")),
+            PipelineError::UnknownTenant(t) => {
+                ApiError::new(StatusCode::NOT_FOUND, "tenant", format!("no tenant {t:?}"))
+            }
             PipelineError::Store(s) => s.into(),
-            PipelineError::Runtime(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r.to_string()),
+            PipelineError::Runtime(r) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r.to_string())
+            }
             PipelineError::Call(c) => ApiError::new(StatusCode::BAD_GATEWAY, "plugin", c.to_string()),
         }
     }
@@ -88,7 +106,11 @@ type ApiResult = Result<Response, ApiError>;
 
 fn caller(state: &AppState, headers: &HeaderMap, allowed: &[Role]) -> Result<Caller, ApiError> {
     let Some(c) = authenticate(&state.tokens, headers) else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "Authorization", "a valid bearer token is required"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Authorization",
+            "a valid bearer token is required",
+        ));
     };
     if !allowed.contains(&c.role) {
         return Err(ApiError::new(
@@ -104,7 +126,11 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = tenure_pipeline::event::error_field(e.path().to_string(), &e.inner().to_string());
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &field, e.into_inner().to_string())
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &field,
+            e.into_inner().to_string(),
+        )
     })
 }
 
@@ -115,12 +141,16 @@ const AUDITORS: &[Role] = &[Role::It, Role::Auditor];
 
 async fn post_event(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
     let c = caller(&s, &headers, WRITERS)?;
-    let event = parse_event(&body).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
+    let event = parse_event(&body)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
     let key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "Idempotency-Key", "must be visible ASCII"))?,
-        ),
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key",
+                "must be visible ASCII",
+            )
+        })?),
         None => None,
     };
     let intake = s.pipeline.submit(&c.tenant, &c.name, key, event).await?;
@@ -131,26 +161,62 @@ async fn post_event(State(s): State<AppState>, headers: HeaderMap, body: Bytes) 
     Ok((status, axum::Json(intake)).into_response())
 }
 
-async fn post_payload(State(s): State<AppState>, headers: HeaderMap, Path(source): Path<String>, body: Bytes) -> ApiResult {
+async fn post_payload(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(source): Path<String>,
+    body: Bytes,
+) -> ApiResult {
     let c = caller(&s, &headers, WRITERS)?;
-    let content_type =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/octet-stream").to_string();
-    let payload = tenure_runtime::wit::source::Payload { content_type, headers: vec![], body: body.to_vec() };
-    let (intake, rejected) = s.pipeline.ingest_payload(&c.tenant, &source, payload).await.map_err(|e| match e {
-        PipelineError::Call(call) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body", call.to_string()),
-        other => other.into(),
-    })?;
-    let status = if rejected.is_empty() { StatusCode::ACCEPTED } else { StatusCode::MULTI_STATUS };
-    Ok((status, axum::Json(json!({ "stored": intake, "rejected": rejected }))).into_response())
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let payload = tenure_runtime::wit::source::Payload {
+        content_type,
+        headers: vec![],
+        body: body.to_vec(),
+    };
+    let (intake, rejected) = s
+        .pipeline
+        .ingest_payload(&c.tenant, &source, payload)
+        .await
+        .map_err(|e| match e {
+            PipelineError::Call(call) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body", call.to_string())
+            }
+            other => other.into(),
+        })?;
+    let status = if rejected.is_empty() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    Ok((
+        status,
+        axum::Json(json!({ "stored": intake, "rejected": rejected })),
+    )
+        .into_response())
 }
 
 async fn get_event(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     let c = caller(&s, &headers, READERS)?;
-    let event = s.pipeline.store().event(&c.tenant, id).await?.ok_or(StoreError::NotFound(format!("event {id}")))?;
+    let event = s
+        .pipeline
+        .store()
+        .event(&c.tenant, id)
+        .await?
+        .ok_or(StoreError::NotFound(format!("event {id}")))?;
     let jobs = s
         .pipeline
         .store()
-        .jobs(JobFilter { tenant: c.tenant.clone(), person_key: Some(event.person_key.clone()), limit: 1000, ..Default::default() })
+        .jobs(JobFilter {
+            tenant: c.tenant.clone(),
+            person_key: Some(event.person_key.clone()),
+            limit: 1000,
+            ..Default::default()
+        })
         .await?;
     let job = jobs.into_iter().find(|j| j.event_id == id);
     Ok(axum::Json(json!({ "event": event, "job": job })).into_response())
@@ -190,13 +256,32 @@ async fn preview(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
                 .event_by_record(&c.tenant, &source, record)
                 .await?
                 .ok_or_else(|| {
-                    ApiError::new(StatusCode::NOT_FOUND, "source_record_id", format!("no event from {source} with record {record}"))
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "source_record_id",
+                        format!("no event from {source} with record {record}"),
+                    )
                 })?;
-            let event: tenure_runtime::wit::PersonEvent = serde_json::from_str(&stored.body)
-                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "source_record_id", e.to_string()))?;
-            (event.person, input.kind.unwrap_or(EventKind::from_wit(event.kind)))
+            let event: tenure_runtime::wit::PersonEvent =
+                serde_json::from_str(&stored.body).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "source_record_id",
+                        e.to_string(),
+                    )
+                })?;
+            (
+                event.person,
+                input.kind.unwrap_or(EventKind::from_wit(event.kind)),
+            )
         }
-        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "person", "give either person or source_record_id")),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "person",
+                "give either person or source_record_id",
+            ));
+        }
     };
     let preview = s.pipeline.preview(&c.tenant, &source, &person, kind).await?;
     Ok(axum::Json(preview).into_response())
@@ -218,21 +303,33 @@ async fn list_jobs(State(s): State<AppState>, headers: HeaderMap, Query(q): Quer
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "state",
-                format!("{v:?} is not one of available, running, retryable, completed, dead, held, cancelled"),
+                format!(
+                    "{v:?} is not one of available, running, retryable, completed, dead, held, cancelled"
+                ),
             )
         })?),
     };
     let jobs = s
         .pipeline
         .store()
-        .jobs(JobFilter { tenant: c.tenant, state, person_key: q.person, limit: q.limit.unwrap_or(100) })
+        .jobs(JobFilter {
+            tenant: c.tenant,
+            state,
+            person_key: q.person,
+            limit: q.limit.unwrap_or(100),
+        })
         .await?;
     Ok(axum::Json(jobs).into_response())
 }
 
 async fn get_job(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> ApiResult {
     let c = caller(&s, &headers, READERS)?;
-    let job = s.pipeline.store().job(&c.tenant, id).await?.ok_or(StoreError::NotFound(format!("job {id}")))?;
+    let job = s
+        .pipeline
+        .store()
+        .job(&c.tenant, id)
+        .await?
+        .ok_or(StoreError::NotFound(format!("job {id}")))?;
     Ok(axum::Json(job).into_response())
 }
 
@@ -257,15 +354,28 @@ struct ConflictsQuery {
     all: bool,
 }
 
-async fn list_conflicts(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<ConflictsQuery>) -> ApiResult {
+async fn list_conflicts(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ConflictsQuery>,
+) -> ApiResult {
     let c = caller(&s, &headers, ADMINS)?;
     Ok(axum::Json(s.pipeline.store().conflicts(&c.tenant, !q.all).await?).into_response())
 }
 
-async fn resolve_conflict(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, body: Bytes) -> ApiResult {
+async fn resolve_conflict(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> ApiResult {
     let c = caller(&s, &headers, ADMINS)?;
     let decision: ConflictDecision = json_body(&body)?;
-    let row = s.pipeline.store().resolve_conflict(&c.tenant, id, decision, &c.name).await?;
+    let row = s
+        .pipeline
+        .store()
+        .resolve_conflict(&c.tenant, id, decision, &c.name)
+        .await?;
     s.pipeline.wake();
     Ok(axum::Json(row).into_response())
 }
@@ -275,13 +385,25 @@ async fn list_guards(State(s): State<AppState>, headers: HeaderMap) -> ApiResult
     Ok(axum::Json(s.pipeline.store().guards(&c.tenant).await?).into_response())
 }
 
-async fn approve_guard(State(s): State<AppState>, headers: HeaderMap, Path(destination): Path<String>) -> ApiResult {
+async fn approve_guard(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(destination): Path<String>,
+) -> ApiResult {
     let c = caller(&s, &headers, ADMINS)?;
     let tenant = s.pipeline.tenant(&c.tenant)?;
     if !tenant.destinations.iter().any(|d| d.name == destination) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "destination", format!("no destination {destination:?}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "destination",
+            format!("no destination {destination:?}"),
+        ));
     }
-    let released = s.pipeline.store().approve_guard(&c.tenant, &destination, &c.name).await?;
+    let released = s
+        .pipeline
+        .store()
+        .approve_guard(&c.tenant, &destination, &c.name)
+        .await?;
     s.pipeline.wake();
     Ok(axum::Json(json!({ "destination": destination, "released_jobs": released })).into_response())
 }
@@ -303,7 +425,11 @@ async fn audit(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Au
     let c = caller(&s, &headers, AUDITORS)?;
     let format = q.format.as_deref().unwrap_or("json");
     if !matches!(format, "json" | "jsonl" | "csv") {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "format", "must be json, jsonl or csv"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "format",
+            "must be json, jsonl or csv",
+        ));
     }
     let entries = s
         .pipeline
@@ -354,7 +480,11 @@ async fn audit(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Au
 async fn verify(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
     caller(&s, &headers, AUDITORS)?;
     let report = s.pipeline.store().verify_audit().await?;
-    let status = if report.ok() { StatusCode::OK } else { StatusCode::CONFLICT };
+    let status = if report.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
     Ok((status, axum::Json(report)).into_response())
 }
 
@@ -365,7 +495,11 @@ async fn kpis(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     let tenants: Vec<String> = s.pipeline.config().tenants.keys().cloned().collect();
-    let text = s.pipeline.metrics.render(s.pipeline.store().as_ref(), &tenants).await;
+    let text = s
+        .pipeline
+        .metrics
+        .render(s.pipeline.store().as_ref(), &tenants)
+        .await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -13,10 +13,28 @@ use sha2::Sha256;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Computes an entry's hash from its fields and its data as stored (JSON text).
-pub fn entry_hash_text(key: &[u8], prev_hash: &str, seq: i64, ts_ms: i64, r: &AuditRecord, data: &str) -> String {
+pub fn entry_hash_text(
+    key: &[u8],
+    prev_hash: &str,
+    seq: i64,
+    ts_ms: i64,
+    r: &AuditRecord,
+    data: &str,
+) -> String {
     // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
-    let fields = (prev_hash, seq, ts_ms, &r.tenant, &r.kind, &r.actor, &r.person_key, &r.destination, r.event_id, r.job_id);
+    let fields = (
+        prev_hash,
+        seq,
+        ts_ms,
+        &r.tenant,
+        &r.kind,
+        &r.actor,
+        &r.person_key,
+        &r.destination,
+        r.event_id,
+        r.job_id,
+    );
     mac.update(serde_json::to_string(&fields).unwrap_or_default().as_bytes());
     mac.update(b"\n");
     mac.update(data.as_bytes());
@@ -61,7 +79,13 @@ pub struct Verifier<'k> {
 
 impl<'k> Verifier<'k> {
     pub fn new(key: &'k [u8]) -> Self {
-        Verifier { key, prev_hash: GENESIS.into(), expected_seq: 1, count: 0, problem: None }
+        Verifier {
+            key,
+            prev_hash: GENESIS.into(),
+            expected_seq: 1,
+            count: 0,
+            problem: None,
+        }
     }
 
     /// Feeds the next entry; stops checking after the first problem.
@@ -100,19 +124,38 @@ impl<'k> Verifier<'k> {
             if seq > head_seq {
                 self.problem = Some(VerifyProblem {
                     seq: head_seq + 1,
-                    reason: format!("the log ends at {head_seq} but the recorded head is {seq}: entries were removed"),
+                    reason: format!(
+                        "the log ends at {head_seq} but the recorded head is {seq}: entries were removed"
+                    ),
                 });
             } else if seq == head_seq && hash != self.prev_hash {
-                self.problem = Some(VerifyProblem { seq, reason: "the last entry does not match the recorded head".into() });
+                self.problem = Some(VerifyProblem {
+                    seq,
+                    reason: "the last entry does not match the recorded head".into(),
+                });
             }
         }
-        VerifyReport { entries: self.count, head_seq, head_hash: self.prev_hash, problem: self.problem }
+        VerifyReport {
+            entries: self.count,
+            head_seq,
+            head_hash: self.prev_hash,
+            problem: self.problem,
+        }
     }
 }
 
 /// Keys whose values never reach the audit log or the logs.
-const SECRET_KEYS: &[&str] =
-    &["password", "unicodepwd", "userpassword", "secret", "token", "authorization", "api_key", "apikey", "credential"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "unicodepwd",
+    "userpassword",
+    "secret",
+    "token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "credential",
+];
 
 /// Replaces the values of secret-looking keys (at any depth) with `[redacted]`.
 pub fn redact(mut value: serde_json::Value) -> serde_json::Value {
@@ -143,7 +186,11 @@ pub const CSV_HEADER: &str = "seq,ts_ms,tenant,kind,actor,person,destination,eve
 /// One entry as a CSV line (RFC 4180 quoting).
 pub fn csv_row(e: &AuditEntry) -> String {
     fn q(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
     }
     let r = &e.record;
     [
@@ -167,9 +214,20 @@ mod tests {
     use super::*;
 
     fn entry(seq: i64, prev: &str, key: &[u8]) -> AuditEntry {
-        let record = AuditRecord { tenant: "t".into(), kind: "k".into(), actor: "a".into(), ..Default::default() };
+        let record = AuditRecord {
+            tenant: "t".into(),
+            kind: "k".into(),
+            actor: "a".into(),
+            ..Default::default()
+        };
         let hash = entry_hash(key, prev, seq, 10, &record);
-        AuditEntry { seq, ts_ms: 10, record, prev_hash: prev.into(), hash }
+        AuditEntry {
+            seq,
+            ts_ms: 10,
+            record,
+            prev_hash: prev.into(),
+            hash,
+        }
     }
 
     #[test]

@@ -25,13 +25,17 @@ impl MasterKey {
     /// to `key_file` readable by its owner only.
     pub fn load_or_create(key_file: &Path) -> Result<Self, StoreError> {
         if let Ok(text) = std::env::var(MASTER_KEY_ENV) {
-            return Self::from_base64(&text).map_err(|e| StoreError::Crypto(format!("{MASTER_KEY_ENV}: {e}")));
+            return Self::from_base64(&text)
+                .map_err(|e| StoreError::Crypto(format!("{MASTER_KEY_ENV}: {e}")));
         }
         match std::fs::read_to_string(key_file) {
-            Ok(text) => Self::from_base64(&text).map_err(|e| StoreError::Crypto(format!("{}: {e}", key_file.display()))),
+            Ok(text) => Self::from_base64(&text)
+                .map_err(|e| StoreError::Crypto(format!("{}: {e}", key_file.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut key = [0u8; 32];
-                SystemRandom::new().fill(&mut key).map_err(|_| StoreError::Crypto("no randomness".into()))?;
+                SystemRandom::new()
+                    .fill(&mut key)
+                    .map_err(|_| StoreError::Crypto("no randomness".into()))?;
                 write_private(key_file, &base64::engine::general_purpose::STANDARD.encode(key))?;
                 Ok(MasterKey(key))
             }
@@ -48,7 +52,9 @@ impl MasterKey {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .map_err(|e| format!("not base64: {e}"))?;
-        let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| format!("must be 32 bytes, got {}", b.len()))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("must be 32 bytes, got {}", b.len()))?;
         Ok(MasterKey(key))
     }
 
@@ -69,22 +75,36 @@ impl MasterKey {
     /// Encrypts a secret; the name is bound as associated data.
     pub fn seal(&self, name: &str, plaintext: &[u8]) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
         let mut nonce = [0u8; 12];
-        SystemRandom::new().fill(&mut nonce).map_err(|_| StoreError::Crypto("no randomness".into()))?;
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| StoreError::Crypto("no randomness".into()))?;
         let mut data = plaintext.to_vec();
         self.aead()?
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(name.as_bytes()), &mut data)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut data,
+            )
             .map_err(|_| StoreError::Crypto("encryption failed".into()))?;
         Ok((nonce.to_vec(), data))
     }
 
     /// Decrypts a secret sealed under the same name.
     pub fn open(&self, name: &str, nonce: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| StoreError::Crypto("bad nonce".into()))?;
+        let nonce: [u8; 12] = nonce
+            .try_into()
+            .map_err(|_| StoreError::Crypto("bad nonce".into()))?;
         let mut data = ciphertext.to_vec();
         let plain = self
             .aead()?
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(name.as_bytes()), &mut data)
-            .map_err(|_| StoreError::Crypto(format!("secret {name} cannot be decrypted with this master key")))?;
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(name.as_bytes()),
+                &mut data,
+            )
+            .map_err(|_| {
+                StoreError::Crypto(format!("secret {name} cannot be decrypted with this master key"))
+            })?;
         Ok(plain.to_vec())
     }
 }
@@ -100,7 +120,9 @@ fn write_private(path: &Path, text: &str) -> Result<(), StoreError> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+    let mut file = options
+        .open(path)
+        .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
     file.write_all(text.as_bytes())
         .and_then(|_| file.sync_all())
         .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))
@@ -117,7 +139,11 @@ mod tests {
         assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
         assert_eq!(key.open("lever", &nonce, &sealed).unwrap(), b"s3cret");
         assert!(key.open("other", &nonce, &sealed).is_err());
-        assert!(MasterKey::from_bytes([8; 32]).open("lever", &nonce, &sealed).is_err());
+        assert!(
+            MasterKey::from_bytes([8; 32])
+                .open("lever", &nonce, &sealed)
+                .is_err()
+        );
         assert_eq!(format!("{key:?}"), "MasterKey([redacted])");
     }
 }

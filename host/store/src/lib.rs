@@ -60,13 +60,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// Stores events and their jobs (skipping duplicates by idempotency key), the
     /// audit records and, when given, a source's new cursor, all in one transaction.
-    async fn intake(
-        &self,
-        events: Vec<NewEvent>,
-        cursor: Option<CursorUpdate>,
-    ) -> StoreResult<Vec<Intake>>;
+    async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>>;
     /// Claims up to `limit` runnable jobs (in per-person order) for `owner` with a lease.
-    async fn claim(&self, owner: &str, now_ms: i64, lease_ms: i64, limit: usize) -> StoreResult<Vec<ClaimedJob>>;
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedJob>>;
     /// Extends the leases `owner` holds on these jobs.
     async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;
     /// Ends an attempt, first recording the result of its last operation (always).
@@ -81,7 +83,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// Records that an operation is about to be sent (so a crash after the call is
     /// recognised), together with the result of the job's previous operation.
-    async fn op_started(&self, previous: Option<FinishedOp>, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64>;
+    async fn op_started(
+        &self,
+        previous: Option<FinishedOp>,
+        op: NewOperation,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<i64>;
     /// Records an operation's result, and the link it established or changed.
     async fn op_finished(&self, done: FinishedOp) -> StoreResult<()>;
     /// Writes a link outside an operation (a merge or a recovered create), with its audit.
@@ -91,7 +98,12 @@ pub trait Store: Send + Sync + 'static {
     /// The account a person is linked to in a destination.
     async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>>;
     /// Whether an account is linked to some other person.
-    async fn anchor_owner(&self, tenant: &str, destination: &str, anchor: &str) -> StoreResult<Option<String>>;
+    async fn anchor_owner(
+        &self,
+        tenant: &str,
+        destination: &str,
+        anchor: &str,
+    ) -> StoreResult<Option<String>>;
     /// How many accounts Tenure manages in a destination.
     async fn managed_count(&self, tenant: &str, destination: &str) -> StoreResult<i64>;
     /// The mass-change guard of a destination.
@@ -107,7 +119,12 @@ pub trait Store: Send + Sync + 'static {
     /// Opens a conflict for a person to decide (the job is held by the caller's `finish`).
     async fn open_conflict(&self, conflict: NewConflict, audit: Vec<AuditRecord>) -> StoreResult<i64>;
     /// A decided conflict for this job and destination, if any.
-    async fn conflict_decision(&self, tenant: &str, job_id: i64, destination: &str) -> StoreResult<Option<ConflictRow>>;
+    async fn conflict_decision(
+        &self,
+        tenant: &str,
+        job_id: i64,
+        destination: &str,
+    ) -> StoreResult<Option<ConflictRow>>;
     async fn conflicts(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ConflictRow>>;
     /// Decides a conflict (`merge` with an anchor, or `skip`) and releases its job.
     async fn resolve_conflict(
@@ -126,7 +143,12 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a person has unfinished jobs created before `before_ms` (a manager before their report).
     async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool>;
     /// The newest event stored for a source record (preview by source record id).
-    async fn event_by_record(&self, tenant: &str, source: &str, record_id: &str) -> StoreResult<Option<EventRow>>;
+    async fn event_by_record(
+        &self,
+        tenant: &str,
+        source: &str,
+        record_id: &str,
+    ) -> StoreResult<Option<EventRow>>;
     async fn event(&self, tenant: &str, id: i64) -> StoreResult<Option<EventRow>>;
     /// Appends audit records (admin actions, alerts) in their own transaction.
     async fn append_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()>;

@@ -131,10 +131,18 @@ pub struct ClaimedJob {
 pub enum Finish {
     Completed,
     /// Try again at `run_at_ms`. `charge` false gives the attempt back (a wait, not a failure).
-    Retry { run_at_ms: i64, error: String, charge: bool },
-    Dead { error: String },
+    Retry {
+        run_at_ms: i64,
+        error: String,
+        charge: bool,
+    },
+    Dead {
+        error: String,
+    },
     /// Wait for a person: a conflict or a mass-change guard.
-    Held { reason: String },
+    Held {
+        reason: String,
+    },
 }
 
 /// A job as listed.

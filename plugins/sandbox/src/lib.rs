@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use tenure_sdk::connector::{Capabilities, Guest, OperationKind};
 use tenure_sdk::host::kv;
-use tenure_sdk::types::{Account, Attribute, DesiredAccount, MatchKey, Operation, Outcome, PluginError, Value};
+use tenure_sdk::types::{
+    Account, Attribute, DesiredAccount, MatchKey, Operation, Outcome, PluginError, Value,
+};
 
 thread_local! {
     static MATCH: RefCell<Vec<String>> = RefCell::new(vec!["employeeId".into(), "mail".into()]);
@@ -92,7 +94,8 @@ fn index_key(attribute: &str, value: &str) -> String {
 fn load(anchor: &str) -> Result<Record, PluginError> {
     let raw = get(&format!("account/{anchor}"))?
         .ok_or_else(|| PluginError::NotFound(format!("no account {anchor}")))?;
-    serde_json::from_slice(&raw).map_err(|e| PluginError::Permanent(format!("account {anchor} is corrupt: {e}")))
+    serde_json::from_slice(&raw)
+        .map_err(|e| PluginError::Permanent(format!("account {anchor} is corrupt: {e}")))
 }
 
 fn save(record: &Record) -> Result<(), PluginError> {
@@ -122,7 +125,10 @@ fn to_account(r: Record) -> Account {
         attributes: r
             .attributes
             .iter()
-            .map(|(n, v)| Attribute { name: n.clone(), value: to_value(v) })
+            .map(|(n, v)| Attribute {
+                name: n.clone(),
+                value: to_value(v),
+            })
             .collect(),
         container: r.container,
         groups: r.groups,
@@ -144,7 +150,11 @@ fn next_seq(key: &str) -> Result<u64, PluginError> {
 }
 
 fn derived_anchor(value: &str) -> String {
-    let safe: String = value.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let safe: String = value
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     format!("sbx-{safe}")
 }
 
@@ -167,7 +177,9 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     let keys = matched_values(&record);
     for (name, value) in &keys {
         if get(&index_key(name, value))?.is_some() {
-            return Err(PluginError::Conflict(format!("{name} {value:?} is already taken")));
+            return Err(PluginError::Conflict(format!(
+                "{name} {value:?} is already taken"
+            )));
         }
     }
     // The key-value store has no atomic counter, and creates for different people run
@@ -177,7 +189,10 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
         _ => format!("sbx-n{}", next_seq("seq")?),
     };
     if get(&format!("account/{}", record.anchor))?.is_some() {
-        return Err(PluginError::Conflict(format!("account {} already exists", record.anchor)));
+        return Err(PluginError::Conflict(format!(
+            "account {} already exists",
+            record.anchor
+        )));
     }
     save(&record)?;
     for (name, value) in &keys {
@@ -185,7 +200,11 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     }
     Ok(Outcome {
         anchor: Some(record.anchor.clone()),
-        summary: format!("created {} in {}", record.anchor, record.container.as_deref().unwrap_or("(root)")),
+        summary: format!(
+            "created {} in {}",
+            record.anchor,
+            record.container.as_deref().unwrap_or("(root)")
+        ),
     })
 }
 
@@ -196,7 +215,9 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
     for change in changes {
         record.attributes.retain(|(n, _)| *n != change.name);
         if !matches!(change.value, Value::Absent) {
-            record.attributes.push((change.name.clone(), to_stored(&change.value)));
+            record
+                .attributes
+                .push((change.name.clone(), to_stored(&change.value)));
         }
         names.push(change.name);
     }
@@ -205,7 +226,9 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
         if let Some(owner) = get(&index_key(name, value))?
             && owner != anchor.as_bytes()
         {
-            return Err(PluginError::Conflict(format!("{name} {value:?} is already taken")));
+            return Err(PluginError::Conflict(format!(
+                "{name} {value:?} is already taken"
+            )));
         }
     }
     for (name, value) in before.iter().filter(|kv| !after.contains(kv)) {
@@ -215,14 +238,20 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
         set(&index_key(name, value), anchor.as_bytes())?;
     }
     save(&record)?;
-    Ok(Outcome { anchor: None, summary: format!("updated {anchor}: {}", names.join(", ")) })
+    Ok(Outcome {
+        anchor: None,
+        summary: format!("updated {anchor}: {}", names.join(", ")),
+    })
 }
 
 fn modify(anchor: &str, summary: String, f: impl FnOnce(&mut Record)) -> Result<Outcome, PluginError> {
     let mut record = load(anchor)?;
     f(&mut record);
     save(&record)?;
-    Ok(Outcome { anchor: None, summary })
+    Ok(Outcome {
+        anchor: None,
+        summary,
+    })
 }
 
 struct Sandbox;
@@ -232,10 +261,16 @@ impl Guest for Sandbox {
         tenure_sdk::init();
         for (k, v) in settings {
             if k == "match_attributes" {
-                let names: Vec<String> =
-                    v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let names: Vec<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 if names.is_empty() {
-                    return Err(tenure_sdk::errors::invalid_input("match_attributes", "names no attribute"));
+                    return Err(tenure_sdk::errors::invalid_input(
+                        "match_attributes",
+                        "names no attribute",
+                    ));
                 }
                 MATCH.with(|m| *m.borrow_mut() = names);
             }
@@ -247,7 +282,17 @@ impl Guest for Sandbox {
         use OperationKind::*;
         let keys = MATCH.with(|m| m.borrow().clone());
         Capabilities {
-            operations: vec![Create, Update, Enable, Disable, Move, AddMember, RemoveMember, Delete, OpenTicket],
+            operations: vec![
+                Create,
+                Update,
+                Enable,
+                Disable,
+                Move,
+                AddMember,
+                RemoveMember,
+                Delete,
+                OpenTicket,
+            ],
             matching_keys: keys.clone(),
             unique_attributes: keys,
         }
@@ -256,7 +301,11 @@ impl Guest for Sandbox {
     fn lookup_accounts(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
         for key in keys {
             let anchor = if key.attribute == "anchor" {
-                if get(&format!("account/{}", key.value))?.is_some() { Some(key.value) } else { None }
+                if get(&format!("account/{}", key.value))?.is_some() {
+                    Some(key.value)
+                } else {
+                    None
+                }
             } else {
                 match get(&index_key(&key.attribute, &key.value))?.and_then(|b| String::from_utf8(b).ok()) {
                     Some(a) => Some(a),
@@ -264,7 +313,11 @@ impl Guest for Sandbox {
                     // derives from the first matching value, so the account is still found.
                     None if MATCH.with(|m| m.borrow().first() == Some(&key.attribute)) => {
                         let derived = derived_anchor(&key.value);
-                        if get(&format!("account/{derived}"))?.is_some() { Some(derived) } else { None }
+                        if get(&format!("account/{derived}"))?.is_some() {
+                            Some(derived)
+                        } else {
+                            None
+                        }
                     }
                     None => None,
                 }
@@ -304,13 +357,20 @@ impl Guest for Sandbox {
                     kv::remove(&index_key(&name, &value)).map_err(storage)?;
                 }
                 kv::remove(&format!("account/{a}")).map_err(storage)?;
-                Ok(Outcome { anchor: None, summary: format!("deleted {a}") })
+                Ok(Outcome {
+                    anchor: None,
+                    summary: format!("deleted {a}"),
+                })
             }
             Operation::OpenTicket(t) => {
                 let n = next_seq("ticket-seq")?;
-                let body = serde_json::to_vec(&(&t.template, &t.fields)).map_err(|e| PluginError::Permanent(e.to_string()))?;
+                let body = serde_json::to_vec(&(&t.template, &t.fields))
+                    .map_err(|e| PluginError::Permanent(e.to_string()))?;
                 set(&format!("ticket/{n}"), &body)?;
-                Ok(Outcome { anchor: Some(format!("ticket-{n}")), summary: format!("opened ticket-{n} ({})", t.template) })
+                Ok(Outcome {
+                    anchor: Some(format!("ticket-{n}")),
+                    summary: format!("opened ticket-{n} ({})", t.template),
+                })
             }
         }
     }

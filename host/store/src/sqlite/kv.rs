@@ -20,9 +20,11 @@ impl KvBackend for SqliteKv {
         Box::pin(async move {
             self.0
                 .read(|c| {
-                    Ok(c.prepare_cached("SELECT value FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3")?
-                        .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
-                        .optional()?)
+                    Ok(c.prepare_cached(
+                        "SELECT value FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3",
+                    )?
+                    .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
+                    .optional()?)
                 })
                 .map_err(err)
         })
@@ -36,7 +38,11 @@ impl KvBackend for SqliteKv {
         self.apply_batch(ns, vec![(key.to_string(), None)])
     }
 
-    fn apply_batch<'a>(&'a self, ns: &'a KvNamespace, writes: Vec<(String, Option<Vec<u8>>)>) -> KvFuture<'a, ()> {
+    fn apply_batch<'a>(
+        &'a self,
+        ns: &'a KvNamespace,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+    ) -> KvFuture<'a, ()> {
         let ns = ns.clone();
         Box::pin(async move {
             self.0

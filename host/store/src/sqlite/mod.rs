@@ -4,7 +4,7 @@
 mod kv;
 mod writer;
 
-use crate::audit::{VerifyReport, Verifier};
+use crate::audit::{Verifier, VerifyReport};
 use crate::crypto::MasterKey;
 use crate::*;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -42,7 +42,15 @@ impl SqliteStore {
         }
         let conn = Connection::open(&options.path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", if options.synchronous_full { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            if options.synchronous_full {
+                "FULL"
+            } else {
+                "NORMAL"
+            },
+        )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         // Checkpoint less often: fewer, larger copies from the WAL into the database.
         conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
@@ -75,7 +83,9 @@ impl SqliteStore {
             None => {
                 let c = Connection::open_with_flags(
                     &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                        | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
                 c
@@ -107,8 +117,7 @@ fn head_file_for(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-const EVENT_COLUMNS: &str =
-    "e.id, e.tenant, e.source, e.kind, e.person_key, e.source_record_id, e.idempotency_key, e.actor, e.received_ms, e.body";
+const EVENT_COLUMNS: &str = "e.id, e.tenant, e.source, e.kind, e.person_key, e.source_record_id, e.idempotency_key, e.actor, e.received_ms, e.body";
 
 fn event_row(r: &Row<'_>, at: usize) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
@@ -171,7 +180,8 @@ fn op_row(r: &Row<'_>) -> rusqlite::Result<OperationRow> {
     })
 }
 
-const OP_COLUMNS: &str = "id, job_id, destination, op_key, kind, target, status, detail, anchor, started_ms, finished_ms";
+const OP_COLUMNS: &str =
+    "id, job_id, destination, op_key, kind, target, status, detail, anchor, started_ms, finished_ms";
 
 fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ConflictRow> {
     let candidates: String = r.get(6)?;
@@ -190,7 +200,8 @@ fn conflict_row(r: &Row<'_>) -> rusqlite::Result<ConflictRow> {
     })
 }
 
-const CONFLICT_COLUMNS: &str = "id, tenant, destination, person_key, job_id, kind, candidates, decision, decided_by, created_ms";
+const CONFLICT_COLUMNS: &str =
+    "id, tenant, destination, person_key, job_id, kind, candidates, decision, decided_by, created_ms";
 
 fn guard_row(r: &Row<'_>) -> rusqlite::Result<Guard> {
     Ok(Guard {
@@ -332,7 +343,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn claim(&self, owner: &str, now_ms: i64, lease_ms: i64, limit: usize) -> StoreResult<Vec<ClaimedJob>> {
+    async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<ClaimedJob>> {
         let owner = owner.to_string();
         self.writer
             .write(move |ctx| {
@@ -365,11 +382,11 @@ impl Store for SqliteStore {
                 let mut claimed = Vec::with_capacity(ids.len());
                 for id in ids {
                     let job = c
-                        .prepare_cached(&format!(
+                        .prepare_cached(
                             "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2, lease_until_ms = ?3
                              WHERE id = ?1
-                             RETURNING id, tenant, person_key, attempts, max_attempts, created_ms, event_id"
-                        ))?
+                             RETURNING id, tenant, person_key, attempts, max_attempts, created_ms, event_id",
+                        )?
                         .query_row(params![id, owner, now_ms + lease_ms], |r| {
                             Ok((
                                 r.get::<_, i64>(0)?,
@@ -483,7 +500,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn op_started(&self, previous: Option<FinishedOp>, op: NewOperation, audit: Vec<AuditRecord>) -> StoreResult<i64> {
+    async fn op_started(
+        &self,
+        previous: Option<FinishedOp>,
+        op: NewOperation,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<i64> {
         self.writer
             .write(move |ctx| {
                 if let Some(done) = previous {
@@ -523,9 +545,11 @@ impl Store for SqliteStore {
 
     async fn operations(&self, job_id: i64) -> StoreResult<Vec<OperationRow>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM operations WHERE job_id = ?1 ORDER BY id"))?
-                .query_map([job_id], op_row)?
-                .collect::<Result<_, _>>()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {OP_COLUMNS} FROM operations WHERE job_id = ?1 ORDER BY id"
+            ))?
+            .query_map([job_id], op_row)?
+            .collect::<Result<_, _>>()?)
         })
     }
 
@@ -541,18 +565,27 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn anchor_owner(&self, tenant: &str, destination: &str, anchor: &str) -> StoreResult<Option<String>> {
+    async fn anchor_owner(
+        &self,
+        tenant: &str,
+        destination: &str,
+        anchor: &str,
+    ) -> StoreResult<Option<String>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT person_key FROM links WHERE tenant = ?1 AND destination = ?2 AND anchor = ?3")?
-                .query_row(params![tenant, destination, anchor], |r| r.get(0))
-                .optional()?)
+            Ok(c.prepare_cached(
+                "SELECT person_key FROM links WHERE tenant = ?1 AND destination = ?2 AND anchor = ?3",
+            )?
+            .query_row(params![tenant, destination, anchor], |r| r.get(0))
+            .optional()?)
         })
     }
 
     async fn managed_count(&self, tenant: &str, destination: &str) -> StoreResult<i64> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT count(*) FROM links WHERE tenant = ?1 AND destination = ?2")?
-                .query_row(params![tenant, destination], |r| r.get(0))?)
+            Ok(
+                c.prepare_cached("SELECT count(*) FROM links WHERE tenant = ?1 AND destination = ?2")?
+                    .query_row(params![tenant, destination], |r| r.get(0))?,
+            )
         })
     }
 
@@ -564,7 +597,11 @@ impl Store for SqliteStore {
             )?
             .query_row(params![tenant, destination], guard_row)
             .optional()?
-            .unwrap_or_else(|| Guard { tenant: tenant.into(), destination: destination.into(), ..Guard::default() }))
+            .unwrap_or_else(|| Guard {
+                tenant: tenant.into(),
+                destination: destination.into(),
+                ..Guard::default()
+            }))
         })
     }
 
@@ -646,7 +683,9 @@ impl Store for SqliteStore {
                     .optional()?
                     .unwrap_or(0);
                 if tripped == 0 {
-                    return Err(StoreError::Conflict(format!("the guard of destination {destination} is not tripped")));
+                    return Err(StoreError::Conflict(format!(
+                        "the guard of destination {destination} is not tripped"
+                    )));
                 }
                 let released = ctx
                     .conn
@@ -656,7 +695,9 @@ impl Store for SqliteStore {
                     )?
                     .execute(params![tenant, reason, ctx.now_ms])? as i64;
                 ctx.conn
-                    .prepare_cached("UPDATE guards SET tripped = 0, budget = ?3 WHERE tenant = ?1 AND destination = ?2")?
+                    .prepare_cached(
+                        "UPDATE guards SET tripped = 0, budget = ?3 WHERE tenant = ?1 AND destination = ?2",
+                    )?
                     .execute(params![tenant, destination, released])?;
                 ctx.audit(AuditRecord {
                     tenant: tenant.clone(),
@@ -708,7 +749,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn conflict_decision(&self, tenant: &str, job_id: i64, destination: &str) -> StoreResult<Option<ConflictRow>> {
+    async fn conflict_decision(
+        &self,
+        tenant: &str,
+        job_id: i64,
+        destination: &str,
+    ) -> StoreResult<Option<ConflictRow>> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE tenant = ?1 AND job_id = ?2 AND destination = ?3
@@ -779,29 +825,50 @@ impl Store for SqliteStore {
 
     async fn jobs(&self, filter: JobFilter) -> StoreResult<Vec<JobRow>> {
         self.read(|c| {
-            let limit = if filter.limit == 0 { 100 } else { filter.limit.min(10_000) } as i64;
+            let limit = if filter.limit == 0 {
+                100
+            } else {
+                filter.limit.min(10_000)
+            } as i64;
             Ok(c.prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs j JOIN events e ON e.id = j.event_id
                  WHERE j.tenant = ?1 AND (?2 IS NULL OR j.state = ?2) AND (?3 IS NULL OR j.person_key = ?3)
                  ORDER BY j.id DESC LIMIT ?4"
             ))?
-            .query_map(params![filter.tenant, filter.state.map(|s| s.as_str()), filter.person_key, limit], job_row)?
+            .query_map(
+                params![
+                    filter.tenant,
+                    filter.state.map(|s| s.as_str()),
+                    filter.person_key,
+                    limit
+                ],
+                job_row,
+            )?
             .collect::<Result<_, _>>()?)
         })
     }
 
     async fn job(&self, tenant: &str, id: i64) -> StoreResult<Option<JobDetail>> {
         self.read(|c| {
-            let Some(job) = load_job(c, tenant, id)? else { return Ok(None) };
+            let Some(job) = load_job(c, tenant, id)? else {
+                return Ok(None);
+            };
             let event = c
                 .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1"))?
                 .query_row([job.event_id], |r| event_row(r, 0))?;
             let operations = c
-                .prepare_cached(&format!("SELECT {OP_COLUMNS} FROM operations WHERE job_id = ?1 ORDER BY id"))?
+                .prepare_cached(&format!(
+                    "SELECT {OP_COLUMNS} FROM operations WHERE job_id = ?1 ORDER BY id"
+                ))?
                 .query_map([id], op_row)?
                 .collect::<Result<_, _>>()?;
             let event_body = serde_json::from_str(&event.body).unwrap_or(serde_json::Value::Null);
-            Ok(Some(JobDetail { job, event, event_body, operations }))
+            Ok(Some(JobDetail {
+                job,
+                event,
+                event_body,
+                operations,
+            }))
         })
     }
 
@@ -878,7 +945,12 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn event_by_record(&self, tenant: &str, source: &str, record_id: &str) -> StoreResult<Option<EventRow>> {
+    async fn event_by_record(
+        &self,
+        tenant: &str,
+        source: &str,
+        record_id: &str,
+    ) -> StoreResult<Option<EventRow>> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(
                 "SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = ?1 AND e.source = ?2 AND e.source_record_id = ?3
@@ -891,9 +963,11 @@ impl Store for SqliteStore {
 
     async fn event(&self, tenant: &str, id: i64) -> StoreResult<Option<EventRow>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = ?1 AND e.id = ?2"))?
-                .query_row(params![tenant, id], |r| event_row(r, 0))
-                .optional()?)
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e WHERE e.tenant = ?1 AND e.id = ?2"
+            ))?
+            .query_row(params![tenant, id], |r| event_row(r, 0))
+            .optional()?)
         })
     }
 
@@ -950,9 +1024,11 @@ impl Store for SqliteStore {
 
     async fn queue_depth(&self) -> StoreResult<Vec<(String, String, i64)>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT tenant, state, count(*) FROM jobs GROUP BY tenant, state")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect::<Result<_, _>>()?)
+            Ok(
+                c.prepare_cached("SELECT tenant, state, count(*) FROM jobs GROUP BY tenant, state")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<Result<_, _>>()?,
+            )
         })
     }
 
@@ -999,9 +1075,11 @@ impl Store for SqliteStore {
 
     async fn cursor(&self, tenant: &str, source: &str) -> StoreResult<Option<String>> {
         self.read(|c| {
-            Ok(c.prepare_cached("SELECT cursor FROM cursors WHERE tenant = ?1 AND source = ?2")?
-                .query_row(params![tenant, source], |r| r.get(0))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT cursor FROM cursors WHERE tenant = ?1 AND source = ?2")?
+                    .query_row(params![tenant, source], |r| r.get(0))
+                    .optional()?,
+            )
         })
     }
 
@@ -1024,9 +1102,11 @@ impl Store for SqliteStore {
 
     async fn secret(&self, name: &str) -> StoreResult<Option<String>> {
         let row: Option<(Vec<u8>, Vec<u8>)> = self.read(|c| {
-            Ok(c.prepare_cached("SELECT nonce, ciphertext FROM secrets WHERE name = ?1")?
-                .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?)
+            Ok(
+                c.prepare_cached("SELECT nonce, ciphertext FROM secrets WHERE name = ?1")?
+                    .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?,
+            )
         })?;
         row.map(|(nonce, sealed)| {
             let plain = self.master.open(name, &nonce, &sealed)?;

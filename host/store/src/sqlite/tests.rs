@@ -2,7 +2,10 @@ use super::*;
 use crate::crypto::MasterKey;
 
 fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
-    let options = SqliteOptions { path: dir.path().join("t.db"), synchronous_full: true };
+    let options = SqliteOptions {
+        path: dir.path().join("t.db"),
+        synchronous_full: true,
+    };
     SqliteStore::open(&options, MasterKey::from_bytes([1; 32])).unwrap()
 }
 
@@ -26,18 +29,37 @@ fn event(key: &str, person: &str) -> NewEvent {
 async fn intake_deduplicates_and_claims_in_person_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let first = store.intake(vec![event("a", "p1"), event("b", "p1"), event("c", "p2")], None).await.unwrap();
+    let first = store
+        .intake(vec![event("a", "p1"), event("b", "p1"), event("c", "p2")], None)
+        .await
+        .unwrap();
     assert!(matches!(first[0], Intake::Accepted { .. }));
     let again = store.intake(vec![event("a", "p1")], None).await.unwrap();
-    assert_eq!(again[0], Intake::Duplicate { event_id: first[0].event_id(), job_id: 1 });
+    assert_eq!(
+        again[0],
+        Intake::Duplicate {
+            event_id: first[0].event_id(),
+            job_id: 1
+        }
+    );
     // p1's second event waits for its first; p2 runs in parallel.
     let claimed = store.claim("w", 10, 1000, 10).await.unwrap();
     let keys: Vec<_> = claimed.iter().map(|j| j.event.idempotency_key.as_str()).collect();
     assert_eq!(keys, ["a", "c"]);
     assert!(store.claim("w", 10, 1000, 10).await.unwrap().is_empty());
     // Another owner cannot finish a job it does not hold.
-    assert!(!store.finish(claimed[0].id, "other", Finish::Completed, vec![], None).await.unwrap());
-    assert!(store.finish(claimed[0].id, "w", Finish::Completed, vec![], None).await.unwrap());
+    assert!(
+        !store
+            .finish(claimed[0].id, "other", Finish::Completed, vec![], None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish(claimed[0].id, "w", Finish::Completed, vec![], None)
+            .await
+            .unwrap()
+    );
     let next = store.claim("w", 10, 1000, 10).await.unwrap();
     assert_eq!(next[0].event.idempotency_key, "b");
     // An expired lease is claimable again, and counts as an attempt.
@@ -53,10 +75,18 @@ async fn retries_end_in_dead_letter_and_replay() {
     store.intake(vec![event("a", "p1")], None).await.unwrap();
     for attempt in 1..=3 {
         let job = store.claim("w", 100 * attempt, 10, 1).await.unwrap().remove(0);
-        let retry = Finish::Retry { run_at_ms: 0, error: "boom".into(), charge: true };
+        let retry = Finish::Retry {
+            run_at_ms: 0,
+            error: "boom".into(),
+            charge: true,
+        };
         assert!(store.finish(job.id, "w", retry, vec![], None).await.unwrap());
     }
-    let dead = store.jobs(JobFilter { tenant: "t".into(), state: Some(JobState::Dead), ..Default::default() });
+    let dead = store.jobs(JobFilter {
+        tenant: "t".into(),
+        state: Some(JobState::Dead),
+        ..Default::default()
+    });
     let dead = dead.await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].last_error.as_deref().unwrap().contains("gave up after 3"));
@@ -80,7 +110,9 @@ async fn audit_is_append_only_and_secrets_are_sealed() {
     assert!(err.to_string().contains("append-only"), "{err}");
     store.put_secret("lever", "s3cret").await.unwrap();
     assert_eq!(store.secret("lever").await.unwrap().as_deref(), Some("s3cret"));
-    let raw: Vec<u8> = conn.query_row("SELECT ciphertext FROM secrets", [], |r| r.get(0)).unwrap();
+    let raw: Vec<u8> = conn
+        .query_row("SELECT ciphertext FROM secrets", [], |r| r.get(0))
+        .unwrap();
     assert!(!raw.windows(6).any(|w| w == b"s3cret"));
 }
 
@@ -89,8 +121,14 @@ async fn kv_keeps_quotas_and_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let kv = store.kv();
-    let a = tenure_capabilities::KvNamespace { tenant: "a".into(), plugin: "p".into() };
-    let b = tenure_capabilities::KvNamespace { tenant: "b".into(), plugin: "p".into() };
+    let a = tenure_capabilities::KvNamespace {
+        tenant: "a".into(),
+        plugin: "p".into(),
+    };
+    let b = tenure_capabilities::KvNamespace {
+        tenant: "b".into(),
+        plugin: "p".into(),
+    };
     kv.set(&a, "user/1", b"x").await.unwrap();
     kv.set(&a, "user/2", b"y").await.unwrap();
     assert_eq!(kv.get(&b, "user/1").await.unwrap(), None);
@@ -99,7 +137,9 @@ async fn kv_keeps_quotas_and_namespaces() {
     assert_eq!(kv.get(&a, "user/1").await.unwrap(), None);
     let usage: (i64, i64) = Connection::open(store.path())
         .unwrap()
-        .query_row("SELECT keys, bytes FROM kv_usage WHERE tenant = 'a'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT keys, bytes FROM kv_usage WHERE tenant = 'a'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!(usage, (1, 7));
 }

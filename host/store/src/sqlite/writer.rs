@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
-const MAX_BATCH: usize = 512;
+const MAX_BATCH: usize = 64;
 
 /// The audit chain's head, kept by the writer.
 #[derive(Clone)]
@@ -111,10 +111,16 @@ impl Writer {
     pub fn start(conn: Connection, key: [u8; 32], head_file: PathBuf) -> StoreResult<Writer> {
         let head = conn
             .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok(ChainHead { seq: r.get(0)?, hash: r.get(1)? })
+                Ok(ChainHead {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
             })
             .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(ChainHead { seq: 0, hash: GENESIS.into() }),
+                rusqlite::Error::QueryReturnedNoRows => Ok(ChainHead {
+                    seq: 0,
+                    hash: GENESIS.into(),
+                }),
                 e => Err(e),
             })?;
         let (tx, rx) = mpsc::channel::<Box<dyn WriteOp>>();
@@ -133,7 +139,11 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send(Box::new(Op { f: Some(f), result: None, tx }))
+            .send(Box::new(Op {
+                f: Some(f),
+                result: None,
+                tx,
+            }))
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -192,7 +202,12 @@ fn run_batch(
         let saved = head.clone();
         let step = (|| -> StoreResult<()> {
             conn.execute_batch("SAVEPOINT op")?;
-            let mut ctx = WriteCtx { conn, head, key, now_ms: now };
+            let mut ctx = WriteCtx {
+                conn,
+                head,
+                key,
+                now_ms: now,
+            };
             if !op.run(&mut ctx) {
                 conn.execute_batch("ROLLBACK TO op")?;
                 *head = saved.clone();
