@@ -684,3 +684,40 @@ async fn audit_exports_filter_by_person_and_destination() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_is_provisioned_before_their_report() {
+    let host = sandbox_host(
+        "",
+        QueueConfig {
+            concurrency: 8,
+            ..fast_queue()
+        },
+    )
+    .await;
+    // The report's event arrives first, in the same burst as the manager's.
+    let mut report = joiner("20", "Sales");
+    report["person"]["manager"] = json!({"source": "hr", "id": "10"});
+    let (status, body) = host.post_event(&report, "report").await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = host.post_event(&joiner("10", "Sales"), "manager").await;
+    assert_eq!(status, 202, "{body}");
+    host.wait_idle(Duration::from_secs(30)).await;
+    let audit = host.audit(None).await;
+    let done = |person: &str| {
+        audit
+            .iter()
+            .position(|e| e["kind"] == "job.completed" && e["person_key"] == person)
+            .unwrap_or_else(|| panic!("{person} never completed"))
+    };
+    assert!(
+        done("hr:10") < done("hr:20"),
+        "the report was provisioned before the manager"
+    );
+    let report_job = host.get("/api/v1/jobs?person=hr:20").await;
+    assert_eq!(report_job[0]["state"], "completed");
+    assert_eq!(
+        report_job[0]["attempts"], 1,
+        "waiting for a manager is not a failed attempt"
+    );
+}

@@ -314,6 +314,41 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_the_store_and_tokens_are_checked() {
+        let dir = temp_dir("secret");
+        let text = r#"
+            [[api_tokens]]
+            name = "it"
+            role = "it"
+            tenant = "acme"
+            token = "${secret:it-token}"
+            [tenants.acme]
+            rules = "rules-basic"
+            "#;
+        let path = write(&dir, "tenure.toml", text);
+        assert_eq!(secret_names(&path).unwrap(), ["it-token"]);
+        let secrets: HashMap<String, String> =
+            [("it-token".to_string(), "from-the-store-0123".to_string())].into();
+        let config = HostConfig::load_with_secrets(&path, &secrets).unwrap();
+        assert_eq!(config.api_tokens[0].token, "from-the-store-0123");
+        assert!(
+            !format!("{config:?}").contains("from-the-store"),
+            "tokens are not in Debug output"
+        );
+        let err = format!("{:#}", HostConfig::load(&path).unwrap_err());
+        assert!(
+            err.contains("api_tokens[0].token: secret \"it-token\" is not in the store"),
+            "{err}"
+        );
+        let short: HashMap<String, String> = [("it-token".to_string(), "short".to_string())].into();
+        let err = format!("{:#}", HostConfig::load_with_secrets(&path, &short).unwrap_err());
+        assert!(
+            err.contains("api_tokens[0].token: must be at least 16 characters"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let dir = temp_dir("err");
         let path = write(

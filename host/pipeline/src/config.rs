@@ -21,6 +21,9 @@ pub struct QueueConfig {
     pub poll_ms: u64,
     /// How long a report waits before re-checking whether their manager is provisioned.
     pub manager_wait_ms: u64,
+    /// A report waits for their manager's unfinished events at most this long after
+    /// its own event arrived (so a cycle in the manager data cannot stall anyone).
+    pub manager_wait_max_ms: u64,
 }
 
 impl Default for QueueConfig {
@@ -32,7 +35,8 @@ impl Default for QueueConfig {
             backoff_base_ms: 1_000,
             backoff_max_ms: 600_000,
             poll_ms: 200,
-            manager_wait_ms: 500,
+            manager_wait_ms: 200,
+            manager_wait_max_ms: 60_000,
         }
     }
 }

@@ -145,13 +145,14 @@ impl JobRun<'_> {
                 };
             }
         };
-        if let Some(m) = &event.person.manager {
+        // A manager before their report: wait while the manager has unfinished events
+        // (whichever arrived first), for a bounded time.
+        let waited = now_ms() - job.created_ms;
+        if let Some(m) = &event.person.manager
+            && waited < p.config.queue.manager_wait_max_ms as i64
+        {
             let manager_key = format!("{}:{}", m.source, m.id);
-            match p
-                .store
-                .has_unfinished(&job.tenant, &manager_key, job.created_ms)
-                .await
-            {
+            match p.store.has_unfinished(&job.tenant, &manager_key, i64::MAX).await {
                 Ok(true) if manager_key != job.person_key => {
                     return Finish::Retry {
                         run_at_ms: now_ms() + p.config.queue.manager_wait_ms as i64,

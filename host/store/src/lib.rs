@@ -140,7 +140,8 @@ pub trait Store: Send + Sync + 'static {
     async fn replay(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow>;
     /// Cancels a job that has not completed.
     async fn cancel(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow>;
-    /// Whether a person has unfinished jobs created before `before_ms` (a manager before their report).
+    /// Whether a person has available, retryable or running jobs created before `before_ms`
+    /// (a manager before their report).
     async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool>;
     /// The newest event stored for a source record (preview by source record id).
     async fn event_by_record(
