@@ -73,7 +73,7 @@ impl TestHost {
         let runtime = Runtime::new(
             RuntimeOptions {
                 cache_dir: Some(cache),
-                ..RuntimeOptions::default()
+                ..RuntimeOptions::for_workers(spec.queue.concurrency)
             },
             services,
         )

@@ -695,13 +695,23 @@ async fn a_manager_is_provisioned_before_their_report() {
         },
     )
     .await;
-    // The report's event arrives first, in the same burst as the manager's.
+    // The report's event arrives first, stored in one batch with the manager's (as a source poll does).
     let mut report = joiner("20", "Sales");
     report["person"]["manager"] = json!({"source": "hr", "id": "10"});
-    let (status, body) = host.post_event(&report, "report").await;
-    assert_eq!(status, 202, "{body}");
-    let (status, body) = host.post_event(&joiner("10", "Sales"), "manager").await;
-    assert_eq!(status, 202, "{body}");
+    let events = [report, joiner("10", "Sales")]
+        .iter()
+        .map(|e| {
+            tenure_pipeline::parse_event(e.to_string().as_bytes())
+                .expect("valid")
+                .event
+        })
+        .collect();
+    let (stored, rejected) = host
+        .pipeline
+        .ingest_from_source(TENANT, "hr", events, None)
+        .await
+        .unwrap();
+    assert_eq!((stored.len(), rejected.len()), (2, 0));
     host.wait_idle(Duration::from_secs(30)).await;
     let audit = host.audit(None).await;
     let done = |person: &str| {

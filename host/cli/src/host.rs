@@ -60,7 +60,7 @@ pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     let runtime = Runtime::new(
         RuntimeOptions {
             cache_dir: Some(config.cache_dir.clone()),
-            ..RuntimeOptions::default()
+            ..RuntimeOptions::for_workers(config.queue.concurrency)
         },
         services,
     )?;

@@ -349,14 +349,20 @@ impl JobRun<'_> {
         {
             return Ok(DestOutcome::Held(reason));
         }
-        let done: Vec<String> = store
-            .operations(job.id)
-            .await
-            .map_err(|e| Failure::store(&e))?
-            .into_iter()
-            .filter(|o| o.status == "done")
-            .map(|o| o.op_key)
-            .collect();
+        // Tickets have no state to diff against: one opened by an earlier attempt is not opened again.
+        let done: Vec<String> = if plan.operations.iter().any(|o| o.kind == "open-ticket") {
+            self.flush().await?;
+            store
+                .operations(job.id)
+                .await
+                .map_err(|e| Failure::store(&e))?
+                .into_iter()
+                .filter(|o| o.status == "done")
+                .map(|o| o.op_key)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut anchor = current.as_ref().map(|a| a.anchor.clone());
         for planned in &plan.operations {
             if planned.kind == "open-ticket" && done.contains(&planned.key) {

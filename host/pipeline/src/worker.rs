@@ -20,8 +20,11 @@ impl Pipeline {
                 break;
             }
             let free = slots.available_permits();
+            let busy = q.concurrency.max(1) - free;
             let mut claimed_all = false;
-            if free > 0 {
+            // Claim in batches: while most slots are busy, wait for a few to free up
+            // (one store write claims many jobs).
+            if free > 0 && (busy == 0 || free * 4 >= q.concurrency.max(1)) {
                 match self
                     .store
                     .claim(&self.owner, now_ms(), q.lease_ms as i64, free)

@@ -45,6 +45,20 @@ impl Default for RuntimeOptions {
     }
 }
 
+impl RuntimeOptions {
+    /// Sized for `workers` concurrent calls: each can keep a warm instance of each plugin.
+    pub fn for_workers(workers: usize) -> Self {
+        let workers = workers.max(1);
+        let defaults = RuntimeOptions::default();
+        RuntimeOptions {
+            warm_per_tenant: defaults.warm_per_tenant.max(workers),
+            max_instances: defaults.max_instances.max(2 * workers as u32),
+            max_idle_instances: defaults.max_idle_instances.max(4 * workers as u32),
+            ..defaults
+        }
+    }
+}
+
 /// Bytes of a reused pooling slot reset in place (memset) rather than decommitted:
 /// small plugins touch about this much, so reuse avoids their page faults.
 const KEEP_RESIDENT: usize = 256 << 10;

@@ -196,12 +196,16 @@ fn run_batch(
     head: &mut ChainHead,
     key: &[u8; 32],
 ) -> StoreResult<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let exec = |sql: &str| -> StoreResult<()> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    exec("BEGIN IMMEDIATE")?;
     let now = now_ms();
     for op in batch.iter_mut() {
         let saved = head.clone();
         let step = (|| -> StoreResult<()> {
-            conn.execute_batch("SAVEPOINT op")?;
+            exec("SAVEPOINT op")?;
             let mut ctx = WriteCtx {
                 conn,
                 head,
@@ -209,20 +213,19 @@ fn run_batch(
                 now_ms: now,
             };
             if !op.run(&mut ctx) {
-                conn.execute_batch("ROLLBACK TO op")?;
+                exec("ROLLBACK TO op")?;
                 *head = saved.clone();
             }
-            conn.execute_batch("RELEASE op")?;
-            Ok(())
+            exec("RELEASE op")
         })();
         if let Err(e) = step {
             let _ = conn.execute_batch("ROLLBACK");
             return Err(e);
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = exec("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
-        return Err(e.into());
+        return Err(e);
     }
     Ok(())
 }
