@@ -183,21 +183,17 @@ impl TestHost {
     pub async fn wait_idle(&self, limit: Duration) {
         let started = Instant::now();
         loop {
-            let jobs = self.get("/api/v1/jobs?limit=10000").await;
-            let busy = jobs
-                .as_array()
-                .expect("jobs")
+            let depth = self.store.queue_depth().await.expect("queue depth");
+            let busy: i64 = depth
                 .iter()
-                .filter(|j| matches!(j["state"].as_str(), Some("available" | "running" | "retryable")))
-                .count();
+                .filter(|(_, state, _)| matches!(state.as_str(), "available" | "running" | "retryable"))
+                .map(|(_, _, n)| n)
+                .sum();
             if busy == 0 {
                 return;
             }
-            assert!(
-                started.elapsed() < limit,
-                "{busy} jobs still busy after {limit:?}: {jobs}"
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            assert!(started.elapsed() < limit, "{busy} jobs still busy after {limit:?}: {depth:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
