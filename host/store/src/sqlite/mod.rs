@@ -55,6 +55,8 @@ impl SqliteStore {
         // Checkpoint less often: fewer, larger copies from the WAL into the database.
         conn.pragma_update(None, "wal_autocheckpoint", 8000)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // The writer runs a few dozen distinct statements; keep them all prepared.
+        conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA)?;
         let audit_key = master.derive("tenure audit chain v1");
         let head_file = head_file_for(&options.path);
@@ -88,6 +90,7 @@ impl SqliteStore {
                         | OpenFlags::SQLITE_OPEN_URI,
                 )?;
                 c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c.set_prepared_statement_cache_capacity(128);
                 c
             }
         };
