@@ -70,7 +70,7 @@ where
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let events = env("BENCH_EVENTS", 10_000);
-    let rate = env("BENCH_RATE", 1_000);
+    let rate = env("BENCH_RATE", 2_000);
     let clients = env("BENCH_CLIENTS", 32);
     let workers = env("BENCH_WORKERS", 32);
     let tenant = tenant_toml(&format!(

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
-const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 32;
 
 /// The audit chain's head, kept by the writer.
 #[derive(Clone)]
