@@ -192,7 +192,10 @@ impl TestHost {
             if busy == 0 {
                 return;
             }
-            assert!(started.elapsed() < limit, "{busy} jobs still busy after {limit:?}: {depth:?}");
+            assert!(
+                started.elapsed() < limit,
+                "{busy} jobs still busy after {limit:?}: {depth:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -157,6 +157,42 @@ async fn dead_letter_then_replay_after_the_fix() {
     assert_eq!(replay["actor"], "it-admin");
     let (status, body) = host.post(&format!("/api/v1/jobs/{id}/replay"), &json!({})).await;
     assert_eq!(status, 409, "a completed job is not replayed: {body}");
+
+    // A dead letter can also be cancelled; it then no longer blocks that person's later events.
+    mock.with(|s| s.reject = Some("still broken".into()));
+    host.post_event(&joiner("8", "Sales"), "k8").await;
+    host.wait_idle(Duration::from_secs(30)).await;
+    let dead = host.get("/api/v1/jobs?state=dead").await;
+    let dead_id = dead[0]["id"].as_i64().unwrap();
+    let (status, body) = host
+        .post(&format!("/api/v1/jobs/{dead_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    let (status, _) = host
+        .post(&format!("/api/v1/jobs/{dead_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 409);
+    let cancelled = host
+        .audit(Some("hr:8"))
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "job.cancelled")
+        .unwrap();
+    assert_eq!(cancelled["actor"], "it-admin");
+    mock.with(|s| s.reject = None);
+    let mut update = joiner("8", "Sales");
+    update["kind"] = json!("update");
+    update["source_record_id"] = json!("update-8");
+    host.post_event(&update, "k8-update").await;
+    host.wait_idle(Duration::from_secs(30)).await;
+    assert_eq!(
+        host.get("/api/v1/jobs?person=hr:8").await[0]["state"],
+        "completed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

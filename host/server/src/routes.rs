@@ -183,9 +183,12 @@ async fn post_payload(
         .ingest_payload(&c.tenant, &source, payload)
         .await
         .map_err(|e| match e {
-            PipelineError::Call(call) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body", call.to_string())
-            }
+            // The source plugin refused the payload: pass its field and reason on.
+            PipelineError::Call(tenure_runtime::CallError::Plugin {
+                error: tenure_runtime::wit::PluginError::InvalidInput(i),
+                ..
+            }) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &i.field, i.reason),
+            PipelineError::Call(call) => ApiError::new(StatusCode::BAD_GATEWAY, "source", call.to_string()),
             other => other.into(),
         })?;
     let status = if rejected.is_empty() {
