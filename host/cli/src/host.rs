@@ -38,13 +38,20 @@ pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))
 }
 
+/// Opens the store a config names without resolving its secrets (to add them).
+pub fn open_store_of(path: &Path) -> Result<Arc<SqliteStore>> {
+    let placeholders: HashMap<String, String> = secret_names(path)?
+        .into_iter()
+        .map(|n| (n, "x".repeat(32)))
+        .collect();
+    open_store(&HostConfig::load_with_secrets(path, &placeholders)?)
+}
+
 /// Loads a config, resolving `${secret:NAME}` from the store it names.
 pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> {
     let names = secret_names(path)?;
     // First pass with placeholders, only to find the store.
-    let placeholders: HashMap<String, String> = names.iter().map(|n| (n.clone(), "x".repeat(32))).collect();
-    let bootstrap = HostConfig::load_with_secrets(path, &placeholders)?;
-    let store = open_store(&bootstrap)?;
+    let store = open_store_of(path)?;
     let mut secrets = HashMap::new();
     for name in names {
         if let Some(v) = store.secret(&name).await? {

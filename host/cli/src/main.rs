@@ -273,7 +273,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Secrets(SecretsCommand::Set { name, config }) => {
-            let (_, store) = host::load_config(&config).await?;
+            let store = host::open_store_of(&config)?;
             let mut value = String::new();
             std::io::stdin().read_to_string(&mut value)?;
             let value = value.trim_end_matches(['\n', '\r']);
