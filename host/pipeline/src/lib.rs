@@ -40,6 +40,8 @@ pub enum PipelineError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Call(#[from] CallError),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// How a failed call is treated.
@@ -141,12 +143,7 @@ impl Pipeline {
         runtime: Runtime,
         config: PipelineConfig,
     ) -> Result<Arc<Pipeline>, PipelineError> {
-        let metrics = metrics::Metrics::new().map_err(|e| {
-            PipelineError::Invalid(InvalidEvent {
-                field: "metrics".into(),
-                reason: e.to_string(),
-            })
-        })?;
+        let metrics = metrics::Metrics::new()?;
         let owner = format!("{}-{}", std::process::id(), fastrand::u64(..));
         Ok(Arc::new(Pipeline {
             store,

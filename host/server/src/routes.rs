@@ -98,6 +98,9 @@ impl From<PipelineError> for ApiError {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r.to_string())
             }
             PipelineError::Call(c) => ApiError::new(StatusCode::BAD_GATEWAY, "plugin", c.to_string()),
+            PipelineError::Metrics(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", m.to_string())
+            }
         }
     }
 }
