@@ -767,3 +767,36 @@ async fn a_manager_is_provisioned_before_their_report() {
         "waiting for a manager is not a failed attempt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_arrives_after_a_newer_one_is_skipped() {
+    let host = sandbox_host("", fast_queue()).await;
+    let mut newer = joiner("1", "Sales");
+    newer["occurred_at"] = json!("2026-03-02T10:00:00Z");
+    newer["source_record_id"] = json!("newer");
+    let mut older = joiner("1", "Engineering");
+    older["kind"] = json!("update");
+    older["occurred_at"] = json!("2026-03-02T11:00:00+02:00"); // 09:00 UTC: older
+    older["source_record_id"] = json!("older");
+    host.post_event(&newer, "newer").await;
+    host.wait_idle(Duration::from_secs(30)).await;
+    let (status, body) = host.post_event(&older, "older").await;
+    assert_eq!(status, 202, "{body}");
+    host.wait_idle(Duration::from_secs(30)).await;
+    let audit = host.audit(Some("hr:1")).await;
+    let superseded = audit
+        .iter()
+        .find(|e| e["kind"] == "event.superseded")
+        .expect("the late event is recorded");
+    assert_eq!(superseded["data"]["newer_event"], 1);
+    let ns = tenure_capabilities::KvNamespace {
+        tenant: TENANT.into(),
+        plugin: "sandbox".into(),
+    };
+    let raw = host.store.kv().get(&ns, "account/sbx-1").await.unwrap().unwrap();
+    let account: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        account["container"], "OU=Sales",
+        "the newer state stays: {account}"
+    );
+}

@@ -202,6 +202,70 @@ pub fn error_field(path: String, message: &str) -> String {
     }
 }
 
+/// Milliseconds since the Unix epoch of an RFC 3339 time (`2026-03-01T09:30:00Z`,
+/// `2026-03-01T09:30:00.250+01:00`).
+pub fn rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || !is_iso_date(&s[..10])
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        s.get(r)
+            .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))?
+            .parse::<i64>()
+            .ok()
+    };
+    let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded: String = frac[..digits]
+            .chars()
+            .chain(std::iter::repeat('0'))
+            .take(3)
+            .collect();
+        millis = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let oh = rest[1..3].parse::<i64>().ok()?;
+            let om = rest[4..6].parse::<i64>().ok()?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let sign = if &rest[..1] == "-" { -1 } else { 1 };
+            sign * (oh * 60 + om)
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
+    Some((days * 86_400 + h * 3_600 + m * 60 + sec - offset_min * 60) * 1_000 + millis)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn is_iso_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
@@ -291,6 +355,14 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
     check_date("person.start_date", &p.start_date)?;
     check_date("person.end_date", &p.end_date)?;
     check_date("effective_date", &input.effective_date)?;
+    if let Some(t) = &input.occurred_at
+        && rfc3339_ms(t).is_none()
+    {
+        return Err(invalid(
+            "occurred_at",
+            format!("{t:?} is not an RFC 3339 time (2026-03-01T09:30:00Z)"),
+        ));
+    }
     if let (Some(s), Some(e)) = (&p.start_date, &p.end_date)
         && e < s
     {
@@ -430,6 +502,26 @@ mod tests {
         assert_eq!(e.field, "person.emails[0].value");
         let e = parse_event(b"{not json").unwrap_err();
         assert_eq!(e.field, "body");
+    }
+
+    #[test]
+    fn rfc3339_times_convert_with_offsets_and_fractions() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:01Z"), Some(1_000));
+        assert_eq!(rfc3339_ms("1970-01-01T01:00:00.5+01:00"), Some(500));
+        assert_eq!(rfc3339_ms("2026-03-01T09:30:00Z"), Some(1_772_357_400_000));
+        for bad in [
+            "2026-03-01",
+            "2026-03-01T25:00:00Z",
+            "2026-03-01T09:30:00",
+            "2026-03-01T09:30:00+0100",
+            "x",
+        ] {
+            assert_eq!(rfc3339_ms(bad), None, "{bad}");
+        }
+        let e = parse(serde_json::json!({"kind": "update", "occurred_at": "yesterday",
+            "person": {"ids": [{"source": "hr", "id": "1"}]}}))
+        .unwrap_err();
+        assert_eq!(e.field, "occurred_at");
     }
 
     #[test]

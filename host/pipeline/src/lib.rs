@@ -243,6 +243,7 @@ impl Pipeline {
             body,
             source_record_id: e.event.source_record_id.clone(),
             start_date: e.event.person.start_date.clone(),
+            occurred_ms: e.event.occurred_at.as_deref().and_then(event::rfc3339_ms),
             actor: actor.into(),
             received_ms: now_ms(),
             max_attempts: self.config.queue.max_attempts,

@@ -145,6 +145,26 @@ impl JobRun<'_> {
                 };
             }
         };
+        // Each event carries the whole person; one that arrives after a newer one was
+        // applied (a late webhook, a retried request) would undo it, so it is recorded and skipped.
+        if let Some(occurred) = event.occurred_at.as_deref().and_then(crate::event::rfc3339_ms) {
+            match p
+                .store
+                .newer_applied(&job.tenant, &job.person_key, occurred)
+                .await
+            {
+                Ok(Some(newer)) => {
+                    self.pending.push(self.record(
+                        "event.superseded",
+                        None,
+                        json!({ "occurred_at": event.occurred_at, "newer_event": newer }),
+                    ));
+                    return Finish::Completed;
+                }
+                Ok(None) => {}
+                Err(e) => return self.failed(Failure::store(&e)),
+            }
+        }
         // A manager before their report: wait while the manager has unfinished events
         // (whichever arrived first), for a bounded time.
         let waited = now_ms() - job.created_ms;

@@ -143,6 +143,14 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a person has available, retryable or running jobs created before `before_ms`
     /// (a manager before their report).
     async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool>;
+    /// An event of this person, newer than `occurred_ms` by its source's clock, that was
+    /// already applied (so an event arriving late would undo it).
+    async fn newer_applied(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        occurred_ms: i64,
+    ) -> StoreResult<Option<i64>>;
     /// The newest event stored for a source record (preview by source record id).
     async fn event_by_record(
         &self,

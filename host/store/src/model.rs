@@ -17,6 +17,8 @@ pub struct NewEvent {
     pub body: String,
     pub source_record_id: String,
     pub start_date: Option<String>,
+    /// When the source says the change happened (ms since the epoch).
+    pub occurred_ms: Option<i64>,
     /// Who sent it (API token name or `source:<name>`).
     pub actor: String,
     pub received_ms: i64,

@@ -278,8 +278,8 @@ impl Store for SqliteStore {
                         .conn
                         .prepare_cached(
                             "INSERT INTO events (tenant, source, idempotency_key, person_key, kind, source_record_id,
-                                                 start_date, body, actor, received_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                                 start_date, body, actor, received_ms, occurred_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                              ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id",
                         )?
                         .query_row(
@@ -293,7 +293,8 @@ impl Store for SqliteStore {
                                 ev.start_date,
                                 ev.body,
                                 ev.actor,
-                                ev.received_ms
+                                ev.received_ms,
+                                ev.occurred_ms
                             ],
                             |r| r.get::<_, i64>(0),
                         )
@@ -945,6 +946,23 @@ impl Store for SqliteStore {
             .query_row(params![tenant, person_key, before_ms], |_| Ok(()))
             .optional()?
             .is_some())
+        })
+    }
+
+    async fn newer_applied(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        occurred_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT e.id FROM jobs j JOIN events e ON e.id = j.event_id
+                 WHERE j.tenant = ?1 AND j.person_key = ?2 AND j.state = 'completed' AND e.occurred_ms > ?3
+                 ORDER BY e.occurred_ms DESC LIMIT 1",
+            )?
+            .query_row(params![tenant, person_key, occurred_ms], |r| r.get(0))
+            .optional()?)
         })
     }
 

@@ -8,6 +8,8 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     source_record_id TEXT NOT NULL,
     start_date TEXT,
+    -- When the source says the change happened (ms), to recognise events that arrive late.
+    occurred_ms INTEGER,
     body TEXT NOT NULL,
     actor TEXT NOT NULL,
     received_ms INTEGER NOT NULL,

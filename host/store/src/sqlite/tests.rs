@@ -19,6 +19,7 @@ fn event(key: &str, person: &str) -> NewEvent {
         body: "{}".into(),
         source_record_id: key.into(),
         start_date: Some("2030-01-01".into()),
+        occurred_ms: None,
         actor: "test".into(),
         received_ms: 1,
         max_attempts: 3,
