@@ -3,6 +3,20 @@
 pub mod host;
 pub mod mock_destination;
 
+/// The built `tenure` binary (`cargo build -p tenure`; `scripts/test.sh` builds it).
+pub fn tenure_binary() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tenure_plugin_test::workspace_root().join("target"));
+    let path = target.join("debug/tenure");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p tenure`",
+        path.display()
+    );
+    path
+}
+
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,19 +1,11 @@
 //! The `tenure` command line on a real store: secrets, preview and audit.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn tenure(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tenure_plugin_test::workspace_root().join("target"));
-    let bin = target.join("debug/tenure");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p tenure`",
-        bin.display()
-    );
+    let bin = tenure_tests::tenure_binary();
     let mut child = Command::new(bin)
         .args(args)
         .current_dir(dir)

@@ -12,19 +12,6 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "crash-test-token-0123456789";
 const TRIALS: usize = 50;
 
-fn tenure_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tenure_plugin_test::workspace_root().join("target"));
-    let path = target.join("debug/tenure");
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build -p tenure`",
-        path.display()
-    );
-    path
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -86,7 +73,7 @@ fn start(config: &Path, log: &Path) -> Child {
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(tenure_binary())
+    Command::new(tenure_tests::tenure_binary())
         .args(["serve", "--config"])
         .arg(config)
         .env(

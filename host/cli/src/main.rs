@@ -247,19 +247,7 @@ async fn main() -> Result<()> {
                     ..AuditFilter::default()
                 })
                 .await?;
-            let mut out = String::new();
-            if format == "csv" {
-                out.push_str(tenure_store::audit::CSV_HEADER);
-                out.push('\n');
-            }
-            for e in &entries {
-                if format == "csv" {
-                    out.push_str(&tenure_store::audit::csv_row(e));
-                } else {
-                    out.push_str(&serde_json::to_string(e)?);
-                }
-                out.push('\n');
-            }
+            let out = tenure_store::audit::render(&entries, &format).unwrap_or_default();
             print!("{out}");
             store
                 .append_audit(vec![AuditRecord {

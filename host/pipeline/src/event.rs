@@ -252,18 +252,8 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
+    let days = tenure_store::days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
     Some((days * 86_400 + h * 3_600 + m * 60 + sec - offset_min * 60) * 1_000 + millis)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn is_iso_date(s: &str) -> bool {

@@ -463,20 +463,11 @@ async fn audit(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<Au
         .await?;
     Ok(match format {
         "jsonl" => {
-            let mut out = String::new();
-            for e in &entries {
-                out.push_str(&serde_json::to_string(e).unwrap_or_default());
-                out.push('\n');
-            }
+            let out = tenure_store::audit::render(&entries, "jsonl").unwrap_or_default();
             ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
         }
         "csv" => {
-            let mut out = String::from(tenure_store::audit::CSV_HEADER);
-            out.push('\n');
-            for e in &entries {
-                out.push_str(&tenure_store::audit::csv_row(e));
-                out.push('\n');
-            }
+            let out = tenure_store::audit::render(&entries, "csv").unwrap_or_default();
             ([(header::CONTENT_TYPE, "text/csv")], out).into_response()
         }
         _ => axum::Json(entries).into_response(),

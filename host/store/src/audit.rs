@@ -180,6 +180,29 @@ fn redact_in_place(value: &mut serde_json::Value) {
     }
 }
 
+/// Renders entries as JSON Lines (`jsonl`) or CSV (`csv`); None for another format.
+pub fn render(entries: &[AuditEntry], format: &str) -> Option<String> {
+    let mut out = String::new();
+    match format {
+        "jsonl" => {
+            for e in entries {
+                out.push_str(&serde_json::to_string(e).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        "csv" => {
+            out.push_str(CSV_HEADER);
+            out.push('\n');
+            for e in entries {
+                out.push_str(&csv_row(e));
+                out.push('\n');
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
 /// The CSV header of [`csv_row`].
 pub const CSV_HEADER: &str = "seq,ts_ms,tenant,kind,actor,person,destination,event_id,job_id,data,hash";
 

@@ -240,23 +240,13 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
 const AUDIT_COLUMNS: &str =
     "seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash";
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 /// Midnight UTC of an ISO date (`2026-03-01`), in milliseconds.
 pub(crate) fn date_start_ms(date: &str) -> Option<i64> {
     let mut parts = date.get(..10)?.split('-');
     let y = parts.next()?.parse().ok()?;
     let m = parts.next()?.parse().ok()?;
     let d = parts.next()?.parse().ok()?;
-    Some(days_from_civil(y, m, d) * 86_400_000)
+    Some(crate::days_from_civil(y, m, d) * 86_400_000)
 }
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
