@@ -261,7 +261,7 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 impl Store for SqliteStore {
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>> {
         self.writer
-            .write(move |ctx| {
+            .write_urgent(move |ctx| {
                 let mut out = Vec::with_capacity(events.len());
                 for ev in events {
                     let inserted = ctx

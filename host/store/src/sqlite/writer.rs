@@ -4,9 +4,9 @@
 
 use crate::audit::{GENESIS, entry_hash_text, redact};
 use crate::{AuditRecord, StoreError, StoreResult};
+use crossbeam_channel as channel;
 use rusqlite::{Connection, params};
 use std::path::PathBuf;
-use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
@@ -100,10 +100,12 @@ where
     }
 }
 
-/// A handle for queueing writes.
+/// A handle for queueing writes. Urgent writes (event intake, whose client waits
+/// for the acknowledgement) join the next batch ahead of the workers' writes.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    tx: mpsc::Sender<Box<dyn WriteOp>>,
+    urgent: channel::Sender<Box<dyn WriteOp>>,
+    normal: channel::Sender<Box<dyn WriteOp>>,
 }
 
 impl Writer {
@@ -123,12 +125,22 @@ impl Writer {
                 }),
                 e => Err(e),
             })?;
-        let (tx, rx) = mpsc::channel::<Box<dyn WriteOp>>();
+        let (urgent, urgent_rx) = channel::unbounded::<Box<dyn WriteOp>>();
+        let (normal, normal_rx) = channel::unbounded::<Box<dyn WriteOp>>();
         std::thread::Builder::new()
             .name("tenure-store-writer".into())
-            .spawn(move || run(conn, rx, head, key, head_file))
+            .spawn(move || run(conn, urgent_rx, normal_rx, head, key, head_file))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { tx })
+        Ok(Writer { urgent, normal })
+    }
+
+    /// [`Writer::write`] ahead of the workers' writes.
+    pub async fn write_urgent<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        Self::send(&self.urgent, f).await
     }
 
     /// Runs `f` in the next batch; resolves after the batch commits.
@@ -137,8 +149,16 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
     {
+        Self::send(&self.normal, f).await
+    }
+
+    async fn send<R, F>(queue: &channel::Sender<Box<dyn WriteOp>>, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        self.tx
+        queue
             .send(Box::new(Op {
                 f: Some(f),
                 result: None,
@@ -158,15 +178,22 @@ fn now_ms() -> i64 {
 
 fn run(
     conn: Connection,
-    rx: mpsc::Receiver<Box<dyn WriteOp>>,
+    urgent: channel::Receiver<Box<dyn WriteOp>>,
+    normal: channel::Receiver<Box<dyn WriteOp>>,
     mut head: ChainHead,
     key: [u8; 32],
     head_file: PathBuf,
 ) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        let first = channel::select! {
+            recv(urgent) -> op => op,
+            recv(normal) -> op => op,
+        };
+        let Ok(first) = first else { break };
         let mut batch = vec![first];
+        // Waiting intake goes first; workers' writes fill the batch up.
         while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
+            match urgent.try_recv().or_else(|_| normal.try_recv()) {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
             }
