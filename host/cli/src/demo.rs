@@ -77,6 +77,9 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         events.unwrap_or_else(|| config_path.parent().unwrap_or(Path::new(".")).join("events.json"));
     let samples: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&events_path)?)
         .with_context(|| format!("{} is not a list of events", events_path.display()))?;
+    if samples.is_empty() {
+        bail!("{} holds no events", events_path.display());
+    }
     println!("1. Intake: POST /api/v1/events (stored durably, then acknowledged)");
     for (i, e) in samples.iter().enumerate() {
         let key = format!("demo-{i}");

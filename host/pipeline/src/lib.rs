@@ -209,7 +209,13 @@ impl Pipeline {
             }
         };
         let new = self.new_event(tenant, actor, key, event)?;
-        let intake = self.store.intake(vec![new], None).await?.remove(0);
+        let intake = self
+            .store
+            .intake(vec![new], None)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Database("intake stored nothing for one event".into()))?;
         let outcome = match intake {
             Intake::Accepted { .. } => "accepted",
             Intake::Duplicate { .. } => "duplicate",

@@ -15,6 +15,7 @@ impl Pipeline {
         let slots = Arc::new(Semaphore::new(q.concurrency.max(1)));
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone()));
+        let mut rounds: usize = 0;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -25,9 +26,16 @@ impl Pipeline {
             // Claim in batches: while most slots are busy, wait for a few to free up
             // (one store write claims many jobs).
             if free > 0 && (busy == 0 || free * 4 >= q.concurrency.max(1)) {
+                // Rotate the tenants' order so that no tenant always gets the first share.
+                let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
+                if !tenants.is_empty() {
+                    let turn = rounds % tenants.len();
+                    tenants.rotate_left(turn);
+                }
+                rounds = rounds.wrapping_add(1);
                 match self
                     .store
-                    .claim(&self.owner, now_ms(), q.lease_ms as i64, free)
+                    .claim(&self.owner, now_ms(), q.lease_ms as i64, free, tenants)
                     .await
                 {
                     Ok(jobs) => {

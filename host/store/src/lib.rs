@@ -71,13 +71,16 @@ pub trait Store: Send + Sync + 'static {
     /// Stores events and their jobs (skipping duplicates by idempotency key), the
     /// audit records and, when given, a source's new cursor, all in one transaction.
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>>;
-    /// Claims up to `limit` runnable jobs (in per-person order) for `owner` with a lease.
+    /// Claims up to `limit` runnable jobs (in per-person order) for `owner` with a lease:
+    /// jobs whose lease expired first, then a fair share for each of `tenants` (in the
+    /// order given; the caller rotates it), then the rest in arrival order.
     async fn claim(
         &self,
         owner: &str,
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        tenants: Vec<String>,
     ) -> StoreResult<Vec<ClaimedJob>>;
     /// Extends the leases `owner` holds on these jobs.
     async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;

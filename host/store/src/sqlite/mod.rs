@@ -343,67 +343,90 @@ impl Store for SqliteStore {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
+        tenants: Vec<String>,
     ) -> StoreResult<Vec<ClaimedJob>> {
         let owner = owner.to_string();
         self.writer
             .write(move |ctx| {
                 let c = ctx.conn;
-                // Jobs whose lease expired (their host died) first, then waiting jobs in
-                // arrival order; a job waits while an earlier job of the same person is unfinished.
-                let mut ids: Vec<i64> = c
-                    .prepare_cached(
+                let mut claimed = Vec::with_capacity(limit);
+                // Marks the jobs running under this owner's lease and loads their events.
+                let take = |ids: Vec<i64>, claimed: &mut Vec<ClaimedJob>| -> StoreResult<()> {
+                    for id in ids {
+                        let job = c
+                            .prepare_cached(
+                                "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2, lease_until_ms = ?3
+                                 WHERE id = ?1
+                                 RETURNING id, tenant, person_key, attempts, max_attempts, created_ms, event_id",
+                            )?
+                            .query_row(params![id, owner, now_ms + lease_ms], |r| {
+                                Ok((
+                                    r.get::<_, i64>(0)?,
+                                    r.get::<_, String>(1)?,
+                                    r.get::<_, String>(2)?,
+                                    r.get::<_, u32>(3)?,
+                                    r.get::<_, u32>(4)?,
+                                    r.get::<_, i64>(5)?,
+                                    r.get::<_, i64>(6)?,
+                                ))
+                            })?;
+                        let event = c
+                            .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1"))?
+                            .query_row([job.6], |r| event_row(r, 0))?;
+                        claimed.push(ClaimedJob {
+                            id: job.0,
+                            tenant: job.1,
+                            person_key: job.2,
+                            attempt: job.3,
+                            max_attempts: job.4,
+                            created_ms: job.5,
+                            event,
+                        });
+                    }
+                    Ok(())
+                };
+                // A job waits while an earlier job of the same person is unfinished.
+                const IN_ORDER: &str = "NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
+                     AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))";
+                // 1. Jobs whose lease expired (their host died).
+                let expired: Vec<i64> = c
+                    .prepare_cached(&format!(
                         "SELECT j.id FROM jobs j INDEXED BY jobs_ready
-                         WHERE j.state = 'running' AND j.lease_until_ms < ?1
-                           AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
-                                AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))
-                         ORDER BY j.id LIMIT ?2",
-                    )?
+                         WHERE j.state = 'running' AND j.lease_until_ms < ?1 AND {IN_ORDER} ORDER BY j.id LIMIT ?2"
+                    ))?
                     .query_map(params![now_ms, limit as i64], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
-                if ids.len() < limit {
-                    let more: Vec<i64> = c
-                        .prepare_cached(
-                            "SELECT j.id FROM jobs j INDEXED BY jobs_waiting
-                             WHERE j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1
-                               AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
-                                    AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))
-                             ORDER BY j.id LIMIT ?2",
-                        )?
-                        .query_map(params![now_ms, (limit - ids.len()) as i64], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    ids.extend(more);
+                take(expired, &mut claimed)?;
+                // 2. A fair share per tenant, so one tenant's backlog cannot starve another.
+                if tenants.len() > 1 && claimed.len() < limit {
+                    let share = (limit - claimed.len()).div_ceil(tenants.len());
+                    for tenant in &tenants {
+                        let room = (limit - claimed.len()).min(share);
+                        if room == 0 {
+                            break;
+                        }
+                        let ids: Vec<i64> = c
+                            .prepare_cached(&format!(
+                                "SELECT j.id FROM jobs j INDEXED BY jobs_waiting_tenant
+                                 WHERE j.tenant = ?3 AND j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1
+                                   AND {IN_ORDER} ORDER BY j.id LIMIT ?2"
+                            ))?
+                            .query_map(params![now_ms, room as i64, tenant], |r| r.get(0))?
+                            .collect::<Result<_, _>>()?;
+                        take(ids, &mut claimed)?;
+                    }
                 }
-                let mut claimed = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let job = c
-                        .prepare_cached(
-                            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_owner = ?2, lease_until_ms = ?3
-                             WHERE id = ?1
-                             RETURNING id, tenant, person_key, attempts, max_attempts, created_ms, event_id",
-                        )?
-                        .query_row(params![id, owner, now_ms + lease_ms], |r| {
-                            Ok((
-                                r.get::<_, i64>(0)?,
-                                r.get::<_, String>(1)?,
-                                r.get::<_, String>(2)?,
-                                r.get::<_, u32>(3)?,
-                                r.get::<_, u32>(4)?,
-                                r.get::<_, i64>(5)?,
-                                r.get::<_, i64>(6)?,
-                            ))
-                        })?;
-                    let event = c
-                        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = ?1"))?
-                        .query_row([job.6], |r| event_row(r, 0))?;
-                    claimed.push(ClaimedJob {
-                        id: job.0,
-                        tenant: job.1,
-                        person_key: job.2,
-                        attempt: job.3,
-                        max_attempts: job.4,
-                        created_ms: job.5,
-                        event,
-                    });
+                // 3. The rest in arrival order.
+                if claimed.len() < limit {
+                    let ids: Vec<i64> = c
+                        .prepare_cached(&format!(
+                            "SELECT j.id FROM jobs j INDEXED BY jobs_waiting
+                             WHERE j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1 AND {IN_ORDER}
+                             ORDER BY j.id LIMIT ?2"
+                        ))?
+                        .query_map(params![now_ms, (limit - claimed.len()) as i64], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    take(ids, &mut claimed)?;
                 }
                 Ok(claimed)
             })

@@ -38,6 +38,8 @@ CREATE INDEX IF NOT EXISTS jobs_person ON jobs (tenant, person_key, id);
 CREATE INDEX IF NOT EXISTS jobs_event ON jobs (event_id);
 -- Waiting jobs in arrival order: the claim walks this and stops at its limit.
 CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (id) WHERE state IN ('available', 'retryable');
+-- The same per tenant, for a fair share of every claim.
+CREATE INDEX IF NOT EXISTS jobs_waiting_tenant ON jobs (tenant, id) WHERE state IN ('available', 'retryable');
 
 CREATE TABLE IF NOT EXISTS operations (
     id INTEGER PRIMARY KEY,

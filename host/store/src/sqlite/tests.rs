@@ -44,10 +44,10 @@ async fn intake_deduplicates_and_claims_in_person_order() {
         }
     );
     // p1's second event waits for its first; p2 runs in parallel.
-    let claimed = store.claim("w", 10, 1000, 10).await.unwrap();
+    let claimed = store.claim("w", 10, 1000, 10, vec![]).await.unwrap();
     let keys: Vec<_> = claimed.iter().map(|j| j.event.idempotency_key.as_str()).collect();
     assert_eq!(keys, ["a", "c"]);
-    assert!(store.claim("w", 10, 1000, 10).await.unwrap().is_empty());
+    assert!(store.claim("w", 10, 1000, 10, vec![]).await.unwrap().is_empty());
     // Another owner cannot finish a job it does not hold.
     assert!(
         !store
@@ -61,10 +61,10 @@ async fn intake_deduplicates_and_claims_in_person_order() {
             .await
             .unwrap()
     );
-    let next = store.claim("w", 10, 1000, 10).await.unwrap();
+    let next = store.claim("w", 10, 1000, 10, vec![]).await.unwrap();
     assert_eq!(next[0].event.idempotency_key, "b");
     // An expired lease is claimable again, and counts as an attempt.
-    let reclaimed = store.claim("w2", 5000, 1000, 10).await.unwrap();
+    let reclaimed = store.claim("w2", 5000, 1000, 10, vec![]).await.unwrap();
     assert_eq!(reclaimed.len(), 2);
     assert!(reclaimed.iter().all(|j| j.attempt == 2));
 }
@@ -75,7 +75,11 @@ async fn retries_end_in_dead_letter_and_replay() {
     let store = open(&dir);
     store.intake(vec![event("a", "p1")], None).await.unwrap();
     for attempt in 1..=3 {
-        let job = store.claim("w", 100 * attempt, 10, 1).await.unwrap().remove(0);
+        let job = store
+            .claim("w", 100 * attempt, 10, 1, vec![])
+            .await
+            .unwrap()
+            .remove(0);
         let retry = Finish::Retry {
             run_at_ms: 0,
             error: "boom".into(),
@@ -150,4 +154,33 @@ fn dates_convert_to_epoch_days() {
     assert_eq!(date_start_ms("1970-01-02"), Some(86_400_000));
     assert_eq!(date_start_ms("2026-03-01"), Some(1_772_323_200_000));
     assert_eq!(date_start_ms("nope"), None);
+}
+
+#[tokio::test]
+async fn a_tenants_backlog_does_not_starve_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let flood: Vec<NewEvent> = (0..50)
+        .map(|i| event(&format!("a{i}"), &format!("p{i}")))
+        .collect();
+    store.intake(flood, None).await.unwrap();
+    let mut other = event("b0", "q0");
+    other.tenant = "other".into();
+    store.intake(vec![other], None).await.unwrap();
+    let tenants = vec!["t".to_string(), "other".to_string()];
+    let claimed = store.claim("w", 10, 1000, 4, tenants).await.unwrap();
+    let by_tenant = |t: &str| claimed.iter().filter(|j| j.tenant == t).count();
+    assert_eq!(
+        (claimed.len(), by_tenant("other"), by_tenant("t")),
+        (4, 1, 3),
+        "work-conserving and fair"
+    );
+    // Without tenants (one tenant), arrival order.
+    let next = store.claim("w", 10, 1000, 2, vec![]).await.unwrap();
+    assert_eq!(
+        next.iter()
+            .map(|j| j.event.idempotency_key.as_str())
+            .collect::<Vec<_>>(),
+        ["a3", "a4"]
+    );
 }
