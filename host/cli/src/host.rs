@@ -38,20 +38,18 @@ pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))
 }
 
-/// Opens the store a config names without resolving its secrets (to add them).
-pub fn open_store_of(path: &Path) -> Result<Arc<SqliteStore>> {
-    let placeholders: HashMap<String, String> = secret_names(path)?
-        .into_iter()
-        .map(|n| (n, "x".repeat(32)))
-        .collect();
-    open_store(&HostConfig::load_with_secrets(path, &placeholders)?)
+/// Opens the store a config names without resolving its secrets (to add them); also
+/// returns the secrets the config references.
+pub fn open_store_of(path: &Path) -> Result<(Arc<SqliteStore>, Vec<String>)> {
+    let names = secret_names(path)?;
+    let placeholders: HashMap<String, String> = names.iter().map(|n| (n.clone(), "x".repeat(32))).collect();
+    let store = open_store(&HostConfig::load_with_secrets(path, &placeholders)?)?;
+    Ok((store, names))
 }
 
 /// Loads a config, resolving `${secret:NAME}` from the store it names.
 pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> {
-    let names = secret_names(path)?;
-    // First pass with placeholders, only to find the store.
-    let store = open_store_of(path)?;
+    let (store, names) = open_store_of(path)?;
     let mut secrets = HashMap::new();
     for name in names {
         if let Some(v) = store.secret(&name).await? {

@@ -183,18 +183,8 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("{} is not a person record", person.display()))?;
             let kind: EventKind = serde_json::from_value(serde_json::Value::String(kind.clone()))
                 .with_context(|| format!("--kind: {kind:?} is not an event kind"))?;
-            let valid = tenure_pipeline::event::validate(tenure_pipeline::EventIn {
-                source: Some(source.clone()),
-                kind,
-                person,
-                effective_date: None,
-                source_record_id: None,
-                occurred_at: None,
-            })?;
-            let preview = host
-                .pipeline
-                .preview(&tenant, &source, &valid.event.person, kind)
-                .await?;
+            let person = tenure_pipeline::event::validate_person(&source, kind, person)?;
+            let preview = host.pipeline.preview(&tenant, &source, &person, kind).await?;
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())
         }
@@ -261,7 +251,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Secrets(SecretsCommand::Set { name, config }) => {
-            let store = host::open_store_of(&config)?;
+            let (store, _) = host::open_store_of(&config)?;
             let mut value = String::new();
             std::io::stdin().read_to_string(&mut value)?;
             let value = value.trim_end_matches(['\n', '\r']);

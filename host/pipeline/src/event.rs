@@ -386,8 +386,6 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
         };
         custom.push((k.clone(), value));
     }
-    let key_id = p.ids.iter().find(|i| i.source == source).unwrap_or(&p.ids[0]);
-    let person_key = format!("{}:{}", key_id.source, key_id.id);
     let labeled = |v: &[LabeledIn]| {
         v.iter()
             .map(|l| wit::LabeledValue {
@@ -440,11 +438,26 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
         source_record_id: input.source_record_id.clone().unwrap_or_default(),
         occurred_at: input.occurred_at.clone(),
     };
+    let person_key = person_key(&source, &event.person)
+        .ok_or_else(|| invalid("person.ids", "must name at least one id"))?;
     Ok(ValidEvent {
         source,
         person_key,
         event,
     })
+}
+
+/// Validates a bare person record (preview) as an event of `kind` from `source` would be.
+pub fn validate_person(source: &str, kind: EventKind, person: PersonIn) -> Result<wit::Person, InvalidEvent> {
+    let input = EventIn {
+        source: Some(source.into()),
+        kind,
+        person,
+        effective_date: None,
+        source_record_id: None,
+        occurred_at: None,
+    };
+    Ok(validate(input)?.event.person)
 }
 
 /// The key that orders and links a person's events: `<source>:<id>` of the

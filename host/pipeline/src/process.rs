@@ -172,7 +172,7 @@ impl JobRun<'_> {
             && waited < p.config.queue.manager_wait_max_ms as i64
         {
             let manager_key = format!("{}:{}", m.source, m.id);
-            match p.store.has_unfinished(&job.tenant, &manager_key, i64::MAX).await {
+            match p.store.has_unfinished(&job.tenant, &manager_key).await {
                 Ok(true) if manager_key != job.person_key => {
                     return Finish::Retry {
                         run_at_ms: now_ms() + p.config.queue.manager_wait_ms as i64,

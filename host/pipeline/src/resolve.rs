@@ -61,13 +61,45 @@ pub(crate) async fn resolve(
         .capabilities(&connector)
         .await
         .map_err(|e| Failure::of_call(&e))?;
-    let store = &p.store;
-    let link = store
+    let link = p
+        .store
         .link(tenant, &dest.name, person_key)
         .await
         .map_err(|e| Failure::store(&e))?;
+    let matched = find(
+        p,
+        tenant,
+        dest,
+        person_key,
+        desired,
+        job,
+        &connector,
+        link.as_ref(),
+    )
+    .await?;
+    Ok(Resolved {
+        connector,
+        caps,
+        link,
+        matched,
+    })
+}
+
+/// The account (or the decision) for a person in one destination.
+#[allow(clippy::too_many_arguments)]
+async fn find(
+    p: &Pipeline,
+    tenant: &str,
+    dest: &DestinationConfig,
+    person_key: &str,
+    desired: Option<&wit::DesiredAccount>,
+    job: Option<i64>,
+    connector: &PluginHandle,
+    link: Option<&Link>,
+) -> Result<Match, Failure> {
+    let store = &p.store;
     let mut keys = Vec::new();
-    if let Some(l) = &link {
+    if let Some(l) = link {
         keys.push(wit::MatchKey {
             attribute: "anchor".into(),
             value: l.anchor.clone(),
@@ -101,41 +133,17 @@ pub(crate) async fn resolve(
         }
     }
     if keys.is_empty() {
-        return Ok(Resolved {
-            connector,
-            caps,
-            link,
-            matched: Match::Linked(None),
-        });
+        return Ok(Match::Linked(None));
     }
     let accounts = connector.lookup(&keys).await.map_err(|e| Failure::of_call(&e))?;
-    if let Some(l) = &link {
-        if let Some(acc) = accounts.iter().find(|a| a.anchor == l.anchor) {
-            let matched = Match::Linked(Some(acc.clone()));
-            return Ok(Resolved {
-                connector,
-                caps,
-                link,
-                matched,
-            });
-        }
-        if accounts.is_empty() {
-            // The linked account is gone from the destination; plan from nothing.
-            return Ok(Resolved {
-                connector,
-                caps,
-                link,
-                matched: Match::Linked(None),
-            });
-        }
+    if let Some(l) = link
+        && let Some(acc) = accounts.iter().find(|a| a.anchor == l.anchor)
+    {
+        return Ok(Match::Linked(Some(acc.clone())));
     }
+    // Nothing found (a linked account that is gone is planned from nothing too).
     if accounts.is_empty() {
-        return Ok(Resolved {
-            connector,
-            caps,
-            link,
-            matched: Match::Linked(None),
-        });
+        return Ok(Match::Linked(None));
     }
     // Accounts hold this person's identifiers but are not linked to them.
     let mut unowned = Vec::new();
@@ -155,14 +163,9 @@ pub(crate) async fn resolve(
             .iter()
             .any(|o| o.op_key == create_key && o.status != "done" && o.status != "dry-run");
         if interrupted && accounts.len() == 1 && unowned.len() == 1 {
-            return Ok(Resolved {
-                connector,
-                caps,
-                link,
-                matched: Match::Adopt {
-                    account: unowned.remove(0),
-                    why: "recovered",
-                },
+            return Ok(Match::Adopt {
+                account: unowned.remove(0),
+                why: "recovered",
             });
         }
         let decided = store
@@ -172,27 +175,15 @@ pub(crate) async fn resolve(
         match decided.and_then(|c| c.decision) {
             Some(ConflictDecision::Merge { anchor }) => {
                 if let Some(acc) = unowned.iter().find(|a| a.anchor == anchor) {
-                    let matched = Match::Adopt {
+                    return Ok(Match::Adopt {
                         account: acc.clone(),
                         why: "resolved",
-                    };
-                    return Ok(Resolved {
-                        connector,
-                        caps,
-                        link,
-                        matched,
                     });
                 }
             }
             Some(ConflictDecision::Skip) => {
-                let matched = Match::Skip {
+                return Ok(Match::Skip {
                     why: "a person decided to skip this destination".into(),
-                };
-                return Ok(Resolved {
-                    connector,
-                    caps,
-                    link,
-                    matched,
                 });
             }
             None => {}
@@ -203,7 +194,7 @@ pub(crate) async fn resolve(
     } else {
         "unmanaged"
     };
-    let matched = match dest.conflict {
+    Ok(match dest.conflict {
         ConflictPolicy::Merge if accounts.len() == 1 && unowned.len() == 1 => Match::Adopt {
             account: unowned.remove(0),
             why: "merged",
@@ -215,11 +206,5 @@ pub(crate) async fn resolve(
             kind,
             candidates: accounts.iter().map(|a| a.anchor.clone()).collect(),
         },
-    };
-    Ok(Resolved {
-        connector,
-        caps,
-        link,
-        matched,
     })
 }

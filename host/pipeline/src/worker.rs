@@ -15,7 +15,7 @@ impl Pipeline {
         let slots = Arc::new(Semaphore::new(q.concurrency.max(1)));
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone()));
-        let mut rounds: usize = 0;
+        let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -27,15 +27,12 @@ impl Pipeline {
             // (one store write claims many jobs).
             if free > 0 && (busy == 0 || free * 4 >= q.concurrency.max(1)) {
                 // Rotate the tenants' order so that no tenant always gets the first share.
-                let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
                 if !tenants.is_empty() {
-                    let turn = rounds % tenants.len();
-                    tenants.rotate_left(turn);
+                    tenants.rotate_left(1);
                 }
-                rounds = rounds.wrapping_add(1);
                 match self
                     .store
-                    .claim(&self.owner, now_ms(), q.lease_ms as i64, free, tenants)
+                    .claim(&self.owner, now_ms(), q.lease_ms as i64, free, tenants.clone())
                     .await
                 {
                     Ok(jobs) => {

@@ -244,16 +244,9 @@ async fn preview(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     let (person, kind) = match (input.person, &input.source_record_id) {
         (Some(person), None) => {
             let kind = input.kind.unwrap_or(EventKind::Update);
-            let valid = tenure_pipeline::event::validate(tenure_pipeline::EventIn {
-                source: Some(source.clone()),
-                kind,
-                person,
-                effective_date: None,
-                source_record_id: None,
-                occurred_at: None,
-            })
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
-            (valid.event.person, kind)
+            let person = tenure_pipeline::event::validate_person(&source, kind, person)
+                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
+            (person, kind)
         }
         (None, Some(record)) => {
             let stored = s

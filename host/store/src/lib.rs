@@ -119,8 +119,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<String>>;
     /// How many accounts Tenure manages in a destination.
     async fn managed_count(&self, tenant: &str, destination: &str) -> StoreResult<i64>;
-    /// The mass-change guard of a destination.
-    async fn guard(&self, tenant: &str, destination: &str) -> StoreResult<Guard>;
     /// Decides, atomically with every other job, whether a job may make destructive
     /// changes in a destination: admitted within the limits or an approved budget,
     /// else the guard trips and the job must wait.
@@ -153,9 +151,8 @@ pub trait Store: Send + Sync + 'static {
     async fn replay(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow>;
     /// Cancels a job that has not completed.
     async fn cancel(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<JobRow>;
-    /// Whether a person has available, retryable or running jobs created before `before_ms`
-    /// (a manager before their report).
-    async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool>;
+    /// Whether a person has available, retryable or running jobs (a manager before their report).
+    async fn has_unfinished(&self, tenant: &str, person_key: &str) -> StoreResult<bool>;
     /// An event of this person, newer than `occurred_ms` by its source's clock, that was
     /// already applied (so an event arriving late would undo it).
     async fn newer_applied(

@@ -307,20 +307,7 @@ impl Guest for Sandbox {
                     None
                 }
             } else {
-                match get(&index_key(&key.attribute, &key.value))?.and_then(|b| String::from_utf8(b).ok()) {
-                    Some(a) => Some(a),
-                    // A create interrupted between the account and its index: the anchor
-                    // derives from the first matching value, so the account is still found.
-                    None if MATCH.with(|m| m.borrow().first() == Some(&key.attribute)) => {
-                        let derived = derived_anchor(&key.value);
-                        if get(&format!("account/{derived}"))?.is_some() {
-                            Some(derived)
-                        } else {
-                            None
-                        }
-                    }
-                    None => None,
-                }
+                get(&index_key(&key.attribute, &key.value))?.and_then(|b| String::from_utf8(b).ok())
             };
             if let Some(anchor) = anchor {
                 return Ok(vec![to_account(load(&anchor)?)]);

@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value as Json};
 use std::cell::RefCell;
-use tenure_sdk::errors::{from_status, invalid_input};
+use tenure_sdk::errors::{from_response, invalid_input};
 use tenure_sdk::host::http;
 use tenure_sdk::source::{Guest, Payload, PollResult};
 use tenure_sdk::types::{
@@ -121,17 +121,7 @@ impl Guest for SourceJson {
             http::HttpError::InvalidRequest(m) => PluginError::Permanent(m),
         })?;
         if resp.status != 200 {
-            let retry_after = resp
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-                .map(|s| s * 1000);
-            let detail = String::from_utf8_lossy(&resp.body)
-                .chars()
-                .take(200)
-                .collect::<String>();
-            return Err(from_status(resp.status, retry_after, &detail));
+            return Err(from_response(&resp));
         }
         let doc: Json = serde_json::from_slice(&resp.body)
             .map_err(|e| PluginError::Transient(format!("hr-api answered invalid JSON: {e}")))?;

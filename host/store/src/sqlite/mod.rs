@@ -120,6 +120,33 @@ fn head_file_for(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// The claim's queries. A job waits while an earlier job of the same person is unfinished.
+macro_rules! claim_sql {
+    ($from:literal, $filter:literal) => {
+        concat!(
+            "SELECT j.id FROM jobs j INDEXED BY ",
+            $from,
+            " WHERE ",
+            $filter,
+            " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
+                 AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))
+             ORDER BY j.id LIMIT ?2"
+        )
+    };
+}
+/// Jobs whose lease expired (their host died).
+const CLAIM_EXPIRED: &str = claim_sql!("jobs_ready", "j.state = 'running' AND j.lease_until_ms < ?1");
+/// One tenant's waiting jobs (`?3`).
+const CLAIM_TENANT: &str = claim_sql!(
+    "jobs_waiting_tenant",
+    "j.tenant = ?3 AND j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1"
+);
+/// Every tenant's waiting jobs, in arrival order.
+const CLAIM_WAITING: &str = claim_sql!(
+    "jobs_waiting",
+    "j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1"
+);
+
 const EVENT_COLUMNS: &str = "e.id, e.tenant, e.source, e.kind, e.person_key, e.source_record_id, e.idempotency_key, e.actor, e.received_ms, e.body";
 
 fn event_row(r: &Row<'_>, at: usize) -> rusqlite::Result<EventRow> {
@@ -385,15 +412,9 @@ impl Store for SqliteStore {
                     }
                     Ok(())
                 };
-                // A job waits while an earlier job of the same person is unfinished.
-                const IN_ORDER: &str = "NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
-                     AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))";
                 // 1. Jobs whose lease expired (their host died).
                 let expired: Vec<i64> = c
-                    .prepare_cached(&format!(
-                        "SELECT j.id FROM jobs j INDEXED BY jobs_ready
-                         WHERE j.state = 'running' AND j.lease_until_ms < ?1 AND {IN_ORDER} ORDER BY j.id LIMIT ?2"
-                    ))?
+                    .prepare_cached(CLAIM_EXPIRED)?
                     .query_map(params![now_ms, limit as i64], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 take(expired, &mut claimed)?;
@@ -406,11 +427,7 @@ impl Store for SqliteStore {
                             break;
                         }
                         let ids: Vec<i64> = c
-                            .prepare_cached(&format!(
-                                "SELECT j.id FROM jobs j INDEXED BY jobs_waiting_tenant
-                                 WHERE j.tenant = ?3 AND j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1
-                                   AND {IN_ORDER} ORDER BY j.id LIMIT ?2"
-                            ))?
+                            .prepare_cached(CLAIM_TENANT)?
                             .query_map(params![now_ms, room as i64, tenant], |r| r.get(0))?
                             .collect::<Result<_, _>>()?;
                         take(ids, &mut claimed)?;
@@ -419,11 +436,7 @@ impl Store for SqliteStore {
                 // 3. The rest in arrival order.
                 if claimed.len() < limit {
                     let ids: Vec<i64> = c
-                        .prepare_cached(&format!(
-                            "SELECT j.id FROM jobs j INDEXED BY jobs_waiting
-                             WHERE j.state IN ('available', 'retryable') AND j.run_at_ms <= ?1 AND {IN_ORDER}
-                             ORDER BY j.id LIMIT ?2"
-                        ))?
+                        .prepare_cached(CLAIM_WAITING)?
                         .query_map(params![now_ms, (limit - claimed.len()) as i64], |r| r.get(0))?
                         .collect::<Result<_, _>>()?;
                     take(ids, &mut claimed)?;
@@ -603,22 +616,6 @@ impl Store for SqliteStore {
                 c.prepare_cached("SELECT count(*) FROM links WHERE tenant = ?1 AND destination = ?2")?
                     .query_row(params![tenant, destination], |r| r.get(0))?,
             )
-        })
-    }
-
-    async fn guard(&self, tenant: &str, destination: &str) -> StoreResult<Guard> {
-        self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT tenant, destination, tripped, budget, reason, tripped_ms FROM guards
-                 WHERE tenant = ?1 AND destination = ?2",
-            )?
-            .query_row(params![tenant, destination], guard_row)
-            .optional()?
-            .unwrap_or_else(|| Guard {
-                tenant: tenant.into(),
-                destination: destination.into(),
-                ..Guard::default()
-            }))
         })
     }
 
@@ -950,13 +947,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn has_unfinished(&self, tenant: &str, person_key: &str, before_ms: i64) -> StoreResult<bool> {
+    async fn has_unfinished(&self, tenant: &str, person_key: &str) -> StoreResult<bool> {
         self.read(|c| {
             Ok(c.prepare_cached(
-                "SELECT 1 FROM jobs WHERE tenant = ?1 AND person_key = ?2 AND created_ms < ?3
+                "SELECT 1 FROM jobs WHERE tenant = ?1 AND person_key = ?2
                  AND state IN ('available', 'retryable', 'running') LIMIT 1",
             )?
-            .query_row(params![tenant, person_key, before_ms], |_| Ok(()))
+            .query_row(params![tenant, person_key], |_| Ok(()))
             .optional()?
             .is_some())
         })
