@@ -108,6 +108,23 @@ kv = true
         .collect();
     assert_eq!(ops, ["create", "add-member"]);
 
+    let args = [
+        "preview",
+        "--config",
+        "tenure.toml",
+        "--tenant",
+        "t",
+        "--record",
+        "hire-42",
+    ];
+    let out = tenure(dir.path(), &args, None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("source_record_id: no event from api with record hire-42"),
+        "{err}"
+    );
+
     let out = tenure(dir.path(), &["audit", "verify", "--config", "tenure.toml"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("audit log intact"));

@@ -53,10 +53,14 @@ enum Command {
         #[arg(long)]
         tenant: String,
         /// A person record as JSON (the `person` of an event).
+        #[arg(long, required_unless_present = "record", conflicts_with = "record")]
+        person: Option<PathBuf>,
+        /// Or the source record id of a stored event (from `--source`).
         #[arg(long)]
-        person: PathBuf,
-        #[arg(long, default_value = "update")]
-        kind: String,
+        record: Option<String>,
+        /// The event kind (default: `update` for a person, the stored kind for a record).
+        #[arg(long)]
+        kind: Option<String>,
         #[arg(long, default_value = "api")]
         source: String,
     },
@@ -172,18 +176,37 @@ async fn main() -> Result<()> {
             config,
             tenant,
             person,
+            record,
             kind,
             source,
         } => {
             let (config, store) = host::load_config(&config).await?;
             let host = host::build(config, store)?;
-            let text = std::fs::read_to_string(&person)
-                .with_context(|| format!("cannot read {}", person.display()))?;
-            let person: PersonIn = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a person record", person.display()))?;
-            let kind: EventKind = serde_json::from_value(serde_json::Value::String(kind.clone()))
-                .with_context(|| format!("--kind: {kind:?} is not an event kind"))?;
-            let person = tenure_pipeline::event::validate_person(&source, kind, person)?;
+            let kind: Option<EventKind> = kind
+                .map(|k| {
+                    serde_json::from_value(serde_json::Value::String(k.clone()))
+                        .with_context(|| format!("--kind: {k:?} is not an event kind"))
+                })
+                .transpose()?;
+            let (person, kind) = match (person, record) {
+                (Some(file), _) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    let person: PersonIn = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not a person record", file.display()))?;
+                    let kind = kind.unwrap_or(EventKind::Update);
+                    (
+                        tenure_pipeline::event::validate_person(&source, kind, person)?,
+                        kind,
+                    )
+                }
+                (None, Some(record)) => {
+                    host.pipeline
+                        .stored_person(&tenant, &source, &record, kind)
+                        .await?
+                }
+                (None, None) => bail!("give --person FILE or --record ID"),
+            };
             let preview = host.pipeline.preview(&tenant, &source, &person, kind).await?;
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())

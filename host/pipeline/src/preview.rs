@@ -39,6 +39,32 @@ pub struct Preview {
 }
 
 impl Pipeline {
+    /// The person and event kind of the newest stored event for a source record, to
+    /// preview it (`kind` overrides the stored kind).
+    pub async fn stored_person(
+        &self,
+        tenant: &str,
+        source: &str,
+        record: &str,
+        kind: Option<EventKind>,
+    ) -> Result<(wit::Person, EventKind), PipelineError> {
+        let not_found = || crate::InvalidEvent {
+            field: "source_record_id".into(),
+            reason: format!("no event from {source} with record {record}"),
+        };
+        let stored = self
+            .store
+            .event_by_record(tenant, source, record)
+            .await?
+            .ok_or_else(not_found)?;
+        let event: wit::PersonEvent =
+            serde_json::from_str(&stored.body).map_err(|e| crate::InvalidEvent {
+                field: "source_record_id".into(),
+                reason: format!("the stored event cannot be read: {e}"),
+            })?;
+        Ok((event.person, kind.unwrap_or(EventKind::from_wit(event.kind))))
+    }
+
     /// Evaluates and plans without writing: no store writes, no connector changes.
     pub async fn preview(
         &self,

@@ -248,32 +248,14 @@ async fn preview(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> 
                 .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
             (person, kind)
         }
-        (None, Some(record)) => {
-            let stored = s
-                .pipeline
-                .store()
-                .event_by_record(&c.tenant, &source, record)
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "source_record_id",
-                        format!("no event from {source} with record {record}"),
-                    )
-                })?;
-            let event: tenure_runtime::wit::PersonEvent =
-                serde_json::from_str(&stored.body).map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "source_record_id",
-                        e.to_string(),
-                    )
-                })?;
-            (
-                event.person,
-                input.kind.unwrap_or(EventKind::from_wit(event.kind)),
-            )
-        }
+        (None, Some(record)) => s
+            .pipeline
+            .stored_person(&c.tenant, &source, record, input.kind)
+            .await
+            .map_err(|e| match e {
+                PipelineError::Invalid(i) => ApiError::new(StatusCode::NOT_FOUND, &i.field, i.reason),
+                other => other.into(),
+            })?,
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
