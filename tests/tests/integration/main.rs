@@ -1,0 +1,14 @@
+//! Tenure's integration tests, in one test binary: one link instead of one per
+//! file keeps the build fast and the target directory small.
+
+mod cli;
+mod crash;
+mod grants;
+mod hot_swap;
+mod languages;
+mod ldap;
+mod pipeline;
+mod sandbox;
+mod source;
+mod sources;
+mod versions;
