@@ -23,12 +23,15 @@ trap 'scripts/testbeds/openldap.sh stop || true' EXIT
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh
 
-log "unit tests of the plugins workspace (native)"
-(cd plugins && cargo test -q -p tenure-rules-basic-engine)
+log "unit tests of the plugins workspace (native): the rule engines"
+(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine)
 
 # The crash test drives the real `tenure serve` binary.
 log "building the tenure binary"
 cargo build -q -p tenure
+
+log "the example rule set's own test cases (tenure rules test)"
+target/debug/tenure rules test examples/rules/company.yaml
 
 if cargo nextest --version >/dev/null 2>&1; then
   log "host workspace tests (nextest)"

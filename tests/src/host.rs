@@ -19,6 +19,10 @@ pub const TENANT: &str = "t";
 pub const IT_TOKEN: &str = "it-token-0123456789";
 pub const AUDITOR_TOKEN: &str = "auditor-token-0123456789";
 pub const SOURCE_TOKEN: &str = "source-token-0123456789";
+/// A second IT admin (`it-reviewer`), for four-eyes publishing.
+pub const IT2_TOKEN: &str = "it2-token-0123456789";
+/// An HR token (`hr-author`).
+pub const HR_TOKEN: &str = "hr-token-0123456789";
 
 /// What to run.
 pub struct HostSpec {
@@ -93,11 +97,10 @@ impl TestHost {
             ApiToken::new("it-admin", Role::It, TENANT, IT_TOKEN),
             ApiToken::new("auditor", Role::Auditor, TENANT, AUDITOR_TOKEN),
             ApiToken::new("hr-feed", Role::Source, TENANT, SOURCE_TOKEN),
+            ApiToken::new("it-reviewer", Role::It, TENANT, IT2_TOKEN),
+            ApiToken::new("hr-author", Role::Hr, TENANT, HR_TOKEN),
         ];
-        let state = AppState {
-            pipeline: pipeline.clone(),
-            tokens: Arc::new(tokens),
-        };
+        let state = AppState::new(pipeline.clone(), tokens);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, shutdown) = watch::channel(false);

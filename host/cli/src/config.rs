@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tenure_capabilities::config::interpolate_with;
 use tenure_capabilities::{ConnectionConfig, PluginGrant, TenantConfig};
-use tenure_pipeline::{DestinationConfig, QueueConfig, SourceConfig, TenantPipeline};
+use tenure_pipeline::{DestinationConfig, QueueConfig, RuleSetPolicy, SourceConfig, TenantPipeline};
 use tenure_server::Role;
 
 /// `tenure.toml`.
@@ -101,6 +101,9 @@ pub struct HostTenant {
     pub plugins: BTreeMap<String, PluginGrant>,
     /// The rules plugin (required to run the pipeline for this tenant).
     pub rules: Option<String>,
+    /// How rule-set versions are published (`four_eyes`).
+    #[serde(default)]
+    pub rule_sets: RuleSetPolicy,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
     #[serde(default)]
@@ -120,6 +123,7 @@ impl HostTenant {
     pub fn pipeline(&self) -> Option<TenantPipeline> {
         Some(TenantPipeline {
             rules: self.rules.clone()?,
+            rule_sets: self.rule_sets.clone(),
             destinations: self.destinations.clone(),
             sources: self.sources.clone(),
         })

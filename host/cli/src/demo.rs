@@ -51,7 +51,7 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         .map(|t| t.token.clone())
         .context("the demo config needs an api_tokens entry with role \"it\"")?;
     let store = host::open_store(&config)?;
-    let host = host::build(config, store)?;
+    let host = host::build(config, store).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, shutdown) = tokio::sync::watch::channel(false);

@@ -59,8 +59,9 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
     Ok((HostConfig::load_with_secrets(path, &secrets)?, store))
 }
 
-/// Builds the host from a loaded config and its store.
-pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
+/// Builds the host from a loaded config and its store, and brings each tenant's
+/// rule set up to its published version (importing the config file's on first start).
+pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     let services = Services::new(store.kv(), Arc::new(SystemClock))?;
     let runtime = Runtime::new(
         RuntimeOptions {
@@ -88,7 +89,12 @@ pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     }
     let mut tenants = std::collections::BTreeMap::new();
     let mut sources = Vec::new();
+    let mut config_rule_sets = Vec::new();
     for (name, t) in &config.tenants {
+        if let Some(rules) = &t.rules {
+            let document = t.plugins.get(rules).and_then(|g| g.rule_set.clone());
+            config_rule_sets.push((name.clone(), document));
+        }
         runtime.set_tenant(name, t.runtime_config());
         if let Some(p) = t.pipeline() {
             sources.extend(p.sources.iter().map(|s| (name.clone(), s.clone())));
@@ -105,10 +111,17 @@ pub fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
         .iter()
         .map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token))
         .collect();
-    let state = AppState {
-        pipeline: pipeline.clone(),
-        tokens: Arc::new(tokens),
-    };
+    let state = AppState::new(pipeline.clone(), tokens);
+    for (tenant, document) in config_rule_sets {
+        let head = state
+            .rule_sets
+            .bootstrap(&tenant, document.as_deref())
+            .await
+            .with_context(|| format!("loading the rule set of tenant {tenant}"))?;
+        if let Some(h) = head {
+            tracing::info!(%tenant, version = h.version, published_by = %h.published_by, "rule set in force");
+        }
+    }
     Ok(Host {
         pipeline,
         state,

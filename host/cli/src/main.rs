@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod host;
+mod rules;
 
 /// mimalloc: the host allocates many small, short-lived buffers (JSON, SQL rows, WIT values).
 #[global_allocator]
@@ -73,6 +74,25 @@ enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Work with rule sets.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check a rule-set file with its rules plugin and run its test cases; exits 1
+    /// when the plugin refuses it or a case fails.
+    Test {
+        file: PathBuf,
+        /// The rules plugin that runs it.
+        #[arg(long, default_value = "rules")]
+        plugin: String,
+        #[arg(long, default_value = "target/plugins")]
+        plugins_dir: PathBuf,
+        #[arg(long, default_value = "target/component-cache")]
+        cache_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -164,7 +184,7 @@ async fn main() -> Result<()> {
         Command::Serve { config } => {
             let (config, store) = host::load_config(&config).await?;
             let listen = config.server.listen.clone();
-            let host = host::build(config, store)?;
+            let host = host::build(config, store).await?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
@@ -181,7 +201,7 @@ async fn main() -> Result<()> {
             source,
         } => {
             let (config, store) = host::load_config(&config).await?;
-            let host = host::build(config, store)?;
+            let host = host::build(config, store).await?;
             let kind: Option<EventKind> = kind
                 .map(|k| {
                     serde_json::from_value(serde_json::Value::String(k.clone()))
@@ -305,6 +325,15 @@ async fn main() -> Result<()> {
             println!("ldap:         {:?}", manifest.capabilities.ldap);
             println!("kv:           {}", manifest.capabilities.kv);
             Ok(())
+        }
+        Command::Rules(RulesCommand::Test {
+            file,
+            plugin,
+            plugins_dir,
+            cache_dir,
+        }) => {
+            let wasm = plugins_dir.join(format!("{plugin}.wasm"));
+            rules::test(plugin_runtime(Some(cache_dir))?, &file, &wasm).await
         }
         Command::Plugins(PluginsCommand::Compile { dir, cache_dir }) => {
             let rt = plugin_runtime(Some(cache_dir))?;

@@ -116,11 +116,23 @@ fn default_matching() -> Vec<String> {
     vec!["employeeId".into()]
 }
 
+/// `[tenants.T.rule_sets]`: how rule-set versions are published.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSetPolicy {
+    /// Four eyes: the publisher of a version must not be its author.
+    #[serde(default)]
+    pub four_eyes: bool,
+}
+
 /// A tenant's pipeline: its rules plugin and destinations, in dependency order.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPipeline {
     pub rules: String,
+    /// How rule-set versions are published.
+    #[serde(default)]
+    pub rule_sets: RuleSetPolicy,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
     /// Source plugins (pushed payloads and polling).

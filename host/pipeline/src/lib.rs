@@ -10,6 +10,7 @@
 pub mod config;
 pub mod event;
 pub mod metrics;
+pub mod naming;
 pub mod plan;
 pub mod preview;
 mod process;
@@ -167,6 +168,10 @@ impl Pipeline {
 
     pub fn config(&self) -> &PipelineConfig {
         &self.config
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     pub fn tenant(&self, name: &str) -> Result<&TenantPipeline, PipelineError> {

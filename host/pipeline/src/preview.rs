@@ -12,8 +12,10 @@ use tenure_runtime::wit;
 #[derive(Debug, Serialize)]
 pub struct DestinationPreview {
     pub destination: String,
-    /// What the rules want (none: out of scope).
+    /// What the rules want (none: out of scope), unique names settled.
     pub desired: Option<wit::DesiredAccount>,
+    /// How each unique name would be settled (nothing is claimed).
+    pub names: Vec<crate::naming::Assigned>,
     /// What the destination holds now for this person.
     pub current: Option<wit::Account>,
     /// `linked`, `new`, `would-merge`, `would-recover`, `skip`, `conflict` or `error`.
@@ -88,14 +90,30 @@ impl Pipeline {
         let evaluation = rules.evaluate(person, &context).await?;
         let mut destinations = Vec::new();
         for dest in &tenant.destinations {
-            let desired = evaluation
+            let mut desired = evaluation
                 .accounts
                 .iter()
                 .find(|a| a.destination == dest.name)
                 .cloned();
+            let mut names = Vec::new();
+            let mut naming_error = None;
+            if let Some(d) = desired.as_mut() {
+                let requests = crate::naming::take_requests(d);
+                match self
+                    .assign_names(tenant_name, &person_key, &requests, false)
+                    .await
+                {
+                    Ok(assigned) => {
+                        crate::naming::apply(d, &assigned);
+                        names = assigned;
+                    }
+                    Err(f) => naming_error = Some(format!("{}: {}", f.class, f.message)),
+                }
+            }
             let mut view = DestinationPreview {
                 destination: dest.name.clone(),
                 desired: desired.clone(),
+                names,
                 current: None,
                 matched: "new".into(),
                 operations: vec![],
@@ -103,6 +121,12 @@ impl Pipeline {
                 dry_run: dest.dry_run,
                 note: None,
             };
+            if let Some(e) = naming_error {
+                view.matched = "error".into();
+                view.note = Some(e);
+                destinations.push(view);
+                continue;
+            }
             match resolve(self, tenant_name, dest, &person_key, desired.as_ref(), None).await {
                 Err(f) => {
                     view.matched = "error".into();

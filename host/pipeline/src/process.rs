@@ -207,6 +207,13 @@ impl JobRun<'_> {
                     None,
                     json!({ "class": f.class, "error": f.message }),
                 ));
+                // Bad data or a rule that fails on it: hold (never drop) until a
+                // newer record for the person or a new rule-set version arrives.
+                if f.class == "invalid-input" {
+                    return Finish::Held {
+                        reason: format!("rules: {}: {}", job.person_key, f.message),
+                    };
+                }
                 return self.failed(f);
             }
         };
@@ -232,33 +239,53 @@ impl JobRun<'_> {
         ));
         let mut worst: Option<Failure> = None;
         for dest in &tenant.destinations {
-            let desired = evaluation.accounts.iter().find(|a| a.destination == dest.name);
-            match self.destination(dest, desired).await {
+            let mut desired = evaluation
+                .accounts
+                .iter()
+                .find(|a| a.destination == dest.name)
+                .cloned();
+            if let Some(d) = desired.as_mut()
+                && let Err(f) = self.settle_names(dest, d).await
+            {
+                note_failure(p, &job.tenant, &dest.name, &mut worst, f);
+                continue;
+            }
+            match self.destination(dest, desired.as_ref()).await {
                 Ok(DestOutcome::Done) => {}
                 Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
-                Err(f) => {
-                    p.metrics
-                        .errors
-                        .with_label_values(&[job.tenant.as_str(), dest.name.as_str(), f.class])
-                        .inc();
-                    // A permanent failure outranks a retryable one; among retries the longest wait wins.
-                    let replace = match &worst {
-                        None => true,
-                        Some(w) => {
-                            (w.retry && !f.retry)
-                                || (w.retry == f.retry && f.retry_after_ms > w.retry_after_ms)
-                        }
-                    };
-                    if replace {
-                        worst = Some(f);
-                    }
-                }
+                Err(f) => note_failure(p, &job.tenant, &dest.name, &mut worst, f),
             }
         }
         match worst {
             Some(f) => self.failed(f),
             None => Finish::Completed,
         }
+    }
+
+    /// Replaces a desired account's unique-naming requests with settled values
+    /// (claimed in the store unless the destination runs dry).
+    async fn settle_names(
+        &mut self,
+        dest: &DestinationConfig,
+        desired: &mut wit::DesiredAccount,
+    ) -> Result<(), Failure> {
+        let requests = crate::naming::take_requests(desired);
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let (p, job) = (self.p, self.job);
+        let assigned = p
+            .assign_names(&job.tenant, &job.person_key, &requests, !dest.dry_run)
+            .await?;
+        for a in assigned.iter().filter(|a| a.how != "kept") {
+            self.pending.push(self.record(
+                "name.assigned",
+                Some(&dest.name),
+                json!({ "attribute": a.attribute, "value": a.value, "taken": a.taken, "unchecked": a.unchecked, "dry_run": dest.dry_run }),
+            ));
+        }
+        crate::naming::apply(desired, &assigned);
+        Ok(())
     }
 
     async fn destination(
@@ -554,4 +581,20 @@ impl JobRun<'_> {
 
 fn describe(op: &PlannedOp) -> serde_json::Value {
     json!({ "op": op.kind, "key": op.key, "target": op.target, "destructive": op.destructive })
+}
+
+/// Counts a destination's failure and keeps the one that decides the job's fate:
+/// a permanent failure outranks a retryable one; among retries the longest wait wins.
+fn note_failure(p: &Pipeline, tenant: &str, destination: &str, worst: &mut Option<Failure>, f: Failure) {
+    p.metrics
+        .errors
+        .with_label_values(&[tenant, destination, f.class])
+        .inc();
+    let replace = match worst {
+        None => true,
+        Some(w) => (w.retry && !f.retry) || (w.retry == f.retry && f.retry_after_ms > w.retry_after_ms),
+    };
+    if replace {
+        *worst = Some(f);
+    }
 }

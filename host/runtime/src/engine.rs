@@ -74,6 +74,10 @@ pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeEr
     config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
     config.async_stack_size(2 << 20);
     config.max_wasm_stack(1 << 20);
+    // `TENURE_WASM_PERFMAP=1`: name plugin functions for `perf` (/tmp/perf-<pid>.map).
+    if std::env::var_os("TENURE_WASM_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if options.pooling {
         // Slots for every instance that can be live: busy ones plus idle warm ones.
         let n = (options.max_instances + options.max_idle_instances).max(1);

@@ -44,6 +44,9 @@ pub(crate) struct Binding {
     pub services: Arc<Services>,
     /// Bumped when the tenant's config changes, so stale warm instances are dropped.
     pub generation: u64,
+    /// The warm pool this binding's instances return to: the tenant's own, or a
+    /// separate one for instances running a draft rule set.
+    pub pool: String,
 }
 
 /// Caps the total linear memory of one store and records whether it was hit.

@@ -221,14 +221,13 @@ impl PluginHandle {
                 plugin: self.label(),
                 waited_ms: waited.elapsed().as_millis() as u64,
             })?;
-        let mut warm =
-            match self
-                .version
-                .take_warm(&self.binding.tenant, self.binding.generation, &self.limits)
-            {
-                Some(warm) => warm,
-                None => self.instantiate(until).await?,
-            };
+        let mut warm = match self
+            .version
+            .take_warm(&self.binding.pool, self.binding.generation, &self.limits)
+        {
+            Some(warm) => warm,
+            None => self.instantiate(until).await?,
+        };
         warm.permit = Some(permit);
         warm.store.data_mut().log_budget = LOG_LINES_PER_CALL;
         Ok(warm)
@@ -330,12 +329,12 @@ impl PluginHandle {
         match r {
             Ok(Ok(Ok(v))) => {
                 self.version
-                    .put_warm(&self.binding.tenant, warm, self.warm_limit, &self.limits);
+                    .put_warm(&self.binding.pool, warm, self.warm_limit, &self.limits);
                 Ok(v)
             }
             Ok(Ok(Err(error))) => {
                 self.version
-                    .put_warm(&self.binding.tenant, warm, self.warm_limit, &self.limits);
+                    .put_warm(&self.binding.pool, warm, self.warm_limit, &self.limits);
                 Err(CallError::Plugin {
                     plugin: self.label(),
                     error,

@@ -299,6 +299,42 @@ impl Runtime {
 
     /// A handle on the current version of `plugin` for `tenant`.
     pub fn plugin(&self, tenant: &str, plugin: &str) -> Result<PluginHandle, RuntimeError> {
+        self.handle(tenant, plugin, None)
+    }
+
+    /// A handle on `plugin` for `tenant` that runs `rule_set` instead of the
+    /// tenant's current one (tests and impact previews of a draft). Its instances
+    /// live in a pool of their own, so live traffic never meets a draft.
+    pub fn plugin_with_rule_set(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        rule_set: &str,
+    ) -> Result<PluginHandle, RuntimeError> {
+        self.handle(tenant, plugin, Some(rule_set))
+    }
+
+    /// Replaces the rule set `plugin` runs for `tenant` (an atomic switch: calls
+    /// already running finish on the old one, new calls get the new one).
+    pub fn set_rule_set(&self, tenant: &str, plugin: &str, rule_set: &str) -> Result<(), RuntimeError> {
+        let mut config = {
+            let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
+            let entry = tenants
+                .get(tenant)
+                .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
+            (*entry.config).clone()
+        };
+        config.plugins.entry(plugin.to_string()).or_default().rule_set = Some(rule_set.to_string());
+        self.set_tenant(tenant, config);
+        Ok(())
+    }
+
+    fn handle(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        rule_set: Option<&str>,
+    ) -> Result<PluginHandle, RuntimeError> {
         let version = self.slot(plugin)?.current.load_full();
         let (config, generation) = {
             let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
@@ -306,6 +342,15 @@ impl Runtime {
                 .get(tenant)
                 .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
             (entry.config.clone(), entry.generation)
+        };
+        let (config, generation, pool) = match rule_set {
+            None => (config, generation, tenant.to_string()),
+            Some(text) => {
+                let mut draft = (*config).clone();
+                draft.plugins.entry(plugin.to_string()).or_default().rule_set = Some(text.to_string());
+                let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
+                (Arc::new(draft), generation, format!("{tenant}\u{0}draft"))
+            }
         };
         let grant = config.plugins.get(plugin);
         let options = &self.inner.options;
@@ -329,6 +374,7 @@ impl Runtime {
             tenant_config: config,
             services: self.inner.services.clone(),
             generation,
+            pool,
         });
         Ok(PluginHandle {
             version,

@@ -1,11 +1,12 @@
 //! Tenure's HTTP surface (axum): the events API where person events enter,
-//! preview, jobs and dead letters, conflicts, mass-change guards, the audit
+//! preview, rule-set versions, jobs and dead letters, conflicts, mass-change guards, the audit
 //! log, KPIs, Prometheus metrics and health checks. Every `/api` call needs a
 //! bearer token; the token's role decides what it may do and its tenant
 //! scopes everything it sees.
 
 mod auth;
 mod routes;
+mod rule_sets;
 
 pub use auth::{ApiToken, Role};
 pub use routes::router;
@@ -18,6 +19,18 @@ use tenure_pipeline::Pipeline;
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub tokens: Arc<Vec<ApiToken>>,
+    /// Rule-set versions, tests, impact previews and publishing.
+    pub rule_sets: tenure_rulesets::RuleSets,
+}
+
+impl AppState {
+    pub fn new(pipeline: Arc<Pipeline>, tokens: Vec<ApiToken>) -> Self {
+        AppState {
+            rule_sets: tenure_rulesets::RuleSets::new(pipeline.clone()),
+            pipeline,
+            tokens: Arc::new(tokens),
+        }
+    }
 }
 
 /// Largest accepted request body.

@@ -2,7 +2,7 @@
 //! JSON errors that name the field and the reason.
 
 use crate::auth::{Caller, Role, authenticate};
-use crate::{AppState, MAX_BODY_BYTES};
+use crate::{AppState, MAX_BODY_BYTES, rule_sets};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -30,6 +30,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
         .route("/api/v1/guards", get(list_guards))
         .route("/api/v1/guards/{destination}/approve", post(approve_guard))
+        .route("/api/v1/rule-sets", get(rule_sets::list).post(rule_sets::draft))
+        .route("/api/v1/rule-sets/test", post(rule_sets::test))
+        .route("/api/v1/rule-sets/{version}", get(rule_sets::get_version))
+        .route("/api/v1/rule-sets/{version}/diff", get(rule_sets::diff))
+        .route("/api/v1/rule-sets/{version}/impact", get(rule_sets::impact))
+        .route("/api/v1/rule-sets/{version}/publish", post(rule_sets::publish))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/audit/verify", get(verify))
         .route("/api/v1/kpis", get(kpis))
@@ -48,7 +54,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, field: &str, reason: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, field: &str, reason: impl Into<String>) -> ApiError {
         ApiError {
             status,
             field: field.into(),
@@ -105,9 +111,9 @@ impl From<PipelineError> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
-fn caller(state: &AppState, headers: &HeaderMap, allowed: &[Role]) -> Result<Caller, ApiError> {
+pub(crate) fn caller(state: &AppState, headers: &HeaderMap, allowed: &[Role]) -> Result<Caller, ApiError> {
     let Some(c) = authenticate(&state.tokens, headers) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -125,7 +131,7 @@ fn caller(state: &AppState, headers: &HeaderMap, allowed: &[Role]) -> Result<Cal
     Ok(c)
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = tenure_pipeline::event::error_field(e.path().to_string(), &e.inner().to_string());

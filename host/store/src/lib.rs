@@ -180,6 +180,42 @@ pub trait Store: Send + Sync + 'static {
     /// A source's polling cursor.
     async fn cursor(&self, tenant: &str, source: &str) -> StoreResult<Option<String>>;
     /// Stores a secret encrypted with the master key.
+    /// Stores a new rule-set version (the next number for the tenant).
+    async fn put_rule_set(&self, new: NewRuleSet, audit: Vec<AuditRecord>) -> StoreResult<RuleSetVersion>;
+    /// Every version of a tenant's rule set, oldest first.
+    async fn rule_sets(&self, tenant: &str) -> StoreResult<Vec<RuleSetVersion>>;
+    async fn rule_set(&self, tenant: &str, version: i64) -> StoreResult<Option<RuleSetVersion>>;
+    /// Makes `version` the tenant's current rule set.
+    async fn publish_rule_set(
+        &self,
+        tenant: &str,
+        version: i64,
+        actor: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<RuleSetHead>;
+    async fn current_rule_set(&self, tenant: &str) -> StoreResult<Option<RuleSetHead>>;
+    /// Puts held jobs whose hold reason starts with `reason_prefix` back in the
+    /// queue (after a fix); returns how many.
+    async fn release_held(&self, tenant: &str, reason_prefix: &str, actor: &str) -> StoreResult<u64>;
+    /// The newest stored event of every person of a tenant (at most `limit`).
+    async fn latest_events(&self, tenant: &str, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// Claims a unique value for a person; false when another person holds it.
+    /// `value_key` is the comparison form (case-folded).
+    async fn claim_name(
+        &self,
+        tenant: &str,
+        attribute: &str,
+        value: &str,
+        person_key: &str,
+    ) -> StoreResult<bool>;
+    /// The value a person holds for a unique attribute, if any.
+    async fn claimed_name(
+        &self,
+        tenant: &str,
+        attribute: &str,
+        person_key: &str,
+    ) -> StoreResult<Option<String>>;
+
     async fn put_secret(&self, name: &str, value: &str) -> StoreResult<()>;
     async fn secret(&self, name: &str) -> StoreResult<Option<String>>;
     /// The plugin key-value backend kept in the same database.

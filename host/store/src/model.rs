@@ -383,3 +383,36 @@ pub enum GuardDecision {
     /// Stop and wait for approval.
     Held { why: String, newly_tripped: bool },
 }
+
+/// A new rule-set version (a draft until published).
+#[derive(Debug, Clone)]
+pub struct NewRuleSet {
+    pub tenant: String,
+    pub document: String,
+    pub author: String,
+    pub message: String,
+    pub tests_passed: bool,
+    /// The test report, as JSON.
+    pub tests: serde_json::Value,
+}
+
+/// A stored rule-set version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuleSetVersion {
+    pub tenant: String,
+    pub version: i64,
+    pub author: String,
+    pub message: String,
+    pub created_ms: i64,
+    pub tests_passed: bool,
+    pub tests: serde_json::Value,
+    pub document: String,
+}
+
+/// Which version a tenant runs, since when and by whom.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RuleSetHead {
+    pub version: i64,
+    pub published_by: String,
+    pub published_ms: i64,
+}

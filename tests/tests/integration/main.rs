@@ -8,6 +8,7 @@ mod hot_swap;
 mod languages;
 mod ldap;
 mod pipeline;
+mod rule_sets;
 mod sandbox;
 mod source;
 mod sources;

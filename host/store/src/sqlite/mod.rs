@@ -349,6 +349,30 @@ impl Store for SqliteStore {
                             "idempotency_key": ev.idempotency_key,
                         }),
                     })?;
+                    // A job held because the rules failed on this person's data is
+                    // superseded by the newer record (events carry the whole person).
+                    let superseded: Vec<i64> = ctx
+                        .conn
+                        .prepare_cached(
+                            "UPDATE jobs SET state = 'cancelled', hold_reason = 'superseded by event ' || ?3,
+                                 finished_ms = ?4
+                             WHERE tenant = ?1 AND person_key = ?2 AND state = 'held' AND id < ?5
+                               AND substr(hold_reason, 1, 6) = 'rules:' RETURNING id",
+                        )?
+                        .query_map(params![ev.tenant, ev.person_key, event_id, ctx.now_ms, job_id], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    for old in superseded {
+                        ctx.audit(AuditRecord {
+                            tenant: ev.tenant.clone(),
+                            kind: "job.superseded".into(),
+                            actor: ev.actor.clone(),
+                            person_key: Some(ev.person_key.clone()),
+                            destination: None,
+                            event_id: Some(event_id),
+                            job_id: Some(old),
+                            data: serde_json::json!({ "by_job": job_id, "reason": "newer record for a person held on a rules error" }),
+                        })?;
+                    }
                     out.push(Intake::Accepted { event_id, job_id });
                 }
                 if let Some(c) = cursor {
@@ -1114,6 +1138,226 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn put_rule_set(&self, new: NewRuleSet, audit: Vec<AuditRecord>) -> StoreResult<RuleSetVersion> {
+        self.writer
+            .write(move |ctx| {
+                let version: i64 = ctx
+                    .conn
+                    .prepare_cached("SELECT coalesce(max(version), 0) + 1 FROM rule_set_versions WHERE tenant = ?1")?
+                    .query_row([&new.tenant], |r| r.get(0))?;
+                let tests = new.tests.to_string();
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO rule_set_versions (tenant, version, document, author, message, created_ms, tests_passed, tests)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        new.tenant,
+                        version,
+                        new.document,
+                        new.author,
+                        new.message,
+                        ctx.now_ms,
+                        new.tests_passed,
+                        tests
+                    ])?;
+                for mut record in audit {
+                    if let serde_json::Value::Object(m) = &mut record.data {
+                        m.insert("version".into(), version.into());
+                    }
+                    ctx.audit(record)?;
+                }
+                Ok(RuleSetVersion {
+                    tenant: new.tenant,
+                    version,
+                    author: new.author,
+                    message: new.message,
+                    created_ms: ctx.now_ms,
+                    tests_passed: new.tests_passed,
+                    tests: new.tests,
+                    document: new.document,
+                })
+            })
+            .await
+    }
+
+    async fn rule_sets(&self, tenant: &str) -> StoreResult<Vec<RuleSetVersion>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {RULE_SET_COLUMNS} FROM rule_set_versions WHERE tenant = ?1 ORDER BY version"
+            ))?
+            .query_map([tenant], rule_set_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn rule_set(&self, tenant: &str, version: i64) -> StoreResult<Option<RuleSetVersion>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {RULE_SET_COLUMNS} FROM rule_set_versions WHERE tenant = ?1 AND version = ?2"
+            ))?
+            .query_row(params![tenant, version], rule_set_row)
+            .optional()?)
+        })
+    }
+
+    async fn publish_rule_set(
+        &self,
+        tenant: &str,
+        version: i64,
+        actor: &str,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<RuleSetHead> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                let exists: Option<i64> = ctx
+                    .conn
+                    .prepare_cached("SELECT version FROM rule_set_versions WHERE tenant = ?1 AND version = ?2")?
+                    .query_row(params![tenant, version], |r| r.get(0))
+                    .optional()?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound(format!("rule set version {version}")));
+                }
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO rule_set_current (tenant, version, published_by, published_ms) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (tenant) DO UPDATE SET version = excluded.version,
+                             published_by = excluded.published_by, published_ms = excluded.published_ms",
+                    )?
+                    .execute(params![tenant, version, actor, ctx.now_ms])?;
+                ctx.audit_all(audit)?;
+                Ok(RuleSetHead {
+                    version,
+                    published_by: actor,
+                    published_ms: ctx.now_ms,
+                })
+            })
+            .await
+    }
+
+    async fn current_rule_set(&self, tenant: &str) -> StoreResult<Option<RuleSetHead>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT version, published_by, published_ms FROM rule_set_current WHERE tenant = ?1",
+            )?
+            .query_row([tenant], |r| {
+                Ok(RuleSetHead {
+                    version: r.get(0)?,
+                    published_by: r.get(1)?,
+                    published_ms: r.get(2)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
+    async fn release_held(&self, tenant: &str, reason_prefix: &str, actor: &str) -> StoreResult<u64> {
+        let (tenant, prefix, actor) = (tenant.to_string(), reason_prefix.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                let ids: Vec<(i64, String)> = ctx
+                    .conn
+                    .prepare_cached(
+                        "SELECT id, person_key FROM jobs WHERE tenant = ?1 AND state = 'held'
+                           AND substr(hold_reason, 1, length(?2)) = ?2",
+                    )?
+                    .query_map(params![tenant, prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                for (id, person_key) in &ids {
+                    ctx.conn
+                        .prepare_cached(
+                            "UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = ?2 WHERE id = ?1",
+                        )?
+                        .execute(params![id, ctx.now_ms])?;
+                    ctx.audit(AuditRecord {
+                        tenant: tenant.clone(),
+                        kind: "job.released".into(),
+                        actor: actor.clone(),
+                        person_key: Some(person_key.clone()),
+                        destination: None,
+                        event_id: None,
+                        job_id: Some(*id),
+                        data: serde_json::json!({ "reason": prefix }),
+                    })?;
+                }
+                Ok(ids.len() as u64)
+            })
+            .await
+    }
+
+    async fn latest_events(&self, tenant: &str, limit: usize) -> StoreResult<Vec<EventRow>> {
+        let tenant = tenant.to_string();
+        self.read_blocking(move |c| {
+            Ok(c.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e
+                 WHERE e.id IN (SELECT max(id) FROM events WHERE tenant = ?1 GROUP BY person_key)
+                 ORDER BY e.person_key LIMIT ?2"
+            ))?
+            .query_map(params![tenant, limit as i64], |r| event_row(r, 0))?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn claim_name(
+        &self,
+        tenant: &str,
+        attribute: &str,
+        value: &str,
+        person_key: &str,
+    ) -> StoreResult<bool> {
+        let (tenant, attribute, value, person_key) = (
+            tenant.to_string(),
+            attribute.to_string(),
+            value.to_string(),
+            person_key.to_string(),
+        );
+        self.writer
+            .write(move |ctx| {
+                let key = value.to_lowercase();
+                let holder: Option<String> = ctx
+                    .conn
+                    .prepare_cached(
+                        "SELECT person_key FROM name_claims WHERE tenant = ?1 AND attribute = ?2 AND value_key = ?3",
+                    )?
+                    .query_row(params![tenant, attribute, key], |r| r.get(0))
+                    .optional()?;
+                match holder {
+                    Some(h) if h != person_key => return Ok(false),
+                    Some(_) => return Ok(true),
+                    None => {}
+                }
+                // One value per person and attribute: a rename gives the old one up.
+                ctx.conn
+                    .prepare_cached("DELETE FROM name_claims WHERE tenant = ?1 AND attribute = ?2 AND person_key = ?3")?
+                    .execute(params![tenant, attribute, person_key])?;
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO name_claims (tenant, attribute, value_key, value, person_key, claimed_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![tenant, attribute, key, value, person_key, ctx.now_ms])?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn claimed_name(
+        &self,
+        tenant: &str,
+        attribute: &str,
+        person_key: &str,
+    ) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT value FROM name_claims WHERE tenant = ?1 AND attribute = ?2 AND person_key = ?3",
+            )?
+            .query_row(params![tenant, attribute, person_key], |r| r.get(0))
+            .optional()?)
+        })
+    }
+
     async fn put_secret(&self, name: &str, value: &str) -> StoreResult<()> {
         let (nonce, sealed) = self.master.seal(name, value.as_bytes())?;
         let name = name.to_string();
@@ -1157,6 +1401,22 @@ impl Store for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))?;
         self.writer.write(|_| Ok(())).await
     }
+}
+
+const RULE_SET_COLUMNS: &str = "tenant, version, author, message, created_ms, tests_passed, tests, document";
+
+fn rule_set_row(r: &Row<'_>) -> rusqlite::Result<RuleSetVersion> {
+    let tests: String = r.get(6)?;
+    Ok(RuleSetVersion {
+        tenant: r.get(0)?,
+        version: r.get(1)?,
+        author: r.get(2)?,
+        message: r.get(3)?,
+        created_ms: r.get(4)?,
+        tests_passed: r.get(5)?,
+        tests: serde_json::from_str(&tests).unwrap_or(serde_json::Value::Null),
+        document: r.get(7)?,
+    })
 }
 
 fn record_op_result(ctx: &mut writer::WriteCtx<'_>, done: FinishedOp) -> StoreResult<()> {

@@ -154,3 +154,36 @@ CREATE TABLE IF NOT EXISTS guard_admissions (
     PRIMARY KEY (tenant, destination, job_id)
 );
 CREATE INDEX IF NOT EXISTS guard_admissions_window ON guard_admissions (tenant, destination, at_ms);
+
+-- Rule-set versions (drafts until published), with author, change log and test results.
+CREATE TABLE IF NOT EXISTS rule_set_versions (
+    tenant TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    document TEXT NOT NULL,
+    author TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    tests_passed INTEGER NOT NULL,
+    tests TEXT NOT NULL,
+    PRIMARY KEY (tenant, version)
+);
+-- The version each tenant runs now.
+CREATE TABLE IF NOT EXISTS rule_set_current (
+    tenant TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    published_by TEXT NOT NULL,
+    published_ms INTEGER NOT NULL
+);
+
+-- Unique names taken per tenant and attribute, so that two people never get the
+-- same value, even while neither account exists yet.
+CREATE TABLE IF NOT EXISTS name_claims (
+    tenant TEXT NOT NULL,
+    attribute TEXT NOT NULL,
+    value_key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    claimed_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, attribute, value_key)
+);
+CREATE INDEX IF NOT EXISTS name_claims_person ON name_claims (tenant, attribute, person_key);

@@ -1,0 +1,364 @@
+//! Versions of a tenant's rule set: drafts (checked and tested when saved),
+//! publish (an atomic switch in the running host, no restart), rollback to any
+//! earlier version, four-eyes publishing, and diffs.
+
+use crate::impact::{self, ImpactReport};
+use crate::{RuleSetError, TestReport, cases, check};
+use serde::Serialize;
+use serde_json::json;
+use std::sync::Arc;
+use tenure_pipeline::{Pipeline, PipelineConfig, now_ms};
+use tenure_runtime::{PluginHandle, Runtime};
+use tenure_store::{AuditRecord, NewRuleSet, RuleSetHead, RuleSetVersion, Store};
+
+/// Hold reason of jobs whose rules evaluation failed on the person's data or
+/// the rule set; publishing a new version releases them.
+pub const RULES_HOLD_PREFIX: &str = "rules:";
+
+/// The rule-set lifecycle of every tenant that runs the pipeline.
+#[derive(Clone)]
+pub struct RuleSets {
+    pipeline: Arc<Pipeline>,
+    store: Arc<dyn Store>,
+    runtime: Runtime,
+}
+
+/// A saved draft and what its checks found.
+#[derive(Debug, Serialize)]
+pub struct Draft {
+    pub version: RuleSetVersion,
+    pub tests: TestReport,
+}
+
+/// A publish (or rollback).
+#[derive(Debug, Serialize)]
+pub struct Published {
+    pub head: RuleSetHead,
+    /// Whether an earlier version was brought back.
+    pub rollback: bool,
+    /// Jobs held on a rules error that were put back in the queue.
+    pub released: u64,
+}
+
+/// A version's summary for listings (without the document).
+#[derive(Debug, Serialize)]
+pub struct VersionSummary {
+    pub version: i64,
+    pub author: String,
+    pub message: String,
+    pub created_ms: i64,
+    pub tests_passed: bool,
+    pub current: bool,
+}
+
+fn audit(tenant: &str, kind: &str, actor: &str, data: serde_json::Value) -> AuditRecord {
+    AuditRecord {
+        tenant: tenant.to_string(),
+        kind: kind.to_string(),
+        actor: actor.to_string(),
+        person_key: None,
+        destination: None,
+        event_id: None,
+        job_id: None,
+        data,
+    }
+}
+
+impl RuleSets {
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        RuleSets {
+            store: pipeline.store().clone(),
+            runtime: pipeline.runtime().clone(),
+            pipeline,
+        }
+    }
+
+    fn config(&self) -> &PipelineConfig {
+        self.pipeline.config()
+    }
+
+    fn plugin(&self, tenant: &str) -> Result<&str, RuleSetError> {
+        self.config()
+            .tenants
+            .get(tenant)
+            .map(|t| t.rules.as_str())
+            .ok_or_else(|| RuleSetError::NotFound(format!("tenant {tenant} runs no rules plugin")))
+    }
+
+    fn destinations(&self, tenant: &str) -> Vec<String> {
+        self.config()
+            .tenants
+            .get(tenant)
+            .map(|t| t.destinations.iter().map(|d| d.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A handle that runs `document` for `tenant`, isolated from live traffic.
+    pub fn draft_handle(&self, tenant: &str, document: &str) -> Result<PluginHandle, RuleSetError> {
+        let plugin = self.plugin(tenant)?;
+        self.runtime
+            .plugin_with_rule_set(tenant, plugin, document)
+            .map_err(|e| RuleSetError::Runtime(e.to_string()))
+    }
+
+    /// Checks and tests a document without saving it.
+    pub async fn test(&self, tenant: &str, document: &str) -> Result<TestReport, RuleSetError> {
+        let handle = self.draft_handle(tenant, document)?;
+        let now = now_ms();
+        check(&handle, now).await?;
+        cases::run(&handle, document, now).await
+    }
+
+    /// Startup: run the stored current version; with none, import the config
+    /// file's rule set as version 1 and publish it.
+    pub async fn bootstrap(
+        &self,
+        tenant: &str,
+        config_document: Option<&str>,
+    ) -> Result<Option<RuleSetHead>, RuleSetError> {
+        let plugin = self.plugin(tenant)?.to_string();
+        if let Some(head) = self.store.current_rule_set(tenant).await? {
+            let version = self
+                .store
+                .rule_set(tenant, head.version)
+                .await?
+                .ok_or_else(|| RuleSetError::NotFound(format!("rule set version {}", head.version)))?;
+            self.runtime
+                .set_rule_set(tenant, &plugin, &version.document)
+                .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+            // The store is the source of truth once a version is published: a
+            // changed config file becomes a draft to review, never a silent switch.
+            if let Some(document) = config_document {
+                let known = self
+                    .store
+                    .rule_sets(tenant)
+                    .await?
+                    .iter()
+                    .any(|v| v.document == document);
+                if !known {
+                    let draft = self
+                        .draft(tenant, document, "config", "changed in the config file")
+                        .await?;
+                    tracing::warn!(
+                        tenant,
+                        draft = draft.version.version,
+                        running = head.version,
+                        "the config file's rule set differs from the published one; saved it as a draft to review and publish"
+                    );
+                }
+            }
+            return Ok(Some(head));
+        }
+        let Some(document) = config_document else {
+            return Ok(None);
+        };
+        let tests = self.test(tenant, document).await.unwrap_or_else(|e| TestReport {
+            cases: vec![crate::CaseResult {
+                name: "load".into(),
+                passed: false,
+                failures: vec![e.to_string()],
+            }],
+        });
+        let version = self
+            .store
+            .put_rule_set(
+                NewRuleSet {
+                    tenant: tenant.to_string(),
+                    document: document.to_string(),
+                    author: "config".into(),
+                    message: "imported from the config file".into(),
+                    tests_passed: tests.failed() == 0,
+                    tests: serde_json::to_value(&tests).unwrap_or_default(),
+                },
+                vec![audit(
+                    tenant,
+                    "rules.imported",
+                    "system",
+                    json!({ "tests": tests.summary() }),
+                )],
+            )
+            .await?;
+        let head = self
+            .store
+            .publish_rule_set(
+                tenant,
+                version.version,
+                "config",
+                vec![audit(
+                    tenant,
+                    "rules.published",
+                    "system",
+                    json!({ "version": version.version }),
+                )],
+            )
+            .await?;
+        Ok(Some(head))
+    }
+
+    /// Saves a draft: the plugin must accept it (else the error names the field);
+    /// its tests run and their results are kept with it.
+    pub async fn draft(
+        &self,
+        tenant: &str,
+        document: &str,
+        author: &str,
+        message: &str,
+    ) -> Result<Draft, RuleSetError> {
+        if message.trim().is_empty() {
+            return Err(RuleSetError::Invalid {
+                field: "message".into(),
+                reason: "say what changed and why (the change log)".into(),
+            });
+        }
+        let tests = self.test(tenant, document).await?;
+        let version = self
+            .store
+            .put_rule_set(
+                NewRuleSet {
+                    tenant: tenant.to_string(),
+                    document: document.to_string(),
+                    author: author.to_string(),
+                    message: message.to_string(),
+                    tests_passed: tests.failed() == 0,
+                    tests: serde_json::to_value(&tests).unwrap_or_default(),
+                },
+                vec![audit(
+                    tenant,
+                    "rules.drafted",
+                    author,
+                    json!({ "message": message, "tests": tests.summary() }),
+                )],
+            )
+            .await?;
+        Ok(Draft { version, tests })
+    }
+
+    pub async fn versions(&self, tenant: &str) -> Result<Vec<VersionSummary>, RuleSetError> {
+        let current = self.store.current_rule_set(tenant).await?.map(|h| h.version);
+        Ok(self
+            .store
+            .rule_sets(tenant)
+            .await?
+            .into_iter()
+            .map(|v| VersionSummary {
+                current: Some(v.version) == current,
+                version: v.version,
+                author: v.author,
+                message: v.message,
+                created_ms: v.created_ms,
+                tests_passed: v.tests_passed,
+            })
+            .collect())
+    }
+
+    pub async fn version(&self, tenant: &str, version: i64) -> Result<RuleSetVersion, RuleSetError> {
+        self.store
+            .rule_set(tenant, version)
+            .await?
+            .ok_or_else(|| RuleSetError::NotFound(format!("rule set version {version}")))
+    }
+
+    pub async fn current(&self, tenant: &str) -> Result<Option<RuleSetHead>, RuleSetError> {
+        Ok(self.store.current_rule_set(tenant).await?)
+    }
+
+    /// Publishes `version` (or brings an earlier one back): refuses a version whose
+    /// tests failed, and under four eyes a publisher who wrote it. The running host
+    /// switches at once; jobs held on a rules error go back in the queue.
+    pub async fn publish(&self, tenant: &str, version: i64, actor: &str) -> Result<Published, RuleSetError> {
+        let plugin = self.plugin(tenant)?.to_string();
+        let four_eyes = self
+            .config()
+            .tenants
+            .get(tenant)
+            .is_some_and(|t| t.rule_sets.four_eyes);
+        let v = self.version(tenant, version).await?;
+        if !v.tests_passed {
+            return Err(RuleSetError::Denied(format!(
+                "version {version} failed its tests; fix them and save a new draft"
+            )));
+        }
+        if four_eyes && v.author == actor {
+            return Err(RuleSetError::Denied(format!(
+                "four eyes: {actor} wrote version {version}; someone else must publish it"
+            )));
+        }
+        // The plugin must still accept it (a plugin upgrade may have changed that).
+        check(&self.draft_handle(tenant, &v.document)?, now_ms()).await?;
+        let previous = self.store.current_rule_set(tenant).await?;
+        let rollback = previous.as_ref().is_some_and(|p| p.version > version);
+        let kind = if rollback {
+            "rules.rolled-back"
+        } else {
+            "rules.published"
+        };
+        let head = self
+            .store
+            .publish_rule_set(
+                tenant,
+                version,
+                actor,
+                vec![audit(
+                    tenant,
+                    kind,
+                    actor,
+                    json!({ "version": version, "previous": previous.map(|p| p.version), "author": v.author, "message": v.message }),
+                )],
+            )
+            .await?;
+        self.runtime
+            .set_rule_set(tenant, &plugin, &v.document)
+            .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+        let released = self.store.release_held(tenant, RULES_HOLD_PREFIX, actor).await?;
+        if released > 0 {
+            self.pipeline.wake();
+        }
+        tracing::info!(tenant, version, actor, rollback, released, "rule set published");
+        Ok(Published {
+            head,
+            rollback,
+            released,
+        })
+    }
+
+    /// A unified diff between two versions' documents.
+    pub async fn diff(&self, tenant: &str, from: i64, to: i64) -> Result<String, RuleSetError> {
+        let a = self.version(tenant, from).await?;
+        let b = self.version(tenant, to).await?;
+        Ok(similar::TextDiff::from_lines(&a.document, &b.document)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("version {from}"), &format!("version {to}"))
+            .to_string())
+    }
+
+    /// What publishing `version` would change for every known person, against the
+    /// current version; writes nothing.
+    pub async fn impact(
+        &self,
+        tenant: &str,
+        version: i64,
+        limit: usize,
+    ) -> Result<ImpactReport, RuleSetError> {
+        let plugin = self.plugin(tenant)?;
+        let draft = self.version(tenant, version).await?;
+        let current = self.store.current_rule_set(tenant).await?;
+        let live = self
+            .runtime
+            .plugin(tenant, plugin)
+            .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+        let candidate = self.draft_handle(tenant, &draft.document)?;
+        let events = self.store.latest_events(tenant, limit).await?;
+        impact::compare(
+            &live,
+            &candidate,
+            &events,
+            &self.destinations(tenant),
+            impact::Labels {
+                version,
+                against: current.map(|c| c.version),
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,151 @@
+//! Rule-set routes: drafts (checked and tested when saved), versions, diffs,
+//! impact previews, publish and rollback. HR and IT write drafts; IT publishes;
+//! auditors read.
+
+use crate::AppState;
+use crate::auth::Role;
+use crate::routes::{ApiError, ApiResult, caller, json_body};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use tenure_rulesets::RuleSetError;
+
+const AUTHORS: &[Role] = &[Role::Hr, Role::It];
+const PUBLISHERS: &[Role] = &[Role::It];
+const READERS: &[Role] = &[Role::Hr, Role::It, Role::Auditor];
+
+/// Largest impact preview (people evaluated).
+const MAX_IMPACT_PEOPLE: usize = 100_000;
+
+impl From<RuleSetError> for ApiError {
+    fn from(e: RuleSetError) -> Self {
+        match e {
+            RuleSetError::Invalid { field, reason } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &field, reason)
+            }
+            RuleSetError::Refused(reason) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "document", reason)
+            }
+            RuleSetError::Denied(reason) => ApiError::new(StatusCode::CONFLICT, "version", reason),
+            RuleSetError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "version", format!("{what} not found"))
+            }
+            RuleSetError::Store(s) => s.into(),
+            RuleSetError::Runtime(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftIn {
+    /// The rule-set document (YAML or JSON text).
+    document: String,
+    /// The change log entry.
+    message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestIn {
+    document: String,
+}
+
+/// `GET /api/v1/rule-sets`: the current version and every version's summary.
+pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    let current = s.rule_sets.current(&c.tenant).await?;
+    let versions = s.rule_sets.versions(&c.tenant).await?;
+    Ok(axum::Json(json!({ "current": current, "versions": versions })).into_response())
+}
+
+/// `POST /api/v1/rule-sets`: saves a draft; 422 names the field the plugin refused.
+pub async fn draft(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, AUTHORS)?;
+    let input: DraftIn = json_body(&body)?;
+    let draft = s
+        .rule_sets
+        .draft(&c.tenant, &input.document, &c.name, &input.message)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(draft)).into_response())
+}
+
+/// `POST /api/v1/rule-sets/test`: checks and tests a document without saving it.
+pub async fn test(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, AUTHORS)?;
+    let input: TestIn = json_body(&body)?;
+    let report = s.rule_sets.test(&c.tenant, &input.document).await?;
+    Ok(axum::Json(
+        json!({ "passed": report.failed() == 0, "summary": report.summary(), "cases": report.cases }),
+    )
+    .into_response())
+}
+
+/// `GET /api/v1/rule-sets/{version}`: one version with its document and test results.
+pub async fn get_version(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(version): Path<i64>,
+) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    Ok(axum::Json(s.rule_sets.version(&c.tenant, version).await?).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DiffQuery {
+    /// The version to compare with (default: the current one).
+    against: Option<i64>,
+}
+
+/// `GET /api/v1/rule-sets/{version}/diff?against=N`: a unified diff.
+pub async fn diff(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(version): Path<i64>,
+    Query(q): Query<DiffQuery>,
+) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    let against = match q.against {
+        Some(a) => a,
+        None => s
+            .rule_sets
+            .current(&c.tenant)
+            .await?
+            .map(|h| h.version)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "against",
+                    "no version is published; name one",
+                )
+            })?,
+    };
+    let diff = s.rule_sets.diff(&c.tenant, against, version).await?;
+    Ok(axum::Json(json!({ "from": against, "to": version, "diff": diff })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ImpactQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/rule-sets/{version}/impact`: what publishing would change for every known person.
+pub async fn impact(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(version): Path<i64>,
+    Query(q): Query<ImpactQuery>,
+) -> ApiResult {
+    let c = caller(&s, &headers, READERS)?;
+    let limit = q.limit.unwrap_or(MAX_IMPACT_PEOPLE).min(MAX_IMPACT_PEOPLE);
+    Ok(axum::Json(s.rule_sets.impact(&c.tenant, version, limit).await?).into_response())
+}
+
+/// `POST /api/v1/rule-sets/{version}/publish`: publish, or roll back to an earlier version.
+pub async fn publish(State(s): State<AppState>, headers: HeaderMap, Path(version): Path<i64>) -> ApiResult {
+    let c = caller(&s, &headers, PUBLISHERS)?;
+    Ok(axum::Json(s.rule_sets.publish(&c.tenant, version, &c.name).await?).into_response())
+}
