@@ -31,7 +31,9 @@ log "building the tenure binary"
 cargo build -q -p tenure
 
 log "the example rule set's own test cases (tenure rules test)"
-target/debug/tenure rules test examples/rules/company.yaml
+for f in examples/rules/company.yaml examples/demo/rules.yaml examples/demo/rules-v2.yaml; do
+  target/debug/tenure rules test "$f"
+done
 
 if cargo nextest --version >/dev/null 2>&1; then
   log "host workspace tests (nextest)"

@@ -194,7 +194,9 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         .collect();
     println!("   rules that would fire: {matched:?}");
 
-    println!("\n5. Audit verify and KPIs");
+    rule_set_step(&api, config_path).await?;
+
+    println!("\n6. Audit verify and KPIs");
     let (_, verify) = api
         .call(reqwest::Method::GET, "/api/v1/audit/verify", None, None)
         .await?;
@@ -275,4 +277,86 @@ fn audit_detail(e: &Value) -> String {
         "op.failed" => format!("{} ({} ms)", text(&data["error"]), data["duration_ms"]),
         _ => String::new(),
     }
+}
+
+/// Step 5: a new rule-set version as a draft: its tests, the diff, and its impact
+/// on everyone the host knows, before anything is published.
+async fn rule_set_step(api: &Api, config_path: &Path) -> Result<()> {
+    let file = config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("rules-v2.yaml");
+    let Ok(document) = std::fs::read_to_string(&file) else {
+        return Ok(());
+    };
+    println!(
+        "\n5. Rule-set versions: {} as a draft; its impact before publishing",
+        file.display()
+    );
+    let (status, draft) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/rule-sets",
+            Some(&json!({ "document": document, "message": "office badges for Berlin and Lisbon" })),
+            None,
+        )
+        .await?;
+    if status != 201 {
+        bail!("the draft was refused: {status} {draft}");
+    }
+    let version = draft["version"]["version"].as_i64().unwrap_or_default();
+    println!(
+        "   version {version} saved by {}; tests: {}",
+        draft["version"]["author"].as_str().unwrap_or(""),
+        draft["tests"]["cases"]
+            .as_array()
+            .map(|c| format!(
+                "{} of {} passed",
+                c.iter().filter(|x| x["passed"] == true).count(),
+                c.len()
+            ))
+            .unwrap_or_default()
+    );
+    let (_, diff) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/rule-sets/{version}/diff"),
+            None,
+            None,
+        )
+        .await?;
+    for line in diff["diff"].as_str().unwrap_or("").lines().filter(|l| {
+        (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---")
+    }) {
+        println!("   {line}");
+    }
+    let (status, impact) = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/rule-sets/{version}/impact"),
+            None,
+            None,
+        )
+        .await?;
+    if status != 200 {
+        bail!("impact preview failed: {status} {impact}");
+    }
+    println!("   impact on {} people (nothing written):", impact["people"]);
+    for (dest, d) in impact["destinations"].as_object().into_iter().flatten() {
+        println!("   {dest}: {}", d["counts"]);
+        for p in d["people"].as_array().into_iter().flatten() {
+            let changes: Vec<&str> = p["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect();
+            println!(
+                "     {}: {}",
+                p["person_key"].as_str().unwrap_or(""),
+                changes.join("; ")
+            );
+        }
+    }
+    Ok(())
 }

@@ -221,7 +221,14 @@ impl JobRun<'_> {
             .trace
             .iter()
             .filter(|t| t.matched)
-            .map(|t| json!({ "destination": t.destination, "rule": t.rule, "reason": t.reason, "contributed": t.contributed }))
+            .map(|t| {
+                let inputs: serde_json::Map<_, _> = t
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()))
+                    .collect();
+                json!({ "destination": t.destination, "rule": t.rule, "reason": t.reason, "inputs": inputs, "contributed": t.contributed })
+            })
             .collect();
         let outputs: Vec<_> = evaluation
             .accounts

@@ -27,6 +27,8 @@ impl fmt::Display for CompileError {
 
 /// One compiled CEL expression.
 pub(crate) struct Expr {
+    /// Where it is written (`destinations.ad.rules[eng].when`), for errors.
+    pub field: String,
     pub program: Program,
     /// The fast path's form, when the expression is within what it covers.
     pub fast: Option<crate::fast::Node>,
@@ -109,15 +111,12 @@ pub(crate) struct Rule {
     pub name: String,
     pub priority: i64,
     pub when: Expr,
-    /// `<field>.when`, for errors.
-    pub when_field: String,
     /// A cheap pre-test that rules the condition out for most people.
     pub guard: Option<crate::fast::Guard>,
     /// The trace's reason when it matches.
     pub reason: String,
     pub then: Outputs,
     pub stop: bool,
-    pub field: String,
 }
 
 pub(crate) struct Unique {
@@ -142,6 +141,7 @@ pub(crate) struct Destination {
 
 pub(crate) struct Compiler {
     env: Arc<Env>,
+    pub custom_names: crate::fast::CustomNames,
     reads: regex::Regex,
     counter: regex::Regex,
 }
@@ -158,6 +158,7 @@ impl Compiler {
         let re = |p: &str| regex::Regex::new(p).map_err(|e| err("", e.to_string()));
         Ok(Compiler {
             env,
+            custom_names: crate::fast::CustomNames::default(),
             reads: re(r"\bperson\.((?:custom\.)?[A-Za-z_][A-Za-z0-9_]*)")?,
             counter: re(r"(?:^|[^.\w])n(?:[^\w]|$)")?,
         })
@@ -187,7 +188,8 @@ impl Compiler {
         reads.sort();
         reads.dedup();
         Ok(Expr {
-            fast: crate::fast::lower(program.expression()),
+            field: field.to_string(),
+            fast: crate::fast::lower(program.expression(), &self.custom_names),
             program,
             source: source.to_string(),
             reads,
@@ -387,10 +389,8 @@ impl Compiler {
                     format!("`{}` is true", r.when)
                 },
                 when,
-                when_field: format!("{field}.when"),
                 then: self.outputs(&format!("{field}.then"), &r.then)?,
                 stop: r.stop,
-                field,
             });
         }
         // Explicit precedence: ascending priority; the sort is stable, so ties keep document order.
@@ -481,7 +481,7 @@ pub(crate) fn json_attr(field: &str, v: &serde_json::Value) -> Result<Attr, Comp
 pub(crate) fn document(
     text: &str,
     env: Arc<Env>,
-) -> Result<(document::Document, Vec<Destination>), CompileError> {
+) -> Result<(document::Document, Vec<Destination>, crate::fast::CustomNames), CompileError> {
     if text.len() > 4 * 1024 * 1024 {
         return Err(err("", "rule set larger than 4 MiB"));
     }
@@ -491,5 +491,5 @@ pub(crate) fn document(
     for (name, d) in &doc.destinations {
         destinations.push(compiler.destination(name, d)?);
     }
-    Ok((doc, destinations))
+    Ok((doc, destinations, compiler.custom_names))
 }

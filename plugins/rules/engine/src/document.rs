@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 /// A whole rule set: per destination, who is in scope and what their account looks like.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     #[serde(default)]
@@ -21,6 +22,7 @@ pub struct Document {
 
 /// The rules of one destination.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DestinationDoc {
     /// CEL condition: who gets an account here. Absent: everyone.
@@ -43,6 +45,7 @@ pub struct DestinationDoc {
 /// One attribute mapping: a template string, or an object with exactly one of
 /// `from`, `value` or `expr`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum MappingDoc {
     /// A template: literal text with `${cel}` parts.
@@ -51,6 +54,7 @@ pub enum MappingDoc {
 }
 
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MappingFull {
     /// A person attribute by name (`department`, `custom.level`).
@@ -72,6 +76,7 @@ pub struct MappingFull {
 
 /// A unique naming convention for one attribute.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UniqueDoc {
     /// Candidate templates in order. A candidate using `n` is tried for n = 2..=max_n.
@@ -92,6 +97,7 @@ fn default_max_n() -> u32 {
 
 /// A condition and what it contributes.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     pub name: String,
@@ -111,6 +117,7 @@ pub struct RuleDoc {
 
 /// Outputs of a rule (or the defaults). Strings are templates.
 #[derive(Debug, Deserialize, Default)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutputsDoc {
     /// OU / org unit / container.
@@ -139,6 +146,7 @@ pub struct OutputsDoc {
 
 /// A ticket to open in an ITSM destination; field values are templates.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TicketDoc {
     pub template: String,
@@ -167,4 +175,26 @@ pub fn parse(text: &str) -> Result<Document, String> {
             format!("{path}: {reason}")
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The published schema is generated from these types; this test keeps the
+    /// committed file current (`UPDATE_SCHEMA=1 cargo test` rewrites it).
+    #[test]
+    fn the_published_json_schema_is_current() {
+        let mut schema = serde_json::to_value(schemars::schema_for!(super::Document)).expect("schema");
+        schema["$id"] = "https://tenure.dev/schemas/rule-set.schema.json".into();
+        schema["title"] = "Tenure rule set".into();
+        let text = serde_json::to_string_pretty(&schema).expect("json") + "\n";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema/rule-set.schema.json");
+        if std::env::var_os("UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &text).expect("write schema");
+        }
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == text,
+            "plugins/rules/schema/rule-set.schema.json is out of date: run UPDATE_SCHEMA=1 cargo test -p tenure-rules-engine"
+        );
+    }
 }

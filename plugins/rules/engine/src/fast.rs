@@ -70,8 +70,8 @@ type Imp = fn(&[Value]) -> Result<Value, String>;
 pub(crate) enum Node {
     Lit(Value),
     Field(usize),
-    Custom(String),
-    HasCustom(String),
+    Custom(usize),
+    HasCustom(usize),
     Var(Var),
     And(Box<Node>, Box<Node>),
     Or(Box<Node>, Box<Node>),
@@ -91,14 +91,40 @@ pub(crate) enum Node {
 /// What an evaluation reads: the person and the variables.
 pub(crate) struct Scope<'a> {
     pub person: crate::model::View<'a>,
+    /// The person's custom attributes, numbered as in `CustomNames`.
+    pub custom: &'a [Option<&'a crate::model::Attr>],
     pub event: &'a Value,
     pub destination: &'a Value,
     pub now: &'a Value,
     pub n: Option<i64>,
 }
 
+/// Custom attribute names the rule set reads, numbered: each person's are
+/// looked up once per evaluation, then read by number.
+#[derive(Default)]
+pub(crate) struct CustomNames(std::cell::RefCell<Vec<String>>);
+
+impl CustomNames {
+    fn id(&self, name: &str) -> usize {
+        let mut names = self.0.borrow_mut();
+        match names.iter().position(|n| n == name) {
+            Some(i) => i,
+            None => {
+                names.push(name.to_string());
+                names.len() - 1
+            }
+        }
+    }
+
+    /// A person's custom attributes in this numbering.
+    pub(crate) fn resolve<'a>(&self, person: crate::model::View<'a>) -> Vec<Option<&'a crate::model::Attr>> {
+        self.0.borrow().iter().map(|n| person.custom(n)).collect()
+    }
+}
+
 /// Lowers an expression, or `None` when it uses anything the fast path does not cover.
-pub(crate) fn lower(e: &IdedExpr) -> Option<Node> {
+pub(crate) fn lower(e: &IdedExpr, names: &CustomNames) -> Option<Node> {
+    let lower = |e: &IdedExpr| lower(e, names);
     Some(match &e.expr {
         Expr::Literal(l) => Node::Lit(match l {
             LiteralValue::String(s) => Value::String(Arc::new(s.inner().to_string())),
@@ -118,16 +144,16 @@ pub(crate) fn lower(e: &IdedExpr) -> Option<Node> {
             let path = s.operand.expr.qualified_name_segments_pub()?;
             match (path.as_slice(), s.test) {
                 (["person"], false) => Node::Field(FIELDS.iter().position(|f| *f == s.field)?),
-                (["person", "custom"], false) => Node::Custom(s.field.clone()),
-                (["person", "custom"], true) => Node::HasCustom(s.field.clone()),
+                (["person", "custom"], false) => Node::Custom(names.id(&s.field)),
+                (["person", "custom"], true) => Node::HasCustom(names.id(&s.field)),
                 _ => return None,
             }
         }
         Expr::List(l) if l.optional_indices.is_empty() => {
-            Node::List(l.elements.iter().map(lower).collect::<Option<_>>()?)
+            Node::List(l.elements.iter().map(&lower).collect::<Option<_>>()?)
         }
         Expr::Call(c) => {
-            let arg = |i: usize| c.args.get(i).and_then(lower).map(Box::new);
+            let arg = |i: usize| c.args.get(i).and_then(&lower).map(Box::new);
             match (c.func_name.as_str(), &c.target, c.args.len()) {
                 (operators::LOGICAL_AND, None, 2) => Node::And(arg(0)?, arg(1)?),
                 (operators::LOGICAL_OR, None, 2) => Node::Or(arg(0)?, arg(1)?),
@@ -154,7 +180,7 @@ pub(crate) fn lower(e: &IdedExpr) -> Option<Node> {
                 }
                 (name, None, _) => {
                     let imp = functions::lookup(name)?;
-                    Node::Call(imp, c.args.iter().map(lower).collect::<Option<_>>()?)
+                    Node::Call(imp, c.args.iter().map(&lower).collect::<Option<_>>()?)
                 }
                 _ => return None,
             }
@@ -292,7 +318,7 @@ impl Node {
                 crate::model::FieldRef::Text(t) => Val::Str(t),
                 crate::model::FieldRef::Value(v) => Val::Own(v),
             },
-            Node::Custom(name) => match s.person.custom(name).ok_or(StepAside)? {
+            Node::Custom(id) => match s.custom.get(*id).copied().flatten().ok_or(StepAside)? {
                 crate::model::Attr::Text(t) => Val::Str(t),
                 other => Val::Own(other.to_cel()),
             },
@@ -303,85 +329,123 @@ impl Node {
         })
     }
 
-    pub(crate) fn eval<'a>(&'a self, s: &Scope<'a>) -> R {
+    /// The text of a field or a text literal, borrowed (`None` for anything else).
+    pub(crate) fn text_ref<'a>(&'a self, s: &Scope<'a>) -> Option<&'a str> {
+        match self {
+            Node::Lit(Value::String(t)) => Some(t.as_str()),
+            Node::Field(i) => s.person.text(*i),
+            Node::Custom(id) => match s.custom.get(*id).copied().flatten()? {
+                crate::model::Attr::Text(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Evaluates a condition to true or false without building values.
+    pub(crate) fn test<'a>(&'a self, s: &Scope<'a>) -> Result<bool, StepAside> {
         Ok(match self {
-            Node::Lit(v) => v.clone(),
-            Node::Field(_) | Node::Custom(_) => self.get(s)?.into_value(),
-            Node::HasCustom(name) => Value::Bool(s.person.custom(name).is_some()),
-            Node::Var(Var::Event) => s.event.clone(),
-            Node::Var(Var::Destination) => s.destination.clone(),
-            Node::Var(Var::Now) => s.now.clone(),
-            Node::Var(Var::N) => Value::Int(s.n.ok_or(StepAside)?),
             Node::And(a, b) => {
-                let left = boolean(a.eval(s));
+                let left = a.test(s);
                 if matches!(left, Ok(false)) {
-                    return Ok(Value::Bool(false));
+                    return Ok(false);
                 }
-                match (left, boolean(b.eval(s))?) {
-                    (Ok(true), right) => Value::Bool(right),
-                    (Err(_), false) => Value::Bool(false),
+                match (left, b.test(s)?) {
+                    (Ok(true), right) => right,
+                    (Err(_), false) => false,
                     _ => return Err(StepAside),
                 }
             }
             Node::Or(a, b) => {
-                let left = boolean(a.eval(s));
+                let left = a.test(s);
                 if matches!(left, Ok(true)) {
-                    return Ok(Value::Bool(true));
+                    return Ok(true);
                 }
-                match (left, boolean(b.eval(s))?) {
-                    (Ok(false), right) => Value::Bool(right),
-                    (Err(_), true) => Value::Bool(true),
+                match (left, b.test(s)?) {
+                    (Ok(false), right) => right,
+                    (Err(_), true) => true,
                     _ => return Err(StepAside),
                 }
             }
-            Node::Not(a) => Value::Bool(!boolean(a.eval(s))?),
+            Node::Not(a) => !a.test(s)?,
             Node::Eq(a, b) => {
                 let (x, y) = (a.get(s)?, b.get(s)?);
-                Value::Bool(same(&x, &y)?)
+                same(&x, &y)?
             }
             Node::Ne(a, b) => {
                 let (x, y) = (a.get(s)?, b.get(s)?);
-                Value::Bool(!same(&x, &y)?)
+                !same(&x, &y)?
             }
             Node::Cmp(op, a, b) => {
                 let (x, y) = (a.get(s)?, b.get(s)?);
                 let ord = order(&x, &y)?;
-                Value::Bool(match op {
+                match op {
                     Cmp::Lt => ord == Ordering::Less,
                     Cmp::Le => ord != Ordering::Greater,
                     Cmp::Gt => ord == Ordering::Greater,
                     Cmp::Ge => ord != Ordering::Less,
-                })
+                }
             }
             Node::In(a, b) => {
                 let needle = a.get(s)?;
                 match b.as_ref() {
                     Node::List(items) => {
-                        let mut found = false;
                         for item in items {
                             let item = item.get(s)?;
                             if same(&needle, &item)? {
-                                found = true;
-                                break;
+                                return Ok(true);
                             }
                         }
-                        Value::Bool(found)
+                        false
                     }
                     other => match other.eval(s)? {
                         Value::List(items) => {
-                            let mut found = false;
                             for item in items.iter() {
                                 if same(&needle, &Val::Ref(item))? {
-                                    found = true;
-                                    break;
+                                    return Ok(true);
                                 }
                             }
-                            Value::Bool(found)
+                            false
                         }
                         _ => return Err(StepAside),
                     },
                 }
             }
+            Node::Method(m, t, a) => {
+                let target = t.get(s)?;
+                let arg = a.get(s)?;
+                let (t, a) = (target.text().ok_or(StepAside)?, arg.text().ok_or(StepAside)?);
+                match m {
+                    StrMethod::StartsWith => t.starts_with(a),
+                    StrMethod::EndsWith => t.ends_with(a),
+                    StrMethod::Contains => t.contains(a),
+                    StrMethod::Matches => functions::regex(a).map_err(|_| StepAside)?.is_match(t),
+                }
+            }
+            other => match other.eval(s)? {
+                Value::Bool(b) => b,
+                _ => return Err(StepAside),
+            },
+        })
+    }
+
+    pub(crate) fn eval<'a>(&'a self, s: &Scope<'a>) -> R {
+        Ok(match self {
+            Node::Lit(v) => v.clone(),
+            Node::Field(_) | Node::Custom(_) => self.get(s)?.into_value(),
+            Node::HasCustom(id) => Value::Bool(s.custom.get(*id).copied().flatten().is_some()),
+            Node::Var(Var::Event) => s.event.clone(),
+            Node::Var(Var::Destination) => s.destination.clone(),
+            Node::Var(Var::Now) => s.now.clone(),
+            Node::Var(Var::N) => Value::Int(s.n.ok_or(StepAside)?),
+            Node::And(..)
+            | Node::Or(..)
+            | Node::Not(_)
+            | Node::Eq(..)
+            | Node::Ne(..)
+            | Node::Cmp(..)
+            | Node::In(..)
+            | Node::Method(..) => Value::Bool(self.test(s)?),
             Node::Add(a, b) => {
                 let (x, y) = (a.get(s)?, b.get(s)?);
                 match (x.text(), y.text()) {
@@ -411,17 +475,6 @@ impl Node {
                     (None, Some(Value::List(l))) => Value::Int(l.len() as i64),
                     _ => return Err(StepAside),
                 }
-            }
-            Node::Method(m, t, a) => {
-                let target = t.get(s)?;
-                let arg = a.get(s)?;
-                let (t, a) = (target.text().ok_or(StepAside)?, arg.text().ok_or(StepAside)?);
-                Value::Bool(match m {
-                    StrMethod::StartsWith => t.starts_with(a),
-                    StrMethod::EndsWith => t.ends_with(a),
-                    StrMethod::Contains => t.contains(a),
-                    StrMethod::Matches => functions::regex(a).map_err(|_| StepAside)?.is_match(t),
-                })
             }
             Node::Call(imp, args) => {
                 let values = args.iter().map(|a| a.eval(s)).collect::<Result<Vec<_>, _>>()?;

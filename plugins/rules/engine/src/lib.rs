@@ -57,6 +57,8 @@ pub struct Evaluation {
 /// A compiled rule set.
 pub struct RuleSet {
     root: Context<'static, 'static>,
+    /// Custom attribute names the expressions read (see `fast::CustomNames`).
+    custom_names: fast::CustomNames,
     destinations: Vec<Destination>,
     description: Option<String>,
 }
@@ -65,7 +67,7 @@ impl RuleSet {
     /// Parses and compiles a rule-set document; the error names the field and the position.
     pub fn parse(text: &str) -> Result<Self, CompileError> {
         let env = Arc::new(Env::stdlib());
-        let (doc, destinations) = compile::document(text, env.clone())?;
+        let (doc, destinations, custom_names) = compile::document(text, env.clone())?;
         let mut root = Context::with_env(env);
         functions::register(&mut root).map_err(|reason| CompileError {
             field: String::new(),
@@ -73,6 +75,7 @@ impl RuleSet {
         })?;
         Ok(RuleSet {
             root,
+            custom_names,
             destinations,
             description: doc.description,
         })
@@ -96,6 +99,7 @@ impl RuleSet {
     pub fn evaluate(&self, person: &Person, request: &Request<'_>) -> Result<Evaluation, EvalError> {
         functions::begin_evaluation(request.now_ms, person.seed());
         let view = model::View(person);
+        let custom = self.custom_names.resolve(view);
         let now = dates::from_millis(request.now_ms).map_err(|reason| EvalError {
             field: "now".into(),
             reason,
@@ -111,6 +115,7 @@ impl RuleSet {
             let run = Run {
                 root: &self.root,
                 person: view,
+                custom: &custom,
                 person_map: &person_map,
                 event: &event,
                 now: &now,
@@ -158,6 +163,7 @@ fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Resul
     let mut root = Context::with_env(env);
     functions::register(&mut root)?;
     functions::begin_evaluation(now_ms, person.seed());
+    let custom = compiler.custom_names.resolve(model::View(person));
     let person_map = std::cell::OnceCell::new();
     let event = Value::String(Arc::new("update".into()));
     let now = Value::Timestamp(dates::from_millis(now_ms)?);
@@ -173,6 +179,7 @@ fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Resul
     let run = Run {
         root: &root,
         person: model::View(person),
+        custom: &custom,
         person_map: &person_map,
         event: &event,
         now: &now,
@@ -180,7 +187,7 @@ fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Resul
         dest: &dest,
         level: TraceLevel::None,
     };
-    let value = run.eval("expression", &expr).map_err(|e| e.reason)?;
+    let value = run.eval(&expr).map_err(|e| e.reason)?;
     if let Value::List(items) = &value
         && matches!(items.first(), Some(Value::String(s)) if s.as_str() == UNIQUE)
     {
@@ -193,6 +200,7 @@ fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Resul
 struct Run<'r> {
     root: &'r Context<'static, 'static>,
     person: model::View<'r>,
+    custom: &'r [Option<&'r Attr>],
     /// The CEL map of the person, built the first time the interpreter needs it.
     person_map: &'r std::cell::OnceCell<Value>,
     event: &'r Value,
@@ -247,24 +255,29 @@ fn shown(v: &Value, field: &str) -> Attr {
 }
 
 impl Run<'_> {
-    fn eval(&self, field: &str, e: &Expr) -> Result<Value, EvalError> {
-        self.eval_n(field, e, None)
+    fn scope(&self, n: Option<i64>) -> fast::Scope<'_> {
+        fast::Scope {
+            person: self.person,
+            custom: self.custom,
+            event: self.event,
+            destination: &self.destination,
+            now: self.now,
+            n,
+        }
+    }
+
+    fn eval(&self, e: &Expr) -> Result<Value, EvalError> {
+        self.eval_n(e, None)
     }
 
     /// Evaluates with the fast path when it covers the expression; otherwise (or
     /// when it steps aside on an error) with the CEL interpreter.
-    fn eval_n(&self, field: &str, e: &Expr, n: Option<i64>) -> Result<Value, EvalError> {
-        if let Some(node) = &e.fast {
-            let scope = fast::Scope {
-                person: self.person,
-                event: self.event,
-                destination: &self.destination,
-                now: self.now,
-                n,
-            };
-            if let Ok(v) = node.eval(&scope) {
-                return Ok(v);
-            }
+    fn eval_n(&self, e: &Expr, n: Option<i64>) -> Result<Value, EvalError> {
+        let field = e.field.as_str();
+        if let Some(node) = &e.fast
+            && let Ok(v) = node.eval(&self.scope(n))
+        {
+            return Ok(v);
         }
         let mut ctx = self.root.new_inner_scope();
         ctx.add_variable_from_value(
@@ -282,8 +295,14 @@ impl Run<'_> {
             .map_err(|err| fail(field, format!("{err} in `{}`", e.source)))
     }
 
-    fn condition(&self, field: &str, e: &Expr) -> Result<bool, EvalError> {
-        match self.eval(field, e)? {
+    fn condition(&self, e: &Expr) -> Result<bool, EvalError> {
+        if let Some(node) = &e.fast
+            && let Ok(b) = node.test(&self.scope(None))
+        {
+            return Ok(b);
+        }
+        let field = e.field.as_str();
+        match self.eval(e)? {
             Value::Bool(b) => Ok(b),
             other => Err(fail(
                 field,
@@ -297,15 +316,23 @@ impl Run<'_> {
     }
 
     /// A template's text; `None` when any part is null or empty (a missing value yields nothing).
-    fn template(&self, n: Option<i64>, field: &str, t: &Template) -> Result<Option<String>, EvalError> {
+    fn template(&self, n: Option<i64>, t: &Template) -> Result<Option<String>, EvalError> {
         let mut out = String::new();
         for part in &t.parts {
             match part {
                 Part::Literal(l) => out.push_str(l),
                 Part::Expr(e) => {
-                    let value = self.eval_n(field, e, n)?;
+                    // A person field or a literal: its text, without copying.
+                    if let Some(text) = e.fast.as_ref().and_then(|f| f.text_ref(&self.scope(n))) {
+                        if text.is_empty() {
+                            return Ok(None);
+                        }
+                        out.push_str(unredact(text));
+                        continue;
+                    }
+                    let value = self.eval_n(e, n)?;
                     match functions::text_of(&value)
-                        .map_err(|reason| fail(field, format!("{reason} in `{}`", e.source)))?
+                        .map_err(|reason| fail(&e.field, format!("{reason} in `{}`", e.source)))?
                     {
                         Some(t) if !t.is_empty() => out.push_str(unredact(&t)),
                         _ => return Ok(None),
@@ -321,7 +348,11 @@ impl Run<'_> {
         for r in reads {
             if !seen.iter().any(|(k, _)| k == r) {
                 let path: Vec<&str> = r.split('.').collect();
-                seen.push((r.clone(), shown(&self.person.lookup(&path), r)));
+                let value = match self.person.text_path(&path) {
+                    Some(t) if !t.starts_with(REDACTED) => Attr::Text(t.to_owned()),
+                    _ => shown(&self.person.lookup(&path), r),
+                };
+                seen.push((r.clone(), value));
             }
         }
         seen
@@ -356,10 +387,14 @@ impl Run<'_> {
     /// A mapping's value: `None` when it must not flow (IgnoreFlowIfNullOrEmpty).
     fn mapping(&self, m: &Mapping, unique: &mut Vec<UniqueName>) -> Result<Option<(Attr, Value)>, EvalError> {
         let value = match &m.source {
-            Source::From(path) => self.person.lookup(path),
+            Source::From(path) => match self.person.text_path(path) {
+                // Text straight from the person: one copy, into the output.
+                Some(t) if !t.is_empty() => return Ok(Some((Attr::Text(t.to_owned()), Value::Null))),
+                _ => self.person.lookup(path),
+            },
             Source::Value(a) => return Ok(Some((a.clone(), a.to_cel()))),
-            Source::Expr(e) => self.eval(&m.field, e)?,
-            Source::Template(t) => match self.template(None, &m.field, t)? {
+            Source::Expr(e) => self.eval(e)?,
+            Source::Template(t) => match self.template(None, t)? {
                 Some(s) => Value::String(Arc::new(s)),
                 None => Value::Null,
             },
@@ -400,8 +435,7 @@ impl Run<'_> {
     fn destination(&self, trace: &mut Vec<Trace>) -> Result<Option<Desired>, EvalError> {
         let d = self.dest;
         if let Some(scope) = &d.scope {
-            let field = format!("destinations.{}.scope", d.name);
-            let inside = self.condition(&field, scope)?;
+            let inside = self.condition(scope)?;
             if !inside {
                 // Out of scope is always traced when tracing: it decides everything else.
                 if self.level != TraceLevel::None {
@@ -445,7 +479,7 @@ impl Run<'_> {
                 let known = &mut guards[g.key];
                 !*known.get_or_insert_with(|| g.admits(self.person))
             });
-            let matched = !ruled_out && self.condition(&rule.when_field, &rule.when)?;
+            let matched = !ruled_out && self.condition(&rule.when)?;
             let inputs = || self.inputs(rule.when.reads.iter());
             if !matched {
                 if self.level == TraceLevel::All {
@@ -460,7 +494,7 @@ impl Run<'_> {
                 }
                 continue;
             }
-            let contributed = self.apply(&rule.field, &rule.then, &mut desired, &mut state, false)?;
+            let contributed = self.apply(&rule.then, &mut desired, &mut state, false)?;
             if self.level != TraceLevel::None {
                 self.trace(
                     trace,
@@ -475,8 +509,7 @@ impl Run<'_> {
                 break;
             }
         }
-        let field = format!("destinations.{}.defaults", d.name);
-        let contributed = self.apply(&field, &d.defaults, &mut desired, &mut state, true)?;
+        let contributed = self.apply(&d.defaults, &mut desired, &mut state, true)?;
         if !contributed.is_empty() {
             self.trace(
                 trace,
@@ -502,14 +535,13 @@ impl Run<'_> {
                 candidates.push(c);
             }
         };
-        for (i, t) in u.candidates.iter().enumerate() {
-            let field = format!("{}.candidates[{i}]", u.field);
+        for t in &u.candidates {
             if t.uses_n() {
                 for n in 2..=i64::from(u.max_n) {
-                    push(self.template(Some(n), &field, t)?);
+                    push(self.template(Some(n), t)?);
                 }
             } else {
-                push(self.template(None, &field, t)?);
+                push(self.template(None, t)?);
             }
         }
         if candidates.is_empty() {
@@ -530,7 +562,6 @@ impl Run<'_> {
     /// first rule to set one wins. Lists add up. Defaults fill only what no rule set.
     fn apply(
         &self,
-        field: &str,
         o: &Outputs,
         desired: &mut Desired,
         state: &mut State,
@@ -539,7 +570,7 @@ impl Run<'_> {
         let mut contributed = Vec::new();
         if let Some(t) = &o.container
             && desired.container.is_none()
-            && let Some(c) = self.template(None, &format!("{field}.container"), t)?
+            && let Some(c) = self.template(None, t)?
         {
             if self.level != TraceLevel::None {
                 contributed.push(labelled("container", &c));
@@ -550,7 +581,7 @@ impl Run<'_> {
             if defaults && state.lists_set.contains(kind) {
                 continue;
             }
-            let Some(v) = self.template(None, &format!("{field}.{}", kind.label()), t)? else {
+            let Some(v) = self.template(None, t)? else {
                 continue;
             };
             let list = match kind {
@@ -581,10 +612,9 @@ impl Run<'_> {
         if let Some(e) = &o.expires
             && desired.expires_at.is_none()
         {
-            let f = format!("{field}.expires");
-            let v = self.eval(&f, e)?;
+            let v = self.eval(e)?;
             if v != Value::Null {
-                let when = dates::parse(&v).map_err(|reason| fail(&f, reason))?;
+                let when = dates::parse(&v).map_err(|reason| fail(&e.field, reason))?;
                 let text = dates::rfc3339(&when);
                 contributed.push(format!("expires:{text}"));
                 desired.expires_at = Some(text);
@@ -611,9 +641,7 @@ impl Run<'_> {
         for t in &o.tickets {
             let mut fields = Vec::new();
             for (k, v) in &t.fields {
-                let text = self
-                    .template(None, &format!("{field}.tickets.{k}"), v)?
-                    .unwrap_or_default();
+                let text = self.template(None, v)?.unwrap_or_default();
                 fields.push((k.clone(), text));
             }
             contributed.push(format!("ticket:{}", t.template));

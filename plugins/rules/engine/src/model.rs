@@ -201,6 +201,19 @@ impl<'a> View<'a> {
         map(entries)
     }
 
+    /// A text field by path (`department`, `custom.cost_center`), borrowed; `None`
+    /// when it is missing or not text.
+    pub fn text_path(self, path: &[impl AsRef<str>]) -> Option<&'a str> {
+        match path {
+            [field] => self.text(crate::fast::FIELDS.iter().position(|f| *f == field.as_ref())?),
+            [custom, name] if custom.as_ref() == "custom" => match self.custom(name.as_ref())? {
+                Attr::Text(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// A field by path (`department`, `custom.level`); null when missing.
     pub fn lookup(self, path: &[impl AsRef<str>]) -> Value {
         match path {
