@@ -389,14 +389,14 @@ impl Node {
             Node::In(a, b) => {
                 let needle = a.get(s)?;
                 match b.as_ref() {
+                    // CEL builds the whole list first, so every element must evaluate.
                     Node::List(items) => {
+                        let mut found = false;
                         for item in items {
                             let item = item.get(s)?;
-                            if same(&needle, &item)? {
-                                return Ok(true);
-                            }
+                            found = found || same(&needle, &item)?;
                         }
-                        false
+                        found
                     }
                     other => match other.eval(s)? {
                         Value::List(items) => {

@@ -147,21 +147,54 @@ pub fn evaluate_expression_interpreted(source: &str, person: &Person, now_ms: i6
 /// Whether the fast path covers an expression (for tests).
 #[doc(hidden)]
 pub fn has_fast_path(source: &str) -> bool {
-    let env = Arc::new(Env::stdlib());
-    compile::Compiler::new(env)
-        .and_then(|c| c.expr("expression", source))
-        .is_ok_and(|e| e.fast.is_some())
+    with_tools(|compiler, _| {
+        Ok(compiler
+            .expr("expression", source)
+            .is_ok_and(|e| e.fast.is_some()))
+    })
+    .unwrap_or(false)
+}
+
+/// One compiler and one root context per thread for single expressions (building
+/// CEL's standard environment and the library each time would dominate).
+fn with_tools<T>(
+    f: impl FnOnce(&compile::Compiler, &Context<'static, 'static>) -> Result<T, String>,
+) -> Result<T, String> {
+    thread_local! {
+        static TOOLS: std::cell::OnceCell<Result<(compile::Compiler, Context<'static, 'static>), String>> =
+            const { std::cell::OnceCell::new() };
+    }
+    TOOLS.with(|tools| {
+        let built = tools.get_or_init(|| {
+            let env = Arc::new(Env::stdlib());
+            let compiler = compile::Compiler::new(env.clone()).map_err(|e| e.to_string())?;
+            let mut root = Context::with_env(env);
+            functions::register(&mut root)?;
+            Ok((compiler, root))
+        });
+        match built {
+            Ok((compiler, root)) => f(compiler, root),
+            Err(e) => Err(e.clone()),
+        }
+    })
 }
 
 fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Result<Attr, String> {
-    let env = Arc::new(Env::stdlib());
-    let compiler = compile::Compiler::new(env.clone()).map_err(|e| e.to_string())?;
+    with_tools(|compiler, root| evaluate_with(compiler, root, source, person, now_ms, fast))
+}
+
+fn evaluate_with(
+    compiler: &compile::Compiler,
+    root: &Context<'static, 'static>,
+    source: &str,
+    person: &Person,
+    now_ms: i64,
+    fast: bool,
+) -> Result<Attr, String> {
     let mut expr = compiler.expr("expression", source).map_err(|e| e.to_string())?;
     if !fast {
         expr.fast = None;
     }
-    let mut root = Context::with_env(env);
-    functions::register(&mut root)?;
     functions::begin_evaluation(now_ms, person.seed());
     let custom = compiler.custom_names.resolve(model::View(person));
     let person_map = std::cell::OnceCell::new();
@@ -177,7 +210,7 @@ fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Resul
         guard_count: 0,
     };
     let run = Run {
-        root: &root,
+        root,
         person: model::View(person),
         custom: &custom,
         person_map: &person_map,

@@ -114,6 +114,156 @@ fn the_fast_path_covers_the_common_forms() {
     }
 }
 
+/// A small deterministic generator (xorshift), so failures reproduce.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+
+    /// A random value-producing expression.
+    fn value(&mut self, depth: u32) -> String {
+        let leaves = [
+            "person.department",
+            "person.title",
+            "person.team",
+            "person.status",
+            "person.email",
+            "person.custom.level",
+            "person.custom.grade",
+            "person.custom.remote",
+            "person.custom.none",
+            "person.custom.missing",
+            "person.custom.tags",
+            "\"Engineering\"",
+            "\"L5\"",
+            "\"\"",
+            "5",
+            "0",
+            "true",
+            "null",
+            "event",
+            "destination",
+            "[\"a\", \"b\"]",
+        ];
+        if depth == 0 {
+            return self.pick(&leaves).to_string();
+        }
+        match self.next() % 7 {
+            0 => format!("{} + {}", self.value(depth - 1), self.value(depth - 1)),
+            1 => format!(
+                "({} ? {} : {})",
+                self.condition(depth - 1),
+                self.value(depth - 1),
+                self.value(depth - 1)
+            ),
+            2 => format!("size({})", self.value(depth - 1)),
+            3 => format!(
+                "{}({})",
+                self.pick(&[
+                    "ToLower",
+                    "ToUpper",
+                    "StripSpaces",
+                    "CStr",
+                    "IsPresent",
+                    "NormalizeDiacritics"
+                ]),
+                self.value(depth - 1)
+            ),
+            4 => format!("Coalesce({}, {})", self.value(depth - 1), self.value(depth - 1)),
+            _ => self.pick(&leaves).to_string(),
+        }
+    }
+
+    /// A random condition.
+    fn condition(&mut self, depth: u32) -> String {
+        if depth == 0 {
+            return format!("{} == {}", self.value(0), self.value(0));
+        }
+        match self.next() % 10 {
+            0 => format!(
+                "({}) && ({})",
+                self.condition(depth - 1),
+                self.condition(depth - 1)
+            ),
+            1 => format!(
+                "({}) || ({})",
+                self.condition(depth - 1),
+                self.condition(depth - 1)
+            ),
+            2 => format!("!({})", self.condition(depth - 1)),
+            3 => format!("{} != {}", self.value(depth - 1), self.value(depth - 1)),
+            4 => format!(
+                "{} {} {}",
+                self.value(depth - 1),
+                self.pick(&["<", "<=", ">", ">="]),
+                self.value(depth - 1)
+            ),
+            5 => format!(
+                "{} in [{}, {}]",
+                self.value(depth - 1),
+                self.value(0),
+                self.value(0)
+            ),
+            6 => format!(
+                "{}.{}({})",
+                self.value(depth - 1),
+                self.pick(&["startsWith", "endsWith", "contains", "matches"]),
+                self.value(0)
+            ),
+            7 => format!("has(person.custom.{})", self.pick(&["level", "missing", "none"])),
+            8 => format!("{} in {}", self.value(0), self.value(depth - 1)),
+            _ => format!("{} == {}", self.value(depth - 1), self.value(depth - 1)),
+        }
+    }
+}
+
+#[test]
+fn random_expressions_get_the_interpreters_answers() {
+    // `FAST_PATH_ROUNDS` and `FAST_PATH_SEED` widen the search.
+    let rounds: usize = std::env::var("FAST_PATH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let seed: u64 = std::env::var("FAST_PATH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15);
+    let mut generator = Gen(seed);
+    let mut covered = 0;
+    for round in 0..rounds {
+        let e = if round % 2 == 0 {
+            generator.condition(3)
+        } else {
+            generator.value(3)
+        };
+        if has_fast_path(&e) {
+            covered += 1;
+        }
+        for person in people() {
+            let fast = evaluate_expression(&e, &person, NOW);
+            let slow = evaluate_expression_interpreted(&e, &person, NOW);
+            match (&fast, &slow) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{e} for {:?}", person.ids),
+                (Err(_), Err(_)) => {}
+                _ => panic!("{e} for {:?}: fast {fast:?}, interpreter {slow:?}", person.ids),
+            }
+        }
+    }
+    assert!(
+        covered * 3 > rounds * 2,
+        "only {covered} of {rounds} random expressions took the fast path"
+    );
+}
+
 #[test]
 fn the_fast_path_answers_as_the_interpreter_does() {
     for person in people() {
