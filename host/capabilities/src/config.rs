@@ -58,6 +58,22 @@ pub struct HttpConnection {
     /// Upper bound for one request's time (milliseconds).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// A token bucket shared by every call on this connection (Lever: 10 per second,
+    /// bursts of 20); requests wait for a token instead of being refused.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// How often a 429 answer is retried here, after its `Retry-After`, before the
+    /// plugin sees it.
+    #[serde(default)]
+    pub retry_429: u32,
+}
+
+/// Requests per second and the burst a connection allows.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: u32,
 }
 
 /// How the host authenticates requests on a connection.

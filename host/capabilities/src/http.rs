@@ -8,7 +8,10 @@
 use crate::config::{HttpAuth, HttpConnection, TenantConfig};
 use crate::grants::EffectiveGrants;
 use reqwest::header::{HeaderName, HeaderValue};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Headers a plugin may never set: the host owns credentials and routing.
 const FORBIDDEN_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
@@ -49,11 +52,23 @@ pub enum HttpError {
     Transport(String),
 }
 
-/// The shared HTTP client (one connection pool for the whole host).
+/// The shared HTTP client (one connection pool for the whole host) and the
+/// connections' rate limits.
 #[derive(Debug, Clone)]
 pub struct HttpCapability {
     client: reqwest::Client,
+    buckets: Arc<Mutex<HashMap<u64, Bucket>>>,
 }
+
+/// A token bucket: `tokens` refill at the connection's rate up to its burst.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Longest a 429's `Retry-After` is honoured here (longer: the plugin hears it).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl HttpCapability {
     /// Builds the client. Redirects are not followed: a plugin sees the 3xx and
@@ -65,7 +80,50 @@ impl HttpCapability {
             .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HttpError::Transport(format!("cannot build HTTP client: {e}")))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            buckets: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// Waits for a token of the connection's bucket (one bucket per URL, connection
+    /// and credential: each API key has its own limit), until `deadline`.
+    async fn take_token(
+        &self,
+        conn: &HttpConnection,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<(), HttpError> {
+        let Some(limit) = conn.rate_limit.filter(|l| l.per_second > 0.0) else {
+            return Ok(());
+        };
+        let key = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (name, &conn.url, credential_of(&conn.auth)).hash(&mut h);
+            h.finish()
+        };
+        loop {
+            let wait = {
+                let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                let b = buckets.entry(key).or_insert(Bucket {
+                    tokens: f64::from(limit.burst.max(1)),
+                    at: now,
+                });
+                let refill = now.duration_since(b.at).as_secs_f64() * limit.per_second;
+                b.tokens = (b.tokens + refill).min(f64::from(limit.burst.max(1)));
+                b.at = now;
+                if b.tokens >= 1.0 {
+                    b.tokens -= 1.0;
+                    return Ok(());
+                }
+                Duration::from_secs_f64((1.0 - b.tokens) / limit.per_second)
+            };
+            if Instant::now() + wait > deadline {
+                return Err(HttpError::Timeout);
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Checks and sends one request for a plugin.
@@ -114,8 +172,34 @@ impl HttpCapability {
             .timeout_ms
             .map(|ms| Duration::from_millis(ms as u64).min(limit))
             .unwrap_or(limit);
+        let deadline = Instant::now() + timeout;
+        let name = req.connection.clone();
         let send = async {
-            let mut response = builder.send().await.map_err(transport_error)?;
+            let mut attempt = 0;
+            let mut response = loop {
+                self.take_token(conn, &name, deadline).await?;
+                let this = builder
+                    .try_clone()
+                    .ok_or_else(|| HttpError::InvalidRequest("the request cannot be repeated".into()))?;
+                let response = this.send().await.map_err(transport_error)?;
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(Duration::from_secs(1));
+                if response.status().as_u16() != 429
+                    || attempt >= conn.retry_429
+                    || retry_after > MAX_RETRY_AFTER
+                    || Instant::now() + retry_after > deadline
+                {
+                    break response;
+                }
+                attempt += 1;
+                tracing::debug!(connection = %name, attempt, ?retry_after, "429: retrying after Retry-After");
+                tokio::time::sleep(retry_after).await;
+            };
             let status = response.status().as_u16();
             let headers = response
                 .headers()
@@ -140,6 +224,16 @@ impl HttpCapability {
         tokio::time::timeout(timeout, send)
             .await
             .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+/// Identifies a connection's credential for its bucket (never leaves the process).
+fn credential_of(auth: &HttpAuth) -> &str {
+    match auth {
+        HttpAuth::None => "",
+        HttpAuth::Bearer { token } => token.expose(),
+        HttpAuth::Basic { username, .. } => username.expose(),
+        HttpAuth::Header { value, .. } => value.expose(),
     }
 }
 
@@ -208,7 +302,26 @@ mod tests {
             url: url.into(),
             auth: HttpAuth::None,
             timeout_ms: None,
+            rate_limit: None,
+            retry_429: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn the_bucket_gives_its_burst_then_makes_callers_wait() {
+        let http = HttpCapability::new().unwrap();
+        let mut c = conn("https://api.example.test/v1");
+        c.rate_limit = Some(crate::config::RateLimit {
+            per_second: 0.001,
+            burst: 2,
+        });
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert_eq!(http.take_token(&c, "lever", soon).await, Ok(()));
+        assert_eq!(http.take_token(&c, "lever", soon).await, Ok(()));
+        // The third token is 1,000 s away: past the deadline, refused at once.
+        assert_eq!(http.take_token(&c, "lever", soon).await, Err(HttpError::Timeout));
+        // Another connection (or API key) has its own bucket.
+        assert_eq!(http.take_token(&c, "other", soon).await, Ok(()));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod preview;
 mod process;
 mod resolve;
 pub mod sources;
+pub mod webhooks;
 pub mod worker;
 
 pub use config::*;

@@ -21,6 +21,9 @@ pub struct SourceConfig {
     pub plugin: String,
     /// Poll every this many seconds (none: push only).
     pub poll_secs: Option<u64>,
+    /// Signed webhooks at `/hooks/lever/{name}` (the source's name must be unique across tenants).
+    #[serde(default)]
+    pub webhook: Option<crate::webhooks::WebhookConfig>,
 }
 
 /// Checks an event a source plugin produced.

@@ -5,6 +5,7 @@
 //! scopes everything it sees.
 
 mod auth;
+mod hooks;
 mod routes;
 mod rule_sets;
 

@@ -2,7 +2,7 @@
 //! JSON errors that name the field and the reason.
 
 use crate::auth::{Caller, Role, authenticate};
-use crate::{AppState, MAX_BODY_BYTES, rule_sets};
+use crate::{AppState, MAX_BODY_BYTES, hooks, rule_sets};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -43,6 +43,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(
+            Router::new()
+                .route("/hooks/lever/{source}", post(hooks::lever))
+                .layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY_BYTES)),
+        )
         .with_state(state)
 }
 

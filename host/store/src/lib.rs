@@ -71,6 +71,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores events and their jobs (skipping duplicates by idempotency key), the
     /// audit records and, when given, a source's new cursor, all in one transaction.
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>>;
+    /// Stores a webhook delivery's events and remembers its token, in one
+    /// transaction; `None` (and nothing written) when the token was seen before.
+    async fn intake_delivery(
+        &self,
+        events: Vec<NewEvent>,
+        delivery: Delivery,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<Option<Vec<Intake>>>;
     /// Claims up to `limit` runnable jobs (in per-person order) for `owner` with a lease:
     /// jobs whose lease expired first, then a fair share for each of `tenants` (in the
     /// order given; the caller rotates it), then the rest in arrival order.

@@ -416,3 +416,13 @@ pub struct RuleSetHead {
     pub published_by: String,
     pub published_ms: i64,
 }
+
+/// A verified webhook delivery whose token must never be accepted twice.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub tenant: String,
+    pub source: String,
+    pub token: String,
+    /// How long a seen token is remembered (at least the freshness window).
+    pub keep_ms: i64,
+}

@@ -7,6 +7,7 @@ mod grants;
 mod hot_swap;
 mod languages;
 mod ldap;
+mod lever;
 mod pipeline;
 mod rule_sets;
 mod sandbox;

@@ -289,92 +289,7 @@ impl Store for SqliteStore {
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>> {
         self.writer
             .write_urgent(move |ctx| {
-                let mut out = Vec::with_capacity(events.len());
-                for ev in events {
-                    let inserted = ctx
-                        .conn
-                        .prepare_cached(
-                            "INSERT INTO events (tenant, source, idempotency_key, person_key, kind, source_record_id,
-                                                 start_date, body, actor, received_ms, occurred_ms)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                             ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id",
-                        )?
-                        .query_row(
-                            params![
-                                ev.tenant,
-                                ev.source,
-                                ev.idempotency_key,
-                                ev.person_key,
-                                ev.kind,
-                                ev.source_record_id,
-                                ev.start_date,
-                                ev.body,
-                                ev.actor,
-                                ev.received_ms,
-                                ev.occurred_ms
-                            ],
-                            |r| r.get::<_, i64>(0),
-                        )
-                        .optional()?;
-                    let Some(event_id) = inserted else {
-                        let (event_id, job_id) = ctx
-                            .conn
-                            .prepare_cached(
-                                "SELECT e.id, j.id FROM events e JOIN jobs j ON j.event_id = e.id
-                                 WHERE e.tenant = ?1 AND e.idempotency_key = ?2",
-                            )?
-                            .query_row(params![ev.tenant, ev.idempotency_key], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                        out.push(Intake::Duplicate { event_id, job_id });
-                        continue;
-                    };
-                    let job_id: i64 = ctx
-                        .conn
-                        .prepare_cached(
-                            "INSERT INTO jobs (tenant, person_key, event_id, state, max_attempts, run_at_ms, created_ms)
-                             VALUES (?1, ?2, ?3, 'available', ?4, ?5, ?5) RETURNING id",
-                        )?
-                        .query_row(params![ev.tenant, ev.person_key, event_id, ev.max_attempts, ev.received_ms], |r| {
-                            r.get(0)
-                        })?;
-                    ctx.audit(AuditRecord {
-                        tenant: ev.tenant.clone(),
-                        kind: "event.received".into(),
-                        actor: ev.actor.clone(),
-                        person_key: Some(ev.person_key.clone()),
-                        destination: None,
-                        event_id: Some(event_id),
-                        job_id: Some(job_id),
-                        data: serde_json::json!({
-                            "source": ev.source, "kind": ev.kind, "source_record_id": ev.source_record_id,
-                            "idempotency_key": ev.idempotency_key,
-                        }),
-                    })?;
-                    // A job held because the rules failed on this person's data is
-                    // superseded by the newer record (events carry the whole person).
-                    let superseded: Vec<i64> = ctx
-                        .conn
-                        .prepare_cached(
-                            "UPDATE jobs SET state = 'cancelled', hold_reason = 'superseded by event ' || ?3,
-                                 finished_ms = ?4
-                             WHERE tenant = ?1 AND person_key = ?2 AND state = 'held' AND id < ?5
-                               AND substr(hold_reason, 1, 6) = 'rules:' RETURNING id",
-                        )?
-                        .query_map(params![ev.tenant, ev.person_key, event_id, ctx.now_ms, job_id], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?;
-                    for old in superseded {
-                        ctx.audit(AuditRecord {
-                            tenant: ev.tenant.clone(),
-                            kind: "job.superseded".into(),
-                            actor: ev.actor.clone(),
-                            person_key: Some(ev.person_key.clone()),
-                            destination: None,
-                            event_id: Some(event_id),
-                            job_id: Some(old),
-                            data: serde_json::json!({ "by_job": job_id, "reason": "newer record for a person held on a rules error" }),
-                        })?;
-                    }
-                    out.push(Intake::Accepted { event_id, job_id });
-                }
+                let out = intake_events(ctx, events)?;
                 if let Some(c) = cursor {
                     ctx.conn
                         .prepare_cached(
@@ -384,6 +299,40 @@ impl Store for SqliteStore {
                         .execute(params![c.tenant, c.source, c.cursor, ctx.now_ms])?;
                 }
                 Ok(out)
+            })
+            .await
+    }
+
+    async fn intake_delivery(
+        &self,
+        events: Vec<NewEvent>,
+        delivery: Delivery,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<Option<Vec<Intake>>> {
+        self.writer
+            .write_urgent(move |ctx| {
+                // Tokens older than the delivery window can never be replayed (they are stale).
+                ctx.conn
+                    .prepare_cached("DELETE FROM webhook_tokens WHERE seen_ms < ?1")?
+                    .execute([ctx.now_ms - delivery.keep_ms])?;
+                let fresh = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO webhook_tokens (tenant, source, token, seen_ms) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![
+                        delivery.tenant,
+                        delivery.source,
+                        delivery.token,
+                        ctx.now_ms
+                    ])?;
+                if fresh == 0 {
+                    return Ok(None);
+                }
+                let out = intake_events(ctx, events)?;
+                ctx.audit_all(audit)?;
+                Ok(Some(out))
             })
             .await
     }
@@ -1401,6 +1350,109 @@ impl Store for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))?;
         self.writer.write(|_| Ok(())).await
     }
+}
+
+/// Stores events, their jobs and their audit entries (the body of every intake).
+fn intake_events(ctx: &mut writer::WriteCtx<'_>, events: Vec<NewEvent>) -> StoreResult<Vec<Intake>> {
+    let mut out = Vec::with_capacity(events.len());
+    for ev in events {
+        let inserted = ctx
+            .conn
+            .prepare_cached(
+                "INSERT INTO events (tenant, source, idempotency_key, person_key, kind, source_record_id,
+                                     start_date, body, actor, received_ms, occurred_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id",
+            )?
+            .query_row(
+                params![
+                    ev.tenant,
+                    ev.source,
+                    ev.idempotency_key,
+                    ev.person_key,
+                    ev.kind,
+                    ev.source_record_id,
+                    ev.start_date,
+                    ev.body,
+                    ev.actor,
+                    ev.received_ms,
+                    ev.occurred_ms
+                ],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?;
+        let Some(event_id) = inserted else {
+            let (event_id, job_id) = ctx
+                .conn
+                .prepare_cached(
+                    "SELECT e.id, j.id FROM events e JOIN jobs j ON j.event_id = e.id
+                     WHERE e.tenant = ?1 AND e.idempotency_key = ?2",
+                )?
+                .query_row(params![ev.tenant, ev.idempotency_key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            out.push(Intake::Duplicate { event_id, job_id });
+            continue;
+        };
+        let job_id: i64 = ctx
+            .conn
+            .prepare_cached(
+                "INSERT INTO jobs (tenant, person_key, event_id, state, max_attempts, run_at_ms, created_ms)
+                 VALUES (?1, ?2, ?3, 'available', ?4, ?5, ?5) RETURNING id",
+            )?
+            .query_row(
+                params![
+                    ev.tenant,
+                    ev.person_key,
+                    event_id,
+                    ev.max_attempts,
+                    ev.received_ms
+                ],
+                |r| r.get(0),
+            )?;
+        ctx.audit(AuditRecord {
+            tenant: ev.tenant.clone(),
+            kind: "event.received".into(),
+            actor: ev.actor.clone(),
+            person_key: Some(ev.person_key.clone()),
+            destination: None,
+            event_id: Some(event_id),
+            job_id: Some(job_id),
+            data: serde_json::json!({
+                "source": ev.source, "kind": ev.kind, "source_record_id": ev.source_record_id,
+                "idempotency_key": ev.idempotency_key,
+            }),
+        })?;
+        // A job held because the rules failed on this person's data is
+        // superseded by the newer record (events carry the whole person).
+        let superseded: Vec<i64> = ctx
+            .conn
+            .prepare_cached(
+                "UPDATE jobs SET state = 'cancelled', hold_reason = 'superseded by event ' || ?3,
+                     finished_ms = ?4
+                 WHERE tenant = ?1 AND person_key = ?2 AND state = 'held' AND id < ?5
+                   AND substr(hold_reason, 1, 6) = 'rules:' RETURNING id",
+            )?
+            .query_map(
+                params![ev.tenant, ev.person_key, event_id, ctx.now_ms, job_id],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        for old in superseded {
+            ctx.audit(AuditRecord {
+                tenant: ev.tenant.clone(),
+                kind: "job.superseded".into(),
+                actor: ev.actor.clone(),
+                person_key: Some(ev.person_key.clone()),
+                destination: None,
+                event_id: Some(event_id),
+                job_id: Some(old),
+                data: serde_json::json!({ "by_job": job_id, "reason": "newer record for a person held on a rules error" }),
+            })?;
+        }
+        out.push(Intake::Accepted { event_id, job_id });
+    }
+    Ok(out)
 }
 
 const RULE_SET_COLUMNS: &str = "tenant, version, author, message, created_ms, tests_passed, tests, document";

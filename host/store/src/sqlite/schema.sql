@@ -187,3 +187,13 @@ CREATE TABLE IF NOT EXISTS name_claims (
     PRIMARY KEY (tenant, attribute, value_key)
 );
 CREATE INDEX IF NOT EXISTS name_claims_person ON name_claims (tenant, attribute, person_key);
+
+-- Webhook delivery tokens seen (replay protection), kept as long as a delivery could still be fresh.
+CREATE TABLE IF NOT EXISTS webhook_tokens (
+    tenant TEXT NOT NULL,
+    source TEXT NOT NULL,
+    token TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, source, token)
+);
+CREATE INDEX IF NOT EXISTS webhook_tokens_seen ON webhook_tokens (seen_ms);

@@ -1,0 +1,360 @@
+//! Lever webhooks end to end: signed deliveries (test vectors computed with
+//! `ring`, not the host's `hmac`), the `lever` source plugin enriching ids
+//! through a fake Lever API (pagination, both nestings, a 429), the joiner applied
+//! to the sandbox destination; forged, stale, replayed (also after a restart),
+//! malformed and oversized deliveries refused, audited, and enqueueing nothing.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use tenure_pipeline::QueueConfig;
+use tenure_store::Store;
+use tenure_tests::fake_lever::{
+    self, API_KEY, HIRED_CONTACT, HIRED_OPPORTUNITY, MANAGER_CONTACT, NESTED_CONTACT, NESTED_OPPORTUNITY,
+    NOT_HIRED_OPPORTUNITY,
+};
+use tenure_tests::host::{HostSpec, TENANT, TestHost, pipeline_toml, rules, tenant_toml};
+
+const HIRED_TOKEN: &str = "tok-hired-signature-0123456789";
+const OTHER_TOKEN: &str = "tok-any-signature-0123456789";
+
+/// Lever's signature, computed with ring (an implementation the host does not use).
+fn sign(key: &str, token: &str, triggered_at: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{token}{triggered_at}").as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn the_signing_helper_matches_vectors_computed_with_python() {
+    // python3: hmac.new(key, (token + str(triggeredAt)).encode(), hashlib.sha256).hexdigest()
+    assert_eq!(
+        sign(
+            "tok-hired",
+            "657fd5a0759c87d35660b096dbc388d1d31058869f08ce3f",
+            1431458021951
+        ),
+        "cfa0b5c25e2c572141c4a537b13bed8b3b9b24c19450ff5cf7f9f9c7b4c3c4ba"
+    );
+    assert_eq!(
+        sign(
+            "a-signature-token",
+            "be58f711f349c7780e4579cd7c63341ac6f881e4dccc3154",
+            1431454330072
+        ),
+        "3ed75ebc5a19f328b1318d71ebae6fbbb134d13a1cb3fb693b5cdcc01af8a161"
+    );
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+fn delivery(event: &str, key: &str, token: &str, at: u64, data: Value) -> Value {
+    json!({ "triggeredAt": at, "event": event, "data": data, "token": token, "signature": sign(key, token, at) })
+}
+
+fn hired(token: &str, opportunity: &str) -> Value {
+    delivery(
+        "candidateHired",
+        HIRED_TOKEN,
+        token,
+        now_ms(),
+        json!({ "opportunityId": opportunity, "candidateId": opportunity, "contactId": "ignored" }),
+    )
+}
+
+fn specs(lever: std::net::SocketAddr) -> HostSpec {
+    let tenant = tenant_toml(&format!(
+        "[connections.lever]\nkind = \"http\"\nurl = \"http://{lever}/v1\"\n\
+         auth = {{ type = \"basic\", username = \"{API_KEY}\" }}\n\
+         rate_limit = {{ per_second = 10.0, burst = 20 }}\nretry_429 = 2\n\
+         [plugins.lever.grants]\nhttp = [\"lever\"]\nkv = true\n\
+         [plugins.lever]\nsettings = {{ name_split = \"last-space\" }}\n\
+         [plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
+        rules("sandbox")
+    ));
+    let pipeline = pipeline_toml(&format!(
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
+         [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
+         [sources.webhook]\nmax_age_secs = 300\nmax_body_bytes = 65536\n\
+         [sources.webhook.signature_tokens]\ncandidateHired = \"{HIRED_TOKEN}\"\n\"*\" = \"{OTHER_TOKEN}\"\n"
+    ));
+    HostSpec {
+        tenant,
+        pipeline,
+        queue: QueueConfig {
+            poll_ms: 20,
+            ..QueueConfig::default()
+        },
+        plugins: vec!["rules-basic", "sandbox", "lever"],
+    }
+}
+
+async fn post_hook(h: &TestHost, body: &[u8]) -> (u16, Value) {
+    let resp = h
+        .client
+        .post(format!("{}/hooks/lever/lever", h.base))
+        .header("content-type", "application/json")
+        .header("user-agent", "Lever-Webhooks")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn stored_events(h: &TestHost) -> usize {
+    h.audit(None)
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "event.received")
+        .count()
+}
+
+async fn rejections(h: &TestHost) -> Vec<Value> {
+    h.audit(None)
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "webhook.rejected")
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refused() {
+    let lever = fake_lever::start().await;
+    let h = TestHost::start(specs(lever.addr)).await;
+
+    // Lever's test request: signed, empty data: 200, nothing enqueued.
+    let ping = delivery("candidateHired", HIRED_TOKEN, "ping-token-1", now_ms(), json!({}));
+    let (status, body) = post_hook(&h, ping.to_string().as_bytes()).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ping")), "{body}");
+
+    // A hire: enriched through the fake API and stored before the 200.
+    let first = hired("delivery-token-1", HIRED_OPPORTUNITY).to_string();
+    let (status, body) = post_hook(&h, first.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stored"][0]["status"], "accepted", "{body}");
+    let event_id = body["stored"][0]["event_id"].as_i64().unwrap();
+    h.wait_idle(Duration::from_secs(30)).await;
+
+    let event = h
+        .store
+        .event(TENANT, event_id)
+        .await
+        .unwrap()
+        .expect("stored event");
+    assert_eq!(event.person_key, format!("lever:{HIRED_CONTACT}"));
+    let stored: Value = serde_json::from_str(&event.body).unwrap();
+    let p = &stored["person"];
+    assert_eq!(p["ids"][0]["id"], HIRED_CONTACT, "the contact is the person");
+    assert_eq!(
+        (p["given_name"].as_str(), p["family_name"].as_str()),
+        (Some("Shane Q"), Some("Smith"))
+    );
+    assert_eq!(
+        p["title"], "Back End Software Engineer",
+        "the signed offer on the second page wins over the draft"
+    );
+    assert_eq!(
+        (p["department"].as_str(), p["team"].as_str()),
+        (Some("Engineering"), Some("Platform"))
+    );
+    assert_eq!(p["location"], "San Francisco");
+    assert_eq!(p["start_date"], "2100-01-01");
+    assert_eq!(p["status"], "PreHire");
+    assert_eq!(p["employment_type"], "Employee");
+    assert_eq!(
+        p["manager"]["id"], MANAGER_CONTACT,
+        "the manager's linked contact is their person id"
+    );
+    assert_eq!(stored["kind"], "Joiner");
+    let custom = p["custom"].to_string();
+    assert!(
+        custom.contains("dana@example.test") && custom.contains("OP-9"),
+        "{custom}"
+    );
+
+    // Applied to the sandbox destination.
+    let (_, jobs) = h
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/jobs?state=completed",
+            tenure_tests::host::IT_TOKEN,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(jobs.as_array().map(Vec::len), Some(1), "{jobs}");
+
+    // The host attached the API key (the fake refuses anything else), retried the 429 once,
+    // and followed the offers' pagination.
+    assert_eq!(lever.count("/v1/archive_reasons"), 2, "a 429 and its retry");
+    assert_eq!(
+        lever.count(&format!("/v1/opportunities/{HIRED_OPPORTUNITY}/offers")),
+        2
+    );
+    assert!(
+        lever
+            .requests()
+            .iter()
+            .all(|r| r.header("authorization").is_some())
+    );
+
+    // The other documented nesting ({"data": {"data": ...}}) reads the same.
+    let (status, body) = post_hook(
+        &h,
+        hired("delivery-token-2", NESTED_OPPORTUNITY)
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let nested = h
+        .store
+        .event(TENANT, body["stored"][0]["event_id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(nested.person_key, format!("lever:{NESTED_CONTACT}"));
+
+    // Not a hire: verified, nothing to enqueue.
+    let (status, body) = post_hook(
+        &h,
+        hired("delivery-token-3", NOT_HIRED_OPPORTUNITY)
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["stored"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{body}"
+    );
+
+    let before = stored_events(&h).await;
+    let at = now_ms();
+    // Replayed, forged, signed with another webhook's token, stale, malformed, missing a field, oversized.
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (first.clone().into_bytes(), 409, "token"),
+        (
+            {
+                let mut d = hired("forged-1", HIRED_OPPORTUNITY);
+                d["signature"] = json!(sign(
+                    "not-the-key",
+                    "forged-1",
+                    d["triggeredAt"].as_u64().unwrap()
+                ));
+                d.to_string().into_bytes()
+            },
+            401,
+            "signature",
+        ),
+        (
+            delivery(
+                "candidateHired",
+                OTHER_TOKEN,
+                "wrong-key-1",
+                at,
+                json!({"opportunityId": HIRED_OPPORTUNITY}),
+            )
+            .to_string()
+            .into_bytes(),
+            401,
+            "signature",
+        ),
+        (
+            delivery(
+                "candidateHired",
+                HIRED_TOKEN,
+                "stale-1",
+                at - 3_600_000,
+                json!({"opportunityId": HIRED_OPPORTUNITY}),
+            )
+            .to_string()
+            .into_bytes(),
+            401,
+            "triggeredAt",
+        ),
+        (b"{\"triggeredAt\": 1, \"event\": ".to_vec(), 400, "body"),
+        (
+            json!({"triggeredAt": at, "event": "candidateHired", "data": {}, "signature": "00"})
+                .to_string()
+                .into_bytes(),
+            400,
+            "token",
+        ),
+        (vec![b' '; 70_000], 413, "body"),
+    ];
+    for (body, status, field) in &cases {
+        let (got, answer) = post_hook(&h, body).await;
+        assert_eq!(
+            (got, answer["error"]["field"].as_str()),
+            (*status, Some(*field)),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        stored_events(&h).await,
+        before,
+        "a refused delivery enqueues nothing"
+    );
+    let audited = rejections(&h).await;
+    assert_eq!(audited.len(), cases.len(), "{audited:?}");
+    assert!(
+        audited
+            .iter()
+            .any(|r| r["reason"].as_str().unwrap().contains("replay"))
+    );
+
+    // Seen tokens survive a restart: the same delivery is still a replay.
+    let dir = h.stop().await;
+    let h = TestHost::start_in(specs(lever.addr), dir).await;
+    let (status, body) = post_hook(&h, first.as_bytes()).await;
+    assert_eq!(status, 409, "{body}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicate() {
+    let lever = fake_lever::start().await;
+    let h = TestHost::start(specs(lever.addr)).await;
+    let source = tenure_pipeline::SourceConfig {
+        name: "lever".into(),
+        plugin: "lever".into(),
+        poll_secs: Some(60),
+        webhook: None,
+    };
+    assert!(!h.pipeline.poll_once(TENANT, &source).await, "one page");
+    let cursor = h.store.cursor(TENANT, "lever").await.unwrap();
+    assert_eq!(
+        cursor.as_deref(),
+        Some("1407460080915"),
+        "just after the newest updatedAt"
+    );
+    h.wait_idle(Duration::from_secs(30)).await;
+    assert_eq!(stored_events(&h).await, 1);
+
+    // After a restart the poll resumes at the stored cursor: nothing new, nothing twice.
+    let dir = h.stop().await;
+    let h = TestHost::start_in(specs(lever.addr), dir).await;
+    assert!(!h.pipeline.poll_once(TENANT, &source).await);
+    assert_eq!(h.store.cursor(TENANT, "lever").await.unwrap(), cursor);
+    assert_eq!(stored_events(&h).await, 1);
+    let polls: Vec<String> = lever
+        .requests()
+        .into_iter()
+        .filter(|r| r.target.starts_with("/v1/opportunities?"))
+        .map(|r| r.target)
+        .collect();
+    assert!(
+        polls[0].contains("updated_at_start=0") && polls[1].contains("updated_at_start=1407460080915"),
+        "{polls:?}"
+    );
+    h.stop().await;
+}
