@@ -2,7 +2,7 @@
 //! and HTTP API, and runs them until a shutdown signal.
 
 use crate::config::{HostConfig, secret_names};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -97,8 +97,22 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
         }
         runtime.set_tenant(name, t.runtime_config());
         if let Some(p) = t.pipeline() {
+            for s in &p.sources {
+                s.cron()
+                    .map_err(|e| anyhow::anyhow!("tenants.{name}.{}: {}", e.field, e.reason))?;
+            }
             sources.extend(p.sources.iter().map(|s| (name.clone(), s.clone())));
             tenants.insert(name.clone(), p);
+        }
+    }
+    // A webhook URL names only its source, so webhook sources are unique across tenants.
+    let mut hooks = BTreeSet::new();
+    for (tenant, s) in sources.iter().filter(|(_, s)| s.webhook.is_some()) {
+        if !hooks.insert(s.name.clone()) {
+            bail!(
+                "tenants.{tenant}.sources: another tenant already has a webhook source named {:?}",
+                s.name
+            );
         }
     }
     let pipeline_config = PipelineConfig {

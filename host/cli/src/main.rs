@@ -1,5 +1,6 @@
 //! `tenure`: the Tenure host command line.
 
+mod backfill;
 mod config;
 mod demo;
 mod host;
@@ -77,6 +78,26 @@ enum Command {
     /// Work with rule sets.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Work with sources.
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+}
+
+#[derive(Subcommand)]
+enum SourcesCommand {
+    /// Poll a source until it has no more pages, from its stored cursor (or `--since-ms`),
+    /// with a progress bar; the events are applied by `tenure serve`.
+    Backfill {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        source: String,
+        /// Start from this time (milliseconds since the epoch) instead of the stored cursor.
+        #[arg(long)]
+        since_ms: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -326,6 +347,12 @@ async fn main() -> Result<()> {
             println!("kv:           {}", manifest.capabilities.kv);
             Ok(())
         }
+        Command::Sources(SourcesCommand::Backfill {
+            config,
+            tenant,
+            source,
+            since_ms,
+        }) => backfill::run(&config, &tenant, &source, since_ms).await,
         Command::Rules(RulesCommand::Test {
             file,
             plugin,

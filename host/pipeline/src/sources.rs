@@ -21,9 +21,53 @@ pub struct SourceConfig {
     pub plugin: String,
     /// Poll every this many seconds (none: push only).
     pub poll_secs: Option<u64>,
+    /// Or poll on a cron schedule, in UTC: five fields (`*/15 * * * *`) or six with seconds.
+    #[serde(default)]
+    pub poll_cron: Option<String>,
     /// Signed webhooks at `/hooks/lever/{name}` (the source's name must be unique across tenants).
     #[serde(default)]
     pub webhook: Option<crate::webhooks::WebhookConfig>,
+}
+
+/// What one polled page did.
+#[derive(Debug)]
+pub struct PolledPage {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<InvalidEvent>,
+    /// The cursor now stored.
+    pub cursor: Option<String>,
+    pub has_more: bool,
+}
+
+impl SourceConfig {
+    /// The source's cron schedule, checked (`None` without `poll_cron`).
+    pub fn cron(&self) -> Result<Option<cron::Schedule>, InvalidEvent> {
+        let Some(text) = &self.poll_cron else {
+            return Ok(None);
+        };
+        let fields = text.split_whitespace().count();
+        let full = if fields == 5 {
+            format!("0 {text}")
+        } else {
+            text.clone()
+        };
+        full.parse::<cron::Schedule>()
+            .map(Some)
+            .map_err(|e| InvalidEvent {
+                field: format!("sources.{}.poll_cron", self.name),
+                reason: format!("{text:?} is not a cron schedule: {e}"),
+            })
+    }
+
+    /// How long to wait before the next scheduled poll.
+    fn next_wait(&self, schedule: Option<&cron::Schedule>) -> Option<Duration> {
+        if let Some(s) = schedule {
+            let next = s.upcoming(chrono::Utc).next()?;
+            return Some((next - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        }
+        self.poll_secs.map(|secs| Duration::from_secs(secs.max(1)))
+    }
 }
 
 /// Checks an event a source plugin produced.
@@ -114,21 +158,40 @@ impl Pipeline {
         shutdown: watch::Receiver<bool>,
     ) {
         let mut tasks = Vec::new();
-        for (tenant, source) in sources.into_iter().filter(|(_, s)| s.poll_secs.is_some()) {
+        for (tenant, source) in sources {
+            let schedule = match source.cron() {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(tenant, source = %source.name, "{}: {}", e.field, e.reason);
+                    continue;
+                }
+            };
+            if source.next_wait(schedule.as_ref()).is_none() {
+                continue;
+            }
             let (me, mut stop) = (self.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {
-                let every = Duration::from_secs(source.poll_secs.unwrap_or(60).max(1));
                 loop {
-                    let more = me.poll_once(&tenant, &source).await;
+                    // A cron source waits for its first slot; an interval source polls at once.
+                    if schedule.is_some() {
+                        let Some(wait) = source.next_wait(schedule.as_ref()) else {
+                            break;
+                        };
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.changed() => break,
+                        }
+                    }
+                    while me.poll_once(&tenant, &source).await && !*stop.borrow() {}
                     if *stop.borrow() {
                         break;
                     }
-                    if more {
-                        continue;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
-                        _ = stop.changed() => break,
+                    if schedule.is_none() {
+                        let Some(wait) = source.next_wait(None) else { break };
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.changed() => break,
+                        }
                     }
                 }
             }));
@@ -139,53 +202,86 @@ impl Pipeline {
     }
 
     /// One poll; true when the source says more is waiting.
+    /// Polls one page and stores it with its cursor (one transaction).
+    pub async fn poll_page(&self, tenant: &str, source: &SourceConfig) -> Result<PolledPage, PipelineError> {
+        let plugin = self.runtime.plugin(tenant, &source.plugin)?;
+        let cursor = self.store.cursor(tenant, &source.name).await?;
+        let page = plugin.poll(cursor.as_deref()).await?;
+        let (intake, rejected) = self
+            .ingest_from_source(tenant, &source.name, page.events, page.next_cursor.clone())
+            .await?;
+        Ok(PolledPage {
+            stored: intake
+                .iter()
+                .filter(|i| matches!(i, Intake::Accepted { .. }))
+                .count(),
+            duplicates: intake
+                .iter()
+                .filter(|i| matches!(i, Intake::Duplicate { .. }))
+                .count(),
+            rejected,
+            cursor: page.next_cursor,
+            has_more: page.has_more,
+        })
+    }
+
+    /// Polls one page for the scheduler, logging the outcome; true when more pages wait.
     pub async fn poll_once(&self, tenant: &str, source: &SourceConfig) -> bool {
         let span = tracing::info_span!("poll", tenant, source = %source.name);
         let _guard = span.enter();
-        let plugin = match self.runtime.plugin(tenant, &source.plugin) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(error = %e, "source plugin unavailable");
-                return false;
-            }
-        };
-        let cursor = match self.store.cursor(tenant, &source.name).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the cursor");
-                return false;
-            }
-        };
         let started = now_ms();
-        match plugin.poll(cursor.as_deref()).await {
+        match self.poll_page(tenant, source).await {
             Ok(page) => {
-                let count = page.events.len();
-                match self
-                    .ingest_from_source(tenant, &source.name, page.events, page.next_cursor)
-                    .await
-                {
-                    Ok((_, rejected)) => {
-                        for r in &rejected {
-                            tracing::warn!(field = %r.field, reason = %r.reason, "source event rejected");
-                        }
-                        tracing::info!(
-                            count,
-                            rejected = rejected.len(),
-                            ms = now_ms() - started,
-                            "polled"
-                        );
-                        page.has_more
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot store polled events; the cursor stays");
-                        false
-                    }
+                for r in &page.rejected {
+                    tracing::warn!(field = %r.field, reason = %r.reason, "source event rejected");
                 }
+                tracing::info!(
+                    stored = page.stored,
+                    duplicates = page.duplicates,
+                    rejected = page.rejected.len(),
+                    ms = now_ms() - started,
+                    "polled"
+                );
+                page.has_more
             }
             Err(e) => {
-                tracing::warn!(error = %e, "poll failed");
+                tracing::warn!(error = %e, "poll failed; the cursor stays");
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(cron: Option<&str>, secs: Option<u64>) -> SourceConfig {
+        SourceConfig {
+            name: "lever".into(),
+            plugin: "lever".into(),
+            poll_secs: secs,
+            poll_cron: cron.map(str::to_string),
+            webhook: None,
+        }
+    }
+
+    #[test]
+    fn cron_schedules_take_five_or_six_fields_and_bad_ones_name_the_key() {
+        assert!(source(Some("*/15 * * * *"), None).cron().unwrap().is_some());
+        assert!(source(Some("30 */15 * * * *"), None).cron().unwrap().is_some());
+        let e = source(Some("every day"), None).cron().unwrap_err();
+        assert_eq!(e.field, "sources.lever.poll_cron");
+        let s = source(Some("* * * * *"), None);
+        let wait = s.next_wait(s.cron().unwrap().as_ref()).unwrap();
+        assert!(
+            wait <= Duration::from_secs(60),
+            "the next minute is at most a minute away"
+        );
+        assert_eq!(
+            source(None, Some(5)).next_wait(None),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(source(None, None).next_wait(None), None, "push only");
     }
 }

@@ -328,6 +328,7 @@ async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicat
         name: "lever".into(),
         plugin: "lever".into(),
         poll_secs: Some(60),
+        poll_cron: None,
         webhook: None,
     };
     assert!(!h.pipeline.poll_once(TENANT, &source).await, "one page");
@@ -357,4 +358,72 @@ async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicat
         "{polls:?}"
     );
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_from_the_command_line_polls_until_done_and_resumes() {
+    let lever = fake_lever::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let root = tenure_plugin_test::workspace_root();
+    std::fs::write(dir.path().join("rules.txt"), rules("sandbox")).unwrap();
+    let config = format!(
+        r#"plugins_dir = "{}"
+cache_dir = "{}"
+[store]
+path = "data/tenure.db"
+[tenants.acme]
+rules = "rules-basic"
+[[tenants.acme.destinations]]
+name = "sandbox"
+connector = "sandbox"
+[tenants.acme.plugins.rules-basic]
+rule_set = "@rules.txt"
+[tenants.acme.plugins.sandbox.grants]
+kv = true
+[tenants.acme.connections.lever]
+kind = "http"
+url = "http://{}/v1"
+auth = {{ type = "basic", username = "{API_KEY}" }}
+retry_429 = 2
+[tenants.acme.plugins.lever.grants]
+http = ["lever"]
+kv = true
+[[tenants.acme.sources]]
+name = "lever"
+plugin = "lever"
+"#,
+        tenure_plugin_test::plugin_dir().display(),
+        root.join("target/component-cache").display(),
+        lever.addr
+    );
+    std::fs::write(dir.path().join("tenure.toml"), config).unwrap();
+    let path = dir.path().to_path_buf();
+    let run = move || {
+        let out = std::process::Command::new(tenure_tests::tenure_binary())
+            .args([
+                "sources",
+                "backfill",
+                "--config",
+                "tenure.toml",
+                "--tenant",
+                "acme",
+                "--source",
+                "lever",
+            ])
+            .current_dir(&path)
+            .env("RUST_LOG", "warn")
+            .env_remove("TENURE_MASTER_KEY")
+            .output()
+            .expect("run tenure");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let first = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert!(first.contains("1 pages, 1 new events"), "{first}");
+    // The cursor was stored with the page: a second backfill finds nothing new.
+    let second = tokio::task::spawn_blocking(run).await.unwrap();
+    assert!(
+        second.contains("1 pages, 0 new events, 0 already known"),
+        "{second}"
+    );
 }

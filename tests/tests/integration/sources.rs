@@ -119,6 +119,7 @@ async fn a_poll_stores_its_cursor_with_its_events() {
         name: "hr".into(),
         plugin: "source-json".into(),
         poll_secs: Some(60),
+        poll_cron: None,
         webhook: None,
     };
     assert!(!host.pipeline.poll_once(TENANT, &source).await, "no more pages");
