@@ -24,7 +24,7 @@ log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh
 
 log "unit tests of the plugins workspace (native): the rule engines"
-(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine -p lever)
+(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine -p lever -p hr-feed)
 
 # The crash test drives the real `tenure serve` binary.
 log "building the tenure binary"

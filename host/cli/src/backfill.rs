@@ -1,4 +1,4 @@
-//! `tenure sources backfill`: polls a source page by page until it has no more,
+//! `tenure sources backfill` and `import`. Backfill polls a source page by page until it has no more,
 //! from its stored cursor (or `--since-ms`), with a progress bar. Each page and
 //! its cursor are stored in one transaction, so an interrupted backfill resumes
 //! where it stopped; the events are applied by `tenure serve`.
@@ -62,5 +62,44 @@ pub async fn run(config_path: &Path, tenant: &str, source: &str, since_ms: Optio
     println!(
         "backfill of {tenant}/{source}: {pages} pages, {stored} new events, {duplicates} already known, {rejected} rejected"
     );
+    Ok(())
+}
+
+/// `tenure sources import`: one file through the source's plugin, stored durably.
+pub async fn import(config_path: &Path, tenant: &str, source: &str, file: &Path) -> Result<()> {
+    let body = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let content_type = match file.extension().and_then(|e| e.to_str()) {
+        Some("csv") => "text/csv",
+        Some("json") => "application/json",
+        _ => bail!("{}: name the file .csv or .json", file.display()),
+    };
+    let (config, store) = host::load_config(config_path).await?;
+    let host = host::build(config, store).await?;
+    let payload = tenure_runtime::wit::source::Payload {
+        content_type: content_type.into(),
+        headers: Vec::new(),
+        body,
+    };
+    let (intake, rejected) = host
+        .pipeline
+        .ingest_payload(tenant, source, payload)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    for r in &rejected {
+        eprintln!("rejected: {}: {}", r.field, r.reason);
+    }
+    let stored = intake
+        .iter()
+        .filter(|i| matches!(i, tenure_store::Intake::Accepted { .. }))
+        .count();
+    println!(
+        "import of {} into {tenant}/{source}: {stored} new events, {} already known, {} rejected",
+        file.display(),
+        intake.len() - stored,
+        rejected.len()
+    );
+    if !rejected.is_empty() {
+        bail!("{} record(s) rejected", rejected.len());
+    }
     Ok(())
 }

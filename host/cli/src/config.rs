@@ -104,6 +104,9 @@ pub struct HostTenant {
     /// How rule-set versions are published (`four_eyes`).
     #[serde(default)]
     pub rule_sets: RuleSetPolicy,
+    /// Linking one person across sources (`link_by`, `authority`).
+    #[serde(default)]
+    pub identity: tenure_pipeline::identity::IdentityConfig,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
     #[serde(default)]
@@ -124,6 +127,7 @@ impl HostTenant {
         Some(TenantPipeline {
             rules: self.rules.clone()?,
             rule_sets: self.rule_sets.clone(),
+            identity: self.identity.clone(),
             destinations: self.destinations.clone(),
             sources: self.sources.clone(),
         })

@@ -98,6 +98,17 @@ enum SourcesCommand {
         #[arg(long)]
         since_ms: Option<i64>,
     },
+    /// Import a file (CSV or JSON) through a source's plugin, as an upload to
+    /// `POST /api/v1/sources/{source}/payload` would; the events are applied by `tenure serve`.
+    Import {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        source: String,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -353,6 +364,12 @@ async fn main() -> Result<()> {
             source,
             since_ms,
         }) => backfill::run(&config, &tenant, &source, since_ms).await,
+        Command::Sources(SourcesCommand::Import {
+            config,
+            tenant,
+            source,
+            file,
+        }) => backfill::import(&config, &tenant, &source, &file).await,
         Command::Rules(RulesCommand::Test {
             file,
             plugin,

@@ -133,6 +133,9 @@ pub struct TenantPipeline {
     /// How rule-set versions are published.
     #[serde(default)]
     pub rule_sets: RuleSetPolicy,
+    /// How one person is recognised across sources, and which source wins per attribute.
+    #[serde(default)]
+    pub identity: crate::identity::IdentityConfig,
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
     /// Source plugins (pushed payloads and polling).

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod event;
+pub mod identity;
 pub mod metrics;
 pub mod naming;
 pub mod plan;
@@ -246,6 +247,12 @@ impl Pipeline {
             field: "body".into(),
             reason: err.to_string(),
         })?;
+        let link_keys = self
+            .config
+            .tenants
+            .get(tenant)
+            .map(|t| t.identity.keys(&e.person_key, &e.event.person))
+            .unwrap_or_default();
         Ok(NewEvent {
             tenant: tenant.into(),
             source: e.source,
@@ -259,6 +266,7 @@ impl Pipeline {
             actor: actor.into(),
             received_ms: now_ms(),
             max_attempts: self.config.queue.max_attempts,
+            link_keys,
         })
     }
 

@@ -76,10 +76,13 @@ impl Pipeline {
         kind: EventKind,
     ) -> Result<Preview, PipelineError> {
         let tenant = self.tenant(tenant_name)?;
-        let person_key = crate::event::person_key(source, person).ok_or_else(|| crate::InvalidEvent {
+        let own_key = crate::event::person_key(source, person).ok_or_else(|| crate::InvalidEvent {
             field: "person.ids".into(),
             reason: "must name at least one id".into(),
         })?;
+        // The person as the pipeline would see them: linked across sources and merged.
+        let (person_key, merged) = self.linked_person(tenant_name, source, &own_key, person).await?;
+        let person = &merged;
         let rules = self.runtime.plugin(tenant_name, &tenant.rules)?;
         let context = wit::rules::Context {
             event: kind.to_wit(),

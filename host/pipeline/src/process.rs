@@ -137,7 +137,7 @@ impl JobRun<'_> {
                 error: format!("config: tenant {} is not configured", job.tenant),
             };
         };
-        let event: wit::PersonEvent = match serde_json::from_str(&job.event.body) {
+        let mut event: wit::PersonEvent = match serde_json::from_str(&job.event.body) {
             Ok(e) => e,
             Err(e) => {
                 return Finish::Dead {
@@ -145,6 +145,16 @@ impl JobRun<'_> {
                 };
             }
         };
+        // A person known to several sources: the rules see the merged record.
+        if !tenant.identity.link_by.is_empty() {
+            match p
+                .merged_person(&job.tenant, &job.person_key, &job.event.source, &event.person)
+                .await
+            {
+                Ok(merged) => event.person = merged,
+                Err(e) => return self.failed(Failure::store(&e)),
+            }
+        }
         // Each event carries the whole person; one that arrives after a newer one was
         // applied (a late webhook, a retried request) would undo it, so it is recorded and skipped.
         if let Some(occurred) = event.occurred_at.as_deref().and_then(crate::event::rfc3339_ms) {

@@ -207,6 +207,11 @@ pub trait Store: Send + Sync + 'static {
     async fn release_held(&self, tenant: &str, reason_prefix: &str, actor: &str) -> StoreResult<u64>;
     /// The newest stored event of every person of a tenant (at most `limit`).
     async fn latest_events(&self, tenant: &str, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// The person that owns the first of `keys` already known (see `NewEvent::link_keys`).
+    async fn identity_owner(&self, tenant: &str, keys: &[String]) -> StoreResult<Option<String>>;
+    /// The newest event of each source for a person, newest first (the person's
+    /// records across linked sources).
+    async fn latest_events_of(&self, tenant: &str, person_key: &str) -> StoreResult<Vec<EventRow>>;
     /// Claims a unique value for a person; false when another person holds it.
     /// `value_key` is the comparison form (case-folded).
     async fn claim_name(

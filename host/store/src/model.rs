@@ -23,6 +23,9 @@ pub struct NewEvent {
     pub actor: String,
     pub received_ms: i64,
     pub max_attempts: u32,
+    /// Keys that identify the person across sources (`email:a@b.test`, `id:hr:E1`):
+    /// when one already belongs to a person, the event joins that person.
+    pub link_keys: Vec<String>,
 }
 
 /// A source's polling position, stored with the events it produced.

@@ -67,15 +67,7 @@ fn hired(token: &str, opportunity: &str) -> Value {
 }
 
 fn specs(lever: std::net::SocketAddr) -> HostSpec {
-    let tenant = tenant_toml(&format!(
-        "[connections.lever]\nkind = \"http\"\nurl = \"http://{lever}/v1\"\n\
-         auth = {{ type = \"basic\", username = \"{API_KEY}\" }}\n\
-         rate_limit = {{ per_second = 10.0, burst = 20 }}\nretry_429 = 2\n\
-         [plugins.lever.grants]\nhttp = [\"lever\"]\nkv = true\n\
-         [plugins.lever]\nsettings = {{ name_split = \"last-space\" }}\n\
-         [plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
-        rules("sandbox")
-    ));
+    let tenant = tenant_toml(&specs_tenant_text(lever));
     let pipeline = pipeline_toml(&format!(
         "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
          [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
@@ -426,4 +418,118 @@ plugin = "lever"
         second.contains("1 pages, 0 new events, 0 already known"),
         "{second}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lever_hire_and_an_hr_feed_termination_act_on_one_person() {
+    let lever = fake_lever::start().await;
+    let mut spec = specs(lever.addr);
+    // Link by email; HR is the authority on titles. The HR feed arrives as CSV.
+    let mut pipeline = spec.pipeline;
+    pipeline.identity = toml::from_str("link_by = [\"email\"]\n[authority]\ntitle = \"hr\"\n").unwrap();
+    pipeline
+        .sources
+        .push(toml::from_str("name = \"hr\"\nplugin = \"hr-feed\"\n").unwrap());
+    spec.pipeline = pipeline;
+    spec.tenant = tenant_toml(&format!(
+        "{}\n[plugins.hr-feed]\nsettings = {{ \"column.employee_id\" = \"Employee ID\", \"column.email\" = \"Work Email\", \
+         \"column.event\" = \"Action\", \"column.effective_date\" = \"Effective Date\", \"column.title\" = \"Title\", \
+         \"event.TERM\" = \"leaver\" }}\n",
+        specs_tenant_text(lever.addr)
+    ));
+    spec.plugins.push("hr-feed");
+    let h = TestHost::start(spec).await;
+
+    let (status, body) = post_hook(
+        &h,
+        hired("link-token-1", HIRED_OPPORTUNITY).to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    h.wait_idle(Duration::from_secs(30)).await;
+    let person = format!("lever:{HIRED_CONTACT}");
+    let before = account(
+        &h,
+        "lever",
+        &format!("candidateHired:{HIRED_OPPORTUNITY}:link-token-1"),
+    )
+    .await;
+    assert_eq!(before["enabled"], true, "{before}");
+
+    // The HR system's record of the same employee (another id, the same email in other case): a termination.
+    let csv = "Employee ID,Work Email,Action,Effective Date,Title\nE100,Shane@Example.test,TERM,2026-03-31,Senior Engineer\n";
+    let resp = h
+        .client
+        .post(format!("{}/api/v1/sources/hr/payload", h.base))
+        .bearer_auth(tenure_tests::host::SOURCE_TOKEN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        202,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
+    h.wait_idle(Duration::from_secs(30)).await;
+
+    // Both events belong to one person and one account, which is now disabled.
+    let (_, jobs) = h
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/v1/jobs?person={person}"),
+            tenure_tests::host::IT_TOKEN,
+            None,
+            None,
+        )
+        .await;
+    let kinds: Vec<(&str, &str)> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["kind"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{jobs}");
+    assert!(kinds.iter().all(|(_, s)| *s == "completed"), "{jobs}");
+    let after = account(&h, "hr", "E100:leaver:2026-03-31").await;
+    assert_eq!(after["anchor"], before["anchor"], "the same account");
+    assert_eq!(after["enabled"], false, "{after}");
+    let audit: Vec<String> = h
+        .audit(Some(&person))
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        audit.iter().filter(|k| *k == "op.applied").count() >= 2,
+        "{audit:?}"
+    );
+    h.stop().await;
+}
+
+/// The runtime part of [`specs`] as TOML text (for tests that add to it).
+fn specs_tenant_text(lever: std::net::SocketAddr) -> String {
+    format!(
+        "[connections.lever]\nkind = \"http\"\nurl = \"http://{lever}/v1\"\n\
+         auth = {{ type = \"basic\", username = \"{API_KEY}\" }}\n\
+         rate_limit = {{ per_second = 10.0, burst = 20 }}\nretry_429 = 2\n\
+         [plugins.lever.grants]\nhttp = [\"lever\"]\nkv = true\n\
+         [plugins.lever]\nsettings = {{ name_split = \"last-space\" }}\n\
+         [plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
+        rules("sandbox")
+    )
+}
+
+/// The account the sandbox holds for the person of a stored record (preview writes nothing).
+async fn account(h: &TestHost, source: &str, record: &str) -> Value {
+    let (status, body) = h
+        .post(
+            "/api/v1/preview",
+            &json!({ "source": source, "source_record_id": record }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["destinations"][0]["current"].clone()
 }

@@ -1249,6 +1249,33 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn identity_owner(&self, tenant: &str, keys: &[String]) -> StoreResult<Option<String>> {
+        self.read(|c| {
+            for key in keys {
+                let owner: Option<String> = c
+                    .prepare_cached("SELECT person_key FROM identities WHERE tenant = ?1 AND key = ?2")?
+                    .query_row(params![tenant, key], |r| r.get(0))
+                    .optional()?;
+                if owner.is_some() {
+                    return Ok(owner);
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    async fn latest_events_of(&self, tenant: &str, person_key: &str) -> StoreResult<Vec<EventRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e
+                 WHERE e.id IN (SELECT max(id) FROM events WHERE tenant = ?1 AND person_key = ?2 GROUP BY source)
+                 ORDER BY e.id DESC"
+            ))?
+            .query_map(params![tenant, person_key], |r| event_row(r, 0))?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
     async fn claim_name(
         &self,
         tenant: &str,
@@ -1355,7 +1382,10 @@ impl Store for SqliteStore {
 /// Stores events, their jobs and their audit entries (the body of every intake).
 fn intake_events(ctx: &mut writer::WriteCtx<'_>, events: Vec<NewEvent>) -> StoreResult<Vec<Intake>> {
     let mut out = Vec::with_capacity(events.len());
-    for ev in events {
+    for mut ev in events {
+        if !ev.link_keys.is_empty() {
+            ev.person_key = link_person(ctx, &ev)?;
+        }
         let inserted = ctx
             .conn
             .prepare_cached(
@@ -1453,6 +1483,32 @@ fn intake_events(ctx: &mut writer::WriteCtx<'_>, events: Vec<NewEvent>) -> Store
         out.push(Intake::Accepted { event_id, job_id });
     }
     Ok(out)
+}
+
+/// The person an event belongs to across sources: the owner of its source's own
+/// key (`id:...`, first in `link_keys`), else of any other link key, else its own;
+/// every key is then recorded for that person.
+fn link_person(ctx: &mut writer::WriteCtx<'_>, ev: &NewEvent) -> StoreResult<String> {
+    let mut owner: Option<String> = None;
+    for key in &ev.link_keys {
+        owner = ctx
+            .conn
+            .prepare_cached("SELECT person_key FROM identities WHERE tenant = ?1 AND key = ?2")?
+            .query_row(params![ev.tenant, key], |r| r.get(0))
+            .optional()?;
+        if owner.is_some() {
+            break;
+        }
+    }
+    let person = owner.unwrap_or_else(|| ev.person_key.clone());
+    for key in &ev.link_keys {
+        ctx.conn
+            .prepare_cached(
+                "INSERT INTO identities (tenant, key, person_key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![ev.tenant, key, person])?;
+    }
+    Ok(person)
 }
 
 const RULE_SET_COLUMNS: &str = "tenant, version, author, message, created_ms, tests_passed, tests, document";

@@ -197,3 +197,11 @@ CREATE TABLE IF NOT EXISTS webhook_tokens (
     PRIMARY KEY (tenant, source, token)
 );
 CREATE INDEX IF NOT EXISTS webhook_tokens_seen ON webhook_tokens (seen_ms);
+
+-- Keys that identify one person across sources (email, an HR id, ...) -> the person's key.
+CREATE TABLE IF NOT EXISTS identities (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;

@@ -23,6 +23,7 @@ fn event(key: &str, person: &str) -> NewEvent {
         actor: "test".into(),
         received_ms: 1,
         max_attempts: 3,
+        link_keys: Vec::new(),
     }
 }
 
