@@ -136,10 +136,23 @@ pub async fn start() -> FakeLever {
                     .find_map(|kv| kv.strip_prefix("updated_at_start="))
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                let all = [opportunity(HIRED_OPPORTUNITY, HIRED_CONTACT, "Shane Q Smith", Some(HIRED_REASON))];
+                // Two pages, the second holding an older update: a poller must read the
+                // whole sweep before it moves its cursor, or it leaves a gap.
+                let mut older = opportunity(NESTED_OPPORTUNITY, NESTED_CONTACT, "Mia Lopez", Some(HIRED_REASON));
+                older["updatedAt"] = json!(1407460000000_i64);
+                let second = query.contains("offset=page2");
+                let all = if second {
+                    vec![older]
+                } else {
+                    vec![opportunity(HIRED_OPPORTUNITY, HIRED_CONTACT, "Shane Q Smith", Some(HIRED_REASON))]
+                };
                 let page: Vec<Value> =
                     all.into_iter().filter(|o| o["updatedAt"].as_i64().unwrap_or(0) >= since).collect();
-                ok(json!({"data": page, "hasNext": false}))
+                if second || page.is_empty() {
+                    ok(json!({"data": page, "hasNext": false}))
+                } else {
+                    ok(json!({"data": page, "next": "page2", "hasNext": true}))
+                }
             }
             _ => Reply {
                 status: 404,

@@ -151,15 +151,22 @@ impl Guest for Lever {
     }
 
     fn poll(cursor: Option<String>) -> Result<PollResult, PluginError> {
-        // The cursor is the `updatedAt` (ms) of the newest opportunity already seen.
-        let since: i64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
-        let page = get(&format!(
-            "/opportunities?archived=true&updated_at_start={since}&limit=50&expand=contact&expand=applications"
-        ))?;
-        let mut newest = since;
+        // A sweep reads every page of opportunities updated since `since`, following
+        // Lever's `next` offsets; only when it ends does the cursor move past the newest
+        // `updatedAt` it saw. Cursor: `since` between sweeps, `since|offset|newest` within one.
+        let sweep = Sweep::parse(cursor.as_deref());
+        let mut path = format!(
+            "/opportunities?archived=true&updated_at_start={}&limit=50&expand=contact&expand=applications",
+            sweep.since
+        );
+        if let Some(offset) = &sweep.offset {
+            path.push_str(&format!("&offset={}", encode(offset)));
+        }
+        let page = get(&path)?;
+        let mut newest = sweep.newest;
         let mut events = Vec::new();
         for opp in page.get("data").and_then(Json::as_array).into_iter().flatten() {
-            let updated = opp.get("updatedAt").and_then(Json::as_i64).unwrap_or(since);
+            let updated = opp.get("updatedAt").and_then(Json::as_i64).unwrap_or(sweep.since);
             newest = newest.max(updated);
             if let Some(id) = opp.get("id").and_then(Json::as_str)
                 && let Some(e) = hire_event(id, EventKind::Joiner, &format!("poll:{id}:{updated}"), updated)?
@@ -167,12 +174,45 @@ impl Guest for Lever {
                 events.push(e);
             }
         }
-        let has_more = page.get("hasNext").and_then(Json::as_bool).unwrap_or(false) && newest > since;
-        Ok(PollResult {
-            events,
-            next_cursor: Some(if newest > since { newest + 1 } else { since }.to_string()),
-            has_more,
+        let next = page
+            .get("next")
+            .and_then(Json::as_str)
+            .filter(|_| page.get("hasNext").and_then(Json::as_bool).unwrap_or(false));
+        Ok(match next {
+            Some(offset) => PollResult {
+                events,
+                next_cursor: Some(format!("{}|{offset}|{newest}", sweep.since)),
+                has_more: true,
+            },
+            None => PollResult {
+                events,
+                // Past the newest update seen; where it started when nothing was new.
+                next_cursor: Some(sweep.since.max(newest.saturating_add(1)).to_string()),
+                has_more: false,
+            },
         })
+    }
+}
+
+/// Where a poll stands (see `poll`).
+struct Sweep {
+    since: i64,
+    offset: Option<String>,
+    newest: i64,
+}
+
+impl Sweep {
+    fn parse(cursor: Option<&str>) -> Sweep {
+        let mut parts = cursor.unwrap_or("0").splitn(3, '|');
+        let since = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let offset = parts.next().filter(|o| !o.is_empty()).map(str::to_string);
+        // Nothing seen yet is one before the start.
+        let newest = parts.next().and_then(|p| p.parse().ok()).unwrap_or(since - 1);
+        Sweep {
+            since,
+            offset,
+            newest,
+        }
     }
 }
 

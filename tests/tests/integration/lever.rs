@@ -323,22 +323,33 @@ async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicat
         poll_cron: None,
         webhook: None,
     };
-    assert!(!h.pipeline.poll_once(TENANT, &source).await, "one page");
+    assert!(h.pipeline.poll_once(TENANT, &source).await, "a second page waits");
+    let mid_sweep = h.store.cursor(TENANT, "lever").await.unwrap();
+    assert_eq!(
+        mid_sweep.as_deref(),
+        Some("0|page2|1407460080914"),
+        "the sweep's start stays until it ends"
+    );
+    assert!(!h.pipeline.poll_once(TENANT, &source).await, "the sweep ends");
     let cursor = h.store.cursor(TENANT, "lever").await.unwrap();
     assert_eq!(
         cursor.as_deref(),
         Some("1407460080915"),
-        "just after the newest updatedAt"
+        "just after the newest updatedAt of the whole sweep"
     );
     h.wait_idle(Duration::from_secs(30)).await;
-    assert_eq!(stored_events(&h).await, 1);
+    assert_eq!(
+        stored_events(&h).await,
+        2,
+        "the older update on the second page is not lost"
+    );
 
     // After a restart the poll resumes at the stored cursor: nothing new, nothing twice.
     let dir = h.stop().await;
     let h = TestHost::start_in(specs(lever.addr), dir).await;
     assert!(!h.pipeline.poll_once(TENANT, &source).await);
     assert_eq!(h.store.cursor(TENANT, "lever").await.unwrap(), cursor);
-    assert_eq!(stored_events(&h).await, 1);
+    assert_eq!(stored_events(&h).await, 2);
     let polls: Vec<String> = lever
         .requests()
         .into_iter()
@@ -346,9 +357,10 @@ async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicat
         .map(|r| r.target)
         .collect();
     assert!(
-        polls[0].contains("updated_at_start=0") && polls[1].contains("updated_at_start=1407460080915"),
+        polls[0].contains("updated_at_start=0") && polls[1].contains("offset=page2"),
         "{polls:?}"
     );
+    assert!(polls[2].contains("updated_at_start=1407460080915"), "{polls:?}");
     h.stop().await;
 }
 
@@ -411,7 +423,7 @@ plugin = "lever"
         String::from_utf8_lossy(&out.stdout).to_string()
     };
     let first = tokio::task::spawn_blocking(run.clone()).await.unwrap();
-    assert!(first.contains("1 pages, 1 new events"), "{first}");
+    assert!(first.contains("2 pages, 2 new events"), "{first}");
     // The cursor was stored with the page: a second backfill finds nothing new.
     let second = tokio::task::spawn_blocking(run).await.unwrap();
     assert!(
