@@ -573,6 +573,34 @@ fn hire_event(
     if let Some(status) = offer.and_then(|o| o.get("status")).and_then(Json::as_str) {
         custom.push(("offer_status".into(), Value::Text(status.into())));
     }
+    // The offer's other fields (custom ones included) as `offer_<identifier>`; pay is
+    // left in Lever: nothing downstream provisions from it, and audits would keep it.
+    for field in offer
+        .and_then(|o| o.get("fields"))
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(id) = field.get("identifier").and_then(Json::as_str) else {
+            continue;
+        };
+        if ["salary", "compensation", "equity", "bonus", "currency"]
+            .iter()
+            .any(|w| id.contains(w))
+        {
+            continue;
+        }
+        let value = match field.get("value") {
+            Some(Json::String(v)) => v.clone(),
+            Some(Json::Number(n)) => n.to_string(),
+            Some(Json::Bool(b)) => b.to_string(),
+            _ => continue,
+        };
+        custom.push((format!("offer_{id}"), Value::Text(value)));
+    }
+    if let Some(commitment) = category("commitment") {
+        custom.push(("commitment".into(), Value::Text(commitment)));
+    }
     let person = Person {
         ids: vec![SourceId {
             source: s.source.clone(),

@@ -171,6 +171,14 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
         custom.contains("dana@example.test") && custom.contains("OP-9"),
         "{custom}"
     );
+    assert!(
+        custom.contains("offer_job_title") && custom.contains("Full-time"),
+        "the offer's fields and the commitment: {custom}"
+    );
+    assert!(
+        !custom.contains("salary") && !custom.contains("1319000"),
+        "pay stays in Lever: {custom}"
+    );
 
     // Applied to the sandbox destination.
     let (_, jobs) = h
