@@ -175,6 +175,28 @@ impl Pipeline {
         })
     }
 
+    /// The largest body a webhook source accepts (`None`: no such source).
+    pub fn webhook_body_limit(&self, source: &str) -> Option<usize> {
+        self.webhook_source(source).map(|(_, _, w)| w.max_body_bytes)
+    }
+
+    /// Refuses (and audits) a delivery whose body is over the source's limit, unread.
+    pub async fn refuse_oversized_webhook(&self, source: &str) -> Refusal {
+        let Some((tenant, _, config)) = self.webhook_source(source) else {
+            return Refusal::new(404, "source", format!("no webhook source named {source:?}"));
+        };
+        let r = Refusal::new(
+            413,
+            "body",
+            format!("more than the {} bytes allowed", config.max_body_bytes),
+        );
+        let audit = self.refused(tenant, source, &r);
+        if let Err(e) = self.store.append_audit(vec![audit]).await {
+            tracing::error!(error = %e, "cannot audit a refused webhook");
+        }
+        r
+    }
+
     fn refused(&self, tenant: &str, source: &str, refusal: &Refusal) -> AuditRecord {
         AuditRecord {
             tenant: tenant.into(),

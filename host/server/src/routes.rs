@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(
             Router::new()
                 .route("/hooks/lever/{source}", post(hooks::lever))
-                .layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY_BYTES)),
+                .layer(DefaultBodyLimit::disable()),
         )
         .with_state(state)
 }
