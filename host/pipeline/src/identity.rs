@@ -214,29 +214,7 @@ mod tests {
     use super::*;
 
     fn person(source: &str, id: &str) -> wit::Person {
-        wit::Person {
-            ids: vec![wit::SourceId {
-                source: source.into(),
-                id: id.into(),
-            }],
-            given_name: None,
-            family_name: None,
-            preferred_name: None,
-            emails: vec![],
-            phones: vec![],
-            title: None,
-            department: None,
-            team: None,
-            location: None,
-            country: None,
-            time_zone: None,
-            manager: None,
-            employment_type: None,
-            start_date: None,
-            end_date: None,
-            status: wit::PersonStatus::Active,
-            custom: vec![],
-        }
+        wit::Person::with_id(source, id)
     }
 
     #[test]

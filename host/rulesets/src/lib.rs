@@ -48,29 +48,7 @@ pub fn document_value(text: &str) -> Result<serde_json::Value, RuleSetError> {
 /// Makes the plugin load the rule set now, so that a compile error is reported
 /// as such (with its field) rather than as a failed evaluation.
 pub async fn check(rules: &PluginHandle, now_ms: i64) -> Result<(), RuleSetError> {
-    let person = wit::Person {
-        ids: vec![wit::SourceId {
-            source: "check".into(),
-            id: "check".into(),
-        }],
-        given_name: None,
-        family_name: None,
-        preferred_name: None,
-        emails: Vec::new(),
-        phones: Vec::new(),
-        title: None,
-        department: None,
-        team: None,
-        location: None,
-        country: None,
-        time_zone: None,
-        manager: None,
-        employment_type: None,
-        start_date: None,
-        end_date: None,
-        status: wit::PersonStatus::Active,
-        custom: Vec::new(),
-    };
+    let person = wit::Person::with_id("check", "check");
     let context = wit::rules::Context {
         event: wit::EventKind::Update,
         destinations: Vec::new(),

@@ -66,3 +66,32 @@ pub mod wit {
         pub use super::super::source_world::exports::tenure::plugin::source::{Payload, PollResult};
     }
 }
+
+impl wit::Person {
+    /// A person known only by one source id: every other field empty, status active.
+    pub fn with_id(source: &str, id: &str) -> Self {
+        wit::Person {
+            ids: vec![wit::SourceId {
+                source: source.into(),
+                id: id.into(),
+            }],
+            given_name: None,
+            family_name: None,
+            preferred_name: None,
+            emails: Vec::new(),
+            phones: Vec::new(),
+            title: None,
+            department: None,
+            team: None,
+            location: None,
+            country: None,
+            time_zone: None,
+            manager: None,
+            employment_type: None,
+            start_date: None,
+            end_date: None,
+            status: wit::PersonStatus::Active,
+            custom: Vec::new(),
+        }
+    }
+}

@@ -186,21 +186,6 @@ fn kind(v: &str) -> Option<EventKind> {
     })
 }
 
-fn kind_name(k: EventKind) -> &'static str {
-    match k {
-        EventKind::Joiner => "joiner",
-        EventKind::Update => "update",
-        EventKind::Mover => "mover",
-        EventKind::LeaveStart => "leave-start",
-        EventKind::LeaveEnd => "leave-end",
-        EventKind::Leaver => "leaver",
-        EventKind::Rehire => "rehire",
-        EventKind::Conversion => "conversion",
-        EventKind::Withdrawn => "withdrawn",
-        EventKind::Deleted => "deleted",
-    }
-}
-
 fn event(s: &Settings, row_no: usize, row: &Row) -> Result<PersonEvent, PluginError> {
     let column = |field: &str| {
         s.columns
@@ -270,7 +255,7 @@ fn event(s: &Settings, row_no: usize, row: &Row) -> Result<PersonEvent, PluginEr
     let record_id = get("record_id").unwrap_or_else(|| {
         format!(
             "{id}:{}:{}",
-            kind_name(kind),
+            tenure_sdk::person::event_kind_name(kind),
             effective_date.as_deref().unwrap_or_default()
         )
     });

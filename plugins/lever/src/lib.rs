@@ -26,7 +26,7 @@
 
 use serde_json::Value as Json;
 use std::cell::RefCell;
-use tenure_sdk::errors::{from_response, invalid_input};
+use tenure_sdk::errors::{from_http_error, from_response, invalid_input};
 use tenure_sdk::host::{clock, http, kv};
 use tenure_sdk::source::{Guest, Payload, PollResult};
 use tenure_sdk::types::{
@@ -227,12 +227,7 @@ fn get(path: &str) -> Result<Json, PluginError> {
         body: None,
         timeout_ms: Some(15_000),
     };
-    let resp = http::send(&req).map_err(|e| match e {
-        http::HttpError::Timeout => PluginError::Transient("Lever timed out".into()),
-        http::HttpError::Transport(m) => PluginError::Transient(m),
-        http::HttpError::Denied(m) => PluginError::Unauthorized(m),
-        http::HttpError::InvalidRequest(m) => PluginError::Permanent(m),
-    })?;
+    let resp = http::send(&req).map_err(|e| from_http_error(CONNECTION, e))?;
     if resp.status != 200 {
         return Err(from_response(&resp));
     }

@@ -11,7 +11,7 @@ use tenure_rules_engine::{Attr, Person as EnginePerson, Request, RuleSet, TraceL
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry, TraceLevel as WitTraceLevel};
 use tenure_sdk::types::{
-    Attribute, DesiredAccount, EmploymentType, EventKind, Person, PersonStatus, PluginError, Ticket, Value,
+    Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, PluginError, Ticket, Value,
 };
 
 thread_local! {
@@ -37,7 +37,7 @@ impl Guest for Rules {
     fn evaluate(person: Person, context: Context) -> Result<Evaluation, PluginError> {
         let input = to_engine(person);
         let request = Request {
-            event: event_name(context.event),
+            event: tenure_sdk::person::event_kind_name(context.event),
             destinations: &context.destinations,
             now_ms: context.now_ms,
             trace: match context.trace {
@@ -122,21 +122,6 @@ fn to_wit_account(d: tenure_rules_engine::Desired) -> DesiredAccount {
                 fields: t.fields,
             })
             .collect(),
-    }
-}
-
-fn event_name(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Joiner => "joiner",
-        EventKind::Update => "update",
-        EventKind::Mover => "mover",
-        EventKind::LeaveStart => "leave-start",
-        EventKind::LeaveEnd => "leave-end",
-        EventKind::Leaver => "leaver",
-        EventKind::Rehire => "rehire",
-        EventKind::Conversion => "conversion",
-        EventKind::Withdrawn => "withdrawn",
-        EventKind::Deleted => "deleted",
     }
 }
 

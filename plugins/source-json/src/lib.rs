@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value as Json};
 use std::cell::RefCell;
-use tenure_sdk::errors::{from_response, invalid_input};
+use tenure_sdk::errors::{from_http_error, from_response, invalid_input};
 use tenure_sdk::host::http;
 use tenure_sdk::source::{Guest, Payload, PollResult};
 use tenure_sdk::types::{
@@ -114,12 +114,7 @@ impl Guest for SourceJson {
             body: None,
             timeout_ms: Some(10_000),
         };
-        let resp = http::send(&req).map_err(|e| match e {
-            http::HttpError::Timeout => PluginError::Transient("hr-api timed out".into()),
-            http::HttpError::Transport(m) => PluginError::Transient(m),
-            http::HttpError::Denied(m) => PluginError::Unauthorized(m),
-            http::HttpError::InvalidRequest(m) => PluginError::Permanent(m),
-        })?;
+        let resp = http::send(&req).map_err(|e| from_http_error("hr-api", e))?;
         if resp.status != 200 {
             return Err(from_response(&resp));
         }

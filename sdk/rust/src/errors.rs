@@ -36,3 +36,16 @@ pub fn from_response(resp: &crate::host::http::Response) -> PluginError {
     let detail: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
     from_status(resp.status, retry_after_ms, &detail)
 }
+
+/// The error for a request the host could not complete: a timeout or transport
+/// failure is worth retrying, a denial is an authorization problem, a malformed
+/// request is the plugin's own mistake.
+pub fn from_http_error(connection: &str, e: crate::host::http::HttpError) -> PluginError {
+    use crate::host::http::HttpError;
+    match e {
+        HttpError::Timeout => PluginError::Transient(format!("{connection} timed out")),
+        HttpError::Transport(m) => PluginError::Transient(m),
+        HttpError::Denied(m) => PluginError::Unauthorized(m),
+        HttpError::InvalidRequest(m) => PluginError::Permanent(m),
+    }
+}

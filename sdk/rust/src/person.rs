@@ -1,6 +1,6 @@
 //! Helpers for reading a [`Person`](crate::types::Person).
 
-use crate::types::{Person, Value};
+use crate::types::{EventKind, Person, Value};
 
 /// The text of a custom attribute, if set and textual.
 pub fn custom_text<'a>(person: &'a Person, name: &str) -> Option<&'a str> {
@@ -22,4 +22,20 @@ pub fn primary_email(person: &Person) -> Option<&str> {
         .find(|e| e.primary)
         .or_else(|| person.emails.first())
         .map(|e| e.value.as_str())
+}
+
+/// An event kind's name as the API and rule sets write it (`leave-start`).
+pub fn event_kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Joiner => "joiner",
+        EventKind::Update => "update",
+        EventKind::Mover => "mover",
+        EventKind::LeaveStart => "leave-start",
+        EventKind::LeaveEnd => "leave-end",
+        EventKind::Leaver => "leaver",
+        EventKind::Rehire => "rehire",
+        EventKind::Conversion => "conversion",
+        EventKind::Withdrawn => "withdrawn",
+        EventKind::Deleted => "deleted",
+    }
 }
