@@ -90,7 +90,11 @@ fn start(config: &Path, log: &Path) -> Child {
 async fn wait_ready(client: &reqwest::Client, base: &str) {
     let started = Instant::now();
     loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+        if let Ok(r) = client
+            .get(format!("{base}/readyz"))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
             && r.status().is_success()
         {
             return;
@@ -142,7 +146,13 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
     let config = write_config(dir.path(), port);
     let log = dir.path().join("serve.log");
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    // Every server is killed in turn: no connection is kept for reuse, and no request
+    // may wait forever on one that died with its server.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let seed = fastrand::u64(..);
     let mut rng = fastrand::Rng::with_seed(seed);
     println!("seed {seed}");
