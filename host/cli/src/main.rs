@@ -1,10 +1,10 @@
 //! `tenure`: the Tenure host command line.
 
-mod backfill;
 mod config;
 mod demo;
 mod host;
 mod rules;
+mod sources;
 
 /// mimalloc: the host allocates many small, short-lived buffers (JSON, SQL rows, WIT values).
 #[global_allocator]
@@ -363,13 +363,13 @@ async fn main() -> Result<()> {
             tenant,
             source,
             since_ms,
-        }) => backfill::run(&config, &tenant, &source, since_ms).await,
+        }) => sources::backfill(&config, &tenant, &source, since_ms).await,
         Command::Sources(SourcesCommand::Import {
             config,
             tenant,
             source,
             file,
-        }) => backfill::import(&config, &tenant, &source, &file).await,
+        }) => sources::import(&config, &tenant, &source, &file).await,
         Command::Rules(RulesCommand::Test {
             file,
             plugin,

@@ -127,13 +127,10 @@ impl crate::Pipeline {
                 continue;
             }
             let mut taken = Vec::new();
-            let mut unchecked = Vec::new();
+            let (checkers, unchecked) = self.checkers(tenant, person_key, request).await?;
             let mut chosen = None;
             for candidate in &request.candidates {
-                if self
-                    .held_elsewhere(tenant, person_key, request, candidate, &mut unchecked)
-                    .await?
-                {
+                if held_elsewhere(&checkers, &request.attribute, candidate).await? {
                     taken.push(candidate.clone());
                     continue;
                 }
@@ -163,24 +160,24 @@ impl crate::Pipeline {
         Ok(out)
     }
 
-    /// Whether an account that is not this person's holds `value` in any of the
-    /// request's destinations.
-    async fn held_elsewhere(
+    /// The destinations of a request that can look the attribute up (with the
+    /// person's own account there), and the names of those that cannot. Resolved
+    /// once per request, not once per candidate.
+    async fn checkers(
         &self,
         tenant: &str,
         person_key: &str,
         request: &UniqueRequest,
-        value: &str,
-        unchecked: &mut Vec<String>,
-    ) -> Result<bool, crate::Failure> {
-        let Ok(pipeline) = self.tenant(tenant) else {
-            return Ok(false);
-        };
+    ) -> Result<(Vec<Checker>, Vec<String>), crate::Failure> {
+        let mut checkers = Vec::new();
+        let mut unchecked = Vec::new();
+        let destinations = self
+            .tenant(tenant)
+            .map(|t| t.destinations.as_slice())
+            .unwrap_or_default();
         for name in &request.unique_in {
-            let Some(dest) = pipeline.destinations.iter().find(|d| &d.name == name) else {
-                if !unchecked.contains(name) {
-                    unchecked.push(name.clone());
-                }
+            let Some(dest) = destinations.iter().find(|d| &d.name == name) else {
+                unchecked.push(name.clone());
                 continue;
             };
             let connector = self
@@ -192,20 +189,7 @@ impl crate::Pipeline {
                 .await
                 .map_err(|e| crate::Failure::of_call(&e))?;
             if !caps.matching_keys.contains(&request.attribute) {
-                if !unchecked.contains(name) {
-                    unchecked.push(name.clone());
-                }
-                continue;
-            }
-            let key = wit::MatchKey {
-                attribute: request.attribute.clone(),
-                value: value.to_string(),
-            };
-            let found = connector
-                .lookup(std::slice::from_ref(&key))
-                .await
-                .map_err(|e| crate::Failure::of_call(&e))?;
-            if found.is_empty() {
+                unchecked.push(name.clone());
                 continue;
             }
             let mine = self
@@ -214,12 +198,35 @@ impl crate::Pipeline {
                 .await
                 .map_err(|e| crate::Failure::store(&e))?
                 .map(|l| l.anchor);
-            if found.iter().any(|a| Some(&a.anchor) != mine.as_ref()) {
-                return Ok(true);
-            }
+            checkers.push(Checker { connector, mine });
         }
-        Ok(false)
+        Ok((checkers, unchecked))
     }
+}
+
+/// A destination where a unique value is looked up, and the person's own account there.
+struct Checker {
+    connector: tenure_runtime::PluginHandle,
+    mine: Option<String>,
+}
+
+/// Whether an account that is not this person's holds `value` in any checked destination.
+async fn held_elsewhere(checkers: &[Checker], attribute: &str, value: &str) -> Result<bool, crate::Failure> {
+    let key = wit::MatchKey {
+        attribute: attribute.to_string(),
+        value: value.to_string(),
+    };
+    for c in checkers {
+        let found = c
+            .connector
+            .lookup(std::slice::from_ref(&key))
+            .await
+            .map_err(|e| crate::Failure::of_call(&e))?;
+        if found.iter().any(|a| Some(&a.anchor) != c.mine.as_ref()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Puts the settled values into the desired account.

@@ -122,9 +122,12 @@ impl Guest for Lever {
             "contactCreated" | "contactUpdated" => {
                 let contact = text("contactId").ok_or_else(|| invalid_input("data.contactId", "missing"))?;
                 let mut events = Vec::new();
-                for opp in list(&format!("/opportunities?contact_id={contact}&archived=true"))? {
+                let path = format!(
+                    "/opportunities?contact_id={contact}&archived=true&expand=contact&expand=applications"
+                );
+                for opp in list(&path)? {
                     if let Some(id) = opp.get("id").and_then(Json::as_str)
-                        && let Some(e) = hire_event(id, EventKind::Update, &record(id), triggered_at)?
+                        && let Some(e) = hire_from(id, &opp, EventKind::Update, &record(id), triggered_at)?
                     {
                         events.push(e);
                     }
@@ -169,7 +172,13 @@ impl Guest for Lever {
             let updated = opp.get("updatedAt").and_then(Json::as_i64).unwrap_or(sweep.since);
             newest = newest.max(updated);
             if let Some(id) = opp.get("id").and_then(Json::as_str)
-                && let Some(e) = hire_event(id, EventKind::Joiner, &format!("poll:{id}:{updated}"), updated)?
+                && let Some(e) = hire_from(
+                    id,
+                    opp,
+                    EventKind::Joiner,
+                    &format!("poll:{id}:{updated}"),
+                    updated,
+                )?
             {
                 events.push(e);
             }
@@ -445,11 +454,23 @@ fn hire_event(
     record: &str,
     at_ms: i64,
 ) -> Result<Option<PersonEvent>, PluginError> {
-    let s = settings();
     let opp = object(&format!(
         "/opportunities/{opportunity}?expand=contact&expand=applications&expand=stage&expand=owner"
     ))?;
-    let hired = match archive_reason(&opp) {
+    hire_from(opportunity, &opp, kind, record, at_ms)
+}
+
+/// The event for an opportunity already fetched (with `contact` and
+/// `applications` expanded); `None` when it is not a hire.
+fn hire_from(
+    opportunity: &str,
+    opp: &Json,
+    kind: EventKind,
+    record: &str,
+    at_ms: i64,
+) -> Result<Option<PersonEvent>, PluginError> {
+    let s = settings();
+    let hired = match archive_reason(opp) {
         Some(reason) => hired_reasons()?.iter().any(|r| r == reason),
         None => false,
     };

@@ -5,9 +5,7 @@ use std::cell::RefCell;
 use tenure_rules_basic_engine::{Record, RuleSet, TraceLevel};
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry, TraceLevel as WitTraceLevel};
-use tenure_sdk::types::{
-    Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, PluginError, Value,
-};
+use tenure_sdk::types::{Attribute, DesiredAccount, Person, PluginError, Value};
 
 thread_local! {
     static RULES: RefCell<RuleSet> = RefCell::new(RuleSet::default());
@@ -109,27 +107,9 @@ pub fn flatten(p: &Person) -> Record<'_> {
         r.push(("email", email));
     }
     if let Some(t) = p.employment_type {
-        r.push((
-            "employment_type",
-            match t {
-                EmploymentType::Employee => "employee",
-                EmploymentType::Contractor => "contractor",
-                EmploymentType::Intern => "intern",
-                EmploymentType::Temporary => "temporary",
-                EmploymentType::Other => "other",
-            },
-        ));
+        r.push(("employment_type", tenure_sdk::person::employment_type_name(t)));
     }
-    r.push((
-        "status",
-        match p.status {
-            PersonStatus::Candidate => "candidate",
-            PersonStatus::PreHire => "pre-hire",
-            PersonStatus::Active => "active",
-            PersonStatus::OnLeave => "on-leave",
-            PersonStatus::Terminated => "terminated",
-        },
-    ));
+    r.push(("status", tenure_sdk::person::status_name(p.status)));
     for (k, v) in &p.custom {
         if let Value::Text(s) = v {
             r.push((k.as_str(), s.as_str()));

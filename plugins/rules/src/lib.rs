@@ -10,9 +10,7 @@ use std::cell::RefCell;
 use tenure_rules_engine::{Attr, Person as EnginePerson, Request, RuleSet, TraceLevel};
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry, TraceLevel as WitTraceLevel};
-use tenure_sdk::types::{
-    Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, PluginError, Ticket, Value,
-};
+use tenure_sdk::types::{Attribute, DesiredAccount, Person, PluginError, Ticket, Value};
 
 thread_local! {
     static RULES: RefCell<Option<RuleSet>> = const { RefCell::new(None) };
@@ -144,26 +142,12 @@ pub fn to_engine(p: Person) -> EnginePerson {
         country: p.country,
         time_zone: p.time_zone,
         manager: p.manager.map(|m| m.id),
-        employment_type: p.employment_type.map(|t| {
-            match t {
-                EmploymentType::Employee => "employee",
-                EmploymentType::Contractor => "contractor",
-                EmploymentType::Intern => "intern",
-                EmploymentType::Temporary => "temporary",
-                EmploymentType::Other => "other",
-            }
-            .to_string()
-        }),
+        employment_type: p
+            .employment_type
+            .map(|t| tenure_sdk::person::employment_type_name(t).to_string()),
         start_date: p.start_date,
         end_date: p.end_date,
-        status: match p.status {
-            PersonStatus::Candidate => "candidate",
-            PersonStatus::PreHire => "pre-hire",
-            PersonStatus::Active => "active",
-            PersonStatus::OnLeave => "on-leave",
-            PersonStatus::Terminated => "terminated",
-        }
-        .to_string(),
+        status: tenure_sdk::person::status_name(p.status).to_string(),
         custom: p
             .custom
             .into_iter()

@@ -1,6 +1,6 @@
 //! Helpers for reading a [`Person`](crate::types::Person).
 
-use crate::types::{EventKind, Person, Value};
+use crate::types::{EmploymentType, EventKind, Person, PersonStatus, Value};
 
 /// The text of a custom attribute, if set and textual.
 pub fn custom_text<'a>(person: &'a Person, name: &str) -> Option<&'a str> {
@@ -37,5 +37,27 @@ pub fn event_kind_name(kind: EventKind) -> &'static str {
         EventKind::Conversion => "conversion",
         EventKind::Withdrawn => "withdrawn",
         EventKind::Deleted => "deleted",
+    }
+}
+
+/// An employment type's name as rule sets write it (`contractor`).
+pub fn employment_type_name(t: EmploymentType) -> &'static str {
+    match t {
+        EmploymentType::Employee => "employee",
+        EmploymentType::Contractor => "contractor",
+        EmploymentType::Intern => "intern",
+        EmploymentType::Temporary => "temporary",
+        EmploymentType::Other => "other",
+    }
+}
+
+/// A status's name as rule sets write it (`pre-hire`).
+pub fn status_name(s: PersonStatus) -> &'static str {
+    match s {
+        PersonStatus::Candidate => "candidate",
+        PersonStatus::PreHire => "pre-hire",
+        PersonStatus::Active => "active",
+        PersonStatus::OnLeave => "on-leave",
+        PersonStatus::Terminated => "terminated",
     }
 }

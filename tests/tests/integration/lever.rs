@@ -369,6 +369,11 @@ async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicat
         "{polls:?}"
     );
     assert!(polls[2].contains("updated_at_start=1407460080915"), "{polls:?}");
+    assert_eq!(
+        lever.count(&format!("/v1/opportunities/{HIRED_OPPORTUNITY}?")),
+        0,
+        "the poll uses the page's opportunities; it does not fetch each again"
+    );
     h.stop().await;
 }
 

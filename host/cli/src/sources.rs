@@ -9,7 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Duration;
 
-pub async fn run(config_path: &Path, tenant: &str, source: &str, since_ms: Option<i64>) -> Result<()> {
+/// `tenure sources backfill`: polls until the source has no more pages.
+pub async fn backfill(config_path: &Path, tenant: &str, source: &str, since_ms: Option<i64>) -> Result<()> {
     let (config, store) = host::load_config(config_path).await?;
     let source_config = config
         .tenants
