@@ -16,15 +16,21 @@ need_apt() {
 command -v node >/dev/null && command -v npm >/dev/null || { log "installing node and npm"; need_apt nodejs npm; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-venv"; need_apt python3-venv; }
 
-# The LDAP tests start a real OpenLDAP (scripts/testbeds/openldap.sh, which installs
-# slapd with apt when missing); stop it when the run ends.
-trap 'scripts/testbeds/openldap.sh stop || true' EXIT
+# Real servers for the connector tests: OpenLDAP, a Samba AD domain controller and
+# scim2-server. Each script installs what it needs when missing (apt, or a private
+# Python venv) and is idempotent; they are started here, before the tests, so an
+# install failure stops the run with its own message. All are stopped when the run ends.
+trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true' EXIT
+log "starting the test servers (OpenLDAP, Samba AD DC, scim2-server)"
+scripts/testbeds/openldap.sh start >/dev/null
+scripts/testbeds/samba-ad.sh start >/dev/null
+scripts/testbeds/scim2-server.sh start >/dev/null
 
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh
 
-log "unit tests of the plugins workspace (native): the rule engines"
-(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine -p lever -p hr-feed)
+log "unit tests of the plugins workspace (native): rule engines, sources, connectors"
+(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine -p lever -p hr-feed -p directory -p scim)
 
 # The crash test drives the real `tenure serve` binary.
 log "building the tenure binary"

@@ -34,6 +34,11 @@ install() {
 }
 
 init() {
+  # A directory made by an older version of this script (without ppolicy) is made again.
+  if [ -f "$dir/slapd.conf" ] && ! grep -q '^overlay ppolicy' "$dir/slapd.conf"; then
+    stop
+    rm -rf "$dir"
+  fi
   [ -f "$dir/slapd.conf" ] && return
   log "creating a directory in $dir"
   mkdir -p "$dir/data" "$dir/tls" "$dir/run"
@@ -50,6 +55,7 @@ include /etc/ldap/schema/nis.schema
 include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload ppolicy
 pidfile $dir/run/slapd.pid
 TLSCACertificateFile $dir/tls/ca.pem
 TLSCertificateFile $dir/tls/cert.pem
@@ -62,6 +68,8 @@ rootpw $pw
 directory $dir/data
 index objectClass eq
 index uid,cn,mail eq
+# ppolicy: pwdAccountLockedTime locks an account (the connector's ldap profile disables that way).
+overlay ppolicy
 CONF
   cat > "$dir/base.ldif" <<LDIF
 dn: $base

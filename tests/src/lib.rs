@@ -3,6 +3,7 @@
 pub mod fake_lever;
 pub mod host;
 pub mod mock_destination;
+pub mod testbeds;
 
 /// The built `tenure` binary (`cargo build -p tenure`; `scripts/test.sh` builds it).
 pub fn tenure_binary() -> std::path::PathBuf {

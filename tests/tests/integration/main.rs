@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod directory;
 mod grants;
 mod hot_swap;
 mod languages;

@@ -1,0 +1,226 @@
+//! The connector's settings (`[tenants.T.plugins.directory.settings]`) and the
+//! two directory profiles.
+
+use tenure_sdk::errors::invalid_input;
+use tenure_sdk::types::PluginError;
+
+/// Which kind of directory the connection reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Active Directory (or Samba AD): `user`/`group`, objectGUID, userAccountControl, unicodePwd.
+    Ad,
+    /// A standards LDAP directory (OpenLDAP, 389-ds): inetOrgPerson/groupOfNames, entryUUID,
+    /// disabled through ppolicy's `pwdAccountLockedTime`.
+    Ldap,
+}
+
+/// What happens about the initial password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordPolicy {
+    /// The host generates a strong one, writes it and hands it to its password policy; the
+    /// plugin never sees it.
+    Generate,
+    /// None is set (an AD account then stays disabled until one is set by other means).
+    None,
+}
+
+/// Parsed settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub profile: Profile,
+    pub base_dn: String,
+    pub users_container: String,
+    pub groups_base: String,
+    /// Attributes read back into accounts, in the spelling rules use.
+    pub attributes: Vec<String>,
+    pub password: PasswordPolicy,
+    /// AD: `pwdLastSet: 0` after the initial password, so the person picks their own.
+    pub must_change_password: bool,
+    /// The attribute a non-DN manager reference is looked up by.
+    pub manager_key: String,
+    pub page_size: u32,
+}
+
+const AD_ATTRIBUTES: &str = "cn,sAMAccountName,userPrincipalName,givenName,sn,displayName,mail,employeeID,\
+department,title,company,manager,physicalDeliveryOfficeName,telephoneNumber";
+const LDAP_ATTRIBUTES: &str = "cn,uid,givenName,sn,displayName,mail,employeeNumber,departmentNumber,title,o,\
+manager,telephoneNumber";
+
+impl Settings {
+    /// Reads the settings; `base_dn` is required.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Settings, PluginError> {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.trim().to_string())
+        };
+        for (k, _) in pairs {
+            const KNOWN: &[&str] = &[
+                "profile",
+                "base_dn",
+                "users_container",
+                "groups_base",
+                "attributes",
+                "password",
+                "must_change_password",
+                "manager_key",
+                "page_size",
+            ];
+            if !KNOWN.contains(&k.as_str()) {
+                return Err(invalid_input(
+                    format!("settings.{k}"),
+                    format!("unknown setting; known: {}", KNOWN.join(", ")),
+                ));
+            }
+        }
+        let profile = match get("profile").as_deref() {
+            None | Some("ad") => Profile::Ad,
+            Some("ldap") => Profile::Ldap,
+            Some(other) => {
+                return Err(invalid_input(
+                    "settings.profile",
+                    format!("{other:?} is not ad or ldap"),
+                ));
+            }
+        };
+        let base_dn = get("base_dn")
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| invalid_input("settings.base_dn", "required: the directory's base DN"))?;
+        let attributes = get("attributes").unwrap_or_else(|| {
+            match profile {
+                Profile::Ad => AD_ATTRIBUTES,
+                Profile::Ldap => LDAP_ATTRIBUTES,
+            }
+            .to_string()
+        });
+        let attributes: Vec<String> = attributes
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if let Some(bad) = attributes.iter().find(|a| !valid_attribute(a)) {
+            return Err(invalid_input(
+                "settings.attributes",
+                format!("{bad:?} is not an attribute name"),
+            ));
+        }
+        let password = match get("password").as_deref() {
+            None | Some("generate") => PasswordPolicy::Generate,
+            Some("none") => PasswordPolicy::None,
+            Some(other) => {
+                return Err(invalid_input(
+                    "settings.password",
+                    format!("{other:?} is not generate or none"),
+                ));
+            }
+        };
+        let flag = |k: &str| -> Result<bool, PluginError> {
+            match get(k).as_deref() {
+                None | Some("false") => Ok(false),
+                Some("true") => Ok(true),
+                Some(other) => Err(invalid_input(
+                    format!("settings.{k}"),
+                    format!("{other:?} is not true or false"),
+                )),
+            }
+        };
+        let page_size = match get("page_size") {
+            None => 500,
+            Some(p) => p
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| invalid_input("settings.page_size", "a number from 1 to 1000"))?,
+        };
+        Ok(Settings {
+            profile,
+            users_container: get("users_container").unwrap_or_else(|| base_dn.clone()),
+            groups_base: get("groups_base").unwrap_or_else(|| base_dn.clone()),
+            base_dn,
+            attributes,
+            password,
+            must_change_password: flag("must_change_password")?,
+            manager_key: get("manager_key").unwrap_or_else(|| {
+                match profile {
+                    Profile::Ad => "employeeID",
+                    Profile::Ldap => "employeeNumber",
+                }
+                .into()
+            }),
+            page_size,
+        })
+    }
+
+    /// The filter that selects person accounts.
+    pub fn user_filter(&self) -> &'static str {
+        match self.profile {
+            Profile::Ad => "(&(objectClass=user)(objectCategory=person))",
+            Profile::Ldap => "(objectClass=inetOrgPerson)",
+        }
+    }
+
+    /// The object classes of a new account.
+    pub fn user_classes(&self) -> &'static [&'static str] {
+        match self.profile {
+            Profile::Ad => &["top", "person", "organizationalPerson", "user"],
+            Profile::Ldap => &["top", "person", "organizationalPerson", "inetOrgPerson"],
+        }
+    }
+
+    /// The object class of groups.
+    pub fn group_class(&self) -> &'static str {
+        match self.profile {
+            Profile::Ad => "group",
+            Profile::Ldap => "groupOfNames",
+        }
+    }
+
+    /// The attribute that anchors an account for good.
+    pub fn anchor_attribute(&self) -> &'static str {
+        match self.profile {
+            Profile::Ad => "objectGUID",
+            Profile::Ldap => "entryUUID",
+        }
+    }
+}
+
+/// An LDAP attribute description: letters, digits, `-`, `;` and `.`, starting with a letter.
+pub fn valid_attribute(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-;.".contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_profile() {
+        let s = Settings::parse(&pairs(&[("base_dn", "DC=x")])).unwrap();
+        assert_eq!(s.profile, Profile::Ad);
+        assert_eq!(s.users_container, "DC=x");
+        assert!(s.attributes.contains(&"sAMAccountName".to_string()));
+        let s = Settings::parse(&pairs(&[("base_dn", "dc=x"), ("profile", "ldap")])).unwrap();
+        assert_eq!(s.anchor_attribute(), "entryUUID");
+        assert_eq!(s.manager_key, "employeeNumber");
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let e = Settings::parse(&pairs(&[])).unwrap_err();
+        assert!(format!("{e:?}").contains("settings.base_dn"));
+        let e = Settings::parse(&pairs(&[("base_dn", "x"), ("profile", "nds")])).unwrap_err();
+        assert!(format!("{e:?}").contains("settings.profile"));
+        let e = Settings::parse(&pairs(&[("base_dn", "x"), ("colour", "red")])).unwrap_err();
+        assert!(format!("{e:?}").contains("settings.colour"));
+        let e = Settings::parse(&pairs(&[("base_dn", "x"), ("attributes", "cn,(mail)")])).unwrap_err();
+        assert!(format!("{e:?}").contains("settings.attributes"));
+    }
+}

@@ -1,0 +1,207 @@
+//! Requests on the `scim` connection, SCIM error bodies as retry classes, and
+//! what the server says it supports (ServiceProviderConfig).
+
+use serde_json::{Value as Json, json};
+use std::cell::RefCell;
+use tenure_sdk::errors::{from_http_error, invalid_input};
+use tenure_sdk::host::http::{self, Request, Response};
+use tenure_sdk::types::PluginError;
+
+pub const CONNECTION: &str = "scim";
+const MEDIA: &str = "application/scim+json";
+
+/// What the server supports, read once per instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    pub patch: bool,
+    pub etag: bool,
+    /// The largest page the server serves.
+    pub max_results: u32,
+}
+
+thread_local! {
+    static FEATURES: RefCell<Option<Features>> = const { RefCell::new(None) };
+}
+
+/// A SCIM answer: status, ETag and the parsed body.
+pub struct Answer {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub body: Json,
+}
+
+fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
+    resp.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Sends one request; a non-2xx answer becomes the error its status and SCIM body call for.
+pub fn send(
+    method: &str,
+    path: &str,
+    body: Option<&Json>,
+    if_match: Option<&str>,
+) -> Result<Answer, PluginError> {
+    let resp = send_raw(method, path, body, if_match)?;
+    if (200..300).contains(&resp.status) {
+        return answer(resp);
+    }
+    Err(error_of(method, path, &resp))
+}
+
+/// Sends one request and returns any answer the server gave.
+pub fn send_raw(
+    method: &str,
+    path: &str,
+    body: Option<&Json>,
+    if_match: Option<&str>,
+) -> Result<Response, PluginError> {
+    let mut headers = vec![("Accept".to_string(), MEDIA.to_string())];
+    if body.is_some() {
+        headers.push(("Content-Type".into(), MEDIA.into()));
+    }
+    if let Some(tag) = if_match {
+        headers.push(("If-Match".into(), tag.to_string()));
+    }
+    http::send(&Request {
+        connection: CONNECTION.into(),
+        method: method.into(),
+        path: path.into(),
+        headers,
+        body: body.map(|b| b.to_string().into_bytes()),
+        timeout_ms: None,
+    })
+    .map_err(|e| from_http_error(CONNECTION, e))
+}
+
+/// The parsed body and ETag of a success.
+pub fn answer(resp: Response) -> Result<Answer, PluginError> {
+    let body = if resp.body.is_empty() {
+        Json::Null
+    } else {
+        serde_json::from_slice(&resp.body).map_err(|e| {
+            PluginError::Permanent(format!(
+                "the SCIM server answered {} with a body that is not JSON: {e}",
+                resp.status
+            ))
+        })?
+    };
+    let etag = header(&resp, "etag").map(str::to_string).or_else(|| {
+        body.pointer("/meta/version")
+            .and_then(Json::as_str)
+            .map(str::to_string)
+    });
+    Ok(Answer {
+        status: resp.status,
+        etag,
+        body,
+    })
+}
+
+/// Maps a SCIM error answer (RFC 7644 §3.12) with its `scimType` and `detail` carried along.
+pub fn error_of(method: &str, path: &str, resp: &Response) -> PluginError {
+    let body: Json = serde_json::from_slice(&resp.body).unwrap_or(Json::Null);
+    let scim_type = body.get("scimType").and_then(Json::as_str).unwrap_or("");
+    let detail = body
+        .get("detail")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).chars().take(200).collect());
+    let what = format!(
+        "{method} {path}: {}{}{detail}",
+        resp.status,
+        if scim_type.is_empty() {
+            ": ".to_string()
+        } else {
+            format!(" {scim_type}: ")
+        }
+    );
+    match resp.status {
+        429 => {
+            let ms = header(resp, "retry-after")
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|s| s * 1000)
+                .unwrap_or(1000);
+            PluginError::RateLimited(ms)
+        }
+        500..=599 => PluginError::Transient(what),
+        401 | 403 => PluginError::Unauthorized(what),
+        404 => PluginError::NotFound(what),
+        409 => PluginError::Conflict(what),
+        // Someone changed the resource since it was read: read it again and retry.
+        412 => PluginError::Transient(what),
+        400 => invalid_input(
+            if scim_type.is_empty() {
+                "request".to_string()
+            } else {
+                scim_type.to_string()
+            },
+            what,
+        ),
+        _ => PluginError::Permanent(what),
+    }
+}
+
+/// The server's features (ServiceProviderConfig), read on first use.
+pub fn features() -> Result<Features, PluginError> {
+    if let Some(f) = FEATURES.with(|f| *f.borrow()) {
+        return Ok(f);
+    }
+    let spc = send("GET", "/ServiceProviderConfig", None, None)?.body;
+    let supported = |k: &str| {
+        spc.get(k)
+            .and_then(|v| v.get("supported"))
+            .and_then(Json::as_bool)
+            .unwrap_or(false)
+    };
+    let f = Features {
+        patch: supported("patch"),
+        etag: supported("etag"),
+        max_results: spc
+            .pointer("/filter/maxResults")
+            .and_then(Json::as_u64)
+            .map(|n| n.clamp(1, 1000) as u32)
+            .unwrap_or(100),
+    };
+    FEATURES.with(|c| *c.borrow_mut() = Some(f));
+    Ok(f)
+}
+
+/// Remembers that PATCH is not served after all (the server said so with 405 or 501).
+pub fn patch_unsupported() {
+    FEATURES.with(|c| {
+        if let Some(f) = c.borrow_mut().as_mut() {
+            f.patch = false;
+        }
+    });
+}
+
+/// Every resource a filter matches, following `startIndex`/`count` pages.
+pub fn list(endpoint: &str, query: &str, page: u32) -> Result<Vec<Json>, PluginError> {
+    let mut out = Vec::new();
+    let mut start = 1u64;
+    for _ in 0..1000 {
+        let path = format!("{endpoint}?{query}&startIndex={start}&count={page}");
+        let body = send("GET", &path, None, None)?.body;
+        let resources = body
+            .get("Resources")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let total = body.get("totalResults").and_then(Json::as_u64).unwrap_or(0);
+        let got = resources.len() as u64;
+        out.extend(resources);
+        start += got;
+        if got == 0 || start > total {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A PatchOp message.
+pub fn patch_body(operations: Vec<Json>) -> Json {
+    json!({ "schemas": [crate::schema::PATCH_OP], "Operations": operations })
+}
