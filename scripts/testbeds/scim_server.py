@@ -9,11 +9,12 @@ connector tests need and the server lacks, per tenant (the first path segment):
   POST /_control/<tenant>/no-patch   PATCH answers 501 and ServiceProviderConfig
                                       says patch.supported = false
   GET  /_control/<tenant>/requests   every request the tenant received (method, path,
-                                      query, If-Match, whether Authorization was set)
+                                      query, If-Match, whether Authorization was set, body)
 
 Arguments are those of the `scim2-server` command. SIGTERM stops it cleanly.
 """
 
+import io
 import json
 import signal
 import sys
@@ -90,8 +91,16 @@ def with_control(app):
             return _control(environ, start_response, parts[1:])
         tenant = parts[0] if parts else ""
         method = environ["REQUEST_METHOD"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(raw)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
         with _lock:
             _requests.setdefault(tenant, []).append({
+                "body": body,
                 "method": method,
                 "path": path,
                 "query": environ.get("QUERY_STRING", ""),

@@ -380,7 +380,13 @@ fn membership(m: MemberChange, add: bool) -> Result<Outcome, PluginError> {
             }
             (PatchStyle::Entra, false) => json!({ "op": "Remove", "path": "members", "value": member }),
         };
-        let resp = send_raw("PATCH", &path, Some(&patch_body(vec![op])), None)?;
+        let mut resp = send_raw("PATCH", &path, Some(&patch_body(vec![op])), None)?;
+        if resp.status == 400 && !add && s.style == PatchStyle::Entra {
+            // An RFC-strict server refuses a remove that carries a value: use the filter path.
+            log::info!("{path}: the server refused an Entra-style member removal; using the RFC form");
+            let op = json!({ "op": "remove", "path": format!("members[value eq {}]", quote(&m.anchor)) });
+            resp = send_raw("PATCH", &path, Some(&patch_body(vec![op])), None)?;
+        }
         if (200..300).contains(&resp.status) {
             return Ok(member_outcome(&m, add));
         }

@@ -12,6 +12,7 @@ mod lever;
 mod pipeline;
 mod rule_sets;
 mod sandbox;
+mod scim;
 mod source;
 mod sources;
 mod versions;

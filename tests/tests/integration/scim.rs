@@ -1,0 +1,502 @@
+//! The `scim` connector against a real SCIM 2.0 server (scim2-server from PyPI,
+//! started by `scripts/testbeds/scim2-server.sh`). Each test uses its own tenant
+//! on the server, so it starts empty. The server's control layer injects 429 and
+//! 5xx answers, turns PATCH off, and records what the connector sent.
+
+use serde_json::{Value as Json, json};
+use tenure_plugin_test::Harness;
+use tenure_runtime::CallError;
+use tenure_runtime::wit::{self, PluginError};
+use tenure_tests::testbeds;
+
+/// A SCIM tenant on the test server and the connector loaded against it.
+pub struct Scim {
+    pub harness: Harness,
+    /// `http://127.0.0.1:18080/<tenant>/v2`.
+    pub url: String,
+    pub control: String,
+    pub token: String,
+    pub client: reqwest::Client,
+}
+
+impl Scim {
+    pub async fn start(name: &str, settings: &str) -> Scim {
+        let env = testbeds::start("scim2-server.sh");
+        let tenant = format!("{name}-{}", testbeds::run_id());
+        let base = &env["TENURE_TEST_SCIM_BASE"];
+        let url = format!("{base}/{tenant}/v2");
+        let token = env["TENURE_TEST_SCIM_TOKEN"].clone();
+        let harness = Harness::new().unwrap();
+        harness.load("scim").unwrap();
+        harness
+            .tenant(
+                "acme",
+                &format!(
+                    r#"
+[connections.scim]
+kind = "http"
+url = "{url}"
+auth = {{ type = "bearer", token = "{token}" }}
+
+[plugins.scim.grants]
+http = ["scim"]
+
+[plugins.scim.settings]
+{settings}
+"#
+                ),
+            )
+            .unwrap();
+        Scim {
+            harness,
+            url,
+            control: format!("{base}/_control/{tenant}"),
+            token,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn apply(&self, op: wit::Operation) -> Result<wit::Outcome, PluginError> {
+        let handle = self.harness.runtime().plugin("acme", "scim").unwrap();
+        handle.apply(&op).await.map_err(|e| match e {
+            CallError::Plugin { error, .. } => error,
+            other => panic!("expected the plugin's own error, got {other}"),
+        })
+    }
+
+    pub async fn lookup(&self, attribute: &str, value: &str) -> Vec<wit::Account> {
+        let handle = self.harness.runtime().plugin("acme", "scim").unwrap();
+        handle
+            .lookup(&[wit::MatchKey {
+                attribute: attribute.into(),
+                value: value.into(),
+            }])
+            .await
+            .unwrap_or_else(|e| panic!("lookup {attribute}={value}: {e}"))
+    }
+
+    /// A request straight to the server (for setup and checks).
+    pub async fn direct(&self, method: reqwest::Method, path: &str, body: Option<Json>) -> (u16, Json) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/scim+json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Json::Null))
+    }
+
+    pub async fn group(&self, name: &str) -> String {
+        let (status, body) = self
+            .direct(
+                reqwest::Method::POST,
+                "/Groups",
+                Some(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn fault(&self, spec: Json) {
+        let r = self
+            .client
+            .post(format!("{}/faults", self.control))
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+
+    pub async fn requests(&self) -> Vec<Json> {
+        self.client
+            .get(format!("{}/requests", self.control))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn attrs(pairs: &[(&str, &str)]) -> Vec<wit::Attribute> {
+    pairs
+        .iter()
+        .map(|(n, v)| wit::Attribute {
+            name: n.to_string(),
+            value: wit::Value::Text(v.to_string()),
+        })
+        .collect()
+}
+
+pub fn user(pairs: &[(&str, &str)], enabled: bool) -> wit::DesiredAccount {
+    wit::DesiredAccount {
+        destination: "app".into(),
+        attributes: attrs(pairs),
+        container: None,
+        groups: vec![],
+        licenses: vec![],
+        app_assignments: vec![],
+        enabled,
+        expires_at: None,
+        tickets: vec![],
+    }
+}
+
+fn text<'a>(account: &'a wit::Account, name: &str) -> Option<&'a str> {
+    account
+        .attributes
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| match &a.value {
+            wit::Value::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+}
+
+fn ada() -> wit::DesiredAccount {
+    user(
+        &[
+            ("userName", "ada@example.test"),
+            ("externalId", "lever-1"),
+            ("name.givenName", "Ada"),
+            ("name.familyName", "Lovelace"),
+            ("displayName", "Ada Lovelace"),
+            ("email", "ada@example.test"),
+            ("title", "Engineer"),
+            ("employeeNumber", "1001"),
+            ("department", "Engineering"),
+            ("costCenter", "CC-7"),
+            ("organization", "Example"),
+            ("manager", "m-42"),
+        ],
+        true,
+    )
+}
+
+#[tokio::test]
+async fn scim_user_and_group_lifecycle() {
+    let scim = Scim::start("life", "").await;
+    let eng = scim.group("Engineering").await;
+    scim.group("Sales").await;
+
+    let created = scim.apply(wit::Operation::Create(ada())).await.expect("create");
+    let id = created.anchor.expect("the SCIM id");
+    let (_, stored) = scim
+        .direct(reqwest::Method::GET, &format!("/Users/{id}"), None)
+        .await;
+    let ext = &stored["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!(ext["employeeNumber"], "1001");
+    assert_eq!(ext["manager"]["value"], "m-42");
+    assert_eq!(stored["emails"][0]["value"], "ada@example.test");
+    assert_eq!(stored["active"], true);
+
+    for (attr, value) in [
+        ("userName", "ADA@example.test"),
+        ("externalId", "lever-1"),
+        ("email", "ada@example.test"),
+        ("employeeNumber", "1001"),
+        ("anchor", id.as_str()),
+    ] {
+        let found = scim.lookup(attr, value).await;
+        assert_eq!(found.len(), 1, "lookup by {attr}");
+        assert_eq!(found[0].anchor, id);
+        assert_eq!(text(&found[0], "department"), Some("Engineering"));
+        assert_eq!(text(&found[0], "manager"), Some("m-42"));
+    }
+    assert!(scim.lookup("userName", "nobody@example.test").await.is_empty());
+    assert!(scim.lookup("anchor", "no-such-id").await.is_empty());
+
+    // A department change and a removed title, by PATCH.
+    scim.apply(wit::Operation::Update(wit::AttributeChange {
+        anchor: id.clone(),
+        changes: vec![
+            wit::Attribute {
+                name: "department".into(),
+                value: wit::Value::Text("Sales".into()),
+            },
+            wit::Attribute {
+                name: "title".into(),
+                value: wit::Value::Absent,
+            },
+        ],
+    }))
+    .await
+    .unwrap();
+    let now = &scim.lookup("anchor", &id).await[0];
+    assert_eq!(text(now, "department"), Some("Sales"));
+    assert_eq!(text(now, "title"), None);
+    assert_eq!(
+        text(now, "employeeNumber"),
+        Some("1001"),
+        "the rest of the extension stays"
+    );
+
+    // Groups: add, add again, read back, remove, remove again.
+    let member = |g: &str| wit::MemberChange {
+        anchor: id.clone(),
+        group: g.into(),
+    };
+    scim.apply(wit::Operation::AddMember(member("Engineering")))
+        .await
+        .unwrap();
+    scim.apply(wit::Operation::AddMember(member("Sales")))
+        .await
+        .unwrap();
+    scim.apply(wit::Operation::AddMember(member("Sales")))
+        .await
+        .unwrap();
+    assert_eq!(
+        scim.lookup("anchor", &id).await[0].groups,
+        ["Engineering", "Sales"]
+    );
+    let (_, group) = scim
+        .direct(reqwest::Method::GET, &format!("/Groups/{eng}"), None)
+        .await;
+    assert_eq!(group["members"][0]["value"], id.as_str());
+    scim.apply(wit::Operation::RemoveMember(member("Engineering")))
+        .await
+        .unwrap();
+    scim.apply(wit::Operation::RemoveMember(member("Engineering")))
+        .await
+        .unwrap();
+    assert_eq!(scim.lookup("anchor", &id).await[0].groups, ["Sales"]);
+    let e = scim
+        .apply(wit::Operation::AddMember(member("No Such Group")))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PluginError::NotFound(m) if m.contains("No Such Group")),
+        "{e:?}"
+    );
+
+    // Deprovision: inactive first, then deleted; deleting again is success.
+    scim.apply(wit::Operation::Disable(id.clone())).await.unwrap();
+    assert!(!scim.lookup("anchor", &id).await[0].enabled);
+    scim.apply(wit::Operation::Enable(id.clone())).await.unwrap();
+    assert!(scim.lookup("anchor", &id).await[0].enabled);
+    scim.apply(wit::Operation::Delete(id.clone())).await.unwrap();
+    assert!(scim.lookup("anchor", &id).await.is_empty());
+    scim.apply(wit::Operation::Delete(id.clone())).await.unwrap();
+
+    // Every request carried the host's token (the plugin never had it) and SCIM's media type.
+    let seen = scim.requests().await;
+    assert!(seen.iter().all(|r| r["authorization"] == true), "{seen:?}");
+    assert!(
+        seen.iter()
+            .filter(|r| r["method"] == "POST" || r["method"] == "PATCH")
+            .all(|r| r["content_type"] == "application/scim+json")
+    );
+}
+
+#[tokio::test]
+async fn scim_errors_map_to_retry_classes_with_the_servers_detail() {
+    let scim = Scim::start("errors", "").await;
+    scim.apply(wit::Operation::Create(ada())).await.unwrap();
+
+    // userName is unique (case-insensitively): 409 uniqueness is a conflict, detail kept.
+    let mut twin = ada();
+    twin.attributes[0].value = wit::Value::Text("Ada@Example.test".into());
+    let e = scim.apply(wit::Operation::Create(twin)).await.unwrap_err();
+    assert!(
+        matches!(&e, PluginError::Conflict(m) if m.contains("409 uniqueness")),
+        "{e:?}"
+    );
+
+    // 429 with Retry-After: rate-limited for that long.
+    scim.fault(json!({ "status": 429, "retry_after": 7, "count": 1 }))
+        .await;
+    let e = scim.lookup_err("userName", "ada@example.test").await;
+    assert!(matches!(e, PluginError::RateLimited(7000)), "{e:?}");
+    // 503 and 500: transient.
+    scim.fault(json!({ "status": 503, "count": 1, "methods": ["POST"] }))
+        .await;
+    let e = scim
+        .apply(wit::Operation::Create(user(
+            &[("userName", "grace@example.test")],
+            true,
+        )))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PluginError::Transient(m) if m.contains("503")),
+        "{e:?}"
+    );
+    // The next attempt goes through.
+    scim.apply(wit::Operation::Create(user(
+        &[("userName", "grace@example.test")],
+        true,
+    )))
+    .await
+    .unwrap();
+
+    // Bad input is named: no userName (checked before sending), an unknown attribute.
+    let e = scim
+        .apply(wit::Operation::Create(user(&[("displayName", "No Name")], true)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PluginError::InvalidInput(i) if i.field == "userName"),
+        "{e:?}"
+    );
+    let e = scim
+        .apply(wit::Operation::Create(user(
+            &[("userName", "x@example.test"), ("shoeSize", "9")],
+            true,
+        )))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PluginError::InvalidInput(i) if i.field == "shoeSize"),
+        "{e:?}"
+    );
+    // The server's own 400 (userName is required, so it cannot be removed) keeps its scimType.
+    let e = scim
+        .apply(wit::Operation::Update(wit::AttributeChange {
+            anchor: scim.lookup("userName", "ada@example.test").await[0]
+                .anchor
+                .clone(),
+            changes: vec![wit::Attribute {
+                name: "userName".into(),
+                value: wit::Value::Absent,
+            }],
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, PluginError::InvalidInput(i) if i.reason.contains("400")),
+        "{e:?}"
+    );
+}
+
+impl Scim {
+    async fn lookup_err(&self, attribute: &str, value: &str) -> PluginError {
+        let handle = self.harness.runtime().plugin("acme", "scim").unwrap();
+        match handle
+            .lookup(&[wit::MatchKey {
+                attribute: attribute.into(),
+                value: value.into(),
+            }])
+            .await
+        {
+            Err(CallError::Plugin { error, .. }) => error,
+            other => panic!("expected a plugin error, got {other:?}"),
+        }
+    }
+}
+
+/// A server without PATCH (it says so in ServiceProviderConfig and answers 501):
+/// updates become GET + PUT with If-Match, so nothing set elsewhere is lost.
+#[tokio::test]
+async fn scim_without_patch_falls_back_to_put_with_if_match() {
+    let scim = Scim::start("nopatch", "").await;
+    scim.client
+        .post(format!("{}/no-patch", scim.control))
+        .send()
+        .await
+        .unwrap();
+    scim.group("Engineering").await;
+    let id = scim
+        .apply(wit::Operation::Create(ada()))
+        .await
+        .unwrap()
+        .anchor
+        .unwrap();
+    scim.apply(wit::Operation::Update(wit::AttributeChange {
+        anchor: id.clone(),
+        changes: attrs(&[("title", "Principal Engineer")]),
+    }))
+    .await
+    .unwrap();
+    scim.apply(wit::Operation::Disable(id.clone())).await.unwrap();
+    scim.apply(wit::Operation::AddMember(wit::MemberChange {
+        anchor: id.clone(),
+        group: "Engineering".into(),
+    }))
+    .await
+    .unwrap();
+    let now = &scim.lookup("anchor", &id).await[0];
+    assert_eq!(text(now, "title"), Some("Principal Engineer"));
+    assert_eq!(
+        text(now, "employeeNumber"),
+        Some("1001"),
+        "a PUT keeps what it did not change"
+    );
+    assert_eq!(text(now, "manager"), Some("m-42"));
+    assert!(!now.enabled);
+    assert_eq!(now.groups, ["Engineering"]);
+    let seen = scim.requests().await;
+    assert!(
+        !seen.iter().any(|r| r["method"] == "PATCH"),
+        "no PATCH was sent: {seen:?}"
+    );
+    let puts: Vec<&Json> = seen.iter().filter(|r| r["method"] == "PUT").collect();
+    assert_eq!(puts.len(), 3);
+    assert!(
+        puts.iter()
+            .all(|r| r["if_match"].as_str().is_some_and(|t| t.starts_with("W/"))),
+        "{puts:?}"
+    );
+}
+
+/// Entra-style PATCH shapes (capitalised ops, path-less replace, member removal by value list).
+#[tokio::test]
+async fn scim_entra_patch_style() {
+    let scim = Scim::start("entra", "patch_style = \"entra\"").await;
+    scim.group("Engineering").await;
+    let id = scim
+        .apply(wit::Operation::Create(ada()))
+        .await
+        .unwrap()
+        .anchor
+        .unwrap();
+    scim.apply(wit::Operation::Update(wit::AttributeChange {
+        anchor: id.clone(),
+        changes: attrs(&[("department", "Research"), ("name.givenName", "Augusta")]),
+    }))
+    .await
+    .unwrap();
+    let member = wit::MemberChange {
+        anchor: id.clone(),
+        group: "Engineering".into(),
+    };
+    scim.apply(wit::Operation::AddMember(member.clone()))
+        .await
+        .unwrap();
+    scim.apply(wit::Operation::Disable(id.clone())).await.unwrap();
+    let now = &scim.lookup("anchor", &id).await[0];
+    assert_eq!(text(now, "department"), Some("Research"));
+    assert_eq!(text(now, "name.givenName"), Some("Augusta"));
+    assert!(!now.enabled);
+    assert_eq!(now.groups, ["Engineering"]);
+    scim.apply(wit::Operation::RemoveMember(member)).await.unwrap();
+    assert!(scim.lookup("anchor", &id).await[0].groups.is_empty());
+    // What went over the wire: Entra's shapes.
+    let ops: Vec<Json> = scim
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r["method"] == "PATCH")
+        .flat_map(|r| r["body"]["Operations"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let department = ops
+        .iter()
+        .find(|o| {
+            o["value"]["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"] == "Research"
+        })
+        .expect("a path-less replace of the department");
+    assert_eq!(department["op"], "Replace");
+    assert!(department.get("path").is_none());
+    assert!(ops.iter().any(|o| o["op"] == "Add" && o["path"] == "members"));
+    assert!(
+        ops.iter()
+            .any(|o| o["op"] == "Replace" && o["value"]["active"] == false)
+    );
+}
