@@ -108,12 +108,65 @@ pub struct DestinationConfig {
     pub dry_run: bool,
     #[serde(default)]
     pub deprovision: Deprovision,
+    /// Grace period after which a leaver's disabled account is deleted (`30d`, `12h`,
+    /// `90m`, `45s`); a rehire within it cancels the deletion. None: never deleted.
+    #[serde(default, deserialize_with = "grace_period")]
+    pub delete_after: Option<GracePeriod>,
     #[serde(default)]
     pub guard: GuardConfig,
 }
 
+/// A grace period, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GracePeriod(pub i64);
+
+impl GracePeriod {
+    /// Parses `<n>d`, `<n>h`, `<n>m` or `<n>s`.
+    pub fn parse(text: &str) -> Result<GracePeriod, String> {
+        let text = text.trim();
+        let split = text.len().saturating_sub(1);
+        let (number, unit) = text.split_at(split);
+        let n: i64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration such as 30d, 12h, 90m or 45s"))?;
+        let unit_ms = match unit {
+            "d" => 86_400_000,
+            "h" => 3_600_000,
+            "m" => 60_000,
+            "s" => 1_000,
+            _ => return Err(format!("{text:?} has no unit: use d, h, m or s (30d)")),
+        };
+        if n < 0 {
+            return Err(format!("{text:?} is negative"));
+        }
+        n.checked_mul(unit_ms)
+            .map(GracePeriod)
+            .ok_or_else(|| format!("{text:?} is too long"))
+    }
+}
+
+fn grace_period<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<GracePeriod>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| GracePeriod::parse(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 fn default_matching() -> Vec<String> {
     vec!["employeeId".into()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GracePeriod;
+
+    #[test]
+    fn grace_periods_parse_with_units_and_refuse_the_rest() {
+        assert_eq!(GracePeriod::parse("30d"), Ok(GracePeriod(30 * 86_400_000)));
+        assert_eq!(GracePeriod::parse("2s"), Ok(GracePeriod(2_000)));
+        assert!(GracePeriod::parse("30").unwrap_err().contains("no unit"));
+        assert!(GracePeriod::parse("soon").is_err());
+        assert!(GracePeriod::parse("-1d").is_err());
+    }
 }
 
 /// `[tenants.T.rule_sets]`: how rule-set versions are published.

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod preview;
 mod process;
 mod resolve;
+pub mod schedule;
 pub mod sources;
 pub mod webhooks;
 pub mod worker;

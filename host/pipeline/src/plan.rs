@@ -246,6 +246,21 @@ pub fn plan(
     b.plan
 }
 
+/// A plan of one deletion (a grace period that ran out).
+pub fn delete(destination: &str, anchor: &str, supported: &[OperationKind]) -> Plan {
+    let mut b = Builder {
+        destination,
+        supported,
+        plan: Plan::default(),
+    };
+    b.push(
+        "delete".into(),
+        Some(anchor.to_string()),
+        wit::Operation::Delete(anchor.to_string()),
+    );
+    b.plan
+}
+
 /// The link after an operation succeeded.
 pub fn next_link(link: Option<Link>, op: &wit::Operation, created_anchor: Option<&str>) -> Option<Link> {
     match op {

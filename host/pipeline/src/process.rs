@@ -169,6 +169,20 @@ impl JobRun<'_> {
                         None,
                         json!({ "occurred_at": event.occurred_at, "newer_event": newer }),
                     ));
+                    if let Some(id) =
+                        crate::schedule::action_id(&job.event.source, &job.event.source_record_id)
+                        && let Err(e) = p
+                            .store
+                            .finish_action(
+                                id,
+                                "cancelled",
+                                "a newer record of the person was applied",
+                                now_ms(),
+                            )
+                            .await
+                    {
+                        return self.failed(Failure::store(&e));
+                    }
                     return Finish::Completed;
                 }
                 Ok(None) => {}
@@ -255,6 +269,15 @@ impl JobRun<'_> {
             json!({ "plugin": rules.plugin(), "version": rules.version(), "fired": fired, "outputs": outputs }),
         ));
         let mut worst: Option<Failure> = None;
+        // A job the scheduler made for a due action (a grace-period deletion).
+        let scheduled = match crate::schedule::action_id(&job.event.source, &job.event.source_record_id) {
+            Some(id) => match p.store.scheduled_action(id).await {
+                Ok(a) => a.filter(|a| a.state == "queued"),
+                Err(e) => return self.failed(Failure::store(&e)),
+            },
+            None => None,
+        };
+        let terminated = event.person.status == wit::PersonStatus::Terminated;
         for dest in &tenant.destinations {
             let mut desired = evaluation
                 .accounts
@@ -267,7 +290,16 @@ impl JobRun<'_> {
                 note_failure(p, &job.tenant, &dest.name, &mut worst, f);
                 continue;
             }
-            match self.destination(dest, desired.as_ref()).await {
+            let due = scheduled.as_ref().filter(|a| a.destination == dest.name);
+            let outcome = self.destination(dest, desired.as_ref(), terminated, due).await;
+            let outcome = match outcome {
+                Ok(DestOutcome::Done) => self
+                    .after_destination(dest, desired.as_ref(), terminated, due)
+                    .await
+                    .map(|()| DestOutcome::Done),
+                other => other,
+            };
+            match outcome {
                 Ok(DestOutcome::Done) => {}
                 Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
                 Err(f) => note_failure(p, &job.tenant, &dest.name, &mut worst, f),
@@ -305,10 +337,110 @@ impl JobRun<'_> {
         Ok(())
     }
 
+    /// Grace-period bookkeeping once a destination is settled: a leaver whose account is
+    /// linked and disabled gets a dated deletion; someone active again loses theirs.
+    async fn after_destination(
+        &mut self,
+        dest: &DestinationConfig,
+        desired: Option<&wit::DesiredAccount>,
+        terminated: bool,
+        due: Option<&tenure_store::ScheduledAction>,
+    ) -> Result<(), Failure> {
+        let Some(grace) = dest.delete_after else {
+            return Ok(());
+        };
+        if dest.dry_run {
+            return Ok(());
+        }
+        let (p, job) = (self.p, self.job);
+        if let Some(action) = due {
+            let still_open = p
+                .store
+                .scheduled_action(action.id)
+                .await
+                .map_err(|e| Failure::store(&e))?
+                .is_some_and(|a| a.state == "queued");
+            if !still_open {
+                return Ok(()); // the deletion ran
+            }
+            p.store
+                .finish_action(
+                    action.id,
+                    "cancelled",
+                    "no longer applies: the person is active again or the account is gone",
+                    now_ms(),
+                )
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            self.pending.push(self.record(
+                "deprovision.cancelled",
+                Some(&dest.name),
+                json!({ "action": action.id, "why": "no longer applies when due" }),
+            ));
+            return Ok(());
+        }
+        let leaving = terminated && desired.is_none_or(|d| !d.enabled);
+        if leaving {
+            let linked = p
+                .store
+                .link(&job.tenant, &dest.name, &job.person_key)
+                .await
+                .map_err(|e| Failure::store(&e))?
+                .is_some();
+            if !linked {
+                return Ok(());
+            }
+            let due_ms = now_ms() + grace.0;
+            let added = p
+                .store
+                .schedule_action(tenure_store::NewScheduledAction {
+                    tenant: job.tenant.clone(),
+                    person_key: job.person_key.clone(),
+                    destination: dest.name.clone(),
+                    action: crate::schedule::DELETE.into(),
+                    due_ms,
+                    reason: format!("leaver; delete_after {} ms", grace.0),
+                    now_ms: now_ms(),
+                })
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            if added {
+                self.pending.push(self.record(
+                    "deprovision.scheduled",
+                    Some(&dest.name),
+                    json!({ "action": crate::schedule::DELETE, "due_ms": due_ms }),
+                ));
+            }
+        } else if desired.is_some_and(|d| d.enabled) {
+            let cancelled = p
+                .store
+                .cancel_actions(
+                    &job.tenant,
+                    &job.person_key,
+                    &dest.name,
+                    crate::schedule::DELETE,
+                    "the person is active again",
+                    now_ms(),
+                )
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            if cancelled > 0 {
+                self.pending.push(self.record(
+                    "deprovision.cancelled",
+                    Some(&dest.name),
+                    json!({ "action": crate::schedule::DELETE, "why": "the person is active again" }),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn destination(
         &mut self,
         dest: &DestinationConfig,
         desired: Option<&wit::DesiredAccount>,
+        terminated: bool,
+        due: Option<&tenure_store::ScheduledAction>,
     ) -> Result<DestOutcome, Failure> {
         let (p, job) = (self.p, self.job);
         let store = &p.store;
@@ -382,7 +514,7 @@ impl JobRun<'_> {
                 return Ok(DestOutcome::Held(format!("conflict:{name}")));
             }
         };
-        let plan = plan::plan(
+        let mut plan = plan::plan(
             name,
             desired,
             current.as_ref(),
@@ -390,6 +522,19 @@ impl JobRun<'_> {
             &r.caps.operations,
             dest.deprovision,
         );
+        // A due grace-period deletion: only a still-disabled leaver's linked account goes.
+        let deleting = match (due, current.as_ref(), link.as_ref()) {
+            (Some(_), Some(acc), Some(l))
+                if terminated
+                    && !acc.enabled
+                    && l.anchor == acc.anchor
+                    && desired.is_none_or(|d| !d.enabled) =>
+            {
+                plan = plan::delete(name, &acc.anchor, &r.caps.operations);
+                true
+            }
+            _ => false,
+        };
         if plan.operations.is_empty() && plan.unsupported.is_empty() {
             return Ok(DestOutcome::Done);
         }
@@ -516,6 +661,18 @@ impl JobRun<'_> {
                     return Err(f);
                 }
             }
+        }
+        if deleting && let Some(action) = due {
+            self.flush().await?;
+            p.store
+                .finish_action(action.id, "done", "deleted after the grace period", now_ms())
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            self.pending.push(self.record(
+                "deprovision.deleted",
+                Some(name),
+                json!({ "action": action.id, "anchor": anchor }),
+            ));
         }
         Ok(DestOutcome::Done)
     }

@@ -7,6 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
+/// How often the dispatcher looks for due scheduled actions.
+const SCHEDULE_SCAN: Duration = Duration::from_secs(1);
+
 impl Pipeline {
     /// Runs the workers until `shutdown` turns true, then waits (up to `drain`) for
     /// in-flight jobs. A job still running at exit is picked up again when its lease expires.
@@ -16,9 +19,17 @@ impl Pipeline {
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone()));
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
+        let mut last_schedule_scan: Option<std::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            // Dated actions (grace-period deletions) become jobs when due; scanned once a second.
+            if last_schedule_scan.is_none_or(|t| t.elapsed() >= SCHEDULE_SCAN) {
+                last_schedule_scan = Some(std::time::Instant::now());
+                if let Err(e) = self.fire_due_actions().await {
+                    tracing::error!(error = %e, "cannot queue due scheduled actions");
+                }
             }
             let free = slots.available_permits();
             let busy = q.concurrency.max(1) - free;
@@ -62,7 +73,7 @@ impl Pipeline {
             }
             tokio::select! {
                 _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(q.poll_ms)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(q.poll_ms).min(SCHEDULE_SCAN)) => {}
                 _ = shutdown.changed() => {}
             }
         }

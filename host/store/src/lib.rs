@@ -116,6 +116,27 @@ pub trait Store: Send + Sync + 'static {
     async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()>;
     /// Operations recorded for a job, oldest first.
     async fn operations(&self, job_id: i64) -> StoreResult<Vec<OperationRow>>;
+    /// Schedules an action unless one of its kind is already open for the person and
+    /// destination (the first date holds); true when it was added.
+    async fn schedule_action(&self, action: NewScheduledAction) -> StoreResult<bool>;
+    /// Cancels the open actions of a kind for a person and destination; how many.
+    async fn cancel_actions(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        destination: &str,
+        action: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+    /// Pending actions whose date has come, marked `queued` in the same write.
+    async fn take_due_actions(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduledAction>>;
+    /// Ends an action (`done` or `cancelled`) with a note.
+    async fn finish_action(&self, id: i64, state: &str, note: &str, now_ms: i64) -> StoreResult<()>;
+    /// One action by id.
+    async fn scheduled_action(&self, id: i64) -> StoreResult<Option<ScheduledAction>>;
+    /// A tenant's actions, newest first (`open_only`: pending and queued).
+    async fn scheduled_actions(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ScheduledAction>>;
     /// The account a person is linked to in a destination.
     async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>>;
     /// Whether an account is linked to some other person.

@@ -429,3 +429,35 @@ pub struct Delivery {
     /// How long a seen token is remembered (at least the freshness window).
     pub keep_ms: i64,
 }
+
+/// A dated action the host runs later (a deletion after the grace period).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledAction {
+    pub id: i64,
+    pub tenant: String,
+    pub person_key: String,
+    pub destination: String,
+    /// `delete`.
+    pub action: String,
+    pub due_ms: i64,
+    /// `pending` (waiting for its date), `queued` (a job runs it), `done` or `cancelled`.
+    pub state: String,
+    /// Why it was scheduled.
+    pub reason: String,
+    pub created_ms: i64,
+    pub finished_ms: Option<i64>,
+    /// What happened (or why it was cancelled).
+    pub note: Option<String>,
+}
+
+/// An action to schedule.
+#[derive(Debug, Clone)]
+pub struct NewScheduledAction {
+    pub tenant: String,
+    pub person_key: String,
+    pub destination: String,
+    pub action: String,
+    pub due_ms: i64,
+    pub reason: String,
+    pub now_ms: i64,
+}

@@ -800,3 +800,100 @@ async fn an_event_that_arrives_after_a_newer_one_is_skipped() {
         "the newer state stays: {account}"
     );
 }
+
+fn with_kind(mut event: Value, kind: &str, status: &str, record: &str) -> Value {
+    event["kind"] = json!(kind);
+    event["source_record_id"] = json!(record);
+    event["person"]["status"] = json!(status);
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leavers_account_is_deleted_after_the_grace_period_unless_they_return() {
+    let host = sandbox_host("delete_after = \"3s\"\n", fast_queue()).await;
+    for id in ["1", "2"] {
+        let (status, body) = host
+            .post_event(&joiner(id, "Engineering"), &format!("join-{id}"))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    host.wait_idle(Duration::from_secs(30)).await;
+    for id in ["1", "2"] {
+        let leaver = with_kind(
+            joiner(id, "Engineering"),
+            "leaver",
+            "terminated",
+            &format!("leave-{id}"),
+        );
+        host.post_event(&leaver, &format!("leave-{id}")).await;
+    }
+    host.wait_idle(Duration::from_secs(30)).await;
+    let open = host.store.scheduled_actions(TENANT, true).await.unwrap();
+    assert_eq!(open.len(), 2, "{open:?}");
+    // Person 2 comes back within the grace period: their deletion is cancelled.
+    let rehire = with_kind(joiner("2", "Engineering"), "rehire", "active", "rehire-2");
+    host.post_event(&rehire, "rehire-2").await;
+    host.wait_idle(Duration::from_secs(30)).await;
+    assert_eq!(host.store.scheduled_actions(TENANT, true).await.unwrap().len(), 1);
+
+    // The grace period runs out for person 1 only.
+    let started = std::time::Instant::now();
+    loop {
+        host.wait_idle(Duration::from_secs(30)).await;
+        if host
+            .store
+            .scheduled_actions(TENANT, true)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the deletion never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    host.wait_idle(Duration::from_secs(30)).await;
+    let all = host.store.scheduled_actions(TENANT, false).await.unwrap();
+    let state = |person: &str| {
+        all.iter()
+            .find(|a| a.person_key == person)
+            .map(|a| a.state.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(state("hr:1"), "done");
+    assert_eq!(state("hr:2"), "cancelled");
+    assert!(
+        host.store
+            .link(TENANT, "sandbox", "hr:1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        host.store
+            .link(TENANT, "sandbox", "hr:2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let sandbox = host.pipeline.runtime().plugin(TENANT, "sandbox").unwrap();
+    let find = |id: &str| tenure_runtime::wit::MatchKey {
+        attribute: "employeeId".into(),
+        value: id.into(),
+    };
+    assert!(sandbox.lookup(&[find("1")]).await.unwrap().is_empty(), "deleted");
+    let kept = sandbox.lookup(&[find("2")]).await.unwrap();
+    assert!(
+        kept.len() == 1 && kept[0].enabled,
+        "rehired and enabled: {kept:?}"
+    );
+    let one = kinds(&host.audit(Some("hr:1")).await);
+    for kind in ["deprovision.scheduled", "deprovision.deleted"] {
+        assert!(one.contains(&kind.to_string()), "{one:?}");
+    }
+    let two = kinds(&host.audit(Some("hr:2")).await);
+    assert!(two.contains(&"deprovision.cancelled".to_string()), "{two:?}");
+}

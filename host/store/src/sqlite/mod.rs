@@ -1276,6 +1276,107 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn schedule_action(&self, a: NewScheduledAction) -> StoreResult<bool> {
+        self.writer
+            .write(move |ctx| {
+                let added = ctx
+                    .conn
+                    .prepare_cached(
+                        "INSERT INTO scheduled_actions (tenant, person_key, destination, action, due_ms, state, reason, created_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![a.tenant, a.person_key, a.destination, a.action, a.due_ms, a.reason, a.now_ms])?;
+                Ok(added == 1)
+            })
+            .await
+    }
+
+    async fn cancel_actions(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        destination: &str,
+        action: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let args = (
+            tenant.to_string(),
+            person_key.to_string(),
+            destination.to_string(),
+            action.to_string(),
+            note.to_string(),
+        );
+        self.writer
+            .write(move |ctx| {
+                let (tenant, person_key, destination, action, note) = &args;
+                Ok(ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE scheduled_actions SET state = 'cancelled', finished_ms = ?5, note = ?6
+                         WHERE tenant = ?1 AND person_key = ?2 AND destination = ?3 AND action = ?4
+                           AND state IN ('pending', 'queued')",
+                    )?
+                    .execute(params![tenant, person_key, destination, action, now_ms, note])?
+                    as u64)
+            })
+            .await
+    }
+
+    async fn take_due_actions(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduledAction>> {
+        self.writer
+            .write(move |ctx| {
+                let due: Vec<ScheduledAction> = ctx
+                    .conn
+                    .prepare_cached(&format!(
+                        "UPDATE scheduled_actions SET state = 'queued'
+                         WHERE id IN (SELECT id FROM scheduled_actions WHERE state = 'pending' AND due_ms <= ?1
+                                      ORDER BY due_ms LIMIT ?2)
+                         RETURNING {ACTION_COLUMNS}"
+                    ))?
+                    .query_map(params![now_ms, limit as i64], action_row)?
+                    .collect::<Result<_, _>>()?;
+                Ok(due)
+            })
+            .await
+    }
+
+    async fn finish_action(&self, id: i64, state: &str, note: &str, now_ms: i64) -> StoreResult<()> {
+        let (state, note) = (state.to_string(), note.to_string());
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "UPDATE scheduled_actions SET state = ?2, note = ?3, finished_ms = ?4
+                         WHERE id = ?1 AND state IN ('pending', 'queued')",
+                    )?
+                    .execute(params![id, state, note, now_ms])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn scheduled_action(&self, id: i64) -> StoreResult<Option<ScheduledAction>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {ACTION_COLUMNS} FROM scheduled_actions WHERE id = ?1"
+            ))?
+            .query_row(params![id], action_row)
+            .optional()?)
+        })
+    }
+
+    async fn scheduled_actions(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ScheduledAction>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {ACTION_COLUMNS} FROM scheduled_actions
+                 WHERE tenant = ?1 AND (?2 = 0 OR state IN ('pending', 'queued')) ORDER BY id DESC LIMIT 10000"
+            ))?
+            .query_map(params![tenant, open_only as i64], action_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
     async fn claim_name(
         &self,
         tenant: &str,
@@ -1377,6 +1478,25 @@ impl Store for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))?;
         self.writer.write(|_| Ok(())).await
     }
+}
+
+const ACTION_COLUMNS: &str =
+    "id, tenant, person_key, destination, action, due_ms, state, reason, created_ms, finished_ms, note";
+
+fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledAction> {
+    Ok(ScheduledAction {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        person_key: r.get(2)?,
+        destination: r.get(3)?,
+        action: r.get(4)?,
+        due_ms: r.get(5)?,
+        state: r.get(6)?,
+        reason: r.get(7)?,
+        created_ms: r.get(8)?,
+        finished_ms: r.get(9)?,
+        note: r.get(10)?,
+    })
 }
 
 /// Stores events, their jobs and their audit entries (the body of every intake).

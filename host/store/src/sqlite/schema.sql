@@ -205,3 +205,22 @@ CREATE TABLE IF NOT EXISTS identities (
     person_key TEXT NOT NULL,
     PRIMARY KEY (tenant, key)
 ) WITHOUT ROWID;
+
+-- Dated actions the host runs later, such as deleting a leaver's account after the grace
+-- period. One pending or queued action per person, destination and kind.
+CREATE TABLE IF NOT EXISTS scheduled_actions (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    action TEXT NOT NULL,
+    due_ms INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'queued', 'done', 'cancelled')),
+    reason TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    finished_ms INTEGER,
+    note TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS scheduled_actions_open
+    ON scheduled_actions (tenant, person_key, destination, action) WHERE state IN ('pending', 'queued');
+CREATE INDEX IF NOT EXISTS scheduled_actions_due ON scheduled_actions (due_ms) WHERE state = 'pending';

@@ -185,3 +185,49 @@ async fn a_tenants_backlog_does_not_starve_another() {
         ["a3", "a4"]
     );
 }
+
+#[tokio::test]
+async fn scheduled_actions_keep_their_first_date_fire_once_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let action = |due_ms: i64| NewScheduledAction {
+        tenant: "t".into(),
+        person_key: "p1".into(),
+        destination: "ad".into(),
+        action: "delete".into(),
+        due_ms,
+        reason: "leaver".into(),
+        now_ms: 1,
+    };
+    assert!(store.schedule_action(action(100)).await.unwrap());
+    // A second leaver event does not push the date back.
+    assert!(!store.schedule_action(action(500)).await.unwrap());
+    assert!(store.take_due_actions(99, 10).await.unwrap().is_empty());
+    let due = store.take_due_actions(100, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].due_ms, due[0].state.as_str()), (100, "queued"));
+    // Taken once: a second scan (another host) gets nothing.
+    assert!(store.take_due_actions(1_000, 10).await.unwrap().is_empty());
+    store
+        .finish_action(due[0].id, "done", "deleted", 120)
+        .await
+        .unwrap();
+    let done = store.scheduled_action(due[0].id).await.unwrap().unwrap();
+    assert_eq!(
+        (done.state.as_str(), done.note.as_deref()),
+        ("done", Some("deleted"))
+    );
+
+    // A rehire cancels what is still open; nothing then fires.
+    assert!(store.schedule_action(action(200)).await.unwrap());
+    assert_eq!(
+        store
+            .cancel_actions("t", "p1", "ad", "delete", "rehired", 150)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(store.take_due_actions(1_000, 10).await.unwrap().is_empty());
+    assert!(store.scheduled_actions("t", true).await.unwrap().is_empty());
+    assert_eq!(store.scheduled_actions("t", false).await.unwrap().len(), 2);
+}
