@@ -1,5 +1,6 @@
 //! Shared helpers for Tenure's integration tests.
 
+pub mod example;
 pub mod fake_lever;
 pub mod host;
 pub mod mock_destination;

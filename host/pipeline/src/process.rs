@@ -522,6 +522,11 @@ impl JobRun<'_> {
             &r.caps.operations,
             dest.deprovision,
         );
+        // A leaver with no account here (never provisioned, or deleted after the grace
+        // period) gets none: an account is never created for someone who has left.
+        if terminated && current.is_none() && desired.is_none_or(|d| !d.enabled) {
+            plan = plan::Plan::default();
+        }
         // A due grace-period deletion: only a still-disabled leaver's linked account goes.
         let deleting = match (due, current.as_ref(), link.as_ref()) {
             (Some(_), Some(acc), Some(l))

@@ -15,6 +15,8 @@
 //!   atomic delete-old/add-new modify, so other bits survive and a concurrent
 //!   change is retried, never overwritten.
 //! - **Expiry**: `accountExpires` as FILETIME (see [`filetime`]).
+//! - **Containers**: a DN under `base_dn`, or relative to `users_container`
+//!   (`OU=Sales`); `containers = "relative"` reads them back that way too.
 //! - **Groups**: by CN under `groups_base` (or a full DN); "already a member" and
 //!   "not a member" are success.
 //! - **Errors**: result codes and AD's extended codes as retry classes ([`errors`]).
@@ -388,7 +390,7 @@ fn to_account(entry: &Entry, s: &Settings) -> Result<Option<Account>, PluginErro
     Ok(Some(Account {
         anchor,
         attributes,
-        container: Some(split_dn(&entry.dn).1.to_string()),
+        container: Some(s.container_name(split_dn(&entry.dn).1)),
         groups: groups_of(entry, s)?,
         licenses: vec![],
         app_assignments: vec![],
@@ -501,7 +503,7 @@ fn ldap_values(
 fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     let s = settings()?;
     let cn = common_name(&d)?;
-    let container = d.container.clone().unwrap_or_else(|| s.users_container.clone());
+    let container = s.absolute_container(d.container.as_deref().unwrap_or(""));
     let dn = format!("CN={},{container}", dn_value(&cn));
     let mut notes = Vec::new();
     let mut attrs = vec![ldap::Attribute {
@@ -663,18 +665,19 @@ fn move_to(m: MoveRequest) -> Result<Outcome, PluginError> {
     let s = settings()?;
     let entry = find_by_anchor(&m.anchor, &s)?;
     let (rdn, parent) = split_dn(&entry.dn);
-    if parent.eq_ignore_ascii_case(&m.container) {
+    let target = s.absolute_container(&m.container);
+    if parent.eq_ignore_ascii_case(&target) {
         return Ok(Outcome {
             anchor: None,
             summary: format!("{} is already in {}", entry.dn, m.container),
         });
     }
     // AD refuses a move that keeps the old RDN value: deleteoldrdn must be set.
-    ldap::modify_dn(CONNECTION, &entry.dn, rdn, true, Some(&m.container))
-        .map_err(|e| errors::map(e, &format!("move {} to {}", entry.dn, m.container), "container"))?;
+    ldap::modify_dn(CONNECTION, &entry.dn, rdn, true, Some(&target))
+        .map_err(|e| errors::map(e, &format!("move {} to {target}", entry.dn), "container"))?;
     Ok(Outcome {
         anchor: None,
-        summary: format!("moved {rdn} from {parent} to {}", m.container),
+        summary: format!("moved {rdn} from {parent} to {target}"),
     })
 }
 

@@ -39,6 +39,9 @@ pub struct Settings {
     /// The attribute a non-DN manager reference is looked up by.
     pub manager_key: String,
     pub page_size: u32,
+    /// Containers are read back relative to `users_container` (`OU=Sales` for
+    /// `OU=Sales,<users_container>`), so one rule set serves several directories.
+    pub relative_containers: bool,
 }
 
 const AD_ATTRIBUTES: &str = "cn,sAMAccountName,userPrincipalName,givenName,sn,displayName,mail,employeeID,\
@@ -66,6 +69,7 @@ impl Settings {
                 "must_change_password",
                 "manager_key",
                 "page_size",
+                "containers",
             ];
             if !KNOWN.contains(&k.as_str()) {
                 return Err(invalid_input(
@@ -149,7 +153,44 @@ impl Settings {
                 .into()
             }),
             page_size,
+            relative_containers: match get("containers").as_deref() {
+                None | Some("absolute") => false,
+                Some("relative") => true,
+                Some(other) => {
+                    return Err(invalid_input(
+                        "settings.containers",
+                        format!("{other:?} is not absolute or relative"),
+                    ));
+                }
+            },
         })
+    }
+
+    /// The full DN of a container as rules give it: a DN under `base_dn` as is, anything
+    /// else (`OU=Sales`) below `users_container`.
+    pub fn absolute_container(&self, container: &str) -> String {
+        let container = container.trim();
+        if container.is_empty() {
+            self.users_container.clone()
+        } else if crate::escape::is_under(container, &self.base_dn) {
+            container.to_string()
+        } else {
+            format!("{container},{}", self.users_container)
+        }
+    }
+
+    /// A parent DN as rules name it (relative to `users_container` when so configured).
+    pub fn container_name(&self, parent: &str) -> String {
+        if self.relative_containers {
+            let (lower, users) = (
+                parent.to_ascii_lowercase(),
+                self.users_container.to_ascii_lowercase(),
+            );
+            if let Some(prefix) = lower.strip_suffix(&format!(",{users}")) {
+                return parent[..prefix.len()].to_string();
+            }
+        }
+        parent.to_string()
     }
 
     /// The filter that selects person accounts.
@@ -210,6 +251,21 @@ mod tests {
         let s = Settings::parse(&pairs(&[("base_dn", "dc=x"), ("profile", "ldap")])).unwrap();
         assert_eq!(s.anchor_attribute(), "entryUUID");
         assert_eq!(s.manager_key, "employeeNumber");
+    }
+
+    #[test]
+    fn containers_may_be_relative_to_the_users_container() {
+        let s = Settings::parse(&pairs(&[
+            ("base_dn", "DC=x"),
+            ("users_container", "OU=People,DC=x"),
+            ("containers", "relative"),
+        ]))
+        .unwrap();
+        assert_eq!(s.absolute_container("OU=Sales"), "OU=Sales,OU=People,DC=x");
+        assert_eq!(s.absolute_container("OU=Leavers,DC=x"), "OU=Leavers,DC=x");
+        assert_eq!(s.container_name("OU=Sales,OU=People,DC=x"), "OU=Sales");
+        assert_eq!(s.container_name("OU=Leavers,DC=x"), "OU=Leavers,DC=x");
+        assert_eq!(s.container_name("OU=People,DC=x"), "OU=People,DC=x");
     }
 
     #[test]

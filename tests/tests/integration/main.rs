@@ -1,6 +1,7 @@
 //! Tenure's integration tests, in one test binary: one link instead of one per
 //! file keeps the build fast and the target directory small.
 
+mod ad_scim;
 mod cli;
 mod crash;
 mod directory;

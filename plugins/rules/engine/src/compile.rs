@@ -101,6 +101,8 @@ pub(crate) struct TicketOut {
 pub(crate) struct Outputs {
     pub container: Option<Template>,
     pub lists: Vec<(ListKind, Template)>,
+    /// Kinds a rule set to an explicit empty list: the defaults add none of them.
+    pub cleared: Vec<ListKind>,
     pub enabled: Option<bool>,
     pub expires: Option<Expr>,
     pub attributes: Vec<Mapping>,
@@ -275,6 +277,7 @@ impl Compiler {
 
     fn outputs(&self, field: &str, doc: &OutputsDoc) -> Result<Outputs, CompileError> {
         let mut lists = Vec::new();
+        let mut cleared = Vec::new();
         for (kind, key, items) in [
             (ListKind::Group, "groups", &doc.groups),
             (
@@ -286,8 +289,14 @@ impl Compiler {
             (ListKind::License, "licenses", &doc.licenses),
             (ListKind::App, "apps", &doc.apps),
         ] {
-            for (i, item) in items.iter().enumerate() {
-                lists.push((kind, self.template(&format!("{field}.{key}[{i}]"), item)?));
+            match items {
+                Some(items) if items.is_empty() => cleared.push(kind),
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        lists.push((kind, self.template(&format!("{field}.{key}[{i}]"), item)?));
+                    }
+                }
+                None => {}
             }
         }
         let mut attributes = Vec::new();
@@ -321,6 +330,7 @@ impl Compiler {
                 .map(|c| self.template(&format!("{field}.container"), c))
                 .transpose()?,
             lists,
+            cleared,
             enabled: doc.enabled,
             expires: doc
                 .expires

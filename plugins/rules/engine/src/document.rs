@@ -123,16 +123,17 @@ pub struct OutputsDoc {
     /// OU / org unit / container.
     #[serde(default)]
     pub container: Option<String>,
+    /// Security groups. In a rule, an empty list (`[]`) means none: the defaults add none either.
     #[serde(default)]
-    pub groups: Vec<String>,
+    pub groups: Option<Vec<String>>,
     #[serde(default)]
-    pub distribution_lists: Vec<String>,
+    pub distribution_lists: Option<Vec<String>>,
     #[serde(default)]
-    pub m365_groups: Vec<String>,
+    pub m365_groups: Option<Vec<String>>,
     #[serde(default)]
-    pub licenses: Vec<String>,
+    pub licenses: Option<Vec<String>>,
     #[serde(default)]
-    pub apps: Vec<String>,
+    pub apps: Option<Vec<String>>,
     #[serde(default)]
     pub enabled: Option<bool>,
     /// CEL expression giving the account's expiry (a date or timestamp).

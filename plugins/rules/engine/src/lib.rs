@@ -630,7 +630,7 @@ impl Run<'_> {
             }
         }
         if !defaults {
-            for (kind, _) in &o.lists {
+            for kind in o.lists.iter().map(|(k, _)| k).chain(&o.cleared) {
                 if !state.lists_set.contains(kind) {
                     state.lists_set.push(*kind);
                 }

@@ -308,3 +308,38 @@ fn the_example_rule_set_compiles() {
     assert_eq!(set.destinations().collect::<Vec<_>>(), ["ad", "apps"]);
     assert!(set.rule_count() >= 8);
 }
+
+#[test]
+fn an_explicit_empty_list_in_a_rule_keeps_the_defaults_out() {
+    let set = r#"
+destinations:
+  ad:
+    rules:
+      - name: leaver
+        when: person.status == "terminated"
+        then: { enabled: false, groups: [], container: OU=Leavers }
+        stop: true
+      - name: eng
+        when: person.department == "Engineering"
+        then: { groups: [Engineering] }
+    defaults: { groups: [All-Staff], licenses: [E3], container: OU=People }
+"#;
+    let active = run(set, &person("Engineering", "Dev"), TraceLevel::None);
+    assert_eq!(active.accounts[0].groups, ["Engineering"]);
+    let mut gone = person("Engineering", "Dev");
+    gone.status = "terminated".into();
+    let left = run(set, &gone, TraceLevel::None);
+    let d = &left.accounts[0];
+    assert!(
+        d.groups.is_empty(),
+        "no default groups for a leaver: {:?}",
+        d.groups
+    );
+    assert_eq!(
+        d.licenses,
+        ["E3"],
+        "kinds the rule did not clear still get their defaults"
+    );
+    assert_eq!(d.container.as_deref(), Some("OU=Leavers"));
+    assert!(!d.enabled);
+}
