@@ -284,14 +284,20 @@ impl JobRun<'_> {
                 .iter()
                 .find(|a| a.destination == dest.name)
                 .cloned();
-            if let Some(d) = desired.as_mut()
-                && let Err(f) = self.settle_names(dest, d).await
-            {
-                note_failure(p, &job.tenant, &dest.name, &mut worst, f);
-                continue;
-            }
+            let unique = match desired.as_mut() {
+                Some(d) => match self.settle_names(dest, d).await {
+                    Ok(names) => names,
+                    Err(f) => {
+                        note_failure(p, &job.tenant, &dest.name, &mut worst, f);
+                        continue;
+                    }
+                },
+                None => Vec::new(),
+            };
             let due = scheduled.as_ref().filter(|a| a.destination == dest.name);
-            let outcome = self.destination(dest, desired.as_ref(), terminated, due).await;
+            let outcome = self
+                .destination(dest, desired.as_ref(), &unique, terminated, due)
+                .await;
             let outcome = match outcome {
                 Ok(DestOutcome::Done) => self
                     .after_destination(dest, desired.as_ref(), terminated, due)
@@ -317,11 +323,12 @@ impl JobRun<'_> {
         &mut self,
         dest: &DestinationConfig,
         desired: &mut wit::DesiredAccount,
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<String>, Failure> {
         let requests = crate::naming::take_requests(desired);
         if requests.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let names = requests.iter().map(|r| r.attribute.clone()).collect();
         let (p, job) = (self.p, self.job);
         let assigned = p
             .assign_names(&job.tenant, &job.person_key, &requests, !dest.dry_run)
@@ -334,6 +341,48 @@ impl JobRun<'_> {
             ));
         }
         crate::naming::apply(desired, &assigned);
+        Ok(names)
+    }
+
+    /// An account taken over keeps the unique names it already has (a login that
+    /// works stays as it is): they become the person's, unless someone else holds one.
+    async fn keep_existing_names(
+        &mut self,
+        dest: &DestinationConfig,
+        unique: &[String],
+        account: &wit::Account,
+        desired: &mut wit::DesiredAccount,
+    ) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        for name in unique {
+            let Some(wit::Value::Text(existing)) = account
+                .attributes
+                .iter()
+                .find(|a| a.name == *name)
+                .map(|a| &a.value)
+            else {
+                continue;
+            };
+            let Some(slot) = desired.attributes.iter_mut().find(|a| a.name == *name) else {
+                continue;
+            };
+            if existing.is_empty() || slot.value == wit::Value::Text(existing.clone()) {
+                continue;
+            }
+            let ours = dest.dry_run
+                || p.store
+                    .claim_name(&job.tenant, name, existing, &job.person_key)
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
+            if ours {
+                let instead_of = std::mem::replace(&mut slot.value, wit::Value::Text(existing.clone()));
+                self.pending.push(self.record(
+                    "name.kept",
+                    Some(&dest.name),
+                    json!({ "attribute": name, "value": existing, "instead_of": instead_of, "why": "the account was taken over with it" }),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -439,6 +488,7 @@ impl JobRun<'_> {
         &mut self,
         dest: &DestinationConfig,
         desired: Option<&wit::DesiredAccount>,
+        unique: &[String],
         terminated: bool,
         due: Option<&tenure_store::ScheduledAction>,
     ) -> Result<DestOutcome, Failure> {
@@ -446,6 +496,7 @@ impl JobRun<'_> {
         let store = &p.store;
         let name = dest.name.as_str();
         let r = resolve(p, &job.tenant, dest, &job.person_key, desired, Some(job.id)).await?;
+        let mut kept: Option<wit::DesiredAccount> = None;
         let (current, mut link) = match r.matched.clone() {
             Match::Linked(acc) => (acc, r.link.clone()),
             Match::Adopt { account, why } => {
@@ -477,6 +528,11 @@ impl JobRun<'_> {
                         .put_link(update, audit)
                         .await
                         .map_err(|e| Failure::store(&e))?;
+                }
+                if let Some(d) = desired {
+                    let mut d = d.clone();
+                    self.keep_existing_names(dest, unique, &account, &mut d).await?;
+                    kept = Some(d);
                 }
                 (Some(account), Some(link))
             }
@@ -514,6 +570,7 @@ impl JobRun<'_> {
                 return Ok(DestOutcome::Held(format!("conflict:{name}")));
             }
         };
+        let desired = kept.as_ref().or(desired);
         let mut plan = plan::plan(
             name,
             desired,

@@ -51,6 +51,7 @@ impl Ad {
                     "pwdLastSet",
                     "department",
                     "sAMAccountName",
+                    "title",
                 ],
             )
             .await
@@ -341,4 +342,320 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     assert!(ad.entry(&filter).await.is_none(), "deleted from AD: {deletes:#?}");
     let (status, _) = scim_get(&http, &scim_url, &scim_token, &format!("/Users/{id}")).await;
     assert_eq!(status, 404, "deleted from the SCIM app");
+}
+
+/// The rule set of the conflicts test: AD and the SCIM app, containers relative.
+const CONFLICT_RULES: &str = r#"
+destinations:
+  ad:
+    attributes:
+      employeeNumber: { from: id, required: true }
+      givenName: { from: given_name }
+      sn: { from: family_name, required: true }
+      title: { from: title }
+    unique:
+      sAMAccountName:
+        candidates:
+          - '${ToLower(person.given_name + "." + person.family_name)}'
+          - '${ToLower(Left(person.given_name, 1) + "." + person.family_name)}'
+    defaults: { container: OU=Staff }
+  app:
+    attributes:
+      userName: { from: email, required: true }
+      externalId: { from: id, required: true }
+      title: { from: title }
+"#;
+
+fn person_event(id: &str, given: &str, family: &str, title: &str) -> Value {
+    json!({
+        "kind": "joiner", "source": "hr", "source_record_id": format!("hire-{id}"),
+        "person": { "ids": [{"source": "hr", "id": id}], "given_name": given, "family_name": family, "title": title,
+                    "emails": [{"value": format!("{}@example.test", given.to_lowercase()), "primary": true}] }
+    })
+}
+
+struct Servers {
+    ad: Ad,
+    ad_env: HashMap<String, String>,
+    users: String,
+    scim_url: String,
+    scim_token: String,
+    http: reqwest::Client,
+}
+
+impl Servers {
+    async fn start(run: &str) -> Servers {
+        let ad_env = testbeds::start("samba-ad.sh");
+        let scim_env = testbeds::start("scim2-server.sh");
+        let base = ad_env["TENURE_TEST_AD_BASE"].clone();
+        let users = format!("OU=Conflicts-{run},{base}");
+        let mut ad = Ad {
+            admin: admin_connection(
+                &ad_env["TENURE_TEST_AD_URL"],
+                &ad_env["TENURE_TEST_AD_CA"],
+                &ad_env["TENURE_TEST_AD_BIND_DN"],
+                &ad_env["TENURE_TEST_AD_PASSWORD"],
+            )
+            .await,
+        };
+        for dn in [users.clone(), format!("OU=Staff,{users}")] {
+            let ou = HashSet::from(["organizationalUnit"]);
+            ad.admin
+                .add(&dn, vec![("objectClass", ou)])
+                .await
+                .unwrap()
+                .success()
+                .unwrap();
+        }
+        Servers {
+            ad,
+            users,
+            scim_url: format!("{}/conflicts-{run}/v2", scim_env["TENURE_TEST_SCIM_BASE"]),
+            scim_token: scim_env["TENURE_TEST_SCIM_TOKEN"].clone(),
+            ad_env,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// An account made outside Tenure.
+    async fn unmanaged_ad(&mut self, cn: &str, sam: &str, employee_number: &str) -> String {
+        let dn = format!("CN={cn},OU=Staff,{}", self.users);
+        self.ad
+            .admin
+            .add(
+                &dn,
+                vec![
+                    ("objectClass", HashSet::from(["user"])),
+                    ("sAMAccountName", HashSet::from([sam])),
+                    ("employeeNumber", HashSet::from([employee_number])),
+                    ("sn", HashSet::from(["Existing"])),
+                ],
+            )
+            .await
+            .unwrap()
+            .success()
+            .unwrap_or_else(|e| panic!("add {dn}: {e}"));
+        dn
+    }
+
+    async fn unmanaged_scim(&self, user_name: &str, external_id: &str) -> String {
+        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
+                          "externalId": external_id});
+        let r: Value = self
+            .http
+            .post(format!("{}/Users", self.scim_url))
+            .bearer_auth(&self.scim_token)
+            .header("content-type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["id"].as_str().unwrap().to_string()
+    }
+
+    async fn host(&self, ad_policy: &str, app_policy: &str) -> TestHost {
+        let tenant = tenure_tests::host::tenant_toml(&testbeds::fill(
+            &format!(
+                r#"
+[connections.directory]
+kind = "ldap"
+url = "$TENURE_TEST_AD_URL"
+bind_dn = "$TENURE_TEST_AD_BIND_DN"
+password = "$TENURE_TEST_AD_PASSWORD"
+ca_file = "$TENURE_TEST_AD_CA"
+[connections.scim]
+kind = "http"
+url = "{}"
+auth = {{ type = "bearer", token = "{}" }}
+[plugins.rules]
+rule_set = '''{CONFLICT_RULES}'''
+[plugins.directory.grants]
+ldap = ["directory"]
+[plugins.directory.settings]
+base_dn = "$TENURE_TEST_AD_BASE"
+users_container = "{}"
+groups_base = "{}"
+containers = "relative"
+attributes = "sAMAccountName,employeeNumber,givenName,sn,title"
+[plugins.scim.grants]
+http = ["scim"]
+"#,
+                self.scim_url, self.scim_token, self.users, self.users
+            ),
+            &self.ad_env,
+        ));
+        let pipeline = tenure_tests::host::pipeline_toml(&format!(
+            r#"
+rules = "rules"
+[[destinations]]
+name = "ad"
+connector = "directory"
+matching = ["employeeNumber"]
+conflict = "{ad_policy}"
+[[destinations]]
+name = "app"
+connector = "scim"
+matching = ["externalId", "userName"]
+conflict = "{app_policy}"
+"#
+        ));
+        TestHost::start(HostSpec {
+            tenant,
+            pipeline,
+            queue: QueueConfig {
+                poll_ms: 20,
+                backoff_base_ms: 100,
+                ..QueueConfig::default()
+            },
+            plugins: vec!["rules", "directory", "scim"],
+        })
+        .await
+    }
+}
+
+/// Accounts that already exist in the real servers, for each conflict policy: merge
+/// (one unmanaged match is taken over), alert (held until a person decides, then
+/// merged by that decision), skip (left alone), two candidates for one person
+/// (always held), and a name already taken by someone else's unmanaged account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_accounts_in_ad_and_scim_under_each_conflict_policy() {
+    let run = testbeds::run_id();
+    let mut s = Servers::start(&run).await;
+    let (merge_id, twin_id, name_id) = (format!("m{run}"), format!("t{run}"), format!("n{run}"));
+    let merge_dn = s
+        .unmanaged_ad(&format!("Mia Existing {run}"), &format!("mia{run}"), &merge_id)
+        .await;
+    s.unmanaged_ad(&format!("Twin One {run}"), &format!("t1{run}"), &twin_id)
+        .await;
+    s.unmanaged_ad(&format!("Twin Two {run}"), &format!("t2{run}"), &twin_id)
+        .await;
+    // Someone else already holds the name the convention gives first.
+    let taken = format!("pat.lee{run}");
+    s.unmanaged_ad(&format!("Other Pat {run}"), &taken, "someone-else")
+        .await;
+    let scim_existing = s
+        .unmanaged_scim(&format!("mia{run}@example.test"), &merge_id)
+        .await;
+
+    let host = s.host("merge", "alert").await;
+    let mia = person_event(&merge_id, &format!("Mia{run}"), "Existing", "Analyst");
+    host.post_event(&mia, &format!("mia-{run}")).await;
+    let twin = person_event(&twin_id, &format!("Twin{run}"), "Person", "Analyst");
+    host.post_event(&twin, &format!("twin-{run}")).await;
+    let pat = person_event(&name_id, "Pat", &format!("Lee{run}"), "Analyst");
+    host.post_event(&pat, &format!("pat-{run}")).await;
+    host.wait_idle(Duration::from_secs(60)).await;
+
+    // merge: the one unmanaged AD account is linked and brought in line.
+    let mia_key = format!("hr:{merge_id}");
+    let kinds: Vec<String> = host
+        .audit(Some(&mia_key))
+        .await
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["kind"].as_str().unwrap_or(""),
+                e["destination"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&"link.merged/ad".to_string()), "{kinds:?}");
+    let (dn, attrs) = s.ad.entry(&format!("(employeeNumber={merge_id})")).await.unwrap();
+    assert_eq!(dn, merge_dn, "the existing account, not a new one");
+    assert_eq!(attrs["title"], ["Analyst"], "taken over and updated");
+    assert_eq!(
+        attrs["samaccountname"],
+        [format!("mia{run}")],
+        "its login name kept: {kinds:?}"
+    );
+    assert!(kinds.contains(&"name.kept/ad".to_string()), "{kinds:?}");
+    // alert: the SCIM match waits for a person; two AD candidates wait whatever the policy.
+    let conflicts = host.get("/api/v1/conflicts").await;
+    let conflicts = conflicts.as_array().unwrap();
+    let find = |person: &str, dest: &str| {
+        conflicts
+            .iter()
+            .find(|c| c["person_key"] == person && c["destination"] == dest)
+            .cloned()
+            .unwrap_or_else(|| panic!("no conflict for {person} in {dest}: {conflicts:?}"))
+    };
+    let app = find(&mia_key, "app");
+    assert_eq!(app["kind"], "unmanaged");
+    assert_eq!(app["candidates"], json!([scim_existing]));
+    let twins = find(&format!("hr:{twin_id}"), "ad");
+    assert_eq!(twins["kind"], "ambiguous");
+    assert_eq!(twins["candidates"].as_array().unwrap().len(), 2);
+    // The name: the first candidate is someone else's, so the second is taken.
+    let (_, attrs) =
+        s.ad.entry(&format!("(employeeNumber={name_id})"))
+            .await
+            .expect("Pat's account");
+    assert_eq!(attrs["samaccountname"], [format!("p.lee{run}")]);
+
+    // A person decides: merge the SCIM account, skip AD for the twin.
+    let id = app["id"].as_i64().unwrap();
+    let (status, body) = host
+        .post(
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            &json!({"decision": "merge", "anchor": scim_existing}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let id = twins["id"].as_i64().unwrap();
+    let (status, body) = host
+        .post(
+            &format!("/api/v1/conflicts/{id}/resolve"),
+            &json!({"decision": "skip"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    host.wait_idle(Duration::from_secs(60)).await;
+    let (_, user) = scim_get(
+        &s.http,
+        &s.scim_url,
+        &s.scim_token,
+        &format!("/Users/{scim_existing}"),
+    )
+    .await;
+    assert_eq!(
+        user["title"], "Analyst",
+        "the existing SCIM user was taken over and updated"
+    );
+    let users: Value = scim_get(&s.http, &s.scim_url, &s.scim_token, "/Users").await.1;
+    assert_eq!(
+        users["totalResults"], 3,
+        "Mia's, the twin's and Pat's: no duplicate for Mia"
+    );
+    drop(host);
+
+    // skip: an unmanaged match is left exactly as it is.
+    let skip_id = format!("s{run}");
+    let skip_dn = s
+        .unmanaged_ad(&format!("Sam Skip {run}"), &format!("sam{run}"), &skip_id)
+        .await;
+    let host = s.host("skip", "skip").await;
+    host.post_event(
+        &person_event(&skip_id, &format!("Sam{run}"), "Skip", "Boss"),
+        &format!("skip-{run}"),
+    )
+    .await;
+    host.wait_idle(Duration::from_secs(60)).await;
+    let skipped: Vec<Value> = host
+        .audit(Some(&format!("hr:{skip_id}")))
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "destination.skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    let (_, attrs) = s.ad.entry(&format!("(employeeNumber={skip_id})")).await.unwrap();
+    assert!(!attrs.contains_key("title"), "left as it was: {attrs:?}");
+    assert!(
+        s.ad.entry(&format!("(distinguishedName={skip_dn})"))
+            .await
+            .is_some()
+    );
 }
