@@ -37,7 +37,7 @@ log "building the tenure binary"
 cargo build -q -p tenure
 
 log "the example rule set's own test cases (tenure rules test)"
-for f in examples/rules/company.yaml examples/demo/rules.yaml examples/demo/rules-v2.yaml; do
+for f in examples/rules/company.yaml examples/demo/rules.yaml examples/demo/rules-v2.yaml examples/ad-scim/rules.yaml; do
   target/debug/tenure rules test "$f"
 done
 
