@@ -21,7 +21,10 @@ const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn desired(user: &str) -> wit::DesiredAccount {
@@ -84,14 +87,22 @@ async fn plugin_round(h: &Harness, prefix: &str, users: usize) -> Duration {
         }))
         .await
         .expect("update");
-        scim.apply(&wit::Operation::Disable(id.clone())).await.expect("disable");
+        scim.apply(&wit::Operation::Disable(id.clone()))
+            .await
+            .expect("disable");
         scim.apply(&wit::Operation::Delete(id)).await.expect("delete");
     }
     started.elapsed()
 }
 
 /// The same six requests per user, sent by reqwest.
-async fn native_round(client: &reqwest::Client, url: &str, token: &str, prefix: &str, users: usize) -> Duration {
+async fn native_round(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    prefix: &str,
+    users: usize,
+) -> Duration {
     let send = |req: reqwest::RequestBuilder| async move {
         let resp = req
             .bearer_auth(token)
@@ -147,7 +158,9 @@ async fn native_round(client: &reqwest::Client, url: &str, token: &str, prefix: 
             client
                 .patch(format!("{url}/Users/{id}"))
                 .header("Content-Type", "application/scim+json")
-                .body(patch(json!([{"op": "replace", "path": "active", "value": false}]))),
+                .body(patch(
+                    json!([{"op": "replace", "path": "active", "value": false}]),
+                )),
         )
         .await;
         send(client.delete(format!("{url}/Users/{id}"))).await;
@@ -189,8 +202,14 @@ async fn main() {
     let native_ops = ops / native.as_secs_f64();
     println!("connector overhead: scim plugin vs native reqwest, same requests, local scim2-server");
     println!("  users per round {users}, rounds {rounds}, operations per side {ops}");
-    println!("  plugin  {plugin_ops:>9.1} ops/s  ({:.3} ms/op)", 1000.0 / plugin_ops);
-    println!("  native  {native_ops:>9.1} ops/s  ({:.3} ms/op)", 1000.0 / native_ops);
+    println!(
+        "  plugin  {plugin_ops:>9.1} ops/s  ({:.3} ms/op)",
+        1000.0 / plugin_ops
+    );
+    println!(
+        "  native  {native_ops:>9.1} ops/s  ({:.3} ms/op)",
+        1000.0 / native_ops
+    );
     println!(
         "  overhead {:+.1}% (plugin time / native time = {:.3}; target <= 20%)",
         (plugin.as_secs_f64() / native.as_secs_f64() - 1.0) * 100.0,

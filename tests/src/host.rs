@@ -72,7 +72,12 @@ impl TestHost {
             synchronous_full: true,
         };
         let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");
-        let services = Services::new(store.kv(), Arc::new(SystemClock)).expect("services");
+        let mut services = Services::new(store.kv(), Arc::new(SystemClock)).expect("services");
+        services.ldap =
+            tenure_capabilities::LdapCapability::new(tenure_pipeline::passwords::PasswordVault::start(
+                store.clone() as Arc<dyn Store>,
+                [(TENANT.to_string(), spec.pipeline.initial_passwords)].into(),
+            ));
         let cache = tenure_plugin_test::workspace_root().join("target/component-cache");
         let runtime = Runtime::new(
             RuntimeOptions {

@@ -111,6 +111,9 @@ pub struct HostTenant {
     pub destinations: Vec<DestinationConfig>,
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// What happens to generated initial passwords: `discard` (default) or `vault`.
+    #[serde(default)]
+    pub initial_passwords: tenure_pipeline::passwords::InitialPasswords,
 }
 
 impl HostTenant {
@@ -130,6 +133,7 @@ impl HostTenant {
             identity: self.identity.clone(),
             destinations: self.destinations.clone(),
             sources: self.sources.clone(),
+            initial_passwords: self.initial_passwords,
         })
     }
 }

@@ -62,7 +62,17 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
 /// Builds the host from a loaded config and its store, and brings each tenant's
 /// rule set up to its published version (importing the config file's on first start).
 pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
-    let services = Services::new(store.kv(), Arc::new(SystemClock))?;
+    let mut services = Services::new(store.kv(), Arc::new(SystemClock))?;
+    let policies = config
+        .tenants
+        .iter()
+        .map(|(name, t)| (name.clone(), t.initial_passwords))
+        .collect();
+    services.ldap =
+        tenure_capabilities::LdapCapability::new(tenure_pipeline::passwords::PasswordVault::start(
+            store.clone() as Arc<dyn tenure_store::Store>,
+            policies,
+        ));
     let runtime = Runtime::new(
         RuntimeOptions {
             cache_dir: Some(config.cache_dir.clone()),

@@ -194,6 +194,9 @@ pub struct TenantPipeline {
     /// Source plugins (pushed payloads and polling).
     #[serde(default)]
     pub sources: Vec<crate::sources::SourceConfig>,
+    /// What happens to generated initial passwords: `discard` or `vault`.
+    #[serde(default)]
+    pub initial_passwords: crate::passwords::InitialPasswords,
 }
 
 /// Everything the pipeline needs to know.

@@ -12,6 +12,7 @@ pub mod event;
 pub mod identity;
 pub mod metrics;
 pub mod naming;
+pub mod passwords;
 pub mod plan;
 pub mod preview;
 mod process;

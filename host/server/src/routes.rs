@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/cancel", post(cancel))
         .route("/api/v1/conflicts", get(list_conflicts))
         .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
+        .route("/api/v1/initial-passwords/reveal", post(reveal_initial_password))
         .route("/api/v1/guards", get(list_guards))
         .route("/api/v1/guards/{destination}/approve", post(approve_guard))
         .route("/api/v1/rule-sets", get(rule_sets::list).post(rule_sets::draft))
@@ -370,6 +371,38 @@ async fn resolve_conflict(
         .await?;
     s.pipeline.wake();
     Ok(axum::Json(row).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevealRequest {
+    /// The account's DN, as the connector created it.
+    dn: String,
+}
+
+/// Shows a vaulted initial password once and deletes it (`initial_passwords = "vault"`).
+async fn reveal_initial_password(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let c = caller(&s, &headers, ADMINS)?;
+    let req: RevealRequest = json_body(&body)?;
+    let name = tenure_pipeline::passwords::vault_name(&c.tenant, &req.dn);
+    let Some(password) = s.pipeline.store().take_secret(&name).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "dn",
+            "no initial password is kept for this account (already revealed, or the policy is discard)",
+        ));
+    };
+    s.pipeline
+        .store()
+        .append_audit(vec![AuditRecord {
+            tenant: c.tenant.clone(),
+            kind: "admin.initial_password_revealed".into(),
+            actor: c.name.clone(),
+            data: json!({ "dn": req.dn }),
+            ..AuditRecord::default()
+        }])
+        .await?;
+    Ok(axum::Json(json!({ "dn": req.dn, "password": password })).into_response())
 }
 
 async fn list_guards(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {

@@ -252,6 +252,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_secret(&self, name: &str, value: &str) -> StoreResult<()>;
     async fn secret(&self, name: &str) -> StoreResult<Option<String>>;
+    /// Reads a secret and removes it in the same write (a one-time reveal).
+    async fn take_secret(&self, name: &str) -> StoreResult<Option<String>>;
     /// The plugin key-value backend kept in the same database.
     fn kv(&self) -> Arc<dyn KvBackend>;
     /// Checks that the database answers.

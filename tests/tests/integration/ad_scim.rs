@@ -5,7 +5,7 @@
 //! termination -> disabled in both and out of every group in one job, then deleted
 //! in both once the grace period has passed.
 
-use super::directory::admin_connection;
+use super::directory::{admin_connection, admin_connection_raw};
 use ldap3::{Scope, SearchEntry};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -248,6 +248,31 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     assert_eq!(attrs["pwdlastset"], ["0"]);
     assert_eq!(attrs["samaccountname"], ["shaneq.smith"]);
     assert_eq!(attrs["memberof"], [format!("CN=Engineering,{groups}")]);
+    // The initial password, kept in the vault: revealed once to IT, then gone.
+    let reveal = json!({ "dn": dn });
+    let (status, body) = host.post("/api/v1/initial-passwords/reveal", &reveal).await;
+    assert_eq!(status, 200, "{body}");
+    let password = body["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 20);
+    let (status, _) = host.post("/api/v1/initial-passwords/reveal", &reveal).await;
+    assert_eq!(status, 404, "revealed only once");
+    // It is the account's password: a bind is refused only because it must be changed first (AD's 773).
+    let mut person_bind =
+        admin_connection_raw(&ad_env["TENURE_TEST_AD_URL"], &ad_env["TENURE_TEST_AD_CA"]).await;
+    let bind = person_bind.simple_bind(&dn, &password).await.unwrap();
+    assert!(
+        bind.rc == 0 || bind.text.contains("data 773"),
+        "{}: {}",
+        bind.rc,
+        bind.text
+    );
+    let wrong = person_bind.simple_bind(&dn, "Not-The-Password-1").await.unwrap();
+    assert!(
+        wrong.rc == 49 && !wrong.text.contains("data 773"),
+        "{}: {}",
+        wrong.rc,
+        wrong.text
+    );
     let (status, list) = scim_get(
         &http,
         &scim_url,

@@ -47,7 +47,8 @@ pub struct Bed {
     pub base: String,
 }
 
-pub async fn admin_connection(url: &str, ca: &str, bind_dn: &str, password: &str) -> ldap3::Ldap {
+/// An LDAPS connection trusting `ca`, not yet bound.
+pub async fn admin_connection_raw(url: &str, ca: &str) -> ldap3::Ldap {
     tenure_capabilities::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     use rustls::pki_types::{CertificateDer, pem::PemObject};
@@ -58,8 +59,14 @@ pub async fn admin_connection(url: &str, ca: &str, bind_dn: &str, password: &str
         .with_root_certificates(roots)
         .with_no_client_auth();
     let settings = LdapConnSettings::new().set_config(Arc::new(tls));
-    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url).await.unwrap();
+    let (conn, ldap) = LdapConnAsync::with_settings(settings, url).await.unwrap();
     ldap3::drive!(conn);
+    ldap
+}
+
+/// An LDAPS connection bound as `bind_dn`.
+pub async fn admin_connection(url: &str, ca: &str, bind_dn: &str, password: &str) -> ldap3::Ldap {
+    let mut ldap = admin_connection_raw(url, ca).await;
     ldap.simple_bind(bind_dn, password)
         .await
         .unwrap()

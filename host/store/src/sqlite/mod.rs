@@ -1467,6 +1467,26 @@ impl Store for SqliteStore {
         .transpose()
     }
 
+    async fn take_secret(&self, name: &str) -> StoreResult<Option<String>> {
+        let key = name.to_string();
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .writer
+            .write(move |ctx| {
+                let row = ctx
+                    .conn
+                    .prepare_cached("DELETE FROM secrets WHERE name = ?1 RETURNING nonce, ciphertext")?
+                    .query_row([&key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                Ok(row)
+            })
+            .await?;
+        row.map(|(nonce, sealed)| {
+            let plain = self.master.open(name, &nonce, &sealed)?;
+            String::from_utf8(plain).map_err(|_| StoreError::Crypto(format!("secret {name} is not UTF-8")))
+        })
+        .transpose()
+    }
+
     fn kv(&self) -> Arc<dyn tenure_capabilities::KvBackend> {
         match self.me.upgrade() {
             Some(me) => Arc::new(kv::SqliteKv(me)),

@@ -231,3 +231,29 @@ async fn scheduled_actions_keep_their_first_date_fire_once_and_cancel() {
     assert!(store.scheduled_actions("t", true).await.unwrap().is_empty());
     assert_eq!(store.scheduled_actions("t", false).await.unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_taken_secret_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .put_secret("initial-password:t:CN=a", "s3cret!")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .take_secret("initial-password:t:CN=a")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("s3cret!")
+    );
+    assert!(
+        store
+            .take_secret("initial-password:t:CN=a")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.secret("initial-password:t:CN=a").await.unwrap().is_none());
+}
