@@ -23,21 +23,7 @@ use tenure_rules_basic_engine::{Record, RuleSet, TraceLevel};
 use tenure_runtime::RuntimeOptions;
 use tenure_runtime::wit::{self, Attribute, DesiredAccount, EmploymentType, Person, PersonStatus, Value};
 
-const DEPARTMENTS: [&str; 10] = [
-    "Engineering",
-    "Sales",
-    "Marketing",
-    "Finance",
-    "Legal",
-    "Support",
-    "Product",
-    "Design",
-    "People",
-    "Operations",
-];
-const LOCATIONS: [&str; 10] = [
-    "Berlin", "London", "Paris", "Madrid", "Austin", "Denver", "Toronto", "Sydney", "Tokyo", "Remote",
-];
+use tenure_tests::bench_data::{DEPARTMENTS, LOCATIONS};
 
 /// 200 rules: department x level, location offices, title prefixes, employment types.
 fn rules_200() -> String {

@@ -22,21 +22,7 @@ use tenure_plugin_test::{Harness, context_from_json, person_from_json};
 use tenure_rules_engine::{Attr, Request, RuleSet, TraceLevel};
 use tenure_runtime::wit::{self, Person, PersonStatus};
 
-const DEPARTMENTS: [&str; 10] = [
-    "Engineering",
-    "Sales",
-    "Marketing",
-    "Finance",
-    "Legal",
-    "Support",
-    "Product",
-    "Design",
-    "People",
-    "Operations",
-];
-const LOCATIONS: [&str; 10] = [
-    "Berlin", "London", "Paris", "Madrid", "Austin", "Denver", "Toronto", "Sydney", "Tokyo", "Remote",
-];
+use tenure_tests::bench_data::{DEPARTMENTS, LOCATIONS};
 const TITLES: [&str; 24] = [
     "Senior",
     "Staff",

@@ -183,3 +183,24 @@ fn base64_user(user: &str) -> String {
     }
     out
 }
+
+/// Lever's webhook signature: HMAC-SHA256 of `token + triggeredAt`, computed with ring
+/// (an implementation the host does not use).
+pub fn sign(key: &str, token: &str, triggered_at: u64) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+    let tag = ring::hmac::sign(&key, format!("{token}{triggered_at}").as_bytes());
+    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Milliseconds since the Unix epoch (a delivery's `triggeredAt`).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// A signed webhook delivery as Lever sends it.
+pub fn delivery(event: &str, key: &str, token: &str, at: u64, data: Value) -> Value {
+    json!({ "triggeredAt": at, "event": event, "data": data, "token": token, "signature": sign(key, token, at) })
+}

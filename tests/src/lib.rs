@@ -1,5 +1,26 @@
 //! Shared helpers for Tenure's integration tests.
 
+/// Shared data of the benchmarks' synthetic people.
+pub mod bench_data {
+    /// Departments, one per tenth of the people.
+    pub const DEPARTMENTS: [&str; 10] = [
+        "Engineering",
+        "Sales",
+        "Marketing",
+        "Finance",
+        "Legal",
+        "Support",
+        "Product",
+        "Design",
+        "People",
+        "Operations",
+    ];
+    /// Office locations.
+    pub const LOCATIONS: [&str; 10] = [
+        "Berlin", "London", "Paris", "Madrid", "Austin", "Denver", "Toronto", "Sydney", "Tokyo", "Remote",
+    ];
+}
+
 pub mod example;
 pub mod fake_lever;
 pub mod host;

@@ -47,3 +47,184 @@ pub fn fill(text: &str, env: &HashMap<String, String>) -> String {
     }
     out
 }
+
+/// Generated passwords, as the host's password policy receives them.
+#[derive(Default)]
+pub struct CapturePasswords(pub std::sync::Mutex<Vec<(String, String)>>);
+
+impl tenure_capabilities::ldap::PasswordSink for CapturePasswords {
+    fn deliver(&self, _tenant: &str, _connection: &str, dn: &str, password: &tenure_capabilities::Secret) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((dn.to_string(), password.expose().to_string()));
+    }
+}
+
+impl CapturePasswords {
+    /// The newest password generated for `dn` (compared case-insensitively).
+    pub fn for_dn(&self, dn: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .rev()
+            .find(|(d, _)| d.eq_ignore_ascii_case(dn))
+            .map(|(_, p)| p.clone())
+    }
+}
+
+/// One tenant of the test SCIM server, reached directly (setup and checks), with its
+/// control layer (faults, the no-PATCH mode, the request log).
+pub struct ScimTenant {
+    /// `http://127.0.0.1:18080/<tenant>/v2`.
+    pub url: String,
+    pub token: String,
+    control: String,
+    client: reqwest::Client,
+}
+
+impl ScimTenant {
+    /// Starts (or reuses) the server; the tenant `<name>-<run id>` starts empty.
+    pub fn start(name: &str) -> ScimTenant {
+        tenure_capabilities::install_crypto_provider();
+        let env = start("scim2-server.sh");
+        let base = &env["TENURE_TEST_SCIM_BASE"];
+        let tenant = format!("{name}-{}", run_id());
+        ScimTenant {
+            url: format!("{base}/{tenant}/v2"),
+            token: env["TENURE_TEST_SCIM_TOKEN"].clone(),
+            control: format!("{base}/_control/{tenant}"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A request to `<url><path>`: the status and the JSON body (null when empty).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .header("Content-Type", "application/scim+json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.expect("SCIM request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// Creates a resource and returns its id.
+    pub async fn create(&self, endpoint: &str, resource: serde_json::Value) -> String {
+        let (status, body) = self
+            .request(reqwest::Method::POST, endpoint, Some(resource))
+            .await;
+        assert_eq!(status, 201, "POST {endpoint}: {body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Creates a group and returns its id.
+    pub async fn group(&self, name: &str) -> String {
+        let group = serde_json::json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name });
+        self.create("/Groups", group).await
+    }
+
+    /// The displayNames of the groups a user is in, sorted.
+    pub async fn groups_of(&self, id: &str) -> Vec<String> {
+        let (_, body) = self
+            .get(&format!("/Groups?filter=members.value%20eq%20%22{id}%22"))
+            .await;
+        let mut names: Vec<String> = body["Resources"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|g| g["displayName"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Queues an injected answer (`{"status": 429, "retry_after": 1, "count": 1, "methods": [..]}`).
+    pub async fn fault(&self, spec: serde_json::Value) {
+        let r = self
+            .client
+            .post(format!("{}/faults", self.control))
+            .json(&spec)
+            .send()
+            .await
+            .expect("fault");
+        assert!(r.status().is_success());
+    }
+
+    /// Turns PATCH off for this tenant.
+    pub async fn no_patch(&self) {
+        let r = self
+            .client
+            .post(format!("{}/no-patch", self.control))
+            .send()
+            .await
+            .expect("no-patch");
+        assert!(r.status().is_success());
+    }
+
+    /// Every request this tenant received.
+    pub async fn requests(&self) -> Vec<serde_json::Value> {
+        self.client
+            .get(format!("{}/requests", self.control))
+            .send()
+            .await
+            .expect("requests")
+            .json()
+            .await
+            .expect("request log")
+    }
+}
+
+/// A connector plugin's `apply` in a harness tenant, with the plugin's own error.
+pub async fn apply(
+    h: &tenure_plugin_test::Harness,
+    tenant: &str,
+    plugin: &str,
+    op: tenure_runtime::wit::Operation,
+) -> Result<tenure_runtime::wit::Outcome, tenure_runtime::wit::PluginError> {
+    let handle = h.runtime().plugin(tenant, plugin).expect("plugin");
+    handle.apply(&op).await.map_err(plugin_error)
+}
+
+/// A connector plugin's lookup by one key, with the plugin's own error.
+pub async fn lookup(
+    h: &tenure_plugin_test::Harness,
+    tenant: &str,
+    plugin: &str,
+    attribute: &str,
+    value: &str,
+) -> Result<Vec<tenure_runtime::wit::Account>, tenure_runtime::wit::PluginError> {
+    let handle = h.runtime().plugin(tenant, plugin).expect("plugin");
+    let key = tenure_runtime::wit::MatchKey {
+        attribute: attribute.into(),
+        value: value.into(),
+    };
+    handle.lookup(&[key]).await.map_err(plugin_error)
+}
+
+fn plugin_error(e: tenure_runtime::CallError) -> tenure_runtime::wit::PluginError {
+    match e {
+        tenure_runtime::CallError::Plugin { error, .. } => error,
+        other => panic!("expected the plugin's own error, got {other}"),
+    }
+}

@@ -108,6 +108,8 @@ impl Builder<'_> {
 }
 
 /// Plans one destination. `current` is the account the person is (or will be) linked to.
+/// `person_left`: the person is terminated, so a missing account is never created for them
+/// (never provisioned, or deleted after the grace period).
 pub fn plan(
     destination: &str,
     desired: Option<&wit::DesiredAccount>,
@@ -115,6 +117,7 @@ pub fn plan(
     link: Option<&Link>,
     supported: &[OperationKind],
     deprovision: Deprovision,
+    person_left: bool,
 ) -> Plan {
     let mut b = Builder {
         destination,
@@ -141,6 +144,7 @@ pub fn plan(
                 }
             }
         }
+        (Some(want), None) if person_left && !want.enabled => {}
         (Some(want), None) => {
             let mut create = want.clone();
             create.groups.clear();
@@ -357,7 +361,7 @@ mod tests {
     #[test]
     fn create_then_memberships() {
         let d = desired(&["Eng", "All"], true);
-        let p = plan("ad", Some(&d), None, None, ALL, Deprovision::Disable);
+        let p = plan("ad", Some(&d), None, None, ALL, Deprovision::Disable, false);
         assert_eq!(kinds(&p), ["create ", "add-member Eng", "add-member All"]);
         let wit::Operation::Create(c) = &p.operations[0].op else {
             panic!()
@@ -373,7 +377,15 @@ mod tests {
             managed_groups: vec!["Sales".into()],
         };
         let a = account(&["Sales", "Hand-Made"], true);
-        let p = plan("ad", Some(&d), Some(&a), Some(&link), ALL, Deprovision::Disable);
+        let p = plan(
+            "ad",
+            Some(&d),
+            Some(&a),
+            Some(&link),
+            ALL,
+            Deprovision::Disable,
+            false,
+        );
         assert_eq!(
             kinds(&p),
             ["update title", "add-member Eng", "remove-member Sales"]
@@ -389,7 +401,8 @@ mod tests {
                 Some(&in_sync),
                 Some(&link),
                 ALL,
-                Deprovision::Disable
+                Deprovision::Disable,
+                false
             )
             .operations
             .is_empty()
@@ -410,15 +423,29 @@ mod tests {
             Some(&link),
             ALL,
             Deprovision::Disable,
+            false,
         );
         assert_eq!(kinds(&p)[0], "disable A1");
-        let gone = plan("ad", None, Some(&a), Some(&link), ALL, Deprovision::Delete);
+        let gone = plan("ad", None, Some(&a), Some(&link), ALL, Deprovision::Delete, false);
         assert_eq!(kinds(&gone), ["delete A1"]);
         assert!(
-            plan("ad", None, Some(&a), None, ALL, Deprovision::Delete)
+            plan("ad", None, Some(&a), None, ALL, Deprovision::Delete, false)
                 .operations
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn no_account_is_created_for_someone_who_has_left() {
+        let gone = desired(&[], false);
+        assert!(
+            plan("ad", Some(&gone), None, None, ALL, Deprovision::Disable, true)
+                .operations
+                .is_empty()
+        );
+        // A pre-hire (disabled, not terminated) still gets its account.
+        let p = plan("ad", Some(&gone), None, None, ALL, Deprovision::Disable, false);
+        assert_eq!(kinds(&p), ["create "]);
     }
 
     #[test]
@@ -430,6 +457,7 @@ mod tests {
             None,
             &[OperationKind::Create],
             Deprovision::Disable,
+            false,
         );
         assert_eq!(kinds(&p), ["create "]);
         assert_eq!(p.unsupported, ["add-member Eng"]);

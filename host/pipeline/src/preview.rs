@@ -170,6 +170,7 @@ impl Pipeline {
                             link.as_ref(),
                             &r.caps.operations,
                             dest.deprovision,
+                            merged.status == wit::PersonStatus::Terminated,
                         );
                         view.operations = p.operations;
                         view.unsupported = p.unsupported;

@@ -28,6 +28,8 @@ struct JobRun<'a> {
     /// The last operation's result, written with the job's next write (the next
     /// operation's intent or the end of the attempt): one write per operation.
     last_op: Option<FinishedOp>,
+    /// Scheduled deletions this attempt carried out.
+    deleted_actions: Vec<i64>,
 }
 
 impl Pipeline {
@@ -38,7 +40,7 @@ impl Pipeline {
             person = %job.person_key, kind = %job.event.kind, attempt = job.attempt
         );
         async move {
-            let mut run = JobRun { p: self, job: &job, pending: Vec::new(), last_op: None };
+            let mut run = JobRun { p: self, job: &job, pending: Vec::new(), last_op: None, deleted_actions: Vec::new() };
             let finish = run.run().await;
             let (kind, data) = match &finish {
                 Finish::Completed => ("job.completed", json!({ "attempt": job.attempt })),
@@ -403,15 +405,10 @@ impl JobRun<'_> {
         }
         let (p, job) = (self.p, self.job);
         if let Some(action) = due {
-            let still_open = p
-                .store
-                .scheduled_action(action.id)
-                .await
-                .map_err(|e| Failure::store(&e))?
-                .is_some_and(|a| a.state == "queued");
-            if !still_open {
-                return Ok(()); // the deletion ran
+            if self.deleted_actions.contains(&action.id) {
+                return Ok(());
             }
+            // Due, but the deletion no longer applied.
             p.store
                 .finish_action(
                     action.id,
@@ -578,12 +575,8 @@ impl JobRun<'_> {
             link.as_ref(),
             &r.caps.operations,
             dest.deprovision,
+            terminated,
         );
-        // A leaver with no account here (never provisioned, or deleted after the grace
-        // period) gets none: an account is never created for someone who has left.
-        if terminated && current.is_none() && desired.is_none_or(|d| !d.enabled) {
-            plan = plan::Plan::default();
-        }
         // A due grace-period deletion: only a still-disabled leaver's linked account goes.
         let deleting = match (due, current.as_ref(), link.as_ref()) {
             (Some(_), Some(acc), Some(l))
@@ -730,6 +723,7 @@ impl JobRun<'_> {
                 .finish_action(action.id, "done", "deleted after the grace period", now_ms())
                 .await
                 .map_err(|e| Failure::store(&e))?;
+            self.deleted_actions.push(action.id);
             self.pending.push(self.record(
                 "deprovision.deleted",
                 Some(name),

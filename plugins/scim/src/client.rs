@@ -3,7 +3,7 @@
 
 use serde_json::{Value as Json, json};
 use std::cell::RefCell;
-use tenure_sdk::errors::{from_http_error, invalid_input};
+use tenure_sdk::errors::{from_http_error, from_status, invalid_input, retry_after_ms};
 use tenure_sdk::host::http::{self, Request, Response};
 use tenure_sdk::types::PluginError;
 
@@ -100,7 +100,9 @@ pub fn answer(resp: Response) -> Result<Answer, PluginError> {
     })
 }
 
-/// Maps a SCIM error answer (RFC 7644 §3.12) with its `scimType` and `detail` carried along.
+/// Maps a SCIM error answer (RFC 7644 §3.12) with its `scimType` and `detail` carried along:
+/// the SDK's status mapping, except that 412 (changed since read) is retried and 400 names
+/// its `scimType` as the field.
 pub fn error_of(method: &str, path: &str, resp: &Response) -> PluginError {
     let body: Json = serde_json::from_slice(&resp.body).unwrap_or(Json::Null);
     let scim_type = body.get("scimType").and_then(Json::as_str).unwrap_or("");
@@ -109,38 +111,22 @@ pub fn error_of(method: &str, path: &str, resp: &Response) -> PluginError {
         .and_then(Json::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(&resp.body).chars().take(200).collect());
-    let what = format!(
-        "{method} {path}: {}{}{detail}",
-        resp.status,
-        if scim_type.is_empty() {
-            ": ".to_string()
-        } else {
-            format!(" {scim_type}: ")
-        }
-    );
+    let detail = if scim_type.is_empty() {
+        format!("{detail} ({method} {path})")
+    } else {
+        format!("{scim_type}: {detail} ({method} {path})")
+    };
     match resp.status {
-        429 => {
-            let ms = header(resp, "retry-after")
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(|s| s * 1000)
-                .unwrap_or(1000);
-            PluginError::RateLimited(ms)
-        }
-        500..=599 => PluginError::Transient(what),
-        401 | 403 => PluginError::Unauthorized(what),
-        404 => PluginError::NotFound(what),
-        409 => PluginError::Conflict(what),
-        // Someone changed the resource since it was read: read it again and retry.
-        412 => PluginError::Transient(what),
+        412 => PluginError::Transient(format!("412: {detail}")),
         400 => invalid_input(
             if scim_type.is_empty() {
-                "request".to_string()
+                "request"
             } else {
-                scim_type.to_string()
+                scim_type
             },
-            what,
+            format!("400: {detail}"),
         ),
-        _ => PluginError::Permanent(what),
+        status => from_status(status, retry_after_ms(resp), &detail),
     }
 }
 

@@ -294,31 +294,38 @@ fn change_user(id: &str, changes: &[(Slot, Option<Json>)], active: Option<bool>)
     put_user(id, changes, active)
 }
 
-fn put_user(id: &str, changes: &[(Slot, Option<Json>)], active: Option<bool>) -> Result<(), PluginError> {
-    let path = user_path(id);
-    let current = send("GET", &path, None, None)?;
-    let Json::Object(mut user) = current.body else {
+/// Reads a resource, lets `edit` change it, and PUTs it back whole (with `If-Match` when
+/// the server supports ETags, so a change made meanwhile is retried, never overwritten).
+fn put_back(path: &str, what: &str, edit: impl FnOnce(&mut Map<String, Json>)) -> Result<(), PluginError> {
+    let current = send("GET", path, None, None)?;
+    let Json::Object(mut resource) = current.body else {
         return Err(PluginError::Permanent(format!(
-            "GET {path} returned no user object"
+            "GET {path} returned no {what} object"
         )));
     };
-    user.remove("meta");
-    for (slot, v) in changes {
-        schema::set(&mut user, *slot, v.clone());
-    }
-    if let Some(a) = active {
-        user.insert("active".into(), json!(a));
-    }
-    let mut schemas = vec![json!(CORE)];
-    if schema::uses_enterprise(&user) {
-        schemas.push(json!(ENTERPRISE));
-    } else {
-        user.remove(ENTERPRISE);
-    }
-    user.insert("schemas".into(), Json::Array(schemas));
+    resource.remove("meta");
+    edit(&mut resource);
     let if_match = if features()?.etag { current.etag } else { None };
-    send("PUT", &path, Some(&Json::Object(user)), if_match.as_deref())?;
+    send("PUT", path, Some(&Json::Object(resource)), if_match.as_deref())?;
     Ok(())
+}
+
+fn put_user(id: &str, changes: &[(Slot, Option<Json>)], active: Option<bool>) -> Result<(), PluginError> {
+    put_back(&user_path(id), "user", |user| {
+        for (slot, v) in changes {
+            schema::set(user, *slot, v.clone());
+        }
+        if let Some(a) = active {
+            user.insert("active".into(), json!(a));
+        }
+        let mut schemas = vec![json!(CORE)];
+        if schema::uses_enterprise(user) {
+            schemas.push(json!(ENTERPRISE));
+        } else {
+            user.remove(ENTERPRISE);
+        }
+        user.insert("schemas".into(), Json::Array(schemas));
+    })
 }
 
 fn update(c: AttributeChange) -> Result<Outcome, PluginError> {
@@ -401,28 +408,21 @@ fn membership(m: MemberChange, add: bool) -> Result<Outcome, PluginError> {
             return Err(e);
         }
     }
-    let current = send("GET", &path, None, None)?;
-    let Json::Object(mut group) = current.body else {
-        return Err(PluginError::Permanent(format!(
-            "GET {path} returned no group object"
-        )));
-    };
-    group.remove("meta");
-    let mut members: Vec<Json> = group
-        .get("members")
-        .and_then(Json::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let has = |v: &Json| v.get("value").and_then(Json::as_str) == Some(m.anchor.as_str());
-    if add && !members.iter().any(has) {
-        members.push(json!({ "value": m.anchor }));
-    } else if !add {
-        members.retain(|v| !has(v));
-    }
-    group.insert("members".into(), Json::Array(members));
-    group.insert("schemas".into(), json!([GROUP]));
-    let if_match = if features()?.etag { current.etag } else { None };
-    send("PUT", &path, Some(&Json::Object(group)), if_match.as_deref())?;
+    put_back(&path, "group", |group| {
+        let mut members: Vec<Json> = group
+            .get("members")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let has = |v: &Json| v.get("value").and_then(Json::as_str) == Some(m.anchor.as_str());
+        if add && !members.iter().any(has) {
+            members.push(json!({ "value": m.anchor }));
+        } else if !add {
+            members.retain(|v| !has(v));
+        }
+        group.insert("members".into(), Json::Array(members));
+        group.insert("schemas".into(), json!([GROUP]));
+    })?;
     Ok(member_outcome(&m, add))
 }
 

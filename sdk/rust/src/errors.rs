@@ -27,14 +27,17 @@ pub fn from_status(status: u16, retry_after_ms: Option<u64>, detail: &str) -> Pl
 /// The error for a non-success HTTP answer: [`from_status`] with the `Retry-After`
 /// header (seconds) and the start of the body as the detail.
 pub fn from_response(resp: &crate::host::http::Response) -> PluginError {
-    let retry_after_ms = resp
-        .headers
+    let detail: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
+    from_status(resp.status, retry_after_ms(resp), &detail)
+}
+
+/// An answer's `Retry-After` (seconds) in milliseconds.
+pub fn retry_after_ms(resp: &crate::host::http::Response) -> Option<u64> {
+    resp.headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
         .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(|s| s * 1000);
-    let detail: String = String::from_utf8_lossy(&resp.body).chars().take(200).collect();
-    from_status(resp.status, retry_after_ms, &detail)
+        .map(|s| s * 1000)
 }
 
 /// The error for a request the host could not complete: a timeout or transport

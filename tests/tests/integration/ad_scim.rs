@@ -12,25 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tenure_pipeline::QueueConfig;
 use tenure_store::Store;
+use tenure_tests::example;
 use tenure_tests::fake_lever::{self, HIRED_CONTACT, HIRED_OPPORTUNITY};
 use tenure_tests::host::{HostSpec, TENANT, TestHost};
-use tenure_tests::{example, testbeds};
+use tenure_tests::testbeds::{self, ScimTenant};
 
 const HIRED_TOKEN: &str = "e2e-hired-signature-token";
 const OTHER_TOKEN: &str = "e2e-other-signature-token";
-
-fn sign(key: &str, token: &str, at: u64) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-    let tag = ring::hmac::sign(&key, format!("{token}{at}").as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// An admin connection to the domain, to set up and check with.
 struct Ad {
@@ -65,38 +53,6 @@ impl Ad {
     }
 }
 
-async fn scim_get(client: &reqwest::Client, url: &str, token: &str, path: &str) -> (u16, Value) {
-    let resp = client
-        .get(format!("{url}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn scim_groups_of(client: &reqwest::Client, url: &str, token: &str, id: &str) -> Vec<String> {
-    let resp: Value = client
-        .get(format!("{url}/Groups?filter=members.value%20eq%20%22{id}%22"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut names: Vec<String> = resp["Resources"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|g| g["displayName"].as_str().map(str::to_string))
-        .collect();
-    names.sort();
-    names
-}
-
 /// Shane's canonical record as the HR feed would send it.
 fn hr_event(kind: &str, record: &str, department: &str, status: &str) -> Value {
     json!({
@@ -113,7 +69,6 @@ fn hr_event(kind: &str, record: &str, department: &str, status: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     let ad_env = testbeds::start("samba-ad.sh");
-    let scim_env = testbeds::start("scim2-server.sh");
     let lever = fake_lever::start().await;
     let run = testbeds::run_id();
     let base = ad_env["TENURE_TEST_AD_BASE"].clone();
@@ -159,22 +114,9 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
             .success()
             .unwrap();
     }
-    let scim_url = format!("{}/e2e-{run}/v2", scim_env["TENURE_TEST_SCIM_BASE"]);
-    let scim_token = scim_env["TENURE_TEST_SCIM_TOKEN"].clone();
-    let http = reqwest::Client::new();
+    let scim = ScimTenant::start("e2e");
     for g in ["Engineering", "Sales", "All-Staff"] {
-        let r = http
-            .post(format!("{scim_url}/Groups"))
-            .bearer_auth(&scim_token)
-            .header("content-type", "application/scim+json")
-            .body(
-                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": g})
-                    .to_string(),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
+        scim.group(g).await;
     }
 
     let vars: HashMap<String, String> = [
@@ -190,8 +132,8 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
         ("TENURE_AD_BASE_DN", base.clone()),
         ("TENURE_AD_USERS", users.clone()),
         ("TENURE_AD_GROUPS", groups.clone()),
-        ("TENURE_SCIM_URL", scim_url.clone()),
-        ("TENURE_SCIM_TOKEN", scim_token.clone()),
+        ("TENURE_SCIM_URL", scim.url.clone()),
+        ("TENURE_SCIM_TOKEN", scim.token.clone()),
         ("TENURE_DELETE_AFTER", "3s".to_string()),
     ]
     .into_iter()
@@ -211,11 +153,9 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     .await;
 
     // 1. The signed hire.
-    let at = now_ms();
     let token = format!("e2e-delivery-{run}");
-    let delivery = json!({ "triggeredAt": at, "event": "candidateHired", "token": token,
-        "signature": sign(HIRED_TOKEN, &token, at),
-        "data": { "opportunityId": HIRED_OPPORTUNITY, "candidateId": HIRED_OPPORTUNITY, "contactId": "ignored" } });
+    let data = json!({ "opportunityId": HIRED_OPPORTUNITY, "candidateId": HIRED_OPPORTUNITY, "contactId": "ignored" });
+    let delivery = fake_lever::delivery("candidateHired", HIRED_TOKEN, &token, fake_lever::now_ms(), data);
     let resp = host
         .client
         .post(format!("{}/hooks/lever/lever", host.base))
@@ -273,22 +213,15 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
         wrong.rc,
         wrong.text
     );
-    let (status, list) = scim_get(
-        &http,
-        &scim_url,
-        &scim_token,
-        "/Users?filter=userName%20eq%20%22shane%40example.test%22",
-    )
-    .await;
+    let (status, list) = scim
+        .get("/Users?filter=userName%20eq%20%22shane%40example.test%22")
+        .await;
     assert_eq!(status, 200);
     let user = list["Resources"][0].clone();
     let id = user["id"].as_str().expect("a SCIM user for the hire").to_string();
     assert_eq!(user["externalId"], HIRED_CONTACT);
     assert_eq!(user["active"], true);
-    assert_eq!(
-        scim_groups_of(&http, &scim_url, &scim_token, &id).await,
-        ["Engineering"]
-    );
+    assert_eq!(scim.groups_of(&id).await, ["Engineering"]);
 
     // 2. A department change: OU move and group swap in both.
     let (status, body) = host
@@ -304,10 +237,7 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     assert_eq!(attrs["memberof"], [format!("CN=Sales,{groups}")]);
     assert_eq!(attrs["department"], ["Sales"]);
     assert_eq!(attrs["samaccountname"], ["shaneq.smith"], "the name stays");
-    assert_eq!(
-        scim_groups_of(&http, &scim_url, &scim_token, &id).await,
-        ["Sales"]
-    );
+    assert_eq!(scim.groups_of(&id).await, ["Sales"]);
 
     // 3. The termination: disabled in both and out of every group, in one job.
     let (status, body) = host
@@ -322,13 +252,9 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     assert_eq!(dn, format!("CN=Shane Q Smith,OU=Leavers,{users}"));
     assert_eq!(attrs["useraccountcontrol"], ["514"]);
     assert!(!attrs.contains_key("memberof"), "{attrs:?}");
-    let (_, user) = scim_get(&http, &scim_url, &scim_token, &format!("/Users/{id}")).await;
+    let (_, user) = scim.get(&format!("/Users/{id}")).await;
     assert_eq!(user["active"], false);
-    assert!(
-        scim_groups_of(&http, &scim_url, &scim_token, &id)
-            .await
-            .is_empty()
-    );
+    assert!(scim.groups_of(&id).await.is_empty());
     let audit = host.audit(Some(&person)).await;
     let leaver_job = audit
         .iter()
@@ -365,7 +291,7 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
         })
         .collect();
     assert!(ad.entry(&filter).await.is_none(), "deleted from AD: {deletes:#?}");
-    let (status, _) = scim_get(&http, &scim_url, &scim_token, &format!("/Users/{id}")).await;
+    let (status, _) = scim.get(&format!("/Users/{id}")).await;
     assert_eq!(status, 404, "deleted from the SCIM app");
 }
 
@@ -403,15 +329,12 @@ struct Servers {
     ad: Ad,
     ad_env: HashMap<String, String>,
     users: String,
-    scim_url: String,
-    scim_token: String,
-    http: reqwest::Client,
+    scim: ScimTenant,
 }
 
 impl Servers {
     async fn start(run: &str) -> Servers {
         let ad_env = testbeds::start("samba-ad.sh");
-        let scim_env = testbeds::start("scim2-server.sh");
         let base = ad_env["TENURE_TEST_AD_BASE"].clone();
         let users = format!("OU=Conflicts-{run},{base}");
         let mut ad = Ad {
@@ -435,10 +358,8 @@ impl Servers {
         Servers {
             ad,
             users,
-            scim_url: format!("{}/conflicts-{run}/v2", scim_env["TENURE_TEST_SCIM_BASE"]),
-            scim_token: scim_env["TENURE_TEST_SCIM_TOKEN"].clone(),
+            scim: ScimTenant::start("conflicts"),
             ad_env,
-            http: reqwest::Client::new(),
         }
     }
 
@@ -464,21 +385,9 @@ impl Servers {
     }
 
     async fn unmanaged_scim(&self, user_name: &str, external_id: &str) -> String {
-        let body = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
+        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
                           "externalId": external_id});
-        let r: Value = self
-            .http
-            .post(format!("{}/Users", self.scim_url))
-            .bearer_auth(&self.scim_token)
-            .header("content-type", "application/scim+json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["id"].as_str().unwrap().to_string()
+        self.scim.create("/Users", user).await
     }
 
     async fn host(&self, ad_policy: &str, app_policy: &str) -> TestHost {
@@ -508,7 +417,7 @@ attributes = "sAMAccountName,employeeNumber,givenName,sn,title"
 [plugins.scim.grants]
 http = ["scim"]
 "#,
-                self.scim_url, self.scim_token, self.users, self.users
+                self.scim.url, self.scim.token, self.users, self.users
             ),
             &self.ad_env,
         ));
@@ -639,18 +548,12 @@ async fn existing_accounts_in_ad_and_scim_under_each_conflict_policy() {
         .await;
     assert_eq!(status, 200, "{body}");
     host.wait_idle(Duration::from_secs(60)).await;
-    let (_, user) = scim_get(
-        &s.http,
-        &s.scim_url,
-        &s.scim_token,
-        &format!("/Users/{scim_existing}"),
-    )
-    .await;
+    let (_, user) = s.scim.get(&format!("/Users/{scim_existing}")).await;
     assert_eq!(
         user["title"], "Analyst",
         "the existing SCIM user was taken over and updated"
     );
-    let users: Value = scim_get(&s.http, &s.scim_url, &s.scim_token, "/Users").await.1;
+    let users: Value = s.scim.get("/Users").await.1;
     assert_eq!(
         users["totalResults"], 3,
         "Mia's, the twin's and Pat's: no duplicate for Mia"

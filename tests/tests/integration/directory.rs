@@ -4,38 +4,12 @@
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use tenure_capabilities::ldap::PasswordSink;
-use tenure_capabilities::{LdapCapability, MemoryKv, Secret, SystemClock};
+use std::sync::Arc;
+use tenure_capabilities::{LdapCapability, MemoryKv, SystemClock};
 use tenure_plugin_test::Harness;
 use tenure_runtime::wit::{self, PluginError};
-use tenure_runtime::{CallError, RuntimeOptions, Services};
-use tenure_tests::testbeds;
-
-/// Generated passwords, as the host's password policy receives them.
-#[derive(Default)]
-pub struct CapturePasswords(pub Mutex<Vec<(String, String)>>);
-
-impl PasswordSink for CapturePasswords {
-    fn deliver(&self, _tenant: &str, _connection: &str, dn: &str, password: &Secret) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((dn.to_string(), password.expose().to_string()));
-    }
-}
-
-impl CapturePasswords {
-    pub fn for_dn(&self, dn: &str) -> Option<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .find(|(d, _)| d.eq_ignore_ascii_case(dn))
-            .map(|(_, p)| p.clone())
-    }
-}
+use tenure_runtime::{RuntimeOptions, Services};
+use tenure_tests::testbeds::{self, CapturePasswords};
 
 /// A directory server, the connector loaded against it, and an admin connection for checks.
 pub struct Bed {
@@ -151,28 +125,15 @@ pub fn desired(attributes: Vec<wit::Attribute>, container: &str, enabled: bool) 
     }
 }
 
-fn plugin_error(e: CallError) -> PluginError {
-    match e {
-        CallError::Plugin { error, .. } => error,
-        other => panic!("expected the plugin's own error, got {other}"),
-    }
-}
-
 impl Bed {
     pub async fn apply(&self, op: wit::Operation) -> Result<wit::Outcome, PluginError> {
-        let handle = self.harness.runtime().plugin("acme", "directory").unwrap();
-        handle.apply(&op).await.map_err(plugin_error)
+        testbeds::apply(&self.harness, "acme", "directory", op).await
     }
 
     pub async fn lookup(&self, attribute: &str, value: &str) -> Vec<wit::Account> {
-        let handle = self.harness.runtime().plugin("acme", "directory").unwrap();
-        handle
-            .lookup(&[wit::MatchKey {
-                attribute: attribute.into(),
-                value: value.into(),
-            }])
+        testbeds::lookup(&self.harness, "acme", "directory", attribute, value)
             .await
-            .unwrap_or_else(|e| panic!("lookup {attribute}={value}: {e}"))
+            .unwrap_or_else(|e| panic!("lookup {attribute}={value}: {e:?}"))
     }
 
     pub async fn add(&mut self, dn: &str, attrs: Vec<(&str, HashSet<&str>)>) {
@@ -223,25 +184,8 @@ fn text<'a>(account: &'a wit::Account, name: &str) -> Option<&'a str> {
 
 /// A generated password binds: the account is enabled and the password took.
 async fn can_bind(bed: &Bed, url_key: &str, ca_key: &str, user: &str, password: &str) -> bool {
-    let ldap = async {
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::{CertificateDer, pem::PemObject};
-        for cert in CertificateDer::pem_file_iter(&bed.env[ca_key]).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let (conn, mut ldap) = LdapConnAsync::with_settings(
-            LdapConnSettings::new().set_config(Arc::new(tls)),
-            &bed.env[url_key],
-        )
-        .await
-        .unwrap();
-        ldap3::drive!(conn);
-        ldap.simple_bind(user, password).await.map(|r| r.rc == 0)
-    };
-    ldap.await.unwrap_or(false)
+    let mut ldap = admin_connection_raw(&bed.env[url_key], &bed.env[ca_key]).await;
+    ldap.simple_bind(user, password).await.is_ok_and(|r| r.rc == 0)
 }
 
 #[tokio::test]

@@ -4,42 +4,11 @@
 //! generated passwords that the plugin never sees, and result codes passed through.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tenure_capabilities::ldap::PasswordSink;
-use tenure_capabilities::{LdapCapability, MemoryKv, Secret, SystemClock};
+use std::sync::Arc;
+use tenure_capabilities::{LdapCapability, MemoryKv, SystemClock};
 use tenure_plugin_test::Harness;
 use tenure_runtime::{RuntimeOptions, Services};
-
-/// Starts (or reuses) the test directory server and returns its settings.
-fn testbed() -> HashMap<String, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/testbeds/openldap.sh");
-    let out = std::process::Command::new("bash")
-        .arg(script)
-        .arg("start")
-        .output()
-        .expect("run openldap.sh");
-    assert!(
-        out.status.success(),
-        "openldap.sh start failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-        .collect()
-}
-
-#[derive(Default)]
-struct CapturePasswords(Mutex<Vec<(String, String)>>);
-
-impl PasswordSink for CapturePasswords {
-    fn deliver(&self, _tenant: &str, _connection: &str, dn: &str, password: &Secret) {
-        self.0
-            .lock()
-            .unwrap()
-            .push((dn.to_string(), password.expose().to_string()));
-    }
-}
+use tenure_tests::testbeds::{self, CapturePasswords};
 
 struct Bed {
     harness: Harness,
@@ -50,7 +19,7 @@ struct Bed {
 }
 
 fn setup(connection_toml: &str) -> Bed {
-    let env = testbed();
+    let env = testbeds::start("openldap.sh");
     let passwords = Arc::new(CapturePasswords::default());
     let mut services = Services::new(Arc::new(MemoryKv::default()), Arc::new(SystemClock)).unwrap();
     services.ldap = LdapCapability::new(passwords.clone());

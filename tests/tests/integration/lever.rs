@@ -10,19 +10,12 @@ use tenure_pipeline::QueueConfig;
 use tenure_store::Store;
 use tenure_tests::fake_lever::{
     self, API_KEY, HIRED_CONTACT, HIRED_OPPORTUNITY, MANAGER_CONTACT, NESTED_CONTACT, NESTED_OPPORTUNITY,
-    NOT_HIRED_OPPORTUNITY,
+    NOT_HIRED_OPPORTUNITY, delivery, now_ms, sign,
 };
 use tenure_tests::host::{HostSpec, TENANT, TestHost, pipeline_toml, rules, tenant_toml};
 
 const HIRED_TOKEN: &str = "tok-hired-signature-0123456789";
 const OTHER_TOKEN: &str = "tok-any-signature-0123456789";
-
-/// Lever's signature, computed with ring (an implementation the host does not use).
-fn sign(key: &str, token: &str, triggered_at: u64) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
-    let tag = ring::hmac::sign(&key, format!("{token}{triggered_at}").as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
 
 #[test]
 fn the_signing_helper_matches_vectors_computed_with_python() {
@@ -43,17 +36,6 @@ fn the_signing_helper_matches_vectors_computed_with_python() {
         ),
         "3ed75ebc5a19f328b1318d71ebae6fbbb134d13a1cb3fb693b5cdcc01af8a161"
     );
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn delivery(event: &str, key: &str, token: &str, at: u64, data: Value) -> Value {
-    json!({ "triggeredAt": at, "event": event, "data": data, "token": token, "signature": sign(key, token, at) })
 }
 
 fn hired(token: &str, opportunity: &str) -> Value {

@@ -5,27 +5,25 @@
 
 use serde_json::{Value as Json, json};
 use tenure_plugin_test::Harness;
-use tenure_runtime::CallError;
 use tenure_runtime::wit::{self, PluginError};
-use tenure_tests::testbeds;
+use tenure_tests::testbeds::{self, ScimTenant};
 
 /// A SCIM tenant on the test server and the connector loaded against it.
 pub struct Scim {
     pub harness: Harness,
-    /// `http://127.0.0.1:18080/<tenant>/v2`.
-    pub url: String,
-    pub control: String,
-    pub token: String,
-    pub client: reqwest::Client,
+    pub server: ScimTenant,
+}
+
+impl std::ops::Deref for Scim {
+    type Target = ScimTenant;
+    fn deref(&self) -> &ScimTenant {
+        &self.server
+    }
 }
 
 impl Scim {
     pub async fn start(name: &str, settings: &str) -> Scim {
-        let env = testbeds::start("scim2-server.sh");
-        let tenant = format!("{name}-{}", testbeds::run_id());
-        let base = &env["TENURE_TEST_SCIM_BASE"];
-        let url = format!("{base}/{tenant}/v2");
-        let token = env["TENURE_TEST_SCIM_TOKEN"].clone();
+        let server = ScimTenant::start(name);
         let harness = Harness::new().unwrap();
         harness.load("scim").unwrap();
         harness
@@ -35,94 +33,37 @@ impl Scim {
                     r#"
 [connections.scim]
 kind = "http"
-url = "{url}"
-auth = {{ type = "bearer", token = "{token}" }}
+url = "{}"
+auth = {{ type = "bearer", token = "{}" }}
 
 [plugins.scim.grants]
 http = ["scim"]
 
 [plugins.scim.settings]
 {settings}
-"#
+"#,
+                    server.url, server.token
                 ),
             )
             .unwrap();
-        Scim {
-            harness,
-            url,
-            control: format!("{base}/_control/{tenant}"),
-            token,
-            client: reqwest::Client::new(),
-        }
+        Scim { harness, server }
     }
 
     pub async fn apply(&self, op: wit::Operation) -> Result<wit::Outcome, PluginError> {
-        let handle = self.harness.runtime().plugin("acme", "scim").unwrap();
-        handle.apply(&op).await.map_err(|e| match e {
-            CallError::Plugin { error, .. } => error,
-            other => panic!("expected the plugin's own error, got {other}"),
-        })
+        testbeds::apply(&self.harness, "acme", "scim", op).await
     }
 
     pub async fn lookup(&self, attribute: &str, value: &str) -> Vec<wit::Account> {
-        let handle = self.harness.runtime().plugin("acme", "scim").unwrap();
-        handle
-            .lookup(&[wit::MatchKey {
-                attribute: attribute.into(),
-                value: value.into(),
-            }])
+        testbeds::lookup(&self.harness, "acme", "scim", attribute, value)
             .await
-            .unwrap_or_else(|e| panic!("lookup {attribute}={value}: {e}"))
+            .unwrap_or_else(|e| panic!("lookup {attribute}={value}: {e:?}"))
     }
 
-    /// A request straight to the server (for setup and checks).
-    pub async fn direct(&self, method: reqwest::Method, path: &str, body: Option<Json>) -> (u16, Json) {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .header("Content-Type", "application/scim+json");
-        if let Some(b) = body {
-            req = req.body(b.to_string());
+    async fn lookup_err(&self, attribute: &str, value: &str) -> PluginError {
+        match testbeds::lookup(&self.harness, "acme", "scim", attribute, value).await {
+            Err(e) => e,
+            Ok(found) => panic!("expected a plugin error, got {found:?}"),
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Json::Null))
-    }
-
-    pub async fn group(&self, name: &str) -> String {
-        let (status, body) = self
-            .direct(
-                reqwest::Method::POST,
-                "/Groups",
-                Some(json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    pub async fn fault(&self, spec: Json) {
-        let r = self
-            .client
-            .post(format!("{}/faults", self.control))
-            .json(&spec)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
-    }
-
-    pub async fn requests(&self) -> Vec<Json> {
-        self.client
-            .get(format!("{}/requests", self.control))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 }
 
@@ -190,7 +131,7 @@ async fn scim_user_and_group_lifecycle() {
     let created = scim.apply(wit::Operation::Create(ada())).await.expect("create");
     let id = created.anchor.expect("the SCIM id");
     let (_, stored) = scim
-        .direct(reqwest::Method::GET, &format!("/Users/{id}"), None)
+        .request(reqwest::Method::GET, &format!("/Users/{id}"), None)
         .await;
     let ext = &stored["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
     assert_eq!(ext["employeeNumber"], "1001");
@@ -258,7 +199,7 @@ async fn scim_user_and_group_lifecycle() {
         ["Engineering", "Sales"]
     );
     let (_, group) = scim
-        .direct(reqwest::Method::GET, &format!("/Groups/{eng}"), None)
+        .request(reqwest::Method::GET, &format!("/Groups/{eng}"), None)
         .await;
     assert_eq!(group["members"][0]["value"], id.as_str());
     scim.apply(wit::Operation::RemoveMember(member("Engineering")))
@@ -306,7 +247,7 @@ async fn scim_errors_map_to_retry_classes_with_the_servers_detail() {
     twin.attributes[0].value = wit::Value::Text("Ada@Example.test".into());
     let e = scim.apply(wit::Operation::Create(twin)).await.unwrap_err();
     assert!(
-        matches!(&e, PluginError::Conflict(m) if m.contains("409 uniqueness")),
+        matches!(&e, PluginError::Conflict(m) if m.contains("409: uniqueness")),
         "{e:?}"
     );
 
@@ -376,32 +317,12 @@ async fn scim_errors_map_to_retry_classes_with_the_servers_detail() {
     );
 }
 
-impl Scim {
-    async fn lookup_err(&self, attribute: &str, value: &str) -> PluginError {
-        let handle = self.harness.runtime().plugin("acme", "scim").unwrap();
-        match handle
-            .lookup(&[wit::MatchKey {
-                attribute: attribute.into(),
-                value: value.into(),
-            }])
-            .await
-        {
-            Err(CallError::Plugin { error, .. }) => error,
-            other => panic!("expected a plugin error, got {other:?}"),
-        }
-    }
-}
-
 /// A server without PATCH (it says so in ServiceProviderConfig and answers 501):
 /// updates become GET + PUT with If-Match, so nothing set elsewhere is lost.
 #[tokio::test]
 async fn scim_without_patch_falls_back_to_put_with_if_match() {
     let scim = Scim::start("nopatch", "").await;
-    scim.client
-        .post(format!("{}/no-patch", scim.control))
-        .send()
-        .await
-        .unwrap();
+    scim.no_patch().await;
     scim.group("Engineering").await;
     let id = scim
         .apply(wit::Operation::Create(ada()))

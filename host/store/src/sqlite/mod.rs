@@ -1324,6 +1324,18 @@ impl Store for SqliteStore {
     }
 
     async fn take_due_actions(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduledAction>> {
+        // Scanned every second: an idle host answers from a reader, without a write.
+        let any_due = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM scheduled_actions WHERE state = 'pending' AND due_ms <= ?1 LIMIT 1",
+            )?
+            .query_row(params![now_ms], |_| Ok(()))
+            .optional()?
+            .is_some())
+        })?;
+        if !any_due {
+            return Ok(Vec::new());
+        }
         self.writer
             .write(move |ctx| {
                 let due: Vec<ScheduledAction> = ctx
