@@ -112,7 +112,7 @@ pub async fn start() -> FakeLever {
                         {"text": "Job posting", "identifier": "job_posting", "value": "posting-1"},
                         {"text": "Requisition", "identifier": "requisition", "value": "req-1"},
                         {"text": "Direct manager", "identifier": "direct_manager", "value": "user-dm"},
-                        {"text": "Anticipated start date", "identifier": "anticipated_start_date", "value": 4102444800000_i64},
+                        {"text": "Anticipated start date", "identifier": "anticipated_start_date", "value": 1767571200000_i64},
                         {"text": "Offered compensation amount", "identifier": "salary_amount", "value": 1319000}
                     ]}], "hasNext": false}))
                 } else {

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenure_capabilities::{SystemClock, TenantConfig};
+use tenure_capabilities::{Clock, SystemClock, TenantConfig};
 use tenure_pipeline::{Pipeline, PipelineConfig, QueueConfig, TenantPipeline};
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState, Role};
@@ -64,15 +64,24 @@ impl TestHost {
         Self::start_in(spec, tempfile::tempdir().expect("temp dir")).await
     }
 
+    /// Starts a host whose clock (the pipeline's and the plugins') is `clock`.
+    pub async fn start_with_clock(spec: HostSpec, dir: tempfile::TempDir, clock: Arc<dyn Clock>) -> TestHost {
+        Self::start_clocked(spec, dir, clock).await
+    }
+
     /// Starts a host on an existing folder (its store survives restarts).
     pub async fn start_in(spec: HostSpec, dir: tempfile::TempDir) -> TestHost {
+        Self::start_clocked(spec, dir, Arc::new(SystemClock)).await
+    }
+
+    async fn start_clocked(spec: HostSpec, dir: tempfile::TempDir, clock: Arc<dyn Clock>) -> TestHost {
         tenure_capabilities::install_crypto_provider();
         let options = SqliteOptions {
             path: dir.path().join("tenure.db"),
             synchronous_full: true,
         };
         let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");
-        let mut services = Services::new(store.kv(), Arc::new(SystemClock)).expect("services");
+        let mut services = Services::new(store.kv(), clock).expect("services");
         services.ldap =
             tenure_capabilities::LdapCapability::new(tenure_pipeline::passwords::PasswordVault::start(
                 store.clone() as Arc<dyn Store>,

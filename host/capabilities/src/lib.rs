@@ -16,7 +16,7 @@ pub mod kv;
 pub mod ldap;
 pub mod secret;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use config::{ConfigError, ConnectionConfig, HttpAuth, HttpConnection, LdapConnection, TenantConfig};
 pub use grants::{CapabilityRequest, Denied, EffectiveGrants, PluginGrant};
 pub use http::{HttpCapability, HttpError, HttpRequest, HttpResponse};

@@ -114,6 +114,9 @@ pub struct HostTenant {
     /// What happens to generated initial passwords: `discard` (default) or `vault`.
     #[serde(default)]
     pub initial_passwords: tenure_pipeline::passwords::InitialPasswords,
+    /// Contract notices and scheduled reconciliation (`[tenants.T.lifecycle]`).
+    #[serde(default)]
+    pub lifecycle: tenure_pipeline::LifecycleConfig,
 }
 
 impl HostTenant {
@@ -134,6 +137,7 @@ impl HostTenant {
             destinations: self.destinations.clone(),
             sources: self.sources.clone(),
             initial_passwords: self.initial_passwords,
+            lifecycle: self.lifecycle.clone(),
         })
     }
 }

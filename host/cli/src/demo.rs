@@ -275,6 +275,12 @@ fn audit_detail(e: &Value) -> String {
             .join(", "),
         "op.applied" => format!("{} ({} ms)", text(&data["summary"]), data["duration_ms"]),
         "op.failed" => format!("{} ({} ms)", text(&data["error"]), data["duration_ms"]),
+        "lifecycle.shaped" => text(&data["why"]),
+        "lifecycle.changed" => format!(
+            "{} -> {}",
+            data["from"].as_str().unwrap_or("(new)"),
+            text(&data["to"])
+        ),
         _ => String::new(),
     }
 }

@@ -114,6 +114,93 @@ pub struct DestinationConfig {
     pub delete_after: Option<GracePeriod>,
     #[serde(default)]
     pub guard: GuardConfig,
+    /// Pre-hire accounts are made this many days before the start date (disabled
+    /// until it begins in the person's zone). None: as soon as the hire is known.
+    #[serde(default)]
+    pub prehire_days: Option<u32>,
+    /// Staged leaver steps after the termination (the disable comes first, at once).
+    #[serde(default)]
+    pub leaver_steps: Vec<LeaverStep>,
+    /// What reconciliation does with drift here: `report` or `repair`.
+    #[serde(default)]
+    pub reconcile: ReconcileMode,
+}
+
+/// One staged leaver step (`[[tenants.T.destinations.leaver_steps]]`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LeaverStep {
+    /// How long after the termination takes effect (`0d`, `7d`, `12h`).
+    #[serde(deserialize_with = "required_period")]
+    pub after: GracePeriod,
+    #[serde(flatten)]
+    pub action: StepAction,
+}
+
+/// What a leaver step does.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum StepAction {
+    /// Move the account to a leavers' container.
+    Move {
+        container: String,
+    },
+    RemoveLicenses,
+    RemoveApps,
+    /// Remove every group Tenure manages.
+    RemoveGroups,
+}
+
+impl StepAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepAction::Move { .. } => "move",
+            StepAction::RemoveLicenses => "remove-licenses",
+            StepAction::RemoveApps => "remove-apps",
+            StepAction::RemoveGroups => "remove-groups",
+        }
+    }
+}
+
+/// Reconciliation policy of a destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReconcileMode {
+    /// Report drift only.
+    #[default]
+    Report,
+    /// Report it and queue a job that puts the person's accounts right.
+    Repair,
+}
+
+/// A tenant's lifecycle settings (`[tenants.T.lifecycle]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// Notices before a contract ends, in days (for example `[14, 3]`).
+    pub contract_notice_days: Vec<u32>,
+    /// The destination whose connector opens the notice tickets (to the manager).
+    pub notify_destination: Option<String>,
+    /// The ticket template of a contract-expiry notice.
+    pub notice_template: String,
+    /// How often reconciliation runs on its own (`24h`); None: on demand only.
+    #[serde(deserialize_with = "grace_period")]
+    pub reconcile_every: Option<GracePeriod>,
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig {
+            contract_notice_days: vec![14, 3],
+            notify_destination: None,
+            notice_template: "contract-expiry".into(),
+            reconcile_every: None,
+        }
+    }
+}
+
+fn required_period<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GracePeriod, D::Error> {
+    let text = String::deserialize(d)?;
+    GracePeriod::parse(&text).map_err(serde::de::Error::custom)
 }
 
 /// A grace period, in milliseconds.
@@ -197,6 +284,9 @@ pub struct TenantPipeline {
     /// What happens to generated initial passwords: `discard` or `vault`.
     #[serde(default)]
     pub initial_passwords: crate::passwords::InitialPasswords,
+    /// Contract notices and scheduled reconciliation.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
 }
 
 /// Everything the pipeline needs to know.

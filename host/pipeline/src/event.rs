@@ -342,6 +342,14 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
             ));
         }
     }
+    if let Some(zone) = &p.time_zone
+        && !crate::lifecycle::known_zone(zone)
+    {
+        return Err(invalid(
+            "person.time_zone",
+            format!("{zone:?} is not an IANA time zone (for example Europe/Berlin or UTC)"),
+        ));
+    }
     check_date("person.start_date", &p.start_date)?;
     check_date("person.end_date", &p.end_date)?;
     check_date("effective_date", &input.effective_date)?;
@@ -503,6 +511,12 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "person.emails[0].value");
+        let e = parse(
+            serde_json::json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+            "time_zone": "Mars/Olympus"}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "person.time_zone");
         let e = parse_event(b"{not json").unwrap_err();
         assert_eq!(e.field, "body");
     }

@@ -10,12 +10,15 @@
 pub mod config;
 pub mod event;
 pub mod identity;
+pub mod lifecycle;
 pub mod metrics;
 pub mod naming;
 pub mod passwords;
+pub mod people;
 pub mod plan;
 pub mod preview;
 mod process;
+pub mod reconcile;
 mod resolve;
 pub mod schedule;
 pub mod sources;
@@ -161,6 +164,11 @@ impl Pipeline {
         }))
     }
 
+    /// Now, by the runtime's clock (the one plugins read; tests inject a manual one).
+    pub fn now(&self) -> i64 {
+        self.runtime.services().clock.now_ms()
+    }
+
     /// Wakes the dispatcher (after a replay, a resolved conflict or an approval).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -266,7 +274,7 @@ impl Pipeline {
             start_date: e.event.person.start_date.clone(),
             occurred_ms: e.event.occurred_at.as_deref().and_then(event::rfc3339_ms),
             actor: actor.into(),
-            received_ms: now_ms(),
+            received_ms: self.now(),
             max_attempts: self.config.queue.max_attempts,
             link_keys,
         })

@@ -177,13 +177,17 @@ pub fn plan(
                 .filter(|w| {
                     let have = acc.attributes.iter().find(|a| a.name == w.name).map(|a| &a.value);
                     match (&w.value, have) {
+                        // An empty text is no value: LDAP cannot even store one.
                         (wit::Value::Absent, None | Some(wit::Value::Absent)) => false,
+                        (wit::Value::Text(t), None | Some(wit::Value::Absent)) if t.is_empty() => false,
                         (_, None) => true,
                         (want, Some(have)) => !value_eq(want, have),
                     }
                 })
                 .cloned()
                 .collect();
+            let mut changes = changes;
+            changes.extend(access_changes(want, acc));
             if !changes.is_empty() {
                 let names = changes
                     .iter()
@@ -248,6 +252,48 @@ pub fn plan(
         }
     }
     b.plan
+}
+
+/// Reserved attributes for the fields that have no operation of their own
+/// (the SDK's `reserved` module): expiry, licenses and app assignments.
+pub const EXPIRES_AT: &str = "expires-at";
+pub const LICENSES: &str = "licenses";
+pub const APP_ASSIGNMENTS: &str = "app-assignments";
+
+fn same_set(a: &[String], b: &[String]) -> bool {
+    let (mut x, mut y) = (a.to_vec(), b.to_vec());
+    x.sort();
+    x.dedup();
+    y.sort();
+    y.dedup();
+    x == y
+}
+
+/// Expiry, license and app-assignment differences, as reserved attribute changes.
+fn access_changes(want: &wit::DesiredAccount, acc: &wit::Account) -> Vec<wit::Attribute> {
+    let mut out = Vec::new();
+    if want.expires_at != acc.expires_at {
+        out.push(wit::Attribute {
+            name: EXPIRES_AT.into(),
+            value: want
+                .expires_at
+                .clone()
+                .map_or(wit::Value::Absent, wit::Value::Text),
+        });
+    }
+    if !same_set(&want.licenses, &acc.licenses) {
+        out.push(wit::Attribute {
+            name: LICENSES.into(),
+            value: wit::Value::Many(want.licenses.clone()),
+        });
+    }
+    if !same_set(&want.app_assignments, &acc.app_assignments) {
+        out.push(wit::Attribute {
+            name: APP_ASSIGNMENTS.into(),
+            value: wit::Value::Many(want.app_assignments.clone()),
+        });
+    }
+    out
 }
 
 /// A plan of one deletion (a grace period that ran out).

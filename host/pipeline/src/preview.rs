@@ -4,7 +4,7 @@
 use crate::event::EventKind;
 use crate::plan::{self, PlannedOp};
 use crate::resolve::{Match, resolve};
-use crate::{Pipeline, PipelineError, now_ms};
+use crate::{Pipeline, PipelineError};
 use serde::Serialize;
 use tenure_runtime::wit;
 
@@ -33,6 +33,8 @@ pub struct Preview {
     pub tenant: String,
     pub person_key: String,
     pub event: EventKind,
+    /// The person's lifecycle state with this record taken in (what the rules saw as `status`).
+    pub state: crate::lifecycle::State,
     pub rules_plugin: String,
     pub rules_version: String,
     /// Every rule tested, matched or not.
@@ -82,22 +84,43 @@ impl Pipeline {
         })?;
         // The person as the pipeline would see them: linked across sources and merged.
         let (person_key, merged) = self.linked_person(tenant_name, source, &own_key, person).await?;
+        // The person's state as the pipeline would compute it with this record taken in.
+        let now = self.now();
+        let mut life: crate::lifecycle::Lifecycle = self
+            .store
+            .lifecycle(tenant_name, &person_key)
+            .await?
+            .and_then(|r| serde_json::from_str(&r.doc).ok())
+            .unwrap_or_default();
+        let as_event = wit::PersonEvent {
+            kind: kind.to_wit(),
+            person: merged.clone(),
+            effective_date: None,
+            source_record_id: String::new(),
+            occurred_at: None,
+        };
+        life.observe(i64::MAX, kind, &as_event, now);
+        let state = life.state_at(now);
+        let mut merged = merged;
+        merged.status = state.status();
         let person = &merged;
         let rules = self.runtime.plugin(tenant_name, &tenant.rules)?;
         let context = wit::rules::Context {
             event: kind.to_wit(),
             destinations: tenant.destinations.iter().map(|d| d.name.clone()).collect(),
-            now_ms: now_ms(),
+            now_ms: self.now(),
             trace: wit::rules::TraceLevel::All,
         };
         let evaluation = rules.evaluate(person, &context).await?;
         let mut destinations = Vec::new();
         for dest in &tenant.destinations {
-            let mut desired = evaluation
+            let rules_output = evaluation
                 .accounts
                 .iter()
                 .find(|a| a.destination == dest.name)
                 .cloned();
+            let shaped = crate::lifecycle::shape(dest, rules_output, state, &life, now, None);
+            let mut desired = shaped.desired;
             let mut names = Vec::new();
             let mut naming_error = None;
             if let Some(d) = desired.as_mut() {
@@ -122,7 +145,7 @@ impl Pipeline {
                 operations: vec![],
                 unsupported: vec![],
                 dry_run: dest.dry_run,
-                note: None,
+                note: shaped.why.map(|w| format!("{}: {w}", state.as_str())),
             };
             if let Some(e) = naming_error {
                 view.matched = "error".into();
@@ -169,8 +192,8 @@ impl Pipeline {
                             current.as_ref(),
                             link.as_ref(),
                             &r.caps.operations,
-                            dest.deprovision,
-                            merged.status == wit::PersonStatus::Terminated,
+                            shaped.deprovision,
+                            state.is_gone(),
                         );
                         view.operations = p.operations;
                         view.unsupported = p.unsupported;
@@ -187,6 +210,7 @@ impl Pipeline {
             tenant: tenant_name.into(),
             person_key,
             event: kind,
+            state,
             rules_plugin: rules.plugin().into(),
             rules_version: rules.version().into(),
             trace: evaluation.trace,

@@ -1,5 +1,7 @@
-//! Dated actions: a leaver's disabled account deleted once the destination's
-//! grace period (`delete_after`) has passed, unless the person came back first.
+//! Dated actions: a person's next lifecycle change (start date, leave, last
+//! day), contract notices, staged leaver steps, a leaver's deletion once the
+//! grace period (`delete_after`) has passed, a report's refresh once their
+//! manager is provisioned, and each tenant's scheduled reconciliation.
 //!
 //! The action lives in the store (it survives restarts and fires once: taking
 //! it marks it queued in the same write). When due, it becomes a job for the
@@ -8,7 +10,8 @@
 //! only if the person is still a leaver and the account is still disabled;
 //! otherwise the action is cancelled with the reason.
 
-use crate::{Pipeline, now_ms};
+use crate::Pipeline;
+use std::sync::Arc;
 use tenure_store::{NewEvent, ScheduledAction, StoreError};
 
 /// The action kind for a grace-period deletion.
@@ -25,12 +28,22 @@ pub(crate) fn action_id(source: &str, source_record_id: &str) -> Option<i64> {
     source_record_id.strip_prefix(RECORD_PREFIX)?.parse().ok()
 }
 
+/// A tenant's scheduled reconciliation (person and destination empty).
+pub const RECONCILE: &str = "reconcile";
+
 impl Pipeline {
-    /// Turns due actions into jobs; returns how many were queued.
-    pub async fn fire_due_actions(&self) -> Result<usize, StoreError> {
-        let due = self.store.take_due_actions(now_ms(), 100).await?;
+    /// Turns due actions into jobs (a due reconciliation runs on its own task);
+    /// returns how many were queued.
+    pub async fn fire_due_actions(self: &Arc<Self>) -> Result<usize, StoreError> {
+        self.plan_reconciliations().await?;
+        let due = self.store.take_due_actions(self.now(), 100).await?;
         let mut queued = 0;
         for action in due {
+            if action.action == RECONCILE {
+                let me = self.clone();
+                tokio::spawn(async move { me.scheduled_reconcile(action).await });
+                continue;
+            }
             if self.queue_action(&action).await? {
                 queued += 1;
             }
@@ -39,6 +52,74 @@ impl Pipeline {
             self.wake();
         }
         Ok(queued)
+    }
+
+    /// Actions taken as due whose job was never stored (the host stopped between
+    /// the two writes) get it now; a job that exists is not stored twice.
+    pub async fn requeue_taken_actions(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for tenant in self.config.tenants.keys() {
+            for action in self.store.scheduled_actions(tenant, true).await? {
+                if action.state != "queued" {
+                    continue;
+                }
+                if action.action == RECONCILE {
+                    self.store
+                        .finish_action(action.id, "cancelled", "interrupted by a restart", self.now())
+                        .await?;
+                    continue;
+                }
+                if self.queue_action(&action).await? {
+                    n += 1;
+                }
+            }
+        }
+        if n > 0 {
+            self.wake();
+        }
+        Ok(n)
+    }
+
+    /// Each tenant with `lifecycle.reconcile_every` has its next run scheduled.
+    async fn plan_reconciliations(&self) -> Result<(), StoreError> {
+        for (name, t) in &self.config.tenants {
+            if let Some(every) = t.lifecycle.reconcile_every {
+                self.store
+                    .schedule_action(tenure_store::NewScheduledAction {
+                        tenant: name.clone(),
+                        person_key: String::new(),
+                        destination: String::new(),
+                        action: RECONCILE.into(),
+                        due_ms: self.now() + every.0,
+                        reason: format!("lifecycle.reconcile_every {} ms", every.0),
+                        now_ms: self.now(),
+                    })
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn scheduled_reconcile(&self, action: ScheduledAction) {
+        let request = crate::reconcile::ReconcileRequest {
+            destination: None,
+            dry_run: false,
+            actor: "scheduler".into(),
+        };
+        let (state, note) = match self.reconcile(&action.tenant, request).await {
+            Ok(r) => ("done", format!("report {}", r.id)),
+            Err(e) => {
+                tracing::error!(tenant = %action.tenant, error = %e, "scheduled reconciliation failed");
+                ("cancelled", format!("failed: {e}"))
+            }
+        };
+        if let Err(e) = self
+            .store
+            .finish_action(action.id, state, &note, self.now())
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the reconciliation's end");
+        }
     }
 
     async fn queue_action(&self, action: &ScheduledAction) -> Result<bool, StoreError> {
@@ -54,7 +135,7 @@ impl Pipeline {
                     action.id,
                     "cancelled",
                     "the person has no record to act on",
-                    now_ms(),
+                    self.now(),
                 )
                 .await?;
             return Ok(false);
@@ -71,7 +152,7 @@ impl Pipeline {
             start_date: None,
             occurred_ms: None,
             actor: "scheduler".into(),
-            received_ms: now_ms(),
+            received_ms: self.now(),
             max_attempts: self.config.queue.max_attempts,
             link_keys: Vec::new(),
         };

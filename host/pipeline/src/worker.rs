@@ -1,7 +1,7 @@
 //! The queue's dispatcher: claims due jobs up to the concurrency limit, runs
 //! each on its own task, keeps their leases alive, and drains on shutdown.
 
-use crate::{Pipeline, now_ms};
+use crate::Pipeline;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,6 +20,9 @@ impl Pipeline {
         let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone()));
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         let mut last_schedule_scan: Option<std::time::Instant> = None;
+        if let Err(e) = self.requeue_taken_actions().await {
+            tracing::error!(error = %e, "cannot requeue scheduled actions taken before a restart");
+        }
         loop {
             if *shutdown.borrow() {
                 break;
@@ -43,7 +46,7 @@ impl Pipeline {
                 }
                 match self
                     .store
-                    .claim(&self.owner, now_ms(), q.lease_ms as i64, free, tenants.clone())
+                    .claim(&self.owner, self.now(), q.lease_ms as i64, free, tenants.clone())
                     .await
                 {
                     Ok(jobs) => {
@@ -97,7 +100,7 @@ async fn heartbeat(p: Arc<Pipeline>, in_flight: Arc<Mutex<HashSet<i64>>>) {
         if ids.is_empty() {
             continue;
         }
-        if let Err(e) = p.store.extend_leases(&p.owner, ids, now_ms() + lease).await {
+        if let Err(e) = p.store.extend_leases(&p.owner, ids, p.now() + lease).await {
             tracing::error!(error = %e, "cannot extend leases");
         }
     }

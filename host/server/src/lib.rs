@@ -6,6 +6,7 @@
 
 mod auth;
 mod hooks;
+mod people;
 mod routes;
 mod rule_sets;
 

@@ -2,7 +2,7 @@
 //! JSON errors that name the field and the reason.
 
 use crate::auth::{Caller, Role, authenticate};
-use crate::{AppState, MAX_BODY_BYTES, hooks, rule_sets};
+use crate::{AppState, MAX_BODY_BYTES, hooks, people, rule_sets};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -30,6 +30,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
         .route("/api/v1/initial-passwords/reveal", post(reveal_initial_password))
         .route("/api/v1/guards", get(list_guards))
+        .route("/api/v1/people/{person}/lifecycle", get(people::lifecycle))
+        .route("/api/v1/people/{person}/contract-end", post(people::contract_end))
+        .route("/api/v1/reconcile", post(people::reconcile))
+        .route("/api/v1/reconciliations", get(people::list_reconciliations))
+        .route("/api/v1/reconciliations/{id}", get(people::get_reconciliation))
+        .route(
+            "/api/v1/reconciliations/{id}/access-review",
+            get(people::access_review),
+        )
         .route("/api/v1/guards/{destination}/approve", post(approve_guard))
         .route("/api/v1/rule-sets", get(rule_sets::list).post(rule_sets::draft))
         .route("/api/v1/rule-sets/test", post(rule_sets::test))

@@ -137,6 +137,40 @@ pub trait Store: Send + Sync + 'static {
     async fn scheduled_action(&self, id: i64) -> StoreResult<Option<ScheduledAction>>;
     /// A tenant's actions, newest first (`open_only`: pending and queued).
     async fn scheduled_actions(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ScheduledAction>>;
+    /// Moves an open action of this kind to a new date (or adds it): a pending one
+    /// takes the new date, a queued one is left to run; true when something changed.
+    async fn reschedule_action(&self, action: NewScheduledAction) -> StoreResult<bool>;
+    /// Cancels a person's open actions whose kind starts with `action_prefix`, in every destination.
+    async fn cancel_person_actions(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        action_prefix: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64>;
+    /// A person's lifecycle record.
+    async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>>;
+    /// Writes a person's lifecycle record.
+    async fn put_lifecycle(&self, tenant: &str, row: LifecycleRow) -> StoreResult<()>;
+    /// Every lifecycle record of a tenant (at most `limit`).
+    async fn lifecycles(&self, tenant: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>>;
+    /// The people whose manager is one of `manager_keys`.
+    async fn reports_of(&self, tenant: &str, manager_keys: Vec<String>) -> StoreResult<Vec<String>>;
+    /// Every link of a destination: (person key, link).
+    async fn links(&self, tenant: &str, destination: &str) -> StoreResult<Vec<(String, Link)>>;
+    /// Stores a report; returns its id.
+    async fn put_report(
+        &self,
+        tenant: &str,
+        kind: &str,
+        summary: serde_json::Value,
+        body: serde_json::Value,
+        now_ms: i64,
+    ) -> StoreResult<i64>;
+    async fn report(&self, tenant: &str, id: i64) -> StoreResult<Option<ReportRow>>;
+    /// A tenant's reports of a kind, newest first, without their bodies.
+    async fn reports(&self, tenant: &str, kind: &str, limit: usize) -> StoreResult<Vec<ReportRow>>;
     /// The account a person is linked to in a destination.
     async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>>;
     /// Whether an account is linked to some other person.

@@ -461,3 +461,28 @@ pub struct NewScheduledAction {
     pub reason: String,
     pub now_ms: i64,
 }
+
+/// A person's stored lifecycle record.
+#[derive(Debug, Clone, Serialize)]
+pub struct LifecycleRow {
+    pub person_key: String,
+    /// The state last applied.
+    pub state: String,
+    pub manager_key: Option<String>,
+    /// The pipeline's lifecycle document (JSON).
+    pub doc: String,
+    pub updated_ms: i64,
+}
+
+/// A stored report (a reconciliation run).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRow {
+    pub id: i64,
+    pub tenant: String,
+    pub kind: String,
+    /// Short JSON summary (counts).
+    pub summary: serde_json::Value,
+    /// The whole report (JSON); empty in listings.
+    pub body: serde_json::Value,
+    pub created_ms: i64,
+}

@@ -34,6 +34,7 @@ use tenure_sdk::errors::invalid_input;
 use tenure_sdk::host::ldap::{
     self, Entry, LdapError, ModOp, Modification, PasswordEncoding, Scope, SearchRequest,
 };
+use tenure_sdk::reserved;
 use tenure_sdk::types::{
     Account, Attribute, AttributeChange, DesiredAccount, MatchKey, MemberChange, MoveRequest, Operation,
     Outcome, PluginError, Value,
@@ -45,7 +46,7 @@ const PASSWD_NOTREQD: i64 = 32;
 /// ppolicy's "locked until an administrator unlocks it".
 const PERMANENT_LOCK: &str = "000001010000Z";
 /// The reserved attribute the host uses for expiry changes.
-const EXPIRES_AT: &str = "expires-at";
+const EXPIRES_AT: &str = reserved::EXPIRES_AT;
 /// sAMAccountName's limit and forbidden characters.
 const SAM_MAX: usize = 20;
 const SAM_FORBIDDEN: &[char] = &[
@@ -621,6 +622,10 @@ fn update(change: AttributeChange) -> Result<Outcome, PluginError> {
     let mut names = Vec::new();
     for a in &change.changes {
         names.push(a.name.clone());
+        if a.name == reserved::LICENSES || a.name == reserved::APP_ASSIGNMENTS {
+            notes.push(format!("{} ignored: a directory keeps none", a.name));
+            continue;
+        }
         if a.name == EXPIRES_AT || a.name.eq_ignore_ascii_case("accountExpires") {
             let value = match first_text(&a.value) {
                 None => filetime::NEVER,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use tenure_sdk::connector::{Capabilities, Guest, OperationKind};
 use tenure_sdk::host::kv;
+use tenure_sdk::reserved;
 use tenure_sdk::types::{
     Account, Attribute, DesiredAccount, MatchKey, Operation, Outcome, PluginError, Value,
 };
@@ -174,6 +175,7 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
         enabled: d.enabled,
         expires_at: d.expires_at,
     };
+    let manager_note = resolve_manager(&mut record.attributes)?;
     let keys = matched_values(&record);
     for (name, value) in &keys {
         if get(&index_key(name, value))?.is_some() {
@@ -201,11 +203,39 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     Ok(Outcome {
         anchor: Some(record.anchor.clone()),
         summary: format!(
-            "created {} in {}",
+            "created {} in {}{}",
             record.anchor,
-            record.container.as_deref().unwrap_or("(root)")
+            record.container.as_deref().unwrap_or("(root)"),
+            manager_note.map(|n| format!("; {n}")).unwrap_or_default()
         ),
     })
+}
+
+/// Keeps `manager` only when it names an account here (by the first matching
+/// attribute), as a directory resolves it to a DN; returns a note otherwise.
+fn resolve_manager(attributes: &mut Vec<(String, Stored)>) -> Result<Option<String>, PluginError> {
+    let Some(at) = attributes.iter().position(|(n, _)| n == "manager") else {
+        return Ok(None);
+    };
+    let reference = text_of(&attributes[at].1).unwrap_or_default();
+    if reference.is_empty() {
+        attributes.remove(at);
+        return Ok(None);
+    }
+    let first = MATCH.with(|m| m.borrow().first().cloned()).unwrap_or_default();
+    if get(&index_key(&first, &reference))?.is_some() {
+        return Ok(None);
+    }
+    attributes.remove(at);
+    Ok(Some(format!("manager {reference:?} has no account here yet")))
+}
+
+fn list_of(v: &Value) -> Vec<String> {
+    match v {
+        Value::Many(m) => m.clone(),
+        Value::Text(t) => vec![t.clone()],
+        _ => Vec::new(),
+    }
 }
 
 fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
@@ -213,6 +243,27 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
     let before = matched_values(&record);
     let mut names = Vec::new();
     for change in changes {
+        match change.name.as_str() {
+            reserved::EXPIRES_AT => {
+                record.expires_at = match change.value {
+                    Value::Text(t) => Some(t),
+                    _ => None,
+                };
+                names.push(change.name);
+                continue;
+            }
+            reserved::LICENSES => {
+                record.licenses = list_of(&change.value);
+                names.push(change.name);
+                continue;
+            }
+            reserved::APP_ASSIGNMENTS => {
+                record.apps = list_of(&change.value);
+                names.push(change.name);
+                continue;
+            }
+            _ => {}
+        }
         record.attributes.retain(|(n, _)| *n != change.name);
         if !matches!(change.value, Value::Absent) {
             record
@@ -231,6 +282,7 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
             )));
         }
     }
+    let note = resolve_manager(&mut record.attributes)?;
     for (name, value) in before.iter().filter(|kv| !after.contains(kv)) {
         kv::remove(&index_key(name, value)).map_err(storage)?;
     }
@@ -238,9 +290,13 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
         set(&index_key(name, value), anchor.as_bytes())?;
     }
     save(&record)?;
+    let mut summary = format!("updated {anchor}: {}", names.join(", "));
+    if let Some(note) = note {
+        summary = format!("{summary}; {note}");
+    }
     Ok(Outcome {
         anchor: None,
-        summary: format!("updated {anchor}: {}", names.join(", ")),
+        summary,
     })
 }
 

@@ -30,6 +30,7 @@ use serde_json::{Map, Value as Json, json};
 use std::cell::RefCell;
 use tenure_sdk::connector::{Capabilities, Guest, OperationKind};
 use tenure_sdk::errors::invalid_input;
+use tenure_sdk::reserved;
 use tenure_sdk::types::{
     Account, Attribute, AttributeChange, DesiredAccount, MatchKey, MemberChange, Operation, Outcome,
     PluginError, Value,
@@ -332,8 +333,15 @@ fn update(c: AttributeChange) -> Result<Outcome, PluginError> {
     let mut changes = Vec::new();
     let mut names = Vec::new();
     for a in &c.changes {
-        if a.name == "expires-at" {
-            // SCIM has no standard account expiry; the host removes access at the end date.
+        if [
+            reserved::EXPIRES_AT,
+            reserved::LICENSES,
+            reserved::APP_ASSIGNMENTS,
+        ]
+        .contains(&a.name.as_str())
+        {
+            // SCIM has no standard account expiry, licenses or app assignments; the
+            // host removes access at the end date itself.
             continue;
         }
         changes.push((schema::slot(&a.name)?, schema::json_of(&a.value)));

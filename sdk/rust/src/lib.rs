@@ -82,6 +82,7 @@ static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
 pub mod errors;
 mod logging;
 pub mod person;
+pub mod reserved;
 
 pub use logging::init;
 

@@ -140,8 +140,8 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
         (Some("Engineering"), Some("Platform"))
     );
     assert_eq!(p["location"], "San Francisco");
-    assert_eq!(p["start_date"], "2100-01-01");
-    assert_eq!(p["status"], "PreHire");
+    assert_eq!(p["start_date"], "2026-01-05");
+    assert_eq!(p["status"], "Active", "the start date (2026-01-05) has passed");
     assert_eq!(p["employment_type"], "Employee");
     assert_eq!(
         p["manager"]["id"], MANAGER_CONTACT,

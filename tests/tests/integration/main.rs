@@ -10,6 +10,7 @@ mod hot_swap;
 mod languages;
 mod ldap;
 mod lever;
+mod lifecycle;
 mod pipeline;
 mod rule_sets;
 mod sandbox;

@@ -1323,6 +1323,189 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn reschedule_action(&self, a: NewScheduledAction) -> StoreResult<bool> {
+        self.writer
+            .write(move |ctx| {
+                let c = ctx.conn;
+                let open: Option<(i64, String, i64)> = c
+                    .prepare_cached(
+                        "SELECT id, state, due_ms FROM scheduled_actions
+                         WHERE tenant = ?1 AND person_key = ?2 AND destination = ?3 AND action = ?4
+                           AND state IN ('pending', 'queued')",
+                    )?
+                    .query_row(params![a.tenant, a.person_key, a.destination, a.action], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                match open {
+                    Some((_, state, _)) if state == "queued" => Ok(false),
+                    Some((_, _, due)) if due == a.due_ms => Ok(false),
+                    Some((id, _, _)) => {
+                        c.prepare_cached("UPDATE scheduled_actions SET due_ms = ?2, reason = ?3 WHERE id = ?1")?
+                            .execute(params![id, a.due_ms, a.reason])?;
+                        Ok(true)
+                    }
+                    None => {
+                        c.prepare_cached(
+                            "INSERT INTO scheduled_actions (tenant, person_key, destination, action, due_ms, state, reason, created_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                        )?
+                        .execute(params![a.tenant, a.person_key, a.destination, a.action, a.due_ms, a.reason, a.now_ms])?;
+                        Ok(true)
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn cancel_person_actions(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        action_prefix: &str,
+        note: &str,
+        now_ms: i64,
+    ) -> StoreResult<u64> {
+        let args = (
+            tenant.to_string(),
+            person_key.to_string(),
+            action_prefix.to_string(),
+            note.to_string(),
+        );
+        self.writer
+            .write(move |ctx| {
+                let (tenant, person_key, prefix, note) = &args;
+                Ok(ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE scheduled_actions SET state = 'cancelled', finished_ms = ?4, note = ?5
+                         WHERE tenant = ?1 AND person_key = ?2 AND substr(action, 1, length(?3)) = ?3
+                           AND state = 'pending'",
+                    )?
+                    .execute(params![tenant, person_key, prefix, now_ms, note])? as u64)
+            })
+            .await
+    }
+
+    async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT person_key, state, manager_key, doc, updated_ms FROM lifecycles WHERE tenant = ?1 AND person_key = ?2",
+            )?
+            .query_row(params![tenant, person_key], lifecycle_row)
+            .optional()?)
+        })
+    }
+
+    async fn put_lifecycle(&self, tenant: &str, row: LifecycleRow) -> StoreResult<()> {
+        let tenant = tenant.to_string();
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO lifecycles (tenant, person_key, state, manager_key, doc, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                         ON CONFLICT (tenant, person_key) DO UPDATE SET state = excluded.state,
+                           manager_key = excluded.manager_key, doc = excluded.doc, updated_ms = excluded.updated_ms",
+                    )?
+                    .execute(params![tenant, row.person_key, row.state, row.manager_key, row.doc, row.updated_ms])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn lifecycles(&self, tenant: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT person_key, state, manager_key, doc, updated_ms FROM lifecycles
+                 WHERE tenant = ?1 ORDER BY person_key LIMIT ?2",
+            )?
+            .query_map(params![tenant, limit as i64], lifecycle_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn reports_of(&self, tenant: &str, manager_keys: Vec<String>) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            let mut out = Vec::new();
+            let mut q = c.prepare_cached(
+                "SELECT person_key FROM lifecycles WHERE tenant = ?1 AND manager_key = ?2 ORDER BY person_key",
+            )?;
+            for key in &manager_keys {
+                for row in q.query_map(params![tenant, key], |r| r.get::<_, String>(0))? {
+                    let person = row?;
+                    if !out.contains(&person) {
+                        out.push(person);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn links(&self, tenant: &str, destination: &str) -> StoreResult<Vec<(String, Link)>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT person_key, anchor, managed_groups FROM links
+                 WHERE tenant = ?1 AND destination = ?2 ORDER BY person_key",
+            )?
+            .query_map(params![tenant, destination], |r| {
+                let groups: String = r.get(2)?;
+                Ok((
+                    r.get(0)?,
+                    Link {
+                        anchor: r.get(1)?,
+                        managed_groups: serde_json::from_str(&groups).unwrap_or_default(),
+                    },
+                ))
+            })?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
+    async fn put_report(
+        &self,
+        tenant: &str,
+        kind: &str,
+        summary: serde_json::Value,
+        body: serde_json::Value,
+        now_ms: i64,
+    ) -> StoreResult<i64> {
+        let (tenant, kind) = (tenant.to_string(), kind.to_string());
+        let (summary, body) = (summary.to_string(), body.to_string());
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO reports (tenant, kind, summary, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![tenant, kind, summary, body, now_ms])?;
+                Ok(ctx.conn.last_insert_rowid())
+            })
+            .await
+    }
+
+    async fn report(&self, tenant: &str, id: i64) -> StoreResult<Option<ReportRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, tenant, kind, summary, body, created_ms FROM reports WHERE tenant = ?1 AND id = ?2",
+            )?
+            .query_row(params![tenant, id], report_row)
+            .optional()?)
+        })
+    }
+
+    async fn reports(&self, tenant: &str, kind: &str, limit: usize) -> StoreResult<Vec<ReportRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, tenant, kind, summary, 'null', created_ms FROM reports
+                 WHERE tenant = ?1 AND kind = ?2 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![tenant, kind, limit as i64], report_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
     async fn take_due_actions(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduledAction>> {
         // Scanned every second: an idle host answers from a reader, without a write.
         let any_due = self.read(|c| {
@@ -1514,6 +1697,31 @@ impl Store for SqliteStore {
 
 const ACTION_COLUMNS: &str =
     "id, tenant, person_key, destination, action, due_ms, state, reason, created_ms, finished_ms, note";
+
+fn lifecycle_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LifecycleRow> {
+    Ok(LifecycleRow {
+        person_key: r.get(0)?,
+        state: r.get(1)?,
+        manager_key: r.get(2)?,
+        doc: r.get(3)?,
+        updated_ms: r.get(4)?,
+    })
+}
+
+fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    };
+    Ok(ReportRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        kind: r.get(2)?,
+        summary: json(3)?,
+        body: json(4)?,
+        created_ms: r.get(5)?,
+    })
+}
 
 fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledAction> {
     Ok(ScheduledAction {

@@ -224,3 +224,27 @@ CREATE TABLE IF NOT EXISTS scheduled_actions (
 CREATE UNIQUE INDEX IF NOT EXISTS scheduled_actions_open
     ON scheduled_actions (tenant, person_key, destination, action) WHERE state IN ('pending', 'queued');
 CREATE INDEX IF NOT EXISTS scheduled_actions_due ON scheduled_actions (due_ms) WHERE state = 'pending';
+
+-- Each person's lifecycle facts (start date, last day, leave, contract end) and
+-- the state last applied; the manager column finds a manager's reports.
+CREATE TABLE IF NOT EXISTS lifecycles (
+    tenant TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    manager_key TEXT,
+    doc TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, person_key)
+);
+CREATE INDEX IF NOT EXISTS lifecycles_manager ON lifecycles (tenant, manager_key) WHERE manager_key IS NOT NULL;
+
+-- Reports a job produced (reconciliation runs, access reviews), as JSON.
+CREATE TABLE IF NOT EXISTS reports (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_tenant ON reports (tenant, kind, id);

@@ -2,9 +2,11 @@
 //! guard, apply), recording every step; the attempt ends as completed, retry,
 //! dead or held.
 
+mod lifecycle;
+
 use crate::plan::{self, PlannedOp};
 use crate::resolve::{Match, resolve};
-use crate::{DestinationConfig, Failure, Pipeline, backoff_ms, now_ms};
+use crate::{DestinationConfig, Failure, Pipeline, backoff_ms};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +32,14 @@ struct JobRun<'a> {
     last_op: Option<FinishedOp>,
     /// Scheduled deletions this attempt carried out.
     deleted_actions: Vec<i64>,
+    /// The person's lifecycle facts (loaded at the start of the attempt).
+    life: Option<crate::lifecycle::Lifecycle>,
+    /// The leaver's first pass: apply only disables.
+    only_disable: bool,
+    /// Destinations where this attempt created the person's account.
+    created: Vec<String>,
+    /// The person's state for this attempt.
+    state: Option<crate::lifecycle::State>,
 }
 
 impl Pipeline {
@@ -40,7 +50,10 @@ impl Pipeline {
             person = %job.person_key, kind = %job.event.kind, attempt = job.attempt
         );
         async move {
-            let mut run = JobRun { p: self, job: &job, pending: Vec::new(), last_op: None, deleted_actions: Vec::new() };
+            let mut run = JobRun {
+                p: self, job: &job, pending: Vec::new(), last_op: None, deleted_actions: Vec::new(),
+                life: None, only_disable: false, created: Vec::new(), state: None,
+            };
             let finish = run.run().await;
             let (kind, data) = match &finish {
                 Finish::Completed => ("job.completed", json!({ "attempt": job.attempt })),
@@ -63,7 +76,7 @@ impl Pipeline {
                 Ok(true) => {
                     self.metrics.attempts.with_label_values(&[job.tenant.as_str(), outcome]).inc();
                     if matches!(finish, Finish::Completed) {
-                        let secs = (now_ms() - job.event.received_ms).max(0) as f64 / 1000.0;
+                        let secs = (self.now() - job.event.received_ms).max(0) as f64 / 1000.0;
                         self.metrics.event_to_done.with_label_values(&[job.tenant.as_str()]).observe(secs);
                         if matches!(job.event.kind.as_str(), "joiner" | "rehire") {
                             self.metrics.time_to_provision.with_label_values(&[job.tenant.as_str()]).observe(secs);
@@ -123,7 +136,7 @@ impl JobRun<'_> {
         if f.retry {
             let delay = backoff_ms(&self.p.config.queue, self.job.attempt, f.retry_after_ms);
             Finish::Retry {
-                run_at_ms: now_ms() + delay as i64,
+                run_at_ms: self.p.now() + delay as i64,
                 error,
                 charge: true,
             }
@@ -179,7 +192,7 @@ impl JobRun<'_> {
                                 id,
                                 "cancelled",
                                 "a newer record of the person was applied",
-                                now_ms(),
+                                self.p.now(),
                             )
                             .await
                     {
@@ -193,7 +206,7 @@ impl JobRun<'_> {
         }
         // A manager before their report: wait while the manager has unfinished events
         // (whichever arrived first), for a bounded time.
-        let waited = now_ms() - job.created_ms;
+        let waited = self.p.now() - job.created_ms;
         if let Some(m) = &event.person.manager
             && waited < p.config.queue.manager_wait_max_ms as i64
         {
@@ -201,7 +214,7 @@ impl JobRun<'_> {
             match p.store.has_unfinished(&job.tenant, &manager_key).await {
                 Ok(true) if manager_key != job.person_key => {
                     return Finish::Retry {
-                        run_at_ms: now_ms() + p.config.queue.manager_wait_ms as i64,
+                        run_at_ms: self.p.now() + p.config.queue.manager_wait_ms as i64,
                         error: format!("waiting for manager {manager_key} to be provisioned first"),
                         charge: false,
                     };
@@ -210,6 +223,36 @@ impl JobRun<'_> {
                 Err(e) => return self.failed(Failure::store(&e)),
             }
         }
+        // A job the scheduler made for a due action (a wake-up, a notice, a leaver step, a deletion).
+        let scheduled = match crate::schedule::action_id(&job.event.source, &job.event.source_record_id) {
+            Some(id) => match p.store.scheduled_action(id).await {
+                Ok(a) => a.filter(|a| a.state == "queued"),
+                Err(e) => return self.failed(Failure::store(&e)),
+            },
+            None => None,
+        };
+        // A wake-up or refresh is taken once its job runs (the job's own retries cover
+        // failures), so that the person's next one can be scheduled.
+        if let Some(a) = scheduled
+            .as_ref()
+            .filter(|a| a.action == crate::lifecycle::WAKE || a.action == crate::lifecycle::REFRESH)
+            && let Err(e) = p.store.finish_action(a.id, "done", "re-evaluated", p.now()).await
+        {
+            return self.failed(Failure::store(&e));
+        }
+        // The person's dated facts, this event taken in, give their state now; the rules see it.
+        if let Err(f) = self.load_life().await {
+            return self.failed(f);
+        }
+        let now = p.now();
+        if job.event.source != crate::schedule::SOURCE {
+            let kind = crate::event::EventKind::from_wit(event.kind);
+            let id = job.event.id;
+            self.life_mut().observe(id, kind, &event, now);
+        }
+        let state = self.life().state_at(now);
+        self.state = Some(state);
+        event.person.status = state.status();
         let rules = match p.runtime.plugin(&job.tenant, &tenant.rules) {
             Ok(r) => r,
             Err(e) => return self.failed(Failure::config(format!("rules plugin: {e}"))),
@@ -217,7 +260,7 @@ impl JobRun<'_> {
         let context = wit::rules::Context {
             event: event.kind,
             destinations: tenant.destinations.iter().map(|d| d.name.clone()).collect(),
-            now_ms: now_ms(),
+            now_ms: self.p.now(),
             trace: wit::rules::TraceLevel::Matched,
         };
         let evaluation = match rules.evaluate(&event.person, &context).await {
@@ -271,21 +314,38 @@ impl JobRun<'_> {
             json!({ "plugin": rules.plugin(), "version": rules.version(), "fired": fired, "outputs": outputs }),
         ));
         let mut worst: Option<Failure> = None;
-        // A job the scheduler made for a due action (a grace-period deletion).
-        let scheduled = match crate::schedule::action_id(&job.event.source, &job.event.source_record_id) {
-            Some(id) => match p.store.scheduled_action(id).await {
-                Ok(a) => a.filter(|a| a.state == "queued"),
-                Err(e) => return self.failed(Failure::store(&e)),
-            },
-            None => None,
-        };
-        let terminated = event.person.status == wit::PersonStatus::Terminated;
+        let terminated = state.is_gone();
+        // A contract-expiry notice is a job of its own: it notifies and ends.
+        if let Some(action) = scheduled
+            .as_ref()
+            .filter(|a| a.action.starts_with(crate::lifecycle::NOTICE_PREFIX))
+        {
+            return match self.send_notice(tenant, action).await {
+                Ok(()) => Finish::Completed,
+                Err(f) => self.failed(f),
+            };
+        }
+        // Each destination's desired account: the rules' output, names settled, shaped by the state.
+        let mut prepared = Vec::with_capacity(tenant.destinations.len());
         for dest in &tenant.destinations {
-            let mut desired = evaluation
+            let desired = evaluation
                 .accounts
                 .iter()
                 .find(|a| a.destination == dest.name)
                 .cloned();
+            let due_step = scheduled
+                .as_ref()
+                .filter(|a| a.destination == dest.name)
+                .and_then(|a| crate::lifecycle::step_index(&a.action));
+            let shaped = crate::lifecycle::shape(dest, desired, state, self.life(), p.now(), due_step);
+            if let Some(why) = &shaped.why {
+                self.pending.push(self.record(
+                    "lifecycle.shaped",
+                    Some(&dest.name),
+                    json!({ "state": state.as_str(), "why": why }),
+                ));
+            }
+            let mut desired = shaped.desired;
             let unique = match desired.as_mut() {
                 Some(d) => match self.settle_names(dest, d).await {
                     Ok(names) => names,
@@ -296,13 +356,48 @@ impl JobRun<'_> {
                 },
                 None => Vec::new(),
             };
-            let due = scheduled.as_ref().filter(|a| a.destination == dest.name);
+            let dest = if shaped.deprovision == dest.deprovision {
+                std::borrow::Cow::Borrowed(dest)
+            } else {
+                std::borrow::Cow::Owned(DestinationConfig {
+                    deprovision: shaped.deprovision,
+                    ..dest.clone()
+                })
+            };
+            prepared.push((dest, desired, unique, due_step));
+        }
+        // A leaver is disabled everywhere before anything else is taken away.
+        if terminated && !self.life().applied.is_some_and(crate::lifecycle::State::is_gone) {
+            self.only_disable = true;
+            for (dest, desired, unique, _) in &prepared {
+                match self
+                    .destination(dest, desired.as_ref(), unique, terminated, None)
+                    .await
+                {
+                    Ok(DestOutcome::Done) => {}
+                    Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
+                    Err(f) => note_failure(p, &job.tenant, &dest.name, &mut worst, f),
+                }
+            }
+            self.only_disable = false;
+        }
+        for (dest, desired, unique, due_step) in &prepared {
+            let due = scheduled
+                .as_ref()
+                .filter(|a| a.destination == dest.name && a.action == crate::schedule::DELETE);
             let outcome = self
-                .destination(dest, desired.as_ref(), &unique, terminated, due)
+                .destination(dest, desired.as_ref(), unique, terminated, due)
                 .await;
             let outcome = match outcome {
                 Ok(DestOutcome::Done) => self
                     .after_destination(dest, desired.as_ref(), terminated, due)
+                    .await
+                    .map(|()| DestOutcome::Done),
+                other => other,
+            };
+            let outcome = match outcome {
+                Ok(DestOutcome::Done) => self
+                    .destination_settled(dest, *due_step, scheduled.as_ref())
                     .await
                     .map(|()| DestOutcome::Done),
                 other => other,
@@ -312,6 +407,13 @@ impl JobRun<'_> {
                 Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
                 Err(f) => note_failure(p, &job.tenant, &dest.name, &mut worst, f),
             }
+        }
+        let settled = match &worst {
+            None => self.settle_lifecycle(tenant, state, &event.person).await,
+            Some(_) => self.save_life(None).await,
+        };
+        if let Err(f) = settled {
+            note_failure(p, &job.tenant, "lifecycle", &mut worst, f);
         }
         match worst {
             Some(f) => self.failed(f),
@@ -414,7 +516,7 @@ impl JobRun<'_> {
                     action.id,
                     "cancelled",
                     "no longer applies: the person is active again or the account is gone",
-                    now_ms(),
+                    self.p.now(),
                 )
                 .await
                 .map_err(|e| Failure::store(&e))?;
@@ -436,7 +538,9 @@ impl JobRun<'_> {
             if !linked {
                 return Ok(());
             }
-            let due_ms = now_ms() + grace.0;
+            // The grace period counts from the day the termination took effect.
+            let now = self.p.now();
+            let due_ms = self.life().gone_at_ms().filter(|t| *t <= now).unwrap_or(now) + grace.0;
             let added = p
                 .store
                 .schedule_action(tenure_store::NewScheduledAction {
@@ -446,7 +550,7 @@ impl JobRun<'_> {
                     action: crate::schedule::DELETE.into(),
                     due_ms,
                     reason: format!("leaver; delete_after {} ms", grace.0),
-                    now_ms: now_ms(),
+                    now_ms: self.p.now(),
                 })
                 .await
                 .map_err(|e| Failure::store(&e))?;
@@ -466,7 +570,7 @@ impl JobRun<'_> {
                     &dest.name,
                     crate::schedule::DELETE,
                     "the person is active again",
-                    now_ms(),
+                    self.p.now(),
                 )
                 .await
                 .map_err(|e| Failure::store(&e))?;
@@ -555,7 +659,7 @@ impl JobRun<'_> {
                     job_id: job.id,
                     kind: kind.into(),
                     candidates,
-                    now_ms: now_ms(),
+                    now_ms: self.p.now(),
                 };
                 let audit = self.take(Some(rec));
                 self.flush().await?;
@@ -568,15 +672,27 @@ impl JobRun<'_> {
             }
         };
         let desired = kept.as_ref().or(desired);
+        // Leave and return: remember the account before a leave changes it; give it back after.
+        let restored = if self.only_disable {
+            None
+        } else {
+            self.leave_and_return(name, desired, current.as_ref()).await?
+        };
+        let desired = restored.as_ref().or(desired);
+        let planning_link = self.leave_link(name, link.as_ref());
         let mut plan = plan::plan(
             name,
             desired,
             current.as_ref(),
-            link.as_ref(),
+            planning_link.as_ref().or(link.as_ref()),
             &r.caps.operations,
             dest.deprovision,
             terminated,
         );
+        if self.only_disable {
+            plan.operations.retain(|o| o.kind == "disable");
+            plan.unsupported.clear();
+        }
         // A due grace-period deletion: only a still-disabled leaver's linked account goes.
         let deleting = match (due, current.as_ref(), link.as_ref()) {
             (Some(_), Some(acc), Some(l))
@@ -644,7 +760,7 @@ impl JobRun<'_> {
                 kind: planned.kind.into(),
                 target: planned.target.clone().or_else(|| anchor.clone()),
                 destructive: planned.destructive,
-                now_ms: now_ms(),
+                now_ms: self.p.now(),
             };
             let audit = self.take(None);
             let previous = self.last_op.take();
@@ -658,6 +774,7 @@ impl JobRun<'_> {
             match result {
                 Ok(outcome) => {
                     if planned.kind == "create" {
+                        self.created.push(dest.name.clone());
                         match &outcome.anchor {
                             Some(a) if !a.is_empty() => anchor = Some(a.clone()),
                             _ => {
@@ -697,7 +814,7 @@ impl JobRun<'_> {
                         status: "done".into(),
                         detail: outcome.summary,
                         anchor: created,
-                        now_ms: now_ms(),
+                        now_ms: self.p.now(),
                     };
                     self.last_op = Some(FinishedOp {
                         op_id,
@@ -720,7 +837,7 @@ impl JobRun<'_> {
         if deleting && let Some(action) = due {
             self.flush().await?;
             p.store
-                .finish_action(action.id, "done", "deleted after the grace period", now_ms())
+                .finish_action(action.id, "done", "deleted after the grace period", self.p.now())
                 .await
                 .map_err(|e| Failure::store(&e))?;
             self.deleted_actions.push(action.id);
@@ -751,7 +868,7 @@ impl JobRun<'_> {
             status: "failed".into(),
             detail: format!("{}: {}", f.class, f.message),
             anchor: None,
-            now_ms: now_ms(),
+            now_ms: self.p.now(),
         };
         self.p
             .metrics
@@ -776,7 +893,7 @@ impl JobRun<'_> {
             tenant: job.tenant.clone(),
             destination: dest.name.clone(),
             job_id: job.id,
-            now_ms: now_ms(),
+            now_ms: self.p.now(),
             window_ms: g.window_secs * 1000,
             max_accounts: g.max_accounts,
             max_percent: g.max_percent,

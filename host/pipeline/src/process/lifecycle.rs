@@ -1,0 +1,491 @@
+//! The lifecycle side of a job: the person's state shapes each destination's
+//! desired account (pre-hire window, withdrawn hire, leaver steps), a leave
+//! remembers what it takes away and a return gives it back, and once the job
+//! is applied the person's dated actions are brought in line with their facts
+//! (the next wake-up, contract notices, leaver steps) and a newly provisioned
+//! manager's reports are refreshed.
+
+use super::JobRun;
+use crate::lifecycle::{Lifecycle, NOTICE_PREFIX, REFRESH, STEP_PREFIX, SavedAccess, State, WAKE, step_key};
+use crate::{DestinationConfig, Failure, TenantPipeline};
+use serde_json::json;
+use tenure_runtime::wit;
+use tenure_store::{LifecycleRow, NewScheduledAction, ScheduledAction};
+
+fn saved_of(acc: &wit::Account) -> SavedAccess {
+    SavedAccess {
+        enabled: acc.enabled,
+        container: acc.container.clone(),
+        groups: acc.groups.clone(),
+        licenses: acc.licenses.clone(),
+        apps: acc.app_assignments.clone(),
+    }
+}
+
+fn union(into: &mut Vec<String>, more: &[String]) {
+    for m in more {
+        if !into.contains(m) {
+            into.push(m.clone());
+        }
+    }
+}
+
+impl JobRun<'_> {
+    pub(super) fn life(&self) -> &Lifecycle {
+        static EMPTY: std::sync::OnceLock<Lifecycle> = std::sync::OnceLock::new();
+        self.life
+            .as_ref()
+            .unwrap_or_else(|| EMPTY.get_or_init(Lifecycle::default))
+    }
+
+    pub(super) fn life_mut(&mut self) -> &mut Lifecycle {
+        self.life.get_or_insert_with(Lifecycle::default)
+    }
+
+    fn state(&self) -> State {
+        self.state.unwrap_or(State::Active)
+    }
+
+    /// Reads the person's lifecycle facts.
+    pub(super) async fn load_life(&mut self) -> Result<(), Failure> {
+        let row = self
+            .p
+            .store
+            .lifecycle(&self.job.tenant, &self.job.person_key)
+            .await
+            .map_err(|e| Failure::store(&e))?;
+        let life = match row {
+            Some(r) => serde_json::from_str(&r.doc).map_err(|e| Failure {
+                class: "store",
+                message: format!(
+                    "the lifecycle record of {} cannot be read: {e}",
+                    self.job.person_key
+                ),
+                retry: false,
+                retry_after_ms: None,
+            })?,
+            None => Lifecycle::default(),
+        };
+        self.life = Some(life);
+        Ok(())
+    }
+
+    /// Writes the person's lifecycle facts (with the state applied, when given).
+    pub(super) async fn save_life(&mut self, applied: Option<State>) -> Result<(), Failure> {
+        let now = self.p.now();
+        let life = self.life_mut();
+        if let Some(state) = applied {
+            life.applied(state, now);
+        }
+        let row = LifecycleRow {
+            person_key: self.job.person_key.clone(),
+            state: self.life().applied.map_or("new", State::as_str).into(),
+            manager_key: self.life().manager.clone(),
+            doc: serde_json::to_string(self.life()).map_err(|e| Failure::config(e.to_string()))?,
+            updated_ms: now,
+        };
+        self.p
+            .store
+            .put_lifecycle(&self.job.tenant, row)
+            .await
+            .map_err(|e| Failure::store(&e))
+    }
+
+    /// On leave: saves the account as it is before the leave changes it (once).
+    /// Back from leave: the desired account with what the leave took away given back.
+    pub(super) async fn leave_and_return(
+        &mut self,
+        destination: &str,
+        desired: Option<&wit::DesiredAccount>,
+        current: Option<&wit::Account>,
+    ) -> Result<Option<wit::DesiredAccount>, Failure> {
+        match self.state() {
+            State::OnLeave => {
+                if let Some(acc) = current
+                    && !self.life().saved.contains_key(destination)
+                {
+                    let saved = saved_of(acc);
+                    self.pending.push(self.record(
+                        "leave.saved",
+                        Some(destination),
+                        json!({ "enabled": saved.enabled, "container": saved.container, "groups": saved.groups,
+                                "licenses": saved.licenses, "apps": saved.apps }),
+                    ));
+                    self.life_mut().saved.insert(destination.to_string(), saved);
+                    // Saved before anything changes, so a retry never saves the half-changed account.
+                    self.save_life(None).await?;
+                }
+                Ok(None)
+            }
+            State::Active => {
+                let (Some(saved), Some(want)) = (self.life().saved.get(destination), desired) else {
+                    return Ok(None);
+                };
+                let mut d = want.clone();
+                union(&mut d.groups, &saved.groups);
+                union(&mut d.licenses, &saved.licenses);
+                union(&mut d.app_assignments, &saved.apps);
+                if saved.container.is_some() {
+                    d.container = saved.container.clone();
+                }
+                d.enabled = saved.enabled;
+                Ok(Some(d))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// While on leave, groups the account had before the leave count as managed,
+    /// so the rule set can take sensitive ones away even if granted by hand.
+    pub(super) fn leave_link(
+        &self,
+        destination: &str,
+        link: Option<&tenure_store::Link>,
+    ) -> Option<tenure_store::Link> {
+        if self.state() != State::OnLeave {
+            return None;
+        }
+        let saved = self.life().saved.get(destination)?;
+        let mut l = link?.clone();
+        union(&mut l.managed_groups, &saved.groups);
+        Some(l)
+    }
+
+    /// Bookkeeping once a destination is settled: a finished return forgets the
+    /// saved access; a leaver step is marked done (or cancelled if the person is back).
+    pub(super) async fn destination_settled(
+        &mut self,
+        dest: &DestinationConfig,
+        due_step: Option<usize>,
+        scheduled: Option<&ScheduledAction>,
+    ) -> Result<(), Failure> {
+        let state = self.state();
+        if state == State::Active
+            && let Some(saved) = self.life_mut().saved.remove(&dest.name)
+        {
+            self.pending.push(self.record(
+                "leave.restored",
+                Some(&dest.name),
+                json!({ "enabled": saved.enabled, "container": saved.container, "groups": saved.groups }),
+            ));
+        }
+        let (Some(i), Some(action)) = (due_step, scheduled) else {
+            return Ok(());
+        };
+        let now = self.p.now();
+        if state.is_gone() {
+            self.life_mut()
+                .steps_done
+                .entry(dest.name.clone())
+                .or_default()
+                .push(step_key(i));
+            let name = dest.leaver_steps.get(i).map(|s| s.action.name()).unwrap_or("?");
+            self.p
+                .store
+                .finish_action(action.id, "done", &format!("leaver step {i}: {name}"), now)
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            self.pending.push(self.record(
+                "leaver.step_done",
+                Some(&dest.name),
+                json!({ "step": i, "action": name, "scheduled": action.id }),
+            ));
+        } else {
+            self.p
+                .store
+                .finish_action(action.id, "cancelled", "the person is back", now)
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            self.pending.push(self.record(
+                "leaver.step_cancelled",
+                Some(&dest.name),
+                json!({ "step": i, "scheduled": action.id, "why": "the person is back" }),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Once every destination is applied: the state is recorded, the person's dated
+    /// actions follow their facts, and a newly provisioned manager's reports are refreshed.
+    pub(super) async fn settle_lifecycle(
+        &mut self,
+        tenant: &TenantPipeline,
+        state: State,
+        person: &wit::Person,
+    ) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        let now = p.now();
+        let before = self.life().applied;
+        let became_gone = state.is_gone() && !before.is_some_and(State::is_gone);
+        self.save_life(Some(state)).await?;
+        if before != Some(state) {
+            let l = self.life();
+            self.pending.push(self.record(
+                "lifecycle.changed",
+                None,
+                json!({ "from": before.map(State::as_str), "to": state.as_str(), "time_zone": l.time_zone,
+                        "start_date": l.start_date, "last_day": l.last_day, "end_date": l.end_date,
+                        "leave_from": l.leave_from, "leave_until": l.leave_until }),
+            ));
+        }
+        let schedule = |destination: &str, action: String, due_ms: i64, reason: String| NewScheduledAction {
+            tenant: job.tenant.clone(),
+            person_key: job.person_key.clone(),
+            destination: destination.into(),
+            action,
+            due_ms,
+            reason,
+            now_ms: now,
+        };
+        // The next wake-up.
+        let prehire: Vec<u32> = tenant
+            .destinations
+            .iter()
+            .filter_map(|d| d.prehire_days)
+            .collect();
+        match self.life().next_change(now, &prehire) {
+            Some(due) => {
+                p.store
+                    .reschedule_action(schedule(
+                        "",
+                        WAKE.into(),
+                        due,
+                        "the person's next dated change".into(),
+                    ))
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
+            }
+            None => {
+                p.store
+                    .cancel_actions(
+                        &job.tenant,
+                        &job.person_key,
+                        "",
+                        WAKE,
+                        "no dated change ahead",
+                        now,
+                    )
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
+            }
+        }
+        // Contract notices follow the end date (an extension moves them, a conversion ends them).
+        let days = &tenant.lifecycle.contract_notice_days;
+        let ahead = self.life().notices(now, days);
+        for n in days {
+            let action = format!("{NOTICE_PREFIX}{n}d");
+            match ahead.iter().find(|(d, _)| d == n) {
+                Some((_, due)) => {
+                    let reason = format!(
+                        "contract ends {}",
+                        self.life().end_date.clone().unwrap_or_default()
+                    );
+                    p.store
+                        .reschedule_action(schedule("", action, *due, reason))
+                        .await
+                        .map_err(|e| Failure::store(&e))?;
+                }
+                None => {
+                    p.store
+                        .cancel_actions(
+                            &job.tenant,
+                            &job.person_key,
+                            "",
+                            &action,
+                            "no contract end ahead",
+                            now,
+                        )
+                        .await
+                        .map_err(|e| Failure::store(&e))?;
+                }
+            }
+        }
+        // Leaver steps: scheduled once when the person goes; cancelled when they come back.
+        if became_gone && state != State::Withdrawn {
+            let since = self.life().gone_since_ms.unwrap_or(now);
+            for dest in &tenant.destinations {
+                for (i, step) in dest.leaver_steps.iter().enumerate() {
+                    let due = since + step.after.0;
+                    let added = p
+                        .store
+                        .schedule_action(schedule(
+                            &dest.name,
+                            format!("{STEP_PREFIX}{i}"),
+                            due,
+                            format!("leaver step {i}: {}", step.action.name()),
+                        ))
+                        .await
+                        .map_err(|e| Failure::store(&e))?;
+                    if added {
+                        self.pending.push(self.record(
+                            "leaver.step_scheduled",
+                            Some(&dest.name),
+                            json!({ "step": i, "action": step.action.name(), "due_ms": due }),
+                        ));
+                    }
+                }
+            }
+        } else if !state.is_gone() {
+            let cancelled = p
+                .store
+                .cancel_person_actions(
+                    &job.tenant,
+                    &job.person_key,
+                    STEP_PREFIX,
+                    "the person is back",
+                    now,
+                )
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            if cancelled > 0 {
+                self.pending.push(self.record(
+                    "leaver.steps_cancelled",
+                    None,
+                    json!({ "cancelled": cancelled, "why": "the person is back" }),
+                ));
+            }
+        }
+        // A manager provisioned after their reports: the reports get their manager now.
+        if !self.created.is_empty() {
+            let mut keys = vec![job.person_key.clone()];
+            keys.extend(person.ids.iter().map(|i| format!("{}:{}", i.source, i.id)));
+            keys.dedup();
+            let reports = p
+                .store
+                .reports_of(&job.tenant, keys)
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            for report in reports.iter().filter(|r| **r != job.person_key) {
+                p.store
+                    .reschedule_action(NewScheduledAction {
+                        person_key: report.clone(),
+                        ..schedule(
+                            "",
+                            REFRESH.into(),
+                            now,
+                            format!("manager {} provisioned", job.person_key),
+                        )
+                    })
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
+            }
+            if !reports.is_empty() {
+                self.pending.push(self.record(
+                    "manager.reports_refreshed",
+                    None,
+                    json!({ "reports": reports, "destinations": self.created }),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a contract-expiry notice to the person's manager (a ticket through the
+    /// notify destination), unless the contract changed since it was scheduled.
+    pub(super) async fn send_notice(
+        &mut self,
+        tenant: &TenantPipeline,
+        action: &ScheduledAction,
+    ) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        let now = p.now();
+        let days: u32 = action
+            .action
+            .strip_prefix(NOTICE_PREFIX)
+            .and_then(|d| d.strip_suffix('d'))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        let still = self
+            .life()
+            .notices(action.due_ms - 1, &[days])
+            .iter()
+            .any(|(_, due)| *due == action.due_ms);
+        if !still || self.state().is_gone() {
+            p.store
+                .finish_action(action.id, "cancelled", "the contract changed", now)
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            self.pending.push(self.record(
+                "contract.notice_cancelled",
+                None,
+                json!({ "days_before": days, "why": "the contract changed" }),
+            ));
+            return self.save_life(None).await;
+        }
+        let life = self.life().clone();
+        let manager_email = match &life.manager {
+            Some(m) => self.primary_email(m).await?,
+            None => None,
+        };
+        let person = self.primary_email(&job.person_key).await?;
+        let fields = vec![
+            ("person".to_string(), job.person_key.clone()),
+            ("person_email".into(), person.unwrap_or_default()),
+            ("manager".into(), life.manager.clone().unwrap_or_default()),
+            ("manager_email".into(), manager_email.clone().unwrap_or_default()),
+            ("end_date".into(), life.end_date.clone().unwrap_or_default()),
+            ("days_before".into(), days.to_string()),
+        ];
+        let mut sent_to = None;
+        let mut summary = None;
+        if let Some(dest_name) = &tenant.lifecycle.notify_destination {
+            let dest = tenant
+                .destinations
+                .iter()
+                .find(|d| d.name == *dest_name)
+                .ok_or_else(|| {
+                    Failure::config(format!(
+                        "lifecycle.notify_destination: no destination {dest_name:?}"
+                    ))
+                })?;
+            let connector = p
+                .runtime
+                .plugin(&job.tenant, &dest.connector)
+                .map_err(|e| Failure::config(format!("destination {}: {e}", dest.name)))?;
+            let ticket = wit::Ticket {
+                template: tenant.lifecycle.notice_template.clone(),
+                fields: fields.clone(),
+            };
+            let outcome = connector
+                .apply(&wit::Operation::OpenTicket(ticket))
+                .await
+                .map_err(|e| Failure::of_call(&e))?;
+            sent_to = Some(dest.name.clone());
+            summary = Some(outcome.summary);
+        }
+        p.store
+            .finish_action(action.id, "done", "notice sent", now)
+            .await
+            .map_err(|e| Failure::store(&e))?;
+        let data: serde_json::Map<String, serde_json::Value> =
+            fields.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        self.pending.push(self.record(
+            "contract.notice_sent",
+            sent_to.as_deref(),
+            json!({ "fields": data, "ticket": summary, "destination": sent_to }),
+        ));
+        if sent_to.is_none() {
+            tracing::warn!(person = %job.person_key, "contract notice due but lifecycle.notify_destination is not set; audited only");
+        }
+        self.save_life(None).await
+    }
+
+    /// A person's primary (else first) email from their newest record.
+    async fn primary_email(&self, person_key: &str) -> Result<Option<String>, Failure> {
+        let events = self
+            .p
+            .store
+            .latest_events_of(&self.job.tenant, person_key)
+            .await
+            .map_err(|e| Failure::store(&e))?;
+        for e in events {
+            if let Ok(ev) = serde_json::from_str::<wit::PersonEvent>(&e.body) {
+                let emails = &ev.person.emails;
+                if let Some(m) = emails.iter().find(|m| m.primary).or(emails.first()) {
+                    return Ok(Some(m.value.clone()));
+                }
+            }
+        }
+        Ok(None)
+    }
+}

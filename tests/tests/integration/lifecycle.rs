@@ -1,0 +1,917 @@
+//! Lifecycle scenarios on a test clock: pre-hire accounts and start dates across
+//! time zones, moved start dates and withdrawn hires, leave and return, staged
+//! leaver steps cancelled by a rehire, contract notices, extensions, expiry and
+//! conversion, a late manager, a restart in the middle of scheduled work, and
+//! reconciliation. Real host, real store, real plugins (the `rules` engine and
+//! the sandbox destination); months pass in milliseconds.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tenure_capabilities::ShiftedClock;
+use tenure_pipeline::event::rfc3339_ms;
+use tenure_runtime::wit;
+use tenure_store::{ScheduledAction, Store};
+use tenure_tests::host::{AUDITOR_TOKEN, HR_TOKEN, HostSpec, TENANT, TestHost, pipeline_toml, tenant_toml};
+
+const RULES: &str = r#"
+description: Lifecycle tests
+destinations:
+  sandbox:
+    attributes:
+      employeeId: { from: id, required: true }
+      mail: { from: email, required: true }
+      manager: { from: manager }
+    unique:
+      sAMAccountName:
+        candidates:
+          - '${ToLower(person.given_name + "." + person.family_name)}'
+          - '${ToLower(Left(person.given_name, 1) + "." + person.family_name)}'
+    rules:
+      - name: leaver
+        priority: 0
+        when: person.status == "terminated"
+        then: { enabled: false, groups: [], apps: [] }
+      - name: on-leave
+        priority: 1
+        when: person.status == "on-leave"
+        then: { enabled: false, groups: [All-Staff] }
+      - name: engineering
+        priority: 20
+        when: person.department == "Engineering" && person.status in ["active", "pre-hire"]
+        then: { groups: [Engineering, Prod-Access], apps: [GitHub] }
+      - name: mailbox
+        priority: 25
+        when: person.department == "Engineering"
+        then: { licenses: [E3] }
+      - name: contractor
+        priority: 30
+        when: person.employment_type == "contractor" && person.status in ["active", "pre-hire"]
+        then:
+          groups: [Contractors]
+          expires: 'IsPresent(person.end_date) ? person.end_date : null'
+    defaults:
+      container: OU=People
+      groups: [All-Staff]
+"#;
+
+fn ms(t: &str) -> i64 {
+    rfc3339_ms(t).unwrap_or_else(|| panic!("bad test time {t}"))
+}
+
+struct Life {
+    host: TestHost,
+    clock: Arc<ShiftedClock>,
+    spec: (String, String),
+}
+
+fn spec(destination_extra: &str, pipeline_extra: &str) -> HostSpec {
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules]\nrule_set = '''{RULES}'''\n[plugins.sandbox.grants]\nkv = true\n\
+         [plugins.sandbox.settings]\nmatch_attributes = \"employeeId,mail,sAMAccountName\"\n"
+    ));
+    let pipeline = pipeline_toml(&format!(
+        "rules = \"rules\"\n{pipeline_extra}\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
+         matching = [\"employeeId\", \"mail\"]\n{destination_extra}"
+    ));
+    HostSpec {
+        tenant,
+        pipeline,
+        queue: tenure_pipeline::QueueConfig {
+            backoff_base_ms: 50,
+            backoff_max_ms: 1_000,
+            poll_ms: 20,
+            ..Default::default()
+        },
+        plugins: vec!["rules", "sandbox"],
+    }
+}
+
+impl Life {
+    async fn start(destination_extra: &str, pipeline_extra: &str, at: &str) -> Life {
+        let clock = Arc::new(ShiftedClock::at(ms(at)));
+        let host = TestHost::start_with_clock(
+            spec(destination_extra, pipeline_extra),
+            tempfile::tempdir().expect("temp dir"),
+            clock.clone(),
+        )
+        .await;
+        Life {
+            host,
+            clock,
+            spec: (destination_extra.into(), pipeline_extra.into()),
+        }
+    }
+
+    /// Stops the host and starts a new one on the same store, its clock at `at`.
+    async fn restart(self, at: &str) -> Life {
+        let dir = self.host.stop().await;
+        let clock = Arc::new(ShiftedClock::at(ms(at)));
+        let host = TestHost::start_with_clock(spec(&self.spec.0, &self.spec.1), dir, clock.clone()).await;
+        Life {
+            host,
+            clock,
+            spec: self.spec,
+        }
+    }
+
+    /// Moves the clock to `t` and lets everything that became due run.
+    async fn at(&self, t: &str) {
+        self.clock.set(ms(t));
+        self.settle().await;
+    }
+
+    /// Runs due actions and waits until no job or due action is left.
+    async fn settle(&self) {
+        let started = std::time::Instant::now();
+        loop {
+            self.host
+                .pipeline
+                .fire_due_actions()
+                .await
+                .expect("fire due actions");
+            self.host.wait_idle(Duration::from_secs(30)).await;
+            let now = self.host.pipeline.now();
+            let busy = self
+                .host
+                .store
+                .scheduled_actions(TENANT, true)
+                .await
+                .expect("actions")
+                .iter()
+                .any(|a| a.state == "queued" || a.due_ms <= now);
+            if !busy {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "scheduled work never settled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn post(&self, event: Value) {
+        let key = event["source_record_id"].as_str().expect("record id").to_string();
+        let (status, body) = self.host.post_event(&event, &key).await;
+        assert_eq!(status, 202, "{body}");
+        self.settle().await;
+    }
+
+    async fn account(&self, id: &str) -> Option<wit::Account> {
+        let sandbox = self
+            .host
+            .pipeline
+            .runtime()
+            .plugin(TENANT, "sandbox")
+            .expect("sandbox");
+        let key = wit::MatchKey {
+            attribute: "employeeId".into(),
+            value: id.into(),
+        };
+        let found = sandbox.lookup(&[key]).await.expect("lookup");
+        assert!(found.len() <= 1, "one account per person: {found:?}");
+        found.into_iter().next()
+    }
+
+    async fn must(&self, id: &str) -> wit::Account {
+        self.account(id)
+            .await
+            .unwrap_or_else(|| panic!("no account for {id}"))
+    }
+
+    async fn apply(&self, op: wit::Operation) {
+        let sandbox = self
+            .host
+            .pipeline
+            .runtime()
+            .plugin(TENANT, "sandbox")
+            .expect("sandbox");
+        sandbox.apply(&op).await.expect("direct change");
+    }
+
+    async fn open(&self, person: &str) -> Vec<ScheduledAction> {
+        let mut v: Vec<_> = self
+            .host
+            .store
+            .scheduled_actions(TENANT, true)
+            .await
+            .expect("actions")
+            .into_iter()
+            .filter(|a| a.person_key == format!("hr:{person}"))
+            .collect();
+        v.sort_by(|a, b| a.action.cmp(&b.action));
+        v
+    }
+
+    async fn audit(&self, person: &str) -> Vec<Value> {
+        let v = self
+            .host
+            .get(&format!("/api/v1/audit?person=hr:{person}&limit=10000"))
+            .await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn attr(acc: &wit::Account, name: &str) -> Option<String> {
+    acc.attributes
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| match &a.value {
+            wit::Value::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+/// A person event from the HR feed.
+fn event(kind: &str, id: &str, record: &str, person: Value, effective: Option<&str>) -> Value {
+    let mut p = json!({
+        "ids": [{"source": "hr", "id": id}], "given_name": format!("Given{id}"), "family_name": "Person",
+        "department": "Engineering", "emails": [{"value": format!("{}@example.test", id.to_lowercase()), "primary": true}],
+        "start_date": "2026-01-05", "time_zone": "UTC"
+    });
+    if let (Some(base), Some(extra)) = (p.as_object_mut(), person.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    let mut e = json!({ "kind": kind, "source": "hr", "source_record_id": record, "person": p });
+    if let Some(d) = effective {
+        e["effective_date"] = json!(d);
+    }
+    e
+}
+
+fn kinds(audit: &[Value]) -> Vec<String> {
+    audit
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prehire_accounts_are_made_ahead_and_enabled_at_the_persons_midnight() {
+    let life = Life::start("prehire_days = 3", "", "2026-03-01T00:00:00Z").await;
+    for (id, zone) in [("SYD", "Australia/Sydney"), ("LAX", "America/Los_Angeles")] {
+        life.post(event(
+            "joiner",
+            id,
+            &format!("hire-{id}"),
+            json!({"start_date": "2026-03-10", "time_zone": zone, "status": "pre-hire"}),
+            None,
+        ))
+        .await;
+    }
+    assert!(life.account("SYD").await.is_none(), "too early for the account");
+    assert!(kinds(&life.audit("SYD").await).contains(&"lifecycle.shaped".to_string()));
+    let view = life.host.get("/api/v1/people/hr:SYD/lifecycle").await;
+    assert_eq!(view["state"], "pre-hire", "{view}");
+    let wake = &life.open("SYD").await[0];
+    assert_eq!(
+        (wake.action.as_str(), wake.due_ms),
+        ("lifecycle", ms("2026-03-06T13:00:00Z"))
+    );
+
+    // Sydney's 7 March (three days ahead) begins at 13:00 UTC on the 6th.
+    life.at("2026-03-06T12:59:00Z").await;
+    assert!(life.account("SYD").await.is_none());
+    life.at("2026-03-06T13:00:00Z").await;
+    assert!(!life.must("SYD").await.enabled, "a pre-hire account is disabled");
+    assert!(
+        life.account("LAX").await.is_none(),
+        "Los Angeles is still on the 6th"
+    );
+    life.at("2026-03-07T08:00:00Z").await;
+    assert!(!life.must("LAX").await.enabled);
+
+    // The start date begins at each person's own midnight.
+    life.at("2026-03-09T12:59:00Z").await;
+    assert!(!life.must("SYD").await.enabled);
+    life.at("2026-03-09T13:00:00Z").await;
+    let syd = life.must("SYD").await;
+    assert!(syd.enabled, "Sydney's 10 March has begun");
+    assert_eq!(sorted(&syd.groups), ["Engineering", "Prod-Access"]);
+    assert!(!life.must("LAX").await.enabled, "Los Angeles is still on the 9th");
+    life.at("2026-03-10T06:59:00Z").await;
+    assert!(!life.must("LAX").await.enabled);
+    life.at("2026-03-10T07:00:00Z").await;
+    assert!(
+        life.must("LAX").await.enabled,
+        "midnight in Los Angeles (PDT) is 07:00 UTC"
+    );
+    let changes: Vec<Value> = life
+        .audit("SYD")
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "lifecycle.changed")
+        .map(|e| e["data"]["to"].clone())
+        .collect();
+    assert_eq!(changes, [json!("pre-hire"), json!("active")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_start_date_reschedules_and_a_withdrawn_hire_is_removed() {
+    let life = Life::start("prehire_days = 5", "", "2026-03-30T00:00:00Z").await;
+    life.post(event(
+        "joiner",
+        "A",
+        "hire-A",
+        json!({"start_date": "2026-04-01"}),
+        None,
+    ))
+    .await;
+    life.post(event(
+        "joiner",
+        "B",
+        "hire-B",
+        json!({"start_date": "2026-04-03"}),
+        None,
+    ))
+    .await;
+    assert!(!life.must("A").await.enabled);
+    assert!(!life.must("B").await.enabled);
+
+    // A's start date moves out: the account waits for the new date.
+    life.post(event(
+        "update",
+        "A",
+        "move-A",
+        json!({"start_date": "2026-04-20"}),
+        None,
+    ))
+    .await;
+    let wake = life.open("A").await;
+    assert_eq!(wake[0].due_ms, ms("2026-04-15T00:00:00Z"), "{wake:?}");
+    life.at("2026-04-01T00:00:00Z").await;
+    assert!(!life.must("A").await.enabled, "not enabled on the old date");
+    life.at("2026-04-19T23:59:00Z").await;
+    assert!(!life.must("A").await.enabled);
+    life.at("2026-04-20T00:00:00Z").await;
+    assert!(life.must("A").await.enabled, "enabled on the new date");
+
+    // B's hire is withdrawn before the start: what was made for it goes.
+    life.clock.set(ms("2026-04-02T00:00:00Z"));
+    life.post(event(
+        "withdrawn",
+        "B",
+        "withdraw-B",
+        json!({"start_date": "2026-04-03"}),
+        None,
+    ))
+    .await;
+    assert!(
+        life.account("B").await.is_none(),
+        "the pre-hire account was removed"
+    );
+    assert!(
+        life.host
+            .store
+            .link(TENANT, "sandbox", "hr:B")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    life.at("2026-04-03T00:00:00Z").await;
+    assert!(
+        life.account("B").await.is_none(),
+        "and not made again on the start date"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_and_return_restore_exactly_what_was_there() {
+    let life = Life::start("", "", "2026-05-01T00:00:00Z").await;
+    life.post(event("joiner", "A", "hire-A", json!({}), None)).await;
+    let joined = life.must("A").await;
+    // A group granted by hand, outside the rules.
+    life.apply(wit::Operation::AddMember(wit::MemberChange {
+        anchor: joined.anchor.clone(),
+        group: "Hand-Made".into(),
+    }))
+    .await;
+    let before = life.must("A").await;
+    assert!(before.enabled && before.groups.contains(&"Hand-Made".to_string()));
+    assert_eq!(before.app_assignments, ["GitHub"]);
+
+    // A leave dated ahead waits for its day.
+    life.post(event(
+        "leave-start",
+        "A",
+        "leave-A",
+        json!({"status": "on-leave"}),
+        Some("2026-05-04"),
+    ))
+    .await;
+    assert!(life.must("A").await.enabled, "the leave has not begun");
+    life.at("2026-05-04T00:00:00Z").await;
+    let away = life.must("A").await;
+    assert!(!away.enabled, "disabled on leave");
+    assert_eq!(
+        away.groups,
+        ["All-Staff"],
+        "sensitive groups removed, the hand-made one too"
+    );
+    assert!(away.app_assignments.is_empty());
+    assert_eq!(away.licenses, ["E3"], "the mailbox is kept");
+
+    life.clock.set(ms("2026-05-20T00:00:00Z"));
+    life.post(event(
+        "leave-end",
+        "A",
+        "return-A",
+        json!({"status": "active"}),
+        Some("2026-06-01"),
+    ))
+    .await;
+    assert!(!life.must("A").await.enabled, "still away until the day back");
+    life.at("2026-06-01T00:00:00Z").await;
+    let back = life.must("A").await;
+    assert!(back.enabled);
+    assert_eq!(
+        sorted(&back.groups),
+        sorted(&before.groups),
+        "exactly the groups from before"
+    );
+    assert_eq!(back.app_assignments, before.app_assignments);
+    assert_eq!(back.licenses, before.licenses);
+    assert_eq!(back.anchor, before.anchor);
+    let k = kinds(&life.audit("A").await);
+    assert!(
+        k.contains(&"leave.saved".to_string()) && k.contains(&"leave.restored".to_string()),
+        "{k:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaver_steps_run_in_order_and_a_rehire_cancels_the_rest_without_a_duplicate() {
+    let steps = "delete_after = \"30d\"\n\
+        [[destinations.leaver_steps]]\nafter = \"0d\"\naction = \"move\"\ncontainer = \"OU=Leavers\"\n\
+        [[destinations.leaver_steps]]\nafter = \"7d\"\naction = \"remove-licenses\"\n";
+    let life = Life::start(steps, "", "2026-06-01T00:00:00Z").await;
+    life.post(event(
+        "joiner",
+        "A",
+        "hire-A",
+        json!({"time_zone": "Europe/Berlin"}),
+        None,
+    ))
+    .await;
+    life.post(event("joiner", "B", "hire-B", json!({}), None)).await;
+    let a_before = life.must("A").await;
+    let name_before = attr(&a_before, "sAMAccountName");
+    assert_eq!(name_before.as_deref(), Some("givena.person"));
+    for (id, zone) in [("A", "Europe/Berlin"), ("B", "UTC")] {
+        let person = json!({"status": "terminated", "time_zone": zone});
+        life.post(event(
+            "leaver",
+            id,
+            &format!("leave-{id}"),
+            person,
+            Some("2026-06-30"),
+        ))
+        .await;
+    }
+    life.at("2026-06-30T12:00:00Z").await;
+    assert!(
+        life.must("A").await.enabled && life.must("B").await.enabled,
+        "the last day is not over"
+    );
+
+    // Berlin's 30 June ends at 22:00 UTC, UTC's at midnight.
+    life.at("2026-06-30T22:00:00Z").await;
+    let a = life.must("A").await;
+    assert!(!a.enabled);
+    assert!(a.groups.is_empty() && a.app_assignments.is_empty(), "{a:?}");
+    assert_eq!(
+        a.container.as_deref(),
+        Some("OU=Leavers"),
+        "step 0 (after 0d) moved it"
+    );
+    assert_eq!(a.licenses, ["E3"], "licenses go at step 1");
+    assert!(life.must("B").await.enabled, "B's day is not over in UTC");
+    // The disable comes before anything else is taken away.
+    let audit = life.audit("A").await;
+    let ops: Vec<String> = audit
+        .iter()
+        .filter(|e| e["kind"] == "op.applied")
+        .map(|e| e["data"]["op"].as_str().unwrap_or("").to_string())
+        .collect();
+    let disable = ops.iter().position(|o| o == "disable").expect("disabled");
+    let first_removal = ops
+        .iter()
+        .position(|o| o == "remove-member")
+        .expect("groups removed");
+    assert!(disable < first_removal, "{ops:?}");
+
+    life.at("2026-07-01T00:00:00Z").await;
+    assert!(!life.must("B").await.enabled);
+
+    // A is rehired before the licenses step: the rest of A's steps are cancelled.
+    life.clock.set(ms("2026-07-03T08:00:00Z"));
+    life.post(event(
+        "rehire",
+        "A",
+        "rehire-A",
+        json!({"time_zone": "Europe/Berlin", "start_date": "2026-07-03"}),
+        None,
+    ))
+    .await;
+    let back = life.must("A").await;
+    assert!(back.enabled);
+    assert_eq!(back.anchor, a_before.anchor, "the same account, not a duplicate");
+    assert_eq!(attr(&back, "sAMAccountName"), name_before, "the same name");
+    assert_eq!(back.container.as_deref(), Some("OU=People"));
+    assert_eq!(sorted(&back.groups), sorted(&a_before.groups));
+    assert!(
+        life.open("A").await.iter().all(|a| a.action == "lifecycle"),
+        "{:?}",
+        life.open("A").await
+    );
+
+    life.at("2026-07-08T00:00:00Z").await;
+    assert_eq!(life.must("A").await.licenses, ["E3"]);
+    assert!(life.must("B").await.licenses.is_empty(), "B's step 1 ran");
+    life.at("2026-07-31T00:00:00Z").await;
+    assert!(
+        life.account("B").await.is_none(),
+        "B deleted 30 days after the last day"
+    );
+    assert!(life.must("A").await.enabled);
+    let b = kinds(&life.audit("B").await);
+    for k in ["leaver.step_scheduled", "leaver.step_done", "deprovision.deleted"] {
+        assert!(b.contains(&k.to_string()), "{k}: {b:?}");
+    }
+    assert!(kinds(&life.audit("A").await).contains(&"leaver.steps_cancelled".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_notices_an_extension_expiry_and_a_conversion() {
+    let lifecycle = "[lifecycle]\ncontract_notice_days = [14, 3]\nnotify_destination = \"sandbox\"\n";
+    let life = Life::start("", lifecycle, "2026-09-01T00:00:00Z").await;
+    life.post(event(
+        "joiner",
+        "M",
+        "hire-M",
+        json!({"emails": [{"value": "boss@example.test"}]}),
+        None,
+    ))
+    .await;
+    let contract = json!({"employment_type": "contractor", "end_date": "2026-09-30", "manager": {"source": "hr", "id": "M"}});
+    life.post(event("joiner", "C", "hire-C", contract.clone(), None))
+        .await;
+    life.post(event("joiner", "D", "hire-D", contract.clone(), None))
+        .await;
+    let c = life.must("C").await;
+    assert!(
+        c.expires_at
+            .as_deref()
+            .is_some_and(|e| e.starts_with("2026-09-30")),
+        "{c:?}"
+    );
+    assert!(c.groups.contains(&"Contractors".to_string()));
+    let due: Vec<(String, i64)> = life
+        .open("C")
+        .await
+        .iter()
+        .map(|a| (a.action.clone(), a.due_ms))
+        .collect();
+    assert!(
+        due.contains(&("notice-14d".into(), ms("2026-09-16T00:00:00Z"))),
+        "{due:?}"
+    );
+    assert!(
+        due.contains(&("notice-3d".into(), ms("2026-09-27T00:00:00Z"))),
+        "{due:?}"
+    );
+
+    life.at("2026-09-16T00:00:00Z").await;
+    let notices: Vec<Value> = life
+        .audit("C")
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "contract.notice_sent")
+        .collect();
+    assert_eq!(notices.len(), 1, "one notice, once");
+    assert_eq!(notices[0]["data"]["fields"]["manager_email"], "boss@example.test");
+    assert_eq!(notices[0]["data"]["fields"]["days_before"], "14");
+    assert!(
+        notices[0]["data"]["ticket"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ticket"),
+        "{}",
+        notices[0]
+    );
+
+    // An extension through the API (HR) moves the end date and the notices.
+    let (status, body) = life
+        .host
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/people/hr:C/contract-end",
+            HR_TOKEN,
+            Some(&json!({"end_date": "31/10/2026"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "end_date");
+    let (status, body) = life
+        .host
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/people/hr:C/contract-end",
+            HR_TOKEN,
+            Some(&json!({"end_date": "2026-10-31"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    life.settle().await;
+    let extended = life.must("C").await.expires_at;
+    assert!(
+        extended.as_deref().is_some_and(|e| e.starts_with("2026-10-31")),
+        "{extended:?}"
+    );
+    let due: Vec<(String, i64)> = life
+        .open("C")
+        .await
+        .iter()
+        .map(|a| (a.action.clone(), a.due_ms))
+        .collect();
+    assert!(
+        due.contains(&("notice-14d".into(), ms("2026-10-17T00:00:00Z"))),
+        "{due:?}"
+    );
+    assert!(
+        due.contains(&("notice-3d".into(), ms("2026-10-28T00:00:00Z"))),
+        "{due:?}"
+    );
+
+    // D converts to an employee: one identity, no expiry, no notices.
+    life.clock.set(ms("2026-09-20T00:00:00Z"));
+    let d_before = life.must("D").await;
+    life.post(event(
+        "conversion",
+        "D",
+        "convert-D",
+        json!({"employment_type": "employee", "manager": {"source": "hr", "id": "M"}}),
+        None,
+    ))
+    .await;
+    let d = life.must("D").await;
+    assert_eq!(d.anchor, d_before.anchor);
+    assert_eq!(d.expires_at, None);
+    assert!(!d.groups.contains(&"Contractors".to_string()));
+    assert!(
+        life.open("D")
+            .await
+            .iter()
+            .all(|a| !a.action.starts_with("notice-"))
+    );
+
+    life.at("2026-10-01T00:00:00Z").await;
+    assert!(life.must("C").await.enabled, "the extension holds");
+    assert!(life.must("D").await.enabled, "the employee stays");
+    life.at("2026-10-31T23:59:00Z").await;
+    assert!(life.must("C").await.enabled);
+    life.at("2026-11-01T00:00:00Z").await;
+    assert!(!life.must("C").await.enabled, "access removed after the end date");
+    let view = life.host.get("/api/v1/people/hr:C/lifecycle").await;
+    assert_eq!(view["state"], "contract-expired", "{view}");
+    let sent = life
+        .audit("C")
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "contract.notice_sent")
+        .count();
+    assert_eq!(
+        sent, 3,
+        "14 days before the first date, then 14 and 3 days before the new one"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_provisioned_after_their_report_is_resolved_without_a_resync() {
+    let life = Life::start("", "", "2026-02-02T09:00:00Z").await;
+    life.post(event(
+        "joiner",
+        "R",
+        "hire-R",
+        json!({"manager": {"source": "hr", "id": "M"}}),
+        None,
+    ))
+    .await;
+    let r = life.must("R").await;
+    assert_eq!(attr(&r, "manager"), None, "the manager has no account yet");
+    life.post(event("joiner", "M", "hire-M", json!({}), None)).await;
+    life.settle().await;
+    let r = life.must("R").await;
+    assert_eq!(
+        attr(&r, "manager").as_deref(),
+        Some("M"),
+        "resolved once the manager exists"
+    );
+    assert!(kinds(&life.audit("M").await).contains(&"manager.reports_refreshed".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_scheduled_work_neither_loses_nor_repeats_an_action() {
+    let life = Life::start("", "", "2026-03-01T00:00:00Z").await;
+    life.post(event(
+        "joiner",
+        "A",
+        "hire-A",
+        json!({"start_date": "2026-03-05"}),
+        None,
+    ))
+    .await;
+    life.post(event(
+        "joiner",
+        "B",
+        "hire-B",
+        json!({"start_date": "2026-03-09"}),
+        None,
+    ))
+    .await;
+    assert!(!life.must("A").await.enabled && !life.must("B").await.enabled);
+
+    // A's wake-up is taken as due, and the host stops before its job is stored.
+    life.clock.set(ms("2026-03-05T00:00:00Z"));
+    let taken = life
+        .host
+        .store
+        .take_due_actions(ms("2026-03-05T00:00:00Z"), 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let life = life.restart("2026-03-05T00:00:01Z").await;
+    life.settle().await;
+    assert!(life.must("A").await.enabled, "the taken action was not lost");
+    assert!(!life.must("B").await.enabled);
+    life.settle().await;
+    let life = life.restart("2026-03-09T00:00:00Z").await;
+    life.settle().await;
+    assert!(
+        life.must("B").await.enabled,
+        "the pending action survived the restart"
+    );
+    for id in ["A", "B"] {
+        let enables = life
+            .audit(id)
+            .await
+            .iter()
+            .filter(|e| e["kind"] == "op.applied" && e["data"]["op"] == "enable")
+            .count();
+        assert_eq!(enables, 1, "{id} enabled exactly once");
+    }
+    let all = life.host.store.scheduled_actions(TENANT, false).await.unwrap();
+    assert!(all.iter().all(|a| a.state != "queued"), "{all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_reports_then_repairs_drift_and_exports_the_access_review() {
+    let life = Life::start("reconcile = \"repair\"", "", "2026-04-01T00:00:00Z").await;
+    for id in ["A", "B", "L"] {
+        life.post(event("joiner", id, &format!("hire-{id}"), json!({}), None))
+            .await;
+    }
+    life.post(event(
+        "leaver",
+        "L",
+        "leave-L",
+        json!({"status": "terminated"}),
+        None,
+    ))
+    .await;
+    let (a, b, l) = (life.must("A").await, life.must("B").await, life.must("L").await);
+    assert!(!l.enabled);
+    // Drift made by hand in the destination.
+    life.apply(wit::Operation::RemoveMember(wit::MemberChange {
+        anchor: a.anchor.clone(),
+        group: "Prod-Access".into(),
+    }))
+    .await;
+    life.apply(wit::Operation::AddMember(wit::MemberChange {
+        anchor: a.anchor.clone(),
+        group: "Hand-Made".into(),
+    }))
+    .await;
+    life.apply(wit::Operation::Enable(l.anchor.clone())).await;
+    life.apply(wit::Operation::Delete(b.anchor.clone())).await;
+
+    let (status, dry) = life
+        .host
+        .post("/api/v1/reconcile", &json!({"dry_run": true}))
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    let found: Vec<(String, String)> = dry["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["person_key"].as_str().unwrap().to_string(),
+                d["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("hr:A", "missing-group"),
+        ("hr:A", "unmanaged-group"),
+        ("hr:L", "enabled-leaver"),
+        ("hr:B", "missing-account"),
+    ] {
+        assert!(
+            found.contains(&(want.0.into(), want.1.into())),
+            "{want:?} in {found:?}"
+        );
+    }
+    assert!(dry["repairs"].as_array().unwrap().is_empty());
+    life.settle().await;
+    assert!(
+        !life.must("A").await.groups.contains(&"Prod-Access".to_string()),
+        "a dry run changes nothing"
+    );
+
+    let (status, run) = life.host.post("/api/v1/reconcile", &json!({})).await;
+    assert_eq!(status, 200, "{run}");
+    let mut repairs: Vec<String> = run["repairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    repairs.sort();
+    assert_eq!(repairs, ["hr:A", "hr:B", "hr:L"]);
+    life.settle().await;
+    let a = life.must("A").await;
+    assert!(a.groups.contains(&"Prod-Access".to_string()), "repaired");
+    assert!(
+        a.groups.contains(&"Hand-Made".to_string()),
+        "a hand-made grant is reported, never removed"
+    );
+    assert!(!life.must("L").await.enabled, "the leaver is disabled again");
+    assert!(life.must("B").await.enabled, "the missing account is back");
+
+    let (_, again) = life.host.post("/api/v1/reconcile", &json!({})).await;
+    let left: Vec<&str> = again["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, ["unmanaged-group"], "{again}");
+    let id = again["id"].as_i64().unwrap();
+
+    // The access review, as auditors get it.
+    let resp = life
+        .host
+        .client
+        .get(format!(
+            "{}/api/v1/reconciliations/{id}/access-review",
+            life.host.base
+        ))
+        .bearer_auth(AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let csv = resp.text().await.unwrap();
+    assert!(
+        csv.starts_with("person_key,state,destination,anchor,enabled,group,managed,granted_by\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains(&format!(
+            "hr:A,active,sandbox,{},true,Prod-Access,true,engineering",
+            a.anchor
+        )),
+        "{csv}"
+    );
+    assert!(csv.contains(",Hand-Made,false,"), "{csv}");
+    assert!(
+        csv.contains(&format!("hr:L,terminated,sandbox,{},false,,true,", l.anchor)),
+        "{csv}"
+    );
+    let listed = life.host.get("/api/v1/reconciliations").await;
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    // HR may not run reconciliation.
+    let (status, _) = life
+        .host
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/reconcile",
+            HR_TOKEN,
+            Some(&json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+}
