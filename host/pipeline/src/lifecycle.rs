@@ -126,6 +126,10 @@ pub struct Lifecycle {
     pub saved: BTreeMap<String, SavedAccess>,
     /// Per destination: leaver steps already carried out since the termination.
     pub steps_done: BTreeMap<String, Vec<String>>,
+    /// Tickets the rules opened in the current state (`destination/state/template`),
+    /// so that a later job for the same state does not open them again.
+    #[serde(default)]
+    pub tickets: Vec<String>,
     pub history: Vec<Transition>,
 }
 
@@ -357,11 +361,28 @@ impl Lifecycle {
             .collect()
     }
 
+    /// Whether the rules' ticket `template` was already opened in `destination` in this state.
+    pub fn ticket_opened(&self, destination: &str, state: State, template: &str) -> bool {
+        self.tickets
+            .contains(&format!("{destination}/{}/{template}", state.as_str()))
+    }
+
+    /// Remembers a ticket opened in `state`.
+    pub fn remember_ticket(&mut self, destination: &str, state: State, template: &str) {
+        let key = format!("{destination}/{}/{template}", state.as_str());
+        if !self.tickets.contains(&key) {
+            self.tickets.push(key);
+        }
+    }
+
     /// Records that `state` was applied in full at `now_ms`; true when it is a change.
     pub fn applied(&mut self, state: State, now_ms: i64) -> bool {
         if self.applied == Some(state) {
             return false;
         }
+        // Tickets of an earlier state may open again when that state comes back.
+        self.tickets
+            .retain(|t| t.split('/').nth(1) == Some(state.as_str()));
         if state.is_gone() && !self.applied.is_some_and(State::is_gone) {
             self.gone_since_ms = Some(self.gone_at_ms().filter(|t| *t <= now_ms).unwrap_or(now_ms));
         }
@@ -415,6 +436,12 @@ pub fn shape(
     now_ms: i64,
     due_step: Option<usize>,
 ) -> Shaped {
+    // A ticket the rules ask for opens once per state (a later update or wake-up does not repeat it).
+    let desired = desired.map(|mut d| {
+        d.tickets
+            .retain(|t| !life.ticket_opened(&dest.name, state, &t.template));
+        d
+    });
     let unchanged = |desired| Shaped {
         desired,
         deprovision: dest.deprovision,

@@ -31,7 +31,11 @@ destinations:
       - name: leaver
         priority: 0
         when: person.status == "terminated"
-        then: { enabled: false, groups: [], apps: [] }
+        then:
+          enabled: false
+          groups: []
+          apps: []
+          tickets: [{ template: offboarding, fields: { person: "${person.id}" } }]
       - name: on-leave
         priority: 1
         when: person.status == "on-leave"
@@ -548,6 +552,60 @@ async fn leaver_steps_run_in_order_and_a_rehire_cancels_the_rest_without_a_dupli
         assert!(b.contains(&k.to_string()), "{k}: {b:?}");
     }
     assert!(kinds(&life.audit("A").await).contains(&"leaver.steps_cancelled".to_string()));
+    // The offboarding ticket opened once, though four jobs ran for B after the termination.
+    let tickets = life
+        .audit("B")
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "op.applied" && e["data"]["op"] == "open-ticket")
+        .count();
+    assert_eq!(tickets, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_runs_on_its_schedule() {
+    let life = Life::start(
+        "",
+        "[lifecycle]\nreconcile_every = \"24h\"\n",
+        "2026-04-01T00:00:00Z",
+    )
+    .await;
+    life.post(event("joiner", "A", "hire-A", json!({}), None)).await;
+    let next = life
+        .host
+        .store
+        .scheduled_actions(TENANT, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.action == "reconcile")
+        .expect("the next run is scheduled");
+    let day_later = ms("2026-04-02T00:00:00Z");
+    assert!((day_later..day_later + 60_000).contains(&next.due_ms), "{next:?}");
+    assert!(
+        life.host
+            .get("/api/v1/reconciliations")
+            .await
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    life.at("2026-04-02T00:01:00Z").await;
+    let started = std::time::Instant::now();
+    loop {
+        let runs = life.host.get("/api/v1/reconciliations").await;
+        if runs.as_array().is_some_and(|r| r.len() == 1) {
+            assert_eq!(runs[0]["summary"]["people"], 1, "{runs}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the scheduled run never happened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit = life.host.get("/api/v1/audit?kind=reconcile.&limit=10").await;
+    assert_eq!(audit[0]["actor"], "scheduler", "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -773,6 +773,11 @@ impl JobRun<'_> {
             let duration_ms = clock.elapsed().as_millis() as u64;
             match result {
                 Ok(outcome) => {
+                    if planned.kind == "open-ticket"
+                        && let (Some(template), Some(state)) = (&planned.target, self.state)
+                    {
+                        self.life_mut().remember_ticket(&dest.name, state, template);
+                    }
                     if planned.kind == "create" {
                         self.created.push(dest.name.clone());
                         match &outcome.anchor {
