@@ -708,6 +708,98 @@ mod tests {
         assert_eq!(l.last_day, None, "rescinded before it took effect");
     }
 
+    fn destination() -> DestinationConfig {
+        serde_json::from_value(serde_json::json!({
+            "name": "ad", "connector": "directory", "prehire_days": 7,
+            "leaver_steps": [
+                {"after": "0d", "action": "move", "container": "OU=Leavers"},
+                {"after": "14d", "action": "remove-licenses"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn desired() -> wit::DesiredAccount {
+        wit::DesiredAccount {
+            destination: "ad".into(),
+            attributes: vec![],
+            container: Some("OU=People".into()),
+            groups: vec!["Staff".into()],
+            licenses: vec!["E3".into()],
+            app_assignments: vec![],
+            enabled: true,
+            expires_at: None,
+            tickets: vec![wit::Ticket {
+                template: "offboarding".into(),
+                fields: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn the_state_shapes_what_a_destination_gets() {
+        let dest = destination();
+        let mut l = Lifecycle::default();
+        l.observe(
+            1,
+            EventKind::Joiner,
+            &event(EventKind::Joiner, person(wit::PersonStatus::PreHire), None),
+            0,
+        );
+        // Sydney, start 2 March; seven days ahead is 23 February (13:00 UTC on the 22nd).
+        let early = shape(
+            &dest,
+            Some(desired()),
+            State::PreHire,
+            &l,
+            ms("2026-02-22T12:00:00Z"),
+            None,
+        );
+        assert!(early.desired.is_none());
+        assert_eq!(
+            early.deprovision,
+            Deprovision::None,
+            "an account made earlier is left alone"
+        );
+        let window = shape(
+            &dest,
+            Some(desired()),
+            State::PreHire,
+            &l,
+            ms("2026-02-22T13:00:00Z"),
+            None,
+        );
+        assert!(window.desired.is_some_and(|d| !d.enabled), "made, disabled");
+        let gone = shape(&dest, None, State::Withdrawn, &l, 0, None);
+        assert!(gone.desired.is_none());
+        assert_eq!(gone.deprovision, Deprovision::Delete);
+
+        // A leaver: disabled whatever the rules say; done steps stay applied; the due one too.
+        l.steps_done.insert("ad".into(), vec![step_key(0)]);
+        let left = shape(&dest, Some(desired()), State::Terminated, &l, 0, None)
+            .desired
+            .unwrap();
+        assert!(!left.enabled);
+        assert_eq!(left.container.as_deref(), Some("OU=Leavers"));
+        assert_eq!(left.licenses, ["E3"]);
+        let later = shape(&dest, Some(desired()), State::Terminated, &l, 0, Some(1))
+            .desired
+            .unwrap();
+        assert!(later.licenses.is_empty());
+
+        // A ticket opens once per state.
+        l.remember_ticket("ad", State::Terminated, "offboarding");
+        let again = shape(&dest, Some(desired()), State::Terminated, &l, 0, None)
+            .desired
+            .unwrap();
+        assert!(again.tickets.is_empty());
+        l.applied(State::Active, 0);
+        assert!(
+            !l.ticket_opened("ad", State::Terminated, "offboarding"),
+            "forgotten when the state changes"
+        );
+    }
+
     #[test]
     fn a_day_whose_midnight_is_skipped_starts_at_the_first_instant() {
         let l = Lifecycle {

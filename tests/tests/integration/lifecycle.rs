@@ -973,3 +973,51 @@ async fn reconciliation_reports_then_repairs_drift_and_exports_the_access_review
         .await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rehire_dated_ahead_keeps_the_account_through_the_grace_period() {
+    let life = Life::start(
+        "delete_after = \"10d\"\nprehire_days = 3",
+        "",
+        "2026-06-01T00:00:00Z",
+    )
+    .await;
+    life.post(event("joiner", "A", "hire-A", json!({}), None)).await;
+    let joined = life.must("A").await;
+    life.post(event(
+        "leaver",
+        "A",
+        "leave-A",
+        json!({"status": "terminated"}),
+        Some("2026-06-30"),
+    ))
+    .await;
+    life.at("2026-07-01T00:00:00Z").await;
+    assert!(!life.must("A").await.enabled);
+    assert!(life.open("A").await.iter().any(|a| a.action == "delete"));
+
+    // Rehired on 2 July for a start on 1 August: nothing may delete the account meanwhile.
+    life.clock.set(ms("2026-07-02T00:00:00Z"));
+    life.post(event(
+        "rehire",
+        "A",
+        "rehire-A",
+        json!({"start_date": "2026-08-01", "status": "pre-hire"}),
+        None,
+    ))
+    .await;
+    assert!(
+        life.open("A").await.iter().all(|a| a.action == "lifecycle"),
+        "{:?}",
+        life.open("A").await
+    );
+    life.at("2026-07-11T00:00:00Z").await;
+    let kept = life.must("A").await;
+    assert!(!kept.enabled, "kept, still disabled before the start date");
+    life.at("2026-07-29T00:00:00Z").await;
+    assert!(!life.must("A").await.enabled);
+    life.at("2026-08-01T00:00:00Z").await;
+    let back = life.must("A").await;
+    assert!(back.enabled);
+    assert_eq!(back.anchor, joined.anchor);
+}

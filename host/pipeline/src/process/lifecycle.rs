@@ -326,17 +326,16 @@ impl JobRun<'_> {
                 }
             }
         } else if !state.is_gone() {
-            let cancelled = p
-                .store
-                .cancel_person_actions(
-                    &job.tenant,
-                    &job.person_key,
-                    STEP_PREFIX,
-                    "the person is back",
-                    now,
-                )
-                .await
-                .map_err(|e| Failure::store(&e))?;
+            // Back (a rehire, even one whose start date is still ahead): no step and no
+            // deletion may touch the account any more.
+            let mut cancelled = 0;
+            for prefix in [STEP_PREFIX, crate::schedule::DELETE] {
+                cancelled += p
+                    .store
+                    .cancel_person_actions(&job.tenant, &job.person_key, prefix, "the person is back", now)
+                    .await
+                    .map_err(|e| Failure::store(&e))?;
+            }
             if cancelled > 0 {
                 self.pending.push(self.record(
                     "leaver.steps_cancelled",
