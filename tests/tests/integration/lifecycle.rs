@@ -1021,3 +1021,86 @@ async fn a_rehire_dated_ahead_keeps_the_account_through_the_grace_period() {
     assert!(back.enabled);
     assert_eq!(back.anchor, joined.anchor);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaver_is_disabled_everywhere_before_anything_else_is_taken_away() {
+    let mock = tenure_tests::mock_destination::MockDestination::start().await;
+    let rules = r#"
+destinations:
+  sandbox:
+    attributes: { employeeId: { from: id, required: true }, mail: { from: email, required: true } }
+    rules:
+      - { name: leaver, when: 'person.status == "terminated"', then: { enabled: false, groups: [] } }
+    defaults: { groups: [All-Staff, Engineering] }
+  dest:
+    attributes: { employeeId: { from: id, required: true } }
+    rules:
+      - { name: leaver, when: 'person.status == "terminated"', then: { enabled: false, groups: [] } }
+    defaults: { groups: [All-Staff, Engineering] }
+"#;
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules]\nrule_set = '''{rules}'''\n[plugins.sandbox.grants]\nkv = true\n{}",
+        mock.tenant_toml()
+    ));
+    let pipeline = pipeline_toml(
+        "rules = \"rules\"\n\
+         [[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
+         [[destinations]]\nname = \"dest\"\nconnector = \"http-dest\"\nmatching = [\"employeeId\"]\n",
+    );
+    let clock = Arc::new(ShiftedClock::at(ms("2026-05-01T00:00:00Z")));
+    let host = TestHost::start_with_clock(
+        HostSpec {
+            tenant,
+            pipeline,
+            queue: tenure_pipeline::QueueConfig {
+                poll_ms: 20,
+                ..Default::default()
+            },
+            plugins: vec!["rules", "sandbox", "http-dest"],
+        },
+        tempfile::tempdir().expect("temp dir"),
+        clock,
+    )
+    .await;
+    for (kind, record, extra) in [
+        ("joiner", "hire-A", json!({})),
+        ("leaver", "leave-A", json!({"status": "terminated"})),
+    ] {
+        let (status, body) = host
+            .post_event(&event(kind, "A", record, extra, None), record)
+            .await;
+        assert_eq!(status, 202, "{body}");
+        host.wait_idle(Duration::from_secs(30)).await;
+    }
+    let audit = host.get("/api/v1/audit?person=hr:A&limit=1000").await;
+    let ops: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "op.applied")
+        .map(|e| {
+            (
+                e["destination"].as_str().unwrap_or("").to_string(),
+                e["data"]["op"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .skip_while(|(_, op)| op != "disable")
+        .collect();
+    let pos = |d: &str, op: &str| ops.iter().position(|(x, o)| x == d && o == op);
+    let (Some(d1), Some(d2)) = (pos("sandbox", "disable"), pos("dest", "disable")) else {
+        panic!("both destinations disabled: {ops:?}");
+    };
+    let first_removal = ops
+        .iter()
+        .position(|(_, o)| o == "remove-member")
+        .expect("groups removed");
+    assert!(
+        d1 < first_removal && d2 < first_removal,
+        "every disable before any removal: {ops:?}"
+    );
+    assert_eq!(
+        ops.iter().filter(|(_, o)| o == "remove-member").count(),
+        4,
+        "{ops:?}"
+    );
+}
