@@ -162,6 +162,12 @@ impl Life {
         self.settle().await;
     }
 
+    /// A `joiner` from the HR feed (record `hire-<id>`).
+    async fn hire(&self, id: &str, person: Value) {
+        self.post(event("joiner", id, &format!("hire-{id}"), person, None))
+            .await;
+    }
+
     async fn account(&self, id: &str) -> Option<wit::Account> {
         let sandbox = self
             .host
@@ -206,6 +212,20 @@ impl Life {
             .collect();
         v.sort_by(|a, b| a.action.cmp(&b.action));
         v
+    }
+
+    /// The contract notices scheduled for a person: 14 and 3 days ahead, at midnight UTC.
+    async fn expect_notices(&self, person: &str, day_14: &str, day_3: &str) {
+        let due: Vec<(String, i64)> = self
+            .open(person)
+            .await
+            .iter()
+            .map(|a| (a.action.clone(), a.due_ms))
+            .collect();
+        for (action, day) in [("notice-14d", day_14), ("notice-3d", day_3)] {
+            let at = ms(&format!("{day}T00:00:00Z"));
+            assert!(due.contains(&(action.into(), at)), "{action} on {day}: {due:?}");
+        }
     }
 
     async fn audit(&self, person: &str) -> Vec<Value> {
@@ -263,13 +283,10 @@ fn kinds(audit: &[Value]) -> Vec<String> {
 async fn prehire_accounts_are_made_ahead_and_enabled_at_the_persons_midnight() {
     let life = Life::start("prehire_days = 3", "", "2026-03-01T00:00:00Z").await;
     for (id, zone) in [("SYD", "Australia/Sydney"), ("LAX", "America/Los_Angeles")] {
-        life.post(event(
-            "joiner",
+        life.hire(
             id,
-            &format!("hire-{id}"),
             json!({"start_date": "2026-03-10", "time_zone": zone, "status": "pre-hire"}),
-            None,
-        ))
+        )
         .await;
     }
     assert!(life.account("SYD").await.is_none(), "too early for the account");
@@ -322,22 +339,8 @@ async fn prehire_accounts_are_made_ahead_and_enabled_at_the_persons_midnight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moved_start_date_reschedules_and_a_withdrawn_hire_is_removed() {
     let life = Life::start("prehire_days = 5", "", "2026-03-30T00:00:00Z").await;
-    life.post(event(
-        "joiner",
-        "A",
-        "hire-A",
-        json!({"start_date": "2026-04-01"}),
-        None,
-    ))
-    .await;
-    life.post(event(
-        "joiner",
-        "B",
-        "hire-B",
-        json!({"start_date": "2026-04-03"}),
-        None,
-    ))
-    .await;
+    life.hire("A", json!({"start_date": "2026-04-01"})).await;
+    life.hire("B", json!({"start_date": "2026-04-03"})).await;
     assert!(!life.must("A").await.enabled);
     assert!(!life.must("B").await.enabled);
 
@@ -391,7 +394,7 @@ async fn a_moved_start_date_reschedules_and_a_withdrawn_hire_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_and_return_restore_exactly_what_was_there() {
     let life = Life::start("", "", "2026-05-01T00:00:00Z").await;
-    life.post(event("joiner", "A", "hire-A", json!({}), None)).await;
+    life.hire("A", json!({})).await;
     let joined = life.must("A").await;
     // A group granted by hand, outside the rules.
     life.apply(wit::Operation::AddMember(wit::MemberChange {
@@ -458,15 +461,8 @@ async fn leaver_steps_run_in_order_and_a_rehire_cancels_the_rest_without_a_dupli
         [[destinations.leaver_steps]]\nafter = \"0d\"\naction = \"move\"\ncontainer = \"OU=Leavers\"\n\
         [[destinations.leaver_steps]]\nafter = \"7d\"\naction = \"remove-licenses\"\n";
     let life = Life::start(steps, "", "2026-06-01T00:00:00Z").await;
-    life.post(event(
-        "joiner",
-        "A",
-        "hire-A",
-        json!({"time_zone": "Europe/Berlin"}),
-        None,
-    ))
-    .await;
-    life.post(event("joiner", "B", "hire-B", json!({}), None)).await;
+    life.hire("A", json!({"time_zone": "Europe/Berlin"})).await;
+    life.hire("B", json!({})).await;
     let a_before = life.must("A").await;
     let name_before = attr(&a_before, "sAMAccountName");
     assert_eq!(name_before.as_deref(), Some("givena.person"));
@@ -570,7 +566,7 @@ async fn reconciliation_runs_on_its_schedule() {
         "2026-04-01T00:00:00Z",
     )
     .await;
-    life.post(event("joiner", "A", "hire-A", json!({}), None)).await;
+    life.hire("A", json!({})).await;
     let next = life
         .host
         .store
@@ -612,19 +608,11 @@ async fn reconciliation_runs_on_its_schedule() {
 async fn contract_notices_an_extension_expiry_and_a_conversion() {
     let lifecycle = "[lifecycle]\ncontract_notice_days = [14, 3]\nnotify_destination = \"sandbox\"\n";
     let life = Life::start("", lifecycle, "2026-09-01T00:00:00Z").await;
-    life.post(event(
-        "joiner",
-        "M",
-        "hire-M",
-        json!({"emails": [{"value": "boss@example.test"}]}),
-        None,
-    ))
-    .await;
+    life.hire("M", json!({"emails": [{"value": "boss@example.test"}]}))
+        .await;
     let contract = json!({"employment_type": "contractor", "end_date": "2026-09-30", "manager": {"source": "hr", "id": "M"}});
-    life.post(event("joiner", "C", "hire-C", contract.clone(), None))
-        .await;
-    life.post(event("joiner", "D", "hire-D", contract.clone(), None))
-        .await;
+    life.hire("C", contract.clone()).await;
+    life.hire("D", contract.clone()).await;
     let c = life.must("C").await;
     assert!(
         c.expires_at
@@ -633,20 +621,7 @@ async fn contract_notices_an_extension_expiry_and_a_conversion() {
         "{c:?}"
     );
     assert!(c.groups.contains(&"Contractors".to_string()));
-    let due: Vec<(String, i64)> = life
-        .open("C")
-        .await
-        .iter()
-        .map(|a| (a.action.clone(), a.due_ms))
-        .collect();
-    assert!(
-        due.contains(&("notice-14d".into(), ms("2026-09-16T00:00:00Z"))),
-        "{due:?}"
-    );
-    assert!(
-        due.contains(&("notice-3d".into(), ms("2026-09-27T00:00:00Z"))),
-        "{due:?}"
-    );
+    life.expect_notices("C", "2026-09-16", "2026-09-27").await;
 
     life.at("2026-09-16T00:00:00Z").await;
     let notices: Vec<Value> = life
@@ -697,20 +672,7 @@ async fn contract_notices_an_extension_expiry_and_a_conversion() {
         extended.as_deref().is_some_and(|e| e.starts_with("2026-10-31")),
         "{extended:?}"
     );
-    let due: Vec<(String, i64)> = life
-        .open("C")
-        .await
-        .iter()
-        .map(|a| (a.action.clone(), a.due_ms))
-        .collect();
-    assert!(
-        due.contains(&("notice-14d".into(), ms("2026-10-17T00:00:00Z"))),
-        "{due:?}"
-    );
-    assert!(
-        due.contains(&("notice-3d".into(), ms("2026-10-28T00:00:00Z"))),
-        "{due:?}"
-    );
+    life.expect_notices("C", "2026-10-17", "2026-10-28").await;
 
     // D converts to an employee: one identity, no expiry, no notices.
     life.clock.set(ms("2026-09-20T00:00:00Z"));
@@ -758,17 +720,11 @@ async fn contract_notices_an_extension_expiry_and_a_conversion() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manager_provisioned_after_their_report_is_resolved_without_a_resync() {
     let life = Life::start("", "", "2026-02-02T09:00:00Z").await;
-    life.post(event(
-        "joiner",
-        "R",
-        "hire-R",
-        json!({"manager": {"source": "hr", "id": "M"}}),
-        None,
-    ))
-    .await;
+    life.hire("R", json!({"manager": {"source": "hr", "id": "M"}}))
+        .await;
     let r = life.must("R").await;
     assert_eq!(attr(&r, "manager"), None, "the manager has no account yet");
-    life.post(event("joiner", "M", "hire-M", json!({}), None)).await;
+    life.hire("M", json!({})).await;
     life.settle().await;
     let r = life.must("R").await;
     assert_eq!(
@@ -782,22 +738,8 @@ async fn a_manager_provisioned_after_their_report_is_resolved_without_a_resync()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_scheduled_work_neither_loses_nor_repeats_an_action() {
     let life = Life::start("", "", "2026-03-01T00:00:00Z").await;
-    life.post(event(
-        "joiner",
-        "A",
-        "hire-A",
-        json!({"start_date": "2026-03-05"}),
-        None,
-    ))
-    .await;
-    life.post(event(
-        "joiner",
-        "B",
-        "hire-B",
-        json!({"start_date": "2026-03-09"}),
-        None,
-    ))
-    .await;
+    life.hire("A", json!({"start_date": "2026-03-05"})).await;
+    life.hire("B", json!({"start_date": "2026-03-09"})).await;
     assert!(!life.must("A").await.enabled && !life.must("B").await.enabled);
 
     // A's wake-up is taken as due, and the host stops before its job is stored.
@@ -837,8 +779,7 @@ async fn a_restart_in_the_middle_of_scheduled_work_neither_loses_nor_repeats_an_
 async fn reconciliation_reports_then_repairs_drift_and_exports_the_access_review() {
     let life = Life::start("reconcile = \"repair\"", "", "2026-04-01T00:00:00Z").await;
     for id in ["A", "B", "L"] {
-        life.post(event("joiner", id, &format!("hire-{id}"), json!({}), None))
-            .await;
+        life.hire(id, json!({})).await;
     }
     life.post(event(
         "leaver",
@@ -982,7 +923,7 @@ async fn a_rehire_dated_ahead_keeps_the_account_through_the_grace_period() {
         "2026-06-01T00:00:00Z",
     )
     .await;
-    life.post(event("joiner", "A", "hire-A", json!({}), None)).await;
+    life.hire("A", json!({})).await;
     let joined = life.must("A").await;
     life.post(event(
         "leaver",
