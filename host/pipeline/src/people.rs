@@ -1,13 +1,14 @@
-//! A person's lifecycle through the API: their state now, the dated facts
-//! behind it and their scheduled actions; and a contract extension recorded
-//! through the API (an event like any other, so it is ordered, applied and audited).
+//! A person's stored records: their newest record from a source, their
+//! lifecycle facts; through the API, their state now with the facts behind it
+//! and their scheduled actions, and a contract extension (an event like any
+//! other, so it is ordered, applied and audited).
 
 use crate::event::ValidEvent;
 use crate::lifecycle::{Lifecycle, State, day};
 use crate::{InvalidEvent, Pipeline, PipelineError};
 use serde::Serialize;
 use tenure_runtime::wit;
-use tenure_store::{Intake, ScheduledAction};
+use tenure_store::{EventRow, Intake, ScheduledAction, StoreError};
 
 /// A person's lifecycle as the API shows it.
 #[derive(Debug, Serialize)]
@@ -31,6 +32,42 @@ fn invalid(field: &str, reason: impl Into<String>) -> PipelineError {
 }
 
 impl Pipeline {
+    /// The newest event a source (not the scheduler) stored for a person.
+    pub async fn newest_record(
+        &self,
+        tenant: &str,
+        person_key: &str,
+    ) -> Result<Option<EventRow>, StoreError> {
+        Ok(self
+            .store
+            .latest_events_of(tenant, person_key)
+            .await?
+            .into_iter()
+            .find(|e| e.source != crate::schedule::SOURCE))
+    }
+
+    /// A person's lifecycle facts (empty for someone new).
+    pub(crate) async fn lifecycle_of(
+        &self,
+        tenant: &str,
+        person_key: &str,
+    ) -> Result<Lifecycle, crate::Failure> {
+        match self
+            .store
+            .lifecycle(tenant, person_key)
+            .await
+            .map_err(|e| crate::Failure::store(&e))?
+        {
+            Some(row) => serde_json::from_str(&row.doc).map_err(|e| crate::Failure {
+                class: "store",
+                message: format!("the lifecycle record of {person_key} cannot be read: {e}"),
+                retry: false,
+                retry_after_ms: None,
+            }),
+            None => Ok(Lifecycle::default()),
+        }
+    }
+
     /// A person's lifecycle; None when Tenure has no record of them.
     pub async fn person_lifecycle(
         &self,
@@ -38,11 +75,13 @@ impl Pipeline {
         person_key: &str,
     ) -> Result<Option<PersonLifecycle>, PipelineError> {
         self.tenant(tenant)?;
-        let Some(row) = self.store.lifecycle(tenant, person_key).await? else {
+        let facts = self
+            .lifecycle_of(tenant, person_key)
+            .await
+            .map_err(|f| invalid("person", f.message))?;
+        if facts == Lifecycle::default() {
             return Ok(None);
-        };
-        let facts: Lifecycle = serde_json::from_str(&row.doc)
-            .map_err(|e| invalid("person", format!("stored lifecycle cannot be read: {e}")))?;
+        }
         let scheduled = self
             .store
             .scheduled_actions(tenant, true)
@@ -75,11 +114,8 @@ impl Pipeline {
             ));
         };
         let newest = self
-            .store
-            .latest_events_of(tenant, person_key)
+            .newest_record(tenant, person_key)
             .await?
-            .into_iter()
-            .find(|e| e.source != crate::schedule::SOURCE)
             .ok_or_else(|| invalid("person", format!("no record of {person_key}")))?;
         let mut event: wit::PersonEvent = serde_json::from_str(&newest.body)
             .map_err(|e| invalid("person", format!("the stored record cannot be read: {e}")))?;

@@ -86,12 +86,13 @@ impl Pipeline {
         let (person_key, merged) = self.linked_person(tenant_name, source, &own_key, person).await?;
         // The person's state as the pipeline would compute it with this record taken in.
         let now = self.now();
-        let mut life: crate::lifecycle::Lifecycle = self
-            .store
-            .lifecycle(tenant_name, &person_key)
-            .await?
-            .and_then(|r| serde_json::from_str(&r.doc).ok())
-            .unwrap_or_default();
+        let mut life =
+            self.lifecycle_of(tenant_name, &person_key)
+                .await
+                .map_err(|f| crate::InvalidEvent {
+                    field: "person".into(),
+                    reason: f.message,
+                })?;
         let as_event = wit::PersonEvent {
             kind: kind.to_wit(),
             person: merged.clone(),

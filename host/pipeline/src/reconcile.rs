@@ -228,13 +228,9 @@ impl Pipeline {
         };
         let mut repair: Vec<(String, String)> = Vec::new();
         for person_key in &people {
-            let newest = self
-                .store
-                .latest_events_of(tenant_name, person_key)
-                .await?
-                .into_iter()
-                .find(|e| e.source != crate::schedule::SOURCE);
-            let Some(newest) = newest else { continue };
+            let Some(newest) = self.newest_record(tenant_name, person_key).await? else {
+                continue;
+            };
             let Ok(mut event) = serde_json::from_str::<wit::PersonEvent>(&newest.body) else {
                 continue;
             };
@@ -243,12 +239,10 @@ impl Pipeline {
                     .merged_person(tenant_name, person_key, &newest.source, &event.person)
                     .await?;
             }
-            let life: Lifecycle = self
-                .store
-                .lifecycle(tenant_name, person_key)
-                .await?
-                .and_then(|r| serde_json::from_str(&r.doc).ok())
-                .unwrap_or_default();
+            let life = self.lifecycle_of(tenant_name, person_key).await.unwrap_or_else(|f| {
+                tracing::warn!(person = %person_key, error = %f.message, "reconciling from an empty lifecycle");
+                Lifecycle::default()
+            });
             let now = self.now();
             let state = life.state_at(now);
             event.person.status = state.status();
@@ -289,58 +283,30 @@ impl Pipeline {
                         crate::naming::apply(d, &assigned);
                     }
                 }
-                let link = self.store.link(tenant_name, &dest.name, person_key).await?;
+                // What the pipeline would find: the linked account, else a match or nothing.
+                let (current, link, caps_ops) =
+                    match resolve(self, tenant_name, dest, person_key, desired.as_ref(), None).await {
+                        Ok(r) => {
+                            let current = match r.matched {
+                                Match::Linked(a) => a,
+                                Match::Adopt { account, .. } => Some(account),
+                                Match::Skip { .. } | Match::Conflict { .. } => None,
+                            };
+                            (current, r.link, r.caps.operations.clone())
+                        }
+                        Err(f) => {
+                            report.drift.push(Drift {
+                                person_key: person_key.clone(),
+                                destination: dest.name.clone(),
+                                kind: "error".into(),
+                                detail: format!("{}: {}", f.class, f.message),
+                                anchor: None,
+                                repairable: false,
+                            });
+                            continue;
+                        }
+                    };
                 let mut found = Vec::new();
-                let mut error = None;
-                let (current, caps_ops) = match &link {
-                    // A linked account: read it by its anchor (nothing else is looked at).
-                    Some(l) => {
-                        let connector = self.runtime.plugin(tenant_name, &dest.connector)?;
-                        let caps = self.capabilities(&connector).await?;
-                        let key = wit::MatchKey {
-                            attribute: "anchor".into(),
-                            value: l.anchor.clone(),
-                        };
-                        match connector.lookup(&[key]).await {
-                            Ok(accounts) => (
-                                accounts.into_iter().find(|a| a.anchor == l.anchor),
-                                caps.operations.clone(),
-                            ),
-                            Err(e) => {
-                                error = Some(format!("lookup: {e}"));
-                                (None, caps.operations.clone())
-                            }
-                        }
-                    }
-                    // Not linked: what would the pipeline do (match an existing account or create)?
-                    None => {
-                        match resolve(self, tenant_name, dest, person_key, desired.as_ref(), None).await {
-                            Ok(r) => {
-                                let current = match r.matched {
-                                    Match::Linked(a) => a,
-                                    Match::Adopt { account, .. } => Some(account),
-                                    Match::Skip { .. } | Match::Conflict { .. } => None,
-                                };
-                                (current, r.caps.operations.clone())
-                            }
-                            Err(f) => {
-                                error = Some(format!("{}: {}", f.class, f.message));
-                                (None, Vec::new())
-                            }
-                        }
-                    }
-                };
-                if let Some(e) = error {
-                    report.drift.push(Drift {
-                        person_key: person_key.clone(),
-                        destination: dest.name.clone(),
-                        kind: "error".into(),
-                        detail: e,
-                        anchor: link.as_ref().map(|l| l.anchor.clone()),
-                        repairable: false,
-                    });
-                    continue;
-                }
                 let p = plan::plan(
                     &dest.name,
                     desired.as_ref(),

@@ -35,7 +35,6 @@ impl Pipeline {
     /// Turns due actions into jobs (a due reconciliation runs on its own task);
     /// returns how many were queued.
     pub async fn fire_due_actions(self: &Arc<Self>) -> Result<usize, StoreError> {
-        self.plan_reconciliations().await?;
         let due = self.store.take_due_actions(self.now(), 100).await?;
         let mut queued = 0;
         for action in due {
@@ -80,23 +79,35 @@ impl Pipeline {
         Ok(n)
     }
 
-    /// Each tenant with `lifecycle.reconcile_every` has its next run scheduled.
-    async fn plan_reconciliations(&self) -> Result<(), StoreError> {
-        for (name, t) in &self.config.tenants {
-            if let Some(every) = t.lifecycle.reconcile_every {
-                self.store
-                    .schedule_action(tenure_store::NewScheduledAction {
-                        tenant: name.clone(),
-                        person_key: String::new(),
-                        destination: String::new(),
-                        action: RECONCILE.into(),
-                        due_ms: self.now() + every.0,
-                        reason: format!("lifecycle.reconcile_every {} ms", every.0),
-                        now_ms: self.now(),
-                    })
-                    .await?;
-            }
+    /// Each tenant with `lifecycle.reconcile_every` has its next run scheduled
+    /// (at start-up; each run then schedules the next).
+    pub(crate) async fn plan_reconciliations(&self) -> Result<(), StoreError> {
+        for tenant in self.config.tenants.keys() {
+            self.schedule_reconcile(tenant).await?;
         }
+        Ok(())
+    }
+
+    async fn schedule_reconcile(&self, tenant: &str) -> Result<(), StoreError> {
+        let Some(every) = self
+            .config
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.lifecycle.reconcile_every)
+        else {
+            return Ok(());
+        };
+        self.store
+            .schedule_action(tenure_store::NewScheduledAction {
+                tenant: tenant.into(),
+                person_key: String::new(),
+                destination: String::new(),
+                action: RECONCILE.into(),
+                due_ms: self.now() + every.0,
+                reason: format!("lifecycle.reconcile_every {} ms", every.0),
+                now_ms: self.now(),
+            })
+            .await?;
         Ok(())
     }
 
@@ -120,15 +131,13 @@ impl Pipeline {
         {
             tracing::error!(error = %e, "cannot record the reconciliation's end");
         }
+        if let Err(e) = self.schedule_reconcile(&action.tenant).await {
+            tracing::error!(error = %e, "cannot schedule the next reconciliation");
+        }
     }
 
     async fn queue_action(&self, action: &ScheduledAction) -> Result<bool, StoreError> {
-        let newest = self
-            .store
-            .latest_events_of(&action.tenant, &action.person_key)
-            .await?
-            .into_iter()
-            .find(|e| e.source != SOURCE);
+        let newest = self.newest_record(&action.tenant, &action.person_key).await?;
         let Some(newest) = newest else {
             self.store
                 .finish_action(

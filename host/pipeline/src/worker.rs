@@ -23,6 +23,9 @@ impl Pipeline {
         if let Err(e) = self.requeue_taken_actions().await {
             tracing::error!(error = %e, "cannot requeue scheduled actions taken before a restart");
         }
+        if let Err(e) = self.plan_reconciliations().await {
+            tracing::error!(error = %e, "cannot schedule reconciliations");
+        }
         loop {
             if *shutdown.borrow() {
                 break;

@@ -119,13 +119,14 @@ pub trait Store: Send + Sync + 'static {
     /// Schedules an action unless one of its kind is already open for the person and
     /// destination (the first date holds); true when it was added.
     async fn schedule_action(&self, action: NewScheduledAction) -> StoreResult<bool>;
-    /// Cancels the open actions of a kind for a person and destination; how many.
+    /// Cancels a person's open actions (pending or queued) that match `action`, in
+    /// `destination` or in every destination; how many.
     async fn cancel_actions(
         &self,
         tenant: &str,
         person_key: &str,
-        destination: &str,
-        action: &str,
+        destination: Option<&str>,
+        action: ActionMatch<'_>,
         note: &str,
         now_ms: i64,
     ) -> StoreResult<u64>;
@@ -140,15 +141,6 @@ pub trait Store: Send + Sync + 'static {
     /// Moves an open action of this kind to a new date (or adds it): a pending one
     /// takes the new date, a queued one is left to run; true when something changed.
     async fn reschedule_action(&self, action: NewScheduledAction) -> StoreResult<bool>;
-    /// Cancels a person's open actions whose kind starts with `action_prefix`, in every destination.
-    async fn cancel_person_actions(
-        &self,
-        tenant: &str,
-        person_key: &str,
-        action_prefix: &str,
-        note: &str,
-        now_ms: i64,
-    ) -> StoreResult<u64>;
     /// A person's lifecycle record.
     async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>>;
     /// Writes a person's lifecycle record.

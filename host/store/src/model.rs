@@ -462,6 +462,15 @@ pub struct NewScheduledAction {
     pub now_ms: i64,
 }
 
+/// Which scheduled actions a cancellation means.
+#[derive(Debug, Clone, Copy)]
+pub enum ActionMatch<'a> {
+    /// Actions of exactly this kind.
+    Is(&'a str),
+    /// Actions whose kind starts with this (`leaver-step-`).
+    StartsWith(&'a str),
+}
+
 /// A person's stored lifecycle record.
 #[derive(Debug, Clone, Serialize)]
 pub struct LifecycleRow {

@@ -10,7 +10,7 @@ use crate::lifecycle::{Lifecycle, NOTICE_PREFIX, REFRESH, STEP_PREFIX, SavedAcce
 use crate::{DestinationConfig, Failure, TenantPipeline};
 use serde_json::json;
 use tenure_runtime::wit;
-use tenure_store::{LifecycleRow, NewScheduledAction, ScheduledAction};
+use tenure_store::{ActionMatch, LifecycleRow, NewScheduledAction, ScheduledAction};
 
 fn saved_of(acc: &wit::Account) -> SavedAccess {
     SavedAccess {
@@ -32,14 +32,11 @@ fn union(into: &mut Vec<String>, more: &[String]) {
 
 impl JobRun<'_> {
     pub(super) fn life(&self) -> &Lifecycle {
-        static EMPTY: std::sync::OnceLock<Lifecycle> = std::sync::OnceLock::new();
-        self.life
-            .as_ref()
-            .unwrap_or_else(|| EMPTY.get_or_init(Lifecycle::default))
+        &self.life
     }
 
     pub(super) fn life_mut(&mut self) -> &mut Lifecycle {
-        self.life.get_or_insert_with(Lifecycle::default)
+        &mut self.life
     }
 
     fn state(&self) -> State {
@@ -48,25 +45,10 @@ impl JobRun<'_> {
 
     /// Reads the person's lifecycle facts.
     pub(super) async fn load_life(&mut self) -> Result<(), Failure> {
-        let row = self
+        self.life = self
             .p
-            .store
-            .lifecycle(&self.job.tenant, &self.job.person_key)
-            .await
-            .map_err(|e| Failure::store(&e))?;
-        let life = match row {
-            Some(r) => serde_json::from_str(&r.doc).map_err(|e| Failure {
-                class: "store",
-                message: format!(
-                    "the lifecycle record of {} cannot be read: {e}",
-                    self.job.person_key
-                ),
-                retry: false,
-                retry_after_ms: None,
-            })?,
-            None => Lifecycle::default(),
-        };
-        self.life = Some(life);
+            .lifecycle_of(&self.job.tenant, &self.job.person_key)
+            .await?;
         Ok(())
     }
 
@@ -260,8 +242,8 @@ impl JobRun<'_> {
                     .cancel_actions(
                         &job.tenant,
                         &job.person_key,
-                        "",
-                        WAKE,
+                        Some(""),
+                        ActionMatch::Is(WAKE),
                         "no dated change ahead",
                         now,
                     )
@@ -290,8 +272,8 @@ impl JobRun<'_> {
                         .cancel_actions(
                             &job.tenant,
                             &job.person_key,
-                            "",
-                            &action,
+                            Some(""),
+                            ActionMatch::Is(&action),
                             "no contract end ahead",
                             now,
                         )
@@ -328,19 +310,34 @@ impl JobRun<'_> {
         } else if !state.is_gone() {
             // Back (a rehire, even one whose start date is still ahead): no step and no
             // deletion may touch the account any more.
-            let mut cancelled = 0;
-            for prefix in [STEP_PREFIX, crate::schedule::DELETE] {
-                cancelled += p
-                    .store
-                    .cancel_person_actions(&job.tenant, &job.person_key, prefix, "the person is back", now)
-                    .await
-                    .map_err(|e| Failure::store(&e))?;
-            }
-            if cancelled > 0 {
+            let back = |action| {
+                p.store.cancel_actions(
+                    &job.tenant,
+                    &job.person_key,
+                    None,
+                    action,
+                    "the person is back",
+                    now,
+                )
+            };
+            let steps = back(ActionMatch::StartsWith(STEP_PREFIX))
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            if steps > 0 {
                 self.pending.push(self.record(
                     "leaver.steps_cancelled",
                     None,
-                    json!({ "cancelled": cancelled, "why": "the person is back" }),
+                    json!({ "cancelled": steps, "why": "the person is back" }),
+                ));
+            }
+            let deletions = back(ActionMatch::Is(crate::schedule::DELETE))
+                .await
+                .map_err(|e| Failure::store(&e))?;
+            if deletions > 0 {
+                self.pending.push(self.record(
+                    "deprovision.cancelled",
+                    None,
+                    json!({ "action": crate::schedule::DELETE, "cancelled": deletions, "why": "the person is back" }),
                 ));
             }
         }
@@ -469,7 +466,7 @@ impl JobRun<'_> {
         self.save_life(None).await
     }
 
-    /// A person's primary (else first) email from their newest record.
+    /// A person's primary (else first) email from their newest records.
     async fn primary_email(&self, person_key: &str) -> Result<Option<String>, Failure> {
         let events = self
             .p

@@ -33,7 +33,7 @@ struct JobRun<'a> {
     /// Scheduled deletions this attempt carried out.
     deleted_actions: Vec<i64>,
     /// The person's lifecycle facts (loaded at the start of the attempt).
-    life: Option<crate::lifecycle::Lifecycle>,
+    life: crate::lifecycle::Lifecycle,
     /// The leaver's first pass: apply only disables.
     only_disable: bool,
     /// Destinations where this attempt created the person's account.
@@ -52,7 +52,7 @@ impl Pipeline {
         async move {
             let mut run = JobRun {
                 p: self, job: &job, pending: Vec::new(), last_op: None, deleted_actions: Vec::new(),
-                life: None, only_disable: false, created: Vec::new(), state: None,
+                life: Default::default(), only_disable: false, created: Vec::new(), state: None,
             };
             let finish = run.run().await;
             let (kind, data) = match &finish {
@@ -491,7 +491,7 @@ impl JobRun<'_> {
     }
 
     /// Grace-period bookkeeping once a destination is settled: a leaver whose account is
-    /// linked and disabled gets a dated deletion; someone active again loses theirs.
+    /// linked and disabled gets a dated deletion (a return cancels it: `settle_lifecycle`).
     async fn after_destination(
         &mut self,
         dest: &DestinationConfig,
@@ -559,26 +559,6 @@ impl JobRun<'_> {
                     "deprovision.scheduled",
                     Some(&dest.name),
                     json!({ "action": crate::schedule::DELETE, "due_ms": due_ms }),
-                ));
-            }
-        } else if desired.is_some_and(|d| d.enabled) {
-            let cancelled = p
-                .store
-                .cancel_actions(
-                    &job.tenant,
-                    &job.person_key,
-                    &dest.name,
-                    crate::schedule::DELETE,
-                    "the person is active again",
-                    self.p.now(),
-                )
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            if cancelled > 0 {
-                self.pending.push(self.record(
-                    "deprovision.cancelled",
-                    Some(&dest.name),
-                    json!({ "action": crate::schedule::DELETE, "why": "the person is active again" }),
                 ));
             }
         }

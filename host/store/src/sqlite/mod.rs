@@ -1295,30 +1295,42 @@ impl Store for SqliteStore {
         &self,
         tenant: &str,
         person_key: &str,
-        destination: &str,
-        action: &str,
+        destination: Option<&str>,
+        action: ActionMatch<'_>,
         note: &str,
         now_ms: i64,
     ) -> StoreResult<u64> {
+        let (kind, prefix) = match action {
+            ActionMatch::Is(a) => (a.to_string(), false),
+            ActionMatch::StartsWith(a) => (a.to_string(), true),
+        };
         let args = (
             tenant.to_string(),
             person_key.to_string(),
-            destination.to_string(),
-            action.to_string(),
+            destination.map(String::from),
+            kind,
             note.to_string(),
         );
         self.writer
             .write(move |ctx| {
-                let (tenant, person_key, destination, action, note) = &args;
+                let (tenant, person_key, destination, kind, note) = &args;
                 Ok(ctx
                     .conn
                     .prepare_cached(
                         "UPDATE scheduled_actions SET state = 'cancelled', finished_ms = ?5, note = ?6
-                         WHERE tenant = ?1 AND person_key = ?2 AND destination = ?3 AND action = ?4
+                         WHERE tenant = ?1 AND person_key = ?2 AND (?3 IS NULL OR destination = ?3)
+                           AND (action = ?4 OR (?7 AND substr(action, 1, length(?4)) = ?4))
                            AND state IN ('pending', 'queued')",
                     )?
-                    .execute(params![tenant, person_key, destination, action, now_ms, note])?
-                    as u64)
+                    .execute(params![
+                        tenant,
+                        person_key,
+                        destination,
+                        kind,
+                        now_ms,
+                        note,
+                        prefix
+                    ])? as u64)
             })
             .await
     }
@@ -1354,35 +1366,6 @@ impl Store for SqliteStore {
                         Ok(true)
                     }
                 }
-            })
-            .await
-    }
-
-    async fn cancel_person_actions(
-        &self,
-        tenant: &str,
-        person_key: &str,
-        action_prefix: &str,
-        note: &str,
-        now_ms: i64,
-    ) -> StoreResult<u64> {
-        let args = (
-            tenant.to_string(),
-            person_key.to_string(),
-            action_prefix.to_string(),
-            note.to_string(),
-        );
-        self.writer
-            .write(move |ctx| {
-                let (tenant, person_key, prefix, note) = &args;
-                Ok(ctx
-                    .conn
-                    .prepare_cached(
-                        "UPDATE scheduled_actions SET state = 'cancelled', finished_ms = ?4, note = ?5
-                         WHERE tenant = ?1 AND person_key = ?2 AND substr(action, 1, length(?3)) = ?3
-                           AND state = 'pending'",
-                    )?
-                    .execute(params![tenant, person_key, prefix, now_ms, note])? as u64)
             })
             .await
     }

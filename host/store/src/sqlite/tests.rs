@@ -222,7 +222,7 @@ async fn scheduled_actions_keep_their_first_date_fire_once_and_cancel() {
     assert!(store.schedule_action(action(200)).await.unwrap());
     assert_eq!(
         store
-            .cancel_actions("t", "p1", "ad", "delete", "rehired", 150)
+            .cancel_actions("t", "p1", Some("ad"), ActionMatch::Is("delete"), "rehired", 150)
             .await
             .unwrap(),
         1
