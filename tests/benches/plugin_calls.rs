@@ -326,6 +326,9 @@ fn main() {
     warm.load("chaos").expect("plugin");
     warm.tenant("bare", "").expect("tenant");
     let bare = person_from_json(json!({"custom": [["mode", {"Text": "ok"}]]})).expect("person");
+    // The same minimal plugin, given the full 30-attribute person (it reads one).
+    let mut full = person.clone();
+    full.custom.push(("mode".into(), wit::Value::Text("ok".into())));
     warm.load("rules-py").expect("plugin");
     warm.tenant_with_rule_set("py", "rules-py", PY_RULES);
     warm.load("connector-js").expect("plugin");
@@ -361,6 +364,14 @@ fn main() {
                 budget,
                 || async {
                     cold_chaos.evaluate(&bare, &ctx).await.unwrap();
+                },
+            )
+            .await,
+            measure_async(
+                "wasm: pooled instantiate + call, 30-attribute person",
+                budget,
+                || async {
+                    cold_chaos.evaluate(&full, &ctx).await.unwrap();
                 },
             )
             .await,
@@ -459,8 +470,9 @@ fn main() {
         )
     );
     println!(
-        "pooled instantiate + call p50: minimal plugin {:.1} us, rules-basic (7 rules) {:.1} us  (target <= 20 us)",
+        "pooled instantiate + call p50: minimal plugin {:.1} us (30-attribute person {:.1} us), rules-basic (7 rules) {:.1} us  (target <= 20 us)",
         p50("wasm: pooled instantiate + call, 1-attribute person") * 1e6,
+        p50("wasm: pooled instantiate + call, 30-attribute person") * 1e6,
         p50("wasm: pooled instantiate + configure + evaluate (7 rules)") * 1e6
     );
 }

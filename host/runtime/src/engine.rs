@@ -60,7 +60,8 @@ impl RuntimeOptions {
 }
 
 /// Bytes of a reused pooling slot reset in place (memset) rather than decommitted:
-/// small plugins touch about this much, so reuse avoids their page faults.
+/// small plugins touch about this much, so reuse avoids their page faults. With
+/// `pagemap_scan` only the dirty pages among them are reset.
 const KEEP_RESIDENT: usize = 256 << 10;
 
 /// Builds the engine. Python components hold ~40 core instances each, so the
@@ -97,7 +98,11 @@ pub(crate) fn build_engine(options: &RuntimeOptions) -> Result<Engine, RuntimeEr
             .max_memory_size((options.max_memory_mib as usize) << 20)
             .max_unused_warm_slots(n / 2)
             .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(KEEP_RESIDENT);
+            .table_keep_resident(KEEP_RESIDENT)
+            // Linux 6.7+: reset only the pages the last instance dirtied, found with the
+            // PAGEMAP_SCAN ioctl, instead of all of the first KEEP_RESIDENT bytes
+            // (pooled instantiate + call 21 -> 18 us); older kernels keep the memset.
+            .pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))

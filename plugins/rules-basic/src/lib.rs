@@ -16,9 +16,12 @@ struct RulesBasic;
 impl Guest for RulesBasic {
     fn configure(rule_set: String, _settings: Vec<(String, String)>) -> Result<(), PluginError> {
         tenure_sdk::init();
+        // The rule set lives as long as the instance: build it outside the per-call arena.
+        tenure_sdk::call_arena(false);
         let parsed = RuleSet::parse(&rule_set).map_err(|e| invalid_input("rule-set", e.to_string()))?;
         log::info!("loaded {} rules", parsed.rule_count());
         RULES.with(|r| *r.borrow_mut() = parsed);
+        tenure_sdk::call_arena(true);
         Ok(())
     }
 

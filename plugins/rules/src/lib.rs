@@ -21,6 +21,8 @@ struct Rules;
 impl Guest for Rules {
     fn configure(rule_set: String, _settings: Vec<(String, String)>) -> Result<(), PluginError> {
         tenure_sdk::init();
+        // The rule set lives as long as the instance: build it outside the per-call arena.
+        tenure_sdk::call_arena(false);
         let parsed = RuleSet::parse(&rule_set)
             .map_err(|e| invalid_input(if e.field.is_empty() { "rule-set" } else { &e.field }, e.reason))?;
         log::info!(
@@ -29,6 +31,7 @@ impl Guest for Rules {
             parsed.rule_count()
         );
         RULES.with(|r| *r.borrow_mut() = Some(parsed));
+        tenure_sdk::call_arena(true);
         Ok(())
     }
 

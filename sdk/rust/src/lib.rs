@@ -72,12 +72,43 @@ plugin_world!(
     source, source, "source-plugin", "export_source", "tenure_sdk::source"
 );
 
-/// talc as the global allocator (feature `fast-alloc`, on by default).
+#[cfg(all(feature = "fast-alloc", target_family = "wasm"))]
+mod heap;
+
+/// The plugin's global allocator: a per-call arena (see [`call_arena`]) in front
+/// of talc (feature `fast-alloc`, on by default), whose heap starts inside the
+/// initial linear memory (see `heap.rs`).
 #[cfg(all(feature = "fast-alloc", target_family = "wasm"))]
 #[global_allocator]
-// SAFETY: a component instance runs single-threaded WebAssembly, which is what
-// `TalckWasm` requires; it grows memory with `memory.grow` as needed.
-static ALLOCATOR: talc::TalckWasm = unsafe { talc::TalckWasm::new_global() };
+// SAFETY: a component instance runs single-threaded WebAssembly, and this is the
+// only use of `heap::global`.
+static ALLOCATOR: tenure_call_arena::CallArena<heap::Heap> =
+    tenure_call_arena::CallArena::new(unsafe { heap::global() });
+
+/// Turns the per-call arena on or off (it starts off).
+///
+/// With it on, small allocations are bumped out of a chunk that empties as a
+/// whole once a call's last allocation is freed, which is much cheaper than a
+/// general-purpose allocator for a call that builds and drops many small
+/// strings. Turn it on once the plugin's long-lived state is built (at the end
+/// of `configure`), and off before building it again: anything allocated with
+/// the arena on that lives on pins its chunk (safe, but that chunk is then
+/// not reused). Without the `fast-alloc` feature, or off WebAssembly, this
+/// does nothing.
+pub fn call_arena(on: bool) {
+    #[cfg(all(feature = "fast-alloc", target_family = "wasm"))]
+    ALLOCATOR.set_enabled(on);
+    #[cfg(not(all(feature = "fast-alloc", target_family = "wasm")))]
+    let _ = on;
+}
+
+/// The per-call arena's counters (all zero when it is not in use).
+pub fn call_arena_stats() -> tenure_call_arena::ArenaStats {
+    #[cfg(all(feature = "fast-alloc", target_family = "wasm"))]
+    return ALLOCATOR.stats();
+    #[cfg(not(all(feature = "fast-alloc", target_family = "wasm")))]
+    tenure_call_arena::ArenaStats::default()
+}
 
 pub mod errors;
 mod logging;

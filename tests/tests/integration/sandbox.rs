@@ -273,3 +273,42 @@ async fn ok_call_on(h: &Harness) {
         .await;
     assert_eq!(attr(&e.expect("the slot is free again"), "mode"), "ok");
 }
+
+/// The SDK's allocator: a call's small allocations come from the per-call arena,
+/// which empties when they are freed and is reused by the next call, and a
+/// fresh instance's heap starts inside its initial memory (no `memory.grow`).
+#[tokio::test]
+async fn a_calls_allocations_come_from_an_arena_that_the_next_call_reuses() {
+    let h = setup();
+    let handle = h.runtime().plugin("acme", "chaos").unwrap();
+    let ctx = context_from_json(json!({})).unwrap();
+    let number = |e: &Evaluation, name: &str| -> u64 {
+        attr(e, name)
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is a number"))
+    };
+    let first = handle.evaluate(&chaos("heap"), &ctx).await.unwrap();
+    assert_eq!(
+        number(&first, "pages-after"),
+        number(&first, "pages-before"),
+        "a small call grows no memory"
+    );
+    assert!(number(&first, "served") >= 4000, "{first:?}");
+    assert!(
+        number(&first, "resets") >= 1,
+        "the arena emptied once the strings were dropped"
+    );
+    assert_eq!(number(&first, "overflowed"), 0);
+
+    let second = handle.evaluate(&chaos("heap"), &ctx).await.unwrap();
+    assert!(
+        number(&second, "served") > number(&first, "served"),
+        "the same warm instance"
+    );
+    assert_eq!(
+        number(&second, "chunks"),
+        number(&first, "chunks"),
+        "the emptied chunk is reused, not a new one taken"
+    );
+    assert_eq!(number(&second, "pages-after"), number(&first, "pages-after"));
+}
