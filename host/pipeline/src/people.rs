@@ -82,13 +82,7 @@ impl Pipeline {
         if facts == Lifecycle::default() {
             return Ok(None);
         }
-        let scheduled = self
-            .store
-            .scheduled_actions(tenant, true)
-            .await?
-            .into_iter()
-            .filter(|a| a.person_key == person_key)
-            .collect();
+        let scheduled = self.store.open_actions(tenant, person_key).await?;
         Ok(Some(PersonLifecycle {
             person_key: person_key.into(),
             state: facts.state_at(self.now()),

@@ -92,7 +92,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<ClaimedJob>>;
     /// Extends the leases `owner` holds on these jobs.
     async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;
-    /// Ends an attempt, first recording the result of its last operation (always).
+    /// Ends an attempt, first recording the result of its last operation (always),
+    /// and writes the person's lifecycle record when given.
     /// Returns false (and leaves the job alone) when `owner` lost the lease.
     async fn finish(
         &self,
@@ -101,6 +102,7 @@ pub trait Store: Send + Sync + 'static {
         finish: Finish,
         audit: Vec<AuditRecord>,
         last_op: Option<FinishedOp>,
+        lifecycle: Option<LifecycleRow>,
     ) -> StoreResult<bool>;
     /// Records that an operation is about to be sent (so a crash after the call is
     /// recognised), together with the result of the job's previous operation.
@@ -138,6 +140,8 @@ pub trait Store: Send + Sync + 'static {
     async fn scheduled_action(&self, id: i64) -> StoreResult<Option<ScheduledAction>>;
     /// A tenant's actions, newest first (`open_only`: pending and queued).
     async fn scheduled_actions(&self, tenant: &str, open_only: bool) -> StoreResult<Vec<ScheduledAction>>;
+    /// One person's open actions (pending and queued), oldest first.
+    async fn open_actions(&self, tenant: &str, person_key: &str) -> StoreResult<Vec<ScheduledAction>>;
     /// Moves an open action of this kind to a new date (or adds it): a pending one
     /// takes the new date, a queued one is left to run; true when something changed.
     async fn reschedule_action(&self, action: NewScheduledAction) -> StoreResult<bool>;

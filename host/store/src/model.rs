@@ -471,6 +471,16 @@ pub enum ActionMatch<'a> {
     StartsWith(&'a str),
 }
 
+impl ActionMatch<'_> {
+    /// Whether an action of this kind matches.
+    pub fn matches(&self, kind: &str) -> bool {
+        match self {
+            ActionMatch::Is(k) => kind == *k,
+            ActionMatch::StartsWith(prefix) => kind.starts_with(prefix),
+        }
+    }
+}
+
 /// A person's stored lifecycle record.
 #[derive(Debug, Clone, Serialize)]
 pub struct LifecycleRow {

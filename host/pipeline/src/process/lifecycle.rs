@@ -54,23 +54,36 @@ impl JobRun<'_> {
 
     /// Writes the person's lifecycle facts (with the state applied, when given).
     pub(super) async fn save_life(&mut self, applied: Option<State>) -> Result<(), Failure> {
-        let now = self.p.now();
-        let life = self.life_mut();
-        if let Some(state) = applied {
-            life.applied(state, now);
-        }
-        let row = LifecycleRow {
-            person_key: self.job.person_key.clone(),
-            state: self.life().applied.map_or("new", State::as_str).into(),
-            manager_key: self.life().manager.clone(),
-            doc: serde_json::to_string(self.life()).map_err(|e| Failure::config(e.to_string()))?,
-            updated_ms: now,
-        };
+        self.note_life(applied);
+        let row = self.life_row()?;
         self.p
             .store
             .put_lifecycle(&self.job.tenant, row)
             .await
-            .map_err(|e| Failure::store(&e))
+            .map_err(|e| Failure::store(&e))?;
+        self.life_unsaved = false;
+        Ok(())
+    }
+
+    /// Like [`Self::save_life`], but the facts are written with the job's end (one
+    /// store write fewer for every job).
+    pub(super) fn note_life(&mut self, applied: Option<State>) {
+        let now = self.p.now();
+        if let Some(state) = applied {
+            self.life_mut().applied(state, now);
+        }
+        self.life_unsaved = true;
+    }
+
+    /// The lifecycle facts as the store keeps them.
+    pub(super) fn life_row(&self) -> Result<LifecycleRow, Failure> {
+        Ok(LifecycleRow {
+            person_key: self.job.person_key.clone(),
+            state: self.life().applied.map_or("new", State::as_str).into(),
+            manager_key: self.life().manager.clone(),
+            doc: serde_json::to_string(self.life()).map_err(|e| Failure::config(e.to_string()))?,
+            updated_ms: self.p.now(),
+        })
     }
 
     /// On leave: saves the account as it is before the leave changes it (once).
@@ -199,7 +212,7 @@ impl JobRun<'_> {
         let now = p.now();
         let before = self.life().applied;
         let became_gone = state.is_gone() && !before.is_some_and(State::is_gone);
-        self.save_life(Some(state)).await?;
+        self.note_life(Some(state));
         if before != Some(state) {
             let l = self.life();
             self.pending.push(self.record(
@@ -210,6 +223,23 @@ impl JobRun<'_> {
                         "leave_from": l.leave_from, "leave_until": l.leave_until }),
             ));
         }
+        // The person's open actions, read once, so that only real changes are written
+        // (a person's jobs run one at a time, so nothing else adds these kinds meanwhile).
+        let open = p
+            .store
+            .open_actions(&job.tenant, &job.person_key)
+            .await
+            .map_err(|e| Failure::store(&e))?;
+        let any_open = |destination: Option<&str>, kind: ActionMatch<'_>| {
+            open.iter()
+                .any(|a| destination.is_none_or(|d| a.destination == d) && kind.matches(&a.action))
+        };
+        // An open person-wide action of this kind already due then (or already queued).
+        let settled_at = |action: &str, due: i64| {
+            open.iter().any(|a| {
+                a.destination.is_empty() && a.action == action && (a.due_ms == due || a.state == "queued")
+            })
+        };
         let schedule = |destination: &str, action: String, due_ms: i64, reason: String| NewScheduledAction {
             tenant: job.tenant.clone(),
             person_key: job.person_key.clone(),
@@ -226,6 +256,7 @@ impl JobRun<'_> {
             .filter_map(|d| d.prehire_days)
             .collect();
         match self.life().next_change(now, &prehire) {
+            Some(due) if settled_at(WAKE, due) => {}
             Some(due) => {
                 p.store
                     .reschedule_action(schedule(
@@ -237,6 +268,7 @@ impl JobRun<'_> {
                     .await
                     .map_err(|e| Failure::store(&e))?;
             }
+            None if !any_open(Some(""), ActionMatch::Is(WAKE)) => {}
             None => {
                 p.store
                     .cancel_actions(
@@ -257,6 +289,7 @@ impl JobRun<'_> {
         for n in days {
             let action = format!("{NOTICE_PREFIX}{n}d");
             match ahead.iter().find(|(d, _)| d == n) {
+                Some((_, due)) if settled_at(&action, *due) => {}
                 Some((_, due)) => {
                     let reason = format!(
                         "contract ends {}",
@@ -267,6 +300,7 @@ impl JobRun<'_> {
                         .await
                         .map_err(|e| Failure::store(&e))?;
                 }
+                None if !any_open(Some(""), ActionMatch::Is(&action)) => {}
                 None => {
                     p.store
                         .cancel_actions(
@@ -307,7 +341,10 @@ impl JobRun<'_> {
                     }
                 }
             }
-        } else if !state.is_gone() {
+        } else if !state.is_gone()
+            && (any_open(None, ActionMatch::StartsWith(STEP_PREFIX))
+                || any_open(None, ActionMatch::Is(crate::schedule::DELETE)))
+        {
             // Back (a rehire, even one whose start date is still ahead): no step and no
             // deletion may touch the account any more.
             let back = |action| {

@@ -40,6 +40,8 @@ struct JobRun<'a> {
     created: Vec<String>,
     /// The person's state for this attempt.
     state: Option<crate::lifecycle::State>,
+    /// Lifecycle facts changed since they were last written (they go with the job's end).
+    life_unsaved: bool,
 }
 
 impl Pipeline {
@@ -52,7 +54,8 @@ impl Pipeline {
         async move {
             let mut run = JobRun {
                 p: self, job: &job, pending: Vec::new(), last_op: None, deleted_actions: Vec::new(),
-                life: Default::default(), only_disable: false, created: Vec::new(), state: None,
+                life: Default::default(), life_unsaved: false, only_disable: false, created: Vec::new(),
+                state: None,
             };
             let finish = run.run().await;
             let (kind, data) = match &finish {
@@ -72,7 +75,16 @@ impl Pipeline {
                 Finish::Dead { .. } => "dead",
                 Finish::Held { .. } => "held",
             };
-            match self.store.finish(job.id, &self.owner, finish.clone(), audit, run.last_op.take()).await {
+            // Facts noted but not yet written go with the job's end; facts that cannot be
+            // serialised (never expected) are logged and the job still ends.
+            let life = match run.life_unsaved.then(|| run.life_row()).transpose() {
+                Ok(row) => row,
+                Err(f) => {
+                    tracing::error!(error = %f.message, "cannot record the lifecycle facts");
+                    None
+                }
+            };
+            match self.store.finish(job.id, &self.owner, finish.clone(), audit, run.last_op.take(), life).await {
                 Ok(true) => {
                     self.metrics.attempts.with_label_values(&[job.tenant.as_str(), outcome]).inc();
                     if matches!(finish, Finish::Completed) {
@@ -410,7 +422,10 @@ impl JobRun<'_> {
         }
         let settled = match &worst {
             None => self.settle_lifecycle(tenant, state, &event.person).await,
-            Some(_) => self.save_life(None).await,
+            Some(_) => {
+                self.note_life(None);
+                Ok(())
+            }
         };
         if let Err(f) = settled {
             note_failure(p, &job.tenant, "lifecycle", &mut worst, f);

@@ -16,6 +16,8 @@ CREATE TABLE IF NOT EXISTS events (
     UNIQUE (tenant, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS events_record ON events (tenant, source, source_record_id);
+-- A person's newest record from each source (every job reads it).
+CREATE INDEX IF NOT EXISTS events_person ON events (tenant, person_key, source);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
@@ -236,7 +238,10 @@ CREATE TABLE IF NOT EXISTS lifecycles (
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, person_key)
 );
-CREATE INDEX IF NOT EXISTS lifecycles_manager ON lifecycles (tenant, manager_key) WHERE manager_key IS NOT NULL;
+-- A manager's reports (looked up when the manager's account is made). A full index: SQLite's
+-- planner passed over the earlier partial one for the primary key's tenant prefix.
+DROP INDEX IF EXISTS lifecycles_manager;
+CREATE INDEX IF NOT EXISTS lifecycles_by_manager ON lifecycles (tenant, manager_key, person_key);
 
 -- Reports a job produced (reconciliation runs, access reviews), as JSON.
 CREATE TABLE IF NOT EXISTS reports (

@@ -52,13 +52,13 @@ async fn intake_deduplicates_and_claims_in_person_order() {
     // Another owner cannot finish a job it does not hold.
     assert!(
         !store
-            .finish(claimed[0].id, "other", Finish::Completed, vec![], None)
+            .finish(claimed[0].id, "other", Finish::Completed, vec![], None, None)
             .await
             .unwrap()
     );
     assert!(
         store
-            .finish(claimed[0].id, "w", Finish::Completed, vec![], None)
+            .finish(claimed[0].id, "w", Finish::Completed, vec![], None, None)
             .await
             .unwrap()
     );
@@ -86,7 +86,12 @@ async fn retries_end_in_dead_letter_and_replay() {
             error: "boom".into(),
             charge: true,
         };
-        assert!(store.finish(job.id, "w", retry, vec![], None).await.unwrap());
+        assert!(
+            store
+                .finish(job.id, "w", retry, vec![], None, None)
+                .await
+                .unwrap()
+        );
     }
     let dead = store.jobs(JobFilter {
         tenant: "t".into(),
@@ -256,4 +261,36 @@ async fn a_taken_secret_is_gone() {
             .is_none()
     );
     assert!(store.secret("initial-password:t:CN=a").await.unwrap().is_none());
+}
+
+/// Every job runs these; a plan that scans a table would slow each job as the store grows.
+#[tokio::test]
+async fn the_queries_every_job_runs_use_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let plans = [
+        (NEWEST_PER_SOURCE.to_string(), "events_person"),
+        (REPORTS_OF.to_string(), "lifecycles_by_manager"),
+        (
+            format!("SELECT id FROM scheduled_actions {OPEN_ACTIONS_OF}"),
+            "scheduled_actions_open",
+        ),
+    ];
+    for (sql, index) in plans {
+        let plan: Vec<String> = store
+            .read(|c| {
+                let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let rows = q.query_map(params!["t", "p"], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains(&format!("INDEX {index} ("))),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.starts_with("SCAN")),
+            "{sql}: {plan:?}"
+        );
+    }
 }
