@@ -540,27 +540,11 @@ mod tests {
 
     fn person(status: wit::PersonStatus) -> wit::Person {
         wit::Person {
-            ids: vec![wit::SourceId {
-                source: "hr".into(),
-                id: "1".into(),
-            }],
-            given_name: None,
-            family_name: None,
-            preferred_name: None,
-            emails: vec![],
-            phones: vec![],
-            title: None,
-            department: None,
-            team: None,
-            location: None,
-            country: None,
             time_zone: Some("Australia/Sydney".into()),
-            manager: None,
             employment_type: Some(wit::EmploymentType::Employee),
             start_date: Some("2026-03-02".into()),
-            end_date: None,
             status,
-            custom: vec![],
+            ..wit::Person::with_id("hr", "1")
         }
     }
 

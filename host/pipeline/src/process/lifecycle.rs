@@ -230,16 +230,7 @@ impl JobRun<'_> {
             .open_actions(&job.tenant, &job.person_key)
             .await
             .map_err(|e| Failure::store(&e))?;
-        let any_open = |destination: Option<&str>, kind: ActionMatch<'_>| {
-            open.iter()
-                .any(|a| destination.is_none_or(|d| a.destination == d) && kind.matches(&a.action))
-        };
-        // An open person-wide action of this kind already due then (or already queued).
-        let settled_at = |action: &str, due: i64| {
-            open.iter().any(|a| {
-                a.destination.is_empty() && a.action == action && (a.due_ms == due || a.state == "queued")
-            })
-        };
+        let any_open = |kind: ActionMatch<'_>| open.iter().any(|a| kind.matches(&a.action));
         let schedule = |destination: &str, action: String, due_ms: i64, reason: String| NewScheduledAction {
             tenant: job.tenant.clone(),
             person_key: job.person_key.clone(),
@@ -255,66 +246,29 @@ impl JobRun<'_> {
             .iter()
             .filter_map(|d| d.prehire_days)
             .collect();
-        match self.life().next_change(now, &prehire) {
-            Some(due) if settled_at(WAKE, due) => {}
-            Some(due) => {
-                p.store
-                    .reschedule_action(schedule(
-                        "",
-                        WAKE.into(),
-                        due,
-                        "the person's next dated change".into(),
-                    ))
-                    .await
-                    .map_err(|e| Failure::store(&e))?;
-            }
-            None if !any_open(Some(""), ActionMatch::Is(WAKE)) => {}
-            None => {
-                p.store
-                    .cancel_actions(
-                        &job.tenant,
-                        &job.person_key,
-                        Some(""),
-                        ActionMatch::Is(WAKE),
-                        "no dated change ahead",
-                        now,
-                    )
-                    .await
-                    .map_err(|e| Failure::store(&e))?;
-            }
-        }
+        let wake = self.life().next_change(now, &prehire);
+        self.follow_action(
+            &open,
+            WAKE,
+            wake,
+            || "the person's next dated change".into(),
+            "no dated change ahead",
+        )
+        .await?;
         // Contract notices follow the end date (an extension moves them, a conversion ends them).
         let days = &tenant.lifecycle.contract_notice_days;
         let ahead = self.life().notices(now, days);
         for n in days {
-            let action = format!("{NOTICE_PREFIX}{n}d");
-            match ahead.iter().find(|(d, _)| d == n) {
-                Some((_, due)) if settled_at(&action, *due) => {}
-                Some((_, due)) => {
-                    let reason = format!(
-                        "contract ends {}",
-                        self.life().end_date.clone().unwrap_or_default()
-                    );
-                    p.store
-                        .reschedule_action(schedule("", action, *due, reason))
-                        .await
-                        .map_err(|e| Failure::store(&e))?;
-                }
-                None if !any_open(Some(""), ActionMatch::Is(&action)) => {}
-                None => {
-                    p.store
-                        .cancel_actions(
-                            &job.tenant,
-                            &job.person_key,
-                            Some(""),
-                            ActionMatch::Is(&action),
-                            "no contract end ahead",
-                            now,
-                        )
-                        .await
-                        .map_err(|e| Failure::store(&e))?;
-                }
-            }
+            let due = ahead.iter().find(|(d, _)| d == n).map(|(_, due)| *due);
+            let end = self.life().end_date.clone().unwrap_or_default();
+            self.follow_action(
+                &open,
+                &format!("{NOTICE_PREFIX}{n}d"),
+                due,
+                || format!("contract ends {end}"),
+                "no contract end ahead",
+            )
+            .await?;
         }
         // Leaver steps: scheduled once when the person goes; cancelled when they come back.
         if became_gone && state != State::Withdrawn {
@@ -342,8 +296,8 @@ impl JobRun<'_> {
                 }
             }
         } else if !state.is_gone()
-            && (any_open(None, ActionMatch::StartsWith(STEP_PREFIX))
-                || any_open(None, ActionMatch::Is(crate::schedule::DELETE)))
+            && (any_open(ActionMatch::StartsWith(STEP_PREFIX))
+                || any_open(ActionMatch::Is(crate::schedule::DELETE)))
         {
             // Back (a rehire, even one whose start date is still ahead): no step and no
             // deletion may touch the account any more.
@@ -411,6 +365,53 @@ impl JobRun<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Keeps the person-wide action `action` due at `due`, or cancels it when nothing is
+    /// due; writes only when the person's `open` actions show a change (a queued one is
+    /// left to run).
+    async fn follow_action(
+        &self,
+        open: &[ScheduledAction],
+        action: &str,
+        due: Option<i64>,
+        reason: impl FnOnce() -> String,
+        none_due: &str,
+    ) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        let current = open
+            .iter()
+            .find(|a| a.destination.is_empty() && a.action == action);
+        match (due, current) {
+            (Some(due), Some(a)) if a.due_ms == due || a.state == "queued" => Ok(()),
+            (Some(due), _) => p
+                .store
+                .reschedule_action(NewScheduledAction {
+                    tenant: job.tenant.clone(),
+                    person_key: job.person_key.clone(),
+                    destination: String::new(),
+                    action: action.into(),
+                    due_ms: due,
+                    reason: reason(),
+                    now_ms: p.now(),
+                })
+                .await
+                .map(drop),
+            (None, None) => Ok(()),
+            (None, Some(_)) => p
+                .store
+                .cancel_actions(
+                    &job.tenant,
+                    &job.person_key,
+                    Some(""),
+                    ActionMatch::Is(action),
+                    none_due,
+                    p.now(),
+                )
+                .await
+                .map(drop),
+        }
+        .map_err(|e| Failure::store(&e))
     }
 
     /// Sends a contract-expiry notice to the person's manager (a ticket through the
