@@ -166,7 +166,7 @@ pub async fn start() -> FakeLever {
 }
 
 /// `base64(user + ":")`, computed here (not by the host) for the check.
-fn base64_user(user: &str) -> String {
+pub fn base64_user(user: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let bytes = format!("{user}:").into_bytes();
     let mut out = String::new();

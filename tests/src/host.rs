@@ -10,7 +10,7 @@ use tenure_pipeline::{Pipeline, PipelineConfig, QueueConfig, TenantPipeline};
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState, Role};
 use tenure_store::crypto::MasterKey;
-use tenure_store::{SqliteOptions, SqliteStore, Store};
+use tenure_store::{DeliveryFilter, DeliveryState, SqliteOptions, SqliteStore, Store};
 use tokio::sync::watch;
 
 /// The tenant every test host serves.
@@ -196,25 +196,66 @@ impl TestHost {
             .await
     }
 
-    /// Waits until no job is available, running or retryable (or panics after `limit`).
+    /// Webhook deliveries still waiting for (or in) enrichment.
+    pub async fn deliveries_busy(&self) -> usize {
+        let mut busy = 0;
+        for state in [DeliveryState::Pending, DeliveryState::Running] {
+            busy += self
+                .store
+                .deliveries(DeliveryFilter {
+                    tenant: TENANT.into(),
+                    source: None,
+                    state: Some(state),
+                    limit: 10_000,
+                })
+                .await
+                .expect("deliveries")
+                .len();
+        }
+        busy
+    }
+
+    /// Waits until no webhook delivery waits for enrichment and no job is available,
+    /// running or retryable (or panics after `limit`).
     pub async fn wait_idle(&self, limit: Duration) {
         let started = Instant::now();
         loop {
+            // Deliveries first: an enrichment ends in the same write that queues its jobs.
+            let enriching = self.deliveries_busy().await;
             let depth = self.store.queue_depth().await.expect("queue depth");
             let busy: i64 = depth
                 .iter()
                 .filter(|(_, state, _)| matches!(state.as_str(), "available" | "running" | "retryable"))
                 .map(|(_, _, n)| n)
                 .sum();
-            if busy == 0 {
+            if busy == 0 && enriching == 0 {
                 return;
             }
             assert!(
                 started.elapsed() < limit,
-                "{busy} jobs still busy after {limit:?}: {depth:?}"
+                "{busy} jobs and {enriching} deliveries still busy after {limit:?}: {depth:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every account the sandbox destination holds, as it stores them.
+    pub async fn sandbox_accounts(&self) -> Vec<Value> {
+        let kv = self.store.kv();
+        let ns = tenure_capabilities::KvNamespace {
+            tenant: TENANT.into(),
+            plugin: "sandbox".into(),
+        };
+        let mut out = Vec::new();
+        for key in kv.list_keys(&ns, "account/").await.expect("sandbox keys") {
+            let raw = kv
+                .get(&ns, &key)
+                .await
+                .expect("sandbox account")
+                .expect("listed key");
+            out.push(serde_json::from_slice(&raw).expect("sandbox JSON"));
+        }
+        out
     }
 
     /// Audit entries (as JSON) of this tenant, optionally for one person.

@@ -21,10 +21,13 @@ pub mod bench_data {
     ];
 }
 
+pub mod bench_stats;
 pub mod example;
 pub mod fake_lever;
 pub mod host;
+pub mod lever_sim;
 pub mod mock_destination;
+pub mod serve;
 pub mod testbeds;
 
 /// The built `tenure` binary (`cargo build -p tenure`; `scripts/test.sh` builds it).

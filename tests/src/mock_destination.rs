@@ -29,6 +29,8 @@ pub struct Seen {
     pub method: &'static str,
     pub path: String,
     pub status: u16,
+    /// For an applied operation: its kind and group (`add-member Sales`).
+    pub detail: String,
 }
 
 #[derive(Default)]
@@ -39,6 +41,9 @@ pub struct MockState {
     /// While set, every write answers 400 with this detail.
     pub reject: Option<String>,
     pub seen: Vec<Seen>,
+    /// How long a write's answer takes after the write is applied (an answer that is
+    /// slow to come back, or lost when the caller dies meanwhile).
+    pub answer_delay: std::time::Duration,
 }
 
 /// A running mock destination.
@@ -66,6 +71,7 @@ fn scripted(s: &mut MockState, path: &str) -> Option<Response> {
         method: "POST",
         path: path.into(),
         status,
+        detail: String::new(),
     });
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let detail = s.reject.clone().unwrap_or_else(|| format!("scripted {status}"));
@@ -99,14 +105,22 @@ async fn lookup(State(s): State<Shared>, Query(q): Query<HashMap<String, String>
         method: "GET",
         path: "/accounts".into(),
         status: 200,
+        detail: String::new(),
     });
     axum::Json(found).into_response()
 }
 
 async fn create(State(s): State<Shared>, axum::Json(body): axum::Json<Value>) -> Response {
-    let mut st = lock(&s);
+    let (answer, delay) = create_now(&s, body);
+    tokio::time::sleep(delay).await;
+    answer
+}
+
+fn create_now(s: &Shared, body: Value) -> (Response, std::time::Duration) {
+    let mut st = lock(s);
+    let delay = st.answer_delay;
     if let Some(r) = scripted(&mut st, "/accounts") {
-        return r;
+        return (r, delay);
     }
     let anchor = format!("acc-{}", st.accounts.len() + 1);
     st.accounts.push(MockAccount {
@@ -121,8 +135,12 @@ async fn create(State(s): State<Shared>, axum::Json(body): axum::Json<Value>) ->
         method: "POST",
         path: "/accounts".into(),
         status: 201,
+        detail: format!("create {anchor}"),
     });
-    (StatusCode::CREATED, axum::Json(json!({"anchor": anchor}))).into_response()
+    (
+        (StatusCode::CREATED, axum::Json(json!({"anchor": anchor}))).into_response(),
+        delay,
+    )
 }
 
 async fn op(
@@ -130,14 +148,26 @@ async fn op(
     Path(anchor): Path<String>,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
+    let (answer, delay) = op_now(&s, anchor, body);
+    tokio::time::sleep(delay).await;
+    answer
+}
+
+fn op_now(s: &Shared, anchor: String, body: Value) -> (Response, std::time::Duration) {
     let path = format!("/accounts/{anchor}/ops");
-    let mut st = lock(&s);
+    let mut st = lock(s);
+    let delay = st.answer_delay;
     if let Some(r) = scripted(&mut st, &path) {
-        return r;
+        return (r, delay);
     }
     let Some(acc) = st.accounts.iter_mut().find(|a| a.anchor == anchor) else {
-        return (StatusCode::NOT_FOUND, "no such account").into_response();
+        return ((StatusCode::NOT_FOUND, "no such account").into_response(), delay);
     };
+    let detail = format!(
+        "{} {}",
+        body["op"].as_str().unwrap_or(""),
+        body["group"].as_str().unwrap_or("")
+    );
     match body["op"].as_str().unwrap_or("") {
         "update" => {
             for (k, v) in body["attributes"].as_object().cloned().unwrap_or_default() {
@@ -160,15 +190,21 @@ async fn op(
         "delete" => {
             st.accounts.retain(|a| a.anchor != anchor);
         }
-        other => return (StatusCode::BAD_REQUEST, format!("unknown op {other}")).into_response(),
+        other => {
+            return (
+                (StatusCode::BAD_REQUEST, format!("unknown op {other}")).into_response(),
+                delay,
+            );
+        }
     }
     st.seen.push(Seen {
         at: Instant::now(),
         method: "POST",
         path,
         status: 200,
+        detail: detail.trim().to_string(),
     });
-    (StatusCode::OK, axum::Json(json!({}))).into_response()
+    ((StatusCode::OK, axum::Json(json!({}))).into_response(), delay)
 }
 
 impl MockDestination {

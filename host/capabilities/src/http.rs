@@ -60,14 +60,24 @@ pub struct HttpCapability {
     buckets: Arc<Mutex<HashMap<u64, Bucket>>>,
 }
 
-/// A token bucket: `tokens` refill at the connection's rate up to its burst.
+/// A connection's limit state: `tokens` refill at the connection's rate up to its
+/// burst, and after a 429 (or a 503 with `Retry-After`) nothing is sent on the
+/// connection until `blocked_until`, whichever caller asks.
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
     at: Instant,
+    blocked_until: Option<Instant>,
 }
 
-/// Longest a 429's `Retry-After` is honoured here (longer: the plugin hears it).
+/// Why a request was held back by the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Throttled {
+    /// How long until the connection may be called again.
+    wait: Duration,
+}
+
+/// Longest a `Retry-After` is waited out here (longer: the plugin hears it).
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl HttpCapability {
@@ -86,43 +96,68 @@ impl HttpCapability {
         })
     }
 
-    /// Waits for a token of the connection's bucket (one bucket per URL, connection
-    /// and credential: each API key has its own limit), until `deadline`.
+    /// The bucket key of a connection: one per URL, connection and credential (each
+    /// API key has its own limit).
+    fn bucket_key(conn: &HttpConnection, name: &str) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (name, &conn.url, credential_of(&conn.auth)).hash(&mut h);
+        h.finish()
+    }
+
+    /// Waits until the connection may be called (its `Retry-After` has passed and its
+    /// bucket has a token), until `deadline`.
     async fn take_token(
         &self,
         conn: &HttpConnection,
         name: &str,
         deadline: Instant,
-    ) -> Result<(), HttpError> {
-        let Some(limit) = conn.rate_limit.filter(|l| l.per_second > 0.0) else {
-            return Ok(());
-        };
-        let key = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (name, &conn.url, credential_of(&conn.auth)).hash(&mut h);
-            h.finish()
-        };
+    ) -> Result<(), Throttled> {
+        let limit = conn.rate_limit.filter(|l| l.per_second > 0.0);
+        let key = Self::bucket_key(conn, name);
         loop {
             let wait = {
                 let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
                 let now = Instant::now();
+                let burst = limit.map_or(1.0, |l| f64::from(l.burst.max(1)));
                 let b = buckets.entry(key).or_insert(Bucket {
-                    tokens: f64::from(limit.burst.max(1)),
+                    tokens: burst,
                     at: now,
+                    blocked_until: None,
                 });
-                let refill = now.duration_since(b.at).as_secs_f64() * limit.per_second;
-                b.tokens = (b.tokens + refill).min(f64::from(limit.burst.max(1)));
-                b.at = now;
-                if b.tokens >= 1.0 {
-                    b.tokens -= 1.0;
-                    return Ok(());
+                match (b.blocked_until.filter(|u| *u > now), limit) {
+                    (Some(until), _) => until - now,
+                    (None, None) => return Ok(()),
+                    (None, Some(limit)) => {
+                        let refill = now.duration_since(b.at).as_secs_f64() * limit.per_second;
+                        b.tokens = (b.tokens + refill).min(burst);
+                        b.at = now;
+                        if b.tokens >= 1.0 {
+                            b.tokens -= 1.0;
+                            return Ok(());
+                        }
+                        Duration::from_secs_f64((1.0 - b.tokens) / limit.per_second)
+                    }
                 }
-                Duration::from_secs_f64((1.0 - b.tokens) / limit.per_second)
             };
             if Instant::now() + wait > deadline {
-                return Err(HttpError::Timeout);
+                return Err(Throttled { wait });
             }
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Holds every caller of the connection back until `wait` has passed.
+    fn block(&self, conn: &HttpConnection, name: &str, wait: Duration) {
+        let key = Self::bucket_key(conn, name);
+        let until = Instant::now() + wait;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let b = buckets.entry(key).or_insert(Bucket {
+            tokens: 0.0,
+            at: Instant::now(),
+            blocked_until: None,
+        });
+        if b.blocked_until.is_none_or(|u| u < until) {
+            b.blocked_until = Some(until);
         }
     }
 
@@ -177,28 +212,32 @@ impl HttpCapability {
         let send = async {
             let mut attempt = 0;
             let mut response = loop {
-                self.take_token(conn, &name, deadline).await?;
+                if let Err(t) = self.take_token(conn, &name, deadline).await {
+                    return Ok(throttled_response(t));
+                }
                 let this = builder
                     .try_clone()
                     .ok_or_else(|| HttpError::InvalidRequest("the request cannot be repeated".into()))?;
                 let response = this.send().await.map_err(transport_error)?;
+                let status = response.status().as_u16();
                 let retry_after = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs)
-                    .unwrap_or(Duration::from_secs(1));
-                if response.status().as_u16() != 429
-                    || attempt >= conn.retry_429
-                    || retry_after > MAX_RETRY_AFTER
-                    || Instant::now() + retry_after > deadline
-                {
+                    .map(Duration::from_secs);
+                // A 429, or a 503 that says when to come back: the whole connection waits.
+                let wait = match (status, retry_after) {
+                    (429, ra) => ra.unwrap_or(Duration::from_secs(1)),
+                    (503, Some(ra)) => ra,
+                    _ => break response,
+                };
+                self.block(conn, &name, wait);
+                if attempt >= conn.retry_429 || wait > MAX_RETRY_AFTER || Instant::now() + wait > deadline {
                     break response;
                 }
                 attempt += 1;
-                tracing::debug!(connection = %name, attempt, ?retry_after, "429: retrying after Retry-After");
-                tokio::time::sleep(retry_after).await;
+                tracing::debug!(connection = %name, attempt, status, ?wait, "retrying after Retry-After");
             };
             let status = response.status().as_u16();
             let headers = response
@@ -224,6 +263,26 @@ impl HttpCapability {
         tokio::time::timeout(timeout, send)
             .await
             .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+/// The answer a plugin gets when the host held its request back (the connection's
+/// `Retry-After` or rate limit would pass the call's deadline): a 429 with the wait,
+/// marked `x-tenure-throttled: host` because the destination never saw it.
+fn throttled_response(t: Throttled) -> HttpResponse {
+    let secs = t.wait.as_millis().div_ceil(1000).max(1);
+    HttpResponse {
+        status: 429,
+        headers: vec![
+            ("retry-after".into(), secs.to_string()),
+            ("x-tenure-throttled".into(), "host".into()),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body: format!(
+            "{{\"error\":\"held back by the host: the connection may be called again in {} ms\"}}",
+            t.wait.as_millis()
+        )
+        .into_bytes(),
     }
 }
 
@@ -319,9 +378,36 @@ mod tests {
         assert_eq!(http.take_token(&c, "lever", soon).await, Ok(()));
         assert_eq!(http.take_token(&c, "lever", soon).await, Ok(()));
         // The third token is 1,000 s away: past the deadline, refused at once.
-        assert_eq!(http.take_token(&c, "lever", soon).await, Err(HttpError::Timeout));
+        assert!(http.take_token(&c, "lever", soon).await.is_err());
         // Another connection (or API key) has its own bucket.
         assert_eq!(http.take_token(&c, "other", soon).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_block_holds_every_caller_of_the_connection_until_it_passes() {
+        let http = HttpCapability::new().unwrap();
+        let c = conn("https://api.example.test/v1");
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert_eq!(http.take_token(&c, "scim", soon).await, Ok(()));
+        http.block(&c, "scim", Duration::from_secs(3));
+        let held = http.take_token(&c, "scim", soon).await.unwrap_err();
+        assert!(held.wait > Duration::from_secs(2), "{held:?}");
+        let answer = throttled_response(held);
+        assert_eq!(answer.status, 429);
+        assert!(
+            answer
+                .headers
+                .contains(&("retry-after".to_string(), "3".to_string()))
+        );
+        // A short block is waited out within the deadline.
+        http.block(&c, "other", Duration::from_millis(20));
+        let started = Instant::now();
+        assert_eq!(
+            http.take_token(&c, "other", Instant::now() + Duration::from_secs(1))
+                .await,
+            Ok(())
+        );
+        assert!(started.elapsed() >= Duration::from_millis(15));
     }
 
     #[test]

@@ -35,33 +35,32 @@ pub async fn backfill(config_path: &Path, tenant: &str, source: &str, since_ms: 
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
-    let (mut pages, mut stored, mut duplicates, mut rejected) = (0usize, 0usize, 0usize, 0usize);
-    loop {
-        let page = match pipeline.poll_page(tenant, &source_config).await {
-            Ok(p) => p,
-            Err(e) => {
-                bar.abandon_with_message(format!("stopped after {pages} pages: {e} (run again to resume)"));
-                bail!("backfill of {source} stopped: {e}");
+    let result = pipeline
+        .backfill(tenant, &source_config, |page, r| {
+            for rejected in &page.rejected {
+                bar.println(format!("rejected: {}: {}", rejected.field, rejected.reason));
             }
-        };
-        pages += 1;
-        stored += page.stored;
-        duplicates += page.duplicates;
-        rejected += page.rejected.len();
-        for r in &page.rejected {
-            bar.println(format!("rejected: {}: {}", r.field, r.reason));
+            bar.set_message(format!(
+                "{} pages, {} events stored, {} already known, {} rejected; cursor {}",
+                r.pages,
+                r.stored,
+                r.duplicates,
+                r.rejected,
+                page.cursor.as_deref().unwrap_or("-")
+            ));
+        })
+        .await;
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            bar.abandon_with_message(format!("stopped: {e} (run again to resume)"));
+            bail!("backfill of {source} stopped: {e}");
         }
-        bar.set_message(format!(
-            "{pages} pages, {stored} events stored, {duplicates} already known, {rejected} rejected; cursor {}",
-            page.cursor.as_deref().unwrap_or("-")
-        ));
-        if !page.has_more {
-            break;
-        }
-    }
+    };
     bar.finish();
     println!(
-        "backfill of {tenant}/{source}: {pages} pages, {stored} new events, {duplicates} already known, {rejected} rejected"
+        "backfill of {tenant}/{source}: {} pages, {} new events, {} already known, {} rejected",
+        r.pages, r.stored, r.duplicates, r.rejected
     );
     Ok(())
 }

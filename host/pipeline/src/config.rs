@@ -24,6 +24,10 @@ pub struct QueueConfig {
     /// A report waits for their manager's unfinished events at most this long after
     /// its own event arrived (so a cycle in the manager data cannot stall anyone).
     pub manager_wait_max_ms: u64,
+    /// Stored webhook deliveries enriched at once (each through its source's plugin).
+    pub enrich_concurrency: usize,
+    /// Enrichment attempts of a delivery before it is dead (a rate limit's wait is not one).
+    pub enrich_max_attempts: u32,
 }
 
 impl Default for QueueConfig {
@@ -37,6 +41,8 @@ impl Default for QueueConfig {
             poll_ms: 200,
             manager_wait_ms: 200,
             manager_wait_max_ms: 60_000,
+            enrich_concurrency: 4,
+            enrich_max_attempts: 12,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The canonical person event as clients send it (`POST /api/v1/events`), its
 //! validation (every error names the field) and its conversion to the WIT types.
 
+use crate::text::{self, TextKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tenure_runtime::wit;
@@ -175,9 +176,6 @@ pub struct ValidEvent {
     pub event: wit::PersonEvent,
 }
 
-/// Longest accepted text value.
-const MAX_TEXT: usize = 4096;
-
 /// Parses and validates a JSON event body.
 pub fn parse_event(body: &[u8]) -> Result<ValidEvent, InvalidEvent> {
     let de = &mut serde_json::Deserializer::from_slice(body);
@@ -203,57 +201,11 @@ pub fn error_field(path: String, message: &str) -> String {
 }
 
 /// Milliseconds since the Unix epoch of an RFC 3339 time (`2026-03-01T09:30:00Z`,
-/// `2026-03-01T09:30:00.250+01:00`).
+/// `2026-03-01T09:30:00.250+01:00`); `None` for anything else, whatever its bytes.
 pub fn rfc3339_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || !is_iso_date(&s[..10])
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        s.get(r)
-            .filter(|t| t.bytes().all(|c| c.is_ascii_digit()))?
-            .parse::<i64>()
-            .ok()
-    };
-    let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let padded: String = frac[..digits]
-            .chars()
-            .chain(std::iter::repeat('0'))
-            .take(3)
-            .collect();
-        millis = padded.parse::<i64>().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_min = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let oh = rest[1..3].parse::<i64>().ok()?;
-            let om = rest[4..6].parse::<i64>().ok()?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let sign = if &rest[..1] == "-" { -1 } else { 1 };
-            sign * (oh * 60 + om)
-        }
-        _ => return None,
-    };
-    let days = tenure_store::days_from_civil(num(0..4)?, num(5..7)?, num(8..10)?);
-    Some((days * 86_400 + h * 3_600 + m * 60 + sec - offset_min * 60) * 1_000 + millis)
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn is_iso_date(s: &str) -> bool {
@@ -268,19 +220,6 @@ fn is_iso_date(s: &str) -> bool {
         && matches!(s[8..10].parse::<u8>(), Ok(1..=31))
 }
 
-fn check_text(field: &str, value: &str) -> Result<(), InvalidEvent> {
-    if value.len() > MAX_TEXT {
-        return Err(invalid(
-            field,
-            format!("is {} bytes; the limit is {MAX_TEXT}", value.len()),
-        ));
-    }
-    if value.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(invalid(field, "contains control characters"));
-    }
-    Ok(())
-}
-
 fn check_date(field: &str, value: &Option<String>) -> Result<(), InvalidEvent> {
     match value {
         Some(v) if !is_iso_date(v) => Err(invalid(
@@ -291,9 +230,8 @@ fn check_date(field: &str, value: &Option<String>) -> Result<(), InvalidEvent> {
     }
 }
 
-/// Checks an event's meaning (the shape was checked by deserialization).
-pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
-    let source = input.source.clone().unwrap_or_else(|| "api".into());
+/// Checks a source name (the events' `source`, which starts every person key).
+pub fn check_source(source: &str) -> Result<(), InvalidEvent> {
     if source.is_empty()
         || source.len() > 64
         || !source
@@ -305,42 +243,77 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
             "must be 1 to 64 letters, digits, '-', '_' or '.'",
         ));
     }
-    let p = &input.person;
+    Ok(())
+}
+
+/// Most entries of a person's lists (ids, emails, phones) and custom attributes.
+const MAX_IDS: usize = 20;
+const MAX_LABELED: usize = 50;
+const MAX_CUSTOM: usize = 500;
+const MAX_LIST_ITEMS: usize = 1000;
+
+fn check_len(field: &str, len: usize, max: usize) -> Result<(), InvalidEvent> {
+    if len > max {
+        return Err(invalid(field, format!("has {len} entries; the limit is {max}")));
+    }
+    Ok(())
+}
+
+fn check_source_id(field: &str, id: &wit::SourceId) -> Result<(), InvalidEvent> {
+    text::check_id(&format!("{field}.source"), &id.source)?;
+    text::check_id(&format!("{field}.id"), &id.id)
+}
+
+/// Checks what an event says, wherever it came from (the API, an upload or a source
+/// plugin): identifiers, text, lists, dates and times. Every refusal names the field.
+pub fn check_event(event: &wit::PersonEvent) -> Result<(), InvalidEvent> {
+    let p = &event.person;
     if p.ids.is_empty() {
         return Err(invalid("person.ids", "must name at least one id (source and id)"));
     }
+    check_len("person.ids", p.ids.len(), MAX_IDS)?;
     for (i, id) in p.ids.iter().enumerate() {
-        if id.source.trim().is_empty() {
-            return Err(invalid(format!("person.ids[{i}].source"), "must not be empty"));
-        }
-        if id.id.trim().is_empty() {
-            return Err(invalid(format!("person.ids[{i}].id"), "must not be empty"));
-        }
-        check_text(&format!("person.ids[{i}].id"), &id.id)?;
+        check_source_id(&format!("person.ids[{i}]"), id)?;
     }
-    for (field, value) in [
-        ("person.given_name", &p.given_name),
-        ("person.family_name", &p.family_name),
-        ("person.preferred_name", &p.preferred_name),
-        ("person.title", &p.title),
-        ("person.department", &p.department),
-        ("person.team", &p.team),
-        ("person.location", &p.location),
-        ("person.country", &p.country),
-        ("person.time_zone", &p.time_zone),
+    if !event.source_record_id.is_empty() {
+        text::check("source_record_id", &event.source_record_id, TextKind::Identifier)?;
+    }
+    for (field, value, kind) in [
+        ("person.given_name", &p.given_name, TextKind::Name),
+        ("person.family_name", &p.family_name, TextKind::Name),
+        ("person.preferred_name", &p.preferred_name, TextKind::Name),
+        ("person.title", &p.title, TextKind::Free),
+        ("person.department", &p.department, TextKind::Name),
+        ("person.team", &p.team, TextKind::Name),
+        ("person.location", &p.location, TextKind::Name),
+        ("person.country", &p.country, TextKind::Name),
+        ("person.time_zone", &p.time_zone, TextKind::Identifier),
     ] {
         if let Some(v) = value {
-            check_text(field, v)?;
+            text::check(field, v, kind)?;
         }
     }
+    check_len("person.emails", p.emails.len(), MAX_LABELED)?;
     for (i, e) in p.emails.iter().enumerate() {
+        let field = format!("person.emails[{i}].value");
+        text::check(&field, &e.value, TextKind::Identifier)?;
+        text::check(&format!("person.emails[{i}].kind"), &e.kind, TextKind::Identifier)?;
         let at = e.value.find('@');
         if !matches!(at, Some(n) if n > 0 && n + 1 < e.value.len()) || e.value.contains(char::is_whitespace) {
-            return Err(invalid(
-                format!("person.emails[{i}].value"),
-                format!("{:?} is not an email address", e.value),
-            ));
+            return Err(invalid(field, format!("{:?} is not an email address", e.value)));
         }
+    }
+    check_len("person.phones", p.phones.len(), MAX_LABELED)?;
+    for (i, ph) in p.phones.iter().enumerate() {
+        text::check(&format!("person.phones[{i}].value"), &ph.value, TextKind::Free)?;
+        text::check(
+            &format!("person.phones[{i}].kind"),
+            &ph.kind,
+            TextKind::Identifier,
+        )?;
+    }
+    if let Some(m) = &p.manager {
+        check_source_id("person.manager", m)?;
     }
     if let Some(zone) = &p.time_zone
         && !crate::lifecycle::known_zone(zone)
@@ -352,8 +325,8 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
     }
     check_date("person.start_date", &p.start_date)?;
     check_date("person.end_date", &p.end_date)?;
-    check_date("effective_date", &input.effective_date)?;
-    if let Some(t) = &input.occurred_at
+    check_date("effective_date", &event.effective_date)?;
+    if let Some(t) = &event.occurred_at
         && rfc3339_ms(t).is_none()
     {
         return Err(invalid(
@@ -369,15 +342,35 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
             format!("{e} is before the start date {s}"),
         ));
     }
+    check_len("person.custom", p.custom.len(), MAX_CUSTOM)?;
+    for (k, v) in &p.custom {
+        let field = format!("person.custom.{k}");
+        text::check_id(&field, k)?;
+        match v {
+            wit::Value::Text(t) => text::check(&field, t, TextKind::Free)?,
+            wit::Value::Many(items) => {
+                check_len(&field, items.len(), MAX_LIST_ITEMS)?;
+                for (i, item) in items.iter().enumerate() {
+                    text::check(&format!("{field}[{i}]"), item, TextKind::Free)?;
+                }
+            }
+            wit::Value::Absent | wit::Value::Number(_) | wit::Value::Flag(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks an event's meaning (the shape was checked by deserialization).
+pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
+    let source = input.source.clone().unwrap_or_else(|| "api".into());
+    check_source(&source)?;
+    let p = &input.person;
     let mut custom = Vec::with_capacity(p.custom.len());
     for (k, v) in &p.custom {
         let field = format!("person.custom.{k}");
         let value = match v {
             serde_json::Value::Null => wit::Value::Absent,
-            serde_json::Value::String(s) => {
-                check_text(&field, s)?;
-                wit::Value::Text(s.clone())
-            }
+            serde_json::Value::String(s) => wit::Value::Text(s.clone()),
             serde_json::Value::Bool(b) => wit::Value::Flag(*b),
             serde_json::Value::Number(n) => wit::Value::Number(
                 n.as_i64()
@@ -446,6 +439,7 @@ pub fn validate(input: EventIn) -> Result<ValidEvent, InvalidEvent> {
         source_record_id: input.source_record_id.clone().unwrap_or_default(),
         occurred_at: input.occurred_at.clone(),
     };
+    check_event(&event)?;
     let person_key = person_key(&source, &event.person)
         .ok_or_else(|| invalid("person.ids", "must name at least one id"))?;
     Ok(ValidEvent {
@@ -539,6 +533,39 @@ mod tests {
             "person": {"ids": [{"source": "hr", "id": "1"}]}}))
         .unwrap_err();
         assert_eq!(e.field, "occurred_at");
+    }
+
+    #[test]
+    fn identifiers_and_names_are_bounded_and_free_of_hidden_characters() {
+        let with = |person: serde_json::Value| {
+            parse(serde_json::json!({"kind": "joiner", "source_record_id": "r1", "person": person}))
+        };
+        let e = with(serde_json::json!({"ids": [{"source": "h\u{0}r", "id": "1"}]})).unwrap_err();
+        assert_eq!(e.field, "person.ids[0].source");
+        let e = with(serde_json::json!({"ids": [{"source": "hr", "id": "1\n"}]})).unwrap_err();
+        assert_eq!(e.field, "person.ids[0].id");
+        let e =
+            with(serde_json::json!({"ids": [{"source": "hr", "id": "1"}], "given_name": "ad\u{202e}min"}))
+                .unwrap_err();
+        assert_eq!(e.field, "person.given_name");
+        let e = with(serde_json::json!({"ids": [{"source": "hr", "id": "1"}],
+            "emails": [{"value": "a\u{200b}@example.test"}]}))
+        .unwrap_err();
+        assert_eq!(e.field, "person.emails[0].value");
+        let long = "x\u{1}".repeat(10) + &"y".repeat(200_000);
+        let e = parse(serde_json::json!({"kind": "joiner", "source_record_id": long,
+            "person": {"ids": [{"source": "hr", "id": "1"}]}}))
+        .unwrap_err();
+        assert_eq!(e.field, "source_record_id");
+        // A multi-byte character where a date's digits belong is refused, not a panic.
+        let e = parse(
+            serde_json::json!({"kind": "joiner", "occurred_at": "2026-03-0\u{e9}T09:30:00Z",
+            "person": {"ids": [{"source": "hr", "id": "1"}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "occurred_at");
+        assert_eq!(rfc3339_ms("2026-03-0éT09:30:00Z"), None);
+        assert_eq!(rfc3339_ms("éééééééééééééééééééééé"), None);
     }
 
     #[test]

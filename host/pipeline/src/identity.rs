@@ -152,6 +152,32 @@ pub fn merge(
 }
 
 impl crate::Pipeline {
+    /// The person a withdrawal or deletion (which carries ids only) is about, as last
+    /// known: the event's own values first, the rest from the person's record before it.
+    pub(crate) async fn with_known_record(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        event_id: i64,
+        source: &str,
+        person: &wit::Person,
+    ) -> Result<wit::Person, tenure_store::StoreError> {
+        let Some(before) = self.store.record_before(tenant, person_key, event_id).await? else {
+            return Ok(person.clone());
+        };
+        let Ok(known) = serde_json::from_str::<wit::PersonEvent>(&before.body) else {
+            return Ok(person.clone());
+        };
+        let first = person_key.split(':').next().unwrap_or_default();
+        Ok(merge(
+            &IdentityConfig::default(),
+            source,
+            person,
+            &[(before.source, known.person)],
+            first,
+        ))
+    }
+
     /// The person key and the merged record the pipeline uses for `person` from
     /// `source` (its own key when linking is off or nothing links it yet).
     pub async fn linked_person(

@@ -8,6 +8,7 @@
 //! at every step. [`preview`] runs the same path without writing anything.
 
 pub mod config;
+mod deliveries;
 pub mod event;
 pub mod identity;
 pub mod lifecycle;
@@ -22,6 +23,7 @@ pub mod reconcile;
 mod resolve;
 pub mod schedule;
 pub mod sources;
+pub mod text;
 pub mod webhooks;
 pub mod worker;
 
@@ -52,11 +54,62 @@ pub enum PipelineError {
     Metrics(#[from] prometheus::Error),
 }
 
+/// What kind of failure a call met; its name labels metrics and the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureClass {
+    Transient,
+    RateLimited,
+    Unauthorized,
+    InvalidInput,
+    Conflict,
+    NotFound,
+    Permanent,
+    Timeout,
+    OutOfMemory,
+    Trap,
+    Busy,
+    Start,
+    Config,
+    Store,
+    /// The attempt lost its job's lease (another attempt owns the job, or the lease
+    /// could not be confirmed): it stops and writes nothing more.
+    LeaseLost,
+}
+
+impl FailureClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::RateLimited => "rate-limited",
+            FailureClass::Unauthorized => "unauthorized",
+            FailureClass::InvalidInput => "invalid-input",
+            FailureClass::Conflict => "conflict",
+            FailureClass::NotFound => "not-found",
+            FailureClass::Permanent => "permanent",
+            FailureClass::Timeout => "timeout",
+            FailureClass::OutOfMemory => "out-of-memory",
+            FailureClass::Trap => "trap",
+            FailureClass::Busy => "busy",
+            FailureClass::Start => "start",
+            FailureClass::Config => "config",
+            FailureClass::Store => "store",
+            FailureClass::LeaseLost => "lease-lost",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a failed call is treated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
-    /// A short class for metrics and the audit (`transient`, `rate-limited`, `invalid-input`, ...).
-    pub class: &'static str,
+    /// What kind of failure (labels metrics and the audit).
+    pub class: FailureClass,
     pub message: String,
     /// Worth retrying.
     pub retry: bool,
@@ -66,22 +119,23 @@ pub struct Failure {
 
 impl Failure {
     pub fn of_call(e: &CallError) -> Failure {
+        use FailureClass as C;
         let (class, retry, retry_after_ms) = match e {
             CallError::Plugin { error, .. } => match error {
-                wit::PluginError::Transient(_) => ("transient", true, None),
-                wit::PluginError::RateLimited(ms) => ("rate-limited", true, Some(*ms)),
-                wit::PluginError::Unauthorized(_) => ("unauthorized", true, None),
-                wit::PluginError::InvalidInput(_) => ("invalid-input", false, None),
-                wit::PluginError::Conflict(_) => ("conflict", true, None),
-                wit::PluginError::NotFound(_) => ("not-found", true, None),
-                wit::PluginError::Permanent(_) => ("permanent", false, None),
+                wit::PluginError::Transient(_) => (C::Transient, true, None),
+                wit::PluginError::RateLimited(ms) => (C::RateLimited, true, Some(*ms)),
+                wit::PluginError::Unauthorized(_) => (C::Unauthorized, true, None),
+                wit::PluginError::InvalidInput(_) => (C::InvalidInput, false, None),
+                wit::PluginError::Conflict(_) => (C::Conflict, true, None),
+                wit::PluginError::NotFound(_) => (C::NotFound, true, None),
+                wit::PluginError::Permanent(_) => (C::Permanent, false, None),
             },
-            CallError::Timeout { .. } => ("timeout", true, None),
-            CallError::OutOfMemory { .. } => ("out-of-memory", true, None),
-            CallError::Trap { .. } => ("trap", true, None),
-            CallError::Busy { .. } => ("busy", true, None),
-            CallError::Start { .. } => ("start", true, None),
-            CallError::WrongKind { .. } => ("config", false, None),
+            CallError::Timeout { .. } => (C::Timeout, true, None),
+            CallError::OutOfMemory { .. } => (C::OutOfMemory, true, None),
+            CallError::Trap { .. } => (C::Trap, true, None),
+            CallError::Busy { .. } => (C::Busy, true, None),
+            CallError::Start { .. } => (C::Start, true, None),
+            CallError::WrongKind { .. } => (C::Config, false, None),
         };
         Failure {
             class,
@@ -93,7 +147,7 @@ impl Failure {
 
     pub fn config(message: impl Into<String>) -> Failure {
         Failure {
-            class: "config",
+            class: FailureClass::Config,
             message: message.into(),
             retry: false,
             retry_after_ms: None,
@@ -102,11 +156,20 @@ impl Failure {
 
     pub fn store(e: &StoreError) -> Failure {
         Failure {
-            class: "store",
+            class: match e {
+                StoreError::Fenced(_) => FailureClass::LeaseLost,
+                _ => FailureClass::Store,
+            },
             message: e.to_string(),
             retry: true,
             retry_after_ms: None,
         }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::store(&e)
     }
 }
 
@@ -142,6 +205,17 @@ pub struct Pipeline {
     pub(crate) wake: Notify,
     pub(crate) owner: String,
     capabilities: Mutex<HashMap<(String, String, String), Arc<wit::connector::Capabilities>>>,
+    pub(crate) refusals: webhooks::RefusalSampler,
+    /// Set when a webhook delivery was stored (or may be waiting): the dispatcher claims them.
+    pub(crate) deliveries_waiting: std::sync::atomic::AtomicBool,
+    /// Until when each running job's lease is known to hold (from its claim and the
+    /// heartbeats the store confirmed).
+    pub(crate) leases: Mutex<HashMap<i64, std::time::Instant>>,
+    /// Destinations that asked to be left alone (a 429's `Retry-After`), by (tenant,
+    /// destination): until then no job calls them.
+    pub(crate) throttles: Mutex<HashMap<(String, String), std::time::Instant>>,
+    /// Each polled source's health, by (tenant, source).
+    pub(crate) pollers: Mutex<std::collections::BTreeMap<(String, String), sources::SourceHealth>>,
 }
 
 impl Pipeline {
@@ -161,6 +235,11 @@ impl Pipeline {
             wake: Notify::new(),
             owner,
             capabilities: Mutex::new(HashMap::new()),
+            refusals: webhooks::RefusalSampler::default(),
+            deliveries_waiting: std::sync::atomic::AtomicBool::new(true),
+            leases: Mutex::new(HashMap::new()),
+            throttles: Mutex::new(HashMap::new()),
+            pollers: Mutex::default(),
         }))
     }
 
@@ -171,6 +250,57 @@ impl Pipeline {
 
     /// Wakes the dispatcher (after a replay, a resolved conflict or an approval).
     pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Holds every job's calls to a destination back for `wait_ms` (it answered rate-limited).
+    pub(crate) fn throttle(&self, tenant: &str, destination: &str, wait_ms: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+        let mut t = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = t
+            .entry((tenant.to_string(), destination.to_string()))
+            .or_insert(until);
+        if *slot < until {
+            *slot = until;
+        }
+    }
+
+    /// How long a destination still asks to be left alone, if it does.
+    pub(crate) fn throttled(&self, tenant: &str, destination: &str) -> Option<std::time::Duration> {
+        let t = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
+        let until = t.get(&(tenant.to_string(), destination.to_string()))?;
+        until.checked_duration_since(std::time::Instant::now())
+    }
+
+    /// Records until when a job's lease is known to hold (`None`: the job ended).
+    pub(crate) fn lease_confirmed(&self, job_id: i64, until: Option<std::time::Instant>) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        match until {
+            Some(t) => {
+                leases.insert(job_id, t);
+            }
+            None => {
+                leases.remove(&job_id);
+            }
+        }
+    }
+
+    /// Whether a job's lease is confirmed for at least a quarter of a lease more: a
+    /// worker calls a destination only then, so a stalled store (heartbeats not
+    /// written) stops it before another host could take the job over.
+    pub(crate) fn lease_holds(&self, job_id: i64) -> bool {
+        let margin = std::time::Duration::from_millis(self.config.queue.lease_ms / 4);
+        self.leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&job_id)
+            .is_some_and(|until| *until > std::time::Instant::now() + margin)
+    }
+
+    /// Tells the dispatcher that webhook deliveries wait for enrichment (after a replay).
+    pub fn deliveries_arrived(&self) {
+        self.deliveries_waiting
+            .store(true, std::sync::atomic::Ordering::Release);
         self.wake.notify_one();
     }
 

@@ -89,6 +89,34 @@ pub struct Transition {
     pub at_ms: i64,
 }
 
+/// Something [`Lifecycle::observe`] did differently from what the event asked, for the audit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// A withdrawal of someone who has already started is not applied: their access
+    /// is the HR system's to end (with a leaver), not the ATS's.
+    WithdrawalAfterStart { start_date: Option<String> },
+    /// A hire of someone whose employment ended (a start date after their last day,
+    /// or after a withdrawal) is taken as a rehire.
+    JoinerIsRehire,
+}
+
+impl Observation {
+    /// The audit kind and details.
+    pub fn audit(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            Observation::WithdrawalAfterStart { start_date } => (
+                "lifecycle.withdrawal_ignored",
+                serde_json::json!({ "start_date": start_date,
+                    "why": "the person has already started; end their employment with a leaver from the HR system" }),
+            ),
+            Observation::JoinerIsRehire => (
+                "lifecycle.rehire",
+                serde_json::json!({ "why": "a hire after the employment ended is a rehire" }),
+            ),
+        }
+    }
+}
+
 /// How many transitions a person's history keeps.
 const HISTORY: usize = 50;
 
@@ -181,12 +209,51 @@ impl Lifecycle {
         self.employment.as_deref() == Some("contractor")
     }
 
-    /// Takes in one source event (once per event id).
-    pub fn observe(&mut self, event_id: i64, kind: EventKind, event: &wit::PersonEvent, now_ms: i64) {
+    /// Whether the person has started: hired, and their start date (if any) has begun.
+    fn started(&self, today: NaiveDate) -> bool {
+        self.hires > 0
+            && !self.withdrawn
+            && self
+                .start_date
+                .as_deref()
+                .and_then(day)
+                .is_none_or(|s| today >= s)
+    }
+
+    /// Takes in one source event (once per event id); says what it did differently
+    /// from what the event asked, if anything.
+    pub fn observe(
+        &mut self,
+        event_id: i64,
+        kind: EventKind,
+        event: &wit::PersonEvent,
+        now_ms: i64,
+    ) -> Option<Observation> {
         if event_id <= self.last_event {
-            return;
+            return None;
         }
         self.last_event = event_id;
+        let today = self.today(now_ms);
+        if kind == EventKind::Withdrawn && self.started(today) {
+            return Some(Observation::WithdrawalAfterStart {
+                start_date: self.start_date.clone(),
+            });
+        }
+        // A hire after the employment ended (or after a withdrawn hire) hires them again.
+        let ended = self.withdrawn
+            || self.last_day.as_deref().and_then(day).is_some_and(|last| {
+                event
+                    .person
+                    .start_date
+                    .as_deref()
+                    .and_then(day)
+                    .is_some_and(|s| s > last)
+            });
+        let (kind, note) = if kind == EventKind::Joiner && self.hires > 0 && ended {
+            (EventKind::Rehire, Some(Observation::JoinerIsRehire))
+        } else {
+            (kind, None)
+        };
         let p = &event.person;
         if let Some(z) = &p.time_zone {
             self.time_zone = Some(z.clone());
@@ -200,7 +267,6 @@ impl Lifecycle {
         self.end_date = p.end_date.clone();
         self.manager = p.manager.as_ref().map(|m| format!("{}:{}", m.source, m.id));
         self.candidate = p.status == wit::PersonStatus::Candidate && self.hires == 0;
-        let today = self.today(now_ms);
         let yesterday = today.pred_opt().unwrap_or(today).to_string();
         let on = |d: &Option<String>| d.clone().unwrap_or_else(|| today.to_string());
         match kind {
@@ -269,6 +335,7 @@ impl Lifecycle {
                 }
             }
         }
+        note
     }
 
     /// The state at an instant.
@@ -328,6 +395,10 @@ impl Lifecycle {
     /// the start date, leave start and return, the last day's end, and each
     /// destination's pre-hire day. The earliest is the person's next wake-up.
     pub fn next_change(&self, now_ms: i64, prehire_days: &[u32]) -> Option<i64> {
+        // A withdrawn hire has nothing ahead (no start date to wake up for).
+        if self.withdrawn {
+            return None;
+        }
         let mut at: Vec<i64> = Vec::new();
         for d in [&self.start_date, &self.leave_from, &self.leave_until] {
             if let Some(d) = d.as_deref().and_then(day) {
@@ -690,6 +761,41 @@ mod tests {
             now,
         );
         assert_eq!(l.last_day, None, "rescinded before it took effect");
+    }
+
+    #[test]
+    fn a_withdrawal_counts_only_before_the_start_and_a_later_hire_is_a_rehire() {
+        let mut l = Lifecycle::default();
+        let hire = event(EventKind::Joiner, person(wit::PersonStatus::PreHire), None);
+        l.observe(1, EventKind::Joiner, &hire, ms("2026-02-01T00:00:00Z"));
+        assert!(l.next_change(ms("2026-02-01T00:00:00Z"), &[]).is_some());
+        let withdrawn = event(EventKind::Withdrawn, person(wit::PersonStatus::PreHire), None);
+        // After the start date (2026-03-02 in Sydney): not applied, and said so.
+        let mut started = l.clone();
+        let note = started.observe(2, EventKind::Withdrawn, &withdrawn, ms("2026-03-05T00:00:00Z"));
+        assert!(
+            matches!(note, Some(Observation::WithdrawalAfterStart { .. })),
+            "{note:?}"
+        );
+        assert_eq!(started.state_at(ms("2026-03-05T00:00:00Z")), State::Active);
+        // Before it: withdrawn, with no wake-up left for the start date.
+        assert_eq!(
+            l.observe(2, EventKind::Withdrawn, &withdrawn, ms("2026-02-10T00:00:00Z")),
+            None
+        );
+        assert_eq!(l.state_at(ms("2026-03-05T00:00:00Z")), State::Withdrawn);
+        assert_eq!(l.next_change(ms("2026-02-10T00:00:00Z"), &[7]), None);
+        // Hired again later: a rehire, active from the new start date.
+        let mut again = person(wit::PersonStatus::PreHire);
+        again.start_date = Some("2026-09-01".into());
+        let note = l.observe(
+            3,
+            EventKind::Joiner,
+            &event(EventKind::Joiner, again, None),
+            ms("2026-08-01T00:00:00Z"),
+        );
+        assert_eq!(note, Some(Observation::JoinerIsRehire));
+        assert_eq!(l.state_at(ms("2026-09-02T00:00:00Z")), State::Active);
     }
 
     fn destination() -> DestinationConfig {

@@ -19,6 +19,11 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub kpi: GaugeVec,
+    pub webhook_deliveries: IntCounterVec,
+    pub webhook_refusals: IntCounterVec,
+    pub webhook_ack_seconds: HistogramVec,
+    pub enrichments: IntCounterVec,
+    pub plugin_truncations: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -78,6 +83,31 @@ impl Metrics {
             "Errors, by destination (or `rules`) and class",
             &["tenant", "destination", "class"],
         )?;
+        let webhook_deliveries = counter(
+            "tenure_webhook_deliveries_total",
+            "Verified webhook deliveries, by source and outcome (stored, duplicate, ping)",
+            &["tenant", "source", "outcome"],
+        )?;
+        let webhook_refusals = counter(
+            "tenure_webhook_refusals_total",
+            "Webhook deliveries refused, by source and HTTP status (every one, audited or not)",
+            &["source", "status"],
+        )?;
+        let webhook_ack_seconds = histogram(
+            "tenure_webhook_ack_seconds",
+            "From a webhook delivery's arrival to its durable acknowledgement",
+            &["source"],
+        )?;
+        let enrichments = counter(
+            "tenure_enrichments_total",
+            "Enrichment attempts of stored deliveries, by source and how they ended",
+            &["tenant", "source", "outcome"],
+        )?;
+        let plugin_truncations = IntGauge::new(
+            "tenure_plugin_output_truncated_total",
+            "Plugin-returned values cut to the host's caps since start",
+        )?;
+        registry.register(Box::new(plugin_truncations.clone()))?;
         let in_flight = IntGauge::new("tenure_jobs_in_flight", "Jobs being applied now")?;
         registry.register(Box::new(in_flight.clone()))?;
         let queue_depth = IntGaugeVec::new(
@@ -105,11 +135,18 @@ impl Metrics {
             errors,
             queue_depth,
             kpi,
+            webhook_deliveries,
+            webhook_refusals,
+            webhook_ack_seconds,
+            enrichments,
+            plugin_truncations,
         })
     }
 
     /// Refreshes the store-backed gauges and renders the text exposition format.
     pub async fn render(&self, store: &dyn Store, tenants: &[String]) -> String {
+        self.plugin_truncations
+            .set(i64::try_from(tenure_runtime::bounds::truncations()).unwrap_or(i64::MAX));
         if let Ok(depth) = store.queue_depth().await {
             self.queue_depth.reset();
             for (tenant, state, n) in depth {

@@ -83,7 +83,7 @@ pub struct Assigned {
 
 fn no_value(request: &UniqueRequest, taken: &[String]) -> crate::Failure {
     crate::Failure {
-        class: "invalid-input",
+        class: crate::FailureClass::InvalidInput,
         message: format!(
             "unique {}: every candidate is taken ({}); add candidates or raise max_n in the rule set",
             request.attribute,

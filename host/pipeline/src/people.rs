@@ -59,7 +59,7 @@ impl Pipeline {
             .map_err(|e| crate::Failure::store(&e))?
         {
             Some(row) => serde_json::from_str(&row.doc).map_err(|e| crate::Failure {
-                class: "store",
+                class: crate::FailureClass::Store,
                 message: format!("the lifecycle record of {person_key} cannot be read: {e}"),
                 retry: false,
                 retry_after_ms: None,

@@ -100,7 +100,7 @@ impl Pipeline {
             source_record_id: String::new(),
             occurred_at: None,
         };
-        life.observe(i64::MAX, kind, &as_event, now);
+        let _ = life.observe(i64::MAX, kind, &as_event, now);
         let state = life.state_at(now);
         let mut merged = merged;
         merged.status = state.status();

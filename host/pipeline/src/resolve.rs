@@ -121,7 +121,7 @@ async fn find(
         }
         if keys.is_empty() {
             return Err(Failure {
-                class: "invalid-input",
+                class: crate::FailureClass::InvalidInput,
                 message: format!(
                     "destination {}: the rules gave no value for any matching attribute ({}), so the account cannot be found or safely created",
                     dest.name,

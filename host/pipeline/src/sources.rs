@@ -4,7 +4,7 @@
 
 use crate::event::{InvalidEvent, ValidEvent};
 use crate::{Pipeline, PipelineError, now_ms};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tenure_runtime::wit;
@@ -28,6 +28,43 @@ pub struct SourceConfig {
     #[serde(default)]
     pub webhook: Option<crate::webhooks::WebhookConfig>,
 }
+
+/// Where a source's poller stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollerState {
+    /// Its last poll succeeded (or none has run yet).
+    Polling,
+    /// Its last poll failed; it keeps polling on schedule.
+    Failing,
+    /// Its poller is not running any more (never expected; readiness fails).
+    Stopped,
+}
+
+/// A polled source's health, as `/readyz` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceHealth {
+    pub tenant: String,
+    pub source: String,
+    pub state: PollerState,
+    pub last_ok_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+}
+
+/// What a backfill did so far.
+#[derive(Debug, Default, Clone)]
+pub struct BackfillReport {
+    pub pages: usize,
+    pub stored: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    /// Waits for the source's rate limit (not failures).
+    pub rate_limited: usize,
+}
+
+/// Consecutive failed polls (other than rate limits) a backfill takes before it stops.
+const BACKFILL_FAILURES: u32 = 5;
 
 /// What one polled page did.
 #[derive(Debug)]
@@ -70,28 +107,21 @@ impl SourceConfig {
     }
 }
 
-/// Checks an event a source plugin produced.
+/// Checks an event a source plugin produced exactly as an event posted to the API
+/// is checked, and that it carries a record id (its de-duplication key).
 pub fn validate_plugin_event(source: &str, event: wit::PersonEvent) -> Result<ValidEvent, InvalidEvent> {
-    let bad = |field: &str, reason: &str| InvalidEvent {
-        field: field.into(),
-        reason: reason.into(),
-    };
+    crate::event::check_source(source)?;
     if event.source_record_id.is_empty() {
-        return Err(bad(
-            "source_record_id",
-            "a source plugin must give every event a record id",
-        ));
+        return Err(InvalidEvent {
+            field: "source_record_id".into(),
+            reason: "a source plugin must give every event a record id".into(),
+        });
     }
-    if event
-        .person
-        .ids
-        .iter()
-        .any(|i| i.id.is_empty() || i.source.is_empty())
-    {
-        return Err(bad("person.ids", "ids must have a source and an id"));
-    }
-    let person_key = crate::event::person_key(source, &event.person)
-        .ok_or_else(|| bad("person.ids", "must name at least one id"))?;
+    crate::event::check_event(&event)?;
+    let person_key = crate::event::person_key(source, &event.person).ok_or_else(|| InvalidEvent {
+        field: "person.ids".into(),
+        reason: "must name at least one id".into(),
+    })?;
     Ok(ValidEvent {
         source: source.into(),
         person_key,
@@ -169,8 +199,10 @@ impl Pipeline {
             if source.next_wait(schedule.as_ref()).is_none() {
                 continue;
             }
+            self.set_health(&tenant, &source.name, |_| {});
             let (me, mut stop) = (self.clone(), shutdown.clone());
-            tasks.push(tokio::spawn(async move {
+            let (watch_tenant, watch_source, watcher) = (tenant.clone(), source.name.clone(), self.clone());
+            let task = tokio::spawn(async move {
                 loop {
                     // A cron source waits for its first slot; an interval source polls at once.
                     if schedule.is_some() {
@@ -182,7 +214,7 @@ impl Pipeline {
                             _ = stop.changed() => break,
                         }
                     }
-                    while me.poll_once(&tenant, &source).await && !*stop.borrow() {}
+                    while me.clone().poll_guarded(&tenant, &source).await && !*stop.borrow() {}
                     if *stop.borrow() {
                         break;
                     }
@@ -193,6 +225,22 @@ impl Pipeline {
                             _ = stop.changed() => break,
                         }
                     }
+                }
+            });
+            // A poller that ends without a shutdown is reported stopped.
+            let shutting_down = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let ended = task.await;
+                if !*shutting_down.borrow() {
+                    let why = match ended {
+                        Err(e) if e.is_panic() => "the poller panicked".to_string(),
+                        _ => "the poller ended".to_string(),
+                    };
+                    tracing::error!(tenant = %watch_tenant, source = %watch_source, "{why}");
+                    watcher.set_health(&watch_tenant, &watch_source, |h| {
+                        h.state = PollerState::Stopped;
+                        h.last_error = Some(why);
+                    });
                 }
             }));
         }
@@ -225,6 +273,102 @@ impl Pipeline {
         })
     }
 
+    /// Polls a source page by page until it has no more, from its stored cursor. Each
+    /// page is stored with its cursor (an interrupted backfill resumes where it stopped).
+    /// A rate limit is waited out; other failures are retried a few times with backoff.
+    /// `progress` sees every page.
+    pub async fn backfill(
+        &self,
+        tenant: &str,
+        source: &SourceConfig,
+        mut progress: impl FnMut(&PolledPage, &BackfillReport),
+    ) -> Result<BackfillReport, PipelineError> {
+        let mut report = BackfillReport::default();
+        let mut failures = 0u32;
+        loop {
+            let page = match self.poll_page(tenant, source).await {
+                Ok(p) => p,
+                Err(PipelineError::Call(e)) => {
+                    let f = crate::Failure::of_call(&e);
+                    if f.class == crate::FailureClass::RateLimited {
+                        report.rate_limited += 1;
+                        let wait = f.retry_after_ms.unwrap_or(1000).clamp(100, 120_000);
+                        tracing::info!(wait_ms = wait, "backfill: the source asks to wait");
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        continue;
+                    }
+                    failures += 1;
+                    if !f.retry || failures >= BACKFILL_FAILURES {
+                        return Err(PipelineError::Call(e));
+                    }
+                    let wait = 500u64 << failures;
+                    tracing::warn!(error = %e, wait_ms = wait, "backfill: poll failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            failures = 0;
+            report.pages += 1;
+            report.stored += page.stored;
+            report.duplicates += page.duplicates;
+            report.rejected += page.rejected.len();
+            progress(&page, &report);
+            if !page.has_more {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Every polled source's health.
+    pub fn source_health(&self) -> Vec<SourceHealth> {
+        self.pollers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn set_health(&self, tenant: &str, source: &str, change: impl FnOnce(&mut SourceHealth)) {
+        let mut pollers = self.pollers.lock().unwrap_or_else(|p| p.into_inner());
+        let h = pollers
+            .entry((tenant.to_string(), source.to_string()))
+            .or_insert_with(|| SourceHealth {
+                tenant: tenant.into(),
+                source: source.into(),
+                state: PollerState::Polling,
+                last_ok_ms: None,
+                last_error: None,
+                consecutive_failures: 0,
+            });
+        change(h);
+    }
+
+    /// One poll on its own task, so that even a bug reached by one page (a panic)
+    /// fails that poll, not the source's poller; true when more pages wait.
+    async fn poll_guarded(self: Arc<Self>, tenant: &str, source: &SourceConfig) -> bool {
+        let (me, t, s) = (self.clone(), tenant.to_string(), source.clone());
+        let outcome = tokio::spawn(async move { me.poll_once(&t, &s).await }).await;
+        match outcome {
+            Ok(more) => more,
+            Err(e) => {
+                let why = if e.is_panic() {
+                    "a poll panicked (a bug); the poller goes on at the next poll"
+                } else {
+                    "a poll was cancelled"
+                };
+                tracing::error!(tenant, source = %source.name, "{why}");
+                self.set_health(tenant, &source.name, |h| {
+                    h.state = PollerState::Failing;
+                    h.last_error = Some(why.into());
+                    h.consecutive_failures += 1;
+                });
+                false
+            }
+        }
+    }
+
     /// Polls one page for the scheduler, logging the outcome; true when more pages wait.
     pub async fn poll_once(&self, tenant: &str, source: &SourceConfig) -> bool {
         let span = tracing::info_span!("poll", tenant, source = %source.name);
@@ -242,10 +386,20 @@ impl Pipeline {
                     ms = now_ms() - started,
                     "polled"
                 );
+                self.set_health(tenant, &source.name, |h| {
+                    h.state = PollerState::Polling;
+                    h.last_ok_ms = Some(now_ms());
+                    h.consecutive_failures = 0;
+                });
                 page.has_more
             }
             Err(e) => {
                 tracing::warn!(error = %e, "poll failed; the cursor stays");
+                self.set_health(tenant, &source.name, |h| {
+                    h.state = PollerState::Failing;
+                    h.last_error = Some(e.to_string());
+                    h.consecutive_failures += 1;
+                });
                 false
             }
         }

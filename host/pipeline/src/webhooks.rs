@@ -2,20 +2,28 @@
 //! `signature = lower_hex(HMAC-SHA256(key = the webhook's signature token,
 //! msg = token ‖ triggeredAt as a plain integer))`. A delivery is accepted only
 //! when the signature matches (constant-time), `triggeredAt` is fresh, and its
-//! `token` was never accepted before (remembered in the store, in the same
-//! transaction as the events, so a crash never loses or doubles a delivery).
-//! Every refusal is audited with its reason and enqueues nothing.
+//! `token` was never accepted with other content before.
+//!
+//! An accepted delivery is stored raw, with its token and a digest of its
+//! content, in one transaction, and only then answered 200: milliseconds, never
+//! waiting on the vendor's API. Enrichment (the source plugin's `parse`) runs
+//! afterwards as a queued attempt with retries ([`crate::deliveries`]). A
+//! redelivery of stored content is answered 200 and enriched no second time.
+//!
+//! Every refusal is counted in `tenure_webhook_refusals_total` and recorded in the
+//! audit, sampled per source (a burst, then one a second, each noting how many
+//! were left out) so an unauthenticated flood cannot fill the audit chain.
 
-use crate::event::InvalidEvent;
 use crate::{Pipeline, now_ms};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
-use std::collections::BTreeMap;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Instant;
 use tenure_capabilities::Secret;
-use tenure_runtime::wit;
-use tenure_store::{AuditRecord, Delivery, Intake};
+use tenure_store::{AuditRecord, DeliveryIntake, NewDelivery};
 
 /// `[tenants.T.sources.webhook]`: how a source's webhooks are verified.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,11 +78,66 @@ impl Refusal {
 }
 
 /// What an accepted delivery did.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
-    /// Lever's test request (empty `data`): verified, nothing to enqueue.
+    /// Lever's test request (empty `data`): verified, nothing to enrich.
     Ping,
-    Stored(Vec<Intake>),
+    /// Stored; its events come from enrichment.
+    Stored { delivery_id: i64 },
+    /// The same content was stored before (the sender retrying): nothing new.
+    Duplicate { delivery_id: i64 },
+}
+
+/// Audit records of refusals per source: a burst of this many, then one a second.
+const REFUSAL_AUDIT_BURST: f64 = 20.0;
+
+/// Samples refusals for the audit, per (tenant, source).
+#[derive(Default)]
+pub(crate) struct RefusalSampler {
+    buckets: Mutex<HashMap<(String, String), RefusalBucket>>,
+}
+
+struct RefusalBucket {
+    tokens: f64,
+    at: Instant,
+    /// Refusals left out of the audit since the last one written.
+    left_out: u64,
+}
+
+impl RefusalSampler {
+    /// Whether this refusal is written to the audit: `Some(left out before it)`, or
+    /// `None` when it is only counted.
+    fn admit(&self, tenant: &str, source: &str) -> Option<u64> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let b = buckets
+            .entry((tenant.to_string(), source.to_string()))
+            .or_insert(RefusalBucket {
+                tokens: REFUSAL_AUDIT_BURST,
+                at: now,
+                left_out: 0,
+            });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64()).min(REFUSAL_AUDIT_BURST);
+        b.at = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Some(std::mem::take(&mut b.left_out))
+        } else {
+            b.left_out += 1;
+            None
+        }
+    }
+}
+
+/// What a delivery says, hashed: its event, time and data (keys in order).
+fn content_digest(envelope: &Envelope) -> String {
+    let mut h = Sha256::new();
+    h.update(envelope.event.as_bytes());
+    h.update(b"\n");
+    h.update(envelope.triggered_at.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(envelope.data.to_string().as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// Lever's signature of a delivery: lowercase hex HMAC-SHA256 of `token ‖ triggeredAt`.
@@ -166,7 +229,10 @@ fn verify(config: &WebhookConfig, body: &[u8], now_ms: i64) -> Result<Envelope, 
 
 impl Pipeline {
     /// The tenant and config of the source a webhook URL names.
-    fn webhook_source(&self, source: &str) -> Option<(&str, &crate::SourceConfig, &WebhookConfig)> {
+    pub(crate) fn webhook_source(
+        &self,
+        source: &str,
+    ) -> Option<(&str, &crate::SourceConfig, &WebhookConfig)> {
         self.config.tenants.iter().find_map(|(tenant, t)| {
             t.sources
                 .iter()
@@ -180,137 +246,125 @@ impl Pipeline {
         self.webhook_source(source).map(|(_, _, w)| w.max_body_bytes)
     }
 
-    /// Refuses (and audits) a delivery whose body is over the source's limit, unread.
+    /// Refuses a delivery to a source that does not exist (counted; nothing to audit it under).
+    pub fn refuse_unknown_webhook(&self, source: &str) -> Refusal {
+        self.metrics
+            .webhook_refusals
+            .with_label_values(&["unknown", "404"])
+            .inc();
+        Refusal::new(404, "source", format!("no webhook source named {source:?}"))
+    }
+
+    /// Refuses (and records) a delivery whose body is over the source's limit, unread.
     pub async fn refuse_oversized_webhook(&self, source: &str) -> Refusal {
         let Some((tenant, _, config)) = self.webhook_source(source) else {
-            return Refusal::new(404, "source", format!("no webhook source named {source:?}"));
+            return self.refuse_unknown_webhook(source);
         };
         let r = Refusal::new(
             413,
             "body",
             format!("more than the {} bytes allowed", config.max_body_bytes),
         );
-        let audit = self.refused(tenant, source, &r);
-        if let Err(e) = self.store.append_audit(vec![audit]).await {
-            tracing::error!(error = %e, "cannot audit a refused webhook");
-        }
-        r
+        self.refuse(tenant, source, r).await
     }
 
-    fn refused(&self, tenant: &str, source: &str, refusal: &Refusal) -> AuditRecord {
-        AuditRecord {
-            tenant: tenant.into(),
-            kind: "webhook.rejected".into(),
-            actor: format!("webhook:{source}"),
-            person_key: None,
-            destination: None,
-            event_id: None,
-            job_id: None,
-            data: json!({ "status": refusal.status, "field": refusal.field, "reason": refusal.reason }),
+    /// Counts a refusal and records it in the audit (sampled per source); returns it.
+    async fn refuse(&self, tenant: &str, source: &str, refusal: Refusal) -> Refusal {
+        self.metrics
+            .webhook_refusals
+            .with_label_values(&[source, &refusal.status.to_string()])
+            .inc();
+        if let Some(left_out) = self.refusals.admit(tenant, source) {
+            let audit = AuditRecord {
+                tenant: tenant.into(),
+                kind: "webhook.rejected".into(),
+                actor: format!("webhook:{source}"),
+                data: json!({ "status": refusal.status, "field": refusal.field, "reason": refusal.reason,
+                              "left_out_before": left_out }),
+                ..AuditRecord::default()
+            };
+            if let Err(e) = self.store.append_audit(vec![audit]).await {
+                tracing::error!(error = %e, source, "cannot audit a refused webhook");
+            }
         }
+        tracing::info!(source, status = refusal.status, field = %refusal.field, reason = %refusal.reason,
+            "webhook delivery refused");
+        refusal
     }
 
-    /// Receives a Lever delivery for `source`: verified, then turned into person
-    /// events by the source's plugin (which enriches them through Lever's API),
-    /// then stored with its token in one transaction. `Err` carries the HTTP answer.
+    /// Receives a Lever delivery for `source`: verified, then stored raw with its token
+    /// and content digest in one transaction, and answered; the source's plugin enriches
+    /// it afterwards. `Err` carries the HTTP answer.
     pub async fn receive_lever_webhook(
         &self,
         source: &str,
         headers: Vec<(String, String)>,
         body: &[u8],
     ) -> Result<Accepted, Refusal> {
-        let Some((tenant, source_config, config)) = self.webhook_source(source) else {
-            return Err(Refusal::new(
-                404,
-                "source",
-                format!("no webhook source named {source:?}"),
-            ));
+        let started = Instant::now();
+        let Some((tenant, _, config)) = self.webhook_source(source) else {
+            return Err(self.refuse_unknown_webhook(source));
         };
-        let (tenant, plugin) = (tenant.to_string(), source_config.plugin.clone());
         let envelope = match verify(config, body, now_ms()) {
             Ok(e) => e,
-            Err(r) => {
-                let audit = self.refused(&tenant, source, &r);
-                if let Err(e) = self.store.append_audit(vec![audit]).await {
-                    tracing::error!(error = %e, "cannot audit a refused webhook");
-                }
-                return Err(r);
-            }
-        };
-        let delivery = Delivery {
-            tenant: tenant.clone(),
-            source: source.to_string(),
-            token: envelope.token.clone(),
-            keep_ms: i64::try_from(config.max_age_secs.saturating_mul(2000)).unwrap_or(i64::MAX),
-        };
-        let received = AuditRecord {
-            tenant: tenant.clone(),
-            kind: "webhook.received".into(),
-            actor: format!("webhook:{source}"),
-            person_key: None,
-            destination: None,
-            event_id: None,
-            job_id: None,
-            data: json!({ "event": envelope.event, "triggered_at": envelope.triggered_at }),
+            Err(r) => return Err(self.refuse(tenant, source, r).await),
         };
         let ping = envelope.data.as_object().is_some_and(|m| m.is_empty());
-        let events = if ping {
-            Vec::new()
-        } else {
-            let handle = self
-                .runtime
-                .plugin(&tenant, &plugin)
-                .map_err(|e| Refusal::new(503, "source", e.to_string()))?;
-            let payload = wit::source::Payload {
-                content_type: "application/json".into(),
-                headers,
-                body: body.to_vec(),
-            };
-            handle.parse(&payload).await.map_err(|e| {
-                // A refusal from the plugin is the delivery's fault (4xx); anything else
-                // (Lever's API down, rate-limited) is worth Lever's retry (503).
-                match &e {
-                    tenure_runtime::CallError::Plugin {
-                        error: wit::PluginError::InvalidInput(i),
-                        ..
-                    } => Refusal::new(422, &i.field, i.reason.clone()),
-                    other => Refusal::new(503, "source", other.to_string()),
-                }
-            })?
+        let delivery = NewDelivery {
+            tenant: tenant.to_string(),
+            source: source.to_string(),
+            token: envelope.token.clone(),
+            digest: content_digest(&envelope),
+            event: envelope.event.clone(),
+            headers,
+            body: body.to_vec(),
+            keep_token_ms: i64::try_from(config.max_age_secs.saturating_mul(2000)).unwrap_or(i64::MAX),
+            ping,
+            max_attempts: self.config.queue.enrich_max_attempts,
+            audit: vec![AuditRecord {
+                tenant: tenant.into(),
+                kind: if ping { "webhook.ping" } else { "webhook.received" }.into(),
+                actor: format!("webhook:{source}"),
+                data: json!({ "event": envelope.event, "triggered_at": envelope.triggered_at }),
+                ..AuditRecord::default()
+            }],
         };
-        let mut new = Vec::new();
-        for e in events {
-            let valid = crate::sources::validate_plugin_event(source, e)
-                .map_err(|e: InvalidEvent| Refusal::new(422, &e.field, e.reason))?;
-            let key = format!("{source}:{}", valid.event.source_record_id);
-            new.push(
-                self.new_event(&tenant, &format!("source:{source}"), key, valid)
-                    .map_err(|e| Refusal::new(422, "event", e.to_string()))?,
-            );
-        }
-        match self.store.intake_delivery(new, delivery, vec![received]).await {
-            Ok(Some(intake)) => {
-                self.wake.notify_one();
-                Ok(if ping {
-                    Accepted::Ping
-                } else {
-                    Accepted::Stored(intake)
-                })
+        let outcome = match self.store.store_delivery(delivery).await {
+            Ok(DeliveryIntake::Stored { delivery_id }) if ping => Ok((Accepted::Ping, delivery_id)),
+            Ok(DeliveryIntake::Stored { delivery_id }) => Ok((Accepted::Stored { delivery_id }, delivery_id)),
+            Ok(DeliveryIntake::Duplicate { delivery_id }) => {
+                Ok((Accepted::Duplicate { delivery_id }, delivery_id))
             }
-            Ok(None) => {
-                let r = Refusal::new(
-                    409,
-                    "token",
-                    "this delivery's token was already accepted (a replay)",
-                );
-                let _ = self
-                    .store
-                    .append_audit(vec![self.refused(&tenant, source, &r)])
-                    .await;
-                Err(r)
-            }
+            Ok(DeliveryIntake::Replay) => Err(Refusal::new(
+                409,
+                "token",
+                "this delivery's token was already accepted with other content (a replay)",
+            )),
             Err(e) => Err(Refusal::new(503, "store", e.to_string())),
+        };
+        let (accepted, _) = match outcome {
+            Ok(o) => o,
+            Err(r) => return Err(self.refuse(tenant, source, r).await),
+        };
+        let label = match accepted {
+            Accepted::Ping => "ping",
+            Accepted::Stored { .. } => "stored",
+            Accepted::Duplicate { .. } => "duplicate",
+        };
+        self.metrics
+            .webhook_deliveries
+            .with_label_values(&[tenant, source, label])
+            .inc();
+        self.metrics
+            .webhook_ack_seconds
+            .with_label_values(&[source])
+            .observe(started.elapsed().as_secs_f64());
+        if matches!(accepted, Accepted::Stored { .. }) {
+            self.deliveries_waiting
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.wake.notify_one();
         }
+        Ok(accepted)
     }
 }
 

@@ -16,8 +16,11 @@ impl Pipeline {
     pub async fn run_workers(self: Arc<Self>, mut shutdown: watch::Receiver<bool>, drain: Duration) {
         let q = self.config.queue.clone();
         let slots = Arc::new(Semaphore::new(q.concurrency.max(1)));
+        let enrich_slots = Arc::new(Semaphore::new(q.enrich_concurrency.max(1)));
         let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone()));
+        let enriching: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone(), enriching.clone()));
+        let mut last_delivery_scan: Option<std::time::Instant> = None;
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         let mut last_schedule_scan: Option<std::time::Instant> = None;
         if let Err(e) = self.requeue_taken_actions().await {
@@ -37,6 +40,16 @@ impl Pipeline {
                     tracing::error!(error = %e, "cannot queue due scheduled actions");
                 }
             }
+            // Stored webhook deliveries: right after one arrives, and once a second for retries.
+            let arrived = self
+                .deliveries_waiting
+                .swap(false, std::sync::atomic::Ordering::AcqRel);
+            if (arrived || last_delivery_scan.is_none_or(|t| t.elapsed() >= SCHEDULE_SCAN))
+                && enrich_slots.available_permits() > 0
+            {
+                last_delivery_scan = Some(std::time::Instant::now());
+                self.dispatch_deliveries(&enrich_slots, &enriching).await;
+            }
             let free = slots.available_permits();
             let busy = q.concurrency.max(1) - free;
             let mut claimed_all = false;
@@ -54,10 +67,12 @@ impl Pipeline {
                 {
                     Ok(jobs) => {
                         claimed_all = jobs.len() == free;
+                        let leased_until = std::time::Instant::now() + Duration::from_millis(q.lease_ms);
                         for job in jobs {
                             let Ok(permit) = slots.clone().acquire_owned().await else {
                                 break;
                             };
+                            self.lease_confirmed(job.id, Some(leased_until));
                             in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(job.id);
                             self.metrics.in_flight.inc();
                             let (me, flights) = (self.clone(), in_flight.clone());
@@ -65,6 +80,7 @@ impl Pipeline {
                                 let id = job.id;
                                 me.process(job).await;
                                 flights.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                                me.lease_confirmed(id, None);
                                 me.metrics.in_flight.dec();
                                 drop(permit);
                                 me.wake.notify_one();
@@ -84,12 +100,63 @@ impl Pipeline {
             }
         }
         let _ = tokio::time::timeout(drain, slots.acquire_many(q.concurrency.max(1) as u32)).await;
+        let _ = tokio::time::timeout(
+            drain,
+            enrich_slots.acquire_many(q.enrich_concurrency.max(1) as u32),
+        )
+        .await;
         heartbeat.abort();
+    }
+
+    /// Claims due webhook deliveries for the free enrichment slots and enriches each on its own task.
+    async fn dispatch_deliveries(
+        self: &Arc<Self>,
+        slots: &Arc<Semaphore>,
+        enriching: &Arc<Mutex<HashSet<i64>>>,
+    ) {
+        let free = slots.available_permits();
+        let lease = self.config.queue.lease_ms as i64;
+        let claimed = match self
+            .store
+            .claim_deliveries(&self.owner, self.now(), lease, free)
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim webhook deliveries");
+                return;
+            }
+        };
+        if claimed.len() == free {
+            // There may be more: look again on the next turn.
+            self.deliveries_waiting
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        for d in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            enriching.lock().unwrap_or_else(|p| p.into_inner()).insert(d.id);
+            let (me, flights) = (self.clone(), enriching.clone());
+            tokio::spawn(async move {
+                let id = d.id;
+                me.enrich(d).await;
+                flights.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                drop(permit);
+                me.deliveries_waiting
+                    .store(true, std::sync::atomic::Ordering::Release);
+                me.wake.notify_one();
+            });
+        }
     }
 }
 
-/// Extends the leases of running jobs every third of the lease.
-async fn heartbeat(p: Arc<Pipeline>, in_flight: Arc<Mutex<HashSet<i64>>>) {
+/// Extends the leases of running jobs and enrichments every third of the lease.
+async fn heartbeat(
+    p: Arc<Pipeline>,
+    in_flight: Arc<Mutex<HashSet<i64>>>,
+    enriching: Arc<Mutex<HashSet<i64>>>,
+) {
     let lease = p.config.queue.lease_ms as i64;
     let every = Duration::from_millis((lease / 3).max(50) as u64);
     loop {
@@ -100,11 +167,40 @@ async fn heartbeat(p: Arc<Pipeline>, in_flight: Arc<Mutex<HashSet<i64>>>) {
             .iter()
             .copied()
             .collect();
+        let deliveries: Vec<i64> = enriching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .copied()
+            .collect();
+        if !deliveries.is_empty()
+            && let Err(e) = p
+                .store
+                .extend_delivery_leases(&p.owner, deliveries, p.now() + lease)
+                .await
+        {
+            tracing::error!(error = %e, "cannot extend enrichment leases");
+        }
         if ids.is_empty() {
             continue;
         }
-        if let Err(e) = p.store.extend_leases(&p.owner, ids, p.now() + lease).await {
-            tracing::error!(error = %e, "cannot extend leases");
+        let sent = std::time::Instant::now();
+        match p
+            .store
+            .extend_leases(&p.owner, ids.clone(), p.now() + lease)
+            .await
+        {
+            Ok(held) => {
+                let until = sent + Duration::from_millis(lease as u64);
+                for id in ids {
+                    // A job whose lease another attempt holds now stops at its next step.
+                    let confirmed = if held.contains(&id) { until } else { sent };
+                    if in_flight.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
+                        p.lease_confirmed(id, Some(confirmed));
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot extend leases"),
         }
     }
 }

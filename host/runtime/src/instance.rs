@@ -4,6 +4,7 @@ use crate::bindings::connector_world::ConnectorPlugin;
 use crate::bindings::rules_world::RulesPlugin;
 use crate::bindings::source_world::SourcePlugin;
 use crate::bindings::wit::{self, PluginError};
+use crate::bounds::Bounded;
 use crate::error::CallError;
 use crate::host_state::{Binding, HostState, LOG_LINES_PER_CALL};
 use crate::manifest::PluginKind;
@@ -325,16 +326,22 @@ impl PluginHandle {
 
     /// Maps a finished call: clean results return the instance to the pool;
     /// a trap, timeout or memory exhaustion drops it (a trapped instance is poisoned).
-    fn settle<T>(&self, warm: Warm, r: Raw<Result<T, PluginError>>) -> Result<T, CallError> {
+    /// What the plugin returned is capped at the host boundary ([`crate::bounds`]).
+    fn settle<T: Bounded>(&self, warm: Warm, r: Raw<Result<T, PluginError>>) -> Result<T, CallError> {
         match r {
-            Ok(Ok(Ok(v))) => {
+            Ok(Ok(Ok(mut v))) => {
                 self.version
                     .put_warm(&self.binding.pool, warm, self.warm_limit, &self.limits);
+                v.bound().map_err(|why| CallError::Plugin {
+                    plugin: self.label(),
+                    error: PluginError::Permanent(format!("the plugin {why}")),
+                })?;
                 Ok(v)
             }
-            Ok(Ok(Err(error))) => {
+            Ok(Ok(Err(mut error))) => {
                 self.version
                     .put_warm(&self.binding.pool, warm, self.warm_limit, &self.limits);
+                let _ = error.bound();
                 Err(CallError::Plugin {
                     plugin: self.label(),
                     error,

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod bindings;
+pub mod bounds;
 mod cache;
 mod engine;
 mod error;

@@ -80,7 +80,7 @@ impl PluginVersion {
         };
         let reserved = limits
             .idle
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            .try_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < limits.max_idle).then_some(n + 1)
             })
             .is_ok();

@@ -1,5 +1,6 @@
 //! Webhooks from source systems: `POST /hooks/lever/{source}`. No bearer token:
 //! the delivery's own signature authenticates it (see `tenure_pipeline::webhooks`).
+//! A verified delivery is answered once it is stored raw; it is enriched afterwards.
 
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -9,10 +10,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tenure_pipeline::webhooks::{Accepted, Refusal};
 
+pub use deliveries::{list_deliveries, replay_delivery};
+
 /// Headers passed on to the source plugin (none carries a secret).
 const PASSED_HEADERS: &[&str] = &["content-type", "user-agent"];
 
-/// `POST /hooks/lever/{source}`: 200 only once the delivery's events are stored.
+/// `POST /hooks/lever/{source}`: 200 once the delivery is durably stored.
 /// The body is read only up to the source's limit; a larger one is refused (and
 /// audited) unread.
 pub async fn lever(
@@ -22,11 +25,7 @@ pub async fn lever(
     body: Body,
 ) -> Response {
     let Some(limit) = s.pipeline.webhook_body_limit(&source) else {
-        return refusal(Refusal {
-            status: 404,
-            field: "source".into(),
-            reason: format!("no webhook source named {source:?}"),
-        });
+        return refusal(s.pipeline.refuse_unknown_webhook(&source));
     };
     let body: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
@@ -39,9 +38,14 @@ pub async fn lever(
         .collect();
     match s.pipeline.receive_lever_webhook(&source, passed, &body).await {
         Ok(Accepted::Ping) => (StatusCode::OK, axum::Json(json!({ "status": "ping" }))).into_response(),
-        Ok(Accepted::Stored(intake)) => (
+        Ok(Accepted::Stored { delivery_id }) => (
             StatusCode::OK,
-            axum::Json(json!({ "status": "stored", "stored": intake })),
+            axum::Json(json!({ "status": "stored", "delivery": delivery_id })),
+        )
+            .into_response(),
+        Ok(Accepted::Duplicate { delivery_id }) => (
+            StatusCode::OK,
+            axum::Json(json!({ "status": "duplicate", "delivery": delivery_id })),
         )
             .into_response(),
         Err(r) => refusal(r),
@@ -64,4 +68,65 @@ fn refusal(r: Refusal) -> Response {
         );
     }
     response
+}
+
+mod deliveries {
+    //! `GET /api/v1/deliveries` and `POST /api/v1/deliveries/{id}/replay`: stored
+    //! webhook deliveries and their enrichment, and a replay after a fix.
+
+    use crate::AppState;
+    use crate::auth::Role;
+    use crate::routes::{ApiError, ApiResult, caller};
+    use axum::extract::{Path, Query, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use serde::Deserialize;
+    use tenure_store::{DeliveryFilter, DeliveryState};
+
+    #[derive(Deserialize)]
+    pub struct ListQuery {
+        source: Option<String>,
+        state: Option<String>,
+        limit: Option<usize>,
+    }
+
+    pub async fn list_deliveries(
+        State(s): State<AppState>,
+        headers: HeaderMap,
+        Query(q): Query<ListQuery>,
+    ) -> ApiResult {
+        let c = caller(&s, &headers, &[Role::Hr, Role::It, Role::Auditor])?;
+        let state = match q.state.as_deref() {
+            None => None,
+            Some(text) => Some(DeliveryState::parse(text).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "state",
+                    format!("{text:?}: use pending, running, done, rejected or dead"),
+                )
+            })?),
+        };
+        let rows = s
+            .pipeline
+            .store()
+            .deliveries(DeliveryFilter {
+                tenant: c.tenant,
+                source: q.source,
+                state,
+                limit: q.limit.unwrap_or(100),
+            })
+            .await?;
+        Ok(axum::Json(rows).into_response())
+    }
+
+    pub async fn replay_delivery(
+        State(s): State<AppState>,
+        headers: HeaderMap,
+        Path(id): Path<i64>,
+    ) -> ApiResult {
+        let c = caller(&s, &headers, &[Role::It])?;
+        let row = s.pipeline.store().replay_delivery(&c.tenant, id, &c.name).await?;
+        s.pipeline.deliveries_arrived();
+        Ok(axum::Json(row).into_response())
+    }
 }

@@ -30,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
         .route("/api/v1/initial-passwords/reveal", post(reveal_initial_password))
         .route("/api/v1/guards", get(list_guards))
+        .route("/api/v1/deliveries", get(hooks::list_deliveries))
+        .route("/api/v1/deliveries/{id}/replay", post(hooks::replay_delivery))
         .route("/api/v1/people/{person}/lifecycle", get(people::lifecycle))
         .route("/api/v1/people/{person}/contract-end", post(people::contract_end))
         .route("/api/v1/reconcile", post(people::reconcile))
@@ -58,7 +60,37 @@ pub fn router(state: AppState) -> Router {
                 .route("/hooks/lever/{source}", post(hooks::lever))
                 .layer(DefaultBodyLimit::disable()),
         )
+        .layer(axum::middleware::map_response(close_after_payload_too_large))
+        // A bug reached by one request answers that request 500; the host keeps serving.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The answer to a request whose handler panicked (the panic itself is logged).
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = message, "a request handler panicked");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server",
+        "the request hit an internal error; it was logged",
+    )
+    .into_response()
+}
+
+/// A body refused for its size was not read to its end: the connection cannot carry
+/// another request, so the answer says it closes (a client then never reuses it).
+async fn close_after_payload_too_large(mut response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// An API error: status plus the field and reason.
@@ -528,9 +560,26 @@ async fn metrics(State(s): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
+/// `/readyz`: the store answers and no source's poller has stopped; the answer lists
+/// every polled source with its state and last error.
 async fn ready(State(s): State<AppState>) -> Response {
-    match s.pipeline.store().ping().await {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")).into_response(),
-    }
+    let store = s.pipeline.store().ping().await;
+    let sources = s.pipeline.source_health();
+    let stopped = sources
+        .iter()
+        .any(|h| h.state == tenure_pipeline::sources::PollerState::Stopped);
+    let status = if store.is_ok() && !stopped {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let store = match store {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("unavailable: {e}"),
+    };
+    (
+        status,
+        axum::Json(json!({ "ready": status == StatusCode::OK, "store": store, "sources": sources })),
+    )
+        .into_response()
 }

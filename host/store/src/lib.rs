@@ -34,6 +34,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("the store is shutting down")]
     Closed,
+    /// The attempt no longer holds the job's lease (another attempt claimed it): nothing was written.
+    #[error("lease lost: {0}")]
+    Fenced(String),
     #[error("crypto: {0}")]
     Crypto(String),
     #[error("{0}")]
@@ -71,14 +74,32 @@ pub trait Store: Send + Sync + 'static {
     /// Stores events and their jobs (skipping duplicates by idempotency key), the
     /// audit records and, when given, a source's new cursor, all in one transaction.
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>>;
-    /// Stores a webhook delivery's events and remembers its token, in one
-    /// transaction; `None` (and nothing written) when the token was seen before.
-    async fn intake_delivery(
+    /// Stores a verified webhook delivery raw (remembering its token and content), with
+    /// its audit, in one transaction; a replayed token or a redelivery stores nothing.
+    async fn store_delivery(&self, delivery: NewDelivery) -> StoreResult<DeliveryIntake>;
+    /// Claims up to `limit` deliveries due for enrichment (or whose lease expired).
+    async fn claim_deliveries(
         &self,
-        events: Vec<NewEvent>,
-        delivery: Delivery,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRow>>;
+    /// Extends the leases `owner` holds on these deliveries.
+    async fn extend_delivery_leases(&self, owner: &str, ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;
+    /// Ends an enrichment attempt (storing its events when done) with its audit, in one
+    /// transaction; `None` (nothing written) when `owner` lost the lease.
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        finish: DeliveryFinish,
         audit: Vec<AuditRecord>,
     ) -> StoreResult<Option<Vec<Intake>>>;
+    /// A tenant's deliveries, newest first.
+    async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<DeliveryRow>>;
+    /// Makes a dead or rejected delivery pending again (after a fix), audited.
+    async fn replay_delivery(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<DeliveryRow>;
     /// Claims up to `limit` runnable jobs (in per-person order) for `owner` with a lease:
     /// jobs whose lease expired first, then a fair share for each of `tenants` (in the
     /// order given; the caller rotates it), then the rest in arrival order.
@@ -90,15 +111,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         tenants: Vec<String>,
     ) -> StoreResult<Vec<ClaimedJob>>;
-    /// Extends the leases `owner` holds on these jobs.
-    async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()>;
+    /// Extends the leases `owner` holds on these jobs (ahead of other writes); returns
+    /// the ids whose lease it still holds.
+    async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<Vec<i64>>;
     /// Ends an attempt, first recording the result of its last operation (always),
     /// and writes the person's lifecycle record when given.
-    /// Returns false (and leaves the job alone) when `owner` lost the lease.
+    /// Returns false (and writes nothing) when the attempt lost its lease.
     async fn finish(
         &self,
-        job_id: i64,
-        owner: &str,
+        lease: &JobLease,
         finish: Finish,
         audit: Vec<AuditRecord>,
         last_op: Option<FinishedOp>,
@@ -108,14 +129,15 @@ pub trait Store: Send + Sync + 'static {
     /// recognised), together with the result of the job's previous operation.
     async fn op_started(
         &self,
+        lease: &JobLease,
         previous: Option<FinishedOp>,
         op: NewOperation,
         audit: Vec<AuditRecord>,
     ) -> StoreResult<i64>;
     /// Records an operation's result, and the link it established or changed.
-    async fn op_finished(&self, done: FinishedOp) -> StoreResult<()>;
+    async fn op_finished(&self, lease: &JobLease, done: FinishedOp) -> StoreResult<()>;
     /// Writes a link outside an operation (a merge or a recovered create), with its audit.
-    async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()>;
+    async fn put_link(&self, lease: &JobLease, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()>;
     /// Operations recorded for a job, oldest first.
     async fn operations(&self, job_id: i64) -> StoreResult<Vec<OperationRow>>;
     /// Schedules an action unless one of its kind is already open for the person and
@@ -147,8 +169,8 @@ pub trait Store: Send + Sync + 'static {
     async fn reschedule_action(&self, action: NewScheduledAction) -> StoreResult<bool>;
     /// A person's lifecycle record.
     async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>>;
-    /// Writes a person's lifecycle record.
-    async fn put_lifecycle(&self, tenant: &str, row: LifecycleRow) -> StoreResult<()>;
+    /// Writes a person's lifecycle record (during the attempt that holds `lease`).
+    async fn put_lifecycle(&self, lease: &JobLease, tenant: &str, row: LifecycleRow) -> StoreResult<()>;
     /// Every lifecycle record of a tenant (at most `limit`).
     async fn lifecycles(&self, tenant: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>>;
     /// The people whose manager is one of `manager_keys`.
@@ -187,7 +209,12 @@ pub trait Store: Send + Sync + 'static {
     /// All guards of a tenant.
     async fn guards(&self, tenant: &str) -> StoreResult<Vec<Guard>>;
     /// Opens a conflict for a person to decide (the job is held by the caller's `finish`).
-    async fn open_conflict(&self, conflict: NewConflict, audit: Vec<AuditRecord>) -> StoreResult<i64>;
+    async fn open_conflict(
+        &self,
+        lease: &JobLease,
+        conflict: NewConflict,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<i64>;
     /// A decided conflict for this job and destination, if any.
     async fn conflict_decision(
         &self,
@@ -258,6 +285,14 @@ pub trait Store: Send + Sync + 'static {
     async fn release_held(&self, tenant: &str, reason_prefix: &str, actor: &str) -> StoreResult<u64>;
     /// The newest stored event of every person of a tenant (at most `limit`).
     async fn latest_events(&self, tenant: &str, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// The newest full record of a person stored before event `before_id` (withdrawals
+    /// and deletions, which carry ids only, are passed over).
+    async fn record_before(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        before_id: i64,
+    ) -> StoreResult<Option<EventRow>>;
     /// The person that owns the first of `keys` already known (see `NewEvent::link_keys`).
     async fn identity_owner(&self, tenant: &str, keys: &[String]) -> StoreResult<Option<String>>;
     /// The newest event of each source for a person, newest first (the person's

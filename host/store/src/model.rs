@@ -131,6 +131,28 @@ pub struct ClaimedJob {
     pub event: EventRow,
 }
 
+/// The lease one attempt of a job holds. Every write the attempt makes (its
+/// operations, links, conflicts, lifecycle facts and its end) is fenced by it:
+/// once another attempt has claimed the job, the stale one can write nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobLease {
+    pub job_id: i64,
+    pub owner: String,
+    /// The attempt number the claim gave (the job's `attempts` while it runs).
+    pub attempt: u32,
+}
+
+impl ClaimedJob {
+    /// This attempt's lease.
+    pub fn lease(&self, owner: &str) -> JobLease {
+        JobLease {
+            job_id: self.id,
+            owner: owner.to_string(),
+            attempt: self.attempt,
+        }
+    }
+}
+
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub enum Finish {
@@ -420,14 +442,131 @@ pub struct RuleSetHead {
     pub published_ms: i64,
 }
 
-/// A verified webhook delivery whose token must never be accepted twice.
+/// A verified webhook delivery, stored raw before it is acknowledged and turned
+/// into events later by the source's plugin (enrichment may take seconds).
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub struct NewDelivery {
     pub tenant: String,
     pub source: String,
+    /// The delivery's own token (replay protection).
     pub token: String,
+    /// What the delivery says (event, data, time), hashed: a redelivery of the same
+    /// content, even under a new token, is acknowledged without enriching again.
+    pub digest: String,
+    /// The vendor's event name (`candidateHired`).
+    pub event: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
     /// How long a seen token is remembered (at least the freshness window).
-    pub keep_ms: i64,
+    pub keep_token_ms: i64,
+    /// Nothing to enrich (a vendor's test ping): stored as done.
+    pub ping: bool,
+    pub max_attempts: u32,
+    /// Written with the delivery (`webhook.received`).
+    pub audit: Vec<AuditRecord>,
+}
+
+/// What storing a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum DeliveryIntake {
+    /// Stored; it will be enriched.
+    Stored { delivery_id: i64 },
+    /// The same content was received before (a redelivery): nothing new.
+    Duplicate { delivery_id: i64 },
+    /// The token was seen with other content: refused.
+    Replay,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting to be enriched (first time or after a failure).
+    Pending,
+    Running,
+    /// Its events are stored (possibly none).
+    Done,
+    /// The source plugin refused it for good (bad data, an unknown record).
+    Rejected,
+    /// Attempts exhausted; replay after the fix.
+    Dead,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Running => "running",
+            DeliveryState::Done => "done",
+            DeliveryState::Rejected => "rejected",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => DeliveryState::Pending,
+            "running" => DeliveryState::Running,
+            "done" => DeliveryState::Done,
+            "rejected" => DeliveryState::Rejected,
+            "dead" => DeliveryState::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub tenant: String,
+    pub source: String,
+    pub event: String,
+    pub state: DeliveryState,
+    /// Attempts so far (the one running included).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_at_ms: i64,
+    pub last_error: Option<String>,
+    /// Events it produced.
+    pub events: i64,
+    pub received_ms: i64,
+    pub finished_ms: Option<i64>,
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    #[serde(skip)]
+    pub body: Vec<u8>,
+}
+
+/// How an enrichment attempt ended.
+#[derive(Debug, Clone)]
+pub enum DeliveryFinish {
+    /// The events are stored with the delivery's end, in one transaction.
+    Done {
+        events: Vec<NewEvent>,
+    },
+    /// Try again at `run_at_ms`; `charge` false gives the attempt back (a rate limit's wait).
+    Retry {
+        run_at_ms: i64,
+        error: String,
+        charge: bool,
+    },
+    Rejected {
+        reason: String,
+    },
+    Dead {
+        error: String,
+    },
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub tenant: String,
+    pub source: Option<String>,
+    pub state: Option<DeliveryState>,
+    pub limit: usize,
 }
 
 /// A dated action the host runs later (a deletion after the grace period).

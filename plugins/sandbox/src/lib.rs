@@ -114,6 +114,8 @@ fn matched_values(record: &Record) -> Vec<(String, String)> {
                     .iter()
                     .find(|(n, _)| n == name)
                     .and_then(|(_, v)| text_of(v))
+                    // An empty value identifies nobody: it is never held unique.
+                    .filter(|v| !v.is_empty())
                     .map(|v| (name.clone(), v))
             })
             .collect()

@@ -19,8 +19,30 @@ pub struct Features {
     pub max_results: u32,
 }
 
+impl Features {
+    /// What every SCIM server can be asked: PUT (read, modify, put), no ETags, pages of 100.
+    const CONSERVATIVE: Features = Features {
+        patch: false,
+        etag: false,
+        max_results: 100,
+    };
+}
+
+/// A failed read of the ServiceProviderConfig is tried again after this long (the
+/// conservative features serve meanwhile), never on every call.
+const FEATURES_RETRY_MS: i64 = 60_000;
+
+/// The features this instance knows, and whether they were read from the server
+/// (else: the conservative ones, until `retry_at_ms`).
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    features: Features,
+    read: bool,
+    retry_at_ms: i64,
+}
+
 thread_local! {
-    static FEATURES: RefCell<Option<Features>> = const { RefCell::new(None) };
+    static FEATURES: RefCell<Option<Known>> = const { RefCell::new(None) };
 }
 
 /// A SCIM answer: status, ETag and the parsed body.
@@ -130,11 +152,49 @@ pub fn error_of(method: &str, path: &str, resp: &Response) -> PluginError {
     }
 }
 
-/// The server's features (ServiceProviderConfig), read on first use.
+/// The server's features (ServiceProviderConfig), read once per instance. When the
+/// read fails (the server is throttling or down), the conservative features serve
+/// and the read is tried again a minute later, never on every call (a rate limit
+/// still fails the call that met it, so that it waits).
 pub fn features() -> Result<Features, PluginError> {
-    if let Some(f) = FEATURES.with(|f| *f.borrow()) {
-        return Ok(f);
+    let now = tenure_sdk::host::clock::now_ms();
+    match FEATURES.with(|f| *f.borrow()) {
+        Some(k) if k.read || now < k.retry_at_ms => return Ok(k.features),
+        _ => {}
     }
+    match read_features() {
+        Ok(features) => {
+            FEATURES.with(|c| {
+                *c.borrow_mut() = Some(Known {
+                    features,
+                    read: true,
+                    retry_at_ms: 0,
+                })
+            });
+            Ok(features)
+        }
+        Err(e) => {
+            log::warn!(
+                "cannot read /ServiceProviderConfig ({e:?}); using PUT without ETags until it can be read"
+            );
+            let features = Features::CONSERVATIVE;
+            FEATURES.with(|c| {
+                *c.borrow_mut() = Some(Known {
+                    features,
+                    read: false,
+                    retry_at_ms: now + FEATURES_RETRY_MS,
+                })
+            });
+            // A server that asks to be left alone is left alone: this call waits too.
+            match e {
+                PluginError::RateLimited(_) => Err(e),
+                _ => Ok(features),
+            }
+        }
+    }
+}
+
+fn read_features() -> Result<Features, PluginError> {
     let spc = send("GET", "/ServiceProviderConfig", None, None)?.body;
     let supported = |k: &str| {
         spc.get(k)
@@ -151,15 +211,14 @@ pub fn features() -> Result<Features, PluginError> {
             .map(|n| n.clamp(1, 1000) as u32)
             .unwrap_or(100),
     };
-    FEATURES.with(|c| *c.borrow_mut() = Some(f));
     Ok(f)
 }
 
 /// Remembers that PATCH is not served after all (the server said so with 405 or 501).
 pub fn patch_unsupported() {
     FEATURES.with(|c| {
-        if let Some(f) = c.borrow_mut().as_mut() {
-            f.patch = false;
+        if let Some(k) = c.borrow_mut().as_mut() {
+            k.features.patch = false;
         }
     });
 }

@@ -11,9 +11,14 @@ pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Plu
 }
 
 /// Maps an HTTP status to the error that drives the host's retries
-/// (429 -> rate-limited using `retry_after_ms`, 5xx -> transient, 401/403 -> unauthorized,
-/// 404 -> not-found, 409/412 -> conflict, other 4xx -> permanent).
+/// (429, and 503 with `Retry-After` -> rate-limited using `retry_after_ms`, other 5xx ->
+/// transient, 401/403 -> unauthorized, 404 -> not-found, 409/412 -> conflict, other 4xx ->
+/// permanent).
 pub fn from_status(status: u16, retry_after_ms: Option<u64>, detail: &str) -> PluginError {
+    match (status, retry_after_ms) {
+        (503, Some(ms)) => return PluginError::RateLimited(ms),
+        _ => {}
+    }
     match status {
         429 => PluginError::RateLimited(retry_after_ms.unwrap_or(1000)),
         401 | 403 => PluginError::Unauthorized(format!("{status}: {detail}")),

@@ -6,19 +6,12 @@
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
+use tenure_tests::serve::{free_port, start_serve, wait_ready};
 
 const TOKEN: &str = "crash-test-token-0123456789";
 const TRIALS: usize = 50;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(dir: &Path, port: u16) -> PathBuf {
     let root = tenure_plugin_test::workspace_root();
@@ -68,43 +61,7 @@ kv = true
 }
 
 fn start(config: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    Command::new(tenure_tests::tenure_binary())
-        .args(["serve", "--config"])
-        .arg(config)
-        .env(
-            "TENURE_MASTER_KEY",
-            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start tenure serve")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client
-            .get(format!("{base}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-            && r.status().is_success()
-        {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tenure serve did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    start_serve(config.parent().expect("config folder"), config, log)
 }
 
 struct Sent {

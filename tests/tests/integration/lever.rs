@@ -109,20 +109,17 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
     let (status, body) = post_hook(&h, ping.to_string().as_bytes()).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ping")), "{body}");
 
-    // A hire: enriched through the fake API and stored before the 200.
+    // A hire: stored raw and acknowledged, then enriched through the fake API.
     let first = hired("delivery-token-1", HIRED_OPPORTUNITY).to_string();
     let (status, body) = post_hook(&h, first.as_bytes()).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["stored"][0]["status"], "accepted", "{body}");
-    let event_id = body["stored"][0]["event_id"].as_i64().unwrap();
+    assert_eq!((status, body["status"].as_str()), (200, Some("stored")), "{body}");
     h.wait_idle(Duration::from_secs(30)).await;
 
-    let event = h
-        .store
-        .event(TENANT, event_id)
-        .await
-        .unwrap()
-        .expect("stored event");
+    let event = stored_event(
+        &h,
+        &format!("candidateHired:{HIRED_OPPORTUNITY}:delivery-token-1"),
+    )
+    .await;
     assert_eq!(event.person_key, format!("lever:{HIRED_CONTACT}"));
     let stored: Value = serde_json::from_str(&event.body).unwrap();
     let p = &stored["person"];
@@ -197,15 +194,15 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let nested = h
-        .store
-        .event(TENANT, body["stored"][0]["event_id"].as_i64().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    h.wait_idle(Duration::from_secs(30)).await;
+    let nested = stored_event(
+        &h,
+        &format!("candidateHired:{NESTED_OPPORTUNITY}:delivery-token-2"),
+    )
+    .await;
     assert_eq!(nested.person_key, format!("lever:{NESTED_CONTACT}"));
 
-    // Not a hire: verified, nothing to enqueue.
+    // Not a hire: verified and stored; its enrichment finds nothing to enqueue.
     let (status, body) = post_hook(
         &h,
         hired("delivery-token-3", NOT_HIRED_OPPORTUNITY)
@@ -213,17 +210,28 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
             .as_bytes(),
     )
     .await;
+    assert_eq!(status, 200, "{body}");
+    h.wait_idle(Duration::from_secs(30)).await;
+    let listed = h.get("/api/v1/deliveries?source=lever&limit=1").await;
     assert_eq!(
-        (status, body["stored"].as_array().map(Vec::len)),
-        (200, Some(0)),
-        "{body}"
+        (listed[0]["state"].as_str(), listed[0]["events"].as_i64()),
+        (Some("done"), Some(0)),
+        "{listed}"
     );
 
     let before = stored_events(&h).await;
+    // Lever retrying a delivery it already got: acknowledged, nothing enriched again.
+    let (status, body) = post_hook(&h, first.as_bytes()).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
     let at = now_ms();
-    // Replayed, forged, signed with another webhook's token, stale, malformed, missing a field, oversized.
+    // Replayed with other content, forged, signed with another webhook's token, stale,
+    // malformed, missing a field, oversized.
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
-        (first.clone().into_bytes(), 409, "token"),
+        (tampered(&first), 409, "token"),
         (
             {
                 let mut d = hired("forged-1", HIRED_OPPORTUNITY);
@@ -294,12 +302,36 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
             .any(|r| r["reason"].as_str().unwrap().contains("replay"))
     );
 
-    // Seen tokens survive a restart: the same delivery is still a replay.
+    // Seen tokens and content survive a restart: the same delivery is a duplicate, a
+    // tampered one a replay.
     let dir = h.stop().await;
     let h = TestHost::start_in(specs(lever.addr), dir).await;
     let (status, body) = post_hook(&h, first.as_bytes()).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("duplicate")),
+        "{body}"
+    );
+    let (status, body) = post_hook(&h, &tampered(&first)).await;
     assert_eq!(status, 409, "{body}");
     h.stop().await;
+}
+
+/// A captured delivery with its data changed but its token and signature kept (the
+/// signature covers only the token and the time).
+fn tampered(delivery: &str) -> Vec<u8> {
+    let mut d: Value = serde_json::from_str(delivery).unwrap();
+    d["data"]["opportunityId"] = json!(NESTED_OPPORTUNITY);
+    d.to_string().into_bytes()
+}
+
+/// The event stored for a source record of the `lever` source.
+async fn stored_event(h: &TestHost, record: &str) -> tenure_store::EventRow {
+    h.store
+        .event_by_record(TENANT, "lever", record)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no event stored for {record}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -317,7 +349,7 @@ async fn polling_finds_hires_and_resumes_after_a_restart_without_gap_or_duplicat
     let mid_sweep = h.store.cursor(TENANT, "lever").await.unwrap();
     assert_eq!(
         mid_sweep.as_deref(),
-        Some("0|page2|1407460080914"),
+        Some("0|page2|1407460080914|"),
         "the sweep's start stays until it ends"
     );
     assert!(!h.pipeline.poll_once(TENANT, &source).await, "the sweep ends");

@@ -3,6 +3,7 @@
 
 mod ad_scim;
 mod cli;
+mod cli_live;
 mod crash;
 mod directory;
 mod grants;
@@ -10,8 +11,10 @@ mod hot_swap;
 mod languages;
 mod ldap;
 mod lever;
+mod lever_customer;
 mod lifecycle;
 mod pipeline;
+mod reliability;
 mod rule_sets;
 mod sandbox;
 mod scim;

@@ -421,3 +421,35 @@ async fn scim_entra_patch_style() {
             .any(|o| o["op"] == "Replace" && o["value"]["active"] == false)
     );
 }
+
+#[tokio::test]
+async fn a_failed_service_provider_config_read_is_not_repeated_on_every_call() {
+    let scim = Scim::start("spc-once", "").await;
+    // The server fails its next five reads, the features' read among them.
+    scim.fault(json!({ "status": 500, "count": 5, "methods": ["GET"] }))
+        .await;
+    let mut answered = 0;
+    for _ in 0..11 {
+        if testbeds::lookup(&scim.harness, "acme", "scim", "userName", "ada@example.test")
+            .await
+            .is_ok()
+        {
+            answered += 1;
+        }
+    }
+    assert!(
+        answered >= 6,
+        "the conservative features serve once the faults end ({answered})"
+    );
+    let reads = scim
+        .requests()
+        .await
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/ServiceProviderConfig"))
+        })
+        .count();
+    assert_eq!(reads, 1, "read once, not on every call after a failure");
+}

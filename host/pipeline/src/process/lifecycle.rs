@@ -58,7 +58,7 @@ impl JobRun<'_> {
         let row = self.life_row()?;
         self.p
             .store
-            .put_lifecycle(&self.job.tenant, row)
+            .put_lifecycle(&self.lease, &self.job.tenant, row)
             .await
             .map_err(|e| Failure::store(&e))?;
         self.life_unsaved = false;
@@ -480,6 +480,14 @@ impl JobRun<'_> {
                 template: tenant.lifecycle.notice_template.clone(),
                 fields: fields.clone(),
             };
+            if !p.lease_holds(job.id) {
+                return Err(Failure {
+                    class: crate::FailureClass::LeaseLost,
+                    message: "the job's lease could not be confirmed; the notice was not sent".into(),
+                    retry: true,
+                    retry_after_ms: None,
+                });
+            }
             let outcome = connector
                 .apply(&wit::Operation::OpenTicket(ticket))
                 .await

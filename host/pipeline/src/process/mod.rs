@@ -3,6 +3,7 @@
 //! dead or held.
 
 mod lifecycle;
+mod recover;
 
 use crate::plan::{self, PlannedOp};
 use crate::resolve::{Match, resolve};
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use tenure_runtime::wit;
 use tenure_store::{
-    AuditRecord, ClaimedJob, Finish, FinishedOp, GuardDecision, GuardRequest, Link, LinkUpdate, NewConflict,
-    NewOperation, OpResult,
+    AuditRecord, ClaimedJob, Finish, FinishedOp, GuardDecision, GuardRequest, JobLease, Link, LinkUpdate,
+    NewConflict, NewOperation, OpResult,
 };
 use tracing::Instrument;
 
@@ -25,6 +26,8 @@ enum DestOutcome {
 struct JobRun<'a> {
     p: &'a Pipeline,
     job: &'a ClaimedJob,
+    /// This attempt's lease: every write of the attempt is fenced by it.
+    lease: JobLease,
     /// Audit records not yet written; each store write takes them along.
     pending: Vec<AuditRecord>,
     /// The last operation's result, written with the job's next write (the next
@@ -42,6 +45,9 @@ struct JobRun<'a> {
     state: Option<crate::lifecycle::State>,
     /// Lifecycle facts changed since they were last written (they go with the job's end).
     life_unsaved: bool,
+    /// Operations earlier attempts started but never recorded, not yet recovered
+    /// (loaded on first use; see `recover`).
+    interrupted: Option<Vec<tenure_store::OperationRow>>,
 }
 
 impl Pipeline {
@@ -53,9 +59,9 @@ impl Pipeline {
         );
         async move {
             let mut run = JobRun {
-                p: self, job: &job, pending: Vec::new(), last_op: None, deleted_actions: Vec::new(),
+                p: self, job: &job, lease: job.lease(&self.owner), pending: Vec::new(), last_op: None, deleted_actions: Vec::new(),
                 life: Default::default(), life_unsaved: false, only_disable: false, created: Vec::new(),
-                state: None,
+                state: None, interrupted: None,
             };
             let finish = run.run().await;
             let (kind, data) = match &finish {
@@ -84,7 +90,7 @@ impl Pipeline {
                     None
                 }
             };
-            match self.store.finish(job.id, &self.owner, finish.clone(), audit, run.last_op.take(), life).await {
+            match self.store.finish(&run.lease, finish.clone(), audit, run.last_op.take(), life).await {
                 Ok(true) => {
                     self.metrics.attempts.with_label_values(&[job.tenant.as_str(), outcome]).inc();
                     if matches!(finish, Finish::Completed) {
@@ -136,7 +142,7 @@ impl JobRun<'_> {
             Some(done) => self
                 .p
                 .store
-                .op_finished(done)
+                .op_finished(&self.lease, done)
                 .await
                 .map_err(|e| Failure::store(&e)),
             None => Ok(()),
@@ -150,7 +156,8 @@ impl JobRun<'_> {
             Finish::Retry {
                 run_at_ms: self.p.now() + delay as i64,
                 error,
-                charge: true,
+                // Waiting out a destination's rate limit is not a failed attempt.
+                charge: f.class != crate::FailureClass::RateLimited,
             }
         } else {
             Finish::Dead { error }
@@ -172,6 +179,22 @@ impl JobRun<'_> {
                 };
             }
         };
+        // A withdrawal or deletion carries ids only: the rules see the person as last known.
+        if matches!(event.kind, wit::EventKind::Withdrawn | wit::EventKind::Deleted) {
+            match p
+                .with_known_record(
+                    &job.tenant,
+                    &job.person_key,
+                    job.event.id,
+                    &job.event.source,
+                    &event.person,
+                )
+                .await
+            {
+                Ok(known) => event.person = known,
+                Err(e) => return self.failed(Failure::store(&e)),
+            }
+        }
         // A person known to several sources: the rules see the merged record.
         if !tenant.identity.link_by.is_empty() {
             match p
@@ -260,7 +283,10 @@ impl JobRun<'_> {
         if job.event.source != crate::schedule::SOURCE {
             let kind = crate::event::EventKind::from_wit(event.kind);
             let id = job.event.id;
-            self.life_mut().observe(id, kind, &event, now);
+            if let Some(note) = self.life_mut().observe(id, kind, &event, now) {
+                let (kind, data) = note.audit();
+                self.pending.push(self.record(kind, None, data));
+            }
         }
         let state = self.life().state_at(now);
         self.state = Some(state);
@@ -281,7 +307,7 @@ impl JobRun<'_> {
                 let f = Failure::of_call(&e);
                 p.metrics
                     .errors
-                    .with_label_values(&[job.tenant.as_str(), "rules", f.class])
+                    .with_label_values(&[job.tenant.as_str(), "rules", f.class.as_str()])
                     .inc();
                 self.pending.push(self.record(
                     "rules.failed",
@@ -290,7 +316,7 @@ impl JobRun<'_> {
                 ));
                 // Bad data or a rule that fails on it: hold (never drop) until a
                 // newer record for the person or a new rule-set version arrives.
-                if f.class == "invalid-input" {
+                if f.class == crate::FailureClass::InvalidInput {
                     return Finish::Held {
                         reason: format!("rules: {}: {}", job.person_key, f.message),
                     };
@@ -388,6 +414,7 @@ impl JobRun<'_> {
                 {
                     Ok(DestOutcome::Done) => {}
                     Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
+                    Err(f) if f.class == crate::FailureClass::LeaseLost => return self.failed(f),
                     Err(f) => note_failure(p, &job.tenant, &dest.name, &mut worst, f),
                 }
             }
@@ -417,6 +444,7 @@ impl JobRun<'_> {
             match outcome {
                 Ok(DestOutcome::Done) => {}
                 Ok(DestOutcome::Held(reason)) => return Finish::Held { reason },
+                Err(f) if f.class == crate::FailureClass::LeaseLost => return self.failed(f),
                 Err(f) => note_failure(p, &job.tenant, &dest.name, &mut worst, f),
             }
         }
@@ -591,9 +619,21 @@ impl JobRun<'_> {
         let (p, job) = (self.p, self.job);
         let store = &p.store;
         let name = dest.name.as_str();
+        // The destination asked every caller to wait (a 429's Retry-After): this job waits too.
+        if let Some(wait) = p.throttled(&job.tenant, name) {
+            return Err(Failure {
+                class: crate::FailureClass::RateLimited,
+                message: format!(
+                    "destination {name} asked to be left alone for {} ms more",
+                    wait.as_millis()
+                ),
+                retry: true,
+                retry_after_ms: Some(wait.as_millis() as u64 + 1),
+            });
+        }
         let r = resolve(p, &job.tenant, dest, &job.person_key, desired, Some(job.id)).await?;
         let mut kept: Option<wit::DesiredAccount> = None;
-        let (current, mut link) = match r.matched.clone() {
+        let (current, link) = match r.matched.clone() {
             Match::Linked(acc) => (acc, r.link.clone()),
             Match::Adopt { account, why } => {
                 let link = Link {
@@ -621,7 +661,7 @@ impl JobRun<'_> {
                     let audit = self.take(Some(rec));
                     self.flush().await?;
                     store
-                        .put_link(update, audit)
+                        .put_link(&self.lease, update, audit)
                         .await
                         .map_err(|e| Failure::store(&e))?;
                 }
@@ -659,12 +699,17 @@ impl JobRun<'_> {
                 let audit = self.take(Some(rec));
                 self.flush().await?;
                 store
-                    .open_conflict(conflict, audit)
+                    .open_conflict(&self.lease, conflict, audit)
                     .await
                     .map_err(|e| Failure::store(&e))?;
                 tracing::warn!(destination = name, kind, "conflict held for a person to decide");
                 return Ok(DestOutcome::Held(format!("conflict:{name}")));
             }
+        };
+        let mut link = if self.job.attempt > 1 && !dest.dry_run {
+            self.recover_interrupted(name, current.as_ref(), link).await?
+        } else {
+            link
         };
         let desired = kept.as_ref().or(desired);
         // Leave and return: remember the account before a leave changes it; give it back after.
@@ -760,9 +805,20 @@ impl JobRun<'_> {
             let audit = self.take(None);
             let previous = self.last_op.take();
             let op_id = store
-                .op_started(previous, started, audit)
+                .op_started(&self.lease, previous, started, audit)
                 .await
                 .map_err(|e| Failure::store(&e))?;
+            // Only while the lease is known to hold: a stalled store must not let a
+            // stale attempt keep changing the destination after another took over.
+            if !p.lease_holds(job.id) {
+                self.op_abandoned(op_id, planned, name, "the lease could not be confirmed; not sent");
+                return Err(Failure {
+                    class: crate::FailureClass::LeaseLost,
+                    message: "the job's lease could not be confirmed (the store is stalled); stopped".into(),
+                    retry: true,
+                    retry_after_ms: None,
+                });
+            }
             let clock = Instant::now();
             let result = r.connector.apply(&op).await;
             let duration_ms = clock.elapsed().as_millis() as u64;
@@ -779,7 +835,7 @@ impl JobRun<'_> {
                             Some(a) if !a.is_empty() => anchor = Some(a.clone()),
                             _ => {
                                 let f = Failure {
-                                    class: "permanent",
+                                    class: crate::FailureClass::Permanent,
                                     message: format!(
                                         "destination {name}: the connector created an account but returned no anchor"
                                     ),
@@ -848,6 +904,26 @@ impl JobRun<'_> {
             ));
         }
         Ok(DestOutcome::Done)
+    }
+
+    /// An operation whose intent was recorded but which was not sent.
+    fn op_abandoned(&mut self, op_id: i64, planned: &PlannedOp, destination: &str, why: &str) {
+        let rec = self.record(
+            "op.abandoned",
+            Some(destination),
+            json!({ "op": planned.kind, "key": planned.key, "target": planned.target, "why": why }),
+        );
+        self.last_op = Some(FinishedOp {
+            op_id,
+            result: OpResult {
+                status: "abandoned".into(),
+                detail: why.into(),
+                anchor: None,
+                now_ms: self.p.now(),
+            },
+            link: None,
+            audit: vec![rec],
+        });
     }
 
     fn op_failed(
@@ -935,8 +1011,14 @@ fn describe(op: &PlannedOp) -> serde_json::Value {
 fn note_failure(p: &Pipeline, tenant: &str, destination: &str, worst: &mut Option<Failure>, f: Failure) {
     p.metrics
         .errors
-        .with_label_values(&[tenant, destination, f.class])
+        .with_label_values(&[tenant, destination, f.class.as_str()])
         .inc();
+    // One job's 429 holds back every job's calls to the destination until it passes.
+    if f.class == crate::FailureClass::RateLimited
+        && let Some(ms) = f.retry_after_ms
+    {
+        p.throttle(tenant, destination, ms);
+    }
     let replace = match worst {
         None => true,
         Some(w) => (w.retry && !f.retry) || (w.retry == f.retry && f.retry_after_ms > w.retry_after_ms),

@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, a writer thread that
 //! group-commits, and a small pool of reader connections.
 
+mod deliveries;
 mod kv;
 mod writer;
 
@@ -134,8 +135,12 @@ macro_rules! claim_sql {
         )
     };
 }
-/// Jobs whose lease expired (their host died).
-const CLAIM_EXPIRED: &str = claim_sql!("jobs_ready", "j.state = 'running' AND j.lease_until_ms < ?1");
+/// Jobs whose lease expired (their host died): another host's (`?3`), never the claimer's
+/// own, whose workers may still be running them.
+const CLAIM_EXPIRED: &str = claim_sql!(
+    "jobs_ready",
+    "j.state = 'running' AND j.lease_until_ms < ?1 AND j.lease_owner <> ?3"
+);
 /// One tenant's waiting jobs (`?3`).
 const CLAIM_TENANT: &str = claim_sql!(
     "jobs_waiting_tenant",
@@ -303,38 +308,57 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn intake_delivery(
+    async fn store_delivery(&self, delivery: NewDelivery) -> StoreResult<DeliveryIntake> {
+        self.store_delivery_impl(delivery).await
+    }
+
+    async fn claim_deliveries(
         &self,
-        events: Vec<NewEvent>,
-        delivery: Delivery,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRow>> {
+        self.claim_deliveries_impl(owner, now_ms, lease_ms, limit).await
+    }
+
+    async fn extend_delivery_leases(&self, owner: &str, ids: Vec<i64>, until_ms: i64) -> StoreResult<()> {
+        self.extend_delivery_leases_impl(owner, ids, until_ms).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        finish: DeliveryFinish,
         audit: Vec<AuditRecord>,
     ) -> StoreResult<Option<Vec<Intake>>> {
-        self.writer
-            .write_urgent(move |ctx| {
-                // Tokens older than the delivery window can never be replayed (they are stale).
-                ctx.conn
-                    .prepare_cached("DELETE FROM webhook_tokens WHERE seen_ms < ?1")?
-                    .execute([ctx.now_ms - delivery.keep_ms])?;
-                let fresh = ctx
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO webhook_tokens (tenant, source, token, seen_ms) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT DO NOTHING",
-                    )?
-                    .execute(params![
-                        delivery.tenant,
-                        delivery.source,
-                        delivery.token,
-                        ctx.now_ms
-                    ])?;
-                if fresh == 0 {
-                    return Ok(None);
-                }
-                let out = intake_events(ctx, events)?;
-                ctx.audit_all(audit)?;
-                Ok(Some(out))
-            })
-            .await
+        self.finish_delivery_impl(id, owner, finish, audit).await
+    }
+
+    async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+        self.deliveries_impl(filter).await
+    }
+
+    async fn replay_delivery(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<DeliveryRow> {
+        self.replay_delivery_impl(tenant, id, actor).await
+    }
+
+    async fn record_before(
+        &self,
+        tenant: &str,
+        person_key: &str,
+        before_id: i64,
+    ) -> StoreResult<Option<EventRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events e INDEXED BY events_person_id
+                 WHERE e.tenant = ?1 AND e.person_key = ?2 AND e.id < ?3 AND e.kind NOT IN ('withdrawn', 'deleted')
+                 ORDER BY e.id DESC LIMIT 1"
+            ))?
+            .query_row(params![tenant, person_key, before_id], |r| event_row(r, 0))
+            .optional()?)
+        })
     }
 
     async fn claim(
@@ -388,7 +412,7 @@ impl Store for SqliteStore {
                 // 1. Jobs whose lease expired (their host died).
                 let expired: Vec<i64> = c
                     .prepare_cached(CLAIM_EXPIRED)?
-                    .query_map(params![now_ms, limit as i64], |r| r.get(0))?
+                    .query_map(params![now_ms, limit as i64, owner], |r| r.get(0))?
                     .collect::<Result<_, _>>()?;
                 take(expired, &mut claimed)?;
                 // 2. A fair share per tenant, so one tenant's backlog cannot starve another.
@@ -419,46 +443,53 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<()> {
+    async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<Vec<i64>> {
         let owner = owner.to_string();
+        // Heartbeats go ahead of the workers' writes: a long queue must not cost a lease.
         self.writer
-            .write(move |ctx| {
+            .write_urgent(move |ctx| {
                 let mut stmt = ctx.conn.prepare_cached(
                     "UPDATE jobs SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
                 )?;
+                let mut held = Vec::with_capacity(job_ids.len());
                 for id in job_ids {
-                    stmt.execute(params![id, owner, until_ms])?;
+                    if stmt.execute(params![id, owner, until_ms])? == 1 {
+                        held.push(id);
+                    }
                 }
-                Ok(())
+                Ok(held)
             })
             .await
     }
 
     async fn finish(
         &self,
-        job_id: i64,
-        owner: &str,
+        lease: &JobLease,
         finish: Finish,
         audit: Vec<AuditRecord>,
         last_op: Option<FinishedOp>,
         lifecycle: Option<LifecycleRow>,
     ) -> StoreResult<bool> {
-        let owner = owner.to_string();
+        let lease = lease.clone();
+        let job_id = lease.job_id;
         self.writer
             .write(move |ctx| {
-                if let Some(done) = last_op {
-                    record_op_result(ctx, done)?;
-                }
                 let c = ctx.conn;
                 let current: Option<(u32, u32, String)> = c
                     .prepare_cached(
-                        "SELECT attempts, max_attempts, tenant FROM jobs WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                        "SELECT attempts, max_attempts, tenant FROM jobs
+                         WHERE id = ?1 AND lease_owner = ?2 AND attempts = ?3 AND state = 'running'",
                     )?
-                    .query_row(params![job_id, owner], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .query_row(params![job_id, lease.owner, lease.attempt], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
                     .optional()?;
                 let Some((attempts, max_attempts, tenant)) = current else {
                     return Ok(false);
                 };
+                if let Some(done) = last_op {
+                    record_op_result(ctx, done)?;
+                }
                 if let Some(row) = &lifecycle {
                     write_lifecycle(c, &tenant, row)?;
                 }
@@ -509,12 +540,15 @@ impl Store for SqliteStore {
 
     async fn op_started(
         &self,
+        lease: &JobLease,
         previous: Option<FinishedOp>,
         op: NewOperation,
         audit: Vec<AuditRecord>,
     ) -> StoreResult<i64> {
+        let lease = lease.clone();
         self.writer
             .write(move |ctx| {
+                check_lease(ctx.conn, &lease)?;
                 if let Some(done) = previous {
                     record_op_result(ctx, done)?;
                 }
@@ -537,13 +571,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn op_finished(&self, done: FinishedOp) -> StoreResult<()> {
-        self.writer.write(move |ctx| record_op_result(ctx, done)).await
-    }
-
-    async fn put_link(&self, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()> {
+    async fn op_finished(&self, lease: &JobLease, done: FinishedOp) -> StoreResult<()> {
+        let lease = lease.clone();
         self.writer
             .write(move |ctx| {
+                check_lease(ctx.conn, &lease)?;
+                record_op_result(ctx, done)
+            })
+            .await
+    }
+
+    async fn put_link(&self, lease: &JobLease, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.writer
+            .write(move |ctx| {
+                check_lease(ctx.conn, &lease)?;
                 write_link(ctx.conn, &link, ctx.now_ms)?;
                 ctx.audit_all(audit)
             })
@@ -713,9 +755,16 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn open_conflict(&self, conflict: NewConflict, audit: Vec<AuditRecord>) -> StoreResult<i64> {
+    async fn open_conflict(
+        &self,
+        lease: &JobLease,
+        conflict: NewConflict,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<i64> {
+        let lease = lease.clone();
         self.writer
             .write(move |ctx| {
+                check_lease(ctx.conn, &lease)?;
                 let id = ctx
                     .conn
                     .prepare_cached(
@@ -1382,10 +1431,13 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn put_lifecycle(&self, tenant: &str, row: LifecycleRow) -> StoreResult<()> {
-        let tenant = tenant.to_string();
+    async fn put_lifecycle(&self, lease: &JobLease, tenant: &str, row: LifecycleRow) -> StoreResult<()> {
+        let (lease, tenant) = (lease.clone(), tenant.to_string());
         self.writer
-            .write(move |ctx| write_lifecycle(ctx.conn, &tenant, &row))
+            .write(move |ctx| {
+                check_lease(ctx.conn, &lease)?;
+                write_lifecycle(ctx.conn, &tenant, &row)
+            })
             .await
     }
 
@@ -1900,6 +1952,25 @@ fn write_lifecycle(c: &Connection, tenant: &str, row: &LifecycleRow) -> StoreRes
         row.updated_ms
     ])?;
     Ok(())
+}
+
+/// Refuses a write of an attempt that no longer holds its job's lease.
+fn check_lease(c: &Connection, lease: &JobLease) -> StoreResult<()> {
+    let held = c
+        .prepare_cached(
+            "SELECT 1 FROM jobs WHERE id = ?1 AND lease_owner = ?2 AND attempts = ?3 AND state = 'running'",
+        )?
+        .query_row(params![lease.job_id, lease.owner, lease.attempt], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if held {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced(format!(
+            "attempt {} of job {} no longer holds its lease",
+            lease.attempt, lease.job_id
+        )))
+    }
 }
 
 fn record_op_result(ctx: &mut writer::WriteCtx<'_>, done: FinishedOp) -> StoreResult<()> {

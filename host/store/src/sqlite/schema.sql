@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_record ON events (tenant, source, source_record_id);
 -- A person's newest record from each source (every job reads it).
 CREATE INDEX IF NOT EXISTS events_person ON events (tenant, person_key, source);
+-- A person's records newest first (a withdrawal is read with the record before it).
+CREATE INDEX IF NOT EXISTS events_person_id ON events (tenant, person_key, id);
 
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
@@ -253,3 +255,30 @@ CREATE TABLE IF NOT EXISTS reports (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reports_tenant ON reports (tenant, kind, id);
+
+-- Verified webhook deliveries, stored raw before they are acknowledged, and enriched
+-- into events by the source's plugin afterwards (with retries and a dead state).
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    source TEXT NOT NULL,
+    token TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    event TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body BLOB NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'rejected', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until_ms INTEGER,
+    last_error TEXT,
+    events INTEGER NOT NULL DEFAULT 0,
+    received_ms INTEGER NOT NULL,
+    finished_ms INTEGER,
+    UNIQUE (tenant, source, digest)
+);
+CREATE INDEX IF NOT EXISTS deliveries_token ON deliveries (tenant, source, token);
+CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (run_at_ms) WHERE state IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS deliveries_list ON deliveries (tenant, source, id);

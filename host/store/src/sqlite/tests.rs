@@ -52,22 +52,53 @@ async fn intake_deduplicates_and_claims_in_person_order() {
     // Another owner cannot finish a job it does not hold.
     assert!(
         !store
-            .finish(claimed[0].id, "other", Finish::Completed, vec![], None, None)
+            .finish(&claimed[0].lease("other"), Finish::Completed, vec![], None, None)
             .await
             .unwrap()
     );
     assert!(
         store
-            .finish(claimed[0].id, "w", Finish::Completed, vec![], None, None)
+            .finish(&claimed[0].lease("w"), Finish::Completed, vec![], None, None)
             .await
             .unwrap()
     );
     let next = store.claim("w", 10, 1000, 10, vec![]).await.unwrap();
     assert_eq!(next[0].event.idempotency_key, "b");
-    // An expired lease is claimable again, and counts as an attempt.
+    // An expired lease is never reclaimed by its own host (its worker may still run it)...
+    assert!(store.claim("w", 5000, 1000, 10, vec![]).await.unwrap().is_empty());
+    // ...but by another host, and it counts as an attempt.
     let reclaimed = store.claim("w2", 5000, 1000, 10, vec![]).await.unwrap();
     assert_eq!(reclaimed.len(), 2);
     assert!(reclaimed.iter().all(|j| j.attempt == 2));
+    // The first attempt's writes are fenced off: it can record nothing more.
+    let stale = next[0].lease("w");
+    let op = NewOperation {
+        job_id: stale.job_id,
+        tenant: "t".into(),
+        destination: "d".into(),
+        op_key: "create".into(),
+        kind: "create".into(),
+        target: None,
+        destructive: false,
+        now_ms: 5000,
+    };
+    assert!(matches!(
+        store.op_started(&stale, None, op, vec![]).await,
+        Err(StoreError::Fenced(_))
+    ));
+    assert!(
+        !store
+            .finish(&stale, Finish::Completed, vec![], None, None)
+            .await
+            .unwrap()
+    );
+    let current = reclaimed.iter().find(|j| j.id == stale.job_id).unwrap();
+    assert!(
+        store
+            .finish(&current.lease("w2"), Finish::Completed, vec![], None, None)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -88,7 +119,7 @@ async fn retries_end_in_dead_letter_and_replay() {
         };
         assert!(
             store
-                .finish(job.id, "w", retry, vec![], None, None)
+                .finish(&job.lease("w"), retry, vec![], None, None)
                 .await
                 .unwrap()
         );

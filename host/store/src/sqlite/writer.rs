@@ -1,11 +1,16 @@
 //! The one writer thread: it owns the write connection, runs queued writes in
 //! batches (one transaction and one fsync for many callers: group commit),
 //! isolates each write in a savepoint, and answers callers only after commit.
+//!
+//! The audit chain's head is read from the database inside each batch's write
+//! transaction, never kept between batches: another process (a CLI command
+//! next to a running server) may have appended since, and SQLite's write lock
+//! orders the two.
 
 use crate::audit::{GENESIS, entry_hash_text, redact};
 use crate::{AuditRecord, StoreError, StoreResult};
 use crossbeam_channel as channel;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::PathBuf;
 use tokio::sync::oneshot;
 
@@ -111,25 +116,11 @@ pub(crate) struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`.
     pub fn start(conn: Connection, key: [u8; 32], head_file: PathBuf) -> StoreResult<Writer> {
-        let head = conn
-            .query_row("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", [], |r| {
-                Ok(ChainHead {
-                    seq: r.get(0)?,
-                    hash: r.get(1)?,
-                })
-            })
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(ChainHead {
-                    seq: 0,
-                    hash: GENESIS.into(),
-                }),
-                e => Err(e),
-            })?;
         let (urgent, urgent_rx) = channel::unbounded::<Box<dyn WriteOp>>();
         let (normal, normal_rx) = channel::unbounded::<Box<dyn WriteOp>>();
         std::thread::Builder::new()
             .name("tenure-store-writer".into())
-            .spawn(move || run(conn, urgent_rx, normal_rx, head, key, head_file))
+            .spawn(move || run(conn, urgent_rx, normal_rx, key, head_file))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(Writer { urgent, normal })
     }
@@ -176,11 +167,39 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The chain's head as the database has it (read inside the write transaction).
+fn read_head(conn: &Connection) -> StoreResult<ChainHead> {
+    let head = conn
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| {
+            Ok(ChainHead {
+                seq: r.get(0)?,
+                hash: r.get(1)?,
+            })
+        })
+        .optional()?;
+    Ok(head.unwrap_or_else(|| ChainHead {
+        seq: 0,
+        hash: GENESIS.into(),
+    }))
+}
+
+/// Records the head outside the database (best effort), so `verify` catches a truncated
+/// tail. Written after the commit (so it is never ahead of what a reader can see), and
+/// never moved back: another process may have committed, and written, a later head.
+fn write_head_file(path: &PathBuf, head: &ChainHead) {
+    let recorded = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<i64>().ok());
+    if recorded.is_none_or(|seq| seq < head.seq) {
+        let _ = std::fs::write(path, format!("{} {}\n", head.seq, head.hash));
+    }
+}
+
 fn run(
     conn: Connection,
     urgent: channel::Receiver<Box<dyn WriteOp>>,
     normal: channel::Receiver<Box<dyn WriteOp>>,
-    mut head: ChainHead,
     key: [u8; 32],
     head_file: PathBuf,
 ) {
@@ -198,18 +217,9 @@ fn run(
                 Err(_) => break,
             }
         }
-        let before = head.clone();
-        let commit = run_batch(&conn, &mut batch, &mut head, &key);
-        match &commit {
-            Ok(()) if head.seq != before.seq => {
-                // Best effort: the head outside the database lets `verify` catch a truncated tail.
-                let _ = std::fs::write(&head_file, format!("{} {}\n", head.seq, head.hash));
-            }
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "store batch failed; rolled back");
-                head = before;
-            }
+        let commit = run_batch(&conn, &mut batch, &key, &head_file);
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, "store batch failed; rolled back");
         }
         for op in batch {
             op.reply(commit.clone());
@@ -220,14 +230,23 @@ fn run(
 fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn WriteOp>],
-    head: &mut ChainHead,
     key: &[u8; 32],
+    head_file: &PathBuf,
 ) -> StoreResult<()> {
     let exec = |sql: &str| -> StoreResult<()> {
         conn.prepare_cached(sql)?.execute([])?;
         Ok(())
     };
     exec("BEGIN IMMEDIATE")?;
+    let started = match read_head(conn) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    };
+    let mut chain = started.clone();
+    let head = &mut chain;
     let now = now_ms();
     for op in batch.iter_mut() {
         let saved = head.clone();
@@ -253,6 +272,9 @@ fn run_batch(
     if let Err(e) = exec("COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e);
+    }
+    if chain.seq != started.seq {
+        write_head_file(head_file, &chain);
     }
     Ok(())
 }

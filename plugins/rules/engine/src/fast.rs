@@ -153,7 +153,7 @@ pub(crate) fn lower(e: &IdedExpr, names: &CustomNames) -> Option<Node> {
             Node::List(l.elements.iter().map(&lower).collect::<Option<_>>()?)
         }
         Expr::Call(c) => {
-            let arg = |i: usize| c.args.get(i).and_then(&lower).map(Box::new);
+            let arg = |i: usize| c.args.get(i).and_then(lower).map(Box::new);
             match (c.func_name.as_str(), &c.target, c.args.len()) {
                 (operators::LOGICAL_AND, None, 2) => Node::And(arg(0)?, arg(1)?),
                 (operators::LOGICAL_OR, None, 2) => Node::Or(arg(0)?, arg(1)?),
