@@ -7,6 +7,9 @@
 //! (`BENCH_PEOPLE` changes the population, `BENCH_ROUNDS` the alternating rounds,
 //! `BENCH_ONLY=wasm|native` runs one side, for a profiler.) An empty rule set runs
 //! too, on both sides, to separate what the call itself costs from the engine's work.
+//! `BENCH_BASELINE=<path to an older rules.wasm>` also runs that build in alternating
+//! rounds (at least 5) and reports min / median / max of both and their ratio: how a
+//! change to the engine is checked to be no slower.
 //!
 //! The rule set is realistic: department x level -> groups (120 rules), office
 //! location -> OU and regional apps (50), job-title prefixes -> security groups
@@ -344,6 +347,9 @@ fn main() {
         rounds,
         &only,
     );
+    if let Ok(path) = std::env::var("BENCH_BASELINE") {
+        against_baseline(&rt, &full_handle, &path, &full_text, &people, &ctx, rounds.max(5));
+    }
     let us = |rate: f64| 1e6 / rate;
     println!("rule engine: {people_n} people x 200 rules, one core, median of {rounds} rounds");
     println!(
@@ -376,4 +382,49 @@ fn main() {
         "  the least the ratio could be with the engine at native speed inside the guest: {:.2}",
         (us(empty.wasm) + engine_native) / us(full.native)
     );
+}
+
+/// This build's plugin against an older build of it, in alternating rounds, one process.
+fn against_baseline(
+    rt: &tokio::runtime::Runtime,
+    current: &tenure_runtime::PluginHandle,
+    path: &str,
+    rule_set: &str,
+    people: &[Person],
+    ctx: &wit::rules::Context,
+    rounds: usize,
+) {
+    use tenure_tests::bench_stats::{Spread, load_average};
+    let harness = Harness::new().expect("runtime");
+    harness
+        .runtime()
+        .register_file(std::path::Path::new(path))
+        .expect("BENCH_BASELINE names a rules plugin");
+    harness.tenant_with_rule_set("baseline", "rules", rule_set);
+    let baseline = harness.runtime().plugin("baseline", "rules").expect("handle");
+    let rate = |handle: &tenure_runtime::PluginHandle| {
+        let started = Instant::now();
+        rt.block_on(async {
+            for p in people {
+                std::hint::black_box(handle.evaluate(p, ctx).await.expect("evaluates"));
+            }
+        });
+        people.len() as f64 / started.elapsed().as_secs_f64()
+    };
+    let load = load_average();
+    let (mut now, mut before, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let b = rate(&baseline);
+        let c = rate(current);
+        before.push(b);
+        now.push(c);
+        ratios.push(c / b);
+    }
+    println!("against {path}: {rounds} alternating rounds, load {load}");
+    println!(
+        "  this build  {:.0} evaluations/s (min / median / max)",
+        Spread::of(&now)
+    );
+    println!("  baseline    {:.0} evaluations/s", Spread::of(&before));
+    println!("  ratio this/baseline per round: {:.3}", Spread::of(&ratios));
 }

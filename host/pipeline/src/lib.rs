@@ -20,6 +20,7 @@ pub mod plan;
 pub mod preview;
 mod process;
 pub mod reconcile;
+pub mod redaction;
 mod resolve;
 pub mod schedule;
 pub mod sources;

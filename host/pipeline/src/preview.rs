@@ -122,6 +122,10 @@ impl Pipeline {
                 .cloned();
             let shaped = crate::lifecycle::shape(dest, rules_output, state, &life, now, None);
             let mut desired = shaped.desired;
+            let redacted = desired
+                .as_ref()
+                .map(crate::redaction::redacted_names)
+                .unwrap_or_default();
             let mut names = Vec::new();
             let mut naming_error = None;
             if let Some(d) = desired.as_mut() {
@@ -204,6 +208,19 @@ impl Pipeline {
                     }
                     view.current = current;
                 }
+            }
+            // Redacted values are applied but never shown.
+            if let Some(d) = view.desired.as_mut() {
+                crate::redaction::mask(&mut d.attributes, &redacted);
+            }
+            if let Some(c) = view.current.as_mut() {
+                crate::redaction::mask(&mut c.attributes, &redacted);
+            }
+            for n in view.names.iter_mut().filter(|n| redacted.contains(&n.attribute)) {
+                n.value = crate::redaction::MASK.into();
+                n.taken
+                    .iter_mut()
+                    .for_each(|t| *t = crate::redaction::MASK.into());
             }
             destinations.push(view);
         }

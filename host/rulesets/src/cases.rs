@@ -272,7 +272,14 @@ fn compare_account(dest: &str, want: &ExpectAccount, got: &wit::DesiredAccount, 
         let equal = g == *w
             || matches!((&g, w), (serde_json::Value::Number(n), serde_json::Value::String(s)) if n.to_string() == *s);
         if !equal {
-            out.push(format!("{dest}.attributes.{name}: expected {w}, got {g}"));
+            let redacted = tenure_pipeline::redaction::redacted_names(got);
+            if redacted.contains(name) {
+                out.push(format!(
+                    "{dest}.attributes.{name}: expected {w}, got a different value (redacted)"
+                ));
+            } else {
+                out.push(format!("{dest}.attributes.{name}: expected {w}, got {g}"));
+            }
         }
     }
     for (name, w) in &want.unique {

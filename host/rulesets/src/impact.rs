@@ -121,7 +121,12 @@ pub fn diff_accounts(
                 .collect();
             names.sort();
             names.dedup();
-            for name in names {
+            let mut redacted = tenure_pipeline::redaction::redacted_names(b);
+            redacted.extend(tenure_pipeline::redaction::redacted_names(a));
+            for name in names
+                .into_iter()
+                .filter(|n| *n != tenure_pipeline::redaction::REDACTED)
+            {
                 let get = |d: &wit::DesiredAccount| {
                     d.attributes
                         .iter()
@@ -131,10 +136,12 @@ pub fn diff_accounts(
                 };
                 let (x, y) = (get(b), get(a));
                 if x != y {
-                    out.push((
-                        "attribute-changed".into(),
-                        format!("{name}: {} -> {}", show(&x), show(&y)),
-                    ));
+                    let detail = if redacted.iter().any(|r| r == name) {
+                        format!("{name}: {} changes", tenure_pipeline::redaction::MASK)
+                    } else {
+                        format!("{name}: {} -> {}", show(&x), show(&y))
+                    };
+                    out.push(("attribute-changed".into(), detail));
                 }
             }
             if b.expires_at != a.expires_at {

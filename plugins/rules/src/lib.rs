@@ -106,6 +106,13 @@ fn to_wit_account(d: tenure_rules_engine::Desired) -> DesiredAccount {
             value: Value::Flag(u.rename_on_change),
         });
     }
+    if !d.redacted.is_empty() {
+        // Read by the host: applied, but shown as `[redacted]` in audits and previews.
+        attributes.push(Attribute {
+            name: "$redacted".into(),
+            value: Value::Many(d.redacted),
+        });
+    }
     DesiredAccount {
         destination: d.destination,
         attributes,

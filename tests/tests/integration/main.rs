@@ -15,6 +15,7 @@ mod lever_customer;
 mod lifecycle;
 mod pipeline;
 mod reliability;
+mod rule_fidelity;
 mod rule_sets;
 mod sandbox;
 mod scim;

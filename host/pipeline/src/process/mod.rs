@@ -343,7 +343,7 @@ impl JobRun<'_> {
             .map(|a| {
                 json!({ "destination": a.destination, "container": a.container, "groups": a.groups, "licenses": a.licenses,
                         "apps": a.app_assignments, "enabled": a.enabled, "expires_at": a.expires_at,
-                        "attributes": a.attributes.iter().map(|x| (x.name.clone(), serde_json::to_value(&x.value).unwrap_or_default())).collect::<serde_json::Map<_, _>>() })
+                        "attributes": crate::redaction::audit_attributes(a) })
             })
             .collect();
         self.pending.push(self.record(

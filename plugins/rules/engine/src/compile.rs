@@ -37,8 +37,13 @@ pub(crate) struct Expr {
     pub reads: Vec<String>,
     /// Whether it uses the naming counter `n`.
     pub uses_n: bool,
+    /// Whether it reads `apps` (the app assignments the rules gave the account), so it
+    /// is evaluated after the rules.
+    pub uses_apps: bool,
 }
 
+// Built once per rule set and read on every evaluation: no box, no indirection.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Part {
     Literal(String),
     Expr(Expr),
@@ -55,6 +60,7 @@ impl Template {
     }
 }
 
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Source {
     From(Vec<String>),
     Value(Attr),
@@ -69,6 +75,17 @@ pub(crate) struct Mapping {
     pub required: bool,
     /// Where it was written, for errors.
     pub field: String,
+}
+
+impl Mapping {
+    /// Whether it reads the rules' app assignments (evaluated after the rules).
+    pub fn uses_apps(&self) -> bool {
+        match &self.source {
+            Source::Expr(e) => e.uses_apps,
+            Source::Template(t) => t.parts.iter().any(|p| matches!(p, Part::Expr(e) if e.uses_apps)),
+            Source::From(_) | Source::Value(_) => false,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -146,6 +163,7 @@ pub(crate) struct Compiler {
     pub custom_names: crate::fast::CustomNames,
     reads: regex::Regex,
     counter: regex::Regex,
+    apps: regex::Regex,
 }
 
 fn err(field: &str, reason: impl Into<String>) -> CompileError {
@@ -163,16 +181,30 @@ impl Compiler {
             custom_names: crate::fast::CustomNames::default(),
             reads: re(r"\bperson\.((?:custom\.)?[A-Za-z_][A-Za-z0-9_]*)")?,
             counter: re(r"(?:^|[^.\w])n(?:[^\w]|$)")?,
+            apps: re(r"(?:^|[^.\w])apps(?:[^\w]|$)")?,
         })
     }
 
     pub fn expr(&self, field: &str, source: &str) -> Result<Expr, CompileError> {
+        self.expr_within(field, source, crate::limits::MAX_DEPTH)
+    }
+
+    /// An expression Tenure translated from Entra's syntax (checked as written): its
+    /// translation may nest a few levels deeper.
+    pub fn translated_expr(&self, field: &str, source: &str) -> Result<Expr, CompileError> {
+        self.expr_within(
+            field,
+            source,
+            crate::limits::MAX_DEPTH + crate::limits::TRANSLATION_SLACK,
+        )
+    }
+
+    fn expr_within(&self, field: &str, source: &str, max_depth: usize) -> Result<Expr, CompileError> {
         if source.trim().is_empty() {
             return Err(err(field, "empty expression"));
         }
-        if source.len() > 4096 {
-            return Err(err(field, "expression longer than 4096 characters"));
-        }
+        crate::limits::check_with(source, max_depth)
+            .map_err(|reason| err(field, format!("{reason} in {}", crate::limits::quoted(source))))?;
         let program = self.env.compile(source).map_err(|errors| {
             let reason = errors
                 .errors
@@ -180,7 +212,7 @@ impl Compiler {
                 .map(|e| format!("line {}, column {}: {}", e.pos.0, e.pos.1 + 1, e.msg))
                 .collect::<Vec<_>>()
                 .join("; ");
-            err(field, format!("{reason} in `{source}`"))
+            err(field, format!("{reason} in {}", crate::limits::quoted(source)))
         })?;
         let mut reads: Vec<String> = self
             .reads
@@ -196,6 +228,7 @@ impl Compiler {
             source: source.to_string(),
             reads,
             uses_n: self.counter.is_match(source),
+            uses_apps: self.apps.is_match(source),
         })
     }
 
@@ -240,9 +273,14 @@ impl Compiler {
         let (source, default, required) = match doc {
             MappingDoc::Template(t) => (Source::Template(self.template(field, t)?), None, false),
             MappingDoc::Full(m) => {
-                let given = [m.from.is_some(), m.value.is_some(), m.expr.is_some()];
+                let given = [
+                    m.from.is_some(),
+                    m.value.is_some(),
+                    m.expr.is_some(),
+                    m.entra.is_some(),
+                ];
                 if given.iter().filter(|g| **g).count() != 1 {
-                    return Err(err(field, "give exactly one of from, value or expr"));
+                    return Err(err(field, "give exactly one of from, value, expr or entra"));
                 }
                 let source = if let Some(from) = &m.from {
                     let path: Vec<String> = from.split('.').map(str::to_string).collect();
@@ -255,6 +293,10 @@ impl Compiler {
                     Source::From(path)
                 } else if let Some(v) = &m.value {
                     Source::Value(json_attr(&format!("{field}.value"), v)?)
+                } else if let Some(e) = &m.entra {
+                    let at = format!("{field}.entra");
+                    let cel = crate::entra::translate(e).map_err(|reason| err(&at, reason))?;
+                    Source::Expr(self.translated_expr(&at, &cel)?)
                 } else {
                     Source::Expr(self.expr(&format!("{field}.expr"), m.expr.as_deref().unwrap_or_default())?)
                 };

@@ -66,6 +66,10 @@ pub struct MappingFull {
     /// A CEL expression; its value, whatever its type.
     #[serde(default)]
     pub expr: Option<String>,
+    /// An expression in Entra's syntax (`Append([userPrincipalName], ".test")`), as written
+    /// for Microsoft Entra's provisioning; translated to CEL when the rule set is compiled.
+    #[serde(default)]
+    pub entra: Option<String>,
     /// Used when the mapping yields nothing (null, empty).
     #[serde(default)]
     pub default: Option<serde_json::Value>,
@@ -166,7 +170,7 @@ pub fn parse(text: &str) -> Result<Document, String> {
         let path = e.path().to_string();
         let reason = e.into_inner().to_string();
         let reason = if reason.contains("untagged enum MappingDoc") {
-            "expected a template string or an object with one of from, value or expr".to_string()
+            "expected a template string or an object with one of from, value, expr or entra".to_string()
         } else {
             reason
         };

@@ -84,7 +84,7 @@ pub(crate) enum Node {
     Cond(Box<Node>, Box<Node>, Box<Node>),
     Size(Box<Node>),
     Method(StrMethod, Box<Node>, Box<Node>),
-    Call(Imp, Vec<Node>),
+    Call(&'static str, Imp, Vec<Node>),
     List(Vec<Node>),
 }
 
@@ -179,8 +179,8 @@ pub(crate) fn lower(e: &IdedExpr, names: &CustomNames) -> Option<Node> {
                     Node::Method(method, Box::new(lower(t)?), arg(0)?)
                 }
                 (name, None, _) => {
-                    let imp = functions::lookup(name)?;
-                    Node::Call(imp, c.args.iter().map(&lower).collect::<Option<_>>()?)
+                    let (name, imp) = functions::lookup(name)?;
+                    Node::Call(name, imp, c.args.iter().map(&lower).collect::<Option<_>>()?)
                 }
                 _ => return None,
             }
@@ -318,9 +318,11 @@ impl Node {
                 crate::model::FieldRef::Text(t) => Val::Str(t),
                 crate::model::FieldRef::Value(v) => Val::Own(v),
             },
-            Node::Custom(id) => match s.custom.get(*id).copied().flatten().ok_or(StepAside)? {
-                crate::model::Attr::Text(t) => Val::Str(t),
-                other => Val::Own(other.to_cel()),
+            // An attribute the person does not have reads as null (as in Entra).
+            Node::Custom(id) => match s.custom.get(*id).copied().flatten() {
+                Some(crate::model::Attr::Text(t)) => Val::Str(t),
+                Some(other) => Val::Own(other.to_cel()),
+                None => Val::Own(Value::Null),
             },
             Node::Var(Var::Event) => Val::Ref(s.event),
             Node::Var(Var::Destination) => Val::Ref(s.destination),
@@ -476,9 +478,9 @@ impl Node {
                     _ => return Err(StepAside),
                 }
             }
-            Node::Call(imp, args) => {
+            Node::Call(name, imp, args) => {
                 let values = args.iter().map(|a| a.eval(s)).collect::<Result<Vec<_>, _>>()?;
-                imp(&values).map_err(|_| StepAside)?
+                functions::invoke(name, *imp, &values).map_err(|_| StepAside)?
             }
             Node::List(items) => Value::List(Arc::new(
                 items.iter().map(|i| i.eval(s)).collect::<Result<_, _>>()?,

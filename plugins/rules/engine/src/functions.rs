@@ -8,6 +8,8 @@
 //! the argument; none panics.
 
 use crate::dates;
+use crate::limits;
+use crate::markers::{self, Marker};
 use base64::Engine as _;
 use cel::extractors::Arguments;
 use cel::{Context, ExecutionError, Value};
@@ -17,13 +19,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
-
-/// What `IgnoreFlowIfNullOrEmpty` returns for an empty value: the mapping is skipped.
-pub(crate) const IGNORE_FLOW: &str = "\u{0}tenure:ignore-flow";
-/// Prefix `Redact` puts on a value: it flows, but traces show `[redacted]`.
-pub(crate) const REDACTED: &str = "\u{0}tenure:redact:";
-/// First element of the list `SelectUniqueValue` returns: the rest are candidates.
-pub(crate) const UNIQUE: &str = "\u{0}tenure:unique";
 
 type Fr = Result<Value, String>;
 pub(crate) type Imp = fn(&[Value]) -> Result<Value, String>;
@@ -72,6 +67,7 @@ pub(crate) fn regex(pattern: &str) -> Result<Arc<Regex>, String> {
 /// Every library function, by name, for the documentation and the tests.
 pub const NAMES: &[&str] = &[
     "Append",
+    "AppRoleAssignmentsComplex",
     "BitAnd",
     "CBool",
     "CDate",
@@ -106,6 +102,7 @@ pub const NAMES: &[&str] = &[
     "RemoveDuplicates",
     "Replace",
     "SelectUniqueValue",
+    "SingleAppRoleAssignment",
     "Split",
     "StripSpaces",
     "Switch",
@@ -121,6 +118,7 @@ pub const NAMES: &[&str] = &[
 
 const TABLE: &[(&str, Imp)] = &[
     ("Append", append),
+    ("AppRoleAssignmentsComplex", app_roles),
     ("BitAnd", bit_and),
     ("CBool", c_bool),
     ("CDate", c_date),
@@ -135,7 +133,6 @@ const TABLE: &[(&str, Imp)] = &[
     ("FormatDateTime", format_date_time),
     ("Guid", guid),
     ("IgnoreFlowIfNullOrEmpty", ignore_flow),
-    ("IIF", iif),
     ("InStr", in_str),
     ("IsNull", is_null),
     ("IsNullOrEmpty", is_null_or_empty),
@@ -155,9 +152,9 @@ const TABLE: &[(&str, Imp)] = &[
     ("RemoveDuplicates", remove_duplicates),
     ("Replace", replace),
     ("SelectUniqueValue", select_unique_value),
+    ("SingleAppRoleAssignment", single_app_role),
     ("Split", split),
     ("StripSpaces", strip_spaces),
-    ("Switch", switch),
     ("ToLower", to_lower),
     ("ToUpper", to_upper),
     ("Word", word),
@@ -166,11 +163,93 @@ const TABLE: &[(&str, Imp)] = &[
     ("InTimeZone", in_time_zone),
     ("StartOfDay", start_of_day),
     ("EndOfDay", end_of_day),
+    // What the IIF and Switch macros expand to (see `macros`).
+    (crate::macros::IIF_TEST, iif_test),
+    (crate::macros::SWITCH_MATCH, switch_match),
+    // What Entra's comparisons and attribute reads become (see `entra`).
+    ("__eq", entra_eq),
+    ("__ne", entra_ne),
+    ("__null", null_if_empty),
 ];
 
 /// A library function by name.
-pub(crate) fn lookup(name: &str) -> Option<Imp> {
-    TABLE.iter().find(|(n, _)| *n == name).map(|(_, imp)| *imp)
+pub(crate) fn lookup(name: &str) -> Option<(&'static str, Imp)> {
+    TABLE.iter().find(|(n, _)| *n == name).copied()
+}
+
+/// Functions that answer about a value rather than transform it: a redacted
+/// argument does not make their (boolean or numeric) answer secret.
+const PREDICATES: &[&str] = &[
+    "IsNull",
+    "IsNullOrEmpty",
+    "IsPresent",
+    "IsString",
+    "Count",
+    "CBool",
+    "InStr",
+    "BitAnd",
+    "Not",
+    crate::macros::IIF_TEST,
+    crate::macros::SWITCH_MATCH,
+    "__eq",
+    "__ne",
+];
+
+/// Calls a library function with the markers' rules (see `markers`): an ignore-flow
+/// argument makes the result ignore-flow; candidates are refused (SelectUniqueValue
+/// must be the whole expression); redacted arguments are computed on as text and
+/// make a text result redacted.
+pub(crate) fn invoke(name: &str, imp: Imp, args: &[Value]) -> Result<Value, String> {
+    let mut redacted = false;
+    for a in args {
+        match markers::marker(a) {
+            None => {}
+            Some(Marker::IgnoreFlow) => return Ok(markers::ignore_flow()),
+            Some(Marker::Candidates(_)) => {
+                return Err(
+                    "SelectUniqueValue must be the whole expression; it cannot be an argument".into(),
+                );
+            }
+            Some(Marker::Redacted(_)) => redacted = true,
+        }
+        // A list may hold redacted items (`Split(Redact(x), ",")`): as secret as the value.
+        if let Value::List(items) = a
+            && items
+                .iter()
+                .any(|i| matches!(markers::marker(i), Some(Marker::Redacted(_))))
+        {
+            redacted = true;
+        }
+    }
+    if !redacted {
+        return imp(args).map_err(limits::brief);
+    }
+    let unwrap = |a: &Value| match markers::marker(a) {
+        Some(Marker::Redacted(t)) => text(t),
+        _ => a.clone(),
+    };
+    let plain: Vec<Value> = args
+        .iter()
+        .map(|a| match a {
+            Value::List(items) => list(items.iter().map(unwrap).collect()),
+            other => unwrap(other),
+        })
+        .collect();
+    // The error would quote the secret: say only that it failed.
+    let result = imp(&plain).map_err(|_| format!("{name} failed on a redacted value (details withheld)"))?;
+    if PREDICATES.contains(&name) {
+        return Ok(result);
+    }
+    Ok(redact_value(result))
+}
+
+/// A result computed from a secret stays secret (text, and each text of a list).
+fn redact_value(v: Value) -> Value {
+    match v {
+        Value::String(s) => markers::redacted(s.as_str().to_owned()),
+        Value::List(items) => list(items.iter().cloned().map(redact_value).collect()),
+        other => other,
+    }
 }
 
 /// Adds the library to a root context.
@@ -179,7 +258,7 @@ pub fn register(ctx: &mut Context<'static, 'static>) -> Result<(), String> {
         ctx.add_function(
             name,
             move |Arguments(args): Arguments| -> Result<Value, ExecutionError> {
-                imp(&args).map_err(|e| ExecutionError::function_error(name, e))
+                invoke(name, imp, &args).map_err(|e| ExecutionError::function_error(name, e))
             },
         )
         .map_err(|e| format!("cannot register {name}: {e:?}"))?;
@@ -281,9 +360,14 @@ pub(crate) fn as_text(v: &Value) -> Result<Option<String>, String> {
         Value::Int(n) => n.to_string(),
         Value::UInt(n) => n.to_string(),
         Value::Float(f) => f.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Timestamp(t) => dates::rfc3339(t),
-        other => return Err(format!("cannot turn a {} into text", type_name(other))),
+        // As .NET (and so Entra) writes them.
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Timestamp(t) => dates::entra_text(t),
+        other => match markers::marker(other) {
+            Some(Marker::Redacted(t)) => t.to_owned(),
+            _ => return Err(format!("cannot turn a {} into text", type_name(other))),
+        },
     }))
 }
 
@@ -299,7 +383,8 @@ pub(crate) fn text_of(v: &Value) -> Result<Option<std::borrow::Cow<'_, str>>, St
 pub(crate) fn is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.is_empty() || s.as_str() == IGNORE_FLOW,
+        Value::String(s) => s.is_empty(),
+        Value::Opaque(_) => matches!(markers::marker(v), Some(Marker::IgnoreFlow)),
         Value::List(l) => l.is_empty(),
         Value::Map(m) => m.map.is_empty(),
         _ => false,
@@ -413,15 +498,19 @@ fn date_from_num(a: &[Value]) -> Fr {
 
 fn num_from_date(a: &[Value]) -> Fr {
     arity(a, 1, 1)?;
+    if a[0] == Value::Null {
+        return Ok(Value::Null);
+    }
     let date = dates::parse(&a[0])?;
-    Ok(Value::Int(dates::to_filetime(date)))
+    Ok(Value::Int(dates::to_filetime(date)?))
 }
 
 fn format_date_time(a: &[Value]) -> Fr {
-    // Entra: FormatDateTime(source, [dateTimeStyles], inputFormat, outputFormat)
+    // Entra: FormatDateTime(source, [dateTimeStyles], inputFormat, outputFormat); the
+    // styles' whitespace and round-trip behaviour is what the parser does anyway.
     arity(a, 3, 4)?;
     let (input, output) = if a.len() == 4 { (2, 3) } else { (1, 2) };
-    if a[0] == Value::Null {
+    if is_empty(&a[0]) {
         return Ok(Value::Null);
     }
     let date = match (&a[0], opt_str(a, input)?) {
@@ -453,23 +542,31 @@ fn guid(a: &[Value]) -> Fr {
 fn ignore_flow(a: &[Value]) -> Fr {
     arity(a, 1, 1)?;
     Ok(if is_empty(&a[0]) {
-        text(IGNORE_FLOW)
+        markers::ignore_flow()
     } else {
         a[0].clone()
     })
 }
 
-fn iif(a: &[Value]) -> Fr {
-    arity(a, 3, 3)?;
+/// What the IIF macro tests its condition with: true and false as they are, null as
+/// false (a comparison with a missing attribute fails, as in Entra), "True"/"False".
+fn iif_test(a: &[Value]) -> Fr {
+    arity(a, 1, 1)?;
     match &a[0] {
-        Value::Bool(true) => Ok(a[1].clone()),
-        Value::Bool(false) | Value::Null => Ok(a[2].clone()),
-        other => Err(format!("argument 1 must be a bool, got {}", type_name(other))),
+        Value::Bool(b) => Ok(Value::Bool(*b)),
+        Value::Null => Ok(Value::Bool(false)),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
+        Value::String(s) if s.eq_ignore_ascii_case("false") || s.is_empty() => Ok(Value::Bool(false)),
+        other => Err(format!(
+            "IIF's condition must be true or false, got {}",
+            type_name(other)
+        )),
     }
 }
 
 fn in_str(a: &[Value]) -> Fr {
     // InStr(value, find, [start], [compareType]) -> 1-based position, 0 when absent.
+    // compareType: vbTextCompare (or 1) ignores case; vbBinaryCompare (or 0) does not.
     arity(a, 2, 4)?;
     let Some(value) = opt_str(a, 0)? else {
         return Ok(Value::Int(0));
@@ -479,12 +576,32 @@ fn in_str(a: &[Value]) -> Fr {
     if start < 1 {
         return Err("argument 3 (start) counts from 1".into());
     }
-    let text_compare = matches!(opt_str(a, 3)?, Some(c) if c.eq_ignore_ascii_case("text"));
+    let text_compare = match arg(a, 3) {
+        Value::Null => false,
+        Value::Int(1) => true,
+        Value::Int(0) => false,
+        Value::String(c) if c.eq_ignore_ascii_case("vbTextCompare") || c.eq_ignore_ascii_case("text") => true,
+        Value::String(c) if c.eq_ignore_ascii_case("vbBinaryCompare") || c.eq_ignore_ascii_case("binary") => {
+            false
+        }
+        other => {
+            return Err(format!(
+                "argument 4 (compareType) must be vbTextCompare or vbBinaryCompare, got {}",
+                as_text(other)?.unwrap_or_default()
+            ));
+        }
+    };
     let chars: Vec<char> = value.chars().collect();
     let skip = usize::try_from(start - 1).unwrap_or(usize::MAX).min(chars.len());
     let hay: String = chars[skip..].iter().collect();
     let found = if text_compare {
-        hay.to_lowercase().find(&find.to_lowercase())
+        // Compared letter by letter in lower case, so positions stay in characters.
+        let lower: Vec<char> = hay.chars().flat_map(char::to_lowercase).collect();
+        let needle: Vec<char> = find.chars().flat_map(char::to_lowercase).collect();
+        (lower.len() >= needle.len())
+            .then(|| (0..=lower.len() - needle.len()).find(|i| lower[*i..*i + needle.len()] == needle[..]))
+            .flatten()
+            .map(|i| hay.char_indices().nth(i).map_or(hay.len(), |(b, _)| b))
     } else {
         hay.find(find)
     };
@@ -515,27 +632,35 @@ fn is_string(a: &[Value]) -> Fr {
 }
 
 fn item(a: &[Value]) -> Fr {
-    // Item(list, index): 0-based, as CEL's own indexing.
+    // Item(attribute, index): 1-based, as Entra ("index 0 shouldn't be used").
     arity(a, 2, 2)?;
     let index = req_int(a, 1)?;
+    if index < 1 {
+        return Err(format!("argument 2 (index) counts from 1, got {index}"));
+    }
     match &a[0] {
         Value::Null => Ok(Value::Null),
-        Value::List(l) => Ok(usize::try_from(index)
+        Value::List(l) => Ok(usize::try_from(index - 1)
             .ok()
             .and_then(|i| l.get(i))
             .cloned()
             .unwrap_or(Value::Null)),
-        other => Err(format!("argument 1 must be a list, got {}", type_name(other))),
+        // A single value is a list of one.
+        other if index == 1 => Ok(other.clone()),
+        _ => Ok(Value::Null),
     }
 }
 
 fn join(a: &[Value]) -> Fr {
+    // Join(separator, source1, source2, ...): values of multi-valued sources each
+    // count; null and empty sources are left out (as Entra: Join(", ", "", "Doe", "John")
+    // is "Doe, John").
     arity(a, 2, usize::MAX)?;
     let sep = opt_str(a, 0)?.unwrap_or("");
     let mut parts = Vec::new();
     for v in &a[1..] {
         for item in items(v) {
-            if let Some(t) = as_text(&item)? {
+            if let Some(t) = as_text(&item)?.filter(|t| !t.is_empty()) {
                 parts.push(t);
             }
         }
@@ -544,19 +669,22 @@ fn join(a: &[Value]) -> Fr {
 }
 
 fn left(a: &[Value]) -> Fr {
+    // Entra: null gives an empty string, a negative count the whole string.
     arity(a, 2, 2)?;
-    let Some(s) = opt_str(a, 0)? else {
-        return Ok(Value::Null);
-    };
+    let s = opt_str(a, 0)?.unwrap_or("");
     let n = req_int(a, 1)?;
     if n < 0 {
-        return Err("argument 2 (length) must not be negative".into());
+        return Ok(text(s));
     }
-    Ok(text(s.chars().take(n as usize).collect::<String>()))
+    Ok(text(
+        s.chars()
+            .take(usize::try_from(n).unwrap_or(usize::MAX))
+            .collect::<String>(),
+    ))
 }
 
 fn mid(a: &[Value]) -> Fr {
-    // Mid(source, start (1-based), length)
+    // Mid(source, start (1-based), length); a length past the end stops at the end.
     arity(a, 3, 3)?;
     let Some(s) = opt_str(a, 0)? else {
         return Ok(Value::Null);
@@ -568,8 +696,8 @@ fn mid(a: &[Value]) -> Fr {
     }
     Ok(text(
         s.chars()
-            .skip((start - 1) as usize)
-            .take(len as usize)
+            .skip(usize::try_from(start - 1).unwrap_or(usize::MAX))
+            .take(usize::try_from(len).unwrap_or(usize::MAX))
             .collect::<String>(),
     ))
 }
@@ -584,8 +712,9 @@ pub(crate) fn strip_diacritics(s: &str) -> String {
             'Æ' => out.push_str("AE"),
             'œ' => out.push_str("oe"),
             'Œ' => out.push_str("OE"),
-            'ø' => out.push('o'),
-            'Ø' => out.push('O'),
+            // Microsoft's table: ø and Ø are oe and OE.
+            'ø' => out.push_str("oe"),
+            'Ø' => out.push_str("OE"),
             'đ' | 'ð' => out.push('d'),
             'Đ' | 'Ð' => out.push('D'),
             'ł' => out.push('l'),
@@ -608,11 +737,13 @@ fn normalize_diacritics(a: &[Value]) -> Fr {
 }
 
 fn not(a: &[Value]) -> Fr {
+    // Entra: True (or "True") gives False; anything else gives True.
     arity(a, 1, 1)?;
-    match &a[0] {
-        Value::Bool(b) => Ok(Value::Bool(!b)),
-        other => Err(format!("argument 1 must be a bool, got {}", type_name(other))),
-    }
+    Ok(Value::Bool(!match &a[0] {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    }))
 }
 
 fn now(a: &[Value]) -> Fr {
@@ -621,15 +752,22 @@ fn now(a: &[Value]) -> Fr {
 }
 
 fn p_case(a: &[Value]) -> Fr {
+    // PCase(source, [wordSeparators]): without separators, a word ends at any space,
+    // control, format, punctuation or symbol character (as .NET's ToTitleCase); the
+    // rest of each word is lower case.
     arity(a, 1, 2)?;
     let Some(s) = opt_str(a, 0)? else {
         return Ok(Value::Null);
     };
-    let separators = opt_str(a, 1)?.unwrap_or(" ");
+    let given = opt_str(a, 1)?;
+    let separates = |c: char| match given {
+        Some(set) => set.contains(c),
+        None => !c.is_alphanumeric() && !is_combining_mark(c),
+    };
     let mut out = String::with_capacity(s.len());
     let mut at_start = true;
     for c in s.chars() {
-        if separators.contains(c) {
+        if separates(c) {
             at_start = true;
             out.push(c);
         } else if at_start {
@@ -647,8 +785,8 @@ fn random_string(a: &[Value]) -> Fr {
     arity(a, 5, 6)?;
     let length = req_int(a, 0)?;
     let mins = [req_int(a, 1)?, req_int(a, 2)?, req_int(a, 3)?, req_int(a, 4)?];
-    if !(1..=256).contains(&length) || mins.iter().any(|m| *m < 0) {
-        return Err("length must be 1..256 and the minimums non-negative".into());
+    if !(1..=256).contains(&length) || mins.iter().any(|m| !(0..=256).contains(m)) {
+        return Err("length must be 1..256 and each minimum 0..256".into());
     }
     if mins.iter().sum::<i64>() > length {
         return Err("the minimums add up to more than the length".into());
@@ -665,6 +803,9 @@ fn random_string(a: &[Value]) -> Fr {
         return Err("charactersToAvoid removes every character of a required kind".into());
     }
     let all: Vec<char> = sets.concat();
+    if all.is_empty() {
+        return Err("charactersToAvoid removes every character".into());
+    }
     let draw = |set: &[char]| set[(next_random() % set.len() as u64) as usize];
     let mut out: Vec<char> = Vec::with_capacity(length as usize);
     for (set, min) in sets.iter().zip(mins) {
@@ -684,16 +825,19 @@ fn random_string(a: &[Value]) -> Fr {
 fn redact(a: &[Value]) -> Fr {
     arity(a, 1, 1)?;
     Ok(match as_text(&a[0])? {
-        Some(t) => text(format!("{REDACTED}{t}")),
+        Some(t) => markers::redacted(t),
         None => Value::Null,
     })
 }
 
 fn remove_duplicates(a: &[Value]) -> Fr {
+    // Linear: each value is kept the first time its text (and kind) is seen.
     arity(a, 1, 1)?;
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<Value> = Vec::new();
     for v in items(&a[0]) {
-        if !out.contains(&v) {
+        let key = (std::mem::discriminant(&v), as_text(&v)?);
+        if seen.insert(key) {
             out.push(v);
         }
     }
@@ -713,69 +857,148 @@ fn replace(a: &[Value]) -> Fr {
             }
             Ok(text(source.replace(old, opt_str(a, 2)?.unwrap_or(""))))
         }
-        // Entra's full form: Replace(source, oldValue, regexPattern, regexGroupName,
+        // Entra's form: Replace(source, oldValue, regexPattern, regexGroupName,
         // replacementValue, replacementAttributeName, template); unused parts are null.
-        5..=7 => {
-            let source = opt_str(a, 0)?;
-            let old = opt_str(a, 1)?;
-            let pattern = opt_str(a, 2)?;
-            let group = opt_str(a, 3)?;
-            let replacement = opt_str(a, 4)?.or(opt_str(a, 5)?).unwrap_or("");
-            let template = opt_str(a, 6)?;
-            if let (Some(old), Some(template)) = (old, template) {
-                return Ok(text(template.replace(old, source.unwrap_or(""))));
-            }
-            let Some(source) = source else {
-                return Ok(Value::Null);
-            };
-            if let Some(old) = old.filter(|o| !o.is_empty()) {
-                return Ok(text(source.replace(old, replacement)));
-            }
-            let Some(pattern) = pattern else {
-                return Err("give oldValue (argument 2) or regexPattern (argument 3)".into());
-            };
-            let re = regex(pattern)?;
-            match group {
-                None => Ok(text(
-                    re.replace_all(source, regex::NoExpand(replacement)).into_owned(),
-                )),
-                Some(group) => {
-                    if !re.capture_names().flatten().any(|n| n == group) {
-                        return Err(format!("the pattern has no group named {group:?}"));
-                    }
-                    let mut out = String::with_capacity(source.len());
-                    let mut last = 0;
-                    for caps in re.captures_iter(source) {
-                        if let Some(m) = caps.name(group) {
-                            out.push_str(&source[last..m.start()]);
-                            out.push_str(replacement);
-                            last = m.end();
-                        }
-                    }
-                    out.push_str(&source[last..]);
-                    Ok(text(out))
-                }
-            }
-        }
+        5..=7 => entra_replace(a),
         n => Err(format!(
             "takes 3 arguments (plain) or 5 to 7 (Entra's regex form), got {n}"
         )),
     }
 }
 
+/// Replace's Entra form, case by case as Entra documents it.
+fn entra_replace(a: &[Value]) -> Fr {
+    let source = opt_str(a, 0)?;
+    let old = opt_str(a, 1)?.filter(|o| !o.is_empty());
+    let pattern = opt_str(a, 2)?;
+    let group = opt_str(a, 3)?.filter(|g| !g.is_empty());
+    let replacement = opt_str(a, 4)?;
+    let replacement_attribute = opt_str(a, 5)?;
+    let template = opt_str(a, 6)?;
+    // oldValue and template: the source goes into the template where oldValue stands.
+    if let (Some(old), Some(template)) = (old, template) {
+        return Ok(text(template.replace(old, source.unwrap_or(""))));
+    }
+    // oldValue and replacementValue: plain replacement in the source.
+    if let Some(old) = old {
+        let Some(source) = source else {
+            return Ok(Value::Null);
+        };
+        return Ok(text(source.replace(old, replacement.unwrap_or(""))));
+    }
+    let Some(pattern) = pattern else {
+        return Err("give oldValue (argument 2) or regexPattern (argument 3)".into());
+    };
+    let re = regex(pattern)?;
+    let group_known = |g: &str| -> Result<(), String> {
+        if re.capture_names().flatten().any(|n| n == g) {
+            Ok(())
+        } else {
+            Err(format!("the pattern has no group named {g:?}"))
+        }
+    };
+    // regexPattern, regexGroupName and replacementAttributeName: the source when it has a
+    // value, else the group's match in the replacement attribute.
+    if let (Some(group), None) = (group, replacement)
+        && replacement_attribute.is_some()
+    {
+        group_known(group)?;
+        if let Some(s) = source.filter(|s| !s.is_empty()) {
+            return Ok(text(s));
+        }
+        let from = replacement_attribute.unwrap_or("");
+        return Ok(re
+            .captures(from)
+            .and_then(|c| c.name(group).map(|m| text(m.as_str())))
+            .unwrap_or(Value::Null));
+    }
+    let Some(source) = source else {
+        return Ok(Value::Null);
+    };
+    let replacement = replacement.unwrap_or("");
+    match group {
+        // regexPattern and replacementValue: `${name}` and `$1` refer to the match's groups.
+        None => Ok(text(re.replace_all(source, replacement).into_owned())),
+        // regexPattern, regexGroupName and replacementValue: the group's text is replaced.
+        Some(group) => {
+            group_known(group)?;
+            let mut out = String::with_capacity(source.len());
+            let mut last = 0;
+            for caps in re.captures_iter(source) {
+                if let Some(m) = caps.name(group) {
+                    out.push_str(&source[last..m.start()]);
+                    out.push_str(replacement);
+                    last = m.end();
+                }
+            }
+            out.push_str(&source[last..]);
+            Ok(text(out))
+        }
+    }
+}
+
 fn select_unique_value(a: &[Value]) -> Fr {
     arity(a, 1, usize::MAX)?;
-    let mut out = vec![text(UNIQUE)];
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
     for v in a {
         for item in items(v) {
             if let Some(t) = as_text(&item)?.filter(|t| !t.is_empty())
-                && !out.contains(&text(t.clone()))
+                && seen.insert(t.clone())
             {
-                out.push(text(t));
+                out.push(t);
             }
         }
     }
-    Ok(list(out))
+    Ok(markers::candidates(out))
+}
+
+/// Entra's `a = b`: compared as text, NULL as `""` (as Switch matches a NULL source
+/// against the `""` key).
+fn entra_eq(a: &[Value]) -> Fr {
+    arity(a, 2, 2)?;
+    Ok(Value::Bool(
+        as_text(&a[0])?.unwrap_or_default() == as_text(&a[1])?.unwrap_or_default(),
+    ))
+}
+
+/// Entra's `a <> b`: the opposite of `a = b`.
+fn entra_ne(a: &[Value]) -> Fr {
+    arity(a, 2, 2)?;
+    Ok(Value::Bool(
+        as_text(&a[0])?.unwrap_or_default() != as_text(&a[1])?.unwrap_or_default(),
+    ))
+}
+
+/// An empty field as Entra sees an absent attribute: NULL.
+fn null_if_empty(a: &[Value]) -> Fr {
+    arity(a, 1, 1)?;
+    Ok(if is_empty(&a[0]) {
+        Value::Null
+    } else {
+        a[0].clone()
+    })
+}
+
+/// AppRoleAssignmentsComplex([appRoleAssignments]): every app assignment the rules
+/// gave the account in this destination (Entra: the user's app roles), as a list.
+fn app_roles(a: &[Value]) -> Fr {
+    arity(a, 1, 1)?;
+    Ok(list(items(&a[0]).into_iter().filter(|v| !is_empty(v)).collect()))
+}
+
+/// SingleAppRoleAssignment([appRoleAssignments]): the one app assignment, as text;
+/// null when there is none. Entra does not support several: neither does Tenure.
+fn single_app_role(a: &[Value]) -> Fr {
+    arity(a, 1, 1)?;
+    let roles: Vec<Value> = items(&a[0]).into_iter().filter(|v| !is_empty(v)).collect();
+    match roles.len() {
+        0 => Ok(Value::Null),
+        1 => Ok(roles.into_iter().next().unwrap_or(Value::Null)),
+        n => Err(format!(
+            "the account has {n} app assignments; SingleAppRoleAssignment takes one (use AppRoleAssignmentsComplex)"
+        )),
+    }
 }
 
 fn split(a: &[Value]) -> Fr {
@@ -797,18 +1020,13 @@ fn strip_spaces(a: &[Value]) -> Fr {
         .unwrap_or(Value::Null))
 }
 
-fn switch(a: &[Value]) -> Fr {
-    // Switch(source, defaultValue, key1, value1, key2, value2, ...)
-    arity(a, 2, usize::MAX)?;
-    if !a.len().is_multiple_of(2) {
-        return Err("takes a source, a default and key/value pairs (an even number of arguments)".into());
-    }
-    for pair in a[2..].chunks(2) {
-        if pair[0] == a[0] {
-            return Ok(pair[1].clone());
-        }
-    }
-    Ok(a[1].clone())
+/// What the Switch macro compares its source and each key with: as text, case-
+/// sensitive, a null source matching the `""` key (as Entra).
+fn switch_match(a: &[Value]) -> Fr {
+    arity(a, 2, 2)?;
+    let source = as_text(&a[0])?.unwrap_or_default();
+    let key = as_text(&a[1])?.unwrap_or_default();
+    Ok(Value::Bool(source == key))
 }
 
 fn to_lower(a: &[Value]) -> Fr {
@@ -826,21 +1044,21 @@ fn to_upper(a: &[Value]) -> Fr {
 }
 
 fn word(a: &[Value]) -> Fr {
-    // Word(source, wordNumber (1-based), delimiters)
+    // Word(source, wordNumber (1-based), delimiters); Entra gives an empty string for a
+    // null source, a number below 1, or too few words.
     arity(a, 3, 3)?;
-    let Some(s) = opt_str(a, 0)? else {
-        return Ok(Value::Null);
-    };
+    let s = opt_str(a, 0)?.unwrap_or("");
     let n = req_int(a, 1)?;
     let delims = req_str(a, 2)?;
     if n < 1 {
-        return Err("argument 2 (wordNumber) counts from 1".into());
+        return Ok(text(""));
     }
-    Ok(s.split(|c| delims.contains(c))
-        .filter(|w| !w.is_empty())
-        .nth((n - 1) as usize)
-        .map(text)
-        .unwrap_or(Value::Null))
+    Ok(text(
+        s.split(|c| delims.contains(c))
+            .filter(|w| !w.is_empty())
+            .nth(usize::try_from(n - 1).unwrap_or(usize::MAX))
+            .unwrap_or(""),
+    ))
 }
 
 fn normalize_country(a: &[Value]) -> Fr {

@@ -10,14 +10,18 @@
 pub mod compile;
 pub mod dates;
 pub mod document;
+pub mod entra;
 mod fast;
 pub mod functions;
+pub mod limits;
+pub mod macros;
+pub mod markers;
 pub mod model;
 
-use cel::{Context, Env, Value};
+use cel::{Context, Value};
 pub use compile::CompileError;
 use compile::{Destination, Expr, ListKind, Mapping, Outputs, Part, Source, Template};
-use functions::{IGNORE_FLOW, REDACTED, UNIQUE};
+use markers::Marker;
 pub use model::{Attr, Desired, Person, Ticket, Trace, TraceLevel, UniqueName};
 use std::fmt;
 use std::sync::Arc;
@@ -66,7 +70,14 @@ pub struct RuleSet {
 impl RuleSet {
     /// Parses and compiles a rule-set document; the error names the field and the position.
     pub fn parse(text: &str) -> Result<Self, CompileError> {
-        let env = Arc::new(Env::stdlib());
+        limits::with_stack(|| Self::parse_here(text))
+    }
+
+    fn parse_here(text: &str) -> Result<Self, CompileError> {
+        let env = Arc::new(macros::env().map_err(|reason| CompileError {
+            field: String::new(),
+            reason,
+        })?);
         let (doc, destinations, custom_names) = compile::document(text, env.clone())?;
         let mut root = Context::with_env(env);
         functions::register(&mut root).map_err(|reason| CompileError {
@@ -97,6 +108,10 @@ impl RuleSet {
 
     /// Evaluates the rule set for one person.
     pub fn evaluate(&self, person: &Person, request: &Request<'_>) -> Result<Evaluation, EvalError> {
+        limits::with_stack(|| self.evaluate_here(person, request))
+    }
+
+    fn evaluate_here(&self, person: &Person, request: &Request<'_>) -> Result<Evaluation, EvalError> {
         functions::begin_evaluation(request.now_ms, person.seed());
         let view = model::View(person);
         let custom = self.custom_names.resolve(view);
@@ -113,6 +128,7 @@ impl RuleSet {
                 continue;
             }
             let run = Run {
+                apps: std::cell::RefCell::new(Value::List(Arc::new(Vec::new()))),
                 root: &self.root,
                 person: view,
                 custom: &custom,
@@ -135,13 +151,19 @@ impl RuleSet {
 /// a rule would (the fast path where it applies). The preview and test tools use
 /// it, and so do the library's tests.
 pub fn evaluate_expression(source: &str, person: &Person, now_ms: i64) -> Result<Attr, String> {
-    evaluate_one(source, person, now_ms, true)
+    evaluate_one(source, person, now_ms, Mode::Fast)
+}
+
+/// Evaluates one expression in Entra's syntax (see [`entra`]) for a person.
+pub fn evaluate_entra(source: &str, person: &Person, now_ms: i64) -> Result<Attr, String> {
+    let cel = entra::translate(source)?;
+    evaluate_one(&cel, person, now_ms, Mode::Translated)
 }
 
 /// The same with the CEL interpreter only: the reference the fast path is tested against.
 #[doc(hidden)]
 pub fn evaluate_expression_interpreted(source: &str, person: &Person, now_ms: i64) -> Result<Attr, String> {
-    evaluate_one(source, person, now_ms, false)
+    evaluate_one(source, person, now_ms, Mode::Interpreted)
 }
 
 /// Whether the fast path covers an expression (for tests).
@@ -166,7 +188,7 @@ fn with_tools<T>(
     }
     TOOLS.with(|tools| {
         let built = tools.get_or_init(|| {
-            let env = Arc::new(Env::stdlib());
+            let env = Arc::new(macros::env()?);
             let compiler = compile::Compiler::new(env.clone()).map_err(|e| e.to_string())?;
             let mut root = Context::with_env(env);
             functions::register(&mut root)?;
@@ -179,8 +201,21 @@ fn with_tools<T>(
     })
 }
 
-fn evaluate_one(source: &str, person: &Person, now_ms: i64, fast: bool) -> Result<Attr, String> {
-    with_tools(|compiler, root| evaluate_with(compiler, root, source, person, now_ms, fast))
+/// How [`evaluate_one`] compiles and runs an expression.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As a rule would: the fast path where it applies.
+    Fast,
+    /// The CEL interpreter only.
+    Interpreted,
+    /// Translated from Entra's syntax (a few levels deeper allowed), fast path on.
+    Translated,
+}
+
+fn evaluate_one(source: &str, person: &Person, now_ms: i64, mode: Mode) -> Result<Attr, String> {
+    limits::with_stack(|| {
+        with_tools(|compiler, root| evaluate_with(compiler, root, source, person, now_ms, mode))
+    })
 }
 
 fn evaluate_with(
@@ -189,10 +224,14 @@ fn evaluate_with(
     source: &str,
     person: &Person,
     now_ms: i64,
-    fast: bool,
+    mode: Mode,
 ) -> Result<Attr, String> {
-    let mut expr = compiler.expr("expression", source).map_err(|e| e.to_string())?;
-    if !fast {
+    let compiled = match mode {
+        Mode::Translated => compiler.translated_expr("expression", source),
+        Mode::Fast | Mode::Interpreted => compiler.expr("expression", source),
+    };
+    let mut expr = compiled.map_err(|e| e.to_string())?;
+    if mode == Mode::Interpreted {
         expr.fast = None;
     }
     functions::begin_evaluation(now_ms, person.seed());
@@ -210,6 +249,7 @@ fn evaluate_with(
         guard_count: 0,
     };
     let run = Run {
+        apps: std::cell::RefCell::new(Value::List(Arc::new(Vec::new()))),
         root,
         person: model::View(person),
         custom: &custom,
@@ -221,16 +261,18 @@ fn evaluate_with(
         level: TraceLevel::None,
     };
     let value = run.eval(&expr).map_err(|e| e.reason)?;
-    if let Value::List(items) = &value
-        && matches!(items.first(), Some(Value::String(s)) if s.as_str() == UNIQUE)
-    {
-        return to_attr("expression", &Value::List(Arc::new(items[1..].to_vec()))).map_err(|e| e.reason);
+    match markers::marker(&value) {
+        Some(Marker::Candidates(c)) => Ok(Attr::Many(c.to_vec())),
+        Some(Marker::IgnoreFlow) => Ok(Attr::Absent),
+        _ => to_attr("expression", &value).map_err(|e| e.reason),
     }
-    to_attr("expression", &value).map_err(|e| e.reason)
 }
 
 /// One destination's evaluation.
 struct Run<'r> {
+    /// The app assignments the rules gave the account so far (`apps`, Entra's
+    /// `[appRoleAssignments]`).
+    apps: std::cell::RefCell<Value>,
     root: &'r Context<'static, 'static>,
     person: model::View<'r>,
     custom: &'r [Option<&'r Attr>],
@@ -250,10 +292,20 @@ fn fail(field: impl Into<String>, reason: impl Into<String>) -> EvalError {
     }
 }
 
-/// A CEL value as an attribute value (redaction markers removed).
+/// A CEL value as an attribute value (a redacted value's own text).
 fn to_attr(field: &str, v: &Value) -> Result<Attr, EvalError> {
     Ok(match v {
         Value::Null => Attr::Absent,
+        Value::Opaque(_) => match markers::marker(v) {
+            Some(Marker::Redacted(t)) => Attr::Text(t.to_owned()),
+            Some(Marker::Candidates(_)) => {
+                return Err(fail(
+                    field,
+                    "SelectUniqueValue must be the whole expression of a mapping",
+                ));
+            }
+            Some(Marker::IgnoreFlow) | None => Attr::Absent,
+        },
         Value::Bool(b) => Attr::Flag(*b),
         Value::Int(n) => Attr::Number(*n),
         Value::UInt(n) => i64::try_from(*n)
@@ -263,28 +315,31 @@ fn to_attr(field: &str, v: &Value) -> Result<Attr, EvalError> {
             items
                 .iter()
                 .filter_map(|i| functions::as_text(i).transpose())
-                .map(|t| t.map(|t| unredact(&t).to_string()))
                 .collect::<Result<_, _>>()
                 .map_err(|reason| fail(field, reason))?,
         ),
-        Value::String(t) => Attr::Text(unredact(t).to_owned()),
+        Value::String(t) => Attr::Text(t.as_str().to_owned()),
         other => match functions::as_text(other).map_err(|reason| fail(field, reason))? {
-            Some(t) => Attr::Text(unredact(&t).to_owned()),
+            Some(t) => Attr::Text(t),
             None => Attr::Absent,
         },
     })
 }
 
-fn unredact(s: &str) -> &str {
-    s.strip_prefix(REDACTED).unwrap_or(s)
+/// Whether a value is, or holds, a redacted one.
+fn is_redacted(v: &Value) -> bool {
+    match v {
+        Value::List(items) => items.iter().any(is_redacted),
+        other => matches!(markers::marker(other), Some(Marker::Redacted(_))),
+    }
 }
 
 /// How a value shows in a trace: redacted values as `[redacted]`.
 fn shown(v: &Value, field: &str) -> Attr {
-    match v {
-        Value::String(s) if s.starts_with(REDACTED) => Attr::Text("[redacted]".into()),
-        other => to_attr(field, other).unwrap_or_else(|e| Attr::Text(format!("<{}>", e.reason))),
+    if is_redacted(v) {
+        return Attr::Text("[redacted]".into());
     }
+    to_attr(field, v).unwrap_or_else(|e| Attr::Text(format!("<{}>", e.reason)))
 }
 
 impl Run<'_> {
@@ -323,9 +378,29 @@ impl Run<'_> {
         if let Some(n) = n {
             ctx.add_variable_from_value("n", Value::Int(n));
         }
-        e.program
-            .execute(&ctx)
-            .map_err(|err| fail(field, format!("{err} in `{}`", e.source)))
+        if e.uses_apps {
+            ctx.add_variable_from_value("apps", self.apps.borrow().clone());
+        }
+        // A custom attribute the person does not have reads as null, as in Entra (a
+        // variable named by the whole path wins over the map's missing key; `has()`
+        // still tests the map).
+        for read in &e.reads {
+            if let Some(name) = read.strip_prefix("custom.")
+                && self.person.custom(name).is_none()
+            {
+                ctx.add_variable_from_value(format!("person.custom.{name}"), Value::Null);
+            }
+        }
+        e.program.execute(&ctx).map_err(|err| {
+            fail(
+                field,
+                format!(
+                    "{} in {}",
+                    limits::brief(err.to_string()),
+                    limits::quoted(&e.source)
+                ),
+            )
+        })
     }
 
     fn condition(&self, e: &Expr) -> Result<bool, EvalError> {
@@ -340,8 +415,8 @@ impl Run<'_> {
             other => Err(fail(
                 field,
                 format!(
-                    "a condition must be true or false, `{}` gave a {}",
-                    e.source,
+                    "a condition must be true or false, {} gave a {}",
+                    limits::quoted(&e.source),
                     functions::type_name(&other)
                 ),
             )),
@@ -360,14 +435,17 @@ impl Run<'_> {
                         if text.is_empty() {
                             return Ok(None);
                         }
-                        out.push_str(unredact(text));
+                        out.push_str(text);
                         continue;
                     }
                     let value = self.eval_n(e, n)?;
-                    match functions::text_of(&value)
-                        .map_err(|reason| fail(&e.field, format!("{reason} in `{}`", e.source)))?
-                    {
-                        Some(t) if !t.is_empty() => out.push_str(unredact(&t)),
+                    if matches!(markers::marker(&value), Some(Marker::IgnoreFlow)) {
+                        return Ok(None);
+                    }
+                    match functions::text_of(&value).map_err(|reason| {
+                        fail(&e.field, format!("{reason} in {}", limits::quoted(&e.source)))
+                    })? {
+                        Some(t) if !t.is_empty() => out.push_str(&t),
                         _ => return Ok(None),
                     }
                 }
@@ -382,8 +460,8 @@ impl Run<'_> {
             if !seen.iter().any(|(k, _)| k == r) {
                 let path: Vec<&str> = r.split('.').collect();
                 let value = match self.person.text_path(&path) {
-                    Some(t) if !t.starts_with(REDACTED) => Attr::Text(t.to_owned()),
-                    _ => shown(&self.person.lookup(&path), r),
+                    Some(t) => Attr::Text(t.to_owned()),
+                    None => shown(&self.person.lookup(&path), r),
                 };
                 seen.push((r.clone(), value));
             }
@@ -432,22 +510,18 @@ impl Run<'_> {
                 None => Value::Null,
             },
         };
-        if matches!(&value, Value::String(s) if s.as_str() == IGNORE_FLOW) {
-            return Ok(None);
-        }
-        if let Value::List(items) = &value
-            && matches!(items.first(), Some(Value::String(s)) if s.as_str() == UNIQUE)
-        {
-            unique.push(UniqueName {
-                attribute: m.attribute.clone(),
-                candidates: items[1..]
-                    .iter()
-                    .filter_map(|v| functions::as_text(v).ok().flatten())
-                    .collect(),
-                unique_in: vec![self.dest.name.clone()],
-                rename_on_change: false,
-            });
-            return Ok(None);
+        match markers::marker(&value) {
+            Some(Marker::IgnoreFlow) => return Ok(None),
+            Some(Marker::Candidates(c)) => {
+                unique.push(UniqueName {
+                    attribute: m.attribute.clone(),
+                    candidates: c.to_vec(),
+                    unique_in: vec![self.dest.name.clone()],
+                    rename_on_change: false,
+                });
+                return Ok(None);
+            }
+            _ => {}
         }
         let attr = to_attr(&m.field, &value)?;
         let empty = matches!(&attr, Attr::Absent) || matches!(&attr, Attr::Text(t) if t.is_empty());
@@ -495,10 +569,12 @@ impl Run<'_> {
             expires_at: None,
             tickets: Vec::new(),
             unique: Vec::new(),
+            redacted: Vec::new(),
         };
         let mut state = State::default();
-        for m in &d.attributes {
-            if let Some((attr, _)) = self.mapping(m, &mut desired.unique)? {
+        for m in d.attributes.iter().filter(|m| !m.uses_apps()) {
+            if let Some((attr, value)) = self.mapping(m, &mut desired.unique)? {
+                note_redacted(&mut desired.redacted, &m.attribute, &value);
                 set_attribute(&mut desired.attributes, &m.attribute, attr);
             }
         }
@@ -555,6 +631,22 @@ impl Run<'_> {
         }
         if let Some(enabled) = state.enabled {
             desired.enabled = enabled;
+        }
+        // Mappings of the app assignments (AppRoleAssignmentsComplex), once the rules gave them.
+        if d.attributes.iter().any(|m| m.uses_apps()) {
+            *self.apps.borrow_mut() = Value::List(Arc::new(
+                desired
+                    .apps
+                    .iter()
+                    .map(|a| Value::String(Arc::new(a.clone())))
+                    .collect(),
+            ));
+            for m in d.attributes.iter().filter(|m| m.uses_apps()) {
+                if let Some((attr, value)) = self.mapping(m, &mut desired.unique)? {
+                    note_redacted(&mut desired.redacted, &m.attribute, &value);
+                    set_attribute(&mut desired.attributes, &m.attribute, attr);
+                }
+            }
         }
         Ok(Some(desired))
     }
@@ -666,6 +758,7 @@ impl Run<'_> {
                 continue;
             }
             if let Some((attr, value)) = self.mapping(m, &mut desired.unique)? {
+                note_redacted(&mut desired.redacted, &m.attribute, &value);
                 contributed.push(format!("attribute:{}={}", m.attribute, trace_text(&value, &attr)));
                 set_attribute(&mut desired.attributes, &m.attribute, attr);
                 state.attributes_set.push(m.attribute.clone());
@@ -687,6 +780,14 @@ impl Run<'_> {
     }
 }
 
+/// Remembers that an attribute's value is redacted (or forgets that it was).
+fn note_redacted(redacted: &mut Vec<String>, attribute: &str, value: &Value) {
+    redacted.retain(|a| a != attribute);
+    if is_redacted(value) {
+        redacted.push(attribute.to_string());
+    }
+}
+
 /// `label:value`, for a trace's contributions.
 fn labelled(label: &str, value: &str) -> String {
     let mut s = String::with_capacity(label.len() + 1 + value.len());
@@ -698,7 +799,7 @@ fn labelled(label: &str, value: &str) -> String {
 
 fn trace_text(value: &Value, attr: &Attr) -> String {
     match (value, attr) {
-        (Value::String(s), _) if s.starts_with(REDACTED) => "[redacted]".into(),
+        (v, _) if is_redacted(v) => "[redacted]".into(),
         (_, Attr::Text(t)) => t.clone(),
         (_, Attr::Many(v)) => v.join(";"),
         (_, Attr::Number(n)) => n.to_string(),

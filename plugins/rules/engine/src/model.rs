@@ -263,6 +263,9 @@ pub struct Desired {
     pub expires_at: Option<String>,
     pub tickets: Vec<Ticket>,
     pub unique: Vec<UniqueName>,
+    /// Attributes whose values `Redact` marked: they flow, but no trace, audit or
+    /// preview may show them.
+    pub redacted: Vec<String>,
 }
 
 /// One line of the trace: a rule (or scope, mapping, default) and what it did.
