@@ -81,8 +81,8 @@ build_python() {
   for dir in "$here"/python/*/; do
     name=$(basename "$dir")
     log "Python plugin $name"
-    "$venv/bin/componentize-py" -d "$root/wit/since_v0.1.0" -w rules-plugin componentize \
-      -p "$dir" app -o "$out/$name.wasm" >&2
+    "$venv/bin/componentize-py" -d "$root/sdk/rust/wit/since_v0.1.0" -w rules-plugin componentize \
+      -p "$dir" -p "$root/sdk/python" app -o "$out/$name.wasm" >&2
     cp "$dir/plugin.toml" "$out/$name.toml"
   done
 }
@@ -99,8 +99,14 @@ build_js() {
     [ "$name" = node_modules ] && continue
     world=$(sed -n 's/^kind = "\(.*\)"/\1/p' "$dir/plugin.toml")-plugin
     log "JavaScript plugin $name ($world)"
-    "$here/js/node_modules/.bin/componentize-js" --wit "$root/wit/since_v0.1.0" --world-name "$world" \
-      -d http fetch-event -o "$out/$name.wasm" "$dir"/*.js >&2
+    # One module for componentize-js: the plugin (`<kind>.js`) and the SDK helpers it imports
+    # (sdk/js/tenure.js), bundled by rolldown (installed with componentize-js).
+    local bundle; bundle=$(mktemp -d)/$name.js
+    "$here/js/node_modules/.bin/rolldown" "$dir/${world%-plugin}.js" --format esm --platform neutral \
+      --external 'tenure:plugin/kv@0.1.0,tenure:plugin/log@0.1.0,tenure:plugin/http@0.1.0,tenure:plugin/clock@0.1.0,tenure:plugin/ldap@0.1.0,tenure:plugin/types@0.1.0' \
+      --file "$bundle" >&2
+    "$here/js/node_modules/.bin/componentize-js" --wit "$root/sdk/rust/wit/since_v0.1.0" --world-name "$world" \
+      -d http fetch-event -o "$out/$name.wasm" "$bundle" >&2
     cp "$dir/plugin.toml" "$out/$name.toml"
   done
 }

@@ -42,6 +42,8 @@ for f in examples/rules/company.yaml examples/demo/rules.yaml examples/demo/rule
 done
 
 if cargo nextest --version >/dev/null 2>&1; then
+  log "the SDK's documentation examples (nextest runs no doctests)"
+  cargo test -q --doc -p tenure-sdk
   log "host workspace tests (nextest)"
   cargo nextest run --workspace --no-fail-fast
 else

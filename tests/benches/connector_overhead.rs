@@ -127,7 +127,8 @@ async fn native_round(
                 .post(format!("{url}/Users"))
                 .header("Content-Type", "application/scim+json")
                 .body(json_body(json!({
-                    "schemas": [CORE, ENTERPRISE], "userName": format!("{user}@example.test"), "externalId": user,
+                    "schemas": [CORE, ENTERPRISE], "userName": format!("{user}@example.test"),
+                        "externalId": user,
                     "name": {"givenName": "Bench", "familyName": user},
                     "emails": [{"value": format!("{user}@example.test"), "type": "work", "primary": true}],
                     ENTERPRISE: {"department": "Engineering"}, "active": true
@@ -182,7 +183,8 @@ async fn main() {
         .tenant(
             "bench",
             &format!(
-                "[connections.scim]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ type = \"bearer\", token = \"{token}\" }}\n\
+                "[connections.scim]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ type = \"bearer\", token = \
+                    \"{token}\" }}\n\
                  [plugins.scim.grants]\nhttp = [\"scim\"]\n"
             ),
         )

@@ -78,7 +78,8 @@ async fn main() {
         rules("sandbox")
     ));
     let pipeline = pipeline_toml(
-        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\", \"mail\"]\n",
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\", \"mail\"]\n",
     );
     let queue = QueueConfig {
         concurrency: workers,
@@ -189,7 +190,8 @@ async fn main() {
 
     let sustained = events as f64 / done.as_secs_f64();
     println!(
-        "pipeline benchmark: {workers} workers, sandbox destination, SQLite synchronous=FULL, {} connector operations per event",
+        "pipeline benchmark: {workers} workers, sandbox destination, SQLite synchronous=FULL, {} connector \
+            operations per event",
         ops as f64 / (events + steady) as f64
     );
     println!(
@@ -198,7 +200,8 @@ async fn main() {
         percentile(&floor, 0.99)
     );
     println!(
-        "  throughput: {events} joiners from {clients} clients: {sustained:.0} events/s end to end (intake alone {:.0} events/s)",
+        "  throughput: {events} joiners from {clients} clients: {sustained:.0} events/s end to end (intake \
+            alone {:.0} events/s)",
         events as f64 / posted.as_secs_f64()
     );
     println!(

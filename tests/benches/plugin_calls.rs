@@ -33,7 +33,8 @@ fn rules_200() -> String {
             "L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9", "L10", "L11", "L12",
         ] {
             s += &format!(
-                "rule {d}-{level}: department == \"{d}\" and level == \"{level}\" => group:{d}-{level}, ou:OU={d}\n"
+                "rule {d}-{level}: department == \"{d}\" and level == \"{level}\" => group:{d}-{level}, \
+                    ou:OU={d}\n"
             );
         }
     }
@@ -470,7 +471,8 @@ fn main() {
         )
     );
     println!(
-        "pooled instantiate + call p50: minimal plugin {:.1} us (30-attribute person {:.1} us), rules-basic (7 rules) {:.1} us  (target <= 20 us)",
+        "pooled instantiate + call p50: minimal plugin {:.1} us (30-attribute person {:.1} us), rules-basic \
+            (7 rules) {:.1} us  (target <= 20 us)",
         p50("wasm: pooled instantiate + call, 1-attribute person") * 1e6,
         p50("wasm: pooled instantiate + call, 30-attribute person") * 1e6,
         p50("wasm: pooled instantiate + configure + evaluate (7 rules)") * 1e6

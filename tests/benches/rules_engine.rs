@@ -82,35 +82,52 @@ fn rule_set() -> String {
     for d in DEPARTMENTS {
         for level in 1..=12 {
             s += &format!(
-                "      - {{ name: {d}-L{level}, priority: 10, when: 'person.department == \"{d}\" && person.custom.level == \"L{level}\"', then: {{ groups: [{d}-L{level}] }} }}\n"
+                "      - {{ name: {d}-L{level}, priority: 10, when: 'person.department == \"{d}\" && \
+                    person.custom.level == \"L{level}\"', then: {{ groups: [{d}-L{level}] }} }}\n"
             );
             count += 1;
         }
     }
     for l in LOCATIONS {
         s += &format!(
-            "      - {{ name: {l}-ou, priority: 20, when: 'person.location == \"{l}\"', then: {{ container: 'OU={l},OU=People,DC=acme,DC=test' }} }}\n"
+            "      - {{ name: {l}-ou, priority: 20, when: 'person.location == \"{l}\"', then: {{ container: \
+                'OU={l},OU=People,DC=acme,DC=test' }} }}\n"
         );
         count += 1;
         for app in ["vpn", "badge", "wifi", "printer"] {
             s += &format!(
-                "      - {{ name: {l}-{app}, priority: 30, when: 'person.location == \"{l}\" && person.custom.office_apps == \"yes\"', then: {{ apps: [{l}-{app}] }} }}\n"
+                "      - {{ name: {l}-{app}, priority: 30, when: 'person.location == \"{l}\" && \
+                    person.custom.office_apps == \"yes\"', then: {{ apps: [{l}-{app}] }} }}\n"
             );
             count += 1;
         }
     }
     for (i, prefix) in TITLES.iter().enumerate() {
         s += &format!(
-            "      - {{ name: title-{i}, priority: 40, when: 'person.title.startsWith(\"{prefix}\") || person.custom.cost_center.endsWith(\"-{i}\")', then: {{ groups: [SG-Title-{i}] }} }}\n"
+            "      - {{ name: title-{i}, priority: 40, when: 'person.title.startsWith(\"{prefix}\") || \
+                person.custom.cost_center.endsWith(\"-{i}\")', then: {{ groups: [SG-Title-{i}] }} }}\n"
         );
         count += 1;
     }
-    s += r#"      - { name: contractor, priority: 50, when: 'person.employment_type in ["contractor", "temporary"]', then: { groups: [Contractors], expires: 'DateAdd("d", 90, person.start_date)' } }
+    s += r#"      - name: contractor
+        priority: 50
+        when: 'person.employment_type in ["contractor", "temporary"]'
+        then: { groups: [Contractors], expires: 'DateAdd("d", 90, person.start_date)' }
       - { name: leave, priority: 0, when: 'person.status == "on-leave"', then: { enabled: false } }
-      - { name: interns, priority: 60, when: 'person.employment_type == "intern"', then: { groups: [Interns] } }
-      - { name: managers, priority: 60, when: 'person.title.contains("Manager")', then: { distribution_lists: [DL-Managers] } }
+      - name: interns
+        priority: 60
+        when: 'person.employment_type == "intern"'
+        then: { groups: [Interns] }
+      - name: managers
+        priority: 60
+        when: 'person.title.contains("Manager")'
+        then: { distribution_lists: [DL-Managers] }
       - { name: remote, priority: 60, when: 'person.location == "Remote"', then: { licenses: [Remote-Kit] } }
-      - { name: exec, priority: 60, when: 'person.title.startsWith("Chief") || person.title.startsWith("VP")', then: { groups: [Execs] }, stop: true }
+      - name: exec
+        priority: 60
+        when: 'person.title.startsWith("Chief") || person.title.startsWith("VP")'
+        then: { groups: [Execs] }
+        stop: true
 "#;
     count += 6;
     assert_eq!(count, 200);
@@ -139,7 +156,8 @@ fn person(i: usize) -> Person {
         "department": DEPARTMENTS[i % DEPARTMENTS.len()], "team": "Platform",
         "location": LOCATIONS[(i / 7) % LOCATIONS.len()], "country": "Germany", "time_zone": "Europe/Berlin",
         "manager": {"source": "hr", "id": "m-42"}, "employment_type": employment,
-        "start_date": "2026-03-01", "status": if i.is_multiple_of(50) { "OnLeave" } else { "Active" }, "custom": custom
+        "start_date": "2026-03-01", "status": if i.is_multiple_of(50) { "OnLeave" } else { "Active" },
+            "custom": custom
     }))
     .expect("valid person")
 }

@@ -53,13 +53,15 @@ fn ok(body: Value) -> Reply {
 fn opportunity(id: &str, contact: &str, name: &str, reason: Option<&str>) -> Value {
     json!({
         "id": id, "name": name, "headline": "Brickly LLC", "contact": {"id": contact, "name": name,
-        "emails": ["contact@example.test"]}, "emails": [format!("{}@example.test", name.split(' ').next().unwrap_or("x").to_lowercase())],
+        "emails": ["contact@example.test"]}, "emails": [format!("{}@example.test",
+            name.split(' ').next().unwrap_or("x").to_lowercase())],
         "phones": [{"type": "mobile", "value": "(123) 456-7891"}], "confidentiality": "non-confidential",
         "location": "Oakland", "createdAt": 1407460071043_i64, "updatedAt": 1407460080914_i64,
         "archived": reason.map(|r| json!({"archivedAt": 1417588008760_i64, "reason": r})),
         "stage": {"id": "00922a60", "text": "Offer"}, "owner": {"id": "df0adaa6"},
         "applications": [{"id": "cdb4ff13", "opportunityId": id, "type": "posting", "posting": "posting-1",
-            "postingHiringManager": "user-hm", "requisitionForHire": {"id": "req-1", "requisitionCode": "OP-9"}}],
+            "postingHiringManager": "user-hm", "requisitionForHire": {"id": "req-1",
+                "requisitionCode": "OP-9"}}],
         "unknownNewField": {"ignored": true}
     })
 }
@@ -96,29 +98,40 @@ pub async fn start() -> FakeLever {
                     {"id": "other-reason", "text": "Withdrew", "status": "active", "type": "non-hired"}
                 ], "hasNext": false}))
             }
-            p if p == format!("/v1/opportunities/{HIRED_OPPORTUNITY}") => {
-                ok(json!({"data": opportunity(HIRED_OPPORTUNITY, HIRED_CONTACT, "Shane Q Smith", Some(HIRED_REASON))}))
-            }
+            p if p == format!("/v1/opportunities/{HIRED_OPPORTUNITY}") => ok(
+                json!({"data": opportunity(HIRED_OPPORTUNITY, HIRED_CONTACT, "Shane Q \
+                    Smith", Some(HIRED_REASON))}),
+            ),
             // The other documented nesting: data.data.
             p if p == format!("/v1/opportunities/{NESTED_OPPORTUNITY}") => ok(json!({"data": {"data":
                 opportunity(NESTED_OPPORTUNITY, NESTED_CONTACT, "Mia Lopez", Some(HIRED_REASON))}})),
             p if p == format!("/v1/opportunities/{NOT_HIRED_OPPORTUNITY}") => {
-                ok(json!({"data": opportunity(NOT_HIRED_OPPORTUNITY, "c-x", "Not Hired", Some("other-reason"))}))
+                ok(json!({"data": opportunity(NOT_HIRED_OPPORTUNITY, "c-x", "Not \
+                    Hired", Some("other-reason"))}))
             }
             p if p.starts_with("/v1/opportunities/") && p.ends_with("/offers") => {
                 if query.contains("offset=page2") {
-                    ok(json!({"data": [{"id": "offer-2", "status": "signed", "createdAt": 1475540150185_i64, "fields": [
-                        {"text": "Job title", "identifier": "job_title", "value": "Back End Software Engineer"},
+                    ok(
+                        json!({"data": [{"id": "offer-2", "status": "signed", "createdAt": 1475540150185_i64,
+                        "fields": [
+                        {"text": "Job title", "identifier": "job_title", "value": "Back End Software \
+                            Engineer"},
                         {"text": "Job posting", "identifier": "job_posting", "value": "posting-1"},
                         {"text": "Requisition", "identifier": "requisition", "value": "req-1"},
                         {"text": "Direct manager", "identifier": "direct_manager", "value": "user-dm"},
-                        {"text": "Anticipated start date", "identifier": "anticipated_start_date", "value": 1767571200000_i64},
-                        {"text": "Offered compensation amount", "identifier": "salary_amount", "value": 1319000}
-                    ]}], "hasNext": false}))
+                        {"text": "Anticipated start \
+                            date", "identifier": "anticipated_start_date", "value": 1767571200000_i64},
+                        {"text": "Offered compensation \
+                            amount", "identifier": "salary_amount", "value": 1319000}
+                    ]}], "hasNext": false}),
+                    )
                 } else {
-                    ok(json!({"data": [{"id": "offer-1", "status": "draft", "createdAt": 1475540150000_i64, "fields": [
+                    ok(
+                        json!({"data": [{"id": "offer-1", "status": "draft", "createdAt": 1475540150000_i64,
+                        "fields": [
                         {"text": "Job title", "identifier": "job_title", "value": "Draft Title"}
-                    ]}], "next": "page2", "hasNext": true}))
+                    ]}], "next": "page2", "hasNext": true}),
+                    )
                 }
             }
             "/v1/postings/posting-1" => ok(json!({"data": {"id": "posting-1", "text": "Backend Engineer",
@@ -138,16 +151,29 @@ pub async fn start() -> FakeLever {
                     .unwrap_or(0);
                 // Two pages, the second holding an older update: a poller must read the
                 // whole sweep before it moves its cursor, or it leaves a gap.
-                let mut older = opportunity(NESTED_OPPORTUNITY, NESTED_CONTACT, "Mia Lopez", Some(HIRED_REASON));
+                let mut older = opportunity(
+                    NESTED_OPPORTUNITY,
+                    NESTED_CONTACT,
+                    "Mia \
+                    Lopez",
+                    Some(HIRED_REASON),
+                );
                 older["updatedAt"] = json!(1407460000000_i64);
                 let second = query.contains("offset=page2");
                 let all = if second {
                     vec![older]
                 } else {
-                    vec![opportunity(HIRED_OPPORTUNITY, HIRED_CONTACT, "Shane Q Smith", Some(HIRED_REASON))]
+                    vec![opportunity(
+                        HIRED_OPPORTUNITY,
+                        HIRED_CONTACT,
+                        "Shane Q Smith",
+                        Some(HIRED_REASON),
+                    )]
                 };
-                let page: Vec<Value> =
-                    all.into_iter().filter(|o| o["updatedAt"].as_i64().unwrap_or(0) >= since).collect();
+                let page: Vec<Value> = all
+                    .into_iter()
+                    .filter(|o| o["updatedAt"].as_i64().unwrap_or(0) >= since)
+                    .collect();
                 if second || page.is_empty() {
                     ok(json!({"data": page, "hasNext": false}))
                 } else {
@@ -202,5 +228,6 @@ pub fn now_ms() -> u64 {
 
 /// A signed webhook delivery as Lever sends it.
 pub fn delivery(event: &str, key: &str, token: &str, at: u64, data: Value) -> Value {
-    json!({ "triggeredAt": at, "event": event, "data": data, "token": token, "signature": sign(key, token, at) })
+    json!({ "triggeredAt": at, "event": event, "data": data, "token": token, "signature": sign(key, token,
+        at) })
 }

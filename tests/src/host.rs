@@ -10,7 +10,10 @@ use tenure_pipeline::{Pipeline, PipelineConfig, QueueConfig, TenantPipeline};
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState, Role};
 use tenure_store::crypto::MasterKey;
-use tenure_store::{DeliveryFilter, DeliveryState, SqliteOptions, SqliteStore, Store};
+use tenure_store::{
+    DeliveryFilter, DeliveryState, DeliveryStore, HealthStore, JobState, SecretStore, SqliteOptions,
+    SqliteStore, Store,
+};
 use tokio::sync::watch;
 
 /// The tenant every test host serves.
@@ -225,8 +228,13 @@ impl TestHost {
             let depth = self.store.queue_depth().await.expect("queue depth");
             let busy: i64 = depth
                 .iter()
-                .filter(|(_, state, _)| matches!(state.as_str(), "available" | "running" | "retryable"))
-                .map(|(_, _, n)| n)
+                .filter(|d| {
+                    matches!(
+                        d.state,
+                        JobState::Available | JobState::Running | JobState::Retryable
+                    )
+                })
+                .map(|d| d.jobs)
                 .sum();
             if busy == 0 && enriching == 0 {
                 return;
@@ -276,8 +284,10 @@ impl TestHost {
 pub fn joiner(id: &str, department: &str) -> Value {
     serde_json::json!({
         "kind": "joiner", "source": "hr", "source_record_id": format!("hire-{id}"),
-        "person": { "ids": [{"source": "hr", "id": id}], "given_name": format!("Given{id}"), "family_name": "Test",
-                    "department": department, "emails": [{"value": format!("p{id}@example.test"), "primary": true}] }
+        "person": { "ids": [{"source": "hr", "id": id}], "given_name": format!("Given{id}"),
+            "family_name": "Test",
+                    "department": department, "emails": [{"value": format!("p{id}@example.test"),
+                        "primary": true}] }
     })
 }
 

@@ -70,11 +70,13 @@ impl Opportunity {
 
     fn json(&self) -> Value {
         json!({
-            "id": self.id, "name": self.name, "contact": {"id": self.contact, "name": self.name, "emails": [self.email]},
+            "id": self.id, "name": self.name, "contact": {"id": self.contact, "name": self.name,
+                "emails": [self.email]},
             "emails": [self.email], "phones": [], "location": "Remote",
             "confidentiality": if self.confidential { "confidential" } else { "non-confidential" },
             "createdAt": self.updated_at - 86_400_000, "updatedAt": self.updated_at,
-            "archived": self.archive_reason.as_ref().map(|r| json!({"archivedAt": self.archived_at, "reason": r})),
+            "archived": self.archive_reason.as_ref().map(|r| json!({"archivedAt": self.archived_at,
+                "reason": r})),
             "stage": {"id": "offer", "text": "Offer"}, "owner": {"id": "user-recruiter"},
             "applications": [{"id": format!("app-{}", self.id), "opportunityId": self.id, "type": "posting",
                 "posting": format!("posting-{}", self.department), "postingHiringManager": "user-hm",
@@ -396,7 +398,8 @@ async fn offers(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path(id): Path<
                     .map(|(k, v)| json!({"identifier": k, "value": v})),
             );
             vec![
-                json!({"id": format!("offer-{id}"), "status": "signed", "createdAt": o.updated_at, "fields": fields}),
+                json!({"id": format!("offer-{id}"), "status": "signed", "createdAt": o.updated_at,
+                    "fields": fields}),
             ]
         }
     };

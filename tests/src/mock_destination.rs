@@ -94,11 +94,17 @@ async fn lookup(State(s): State<Shared>, Query(q): Query<HashMap<String, String>
                 if k == "anchor" {
                     a.anchor == *v
                 } else {
-                    a.attributes.get(k).and_then(|x| x.as_str()).is_some_and(|x| x.eq_ignore_ascii_case(v))
+                    a.attributes
+                        .get(k)
+                        .and_then(|x| x.as_str())
+                        .is_some_and(|x| x.eq_ignore_ascii_case(v))
                 }
             })
         })
-        .map(|a| json!({"anchor": a.anchor, "attributes": a.attributes, "groups": a.groups, "enabled": a.enabled, "container": a.container}))
+        .map(|a| {
+            json!({"anchor": a.anchor, "attributes": a.attributes, "groups": a.groups,
+            "enabled": a.enabled, "container": a.container})
+        })
         .collect();
     st.seen.push(Seen {
         at: Instant::now(),

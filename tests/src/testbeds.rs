@@ -138,7 +138,8 @@ impl ScimTenant {
 
     /// Creates a group and returns its id.
     pub async fn group(&self, name: &str) -> String {
-        let group = serde_json::json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name });
+        let group = serde_json::json!({ "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": name });
         self.create("/Groups", group).await
     }
 

@@ -18,7 +18,7 @@ pub enum ConfigError {
 }
 
 /// One tenant: the connections its plugins may use and what each plugin is granted.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantConfig {
     /// Named connections (`[tenants.T.connections.NAME]`).
@@ -30,7 +30,7 @@ pub struct TenantConfig {
 }
 
 /// A named connection. Credentials live here and never reach a plugin.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ConnectionConfig {
     Http(HttpConnection),
@@ -48,11 +48,12 @@ impl ConnectionConfig {
 }
 
 /// An HTTP API: a base URL (scheme, host, port and path prefix) and its credentials.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConnection {
     /// Base URL; plugin paths are appended to it and may not leave it.
     pub url: String,
+    /// How the host authenticates each request (the plugin never sees the credentials).
     #[serde(default)]
     pub auth: HttpAuth,
     /// Upper bound for one request's time (milliseconds).
@@ -69,29 +70,41 @@ pub struct HttpConnection {
 }
 
 /// Requests per second and the burst a connection allows.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
+    /// Requests per second in the long run.
     pub per_second: f64,
+    /// Requests allowed at once before the rate applies.
     pub burst: u32,
 }
 
 /// How the host authenticates requests on a connection.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum HttpAuth {
     #[default]
     None,
     /// `Authorization: Bearer TOKEN`.
-    Bearer { token: Secret },
+    Bearer {
+        /// The bearer token.
+        token: Secret,
+    },
     /// `Authorization: Basic base64(username:password)` (Lever: the API key as user, no password).
     Basic {
+        /// The user name (Lever: the API key).
         username: Secret,
+        /// The password (empty when absent).
         #[serde(default = "empty_secret")]
         password: Secret,
     },
     /// A custom header such as `X-Api-Key`.
-    Header { name: String, value: Secret },
+    Header {
+        /// The header's name.
+        name: String,
+        /// The header's value.
+        value: Secret,
+    },
 }
 
 fn empty_secret() -> Secret {
@@ -99,12 +112,14 @@ fn empty_secret() -> Secret {
 }
 
 /// An LDAP or Active Directory server and the account the host binds as.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LdapConnection {
     /// `ldaps://host:636` or `ldap://host:389`.
     pub url: String,
+    /// The DN (or, for AD, the user principal name) the host binds as.
     pub bind_dn: String,
+    /// The bind password.
     pub password: Secret,
     /// Upgrade a plain `ldap://` connection with StartTLS.
     #[serde(default)]
@@ -115,6 +130,7 @@ pub struct LdapConnection {
     /// Allow a simple bind over an unencrypted connection (test servers only).
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Upper bound for one operation's time (milliseconds).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
 }

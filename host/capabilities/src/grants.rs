@@ -7,7 +7,7 @@ use std::fmt;
 
 /// Capabilities named in a plugin manifest (`[capabilities]`) or granted by a tenant
 /// (`[tenants.T.plugins.P.grants]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilityRequest {
     /// HTTP connection names.
@@ -22,9 +22,10 @@ pub struct CapabilityRequest {
 }
 
 /// What a tenant gives one plugin: its grants, settings and (for rules plugins) the rule set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginGrant {
+    /// The capabilities granted (the plugin gets those its manifest also requests).
     #[serde(default)]
     pub grants: CapabilityRequest,
     /// Non-secret settings passed to the plugin's `configure`.
@@ -117,12 +118,14 @@ impl EffectiveGrants {
         let (t, p) = (&self.tenant, &self.plugin);
         if !self.requested.kv {
             return Err(Denied(format!(
-                "plugin {p:?} does not request a key-value store: set `kv = true` under [capabilities] in its manifest ({p}.toml)"
+                "plugin {p:?} does not request a key-value store: set `kv = true` under [capabilities] in \
+                    its manifest ({p}.toml)"
             )));
         }
         if !self.granted.kv {
             return Err(Denied(format!(
-                "tenant {t:?} has not granted a key-value store to plugin {p:?}: set `tenants.{t}.plugins.{p}.grants.kv = true`"
+                "tenant {t:?} has not granted a key-value store to plugin {p:?}: set \
+                    `tenants.{t}.plugins.{p}.grants.kv = true`"
             )));
         }
         Ok(())
@@ -132,21 +135,25 @@ impl EffectiveGrants {
         let (t, p) = (&self.tenant, &self.plugin);
         if !requested.iter().any(|r| r == name) {
             return Err(Denied(format!(
-                "plugin {p:?} does not request {kind} connection {name:?}: add {name:?} to `{kind}` under [capabilities] in its manifest ({p}.toml)"
+                "plugin {p:?} does not request {kind} connection {name:?}: add {name:?} to `{kind}` under \
+                    [capabilities] in its manifest ({p}.toml)"
             )));
         }
         if !granted.iter().any(|g| g == name) {
             return Err(Denied(format!(
-                "tenant {t:?} has not granted {kind} connection {name:?} to plugin {p:?}: add {name:?} to `tenants.{t}.plugins.{p}.grants.{kind}`"
+                "tenant {t:?} has not granted {kind} connection {name:?} to plugin {p:?}: add {name:?} to \
+                    `tenants.{t}.plugins.{p}.grants.{kind}`"
             )));
         }
         match self.defined.get(name) {
             Some(k) if *k == kind => Ok(()),
             Some(other) => Err(Denied(format!(
-                "connection {name:?} of tenant {t:?} is an {other} connection, not {kind}: fix `tenants.{t}.connections.{name}.kind`"
+                "connection {name:?} of tenant {t:?} is an {other} connection, not {kind}: fix \
+                    `tenants.{t}.connections.{name}.kind`"
             ))),
             None => Err(Denied(format!(
-                "tenant {t:?} defines no connection {name:?}: add [tenants.{t}.connections.{name}] with kind = \"{kind}\""
+                "tenant {t:?} defines no connection {name:?}: add [tenants.{t}.connections.{name}] with kind \
+                    = \"{kind}\""
             ))),
         }
     }

@@ -186,7 +186,8 @@ impl HttpCapability {
             let lower = name.to_ascii_lowercase();
             if FORBIDDEN_HEADERS.contains(&lower.as_str()) || is_auth_header(&conn.auth, &lower) {
                 return Err(HttpError::InvalidRequest(format!(
-                    "header {name:?} may not be set by a plugin: the host attaches the connection's credentials itself"
+                    "header {name:?} may not be set by a plugin: the host attaches the connection's \
+                        credentials itself"
                 )));
             }
             let name = HeaderName::from_bytes(name.as_bytes())

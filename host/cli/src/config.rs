@@ -12,7 +12,7 @@ use tenure_pipeline::{DestinationConfig, QueueConfig, RuleSetPolicy, SourceConfi
 use tenure_server::Role;
 
 /// `tenure.toml`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostConfig {
     /// Where built plugins (`*.wasm` + `*.toml`) are read from.
@@ -21,20 +21,25 @@ pub struct HostConfig {
     /// Where compiled components are cached.
     #[serde(default = "default_cache")]
     pub cache_dir: PathBuf,
+    /// The embedded store.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The HTTP API.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The durable queue and its workers.
     #[serde(default)]
     pub queue: QueueConfig,
+    /// Who may call the API.
     #[serde(default)]
     pub api_tokens: Vec<TokenConfig>,
+    /// The tenants this host serves, by name.
     #[serde(default)]
     pub tenants: BTreeMap<String, HostTenant>,
 }
 
 /// `[store]`: the embedded database.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// The SQLite file (WAL mode).
@@ -56,9 +61,10 @@ impl Default for StoreConfig {
 }
 
 /// `[server]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// The address and port the API listens on.
     pub listen: String,
 }
 
@@ -71,11 +77,14 @@ impl Default for ServerConfig {
 }
 
 /// `[[api_tokens]]`: who may call the API, with which role, for which tenant.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
+    /// The caller's name, recorded as the actor of what it does.
     pub name: String,
+    /// What it may do.
     pub role: Role,
+    /// The one tenant it sees.
     pub tenant: String,
     /// The bearer token (use `${ENV}` or `${secret:NAME}`).
     pub token: String,
@@ -92,11 +101,13 @@ impl std::fmt::Debug for TokenConfig {
 }
 
 /// `[tenants.T]`: its connections and plugin grants, its rules plugin, destinations and sources.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HostTenant {
+    /// Named connections its plugins may be granted (`[tenants.T.connections.NAME]`).
     #[serde(default)]
     pub connections: BTreeMap<String, ConnectionConfig>,
+    /// Per-plugin grants, settings and limits (`[tenants.T.plugins.PLUGIN]`).
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginGrant>,
     /// The rules plugin (required to run the pipeline for this tenant).
@@ -107,8 +118,10 @@ pub struct HostTenant {
     /// Linking one person across sources (`link_by`, `authority`).
     #[serde(default)]
     pub identity: tenure_pipeline::identity::IdentityConfig,
+    /// Its destinations, in dependency order (`[[tenants.T.destinations]]`).
     #[serde(default)]
     pub destinations: Vec<DestinationConfig>,
+    /// Its sources: pushed payloads, webhooks and polling (`[[tenants.T.sources]]`).
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
     /// What happens to generated initial passwords: `discard` (default) or `vault`.

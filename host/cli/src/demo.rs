@@ -104,7 +104,8 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         )
         .await?;
     println!("   retry of the first request with the same Idempotency-Key: {status} {body}");
-    let bad = json!({"kind": "joiner", "person": {"ids": [{"source": "lever", "id": "9"}], "start_date": "next monday"}});
+    let bad = json!({"kind": "joiner", "person": {"ids": [{"source": "lever", "id": "9"}],
+        "start_date": "next monday"}});
     let (status, body) = api
         .call(
             reqwest::Method::POST,

@@ -12,7 +12,7 @@ use tenure_pipeline::{Pipeline, PipelineConfig, SourceConfig};
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState};
 use tenure_store::crypto::MasterKey;
-use tenure_store::{SqliteOptions, SqliteStore, Store};
+use tenure_store::{SecretStore, SqliteOptions, SqliteStore, Store};
 use tokio::sync::watch;
 
 /// Everything a running host holds.

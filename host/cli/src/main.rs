@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod host;
+mod reference;
 mod rules;
 mod sources;
 
@@ -16,9 +17,10 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tenure_capabilities::{MemoryKv, SystemClock};
+use tenure_pipeline::audit_events::{AdminAuditExported, AdminAuditVerified, AdminSecretSet, AuditEvent};
 use tenure_pipeline::event::{EventKind, PersonIn};
 use tenure_runtime::{PluginManifest, Runtime, RuntimeOptions, Services};
-use tenure_store::{AuditFilter, AuditRecord, Store};
+use tenure_store::{AuditFilter, AuditStore, SecretStore};
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +83,17 @@ enum Command {
     /// Work with sources.
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Describe the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the configuration reference (Markdown), generated from the config types.
+    Reference,
+    /// Print the JSON Schema of `tenure.toml` (for editors).
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -266,15 +279,11 @@ async fn main() -> Result<()> {
         Command::Audit(AuditCommand::Verify { config }) => {
             let (_, store) = host::load_config(&config).await?;
             let report = store.verify_audit().await?;
-            store
-                .append_audit(vec![AuditRecord {
-                    tenant: "*".into(),
-                    kind: "admin.audit_verified".into(),
-                    actor: actor(),
-                    data: serde_json::json!({ "entries": report.entries, "ok": report.ok() }),
-                    ..AuditRecord::default()
-                }])
-                .await?;
+            let verified = AdminAuditVerified {
+                entries: report.entries,
+                ok: report.ok(),
+            };
+            store.append_audit(vec![verified.record("*", &actor())]).await?;
             match &report.problem {
                 None => {
                     println!(
@@ -314,14 +323,13 @@ async fn main() -> Result<()> {
                 .await?;
             let out = tenure_store::audit::render(&entries, &format).unwrap_or_default();
             print!("{out}");
+            let exported = AdminAuditExported {
+                format: &format,
+                entries: entries.len(),
+            };
+            let tenant = tenant.unwrap_or_else(|| "*".into());
             store
-                .append_audit(vec![AuditRecord {
-                    tenant: tenant.unwrap_or_else(|| "*".into()),
-                    kind: "admin.audit_exported".into(),
-                    actor: actor(),
-                    data: serde_json::json!({ "format": format, "entries": entries.len() }),
-                    ..AuditRecord::default()
-                }])
+                .append_audit(vec![exported.record(&tenant, &actor())])
                 .await?;
             Ok(())
         }
@@ -334,16 +342,17 @@ async fn main() -> Result<()> {
                 bail!("no secret on standard input");
             }
             store.put_secret(&name, value).await?;
-            store
-                .append_audit(vec![AuditRecord {
-                    tenant: "*".into(),
-                    kind: "admin.secret_set".into(),
-                    actor: actor(),
-                    data: serde_json::json!({ "name": name }),
-                    ..AuditRecord::default()
-                }])
-                .await?;
+            let set = AdminSecretSet { name: &name };
+            store.append_audit(vec![set.record("*", &actor())]).await?;
             println!("secret {name} stored (encrypted)");
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Reference) => {
+            print!("{}", reference::markdown());
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Schema) => {
+            println!("{:#}", reference::schema());
             Ok(())
         }
         Command::Plugins(PluginsCommand::Check { wasm }) => {

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 /// Queue and worker settings (`[queue]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
     /// Jobs applied at once (different people in parallel; one person's in order).
@@ -16,6 +16,7 @@ pub struct QueueConfig {
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt, with jitter.
     pub backoff_base_ms: u64,
+    /// The longest retry delay.
     pub backoff_max_ms: u64,
     /// How often the dispatcher looks for due jobs when nothing wakes it.
     pub poll_ms: u64,
@@ -48,7 +49,7 @@ impl Default for QueueConfig {
 }
 
 /// What to do when a match is ambiguous or an unmanaged account already holds the identifier.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConflictPolicy {
     /// Link the existing account and take it over.
@@ -61,7 +62,7 @@ pub enum ConflictPolicy {
 }
 
 /// What happens to a linked account when the rules no longer produce it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Deprovision {
     #[default]
@@ -72,7 +73,7 @@ pub enum Deprovision {
 }
 
 /// The mass-change guard of one destination.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct GuardConfig {
     /// Most people whose accounts may be disabled, deleted, moved or stripped of
@@ -82,6 +83,7 @@ pub struct GuardConfig {
     pub max_percent: Option<f64>,
     /// The percentage applies only once the destination has this many managed accounts.
     pub min_population: i64,
+    /// The sliding window the limits count over, in seconds.
     pub window_secs: i64,
 }
 
@@ -97,7 +99,7 @@ impl Default for GuardConfig {
 }
 
 /// One destination of a tenant (`[[tenants.T.destinations]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     /// The name rules use for it.
@@ -107,17 +109,20 @@ pub struct DestinationConfig {
     /// Attributes to look accounts up by, in order (after the linked anchor).
     #[serde(default = "default_matching")]
     pub matching: Vec<String>,
+    /// What happens when an unlinked account already matches the person.
     #[serde(default)]
     pub conflict: ConflictPolicy,
     /// Plan and audit, apply nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// What a leaver's account gets: disabled, or deleted at once.
     #[serde(default)]
     pub deprovision: Deprovision,
     /// Grace period after which a leaver's disabled account is deleted (`30d`, `12h`,
     /// `90m`, `45s`); a rehire within it cancels the deletion. None: never deleted.
     #[serde(default, deserialize_with = "grace_period")]
     pub delete_after: Option<GracePeriod>,
+    /// The mass-change guard: how many accounts one run may change before it waits for approval.
     #[serde(default)]
     pub guard: GuardConfig,
     /// Pre-hire accounts are made this many days before the start date (disabled
@@ -133,7 +138,7 @@ pub struct DestinationConfig {
 }
 
 /// One staged leaver step (`[[tenants.T.destinations.leaver_steps]]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 pub struct LeaverStep {
     /// How long after the termination takes effect (`0d`, `7d`, `12h`).
     #[serde(deserialize_with = "required_period")]
@@ -143,7 +148,7 @@ pub struct LeaverStep {
 }
 
 /// What a leaver step does.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum StepAction {
     /// Move the account to a leavers' container.
@@ -168,7 +173,7 @@ impl StepAction {
 }
 
 /// Reconciliation policy of a destination.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReconcileMode {
     /// Report drift only.
@@ -179,7 +184,7 @@ pub enum ReconcileMode {
 }
 
 /// A tenant's lifecycle settings (`[tenants.T.lifecycle]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LifecycleConfig {
     /// Notices before a contract ends, in days (for example `[14, 3]`).
@@ -212,6 +217,20 @@ fn required_period<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GracePeriod
 /// A grace period, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GracePeriod(pub i64);
+
+impl schemars::JsonSchema for GracePeriod {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[0-9]+[dhms]$",
+            "description": "A duration: a whole number and a unit, `d`, `h`, `m` or `s` (`30d`, `12h`)."
+        })
+    }
+}
 
 impl GracePeriod {
     /// Parses `<n>d`, `<n>h`, `<n>m` or `<n>s`.
@@ -263,7 +282,7 @@ mod tests {
 }
 
 /// `[tenants.T.rule_sets]`: how rule-set versions are published.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSetPolicy {
     /// Four eyes: the publisher of a version must not be its author.
@@ -272,7 +291,7 @@ pub struct RuleSetPolicy {
 }
 
 /// A tenant's pipeline: its rules plugin and destinations, in dependency order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPipeline {
     pub rules: String,

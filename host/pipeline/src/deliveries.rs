@@ -6,9 +6,9 @@
 //! delivery the plugin refuses for good (bad data, a record the vendor does not
 //! have) is rejected and audited, never retried in vain.
 
+use crate::audit_events::{self as ev, AuditEvent};
 use crate::event::InvalidEvent;
 use crate::{Failure, FailureClass, Pipeline, backoff_ms};
-use serde_json::json;
 use std::sync::Arc;
 use tenure_runtime::{CallError, wit};
 use tenure_store::{AuditRecord, DeliveryFinish, DeliveryRow, Intake};
@@ -23,17 +23,15 @@ impl Pipeline {
             let (finish, audit, outcome) = self.enrich_attempt(&d).await;
             match self.store.finish_delivery(d.id, &self.owner, finish, audit).await {
                 Ok(Some(intake)) => {
-                    self.metrics
-                        .enrichments
-                        .with_label_values(&[d.tenant.as_str(), d.source.as_str(), outcome])
-                        .inc();
+                    self.metrics.enrichment(&d.tenant, &d.source, outcome);
                     if intake.iter().any(|i| matches!(i, Intake::Accepted { .. })) {
                         self.wake.notify_one();
                     }
                 }
                 Ok(None) => tracing::warn!("lease lost before the enrichment ended; another worker owns it"),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot record the enrichment; it is retried when its lease ends")
+                    tracing::error!(error = %e, "cannot record the enrichment; it is retried when its lease \
+                        ends")
                 }
             }
         }
@@ -42,13 +40,7 @@ impl Pipeline {
     }
 
     async fn enrich_attempt(&self, d: &DeliveryRow) -> (DeliveryFinish, Vec<AuditRecord>, &'static str) {
-        let record = |kind: &str, data: serde_json::Value| AuditRecord {
-            tenant: d.tenant.clone(),
-            kind: kind.into(),
-            actor: format!("webhook:{}", d.source),
-            data,
-            ..AuditRecord::default()
-        };
+        let actor = format!("webhook:{}", d.source);
         let plugin = self
             .tenant(&d.tenant)
             .ok()
@@ -61,10 +53,13 @@ impl Pipeline {
             // Not configured (any more): dead until the config is fixed and it is replayed.
             Err(error) => {
                 let error = format!("config: {error}");
-                let audit = record(
-                    "webhook.dead",
-                    json!({ "delivery": d.id, "event": d.event, "error": error }),
-                );
+                let audit = ev::WebhookDead {
+                    delivery: d.id,
+                    event: &d.event,
+                    attempts: None,
+                    error: &error,
+                }
+                .record(&d.tenant, &actor);
                 return (DeliveryFinish::Dead { error }, vec![audit], "dead");
             }
         };
@@ -75,7 +70,7 @@ impl Pipeline {
         };
         let events = match handle.parse(&payload).await {
             Ok(events) => events,
-            Err(e) => return self.enrichment_failed(d, &e, record),
+            Err(e) => return self.enrichment_failed(d, &e, &actor),
         };
         let mut new = Vec::with_capacity(events.len());
         let mut refused: Vec<InvalidEvent> = Vec::new();
@@ -93,15 +88,20 @@ impl Pipeline {
                 Err(err) => refused.push(err),
             }
         }
-        let mut audit = vec![record(
-            "webhook.enriched",
-            json!({ "delivery": d.id, "event": d.event, "events": new.len(), "attempt": d.attempts }),
-        )];
+        let enriched = ev::WebhookEnriched {
+            delivery: d.id,
+            event: &d.event,
+            events: new.len(),
+            attempt: d.attempts,
+        };
+        let mut audit = vec![enriched.record(&d.tenant, &actor)];
         audit.extend(refused.iter().map(|r| {
-            record(
-                "webhook.event_rejected",
-                json!({ "delivery": d.id, "field": r.field, "reason": r.reason }),
-            )
+            ev::WebhookEventRejected {
+                delivery: d.id,
+                field: &r.field,
+                reason: &r.reason,
+            }
+            .record(&d.tenant, &actor)
         }));
         (DeliveryFinish::Done { events: new }, audit, "done")
     }
@@ -112,7 +112,7 @@ impl Pipeline {
         &self,
         d: &DeliveryRow,
         e: &CallError,
-        record: impl Fn(&str, serde_json::Value) -> AuditRecord,
+        actor: &str,
     ) -> (DeliveryFinish, Vec<AuditRecord>, &'static str) {
         let f = Failure::of_call(e);
         let refused_for_good = match e {
@@ -130,10 +130,15 @@ impl Pipeline {
             _ => None,
         };
         if let Some((field, reason)) = refused_for_good {
-            let audit = record(
-                "webhook.rejected",
-                json!({ "delivery": d.id, "event": d.event, "status": 422, "field": field, "reason": reason }),
-            );
+            let audit = ev::WebhookRejected {
+                delivery: Some(d.id),
+                event: Some(&d.event),
+                status: 422,
+                field: &field,
+                reason: &reason,
+                left_out_before: None,
+            }
+            .record(&d.tenant, actor);
             tracing::warn!(%field, %reason, "delivery rejected by its source plugin");
             return (
                 DeliveryFinish::Rejected {
@@ -146,10 +151,13 @@ impl Pipeline {
         let error = format!("{}: {}", f.class, f.message);
         if f.class != FailureClass::RateLimited && (!f.retry || d.attempts >= d.max_attempts) {
             tracing::error!(%error, "delivery dead after {} attempts", d.attempts);
-            let audit = record(
-                "webhook.dead",
-                json!({ "delivery": d.id, "event": d.event, "attempts": d.attempts, "error": error }),
-            );
+            let audit = ev::WebhookDead {
+                delivery: d.id,
+                event: &d.event,
+                attempts: Some(d.attempts),
+                error: &error,
+            }
+            .record(&d.tenant, actor);
             return (DeliveryFinish::Dead { error }, vec![audit], "dead");
         }
         let delay = backoff_ms(&self.config.queue, d.attempts, f.retry_after_ms);

@@ -21,24 +21,16 @@ fn invalid(field: impl Into<String>, reason: impl Into<String>) -> InvalidEvent 
     }
 }
 
-/// Event kinds, as in the WIT contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EventKind {
-    Joiner,
-    Update,
-    Mover,
-    LeaveStart,
-    LeaveEnd,
-    Leaver,
-    Rehire,
-    Conversion,
-    Withdrawn,
-    Deleted,
+pub use tenure_store::EventKind;
+
+/// An event kind in the WIT contract's terms.
+pub trait EventKindExt {
+    fn to_wit(self) -> wit::EventKind;
+    fn from_wit(kind: wit::EventKind) -> Self;
 }
 
-impl EventKind {
-    pub fn to_wit(self) -> wit::EventKind {
+impl EventKindExt for EventKind {
+    fn to_wit(self) -> wit::EventKind {
         match self {
             EventKind::Joiner => wit::EventKind::Joiner,
             EventKind::Update => wit::EventKind::Update,
@@ -53,8 +45,8 @@ impl EventKind {
         }
     }
 
-    pub fn from_wit(k: wit::EventKind) -> Self {
-        match k {
+    fn from_wit(kind: wit::EventKind) -> Self {
+        match kind {
             wit::EventKind::Joiner => EventKind::Joiner,
             wit::EventKind::Update => EventKind::Update,
             wit::EventKind::Mover => EventKind::Mover,
@@ -65,21 +57,6 @@ impl EventKind {
             wit::EventKind::Conversion => EventKind::Conversion,
             wit::EventKind::Withdrawn => EventKind::Withdrawn,
             wit::EventKind::Deleted => EventKind::Deleted,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Joiner => "joiner",
-            EventKind::Update => "update",
-            EventKind::Mover => "mover",
-            EventKind::LeaveStart => "leave-start",
-            EventKind::LeaveEnd => "leave-end",
-            EventKind::Leaver => "leaver",
-            EventKind::Rehire => "rehire",
-            EventKind::Conversion => "conversion",
-            EventKind::Withdrawn => "withdrawn",
-            EventKind::Deleted => "deleted",
         }
     }
 }

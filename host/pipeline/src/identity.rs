@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use tenure_runtime::wit;
 
 /// `[tenants.T.identity]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     /// Person attributes that identify one person across sources: `email` (any of
@@ -165,7 +165,7 @@ impl crate::Pipeline {
         let Some(before) = self.store.record_before(tenant, person_key, event_id).await? else {
             return Ok(person.clone());
         };
-        let Ok(known) = serde_json::from_str::<wit::PersonEvent>(&before.body) else {
+        let Ok(known) = crate::stored::decode(&before.body) else {
             return Ok(person.clone());
         };
         let first = person_key.split(':').next().unwrap_or_default();
@@ -223,7 +223,7 @@ impl crate::Pipeline {
             .iter()
             .filter(|r| r.source != source)
             .filter_map(|r| {
-                let e: wit::PersonEvent = serde_json::from_str(&r.body).ok()?;
+                let e = crate::stored::decode(&r.body).ok()?;
                 Some((r.source.clone(), e.person))
             })
             .collect();

@@ -7,8 +7,11 @@
 //! safety guards, applied through connector plugins ([`process`]) and audited
 //! at every step. [`preview`] runs the same path without writing anything.
 
+pub mod admin;
+pub mod audit_events;
 pub mod config;
 mod deliveries;
+pub mod desired;
 pub mod event;
 pub mod identity;
 pub mod lifecycle;
@@ -24,6 +27,7 @@ pub mod redaction;
 mod resolve;
 pub mod schedule;
 pub mod sources;
+pub mod stored;
 pub mod text;
 pub mod webhooks;
 pub mod worker;
@@ -350,7 +354,8 @@ impl Pipeline {
             None => {
                 return Err(InvalidEvent {
                     field: "Idempotency-Key".into(),
-                    reason: "send an Idempotency-Key header or a source_record_id so that a retried request is not applied twice"
+                    reason: "send an Idempotency-Key header or a source_record_id so that a retried request \
+                        is not applied twice"
                         .into(),
                 }
                 .into());
@@ -364,15 +369,8 @@ impl Pipeline {
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::Database("intake stored nothing for one event".into()))?;
-        let outcome = match intake {
-            Intake::Accepted { .. } => "accepted",
-            Intake::Duplicate { .. } => "duplicate",
-        };
-        self.metrics.events.with_label_values(&[tenant, outcome]).inc();
         self.metrics
-            .ack_seconds
-            .with_label_values(&[tenant])
-            .observe(started.elapsed().as_secs_f64());
+            .event_received(tenant, &intake, started.elapsed().as_secs_f64());
         self.wake.notify_one();
         Ok(intake)
     }
@@ -384,10 +382,7 @@ impl Pipeline {
         key: String,
         e: ValidEvent,
     ) -> Result<NewEvent, PipelineError> {
-        let body = serde_json::to_string(&e.event).map_err(|err| InvalidEvent {
-            field: "body".into(),
-            reason: err.to_string(),
-        })?;
+        let body = stored::encode(&e.event);
         let link_keys = self
             .config
             .tenants
@@ -399,7 +394,9 @@ impl Pipeline {
             source: e.source,
             idempotency_key: key,
             person_key: e.person_key,
-            kind: event::EventKind::from_wit(e.event.kind).as_str().into(),
+            kind: tenure_store::RecordKind::Person(<event::EventKind as event::EventKindExt>::from_wit(
+                e.event.kind,
+            )),
             body,
             source_record_id: e.event.source_record_id.clone(),
             start_date: e.event.person.start_date.clone(),

@@ -20,47 +20,16 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tenure_runtime::wit;
 
-/// Where a person is in their life at the company.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// Known to a source but not hired.
-    Candidate,
-    /// Hired; the start date is still ahead.
-    PreHire,
-    Active,
-    OnLeave,
-    /// Past their last day.
-    Terminated,
-    /// A contractor past the contract's end date.
-    ContractExpired,
-    /// A hire withdrawn before the start date.
-    Withdrawn,
+/// Where a person is in their life at the company (kept in the store as is).
+pub use tenure_store::LifecycleState as State;
+
+/// The status the rules see for a state.
+pub trait StateExt {
+    fn status(self) -> wit::PersonStatus;
 }
 
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Candidate => "candidate",
-            State::PreHire => "pre-hire",
-            State::Active => "active",
-            State::OnLeave => "on-leave",
-            State::Terminated => "terminated",
-            State::ContractExpired => "contract-expired",
-            State::Withdrawn => "withdrawn",
-        }
-    }
-
-    /// No access any more: terminated, expired or withdrawn.
-    pub fn is_gone(self) -> bool {
-        matches!(
-            self,
-            State::Terminated | State::ContractExpired | State::Withdrawn
-        )
-    }
-
-    /// The status the rules see.
-    pub fn status(self) -> wit::PersonStatus {
+impl StateExt for State {
+    fn status(self) -> wit::PersonStatus {
         match self {
             State::Candidate => wit::PersonStatus::Candidate,
             State::PreHire => wit::PersonStatus::PreHire,
@@ -98,23 +67,6 @@ pub enum Observation {
     /// A hire of someone whose employment ended (a start date after their last day,
     /// or after a withdrawal) is taken as a rehire.
     JoinerIsRehire,
-}
-
-impl Observation {
-    /// The audit kind and details.
-    pub fn audit(&self) -> (&'static str, serde_json::Value) {
-        match self {
-            Observation::WithdrawalAfterStart { start_date } => (
-                "lifecycle.withdrawal_ignored",
-                serde_json::json!({ "start_date": start_date,
-                    "why": "the person has already started; end their employment with a leaver from the HR system" }),
-            ),
-            Observation::JoinerIsRehire => (
-                "lifecycle.rehire",
-                serde_json::json!({ "why": "a hire after the employment ended is a rehire" }),
-            ),
-        }
-    }
 }
 
 /// How many transitions a person's history keeps.
@@ -604,6 +556,7 @@ fn employment(t: wit::EmploymentType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EventKindExt;
 
     fn ms(rfc3339: &str) -> i64 {
         DateTime::parse_from_rfc3339(rfc3339).unwrap().timestamp_millis()

@@ -4,25 +4,25 @@
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
-use tenure_store::Store;
+use tenure_store::{Finish, Intake, OperationKind, OperationStatus, RecordKind, Store};
 
 /// Every metric the pipeline exports.
 pub struct Metrics {
     pub registry: Registry,
-    pub events: IntCounterVec,
-    pub ack_seconds: HistogramVec,
+    events: IntCounterVec,
+    ack_seconds: HistogramVec,
     pub in_flight: IntGauge,
-    pub attempts: IntCounterVec,
-    pub event_to_done: HistogramVec,
-    pub time_to_provision: HistogramVec,
-    pub operations: IntCounterVec,
-    pub errors: IntCounterVec,
+    attempts: IntCounterVec,
+    event_to_done: HistogramVec,
+    time_to_provision: HistogramVec,
+    operations: IntCounterVec,
+    errors: IntCounterVec,
     pub queue_depth: IntGaugeVec,
     pub kpi: GaugeVec,
-    pub webhook_deliveries: IntCounterVec,
-    pub webhook_refusals: IntCounterVec,
-    pub webhook_ack_seconds: HistogramVec,
-    pub enrichments: IntCounterVec,
+    webhook_deliveries: IntCounterVec,
+    webhook_refusals: IntCounterVec,
+    webhook_ack_seconds: HistogramVec,
+    enrichments: IntCounterVec,
     pub plugin_truncations: IntGauge,
 }
 
@@ -118,7 +118,8 @@ impl Metrics {
         let kpi = GaugeVec::new(
             Opts::new(
                 "tenure_kpi",
-                "Key indicators: first_day_access_rate, errors_per_1000_events, time_to_provision_p50_seconds",
+                "Key indicators: first_day_access_rate, errors_per_1000_events, \
+                    time_to_provision_p50_seconds",
             ),
             &["tenant", "kpi"],
         )?;
@@ -143,16 +144,83 @@ impl Metrics {
         })
     }
 
+    /// An event taken in (`accepted` or `duplicate`), with its time to acknowledge.
+    pub fn event_received(&self, tenant: &str, intake: &Intake, ack_seconds: f64) {
+        let outcome = match intake {
+            Intake::Accepted { .. } => "accepted",
+            Intake::Duplicate { .. } => "duplicate",
+        };
+        self.events.with_label_values(&[tenant, outcome]).inc();
+        self.ack_seconds.with_label_values(&[tenant]).observe(ack_seconds);
+    }
+
+    /// An attempt's end; a completed job also counts its time from receipt to done
+    /// (and, for a hire, its time to provision).
+    pub fn attempt_ended(&self, tenant: &str, finish: &Finish, kind: RecordKind, since_receipt_ms: i64) {
+        let outcome = match finish {
+            Finish::Completed => "completed",
+            Finish::Retry { .. } => "retry",
+            Finish::Dead { .. } => "dead",
+            Finish::Held { .. } => "held",
+        };
+        self.attempts.with_label_values(&[tenant, outcome]).inc();
+        if matches!(finish, Finish::Completed) {
+            let secs = since_receipt_ms.max(0) as f64 / 1000.0;
+            self.event_to_done.with_label_values(&[tenant]).observe(secs);
+            if kind.is_hire() {
+                self.time_to_provision.with_label_values(&[tenant]).observe(secs);
+            }
+        }
+    }
+
+    /// A connector operation in a destination (`done`, `failed` or `dry-run`).
+    pub fn operation(&self, tenant: &str, destination: &str, kind: OperationKind, status: OperationStatus) {
+        self.operations
+            .with_label_values(&[tenant, destination, kind.as_str(), status.as_str()])
+            .inc();
+    }
+
+    /// A failure in a destination (or `rules`, `lifecycle`), by class.
+    pub fn error(&self, tenant: &str, destination: &str, class: crate::FailureClass) {
+        self.errors
+            .with_label_values(&[tenant, destination, class.as_str()])
+            .inc();
+    }
+
+    /// A verified webhook delivery (`stored`, `duplicate` or `ping`) and its time to acknowledge.
+    pub fn webhook_delivery(&self, tenant: &str, source: &str, outcome: &str, ack_seconds: f64) {
+        self.webhook_deliveries
+            .with_label_values(&[tenant, source, outcome])
+            .inc();
+        self.webhook_ack_seconds
+            .with_label_values(&[source])
+            .observe(ack_seconds);
+    }
+
+    /// A refused webhook delivery, by its HTTP status.
+    pub fn webhook_refused(&self, source: &str, status: u16) {
+        self.webhook_refusals
+            .with_label_values(&[source, &status.to_string()])
+            .inc();
+    }
+
+    /// An enrichment attempt's end (`done`, `rejected`, `dead`, `retry`, `rate-limited`).
+    pub fn enrichment(&self, tenant: &str, source: &str, outcome: &str) {
+        self.enrichments
+            .with_label_values(&[tenant, source, outcome])
+            .inc();
+    }
+
     /// Refreshes the store-backed gauges and renders the text exposition format.
     pub async fn render(&self, store: &dyn Store, tenants: &[String]) -> String {
         self.plugin_truncations
             .set(i64::try_from(tenure_runtime::bounds::truncations()).unwrap_or(i64::MAX));
         if let Ok(depth) = store.queue_depth().await {
             self.queue_depth.reset();
-            for (tenant, state, n) in depth {
+            for d in depth {
                 self.queue_depth
-                    .with_label_values(&[tenant.as_str(), state.as_str()])
-                    .set(n);
+                    .with_label_values(&[d.tenant.as_str(), d.state.as_str()])
+                    .set(d.jobs);
             }
         }
         for tenant in tenants {

@@ -110,10 +110,7 @@ impl crate::Pipeline {
         let store = &self.store;
         let mut out = Vec::new();
         for request in requests {
-            let held = store
-                .claimed_name(tenant, &request.attribute, person_key)
-                .await
-                .map_err(|e| crate::Failure::store(&e))?;
+            let held = store.claimed_name(tenant, &request.attribute, person_key).await?;
             if let Some(value) = held
                 && (!request.rename_on_change || request.candidates.contains(&value))
             {
@@ -137,8 +134,7 @@ impl crate::Pipeline {
                 let ours = if claim {
                     store
                         .claim_name(tenant, &request.attribute, candidate, person_key)
-                        .await
-                        .map_err(|e| crate::Failure::store(&e))?
+                        .await?
                 } else {
                     true
                 };
@@ -192,12 +188,7 @@ impl crate::Pipeline {
                 unchecked.push(name.clone());
                 continue;
             }
-            let mine = self
-                .store
-                .link(tenant, name, person_key)
-                .await
-                .map_err(|e| crate::Failure::store(&e))?
-                .map(|l| l.anchor);
+            let mine = self.store.link(tenant, name, person_key).await?.map(|l| l.anchor);
             checkers.push(Checker { connector, mine });
         }
         Ok((checkers, unchecked))

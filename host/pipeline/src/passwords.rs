@@ -15,7 +15,7 @@ use tenure_store::Store;
 use tokio::sync::mpsc;
 
 /// A tenant's initial-password policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InitialPasswords {
     #[default]
@@ -43,7 +43,8 @@ impl PasswordVault {
             while let Some((name, password)) = rx.recv().await {
                 if let Err(e) = store.put_secret(&name, password.expose()).await {
                     // The account keeps the password; only the copy for IT is lost.
-                    tracing::error!(error = %e, secret = %name, "cannot keep an initial password in the vault");
+                    tracing::error!(error = %e, secret = %name, "cannot keep an initial password in the \
+                        vault");
                 }
             }
         });

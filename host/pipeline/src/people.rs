@@ -52,12 +52,7 @@ impl Pipeline {
         tenant: &str,
         person_key: &str,
     ) -> Result<Lifecycle, crate::Failure> {
-        match self
-            .store
-            .lifecycle(tenant, person_key)
-            .await
-            .map_err(|e| crate::Failure::store(&e))?
-        {
+        match self.store.lifecycle(tenant, person_key).await? {
             Some(row) => serde_json::from_str(&row.doc).map_err(|e| crate::Failure {
                 class: crate::FailureClass::Store,
                 message: format!("the lifecycle record of {person_key} cannot be read: {e}"),
@@ -111,7 +106,7 @@ impl Pipeline {
             .newest_record(tenant, person_key)
             .await?
             .ok_or_else(|| invalid("person", format!("no record of {person_key}")))?;
-        let mut event: wit::PersonEvent = serde_json::from_str(&newest.body)
+        let mut event = crate::stored::decode(&newest.body)
             .map_err(|e| invalid("person", format!("the stored record cannot be read: {e}")))?;
         if let Some(start) = event.person.start_date.as_deref().and_then(day)
             && new_end < start

@@ -4,8 +4,8 @@
 
 use crate::config::Deprovision;
 use serde::Serialize;
-use tenure_runtime::wit::{self, connector::OperationKind};
-use tenure_store::Link;
+use tenure_runtime::wit::{self, connector::OperationKind as Supported};
+use tenure_store::{Link, OperationKind};
 
 /// The placeholder anchor of operations that follow a create in the same plan.
 pub const CREATED: &str = "$created";
@@ -15,7 +15,7 @@ pub const CREATED: &str = "$created";
 pub struct PlannedOp {
     /// Stable within a job: the same change has the same key on every attempt.
     pub key: String,
-    pub kind: &'static str,
+    pub kind: OperationKind,
     pub target: Option<String>,
     /// Disable, delete, move or group removal: counted by the mass-change guard.
     pub destructive: bool,
@@ -49,49 +49,43 @@ fn value_eq(a: &wit::Value, b: &wit::Value) -> bool {
     }
 }
 
-fn op_kind(op: &wit::Operation) -> (OperationKind, &'static str) {
+/// What an operation is, in the connector's terms and in the store's.
+fn op_kind(op: &wit::Operation) -> (Supported, OperationKind) {
     match op {
-        wit::Operation::Create(_) => (OperationKind::Create, "create"),
-        wit::Operation::Update(_) => (OperationKind::Update, "update"),
-        wit::Operation::Enable(_) => (OperationKind::Enable, "enable"),
-        wit::Operation::Disable(_) => (OperationKind::Disable, "disable"),
-        wit::Operation::Move(_) => (OperationKind::Move, "move"),
-        wit::Operation::AddMember(_) => (OperationKind::AddMember, "add-member"),
-        wit::Operation::RemoveMember(_) => (OperationKind::RemoveMember, "remove-member"),
-        wit::Operation::Delete(_) => (OperationKind::Delete, "delete"),
-        wit::Operation::OpenTicket(_) => (OperationKind::OpenTicket, "open-ticket"),
+        wit::Operation::Create(_) => (Supported::Create, OperationKind::Create),
+        wit::Operation::Update(_) => (Supported::Update, OperationKind::Update),
+        wit::Operation::Enable(_) => (Supported::Enable, OperationKind::Enable),
+        wit::Operation::Disable(_) => (Supported::Disable, OperationKind::Disable),
+        wit::Operation::Move(_) => (Supported::Move, OperationKind::Move),
+        wit::Operation::AddMember(_) => (Supported::AddMember, OperationKind::AddMember),
+        wit::Operation::RemoveMember(_) => (Supported::RemoveMember, OperationKind::RemoveMember),
+        wit::Operation::Delete(_) => (Supported::Delete, OperationKind::Delete),
+        wit::Operation::OpenTicket(_) => (Supported::OpenTicket, OperationKind::OpenTicket),
     }
 }
 
 struct Builder<'a> {
     destination: &'a str,
-    supported: &'a [OperationKind],
+    supported: &'a [Supported],
     plan: Plan,
 }
 
 impl Builder<'_> {
     fn push(&mut self, key: String, target: Option<String>, op: wit::Operation) {
-        let (kind, name) = op_kind(&op);
-        if !self.supported.contains(&kind) {
+        let (needed, kind) = op_kind(&op);
+        if !self.supported.contains(&needed) {
             self.plan.unsupported.push(
-                format!("{name} {}", target.as_deref().unwrap_or(""))
+                format!("{kind} {}", target.as_deref().unwrap_or(""))
                     .trim()
                     .to_string(),
             );
             return;
         }
-        let destructive = matches!(
-            kind,
-            OperationKind::Disable
-                | OperationKind::Delete
-                | OperationKind::Move
-                | OperationKind::RemoveMember
-        );
         self.plan.operations.push(PlannedOp {
             key: format!("{}/{key}", self.destination),
-            kind: name,
+            kind,
             target,
-            destructive,
+            destructive: kind.is_destructive(),
             op,
         });
     }
@@ -115,7 +109,7 @@ pub fn plan(
     desired: Option<&wit::DesiredAccount>,
     current: Option<&wit::Account>,
     link: Option<&Link>,
-    supported: &[OperationKind],
+    supported: &[Supported],
     deprovision: Deprovision,
     person_left: bool,
 ) -> Plan {
@@ -297,7 +291,7 @@ fn access_changes(want: &wit::DesiredAccount, acc: &wit::Account) -> Vec<wit::At
 }
 
 /// A plan of one deletion (a grace period that ran out).
-pub fn delete(destination: &str, anchor: &str, supported: &[OperationKind]) -> Plan {
+pub fn delete(destination: &str, anchor: &str, supported: &[Supported]) -> Plan {
     let mut b = Builder {
         destination,
         supported,
@@ -351,16 +345,16 @@ pub fn bind_anchor(op: &mut wit::Operation, anchor: &str) {
 mod tests {
     use super::*;
 
-    const ALL: &[OperationKind] = &[
-        OperationKind::Create,
-        OperationKind::Update,
-        OperationKind::Enable,
-        OperationKind::Disable,
-        OperationKind::Move,
-        OperationKind::AddMember,
-        OperationKind::RemoveMember,
-        OperationKind::Delete,
-        OperationKind::OpenTicket,
+    const ALL: &[Supported] = &[
+        Supported::Create,
+        Supported::Update,
+        Supported::Enable,
+        Supported::Disable,
+        Supported::Move,
+        Supported::AddMember,
+        Supported::RemoveMember,
+        Supported::Delete,
+        Supported::OpenTicket,
     ];
 
     fn text(name: &str, v: &str) -> wit::Attribute {
@@ -501,7 +495,7 @@ mod tests {
             Some(&desired(&["Eng"], true)),
             None,
             None,
-            &[OperationKind::Create],
+            &[Supported::Create],
             Deprovision::Disable,
             false,
         );

@@ -1,8 +1,10 @@
 //! Preview: what the rules would produce for a person and what each
 //! destination would be asked to do, against live state, writing nothing.
 
-use crate::event::EventKind;
-use crate::plan::{self, PlannedOp};
+use crate::desired::{self, Mode, Names, Subject, Target};
+use crate::event::{EventKind, EventKindExt};
+use crate::lifecycle::State;
+use crate::plan::PlannedOp;
 use crate::resolve::{Match, resolve};
 use crate::{Pipeline, PipelineError};
 use serde::Serialize;
@@ -61,15 +63,15 @@ impl Pipeline {
             .event_by_record(tenant, source, record)
             .await?
             .ok_or_else(not_found)?;
-        let event: wit::PersonEvent =
-            serde_json::from_str(&stored.body).map_err(|e| crate::InvalidEvent {
-                field: "source_record_id".into(),
-                reason: format!("the stored event cannot be read: {e}"),
-            })?;
+        let event = crate::stored::decode(&stored.body).map_err(|e| crate::InvalidEvent {
+            field: "source_record_id".into(),
+            reason: e.to_string(),
+        })?;
         Ok((event.person, kind.unwrap_or(EventKind::from_wit(event.kind))))
     }
 
-    /// Evaluates and plans without writing: no store writes, no connector changes.
+    /// Evaluates and plans without writing: no store writes, no connector changes,
+    /// through the same desired-state path a job takes.
     pub async fn preview(
         &self,
         tenant_name: &str,
@@ -102,137 +104,158 @@ impl Pipeline {
         };
         let _ = life.observe(i64::MAX, kind, &as_event, now);
         let state = life.state_at(now);
-        let mut merged = merged;
-        merged.status = state.status();
-        let person = &merged;
         let rules = self.runtime.plugin(tenant_name, &tenant.rules)?;
-        let context = wit::rules::Context {
+        let mut subject = Subject {
+            tenant_name,
+            tenant,
+            person_key: &person_key,
+            person: merged,
             event: kind.to_wit(),
-            destinations: tenant.destinations.iter().map(|d| d.name.clone()).collect(),
-            now_ms: self.now(),
-            trace: wit::rules::TraceLevel::All,
+            state,
+            life: &life,
+            now_ms: now,
         };
-        let evaluation = rules.evaluate(person, &context).await?;
-        let mut destinations = Vec::new();
-        for dest in &tenant.destinations {
-            let rules_output = evaluation
-                .accounts
-                .iter()
-                .find(|a| a.destination == dest.name)
-                .cloned();
-            let shaped = crate::lifecycle::shape(dest, rules_output, state, &life, now, None);
-            let mut desired = shaped.desired;
-            let redacted = desired
-                .as_ref()
-                .map(crate::redaction::redacted_names)
-                .unwrap_or_default();
-            let mut names = Vec::new();
-            let mut naming_error = None;
-            if let Some(d) = desired.as_mut() {
-                let requests = crate::naming::take_requests(d);
-                match self
-                    .assign_names(tenant_name, &person_key, &requests, false)
-                    .await
-                {
-                    Ok(assigned) => {
-                        crate::naming::apply(d, &assigned);
-                        names = assigned;
-                    }
-                    Err(f) => naming_error = Some(format!("{}: {}", f.class, f.message)),
+        let mode = Mode {
+            trace: wit::rules::TraceLevel::All,
+            names: Names::Peek,
+        };
+        let desired = self.desired_state(&rules, &mut subject, mode).await?;
+        let mut destinations = Vec::with_capacity(desired.targets.len());
+        for target in desired.targets {
+            let view = match target {
+                Ok(target) => {
+                    self.preview_destination(tenant_name, &person_key, &target, state, &life)
+                        .await
                 }
-            }
-            let mut view = DestinationPreview {
-                destination: dest.name.clone(),
-                desired: desired.clone(),
-                names,
-                current: None,
-                matched: "new".into(),
-                operations: vec![],
-                unsupported: vec![],
-                dry_run: dest.dry_run,
-                note: shaped.why.map(|w| format!("{}: {w}", state.as_str())),
+                Err(u) => DestinationPreview {
+                    destination: u.destination,
+                    desired: None,
+                    names: vec![],
+                    current: None,
+                    matched: "error".into(),
+                    operations: vec![],
+                    unsupported: vec![],
+                    dry_run: false,
+                    note: Some(format!("{}: {}", u.failure.class, u.failure.message)),
+                },
             };
-            if let Some(e) = naming_error {
-                view.matched = "error".into();
-                view.note = Some(e);
-                destinations.push(view);
-                continue;
-            }
-            match resolve(self, tenant_name, dest, &person_key, desired.as_ref(), None).await {
-                Err(f) => {
-                    view.matched = "error".into();
-                    view.note = Some(format!("{}: {}", f.class, f.message));
-                }
-                Ok(r) => {
-                    let current = match r.matched {
-                        Match::Linked(acc) => {
-                            view.matched = if acc.is_some() { "linked" } else { "new" }.into();
-                            acc
-                        }
-                        Match::Adopt { account, why } => {
-                            view.matched = format!("would-{}", if why == "merged" { "merge" } else { why });
-                            Some(account)
-                        }
-                        Match::Skip { why } => {
-                            view.matched = "skip".into();
-                            view.note = Some(why);
-                            None
-                        }
-                        Match::Conflict { kind, candidates } => {
-                            view.matched = "conflict".into();
-                            view.note = Some(format!(
-                                "{kind} match {candidates:?}: the job would be held for a person to decide"
-                            ));
-                            None
-                        }
-                    };
-                    if matches!(
-                        view.matched.as_str(),
-                        "linked" | "new" | "would-merge" | "would-recover" | "would-resolved"
-                    ) {
-                        let link = r.link.clone();
-                        let p = plan::plan(
-                            &dest.name,
-                            desired.as_ref(),
-                            current.as_ref(),
-                            link.as_ref(),
-                            &r.caps.operations,
-                            shaped.deprovision,
-                            state.is_gone(),
-                        );
-                        view.operations = p.operations;
-                        view.unsupported = p.unsupported;
-                        if view.operations.is_empty() && view.note.is_none() {
-                            view.note = Some("in sync: nothing to do".into());
-                        }
-                    }
-                    view.current = current;
-                }
-            }
-            // Redacted values are applied but never shown.
-            if let Some(d) = view.desired.as_mut() {
-                crate::redaction::mask(&mut d.attributes, &redacted);
-            }
-            if let Some(c) = view.current.as_mut() {
-                crate::redaction::mask(&mut c.attributes, &redacted);
-            }
-            for n in view.names.iter_mut().filter(|n| redacted.contains(&n.attribute)) {
-                n.value = crate::redaction::MASK.into();
-                n.taken
-                    .iter_mut()
-                    .for_each(|t| *t = crate::redaction::MASK.into());
-            }
             destinations.push(view);
         }
         Ok(Preview {
             tenant: tenant_name.into(),
-            person_key,
+            person_key: person_key.clone(),
             event: kind,
             state,
             rules_plugin: rules.plugin().into(),
             rules_version: rules.version().into(),
-            trace: evaluation.trace,
+            trace: desired.evaluation.trace,
             destinations,
         })
+    }
+
+    /// One destination: what would be matched and planned, redacted values masked.
+    async fn preview_destination(
+        &self,
+        tenant_name: &str,
+        person_key: &str,
+        target: &Target<'_>,
+        state: State,
+        life: &crate::lifecycle::Lifecycle,
+    ) -> DestinationPreview {
+        let dest = &*target.dest;
+        let mut view = DestinationPreview {
+            destination: dest.name.clone(),
+            desired: target.desired.clone(),
+            names: target.names.clone(),
+            current: None,
+            matched: "new".into(),
+            operations: vec![],
+            unsupported: vec![],
+            dry_run: dest.dry_run,
+            note: target.shaped.as_ref().map(|w| format!("{}: {w}", state.as_str())),
+        };
+        match resolve(self, tenant_name, dest, person_key, target.desired.as_ref(), None).await {
+            Err(f) => {
+                view.matched = "error".into();
+                view.note = Some(format!("{}: {}", f.class, f.message));
+            }
+            Ok(r) => {
+                let current = match r.matched {
+                    Match::Linked(acc) => {
+                        view.matched = if acc.is_some() { "linked" } else { "new" }.into();
+                        acc
+                    }
+                    Match::Adopt { account, why } => {
+                        view.matched = format!("would-{}", if why == "merged" { "merge" } else { why });
+                        Some(account)
+                    }
+                    Match::Skip { why } => {
+                        view.matched = "skip".into();
+                        view.note = Some(why);
+                        None
+                    }
+                    Match::Conflict { kind, candidates } => {
+                        view.matched = "conflict".into();
+                        view.note = Some(format!(
+                            "{kind} match {candidates:?}: the job would be held for a person to decide"
+                        ));
+                        None
+                    }
+                };
+                if matches!(
+                    view.matched.as_str(),
+                    "linked" | "new" | "would-merge" | "would-recover" | "would-resolved"
+                ) {
+                    // Taken over: the link the job would write, and the unique names
+                    // the account already has (kept, as the job keeps them).
+                    let link = match (&current, view.matched.starts_with("would-")) {
+                        (Some(acc), true) => {
+                            let (link, kept) = desired::taken_over(
+                                acc,
+                                r.link.as_ref(),
+                                view.desired.as_ref(),
+                                &target.unique,
+                            );
+                            view.desired = kept;
+                            Some(link)
+                        }
+                        _ => r.link.clone(),
+                    };
+                    let plan = desired::plan_target(
+                        dest,
+                        view.desired.as_ref(),
+                        current.as_ref(),
+                        link.as_ref(),
+                        &r.caps.operations,
+                        state,
+                        life,
+                    );
+                    view.operations = plan.operations;
+                    view.unsupported = plan.unsupported;
+                    if view.operations.is_empty() && view.note.is_none() {
+                        view.note = Some("in sync: nothing to do".into());
+                    }
+                }
+                view.current = current;
+            }
+        }
+        // Redacted values are applied but never shown.
+        if let Some(d) = view.desired.as_mut() {
+            crate::redaction::mask(&mut d.attributes, &target.redacted);
+        }
+        if let Some(c) = view.current.as_mut() {
+            crate::redaction::mask(&mut c.attributes, &target.redacted);
+        }
+        for n in view
+            .names
+            .iter_mut()
+            .filter(|n| target.redacted.contains(&n.attribute))
+        {
+            n.value = crate::redaction::MASK.into();
+            n.taken
+                .iter_mut()
+                .for_each(|t| *t = crate::redaction::MASK.into());
+        }
+        view
     }
 }

@@ -11,14 +11,16 @@
 //! The same pass lists who holds which account and group and which rule grants
 //! it: the periodic access review auditors ask for.
 
-use crate::lifecycle::{Lifecycle, State};
+use crate::audit_events::{AuditEvent, ReconcileCompleted};
+use crate::desired::{self, Mode, Names, Subject};
+use crate::lifecycle::State;
 use crate::plan;
 use crate::resolve::{Match, resolve};
 use crate::{Pipeline, PipelineError, ReconcileMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use tenure_runtime::wit;
-use tenure_store::{AuditRecord, NewEvent};
+use tenure_store::{NewEvent, OperationKind, RecordKind, ReportKind};
 
 /// What to reconcile.
 #[derive(Debug, Clone, Default)]
@@ -162,18 +164,19 @@ fn describe(op: &plan::PlannedOp) -> String {
     }
 }
 
-fn drift_of(op: &plan::PlannedOp, state: State) -> (&'static str, bool) {
+/// The drift an operation would put right.
+fn drift_of(op: &plan::PlannedOp, state: State) -> &'static str {
     match op.kind {
-        "create" => ("missing-account", true),
-        "add-member" => ("missing-group", true),
-        "remove-member" => ("extra-group", true),
-        "disable" if state.is_gone() => ("enabled-leaver", true),
-        "disable" => ("enabled-too-early", true),
-        "enable" => ("disabled", true),
-        "move" => ("container", true),
-        "update" => ("attributes", true),
-        "delete" => ("should-be-deleted", true),
-        _ => ("other", true),
+        OperationKind::Create => "missing-account",
+        OperationKind::AddMember => "missing-group",
+        OperationKind::RemoveMember => "extra-group",
+        OperationKind::Disable if state.is_gone() => "enabled-leaver",
+        OperationKind::Disable => "enabled-too-early",
+        OperationKind::Enable => "disabled",
+        OperationKind::Move => "container",
+        OperationKind::Update => "attributes",
+        OperationKind::Delete => "should-be-deleted",
+        OperationKind::OpenTicket => "other",
     }
 }
 
@@ -228,32 +231,26 @@ impl Pipeline {
         };
         let mut repair: Vec<(String, String)> = Vec::new();
         for person_key in &people {
-            let Some(newest) = self.newest_record(tenant_name, person_key).await? else {
+            let Some(now) = self.person_now(tenant_name, person_key).await? else {
                 continue;
             };
-            let Ok(mut event) = serde_json::from_str::<wit::PersonEvent>(&newest.body) else {
-                continue;
-            };
-            if !tenant.identity.link_by.is_empty() {
-                event.person = self
-                    .merged_person(tenant_name, person_key, &newest.source, &event.person)
-                    .await?;
-            }
-            let life = self.lifecycle_of(tenant_name, person_key).await.unwrap_or_else(|f| {
-                tracing::warn!(person = %person_key, error = %f.message, "reconciling from an empty lifecycle");
-                Lifecycle::default()
-            });
-            let now = self.now();
-            let state = life.state_at(now);
-            event.person.status = state.status();
-            let context = wit::rules::Context {
+            let (state, life, newest) = (now.state, now.life, now.record);
+            let mut subject = Subject {
+                tenant_name,
+                tenant,
+                person_key,
+                person: now.person,
                 event: wit::EventKind::Update,
-                destinations: tenant.destinations.iter().map(|d| d.name.clone()).collect(),
-                now_ms: now,
-                trace: wit::rules::TraceLevel::Matched,
+                state,
+                life: &life,
+                now_ms: now.now_ms,
             };
-            let evaluation = match rules.evaluate(&event.person, &context).await {
-                Ok(e) => e,
+            let mode = Mode {
+                trace: wit::rules::TraceLevel::Matched,
+                names: Names::Peek,
+            };
+            let desired = match self.desired_state(&rules, &mut subject, mode).await {
+                Ok(d) => d,
                 Err(e) => {
                     report.drift.push(Drift {
                         person_key: person_key.clone(),
@@ -266,34 +263,15 @@ impl Pipeline {
                     continue;
                 }
             };
-            for dest in &tenant.destinations {
+            for target in desired.targets.iter().flatten() {
+                let dest = &*target.dest;
                 if req.destination.as_ref().is_some_and(|d| *d != dest.name) || dest.dry_run {
                     continue;
                 }
-                let desired = evaluation
-                    .accounts
-                    .iter()
-                    .find(|a| a.destination == dest.name)
-                    .cloned();
-                let shaped = crate::lifecycle::shape(dest, desired, state, &life, now, None);
-                let mut desired = shaped.desired;
-                if let Some(d) = desired.as_mut() {
-                    let requests = crate::naming::take_requests(d);
-                    if let Ok(assigned) = self.assign_names(tenant_name, person_key, &requests, false).await {
-                        crate::naming::apply(d, &assigned);
-                    }
-                }
                 // What the pipeline would find: the linked account, else a match or nothing.
-                let (current, link, caps_ops) =
-                    match resolve(self, tenant_name, dest, person_key, desired.as_ref(), None).await {
-                        Ok(r) => {
-                            let current = match r.matched {
-                                Match::Linked(a) => a,
-                                Match::Adopt { account, .. } => Some(account),
-                                Match::Skip { .. } | Match::Conflict { .. } => None,
-                            };
-                            (current, r.link, r.caps.operations.clone())
-                        }
+                let r =
+                    match resolve(self, tenant_name, dest, person_key, target.desired.as_ref(), None).await {
+                        Ok(r) => r,
                         Err(f) => {
                             report.drift.push(Drift {
                                 person_key: person_key.clone(),
@@ -306,30 +284,48 @@ impl Pipeline {
                             continue;
                         }
                     };
+                let (current, link, wanted) = match r.matched {
+                    Match::Linked(a) => (a, r.link.clone(), target.desired.clone()),
+                    Match::Adopt { account, .. } => {
+                        let (link, kept) = desired::taken_over(
+                            &account,
+                            r.link.as_ref(),
+                            target.desired.as_ref(),
+                            &target.unique,
+                        );
+                        (Some(account), Some(link), kept)
+                    }
+                    Match::Skip { .. } | Match::Conflict { .. } => {
+                        (None, r.link.clone(), target.desired.clone())
+                    }
+                };
                 let mut found = Vec::new();
-                let p = plan::plan(
-                    &dest.name,
-                    desired.as_ref(),
+                let p = desired::plan_target(
+                    dest,
+                    wanted.as_ref(),
                     current.as_ref(),
                     link.as_ref(),
-                    &caps_ops,
-                    shaped.deprovision,
-                    state.is_gone(),
+                    &r.caps.operations,
+                    state,
+                    &life,
                 );
-                for op in p.operations.iter().filter(|o| o.kind != "open-ticket") {
-                    let (kind, repairable) = drift_of(op, state);
+                for op in p
+                    .operations
+                    .iter()
+                    .filter(|o| o.kind != OperationKind::OpenTicket)
+                {
                     found.push(Drift {
                         person_key: person_key.clone(),
                         destination: dest.name.clone(),
-                        kind: kind.into(),
+                        kind: drift_of(op, state).into(),
                         detail: describe(op),
                         anchor: current.as_ref().map(|a| a.anchor.clone()),
-                        repairable,
+                        repairable: true,
                     });
                 }
                 if let (Some(acc), Some(l)) = (&current, &link) {
                     report.accounts += 1;
-                    let want: &[String] = desired.as_ref().map(|d| d.groups.as_slice()).unwrap_or_default();
+                    let want: &[String] = wanted.as_ref().map(|d| d.groups.as_slice()).unwrap_or_default();
                     for g in acc
                         .groups
                         .iter()
@@ -356,7 +352,7 @@ impl Pipeline {
                     };
                     report.access.push(row("", true, Vec::new()));
                     for g in &acc.groups {
-                        let by = granted_by(&evaluation.trace, &dest.name, g);
+                        let by = granted_by(&desired.evaluation.trace, &dest.name, g);
                         report.access.push(row(g, l.managed_groups.contains(g), by));
                     }
                 }
@@ -380,7 +376,7 @@ impl Pipeline {
                 source: crate::schedule::SOURCE.into(),
                 idempotency_key: key.clone(),
                 person_key: person_key.clone(),
-                kind: "reconcile".into(),
+                kind: RecordKind::Reconcile,
                 body: body.clone(),
                 source_record_id: key,
                 start_date: None,
@@ -402,20 +398,21 @@ impl Pipeline {
             .store
             .put_report(
                 tenant_name,
-                "reconciliation",
+                ReportKind::Reconcile,
                 summary.clone(),
                 body,
                 report.finished_ms,
             )
             .await?;
         self.store
-            .append_audit(vec![AuditRecord {
-                tenant: tenant_name.into(),
-                kind: "reconcile.completed".into(),
-                actor: req.actor.clone(),
-                data: serde_json::json!({ "report": report.id, "summary": summary, "repairs": report.repairs }),
-                ..AuditRecord::default()
-            }])
+            .append_audit(vec![
+                ReconcileCompleted {
+                    report: report.id,
+                    summary,
+                    repairs: &report.repairs,
+                }
+                .record(tenant_name, &req.actor),
+            ])
             .await?;
         tracing::info!(
             tenant = tenant_name,

@@ -6,7 +6,7 @@ use crate::config::{ConflictPolicy, DestinationConfig};
 use crate::{Failure, Pipeline};
 use std::sync::Arc;
 use tenure_runtime::{PluginHandle, wit};
-use tenure_store::{ConflictDecision, Link};
+use tenure_store::{ConflictDecision, ConflictKind, Link, OperationStatus};
 
 /// What the lookup decided.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub(crate) enum Match {
         why: String,
     },
     Conflict {
-        kind: &'static str,
+        kind: ConflictKind,
         candidates: Vec<String>,
     },
 }
@@ -61,11 +61,7 @@ pub(crate) async fn resolve(
         .capabilities(&connector)
         .await
         .map_err(|e| Failure::of_call(&e))?;
-    let link = p
-        .store
-        .link(tenant, &dest.name, person_key)
-        .await
-        .map_err(|e| Failure::store(&e))?;
+    let link = p.store.link(tenant, &dest.name, person_key).await?;
     let matched = find(
         p,
         tenant,
@@ -123,7 +119,8 @@ async fn find(
             return Err(Failure {
                 class: crate::FailureClass::InvalidInput,
                 message: format!(
-                    "destination {}: the rules gave no value for any matching attribute ({}), so the account cannot be found or safely created",
+                    "destination {}: the rules gave no value for any matching attribute ({}), so the account \
+                        cannot be found or safely created",
                     dest.name,
                     dest.matching.join(", ")
                 ),
@@ -148,30 +145,24 @@ async fn find(
     // Accounts hold this person's identifiers but are not linked to them.
     let mut unowned = Vec::new();
     for acc in &accounts {
-        let owner = store
-            .anchor_owner(tenant, &dest.name, &acc.anchor)
-            .await
-            .map_err(|e| Failure::store(&e))?;
+        let owner = store.anchor_owner(tenant, &dest.name, &acc.anchor).await?;
         if owner.is_none() || owner.as_deref() == Some(person_key) {
             unowned.push(acc.clone());
         }
     }
     if let Some(job_id) = job {
         let create_key = format!("{}/create", dest.name);
-        let ops = store.operations(job_id).await.map_err(|e| Failure::store(&e))?;
-        let interrupted = ops
-            .iter()
-            .any(|o| o.op_key == create_key && o.status != "done" && o.status != "dry-run");
+        let ops = store.operations(job_id).await?;
+        let interrupted = ops.iter().any(|o| {
+            o.op_key == create_key && !matches!(o.status, OperationStatus::Done | OperationStatus::DryRun)
+        });
         if interrupted && accounts.len() == 1 && unowned.len() == 1 {
             return Ok(Match::Adopt {
                 account: unowned.remove(0),
                 why: "recovered",
             });
         }
-        let decided = store
-            .conflict_decision(tenant, job_id, &dest.name)
-            .await
-            .map_err(|e| Failure::store(&e))?;
+        let decided = store.conflict_decision(tenant, job_id, &dest.name).await?;
         match decided.and_then(|c| c.decision) {
             Some(ConflictDecision::Merge { anchor }) => {
                 if let Some(acc) = unowned.iter().find(|a| a.anchor == anchor) {
@@ -190,9 +181,9 @@ async fn find(
         }
     }
     let kind = if accounts.len() > 1 {
-        "ambiguous"
+        ConflictKind::Ambiguous
     } else {
-        "unmanaged"
+        ConflictKind::Unmanaged
     };
     Ok(match dest.conflict {
         ConflictPolicy::Merge if accounts.len() == 1 && unowned.len() == 1 => Match::Adopt {

@@ -12,10 +12,8 @@
 
 use crate::Pipeline;
 use std::sync::Arc;
-use tenure_store::{NewEvent, ScheduledAction, StoreError};
+use tenure_store::{ActionKind, ActionState, NewEvent, RecordKind, ScheduledAction, StoreError};
 
-/// The action kind for a grace-period deletion.
-pub const DELETE: &str = "delete";
 /// The source name on jobs the scheduler creates.
 pub const SOURCE: &str = "tenure";
 const RECORD_PREFIX: &str = "scheduled:";
@@ -28,9 +26,6 @@ pub(crate) fn action_id(source: &str, source_record_id: &str) -> Option<i64> {
     source_record_id.strip_prefix(RECORD_PREFIX)?.parse().ok()
 }
 
-/// A tenant's scheduled reconciliation (person and destination empty).
-pub const RECONCILE: &str = "reconcile";
-
 impl Pipeline {
     /// Turns due actions into jobs (a due reconciliation runs on its own task);
     /// returns how many were queued.
@@ -38,7 +33,7 @@ impl Pipeline {
         let due = self.store.take_due_actions(self.now(), 100).await?;
         let mut queued = 0;
         for action in due {
-            if action.action == RECONCILE {
+            if action.action == ActionKind::Reconcile {
                 let me = self.clone();
                 tokio::spawn(async move { me.scheduled_reconcile(action).await });
                 continue;
@@ -59,12 +54,17 @@ impl Pipeline {
         let mut n = 0;
         for tenant in self.config.tenants.keys() {
             for action in self.store.scheduled_actions(tenant, true).await? {
-                if action.state != "queued" {
+                if action.state != ActionState::Queued {
                     continue;
                 }
-                if action.action == RECONCILE {
+                if action.action == ActionKind::Reconcile {
                     self.store
-                        .finish_action(action.id, "cancelled", "interrupted by a restart", self.now())
+                        .finish_action(
+                            action.id,
+                            ActionState::Cancelled,
+                            "interrupted by a restart",
+                            self.now(),
+                        )
                         .await?;
                     continue;
                 }
@@ -102,7 +102,7 @@ impl Pipeline {
                 tenant: tenant.into(),
                 person_key: String::new(),
                 destination: String::new(),
-                action: RECONCILE.into(),
+                action: ActionKind::Reconcile,
                 due_ms: self.now() + every.0,
                 reason: format!("lifecycle.reconcile_every {} ms", every.0),
                 now_ms: self.now(),
@@ -118,10 +118,10 @@ impl Pipeline {
             actor: "scheduler".into(),
         };
         let (state, note) = match self.reconcile(&action.tenant, request).await {
-            Ok(r) => ("done", format!("report {}", r.id)),
+            Ok(r) => (ActionState::Done, format!("report {}", r.id)),
             Err(e) => {
                 tracing::error!(tenant = %action.tenant, error = %e, "scheduled reconciliation failed");
-                ("cancelled", format!("failed: {e}"))
+                (ActionState::Cancelled, format!("failed: {e}"))
             }
         };
         if let Err(e) = self
@@ -142,7 +142,7 @@ impl Pipeline {
             self.store
                 .finish_action(
                     action.id,
-                    "cancelled",
+                    ActionState::Cancelled,
                     "the person has no record to act on",
                     self.now(),
                 )
@@ -155,7 +155,7 @@ impl Pipeline {
             source: SOURCE.into(),
             idempotency_key: key.clone(),
             person_key: action.person_key.clone(),
-            kind: format!("scheduled-{}", action.action),
+            kind: RecordKind::Scheduled(action.action),
             body: newest.body,
             source_record_id: key,
             start_date: None,

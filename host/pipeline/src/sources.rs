@@ -12,7 +12,7 @@ use tenure_store::{CursorUpdate, Intake};
 use tokio::sync::watch;
 
 /// A source of a tenant (`[[tenants.T.sources]]`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// The source name on person ids and in the audit log.

@@ -25,6 +25,7 @@
 use crate::{RuleSetError, document_value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use tenure_pipeline::event::EventKindExt;
 use tenure_pipeline::event::{EventKind, PersonIn, validate_person};
 use tenure_runtime::{PluginHandle, wit};
 
@@ -270,7 +271,8 @@ fn compare_account(dest: &str, want: &ExpectAccount, got: &wit::DesiredAccount, 
             .map(|a| value_json(&a.value))
             .unwrap_or(serde_json::Value::Null);
         let equal = g == *w
-            || matches!((&g, w), (serde_json::Value::Number(n), serde_json::Value::String(s)) if n.to_string() == *s);
+            || matches!((&g, w), (serde_json::Value::Number(n),
+                serde_json::Value::String(s)) if n.to_string() == *s);
         if !equal {
             let redacted = tenure_pipeline::redaction::redacted_names(got);
             if redacted.contains(name) {

@@ -1,14 +1,16 @@
 //! Impact preview: evaluate a draft and the current rule set for every known
 //! person and show, per destination, how many would change and how, and the
 //! per-person differences (who gains or loses which group, who moves, who would
-//! be disabled or lose their account). Evaluation only: nothing is written.
+//! be disabled or lose their account). Both go through the pipeline's
+//! desired-state path (the merged record, shaped by the person's state, names
+//! looked up), so the impact is what publishing would do. Nothing is written.
 
 use crate::RuleSetError;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use tenure_pipeline::now_ms;
+use tenure_pipeline::Pipeline;
+use tenure_pipeline::desired::DesiredView;
 use tenure_runtime::{PluginHandle, wit};
-use tenure_store::EventRow;
 
 /// Which versions are compared.
 pub struct Labels {
@@ -76,6 +78,7 @@ fn show(v: &wit::Value) -> String {
 pub fn diff_accounts(
     before: Option<&wit::DesiredAccount>,
     after: Option<&wit::DesiredAccount>,
+    redacted: &[String],
 ) -> Vec<(String, String)> {
     let mut out = Vec::new();
     match (before, after) {
@@ -121,12 +124,7 @@ pub fn diff_accounts(
                 .collect();
             names.sort();
             names.dedup();
-            let mut redacted = tenure_pipeline::redaction::redacted_names(b);
-            redacted.extend(tenure_pipeline::redaction::redacted_names(a));
-            for name in names
-                .into_iter()
-                .filter(|n| *n != tenure_pipeline::redaction::REDACTED)
-            {
+            for name in names {
                 let get = |d: &wit::DesiredAccount| {
                     d.attributes
                         .iter()
@@ -160,15 +158,16 @@ pub fn diff_accounts(
     out
 }
 
-/// Evaluates every stored person under both handles and compares.
+/// Every known person's desired accounts under both handles, compared.
 pub async fn compare(
+    pipeline: &Pipeline,
+    tenant: &str,
     live: &PluginHandle,
     candidate: &PluginHandle,
-    events: &[EventRow],
+    people: &[String],
     destinations: &[String],
     labels: Labels,
 ) -> Result<ImpactReport, RuleSetError> {
-    let now = now_ms();
     let mut report = ImpactReport {
         version: labels.version,
         against: labels.against,
@@ -179,53 +178,42 @@ pub async fn compare(
             .collect(),
         errors: Vec::new(),
     };
-    for row in events {
-        let Ok(event) = serde_json::from_str::<wit::PersonEvent>(&row.body) else {
-            report.errors.push(PersonError {
-                person_key: row.person_key.clone(),
-                version: "stored event".into(),
-                error: "the stored event cannot be read".into(),
-            });
-            continue;
-        };
-        report.people += 1;
-        let context = wit::rules::Context {
-            event: event.kind,
-            destinations: destinations.to_vec(),
-            now_ms: now,
-            trace: wit::rules::TraceLevel::None,
+    for person_key in people {
+        let error = |version: String, e: tenure_pipeline::PipelineError| PersonError {
+            person_key: person_key.clone(),
+            version,
+            error: e.to_string(),
         };
         let before = match labels.against {
-            Some(_) => match live.evaluate(&event.person, &context).await {
-                Ok(e) => Some(e),
+            Some(v) => match pipeline.desired_now(tenant, person_key, live).await {
+                Ok(d) => d,
                 Err(e) => {
-                    report.errors.push(PersonError {
-                        person_key: row.person_key.clone(),
-                        version: "current".into(),
-                        error: e.to_string(),
-                    });
+                    report.errors.push(error(v.to_string(), e));
                     None
                 }
             },
             None => None,
         };
-        let after = match candidate.evaluate(&event.person, &context).await {
-            Ok(e) => e,
+        let after = match pipeline.desired_now(tenant, person_key, candidate).await {
+            Ok(Some(d)) => d,
+            Ok(None) => continue,
             Err(e) => {
-                report.errors.push(PersonError {
-                    person_key: row.person_key.clone(),
-                    version: labels.version.to_string(),
-                    error: e.to_string(),
-                });
+                report.errors.push(error(labels.version.to_string(), e));
                 continue;
             }
         };
+        report.people += 1;
+        let find = |views: &[DesiredView], dest: &str| views.iter().find(|v| v.destination == dest).cloned();
         for dest in destinations {
-            let b = before
-                .as_ref()
-                .and_then(|e| e.accounts.iter().find(|a| &a.destination == dest));
-            let a = after.accounts.iter().find(|a| &a.destination == dest);
-            let changes = diff_accounts(b, a);
+            let b = before.as_deref().and_then(|v| find(v, dest));
+            let a = find(&after, dest);
+            let mut redacted: Vec<String> = b.as_ref().map(|v| v.redacted.clone()).unwrap_or_default();
+            redacted.extend(a.as_ref().map(|v| v.redacted.clone()).unwrap_or_default());
+            let changes = diff_accounts(
+                b.as_ref().and_then(|v| v.desired.as_ref()),
+                a.as_ref().and_then(|v| v.desired.as_ref()),
+                &redacted,
+            );
             let Some(impact) = report.destinations.get_mut(dest) else {
                 continue;
             };
@@ -240,7 +228,7 @@ pub async fn compare(
                 *impact.counts.entry(k.to_string()).or_insert(0) += 1;
             }
             impact.people.push(PersonChange {
-                person_key: row.person_key.clone(),
+                person_key: person_key.clone(),
                 changes: changes.into_iter().map(|(_, d)| d).collect(),
             });
         }

@@ -7,9 +7,10 @@ use crate::{RuleSetError, TestReport, cases, check};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
+use tenure_pipeline::audit_events::{self as ev, AuditEvent};
 use tenure_pipeline::{Pipeline, PipelineConfig, now_ms};
 use tenure_runtime::{PluginHandle, Runtime};
-use tenure_store::{AuditRecord, NewRuleSet, RuleSetHead, RuleSetVersion, Store};
+use tenure_store::{NewRuleSet, Publish, RuleSetHead, RuleSetVersion, Store};
 
 /// Hold reason of jobs whose rules evaluation failed on the person's data or
 /// the rule set; publishing a new version releases them.
@@ -49,19 +50,6 @@ pub struct VersionSummary {
     pub created_ms: i64,
     pub tests_passed: bool,
     pub current: bool,
-}
-
-fn audit(tenant: &str, kind: &str, actor: &str, data: serde_json::Value) -> AuditRecord {
-    AuditRecord {
-        tenant: tenant.to_string(),
-        kind: kind.to_string(),
-        actor: actor.to_string(),
-        person_key: None,
-        destination: None,
-        event_id: None,
-        job_id: None,
-        data,
-    }
 }
 
 impl RuleSets {
@@ -143,7 +131,8 @@ impl RuleSets {
                         tenant,
                         draft = draft.version.version,
                         running = head.version,
-                        "the config file's rule set differs from the published one; saved it as a draft to review and publish"
+                        "the config file's rule set differs from the published one; saved it as a draft to \
+                            review and publish"
                     );
                 }
             }
@@ -170,29 +159,34 @@ impl RuleSets {
                     tests_passed: tests.failed() == 0,
                     tests: serde_json::to_value(&tests).unwrap_or_default(),
                 },
-                vec![audit(
-                    tenant,
-                    "rules.imported",
-                    "system",
-                    json!({ "tests": tests.summary() }),
-                )],
+                vec![
+                    ev::RulesImported {
+                        tests: json!(tests.summary()),
+                    }
+                    .record(tenant, "system"),
+                ],
             )
             .await?;
-        let head = self
+        let published = self
             .store
-            .publish_rule_set(
-                tenant,
-                version.version,
-                "config",
-                vec![audit(
-                    tenant,
-                    "rules.published",
-                    "system",
-                    json!({ "version": version.version }),
-                )],
-            )
+            .publish_rule_set(Publish {
+                tenant: tenant.to_string(),
+                version: version.version,
+                actor: "config".into(),
+                audit: vec![
+                    ev::RulesPublished {
+                        rollback: false,
+                        version: version.version,
+                        previous: None,
+                        author: None,
+                        message: None,
+                    }
+                    .record(tenant, "system"),
+                ],
+                release_held: None,
+            })
             .await?;
-        Ok(Some(head))
+        Ok(Some(published.head))
     }
 
     /// Saves a draft: the plugin must accept it (else the error names the field);
@@ -222,12 +216,13 @@ impl RuleSets {
                     tests_passed: tests.failed() == 0,
                     tests: serde_json::to_value(&tests).unwrap_or_default(),
                 },
-                vec![audit(
-                    tenant,
-                    "rules.drafted",
-                    author,
-                    json!({ "message": message, "tests": tests.summary() }),
-                )],
+                vec![
+                    ev::RulesDrafted {
+                        message,
+                        tests: json!(tests.summary()),
+                    }
+                    .record(tenant, author),
+                ],
             )
             .await?;
         Ok(Draft { version, tests })
@@ -287,29 +282,35 @@ impl RuleSets {
         check(&self.draft_handle(tenant, &v.document)?, now_ms()).await?;
         let previous = self.store.current_rule_set(tenant).await?;
         let rollback = previous.as_ref().is_some_and(|p| p.version > version);
-        let kind = if rollback {
-            "rules.rolled-back"
-        } else {
-            "rules.published"
-        };
-        let head = self
-            .store
-            .publish_rule_set(
-                tenant,
-                version,
-                actor,
-                vec![audit(
-                    tenant,
-                    kind,
-                    actor,
-                    json!({ "version": version, "previous": previous.map(|p| p.version), "author": v.author, "message": v.message }),
-                )],
-            )
-            .await?;
+        // The running host switches first, so a job released below never runs the old
+        // version; if the store cannot record the publish, the switch is undone.
         self.runtime
             .set_rule_set(tenant, &plugin, &v.document)
             .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
-        let released = self.store.release_held(tenant, RULES_HOLD_PREFIX, actor).await?;
+        let publish = Publish {
+            tenant: tenant.to_string(),
+            version,
+            actor: actor.to_string(),
+            audit: vec![
+                ev::RulesPublished {
+                    rollback,
+                    version,
+                    previous: previous.as_ref().map(|p| p.version),
+                    author: Some(&v.author),
+                    message: Some(&v.message),
+                }
+                .record(tenant, actor),
+            ],
+            release_held: Some(RULES_HOLD_PREFIX.to_string()),
+        };
+        let stored = match self.store.publish_rule_set(publish).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.restore_running(tenant, &plugin, previous.as_ref()).await;
+                return Err(e.into());
+            }
+        };
+        let (head, released) = (stored.head, stored.released);
         if released > 0 {
             self.pipeline.wake();
         }
@@ -319,6 +320,22 @@ impl RuleSets {
             rollback,
             released,
         })
+    }
+
+    /// Puts the previously published version back in the running host (after a
+    /// publish the store could not record).
+    async fn restore_running(&self, tenant: &str, plugin: &str, previous: Option<&RuleSetHead>) {
+        let Some(previous) = previous else {
+            return;
+        };
+        match self.store.rule_set(tenant, previous.version).await {
+            Ok(Some(v)) => {
+                if let Err(e) = self.runtime.set_rule_set(tenant, plugin, &v.document) {
+                    tracing::error!(tenant, error = %e, "cannot restore the published rule set");
+                }
+            }
+            other => tracing::error!(tenant, ?other, "cannot read the published rule set to restore it"),
+        }
     }
 
     /// A unified diff between two versions' documents.
@@ -348,11 +365,19 @@ impl RuleSets {
             .plugin(tenant, plugin)
             .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
         let candidate = self.draft_handle(tenant, &draft.document)?;
-        let events = self.store.latest_events(tenant, limit).await?;
+        let people: Vec<String> = self
+            .store
+            .latest_events(tenant, limit)
+            .await?
+            .into_iter()
+            .map(|e| e.person_key)
+            .collect();
         impact::compare(
+            &self.pipeline,
+            tenant,
             &live,
             &candidate,
-            &events,
+            &people,
             &self.destinations(tenant),
             impact::Labels {
                 version,

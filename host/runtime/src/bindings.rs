@@ -1,4 +1,4 @@
-//! Host bindings generated from the frozen WIT in `wit/since_v0.1.0`.
+//! Host bindings generated from the frozen WIT in `sdk/rust/wit/since_v0.1.0`.
 //!
 //! The imports (types, log, clock, http, ldap, kv) are generated once; each
 //! plugin world reuses them through `with`, so one set of host trait impls
@@ -7,7 +7,7 @@
 #[allow(missing_docs, clippy::all)]
 mod imports {
     wasmtime::component::bindgen!({
-        path: "../../wit/since_v0.1.0",
+        path: "../../sdk/rust/wit/since_v0.1.0",
         world: "imports",
         imports: { default: async },
         additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
@@ -20,7 +20,7 @@ macro_rules! plugin_world {
         #[allow(missing_docs, clippy::all)]
         pub(crate) mod $module {
             wasmtime::component::bindgen!({
-                path: "../../wit/since_v0.1.0",
+                path: "../../sdk/rust/wit/since_v0.1.0",
                 world: $world,
                 imports: { default: async },
                 exports: { default: async },

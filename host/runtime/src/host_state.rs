@@ -151,8 +151,10 @@ impl log::Host for HostState {
         self.log_budget -= 1;
         let b = &self.binding;
         if self.log_budget == 0 {
-            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, version = %b.version,
-                "plugin logged {LOG_LINES_PER_CALL} lines in one call; dropping the rest of this call's logs");
+            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin,
+                version = %b.version,
+                "plugin logged {LOG_LINES_PER_CALL} lines in one call; dropping the rest of this call's \
+                    logs");
             return;
         }
         let message = truncate(message);
@@ -179,7 +181,8 @@ impl log::Host for HostState {
     async fn report_panic(&mut self, message: String) {
         let message = truncate(message);
         let b = &self.binding;
-        tracing::error!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, version = %b.version, "plugin panicked: {message}");
+        tracing::error!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin,
+            version = %b.version, "plugin panicked: {message}");
         self.panic = Some(message);
     }
 }
@@ -204,7 +207,8 @@ impl http::Host for HostState {
         };
         let result = b.services.http.send(&b.grants, &b.tenant_config, request).await;
         if let Err(caps::HttpError::Denied(reason)) = &result {
-            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection, "http denied: {reason}");
+            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection,
+                "http denied: {reason}");
         }
         result
             .map(|r| http::Response {
@@ -260,7 +264,8 @@ impl HostState {
     fn note_ldap_denial<T>(&self, connection: &str, r: &Result<T, caps::ldap::LdapError>) {
         if let Err(caps::ldap::LdapError::Denied(reason)) = r {
             let b = &self.binding;
-            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection, "ldap denied: {reason}");
+            tracing::warn!(target: "tenure::plugin", tenant = %b.tenant, plugin = %b.plugin, connection,
+                "ldap denied: {reason}");
         }
     }
 }

@@ -387,7 +387,8 @@ impl PluginHandle {
         if phase != "call" {
             message = format!("during {phase}: {message}");
         }
-        tracing::warn!(tenant = %self.binding.tenant, plugin = %self.binding.plugin, version = %self.binding.version, "plugin failed: {message}");
+        tracing::warn!(tenant = %self.binding.tenant, plugin = %self.binding.plugin,
+            version = %self.binding.version, "plugin failed: {message}");
         CallError::Trap { plugin, message }
     }
 }

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //!   register(manifest, wasm) ──► cache ──► version check ──► InstancePre
-//!   plugin(tenant, name) ──► PluginHandle ──► warm instance (per tenant) ──► call with deadline
+//!   plugin(tenant, name) ──► PluginHandle ──► warm instance (per tenant)
+//!                                                   ──► call with deadline
 //! ```
 
 pub mod bindings;

@@ -227,7 +227,8 @@ impl Runtime {
                 );
             }
         }
-        tracing::info!(plugin = %name, version = %version.label, kind = version.kind.as_str(), wit = %version.wit, "plugin registered");
+        tracing::info!(plugin = %name, version = %version.label, kind = version.kind.as_str(),
+            wit = %version.wit, "plugin registered");
         Ok(version)
     }
 

@@ -45,7 +45,7 @@ impl std::fmt::Display for WitVersion {
     }
 }
 
-/// WIT versions this host supports, each frozen under `wit/since_v<version>/`.
+/// WIT versions this host supports, each frozen under `sdk/rust/wit/since_v<version>/`.
 pub const SUPPORTED_WIT: &[WitVersion] = &[WitVersion {
     major: 0,
     minor: 1,
@@ -85,8 +85,10 @@ pub fn inspect(engine: &Engine, plugin: &str, component: &Component) -> Result<C
         };
         if !SUPPORTED_WIT.iter().any(|s| version.compatible_with(*s)) {
             return Err(RuntimeError::UnsupportedWit(format!(
-                "plugin {plugin:?} needs Tenure WIT tenure:plugin@{version} ({name}), which this host does not support; \
-                 it supports {supported}. Rebuild the plugin with an SDK for a supported version, or upgrade Tenure."
+                "plugin {plugin:?} needs Tenure WIT tenure:plugin@{version} ({name}), which this host does \
+                    not support; \
+                 it supports {supported}. Rebuild the plugin with an SDK for a supported version, or upgrade \
+                     Tenure."
             )));
         }
         if *is_export {
@@ -99,7 +101,9 @@ pub fn inspect(engine: &Engine, plugin: &str, component: &Component) -> Result<C
             if found.is_some() {
                 return Err(RuntimeError::InvalidPlugin {
                     plugin: plugin.to_string(),
-                    reason: "exports more than one plugin interface; a plugin is exactly one of source, rules, connector".into(),
+                    reason: "exports more than one plugin interface; a plugin is exactly one of source, \
+                        rules, connector"
+                        .into(),
                 });
             }
             found = Some(ComponentInfo { kind, wit: version });

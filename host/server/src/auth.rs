@@ -1,12 +1,19 @@
 //! API tokens and roles. Tokens are kept only as SHA-256 digests and compared
-//! in constant time; the token's name is the actor in the audit log.
+//! in constant time; the token's name is the actor in the audit log. A handler
+//! states who may call it in its signature: `Authed<Admins>` authenticates the
+//! caller and checks their role before the handler runs.
 
-use axum::http::HeaderMap;
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::marker::PhantomData;
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A source system: may post events only.
@@ -82,4 +89,77 @@ pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> 
         }
     }
     found
+}
+
+/// The roles allowed to call a route.
+pub trait Allowed: Send + Sync + 'static {
+    const ROLES: &'static [Role];
+}
+
+macro_rules! allowed {
+    ($($(#[$m:meta])* $name:ident = [$($role:ident),*];)*) => {
+        $(
+            $(#[$m])*
+            pub struct $name;
+            impl Allowed for $name {
+                const ROLES: &'static [Role] = &[$(Role::$role),*];
+            }
+        )*
+    };
+}
+
+allowed! {
+    /// Who may send events: sources, HR and IT.
+    Writers = [Source, Hr, It];
+    /// Who may read jobs, events, lifecycles, rule sets and KPIs.
+    Readers = [Hr, It, Auditor];
+    /// Who may preview, write drafts and record HR facts: HR and IT.
+    HrAndIt = [Hr, It];
+    /// Who may run commands (replay, cancel, decide, approve, publish, reveal).
+    Admins = [It];
+    /// Who may read the audit log and reviews.
+    Auditors = [It, Auditor];
+}
+
+/// The authenticated caller, whose role `R` allows the route.
+pub struct Authed<R>(pub Caller, PhantomData<R>);
+
+impl<R> std::ops::Deref for Authed<R> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl Caller {
+    /// The caller as a pipeline command's actor.
+    pub fn actor(&self) -> tenure_pipeline::admin::Actor<'_> {
+        tenure_pipeline::admin::Actor {
+            tenant: &self.tenant,
+            name: &self.name,
+        }
+    }
+}
+
+impl<R: Allowed> FromRequestParts<AppState> for Authed<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(c) = authenticate(&state.tokens, &parts.headers) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Authorization",
+                "a valid bearer token is required",
+            ));
+        };
+        if !R::ROLES.contains(&c.role) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "Authorization",
+                format!("token {} has role {:?}, which may not do this", c.name, c.role),
+            ));
+        }
+        Ok(Authed(c, PhantomData))
+    }
 }

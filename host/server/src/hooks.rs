@@ -1,6 +1,8 @@
-//! Webhooks from source systems: `POST /hooks/lever/{source}`. No bearer token:
-//! the delivery's own signature authenticates it (see `tenure_pipeline::webhooks`).
-//! A verified delivery is answered once it is stored raw; it is enriched afterwards.
+//! Webhooks from source systems: `POST /hooks/{source}` (and, as first
+//! configured, `/hooks/lever/{source}`). No bearer token: the delivery's own
+//! signature authenticates it, by the source's scheme (see
+//! `tenure_pipeline::webhooks`). A verified delivery is answered once it is
+//! stored raw; it is enriched afterwards.
 
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -15,10 +17,9 @@ pub use deliveries::{list_deliveries, replay_delivery};
 /// Headers passed on to the source plugin (none carries a secret).
 const PASSED_HEADERS: &[&str] = &["content-type", "user-agent"];
 
-/// `POST /hooks/lever/{source}`: 200 once the delivery is durably stored.
-/// The body is read only up to the source's limit; a larger one is refused (and
-/// audited) unread.
-pub async fn lever(
+/// `POST /hooks/{source}`: 200 once the delivery is durably stored. The body is
+/// read only up to the source's limit; a larger one is refused (and audited) unread.
+pub async fn receive(
     State(s): State<AppState>,
     Path(source): Path<String>,
     headers: HeaderMap,
@@ -36,7 +37,7 @@ pub async fn lever(
         .filter(|(k, _)| PASSED_HEADERS.contains(&k.as_str()))
         .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
         .collect();
-    match s.pipeline.receive_lever_webhook(&source, passed, &body).await {
+    match s.pipeline.receive_webhook(&source, passed, &body).await {
         Ok(Accepted::Ping) => (StatusCode::OK, axum::Json(json!({ "status": "ping" }))).into_response(),
         Ok(Accepted::Stored { delivery_id }) => (
             StatusCode::OK,
@@ -53,7 +54,7 @@ pub async fn lever(
 }
 
 /// The HTTP answer for a refused delivery: its status, field and reason; 503s
-/// say when Lever should retry.
+/// say when the vendor should retry.
 fn refusal(r: Refusal) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (
@@ -75,10 +76,10 @@ mod deliveries {
     //! webhook deliveries and their enrichment, and a replay after a fix.
 
     use crate::AppState;
-    use crate::auth::Role;
-    use crate::routes::{ApiError, ApiResult, caller};
+    use crate::auth::{Admins, Authed, Readers};
+    use crate::error::{ApiError, ApiResult};
     use axum::extract::{Path, Query, State};
-    use axum::http::{HeaderMap, StatusCode};
+    use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use serde::Deserialize;
     use tenure_store::{DeliveryFilter, DeliveryState};
@@ -92,25 +93,20 @@ mod deliveries {
 
     pub async fn list_deliveries(
         State(s): State<AppState>,
-        headers: HeaderMap,
+        c: Authed<Readers>,
         Query(q): Query<ListQuery>,
     ) -> ApiResult {
-        let c = caller(&s, &headers, &[Role::Hr, Role::It, Role::Auditor])?;
         let state = match q.state.as_deref() {
             None => None,
-            Some(text) => Some(DeliveryState::parse(text).ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "state",
-                    format!("{text:?}: use pending, running, done, rejected or dead"),
-                )
-            })?),
+            Some(text) => Some(
+                text.parse::<DeliveryState>()
+                    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "state", e.to_string()))?,
+            ),
         };
         let rows = s
             .pipeline
-            .store()
             .deliveries(DeliveryFilter {
-                tenant: c.tenant,
+                tenant: c.tenant.clone(),
                 source: q.source,
                 state,
                 limit: q.limit.unwrap_or(100),
@@ -121,12 +117,9 @@ mod deliveries {
 
     pub async fn replay_delivery(
         State(s): State<AppState>,
-        headers: HeaderMap,
+        c: Authed<Admins>,
         Path(id): Path<i64>,
     ) -> ApiResult {
-        let c = caller(&s, &headers, &[Role::It])?;
-        let row = s.pipeline.store().replay_delivery(&c.tenant, id, &c.name).await?;
-        s.pipeline.deliveries_arrived();
-        Ok(axum::Json(row).into_response())
+        Ok(axum::Json(s.pipeline.replay_delivery(c.actor(), id).await?).into_response())
     }
 }

@@ -4,8 +4,12 @@
 //! bearer token; the token's role decides what it may do and its tenant
 //! scopes everything it sees.
 
+mod audit;
 mod auth;
+mod error;
+mod events;
 mod hooks;
+mod jobs;
 mod people;
 mod routes;
 mod rule_sets;

@@ -3,28 +3,22 @@
 //! review they export.
 
 use crate::AppState;
-use crate::auth::Role;
-use crate::routes::{ApiError, ApiResult, caller, json_body};
+use crate::auth::{Admins, Auditors, Authed, HrAndIt, Readers};
+use crate::error::{ApiError, ApiResult, json_body};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
-use tenure_pipeline::reconcile::{ReconcileReport, ReconcileRequest};
-use tenure_store::{AuditRecord, Intake};
-
-const READERS: &[Role] = &[Role::Hr, Role::It, Role::Auditor];
-const PEOPLE_WRITERS: &[Role] = &[Role::Hr, Role::It];
-const ADMINS: &[Role] = &[Role::It];
-const REVIEWERS: &[Role] = &[Role::It, Role::Auditor];
+use tenure_pipeline::reconcile::ReconcileRequest;
+use tenure_store::Intake;
 
 pub(crate) async fn lifecycle(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<Readers>,
     Path(person): Path<String>,
 ) -> ApiResult {
-    let c = caller(&s, &headers, READERS)?;
     match s.pipeline.person_lifecycle(&c.tenant, &person).await? {
         Some(view) => Ok(axum::Json(view).into_response()),
         None => Err(ApiError::new(
@@ -43,11 +37,10 @@ struct ContractEnd {
 
 pub(crate) async fn contract_end(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<HrAndIt>,
     Path(person): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let c = caller(&s, &headers, PEOPLE_WRITERS)?;
     let req: ContractEnd = json_body(&body)?;
     let intake = s
         .pipeline
@@ -74,8 +67,7 @@ struct ReconcileBody {
     dry_run: bool,
 }
 
-pub(crate) async fn reconcile(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let c = caller(&s, &headers, ADMINS)?;
+pub(crate) async fn reconcile(State(s): State<AppState>, c: Authed<Admins>, body: Bytes) -> ApiResult {
     let req: ReconcileBody = if body.is_empty() {
         ReconcileBody::default()
     } else {
@@ -95,58 +87,27 @@ pub(crate) async fn reconcile(State(s): State<AppState>, headers: HeaderMap, bod
     Ok(axum::Json(report).into_response())
 }
 
-pub(crate) async fn list_reconciliations(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let c = caller(&s, &headers, REVIEWERS)?;
-    let rows = s
-        .pipeline
-        .store()
-        .reports(&c.tenant, "reconciliation", 100)
-        .await?;
-    Ok(axum::Json(rows).into_response())
-}
-
-async fn stored_report(s: &AppState, tenant: &str, id: i64) -> Result<ReconcileReport, ApiError> {
-    let row = s
-        .pipeline
-        .store()
-        .report(tenant, id)
-        .await?
-        .filter(|r| r.kind == "reconciliation")
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "id", format!("no reconciliation {id}")))?;
-    serde_json::from_value(row.body).map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "report",
-            format!("stored report cannot be read: {e}"),
-        )
-    })
+pub(crate) async fn list_reconciliations(State(s): State<AppState>, c: Authed<Auditors>) -> ApiResult {
+    Ok(axum::Json(s.pipeline.reconciliations(&c.tenant).await?).into_response())
 }
 
 pub(crate) async fn get_reconciliation(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<Auditors>,
     Path(id): Path<i64>,
 ) -> ApiResult {
-    let c = caller(&s, &headers, REVIEWERS)?;
-    Ok(axum::Json(stored_report(&s, &c.tenant, id).await?).into_response())
+    Ok(axum::Json(s.pipeline.reconciliation(&c.tenant, id).await?).into_response())
 }
 
+/// The access review of a reconciliation, as CSV (the export is audited).
 pub(crate) async fn access_review(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<Auditors>,
     Path(id): Path<i64>,
 ) -> ApiResult {
-    let c = caller(&s, &headers, REVIEWERS)?;
-    let report = stored_report(&s, &c.tenant, id).await?;
+    let report = s.pipeline.reconciliation(&c.tenant, id).await?;
     s.pipeline
-        .store()
-        .append_audit(vec![AuditRecord {
-            tenant: c.tenant.clone(),
-            kind: "admin.access_review_exported".into(),
-            actor: c.name.clone(),
-            data: json!({ "report": id, "rows": report.access.len() }),
-            ..AuditRecord::default()
-        }])
+        .note_access_review(c.actor(), id, report.access.len())
         .await?;
     Ok(([(header::CONTENT_TYPE, "text/csv")], report.access_csv()).into_response())
 }

@@ -3,19 +3,15 @@
 //! auditors read.
 
 use crate::AppState;
-use crate::auth::Role;
-use crate::routes::{ApiError, ApiResult, caller, json_body};
+use crate::auth::{Admins, Authed, HrAndIt, Readers};
+use crate::error::{ApiError, ApiResult, json_body};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 use tenure_rulesets::RuleSetError;
-
-const AUTHORS: &[Role] = &[Role::Hr, Role::It];
-const PUBLISHERS: &[Role] = &[Role::It];
-const READERS: &[Role] = &[Role::Hr, Role::It, Role::Auditor];
 
 /// Largest impact preview (people evaluated).
 const MAX_IMPACT_PEOPLE: usize = 100_000;
@@ -55,16 +51,14 @@ struct TestIn {
 }
 
 /// `GET /api/v1/rule-sets`: the current version and every version's summary.
-pub async fn list(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
-    let c = caller(&s, &headers, READERS)?;
+pub async fn list(State(s): State<AppState>, c: Authed<Readers>) -> ApiResult {
     let current = s.rule_sets.current(&c.tenant).await?;
     let versions = s.rule_sets.versions(&c.tenant).await?;
     Ok(axum::Json(json!({ "current": current, "versions": versions })).into_response())
 }
 
 /// `POST /api/v1/rule-sets`: saves a draft; 422 names the field the plugin refused.
-pub async fn draft(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let c = caller(&s, &headers, AUTHORS)?;
+pub async fn draft(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) -> ApiResult {
     let input: DraftIn = json_body(&body)?;
     let draft = s
         .rule_sets
@@ -74,8 +68,7 @@ pub async fn draft(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -
 }
 
 /// `POST /api/v1/rule-sets/test`: checks and tests a document without saving it.
-pub async fn test(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
-    let c = caller(&s, &headers, AUTHORS)?;
+pub async fn test(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) -> ApiResult {
     let input: TestIn = json_body(&body)?;
     let report = s.rule_sets.test(&c.tenant, &input.document).await?;
     Ok(axum::Json(
@@ -87,10 +80,9 @@ pub async fn test(State(s): State<AppState>, headers: HeaderMap, body: Bytes) ->
 /// `GET /api/v1/rule-sets/{version}`: one version with its document and test results.
 pub async fn get_version(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<Readers>,
     Path(version): Path<i64>,
 ) -> ApiResult {
-    let c = caller(&s, &headers, READERS)?;
     Ok(axum::Json(s.rule_sets.version(&c.tenant, version).await?).into_response())
 }
 
@@ -103,11 +95,10 @@ pub struct DiffQuery {
 /// `GET /api/v1/rule-sets/{version}/diff?against=N`: a unified diff.
 pub async fn diff(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<Readers>,
     Path(version): Path<i64>,
     Query(q): Query<DiffQuery>,
 ) -> ApiResult {
-    let c = caller(&s, &headers, READERS)?;
     let against = match q.against {
         Some(a) => a,
         None => s
@@ -135,17 +126,15 @@ pub struct ImpactQuery {
 /// `GET /api/v1/rule-sets/{version}/impact`: what publishing would change for every known person.
 pub async fn impact(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    c: Authed<Readers>,
     Path(version): Path<i64>,
     Query(q): Query<ImpactQuery>,
 ) -> ApiResult {
-    let c = caller(&s, &headers, READERS)?;
     let limit = q.limit.unwrap_or(MAX_IMPACT_PEOPLE).min(MAX_IMPACT_PEOPLE);
     Ok(axum::Json(s.rule_sets.impact(&c.tenant, version, limit).await?).into_response())
 }
 
 /// `POST /api/v1/rule-sets/{version}/publish`: publish, or roll back to an earlier version.
-pub async fn publish(State(s): State<AppState>, headers: HeaderMap, Path(version): Path<i64>) -> ApiResult {
-    let c = caller(&s, &headers, PUBLISHERS)?;
+pub async fn publish(State(s): State<AppState>, c: Authed<Admins>, Path(version): Path<i64>) -> ApiResult {
     Ok(axum::Json(s.rule_sets.publish(&c.tenant, version, &c.name).await?).into_response())
 }

@@ -220,7 +220,7 @@ pub fn csv_row(e: &AuditEntry) -> String {
         e.seq.to_string(),
         e.ts_ms.to_string(),
         q(&r.tenant),
-        q(&r.kind),
+        q(r.kind.as_str()),
         q(&r.actor),
         q(r.person_key.as_deref().unwrap_or("")),
         q(r.destination.as_deref().unwrap_or("")),
@@ -237,12 +237,7 @@ mod tests {
     use super::*;
 
     fn entry(seq: i64, prev: &str, key: &[u8]) -> AuditEntry {
-        let record = AuditRecord {
-            tenant: "t".into(),
-            kind: "k".into(),
-            actor: "a".into(),
-            ..Default::default()
-        };
+        let record = AuditRecord::new("t", crate::AuditKind::AdminSecretSet, "a");
         let hash = entry_hash(key, prev, seq, 10, &record);
         AuditEntry {
             seq,

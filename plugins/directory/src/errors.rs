@@ -156,7 +156,8 @@ mod tests {
 
     #[test]
     fn constraint_violations_name_the_attribute() {
-        let ad = "00002082: AtrErr: DSID-03190F80, #1:\n\t0: 00002082: DSID-03190F80, problem 1005 (CONSTRAINT_ATT_TYPE), data 0, Att 90001 (cn)";
+        let ad = "00002082: AtrErr: DSID-03190F80, #1:\n\t0: 00002082: DSID-03190F80, problem 1005 \
+            (CONSTRAINT_ATT_TYPE), data 0, Att 90001 (cn)";
         let PluginError::InvalidInput(i) = map(failed(19, ad), "add CN=x", "sAMAccountName") else {
             panic!("expected invalid-input")
         };
@@ -170,7 +171,8 @@ mod tests {
             panic!("expected invalid-input")
         };
         assert_eq!(i.field, "unicodePwd");
-        let samba = "0000200B: objectclass_attrs: attribute 'employeeID' on entry 'CN=x' contains at least one invalid value!";
+        let samba = "0000200B: objectclass_attrs: attribute 'employeeID' on entry 'CN=x' contains at least \
+            one invalid value!";
         let PluginError::InvalidInput(i) = map(failed(21, samba), "add CN=x", "cn") else {
             panic!("expected invalid-input")
         };

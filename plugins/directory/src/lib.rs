@@ -28,16 +28,16 @@ pub mod settings;
 
 use escape::{dn_value, filter_bytes, filter_value, is_under, rdn_value, split_dn};
 use settings::{PasswordPolicy, Profile, Settings, valid_attribute};
-use std::cell::RefCell;
-use tenure_sdk::connector::{Capabilities, Guest, OperationKind};
+use tenure_sdk::connector::OperationKind;
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::host::ldap::{
     self, Entry, LdapError, ModOp, Modification, PasswordEncoding, Scope, SearchRequest,
 };
+use tenure_sdk::plugin::Connector;
 use tenure_sdk::reserved;
 use tenure_sdk::types::{
-    Account, Attribute, AttributeChange, DesiredAccount, MatchKey, MemberChange, MoveRequest, Operation,
-    Outcome, PluginError, Value,
+    Account, Attribute, AttributeChange, DesiredAccount, MatchKey, MemberChange, MoveRequest, Outcome,
+    PluginError, Value,
 };
 
 const CONNECTION: &str = "directory";
@@ -54,18 +54,6 @@ const SAM_FORBIDDEN: &[char] = &[
 ];
 /// cn's rangeUpper in AD.
 const CN_MAX: usize = 64;
-
-thread_local! {
-    static SETTINGS: RefCell<Option<Settings>> = const { RefCell::new(None) };
-}
-
-fn settings() -> Result<Settings, PluginError> {
-    SETTINGS.with(|s| s.borrow().clone()).ok_or_else(|| {
-        PluginError::Permanent(
-            "the directory connector is not configured (settings.base_dn is required)".into(),
-        )
-    })
-}
 
 fn text_values(v: &Value) -> Vec<String> {
     match v {
@@ -400,11 +388,10 @@ fn to_account(entry: &Entry, s: &Settings) -> Result<Option<Account>, PluginErro
     }))
 }
 
-fn lookup(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
-    let s = settings()?;
+fn lookup(s: &Settings, keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
     for key in keys {
         let filter = if key.attribute == "anchor" {
-            anchor_filter(&key.value, &s)?
+            anchor_filter(&key.value, s)?
         } else {
             if !valid_attribute(&key.attribute) {
                 return Err(invalid_input(
@@ -420,8 +407,8 @@ fn lookup(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
             )
         };
         let mut found = Vec::new();
-        for entry in search(&s.base_dn, Scope::Subtree, &filter, read_attributes(&s), &s)? {
-            if let Some(account) = to_account(&entry, &s)? {
+        for entry in search(&s.base_dn, Scope::Subtree, &filter, read_attributes(s), s)? {
+            if let Some(account) = to_account(&entry, s)? {
                 found.push(account);
             }
         }
@@ -501,8 +488,7 @@ fn ldap_values(
     Ok(Some(values.iter().map(|v| text(v)).collect()))
 }
 
-fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
-    let s = settings()?;
+fn create(s: &Settings, d: DesiredAccount) -> Result<Outcome, PluginError> {
     let cn = common_name(&d)?;
     let container = s.absolute_container(d.container.as_deref().unwrap_or(""));
     let dn = format!("CN={},{container}", dn_value(&cn));
@@ -519,7 +505,7 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
         if a.name.eq_ignore_ascii_case("cn") {
             has_cn = true;
         }
-        if let Some(values) = ldap_values(a, &s, &mut notes)?
+        if let Some(values) = ldap_values(a, s, &mut notes)?
             && !values.is_empty()
         {
             attrs.push(ldap::Attribute {
@@ -579,17 +565,17 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
         )),
         _ => errors::map(e, &format!("create {dn}"), "cn"),
     })?;
-    let entry = search(&dn, Scope::Base, "(objectClass=*)", read_attributes(&s), &s)?
+    let entry = search(&dn, Scope::Base, "(objectClass=*)", read_attributes(s), s)?
         .into_iter()
         .next()
         .ok_or_else(|| PluginError::Transient(format!("{dn} was created but cannot be read back")))?;
-    let anchor = anchor_of(&entry, &s)
+    let anchor = anchor_of(&entry, s)
         .ok_or_else(|| PluginError::Permanent(format!("{dn} has no {}", s.anchor_attribute())))?;
     let mut steps = vec![format!("created {dn}")];
     if s.profile == Profile::Ad {
         let mut current = uac(&entry)?;
         if s.password == PasswordPolicy::Generate {
-            set_password(&dn, &s)?;
+            set_password(&dn, s)?;
             steps.push("initial password set".into());
             let cleared = current & !PASSWD_NOTREQD;
             swap_uac(&dn, current, cleared)?;
@@ -613,9 +599,8 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     })
 }
 
-fn update(change: AttributeChange) -> Result<Outcome, PluginError> {
-    let s = settings()?;
-    let entry = find_by_anchor(&change.anchor, &s)?;
+fn update(s: &Settings, change: AttributeChange) -> Result<Outcome, PluginError> {
+    let entry = find_by_anchor(&change.anchor, s)?;
     let mut dn = entry.dn.clone();
     let mut mods = Vec::new();
     let mut notes = Vec::new();
@@ -651,7 +636,7 @@ fn update(change: AttributeChange) -> Result<Outcome, PluginError> {
             dn = format!("{new_rdn},{}", split_dn(&dn).1);
             continue;
         }
-        if let Some(values) = ldap_values(a, &s, &mut notes)? {
+        if let Some(values) = ldap_values(a, s, &mut notes)? {
             mods.push(replace(&a.name, values));
         }
     }
@@ -666,9 +651,8 @@ fn update(change: AttributeChange) -> Result<Outcome, PluginError> {
     })
 }
 
-fn move_to(m: MoveRequest) -> Result<Outcome, PluginError> {
-    let s = settings()?;
-    let entry = find_by_anchor(&m.anchor, &s)?;
+fn move_to(s: &Settings, m: MoveRequest) -> Result<Outcome, PluginError> {
+    let entry = find_by_anchor(&m.anchor, s)?;
     let (rdn, parent) = split_dn(&entry.dn);
     let target = s.absolute_container(&m.container);
     if parent.eq_ignore_ascii_case(&target) {
@@ -686,10 +670,9 @@ fn move_to(m: MoveRequest) -> Result<Outcome, PluginError> {
     })
 }
 
-fn membership(m: MemberChange, add: bool) -> Result<Outcome, PluginError> {
-    let s = settings()?;
-    let entry = find_by_anchor(&m.anchor, &s)?;
-    let group = group_dn(&m.group, &s)?;
+fn membership(s: &Settings, m: MemberChange, add: bool) -> Result<Outcome, PluginError> {
+    let entry = find_by_anchor(&m.anchor, s)?;
+    let group = group_dn(&m.group, s)?;
     let change = Modification {
         op: if add { ModOp::Add } else { ModOp::Delete },
         attribute: "member".into(),
@@ -732,9 +715,8 @@ fn already(e: &LdapError, add: bool) -> bool {
     }
 }
 
-fn delete(anchor: &str) -> Result<Outcome, PluginError> {
-    let s = settings()?;
-    let entry = match find_by_anchor(anchor, &s) {
+fn delete(s: &Settings, anchor: &str) -> Result<Outcome, PluginError> {
+    let entry = match find_by_anchor(anchor, s) {
         Ok(e) => e,
         Err(PluginError::NotFound(_)) => {
             return Ok(Outcome {
@@ -755,10 +737,9 @@ fn delete(anchor: &str) -> Result<Outcome, PluginError> {
     })
 }
 
-fn toggle(anchor: &str, enabled: bool) -> Result<Outcome, PluginError> {
-    let s = settings()?;
-    let entry = find_by_anchor(anchor, &s)?;
-    let detail = set_enabled(&entry, enabled, &s)?;
+fn toggle(s: &Settings, anchor: &str, enabled: bool) -> Result<Outcome, PluginError> {
+    let entry = find_by_anchor(anchor, s)?;
+    let detail = set_enabled(&entry, enabled, s)?;
     Ok(Outcome {
         anchor: None,
         summary: format!(
@@ -769,62 +750,74 @@ fn toggle(anchor: &str, enabled: bool) -> Result<Outcome, PluginError> {
     })
 }
 
-struct Directory;
+struct Directory {
+    settings: Settings,
+}
 
-impl Guest for Directory {
-    fn configure(pairs: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        let parsed = Settings::parse(&pairs)?;
-        SETTINGS.with(|s| *s.borrow_mut() = Some(parsed));
-        Ok(())
+impl Connector for Directory {
+    type Settings = settings::Written;
+    const OPERATIONS: &'static [OperationKind] = &[
+        OperationKind::Create,
+        OperationKind::Update,
+        OperationKind::Enable,
+        OperationKind::Disable,
+        OperationKind::Move,
+        OperationKind::AddMember,
+        OperationKind::RemoveMember,
+        OperationKind::Delete,
+    ];
+    const MATCHING_KEYS: &'static [&'static str] = &["anchor", "employeeID", "sAMAccountName", "mail"];
+
+    fn new(written: settings::Written) -> Result<Self, PluginError> {
+        Ok(Directory {
+            settings: Settings::from_written(written)?,
+        })
     }
 
-    fn describe() -> Capabilities {
-        let unique = match SETTINGS.with(|s| s.borrow().as_ref().map(|s| s.profile)) {
-            Some(Profile::Ldap) => vec!["uid".into(), "mail".into()],
-            _ => vec!["sAMAccountName".into(), "userPrincipalName".into(), "mail".into()],
-        };
-        Capabilities {
-            operations: vec![
-                OperationKind::Create,
-                OperationKind::Update,
-                OperationKind::Enable,
-                OperationKind::Disable,
-                OperationKind::Move,
-                OperationKind::AddMember,
-                OperationKind::RemoveMember,
-                OperationKind::Delete,
-            ],
-            matching_keys: vec![
-                "anchor".into(),
-                "employeeID".into(),
-                "sAMAccountName".into(),
-                "mail".into(),
-            ],
-            unique_attributes: unique,
+    fn unique_attributes(&self) -> Vec<String> {
+        match self.settings.profile {
+            Profile::Ldap => ["uid", "mail"].map(String::from).to_vec(),
+            Profile::Ad => ["sAMAccountName", "userPrincipalName", "mail"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 
-    fn lookup_accounts(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
-        lookup(keys)
+    fn lookup(&mut self, keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
+        lookup(&self.settings, keys)
     }
 
-    fn apply(op: Operation) -> Result<Outcome, PluginError> {
-        match op {
-            Operation::Create(d) => create(d),
-            Operation::Update(c) => update(c),
-            Operation::Enable(a) => toggle(&a, true),
-            Operation::Disable(a) => toggle(&a, false),
-            Operation::Move(m) => move_to(m),
-            Operation::AddMember(m) => membership(m, true),
-            Operation::RemoveMember(m) => membership(m, false),
-            Operation::Delete(a) => delete(&a),
-            Operation::OpenTicket(t) => Err(PluginError::Permanent(format!(
-                "the directory connector opens no tickets ({})",
-                t.template
-            ))),
-        }
+    fn create(&mut self, account: DesiredAccount) -> Result<Outcome, PluginError> {
+        create(&self.settings, account)
+    }
+
+    fn update(&mut self, anchor: String, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
+        update(&self.settings, AttributeChange { anchor, changes })
+    }
+
+    fn enable(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        toggle(&self.settings, &anchor, true)
+    }
+
+    fn disable(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        toggle(&self.settings, &anchor, false)
+    }
+
+    fn move_to(&mut self, anchor: String, container: String) -> Result<Outcome, PluginError> {
+        move_to(&self.settings, MoveRequest { anchor, container })
+    }
+
+    fn add_member(&mut self, anchor: String, group: String) -> Result<Outcome, PluginError> {
+        membership(&self.settings, MemberChange { anchor, group }, true)
+    }
+
+    fn remove_member(&mut self, anchor: String, group: String) -> Result<Outcome, PluginError> {
+        membership(&self.settings, MemberChange { anchor, group }, false)
+    }
+
+    fn delete(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        delete(&self.settings, &anchor)
     }
 }
 
-tenure_sdk::export_connector!(Directory);
+tenure_sdk::connector_plugin!(Directory);

@@ -1,13 +1,47 @@
 //! The connector's settings (`[tenants.T.plugins.directory.settings]`) and the
 //! two directory profiles.
 
+use serde::Deserialize;
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::types::PluginError;
 
+/// How containers are read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Containers {
+    /// Full DNs.
+    #[default]
+    Absolute,
+    /// Relative to `users_container`.
+    Relative,
+}
+
+/// The settings as the tenant writes them (`[...plugins.directory.settings]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Written {
+    #[serde(default)]
+    profile: Profile,
+    base_dn: String,
+    users_container: Option<String>,
+    groups_base: Option<String>,
+    attributes: Option<Vec<String>>,
+    #[serde(default)]
+    password: PasswordPolicy,
+    #[serde(default)]
+    must_change_password: bool,
+    manager_key: Option<String>,
+    page_size: Option<u32>,
+    #[serde(default)]
+    containers: Containers,
+}
+
 /// Which kind of directory the connection reaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Profile {
     /// Active Directory (or Samba AD): `user`/`group`, objectGUID, userAccountControl, unicodePwd.
+    #[default]
     Ad,
     /// A standards LDAP directory (OpenLDAP, 389-ds): inetOrgPerson/groupOfNames, entryUUID,
     /// disabled through ppolicy's `pwdAccountLockedTime`.
@@ -15,10 +49,12 @@ pub enum Profile {
 }
 
 /// What happens about the initial password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PasswordPolicy {
     /// The host generates a strong one, writes it and hands it to its password policy; the
     /// plugin never sees it.
+    #[default]
     Generate,
     /// None is set (an AD account then stays disabled until one is set by other means).
     None,
@@ -51,101 +87,51 @@ manager,telephoneNumber";
 
 impl Settings {
     /// Reads the settings; `base_dn` is required.
+    #[cfg(test)]
     pub fn parse(pairs: &[(String, String)]) -> Result<Settings, PluginError> {
-        let get = |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.trim().to_string())
-        };
-        for (k, _) in pairs {
-            const KNOWN: &[&str] = &[
-                "profile",
-                "base_dn",
-                "users_container",
-                "groups_base",
-                "attributes",
-                "password",
-                "must_change_password",
-                "manager_key",
-                "page_size",
-                "containers",
-            ];
-            if !KNOWN.contains(&k.as_str()) {
-                return Err(invalid_input(
-                    format!("settings.{k}"),
-                    format!("unknown setting; known: {}", KNOWN.join(", ")),
-                ));
-            }
+        Settings::from_written(tenure_sdk::settings::from_pairs(pairs.to_vec())?)
+    }
+
+    /// Checks what the types alone do not, and fills the profile's defaults.
+    pub fn from_written(w: Written) -> Result<Settings, PluginError> {
+        let profile = w.profile;
+        let base_dn = w.base_dn;
+        if base_dn.is_empty() {
+            return Err(invalid_input(
+                "settings.base_dn",
+                "required: the directory's base DN",
+            ));
         }
-        let profile = match get("profile").as_deref() {
-            None | Some("ad") => Profile::Ad,
-            Some("ldap") => Profile::Ldap,
-            Some(other) => {
-                return Err(invalid_input(
-                    "settings.profile",
-                    format!("{other:?} is not ad or ldap"),
-                ));
-            }
-        };
-        let base_dn = get("base_dn")
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| invalid_input("settings.base_dn", "required: the directory's base DN"))?;
-        let attributes = get("attributes").unwrap_or_else(|| {
+        let attributes: Vec<String> = w.attributes.unwrap_or_else(|| {
             match profile {
                 Profile::Ad => AD_ATTRIBUTES,
                 Profile::Ldap => LDAP_ATTRIBUTES,
             }
-            .to_string()
-        });
-        let attributes: Vec<String> = attributes
             .split(',')
-            .map(|a| a.trim().to_string())
-            .filter(|a| !a.is_empty())
-            .collect();
+            .map(str::to_string)
+            .collect()
+        });
         if let Some(bad) = attributes.iter().find(|a| !valid_attribute(a)) {
             return Err(invalid_input(
                 "settings.attributes",
                 format!("{bad:?} is not an attribute name"),
             ));
         }
-        let password = match get("password").as_deref() {
-            None | Some("generate") => PasswordPolicy::Generate,
-            Some("none") => PasswordPolicy::None,
-            Some(other) => {
-                return Err(invalid_input(
-                    "settings.password",
-                    format!("{other:?} is not generate or none"),
-                ));
-            }
-        };
-        let flag = |k: &str| -> Result<bool, PluginError> {
-            match get(k).as_deref() {
-                None | Some("false") => Ok(false),
-                Some("true") => Ok(true),
-                Some(other) => Err(invalid_input(
-                    format!("settings.{k}"),
-                    format!("{other:?} is not true or false"),
-                )),
-            }
-        };
-        let page_size = match get("page_size") {
+        let page_size = match w.page_size {
             None => 500,
-            Some(p) => p
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| invalid_input("settings.page_size", "a number from 1 to 1000"))?,
+            Some(n) if (1..=1000).contains(&n) => n,
+            Some(_) => return Err(invalid_input("settings.page_size", "a number from 1 to 1000")),
         };
+        let present = |v: Option<String>| v.filter(|v| !v.is_empty());
         Ok(Settings {
             profile,
-            users_container: get("users_container").unwrap_or_else(|| base_dn.clone()),
-            groups_base: get("groups_base").unwrap_or_else(|| base_dn.clone()),
+            users_container: present(w.users_container).unwrap_or_else(|| base_dn.clone()),
+            groups_base: present(w.groups_base).unwrap_or_else(|| base_dn.clone()),
             base_dn,
             attributes,
-            password,
-            must_change_password: flag("must_change_password")?,
-            manager_key: get("manager_key").unwrap_or_else(|| {
+            password: w.password,
+            must_change_password: w.must_change_password,
+            manager_key: present(w.manager_key).unwrap_or_else(|| {
                 match profile {
                     Profile::Ad => "employeeID",
                     Profile::Ldap => "employeeNumber",
@@ -153,16 +139,7 @@ impl Settings {
                 .into()
             }),
             page_size,
-            relative_containers: match get("containers").as_deref() {
-                None | Some("absolute") => false,
-                Some("relative") => true,
-                Some(other) => {
-                    return Err(invalid_input(
-                        "settings.containers",
-                        format!("{other:?} is not absolute or relative"),
-                    ));
-                }
-            },
+            relative_containers: w.containers == Containers::Relative,
         })
     }
 

@@ -20,13 +20,9 @@
 //! Settings: `source` (default `hr`), `column.*`, `event.*`.
 
 use serde_json::Value as Json;
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use tenure_sdk::errors::invalid_input;
-use tenure_sdk::source::{Guest, Payload, PollResult};
-use tenure_sdk::types::{
-    EmploymentType, EventKind, LabeledValue, Person, PersonEvent, PersonStatus, PluginError, SourceId, Value,
-};
+use tenure_sdk::prelude::*;
 
 const FIELDS: &[&str] = &[
     "employee_id",
@@ -60,41 +56,58 @@ struct Settings {
     events: BTreeMap<String, String>,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings { source: "hr".into(), ..Settings::default() });
+impl Settings {
+    /// Reads `source`, `column.<field>` and `event.<value>`; errors name the setting.
+    fn read(pairs: BTreeMap<String, String>) -> Result<Settings, PluginError> {
+        let mut s = Settings {
+            source: "hr".into(),
+            ..Settings::default()
+        };
+        for (k, v) in pairs {
+            if k == "source" {
+                if !v.is_empty() {
+                    s.source = v;
+                }
+            } else if let Some(field) = k.strip_prefix("column.") {
+                if !FIELDS.contains(&field) {
+                    return Err(invalid_input(
+                        format!("settings.{k}"),
+                        format!("{field:?} is not a person field"),
+                    ));
+                }
+                s.columns.insert(field.to_string(), v);
+            } else if let Some(value) = k.strip_prefix("event.") {
+                kind(&v).ok_or_else(|| {
+                    invalid_input(format!("settings.{k}"), format!("{v:?} is not an event kind"))
+                })?;
+                s.events.insert(value.to_string(), v);
+            } else {
+                return Err(invalid_input(
+                    format!("settings.{k}"),
+                    "unknown setting; known: source, column.<field>, event.<value>",
+                ));
+            }
+        }
+        Ok(s)
+    }
 }
 
-struct HrFeed;
+/// The source: its settings, no other state.
+struct HrFeed {
+    settings: Settings,
+}
 
-impl Guest for HrFeed {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        SETTINGS.with(|s| {
-            let mut s = s.borrow_mut();
-            for (k, v) in settings {
-                if k == "source" && !v.is_empty() {
-                    s.source = v;
-                } else if let Some(field) = k.strip_prefix("column.") {
-                    if !FIELDS.contains(&field) {
-                        return Err(invalid_input(
-                            format!("settings.{k}"),
-                            format!("{field:?} is not a person field"),
-                        ));
-                    }
-                    s.columns.insert(field.to_string(), v);
-                } else if let Some(value) = k.strip_prefix("event.") {
-                    kind(&v).ok_or_else(|| {
-                        invalid_input(format!("settings.{k}"), format!("{v:?} is not an event kind"))
-                    })?;
-                    s.events.insert(value.to_string(), v);
-                }
-            }
-            Ok(())
+impl Source for HrFeed {
+    /// The keys are open-ended (`column.*`, `event.*`), so they arrive as a map.
+    type Settings = BTreeMap<String, String>;
+
+    fn new(pairs: BTreeMap<String, String>) -> Result<Self, PluginError> {
+        Ok(HrFeed {
+            settings: Settings::read(pairs)?,
         })
     }
 
-    fn parse(payload: Payload) -> Result<Vec<PersonEvent>, PluginError> {
-        let s = SETTINGS.with(|s| s.borrow().clone());
+    fn parse(&mut self, payload: Payload) -> Result<Vec<PersonEvent>, PluginError> {
         let rows = if payload.content_type.contains("csv") {
             csv_rows(&payload.body)?
         } else {
@@ -102,16 +115,8 @@ impl Guest for HrFeed {
         };
         rows.into_iter()
             .enumerate()
-            .map(|(i, row)| event(&s, i + 1, &row))
+            .map(|(i, row)| event(&self.settings, i + 1, &row))
             .collect()
-    }
-
-    fn poll(_cursor: Option<String>) -> Result<PollResult, PluginError> {
-        Ok(PollResult {
-            events: Vec::new(),
-            next_cursor: None,
-            has_more: false,
-        })
     }
 }
 
@@ -312,7 +317,7 @@ fn is_date(d: &str) -> bool {
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
-tenure_sdk::export_source!(HrFeed);
+tenure_sdk::source_plugin!(HrFeed);
 
 #[cfg(test)]
 mod tests {

@@ -36,32 +36,25 @@ mod settings;
 use cursor::Sweep;
 use serde_json::Value as Json;
 use settings::{Deleted, Settings};
-use std::cell::RefCell;
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::host::clock;
-use tenure_sdk::source::{Guest, Payload, PollResult};
-use tenure_sdk::types::{EventKind, PersonEvent, PluginError};
+use tenure_sdk::prelude::*;
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings::default());
+struct Lever {
+    settings: Settings,
 }
 
-fn settings() -> Settings {
-    SETTINGS.with(|s| s.borrow().clone())
-}
+impl Source for Lever {
+    type Settings = Settings;
 
-struct Lever;
-
-impl Guest for Lever {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        let parsed = Settings::parse(settings)?;
-        SETTINGS.with(|s| *s.borrow_mut() = parsed);
-        Ok(())
+    fn new(settings: Settings) -> Result<Self, PluginError> {
+        Ok(Lever {
+            settings: settings.checked()?,
+        })
     }
 
-    fn parse(payload: Payload) -> Result<Vec<PersonEvent>, PluginError> {
-        let s = settings();
+    fn parse(&mut self, payload: Payload) -> Result<Vec<PersonEvent>, PluginError> {
+        let s = &self.settings;
         let body: Json = serde_json::from_slice(&payload.body)
             .map_err(|e| invalid_input("body", format!("not JSON: {e}")))?;
         let event = body
@@ -84,7 +77,7 @@ impl Guest for Lever {
                     EventKind::Update
                 };
                 Ok(
-                    hire::from_lever(&s, &opportunity, kind, &record(&opportunity), triggered_at)?
+                    hire::from_lever(s, &opportunity, kind, &record(&opportunity), triggered_at)?
                         .into_iter()
                         .collect(),
                 )
@@ -92,14 +85,17 @@ impl Guest for Lever {
             "contactCreated" | "contactUpdated" => {
                 let contact = text("contactId").ok_or_else(|| invalid_input("data.contactId", "missing"))?;
                 let path = format!(
-                    "/opportunities?contact_id={}&archived=true&confidentiality=all&expand=contact&expand=applications",
+                    concat!(
+                        "/opportunities?contact_id={}&archived=true&confidentiality=all",
+                        "&expand=contact&expand=applications"
+                    ),
                     api::encode(&contact)
                 );
                 let mut events = Vec::new();
                 for opp in api::list(&path)? {
                     if let Some(id) = opp.get("id").and_then(Json::as_str)
                         && let Some(e) =
-                            hire::read(&s, id, &opp, EventKind::Update, &record(id), triggered_at)?
+                            hire::read(s, id, &opp, EventKind::Update, &record(id), triggered_at)?
                     {
                         events.push(e);
                     }
@@ -113,7 +109,7 @@ impl Guest for Lever {
                     (Deleted::Withdraw, Some(contact)) => {
                         memory::forget_hire(&opportunity);
                         Ok(vec![hire::withdrawn(
-                            &s,
+                            s,
                             &contact,
                             &record(&opportunity),
                             triggered_at,
@@ -126,8 +122,8 @@ impl Guest for Lever {
         }
     }
 
-    fn poll(cursor: Option<String>) -> Result<PollResult, PluginError> {
-        let s = settings();
+    fn poll(&mut self, cursor: Option<String>) -> Result<PollResult, PluginError> {
+        let s = &self.settings;
         let started = clock::now_ms();
         let mut sweep = Sweep::parse(cursor.as_deref());
         let path = api::with_offset(
@@ -165,7 +161,7 @@ impl Guest for Lever {
             }
             let updated = opp.get("updatedAt").and_then(Json::as_i64).unwrap_or(sweep.since);
             match hire::read(
-                &s,
+                s,
                 id,
                 opp,
                 EventKind::Joiner,
@@ -210,4 +206,4 @@ impl Guest for Lever {
     }
 }
 
-tenure_sdk::export_source!(Lever);
+tenure_sdk::source_plugin!(Lever);

@@ -7,24 +7,14 @@
 //! better still (see the README: `identity.authority`).
 
 /// How a full name is split.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum NameSplit {
     Auto,
     /// The last word is the family name ("Ana Maria Silva" -> "Ana Maria" + "Silva").
     LastSpace,
     /// The first word is the given name ("Ana Maria Silva" -> "Ana" + "Maria Silva").
     FirstSpace,
-}
-
-impl NameSplit {
-    pub fn parse(text: &str) -> Option<NameSplit> {
-        Some(match text {
-            "auto" => NameSplit::Auto,
-            "last-space" => NameSplit::LastSpace,
-            "first-space" => NameSplit::FirstSpace,
-            _ => return None,
-        })
-    }
 }
 
 /// Words that begin a family name when they follow the given name.

@@ -1,11 +1,13 @@
 //! The plugin's settings (`[tenants.T.plugins.lever] settings = { ... }`).
 
 use crate::names::NameSplit;
+use serde::Deserialize;
 use tenure_sdk::errors::invalid_input;
 use tenure_sdk::types::PluginError;
 
 /// What a hire without a start date (no offer, or none with `anticipated_start_date`) does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StartWithoutOffer {
     /// Nothing until Lever (or a linked HR record) gives a start date: no access
     /// before anyone has said when the person starts.
@@ -15,7 +17,8 @@ pub enum StartWithoutOffer {
 }
 
 /// What `candidateDeleted` does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Deleted {
     /// The hire is withdrawn: accounts made for it go (the host applies a withdrawal
     /// only before the start date; someone who already started is left to the HR system).
@@ -23,7 +26,8 @@ pub enum Deleted {
     Ignore,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// The source name on person ids.
     pub source: String,
@@ -55,51 +59,33 @@ impl Default for Settings {
 
 impl Settings {
     /// Reads the settings; every error names the setting.
+    #[cfg(test)]
     pub fn parse(pairs: Vec<(String, String)>) -> Result<Settings, PluginError> {
-        let mut s = Settings::default();
-        for (k, v) in pairs {
-            let bad = |expected: &str| invalid_input(format!("settings.{k}"), format!("{v:?}: {expected}"));
-            match k.as_str() {
-                "source" if !v.is_empty() => s.source = v,
-                "source" => return Err(bad("must not be empty")),
-                "name_split" => {
-                    s.name_split =
-                        NameSplit::parse(&v).ok_or_else(|| bad("use auto, last-space or first-space"))?
-                }
-                "deleted" => {
-                    s.deleted = match v.as_str() {
-                        "withdraw" => Deleted::Withdraw,
-                        "ignore" => Deleted::Ignore,
-                        _ => return Err(bad("use withdraw or ignore")),
-                    }
-                }
-                "start_without_offer" => {
-                    s.start_without_offer = match v.as_str() {
-                        "wait" => StartWithoutOffer::Wait,
-                        "hire-date" => StartWithoutOffer::HireDate,
-                        _ => return Err(bad("use wait or hire-date")),
-                    }
-                }
-                "end_date_field" if !v.is_empty() => s.end_date_field = Some(v),
-                "end_date_field" => s.end_date_field = None,
-                "poll_budget_ms" => {
-                    s.poll_budget_ms = v
-                        .parse()
-                        .ok()
-                        .filter(|ms| (100..=600_000).contains(ms))
-                        .ok_or_else(|| bad("a number of milliseconds from 100 to 600000"))?
-                }
-                "page_size" => {
-                    s.page_size = v
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=100).contains(n))
-                        .ok_or_else(|| bad("a number from 1 to 100"))?
-                }
-                _ => return Err(invalid_input(format!("settings.{k}"), "unknown setting")),
-            }
+        tenure_sdk::settings::from_pairs::<Settings>(pairs)?.checked()
+    }
+
+    /// Checks what the types alone do not: ranges and empty texts.
+    pub fn checked(mut self) -> Result<Settings, PluginError> {
+        if self.source.is_empty() {
+            return Err(invalid_input("settings.source", "must not be empty"));
         }
-        Ok(s)
+        if !(100..=600_000).contains(&self.poll_budget_ms) {
+            return Err(invalid_input(
+                "settings.poll_budget_ms",
+                format!(
+                    "{}: a number of milliseconds from 100 to 600000",
+                    self.poll_budget_ms
+                ),
+            ));
+        }
+        if !(1..=100).contains(&self.page_size) {
+            return Err(invalid_input(
+                "settings.page_size",
+                format!("{}: a number from 1 to 100", self.page_size),
+            ));
+        }
+        self.end_date_field = self.end_date_field.filter(|f| !f.is_empty());
+        Ok(self)
     }
 }
 

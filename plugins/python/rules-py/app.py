@@ -10,26 +10,28 @@ The rule set is JSON:
         "contractor_expiry": true}}}
 
 It shows that the `rules-plugin` world works from Python: typed records in,
-typed records out, host logging, and typed errors instead of traps.
+typed records out, host logging, and typed errors instead of traps. Settings
+(read with the SDK's `read_settings`, sdk/python/tenure_sdk.py):
+`expiry_time` (the time of day a contractor's access ends, default 23:59:59).
 """
 
 import json
 
 import wit_world
-from componentize_py_types import Err
+from tenure_sdk import invalid as _invalid
+from tenure_sdk import read_settings
 from wit_world.exports import rules
 from wit_world.imports import log, types
 
 _RULES: dict = {}
-
-
-def _invalid(field: str, reason: str) -> Err:
-    return Err(types.PluginError_InvalidInput(types.InvalidInput(field=field, reason=reason)))
+_SETTINGS: dict = {}
+_SPEC = {"expiry_time": {"type": "string", "default": "23:59:59"}}
 
 
 class Rules(wit_world.exports.Rules):
     def configure(self, rule_set: str, settings) -> None:
-        global _RULES
+        global _RULES, _SETTINGS
+        _SETTINGS = read_settings(settings, _SPEC)
         try:
             doc = json.loads(rule_set or "{}")
         except json.JSONDecodeError as e:
@@ -71,7 +73,7 @@ class Rules(wit_world.exports.Rules):
             if spec.get("contractor_expiry") and person.employment_type == types.EmploymentType.CONTRACTOR:
                 if not person.end_date:
                     raise _invalid("end_date", "a contractor needs an end date")
-                expires = f"{person.end_date}T23:59:59Z"
+                expires = f"{person.end_date}T{_SETTINGS['expiry_time']}Z"
             display = " ".join(p for p in [person.preferred_name or person.given_name, person.family_name] if p)
             accounts.append(types.DesiredAccount(
                 destination=name,

@@ -1,31 +1,27 @@
 //! The `rules-basic` plugin: the table-driven engine of
 //! `tenure-rules-basic-engine`, exposed through the `rules-plugin` world.
 
-use std::cell::RefCell;
 use tenure_rules_basic_engine::{Record, RuleSet, TraceLevel};
 use tenure_sdk::errors::invalid_input;
-use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry, TraceLevel as WitTraceLevel};
+use tenure_sdk::rules::{Context, Evaluation, TraceEntry, TraceLevel as WitTraceLevel};
 use tenure_sdk::types::{Attribute, DesiredAccount, Person, PluginError, Value};
 
-thread_local! {
-    static RULES: RefCell<RuleSet> = RefCell::new(RuleSet::default());
+/// The loaded rule table.
+struct RulesBasic {
+    rules: RuleSet,
 }
 
-struct RulesBasic;
+impl tenure_sdk::Rules for RulesBasic {
+    type Settings = ();
+    const CALL_ARENA: bool = true;
 
-impl Guest for RulesBasic {
-    fn configure(rule_set: String, _settings: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        // The rule set lives as long as the instance: build it outside the per-call arena.
-        tenure_sdk::call_arena(false);
-        let parsed = RuleSet::parse(&rule_set).map_err(|e| invalid_input("rule-set", e.to_string()))?;
-        log::info!("loaded {} rules", parsed.rule_count());
-        RULES.with(|r| *r.borrow_mut() = parsed);
-        tenure_sdk::call_arena(true);
-        Ok(())
+    fn new(rule_set: String, _: ()) -> Result<Self, PluginError> {
+        let rules = RuleSet::parse(&rule_set).map_err(|e| invalid_input("rule-set", e.to_string()))?;
+        log::info!("loaded {} rules", rules.rule_count());
+        Ok(RulesBasic { rules })
     }
 
-    fn evaluate(person: Person, context: Context) -> Result<Evaluation, PluginError> {
+    fn evaluate(&mut self, person: Person, context: Context) -> Result<Evaluation, PluginError> {
         let record = flatten(&person);
         let mut trace = Vec::new();
         let level = match context.trace {
@@ -33,10 +29,9 @@ impl Guest for RulesBasic {
             WitTraceLevel::Matched => TraceLevel::Matched,
             WitTraceLevel::All => TraceLevel::All,
         };
-        let desired = RULES.with(|r| {
-            r.borrow()
-                .evaluate(&record, &context.destinations, level, &mut trace)
-        });
+        let desired = self
+            .rules
+            .evaluate(&record, &context.destinations, level, &mut trace);
         Ok(Evaluation {
             accounts: desired
                 .into_iter()
@@ -121,4 +116,4 @@ pub fn flatten(p: &Person) -> Record<'_> {
     r
 }
 
-tenure_sdk::export_rules!(RulesBasic);
+tenure_sdk::rules_plugin!(RulesBasic);

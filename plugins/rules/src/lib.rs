@@ -6,36 +6,32 @@
 //! candidates in order, `$unique-in:<attr>` the destinations where the value must
 //! be free, `$unique-rename:<attr>` whether an HR change may rename.
 
-use std::cell::RefCell;
 use tenure_rules_engine::{Attr, Person as EnginePerson, Request, RuleSet, TraceLevel};
 use tenure_sdk::errors::invalid_input;
-use tenure_sdk::rules::{Context, Evaluation, Guest, TraceEntry, TraceLevel as WitTraceLevel};
+use tenure_sdk::rules::{Context, Evaluation, TraceEntry, TraceLevel as WitTraceLevel};
 use tenure_sdk::types::{Attribute, DesiredAccount, Person, PluginError, Ticket, Value};
 
-thread_local! {
-    static RULES: RefCell<Option<RuleSet>> = const { RefCell::new(None) };
+/// The loaded rule set.
+struct Rules {
+    rules: RuleSet,
 }
 
-struct Rules;
+impl tenure_sdk::Rules for Rules {
+    type Settings = ();
+    const CALL_ARENA: bool = true;
 
-impl Guest for Rules {
-    fn configure(rule_set: String, _settings: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        // The rule set lives as long as the instance: build it outside the per-call arena.
-        tenure_sdk::call_arena(false);
-        let parsed = RuleSet::parse(&rule_set)
+    fn new(rule_set: String, _: ()) -> Result<Self, PluginError> {
+        let rules = RuleSet::parse(&rule_set)
             .map_err(|e| invalid_input(if e.field.is_empty() { "rule-set" } else { &e.field }, e.reason))?;
         log::info!(
             "rule set loaded: {} destinations, {} rules",
-            parsed.destinations().count(),
-            parsed.rule_count()
+            rules.destinations().count(),
+            rules.rule_count()
         );
-        RULES.with(|r| *r.borrow_mut() = Some(parsed));
-        tenure_sdk::call_arena(true);
-        Ok(())
+        Ok(Rules { rules })
     }
 
-    fn evaluate(person: Person, context: Context) -> Result<Evaluation, PluginError> {
+    fn evaluate(&mut self, person: Person, context: Context) -> Result<Evaluation, PluginError> {
         let input = to_engine(person);
         let request = Request {
             event: tenure_sdk::person::event_kind_name(context.event),
@@ -47,14 +43,10 @@ impl Guest for Rules {
                 WitTraceLevel::All => TraceLevel::All,
             },
         };
-        let result = RULES.with(|r| match r.borrow().as_ref() {
-            Some(rules) => rules
-                .evaluate(&input, &request)
-                .map_err(|e| invalid_input(&e.field, e.reason)),
-            None => Err(PluginError::Permanent(
-                "the rules plugin was not configured".into(),
-            )),
-        })?;
+        let result = self
+            .rules
+            .evaluate(&input, &request)
+            .map_err(|e| invalid_input(&e.field, e.reason))?;
         Ok(Evaluation {
             accounts: result.accounts.into_iter().map(to_wit_account).collect(),
             trace: result
@@ -175,4 +167,4 @@ pub fn to_engine(p: Person) -> EnginePerson {
     }
 }
 
-tenure_sdk::export_rules!(Rules);
+tenure_sdk::rules_plugin!(Rules);

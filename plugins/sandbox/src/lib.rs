@@ -13,79 +13,33 @@
 //! Settings: `match_attributes` (comma-separated, default `employeeId,mail`).
 
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
-use tenure_sdk::connector::{Capabilities, Guest, OperationKind};
-use tenure_sdk::host::kv;
+use tenure_sdk::kv_json::{get_raw as get, put_raw as set, remove};
+use tenure_sdk::prelude::*;
 use tenure_sdk::reserved;
-use tenure_sdk::types::{
-    Account, Attribute, DesiredAccount, MatchKey, Operation, Outcome, PluginError, Value,
-};
 
-thread_local! {
-    static MATCH: RefCell<Vec<String>> = RefCell::new(vec!["employeeId".into(), "mail".into()]);
+/// `[...plugins.sandbox.settings]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// Attributes accounts are matched by and held unique on, in order.
+    #[serde(default = "default_match_attributes")]
+    match_attributes: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone)]
-enum Stored {
-    Absent,
-    Text(String),
-    Many(Vec<String>),
-    Number(i64),
-    Flag(bool),
+fn default_match_attributes() -> Vec<String> {
+    vec!["employeeId".into(), "mail".into()]
 }
 
 #[derive(Serialize, Deserialize)]
 struct Record {
     anchor: String,
-    attributes: Vec<(String, Stored)>,
+    attributes: Vec<(String, Value)>,
     container: Option<String>,
     groups: Vec<String>,
     licenses: Vec<String>,
     apps: Vec<String>,
     enabled: bool,
     expires_at: Option<String>,
-}
-
-fn to_stored(v: &Value) -> Stored {
-    match v {
-        Value::Absent => Stored::Absent,
-        Value::Text(t) => Stored::Text(t.clone()),
-        Value::Many(m) => Stored::Many(m.clone()),
-        Value::Number(n) => Stored::Number(*n),
-        Value::Flag(f) => Stored::Flag(*f),
-    }
-}
-
-fn to_value(v: &Stored) -> Value {
-    match v {
-        Stored::Absent => Value::Absent,
-        Stored::Text(t) => Value::Text(t.clone()),
-        Stored::Many(m) => Value::Many(m.clone()),
-        Stored::Number(n) => Value::Number(*n),
-        Stored::Flag(f) => Value::Flag(*f),
-    }
-}
-
-fn text_of(v: &Stored) -> Option<String> {
-    match v {
-        Stored::Text(t) => Some(t.clone()),
-        Stored::Number(n) => Some(n.to_string()),
-        Stored::Flag(f) => Some(f.to_string()),
-        Stored::Many(m) => m.first().cloned(),
-        Stored::Absent => None,
-    }
-}
-
-fn storage(e: kv::KvError) -> PluginError {
-    PluginError::Transient(format!("key-value store: {e:?}"))
-}
-
-fn get(key: &str) -> Result<Option<Vec<u8>>, PluginError> {
-    kv::get(key).map_err(storage)
-}
-
-fn set(key: &str, value: &[u8]) -> Result<(), PluginError> {
-    kv::set(key, value).map_err(storage)
 }
 
 fn index_key(attribute: &str, value: &str) -> String {
@@ -104,22 +58,20 @@ fn save(record: &Record) -> Result<(), PluginError> {
     set(&format!("account/{}", record.anchor), &raw)
 }
 
-fn matched_values(record: &Record) -> Vec<(String, String)> {
-    MATCH.with(|m| {
-        m.borrow()
-            .iter()
-            .filter_map(|name| {
-                record
-                    .attributes
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .and_then(|(_, v)| text_of(v))
-                    // An empty value identifies nobody: it is never held unique.
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (name.clone(), v))
-            })
-            .collect()
-    })
+fn matched_values(matching: &[String], record: &Record) -> Vec<(String, String)> {
+    matching
+        .iter()
+        .filter_map(|name| {
+            record
+                .attributes
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| v.to_text())
+                // An empty value identifies nobody: it is never held unique.
+                .filter(|v| !v.is_empty())
+                .map(|v| (name.clone(), v))
+        })
+        .collect()
 }
 
 fn to_account(r: Record) -> Account {
@@ -128,10 +80,7 @@ fn to_account(r: Record) -> Account {
         attributes: r
             .attributes
             .iter()
-            .map(|(n, v)| Attribute {
-                name: n.clone(),
-                value: to_value(v),
-            })
+            .map(|(n, v)| Attribute::new(n.clone(), v.clone()))
             .collect(),
         container: r.container,
         groups: r.groups,
@@ -161,14 +110,14 @@ fn derived_anchor(value: &str) -> String {
     format!("sbx-{safe}")
 }
 
-fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
+fn create(matching: &[String], d: DesiredAccount) -> Result<Outcome, PluginError> {
     let mut record = Record {
         anchor: String::new(),
         attributes: d
             .attributes
             .iter()
             .filter(|a| !matches!(a.value, Value::Absent))
-            .map(|a| (a.name.clone(), to_stored(&a.value)))
+            .map(|a| (a.name.clone(), a.value.clone()))
             .collect(),
         container: d.container,
         groups: d.groups,
@@ -177,8 +126,8 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
         enabled: d.enabled,
         expires_at: d.expires_at,
     };
-    let manager_note = resolve_manager(&mut record.attributes)?;
-    let keys = matched_values(&record);
+    let manager_note = resolve_manager(matching, &mut record.attributes)?;
+    let keys = matched_values(matching, &record);
     for (name, value) in &keys {
         if get(&index_key(name, value))?.is_some() {
             return Err(PluginError::Conflict(format!(
@@ -189,7 +138,7 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
     // The key-value store has no atomic counter, and creates for different people run
     // in parallel, so the anchor comes from the (unique) first matching value.
     record.anchor = match keys.first() {
-        Some((name, value)) if MATCH.with(|m| m.borrow().first() == Some(name)) => derived_anchor(value),
+        Some((name, value)) if matching.first() == Some(name) => derived_anchor(value),
         _ => format!("sbx-n{}", next_seq("seq")?),
     };
     if get(&format!("account/{}", record.anchor))?.is_some() {
@@ -215,16 +164,19 @@ fn create(d: DesiredAccount) -> Result<Outcome, PluginError> {
 
 /// Keeps `manager` only when it names an account here (by the first matching
 /// attribute), as a directory resolves it to a DN; returns a note otherwise.
-fn resolve_manager(attributes: &mut Vec<(String, Stored)>) -> Result<Option<String>, PluginError> {
+fn resolve_manager(
+    matching: &[String],
+    attributes: &mut Vec<(String, Value)>,
+) -> Result<Option<String>, PluginError> {
     let Some(at) = attributes.iter().position(|(n, _)| n == "manager") else {
         return Ok(None);
     };
-    let reference = text_of(&attributes[at].1).unwrap_or_default();
+    let reference = attributes[at].1.to_text().unwrap_or_default();
     if reference.is_empty() {
         attributes.remove(at);
         return Ok(None);
     }
-    let first = MATCH.with(|m| m.borrow().first().cloned()).unwrap_or_default();
+    let first = matching.first().cloned().unwrap_or_default();
     if get(&index_key(&first, &reference))?.is_some() {
         return Ok(None);
     }
@@ -232,17 +184,9 @@ fn resolve_manager(attributes: &mut Vec<(String, Stored)>) -> Result<Option<Stri
     Ok(Some(format!("manager {reference:?} has no account here yet")))
 }
 
-fn list_of(v: &Value) -> Vec<String> {
-    match v {
-        Value::Many(m) => m.clone(),
-        Value::Text(t) => vec![t.clone()],
-        _ => Vec::new(),
-    }
-}
-
-fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
+fn update(matching: &[String], anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
     let mut record = load(anchor)?;
-    let before = matched_values(&record);
+    let before = matched_values(matching, &record);
     let mut names = Vec::new();
     for change in changes {
         match change.name.as_str() {
@@ -255,12 +199,12 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
                 continue;
             }
             reserved::LICENSES => {
-                record.licenses = list_of(&change.value);
+                record.licenses = change.value.to_list();
                 names.push(change.name);
                 continue;
             }
             reserved::APP_ASSIGNMENTS => {
-                record.apps = list_of(&change.value);
+                record.apps = change.value.to_list();
                 names.push(change.name);
                 continue;
             }
@@ -270,11 +214,11 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
         if !matches!(change.value, Value::Absent) {
             record
                 .attributes
-                .push((change.name.clone(), to_stored(&change.value)));
+                .push((change.name.clone(), change.value.clone()));
         }
         names.push(change.name);
     }
-    let after = matched_values(&record);
+    let after = matched_values(matching, &record);
     for (name, value) in after.iter().filter(|kv| !before.contains(kv)) {
         if let Some(owner) = get(&index_key(name, value))?
             && owner != anchor.as_bytes()
@@ -284,9 +228,9 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
             )));
         }
     }
-    let note = resolve_manager(&mut record.attributes)?;
+    let note = resolve_manager(matching, &mut record.attributes)?;
     for (name, value) in before.iter().filter(|kv| !after.contains(kv)) {
-        kv::remove(&index_key(name, value)).map_err(storage)?;
+        remove(&index_key(name, value))?;
     }
     for (name, value) in &after {
         set(&index_key(name, value), anchor.as_bytes())?;
@@ -296,67 +240,51 @@ fn update(anchor: &str, changes: Vec<Attribute>) -> Result<Outcome, PluginError>
     if let Some(note) = note {
         summary = format!("{summary}; {note}");
     }
-    Ok(Outcome {
-        anchor: None,
-        summary,
-    })
+    Ok(Outcome::done(summary))
 }
 
 fn modify(anchor: &str, summary: String, f: impl FnOnce(&mut Record)) -> Result<Outcome, PluginError> {
     let mut record = load(anchor)?;
     f(&mut record);
     save(&record)?;
-    Ok(Outcome {
-        anchor: None,
-        summary,
-    })
+    Ok(Outcome::done(summary))
 }
 
-struct Sandbox;
+struct Sandbox {
+    matching: Vec<String>,
+}
 
-impl Guest for Sandbox {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        for (k, v) in settings {
-            if k == "match_attributes" {
-                let names: Vec<String> = v
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if names.is_empty() {
-                    return Err(tenure_sdk::errors::invalid_input(
-                        "match_attributes",
-                        "names no attribute",
-                    ));
-                }
-                MATCH.with(|m| *m.borrow_mut() = names);
-            }
+impl Connector for Sandbox {
+    type Settings = Settings;
+    const OPERATIONS: &'static [OperationKind] = &[
+        OperationKind::Create,
+        OperationKind::Update,
+        OperationKind::Enable,
+        OperationKind::Disable,
+        OperationKind::Move,
+        OperationKind::AddMember,
+        OperationKind::RemoveMember,
+        OperationKind::Delete,
+        OperationKind::OpenTicket,
+    ];
+
+    fn new(settings: Settings) -> Result<Self, PluginError> {
+        if settings.match_attributes.is_empty() {
+            return Err(tenure_sdk::errors::invalid_input(
+                "settings.match_attributes",
+                "names no attribute",
+            ));
         }
-        Ok(())
+        Ok(Sandbox {
+            matching: settings.match_attributes,
+        })
     }
 
-    fn describe() -> Capabilities {
-        use OperationKind::*;
-        let keys = MATCH.with(|m| m.borrow().clone());
-        Capabilities {
-            operations: vec![
-                Create,
-                Update,
-                Enable,
-                Disable,
-                Move,
-                AddMember,
-                RemoveMember,
-                Delete,
-                OpenTicket,
-            ],
-            matching_keys: keys.clone(),
-            unique_attributes: keys,
-        }
+    fn matching_keys(&self) -> Vec<String> {
+        self.matching.clone()
     }
 
-    fn lookup_accounts(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
+    fn lookup(&mut self, keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
         for key in keys {
             let anchor = if key.attribute == "anchor" {
                 if get(&format!("account/{}", key.value))?.is_some() {
@@ -374,51 +302,60 @@ impl Guest for Sandbox {
         Ok(vec![])
     }
 
-    fn apply(op: Operation) -> Result<Outcome, PluginError> {
-        match op {
-            Operation::Create(d) => create(d),
-            Operation::Update(c) => update(&c.anchor, c.changes),
-            Operation::Enable(a) => modify(&a, format!("enabled {a}"), |r| r.enabled = true),
-            Operation::Disable(a) => modify(&a, format!("disabled {a}"), |r| r.enabled = false),
-            Operation::Move(m) => {
-                let summary = format!("moved {} to {}", m.anchor, m.container);
-                modify(&m.anchor, summary, |r| r.container = Some(m.container))
+    fn create(&mut self, account: DesiredAccount) -> Result<Outcome, PluginError> {
+        create(&self.matching, account)
+    }
+
+    fn update(&mut self, anchor: String, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
+        update(&self.matching, &anchor, changes)
+    }
+
+    fn enable(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        modify(&anchor, format!("enabled {anchor}"), |r| r.enabled = true)
+    }
+
+    fn disable(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        modify(&anchor, format!("disabled {anchor}"), |r| r.enabled = false)
+    }
+
+    fn move_to(&mut self, anchor: String, container: String) -> Result<Outcome, PluginError> {
+        let summary = format!("moved {anchor} to {container}");
+        modify(&anchor, summary, |r| r.container = Some(container))
+    }
+
+    fn add_member(&mut self, anchor: String, group: String) -> Result<Outcome, PluginError> {
+        let summary = format!("added {anchor} to {group}");
+        modify(&anchor, summary, |r| {
+            if !r.groups.contains(&group) {
+                r.groups.push(group)
             }
-            Operation::AddMember(m) => {
-                let summary = format!("added {} to {}", m.anchor, m.group);
-                modify(&m.anchor, summary, |r| {
-                    if !r.groups.contains(&m.group) {
-                        r.groups.push(m.group)
-                    }
-                })
-            }
-            Operation::RemoveMember(m) => {
-                let summary = format!("removed {} from {}", m.anchor, m.group);
-                modify(&m.anchor, summary, |r| r.groups.retain(|g| *g != m.group))
-            }
-            Operation::Delete(a) => {
-                let record = load(&a)?;
-                for (name, value) in matched_values(&record) {
-                    kv::remove(&index_key(&name, &value)).map_err(storage)?;
-                }
-                kv::remove(&format!("account/{a}")).map_err(storage)?;
-                Ok(Outcome {
-                    anchor: None,
-                    summary: format!("deleted {a}"),
-                })
-            }
-            Operation::OpenTicket(t) => {
-                let n = next_seq("ticket-seq")?;
-                let body = serde_json::to_vec(&(&t.template, &t.fields))
-                    .map_err(|e| PluginError::Permanent(e.to_string()))?;
-                set(&format!("ticket/{n}"), &body)?;
-                Ok(Outcome {
-                    anchor: Some(format!("ticket-{n}")),
-                    summary: format!("opened ticket-{n} ({})", t.template),
-                })
-            }
+        })
+    }
+
+    fn remove_member(&mut self, anchor: String, group: String) -> Result<Outcome, PluginError> {
+        let summary = format!("removed {anchor} from {group}");
+        modify(&anchor, summary, |r| r.groups.retain(|g| *g != group))
+    }
+
+    fn delete(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        let record = load(&anchor)?;
+        for (name, value) in matched_values(&self.matching, &record) {
+            remove(&index_key(&name, &value))?;
         }
+        remove(&format!("account/{anchor}"))?;
+        Ok(Outcome::done(format!("deleted {anchor}")))
+    }
+
+    fn open_ticket(&mut self, ticket: Ticket) -> Result<Outcome, PluginError> {
+        let n = next_seq("ticket-seq")?;
+        let body = serde_json::to_vec(&(&ticket.template, &ticket.fields))
+            .map_err(|e| PluginError::Permanent(e.to_string()))?;
+        set(&format!("ticket/{n}"), &body)?;
+        Ok(Outcome::created(
+            format!("ticket-{n}"),
+            format!("opened ticket-{n} ({})", ticket.template),
+        ))
     }
 }
 
-tenure_sdk::export_connector!(Sandbox);
+tenure_sdk::connector_plugin!(Sandbox);

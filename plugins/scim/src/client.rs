@@ -3,8 +3,8 @@
 
 use serde_json::{Value as Json, json};
 use std::cell::RefCell;
-use tenure_sdk::errors::{from_http_error, from_status, invalid_input, retry_after_ms};
-use tenure_sdk::host::http::{self, Request, Response};
+use tenure_sdk::errors::{from_status, invalid_input};
+use tenure_sdk::http::{Client, Response};
 use tenure_sdk::types::PluginError;
 
 pub const CONNECTION: &str = "scim";
@@ -52,13 +52,6 @@ pub struct Answer {
     pub body: Json,
 }
 
-fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
-    resp.headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 /// Sends one request; a non-2xx answer becomes the error its status and SCIM body call for.
 pub fn send(
     method: &str,
@@ -80,22 +73,10 @@ pub fn send_raw(
     body: Option<&Json>,
     if_match: Option<&str>,
 ) -> Result<Response, PluginError> {
-    let mut headers = vec![("Accept".to_string(), MEDIA.to_string())];
-    if body.is_some() {
-        headers.push(("Content-Type".into(), MEDIA.into()));
-    }
-    if let Some(tag) = if_match {
-        headers.push(("If-Match".into(), tag.to_string()));
-    }
-    http::send(&Request {
-        connection: CONNECTION.into(),
-        method: method.into(),
-        path: path.into(),
-        headers,
-        body: body.map(|b| b.to_string().into_bytes()),
-        timeout_ms: None,
-    })
-    .map_err(|e| from_http_error(CONNECTION, e))
+    let headers: Vec<(&str, &str)> = if_match.map(|tag| ("If-Match", tag)).into_iter().collect();
+    Client::new(CONNECTION)
+        .json_type(MEDIA)
+        .exchange(method, path, body, &headers)
 }
 
 /// The parsed body and ETag of a success.
@@ -110,7 +91,7 @@ pub fn answer(resp: Response) -> Result<Answer, PluginError> {
             ))
         })?
     };
-    let etag = header(&resp, "etag").map(str::to_string).or_else(|| {
+    let etag = resp.header("etag").map(str::to_string).or_else(|| {
         body.pointer("/meta/version")
             .and_then(Json::as_str)
             .map(str::to_string)
@@ -148,7 +129,7 @@ pub fn error_of(method: &str, path: &str, resp: &Response) -> PluginError {
             },
             format!("400: {detail}"),
         ),
-        status => from_status(status, retry_after_ms(resp), &detail),
+        status => from_status(status, resp.retry_after_ms(), &detail),
     }
 }
 

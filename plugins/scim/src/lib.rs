@@ -26,18 +26,15 @@ pub mod schema;
 
 use client::{features, list, patch_body, send, send_raw};
 use schema::{CORE, ENTERPRISE, GROUP, Slot, quote, url_encode};
+use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
-use std::cell::RefCell;
-use tenure_sdk::connector::{Capabilities, Guest, OperationKind};
 use tenure_sdk::errors::invalid_input;
+use tenure_sdk::prelude::*;
 use tenure_sdk::reserved;
-use tenure_sdk::types::{
-    Account, Attribute, AttributeChange, DesiredAccount, MatchKey, MemberChange, Operation, Outcome,
-    PluginError, Value,
-};
 
 /// How PATCH requests are shaped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 enum PatchStyle {
     /// RFC 7644 §3.5.2.
     Rfc,
@@ -45,61 +42,43 @@ enum PatchStyle {
     Entra,
 }
 
+/// How updates are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum UpdateMethod {
+    /// PATCH where ServiceProviderConfig says it works, else PUT.
+    Auto,
+    /// Always read, modify and PUT back.
+    Put,
+}
+
+/// `[...plugins.scim.settings]`, as the tenant writes them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Written {
+    #[serde(default)]
+    patch_style: Option<PatchStyle>,
+    #[serde(default)]
+    update_method: Option<UpdateMethod>,
+    /// Attributes read back into accounts.
+    #[serde(default)]
+    attributes: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone)]
 struct Settings {
     style: PatchStyle,
     /// Attributes read back into accounts.
     attributes: Vec<String>,
-    /// `patch` (default: what ServiceProviderConfig says) or `put`.
+    /// `put` (default: what ServiceProviderConfig says).
     force_put: bool,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings {
-        style: PatchStyle::Rfc,
-        attributes: schema::ATTRIBUTES.iter().map(|(n, _)| n.to_string()).collect(),
-        force_put: false,
-    });
-}
-
-fn settings() -> Settings {
-    SETTINGS.with(|s| s.borrow().clone())
-}
-
-fn parse_settings(pairs: &[(String, String)]) -> Result<Settings, PluginError> {
-    let mut s = settings();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "patch_style" => {
-                s.style = match v.as_str() {
-                    "rfc" => PatchStyle::Rfc,
-                    "entra" => PatchStyle::Entra,
-                    other => {
-                        return Err(invalid_input(
-                            "settings.patch_style",
-                            format!("{other:?} is not rfc or entra"),
-                        ));
-                    }
-                }
-            }
-            "update_method" => {
-                s.force_put = match v.as_str() {
-                    "auto" => false,
-                    "put" => true,
-                    other => {
-                        return Err(invalid_input(
-                            "settings.update_method",
-                            format!("{other:?} is not auto or put"),
-                        ));
-                    }
-                }
-            }
-            "attributes" => {
-                let names: Vec<String> = v
-                    .split(',')
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect();
+impl Settings {
+    fn from_written(w: Written) -> Result<Settings, PluginError> {
+        let attributes = match w.attributes {
+            None => schema::ATTRIBUTES.iter().map(|(n, _)| n.to_string()).collect(),
+            Some(names) => {
                 for n in &names {
                     schema::slot(n).map_err(|_| {
                         invalid_input(
@@ -108,17 +87,15 @@ fn parse_settings(pairs: &[(String, String)]) -> Result<Settings, PluginError> {
                         )
                     })?;
                 }
-                s.attributes = names;
+                names
             }
-            other => {
-                return Err(invalid_input(
-                    format!("settings.{other}"),
-                    "unknown setting; known: patch_style, update_method, attributes",
-                ));
-            }
-        }
+        };
+        Ok(Settings {
+            style: w.patch_style.unwrap_or(PatchStyle::Rfc),
+            attributes,
+            force_put: w.update_method == Some(UpdateMethod::Put),
+        })
     }
-    Ok(s)
 }
 
 fn user_path(id: &str) -> String {
@@ -190,8 +167,7 @@ fn filter_for(key: &MatchKey) -> Result<String, PluginError> {
     Ok(format!("{path} eq {}", quote(&key.value)))
 }
 
-fn lookup(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
-    let s = settings();
+fn lookup(s: &Settings, keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
     for key in keys {
         let users = if key.attribute == "anchor" {
             match send("GET", &user_path(&key.value), None, None) {
@@ -205,7 +181,7 @@ fn lookup(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
         };
         let mut found = Vec::new();
         for u in &users {
-            if let Some(a) = to_account(u, &s)? {
+            if let Some(a) = to_account(u, s)? {
                 found.push(a);
             }
         }
@@ -269,8 +245,12 @@ fn patch_op(style: PatchStyle, slot: Slot, value: Option<Json>) -> Json {
 }
 
 /// Applies changes to a user: PATCH where served, else read-modify-PUT with If-Match.
-fn change_user(id: &str, changes: &[(Slot, Option<Json>)], active: Option<bool>) -> Result<(), PluginError> {
-    let s = settings();
+fn change_user(
+    s: &Settings,
+    id: &str,
+    changes: &[(Slot, Option<Json>)],
+    active: Option<bool>,
+) -> Result<(), PluginError> {
     if !s.force_put && features()?.patch {
         let mut ops: Vec<Json> = changes
             .iter()
@@ -329,7 +309,7 @@ fn put_user(id: &str, changes: &[(Slot, Option<Json>)], active: Option<bool>) ->
     })
 }
 
-fn update(c: AttributeChange) -> Result<Outcome, PluginError> {
+fn update(s: &Settings, c: AttributeChange) -> Result<Outcome, PluginError> {
     let mut changes = Vec::new();
     let mut names = Vec::new();
     for a in &c.changes {
@@ -348,7 +328,7 @@ fn update(c: AttributeChange) -> Result<Outcome, PluginError> {
         names.push(a.name.as_str());
     }
     if !changes.is_empty() {
-        change_user(&c.anchor, &changes, None)?;
+        change_user(s, &c.anchor, &changes, None)?;
     }
     Ok(Outcome {
         anchor: None,
@@ -356,8 +336,8 @@ fn update(c: AttributeChange) -> Result<Outcome, PluginError> {
     })
 }
 
-fn set_active(id: &str, active: bool) -> Result<Outcome, PluginError> {
-    change_user(id, &[], Some(active))?;
+fn set_active(s: &Settings, id: &str, active: bool) -> Result<Outcome, PluginError> {
+    change_user(s, id, &[], Some(active))?;
     Ok(Outcome {
         anchor: None,
         summary: format!("user {id} active = {active}"),
@@ -381,8 +361,7 @@ fn group_id(name: &str) -> Result<String, PluginError> {
     }
 }
 
-fn membership(m: MemberChange, add: bool) -> Result<Outcome, PluginError> {
-    let s = settings();
+fn membership(s: &Settings, m: MemberChange, add: bool) -> Result<Outcome, PluginError> {
     let gid = group_id(&m.group)?;
     let path = format!("/Groups/{}", url_encode(&gid));
     let member = json!([{ "value": m.anchor }]);
@@ -456,64 +435,68 @@ fn delete(id: &str) -> Result<Outcome, PluginError> {
     }
 }
 
-struct Scim;
+struct Scim {
+    settings: Settings,
+}
 
-impl Guest for Scim {
-    fn configure(pairs: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        let parsed = parse_settings(&pairs)?;
-        SETTINGS.with(|s| *s.borrow_mut() = parsed);
-        Ok(())
+impl Connector for Scim {
+    type Settings = Written;
+    const OPERATIONS: &'static [OperationKind] = &[
+        OperationKind::Create,
+        OperationKind::Update,
+        OperationKind::Enable,
+        OperationKind::Disable,
+        OperationKind::AddMember,
+        OperationKind::RemoveMember,
+        OperationKind::Delete,
+    ];
+    const MATCHING_KEYS: &'static [&'static str] =
+        &["anchor", "externalId", "userName", "email", "employeeNumber"];
+
+    fn new(written: Written) -> Result<Self, PluginError> {
+        Ok(Scim {
+            settings: Settings::from_written(written)?,
+        })
     }
 
-    fn describe() -> Capabilities {
-        Capabilities {
-            operations: vec![
-                OperationKind::Create,
-                OperationKind::Update,
-                OperationKind::Enable,
-                OperationKind::Disable,
-                OperationKind::AddMember,
-                OperationKind::RemoveMember,
-                OperationKind::Delete,
-            ],
-            matching_keys: vec![
-                "anchor".into(),
-                "externalId".into(),
-                "userName".into(),
-                "email".into(),
-                "employeeNumber".into(),
-            ],
-            unique_attributes: vec!["userName".into()],
-        }
+    fn unique_attributes(&self) -> Vec<String> {
+        vec!["userName".into()]
     }
 
-    fn lookup_accounts(keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
-        lookup(keys)
+    fn lookup(&mut self, keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
+        lookup(&self.settings, keys)
     }
 
-    fn apply(op: Operation) -> Result<Outcome, PluginError> {
-        match op {
-            Operation::Create(d) => create(d),
-            Operation::Update(c) => update(c),
-            Operation::Enable(id) => set_active(&id, true),
-            Operation::Disable(id) => set_active(&id, false),
-            Operation::AddMember(m) => membership(m, true),
-            Operation::RemoveMember(m) => membership(m, false),
-            Operation::Delete(id) => delete(&id),
-            Operation::Move(m) => Err(PluginError::Permanent(format!(
-                "SCIM has no containers; cannot move {} to {}",
-                m.anchor, m.container
-            ))),
-            Operation::OpenTicket(t) => Err(PluginError::Permanent(format!(
-                "the SCIM connector opens no tickets ({})",
-                t.template
-            ))),
-        }
+    fn create(&mut self, account: DesiredAccount) -> Result<Outcome, PluginError> {
+        create(account)
+    }
+
+    fn update(&mut self, anchor: String, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
+        update(&self.settings, AttributeChange { anchor, changes })
+    }
+
+    fn enable(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        set_active(&self.settings, &anchor, true)
+    }
+
+    fn disable(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        set_active(&self.settings, &anchor, false)
+    }
+
+    fn add_member(&mut self, anchor: String, group: String) -> Result<Outcome, PluginError> {
+        membership(&self.settings, MemberChange { anchor, group }, true)
+    }
+
+    fn remove_member(&mut self, anchor: String, group: String) -> Result<Outcome, PluginError> {
+        membership(&self.settings, MemberChange { anchor, group }, false)
+    }
+
+    fn delete(&mut self, anchor: String) -> Result<Outcome, PluginError> {
+        delete(&anchor)
     }
 }
 
-tenure_sdk::export_connector!(Scim);
+tenure_sdk::connector_plugin!(Scim);
 
 #[cfg(test)]
 mod tests {
@@ -536,6 +519,10 @@ mod tests {
         assert_eq!(email["path"], "emails");
         assert_eq!(email["value"][0]["type"], "work");
         assert_eq!(patch_op(PatchStyle::Rfc, slot, None)["op"], "remove");
+    }
+
+    fn parse_settings(pairs: &[(String, String)]) -> Result<Settings, PluginError> {
+        Settings::from_written(tenure_sdk::settings::from_pairs(pairs.to_vec())?)
     }
 
     #[test]

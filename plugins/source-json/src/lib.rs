@@ -19,22 +19,29 @@
 //! Settings: `source` (the source name on person ids, default `hr`), `path`
 //! (default `/changes`).
 
+use serde::Deserialize;
 use serde_json::{Map, Value as Json};
-use std::cell::RefCell;
-use tenure_sdk::errors::{from_http_error, from_response, invalid_input};
-use tenure_sdk::host::http;
-use tenure_sdk::source::{Guest, Payload, PollResult};
-use tenure_sdk::types::{
-    EmploymentType, EventKind, LabeledValue, Person, PersonEvent, PersonStatus, PluginError, SourceId, Value,
-};
+use tenure_sdk::errors::invalid_input;
+use tenure_sdk::http::{Client, encode};
+use tenure_sdk::prelude::*;
 
+/// `[...plugins.source-json.settings]`.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
 struct Settings {
+    /// The source name on person ids.
     source: String,
+    /// The path polled on the `hr-api` connection.
     path: String,
 }
 
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings { source: "hr".into(), path: "/changes".into() });
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            source: "hr".into(),
+            path: "/changes".into(),
+        }
+    }
 }
 
 const KNOWN: &[&str] = &[
@@ -61,26 +68,21 @@ const KNOWN: &[&str] = &[
     "occurred_at",
 ];
 
-struct SourceJson;
+struct SourceJson {
+    settings: Settings,
+}
 
-impl Guest for SourceJson {
-    fn configure(settings: Vec<(String, String)>) -> Result<(), PluginError> {
-        tenure_sdk::init();
-        SETTINGS.with(|s| {
-            let mut s = s.borrow_mut();
-            for (k, v) in settings {
-                match k.as_str() {
-                    "source" => s.source = v,
-                    "path" if v.starts_with('/') => s.path = v,
-                    "path" => return Err(invalid_input("settings.path", "must start with '/'")),
-                    _ => {}
-                }
-            }
-            Ok(())
-        })
+impl Source for SourceJson {
+    type Settings = Settings;
+
+    fn new(settings: Settings) -> Result<Self, PluginError> {
+        if !settings.path.starts_with('/') {
+            return Err(invalid_input("settings.path", "must start with '/'"));
+        }
+        Ok(SourceJson { settings })
     }
 
-    fn parse(payload: Payload) -> Result<Vec<PersonEvent>, PluginError> {
+    fn parse(&mut self, payload: Payload) -> Result<Vec<PersonEvent>, PluginError> {
         if !payload.content_type.starts_with("application/json") {
             return Err(invalid_input(
                 "content-type",
@@ -97,27 +99,15 @@ impl Guest for SourceJson {
                 .ok_or_else(|| invalid_input("records", "expected an array of records"))?,
             _ => return Err(invalid_input("body", "expected an array of records")),
         };
-        to_events(records)
+        to_events(&self.settings.source, records)
     }
 
-    fn poll(cursor: Option<String>) -> Result<PollResult, PluginError> {
-        let path = SETTINGS.with(|s| s.borrow().path.clone());
+    fn poll(&mut self, cursor: Option<String>) -> Result<PollResult, PluginError> {
         let path = match &cursor {
-            Some(c) => format!("{path}?since={}", encode(c)),
-            None => path,
+            Some(c) => format!("{}?since={}", self.settings.path, encode(c)),
+            None => self.settings.path.clone(),
         };
-        let req = http::Request {
-            connection: "hr-api".into(),
-            method: "GET".into(),
-            path,
-            headers: vec![("accept".into(), "application/json".into())],
-            body: None,
-            timeout_ms: Some(10_000),
-        };
-        let resp = http::send(&req).map_err(|e| from_http_error("hr-api", e))?;
-        if resp.status != 200 {
-            return Err(from_response(&resp));
-        }
+        let resp = Client::new("hr-api").timeout_ms(10_000).get(&path)?;
         let doc: Json = serde_json::from_slice(&resp.body)
             .map_err(|e| PluginError::Transient(format!("hr-api answered invalid JSON: {e}")))?;
         let records = doc
@@ -125,7 +115,7 @@ impl Guest for SourceJson {
             .and_then(Json::as_array)
             .ok_or_else(|| PluginError::Permanent("hr-api answer has no records array".into()))?;
         Ok(PollResult {
-            events: to_events(records)?,
+            events: to_events(&self.settings.source, records)?,
             next_cursor: doc
                 .get("next_cursor")
                 .and_then(Json::as_str)
@@ -136,18 +126,7 @@ impl Guest for SourceJson {
     }
 }
 
-/// Percent-encodes a cursor for the query string.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn to_events(records: &[Json]) -> Result<Vec<PersonEvent>, PluginError> {
-    let source = SETTINGS.with(|s| s.borrow().source.clone());
+fn to_events(source: &str, records: &[Json]) -> Result<Vec<PersonEvent>, PluginError> {
     records
         .iter()
         .enumerate()
@@ -155,7 +134,7 @@ fn to_events(records: &[Json]) -> Result<Vec<PersonEvent>, PluginError> {
             let r = r
                 .as_object()
                 .ok_or_else(|| invalid_input(format!("[{i}]"), "a record must be an object"))?;
-            to_event(&source, i, r)
+            to_event(source, i, r)
         })
         .collect()
 }
@@ -318,4 +297,4 @@ fn to_event(source: &str, i: usize, r: &Map<String, Json>) -> Result<PersonEvent
     })
 }
 
-tenure_sdk::export_source!(SourceJson);
+tenure_sdk::source_plugin!(SourceJson);

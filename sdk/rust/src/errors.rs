@@ -15,9 +15,8 @@ pub fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Plu
 /// transient, 401/403 -> unauthorized, 404 -> not-found, 409/412 -> conflict, other 4xx ->
 /// permanent).
 pub fn from_status(status: u16, retry_after_ms: Option<u64>, detail: &str) -> PluginError {
-    match (status, retry_after_ms) {
-        (503, Some(ms)) => return PluginError::RateLimited(ms),
-        _ => {}
+    if let (503, Some(ms)) = (status, retry_after_ms) {
+        return PluginError::RateLimited(ms);
     }
     match status {
         429 => PluginError::RateLimited(retry_after_ms.unwrap_or(1000)),
@@ -38,7 +37,12 @@ pub fn from_response(resp: &crate::host::http::Response) -> PluginError {
 
 /// An answer's `Retry-After` (seconds) in milliseconds.
 pub fn retry_after_ms(resp: &crate::host::http::Response) -> Option<u64> {
-    resp.headers
+    retry_after_in(&resp.headers)
+}
+
+/// The `Retry-After` (seconds) among `headers`, in milliseconds.
+pub fn retry_after_in(headers: &[(String, String)]) -> Option<u64> {
+    headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
         .and_then(|(_, v)| v.trim().parse::<u64>().ok())

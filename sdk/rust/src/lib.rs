@@ -1,15 +1,37 @@
 //! The Rust SDK for Tenure plugins.
 //!
-//! A plugin implements one world: [`rules`], [`connector`] or [`source`].
-//! Implement that module's `Guest` trait, call its export macro, and call
-//! [`init`] at the start of `configure` so that `log` records and panics reach
-//! the host:
+//! A plugin implements one kind: a [`plugin::Connector`], [`plugin::Source`]
+//! or [`plugin::Rules`], and exports it with one macro. A whole connector:
 //!
-//! ```ignore
-//! struct MyRules;
-//! impl tenure_sdk::rules::Guest for MyRules { /* configure, evaluate */ }
-//! tenure_sdk::export_rules!(MyRules);
+//! ```no_run
+//! use tenure_sdk::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Settings { base_path: String }
+//!
+//! struct Tickets { api: Client }
+//!
+//! impl Connector for Tickets {
+//!     type Settings = Settings;
+//!     const OPERATIONS: &'static [OperationKind] = &[OperationKind::OpenTicket];
+//!     fn new(s: Settings) -> Result<Self, PluginError> { Ok(Tickets { api: Client::new(s.base_path) }) }
+//!     fn lookup(&mut self, _: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> { Ok(vec![]) }
+//!     fn open_ticket(&mut self, t: Ticket) -> Result<Outcome, PluginError> {
+//!         let id: String = self.api.post("/tickets", &t)?.json()?;
+//!         Ok(Outcome::created(id, "opened"))
+//!     }
+//! }
+//! tenure_sdk::connector_plugin!(Tickets);
 //! ```
+//!
+//! Settings arrive typed ([`settings`]), HTTP answers map to the errors the host
+//! retries on ([`http`]), the private key-value store holds JSON ([`kv_json`]),
+//! and `log` records and panics reach the host. The raw worlds ([`rules`],
+//! [`connector`], [`source`]) and their `Guest` traits stay available for
+//! plugins that need them.
+//!
+//! The WIT this crate binds is vendored in `wit/since_v0.1.0` (the host reads
+//! the same files), so the crate builds on its own.
 //!
 //! Host capabilities (HTTP and LDAP through named connections, a private
 //! key-value store, the clock) are in [`host`]. A plugin never holds a secret:
@@ -18,9 +40,10 @@
 #[allow(missing_docs, clippy::all)]
 mod imports {
     wit_bindgen::generate!({
-        path: "../../wit/since_v0.1.0",
+        path: "wit/since_v0.1.0",
         world: "imports",
         generate_all,
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
@@ -40,7 +63,7 @@ macro_rules! plugin_world {
         #[allow(missing_docs, clippy::all)]
         pub mod $module {
             wit_bindgen::generate!({
-                path: "../../wit/since_v0.1.0",
+                path: "wit/since_v0.1.0",
                 world: $world,
                 with: {
                     "tenure:plugin/types@0.1.0": crate::imports::tenure::plugin::types,
@@ -50,6 +73,7 @@ macro_rules! plugin_world {
                     "tenure:plugin/ldap@0.1.0": crate::imports::tenure::plugin::ldap,
                     "tenure:plugin/kv@0.1.0": crate::imports::tenure::plugin::kv,
                 },
+                additional_derives: [serde::Serialize, serde::Deserialize],
                 pub_export_macro: true,
                 export_macro_name: $export,
                 default_bindings_module: $bindings,
@@ -111,12 +135,27 @@ pub fn call_arena_stats() -> tenure_call_arena::ArenaStats {
 }
 
 pub mod errors;
+pub mod http;
+pub mod kv_json;
 mod logging;
 pub mod person;
+pub mod plugin;
 pub mod reserved;
+pub mod settings;
+mod values;
 
 pub use logging::init;
 
 pub use connector::export_connector;
+pub use plugin::{Connector, Rules, Source};
+
+/// What most plugins need in one import.
+pub mod prelude {
+    pub use crate::connector::OperationKind;
+    pub use crate::http::Client;
+    pub use crate::plugin::{Connector, Rules, Source};
+    pub use crate::source::{Payload, PollResult};
+    pub use crate::types::*;
+}
 pub use rules::export_rules;
 pub use source::export_source;

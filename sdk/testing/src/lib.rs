@@ -116,6 +116,12 @@ impl Harness {
         Ok(())
     }
 
+    /// A handle on `plugin` as `tenant` configured it, for direct calls
+    /// (`describe`, `lookup`, `apply`, `parse`, `poll`, `evaluate`).
+    pub fn plugin(&self, tenant: &str, plugin: &str) -> Result<tenure_runtime::PluginHandle, HarnessError> {
+        Ok(self.runtime.plugin(tenant, plugin)?)
+    }
+
     /// Adds a tenant whose `plugin` gets `rule_set` (and no capability grants).
     pub fn tenant_with_rule_set(&self, tenant: &str, plugin: &str, rule_set: &str) {
         let mut config = TenantConfig::default();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tenure_pipeline::QueueConfig;
-use tenure_store::Store;
+use tenure_store::prelude::*;
 use tenure_tests::example;
 use tenure_tests::fake_lever::{self, HIRED_CONTACT, HIRED_OPPORTUNITY};
 use tenure_tests::host::{HostSpec, TENANT, TestHost};
@@ -154,7 +154,8 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
 
     // 1. The signed hire.
     let token = format!("e2e-delivery-{run}");
-    let data = json!({ "opportunityId": HIRED_OPPORTUNITY, "candidateId": HIRED_OPPORTUNITY, "contactId": "ignored" });
+    let data = json!({ "opportunityId": HIRED_OPPORTUNITY, "candidateId": HIRED_OPPORTUNITY,
+        "contactId": "ignored" });
     let delivery = fake_lever::delivery("candidateHired", HIRED_TOKEN, &token, fake_lever::now_ms(), data);
     let resp = host
         .client
@@ -281,7 +282,13 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     }
     host.wait_idle(Duration::from_secs(60)).await;
     let done = host.store.scheduled_actions(TENANT, false).await.unwrap();
-    assert_eq!(done.iter().filter(|a| a.state == "done").count(), 2, "{done:?}");
+    assert_eq!(
+        done.iter()
+            .filter(|a| a.state == tenure_store::ActionState::Done)
+            .count(),
+        2,
+        "{done:?}"
+    );
     let deletes: Vec<Value> = host
         .audit(Some(&person))
         .await
@@ -320,7 +327,8 @@ destinations:
 fn person_event(id: &str, given: &str, family: &str, title: &str) -> Value {
     json!({
         "kind": "joiner", "source": "hr", "source_record_id": format!("hire-{id}"),
-        "person": { "ids": [{"source": "hr", "id": id}], "given_name": given, "family_name": family, "title": title,
+        "person": { "ids": [{"source": "hr", "id": id}], "given_name": given, "family_name": family,
+            "title": title,
                     "emails": [{"value": format!("{}@example.test", given.to_lowercase()), "primary": true}] }
     })
 }

@@ -30,7 +30,8 @@ fn secrets_preview_and_audit_from_the_command_line() {
     let root = tenure_plugin_test::workspace_root();
     std::fs::write(
         dir.path().join("rules.txt"),
-        "destination sandbox\nrule sales: department == \"Sales\" => group:Sales\nset employeeId = \"{id}\"\n",
+        "destination sandbox\nrule sales: department == \"Sales\" => group:Sales\nset employeeId = \
+            \"{id}\"\n",
     )
     .unwrap();
     let config = format!(

@@ -49,8 +49,11 @@ retry_429 = 3
 [tenants.t.plugins.lever.grants]
 http = ["lever"]
 kv = true
-[tenants.t.plugins.hr-feed]
-settings = {{ "column.employee_id" = "Employee ID", "column.email" = "Work Email", "column.event" = "Action", "event.HIRE" = "joiner" }}
+[tenants.t.plugins.hr-feed.settings]
+"column.employee_id" = "Employee ID"
+"column.email" = "Work Email"
+"column.event" = "Action"
+"event.HIRE" = "joiner"
 [[tenants.t.sources]]
 name = "lever"
 plugin = "lever"
@@ -133,7 +136,8 @@ async fn every_writing_command_next_to_a_live_server_leaves_it_healthy_and_the_a
     let config = write_config(&dir, port, &sim.url());
     std::fs::write(
         dir.join("hires.csv"),
-        "Employee ID,Work Email,Action\nE1,e1@example.test,HIRE\nE2,e2@example.test,HIRE\nE3,e3@example.test,HIRE\n",
+        "Employee ID,Work \
+            Email,Action\nE1,e1@example.test,HIRE\nE2,e2@example.test,HIRE\nE3,e3@example.test,HIRE\n",
     )
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");

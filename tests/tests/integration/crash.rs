@@ -76,7 +76,8 @@ fn event(person: usize, version: usize) -> Value {
         "kind": if version == 0 { "joiner" } else { "mover" },
         "source": "hr",
         "source_record_id": format!("p{person}-v{version}"),
-        "person": {"ids": [{"source": "hr", "id": format!("{person}")}], "given_name": "P", "family_name": format!("{person}"),
+        "person": {"ids": [{"source": "hr", "id": format!("{person}")}], "given_name": "P",
+            "family_name": format!("{person}"),
                    "department": department, "title": format!("v{version}"),
                    "emails": [{"value": format!("p{person}@example.test"), "primary": true}]}
     })
@@ -263,7 +264,8 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
         let person = key.trim_start_matches("account/sbx-");
         let last: String = db
             .query_row(
-                "SELECT e.body FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.person_key = ?1 ORDER BY j.id DESC LIMIT 1",
+                "SELECT e.body FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.person_key = ?1 ORDER \
+                    BY j.id DESC LIMIT 1",
                 [format!("hr:{person}")],
                 |r| r.get(0),
             )
@@ -290,7 +292,8 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
         .unwrap();
     let acked = sent.iter().filter(|s| s.acked).count();
     println!(
-        "{acked}/{} events acknowledged before a kill; {resumed} jobs resumed after a kill; {recovered} creates recovered",
+        "{acked}/{} events acknowledged before a kill; {resumed} jobs resumed after a kill; {recovered} \
+            creates recovered",
         sent.len()
     );
     assert!(resumed > 0, "no kill landed while a job was running");

@@ -59,7 +59,9 @@ async fn python_rules_plugin_runs_in_the_host() {
     let handle = h.runtime().plugin("acme", "rules-py").unwrap();
     let ctx = context_from_json(json!({})).unwrap();
 
-    let ada = person_from_json(json!({"given_name": "Ada", "family_name": "Lovelace", "department": "Engineering", "location": "Berlin"})).unwrap();
+    let ada = person_from_json(json!({"given_name": "Ada", "family_name": "Lovelace",
+        "department": "Engineering", "location": "Berlin"}))
+    .unwrap();
     let e = handle.evaluate(&ada, &ctx).await.unwrap();
     assert_eq!(e.accounts[0].groups, vec!["eng", "github"]);
     assert_eq!(e.accounts[0].container.as_deref(), Some("ou=EU"));

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use tenure_pipeline::QueueConfig;
-use tenure_store::Store;
+use tenure_store::prelude::*;
 use tenure_tests::fake_lever::{
     self, API_KEY, HIRED_CONTACT, HIRED_OPPORTUNITY, MANAGER_CONTACT, NESTED_CONTACT, NESTED_OPPORTUNITY,
     NOT_HIRED_OPPORTUNITY, delivery, now_ms, sign,
@@ -51,7 +51,8 @@ fn hired(token: &str, opportunity: &str) -> Value {
 fn specs(lever: std::net::SocketAddr) -> HostSpec {
     let tenant = tenant_toml(&specs_tenant_text(lever));
     let pipeline = pipeline_toml(&format!(
-        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\"]\n\
          [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
          [sources.webhook]\nmax_age_secs = 300\nmax_body_bytes = 65536\n\
          [sources.webhook.signature_tokens]\ncandidateHired = \"{HIRED_TOKEN}\"\n\"*\" = \"{OTHER_TOKEN}\"\n"
@@ -121,7 +122,9 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
     )
     .await;
     assert_eq!(event.person_key, format!("lever:{HIRED_CONTACT}"));
+    // Stored in Tenure's own envelope (version 1), not as the WIT record.
     let stored: Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(stored["v"], 1, "{stored}");
     let p = &stored["person"];
     assert_eq!(p["ids"][0]["id"], HIRED_CONTACT, "the contact is the person");
     assert_eq!(
@@ -138,13 +141,13 @@ async fn a_signed_hire_is_enriched_and_provisioned_and_bad_deliveries_are_refuse
     );
     assert_eq!(p["location"], "San Francisco");
     assert_eq!(p["start_date"], "2026-01-05");
-    assert_eq!(p["status"], "Active", "the start date (2026-01-05) has passed");
-    assert_eq!(p["employment_type"], "Employee");
+    assert_eq!(p["status"], "active", "the start date (2026-01-05) has passed");
+    assert_eq!(p["employment_type"], "employee");
     assert_eq!(
         p["manager"]["id"], MANAGER_CONTACT,
         "the manager's linked contact is their person id"
     );
-    assert_eq!(stored["kind"], "Joiner");
+    assert_eq!(stored["kind"], "joiner");
     let custom = p["custom"].to_string();
     assert!(
         custom.contains("dana@example.test") && custom.contains("OP-9"),
@@ -471,8 +474,10 @@ async fn a_lever_hire_and_an_hr_feed_termination_act_on_one_person() {
         .push(toml::from_str("name = \"hr\"\nplugin = \"hr-feed\"\n").unwrap());
     spec.pipeline = pipeline;
     spec.tenant = tenant_toml(&format!(
-        "{}\n[plugins.hr-feed]\nsettings = {{ \"column.employee_id\" = \"Employee ID\", \"column.email\" = \"Work Email\", \
-         \"column.event\" = \"Action\", \"column.effective_date\" = \"Effective Date\", \"column.title\" = \"Title\", \
+        "{}\n[plugins.hr-feed]\nsettings = {{ \"column.employee_id\" = \"Employee ID\", \"column.email\" = \
+            \"Work Email\", \
+         \"column.event\" = \"Action\", \"column.effective_date\" = \"Effective Date\", \"column.title\" = \
+             \"Title\", \
          \"event.TERM\" = \"leaver\" }}\n",
         specs_tenant_text(lever.addr)
     ));
@@ -496,7 +501,8 @@ async fn a_lever_hire_and_an_hr_feed_termination_act_on_one_person() {
     assert_eq!(before["enabled"], true, "{before}");
 
     // The HR system's record of the same employee (another id, the same email in other case): a termination.
-    let csv = "Employee ID,Work Email,Action,Effective Date,Title\nE100,Shane@Example.test,TERM,2026-03-31,Senior Engineer\n";
+    let csv = "Employee ID,Work Email,Action,Effective \
+        Date,Title\nE100,Shane@Example.test,TERM,2026-03-31,Senior Engineer\n";
     let resp = h
         .client
         .post(format!("{}/api/v1/sources/hr/payload", h.base))

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tenure_pipeline::{QueueConfig, SourceConfig};
-use tenure_store::Store;
+use tenure_store::prelude::*;
 use tenure_tests::fake_lever::{delivery, now_ms};
 use tenure_tests::host::{HostSpec, TENANT, TestHost, pipeline_toml, rules, tenant_toml};
 use tenure_tests::lever_sim::{self, LeverSim, OTHER_REASON, Opportunity, SimOptions, send_like_lever};

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tenure_capabilities::ShiftedClock;
 use tenure_pipeline::event::rfc3339_ms;
 use tenure_runtime::wit;
-use tenure_store::{ScheduledAction, Store};
+use tenure_store::prelude::*;
+use tenure_store::{ActionKind, ActionState, ScheduledAction};
 use tenure_tests::host::{AUDITOR_TOKEN, HR_TOKEN, HostSpec, TENANT, TestHost, pipeline_toml, tenant_toml};
 
 const RULES: &str = r#"
@@ -143,7 +144,7 @@ impl Life {
                 .await
                 .expect("actions")
                 .iter()
-                .any(|a| a.state == "queued" || a.due_ms <= now);
+                .any(|a| a.state == ActionState::Queued || a.due_ms <= now);
             if !busy {
                 return;
             }
@@ -210,7 +211,7 @@ impl Life {
             .into_iter()
             .filter(|a| a.person_key == format!("hr:{person}"))
             .collect();
-        v.sort_by(|a, b| a.action.cmp(&b.action));
+        v.sort_by_key(|a| a.action.to_column());
         v
     }
 
@@ -220,7 +221,7 @@ impl Life {
             .open(person)
             .await
             .iter()
-            .map(|a| (a.action.clone(), a.due_ms))
+            .map(|a| (a.action.to_column(), a.due_ms))
             .collect();
         for (action, day) in [("notice-14d", day_14), ("notice-3d", day_3)] {
             let at = ms(&format!("{day}T00:00:00Z"));
@@ -257,7 +258,8 @@ fn sorted(v: &[String]) -> Vec<String> {
 fn event(kind: &str, id: &str, record: &str, person: Value, effective: Option<&str>) -> Value {
     let mut p = json!({
         "ids": [{"source": "hr", "id": id}], "given_name": format!("Given{id}"), "family_name": "Person",
-        "department": "Engineering", "emails": [{"value": format!("{}@example.test", id.to_lowercase()), "primary": true}],
+        "department": "Engineering", "emails": [{"value": format!("{}@example.test", id.to_lowercase()),
+            "primary": true}],
         "start_date": "2026-01-05", "time_zone": "UTC"
     });
     if let (Some(base), Some(extra)) = (p.as_object_mut(), person.as_object()) {
@@ -295,8 +297,8 @@ async fn prehire_accounts_are_made_ahead_and_enabled_at_the_persons_midnight() {
     assert_eq!(view["state"], "pre-hire", "{view}");
     let wake = &life.open("SYD").await[0];
     assert_eq!(
-        (wake.action.as_str(), wake.due_ms),
-        ("lifecycle", ms("2026-03-06T13:00:00Z"))
+        (wake.action, wake.due_ms),
+        (ActionKind::Wake, ms("2026-03-06T13:00:00Z"))
     );
 
     // Sydney's 7 March (three days ahead) begins at 13:00 UTC on the 6th.
@@ -529,7 +531,7 @@ async fn leaver_steps_run_in_order_and_a_rehire_cancels_the_rest_without_a_dupli
     assert_eq!(back.container.as_deref(), Some("OU=People"));
     assert_eq!(sorted(&back.groups), sorted(&a_before.groups));
     assert!(
-        life.open("A").await.iter().all(|a| a.action == "lifecycle"),
+        life.open("A").await.iter().all(|a| a.action == ActionKind::Wake),
         "{:?}",
         life.open("A").await
     );
@@ -574,7 +576,7 @@ async fn reconciliation_runs_on_its_schedule() {
         .await
         .unwrap()
         .into_iter()
-        .find(|a| a.action == "reconcile")
+        .find(|a| a.action == ActionKind::Reconcile)
         .expect("the next run is scheduled");
     let day_later = ms("2026-04-02T00:00:00Z");
     assert!((day_later..day_later + 60_000).contains(&next.due_ms), "{next:?}");
@@ -610,7 +612,8 @@ async fn contract_notices_an_extension_expiry_and_a_conversion() {
     let life = Life::start("", lifecycle, "2026-09-01T00:00:00Z").await;
     life.hire("M", json!({"emails": [{"value": "boss@example.test"}]}))
         .await;
-    let contract = json!({"employment_type": "contractor", "end_date": "2026-09-30", "manager": {"source": "hr", "id": "M"}});
+    let contract = json!({"employment_type": "contractor", "end_date": "2026-09-30",
+        "manager": {"source": "hr", "id": "M"}});
     life.hire("C", contract.clone()).await;
     life.hire("D", contract.clone()).await;
     let c = life.must("C").await;
@@ -693,7 +696,7 @@ async fn contract_notices_an_extension_expiry_and_a_conversion() {
         life.open("D")
             .await
             .iter()
-            .all(|a| !a.action.starts_with("notice-"))
+            .all(|a| !matches!(a.action, ActionKind::Notice { .. }))
     );
 
     life.at("2026-10-01T00:00:00Z").await;
@@ -772,7 +775,7 @@ async fn a_restart_in_the_middle_of_scheduled_work_neither_loses_nor_repeats_an_
         assert_eq!(enables, 1, "{id} enabled exactly once");
     }
     let all = life.host.store.scheduled_actions(TENANT, false).await.unwrap();
-    assert!(all.iter().all(|a| a.state != "queued"), "{all:?}");
+    assert!(all.iter().all(|a| a.state != ActionState::Queued), "{all:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -935,7 +938,12 @@ async fn a_rehire_dated_ahead_keeps_the_account_through_the_grace_period() {
     .await;
     life.at("2026-07-01T00:00:00Z").await;
     assert!(!life.must("A").await.enabled);
-    assert!(life.open("A").await.iter().any(|a| a.action == "delete"));
+    assert!(
+        life.open("A")
+            .await
+            .iter()
+            .any(|a| a.action == ActionKind::Delete)
+    );
 
     // Rehired on 2 July for a start on 1 August: nothing may delete the account meanwhile.
     life.clock.set(ms("2026-07-02T00:00:00Z"));
@@ -948,7 +956,7 @@ async fn a_rehire_dated_ahead_keeps_the_account_through_the_grace_period() {
     ))
     .await;
     assert!(
-        life.open("A").await.iter().all(|a| a.action == "lifecycle"),
+        life.open("A").await.iter().all(|a| a.action == ActionKind::Wake),
         "{:?}",
         life.open("A").await
     );

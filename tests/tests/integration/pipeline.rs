@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use tenure_pipeline::QueueConfig;
-use tenure_store::Store;
+use tenure_store::prelude::*;
 use tenure_tests::host::{
     AUDITOR_TOKEN, HostSpec, IT_TOKEN, SOURCE_TOKEN, TENANT, TestHost, joiner, pipeline_toml, rules,
     tenant_toml,
@@ -35,7 +35,8 @@ async fn sandbox_host(destination_extra: &str, queue: QueueConfig) -> TestHost {
         rule_grant("sandbox")
     ));
     let pipeline = pipeline_toml(&format!(
-        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\", \"mail\"]\n{destination_extra}"
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\", \"mail\"]\n{destination_extra}"
     ));
     TestHost::start(HostSpec {
         tenant,
@@ -49,7 +50,8 @@ async fn sandbox_host(destination_extra: &str, queue: QueueConfig) -> TestHost {
 async fn http_host(mock: &MockDestination, destination_extra: &str) -> TestHost {
     let tenant = tenant_toml(&format!("{}{}", rule_grant("dest"), mock.tenant_toml()));
     let pipeline = pipeline_toml(&format!(
-        "rules = \"rules-basic\"\n[[destinations]]\nname = \"dest\"\nconnector = \"http-dest\"\n{destination_extra}"
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"dest\"\nconnector = \
+            \"http-dest\"\n{destination_extra}"
     ));
     TestHost::start(HostSpec {
         tenant,
@@ -417,11 +419,13 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_nothing_is_stored() {
             "person.ids[0].id",
         ),
         (
-            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}], "start_date": "01/02/2026"}}),
+            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+                "start_date": "01/02/2026"}}),
             "person.start_date",
         ),
         (
-            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}], "custom": {"x": {"y": 1}}}}),
+            json!({"kind": "joiner", "person": {"ids": [{"source": "hr", "id": "1"}],
+                "custom": {"x": {"y": 1}}}}),
             "person.custom.x",
         ),
         (
@@ -858,14 +862,9 @@ async fn a_leavers_account_is_deleted_after_the_grace_period_unless_they_return(
     }
     host.wait_idle(Duration::from_secs(30)).await;
     let all = host.store.scheduled_actions(TENANT, false).await.unwrap();
-    let state = |person: &str| {
-        all.iter()
-            .find(|a| a.person_key == person)
-            .map(|a| a.state.clone())
-            .unwrap_or_default()
-    };
-    assert_eq!(state("hr:1"), "done");
-    assert_eq!(state("hr:2"), "cancelled");
+    let state = |person: &str| all.iter().find(|a| a.person_key == person).map(|a| a.state);
+    assert_eq!(state("hr:1"), Some(tenure_store::ActionState::Done));
+    assert_eq!(state("hr:2"), Some(tenure_store::ActionState::Cancelled));
     assert!(
         host.store
             .link(TENANT, "sandbox", "hr:1")

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tenure_pipeline::QueueConfig;
-use tenure_store::Store;
+use tenure_store::prelude::*;
 use tenure_tests::host::{HostSpec, TENANT, TestHost, joiner, pipeline_toml, tenant_toml};
 use tenure_tests::mock_destination::MockDestination;
 use tenure_tests::serve::{free_port, start_serve, wait_ready};
@@ -383,15 +383,19 @@ async fn a_bad_record_between_good_ones_neither_stops_the_source_nor_loses_them(
     let hr = start_http(|r| {
         let page = if r.target.contains("since=p2") {
             json!({ "records": [
-                {"employee_id": "3", "event": "joiner", "given_name": "C", "occurred_at": "2026-03-01T09:30:00Z"}
+                {"employee_id": "3", "event": "joiner", "given_name": "C",
+                    "occurred_at": "2026-03-01T09:30:00Z"}
             ], "next_cursor": "p3", "has_more": false })
         } else if r.target.contains("since=p3") {
             json!({ "records": [], "next_cursor": "p3", "has_more": false })
         } else {
             json!({ "records": [
-                {"employee_id": "1", "event": "joiner", "given_name": "A", "occurred_at": "2026-03-01T09:30:00Z"},
-                {"employee_id": "2", "event": "joiner", "given_name": "B", "occurred_at": "2026-03-0\u{e9}T09:30:00Z"},
-                {"employee_id": "4", "event": "joiner", "given_name": "D", "occurred_at": "2026-03-01T09:31:00Z"}
+                {"employee_id": "1", "event": "joiner", "given_name": "A",
+                    "occurred_at": "2026-03-01T09:30:00Z"},
+                {"employee_id": "2", "event": "joiner", "given_name": "B",
+                    "occurred_at": "2026-03-0\u{e9}T09:30:00Z"},
+                {"employee_id": "4", "event": "joiner", "given_name": "D",
+                    "occurred_at": "2026-03-01T09:31:00Z"}
             ], "next_cursor": "p2", "has_more": true })
         };
         Reply {
@@ -404,7 +408,8 @@ async fn a_bad_record_between_good_ones_neither_stops_the_source_nor_loses_them(
     let tenant = tenant_toml(&format!(
         "[plugins.rules-basic]\nrule_set = '''\n{GROUP_RULES}'''\n[plugins.sandbox.grants]\nkv = true\n\
          [connections.hr-api]\nkind = \"http\"\nurl = \"http://{hr}/hr\"\n\
-         [plugins.source-json]\nsettings = {{ source = \"hr\" }}\n[plugins.source-json.grants]\nhttp = [\"hr-api\"]\n"
+         [plugins.source-json]\nsettings = {{ source = \"hr\" }}\n[plugins.source-json.grants]\nhttp = \
+             [\"hr-api\"]\n"
     ));
     let pipeline = pipeline_toml(
         "rules = \"rules-basic\"\n[[destinations]]\nname = \"dest\"\nconnector = \"sandbox\"\n\
@@ -464,7 +469,8 @@ async fn plugin_output_is_capped_before_it_reaches_the_store() {
         "[plugins.chaos]\nmemory_mib = 512\ndeadline_ms = 30000\n[plugins.sandbox.grants]\nkv = true\n",
     );
     let pipeline = pipeline_toml(
-        "rules = \"chaos\"\n[[destinations]]\nname = \"test\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n",
+        "rules = \"chaos\"\n[[destinations]]\nname = \"test\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\"]\n",
     );
     let h = TestHost::start(HostSpec {
         tenant,

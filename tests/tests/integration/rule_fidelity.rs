@@ -55,7 +55,8 @@ async fn host() -> TestHost {
         rule_set(MAX_DEPTH - 1)
     ));
     let pipeline = pipeline_toml(
-        "rules = \"rules\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n",
+        "rules = \"rules\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\"]\n",
     );
     TestHost::start(HostSpec {
         tenant,
@@ -87,7 +88,8 @@ fn attribute(account: &Value, name: &str) -> Value {
 #[tokio::test]
 async fn limits_entra_syntax_and_redaction_hold_in_the_plugin() {
     let h = host().await;
-    let person = json!({ "ids": [{"source": "hr", "id": "71"}], "given_name": "Adaline", "family_name": "Byron",
+    let person = json!({ "ids": [{"source": "hr", "id": "71"}], "given_name": "Adaline",
+        "family_name": "Byron",
                          "department": "Research", "custom": { "badge": SECRET } });
     let event = json!({ "kind": "joiner", "source": "hr", "source_record_id": "hire-71", "person": person });
     let (status, body) = h.post_event(&event, "hire-71").await;

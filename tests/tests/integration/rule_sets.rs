@@ -41,12 +41,19 @@ tests:
 "#;
 
 fn v2() -> String {
-    V1.replace("then: { groups: [Engineering] }", "then: { groups: [Engineering, Eng-All] }")
-        .replace(
-            "    defaults:",
-            "      - name: sales\n        when: person.department == \"Sales\"\n        then: { container: OU=Sales }\n    defaults:",
-        )
-        .replace("groups: [Engineering], container", "groups: [Engineering, Eng-All], container")
+    V1.replace(
+        "then: { groups: [Engineering] }",
+        "then: { groups: [Engineering, Eng-All] }",
+    )
+    .replace(
+        "    defaults:",
+        "      - name: sales\n        when: person.department == \"Sales\"\n        then: { container: \
+                OU=Sales }\n    defaults:",
+    )
+    .replace(
+        "groups: [Engineering], container",
+        "groups: [Engineering, Eng-All], container",
+    )
 }
 
 async fn host(four_eyes: bool) -> TestHost {

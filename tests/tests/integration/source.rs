@@ -56,7 +56,8 @@ async fn parse_turns_records_into_person_events() {
         .parse(&payload(json!([
             {"employee_id": "1001", "event": "joiner", "effective_date": "2026-03-01", "given_name": "Ada",
              "family_name": "Lovelace", "email": "ada@example.test", "department": "Engineering",
-             "manager_id": 900, "employment_type": "contractor", "end_date": "2026-12-31", "cost_center": "CC-7",
+             "manager_id": 900, "employment_type": "contractor", "end_date": "2026-12-31",
+                 "cost_center": "CC-7",
              "badges": ["a", "b"]},
             {"employee_id": "1002", "event": "termination", "effective_date": "2026-04-30"}
         ])))
@@ -123,24 +124,39 @@ async fn bad_records_name_the_record_and_field() {
 async fn poll_follows_the_cursor_and_maps_http_errors() {
     let addr = start_http(|r| {
         if r.header("authorization") != Some("Bearer hr-token") {
-            return Reply { status: 401, headers: vec![], body: "no token".into() };
+            return Reply {
+                status: 401,
+                headers: vec![],
+                body: "no token".into(),
+            };
         }
         let (status, body, headers) = match r.target.as_str() {
             "/hr/changes" => (
                 200,
-                json!({"records": [{"employee_id": "1", "event": "joiner"}, {"employee_id": "2", "event": "mover"}],
+                json!({"records": [{"employee_id": "1", "event": "joiner"}, {"employee_id": "2",
+                    "event": "mover"}],
                        "next_cursor": "2026-01-01T00:00:00Z#2", "has_more": true}),
                 vec![],
             ),
             "/hr/changes?since=2026-01-01T00%3A00%3A00Z%232" => (
                 200,
-                json!({"records": [{"employee_id": "3", "event": "leaver"}], "next_cursor": "c3", "has_more": false}),
+                json!({"records": [{"employee_id": "3", "event": "leaver"}], "next_cursor": "c3",
+                    "has_more": false}),
                 vec![],
             ),
-            "/hr/changes?since=c3" => (429, json!({"error": "slow down"}), vec![("retry-after", "7".to_string())]),
+            "/hr/changes?since=c3" => (
+                429,
+                json!({"error": "slow \
+                down"}),
+                vec![("retry-after", "7".to_string())],
+            ),
             _ => (503, json!({"error": "maintenance"}), vec![]),
         };
-        Reply { status, headers, body: body.to_string() }
+        Reply {
+            status,
+            headers,
+            body: body.to_string(),
+        }
     })
     .await;
     let h = setup(&format!("http://{addr}/hr"));

@@ -5,20 +5,27 @@ use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tenure_pipeline::{QueueConfig, SourceConfig};
-use tenure_store::Store;
+use tenure_store::prelude::*;
 use tenure_tests::host::{HostSpec, SOURCE_TOKEN, TENANT, TestHost, pipeline_toml, rules, tenant_toml};
 use tenure_tests::{Reply, start_http};
 
 async fn host(hr_api: Option<std::net::SocketAddr>) -> TestHost {
     let connection = hr_api
-        .map(|a| format!("[connections.hr-api]\nkind = \"http\"\nurl = \"http://{a}\"\n[plugins.source-json.grants]\nhttp = [\"hr-api\"]\n"))
+        .map(|a| {
+            format!(
+                "[connections.hr-api]\nkind = \"http\"\nurl = \
+            \"http://{a}\"\n[plugins.source-json.grants]\nhttp = [\"hr-api\"]\n"
+            )
+        })
         .unwrap_or_default();
     let tenant = tenant_toml(&format!(
-        "{connection}[plugins.source-json]\nsettings = {{ source = \"hr\" }}\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
+        "{connection}[plugins.source-json]\nsettings = {{ source = \"hr\" \
+            }}\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
         rules("sandbox")
     ));
     let pipeline = pipeline_toml(
-        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\"]\n\
          [[sources]]\nname = \"hr\"\nplugin = \"source-json\"\n",
     );
     let queue = QueueConfig {
@@ -40,7 +47,8 @@ async fn a_pushed_payload_becomes_events_and_accounts() {
     let body = json!([
         {"employee_id": "1001", "event": "joiner", "given_name": "Ada", "family_name": "Lovelace",
          "email": "ada@example.test", "department": "Engineering", "start_date": "2030-01-05"},
-        {"employee_id": "1002", "event": "joiner", "given_name": "Sam", "email": "sam@example.test", "department": "Sales"}
+        {"employee_id": "1002", "event": "joiner", "given_name": "Sam", "email": "sam@example.test",
+            "department": "Sales"}
     ]);
     let url = format!("{}/api/v1/sources/hr/payload", host.base);
     let resp = host
@@ -108,10 +116,15 @@ async fn a_poll_stores_its_cursor_with_its_events() {
         let body = if req.target.contains("since=c1") {
             json!({"records": [], "next_cursor": "c1", "has_more": false})
         } else {
-            json!({"records": [{"employee_id": "7", "event": "joiner", "email": "p7@example.test", "department": "Sales"}],
+            json!({"records": [{"employee_id": "7", "event": "joiner", "email": "p7@example.test",
+                "department": "Sales"}],
                    "next_cursor": "c1", "has_more": false})
         };
-        Reply { status: 200, headers: vec![("content-type", "application/json".into())], body: body.to_string() }
+        Reply {
+            status: 200,
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string(),
+        }
     })
     .await;
     let host = host(Some(api)).await;

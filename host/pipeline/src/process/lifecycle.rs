@@ -6,52 +6,13 @@
 //! manager's reports are refreshed.
 
 use super::JobRun;
-use crate::lifecycle::{Lifecycle, NOTICE_PREFIX, REFRESH, STEP_PREFIX, SavedAccess, State, WAKE, step_key};
+use crate::audit_events as ev;
+use crate::lifecycle::{State, step_key};
 use crate::{DestinationConfig, Failure, TenantPipeline};
-use serde_json::json;
 use tenure_runtime::wit;
-use tenure_store::{ActionMatch, LifecycleRow, NewScheduledAction, ScheduledAction};
-
-fn saved_of(acc: &wit::Account) -> SavedAccess {
-    SavedAccess {
-        enabled: acc.enabled,
-        container: acc.container.clone(),
-        groups: acc.groups.clone(),
-        licenses: acc.licenses.clone(),
-        apps: acc.app_assignments.clone(),
-    }
-}
-
-fn union(into: &mut Vec<String>, more: &[String]) {
-    for m in more {
-        if !into.contains(m) {
-            into.push(m.clone());
-        }
-    }
-}
+use tenure_store::{ActionKind, ActionMatch, ActionState, LifecycleRow, NewScheduledAction, ScheduledAction};
 
 impl JobRun<'_> {
-    pub(super) fn life(&self) -> &Lifecycle {
-        &self.life
-    }
-
-    pub(super) fn life_mut(&mut self) -> &mut Lifecycle {
-        &mut self.life
-    }
-
-    fn state(&self) -> State {
-        self.state.unwrap_or(State::Active)
-    }
-
-    /// Reads the person's lifecycle facts.
-    pub(super) async fn load_life(&mut self) -> Result<(), Failure> {
-        self.life = self
-            .p
-            .lifecycle_of(&self.job.tenant, &self.job.person_key)
-            .await?;
-        Ok(())
-    }
-
     /// Writes the person's lifecycle facts (with the state applied, when given).
     pub(super) async fn save_life(&mut self, applied: Option<State>) -> Result<(), Failure> {
         self.note_life(applied);
@@ -59,8 +20,7 @@ impl JobRun<'_> {
         self.p
             .store
             .put_lifecycle(&self.lease, &self.job.tenant, row)
-            .await
-            .map_err(|e| Failure::store(&e))?;
+            .await?;
         self.life_unsaved = false;
         Ok(())
     }
@@ -70,7 +30,7 @@ impl JobRun<'_> {
     pub(super) fn note_life(&mut self, applied: Option<State>) {
         let now = self.p.now();
         if let Some(state) = applied {
-            self.life_mut().applied(state, now);
+            self.life.applied(state, now);
         }
         self.life_unsaved = true;
     }
@@ -79,71 +39,41 @@ impl JobRun<'_> {
     pub(super) fn life_row(&self) -> Result<LifecycleRow, Failure> {
         Ok(LifecycleRow {
             person_key: self.job.person_key.clone(),
-            state: self.life().applied.map_or("new", State::as_str).into(),
-            manager_key: self.life().manager.clone(),
-            doc: serde_json::to_string(self.life()).map_err(|e| Failure::config(e.to_string()))?,
+            state: self.life.applied,
+            manager_key: self.life.manager.clone(),
+            doc: serde_json::to_string(&self.life).map_err(|e| Failure::config(e.to_string()))?,
             updated_ms: self.p.now(),
         })
     }
 
-    /// On leave: saves the account as it is before the leave changes it (once).
-    /// Back from leave: the desired account with what the leave took away given back.
-    pub(super) async fn leave_and_return(
+    /// On leave: records the account as it is before the leave changes it (once, before
+    /// anything changes, so a retry never records the half-changed account). The plan
+    /// reads the same record (`desired::leave_saved`).
+    pub(super) async fn remember_leave(
         &mut self,
         destination: &str,
-        desired: Option<&wit::DesiredAccount>,
         current: Option<&wit::Account>,
-    ) -> Result<Option<wit::DesiredAccount>, Failure> {
-        match self.state() {
-            State::OnLeave => {
-                if let Some(acc) = current
-                    && !self.life().saved.contains_key(destination)
-                {
-                    let saved = saved_of(acc);
-                    self.pending.push(self.record(
-                        "leave.saved",
-                        Some(destination),
-                        json!({ "enabled": saved.enabled, "container": saved.container, "groups": saved.groups,
-                                "licenses": saved.licenses, "apps": saved.apps }),
-                    ));
-                    self.life_mut().saved.insert(destination.to_string(), saved);
-                    // Saved before anything changes, so a retry never saves the half-changed account.
-                    self.save_life(None).await?;
-                }
-                Ok(None)
-            }
-            State::Active => {
-                let (Some(saved), Some(want)) = (self.life().saved.get(destination), desired) else {
-                    return Ok(None);
-                };
-                let mut d = want.clone();
-                union(&mut d.groups, &saved.groups);
-                union(&mut d.licenses, &saved.licenses);
-                union(&mut d.app_assignments, &saved.apps);
-                if saved.container.is_some() {
-                    d.container = saved.container.clone();
-                }
-                d.enabled = saved.enabled;
-                Ok(Some(d))
-            }
-            _ => Ok(None),
+    ) -> Result<(), Failure> {
+        if self.state != State::OnLeave || self.life.saved.contains_key(destination) {
+            return Ok(());
         }
-    }
-
-    /// While on leave, groups the account had before the leave count as managed,
-    /// so the rule set can take sensitive ones away even if granted by hand.
-    pub(super) fn leave_link(
-        &self,
-        destination: &str,
-        link: Option<&tenure_store::Link>,
-    ) -> Option<tenure_store::Link> {
-        if self.state() != State::OnLeave {
-            return None;
-        }
-        let saved = self.life().saved.get(destination)?;
-        let mut l = link?.clone();
-        union(&mut l.managed_groups, &saved.groups);
-        Some(l)
+        let Some(acc) = current else {
+            return Ok(());
+        };
+        let saved = crate::desired::saved_of(acc);
+        let rec = self.record(
+            Some(destination),
+            &ev::LeaveSaved {
+                enabled: saved.enabled,
+                container: &saved.container,
+                groups: &saved.groups,
+                licenses: &saved.licenses,
+                apps: &saved.apps,
+            },
+        );
+        self.pending.push(rec);
+        self.life.saved.insert(destination.to_string(), saved);
+        self.save_life(None).await
     }
 
     /// Bookkeeping once a destination is settled: a finished return forgets the
@@ -154,22 +84,26 @@ impl JobRun<'_> {
         due_step: Option<usize>,
         scheduled: Option<&ScheduledAction>,
     ) -> Result<(), Failure> {
-        let state = self.state();
+        let state = self.state;
         if state == State::Active
-            && let Some(saved) = self.life_mut().saved.remove(&dest.name)
+            && let Some(saved) = self.life.saved.remove(&dest.name)
         {
-            self.pending.push(self.record(
-                "leave.restored",
+            let rec = self.record(
                 Some(&dest.name),
-                json!({ "enabled": saved.enabled, "container": saved.container, "groups": saved.groups }),
-            ));
+                &ev::LeaveRestored {
+                    enabled: saved.enabled,
+                    container: &saved.container,
+                    groups: &saved.groups,
+                },
+            );
+            self.pending.push(rec);
         }
         let (Some(i), Some(action)) = (due_step, scheduled) else {
             return Ok(());
         };
         let now = self.p.now();
         if state.is_gone() {
-            self.life_mut()
+            self.life
                 .steps_done
                 .entry(dest.name.clone())
                 .or_default()
@@ -177,25 +111,36 @@ impl JobRun<'_> {
             let name = dest.leaver_steps.get(i).map(|s| s.action.name()).unwrap_or("?");
             self.p
                 .store
-                .finish_action(action.id, "done", &format!("leaver step {i}: {name}"), now)
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            self.pending.push(self.record(
-                "leaver.step_done",
+                .finish_action(
+                    action.id,
+                    ActionState::Done,
+                    &format!("leaver step {i}: {name}"),
+                    now,
+                )
+                .await?;
+            let rec = self.record(
                 Some(&dest.name),
-                json!({ "step": i, "action": name, "scheduled": action.id }),
-            ));
+                &ev::LeaverStepDone {
+                    step: i,
+                    action: name,
+                    scheduled: action.id,
+                },
+            );
+            self.pending.push(rec);
         } else {
             self.p
                 .store
-                .finish_action(action.id, "cancelled", "the person is back", now)
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            self.pending.push(self.record(
-                "leaver.step_cancelled",
+                .finish_action(action.id, ActionState::Cancelled, "the person is back", now)
+                .await?;
+            let rec = self.record(
                 Some(&dest.name),
-                json!({ "step": i, "scheduled": action.id, "why": "the person is back" }),
-            ));
+                &ev::LeaverStepCancelled {
+                    step: i,
+                    scheduled: action.id,
+                    why: "the person is back",
+                },
+            );
+            self.pending.push(rec);
         }
         Ok(())
     }
@@ -205,51 +150,44 @@ impl JobRun<'_> {
     pub(super) async fn settle_lifecycle(
         &mut self,
         tenant: &TenantPipeline,
-        state: State,
         person: &wit::Person,
     ) -> Result<(), Failure> {
         let (p, job) = (self.p, self.job);
-        let now = p.now();
-        let before = self.life().applied;
+        let (now, state) = (p.now(), self.state);
+        let before = self.life.applied;
         let became_gone = state.is_gone() && !before.is_some_and(State::is_gone);
         self.note_life(Some(state));
         if before != Some(state) {
-            let l = self.life();
-            self.pending.push(self.record(
-                "lifecycle.changed",
+            let l = &self.life;
+            let rec = self.record(
                 None,
-                json!({ "from": before.map(State::as_str), "to": state.as_str(), "time_zone": l.time_zone,
-                        "start_date": l.start_date, "last_day": l.last_day, "end_date": l.end_date,
-                        "leave_from": l.leave_from, "leave_until": l.leave_until }),
-            ));
+                &ev::LifecycleChanged {
+                    from: before,
+                    to: state,
+                    time_zone: &l.time_zone,
+                    start_date: &l.start_date,
+                    last_day: &l.last_day,
+                    end_date: &l.end_date,
+                    leave_from: &l.leave_from,
+                    leave_until: &l.leave_until,
+                },
+            );
+            self.pending.push(rec);
         }
         // The person's open actions, read once, so that only real changes are written
         // (a person's jobs run one at a time, so nothing else adds these kinds meanwhile).
-        let open = p
-            .store
-            .open_actions(&job.tenant, &job.person_key)
-            .await
-            .map_err(|e| Failure::store(&e))?;
-        let any_open = |kind: ActionMatch<'_>| open.iter().any(|a| kind.matches(&a.action));
-        let schedule = |destination: &str, action: String, due_ms: i64, reason: String| NewScheduledAction {
-            tenant: job.tenant.clone(),
-            person_key: job.person_key.clone(),
-            destination: destination.into(),
-            action,
-            due_ms,
-            reason,
-            now_ms: now,
-        };
+        let open = p.store.open_actions(&job.tenant, &job.person_key).await?;
+        let any_open = |kind: ActionMatch| open.iter().any(|a| kind.matches(a.action));
         // The next wake-up.
         let prehire: Vec<u32> = tenant
             .destinations
             .iter()
             .filter_map(|d| d.prehire_days)
             .collect();
-        let wake = self.life().next_change(now, &prehire);
+        let wake = self.life.next_change(now, &prehire);
         self.follow_action(
             &open,
-            WAKE,
+            ActionKind::Wake,
             wake,
             || "the person's next dated change".into(),
             "no dated change ahead",
@@ -257,112 +195,148 @@ impl JobRun<'_> {
         .await?;
         // Contract notices follow the end date (an extension moves them, a conversion ends them).
         let days = &tenant.lifecycle.contract_notice_days;
-        let ahead = self.life().notices(now, days);
+        let ahead = self.life.notices(now, days);
         for n in days {
             let due = ahead.iter().find(|(d, _)| d == n).map(|(_, due)| *due);
-            let end = self.life().end_date.clone().unwrap_or_default();
+            let end = self.life.end_date.clone().unwrap_or_default();
             self.follow_action(
                 &open,
-                &format!("{NOTICE_PREFIX}{n}d"),
+                ActionKind::Notice { days: *n },
                 due,
                 || format!("contract ends {end}"),
                 "no contract end ahead",
             )
             .await?;
         }
-        // Leaver steps: scheduled once when the person goes; cancelled when they come back.
         if became_gone && state != State::Withdrawn {
-            let since = self.life().gone_since_ms.unwrap_or(now);
-            for dest in &tenant.destinations {
-                for (i, step) in dest.leaver_steps.iter().enumerate() {
-                    let due = since + step.after.0;
-                    let added = p
-                        .store
-                        .schedule_action(schedule(
-                            &dest.name,
-                            format!("{STEP_PREFIX}{i}"),
-                            due,
-                            format!("leaver step {i}: {}", step.action.name()),
-                        ))
-                        .await
-                        .map_err(|e| Failure::store(&e))?;
-                    if added {
-                        self.pending.push(self.record(
-                            "leaver.step_scheduled",
-                            Some(&dest.name),
-                            json!({ "step": i, "action": step.action.name(), "due_ms": due }),
-                        ));
-                    }
-                }
-            }
+            self.schedule_leaver_steps(tenant).await?;
         } else if !state.is_gone()
-            && (any_open(ActionMatch::StartsWith(STEP_PREFIX))
-                || any_open(ActionMatch::Is(crate::schedule::DELETE)))
+            && (any_open(ActionMatch::AnyLeaverStep) || any_open(ActionMatch::Is(ActionKind::Delete)))
         {
-            // Back (a rehire, even one whose start date is still ahead): no step and no
-            // deletion may touch the account any more.
-            let back = |action| {
-                p.store.cancel_actions(
-                    &job.tenant,
-                    &job.person_key,
-                    None,
-                    action,
-                    "the person is back",
-                    now,
-                )
-            };
-            let steps = back(ActionMatch::StartsWith(STEP_PREFIX))
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            if steps > 0 {
-                self.pending.push(self.record(
-                    "leaver.steps_cancelled",
-                    None,
-                    json!({ "cancelled": steps, "why": "the person is back" }),
-                ));
-            }
-            let deletions = back(ActionMatch::Is(crate::schedule::DELETE))
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            if deletions > 0 {
-                self.pending.push(self.record(
-                    "deprovision.cancelled",
-                    None,
-                    json!({ "action": crate::schedule::DELETE, "cancelled": deletions, "why": "the person is back" }),
-                ));
-            }
+            self.cancel_leaving().await?;
         }
         // A manager provisioned after their reports: the reports get their manager now.
         if !self.created.is_empty() {
-            let mut keys = vec![job.person_key.clone()];
-            keys.extend(person.ids.iter().map(|i| format!("{}:{}", i.source, i.id)));
-            keys.dedup();
-            let reports = p
-                .store
-                .reports_of(&job.tenant, keys)
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            for report in reports.iter().filter(|r| **r != job.person_key) {
-                p.store
-                    .reschedule_action(NewScheduledAction {
-                        person_key: report.clone(),
-                        ..schedule(
-                            "",
-                            REFRESH.into(),
-                            now,
-                            format!("manager {} provisioned", job.person_key),
-                        )
-                    })
-                    .await
-                    .map_err(|e| Failure::store(&e))?;
+            self.refresh_reports(person).await?;
+        }
+        Ok(())
+    }
+
+    /// Leaver steps: scheduled once when the person goes.
+    async fn schedule_leaver_steps(&mut self, tenant: &TenantPipeline) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        let now = p.now();
+        let since = self.life.gone_since_ms.unwrap_or(now);
+        for dest in &tenant.destinations {
+            for (i, step) in dest.leaver_steps.iter().enumerate() {
+                let due = since + step.after.0;
+                let action = NewScheduledAction {
+                    tenant: job.tenant.clone(),
+                    person_key: job.person_key.clone(),
+                    destination: dest.name.clone(),
+                    action: ActionKind::LeaverStep(i),
+                    due_ms: due,
+                    reason: format!("leaver step {i}: {}", step.action.name()),
+                    now_ms: now,
+                };
+                if p.store.schedule_action(action).await? {
+                    let rec = self.record(
+                        Some(&dest.name),
+                        &ev::LeaverStepScheduled {
+                            step: i,
+                            action: step.action.name(),
+                            due_ms: due,
+                        },
+                    );
+                    self.pending.push(rec);
+                }
             }
-            if !reports.is_empty() {
-                self.pending.push(self.record(
-                    "manager.reports_refreshed",
-                    None,
-                    json!({ "reports": reports, "destinations": self.created }),
-                ));
-            }
+        }
+        Ok(())
+    }
+
+    /// Back (a rehire, even one whose start date is still ahead): no step and no
+    /// deletion may touch the account any more.
+    async fn cancel_leaving(&mut self) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        let now = p.now();
+        let why = "the person is back";
+        let steps = p
+            .store
+            .cancel_actions(
+                &job.tenant,
+                &job.person_key,
+                None,
+                ActionMatch::AnyLeaverStep,
+                why,
+                now,
+            )
+            .await?;
+        if steps > 0 {
+            let rec = self.record(
+                None,
+                &ev::LeaverStepsCancelled {
+                    cancelled: steps,
+                    why,
+                },
+            );
+            self.pending.push(rec);
+        }
+        let deletions = p
+            .store
+            .cancel_actions(
+                &job.tenant,
+                &job.person_key,
+                None,
+                ActionMatch::Is(ActionKind::Delete),
+                why,
+                now,
+            )
+            .await?;
+        if deletions > 0 {
+            let rec = self.record(
+                None,
+                &ev::DeprovisionsCancelled {
+                    action: ActionKind::Delete,
+                    cancelled: deletions,
+                    why,
+                },
+            );
+            self.pending.push(rec);
+        }
+        Ok(())
+    }
+
+    /// The reports of a manager this job provisioned are evaluated again.
+    async fn refresh_reports(&mut self, person: &wit::Person) -> Result<(), Failure> {
+        let (p, job) = (self.p, self.job);
+        let now = p.now();
+        let mut keys = vec![job.person_key.clone()];
+        keys.extend(person.ids.iter().map(|i| format!("{}:{}", i.source, i.id)));
+        keys.dedup();
+        let reports = p.store.reports_of(&job.tenant, keys).await?;
+        for report in reports.iter().filter(|r| **r != job.person_key) {
+            p.store
+                .reschedule_action(NewScheduledAction {
+                    tenant: job.tenant.clone(),
+                    person_key: report.clone(),
+                    destination: String::new(),
+                    action: ActionKind::Refresh,
+                    due_ms: now,
+                    reason: format!("manager {} provisioned", job.person_key),
+                    now_ms: now,
+                })
+                .await?;
+        }
+        if !reports.is_empty() {
+            let rec = self.record(
+                None,
+                &ev::ManagerReportsRefreshed {
+                    reports: &reports,
+                    destinations: &self.created,
+                },
+            );
+            self.pending.push(rec);
         }
         Ok(())
     }
@@ -373,7 +347,7 @@ impl JobRun<'_> {
     async fn follow_action(
         &self,
         open: &[ScheduledAction],
-        action: &str,
+        action: ActionKind,
         due: Option<i64>,
         reason: impl FnOnce() -> String,
         none_due: &str,
@@ -383,35 +357,35 @@ impl JobRun<'_> {
             .iter()
             .find(|a| a.destination.is_empty() && a.action == action);
         match (due, current) {
-            (Some(due), Some(a)) if a.due_ms == due || a.state == "queued" => Ok(()),
-            (Some(due), _) => p
-                .store
-                .reschedule_action(NewScheduledAction {
-                    tenant: job.tenant.clone(),
-                    person_key: job.person_key.clone(),
-                    destination: String::new(),
-                    action: action.into(),
-                    due_ms: due,
-                    reason: reason(),
-                    now_ms: p.now(),
-                })
-                .await
-                .map(drop),
-            (None, None) => Ok(()),
-            (None, Some(_)) => p
-                .store
-                .cancel_actions(
-                    &job.tenant,
-                    &job.person_key,
-                    Some(""),
-                    ActionMatch::Is(action),
-                    none_due,
-                    p.now(),
-                )
-                .await
-                .map(drop),
+            (Some(due), Some(a)) if a.due_ms == due || a.state == ActionState::Queued => {}
+            (Some(due), _) => {
+                p.store
+                    .reschedule_action(NewScheduledAction {
+                        tenant: job.tenant.clone(),
+                        person_key: job.person_key.clone(),
+                        destination: String::new(),
+                        action,
+                        due_ms: due,
+                        reason: reason(),
+                        now_ms: p.now(),
+                    })
+                    .await?;
+            }
+            (None, None) => {}
+            (None, Some(_)) => {
+                p.store
+                    .cancel_actions(
+                        &job.tenant,
+                        &job.person_key,
+                        Some(""),
+                        ActionMatch::Is(action),
+                        none_due,
+                        p.now(),
+                    )
+                    .await?;
+            }
         }
-        .map_err(|e| Failure::store(&e))
+        Ok(())
     }
 
     /// Sends a contract-expiry notice to the person's manager (a ticket through the
@@ -423,30 +397,30 @@ impl JobRun<'_> {
     ) -> Result<(), Failure> {
         let (p, job) = (self.p, self.job);
         let now = p.now();
-        let days: u32 = action
-            .action
-            .strip_prefix(NOTICE_PREFIX)
-            .and_then(|d| d.strip_suffix('d'))
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0);
+        let days = match action.action {
+            ActionKind::Notice { days } => days,
+            _ => 0,
+        };
         let still = self
-            .life()
+            .life
             .notices(action.due_ms - 1, &[days])
             .iter()
             .any(|(_, due)| *due == action.due_ms);
-        if !still || self.state().is_gone() {
+        if !still || self.state.is_gone() {
             p.store
-                .finish_action(action.id, "cancelled", "the contract changed", now)
-                .await
-                .map_err(|e| Failure::store(&e))?;
-            self.pending.push(self.record(
-                "contract.notice_cancelled",
+                .finish_action(action.id, ActionState::Cancelled, "the contract changed", now)
+                .await?;
+            let rec = self.record(
                 None,
-                json!({ "days_before": days, "why": "the contract changed" }),
-            ));
+                &ev::ContractNoticeCancelled {
+                    days_before: days,
+                    why: "the contract changed",
+                },
+            );
+            self.pending.push(rec);
             return self.save_life(None).await;
         }
-        let life = self.life().clone();
+        let life = self.life.clone();
         let manager_email = match &life.manager {
             Some(m) => self.primary_email(m).await?,
             None => None,
@@ -496,18 +470,24 @@ impl JobRun<'_> {
             summary = Some(outcome.summary);
         }
         p.store
-            .finish_action(action.id, "done", "notice sent", now)
-            .await
-            .map_err(|e| Failure::store(&e))?;
-        let data: serde_json::Map<String, serde_json::Value> =
-            fields.into_iter().map(|(k, v)| (k, json!(v))).collect();
-        self.pending.push(self.record(
-            "contract.notice_sent",
+            .finish_action(action.id, ActionState::Done, "notice sent", now)
+            .await?;
+        let data = fields
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect();
+        let rec = self.record(
             sent_to.as_deref(),
-            json!({ "fields": data, "ticket": summary, "destination": sent_to }),
-        ));
+            &ev::ContractNoticeSent {
+                fields: data,
+                ticket: summary.as_deref(),
+                destination: sent_to.as_deref(),
+            },
+        );
+        self.pending.push(rec);
         if sent_to.is_none() {
-            tracing::warn!(person = %job.person_key, "contract notice due but lifecycle.notify_destination is not set; audited only");
+            tracing::warn!(person = %job.person_key, "contract notice due but lifecycle.notify_destination \
+                is not set; audited only");
         }
         self.save_life(None).await
     }
@@ -518,10 +498,9 @@ impl JobRun<'_> {
             .p
             .store
             .latest_events_of(&self.job.tenant, person_key)
-            .await
-            .map_err(|e| Failure::store(&e))?;
+            .await?;
         for e in events {
-            if let Ok(ev) = serde_json::from_str::<wit::PersonEvent>(&e.body) {
+            if let Ok(ev) = crate::stored::decode(&e.body) {
                 let emails = &ev.person.emails;
                 if let Some(m) = emails.iter().find(|m| m.primary).or(emails.first()) {
                     return Ok(Some(m.value.clone()));

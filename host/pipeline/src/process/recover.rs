@@ -7,39 +7,41 @@
 
 use super::JobRun;
 use crate::Failure;
-use serde_json::json;
+use crate::audit_events::OpRecovered;
 use tenure_runtime::wit;
-use tenure_store::{FinishedOp, Link, LinkUpdate, OpResult, OperationRow};
+use tenure_store::{
+    FinishedOp, Link, LinkUpdate, OpResult, OperationKind as Kind, OperationRow, OperationStatus,
+};
 
 /// Whether an interrupted operation took effect, judged from the live account.
 fn took_effect(op: &OperationRow, current: Option<&wit::Account>) -> Option<bool> {
     let target = op.target.as_deref().unwrap_or_default();
     let has_group = |g: &str| current.is_some_and(|a| a.groups.iter().any(|x| x == g));
-    Some(match op.kind.as_str() {
-        "create" => current.is_some(),
-        "add-member" => has_group(target),
-        "remove-member" => current.is_some() && !has_group(target),
-        "delete" => current.is_none(),
-        "disable" => current.is_some_and(|a| !a.enabled),
-        "enable" => current.is_some_and(|a| a.enabled),
-        "move" => current.is_some_and(|a| a.container.as_deref() == Some(target)),
+    Some(match op.kind {
+        Kind::Create => current.is_some(),
+        Kind::AddMember => has_group(target),
+        Kind::RemoveMember => current.is_some() && !has_group(target),
+        Kind::Delete => current.is_none(),
+        Kind::Disable => current.is_some_and(|a| !a.enabled),
+        Kind::Enable => current.is_some_and(|a| a.enabled),
+        Kind::Move => current.is_some_and(|a| a.container.as_deref() == Some(target)),
         // An update's or a ticket's effect cannot be read back: it is planned again.
-        _ => return None,
+        Kind::Update | Kind::OpenTicket => return None,
     })
 }
 
 /// The link once an operation that took effect is counted.
 fn counted(link: Option<Link>, op: &OperationRow) -> Option<Link> {
     let target = op.target.clone().unwrap_or_default();
-    match op.kind.as_str() {
-        "delete" => None,
-        "add-member" => link.map(|mut l| {
+    match op.kind {
+        Kind::Delete => None,
+        Kind::AddMember => link.map(|mut l| {
             if !l.managed_groups.contains(&target) {
                 l.managed_groups.push(target);
             }
             l
         }),
-        "remove-member" => link.map(|mut l| {
+        Kind::RemoveMember => link.map(|mut l| {
             l.managed_groups.retain(|g| *g != target);
             l
         }),
@@ -58,7 +60,7 @@ impl JobRun<'_> {
                     .operations(self.job.id)
                     .await?
                     .into_iter()
-                    .filter(|o| o.status == "started")
+                    .filter(|o| o.status == OperationStatus::Started)
                     .collect()
             } else {
                 Vec::new()
@@ -90,10 +92,9 @@ impl JobRun<'_> {
             if effect == Some(true) {
                 link = counted(link, &op);
             }
-            let (status, kind) = match effect {
-                Some(true) => ("done", "op.applied"),
-                Some(false) => ("abandoned", "op.abandoned"),
-                None => ("abandoned", "op.unconfirmed"),
+            let status = match effect {
+                Some(true) => OperationStatus::Done,
+                Some(false) | None => OperationStatus::Abandoned,
             };
             let note = match effect {
                 Some(true) => "recovered: it took effect before the previous attempt could record it",
@@ -101,10 +102,16 @@ impl JobRun<'_> {
                 None => "recovered: its effect cannot be read back; planned again against the live account",
             };
             let rec = self.record(
-                kind,
                 Some(destination),
-                json!({ "op": op.kind, "key": op.op_key, "target": op.target, "status": status,
-                        "recovered": true, "note": note }),
+                &OpRecovered {
+                    effect,
+                    op: op.kind,
+                    key: &op.op_key,
+                    target: &op.target,
+                    status,
+                    recovered: true,
+                    note,
+                },
             );
             let update = (link != before).then(|| LinkUpdate {
                 tenant: self.job.tenant.clone(),
@@ -116,7 +123,7 @@ impl JobRun<'_> {
             let done = FinishedOp {
                 op_id: op.id,
                 result: OpResult {
-                    status: status.into(),
+                    status,
                     detail: note.into(),
                     anchor: None,
                     now_ms: self.p.now(),
@@ -140,9 +147,9 @@ mod tests {
             job_id: 1,
             destination: "d".into(),
             op_key: format!("{kind}/{target}"),
-            kind: kind.into(),
+            kind: kind.parse().expect("a kind"),
             target: Some(target.into()),
-            status: "started".into(),
+            status: OperationStatus::Started,
             detail: None,
             anchor: None,
             started_ms: 0,

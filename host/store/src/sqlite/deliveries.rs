@@ -2,22 +2,22 @@
 //! sender is answered, claimed with a lease by the enrichment workers, and ended
 //! together with the events they produced.
 
-use super::{SqliteStore, intake_events, writer::WriteCtx};
+use super::{SqliteStore, events::intake_events, writer::WriteCtx};
 use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
 
-const COLUMNS: &str = "id, tenant, source, event, state, attempts, max_attempts, run_at_ms, last_error, events, \
+const COLUMNS: &str = "id, tenant, source, event, state, attempts, max_attempts, run_at_ms, last_error, \
+    events, \
      received_ms, finished_ms, headers, body";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
-    let state: String = r.get(4)?;
     let headers: String = r.get(12)?;
     Ok(DeliveryRow {
         id: r.get(0)?,
         tenant: r.get(1)?,
         source: r.get(2)?,
         event: r.get(3)?,
-        state: DeliveryState::parse(&state).unwrap_or(DeliveryState::Dead),
+        state: r.get(4)?,
         attempts: r.get(5)?,
         max_attempts: r.get(6)?,
         run_at_ms: r.get(7)?,
@@ -61,7 +61,7 @@ fn store(ctx: &mut WriteCtx<'_>, d: NewDelivery) -> StoreResult<DeliveryIntake> 
                 d.audit
                     .into_iter()
                     .map(|mut a| {
-                        a.kind = "webhook.redelivered".into();
+                        a.kind = AuditKind::WebhookRedelivered;
                         a
                     })
                     .collect(),
@@ -70,7 +70,11 @@ fn store(ctx: &mut WriteCtx<'_>, d: NewDelivery) -> StoreResult<DeliveryIntake> 
         }
         (_, None) => {}
     }
-    let state = if d.ping { "done" } else { "pending" };
+    let state = if d.ping {
+        DeliveryState::Done
+    } else {
+        DeliveryState::Pending
+    };
     let headers = serde_json::to_string(&d.headers)?;
     let id: i64 = c
         .prepare_cached(
@@ -80,7 +84,8 @@ fn store(ctx: &mut WriteCtx<'_>, d: NewDelivery) -> StoreResult<DeliveryIntake> 
              RETURNING id",
         )?
         .query_row(
-            params![d.tenant, d.source, d.token, d.digest, d.event, headers, d.body, state, d.max_attempts, ctx.now_ms],
+            params![d.tenant, d.source, d.token, d.digest, d.event, headers, d.body, state, d.max_attempts,
+                ctx.now_ms],
             |r| r.get(0),
         )?;
     let audit = d
@@ -97,12 +102,13 @@ fn store(ctx: &mut WriteCtx<'_>, d: NewDelivery) -> StoreResult<DeliveryIntake> 
     Ok(DeliveryIntake::Stored { delivery_id: id })
 }
 
-impl SqliteStore {
-    pub(super) async fn store_delivery_impl(&self, delivery: NewDelivery) -> StoreResult<DeliveryIntake> {
+#[async_trait::async_trait]
+impl DeliveryStore for SqliteStore {
+    async fn store_delivery(&self, delivery: NewDelivery) -> StoreResult<DeliveryIntake> {
         self.writer.write_urgent(move |ctx| store(ctx, delivery)).await
     }
 
-    pub(super) async fn claim_deliveries_impl(
+    async fn claim_deliveries(
         &self,
         owner: &str,
         now_ms: i64,
@@ -126,7 +132,8 @@ impl SqliteStore {
                 for id in ids {
                     out.push(
                         c.prepare_cached(&format!(
-                            "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_owner = ?2,
+                            "UPDATE deliveries SET state = 'running', attempts = attempts + 1, lease_owner = \
+                                ?2,
                                  lease_until_ms = ?3 WHERE id = ?1 RETURNING {COLUMNS}"
                         ))?
                         .query_row(params![id, owner, now_ms + lease_ms], row)?,
@@ -137,7 +144,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn finish_delivery_impl(
+    async fn finish_delivery(
         &self,
         id: i64,
         owner: &str,
@@ -159,7 +166,7 @@ impl SqliteStore {
                     return Ok(None);
                 };
                 let now = ctx.now_ms;
-                let end = |state: &str, error: Option<&str>, events: i64| -> StoreResult<()> {
+                let end = |state: DeliveryState, error: Option<&str>, events: i64| -> StoreResult<()> {
                     ctx.conn
                         .prepare_cached(
                             "UPDATE deliveries SET state = ?2, last_error = ?3, events = ?4, finished_ms = ?5,
@@ -171,28 +178,44 @@ impl SqliteStore {
                 let intake = match finish {
                     DeliveryFinish::Done { events } => {
                         let intake = intake_events(ctx, events)?;
-                        let accepted =
-                            intake.iter().filter(|i| matches!(i, Intake::Accepted { .. })).count() as i64;
-                        end("done", None, accepted)?;
+                        let accepted = intake
+                            .iter()
+                            .filter(|i| matches!(i, Intake::Accepted { .. }))
+                            .count() as i64;
+                        end(DeliveryState::Done, None, accepted)?;
                         intake
                     }
                     DeliveryFinish::Rejected { reason } => {
-                        end("rejected", Some(&reason), 0)?;
+                        end(DeliveryState::Rejected, Some(&reason), 0)?;
                         Vec::new()
                     }
                     DeliveryFinish::Dead { error } => {
-                        end("dead", Some(&error), 0)?;
+                        end(DeliveryState::Dead, Some(&error), 0)?;
                         Vec::new()
                     }
-                    DeliveryFinish::Retry { error, charge: true, .. } if attempts >= max_attempts => {
-                        end("dead", Some(&format!("{error} (gave up after {attempts} attempts)")), 0)?;
+                    DeliveryFinish::Retry {
+                        error, charge: true, ..
+                    } if attempts >= max_attempts => {
+                        end(
+                            DeliveryState::Dead,
+                            Some(&format!(
+                                "{error} (gave up after {attempts} \
+                            attempts)"
+                            )),
+                            0,
+                        )?;
                         Vec::new()
                     }
-                    DeliveryFinish::Retry { run_at_ms, error, charge } => {
+                    DeliveryFinish::Retry {
+                        run_at_ms,
+                        error,
+                        charge,
+                    } => {
                         ctx.conn
                             .prepare_cached(
                                 "UPDATE deliveries SET state = 'pending', run_at_ms = ?2, last_error = ?3,
-                                     lease_owner = NULL, lease_until_ms = NULL, attempts = attempts - ?4 WHERE id = ?1",
+                                     lease_owner = NULL, lease_until_ms = NULL, attempts = attempts - ?4 \
+                                         WHERE id = ?1",
                             )?
                             .execute(params![id, run_at_ms, error, i64::from(!charge)])?;
                         Vec::new()
@@ -204,17 +227,13 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn extend_delivery_leases_impl(
-        &self,
-        owner: &str,
-        ids: Vec<i64>,
-        until_ms: i64,
-    ) -> StoreResult<()> {
+    async fn extend_delivery_leases(&self, owner: &str, ids: Vec<i64>, until_ms: i64) -> StoreResult<()> {
         let owner = owner.to_string();
         self.writer
             .write(move |ctx| {
                 let mut stmt = ctx.conn.prepare_cached(
-                    "UPDATE deliveries SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state = 'running'",
+                    "UPDATE deliveries SET lease_until_ms = ?3 WHERE id = ?1 AND lease_owner = ?2 AND state \
+                        = 'running'",
                 )?;
                 for id in ids {
                     stmt.execute(params![id, owner, until_ms])?;
@@ -224,7 +243,7 @@ impl SqliteStore {
             .await
     }
 
-    pub(super) async fn deliveries_impl(&self, filter: DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
+    async fn deliveries(&self, filter: DeliveryFilter) -> StoreResult<Vec<DeliveryRow>> {
         self.read(|c| {
             let limit = if filter.limit == 0 {
                 100
@@ -236,33 +255,21 @@ impl SqliteStore {
                  AND (?3 IS NULL OR state = ?3) ORDER BY id DESC LIMIT ?4"
             ))?;
             let rows = stmt
-                .query_map(
-                    params![
-                        filter.tenant,
-                        filter.source,
-                        filter.state.map(DeliveryState::as_str),
-                        limit
-                    ],
-                    row,
-                )?
+                .query_map(params![filter.tenant, filter.source, filter.state, limit], row)?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
     }
 
-    pub(super) async fn replay_delivery_impl(
-        &self,
-        tenant: &str,
-        id: i64,
-        actor: &str,
-    ) -> StoreResult<DeliveryRow> {
+    async fn replay_delivery(&self, tenant: &str, id: i64, actor: &str) -> StoreResult<DeliveryRow> {
         let (tenant, actor) = (tenant.to_string(), actor.to_string());
         self.writer
             .write(move |ctx| {
                 let replayed = ctx
                     .conn
                     .prepare_cached(&format!(
-                        "UPDATE deliveries SET state = 'pending', run_at_ms = ?3, attempts = 0, finished_ms = NULL
+                        "UPDATE deliveries SET state = 'pending', run_at_ms = ?3, attempts = 0, finished_ms \
+                            = NULL
                          WHERE tenant = ?1 AND id = ?2 AND state IN ('dead', 'rejected') RETURNING {COLUMNS}"
                     ))?
                     .query_row(params![tenant, id, ctx.now_ms], row)
@@ -272,13 +279,10 @@ impl SqliteStore {
                         "delivery {id} is not dead or rejected (only those can be replayed)"
                     )));
                 };
-                ctx.audit(AuditRecord {
-                    tenant: tenant.clone(),
-                    kind: "admin.delivery_replayed".into(),
-                    actor,
-                    data: serde_json::json!({ "delivery": id, "source": d.source }),
-                    ..AuditRecord::default()
-                })?;
+                ctx.audit(
+                    AuditRecord::new(&tenant, AuditKind::AdminDeliveryReplayed, actor)
+                        .data(serde_json::json!({ "delivery": id, "source": d.source })),
+                )?;
                 Ok(d)
             })
             .await

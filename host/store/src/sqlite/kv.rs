@@ -56,7 +56,10 @@ impl KvBackend for SqliteKv {
                         .unwrap_or((0, 0));
                     for (key, value) in &writes {
                         let old: Option<i64> = c
-                            .prepare_cached("SELECT length(value) FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3")?
+                            .prepare_cached(
+                                "SELECT length(value) FROM kv WHERE tenant = ?1 AND plugin = ?2 \
+                                AND key = ?3",
+                            )?
                             .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
                             .optional()?;
                         if let Some(old) = old {
@@ -74,21 +77,31 @@ impl KvBackend for SqliteKv {
                                 .execute(params![ns.tenant, ns.plugin, key, v])?;
                             }
                             None => {
-                                c.prepare_cached("DELETE FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3")?
-                                    .execute(params![ns.tenant, ns.plugin, key])?;
+                                c.prepare_cached(
+                                    "DELETE FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = \
+                                    ?3",
+                                )?
+                                .execute(params![ns.tenant, ns.plugin, key])?;
                             }
                         }
                     }
                     if keys > MAX_KEYS_PER_STORE as i64 {
                         // Rolls the whole batch back.
-                        return Err(StoreError::Conflict(format!("the store is full: {MAX_KEYS_PER_STORE} keys")));
+                        return Err(StoreError::Conflict(format!(
+                            "the store is full: {MAX_KEYS_PER_STORE} \
+                            keys"
+                        )));
                     }
                     if bytes > MAX_BYTES_PER_STORE as i64 {
-                        return Err(StoreError::Conflict(format!("the store is full: {MAX_BYTES_PER_STORE} bytes")));
+                        return Err(StoreError::Conflict(format!(
+                            "the store is full: {MAX_BYTES_PER_STORE} \
+                            bytes"
+                        )));
                     }
                     c.prepare_cached(
                         "INSERT INTO kv_usage (tenant, plugin, keys, bytes) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (tenant, plugin) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+                         ON CONFLICT (tenant, plugin) DO UPDATE SET keys = excluded.keys, bytes = \
+                             excluded.bytes",
                     )?
                     .execute(params![ns.tenant, ns.plugin, keys, bytes])?;
                     Ok(())

@@ -41,7 +41,8 @@ impl WriteCtx<'_> {
         let hash = entry_hash_text(self.key, &self.head.hash, seq, self.now_ms, &record, &data);
         self.conn
             .prepare_cached(
-                "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash)
+                "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, \
+                    job_id, data, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![

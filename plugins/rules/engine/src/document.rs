@@ -199,7 +199,8 @@ mod tests {
         let committed = std::fs::read_to_string(path).unwrap_or_default();
         assert!(
             committed == text,
-            "plugins/rules/schema/rule-set.schema.json is out of date: run UPDATE_SCHEMA=1 cargo test -p tenure-rules-engine"
+            "plugins/rules/schema/rule-set.schema.json is out of date: run UPDATE_SCHEMA=1 cargo test -p \
+                tenure-rules-engine"
         );
     }
 }

@@ -996,7 +996,8 @@ fn single_app_role(a: &[Value]) -> Fr {
         0 => Ok(Value::Null),
         1 => Ok(roles.into_iter().next().unwrap_or(Value::Null)),
         n => Err(format!(
-            "the account has {n} app assignments; SingleAppRoleAssignment takes one (use AppRoleAssignmentsComplex)"
+            "the account has {n} app assignments; SingleAppRoleAssignment takes one (use \
+                AppRoleAssignmentsComplex)"
         )),
     }
 }

@@ -243,13 +243,19 @@ static CASES: &[Case] = &[
     ),
     with(
         "IgnoreFlowIfNullOrEmpty",
-        r#"IgnoreFlowIfNullOrEmpty(Switch([prefix], "", "3443", "Dr.", "3444", "Prof.", "3445", "Prof. Dr."))"#,
+        concat!(
+            r#"IgnoreFlowIfNullOrEmpty(Switch([prefix], "", "3443", "Dr.", "3444", "Prof.", "#,
+            r#""3445", "Prof. Dr."))"#
+        ),
         &[("prefix", T("3446"))],
         Nothing,
     ),
     with(
         "IgnoreFlowIfNullOrEmpty",
-        r#"IgnoreFlowIfNullOrEmpty(Switch([prefix], "", "3443", "Dr.", "3444", "Prof.", "3445", "Prof. Dr."))"#,
+        concat!(
+            r#"IgnoreFlowIfNullOrEmpty(Switch([prefix], "", "3443", "Dr.", "3444", "Prof.", "#,
+            r#""3445", "Prof. Dr."))"#
+        ),
         &[("prefix", T("3444"))],
         Text("Prof."),
     ),
@@ -284,7 +290,8 @@ static CASES: &[Case] = &[
             &[("country", T(""))],
             Text("Other"),
         ),
-        "The page lists this among unsupported IIF expressions (the condition check fails on an empty attribute). Tenure evaluates it: = compares NULL and empty text as \"\", as Switch does.",
+        "The page lists this among unsupported IIF expressions (the condition check fails on an empty \
+            attribute). Tenure evaluates it: = compares NULL and empty text as \"\", as Switch does.",
     ),
     noted(
         with(
@@ -293,7 +300,8 @@ static CASES: &[Case] = &[
             &[],
             Text("Other"),
         ),
-        "Unsupported in Entra (see above); Tenure's IIF evaluates only the branch it picks, so the guard works.",
+        "Unsupported in Entra (see above); Tenure's IIF evaluates only the branch it picks, so the guard \
+            works.",
     ),
     noted(
         with(
@@ -338,7 +346,10 @@ static CASES: &[Case] = &[
     noted(
         with(
             "NumFromDate",
-            r#"NumFromDate(Join("", FormatDateTime([ContractEndDate], ,"yyyy-MM-ddzzz", "yyyy-MM-dd"), " 23:59:59-08:00"))"#,
+            concat!(
+                r#"NumFromDate(Join("", FormatDateTime([ContractEndDate], ,"yyyy-MM-ddzzz", "#,
+                r#""yyyy-MM-dd"), " 23:59:59-08:00"))"#
+            ),
             &[("ContractEndDate", T("2020-12-31-08:00"))],
             Number(132_539_615_990_000_000),
         ),
@@ -347,11 +358,15 @@ static CASES: &[Case] = &[
     noted(
         with(
             "NumFromDate",
-            r#"NumFromDate(Join("",FormatDateTime([endDate], ,"M/d/yyyy hh:mm:ss tt","yyyy-MM-dd")," 23:59:59-08:00"))"#,
+            concat!(
+                r#"NumFromDate(Join("",FormatDateTime([endDate], "#,
+                r#","M/d/yyyy hh:mm:ss tt","yyyy-MM-dd")," 23:59:59-08:00"))"#
+            ),
             &[("endDate", T("12/31/2020 12:00:00 AM"))],
             Number(132_539_615_990_000_000),
         ),
-        "The page gives no input or output; with endDate 12/31/2020 12:00:00 AM this is the FILETIME of that day's 23:59:59 at -08:00.",
+        "The page gives no input or output; with endDate 12/31/2020 12:00:00 AM this is the FILETIME of that \
+            day's 23:59:59 at -08:00.",
     ),
     with(
         "PCase",
@@ -429,7 +444,8 @@ static CASES: &[Case] = &[
     ),
     with(
         "Replace",
-        "Replace([telephoneNumber], , \"\\\\+(?<isdCode>\\\\d* )(?<phoneNumber>\\\\d{10})\", , \"${phoneNumber}\", , )",
+        "Replace([telephoneNumber], , \"\\\\+(?<isdCode>\\\\d* )(?<phoneNumber>\\\\d{10})\", , \
+            \"${phoneNumber}\", , )",
         &[("telephoneNumber", T("+91 9998887777"))],
         Text("9998887777"),
     ),
@@ -440,7 +456,8 @@ static CASES: &[Case] = &[
             &[("mobile", T("+1 (999) 888-7777"))],
             Text("+19998887777"),
         ),
-        "The page says 19998887777, but its pattern [()\\s-]+ does not remove the +: Tenure (and the pattern) give +19998887777.",
+        "The page says 19998887777, but its pattern [()\\s-]+ does not remove the +: Tenure (and the \
+            pattern) give +19998887777.",
     ),
     with(
         "Replace",
@@ -456,7 +473,8 @@ static CASES: &[Case] = &[
     ),
     with(
         "Replace",
-        "Replace([telephoneNumber], , \"\\\\+(?<isdCode>\\\\d* )(?<phoneNumber>\\\\d{10})\", \"phoneNumber\" , , [mobile], )",
+        "Replace([telephoneNumber], , \"\\\\+(?<isdCode>\\\\d* )(?<phoneNumber>\\\\d{10})\", \"phoneNumber\" \
+            , , [mobile], )",
         &[("telephoneNumber", T("")), ("mobile", T("+91 8887779999"))],
         Text("8887779999"),
     ),
@@ -468,7 +486,14 @@ static CASES: &[Case] = &[
     ),
     with(
         "SelectUniqueValue",
-        r#"SelectUniqueValue(Join("@", NormalizeDiacritics(StripSpaces(Join(".",  [PreferredFirstName], [PreferredLastName]))), "contoso.com"), Join("@", NormalizeDiacritics(StripSpaces(Join(".",  Mid([PreferredFirstName], 1, 1), [PreferredLastName]))), "contoso.com"), Join("@", NormalizeDiacritics(StripSpaces(Join(".",  Mid([PreferredFirstName], 1, 2), [PreferredLastName]))), "contoso.com"))"#,
+        concat!(
+            r#"SelectUniqueValue(Join("@", NormalizeDiacritics(StripSpaces(Join(".", "#,
+            r#" [PreferredFirstName], [PreferredLastName]))), "contoso.com"), Join("@", "#,
+            r#"NormalizeDiacritics(StripSpaces(Join(".",  Mid([PreferredFirstName], 1, 1), "#,
+            r#"[PreferredLastName]))), "contoso.com"), Join("@", "#,
+            r#"NormalizeDiacritics(StripSpaces(Join(".",  Mid([PreferredFirstName], 1, 2), "#,
+            r#"[PreferredLastName]))), "contoso.com"))"#
+        ),
         &[
             ("PreferredFirstName", T("John")),
             ("PreferredLastName", T("Smith")),
@@ -486,7 +511,8 @@ static CASES: &[Case] = &[
             &[("extensionAttribute5", T("PermissionSetOne, PermissionSetTwo"))],
             Many(&["PermissionSetOne", " PermissionSetTwo"]),
         ),
-        "The page shows [\"PermissionSetOne\", \"PermissionSetTwo\"], but its input has a space after the comma, which Split keeps (as the page's own description says: it splits on the delimiter).",
+        "The page shows [\"PermissionSetOne\", \"PermissionSetTwo\"], but its input has a space after the \
+            comma, which Split keeps (as the page's own description says: it splits on the delimiter).",
     ),
     with(
         "Switch",
@@ -502,7 +528,10 @@ static CASES: &[Case] = &[
     ),
     with(
         "Switch",
-        r#"Switch([state], "Australia/Sydney", "NSW", "Australia/Sydney","QLD", "Australia/Brisbane", "SA", "Australia/Adelaide")"#,
+        concat!(
+            r#"Switch([state], "Australia/Sydney", "NSW", "Australia/Sydney","QLD", "#,
+            r#""Australia/Brisbane", "SA", "Australia/Adelaide")"#
+        ),
         &[("state", T("QLD"))],
         Text("Australia/Brisbane"),
     ),
@@ -514,7 +543,10 @@ static CASES: &[Case] = &[
     ),
     with(
         "ToLower",
-        r#"ToLower(Join("@", NormalizeDiacritics(StripSpaces(Join(".",  [PreferredFirstName], [PreferredLastName]))), "contoso.com"))"#,
+        concat!(
+            r#"ToLower(Join("@", NormalizeDiacritics(StripSpaces(Join(".", "#,
+            r#" [PreferredFirstName], [PreferredLastName]))), "contoso.com"))"#
+        ),
         &[
             ("PreferredFirstName", T("John")),
             ("PreferredLastName", T("Smith")),
@@ -552,7 +584,8 @@ static CASES: &[Case] = &[
             &[("objectId", T("00aa00aa-bb11-cc22-dd33-44ee44ee44ee"))],
             Text("100030306161303061612626231312636332322646433332343465653434656534346565"),
         ),
-        "The page's output (100064303565...) was computed from another object id than the input it shows; this is the expression's output for the input shown.",
+        "The page's output (100064303565...) was computed from another object id than the input it shows; \
+            this is the expression's output for the input shown.",
     ),
 ];
 
@@ -820,6 +853,7 @@ fn the_published_conformance_table_is_current() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == doc,
-        "docs/rules/entra-conformance.md is out of date: run UPDATE_DOCS=1 cargo test -p tenure-rules-engine --test entra_reference"
+        "docs/rules/entra-conformance.md is out of date: run UPDATE_DOCS=1 cargo test -p tenure-rules-engine \
+            --test entra_reference"
     );
 }

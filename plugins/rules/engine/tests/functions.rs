@@ -157,9 +157,10 @@ fn replace_plain_and_regex_modes() {
     );
     // Regex with `${group}` references in the replacement.
     assert_eq!(
-        text(
-            r#"Replace("+91 9998887777", null, "\\+(?<isd>\\d* )(?<phone>\\d{10})", null, "${phone}", null, null)"#
-        ),
+        text(concat!(
+            r#"Replace("+91 9998887777", null, "\\+(?<isd>\\d* )(?<phone>\\d{10})", null, "#,
+            r#""${phone}", null, null)"#
+        )),
         "9998887777"
     );
     // replacementAttributeName: the source when it has a value, else the group's match in it.
@@ -309,16 +310,18 @@ fn dates_and_time_zones() {
     assert_eq!(text("Now()"), "3/1/2026 12:00:00 PM");
     // In a zone: the local time comes out through FormatDateTime (text is always UTC).
     assert_eq!(
-        text(
-            r#"FormatDateTime(InTimeZone("2026-03-01T12:00:00Z", "Australia/Sydney"), null, "", "yyyy-MM-ddTHH:mm:sszzz")"#
-        ),
+        text(concat!(
+            r#"FormatDateTime(InTimeZone("2026-03-01T12:00:00Z", "Australia/Sydney"), null, "#,
+            r#""", "yyyy-MM-ddTHH:mm:sszzz")"#
+        )),
         "2026-03-01T23:00:00+11:00"
     );
     // A termination dated 2026-03-31 in Sydney ends at Sydney's end of day, not UTC's.
     assert_eq!(
-        text(
-            r#"FormatDateTime(EndOfDay("2026-03-31", "Australia/Sydney"), null, "", "yyyy-MM-ddTHH:mm:ss.fffzzz")"#
-        ),
+        text(concat!(
+            r#"FormatDateTime(EndOfDay("2026-03-31", "Australia/Sydney"), null, "", "#,
+            r#""yyyy-MM-ddTHH:mm:ss.fffzzz")"#
+        )),
         "2026-03-31T23:59:59.999+11:00"
     );
     assert_eq!(

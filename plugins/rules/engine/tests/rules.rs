@@ -54,7 +54,10 @@ destinations:
       - name: first-by-priority
         priority: 1
         when: person.department == "Eng"
-        then: { container: "OU=${person.department}", groups: [G-Eng], attributes: { dept: { value: Engineering } } }
+        then:
+          container: "OU=${person.department}"
+          groups: [G-Eng]
+          attributes: { dept: { value: Engineering } }
       - name: stopper
         priority: 60
         when: person.title.startsWith("Intern")
@@ -204,7 +207,9 @@ destinations:
     rules:
       - name: team-group
         when: "true"
-        then: { groups: ["Team-${person.team}", "Dept-${person.department}"], container: "OU=${person.location}" }
+        then:
+          groups: ["Team-${person.team}", "Dept-${person.department}"]
+          container: "OU=${person.location}"
     defaults: { container: OU=Fallback }
 "#;
     let e = run(set, &person("Eng", "x"), TraceLevel::None);
@@ -255,7 +260,8 @@ fn compile_errors_name_the_field_and_the_position() {
             "destinations.ad.rules[a].when: line 1, column",
         ),
         (
-            "destinations:\n  ad:\n    rules:\n      - { name: a, when: 'true' }\n      - { name: a, when: 'true' }\n",
+            "destinations:\n  ad:\n    rules:\n      - { name: a, when: 'true' }\n      - { name: a, when: \
+                'true' }\n",
             "destinations.ad.rules[1].name: a second rule",
         ),
         (

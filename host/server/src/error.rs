@@ -1,0 +1,89 @@
+//! Errors as the API answers them: a status and a JSON body naming the field
+//! and the reason.
+
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tenure_pipeline::PipelineError;
+use tenure_store::StoreError;
+
+/// An API error: status plus the field and reason.
+pub struct ApiError {
+    status: StatusCode,
+    field: String,
+    reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, field: &str, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({ "error": { "field": self.field, "reason": self.reason } })),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => {
+                ApiError::new(StatusCode::NOT_FOUND, "id", format!("{what} not found"))
+            }
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "state", m),
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store",
+                    "the store is unavailable; retry",
+                )
+            }
+        }
+    }
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Invalid(i) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &i.field, i.reason),
+            PipelineError::UnknownTenant(t) => {
+                ApiError::new(StatusCode::NOT_FOUND, "tenant", format!("no tenant {t:?}"))
+            }
+            PipelineError::Store(s) => s.into(),
+            PipelineError::Runtime(r) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r.to_string())
+            }
+            PipelineError::Call(c) => ApiError::new(StatusCode::BAD_GATEWAY, "plugin", c.to_string()),
+            PipelineError::Metrics(m) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", m.to_string())
+            }
+        }
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+/// A JSON body as `T`; a refusal names the field.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = tenure_pipeline::event::error_field(e.path().to_string(), &e.inner().to_string());
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &field,
+            e.into_inner().to_string(),
+        )
+    })
+}

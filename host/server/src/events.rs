@@ -1,0 +1,131 @@
+//! Events in: `POST /api/v1/events`, a source's payload upload, a stored event
+//! with its job, and preview (what an event would do, writing nothing).
+
+use crate::AppState;
+use crate::auth::{Authed, HrAndIt, Readers, Writers};
+use crate::error::{ApiError, ApiResult, json_body};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use tenure_pipeline::event::{EventKind, PersonIn};
+use tenure_pipeline::{PipelineError, parse_event};
+use tenure_store::Intake;
+
+/// `POST /api/v1/events`: 202 once the event and its job are stored (200 for a duplicate).
+pub async fn post_event(
+    State(s): State<AppState>,
+    c: Authed<Writers>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let event = parse_event(&body)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Idempotency-Key",
+                "must be visible ASCII",
+            )
+        })?),
+        None => None,
+    };
+    let intake = s.pipeline.submit(&c.tenant, &c.name, key, event).await?;
+    let status = match intake {
+        Intake::Accepted { .. } => StatusCode::ACCEPTED,
+        Intake::Duplicate { .. } => StatusCode::OK,
+    };
+    Ok((status, axum::Json(intake)).into_response())
+}
+
+/// `POST /api/v1/sources/{source}/payload`: a file or batch a source plugin parses.
+pub async fn post_payload(
+    State(s): State<AppState>,
+    c: Authed<Writers>,
+    headers: HeaderMap,
+    Path(source): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let payload = tenure_runtime::wit::source::Payload {
+        content_type,
+        headers: vec![],
+        body: body.to_vec(),
+    };
+    let (intake, rejected) = s
+        .pipeline
+        .ingest_payload(&c.tenant, &source, payload)
+        .await
+        .map_err(|e| match e {
+            // The source plugin refused the payload: pass its field and reason on.
+            PipelineError::Call(tenure_runtime::CallError::Plugin {
+                error: tenure_runtime::wit::PluginError::InvalidInput(i),
+                ..
+            }) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &i.field, i.reason),
+            PipelineError::Call(call) => ApiError::new(StatusCode::BAD_GATEWAY, "source", call.to_string()),
+            other => other.into(),
+        })?;
+    let status = if rejected.is_empty() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    Ok((
+        status,
+        axum::Json(json!({ "stored": intake, "rejected": rejected })),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/events/{id}`: a stored event and its job.
+pub async fn get_event(State(s): State<AppState>, c: Authed<Readers>, Path(id): Path<i64>) -> ApiResult {
+    let (event, job) = s.pipeline.event_with_job(&c.tenant, id).await?;
+    Ok(axum::Json(json!({ "event": event, "job": job })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewIn {
+    person: Option<PersonIn>,
+    kind: Option<EventKind>,
+    source: Option<String>,
+    source_record_id: Option<String>,
+}
+
+/// `POST /api/v1/preview`: what a person's record would do, through the job's own path.
+pub async fn preview(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) -> ApiResult {
+    let input: PreviewIn = json_body(&body)?;
+    let source = input.source.clone().unwrap_or_else(|| "api".into());
+    let (person, kind) = match (input.person, &input.source_record_id) {
+        (Some(person), None) => {
+            let kind = input.kind.unwrap_or(EventKind::Update);
+            let person = tenure_pipeline::event::validate_person(&source, kind, person)
+                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &e.field, e.reason))?;
+            (person, kind)
+        }
+        (None, Some(record)) => s
+            .pipeline
+            .stored_person(&c.tenant, &source, record, input.kind)
+            .await
+            .map_err(|e| match e {
+                PipelineError::Invalid(i) => ApiError::new(StatusCode::NOT_FOUND, &i.field, i.reason),
+                other => other.into(),
+            })?,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "person",
+                "give either person or source_record_id",
+            ));
+        }
+    };
+    let preview = s.pipeline.preview(&c.tenant, &source, &person, kind).await?;
+    Ok(axum::Json(preview).into_response())
+}

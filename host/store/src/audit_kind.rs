@@ -1,0 +1,138 @@
+//! Every kind of audit entry: the vocabulary of the audit log, one spelling each.
+
+crate::column_enum! {
+    /// What an audit entry records.
+    pub enum AuditKind {
+        /// An event was stored with its job.
+        EventReceived = "event.received",
+        /// An event older than one already applied was skipped.
+        EventSuperseded = "event.superseded",
+        /// A job held on a rules error gave way to a newer record.
+        JobSuperseded = "job.superseded",
+        /// An attempt ended with every destination applied.
+        JobCompleted = "job.completed",
+        /// An attempt ended; the job runs again later.
+        JobRetry = "job.retry",
+        /// The job gave up (attempts exhausted or a permanent failure).
+        JobDead = "job.dead",
+        /// The job waits for a person (a conflict, a guard, a rules error).
+        JobHeld = "job.held",
+        /// An operator made a dead, held or cancelled job run again.
+        JobReplayed = "job.replayed",
+        /// An operator cancelled a job.
+        JobCancelled = "job.cancelled",
+        /// A held job went back to the queue (a fixed rule set, an approval).
+        JobReleased = "job.released",
+        /// The rules gave the desired accounts.
+        RulesEvaluated = "rules.evaluated",
+        /// The rules failed on the person's data.
+        RulesFailed = "rules.failed",
+        /// A rule-set version was stored.
+        RulesDrafted = "rules.drafted",
+        /// A rule-set version became the one that runs.
+        RulesPublished = "rules.published",
+        /// An earlier rule-set version was brought back.
+        RulesRolledBack = "rules.rolled-back",
+        /// The configured rule set became version 1.
+        RulesImported = "rules.imported",
+        /// The person's state changed what the rules asked for.
+        LifecycleShaped = "lifecycle.shaped",
+        /// The person's state changed.
+        LifecycleChanged = "lifecycle.changed",
+        /// A withdrawal after the start date was not applied.
+        LifecycleWithdrawalIgnored = "lifecycle.withdrawal_ignored",
+        /// A joiner was recognised as a rehire.
+        LifecycleRehire = "lifecycle.rehire",
+        /// A unique value was settled for an attribute.
+        NameAssigned = "name.assigned",
+        /// An account taken over kept its unique value.
+        NameKept = "name.kept",
+        /// An existing account was linked by the merge policy.
+        LinkMerged = "link.merged",
+        /// An existing account was linked by a person's decision.
+        LinkResolved = "link.resolved",
+        /// An account a crashed attempt created was linked.
+        LinkRecovered = "link.recovered",
+        /// A destination was left alone for this event.
+        DestinationSkipped = "destination.skipped",
+        /// A matching conflict waits for a person.
+        ConflictOpened = "conflict.opened",
+        /// A person decided a conflict.
+        ConflictResolved = "conflict.resolved",
+        /// The operations planned for a destination.
+        PlanCreated = "plan.created",
+        /// A connector applied an operation.
+        OpApplied = "op.applied",
+        /// An operation failed.
+        OpFailed = "op.failed",
+        /// An operation was recorded but not sent.
+        OpAbandoned = "op.abandoned",
+        /// An interrupted operation's outcome could not be confirmed.
+        OpUnconfirmed = "op.unconfirmed",
+        /// The mass-change guard stopped destructive changes.
+        GuardTripped = "guard.tripped",
+        /// A person approved a tripped guard.
+        GuardApproved = "guard.approved",
+        /// A destructive change went ahead under an approval.
+        GuardApprovedChange = "guard.approved_change",
+        /// A leaver's account was scheduled for deletion.
+        DeprovisionScheduled = "deprovision.scheduled",
+        /// A scheduled deletion no longer applies.
+        DeprovisionCancelled = "deprovision.cancelled",
+        /// A leaver's account was deleted after the grace period.
+        DeprovisionDeleted = "deprovision.deleted",
+        /// What a leave takes away was remembered.
+        LeaveSaved = "leave.saved",
+        /// What a leave took away was given back.
+        LeaveRestored = "leave.restored",
+        /// A staged leaver step was scheduled.
+        LeaverStepScheduled = "leaver.step_scheduled",
+        /// A staged leaver step was carried out.
+        LeaverStepDone = "leaver.step_done",
+        /// A staged leaver step was cancelled.
+        LeaverStepCancelled = "leaver.step_cancelled",
+        /// A returning person's open leaver steps were cancelled.
+        LeaverStepsCancelled = "leaver.steps_cancelled",
+        /// A contract-expiry notice was sent.
+        ContractNoticeSent = "contract.notice_sent",
+        /// A contract-expiry notice no longer applies.
+        ContractNoticeCancelled = "contract.notice_cancelled",
+        /// A newly provisioned manager's reports were queued.
+        ManagerReportsRefreshed = "manager.reports_refreshed",
+        /// A reconciliation run finished.
+        ReconcileCompleted = "reconcile.completed",
+        /// A verified webhook delivery was stored.
+        WebhookReceived = "webhook.received",
+        /// A webhook delivery was refused.
+        WebhookRejected = "webhook.rejected",
+        /// A webhook delivery repeated content already received.
+        WebhookRedelivered = "webhook.redelivered",
+        /// A vendor's test delivery was acknowledged.
+        WebhookPing = "webhook.ping",
+        /// A delivery became events.
+        WebhookEnriched = "webhook.enriched",
+        /// A source plugin refused a delivery's record.
+        WebhookEventRejected = "webhook.event_rejected",
+        /// A delivery's enrichment gave up.
+        WebhookDead = "webhook.dead",
+        /// The audit log was exported.
+        AdminAuditExported = "admin.audit_exported",
+        /// The audit chain was verified.
+        AdminAuditVerified = "admin.audit_verified",
+        /// An access review was exported.
+        AdminAccessReviewExported = "admin.access_review_exported",
+        /// A secret was stored.
+        AdminSecretSet = "admin.secret_set",
+        /// An initial password was revealed (once).
+        AdminInitialPasswordRevealed = "admin.initial_password_revealed",
+        /// An operator made a delivery run again.
+        AdminDeliveryReplayed = "admin.delivery_replayed",
+    }
+}
+
+impl AuditKind {
+    /// The family (`op` of `op.applied`), for filters.
+    pub fn family(self) -> &'static str {
+        self.as_str().split('.').next().unwrap_or_default()
+    }
+}

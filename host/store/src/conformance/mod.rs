@@ -1,0 +1,154 @@
+//! The store's behaviour, written once against the aggregate traits: ordering,
+//! leases and fencing, idempotency, claims, the audit chain and every query the
+//! pipeline uses. Every backend runs all of it with [`conformance_suite!`]:
+//!
+//! ```text
+//! async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) { ... }
+//! tenure_store::conformance_suite!(sqlite);
+//! ```
+//!
+//! Cases take a fresh, empty store. Writes are timestamped by the backend's own
+//! clock, so cases use the real time for `now_ms` arguments.
+
+pub mod audit;
+pub mod deliveries;
+pub mod events;
+pub mod guards;
+pub mod operations;
+pub mod queue;
+pub mod rule_sets;
+pub mod schedule;
+pub mod secrets;
+
+use crate::*;
+use std::sync::Arc;
+
+/// Every case, as `module::case`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@cases $make;
+            events::intake_deduplicates_by_idempotency_key,
+            events::intake_links_people_across_sources,
+            events::intake_stores_the_cursor_with_its_events,
+            events::events_are_found_by_record_person_and_source,
+            events::a_newer_record_supersedes_a_job_held_on_a_rules_error,
+            events::newer_applied_finds_completed_newer_records,
+            events::unique_names_are_claimed_once_case_insensitively,
+            queue::claims_run_each_persons_jobs_in_order,
+            queue::expired_leases_go_to_another_owner_and_fence_the_old_attempt,
+            queue::heartbeats_extend_only_leases_still_held,
+            queue::retries_end_in_dead_letter_and_a_replay,
+            queue::an_uncharged_retry_gives_the_attempt_back,
+            queue::held_jobs_are_released_by_reason,
+            queue::cancel_and_replay_are_checked_and_audited,
+            queue::a_tenants_backlog_does_not_starve_another,
+            queue::unfinished_jobs_are_seen_per_person,
+            operations::an_operation_is_one_record_per_key_across_attempts,
+            operations::links_are_written_found_counted_and_removed,
+            operations::finish_records_the_last_operation_and_the_lifecycle,
+            guards::the_guard_trips_over_its_limit_and_an_approval_gives_a_budget,
+            guards::conflicts_are_decided_once_and_release_their_job,
+            schedule::actions_keep_their_first_date_fire_once_and_cancel,
+            schedule::reschedule_moves_a_pending_action_and_leaves_a_queued_one,
+            schedule::cancelling_leaver_steps_matches_every_step,
+            schedule::lifecycle_records_are_fenced_listed_and_find_reports,
+            rule_sets::rule_set_versions_number_up_and_publish_a_head,
+            audit::the_audit_chain_links_every_entry_and_verifies,
+            audit::audit_entries_are_filtered_and_redacted,
+            audit::reports_are_stored_and_listed_without_bodies,
+            audit::kpis_count_events_jobs_and_time_to_provision,
+            deliveries::deliveries_are_deduplicated_by_token_and_content,
+            deliveries::deliveries_are_leased_and_end_with_their_events,
+            secrets::secrets_round_trip_and_a_taken_secret_is_gone,
+            secrets::key_value_data_keeps_namespaces_apart,
+            secrets::the_store_answers_and_counts_its_queue,
+        );
+    };
+    (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let (store, _keep) = $make().await;
+                $crate::conformance::$module::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// Milliseconds since the epoch, by the system clock (what the backend stamps writes with).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// A joiner event for `person`, keyed `key`, in tenant `t`.
+pub fn event(key: &str, person: &str) -> NewEvent {
+    NewEvent {
+        tenant: "t".into(),
+        source: "hr".into(),
+        idempotency_key: key.into(),
+        person_key: person.into(),
+        kind: RecordKind::Person(EventKind::Joiner),
+        body: format!("{{\"record\":\"{key}\"}}"),
+        source_record_id: key.into(),
+        start_date: None,
+        occurred_ms: None,
+        actor: "test".into(),
+        received_ms: now(),
+        max_attempts: 3,
+        link_keys: Vec::new(),
+    }
+}
+
+/// Stores events; panics on a store error (cases assert behaviour, not plumbing).
+pub async fn intake(store: &Arc<dyn Store>, events: Vec<NewEvent>) -> Vec<Intake> {
+    store.intake(events, None).await.expect("intake")
+}
+
+/// Claims every runnable job for `owner` now, with a minute's lease.
+pub async fn claim(store: &Arc<dyn Store>, owner: &str) -> Vec<ClaimedJob> {
+    store
+        .claim(owner, now(), 60_000, 100, vec![])
+        .await
+        .expect("claim")
+}
+
+/// Ends an attempt as completed; whether the lease still held.
+pub async fn complete(store: &Arc<dyn Store>, lease: &JobLease) -> bool {
+    store
+        .finish(lease, Finish::Completed, vec![], None, None)
+        .await
+        .expect("finish")
+}
+
+/// A tenant's jobs in a state (or all), oldest first.
+pub async fn jobs(store: &Arc<dyn Store>, state: Option<JobState>) -> Vec<JobRow> {
+    let mut rows = store
+        .jobs(JobFilter {
+            tenant: "t".into(),
+            state,
+            person_key: None,
+            limit: 1000,
+        })
+        .await
+        .expect("jobs");
+    rows.reverse();
+    rows
+}
+
+/// Audit entries of tenant `t` of one kind.
+pub async fn audited(store: &Arc<dyn Store>, kind: AuditKind) -> Vec<AuditEntry> {
+    store
+        .audit(AuditFilter {
+            tenant: Some("t".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.record.kind == kind)
+        .collect()
+}

@@ -1,0 +1,88 @@
+//! Secrets, plugin key-value data and health.
+
+use super::{claim, event, intake};
+use crate::*;
+use std::sync::Arc;
+
+pub async fn secrets_round_trip_and_a_taken_secret_is_gone(store: Arc<dyn Store>) {
+    assert!(store.secret("lever").await.unwrap().is_none());
+    store.put_secret("lever", "s3cret").await.unwrap();
+    assert_eq!(store.secret("lever").await.unwrap().as_deref(), Some("s3cret"));
+    store.put_secret("lever", "rotated").await.unwrap();
+    assert_eq!(store.secret("lever").await.unwrap().as_deref(), Some("rotated"));
+    store.put_secret("initial-password:t:CN=a", "pw!").await.unwrap();
+    let revealed = || {
+        vec![AuditRecord::new(
+            "t",
+            AuditKind::AdminInitialPasswordRevealed,
+            "it",
+        )]
+    };
+    assert_eq!(
+        store
+            .take_secret("initial-password:t:CN=a", revealed())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("pw!")
+    );
+    // Gone, and the second attempt leaves no audit entry of a reveal that did not happen.
+    assert!(
+        store
+            .take_secret("initial-password:t:CN=a", revealed())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let reveals = store
+        .audit(AuditFilter::default())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.record.kind == AuditKind::AdminInitialPasswordRevealed)
+        .count();
+    assert_eq!(reveals, 1);
+    assert!(store.secret("initial-password:t:CN=a").await.unwrap().is_none());
+}
+
+pub async fn key_value_data_keeps_namespaces_apart(store: Arc<dyn Store>) {
+    let kv = store.kv();
+    let ns = |tenant: &str, plugin: &str| tenure_capabilities::KvNamespace {
+        tenant: tenant.into(),
+        plugin: plugin.into(),
+    };
+    let (a, b, c) = (ns("a", "p"), ns("b", "p"), ns("a", "q"));
+    kv.set(&a, "user/1", b"x").await.unwrap();
+    kv.set(&a, "user/2", b"y").await.unwrap();
+    kv.set(&a, "other", b"z").await.unwrap();
+    assert_eq!(kv.get(&a, "user/1").await.unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(kv.get(&b, "user/1").await.unwrap(), None, "per tenant");
+    assert_eq!(kv.get(&c, "user/1").await.unwrap(), None, "per plugin");
+    assert_eq!(kv.list_keys(&a, "user/").await.unwrap(), ["user/1", "user/2"]);
+    kv.set(&a, "user/1", b"x2").await.unwrap();
+    assert_eq!(kv.get(&a, "user/1").await.unwrap().as_deref(), Some(&b"x2"[..]));
+    kv.remove(&a, "user/1").await.unwrap();
+    assert_eq!(kv.get(&a, "user/1").await.unwrap(), None);
+}
+
+pub async fn the_store_answers_and_counts_its_queue(store: Arc<dyn Store>) {
+    store.ping().await.unwrap();
+    intake(&store, vec![event("a", "p1"), event("b", "p2"), event("c", "p3")]).await;
+    claim(&store, "w").await;
+    intake(&store, vec![event("d", "p4")]).await;
+    let mut depth: Vec<(String, JobState, i64)> = store
+        .queue_depth()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.tenant, d.state, d.jobs))
+        .collect();
+    depth.sort();
+    assert_eq!(
+        depth,
+        [
+            ("t".into(), JobState::Available, 1),
+            ("t".into(), JobState::Running, 3)
+        ]
+    );
+}

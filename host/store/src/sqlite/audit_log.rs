@@ -1,0 +1,202 @@
+//! The audit log, KPIs and reports.
+
+use super::{SqliteStore, date_start_ms};
+use crate::audit::{Verifier, VerifyReport};
+use crate::*;
+use rusqlite::{OptionalExtension, Row, params};
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
+    let data: String = r.get(9)?;
+    Ok(AuditEntry {
+        seq: r.get(0)?,
+        ts_ms: r.get(1)?,
+        record: AuditRecord {
+            tenant: r.get(2)?,
+            kind: r.get(3)?,
+            actor: r.get(4)?,
+            person_key: r.get(5)?,
+            destination: r.get(6)?,
+            event_id: r.get(7)?,
+            job_id: r.get(8)?,
+            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+        },
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash";
+
+fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(idx).copied()
+}
+
+fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
+    let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
+        let text: String = r.get(i)?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    };
+    Ok(ReportRow {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        kind: r.get(2)?,
+        summary: json(3)?,
+        body: json(4)?,
+        created_ms: r.get(5)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqliteStore {
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> StoreResult<()> {
+        self.writer.write(move |ctx| ctx.audit_all(records)).await
+    }
+
+    async fn audit(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        self.read_blocking(move |c| {
+            let limit = filter.limit.unwrap_or(100_000).min(1_000_000) as i64;
+            Ok(c.prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit
+                 WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR person_key = ?2) AND (?3 IS NULL OR \
+                     destination = ?3)
+                   AND (?4 IS NULL OR ts_ms >= ?4) AND (?5 IS NULL OR ts_ms < ?5)
+                   AND (?6 IS NULL OR substr(kind, 1, length(?6)) = ?6) AND seq > coalesce(?7, 0)
+                 ORDER BY seq LIMIT ?8"
+            ))?
+            .query_map(
+                params![
+                    filter.tenant,
+                    filter.person_key,
+                    filter.destination,
+                    filter.since_ms,
+                    filter.until_ms,
+                    filter.kind_prefix,
+                    filter.after_seq,
+                    limit
+                ],
+                audit_row,
+            )?
+            .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn verify_audit(&self) -> StoreResult<VerifyReport> {
+        let key = self.audit_key;
+        let recorded_head = std::fs::read_to_string(&self.head_file).ok().and_then(|text| {
+            let mut parts = text.split_whitespace();
+            Some((parts.next()?.parse::<i64>().ok()?, parts.next()?.to_string()))
+        });
+        self.read_blocking(move |c| {
+            let mut verifier = Verifier::new(&key);
+            let mut stmt = c.prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let data: String = row.get(9)?;
+                verifier.push_stored(&audit_row(row)?, &data);
+            }
+            Ok(verifier.finish(recorded_head))
+        })
+        .await
+    }
+
+    async fn kpis(&self, tenant: &str) -> StoreResult<Kpis> {
+        let tenant = tenant.to_string();
+        self.read_blocking(move |c| {
+            let count = |sql: &str| -> StoreResult<i64> { Ok(c.query_row(sql, [&tenant], |r| r.get(0))?) };
+            let events = count("SELECT count(*) FROM events WHERE tenant = ?1")?;
+            let completed_jobs = count(
+                "SELECT count(*) FROM jobs WHERE tenant = ?1 AND state = \
+                'completed'",
+            )?;
+            let dead_jobs = count("SELECT count(*) FROM jobs WHERE tenant = ?1 AND state = 'dead'")?;
+            let failures = count("SELECT coalesce(sum(failures), 0) FROM operations WHERE tenant = ?1")?;
+            let mut stmt = c.prepare(
+                "SELECT j.finished_ms - e.received_ms, j.finished_ms, e.start_date FROM jobs j JOIN events e \
+                    ON e.id = j.event_id
+                 WHERE j.tenant = ?1 AND j.state = 'completed' AND e.kind IN ('joiner', 'rehire')
+                 ORDER BY j.id DESC LIMIT 100000",
+            )?;
+            let rows: Vec<(i64, i64, Option<String>)> = stmt
+                .query_map([&tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            let mut durations: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            durations.sort_unstable();
+            let (mut ready, mut total) = (0, 0);
+            for (_, finished, start) in &rows {
+                if let Some(start_ms) = start.as_deref().and_then(date_start_ms) {
+                    total += 1;
+                    if *finished < start_ms {
+                        ready += 1;
+                    }
+                }
+            }
+            Ok(Kpis {
+                events,
+                completed_jobs,
+                dead_jobs,
+                time_to_provision_p50_ms: percentile(&durations, 0.5),
+                time_to_provision_p95_ms: percentile(&durations, 0.95),
+                first_day_ready: ready,
+                first_day_total: total,
+                first_day_access_rate: (total > 0).then(|| ready as f64 / total as f64),
+                errors_per_1000_events: if events > 0 {
+                    failures as f64 * 1000.0 / events as f64
+                } else {
+                    0.0
+                },
+            })
+        })
+        .await
+    }
+
+    async fn put_report(
+        &self,
+        tenant: &str,
+        kind: ReportKind,
+        summary: serde_json::Value,
+        body: serde_json::Value,
+        now_ms: i64,
+    ) -> StoreResult<i64> {
+        let tenant = tenant.to_string();
+        let (summary, body) = (summary.to_string(), body.to_string());
+        self.writer
+            .write(move |ctx| {
+                ctx.conn
+                    .prepare_cached(
+                        "INSERT INTO reports (tenant, kind, summary, body, created_ms) VALUES (?1, ?2, ?3, \
+                            ?4, ?5)",
+                    )?
+                    .execute(params![tenant, kind, summary, body, now_ms])?;
+                Ok(ctx.conn.last_insert_rowid())
+            })
+            .await
+    }
+
+    async fn report(&self, tenant: &str, id: i64) -> StoreResult<Option<ReportRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, tenant, kind, summary, body, created_ms FROM reports WHERE tenant = ?1 AND id = \
+                    ?2",
+            )?
+            .query_row(params![tenant, id], report_row)
+            .optional()?)
+        })
+    }
+
+    async fn reports(&self, tenant: &str, kind: ReportKind, limit: usize) -> StoreResult<Vec<ReportRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id, tenant, kind, summary, 'null', created_ms FROM reports
+                 WHERE tenant = ?1 AND kind = ?2 ORDER BY id DESC LIMIT ?3",
+            )?
+            .query_map(params![tenant, kind, limit as i64], report_row)?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+}
