@@ -82,6 +82,7 @@ impl TestHost {
         let options = SqliteOptions {
             path: dir.path().join("tenure.db"),
             synchronous_full: true,
+            accept_audit_head: false,
         };
         let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");
         let mut services = Services::new(store.kv(), clock).expect("services");
@@ -113,7 +114,11 @@ impl TestHost {
         let tokens = vec![
             ApiToken::new("it-admin", Role::It, TENANT, IT_TOKEN),
             ApiToken::new("auditor", Role::Auditor, TENANT, AUDITOR_TOKEN),
-            ApiToken::new("hr-feed", Role::Source, TENANT, SOURCE_TOKEN),
+            ApiToken::new("hr-feed", Role::Source, TENANT, SOURCE_TOKEN).for_sources(vec![
+                "hr".into(),
+                "lever".into(),
+                "api".into(),
+            ]),
             ApiToken::new("it-reviewer", Role::It, TENANT, IT2_TOKEN),
             ApiToken::new("hr-author", Role::Hr, TENANT, HR_TOKEN),
         ];

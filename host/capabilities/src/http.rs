@@ -15,6 +15,28 @@ use std::time::{Duration, Instant};
 
 /// Headers a plugin may never set: the host owns credentials and routing.
 const FORBIDDEN_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
+
+/// Hop-by-hop, framing and forwarding headers: the host's HTTP client owns the connection
+/// and the framing, and a plugin may not claim to be forwarding for someone else.
+const TRANSPORT_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "expect",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// The methods a connector needs.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 /// Default and maximum time for one request.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest response body handed to a plugin.
@@ -179,7 +201,15 @@ impl HttpCapability {
             )));
         };
         let url = resolve_url(conn, &req.path)?;
-        let method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+        let upper = req.method.to_ascii_uppercase();
+        if !METHODS.contains(&upper.as_str()) {
+            return Err(HttpError::InvalidRequest(format!(
+                "method {:?} is not allowed; use one of {}",
+                req.method,
+                METHODS.join(", ")
+            )));
+        }
+        let method = reqwest::Method::from_bytes(upper.as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("method {:?} is not valid", req.method)))?;
         let mut builder = self.client.request(method, url);
         for (name, value) in &req.headers {
@@ -188,6 +218,12 @@ impl HttpCapability {
                 return Err(HttpError::InvalidRequest(format!(
                     "header {name:?} may not be set by a plugin: the host attaches the connection's \
                         credentials itself"
+                )));
+            }
+            if TRANSPORT_HEADERS.contains(&lower.as_str()) {
+                return Err(HttpError::InvalidRequest(format!(
+                    "header {name:?} may not be set by a plugin: the host owns the connection, its framing \
+                        and any forwarding"
                 )));
             }
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -350,12 +386,101 @@ pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpEr
             conn.url
         )));
     }
+    check_segments(path).map_err(|reason| invalid(&reason))?;
     Ok(url)
+}
+
+/// Refuses path segments that mean something else once a server decodes them: `.` and
+/// `..` (also percent-encoded, and `..;` as servlet containers read it) and encoded
+/// slashes and backslashes.
+fn check_segments(path: &str) -> Result<(), String> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    for segment in path.split('/') {
+        let lower = segment.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+            return Err("holds an encoded '/', '\\' or NUL".into());
+        }
+        let decoded = lower.replace("%2e", ".");
+        let name = decoded.split(';').next().unwrap_or_default();
+        if name == "." || name == ".." {
+            return Err("holds a '.' or '..' segment (also encoded, or with ';')".into());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn only_a_connectors_methods_and_no_transport_or_forwarding_headers() {
+        crate::install_crypto_provider();
+        let mut tenant = TenantConfig::default();
+        tenant.connections.insert(
+            "api".into(),
+            crate::config::ConnectionConfig::Http(conn("http://127.0.0.1:9/v1")),
+        );
+        let request = crate::CapabilityRequest {
+            http: vec!["api".into()],
+            ..Default::default()
+        };
+        tenant.plugins.insert(
+            "p".into(),
+            crate::PluginGrant {
+                grants: request.clone(),
+                ..Default::default()
+            },
+        );
+        let grants = EffectiveGrants::new("t", "p", &request, &tenant);
+        let http = HttpCapability::new().expect("client");
+        let req = |method: &str, headers: Vec<(String, String)>| HttpRequest {
+            connection: "api".into(),
+            method: method.into(),
+            path: "/x".into(),
+            headers,
+            body: None,
+            timeout_ms: Some(100),
+        };
+        for method in ["TRACE", "CONNECT", "PROPFIND"] {
+            let e = http
+                .send(&grants, &tenant, req(method, vec![]))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, HttpError::InvalidRequest(m) if m.contains("not allowed")),
+                "{method}: {e:?}"
+            );
+        }
+        for header in ["X-Forwarded-For", "Transfer-Encoding", "Connection", "Forwarded"] {
+            let e = http
+                .send(&grants, &tenant, req("GET", vec![(header.into(), "x".into())]))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, HttpError::InvalidRequest(m) if m.contains("owns the connection")),
+                "{header}"
+            );
+        }
+    }
+
+    #[test]
+    fn decoded_traversal_and_encoded_separators_are_refused() {
+        let c = conn("https://api.example.test/v1");
+        for path in [
+            "/%2e%2e/admin",
+            "/..;/admin",
+            "/x/.;jsessionid=1/y",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a%00b",
+            "/%2E",
+        ] {
+            assert!(resolve_url(&c, path).is_err(), "{path} must be refused");
+        }
+        assert!(resolve_url(&c, "/users/ada.lovelace?filter=a%20b").is_ok());
+        assert!(resolve_url(&c, "/files/v1.2/notes..txt").is_ok());
+    }
 
     fn conn(url: &str) -> HttpConnection {
         HttpConnection {

@@ -391,8 +391,22 @@ fn check(result: ldap3::LdapResult) -> Result<(), LdapError> {
     }
 }
 
+/// Whether binding over `conn` would send the password unencrypted: any scheme but
+/// `ldaps` (read from the parsed URL, in any case) without StartTLS.
+fn sends_password_in_clear(conn: &LdapConnection) -> Result<bool, LdapError> {
+    let url = url::Url::parse(conn.url.trim())
+        .map_err(|e| LdapError::Denied(format!("connection URL {:?} is not valid: {e}", conn.url)))?;
+    match url.scheme() {
+        "ldaps" => Ok(false),
+        "ldap" | "ldapi" => Ok(!conn.starttls),
+        other => Err(LdapError::Denied(format!(
+            "connection URL scheme {other:?} is not ldap or ldaps"
+        ))),
+    }
+}
+
 async fn connect(name: &str, conn: &LdapConnection) -> Result<Ldap, LdapError> {
-    let plaintext = conn.url.starts_with("ldap://") && !conn.starttls;
+    let plaintext = sends_password_in_clear(conn)?;
     if plaintext && !conn.allow_plaintext {
         return Err(LdapError::Denied(format!(
             "connection {name:?} would send its bind password unencrypted: use ldaps:// or starttls = true \
@@ -511,6 +525,32 @@ pub fn encode_password(password: &Secret, encoding: PasswordEncoding) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plaintext_url_is_recognised_in_any_spelling() {
+        let conn = |url: &str, starttls: bool| LdapConnection {
+            url: url.into(),
+            bind_dn: "cn=admin".into(),
+            password: Secret::new("x"),
+            starttls,
+            ca_file: None,
+            allow_plaintext: false,
+            timeout_ms: None,
+        };
+        for url in [
+            "ldap://dc.example.test",
+            "LDAP://dc.example.test",
+            " Ldap://dc.example.test:389",
+        ] {
+            assert!(sends_password_in_clear(&conn(url, false)).unwrap(), "{url}");
+            assert!(
+                !sends_password_in_clear(&conn(url, true)).unwrap(),
+                "{url} with StartTLS"
+            );
+        }
+        assert!(!sends_password_in_clear(&conn("LDAPS://dc.example.test", false)).unwrap());
+        assert!(sends_password_in_clear(&conn("http://dc.example.test", false)).is_err());
+    }
 
     #[test]
     fn password_attributes_never_reach_plugins() {

@@ -86,6 +86,11 @@ pub struct TokenConfig {
     pub role: Role,
     /// The one tenant it sees.
     pub tenant: String,
+    /// The sources it may post events for (the event's `source` and every `person.ids[].source`).
+    /// Required for the `source` role. Empty for `hr` and `it`: any source the tenant does not
+    /// receive by signed webhook or by polling.
+    #[serde(default)]
+    pub sources: Vec<String>,
     /// The bearer token (use `${ENV}` or `${secret:NAME}`).
     pub token: String,
 }
@@ -221,6 +226,7 @@ impl HostConfig {
                 config.store.synchronous
             );
         }
+        check_tokens(&config.api_tokens)?;
         for (i, t) in config.api_tokens.iter().enumerate() {
             if t.token.len() < 16 {
                 anyhow::bail!(
@@ -286,6 +292,43 @@ fn interpolate(value: &mut toml::Value, path: &str, lookup: &dyn Fn(&str) -> Opt
     Ok(())
 }
 
+/// Token names are unique identifiers (they name the actor and its idempotency keys), secrets are
+/// unique (a shared secret would make two callers one), and a `source` token names its sources.
+fn check_tokens(tokens: &[TokenConfig]) -> Result<()> {
+    for (i, t) in tokens.iter().enumerate() {
+        let name_ok = !t.name.is_empty()
+            && t.name.len() <= 64
+            && t.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !name_ok {
+            anyhow::bail!("api_tokens[{i}].name: must be 1 to 64 letters, digits, '-', '_' or '.'");
+        }
+        if let Some(j) = tokens[..i].iter().position(|o| o.name == t.name) {
+            anyhow::bail!("api_tokens[{i}].name: {:?} is taken by api_tokens[{j}]", t.name);
+        }
+        if let Some(j) = tokens[..i].iter().position(|o| o.token == t.token) {
+            anyhow::bail!(
+                "api_tokens[{i}].token: the same secret as api_tokens[{j}]; give each caller its own"
+            );
+        }
+        if t.role == Role::Source && t.sources.is_empty() {
+            anyhow::bail!(
+                "api_tokens[{i}].sources: a source token names the sources it posts for (token {})",
+                t.name
+            );
+        }
+        if let Some(bad) = t
+            .sources
+            .iter()
+            .find(|s| tenure_pipeline::event::check_source(s).is_err())
+        {
+            anyhow::bail!("api_tokens[{i}].sources: {bad:?} is not a source name");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +383,53 @@ mod tests {
             !format!("{config:?}").contains("tok-123"),
             "secrets are redacted in Debug"
         );
+    }
+
+    #[test]
+    fn token_names_and_secrets_are_unique_and_a_source_token_names_its_sources() {
+        let token = |name: &str, role: Role, secret: &str, sources: &[&str]| TokenConfig {
+            name: name.into(),
+            role,
+            tenant: "acme".into(),
+            token: secret.into(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+        };
+        let ok = [
+            token("hr-feed", Role::Source, "secret-one-0123456789", &["hr"]),
+            token("it", Role::It, "secret-two-0123456789", &[]),
+        ];
+        assert!(check_tokens(&ok).is_ok());
+        let err = |tokens: &[TokenConfig]| check_tokens(tokens).unwrap_err().to_string();
+        let unbound = [token("feed", Role::Source, "secret-one-0123456789", &[])];
+        assert!(
+            err(&unbound).contains("api_tokens[0].sources: a source token names"),
+            "{}",
+            err(&unbound)
+        );
+        let twice = [
+            ok[1].clone_with("it", "secret-three-0123456789"),
+            ok[1].clone_with("it", "secret-four-0123"),
+        ];
+        assert!(err(&twice).contains("api_tokens[1].name: \"it\" is taken by api_tokens[0]"));
+        let same_secret = [
+            ok[0].clone_with("a", "same-secret-0123456789"),
+            ok[1].clone_with("b", "same-secret-0123456789"),
+        ];
+        assert!(err(&same_secret).contains("api_tokens[1].token: the same secret as api_tokens[0]"));
+        let odd = [token("it/admin", Role::It, "secret-two-0123456789", &[])];
+        assert!(err(&odd).contains("api_tokens[0].name: must be 1 to 64 letters"));
+    }
+
+    impl TokenConfig {
+        fn clone_with(&self, name: &str, secret: &str) -> TokenConfig {
+            TokenConfig {
+                name: name.into(),
+                role: self.role,
+                tenant: self.tenant.clone(),
+                token: secret.into(),
+                sources: self.sources.clone(),
+            }
+        }
     }
 
     #[test]

@@ -22,6 +22,18 @@ pub struct Host {
     pub sources: Vec<(String, SourceConfig)>,
 }
 
+/// Set by `tenure audit accept-head`: open the store even when its audit head file disagrees.
+static ACCEPT_AUDIT_HEAD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes this process open the store despite an audit head mismatch (to accept it).
+pub fn accept_audit_head_at_open() {
+    ACCEPT_AUDIT_HEAD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn accept_audit_head() -> bool {
+    ACCEPT_AUDIT_HEAD.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Opens the store a config names.
 pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
     let key_file = config
@@ -33,6 +45,7 @@ pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
     let options = SqliteOptions {
         path: config.store.path.clone(),
         synchronous_full: config.store.synchronous == "full",
+        accept_audit_head: accept_audit_head(),
     };
     SqliteStore::open(&options, master)
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))
@@ -133,7 +146,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
     let tokens = config
         .api_tokens
         .iter()
-        .map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token))
+        .map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token).for_sources(t.sources.clone()))
         .collect();
     let state = AppState::new(pipeline.clone(), tokens);
     for (tenant, document) in config_rule_sets {

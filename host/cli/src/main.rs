@@ -147,6 +147,18 @@ enum AuditCommand {
     Verify {
         #[arg(long, default_value = "tenure.toml")]
         config: PathBuf,
+        /// Pass even when the head file is missing (a cut tail then goes unnoticed).
+        #[arg(long)]
+        allow_missing_head: bool,
+    },
+    /// After the store refused to open because the audit head file disagrees with the
+    /// database: record the database's head again, with the reason, in the audit log.
+    AcceptHead {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        /// Why (for example: restored from the backup of 3 March after verify held).
+        #[arg(long)]
+        reason: String,
     },
     /// Export entries as JSONL or CSV.
     Export {
@@ -276,7 +288,21 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&preview)?);
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify { config }) => {
+        Command::Audit(AuditCommand::AcceptHead { config, reason }) => {
+            host::accept_audit_head_at_open();
+            let (_, store) = host::load_config(&config).await?;
+            match store.accept_audit_head(&reason, &actor()).await? {
+                None => println!("the audit head file agrees with the database; nothing to accept"),
+                Some(mismatch) => println!(
+                    "recorded the database's audit head again ({mismatch}); audited as audit.head-accepted"
+                ),
+            }
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify {
+            config,
+            allow_missing_head,
+        }) => {
             let (_, store) = host::load_config(&config).await?;
             let report = store.verify_audit().await?;
             let verified = AdminAuditVerified {
@@ -284,6 +310,12 @@ async fn main() -> Result<()> {
                 ok: report.ok(),
             };
             store.append_audit(vec![verified.record("*", &actor())]).await?;
+            if report.head_file_missing && report.problem.is_none() {
+                eprintln!("the audit head file is missing: a cut tail would go unnoticed");
+                if !allow_missing_head {
+                    std::process::exit(1);
+                }
+            }
             match &report.problem {
                 None => {
                     println!(

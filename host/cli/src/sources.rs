@@ -80,9 +80,20 @@ pub async fn import(config_path: &Path, tenant: &str, source: &str, file: &Path)
         headers: Vec::new(),
         body,
     };
+    // The operator at the command line holds the store's key: their import is audited like an
+    // IT administrator's upload with a reason, even for a source that receives signed webhooks.
+    let reason = format!("tenure sources import {}", file.display());
+    let upload = tenure_pipeline::intake::Upload {
+        headers: &[],
+        authority: tenure_pipeline::intake::PayloadAuthority::Reason(&reason),
+    };
+    let operator = tenure_pipeline::intake::Poster {
+        name: "cli",
+        sources: tenure_pipeline::intake::SourceScope::PushSources,
+    };
     let (intake, rejected) = host
         .pipeline
-        .ingest_payload(tenant, source, payload)
+        .ingest_payload(tenant, &operator, source, upload, payload)
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     for r in &rejected {

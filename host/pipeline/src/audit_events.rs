@@ -318,6 +318,7 @@ events! {
         destinations: &'a [String] }
     ReconcileCompleted<'a> => ReconcileCompleted { report: i64, summary: serde_json::Value,
         repairs: &'a [String] }
+    SourcePayloadOverride<'a> => SourcePayloadOverride { source: &'a str, reason: &'a str, bytes: usize }
     WebhookRejected<'a> => WebhookRejected {
         #[serde(skip_serializing_if = "Option::is_none")]
         delivery: Option<i64>,

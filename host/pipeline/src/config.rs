@@ -29,6 +29,9 @@ pub struct QueueConfig {
     pub enrich_concurrency: usize,
     /// Enrichment attempts of a delivery before it is dead (a rate limit's wait is not one).
     pub enrich_max_attempts: u32,
+    /// An event whose `occurred_at` is further than this in the future is refused (it would
+    /// supersede every later event for the person).
+    pub max_future_skew_secs: u64,
 }
 
 impl Default for QueueConfig {
@@ -44,6 +47,7 @@ impl Default for QueueConfig {
             manager_wait_max_ms: 60_000,
             enrich_concurrency: 4,
             enrich_max_attempts: 12,
+            max_future_skew_secs: 300,
         }
     }
 }

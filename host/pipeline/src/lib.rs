@@ -14,6 +14,7 @@ mod deliveries;
 pub mod desired;
 pub mod event;
 pub mod identity;
+pub mod intake;
 pub mod lifecycle;
 pub mod metrics;
 pub mod naming;
@@ -47,6 +48,9 @@ use tokio::sync::Notify;
 pub enum PipelineError {
     #[error(transparent)]
     Invalid(#[from] InvalidEvent),
+    /// The caller may not speak for the source it posted for.
+    #[error(transparent)]
+    NotAllowed(#[from] intake::NotAllowed),
     #[error("no tenant named {0:?} is configured")]
     UnknownTenant(String),
     #[error(transparent)]
@@ -328,19 +332,20 @@ impl Pipeline {
             .ok_or_else(|| PipelineError::UnknownTenant(name.into()))
     }
 
-    /// Stores a validated event and its job (de-duplicated by the idempotency key,
-    /// else by source and source record id) and wakes the workers. Returns once durable.
+    /// Stores a validated event a caller posted, with its job, and wakes the workers;
+    /// returns once durable. The caller must be allowed to speak for the event's
+    /// sources; its idempotency key lives in its own namespace, so it never meets a
+    /// source's record key (de-duplication otherwise by source and source record id).
     pub async fn submit(
         &self,
         tenant: &str,
-        actor: &str,
+        poster: &intake::Poster<'_>,
         idempotency_key: Option<&str>,
         event: ValidEvent,
     ) -> Result<Intake, PipelineError> {
-        let started = std::time::Instant::now();
-        self.tenant(tenant)?;
+        poster.check(&self.tenant(tenant)?.sources, &event)?;
         let key = match idempotency_key {
-            Some(k) if !k.is_empty() && k.len() <= 256 => k.to_string(),
+            Some(k) if !k.is_empty() && k.len() <= 256 => poster.client_key(k),
             Some(_) => {
                 return Err(InvalidEvent {
                     field: "Idempotency-Key".into(),
@@ -361,6 +366,21 @@ impl Pipeline {
                 .into());
             }
         };
+        self.store_event(tenant, poster.name, key, event).await
+    }
+
+    /// Stores an event under `key` with its job and wakes the workers (no caller checks:
+    /// for events the host makes itself).
+    pub(crate) async fn store_event(
+        &self,
+        tenant: &str,
+        actor: &str,
+        key: String,
+        event: ValidEvent,
+    ) -> Result<Intake, PipelineError> {
+        let started = std::time::Instant::now();
+        self.tenant(tenant)?;
+        intake::check_not_in_future(&event, self.now(), self.max_future_skew_ms())?;
         let new = self.new_event(tenant, actor, key, event)?;
         let intake = self
             .store
@@ -373,6 +393,11 @@ impl Pipeline {
             .event_received(tenant, &intake, started.elapsed().as_secs_f64());
         self.wake.notify_one();
         Ok(intake)
+    }
+
+    /// How far in the future an event's `occurred_at` may be.
+    pub(crate) fn max_future_skew_ms(&self) -> i64 {
+        i64::try_from(self.config.queue.max_future_skew_secs.saturating_mul(1000)).unwrap_or(i64::MAX)
     }
 
     pub(crate) fn new_event(

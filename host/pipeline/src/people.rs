@@ -127,6 +127,6 @@ impl Pipeline {
             event,
         };
         let key = format!("contract-end:{person_key}:{end_date}");
-        self.submit(tenant, actor, Some(&key), valid).await
+        self.store_event(tenant, actor, key, valid).await
     }
 }

@@ -115,20 +115,7 @@ impl ReconcileReport {
     }
 }
 
-/// A CSV field, quoted when needed; a leading formula character is neutralised
-/// (spreadsheets would run `=...`).
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
+use tenure_store::audit::csv_field;
 
 /// The rules that contributed a group, from the evaluation's trace.
 fn granted_by(trace: &[wit::rules::TraceEntry], destination: &str, group: &str) -> Vec<String> {

@@ -143,7 +143,11 @@ impl Pipeline {
         let mut new = Vec::new();
         let mut rejected = Vec::new();
         for e in events {
-            match validate_plugin_event(source, e) {
+            let checked = validate_plugin_event(source, e).and_then(|valid| {
+                crate::intake::check_not_in_future(&valid, self.now(), self.max_future_skew_ms())?;
+                Ok(valid)
+            });
+            match checked {
                 Ok(valid) => {
                     let key = format!("{source}:{}", valid.event.source_record_id);
                     new.push(self.new_event(tenant, &format!("source:{source}"), key, valid)?);
@@ -161,11 +165,16 @@ impl Pipeline {
         Ok((intake, rejected))
     }
 
-    /// Runs a pushed payload through the source's plugin and stores the events.
+    /// Runs a pushed payload through the source's plugin and stores the events. The
+    /// poster must be allowed to speak for the source; a source that receives signed
+    /// webhooks takes a payload only with its signature (checked on `headers` and the
+    /// body, as the webhook route does) or an IT administrator's audited reason.
     pub async fn ingest_payload(
         &self,
         tenant: &str,
+        poster: &crate::intake::Poster<'_>,
         source: &str,
+        upload: crate::intake::Upload<'_>,
         payload: wit::source::Payload,
     ) -> Result<(Vec<Intake>, Vec<InvalidEvent>), PipelineError> {
         let config = self.tenant(tenant)?;
@@ -176,6 +185,36 @@ impl Pipeline {
             }
             .into());
         };
+        poster.may_upload_for(source)?;
+        if let Some(webhook) = &s.webhook {
+            match upload.authority {
+                crate::intake::PayloadAuthority::Reason(reason) => {
+                    use crate::audit_events::AuditEvent;
+                    let audit = crate::audit_events::SourcePayloadOverride {
+                        source,
+                        reason,
+                        bytes: payload.body.len(),
+                    };
+                    self.store
+                        .append_audit(vec![audit.record(tenant, poster.name)])
+                        .await?;
+                }
+                crate::intake::PayloadAuthority::Signature => {
+                    webhook
+                        .scheme
+                        .scheme()
+                        .verify(webhook, upload.headers, &payload.body, crate::now_ms())
+                        .map_err(|r| crate::intake::NotAllowed {
+                            field: r.field,
+                            reason: format!(
+                                "{}; {source:?} receives signed webhooks, so an upload needs the same \
+                                 signature, or an IT token and an X-Tenure-Reason header",
+                                r.reason
+                            ),
+                        })?;
+                }
+            }
+        }
         let plugin = self.runtime.plugin(tenant, &s.plugin)?;
         let events = plugin.parse(&payload).await?;
         self.ingest_from_source(tenant, source, events, None).await

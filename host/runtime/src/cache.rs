@@ -48,7 +48,7 @@ impl ComponentCache {
             path: dir.display().to_string(),
             reason: e.to_string(),
         };
-        std::fs::create_dir_all(dir).map_err(cache_err)?;
+        create_private_dir(dir).map_err(cache_err)?;
         let bytes = component.serialize().map_err(|e| RuntimeError::Cache {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -57,5 +57,32 @@ impl ComponentCache {
         std::fs::write(&tmp, bytes).map_err(cache_err)?;
         std::fs::rename(&tmp, &path).map_err(cache_err)?;
         Ok((component, digest))
+    }
+}
+
+/// Creates the cache directory readable and writable by the host's user only (0700): a
+/// compiled component is loaded as native code, so nobody else may place one there.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(unix)]
+    #[test]
+    fn the_cache_directory_is_private_to_the_host() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("tenure-cache-test-{}", std::process::id()));
+        let dir = root.join("component-cache");
+        super::create_private_dir(&dir).expect("create");
+        let mode = std::fs::metadata(&dir).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -49,24 +49,44 @@ pub(crate) struct Binding {
     pub pool: String,
 }
 
-/// Caps the total linear memory of one store and records whether it was hit.
+/// Caps the total linear memory of one store, over all its memories (a component may
+/// hold up to 32), and records whether it was hit.
 pub(crate) struct MemoryLimiter {
     pub limit: usize,
     pub hit: bool,
+    /// The bytes of every memory of the store so far.
+    total: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: usize) -> Self {
+        MemoryLimiter {
+            limit,
+            hit: false,
+            total: 0,
+        }
+    }
+
+    /// Whether one memory may grow from `current` to `desired` bytes; if so, counted.
+    fn admit(&mut self, current: usize, desired: usize) -> bool {
+        let total = self.total.saturating_sub(current).saturating_add(desired);
+        if total > self.limit {
+            self.hit = true;
+            return false;
+        }
+        self.total = total;
+        true
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.hit = true;
-            return Ok(false);
-        }
-        Ok(true)
+        Ok(self.admit(current, desired))
     }
 
     fn table_growing(
@@ -107,10 +127,7 @@ impl HostState {
                 .allow_ip_name_lookup(false)
                 .build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                limit: memory_limit,
-                hit: false,
-            },
+            limiter: MemoryLimiter::new(memory_limit),
             binding,
             panic: None,
             log_budget: LOG_LINES_PER_CALL,
@@ -474,5 +491,31 @@ impl kv::Host for HostState {
             }
         }
         Ok(keys.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::MemoryLimiter;
+
+    #[test]
+    fn the_memory_limit_caps_the_sum_of_all_memories() {
+        const MIB: usize = 1 << 20;
+        let mut limiter = MemoryLimiter::new(128 * MIB);
+        assert!(limiter.admit(0, 100 * MIB), "the first memory");
+        assert!(
+            !limiter.admit(0, 100 * MIB),
+            "a second memory may not take the total past the limit"
+        );
+        assert!(limiter.hit);
+        assert!(limiter.admit(0, 28 * MIB), "up to the limit in total");
+        assert!(
+            limiter.admit(100 * MIB, 100 * MIB),
+            "a memory that does not grow costs nothing more"
+        );
+        assert!(
+            !limiter.admit(28 * MIB, 29 * MIB),
+            "one byte past the total is refused"
+        );
     }
 }

@@ -32,6 +32,8 @@ pub struct ApiToken {
     pub name: String,
     pub role: Role,
     pub tenant: String,
+    /// The sources it may post for (empty: see [`Caller::poster`]).
+    pub sources: Vec<String>,
     digest: [u8; 32],
 }
 
@@ -51,8 +53,15 @@ impl ApiToken {
             name: name.into(),
             role,
             tenant: tenant.into(),
+            sources: Vec::new(),
             digest: Sha256::digest(secret.as_bytes()).into(),
         }
+    }
+
+    /// Binds the token to the sources it may post for.
+    pub fn for_sources(mut self, sources: Vec<String>) -> ApiToken {
+        self.sources = sources;
+        self
     }
 }
 
@@ -62,6 +71,25 @@ pub struct Caller {
     pub name: String,
     pub role: Role,
     pub tenant: String,
+    pub sources: Vec<String>,
+}
+
+impl Caller {
+    /// The caller as a poster of events: a `source` token speaks only for its sources; an
+    /// `hr` or `it` token for its sources when it names some, else for any source the
+    /// tenant does not receive by signed webhook or polling.
+    pub fn poster(&self) -> tenure_pipeline::intake::Poster<'_> {
+        use tenure_pipeline::intake::{Poster, SourceScope};
+        let sources = if self.role == Role::Source || !self.sources.is_empty() {
+            SourceScope::Only(&self.sources)
+        } else {
+            SourceScope::PushSources
+        };
+        Poster {
+            name: &self.name,
+            sources,
+        }
+    }
 }
 
 /// Finds the token presented as `Authorization: Bearer <token>`.
@@ -85,6 +113,7 @@ pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> 
                 name: t.name.clone(),
                 role: t.role,
                 tenant: t.tenant.clone(),
+                sources: t.sources.clone(),
             });
         }
     }

@@ -58,6 +58,7 @@ impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
             PipelineError::Invalid(i) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, &i.field, i.reason),
+            PipelineError::NotAllowed(n) => ApiError::new(StatusCode::FORBIDDEN, &n.field, n.reason),
             PipelineError::UnknownTenant(t) => {
                 ApiError::new(StatusCode::NOT_FOUND, "tenant", format!("no tenant {t:?}"))
             }

@@ -2,7 +2,7 @@
 //! with its job, and preview (what an event would do, writing nothing).
 
 use crate::AppState;
-use crate::auth::{Authed, HrAndIt, Readers, Writers};
+use crate::auth::{Authed, HrAndIt, Readers, Role, Writers};
 use crate::error::{ApiError, ApiResult, json_body};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 use tenure_pipeline::event::{EventKind, PersonIn};
+use tenure_pipeline::intake::{PayloadAuthority, Upload};
 use tenure_pipeline::{PipelineError, parse_event};
 use tenure_store::Intake;
 
@@ -33,7 +34,7 @@ pub async fn post_event(
         })?),
         None => None,
     };
-    let intake = s.pipeline.submit(&c.tenant, &c.name, key, event).await?;
+    let intake = s.pipeline.submit(&c.tenant, &c.poster(), key, event).await?;
     let status = match intake {
         Intake::Accepted { .. } => StatusCode::ACCEPTED,
         Intake::Duplicate { .. } => StatusCode::OK,
@@ -59,9 +60,28 @@ pub async fn post_payload(
         headers: vec![],
         body: body.to_vec(),
     };
+    // For a source that receives signed webhooks: the signature, or an IT administrator's reason.
+    let reason = headers
+        .get("x-tenure-reason")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let authority = match reason {
+        Some(r) if !r.is_empty() && c.role == Role::It => PayloadAuthority::Reason(r),
+        _ => PayloadAuthority::Signature,
+    };
+    // Only the signature headers reach verification; none of them reaches the plugin.
+    let signature_headers: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(k, _)| *k != header::AUTHORIZATION && *k != header::COOKIE)
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    let upload = Upload {
+        headers: &signature_headers,
+        authority,
+    };
     let (intake, rejected) = s
         .pipeline
-        .ingest_payload(&c.tenant, &source, payload)
+        .ingest_payload(&c.tenant, &c.poster(), &source, upload, payload)
         .await
         .map_err(|e| match e {
             // The source plugin refused the payload: pass its field and reason on.

@@ -54,6 +54,8 @@ pub struct VerifyReport {
     pub head_hash: String,
     /// None when the chain holds; otherwise the first broken entry and why.
     pub problem: Option<VerifyProblem>,
+    /// The log has entries but no head file, so a cut tail would go unnoticed.
+    pub head_file_missing: bool,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -63,8 +65,9 @@ pub struct VerifyProblem {
 }
 
 impl VerifyReport {
+    /// The chain holds and its head is recorded outside the database.
     pub fn ok(&self) -> bool {
-        self.problem.is_none()
+        self.problem.is_none() && !self.head_file_missing
     }
 }
 
@@ -140,6 +143,7 @@ impl<'k> Verifier<'k> {
             head_seq,
             head_hash: self.prev_hash,
             problem: self.problem,
+            head_file_missing: false,
         }
     }
 }
@@ -206,15 +210,24 @@ pub fn render(entries: &[AuditEntry], format: &str) -> Option<String> {
 /// The CSV header of [`csv_row`].
 pub const CSV_HEADER: &str = "seq,ts_ms,tenant,kind,actor,person,destination,event_id,job_id,data,hash";
 
-/// One entry as a CSV line (RFC 4180 quoting).
-pub fn csv_row(e: &AuditEntry) -> String {
-    fn q(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
+/// A CSV field (RFC 4180 quoting) that a spreadsheet will not run: a leading `=`, `+`,
+/// `-`, `@`, tab or carriage return is neutralised with a `'`.
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
     }
+}
+
+/// One entry as a CSV line (RFC 4180 quoting, formulas neutralised).
+pub fn csv_row(e: &AuditEntry) -> String {
+    let q = csv_field;
     let r = &e.record;
     [
         e.seq.to_string(),
@@ -235,6 +248,31 @@ pub fn csv_row(e: &AuditEntry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_exports_never_carry_a_formula_a_spreadsheet_would_run() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        for text in ["+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(
+                csv_field(text).trim_start_matches('"').starts_with('\''),
+                "{text:?}"
+            );
+        }
+        assert_eq!(csv_field("ada"), "ada");
+        let mut record = AuditRecord::new("t", crate::AuditKind::AdminSecretSet, "=cmd|' /C calc'!A0");
+        record.person_key = Some("@evil".into());
+        let row = csv_row(&AuditEntry {
+            seq: 1,
+            ts_ms: 1,
+            record,
+            prev_hash: String::new(),
+            hash: "h".into(),
+        });
+        assert!(row.contains(",'=cmd|' /C calc'!A0,'@evil,"), "{row}");
+    }
 
     fn entry(seq: i64, prev: &str, key: &[u8]) -> AuditEntry {
         let record = AuditRecord::new("t", crate::AuditKind::AdminSecretSet, "a");

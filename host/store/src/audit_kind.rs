@@ -105,6 +105,8 @@ crate::column_enum! {
         WebhookReceived = "webhook.received",
         /// A webhook delivery was refused.
         WebhookRejected = "webhook.rejected",
+        /// An IT administrator uploaded a payload for a webhook source without its signature.
+        SourcePayloadOverride = "source.payload-override",
         /// A webhook delivery repeated content already received.
         WebhookRedelivered = "webhook.redelivered",
         /// A vendor's test delivery was acknowledged.
@@ -119,6 +121,8 @@ crate::column_enum! {
         AdminAuditExported = "admin.audit_exported",
         /// The audit chain was verified.
         AdminAuditVerified = "admin.audit_verified",
+        /// The database's audit head was recorded again after a mismatch (with the reason).
+        AuditHeadAccepted = "audit.head-accepted",
         /// An access review was exported.
         AdminAccessReviewExported = "admin.access_review_exported",
         /// A secret was stored.

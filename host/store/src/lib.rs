@@ -75,6 +75,9 @@ pub enum StoreError {
     Crypto(String),
     #[error("{0}")]
     Io(String),
+    /// The audit head file disagrees with the database: the store will not open.
+    #[error("{0}")]
+    AuditHead(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

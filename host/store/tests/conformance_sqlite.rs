@@ -9,6 +9,7 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let options = SqliteOptions {
         path: dir.path().join("conformance.db"),
         synchronous_full: false,
+        accept_audit_head: false,
     };
     let store = SqliteStore::open(&options, MasterKey::from_bytes([7; 32])).expect("open");
     (store, dir)

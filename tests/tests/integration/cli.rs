@@ -148,3 +148,73 @@ kv = true
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("--format: must be jsonl or csv"));
 }
+
+/// The audit head file (issue 18): a cut tail or a missing head file stops the store from
+/// opening until an operator accepts the database's head again, with a reason, audited.
+#[test]
+fn a_cut_audit_tail_stops_the_store_until_an_operator_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "plugins_dir = \"{}\"\ncache_dir = \"{}\"\n[store]\npath = \"data/tenure.db\"\n[tenants.t]\n",
+        tenure_plugin_test::plugin_dir().display(),
+        tenure_plugin_test::workspace_root()
+            .join("target/component-cache")
+            .display()
+    );
+    std::fs::write(dir.path().join("tenure.toml"), config).unwrap();
+    let run = |args: &[&str]| {
+        let out = tenure(dir.path(), args, None);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    // Each verify appends its own audit entry: three entries, the head file recording the last.
+    for _ in 0..3 {
+        let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+        assert!(ok, "{text}");
+    }
+    let head = std::fs::read_to_string(dir.path().join("data/tenure.db.audit-head")).unwrap();
+    assert_eq!(head.split_whitespace().count(), 3, "seq, hash and MAC: {head}");
+
+    // Someone with the file drops the trigger and cuts the last entry.
+    let db = rusqlite::Connection::open(dir.path().join("data/tenure.db")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit);",
+    )
+    .unwrap();
+    drop(db);
+    let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+    assert!(
+        !ok && text.contains("entries were removed") && text.contains("accept-head"),
+        "{text}"
+    );
+
+    let reason = "restored the backup of 3 March; verify held up to entry 2";
+    let (ok, text) = run(&[
+        "audit",
+        "accept-head",
+        "--config",
+        "tenure.toml",
+        "--reason",
+        reason,
+    ]);
+    assert!(ok && text.contains("entries were removed"), "{text}");
+    let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+    assert!(ok, "after accepting: {text}");
+    let (ok, export) = run(&["audit", "export", "--config", "tenure.toml", "--format", "jsonl"]);
+    assert!(
+        ok && export.contains("audit.head-accepted") && export.contains(reason),
+        "{export}"
+    );
+
+    // A forged head file, and a missing one, stop it as well.
+    std::fs::write(dir.path().join("data/tenure.db.audit-head"), "99 abc def\n").unwrap();
+    let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+    assert!(!ok && text.contains("MAC does not match"), "{text}");
+    std::fs::remove_file(dir.path().join("data/tenure.db.audit-head")).unwrap();
+    let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+    assert!(!ok && text.contains("is missing"), "{text}");
+}

@@ -8,6 +8,7 @@ mod crash;
 mod desired_path;
 mod directory;
 mod grants;
+mod hardening;
 mod hot_swap;
 mod languages;
 mod ldap;

@@ -88,21 +88,36 @@ impl AuditStore for SqliteStore {
 
     async fn verify_audit(&self) -> StoreResult<VerifyReport> {
         let key = self.audit_key;
-        let recorded_head = std::fs::read_to_string(&self.head_file).ok().and_then(|text| {
-            let mut parts = text.split_whitespace();
-            Some((parts.next()?.parse::<i64>().ok()?, parts.next()?.to_string()))
-        });
-        self.read_blocking(move |c| {
-            let mut verifier = Verifier::new(&key);
-            let mut stmt = c.prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let data: String = row.get(9)?;
-                verifier.push_stored(&audit_row(row)?, &data);
-            }
-            Ok(verifier.finish(recorded_head))
-        })
-        .await
+        let head_file = super::head::read(&self.head_file, &key);
+        let recorded_head = head_file.head();
+        let tampered = match &head_file {
+            super::head::HeadFile::Tampered(why) => Some(why.clone()),
+            _ => None,
+        };
+        let missing = head_file == super::head::HeadFile::Missing;
+        let report = self
+            .read_blocking(move |c| {
+                let mut verifier = Verifier::new(&key);
+                let mut stmt = c.prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    let data: String = row.get(9)?;
+                    verifier.push_stored(&audit_row(row)?, &data);
+                }
+                Ok(verifier.finish(recorded_head))
+            })
+            .await?;
+        let mut report = report;
+        report.head_file_missing = missing && report.entries > 0;
+        if report.problem.is_none()
+            && let Some(why) = tampered
+        {
+            report.problem = Some(crate::audit::VerifyProblem {
+                seq: report.head_seq,
+                reason: format!("the audit head file: {why}"),
+            });
+        }
+        Ok(report)
     }
 
     async fn kpis(&self, tenant: &str) -> StoreResult<Kpis> {

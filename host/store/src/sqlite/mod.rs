@@ -7,6 +7,7 @@ mod audit_log;
 mod deliveries;
 mod events;
 mod guards;
+mod head;
 mod health;
 mod jobs;
 mod kv;
@@ -31,6 +32,9 @@ pub struct SqliteOptions {
     /// `FULL` (the default) makes every acknowledged write survive power loss;
     /// `NORMAL` survives a process crash only.
     pub synchronous_full: bool,
+    /// Open even when the audit head file disagrees with the database (the recovery:
+    /// `tenure audit accept-head`, which records the mismatch and re-records the head).
+    pub accept_audit_head: bool,
 }
 
 /// The embedded SQLite store.
@@ -41,6 +45,8 @@ pub struct SqliteStore {
     head_file: PathBuf,
     audit_key: [u8; 32],
     master: MasterKey,
+    /// How the head file disagreed with the database at open, when told to go on.
+    head_mismatch: Option<String>,
     me: Weak<SqliteStore>,
 }
 
@@ -72,6 +78,8 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         let audit_key = master.derive("tenure audit chain v1");
         let head_file = head_file_for(&options.path);
+        let database_head = writer::read_head(&conn)?;
+        let head_mismatch = head::check(&head_file, &audit_key, &database_head, options.accept_audit_head)?;
         let writer = Writer::start(conn, audit_key, head_file.clone())?;
         Ok(Arc::new_cyclic(|me| SqliteStore {
             writer,
@@ -80,8 +88,27 @@ impl SqliteStore {
             head_file,
             audit_key,
             master,
+            head_mismatch,
             me: me.clone(),
         }))
+    }
+
+    /// Records the database's audit head in the head file again after a mismatch the store
+    /// was opened to accept, and audits that (the mismatch, `reason` and `actor`). Returns
+    /// the mismatch, or None when there was none.
+    pub async fn accept_audit_head(&self, reason: &str, actor: &str) -> StoreResult<Option<String>> {
+        let Some(mismatch) = self.head_mismatch.clone() else {
+            return Ok(None);
+        };
+        let database_head = self.read(writer::read_head)?;
+        head::force_write(&self.head_file, &self.audit_key, &database_head);
+        let record = AuditRecord::new("*", AuditKind::AuditHeadAccepted, actor).data(serde_json::json!({
+            "mismatch": mismatch,
+            "reason": reason,
+            "head_seq": database_head.seq,
+        }));
+        self.writer.write(move |ctx| ctx.audit(record)).await?;
+        Ok(Some(mismatch))
     }
 
     /// Where the database lives.

@@ -9,6 +9,7 @@ fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let options = SqliteOptions {
         path: dir.path().join("t.db"),
         synchronous_full: true,
+        accept_audit_head: false,
     };
     SqliteStore::open(&options, MasterKey::from_bytes([1; 32])).unwrap()
 }

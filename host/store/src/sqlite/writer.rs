@@ -11,7 +11,7 @@ use crate::audit::{GENESIS, entry_hash_text, redact};
 use crate::{AuditRecord, StoreError, StoreResult};
 use crossbeam_channel as channel;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
@@ -169,7 +169,7 @@ fn now_ms() -> i64 {
 }
 
 /// The chain's head as the database has it (read inside the write transaction).
-fn read_head(conn: &Connection) -> StoreResult<ChainHead> {
+pub(crate) fn read_head(conn: &Connection) -> StoreResult<ChainHead> {
     let head = conn
         .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
         .query_row([], |r| {
@@ -183,18 +183,6 @@ fn read_head(conn: &Connection) -> StoreResult<ChainHead> {
         seq: 0,
         hash: GENESIS.into(),
     }))
-}
-
-/// Records the head outside the database (best effort), so `verify` catches a truncated
-/// tail. Written after the commit (so it is never ahead of what a reader can see), and
-/// never moved back: another process may have committed, and written, a later head.
-fn write_head_file(path: &PathBuf, head: &ChainHead) {
-    let recorded = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse::<i64>().ok());
-    if recorded.is_none_or(|seq| seq < head.seq) {
-        let _ = std::fs::write(path, format!("{} {}\n", head.seq, head.hash));
-    }
 }
 
 fn run(
@@ -232,7 +220,7 @@ fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn WriteOp>],
     key: &[u8; 32],
-    head_file: &PathBuf,
+    head_file: &Path,
 ) -> StoreResult<()> {
     let exec = |sql: &str| -> StoreResult<()> {
         conn.prepare_cached(sql)?.execute([])?;
@@ -275,7 +263,7 @@ fn run_batch(
         return Err(e);
     }
     if chain.seq != started.seq {
-        write_head_file(head_file, &chain);
+        super::head::write(head_file, key, &chain);
     }
     Ok(())
 }
