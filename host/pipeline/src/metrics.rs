@@ -24,7 +24,12 @@ pub struct Metrics {
     webhook_ack_seconds: HistogramVec,
     enrichments: IntCounterVec,
     pub plugin_truncations: IntGauge,
+    /// When the store-backed gauges were last read.
+    store_gauges_read: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// The least time between two reads of the store-backed gauges.
+pub const STORE_GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
@@ -141,6 +146,7 @@ impl Metrics {
             webhook_ack_seconds,
             enrichments,
             plugin_truncations,
+            store_gauges_read: std::sync::Mutex::new(None),
         })
     }
 
@@ -211,10 +217,31 @@ impl Metrics {
             .inc();
     }
 
-    /// Refreshes the store-backed gauges and renders the text exposition format.
+    /// Whether the store-backed gauges are due for a refresh at `now` (then marks them read).
+    fn store_gauges_due(&self, now: std::time::Instant) -> bool {
+        let mut last = self.store_gauges_read.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_some_and(|at| now.duration_since(at) < STORE_GAUGE_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Renders the text exposition format, refreshing the store-backed gauges (queue depth,
+    /// KPIs: whole-table counts) at most every [`STORE_GAUGE_INTERVAL`], however often
+    /// `/metrics` is scraped.
     pub async fn render(&self, store: &dyn Store, tenants: &[String]) -> String {
         self.plugin_truncations
             .set(i64::try_from(tenure_runtime::bounds::truncations()).unwrap_or(i64::MAX));
+        if self.store_gauges_due(std::time::Instant::now()) {
+            self.refresh_store_gauges(store, tenants).await;
+        }
+        let mut out = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    async fn refresh_store_gauges(&self, store: &dyn Store, tenants: &[String]) {
         if let Ok(depth) = store.queue_depth().await {
             self.queue_depth.reset();
             for d in depth {
@@ -235,8 +262,23 @@ impl Metrics {
                 }
             }
         }
-        let mut out = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod gauge_tests {
+    #[test]
+    fn scrapes_read_the_store_at_most_once_per_interval() {
+        let m = super::Metrics::new().expect("metrics");
+        let start = std::time::Instant::now();
+        assert!(m.store_gauges_due(start), "the first scrape reads the store");
+        assert!(
+            !m.store_gauges_due(start + std::time::Duration::from_secs(1)),
+            "a scrape soon after does not"
+        );
+        assert!(
+            m.store_gauges_due(start + super::STORE_GAUGE_INTERVAL),
+            "one after the interval does"
+        );
     }
 }

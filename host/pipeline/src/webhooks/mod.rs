@@ -116,6 +116,13 @@ impl Refusal {
     }
 }
 
+/// The answer to an unauthenticated sender when the store failed: generic (the detail,
+/// which may name tables or tenants, goes to the log only).
+fn store_refusal(source: &str, e: &tenure_store::StoreError) -> Refusal {
+    tracing::error!(source, error = %e, "cannot store a webhook delivery");
+    Refusal::new(503, "store", "the delivery could not be stored; retry")
+}
+
 /// What an accepted delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
@@ -293,7 +300,7 @@ impl Pipeline {
                 "token",
                 "this delivery's token was already accepted with other content (a replay)",
             )),
-            Err(e) => Err(Refusal::new(503, "store", e.to_string())),
+            Err(e) => Err(store_refusal(source, &e)),
         };
         let (accepted, _) = match outcome {
             Ok(o) => o,
@@ -312,5 +319,21 @@ impl Pipeline {
             self.wake.notify_one();
         }
         Ok(accepted)
+    }
+}
+
+#[cfg(test)]
+mod store_refusal_tests {
+    #[test]
+    fn a_store_failure_tells_the_sender_nothing_about_the_store() {
+        let e =
+            tenure_store::StoreError::Database("UNIQUE constraint failed: audit.seq (tenant acme)".into());
+        let r = super::store_refusal("lever", &e);
+        assert_eq!((r.status, r.field.as_str()), (503, "store"));
+        assert!(
+            !r.reason.contains("audit") && !r.reason.contains("acme"),
+            "{}",
+            r.reason
+        );
     }
 }
