@@ -171,7 +171,8 @@ async fn main() {
                  WHERE j.state = 'completed' AND e.idempotency_key LIKE ?1",
             )
             .expect("query")
-            .query_map([format!("{prefix}%")], |r| r.get::<_, i64>(0))
+            // A client's keys are stored in its token's namespace: `~<token>/<key>`.
+            .query_map([format!("~%/{prefix}%")], |r| r.get::<_, i64>(0))
             .expect("rows")
             .map(|v| v.expect("row") as f64)
             .collect();
