@@ -16,6 +16,24 @@ pub struct Actor<'a> {
     pub name: &'a str,
 }
 
+/// What a tenant's auditor learns from verifying the audit chain.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantVerifyReport {
+    pub ok: bool,
+    pub tenant: String,
+    pub problem: Option<TenantProblem>,
+    /// The chain's head is not recorded outside the database.
+    pub head_file_missing: bool,
+}
+
+/// Why the chain does not verify; `seq` only when the entry is the tenant's own.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantProblem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    pub reason: String,
+}
+
 fn not_found(what: String) -> PipelineError {
     StoreError::NotFound(what).into()
 }
@@ -172,6 +190,45 @@ impl Pipeline {
 
     pub async fn verify_audit(&self) -> Result<tenure_store::audit::VerifyReport, PipelineError> {
         Ok(self.store.verify_audit().await?)
+    }
+
+    /// The chain verified for one tenant's auditor: whether it holds, and the broken entry
+    /// only if it is the tenant's own. Nothing about the log's size, head or other tenants.
+    pub async fn verify_audit_for(&self, tenant: &str) -> Result<TenantVerifyReport, PipelineError> {
+        let report = self.store.verify_audit().await?;
+        let problem = match report.problem {
+            None => None,
+            Some(p) => {
+                let filter = tenure_store::AuditFilter {
+                    after_seq: Some(p.seq - 1),
+                    limit: Some(1),
+                    ..Default::default()
+                };
+                let broken = self.store.audit(filter).await?;
+                let own = broken
+                    .first()
+                    .is_some_and(|e| e.seq == p.seq && e.record.tenant == tenant);
+                Some(if own {
+                    TenantProblem {
+                        seq: Some(p.seq),
+                        reason: p.reason,
+                    }
+                } else {
+                    TenantProblem {
+                        seq: None,
+                        reason: "an entry outside this tenant does not verify; the operator's `tenure audit \
+                                 verify` names it"
+                            .into(),
+                    }
+                })
+            }
+        };
+        Ok(TenantVerifyReport {
+            ok: problem.is_none() && !report.head_file_missing,
+            tenant: tenant.to_string(),
+            problem,
+            head_file_missing: report.head_file_missing,
+        })
     }
 
     pub async fn deliveries(&self, filter: DeliveryFilter) -> Result<Vec<DeliveryRow>, PipelineError> {

@@ -284,7 +284,12 @@ async fn audit_verify_catches_an_edited_row() {
         )
         .await;
     assert_eq!(status, 200, "{report}");
-    assert!(report["entries"].as_i64().unwrap() > 10);
+    assert_eq!(report["ok"], true, "{report}");
+    // A tenant's auditor learns nothing about the log's size or head (other tenants' activity).
+    assert!(
+        report.get("entries").is_none() && report.get("head_hash").is_none(),
+        "{report}"
+    );
 
     // Someone with file access rewrites history (dropping the append-only trigger first).
     let conn = rusqlite::Connection::open(host.store.path()).unwrap();
@@ -308,6 +313,32 @@ async fn audit_verify_catches_an_edited_row() {
         [],
     )
     .unwrap();
+
+    // Another tenant's broken entry: this tenant's auditor is told the chain breaks, not where.
+    let other = tenure_store::AuditRecord::new("other", tenure_store::AuditKind::AdminSecretSet, "op");
+    host.store.append_audit(vec![other]).await.unwrap();
+    conn.execute("UPDATE audit SET actor = 'forged' WHERE tenant = 'other'", [])
+        .unwrap();
+    let (status, report) = host
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/audit/verify",
+            AUDITOR_TOKEN,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{report}");
+    assert!(report["problem"].get("seq").is_none(), "{report}");
+    assert!(
+        report["problem"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside this tenant"),
+        "{report}"
+    );
+    conn.execute("UPDATE audit SET actor = 'op' WHERE tenant = 'other'", [])
+        .unwrap();
 
     // Removing the tail is caught too (the head is also kept outside the database).
     conn.execute_batch("DROP TRIGGER audit_no_delete").unwrap();
