@@ -226,6 +226,7 @@ impl HostConfig {
                 config.store.synchronous
             );
         }
+        check_tenant_names(config.tenants.keys())?;
         check_tokens(&config.api_tokens)?;
         for (i, t) in config.api_tokens.iter().enumerate() {
             if t.token.len() < 16 {
@@ -288,6 +289,22 @@ fn interpolate(value: &mut toml::Value, path: &str, lookup: &dyn Fn(&str) -> Opt
             }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// Tenant names are identifiers: they prefix keys in the store (`initial-password:<tenant>:<dn>`,
+/// key-value namespaces), so a `:` or `/` in one could reach into another tenant's keys.
+fn check_tenant_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<()> {
+    for name in names {
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            anyhow::bail!("tenants.{name:?}: a tenant name is 1 to 64 letters, digits, '-', '_' or '.'");
+        }
     }
     Ok(())
 }
@@ -418,6 +435,18 @@ mod tests {
         assert!(err(&same_secret).contains("api_tokens[1].token: the same secret as api_tokens[0]"));
         let odd = [token("it/admin", Role::It, "secret-two-0123456789", &[])];
         assert!(err(&odd).contains("api_tokens[0].name: must be 1 to 64 letters"));
+    }
+
+    #[test]
+    fn tenant_names_cannot_reach_into_another_tenants_keys() {
+        let names = ["acme".to_string(), "acme-eu_2.prod".to_string()];
+        assert!(check_tenant_names(names.iter()).is_ok());
+        for bad in ["acme:cn=x", "a/b", "", "ünï"] {
+            let err = check_tenant_names([bad.to_string()].iter())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("a tenant name is 1 to 64"), "{bad}: {err}");
+        }
     }
 
     impl TokenConfig {
