@@ -26,7 +26,7 @@ pub fn markdown() -> String {
     let mut queue: VecDeque<(String, &Json)> = VecDeque::from([("tenure.toml".to_string(), &schema)]);
     let mut seen: BTreeSet<String> = BTreeSet::new();
     while let Some((title, node)) = queue.pop_front() {
-        section(&mut out, &title, node, defs, &mut |name: &str| {
+        section(&mut out, &title, node, &mut |name: &str| {
             if seen.insert(name.to_string())
                 && let Some(def) = defs.get(name)
             {
@@ -38,19 +38,13 @@ pub fn markdown() -> String {
 }
 
 /// One type's section: its description, then its keys (or its variants).
-fn section(
-    out: &mut String,
-    title: &str,
-    node: &Json,
-    defs: &Map<String, Json>,
-    refer: &mut dyn FnMut(&str),
-) {
+fn section(out: &mut String, title: &str, node: &Json, refer: &mut dyn FnMut(&str)) {
     let _ = writeln!(out, "## {title}\n");
     if let Some(text) = node.get("description").and_then(Json::as_str) {
         let _ = writeln!(out, "{}\n", one_line(text));
     }
     if node.get("properties").is_some() {
-        table(out, node, defs, refer);
+        table(out, node, refer);
         return;
     }
     let variants = node
@@ -65,7 +59,7 @@ fn section(
                     if let Some(text) = variant.get("description").and_then(Json::as_str) {
                         let _ = writeln!(out, "{}\n", one_line(text));
                     }
-                    table(out, variant, defs, refer);
+                    table(out, variant, refer);
                 } else {
                     let text = variant.get("description").and_then(Json::as_str).map(one_line);
                     let _ = writeln!(
@@ -99,7 +93,7 @@ fn variant_label(variant: &Json) -> String {
         .unwrap_or_else(|| "variant".into())
 }
 
-fn table(out: &mut String, node: &Json, _defs: &Map<String, Json>, refer: &mut dyn FnMut(&str)) {
+fn table(out: &mut String, node: &Json, refer: &mut dyn FnMut(&str)) {
     let required: BTreeSet<&str> = node
         .get("required")
         .and_then(Json::as_array)

@@ -380,8 +380,8 @@ impl Pipeline {
     ) -> Result<Intake, PipelineError> {
         let started = std::time::Instant::now();
         self.tenant(tenant)?;
-        intake::check_not_in_future(&event, self.now(), self.max_future_skew_ms())?;
         let new = self.new_event(tenant, actor, key, event)?;
+        intake::check_not_in_future(new.occurred_ms, new.received_ms, self.max_future_skew_ms())?;
         let intake = self
             .store
             .intake(vec![new], None)

@@ -143,14 +143,15 @@ impl Pipeline {
         let mut new = Vec::new();
         let mut rejected = Vec::new();
         for e in events {
-            let checked = validate_plugin_event(source, e).and_then(|valid| {
-                crate::intake::check_not_in_future(&valid, self.now(), self.max_future_skew_ms())?;
-                Ok(valid)
-            });
-            match checked {
+            match validate_plugin_event(source, e) {
                 Ok(valid) => {
                     let key = format!("{source}:{}", valid.event.source_record_id);
-                    new.push(self.new_event(tenant, &format!("source:{source}"), key, valid)?);
+                    let event = self.new_event(tenant, &format!("source:{source}"), key, valid)?;
+                    let skew = self.max_future_skew_ms();
+                    match crate::intake::check_not_in_future(event.occurred_ms, event.received_ms, skew) {
+                        Ok(()) => new.push(event),
+                        Err(err) => rejected.push(err),
+                    }
                 }
                 Err(err) => rejected.push(err),
             }

@@ -7,6 +7,7 @@
 use serde_json::Value as Json;
 use tenure_sdk::errors::{from_http_error, from_response};
 use tenure_sdk::host::{clock, http, kv};
+pub use tenure_sdk::http::encode;
 use tenure_sdk::types::PluginError;
 
 const CONNECTION: &str = "lever";
@@ -109,14 +110,4 @@ pub fn with_offset(path: &str, offset: Option<&str>) -> String {
         }
         None => path.to_string(),
     }
-}
-
-/// Percent-encodes a query value.
-pub fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value as Json, json};
 use tenure_sdk::errors::invalid_input;
+/// Percent-encoding for paths and filters: the SDK's.
+pub use tenure_sdk::http::encode as url_encode;
 use tenure_sdk::types::{PluginError, Value};
 
 pub const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -167,19 +169,6 @@ pub fn uses_enterprise(user: &Map<String, Json>) -> bool {
 /// A filter string literal (RFC 7644 §3.4.2.2: JSON string rules).
 pub fn quote(value: &str) -> String {
     Json::String(value.to_string()).to_string()
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-pub fn url_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -61,22 +61,76 @@ pub(crate) fn read(path: &Path, key: &[u8; 32]) -> HeadFile {
     }
 }
 
-/// Records `head` (best effort), never moving the recorded head back: another process may
-/// have committed, and recorded, a later one. Written beside and renamed, so a crash never
-/// leaves half a file.
-pub(crate) fn write(path: &Path, key: &[u8; 32], head: &ChainHead) {
-    if read(path, key).head().is_some_and(|(seq, _)| seq >= head.seq) {
-        return;
-    }
-    force_write(path, key, head);
+/// The length of one record: the sequence, the hash and the MAC, padded with spaces, so
+/// a later record always overwrites all of an earlier one.
+const RECORD_LEN: usize = 200;
+
+fn record_text(key: &[u8; 32], head: &ChainHead) -> Vec<u8> {
+    let mut text = format!("{} {} {}", head.seq, head.hash, mac(key, head.seq, &head.hash)).into_bytes();
+    text.resize(RECORD_LEN - 1, b' ');
+    text.push(b'\n');
+    text
 }
 
-/// Records `head` whatever the file holds.
+/// Keeps the head file up to date from the writer thread: the file stays open and each
+/// commit overwrites its one fixed-length record in place (one small write at offset 0, no
+/// read, no new file). The recorded head never moves back within this process; another
+/// process's later head may be overwritten by an earlier one, which the checks allow (a
+/// head file behind the database is not a cut).
+pub(crate) struct HeadRecorder {
+    path: std::path::PathBuf,
+    key: [u8; 32],
+    file: Option<std::fs::File>,
+    recorded: i64,
+}
+
+impl HeadRecorder {
+    pub fn new(path: std::path::PathBuf, key: [u8; 32]) -> Self {
+        HeadRecorder {
+            path,
+            key,
+            file: None,
+            recorded: i64::MIN,
+        }
+    }
+
+    /// Records `head` (best effort: a failure is logged once per opening).
+    pub fn record(&mut self, head: &ChainHead) {
+        if head.seq <= self.recorded {
+            return;
+        }
+        if self.file.is_none() {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&self.path)
+            {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot record the audit head");
+                    return;
+                }
+            }
+        }
+        let text = record_text(&self.key, head);
+        let written = self.file.as_mut().map(|f| {
+            use std::io::{Seek, SeekFrom, Write};
+            f.seek(SeekFrom::Start(0)).and_then(|_| f.write_all(&text))
+        });
+        match written {
+            Some(Ok(())) => self.recorded = head.seq,
+            _ => self.file = None,
+        }
+    }
+}
+
+/// Records `head` whatever the file holds, written beside and renamed (at open and on
+/// accepting a mismatch, never per commit).
 pub(crate) fn force_write(path: &Path, key: &[u8; 32], head: &ChainHead) {
     let mut beside = path.as_os_str().to_owned();
     beside.push(".new");
-    let text = format!("{} {} {}\n", head.seq, head.hash, mac(key, head.seq, &head.hash));
-    if std::fs::write(&beside, text).is_ok() {
+    if std::fs::write(&beside, record_text(key, head)).is_ok() {
         let _ = std::fs::rename(&beside, path);
     }
 }
@@ -148,7 +202,8 @@ mod tests {
         let path = dir.path().join("t.db.audit-head");
         let key = [7u8; 32];
         assert_eq!(check(&path, &key, &head(0, "g"), false).expect("new store"), None);
-        write(&path, &key, &head(5, "h5"));
+        let mut recorder = HeadRecorder::new(path.clone(), key);
+        recorder.record(&head(5, "h5"));
         assert_eq!(
             read(&path, &key),
             HeadFile::Recorded {
@@ -156,11 +211,23 @@ mod tests {
                 hash: "h5".into()
             }
         );
-        write(&path, &key, &head(4, "h4"));
+        recorder.record(&head(4, "h4"));
         assert_eq!(
             read(&path, &key).head(),
             Some((5, "h5".into())),
             "never moved back"
+        );
+        // A record always overwrites all of the one before it (a shorter sequence number too).
+        let mut other = HeadRecorder::new(dir.path().join("u.db.audit-head"), key);
+        other.record(&head(123_456_789, "long"));
+        other.recorded = i64::MIN;
+        other.record(&head(7, "h7"));
+        assert_eq!(
+            read(&dir.path().join("u.db.audit-head"), &key),
+            HeadFile::Recorded {
+                seq: 7,
+                hash: "h7".into()
+            }
         );
         assert!(
             check(&path, &key, &head(5, "h5"), false)

@@ -11,7 +11,7 @@ use crate::audit::{GENESIS, entry_hash_text, redact};
 use crate::{AuditRecord, StoreError, StoreResult};
 use crossbeam_channel as channel;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
@@ -192,6 +192,7 @@ fn run(
     key: [u8; 32],
     head_file: PathBuf,
 ) {
+    let mut head = super::head::HeadRecorder::new(head_file, key);
     loop {
         let first = channel::select! {
             recv(urgent) -> op => op,
@@ -206,7 +207,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        let commit = run_batch(&conn, &mut batch, &key, &head_file);
+        let commit = run_batch(&conn, &mut batch, &key, &mut head);
         if let Err(e) = &commit {
             tracing::error!(error = %e, "store batch failed; rolled back");
         }
@@ -220,7 +221,7 @@ fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn WriteOp>],
     key: &[u8; 32],
-    head_file: &Path,
+    recorder: &mut super::head::HeadRecorder,
 ) -> StoreResult<()> {
     let exec = |sql: &str| -> StoreResult<()> {
         conn.prepare_cached(sql)?.execute([])?;
@@ -263,7 +264,7 @@ fn run_batch(
         return Err(e);
     }
     if chain.seq != started.seq {
-        super::head::write(head_file, key, &chain);
+        recorder.record(&chain);
     }
     Ok(())
 }
