@@ -294,6 +294,9 @@ async fn audit_verify_catches_an_edited_row() {
     // Someone with file access rewrites history (dropping the append-only trigger first).
     let conn = rusqlite::Connection::open(host.store.path()).unwrap();
     conn.execute_batch("DROP TRIGGER audit_no_update").unwrap();
+    let original_actor: String = conn
+        .query_row("SELECT actor FROM audit WHERE seq = 3", [], |row| row.get(0))
+        .unwrap();
     conn.execute("UPDATE audit SET actor = 'nobody' WHERE seq = 3", [])
         .unwrap();
     let (status, report) = host
@@ -308,11 +311,8 @@ async fn audit_verify_catches_an_edited_row() {
     assert_eq!(status, 409);
     assert_eq!(report["problem"]["seq"], 3, "{report}");
     assert!(report["problem"]["reason"].as_str().unwrap().contains("edited"));
-    conn.execute(
-        "UPDATE audit SET actor = (SELECT actor FROM audit WHERE seq = 4) WHERE seq = 3",
-        [],
-    )
-    .unwrap();
+    conn.execute("UPDATE audit SET actor = ?1 WHERE seq = 3", [&original_actor])
+        .unwrap();
 
     // Another tenant's broken entry: this tenant's auditor is told the chain breaks, not where.
     let other = tenure_store::AuditRecord::new("other", tenure_store::AuditKind::AdminSecretSet, "op");
