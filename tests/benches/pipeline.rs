@@ -3,14 +3,20 @@
 //! applied by the workers, measured until every job is done.
 //!
 //! Run: `plugins/build.sh && cargo bench -p tenure-tests --bench pipeline`
-//! (`BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_WORKERS` override the defaults).
+//! (`BENCH_RUNS`, `BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_WORKERS`, `BENCH_RATE` override the
+//! defaults: 5 runs, 10,000 events, 32 clients, 128 workers, 2,000 events/s).
 //!
-//! Reported, in one process:
+//! Each run starts a fresh host; the summary gives min / median / max of every
+//! figure over the runs (never the best run alone) and the load average around them.
+//! Reported per run, in one process:
 //! - baseline: `GET /healthz` round trips with the same clients (the HTTP floor);
 //! - throughput: `BENCH_CLIENTS` clients post as fast as they can; sustained events per
 //!   second end to end (first post to last job done);
 //! - latency at a steady rate (`BENCH_RATE` events/s, open loop): the durable
-//!   acknowledgement of `POST /api/v1/events` and receipt-to-done, p50 and p99.
+//!   acknowledgement of `POST /api/v1/events` and receipt-to-done, p50 and p99;
+//! - latency at a low rate (10 events/s for 5 s): receipt-to-done p99;
+//! - the process's CPU seconds per 1,000 events in the throughput phase, and the store's
+//!   bytes per event (database and WAL) and audit entries per event at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,12 +73,89 @@ where
     all
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let events = env("BENCH_EVENTS", 10_000);
-    let rate = env("BENCH_RATE", 2_000);
-    let clients = env("BENCH_CLIENTS", 32);
-    let workers = env("BENCH_WORKERS", 32);
+/// One run's figures, by name, in the order they are printed.
+type Figures = Vec<(&'static str, f64)>;
+
+/// The process's CPU time so far (user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// Posts `count` joiners on a schedule of `rate` per second, whatever the answers; their
+/// acknowledgement latencies (ms), sorted.
+async fn open_loop(host: &TestHost, prefix: &'static str, count: usize, rate: usize) -> Vec<f64> {
+    let mut sends = tokio::task::JoinSet::new();
+    let interval_us = 1_000_000 / rate.max(1) as u64;
+    let start = Instant::now();
+    for i in 0..count {
+        let due = start + Duration::from_micros(i as u64 * interval_us);
+        tokio::time::sleep_until(due.into()).await;
+        let (c, base) = (host.client.clone(), host.base.clone());
+        sends.spawn(async move {
+            let body = joiner(&format!("{prefix}{i}"), "Sales");
+            let t = Instant::now();
+            let r = c
+                .post(format!("{base}/api/v1/events"))
+                .bearer_auth(SOURCE_TOKEN)
+                .header("Idempotency-Key", format!("{prefix}-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 202);
+            t.elapsed().as_secs_f64() * 1000.0
+        });
+    }
+    let mut acks = Vec::new();
+    while let Some(l) = sends.join_next().await {
+        acks.push(l.expect("send"));
+    }
+    acks.sort_by(|a, b| a.total_cmp(b));
+    acks
+}
+
+/// Receipt-to-done latencies (ms) of the completed jobs whose idempotency keys start with `prefix`.
+fn done_ms(db: &rusqlite::Connection, prefix: &str) -> Vec<f64> {
+    let mut v: Vec<f64> = db
+        .prepare(
+            "SELECT j.finished_ms - e.received_ms FROM jobs j JOIN events e ON e.id = j.event_id
+             WHERE j.state = 'completed' AND e.idempotency_key LIKE ?1",
+        )
+        .expect("query")
+        // A client's keys are stored in its token's namespace: `~<token>/<key>`.
+        .query_map([format!("~%/{prefix}%")], |r| r.get::<_, i64>(0))
+        .expect("rows")
+        .map(|v| v.expect("row") as f64)
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v
+}
+
+struct Settings {
+    events: usize,
+    rate: usize,
+    clients: usize,
+    workers: usize,
+}
+
+async fn run(settings: &Settings) -> Figures {
+    let Settings {
+        events,
+        rate,
+        clients,
+        workers,
+    } = *settings;
     let tenant = tenant_toml(&format!(
         "[plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
         rules("sandbox")
@@ -110,6 +193,7 @@ async fn main() {
     .await;
 
     // End to end.
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let (c, base) = (client.clone(), host.base.clone());
     let acks = drive(clients, events, move |i| {
@@ -131,101 +215,93 @@ async fn main() {
     let posted = started.elapsed();
     host.wait_idle(Duration::from_secs(600)).await;
     let done = started.elapsed();
+    let cpu_per_thousand = (cpu_seconds() - cpu_before) * 1000.0 / events as f64;
 
-    // Latency at a steady rate: events are sent on a schedule, whatever the answers.
+    // Latency at a steady rate, then at a low one.
     let steady = (rate * 5).max(1);
-    let mut sends = tokio::task::JoinSet::new();
-    let interval_us = 1_000_000 / rate.max(1) as u64;
-    let steady_start = Instant::now();
-    for i in 0..steady {
-        let due = steady_start + Duration::from_micros(i as u64 * interval_us);
-        tokio::time::sleep_until(due.into()).await;
-        let (c, base) = (client.clone(), host.base.clone());
-        sends.spawn(async move {
-            let body = joiner(&format!("s{i}"), "Sales");
-            let t = Instant::now();
-            let r = c
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(SOURCE_TOKEN)
-                .header("Idempotency-Key", format!("steady-{i}"))
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(r.status().as_u16(), 202);
-            t.elapsed().as_secs_f64() * 1000.0
-        });
-    }
-    let mut steady_acks = Vec::new();
-    while let Some(l) = sends.join_next().await {
-        steady_acks.push(l.expect("send"));
-    }
-    steady_acks.sort_by(|a, b| a.total_cmp(b));
+    let steady_acks = open_loop(&host, "steady", steady, rate).await;
+    host.wait_idle(Duration::from_secs(600)).await;
+    let low = 50;
+    let _ = open_loop(&host, "low", low, 10).await;
     host.wait_idle(Duration::from_secs(600)).await;
 
     let db = rusqlite::Connection::open(host.store.path()).expect("db");
-    let done_ms = |prefix: &str| -> Vec<f64> {
-        let mut v: Vec<f64> = db
-            .prepare(
-                "SELECT j.finished_ms - e.received_ms FROM jobs j JOIN events e ON e.id = j.event_id
-                 WHERE j.state = 'completed' AND e.idempotency_key LIKE ?1",
-            )
-            .expect("query")
-            // A client's keys are stored in its token's namespace: `~<token>/<key>`.
-            .query_map([format!("~%/{prefix}%")], |r| r.get::<_, i64>(0))
-            .expect("rows")
-            .map(|v| v.expect("row") as f64)
-            .collect();
-        v.sort_by(|a, b| a.total_cmp(b));
-        v
+    let to_done = done_ms(&db, "bench-");
+    let steady_done = done_ms(&db, "steady-");
+    let low_done = done_ms(&db, "low-");
+    assert_eq!(to_done.len(), events, "every event completes");
+    assert_eq!(steady_done.len(), steady, "every steady event completes");
+    let total = (events + steady + low) as f64;
+    let audit_rows: i64 = db
+        .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
+        .expect("audit rows");
+    let path = host.store.path().to_path_buf();
+    let size = |suffix: &str| {
+        let mut name = path.as_os_str().to_os_string();
+        name.push(suffix);
+        std::fs::metadata(&name).map(|m| m.len()).unwrap_or(0) as f64
     };
-    let to_done = done_ms("bench-");
-    let steady_done = done_ms("steady-");
-    let completed = to_done.len();
-    let ops: i64 = db
-        .query_row("SELECT count(*) FROM operations WHERE status = 'done'", [], |r| {
-            r.get(0)
-        })
-        .expect("ops");
-    assert_eq!(completed, events, "every event completes");
+    let bytes = size("") + size("-wal");
+    vec![
+        (
+            "throughput, events/s end to end",
+            events as f64 / done.as_secs_f64(),
+        ),
+        ("intake alone, events/s", events as f64 / posted.as_secs_f64()),
+        ("ack under saturation p99, ms", percentile(&acks, 0.99)),
+        ("backlog: receipt to done p99, ms", percentile(&to_done, 0.99)),
+        ("steady: ack p50, ms", percentile(&steady_acks, 0.5)),
+        ("steady: ack p99, ms", percentile(&steady_acks, 0.99)),
+        ("steady: receipt to done p50, ms", percentile(&steady_done, 0.5)),
+        ("steady: receipt to done p99, ms", percentile(&steady_done, 0.99)),
+        ("10/s: receipt to done p99, ms", percentile(&low_done, 0.99)),
+        ("HTTP floor GET /healthz p99, ms", percentile(&floor, 0.99)),
+        ("CPU seconds per 1,000 events (saturated)", cpu_per_thousand),
+        ("store bytes per event (database + WAL)", bytes / total),
+        ("audit entries per event", audit_rows as f64 / total),
+    ]
+}
 
-    let sustained = events as f64 / done.as_secs_f64();
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let settings = Settings {
+        events: env("BENCH_EVENTS", 10_000),
+        rate: env("BENCH_RATE", 2_000),
+        clients: env("BENCH_CLIENTS", 32),
+        workers: env("BENCH_WORKERS", 128),
+    };
+    let runs = env("BENCH_RUNS", 5).max(1);
+    let load_before = load_average();
+    let mut all: Vec<Figures> = Vec::new();
+    for i in 0..runs {
+        let figures = run(&settings).await;
+        println!(
+            "run {}/{runs}: {:.0} events/s, steady ack p99 {:.2} ms, steady receipt to done p99 {:.0} ms",
+            i + 1,
+            figures[0].1,
+            figures[5].1,
+            figures[7].1
+        );
+        all.push(figures);
+    }
     println!(
-        "pipeline benchmark: {workers} workers, sandbox destination, SQLite synchronous=FULL, {} connector \
-            operations per event",
-        ops as f64 / (events + steady) as f64
+        "pipeline benchmark: {} joiners from {} clients, then {} events/s for 5 s and 10 events/s for 5 s; \
+            {} workers, sandbox destination, SQLite synchronous=FULL",
+        settings.events, settings.clients, settings.rate, settings.workers
     );
     println!(
-        "  baseline GET /healthz ({clients} clients)     p50 {:>7.2} ms   p99 {:>7.2} ms",
-        percentile(&floor, 0.5),
-        percentile(&floor, 0.99)
+        "{runs} runs; load average (1, 5, 15 min) before {load_before}, after {}",
+        load_average()
     );
-    println!(
-        "  throughput: {events} joiners from {clients} clients: {sustained:.0} events/s end to end (intake \
-            alone {:.0} events/s)",
-        events as f64 / posted.as_secs_f64()
-    );
-    println!(
-        "    ack under saturation   p50 {:>7.2} ms   p99 {:>7.2} ms   (p99 = {:.1}x the HTTP floor)",
-        percentile(&acks, 0.5),
-        percentile(&acks, 0.99),
-        percentile(&acks, 0.99) / percentile(&floor, 0.99)
-    );
-    println!(
-        "    event -> done (backlog) p50 {:>6.0} ms   p99 {:>7.0} ms",
-        percentile(&to_done, 0.5),
-        percentile(&to_done, 0.99)
-    );
-    println!("  steady {rate} events/s for 5 s (open loop):");
-    println!(
-        "    ack                    p50 {:>7.2} ms   p99 {:>7.2} ms   (p99 = {:.1}x the HTTP floor)",
-        percentile(&steady_acks, 0.5),
-        percentile(&steady_acks, 0.99),
-        percentile(&steady_acks, 0.99) / percentile(&floor, 0.99)
-    );
-    println!(
-        "    event -> done          p50 {:>7.0} ms   p99 {:>7.0} ms",
-        percentile(&steady_done, 0.5),
-        percentile(&steady_done, 0.99)
-    );
+    println!("{:<44} {:>10} {:>10} {:>10}", "", "min", "median", "max");
+    for (i, (name, _)) in all[0].iter().enumerate() {
+        let mut values: Vec<f64> = all.iter().map(|f| f[i].1).collect();
+        values.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{name:<44} {:>10.2} {:>10.2} {:>10.2}",
+            values[0],
+            percentile(&values, 0.5),
+            values[values.len() - 1]
+        );
+    }
 }

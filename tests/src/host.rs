@@ -80,7 +80,7 @@ impl TestHost {
         tenure_capabilities::install_crypto_provider();
         let options = SqliteOptions {
             path: dir.path().join("tenure.db"),
-            synchronous_full: true,
+            durability: tenure_store::Durability::PowerLoss,
             accept_audit_head: false,
         };
         let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");

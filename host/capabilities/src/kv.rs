@@ -40,6 +40,13 @@ pub trait KvBackend: Send + Sync {
     fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()>;
     fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()>;
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>>;
+    /// Resolves once every write answered so far survives what the backend promises
+    /// (a durable backend may answer writes at commit and make them durable just
+    /// after). The host awaits it before a plugin's request leaves the host, so
+    /// nothing is done outside on the strength of data a power loss could take back.
+    fn settle(&self) -> KvFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
     /// Applies one plugin call's writes (`None` removes) all or nothing. The default
     /// applies them in order; durable backends commit them in one transaction.
     fn apply_batch<'a>(

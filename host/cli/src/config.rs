@@ -45,16 +45,36 @@ pub struct StoreConfig {
     /// The SQLite file (WAL mode).
     pub path: PathBuf,
     /// `full` (acknowledged events survive power loss) or `normal` (they survive a process crash).
-    pub synchronous: String,
+    pub synchronous: Synchronous,
     /// The master key file (created on first start, mode 0600) unless `TENURE_MASTER_KEY` is set.
     pub key_file: Option<PathBuf>,
+}
+
+/// `store.synchronous`: what an acknowledged write survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Power loss: the write-ahead log is fsynced before the answer.
+    Full,
+    /// A process crash: the answer follows the commit.
+    Normal,
+}
+
+impl Synchronous {
+    /// The store's setting.
+    pub fn durability(self) -> tenure_store::Durability {
+        match self {
+            Synchronous::Full => tenure_store::Durability::PowerLoss,
+            Synchronous::Normal => tenure_store::Durability::ProcessCrash,
+        }
+    }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("tenure.db"),
-            synchronous: "full".into(),
+            synchronous: Synchronous::Full,
             key_file: None,
         }
     }
@@ -219,12 +239,6 @@ impl HostConfig {
             && key.is_relative()
         {
             *key = base.join(&*key);
-        }
-        if !matches!(config.store.synchronous.as_str(), "full" | "normal") {
-            anyhow::bail!(
-                "store.synchronous: must be \"full\" or \"normal\", not {:?}",
-                config.store.synchronous
-            );
         }
         check_tenant_names(config.tenants.keys())?;
         check_tokens(&config.api_tokens)?;

@@ -44,7 +44,7 @@ pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
     let master = MasterKey::load_or_create(&key_file)?;
     let options = SqliteOptions {
         path: config.store.path.clone(),
-        synchronous_full: config.store.synchronous == "full",
+        durability: config.store.synchronous.durability(),
         accept_audit_head: accept_audit_head(),
     };
     SqliteStore::open(&options, master)

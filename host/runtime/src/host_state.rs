@@ -212,6 +212,7 @@ impl clock::Host for HostState {
 
 impl http::Host for HostState {
     async fn send(&mut self, req: http::Request) -> Result<http::Response, http::HttpError> {
+        self.settle_kv().await.map_err(http::HttpError::Transport)?;
         let b = self.binding.clone();
         let connection = req.connection.clone();
         let request = caps::HttpRequest {
@@ -278,6 +279,20 @@ fn ldap_values(values: Vec<ldap::Value>) -> Vec<caps::ldap::LdapValue> {
 }
 
 impl HostState {
+    /// Waits until the key-value writes answered so far are durable: nothing leaves
+    /// the host on the strength of data a power loss could take back.
+    fn settle_kv(&self) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+        let binding = self.binding.clone();
+        async move {
+            binding
+                .services
+                .kv
+                .settle()
+                .await
+                .map_err(|e| format!("earlier key-value writes are not durable: {e}"))
+        }
+    }
+
     fn note_ldap_denial<T>(&self, connection: &str, r: &Result<T, caps::ldap::LdapError>) {
         if let Err(caps::ldap::LdapError::Denied(reason)) = r {
             let b = &self.binding;
@@ -289,6 +304,7 @@ impl HostState {
 
 impl ldap::Host for HostState {
     async fn search(&mut self, req: ldap::SearchRequest) -> Result<Vec<ldap::Entry>, ldap::LdapError> {
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
         let connection = req.connection.clone();
         let request = caps::ldap::SearchRequest {
@@ -325,6 +341,7 @@ impl ldap::Host for HostState {
         dn: String,
         attributes: Vec<ldap::Attribute>,
     ) -> Result<(), ldap::LdapError> {
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
         let attrs = attributes
             .into_iter()
@@ -348,6 +365,7 @@ impl ldap::Host for HostState {
         dn: String,
         changes: Vec<ldap::Modification>,
     ) -> Result<(), ldap::LdapError> {
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
         let mods = changes
             .into_iter()
@@ -378,6 +396,7 @@ impl ldap::Host for HostState {
         delete_old_rdn: bool,
         new_superior: Option<String>,
     ) -> Result<(), ldap::LdapError> {
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
         let r = b
             .services
@@ -397,6 +416,7 @@ impl ldap::Host for HostState {
     }
 
     async fn delete_entry(&mut self, connection: String, dn: String) -> Result<(), ldap::LdapError> {
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
         let r = b
             .services

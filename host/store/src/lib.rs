@@ -54,7 +54,7 @@ pub use operations::*;
 pub use rule_sets::*;
 pub use schedule::*;
 pub use secrets::*;
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{Durability, SqliteOptions, SqliteStore};
 
 /// Why a store call failed.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -8,7 +8,7 @@ async fn sqlite() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let options = SqliteOptions {
         path: dir.path().join("conformance.db"),
-        synchronous_full: false,
+        durability: tenure_store::Durability::ProcessCrash,
         accept_audit_head: false,
     };
     let store = SqliteStore::open(&options, MasterKey::from_bytes([7; 32])).expect("open");

@@ -2,7 +2,8 @@
 //! sender is answered, claimed with a lease by the enrichment workers, and ended
 //! together with the events they produced.
 
-use super::{SqliteStore, events::intake_events, writer::WriteCtx};
+use super::events::{intake_events, with_received_data};
+use super::{SqliteStore, writer::WriteCtx};
 use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -177,7 +178,7 @@ impl DeliveryStore for SqliteStore {
                 };
                 let intake = match finish {
                     DeliveryFinish::Done { events } => {
-                        let intake = intake_events(ctx, events)?;
+                        let intake = intake_events(ctx, with_received_data(events))?;
                         let accepted = intake
                             .iter()
                             .filter(|i| matches!(i, Intake::Accepted { .. }))

@@ -1,6 +1,7 @@
 //! Events, identity links and cursors.
 
-use super::{EVENT_COLUMNS, SqliteStore, event_row, writer::WriteCtx};
+use super::writer::{PreparedAudit, WriteCtx};
+use super::{EVENT_COLUMNS, SqliteStore, event_row};
 use crate::*;
 use rusqlite::{OptionalExtension, params};
 
@@ -10,6 +11,7 @@ pub(super) const NEWEST_PER_SOURCE: &str =
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>> {
+        let events = with_received_data(events);
         self.writer
             .write_urgent(move |ctx| {
                 let out = intake_events(ctx, events)?;
@@ -132,10 +134,27 @@ impl EventStore for SqliteStore {
     }
 }
 
+/// Each event with its `event.received` audit details, encoded before the writer sees them.
+pub(super) fn with_received_data(events: Vec<NewEvent>) -> Vec<(NewEvent, String)> {
+    events
+        .into_iter()
+        .map(|ev| {
+            let data = crate::audit::redact(serde_json::json!({
+                "source": ev.source, "kind": ev.kind, "source_record_id": ev.source_record_id,
+                "idempotency_key": ev.idempotency_key,
+            }));
+            (ev, data.to_string())
+        })
+        .collect()
+}
+
 /// Stores events, their jobs and their audit entries (the body of every intake).
-pub(super) fn intake_events(ctx: &mut WriteCtx<'_>, events: Vec<NewEvent>) -> StoreResult<Vec<Intake>> {
+pub(super) fn intake_events(
+    ctx: &mut WriteCtx<'_>,
+    events: Vec<(NewEvent, String)>,
+) -> StoreResult<Vec<Intake>> {
     let mut out = Vec::with_capacity(events.len());
-    for mut ev in events {
+    for (mut ev, received) in events {
         if !ev.link_keys.is_empty() {
             ev.person_key = link_person(ctx, &ev)?;
         }
@@ -193,16 +212,13 @@ pub(super) fn intake_events(ctx: &mut WriteCtx<'_>, events: Vec<NewEvent>) -> St
                 ],
                 |r| r.get(0),
             )?;
-        ctx.audit(
+        ctx.audit(PreparedAudit::encoded(
             AuditRecord::new(&ev.tenant, AuditKind::EventReceived, &ev.actor)
                 .person(&ev.person_key)
                 .event(event_id)
-                .job(job_id)
-                .data(serde_json::json!({
-                    "source": ev.source, "kind": ev.kind, "source_record_id": ev.source_record_id,
-                    "idempotency_key": ev.idempotency_key,
-                })),
-        )?;
+                .job(job_id),
+            received,
+        ))?;
         // A job held because the rules failed on this person's data is
         // superseded by the newer record (events carry the whole person).
         let superseded: Vec<i64> = ctx

@@ -1,8 +1,9 @@
 //! The job queue: claims with leases in per-person order, attempts, holds, replays.
 
-use super::operations::{OP_COLUMNS, op_row, record_op_result};
+use super::operations::{OP_COLUMNS, PreparedResult, op_row, record_op_result};
 use super::schedule::write_lifecycle;
 use super::writer::WriteCtx;
+use super::writer::prepare;
 use super::{SqliteStore, load_event};
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -183,6 +184,8 @@ impl JobStore for SqliteStore {
     ) -> StoreResult<bool> {
         let lease = lease.clone();
         let job_id = lease.job_id;
+        let audit = prepare(audit);
+        let last_op = last_op.map(PreparedResult::from);
         self.writer
             .write(move |ctx| {
                 let c = ctx.conn;

@@ -47,7 +47,9 @@ impl KvBackend for SqliteKv {
         Box::pin(async move {
             self.0
                 .writer
-                .write(move |ctx| {
+                // Durable with the host's record of the call that follows; anything
+                // a plugin sends out first waits for it (`settle`).
+                .write_visible(move |ctx| {
                     let c = ctx.conn;
                     let (mut keys, mut bytes): (i64, i64) = c
                         .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE tenant = ?1 AND plugin = ?2")?
@@ -112,6 +114,10 @@ impl KvBackend for SqliteKv {
                     other => err(other),
                 })
         })
+    }
+
+    fn settle(&self) -> KvFuture<'_, ()> {
+        Box::pin(async move { self.0.settle_early_answers().await.map_err(err) })
     }
 
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>> {

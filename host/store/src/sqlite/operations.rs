@@ -1,6 +1,7 @@
 //! Operations (intent before the call, result after) and links.
 
-use super::{SqliteStore, check_lease, writer::WriteCtx};
+use super::writer::{PreparedAudit, WriteCtx, prepare};
+use super::{SqliteStore, check_lease};
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -23,7 +24,21 @@ pub(super) fn op_row(r: &Row<'_>) -> rusqlite::Result<OperationRow> {
 pub(super) const OP_COLUMNS: &str =
     "id, job_id, destination, op_key, kind, target, status, detail, anchor, started_ms, finished_ms";
 
-pub(super) fn record_op_result(ctx: &mut WriteCtx<'_>, done: FinishedOp) -> StoreResult<()> {
+/// An operation's result with its audit records prepared off the writer thread.
+pub(super) struct PreparedResult {
+    done: FinishedOp,
+    audit: Vec<PreparedAudit>,
+}
+
+impl From<FinishedOp> for PreparedResult {
+    fn from(mut done: FinishedOp) -> Self {
+        let audit = prepare(std::mem::take(&mut done.audit));
+        PreparedResult { done, audit }
+    }
+}
+
+pub(super) fn record_op_result(ctx: &mut WriteCtx<'_>, result: PreparedResult) -> StoreResult<()> {
+    let PreparedResult { done, audit } = result;
     let r = &done.result;
     ctx.conn
         .prepare_cached(
@@ -34,7 +49,7 @@ pub(super) fn record_op_result(ctx: &mut WriteCtx<'_>, done: FinishedOp) -> Stor
     if let Some(l) = &done.link {
         write_link(ctx.conn, l, r.now_ms)?;
     }
-    ctx.audit_all(done.audit)
+    ctx.audit_all(audit)
 }
 
 fn write_link(c: &Connection, l: &LinkUpdate, now_ms: i64) -> StoreResult<()> {
@@ -73,6 +88,8 @@ impl OperationStore for SqliteStore {
         audit: Vec<AuditRecord>,
     ) -> StoreResult<i64> {
         let lease = lease.clone();
+        let previous = previous.map(PreparedResult::from);
+        let audit = prepare(audit);
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;
@@ -111,6 +128,7 @@ impl OperationStore for SqliteStore {
 
     async fn op_finished(&self, lease: &JobLease, done: FinishedOp) -> StoreResult<()> {
         let lease = lease.clone();
+        let done = PreparedResult::from(done);
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;
@@ -121,6 +139,7 @@ impl OperationStore for SqliteStore {
 
     async fn put_link(&self, lease: &JobLease, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()> {
         let lease = lease.clone();
+        let audit = prepare(audit);
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;

@@ -8,7 +8,7 @@ use crate::crypto::MasterKey;
 fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let options = SqliteOptions {
         path: dir.path().join("t.db"),
-        synchronous_full: true,
+        durability: crate::Durability::PowerLoss,
         accept_audit_head: false,
     };
     SqliteStore::open(&options, MasterKey::from_bytes([1; 32])).unwrap()
@@ -142,4 +142,53 @@ fn every_state_and_kind_reads_back_from_its_column() {
             .to_string()
             .contains("\"exploded\" is not a JobState")
     );
+}
+
+#[tokio::test]
+async fn a_key_value_write_answered_at_commit_is_durable_once_settled() {
+    use tenure_capabilities::{KvBackend, KvNamespace};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(
+        store.writer.early_answers_durable(),
+        0,
+        "nothing answered early yet"
+    );
+    let kv = kv::SqliteKv(store.clone());
+    let ns = KvNamespace {
+        tenant: "t".into(),
+        plugin: "sandbox".into(),
+    };
+    kv.set(&ns, "account/1", b"{}").await.unwrap();
+    let target = store.writer.early_answers_durable();
+    assert!(target >= 1, "the write was answered at its batch's commit");
+    kv.settle().await.unwrap();
+    assert!(
+        *store.durable.borrow() >= target,
+        "settled means the syncer made that batch durable"
+    );
+    // A write answered after its fsync moves the durable mark past every earlier batch.
+    store
+        .append_audit(vec![AuditRecord::new("t", AuditKind::AdminSecretSet, "it")])
+        .await
+        .unwrap();
+    assert!(*store.durable.borrow() > target);
+    assert_eq!(
+        kv.get(&ns, "account/1").await.unwrap().as_deref(),
+        Some(&b"{}"[..])
+    );
+}
+
+#[tokio::test]
+async fn the_audit_head_file_follows_only_durable_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    for i in 0..20 {
+        let record =
+            AuditRecord::new("t", AuditKind::AdminSecretSet, "it").data(serde_json::json!({ "n": i }));
+        store.append_audit(vec![record]).await.unwrap();
+        // Answered means synced and recorded: the head file names this entry.
+        let recorded = head::read(&store.head_file, &store.audit_key);
+        assert_eq!(recorded.head().map(|(seq, _)| seq), Some(i + 1), "{recorded:?}");
+    }
 }

@@ -1,17 +1,20 @@
 //! The one writer thread: it owns the write connection, runs queued writes in
 //! batches (one transaction and one fsync for many callers: group commit),
-//! isolates each write in a savepoint, and answers callers only after commit.
+//! isolates each write in a savepoint, and hands the batch to the syncer
+//! ([`super::durability`]), which answers its callers once it is durable.
 //!
 //! The audit chain's head is read from the database inside each batch's write
 //! transaction, never kept between batches: another process (a CLI command
 //! next to a running server) may have appended since, and SQLite's write lock
 //! orders the two.
 
+use super::durability::{Committed, Syncer};
 use crate::audit::{GENESIS, entry_hash_text, redact};
 use crate::{AuditRecord, StoreError, StoreResult};
 use crossbeam_channel as channel;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::oneshot;
 
 /// Most writes committed together.
@@ -32,12 +35,37 @@ pub(crate) struct WriteCtx<'c> {
     pub now_ms: i64,
 }
 
+/// An audit record redacted and encoded, ready to be chained. Store methods prepare
+/// their records on the caller's thread, so the one writer thread only hashes and inserts.
+pub(crate) struct PreparedAudit {
+    record: AuditRecord,
+    data: String,
+}
+
+impl From<AuditRecord> for PreparedAudit {
+    fn from(mut record: AuditRecord) -> Self {
+        let data = redact(std::mem::take(&mut record.data)).to_string();
+        PreparedAudit { record, data }
+    }
+}
+
+impl PreparedAudit {
+    /// A record whose details were encoded (and redacted) already.
+    pub fn encoded(record: AuditRecord, data: String) -> Self {
+        PreparedAudit { record, data }
+    }
+}
+
+/// Prepares records before they go to the writer.
+pub(crate) fn prepare(records: Vec<AuditRecord>) -> Vec<PreparedAudit> {
+    records.into_iter().map(PreparedAudit::from).collect()
+}
+
 impl WriteCtx<'_> {
     /// Appends one audit entry to the chain (redacted, timestamped, hashed).
-    pub fn audit(&mut self, mut record: AuditRecord) -> StoreResult<()> {
-        record.data = redact(std::mem::take(&mut record.data));
+    pub fn audit(&mut self, record: impl Into<PreparedAudit>) -> StoreResult<()> {
+        let PreparedAudit { record, data } = record.into();
         let seq = self.head.seq + 1;
-        let data = record.data.to_string();
         let hash = entry_hash_text(self.key, &self.head.hash, seq, self.now_ms, &record, &data);
         self.conn
             .prepare_cached(
@@ -64,20 +92,23 @@ impl WriteCtx<'_> {
         Ok(())
     }
 
-    pub fn audit_all(&mut self, records: Vec<AuditRecord>) -> StoreResult<()> {
+    pub fn audit_all<R: Into<PreparedAudit>>(&mut self, records: Vec<R>) -> StoreResult<()> {
         records.into_iter().try_for_each(|r| self.audit(r))
     }
 }
 
-trait WriteOp: Send {
+pub(crate) trait WriteOp: Send {
     /// Runs the write; false means it failed and must be rolled back.
     fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
     /// Answers the caller once the batch's fate is known.
     fn reply(self: Box<Self>, commit: StoreResult<()>);
+    /// Whether the caller is answered at commit, before the batch is durable.
+    fn answered_at_commit(&self) -> bool;
 }
 
 struct Op<R, F> {
     f: Option<F>,
+    at_commit: bool,
     result: Option<StoreResult<R>>,
     tx: oneshot::Sender<StoreResult<R>>,
 }
@@ -96,6 +127,10 @@ where
         ok
     }
 
+    fn answered_at_commit(&self) -> bool {
+        self.at_commit
+    }
+
     fn reply(self: Box<Self>, commit: StoreResult<()>) {
         let answer = match (commit, self.result) {
             (Err(e), _) => Err(e),
@@ -112,18 +147,53 @@ where
 pub(crate) struct Writer {
     urgent: channel::Sender<Box<dyn WriteOp>>,
     normal: channel::Sender<Box<dyn WriteOp>>,
+    progress: Arc<Progress>,
+}
+
+/// How far the batches have got: committed, and answered at commit (see
+/// [`Writer::write_visible`]). Batches are numbered from 1.
+#[derive(Default)]
+pub(crate) struct Progress {
+    committed: AtomicU64,
+    answered_early: AtomicU64,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection, key: [u8; 32], head_file: PathBuf) -> StoreResult<Writer> {
+    /// Starts the writer thread on `conn`, answering through `syncer`.
+    pub fn start(conn: Connection, key: [u8; 32], syncer: Syncer) -> StoreResult<Writer> {
         let (urgent, urgent_rx) = channel::unbounded::<Box<dyn WriteOp>>();
         let (normal, normal_rx) = channel::unbounded::<Box<dyn WriteOp>>();
+        let progress = Arc::new(Progress::default());
+        let batches = progress.clone();
         std::thread::Builder::new()
             .name("tenure-store-writer".into())
-            .spawn(move || run(conn, urgent_rx, normal_rx, key, head_file))
+            .spawn(move || run(conn, urgent_rx, normal_rx, key, syncer, batches))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
-        Ok(Writer { urgent, normal })
+        Ok(Writer {
+            urgent,
+            normal,
+            progress,
+        })
+    }
+
+    /// [`Writer::write`], answered as soon as the batch commits: the write is visible
+    /// to every later read and write, and durable with the next batch that is answered
+    /// after its fsync (the WAL is recovered as a prefix). For writes whose loss in a
+    /// power failure would be repaired by the writes that follow them (a plugin's
+    /// key-value data, which the host's record of the call follows); anything that
+    /// leaves the host on their strength waits for [`Writer::early_answers_durable`].
+    pub async fn write_visible<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        Self::send(&self.normal, f, true).await
+    }
+
+    /// The batch number that every write answered at commit so far is in; durable
+    /// once the syncer reports it.
+    pub fn early_answers_durable(&self) -> u64 {
+        self.progress.answered_early.load(Ordering::Acquire)
     }
 
     /// [`Writer::write`] ahead of the workers' writes.
@@ -132,7 +202,7 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
     {
-        Self::send(&self.urgent, f).await
+        Self::send(&self.urgent, f, false).await
     }
 
     /// Runs `f` in the next batch; resolves after the batch commits.
@@ -141,10 +211,10 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
     {
-        Self::send(&self.normal, f).await
+        Self::send(&self.normal, f, false).await
     }
 
-    async fn send<R, F>(queue: &channel::Sender<Box<dyn WriteOp>>, f: F) -> StoreResult<R>
+    async fn send<R, F>(queue: &channel::Sender<Box<dyn WriteOp>>, f: F, at_commit: bool) -> StoreResult<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
@@ -153,6 +223,7 @@ impl Writer {
         queue
             .send(Box::new(Op {
                 f: Some(f),
+                at_commit,
                 result: None,
                 tx,
             }))
@@ -190,9 +261,9 @@ fn run(
     urgent: channel::Receiver<Box<dyn WriteOp>>,
     normal: channel::Receiver<Box<dyn WriteOp>>,
     key: [u8; 32],
-    head_file: PathBuf,
+    syncer: Syncer,
+    progress: Arc<Progress>,
 ) {
-    let mut head = super::head::HeadRecorder::new(head_file, key);
     loop {
         let first = channel::select! {
             recv(urgent) -> op => op,
@@ -207,22 +278,36 @@ fn run(
                 Err(_) => break,
             }
         }
-        let commit = run_batch(&conn, &mut batch, &key, &mut head);
-        if let Err(e) = &commit {
-            tracing::error!(error = %e, "store batch failed; rolled back");
+        let (commit, head) = match run_batch(&conn, &mut batch, &key) {
+            Ok(head) => (Ok(()), head),
+            Err(e) => {
+                tracing::error!(error = %e, "store batch failed; rolled back");
+                (Err(e), None)
+            }
+        };
+        let number = progress.committed.fetch_add(1, Ordering::AcqRel) + 1;
+        if commit.is_ok() && batch.iter().any(|op| op.answered_at_commit()) {
+            progress.answered_early.store(number, Ordering::Release);
+            let (early, later): (Vec<_>, Vec<_>) = batch.into_iter().partition(|op| op.answered_at_commit());
+            early.into_iter().for_each(|op| op.reply(Ok(())));
+            batch = later;
         }
-        for op in batch {
-            op.reply(commit.clone());
-        }
+        // Answered once durable, while this thread writes the next batch.
+        syncer.pass(Committed {
+            number,
+            ops: batch,
+            commit,
+            head,
+        });
     }
 }
 
+/// Runs a batch in one transaction; the chain's new head if it grew.
 fn run_batch(
     conn: &Connection,
     batch: &mut [Box<dyn WriteOp>],
     key: &[u8; 32],
-    recorder: &mut super::head::HeadRecorder,
-) -> StoreResult<()> {
+) -> StoreResult<Option<ChainHead>> {
     let exec = |sql: &str| -> StoreResult<()> {
         conn.prepare_cached(sql)?.execute([])?;
         Ok(())
@@ -263,8 +348,5 @@ fn run_batch(
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e);
     }
-    if chain.seq != started.seq {
-        recorder.record(&chain);
-    }
-    Ok(())
+    Ok((chain.seq != started.seq).then_some(chain))
 }
