@@ -127,11 +127,15 @@ impl TestHost {
         let (stop, shutdown) = watch::channel(false);
         let mut rx = shutdown.clone();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, tenure_server::router(state))
-                .with_graceful_shutdown(async move {
+            tenure_server::serve(
+                listener,
+                tenure_server::router(state),
+                tenure_server::ServeLimits::default(),
+                async move {
                     let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
+                },
+            )
+            .await;
         });
         let workers = tokio::spawn(pipeline.clone().run_workers(shutdown, Duration::from_secs(5)));
         TestHost {

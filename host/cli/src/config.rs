@@ -86,12 +86,29 @@ impl Default for StoreConfig {
 pub struct ServerConfig {
     /// The address and port the API listens on.
     pub listen: String,
+    /// Seconds a client gets to send a request's headers; a slower one is disconnected.
+    pub header_read_timeout_secs: u64,
+    /// Seconds from a request's headers to its answer (body included); later, 408.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The server's deadlines.
+    pub fn limits(&self) -> tenure_server::ServeLimits {
+        tenure_server::ServeLimits {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout_secs.max(1)),
+            ..tenure_server::ServeLimits::default()
         }
     }
 }

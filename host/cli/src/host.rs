@@ -20,6 +20,8 @@ pub struct Host {
     pub pipeline: Arc<Pipeline>,
     pub state: AppState,
     pub sources: Vec<(String, SourceConfig)>,
+    /// The HTTP server's deadlines.
+    pub limits: tenure_server::ServeLimits,
 }
 
 /// Set by `tenure audit accept-head`: open the store even when its audit head file disagrees.
@@ -75,6 +77,7 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
 /// Builds the host from a loaded config and its store, and brings each tenant's
 /// rule set up to its published version (importing the config file's on first start).
 pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
+    let limits = config.server.limits();
     let mut services = Services::new(store.kv(), Arc::new(SystemClock))?;
     let policies = config
         .tenants
@@ -163,6 +166,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
         pipeline,
         state,
         sources,
+        limits,
     })
 }
 
@@ -183,11 +187,15 @@ pub async fn run(
             .run_pollers(host.sources.clone(), shutdown.clone()),
     );
     let mut stop = shutdown.clone();
-    axum::serve(listener, tenure_server::router(host.state.clone()))
-        .with_graceful_shutdown(async move {
+    tenure_server::serve(
+        listener,
+        tenure_server::router(host.state.clone()),
+        host.limits,
+        async move {
             let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
+        },
+    )
+    .await;
     let _ = workers.await;
     let _ = pollers.await;
     Ok(())

@@ -215,6 +215,8 @@ pub struct Pipeline {
     pub(crate) owner: String,
     capabilities: Mutex<HashMap<(String, String, String), Arc<wit::connector::Capabilities>>>,
     pub(crate) refusals: webhooks::RefusalSampler,
+    /// Webhook deliveries each source may still send now.
+    pub(crate) webhook_rates: webhooks::DeliveryLimiter,
     /// Set when a webhook delivery was stored (or may be waiting): the dispatcher claims them.
     pub(crate) deliveries_waiting: std::sync::atomic::AtomicBool,
     /// Until when each running job's lease is known to hold (from its claim and the
@@ -245,6 +247,7 @@ impl Pipeline {
             owner,
             capabilities: Mutex::new(HashMap::new()),
             refusals: webhooks::RefusalSampler::default(),
+            webhook_rates: webhooks::DeliveryLimiter::default(),
             deliveries_waiting: std::sync::atomic::AtomicBool::new(true),
             leases: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),

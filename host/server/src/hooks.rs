@@ -28,6 +28,9 @@ pub async fn receive(
     let Some(limit) = s.pipeline.webhook_body_limit(&source) else {
         return refusal(s.pipeline.refuse_unknown_webhook(&source));
     };
+    if let Err(r) = s.pipeline.admit_webhook(&source).await {
+        return refusal(r);
+    }
     let body: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => return refusal(s.pipeline.refuse_oversized_webhook(&source).await),
@@ -62,10 +65,15 @@ fn refusal(r: Refusal) -> Response {
         axum::Json(json!({ "error": { "field": r.field, "reason": r.reason } })),
     )
         .into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    let retry_after = match status {
+        StatusCode::SERVICE_UNAVAILABLE => Some("30"),
+        StatusCode::TOO_MANY_REQUESTS => Some("1"),
+        _ => None,
+    };
+    if let Some(seconds) = retry_after {
         response.headers_mut().insert(
             axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("30"),
+            axum::http::HeaderValue::from_static(seconds),
         );
     }
     response

@@ -13,9 +13,11 @@ mod jobs;
 mod people;
 mod routes;
 mod rule_sets;
+mod serve;
 
 pub use auth::{ApiToken, Role};
 pub use routes::router;
+pub use serve::{ServeLimits, serve};
 
 use std::sync::Arc;
 use tenure_pipeline::Pipeline;

@@ -309,3 +309,56 @@ async fn every_writing_command_next_to_a_live_server_leaves_it_healthy_and_the_a
         count("SELECT count(*) FROM audit")
     );
 }
+
+/// Reads what the server sends until it closes the connection (10 s at most).
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the server kept a stalled connection open");
+    String::from_utf8_lossy(&answer).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off_and_a_stalled_body_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    tenure_capabilities::install_crypto_provider();
+    let sim = LeverSim::start(SimOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let port = free_port();
+    let config = write_config(&dir, port, &sim.url());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[server]\n",
+        "[server]\nheader_read_timeout_secs = 1\nrequest_timeout_secs = 2\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start_serve(&dir, &config, &dir.join("serve.log"));
+    wait_ready(&client, &base).await;
+
+    // Headers that never end: the connection is closed, nothing is answered.
+    let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: tenure\r\nX-Slow: 1\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut slow).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+
+    // A body that stops arriving: 408 once the request deadline passes.
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nHost: tenure\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: \
+            application/json\r\nContent-Length: 500\r\n\r\n{{\"source\":"
+    );
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+
+    // Everyone else is served as before.
+    let (status, _) = get(&client, &base, "/api/v1/jobs").await;
+    assert_eq!(status, 200);
+    let _ = server.kill();
+    let _ = server.wait();
+}

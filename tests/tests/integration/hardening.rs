@@ -177,3 +177,80 @@ async fn an_upload_for_a_webhook_source_needs_its_signature_or_an_audited_reason
     assert_eq!(entry["data"]["reason"], reason);
     assert_eq!(entry["data"]["source"], "lever");
 }
+
+#[tokio::test]
+async fn a_webhook_flood_is_held_at_the_door_counted_and_audited_sampled() {
+    let h = {
+        let tenant = tenant_toml(&format!(
+            "[plugins.lever.grants]\nkv = true\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n",
+            rules("sandbox")
+        ));
+        let pipeline = pipeline_toml(&format!(
+            "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
+             [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
+             [sources.webhook]\nsignature_tokens = {{ \"*\" = \"{WEBHOOK_KEY}\" }}\n\
+             rate_limit = {{ per_second = 0.01, burst = 5 }}\n"
+        ));
+        TestHost::start(HostSpec {
+            tenant,
+            pipeline,
+            queue: QueueConfig::default(),
+            plugins: vec!["rules-basic", "sandbox", "lever"],
+        })
+        .await
+    };
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let body = delivery(
+            "candidateHired",
+            "wrong-key",
+            &format!("f-{i}"),
+            now_ms(),
+            json!({}),
+        )
+        .to_string();
+        let r = h
+            .client
+            .post(format!("{}/hooks/lever", h.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("deliver");
+        if r.status().as_u16() == 429 {
+            assert_eq!(r.headers()["retry-after"], "1");
+        }
+        statuses.push(r.status().as_u16());
+    }
+    // The burst is checked (and refused for its signature); the rest never reach the check.
+    assert!(
+        statuses[..5].iter().all(|s| *s == 401 || *s == 403),
+        "{statuses:?}"
+    );
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let metrics = h
+        .client
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("tenure_webhook_refusals_total") && l.contains("429") && l.ends_with(" 55")),
+        "{metrics}"
+    );
+    // The audit gets a sample, not one entry per refusal.
+    let audit = h.get("/api/v1/audit?format=json").await;
+    let rejected = audit
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["kind"] == "webhook.rejected").count())
+        .unwrap_or(0);
+    assert!(
+        (1..=21).contains(&rejected),
+        "{rejected} audit entries for 60 refusals"
+    );
+}

@@ -153,6 +153,7 @@ mod tests {
             signature_tokens: [("*".to_string(), Secret::new("key"))].into(),
             max_age_secs: 300,
             max_body_bytes: 1024,
+            rate_limit: Default::default(),
         }
     }
 

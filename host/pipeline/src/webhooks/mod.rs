@@ -61,6 +61,30 @@ pub struct WebhookConfig {
     /// Largest body accepted.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Deliveries accepted for checking per second; more are answered 429 with
+    /// `Retry-After` before their body is read (counted, and audited sampled).
+    #[serde(default)]
+    pub rate_limit: WebhookRateLimit,
+}
+
+/// `[tenants.T.sources.webhook.rate_limit]`: a token bucket per source.
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookRateLimit {
+    /// Deliveries per second, sustained.
+    pub per_second: f64,
+    /// Deliveries at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Default for WebhookRateLimit {
+    fn default() -> Self {
+        // Lever sends far less; a flood (or a sender's retry storm) is held at the door.
+        WebhookRateLimit {
+            per_second: 50.0,
+            burst: 200,
+        }
+    }
 }
 
 fn default_max_age() -> u64 {
@@ -150,6 +174,30 @@ struct RefusalBucket {
     left_out: u64,
 }
 
+/// The deliveries each webhook source may still send now, per source.
+#[derive(Default)]
+pub(crate) struct DeliveryLimiter {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl DeliveryLimiter {
+    /// Takes one delivery from `source`'s bucket; false when it is empty.
+    fn admit(&self, source: &str, limit: WebhookRateLimit) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let burst = f64::from(limit.burst.max(1));
+        let (tokens, at) = buckets.entry(source.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * limit.per_second.max(0.0)).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 impl RefusalSampler {
     /// Whether this refusal is written to the audit: `Some(left out before it)`, or
     /// `None` when it is only counted.
@@ -192,6 +240,26 @@ impl Pipeline {
     /// The largest body a webhook source accepts (`None`: no such source).
     pub fn webhook_body_limit(&self, source: &str) -> Option<usize> {
         self.webhook_source(source).map(|(_, _, w)| w.max_body_bytes)
+    }
+
+    /// Admits a delivery to `source` under its rate limit, before its body is read;
+    /// `Err` is the 429 to answer (counted, and audited sampled).
+    pub async fn admit_webhook(&self, source: &str) -> Result<(), Refusal> {
+        let Some((tenant, _, config)) = self.webhook_source(source) else {
+            return Err(self.refuse_unknown_webhook(source));
+        };
+        if self.webhook_rates.admit(source, config.rate_limit) {
+            return Ok(());
+        }
+        let r = Refusal::new(
+            429,
+            "rate",
+            format!(
+                "more than {} deliveries per second (bursts of {}); retry later",
+                config.rate_limit.per_second, config.rate_limit.burst
+            ),
+        );
+        Err(self.refuse(tenant, source, r).await)
     }
 
     /// Refuses a delivery to a source that does not exist (counted; nothing to audit it under).

@@ -192,3 +192,23 @@ async fn the_audit_head_file_follows_only_durable_batches() {
         assert_eq!(recorded.head().map(|(seq, _)| seq), Some(i + 1), "{recorded:?}");
     }
 }
+
+#[tokio::test]
+async fn a_readiness_ping_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let before = store.writer.batches_committed();
+    for _ in 0..50 {
+        store.ping().await.unwrap();
+    }
+    assert_eq!(
+        store.writer.batches_committed(),
+        before,
+        "no transaction, no fsync"
+    );
+    store
+        .append_audit(vec![AuditRecord::new("t", AuditKind::AdminSecretSet, "it")])
+        .await
+        .unwrap();
+    assert_eq!(store.writer.batches_committed(), before + 1);
+}

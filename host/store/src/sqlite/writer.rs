@@ -104,6 +104,10 @@ pub(crate) trait WriteOp: Send {
     fn reply(self: Box<Self>, commit: StoreResult<()>);
     /// Whether the caller is answered at commit, before the batch is durable.
     fn answered_at_commit(&self) -> bool;
+    /// Whether this is a liveness probe, answered without a transaction.
+    fn is_probe(&self) -> bool {
+        false
+    }
 }
 
 struct Op<R, F> {
@@ -190,6 +194,22 @@ impl Writer {
         Self::send(&self.normal, f, true).await
     }
 
+    /// Resolves when the writer thread reaches this call in its queue: it is alive
+    /// and draining. Writes nothing (no transaction, no fsync).
+    pub async fn probe(&self) -> StoreResult<()> {
+        let (tx, rx) = oneshot::channel();
+        self.urgent
+            .send(Box::new(Probe(tx)))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// How many batches the writer has run (committed or rolled back).
+    #[cfg(test)]
+    pub fn batches_committed(&self) -> u64 {
+        self.progress.committed.load(Ordering::Acquire)
+    }
+
     /// The batch number that every write answered at commit so far is in; durable
     /// once the syncer reports it.
     pub fn early_answers_durable(&self) -> u64 {
@@ -229,6 +249,27 @@ impl Writer {
             }))
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A liveness probe in the writer's queue.
+struct Probe(oneshot::Sender<()>);
+
+impl WriteOp for Probe {
+    fn run(&mut self, _ctx: &mut WriteCtx<'_>) -> bool {
+        true
+    }
+
+    fn reply(self: Box<Self>, _commit: StoreResult<()>) {
+        let _ = self.0.send(());
+    }
+
+    fn answered_at_commit(&self) -> bool {
+        true
+    }
+
+    fn is_probe(&self) -> bool {
+        true
     }
 }
 
@@ -276,6 +317,14 @@ fn run(
             match urgent.try_recv().or_else(|_| normal.try_recv()) {
                 Ok(op) => batch.push(op),
                 Err(_) => break,
+            }
+        }
+        if batch.iter().any(|op| op.is_probe()) {
+            let (probes, writes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|op| op.is_probe());
+            probes.into_iter().for_each(|probe| probe.reply(Ok(())));
+            batch = writes;
+            if batch.is_empty() {
+                continue;
             }
         }
         let (commit, head) = match run_batch(&conn, &mut batch, &key) {
