@@ -23,6 +23,8 @@ pub const AUDITOR_TOKEN: &str = "auditor-token-0123456789";
 pub const SOURCE_TOKEN: &str = "source-token-0123456789";
 /// A second IT admin (`it-reviewer`), for four-eyes publishing.
 pub const IT2_TOKEN: &str = "it2-token-0123456789";
+/// A second token of the person behind [`IT_TOKEN`] (`it-admin`), named `it-admin-ci`.
+pub const IT_SAME_PERSON_TOKEN: &str = "it-same-person-token-0123456789";
 /// An HR token (`hr-author`).
 pub const HR_TOKEN: &str = "hr-token-0123456789";
 
@@ -119,6 +121,7 @@ impl TestHost {
                 "api".into(),
             ]),
             ApiToken::new("it-reviewer", Role::It, TENANT, IT2_TOKEN),
+            ApiToken::new("it-admin-ci", Role::It, TENANT, IT_SAME_PERSON_TOKEN).held_by("it-admin"),
             ApiToken::new("hr-author", Role::Hr, TENANT, HR_TOKEN),
         ];
         let state = AppState::new(pipeline.clone(), tokens);

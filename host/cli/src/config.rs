@@ -130,6 +130,10 @@ pub struct TokenConfig {
     pub sources: Vec<String>,
     /// The bearer token (use `${ENV}` or `${secret:NAME}`).
     pub token: String,
+    /// The person who holds this token, when it is not its name: four eyes on rule-set publishing
+    /// compares people, so two tokens of one person cannot write and publish the same version.
+    #[serde(default)]
+    pub person: Option<String>,
 }
 
 impl std::fmt::Debug for TokenConfig {
@@ -441,6 +445,7 @@ mod tests {
             tenant: "acme".into(),
             token: secret.into(),
             sources: sources.iter().map(|s| s.to_string()).collect(),
+            person: None,
         };
         let ok = [
             token("hr-feed", Role::Source, "secret-one-0123456789", &["hr"]),
@@ -488,6 +493,7 @@ mod tests {
                 tenant: self.tenant.clone(),
                 token: secret.into(),
                 sources: self.sources.clone(),
+                person: self.person.clone(),
             }
         }
     }

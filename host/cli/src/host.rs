@@ -149,7 +149,11 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
     let tokens = config
         .api_tokens
         .iter()
-        .map(|t| ApiToken::new(&t.name, t.role, &t.tenant, &t.token).for_sources(t.sources.clone()))
+        .map(|t| {
+            ApiToken::new(&t.name, t.role, &t.tenant, &t.token)
+                .for_sources(t.sources.clone())
+                .held_by(t.person.as_deref().unwrap_or(&t.name))
+        })
         .collect();
     let state = AppState::new(pipeline.clone(), tokens);
     for (tenant, document) in config_rule_sets {

@@ -34,6 +34,8 @@ pub struct ApiToken {
     pub tenant: String,
     /// The sources it may post for (empty: see [`Caller::poster`]).
     pub sources: Vec<String>,
+    /// The person who holds it (four eyes compares people); its name unless set.
+    pub person: String,
     digest: [u8; 32],
 }
 
@@ -54,8 +56,15 @@ impl ApiToken {
             role,
             tenant: tenant.into(),
             sources: Vec::new(),
+            person: name.into(),
             digest: Sha256::digest(secret.as_bytes()).into(),
         }
+    }
+
+    /// Names the person who holds the token (several tokens may be one person's).
+    pub fn held_by(mut self, person: &str) -> ApiToken {
+        self.person = person.into();
+        self
     }
 
     /// Binds the token to the sources it may post for.
@@ -72,6 +81,8 @@ pub struct Caller {
     pub role: Role,
     pub tenant: String,
     pub sources: Vec<String>,
+    /// The person behind the token.
+    pub person: String,
 }
 
 impl Caller {
@@ -114,6 +125,7 @@ pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> 
                 role: t.role,
                 tenant: t.tenant.clone(),
                 sources: t.sources.clone(),
+                person: t.person.clone(),
             });
         }
     }

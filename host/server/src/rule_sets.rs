@@ -62,7 +62,7 @@ pub async fn draft(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) -
     let input: DraftIn = json_body(&body)?;
     let draft = s
         .rule_sets
-        .draft(&c.tenant, &input.document, &c.name, &input.message)
+        .draft(&c.tenant, &input.document, &c.person, &input.message)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(draft)).into_response())
 }
@@ -136,5 +136,5 @@ pub async fn impact(
 
 /// `POST /api/v1/rule-sets/{version}/publish`: publish, or roll back to an earlier version.
 pub async fn publish(State(s): State<AppState>, c: Authed<Admins>, Path(version): Path<i64>) -> ApiResult {
-    Ok(axum::Json(s.rule_sets.publish(&c.tenant, version, &c.name).await?).into_response())
+    Ok(axum::Json(s.rule_sets.publish(&c.tenant, version, &c.person).await?).into_response())
 }

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tenure_pipeline::QueueConfig;
 use tenure_tests::host::{
-    AUDITOR_TOKEN, HR_TOKEN, HostSpec, IT_TOKEN, IT2_TOKEN, TestHost, pipeline_toml, tenant_toml,
+    AUDITOR_TOKEN, HR_TOKEN, HostSpec, IT_SAME_PERSON_TOKEN, IT_TOKEN, IT2_TOKEN, TestHost, pipeline_toml,
+    tenant_toml,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -252,6 +253,16 @@ async fn drafts_publish_impact_rollback_and_four_eyes() {
         body["error"]["reason"].as_str().unwrap().contains("four eyes"),
         "{body}"
     );
+    // ...and so is the author's other token: four eyes compares people, not tokens.
+    let (status, body) = call(
+        &h,
+        Method::POST,
+        "/api/v1/rule-sets/2/publish",
+        IT_SAME_PERSON_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
     let (status, body) = call(&h, Method::POST, "/api/v1/rule-sets/2/publish", IT2_TOKEN, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["rollback"], false);
