@@ -81,7 +81,7 @@ impl Default for StoreConfig {
 }
 
 /// `[server]`.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// The address and port the API listens on.
@@ -90,6 +90,23 @@ pub struct ServerConfig {
     pub header_read_timeout_secs: u64,
     /// Seconds from a request's headers to its answer (body included); later, 408.
     pub request_timeout_secs: u64,
+    /// The bearer token `/metrics` asks for (use `${ENV}` or `${secret:NAME}`); without one,
+    /// `/metrics` answers anyone who reaches the listener.
+    pub metrics_token: Option<String>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
@@ -98,6 +115,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             header_read_timeout_secs: 10,
             request_timeout_secs: 60,
+            metrics_token: None,
         }
     }
 }

@@ -78,6 +78,7 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
 /// rule set up to its published version (importing the config file's on first start).
 pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     let limits = config.server.limits();
+    let metrics_token = config.server.metrics_token.clone();
     let mut services = Services::new(store.kv(), Arc::new(SystemClock))?;
     let policies = config
         .tenants
@@ -155,7 +156,10 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
                 .held_by(t.person.as_deref().unwrap_or(&t.name))
         })
         .collect();
-    let state = AppState::new(pipeline.clone(), tokens);
+    let mut state = AppState::new(pipeline.clone(), tokens);
+    if let Some(token) = &metrics_token {
+        state = state.with_metrics_token(token);
+    }
     for (tenant, document) in config_rule_sets {
         let head = state
             .rule_sets

@@ -75,7 +75,18 @@ pub async fn kpis(State(s): State<AppState>, c: Authed<Readers>) -> ApiResult {
 }
 
 /// `GET /metrics`: the Prometheus text format.
-pub async fn metrics(State(s): State<AppState>) -> Response {
+pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &s.metrics_token
+        && !crate::auth::presents(&headers, expected)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(
+                json!({ "error": { "field": "authorization", "reason": "/metrics needs its token" } }),
+            ),
+        )
+            .into_response();
+    }
     let tenants: Vec<String> = s.pipeline.config().tenants.keys().cloned().collect();
     let text = s
         .pipeline

@@ -103,23 +103,38 @@ impl Caller {
     }
 }
 
-/// Finds the token presented as `Authorization: Bearer <token>`.
-pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> {
+/// The SHA-256 of the token presented as `Authorization: Bearer <token>`.
+fn presented_digest(headers: &HeaderMap) -> Option<[u8; 32]> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let presented = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))?
         .trim();
-    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    Some(Sha256::digest(presented.as_bytes()).into())
+}
+
+/// Compares two digests in constant time.
+fn same_digest(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The digest of a secret, as presented tokens are compared.
+pub(crate) fn digest_of(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Whether the request presents the token whose digest is `expected`.
+pub(crate) fn presents(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    presented_digest(headers).is_some_and(|d| same_digest(&d, expected))
+}
+
+/// Finds the token presented as `Authorization: Bearer <token>`.
+pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> {
+    let digest = presented_digest(headers)?;
     let mut found = None;
     for t in tokens {
         // Compare every token fully so that timing says nothing about which matched.
-        if t.digest
-            .iter()
-            .zip(digest.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-        {
+        if same_digest(&t.digest, &digest) {
             found = Some(Caller {
                 name: t.name.clone(),
                 role: t.role,

@@ -29,6 +29,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<ApiToken>>,
     /// Rule-set versions, tests, impact previews and publishing.
     pub rule_sets: tenure_rulesets::RuleSets,
+    /// The digest of the token `/metrics` asks for, when it asks for one.
+    metrics_token: Option<[u8; 32]>,
 }
 
 impl AppState {
@@ -37,7 +39,14 @@ impl AppState {
             rule_sets: tenure_rulesets::RuleSets::new(pipeline.clone()),
             pipeline,
             tokens: Arc::new(tokens),
+            metrics_token: None,
         }
+    }
+
+    /// Makes `/metrics` answer only to `Authorization: Bearer <token>`.
+    pub fn with_metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token = Some(auth::digest_of(token));
+        self
     }
 }
 

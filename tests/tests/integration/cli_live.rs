@@ -362,3 +362,40 @@ async fn slow_headers_are_cut_off_and_a_stalled_body_gets_408() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_only_to_their_token_when_one_is_set() {
+    tenure_capabilities::install_crypto_provider();
+    let sim = LeverSim::start(SimOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let port = free_port();
+    let config = write_config(&dir, port, &sim.url());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[server]\n", "[server]\nmetrics_token = \"scrape-0123456789\"\n");
+    std::fs::write(&config, text).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start_serve(&dir, &config, &dir.join("serve.log"));
+    wait_ready(&client, &base).await;
+    let scrape = |token: Option<&'static str>| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let mut request = client.get(format!("{base}/metrics"));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let r = request.send().await.expect("scrape");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(scrape(None).await.0, 401);
+    // An API token is not the metrics token.
+    assert_eq!(scrape(Some(TOKEN)).await.0, 401);
+    let (status, text) = scrape(Some("scrape-0123456789")).await;
+    assert_eq!(status, 200);
+    assert!(text.contains("tenure_"), "{text}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
