@@ -161,3 +161,18 @@ pub async fn deliveries_are_leased_and_end_with_their_events(store: Arc<dyn Stor
     ));
     assert_eq!(audited(&store, AuditKind::AdminDeliveryReplayed).await.len(), 1);
 }
+
+pub async fn each_source_keeps_its_replay_tokens_for_its_own_window(store: Arc<dyn Store>) {
+    // Lever keeps its tokens an hour; another source's short window must not prune them.
+    store.store_delivery(delivery("lever-tok", "l1")).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut other = delivery("other-tok", "o1");
+    other.source = "other".into();
+    other.keep_token_ms = 1;
+    store.store_delivery(other).await.unwrap();
+    assert_eq!(
+        store.store_delivery(delivery("lever-tok", "l2")).await.unwrap(),
+        DeliveryIntake::Replay,
+        "a replay of Lever's token within Lever's window"
+    );
+}

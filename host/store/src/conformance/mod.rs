@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             audit::kpis_count_events_jobs_and_time_to_provision,
             deliveries::deliveries_are_deduplicated_by_token_and_content,
             deliveries::deliveries_are_leased_and_end_with_their_events,
+            deliveries::each_source_keeps_its_replay_tokens_for_its_own_window,
             secrets::secrets_round_trip_and_a_taken_secret_is_gone,
             secrets::key_value_data_keeps_namespaces_apart,
             secrets::the_store_answers_and_counts_its_queue,

@@ -34,9 +34,10 @@ fn row(r: &Row<'_>) -> rusqlite::Result<DeliveryRow> {
 /// Stores a verified delivery, unless its token or its content was seen before.
 fn store(ctx: &mut WriteCtx<'_>, d: NewDelivery) -> StoreResult<DeliveryIntake> {
     let c = ctx.conn;
-    // Tokens older than the delivery window can never be replayed (they are stale).
-    c.prepare_cached("DELETE FROM webhook_tokens WHERE seen_ms < ?1")?
-        .execute([ctx.now_ms - d.keep_token_ms])?;
+    // This source's tokens older than its delivery window can never be replayed (they are
+    // stale); other sources keep theirs for their own windows.
+    c.prepare_cached("DELETE FROM webhook_tokens WHERE tenant = ?1 AND source = ?2 AND seen_ms < ?3")?
+        .execute(params![d.tenant, d.source, ctx.now_ms - d.keep_token_ms])?;
     let fresh = c
         .prepare_cached(
             "INSERT INTO webhook_tokens (tenant, source, token, seen_ms) VALUES (?1, ?2, ?3, ?4)

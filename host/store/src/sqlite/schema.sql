@@ -200,7 +200,8 @@ CREATE TABLE IF NOT EXISTS webhook_tokens (
     seen_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, source, token)
 );
-CREATE INDEX IF NOT EXISTS webhook_tokens_seen ON webhook_tokens (seen_ms);
+DROP INDEX IF EXISTS webhook_tokens_seen;
+CREATE INDEX IF NOT EXISTS webhook_tokens_source_seen ON webhook_tokens (tenant, source, seen_ms);
 
 -- Keys that identify one person across sources (email, an HR id, ...) -> the person's key.
 CREATE TABLE IF NOT EXISTS identities (
