@@ -11,17 +11,38 @@ use std::collections::BTreeMap;
 use tenure_runtime::wit;
 
 /// `[tenants.T.identity]`.
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
-    /// Person attributes that identify one person across sources: `email` (any of
-    /// the person's addresses, case-insensitive) or `custom.<name>`. Empty: no linking.
+    /// Person attributes that identify one person across sources: `email` (the person's
+    /// addresses of a kind in `link_email_kinds`, case-insensitive) or `custom.<name>`. Empty:
+    /// no linking.
     #[serde(default)]
     pub link_by: Vec<String>,
+    /// The email kinds a source vouches for, which may link records (default `work` and
+    /// `verified`). A candidate's `personal` address is whatever they typed: linking by it would
+    /// let anyone who applies with an employee's address act on that employee. Add `personal` only
+    /// where every linked source checks the addresses it sends.
+    #[serde(default = "default_link_email_kinds")]
+    pub link_email_kinds: Vec<String>,
     /// Attribute -> the source whose value wins (`title = "hr"`, `start_date = "lever"`,
     /// `custom.cost_center = "hr"`).
     #[serde(default)]
     pub authority: BTreeMap<String, String>,
+}
+
+fn default_link_email_kinds() -> Vec<String> {
+    vec!["work".into(), "verified".into()]
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            link_by: Vec::new(),
+            link_email_kinds: default_link_email_kinds(),
+            authority: BTreeMap::new(),
+        }
+    }
 }
 
 impl IdentityConfig {
@@ -34,7 +55,12 @@ impl IdentityConfig {
         let mut keys = vec![format!("id:{person_key}")];
         for attr in &self.link_by {
             if attr == "email" {
-                for e in &person.emails {
+                let vouched = person.emails.iter().filter(|e| {
+                    self.link_email_kinds
+                        .iter()
+                        .any(|k| k.eq_ignore_ascii_case(e.kind.trim()))
+                });
+                for e in vouched {
                     let v = e.value.trim().to_lowercase();
                     if !v.is_empty() {
                         keys.push(format!("email:{v}"));
@@ -247,6 +273,7 @@ mod tests {
     fn authority_wins_then_the_current_record_then_the_others() {
         let config = IdentityConfig {
             link_by: vec!["email".into()],
+            link_email_kinds: default_link_email_kinds(),
             authority: [
                 ("title".to_string(), "hr".to_string()),
                 ("start_date".to_string(), "lever".to_string()),
@@ -290,6 +317,7 @@ mod tests {
     fn keys_come_from_the_configured_attributes() {
         let config = IdentityConfig {
             link_by: vec!["email".into(), "custom.employee_number".into()],
+            link_email_kinds: default_link_email_kinds(),
             authority: BTreeMap::new(),
         };
         let mut p = person("hr", "E1");
@@ -311,6 +339,31 @@ mod tests {
         assert!(
             IdentityConfig::default().keys("hr:E1", &p).is_empty(),
             "linking off"
+        );
+    }
+
+    #[test]
+    fn an_address_no_source_vouches_for_links_nobody() {
+        let config = IdentityConfig {
+            link_by: vec!["email".into()],
+            ..IdentityConfig::default()
+        };
+        // A candidate who applied with an employee's work address.
+        let mut candidate = person("lever", "c9");
+        candidate.emails.push(wit::LabeledValue {
+            kind: "personal".into(),
+            value: "shane@example.test".into(),
+            primary: true,
+        });
+        assert_eq!(config.keys("lever:c9", &candidate), ["id:lever:c9"]);
+        let trusting = IdentityConfig {
+            link_email_kinds: vec!["work".into(), "personal".into()],
+            ..config
+        };
+        assert_eq!(
+            trusting.keys("lever:c9", &candidate),
+            ["id:lever:c9", "email:shane@example.test"],
+            "a tenant that vouches for its sources' personal addresses links by them"
         );
     }
 }

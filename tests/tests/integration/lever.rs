@@ -466,9 +466,13 @@ plugin = "lever"
 async fn a_lever_hire_and_an_hr_feed_termination_act_on_one_person() {
     let lever = fake_lever::start().await;
     let mut spec = specs(lever.addr);
-    // Link by email; HR is the authority on titles. The HR feed arrives as CSV.
+    // Link by email (this tenant vouches for Lever's candidate addresses too); HR is the
+    // authority on titles. The HR feed arrives as CSV.
     let mut pipeline = spec.pipeline;
-    pipeline.identity = toml::from_str("link_by = [\"email\"]\n[authority]\ntitle = \"hr\"\n").unwrap();
+    pipeline.identity = toml::from_str(
+        "link_by = [\"email\"]\nlink_email_kinds = [\"work\", \"personal\"]\n[authority]\ntitle = \"hr\"\n",
+    )
+    .unwrap();
     pipeline
         .sources
         .push(toml::from_str("name = \"hr\"\nplugin = \"hr-feed\"\n").unwrap());
