@@ -67,6 +67,10 @@ pub struct HttpConnection {
     /// plugin sees it.
     #[serde(default)]
     pub retry_429: u32,
+    /// Send the credentials over plain `http://` to a host other than this machine (test
+    /// servers only; loopback is always allowed).
+    #[serde(default)]
+    pub allow_plaintext: bool,
 }
 
 /// Requests per second and the burst a connection allows.

@@ -201,6 +201,7 @@ impl HttpCapability {
             )));
         };
         let url = resolve_url(conn, &req.path)?;
+        check_transport(conn, &url, &req.connection)?;
         let upper = req.method.to_ascii_uppercase();
         if !METHODS.contains(&upper.as_str()) {
             return Err(HttpError::InvalidRequest(format!(
@@ -360,6 +361,27 @@ fn attach_auth(builder: reqwest::RequestBuilder, auth: &HttpAuth) -> reqwest::Re
 }
 
 /// Joins `path` to the connection's base URL and refuses any result outside it.
+/// Credentials cross the network only encrypted: over plain `http://` they go only to this
+/// machine (loopback), or where the connection says `allow_plaintext`.
+fn check_transport(conn: &HttpConnection, url: &url::Url, name: &str) -> Result<(), HttpError> {
+    if matches!(conn.auth, HttpAuth::None) || url.scheme() != "http" || conn.allow_plaintext {
+        return Ok(());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    };
+    if loopback {
+        return Ok(());
+    }
+    Err(HttpError::Denied(format!(
+        "connection {name:?}: its credentials would cross the network unencrypted (http://); use \
+            https:// or set allow_plaintext = true (test servers only)"
+    )))
+}
+
 pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpError> {
     let invalid = |reason: &str| HttpError::InvalidRequest(format!("path {path:?} {reason}"));
     if !path.starts_with('/') || path.starts_with("//") {
@@ -489,7 +511,39 @@ mod tests {
             timeout_ms: None,
             rate_limit: None,
             retry_429: 0,
+            allow_plaintext: false,
         }
+    }
+
+    #[test]
+    fn credentials_go_over_plain_http_only_to_this_machine_or_when_allowed() {
+        let mut c = conn("http://api.example.test/v1");
+        let at = |c: &HttpConnection| {
+            let url = resolve_url(c, "/users").unwrap();
+            check_transport(c, &url, "crm")
+        };
+        assert!(at(&c).is_ok(), "no credentials, nothing to expose");
+        c.auth = HttpAuth::Bearer {
+            token: crate::Secret::new("t0ken"),
+        };
+        let refused = at(&c).unwrap_err();
+        assert!(
+            matches!(&refused, HttpError::Denied(m) if m.contains("crm") && m.contains("unencrypted")),
+            "{refused:?}"
+        );
+        for local in [
+            "http://127.0.0.1:9/v1",
+            "http://localhost:9/v1",
+            "http://[::1]:9/v1",
+        ] {
+            c.url = local.into();
+            assert!(at(&c).is_ok(), "{local}");
+        }
+        c.url = "https://api.example.test/v1".into();
+        assert!(at(&c).is_ok());
+        c.url = "http://api.example.test/v1".into();
+        c.allow_plaintext = true;
+        assert!(at(&c).is_ok(), "allowed explicitly");
     }
 
     #[tokio::test]
