@@ -96,6 +96,7 @@ impl TestHost {
         let runtime = Runtime::new(
             RuntimeOptions {
                 cache_dir: Some(cache),
+                cache_key: Some(tenure_runtime::CacheKey(tenure_plugin_test::TEST_CACHE_KEY)),
                 ..RuntimeOptions::for_workers(spec.queue.concurrency)
             },
             services,

@@ -93,6 +93,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
     let runtime = Runtime::new(
         RuntimeOptions {
             cache_dir: Some(config.cache_dir.clone()),
+            cache_key: Some(tenure_runtime::CacheKey(store.component_cache_key())),
             ..RuntimeOptions::for_workers(config.queue.concurrency)
         },
         services,

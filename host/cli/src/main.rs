@@ -194,7 +194,7 @@ enum SecretsCommand {
 enum PluginsCommand {
     /// Check that a plugin loads: manifest, WIT version, kind, requested capabilities.
     Check { wasm: PathBuf },
-    /// Compile every plugin in a folder into the component cache.
+    /// Compile every plugin in a folder (into the component cache when `TENURE_MASTER_KEY` is set).
     Compile {
         #[arg(default_value = "target/plugins")]
         dir: PathBuf,
@@ -203,11 +203,16 @@ enum PluginsCommand {
     },
 }
 
+/// A runtime for one-shot commands; it caches compiled components only with
+/// `TENURE_MASTER_KEY` set (cached files are authenticated with a key from it).
 fn plugin_runtime(cache_dir: Option<PathBuf>) -> Result<Runtime> {
     let services = Services::new(Arc::new(MemoryKv::default()), Arc::new(SystemClock))?;
+    let cache_key = tenure_store::crypto::MasterKey::from_env()?
+        .map(|master| tenure_runtime::CacheKey(master.component_cache_key()));
     Ok(Runtime::new(
         RuntimeOptions {
             cache_dir,
+            cache_key,
             ..RuntimeOptions::default()
         },
         services,

@@ -1,21 +1,64 @@
 //! Compiled components, cached on disk so each version compiles once per machine.
+//!
+//! A cached artifact is native code, loaded without checks, so each file ends with an
+//! HMAC-SHA256 (keyed by the host: from the master key) over its name and content; a
+//! file whose MAC does not hold is never deserialized, only compiled anew.
 
 use crate::error::RuntimeError;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where compiled artifacts live; `None` compiles in memory every time.
-#[derive(Debug, Clone)]
+/// Length of the MAC at the end of a cached artifact.
+const MAC_LEN: usize = 32;
+
+/// Where compiled artifacts live and the key that authenticates them; without both,
+/// components compile in memory every time.
+#[derive(Clone)]
 pub struct ComponentCache {
     dir: Option<PathBuf>,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for ComponentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentCache").field("dir", &self.dir).finish()
+    }
+}
+
+/// The MAC of a cached artifact: over its file name (source digest and engine) and bytes.
+fn artifact_mac(key: &[u8; 32], path: &Path, bytes: &[u8]) -> [u8; MAC_LEN] {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    mac.update(b"tenure component cache v1\n");
+    mac.update(path.file_name().map(|n| n.as_encoded_bytes()).unwrap_or_default());
+    mac.update(b"\n");
+    mac.update(bytes);
+    mac.finalize().into_bytes().into()
+}
+
+/// The artifact in a cache file, if its MAC holds.
+fn authenticated(key: &[u8; 32], path: &Path, file: &[u8]) -> Option<usize> {
+    let body = file.len().checked_sub(MAC_LEN)?;
+    let expected = artifact_mac(key, path, &file[..body]);
+    let stored = &file[body..];
+    let same = expected.iter().zip(stored).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    same.then_some(body)
 }
 
 impl ComponentCache {
-    pub fn new(dir: Option<PathBuf>) -> Self {
-        Self { dir }
+    /// A cache in `dir` whose files are authenticated with `key`; no disk cache without both.
+    pub fn new(dir: Option<PathBuf>, key: Option<crate::engine::CacheKey>) -> Self {
+        match key {
+            Some(crate::engine::CacheKey(key)) => Self { dir, key },
+            None => Self {
+                dir: None,
+                key: [0; 32],
+            },
+        }
     }
 
     /// Loads `wasm` from the cache, or compiles and stores it. Returns the
@@ -34,14 +77,23 @@ impl ComponentCache {
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let path = dir.join(format!("{digest}-{:016x}.cwasm", h.finish()));
-        if path.exists() {
-            // SAFETY: the file was written by this host (below) from a component it
-            // compiled itself, under a name that includes the source hash and the
-            // engine's compatibility hash; the cache directory is the host's own.
-            if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
-                return Ok((component, digest));
+        if let Ok(file) = std::fs::read(&path) {
+            match authenticated(&self.key, &path, &file) {
+                Some(body) => {
+                    // SAFETY: the bytes carry this host's MAC over the file's name (the
+                    // source hash and the engine's compatibility hash) and content: the
+                    // host wrote them (below) from a component it compiled itself.
+                    if let Ok(component) = unsafe { Component::deserialize(engine, &file[..body]) } {
+                        return Ok((component, digest));
+                    }
+                    tracing::warn!(path = %path.display(), "unusable cached component; recompiling");
+                }
+                None => tracing::warn!(
+                    path = %path.display(),
+                    "cached component without this host's MAC (altered, or written with another key); \
+                        recompiling"
+                ),
             }
-            tracing::warn!(path = %path.display(), "unusable cached component; recompiling");
         }
         let component = compile()?;
         let cache_err = |e: std::io::Error| RuntimeError::Cache {
@@ -53,8 +105,11 @@ impl ComponentCache {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
+        let mut file = bytes;
+        let mac = artifact_mac(&self.key, &path, &file);
+        file.extend_from_slice(&mac);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(cache_err)?;
+        std::fs::write(&tmp, file).map_err(cache_err)?;
         std::fs::rename(&tmp, &path).map_err(cache_err)?;
         Ok((component, digest))
     }

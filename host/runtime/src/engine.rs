@@ -5,12 +5,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, WasmBacktraceDetails};
 
+/// The key that authenticates cached compiled components; never printed.
+#[derive(Clone, Copy)]
+pub struct CacheKey(pub [u8; 32]);
+
+impl std::fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheKey([redacted])")
+    }
+}
+
 /// How the host runs plugins. The defaults suit a 2-core host with a few
 /// dozen plugin instances live at once.
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     /// Where compiled components are cached (`None`: compile in memory).
     pub cache_dir: Option<PathBuf>,
+    /// The key that authenticates cached components (the host derives it from the master
+    /// key); without one nothing is cached on disk.
+    pub cache_key: Option<CacheKey>,
     /// Deadline of one plugin call, unless the tenant sets one.
     pub default_deadline: Duration,
     /// Memory limit of one plugin instance in MiB, unless the tenant sets one.
@@ -33,6 +46,7 @@ impl Default for RuntimeOptions {
     fn default() -> Self {
         Self {
             cache_dir: None,
+            cache_key: None,
             default_deadline: Duration::from_secs(10),
             default_memory_mib: 128,
             max_memory_mib: 512,

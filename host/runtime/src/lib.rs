@@ -25,7 +25,7 @@ mod registry;
 mod wit_version;
 
 pub use bindings::wit;
-pub use engine::RuntimeOptions;
+pub use engine::{CacheKey, RuntimeOptions};
 pub use error::{CallError, RuntimeError};
 pub use host_state::Services;
 pub use instance::PluginHandle;

@@ -148,7 +148,7 @@ impl Runtime {
         });
         Ok(Self {
             inner: Arc::new(Inner {
-                cache: ComponentCache::new(options.cache_dir.clone()),
+                cache: ComponentCache::new(options.cache_dir.clone(), options.cache_key),
                 engine,
                 linker,
                 options,

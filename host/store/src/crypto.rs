@@ -43,6 +43,21 @@ impl MasterKey {
         }
     }
 
+    /// From `TENURE_MASTER_KEY` when it is set.
+    pub fn from_env() -> Result<Option<Self>, StoreError> {
+        match std::env::var(MASTER_KEY_ENV) {
+            Ok(text) => Self::from_base64(&text)
+                .map(Some)
+                .map_err(|e| StoreError::Crypto(format!("{MASTER_KEY_ENV}: {e}"))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The key that authenticates compiled components cached on disk.
+    pub fn component_cache_key(&self) -> [u8; 32] {
+        self.derive("tenure component cache v1")
+    }
+
     /// A fixed key (tests).
     pub fn from_bytes(key: [u8; 32]) -> Self {
         MasterKey(key)

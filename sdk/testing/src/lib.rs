@@ -36,6 +36,10 @@ pub enum HarnessError {
     Fixture { file: String, reason: String },
 }
 
+/// The key that authenticates the components test processes cache in
+/// `target/component-cache` (a host derives its own from the master key).
+pub const TEST_CACHE_KEY: [u8; 32] = *b"tenure test component cache key!";
+
 /// Where built plugins are: `$PLUGIN_DIR`, else `target/plugins` in the workspace.
 pub fn plugin_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("PLUGIN_DIR") {
@@ -82,6 +86,9 @@ impl Harness {
             cache_dir: options
                 .cache_dir
                 .or_else(|| Some(workspace_root().join("target/component-cache"))),
+            cache_key: options
+                .cache_key
+                .or(Some(tenure_runtime::CacheKey(TEST_CACHE_KEY))),
             ..options
         };
         Ok(Self {

@@ -67,3 +67,54 @@ fn compiled_components_are_cached_on_disk() {
     let again = Harness::new().unwrap().load("rules-basic").unwrap();
     assert_eq!(again.sha256, v.sha256);
 }
+
+/// A harness whose compiled components are cached in `dir` under `key`.
+fn cached_in(dir: &std::path::Path, key: [u8; 32]) -> Harness {
+    let services = tenure_runtime::Services::new(
+        std::sync::Arc::new(tenure_capabilities::MemoryKv::default()),
+        std::sync::Arc::new(tenure_capabilities::SystemClock),
+    )
+    .unwrap();
+    let options = tenure_runtime::RuntimeOptions {
+        cache_dir: Some(dir.to_path_buf()),
+        cache_key: Some(tenure_runtime::CacheKey(key)),
+        ..tenure_runtime::RuntimeOptions::default()
+    };
+    Harness::with_services(options, services).unwrap()
+}
+
+#[test]
+fn a_cached_component_without_the_hosts_mac_is_compiled_again_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = cached_in(dir.path(), [1; 32]).load("rules-basic").unwrap();
+    let file = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&v.sha256))
+        })
+        .expect("a cached artifact");
+    let written = std::fs::read(&file).unwrap();
+
+    // Someone with write access to the cache alters the native code.
+    let mut altered = written.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0xff;
+    std::fs::write(&file, &altered).unwrap();
+    let again = cached_in(dir.path(), [1; 32]).load("rules-basic").unwrap();
+    assert_eq!(again.sha256, v.sha256);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        written,
+        "recompiled and written anew"
+    );
+
+    // An artifact authenticated with another host's key is not this host's either.
+    cached_in(dir.path(), [2; 32]).load("rules-basic").unwrap();
+    let other = std::fs::read(&file).unwrap();
+    assert_ne!(other, written, "rewritten under the second key");
+    cached_in(dir.path(), [1; 32]).load("rules-basic").unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), written);
+}

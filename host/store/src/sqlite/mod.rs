@@ -132,6 +132,11 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)
     }
 
+    /// The key that authenticates compiled components cached on disk (from the master key).
+    pub fn component_cache_key(&self) -> [u8; 32] {
+        self.master.component_cache_key()
+    }
+
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
