@@ -208,6 +208,9 @@ impl LdapCapability {
         dn: &str,
         attributes: Vec<LdapAttribute>,
     ) -> Result<(), LdapError> {
+        for a in &attributes {
+            check_secret_write(&a.name, ModOp::Add, &a.values)?;
+        }
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         let mut attrs = Vec::with_capacity(attributes.len());
         for a in attributes {
@@ -229,6 +232,9 @@ impl LdapCapability {
         dn: &str,
         changes: Vec<LdapModification>,
     ) -> Result<(), LdapError> {
+        for m in &changes {
+            check_secret_write(&m.attribute, m.op, &m.values)?;
+        }
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         let mut mods = Vec::with_capacity(changes.len());
         for m in changes {
@@ -452,8 +458,8 @@ fn tls_config(ca_file: &std::path::Path) -> Result<rustls::ClientConfig, LdapErr
         .with_no_client_auth())
 }
 
-/// Attributes that hold password material; never returned to a plugin, even if
-/// the bind account can read them.
+/// Attributes that hold password or key material: never returned to a plugin, even if
+/// the bind account can read them, and written only with a password the host generates.
 const SECRET_ATTRIBUTES: &[&str] = &[
     "userpassword",
     "unicodepwd",
@@ -462,7 +468,16 @@ const SECRET_ATTRIBUTES: &[&str] = &[
     "lmpwdhistory",
     "dbcspwd",
     "authpassword",
+    // Windows LAPS (legacy and current), gMSA, BitLocker recovery.
+    "ms-mcs-admpwd",
+    "msfve-recoverypassword",
+    "msfve-keypackage",
+    "msds-managedpassword",
 ];
+
+/// Attribute families that are secret whatever follows the prefix (`msLAPS-Password`,
+/// `msLAPS-EncryptedPassword`, `msDS-ManagedPasswordId`, ...).
+const SECRET_PREFIXES: &[&str] = &["mslaps-", "msds-managedpassword"];
 
 fn is_secret(attribute: &str) -> bool {
     let base = attribute
@@ -470,7 +485,27 @@ fn is_secret(attribute: &str) -> bool {
         .next()
         .unwrap_or(attribute)
         .to_ascii_lowercase();
-    SECRET_ATTRIBUTES.contains(&base.as_str())
+    SECRET_ATTRIBUTES.contains(&base.as_str()) || SECRET_PREFIXES.iter().any(|p| base.starts_with(p))
+}
+
+/// A plugin may write a secret attribute only with passwords the host generates (and
+/// hands to the password sink): never a value of its own, never a removal.
+fn check_secret_write(attribute: &str, op: ModOp, values: &[LdapValue]) -> Result<(), LdapError> {
+    if !is_secret(attribute) {
+        return Ok(());
+    }
+    let generated = op != ModOp::Delete
+        && !values.is_empty()
+        && values
+            .iter()
+            .all(|v| matches!(v, LdapValue::GeneratedPassword(_)));
+    if generated {
+        return Ok(());
+    }
+    Err(LdapError::Denied(format!(
+        "attribute {attribute} holds password or key material: a plugin may set it only to a password the \
+            host generates (generated-password), never to a value of its own or remove it"
+    )))
 }
 
 fn to_entry(e: SearchEntry) -> LdapEntry {
@@ -556,7 +591,59 @@ mod tests {
     fn password_attributes_never_reach_plugins() {
         assert!(is_secret("userPassword"));
         assert!(is_secret("unicodePwd;binary"));
+        for laps in [
+            "ms-Mcs-AdmPwd",
+            "msLAPS-Password",
+            "msLAPS-EncryptedPassword",
+            "msDS-ManagedPassword",
+        ] {
+            assert!(is_secret(laps), "{laps}");
+        }
+        assert!(is_secret("msFVE-RecoveryPassword"));
         assert!(!is_secret("mail"));
+    }
+
+    #[tokio::test]
+    async fn a_plugin_sets_secret_attributes_only_to_generated_passwords() {
+        let generated = || vec![LdapValue::GeneratedPassword(PasswordEncoding::AdUnicodePwd)];
+        assert!(check_secret_write("unicodePwd", ModOp::Replace, &generated()).is_ok());
+        assert!(check_secret_write("mail", ModOp::Replace, &[LdapValue::Text("a@b".into())]).is_ok());
+        let own = [LdapValue::Text("\"Known1!\"".into())];
+        for (attribute, op, values) in [
+            ("unicodePwd", ModOp::Replace, &own[..]),
+            (
+                "userPassword",
+                ModOp::Add,
+                &[LdapValue::Bytes(b"{SSHA}x".to_vec())][..],
+            ),
+            ("ms-Mcs-AdmPwd", ModOp::Replace, &own[..]),
+            ("userPassword", ModOp::Delete, &[][..]),
+            ("unicodePwd", ModOp::Delete, &generated()[..]),
+            ("msLAPS-Password", ModOp::Replace, &[][..]),
+        ] {
+            let refused = check_secret_write(attribute, op, values).unwrap_err();
+            assert!(
+                matches!(&refused, LdapError::Denied(m) if m.contains(attribute) && m.contains("generates")),
+                "{attribute}: {refused:?}"
+            );
+        }
+        // The capability refuses before it connects anywhere.
+        let ldap = LdapCapability::new(Arc::new(DiscardPasswords));
+        let tenant = TenantConfig::default();
+        let grants = EffectiveGrants::new("t", "directory", &Default::default(), &tenant);
+        let changes = vec![LdapModification {
+            op: ModOp::Replace,
+            attribute: "unicodePwd".into(),
+            values: own.to_vec(),
+        }];
+        let refused = ldap
+            .modify(&grants, &tenant, "dc", "CN=Ada,DC=example,DC=test", changes)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, LdapError::Denied(m) if m.contains("password or key material")),
+            "{refused:?}"
+        );
     }
 
     #[test]
