@@ -16,6 +16,10 @@ use std::time::Duration;
 
 /// Default bound on entries one search returns.
 pub const DEFAULT_SEARCH_LIMIT: u32 = 10_000;
+/// The most entries one search returns, whatever the plugin asks for.
+pub const MAX_SEARCH_LIMIT: u32 = 100_000;
+/// The most bytes (names and values) one search returns.
+pub const MAX_SEARCH_BYTES: usize = 64 * 1024 * 1024;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How a generated password becomes an attribute value.
@@ -159,11 +163,7 @@ impl LdapCapability {
         req: SearchRequest,
     ) -> Result<Vec<LdapEntry>, LdapError> {
         let (mut ldap, timeout) = self.connection(grants, tenant, &req.connection).await?;
-        let limit = if req.limit == 0 {
-            DEFAULT_SEARCH_LIMIT
-        } else {
-            req.limit
-        } as usize;
+        let limit = search_limit(req.limit);
         let scope = match req.scope {
             SearchScope::Base => Scope::Base,
             SearchScope::OneLevel => Scope::OneLevel,
@@ -181,17 +181,23 @@ impl LdapCapability {
                 .streaming_search_with(adapters, &req.base, scope, &req.filter, attrs)
                 .await?;
             let mut entries = Vec::new();
+            let mut bytes = 0usize;
             while let Some(entry) = stream.next().await? {
                 if entries.len() == limit {
-                    return Ok(Err(LdapError::Failed {
-                        code: 4,
-                        message: format!(
-                            "more than {limit} entries match; narrow the filter or raise the limit"
-                        ),
-                        matched_dn: String::new(),
-                    }));
+                    return Ok(Err(size_limit(format!(
+                        "more than {limit} entries match; narrow the filter or raise the limit (at most \
+                            {MAX_SEARCH_LIMIT})"
+                    ))));
                 }
-                entries.push(to_entry(SearchEntry::construct(entry)));
+                let entry = to_entry(SearchEntry::construct(entry));
+                bytes = bytes.saturating_add(entry_bytes(&entry));
+                if bytes > MAX_SEARCH_BYTES {
+                    return Ok(Err(size_limit(format!(
+                        "the matching entries exceed {MAX_SEARCH_BYTES} bytes; narrow the filter or the \
+                            attributes"
+                    ))));
+                }
+                entries.push(entry);
             }
             let result = stream.finish().await;
             Ok(check(result).map(|()| entries))
@@ -508,6 +514,40 @@ fn check_secret_write(attribute: &str, op: ModOp, values: &[LdapValue]) -> Resul
     )))
 }
 
+/// The entries a search may return: the plugin's limit (0: the default), at most the host's.
+fn search_limit(requested: u32) -> usize {
+    let limit = if requested == 0 {
+        DEFAULT_SEARCH_LIMIT
+    } else {
+        requested.min(MAX_SEARCH_LIMIT)
+    };
+    limit as usize
+}
+
+/// LDAP's sizeLimitExceeded, raised by the host.
+fn size_limit(message: String) -> LdapError {
+    LdapError::Failed {
+        code: 4,
+        message,
+        matched_dn: String::new(),
+    }
+}
+
+/// The bytes an entry holds: its name, attribute names and values.
+fn entry_bytes(e: &LdapEntry) -> usize {
+    let text: usize = e
+        .text
+        .iter()
+        .map(|(k, vs)| k.len() + vs.iter().map(String::len).sum::<usize>())
+        .sum();
+    let binary: usize = e
+        .binary
+        .iter()
+        .map(|(k, vs)| k.len() + vs.iter().map(Vec::len).sum::<usize>())
+        .sum();
+    e.dn.len() + text + binary
+}
+
 fn to_entry(e: SearchEntry) -> LdapEntry {
     let mut text: Vec<_> = e.attrs.into_iter().filter(|(k, _)| !is_secret(k)).collect();
     text.sort();
@@ -601,6 +641,19 @@ mod tests {
         }
         assert!(is_secret("msFVE-RecoveryPassword"));
         assert!(!is_secret("mail"));
+    }
+
+    #[test]
+    fn a_search_is_capped_by_the_host_whatever_the_plugin_asks() {
+        assert_eq!(search_limit(0), DEFAULT_SEARCH_LIMIT as usize);
+        assert_eq!(search_limit(5), 5);
+        assert_eq!(search_limit(u32::MAX), MAX_SEARCH_LIMIT as usize);
+        let entry = LdapEntry {
+            dn: "cn=a".into(),
+            text: vec![("mail".into(), vec!["a@b".into()])],
+            binary: vec![("photo".into(), vec![vec![0; 10]])],
+        };
+        assert_eq!(entry_bytes(&entry), 4 + 4 + 3 + 5 + 10);
     }
 
     #[tokio::test]
