@@ -5,6 +5,7 @@
 
 pub mod cases;
 pub mod impact;
+pub mod throttle;
 pub mod versions;
 
 pub use cases::{CaseResult, TestReport};
@@ -29,6 +30,9 @@ pub enum RuleSetError {
     Store(#[from] tenure_store::StoreError),
     #[error("runtime: {0}")]
     Runtime(String),
+    /// Too soon: another impact preview for the tenant runs, or its budget is spent.
+    #[error("{}", .0.reason)]
+    Throttled(throttle::Throttled),
 }
 
 /// The document as a JSON value (YAML is a superset of JSON), for the host's own

@@ -22,6 +22,7 @@ pub struct RuleSets {
     pipeline: Arc<Pipeline>,
     store: Arc<dyn Store>,
     runtime: Runtime,
+    impacts: Arc<crate::throttle::ImpactThrottle>,
 }
 
 /// A saved draft and what its checks found.
@@ -58,6 +59,7 @@ impl RuleSets {
             store: pipeline.store().clone(),
             runtime: pipeline.runtime().clone(),
             pipeline,
+            impacts: Arc::default(),
         }
     }
 
@@ -358,6 +360,7 @@ impl RuleSets {
         limit: usize,
     ) -> Result<ImpactReport, RuleSetError> {
         let plugin = self.plugin(tenant)?;
+        let _running = self.impacts.start(tenant).map_err(RuleSetError::Throttled)?;
         let draft = self.version(tenant, version).await?;
         let current = self.store.current_rule_set(tenant).await?;
         let live = self

@@ -13,6 +13,8 @@ pub struct ApiError {
     status: StatusCode,
     field: String,
     reason: String,
+    /// Seconds to wait before retrying (`Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,17 +23,31 @@ impl ApiError {
             status,
             field: field.into(),
             reason: reason.into(),
+            retry_after: None,
         }
+    }
+
+    /// Tells the caller when to retry.
+    pub fn retry_after(mut self, seconds: u64) -> ApiError {
+        self.retry_after = Some(seconds);
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             axum::Json(json!({ "error": { "field": self.field, "reason": self.reason } })),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -31,6 +31,8 @@ impl From<RuleSetError> for ApiError {
             }
             RuleSetError::Store(s) => s.into(),
             RuleSetError::Runtime(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r),
+            RuleSetError::Throttled(t) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "impact", t.reason)
+                .retry_after(t.retry_after_secs),
         }
     }
 }

@@ -234,6 +234,21 @@ async fn drafts_publish_impact_rollback_and_four_eyes() {
         ["Engineering"],
         "nor changes any account"
     );
+    // Previews are budgeted per tenant: a burst of three, then one every 20 s.
+    for _ in 0..2 {
+        let (status, _) = call(&h, Method::GET, "/api/v1/rule-sets/2/impact", AUDITOR_TOKEN, None).await;
+        assert_eq!(status, 200);
+    }
+    let resp = h
+        .client
+        .get(format!("{}/api/v1/rule-sets/2/impact", h.base))
+        .bearer_auth(AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "Retry-After {wait}");
 
     // Diff between versions.
     let (_, diff) = call(&h, Method::GET, "/api/v1/rule-sets/2/diff", AUDITOR_TOKEN, None).await;
