@@ -43,7 +43,9 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     config.store.path = dir.join("tenure.db");
-    config.store.key_file = Some(dir.join("tenure.key"));
+    // Apart from the database, as in production (a copy of the data directory carries no key).
+    std::fs::create_dir_all(dir.join("keys"))?;
+    config.store.key_file = Some(dir.join("keys").join("tenure.key"));
     let token = config
         .api_tokens
         .iter()

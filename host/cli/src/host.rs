@@ -44,6 +44,11 @@ pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
         .clone()
         .unwrap_or_else(|| config.store.path.with_extension("key"));
     let master = MasterKey::load_or_create(&key_file)?;
+    if std::env::var_os(tenure_store::crypto::MASTER_KEY_ENV).is_none() {
+        for warning in key_placement_warnings(&key_file, &config.store.path) {
+            tracing::warn!(key_file = %key_file.display(), "{warning}");
+        }
+    }
     let options = SqliteOptions {
         path: config.store.path.clone(),
         durability: config.store.synchronous.durability(),
@@ -51,6 +56,41 @@ pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
     };
     SqliteStore::open(&options, master)
         .with_context(|| format!("cannot open the store at {}", config.store.path.display()))
+}
+
+/// What is wrong with where the master key file is kept: beside the database (a
+/// copy or backup of the data directory then carries the key that opens its secrets
+/// and authenticates its audit log), or readable by other users.
+pub fn key_placement_warnings(key_file: &Path, database: &Path) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let dir_of = |p: &Path| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+    };
+    if dir_of(key_file) == dir_of(database) {
+        warnings.push(
+            "the master key file is in the database's directory: a copy or backup of that directory carries \
+                the key to its secrets and audit log. Keep it elsewhere (store.key_file) or set \
+                TENURE_MASTER_KEY"
+                .to_string(),
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(key_file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            warnings.push(format!(
+                "the master key file is readable by other users (mode {:o}); chmod 600 it",
+                meta.permissions().mode() & 0o777
+            ));
+        }
+    }
+    warnings
 }
 
 /// Opens the store a config names without resolving its secrets (to add them); also
@@ -235,4 +275,40 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
         let _ = tx.send(true);
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_placement_warnings;
+
+    #[test]
+    fn a_key_beside_the_database_or_open_to_others_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tenure.db");
+        let beside = dir.path().join("tenure.key");
+        std::fs::write(&beside, "k").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&beside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let warnings = key_placement_warnings(&beside, &db);
+        assert!(
+            warnings.iter().any(|w| w.contains("database's directory")),
+            "{warnings:?}"
+        );
+        #[cfg(unix)]
+        assert!(warnings.iter().any(|w| w.contains("mode 644")), "{warnings:?}");
+
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let apart = keys.join("tenure.key");
+        std::fs::write(&apart, "k").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&apart, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(key_placement_warnings(&apart, &db).is_empty());
+    }
 }
