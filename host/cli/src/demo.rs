@@ -43,9 +43,15 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tenure-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     config.store.path = dir.join("tenure.db");
-    // Apart from the database, as in production (a copy of the data directory carries no key).
-    std::fs::create_dir_all(dir.join("keys"))?;
-    config.store.key_file = Some(dir.join("keys").join("tenure.key"));
+    // Apart from the database, as in production (a copy of the data directory carries no key),
+    // and kept between runs so that the compiled plugins cached under it are reused.
+    let keys = config
+        .cache_dir
+        .parent()
+        .map(|p| p.join("demo-keys"))
+        .unwrap_or_else(|| dir.join("keys"));
+    std::fs::create_dir_all(&keys)?;
+    config.store.key_file = Some(keys.join("tenure.key"));
     let token = config
         .api_tokens
         .iter()

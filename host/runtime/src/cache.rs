@@ -76,7 +76,10 @@ impl ComponentCache {
         };
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        let path = dir.join(format!("{digest}-{:016x}.cwasm", h.finish()));
+        // Each key has its own files (hosts, tests and the demo may share a directory);
+        // the name carries a fingerprint of the key, never the key.
+        let fingerprint = hex::encode(&Sha256::digest(self.key)[..4]);
+        let path = dir.join(format!("{digest}-{:016x}-{fingerprint}.cwasm", h.finish()));
         if let Ok(file) = std::fs::read(&path) {
             match authenticated(&self.key, &path, &file) {
                 Some(body) => {
@@ -90,8 +93,7 @@ impl ComponentCache {
                 }
                 None => tracing::warn!(
                     path = %path.display(),
-                    "cached component without this host's MAC (altered, or written with another key); \
-                        recompiling"
+                    "cached component whose MAC does not hold (altered); recompiling"
                 ),
             }
         }
