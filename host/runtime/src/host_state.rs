@@ -41,6 +41,9 @@ pub(crate) struct Binding {
     pub grants: EffectiveGrants,
     pub tenant_config: Arc<TenantConfig>,
     pub kv_namespace: KvNamespace,
+    /// The key-value data this binding reads and writes: the host's, or for a draft rule
+    /// set a throwaway store of its own (a draft's test and impact runs leave nothing behind).
+    pub kv: Arc<dyn KvBackend>,
     pub services: Arc<Services>,
     /// Bumped when the tenant's config changes, so stale warm instances are dropped.
     pub generation: u64,
@@ -473,7 +476,7 @@ impl kv::Host for HostState {
             return Ok(staged.clone());
         }
         let b = &self.binding;
-        b.services.kv.get(&b.kv_namespace, &key).await.map_err(kv_error)
+        b.kv.get(&b.kv_namespace, &key).await.map_err(kv_error)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {
@@ -491,14 +494,12 @@ impl kv::Host for HostState {
     async fn list_keys(&mut self, prefix: String) -> Result<Vec<String>, kv::KvError> {
         self.kv_allowed()?;
         let b = &self.binding;
-        let mut keys: std::collections::BTreeSet<String> = b
-            .services
-            .kv
-            .list_keys(&b.kv_namespace, &prefix)
-            .await
-            .map_err(kv_error)?
-            .into_iter()
-            .collect();
+        let mut keys: std::collections::BTreeSet<String> =
+            b.kv.list_keys(&b.kv_namespace, &prefix)
+                .await
+                .map_err(kv_error)?
+                .into_iter()
+                .collect();
         for (k, v) in self
             .kv_pending
             .range(prefix.clone()..)

@@ -344,13 +344,25 @@ impl Runtime {
                 .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
             (entry.config.clone(), entry.generation)
         };
-        let (config, generation, pool) = match rule_set {
-            None => (config, generation, tenant.to_string()),
+        let (config, generation, pool, kv) = match rule_set {
+            None => (
+                config,
+                generation,
+                tenant.to_string(),
+                self.inner.services.kv.clone(),
+            ),
             Some(text) => {
                 let mut draft = (*config).clone();
                 draft.plugins.entry(plugin.to_string()).or_default().rule_set = Some(text.to_string());
                 let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
-                (Arc::new(draft), generation, format!("{tenant}\u{0}draft"))
+                let scratch: Arc<dyn tenure_capabilities::KvBackend> =
+                    Arc::new(tenure_capabilities::MemoryKv::default());
+                (
+                    Arc::new(draft),
+                    generation,
+                    format!("{tenant}\u{0}draft"),
+                    scratch,
+                )
             }
         };
         let grant = config.plugins.get(plugin);
@@ -373,6 +385,7 @@ impl Runtime {
                 plugin: plugin.to_string(),
             },
             tenant_config: config,
+            kv,
             services: self.inner.services.clone(),
             generation,
             pool,

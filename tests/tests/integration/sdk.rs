@@ -259,3 +259,30 @@ async fn a_source_without_pushed_payloads_says_so_and_polls_nothing_by_default()
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_draft_runs_on_a_throwaway_key_value_store() {
+    let h = harness("minimal", "[plugins.minimal.grants]\nkv = true\n");
+    // A handle as draft tests and impact previews get one (a rule set of their own).
+    let draft = h
+        .runtime()
+        .plugin_with_rule_set("t", "minimal", "draft: true")
+        .expect("draft handle");
+    draft
+        .apply(&Operation::Create(desired(vec![attribute(
+            "employeeId",
+            Value::Text("2002".into()),
+        )])))
+        .await
+        .expect("create in the draft");
+    assert_eq!(
+        lookup(&draft, "2002").await.len(),
+        1,
+        "the draft sees its own writes"
+    );
+    let live = h.plugin("t", "minimal").expect("live handle");
+    assert!(
+        lookup(&live, "2002").await.is_empty(),
+        "nothing the draft wrote reaches the tenant's data"
+    );
+}
