@@ -100,7 +100,10 @@ impl RuleSets {
     }
 
     /// Startup: run the stored current version; with none, import the config
-    /// file's rule set as version 1 and publish it.
+    /// file's rule set as version 1 and publish it as any version is published: only
+    /// when its tests pass, and under four eyes never by itself (it waits, as a draft
+    /// by `config`, for an administrator to publish it; until then no rule set runs and
+    /// jobs are held).
     pub async fn bootstrap(
         &self,
         tenant: &str,
@@ -169,6 +172,25 @@ impl RuleSets {
                 ],
             )
             .await?;
+        let four_eyes = self
+            .config()
+            .tenants
+            .get(tenant)
+            .is_some_and(|t| t.rule_sets.four_eyes);
+        if tests.failed() > 0 || four_eyes {
+            self.runtime
+                .withhold_rule_set(tenant, &plugin)
+                .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+            tracing::error!(
+                tenant,
+                draft = version.version,
+                tests_failed = tests.failed(),
+                four_eyes,
+                "the config file's rule set was saved as a draft but not published (its tests fail, or four \
+                    eyes needs an administrator to publish it); jobs are held until a version is published"
+            );
+            return Ok(None);
+        }
         let published = self
             .store
             .publish_rule_set(Publish {

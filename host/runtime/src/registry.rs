@@ -129,6 +129,8 @@ struct Inner {
     tenants: RwLock<HashMap<String, TenantEntry>>,
     generations: AtomicU64,
     limits: Arc<InstanceLimits>,
+    /// (tenant, plugin) whose rule set is withheld until one is published.
+    withheld: RwLock<std::collections::HashSet<(String, String)>>,
 }
 
 impl Runtime {
@@ -157,6 +159,7 @@ impl Runtime {
                 tenants: RwLock::new(HashMap::new()),
                 generations: AtomicU64::new(1),
                 limits,
+                withheld: RwLock::default(),
             }),
         })
     }
@@ -318,6 +321,11 @@ impl Runtime {
     /// Replaces the rule set `plugin` runs for `tenant` (an atomic switch: calls
     /// already running finish on the old one, new calls get the new one).
     pub fn set_rule_set(&self, tenant: &str, plugin: &str, rule_set: &str) -> Result<(), RuntimeError> {
+        self.inner
+            .withheld
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(tenant.to_string(), plugin.to_string()));
         let mut config = {
             let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
             let entry = tenants
@@ -326,6 +334,39 @@ impl Runtime {
             (*entry.config).clone()
         };
         config.plugins.entry(plugin.to_string()).or_default().rule_set = Some(rule_set.to_string());
+        self.set_tenant(tenant, config);
+        Ok(())
+    }
+
+    /// Whether `tenant` has no rule set for `plugin` to run until one is published
+    /// ([`Runtime::withhold_rule_set`]).
+    pub fn rule_set_withheld(&self, tenant: &str, plugin: &str) -> bool {
+        self.inner
+            .withheld
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&(tenant.to_string(), plugin.to_string()))
+    }
+
+    /// Takes away the rule set `plugin` runs for `tenant` until [`Runtime::set_rule_set`]
+    /// gives one: the pipeline holds the tenant's jobs meanwhile, rather than run an
+    /// unreviewed document.
+    pub fn withhold_rule_set(&self, tenant: &str, plugin: &str) -> Result<(), RuntimeError> {
+        self.inner
+            .withheld
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((tenant.to_string(), plugin.to_string()));
+        let mut config = {
+            let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
+            let entry = tenants
+                .get(tenant)
+                .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
+            (*entry.config).clone()
+        };
+        if let Some(grant) = config.plugins.get_mut(plugin) {
+            grant.rule_set = None;
+        }
         self.set_tenant(tenant, config);
         Ok(())
     }

@@ -475,3 +475,71 @@ async fn unique_names_are_settled_once_and_stay() {
     assert_eq!(assigned[0]["data"]["taken"], json!(["ann.lee", "a.lee", "lee2"]));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_files_rule_set_is_published_only_as_any_version_is() {
+    let tenant = tenure_tests::host::TENANT;
+    let current = |h: &TestHost| {
+        let store = h.store.clone();
+        async move {
+            tenure_store::RuleSetStore::current_rule_set(store.as_ref(), tenant)
+                .await
+                .unwrap()
+        }
+    };
+    // Under four eyes the import waits for an administrator, and nothing runs meanwhile.
+    let h = host(true).await;
+    let rule_sets = tenure_rulesets::RuleSets::new(h.pipeline.clone());
+    assert!(rule_sets.bootstrap(tenant, Some(V1)).await.unwrap().is_none());
+    assert!(current(&h).await.is_none(), "not published by itself");
+    post(
+        &h,
+        "joiner",
+        person("1", "Ada", Some("Lovelace"), "Engineering"),
+        "held-1",
+    )
+    .await;
+    h.wait_idle(WAIT).await;
+    let (_, jobs) = call(&h, Method::GET, "/api/v1/jobs?state=held", IT_TOKEN, None).await;
+    assert!(
+        jobs.to_string().contains("no rule set is published"),
+        "held until a version is published: {jobs}"
+    );
+    let (status, body) = call(&h, Method::POST, "/api/v1/rule-sets/1/publish", IT_TOKEN, None).await;
+    assert_eq!(status, 200, "an administrator publishes it: {body}");
+    h.wait_idle(WAIT).await;
+    let (_, jobs) = call(&h, Method::GET, "/api/v1/jobs?state=completed", IT_TOKEN, None).await;
+    assert_eq!(
+        jobs.as_array().map(Vec::len),
+        Some(1),
+        "released and applied: {jobs}"
+    );
+    drop(h);
+
+    // A rule set whose own tests fail is never published, four eyes or not.
+    let h = host(false).await;
+    let rule_sets = tenure_rulesets::RuleSets::new(h.pipeline.clone());
+    let failing = V1.replace(
+        "expect: { sandbox: { groups: [Engineering]",
+        "expect: { sandbox: { groups: [Sales]",
+    );
+    assert!(
+        rule_sets
+            .bootstrap(tenant, Some(&failing))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(current(&h).await.is_none());
+    drop(h);
+
+    // Tests passing and no four eyes: published as version 1.
+    let h = host(false).await;
+    let rule_sets = tenure_rulesets::RuleSets::new(h.pipeline.clone());
+    let head = rule_sets
+        .bootstrap(tenant, Some(V1))
+        .await
+        .unwrap()
+        .expect("published");
+    assert_eq!(head.version, 1);
+}

@@ -203,6 +203,16 @@ impl JobRun<'_> {
         admitted: &Admitted,
     ) -> Stage<wit::rules::Evaluation> {
         let (p, job) = (self.p, self.job);
+        if p.runtime.rule_set_withheld(&job.tenant, &tenant.rules) {
+            // Released when a version is published, like any job held on its rules.
+            return Err(Finish::Held {
+                reason: format!(
+                    "rules: {}: no rule set is published for this tenant yet (the config file's awaits its \
+                        tests or an administrator)",
+                    job.person_key
+                ),
+            });
+        }
         let rules = p
             .runtime
             .plugin(&job.tenant, &tenant.rules)
