@@ -68,7 +68,8 @@ impl ImpactThrottle {
             let wait = ((1.0 - state.tokens) * EVERY.as_secs_f64()).ceil() as u64;
             return Err(Throttled {
                 reason: format!(
-                    "at most {BURST} impact previews at once and one every {} s per tenant; retry in {wait} s",
+                    "at most {BURST} impact previews in a row and one every {} s per tenant; retry in \
+                        {wait} s",
                     EVERY.as_secs()
                 ),
                 retry_after_secs: wait.max(1),

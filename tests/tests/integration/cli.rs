@@ -107,7 +107,7 @@ kv = true
         .iter()
         .map(|o| o["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(ops, ["create", "add-member"]);
+    assert_eq!(ops, ["create", "add-member"], "{preview}");
 
     let args = [
         "preview",
