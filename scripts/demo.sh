@@ -6,5 +6,6 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+scripts/toolchain.sh
 plugins/build.sh
 cargo run -q -p tenure -- demo --config examples/demo/tenure.toml

@@ -12,6 +12,9 @@ need_apt() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
+# The pinned Rust toolchain (rustup no longer installs it on first use).
+scripts/toolchain.sh
+
 # Toolchains the plugin build uses: node/npm (componentize-js), python3 with venv (componentize-py).
 command -v node >/dev/null && command -v npm >/dev/null || { log "installing node and npm"; need_apt nodejs npm; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-venv"; need_apt python3-venv; }
