@@ -36,6 +36,9 @@ pub struct HostConfig {
     /// The tenants this host serves, by name.
     #[serde(default)]
     pub tenants: BTreeMap<String, HostTenant>,
+    /// Signed checkpoints of the audit chain, written outside the host on a schedule.
+    #[serde(default)]
+    pub audit_checkpoints: Option<crate::checkpoints::CheckpointConfig>,
 }
 
 /// `[store]`: the embedded database.

@@ -1,5 +1,6 @@
 //! `tenure`: the Tenure host command line.
 
+mod checkpoints;
 mod config;
 mod demo;
 mod host;
@@ -150,6 +151,30 @@ enum AuditCommand {
         /// Pass even when the head file is missing (a cut tail then goes unnoticed).
         #[arg(long)]
         allow_missing_head: bool,
+        /// A file of signed checkpoints (kept outside the host): the chain must pass through
+        /// each one, so nothing up to it was removed or changed.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The public key the checkpoints must be signed with (default: this deployment's).
+        #[arg(long, requires = "checkpoint")]
+        public_key: Option<String>,
+    },
+    /// Sign a checkpoint of the chain's head (Ed25519) and write it to `--out`, `--url` or
+    /// the config's `[audit_checkpoints]` destinations (standard output when none).
+    Checkpoint {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        /// Append it to this file (one JSON line).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// POST it to this endpoint (the config's token is used when its URL is the same).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Print the public key that verifies this deployment's checkpoints.
+    PublicKey {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
     },
     /// After the store refused to open because the audit head file disagrees with the
     /// database: record the database's head again, with the reason, in the audit log.
@@ -244,14 +269,27 @@ async fn main() -> Result<()> {
     tenure_capabilities::install_crypto_provider();
     match cli.command {
         Command::Serve { config } => {
-            let (config, store) = host::load_config(&config).await?;
+            let (mut config, store) = host::load_config(&config).await?;
             let listen = config.server.listen.clone();
-            let host = host::build(config, store).await?;
+            let checkpoint_config = config.audit_checkpoints.take();
+            if let Some(c) = &checkpoint_config {
+                c.destinations()?;
+            }
+            let host = host::build(config, store.clone()).await?;
             let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
             tracing::info!(address = %listener.local_addr()?, "tenure is serving");
-            host::run(&host, listener, host::shutdown_signal()).await
+            let shutdown = host::shutdown_signal();
+            let checkpoints = checkpoint_config.map(|c| {
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { checkpoints::run_schedule(store, &c, shutdown).await })
+            });
+            host::run(&host, listener, shutdown).await?;
+            if let Some(task) = checkpoints {
+                task.await??;
+            }
+            Ok(())
         }
         Command::Demo { config, events } => demo::run(&config, events).await,
         Command::Preview {
@@ -304,12 +342,71 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Audit(AuditCommand::Checkpoint { config, out, url }) => {
+            let (config, store) = host::load_config(&config).await?;
+            let configured = config.audit_checkpoints.as_ref();
+            let mut destinations = Vec::new();
+            if let Some(out) = out {
+                destinations.push(checkpoints::Destination::File(out));
+            }
+            if let Some(url) = url {
+                let token = configured
+                    .filter(|c| c.url.as_deref() == Some(url.as_str()))
+                    .and_then(|c| c.token.clone());
+                destinations.push(checkpoints::http_destination(&url, token)?);
+            }
+            if destinations.is_empty()
+                && let Some(c) = configured
+            {
+                destinations = c.destinations()?;
+            }
+            if destinations.is_empty() {
+                destinations.push(checkpoints::Destination::Stdout);
+            }
+            let checkpoint = checkpoints::take(&store, &actor(), &destinations).await?;
+            eprintln!(
+                "audit checkpoint at entry {} signed by {}",
+                checkpoint.seq, checkpoint.public_key
+            );
+            Ok(())
+        }
+        Command::Audit(AuditCommand::PublicKey { config }) => {
+            let (_, store) = host::load_config(&config).await?;
+            println!("{}", checkpoints::public_key(&store)?);
+            Ok(())
+        }
         Command::Audit(AuditCommand::Verify {
             config,
             allow_missing_head,
+            checkpoint,
+            public_key,
         }) => {
             let (_, store) = host::load_config(&config).await?;
-            let report = store.verify_audit().await?;
+            let checkpoints = match &checkpoint {
+                None => Vec::new(),
+                Some(file) => {
+                    let trusted = match public_key {
+                        Some(k) => k,
+                        None => checkpoints::public_key(&store)?,
+                    };
+                    checkpoints::read_verified(file, &trusted)?
+                }
+            };
+            let anchors = checkpoints
+                .iter()
+                .map(|c| tenure_store::audit::AuditAnchor {
+                    seq: c.seq,
+                    hash: c.head_hash.clone(),
+                })
+                .collect();
+            let report = store.verify_audit_through(anchors).await?;
+            if let (Some(last), None) = (checkpoints.iter().max_by_key(|c| c.seq), &report.problem) {
+                println!(
+                    "{} signed checkpoint(s) hold; the latest covers entries 1 to {}",
+                    checkpoints.len(),
+                    last.seq
+                );
+            }
             let verified = AdminAuditVerified {
                 entries: report.entries,
                 ok: report.ok(),

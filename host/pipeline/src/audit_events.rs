@@ -219,6 +219,7 @@ pub fn rules_evaluated<'a>(
 events! {
     /// An event older than one already applied, skipped.
     EventSuperseded<'a> => EventSuperseded { occurred_at: Option<&'a str>, newer_event: i64 }
+    EventDeferred<'a> => EventDeferred { effective_date: &'a str }
     JobCompleted => JobCompleted { attempt: u32 }
     JobRetry<'a> => JobRetry { attempt: u32, error: &'a str, retry_at_ms: i64, counts_as_attempt: bool }
     JobDead<'a> => JobDead { attempt: u32, error: &'a str }

@@ -12,7 +12,7 @@
 //! midnight; a last day ends at the next local midnight (a Sydney leaver's last
 //! day ends at Sydney's midnight, not Pacific's).
 
-use crate::event::EventKind;
+use crate::event::{EventKind, EventKindExt};
 use crate::{Deprovision, DestinationConfig, StepAction};
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -111,7 +111,20 @@ pub struct Lifecycle {
     #[serde(default)]
     pub tickets: Vec<String>,
     pub history: Vec<Transition>,
+    /// Movers and updates that take effect on a later day, oldest day first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred: Vec<DeferredChange>,
 }
+
+/// A change that takes effect on a later day: the event that carries it, and the day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredChange {
+    pub on: String,
+    pub event_id: i64,
+}
+
+/// How many dated changes a person keeps waiting.
+const MAX_DEFERRED: usize = 20;
 
 /// A local calendar day, parsed from `YYYY-MM-DD`.
 pub fn day(text: &str) -> Option<NaiveDate> {
@@ -185,6 +198,70 @@ impl Lifecycle {
             return None;
         }
         self.last_event = event_id;
+        self.take_in(kind, event, now_ms)
+    }
+
+    /// Whether an event changes the person only from a later day: a mover, update or
+    /// conversion (of someone not leaving or going on leave, whose dates the facts already
+    /// follow) with an `effective_date` whose local day has not begun. Returns that day.
+    pub fn effective_later(&self, kind: EventKind, event: &wit::PersonEvent, now_ms: i64) -> Option<String> {
+        if !matches!(kind, EventKind::Mover | EventKind::Update | EventKind::Conversion)
+            || matches!(
+                event.person.status,
+                wit::PersonStatus::Terminated | wit::PersonStatus::OnLeave
+            )
+        {
+            return None;
+        }
+        let on = event.effective_date.as_deref().and_then(day)?;
+        let zone = Lifecycle {
+            time_zone: event.person.time_zone.clone().or_else(|| self.time_zone.clone()),
+            ..Lifecycle::default()
+        };
+        (zone.day_starts_ms(on) > now_ms).then(|| on.to_string())
+    }
+
+    /// Remembers a change that takes effect on `on` (its wake-up applies it then).
+    pub fn defer(&mut self, event_id: i64, on: String) {
+        if self.deferred.iter().any(|d| d.event_id == event_id) {
+            return;
+        }
+        self.deferred.push(DeferredChange { on, event_id });
+        self.deferred
+            .sort_by(|a, b| (&a.on, a.event_id).cmp(&(&b.on, b.event_id)));
+        // Bounded: the newest dated changes are the ones that can still matter.
+        if self.deferred.len() > MAX_DEFERRED {
+            self.deferred.remove(0);
+        }
+    }
+
+    /// The deferred change in effect at `now_ms`: the one whose day began last.
+    pub fn due_change(&self, now_ms: i64) -> Option<&DeferredChange> {
+        self.deferred
+            .iter()
+            .filter(|d| day(&d.on).is_some_and(|on| self.day_starts_ms(on) <= now_ms))
+            .max_by(|a, b| (&a.on, a.event_id).cmp(&(&b.on, b.event_id)))
+    }
+
+    /// On a wake-up: when deferred changes fell due, takes in the facts of the record now
+    /// in effect (`event`, the one [`Self::due_change`] chose) and forgets those changes.
+    pub fn take_in_due(&mut self, event: &wit::PersonEvent, now_ms: i64) -> bool {
+        let due: Vec<i64> = self
+            .deferred
+            .iter()
+            .filter(|d| day(&d.on).is_some_and(|on| self.day_starts_ms(on) <= now_ms))
+            .map(|d| d.event_id)
+            .collect();
+        if due.is_empty() {
+            return false;
+        }
+        self.deferred.retain(|d| !due.contains(&d.event_id));
+        self.take_in(EventKind::from_wit(event.kind), event, now_ms);
+        true
+    }
+
+    /// Takes an event's facts in (see [`Self::observe`]).
+    fn take_in(&mut self, kind: EventKind, event: &wit::PersonEvent, now_ms: i64) -> Option<Observation> {
         let today = self.today(now_ms);
         if kind == EventKind::Withdrawn && self.started(today) {
             return Some(Observation::WithdrawalAfterStart {
@@ -352,6 +429,12 @@ impl Lifecycle {
             return None;
         }
         let mut at: Vec<i64> = Vec::new();
+        at.extend(
+            self.deferred
+                .iter()
+                .filter_map(|d| day(&d.on))
+                .map(|on| self.day_starts_ms(on)),
+        );
         for d in [&self.start_date, &self.leave_from, &self.leave_until] {
             if let Some(d) = d.as_deref().and_then(day) {
                 at.push(self.day_starts_ms(d));

@@ -12,7 +12,7 @@
 
 use crate::Pipeline;
 use std::sync::Arc;
-use tenure_store::{ActionKind, ActionState, NewEvent, RecordKind, ScheduledAction, StoreError};
+use tenure_store::{ActionKind, ActionState, EventRow, NewEvent, RecordKind, ScheduledAction, StoreError};
 
 /// The source name on jobs the scheduler creates.
 pub const SOURCE: &str = "tenure";
@@ -136,8 +136,31 @@ impl Pipeline {
         }
     }
 
+    /// The record in effect now: the newest a source sent, unless a mover or update
+    /// dated later than it arrived has taken effect since (see `Lifecycle::defer`).
+    async fn record_in_effect(&self, tenant: &str, newest: EventRow) -> Result<EventRow, StoreError> {
+        let Some(row) = self.store.lifecycle(tenant, &newest.person_key).await? else {
+            return Ok(newest);
+        };
+        let Ok(life) = serde_json::from_str::<crate::lifecycle::Lifecycle>(&row.doc) else {
+            return Ok(newest);
+        };
+        let Some(change) = life.due_change(self.now()) else {
+            return Ok(newest);
+        };
+        let took_effect = crate::lifecycle::day(&change.on).map(|on| life.day_starts_ms(on));
+        if change.event_id == newest.id || took_effect.is_none_or(|t| t <= newest.received_ms) {
+            return Ok(newest);
+        }
+        Ok(self.store.event(tenant, change.event_id).await?.unwrap_or(newest))
+    }
+
     async fn queue_action(&self, action: &ScheduledAction) -> Result<bool, StoreError> {
         let newest = self.newest_record(&action.tenant, &action.person_key).await?;
+        let newest = match newest {
+            Some(newest) => Some(self.record_in_effect(&action.tenant, newest).await?),
+            None => None,
+        };
         let Some(newest) = newest else {
             self.store
                 .finish_action(

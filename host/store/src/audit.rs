@@ -77,7 +77,16 @@ pub struct Verifier<'k> {
     prev_hash: String,
     expected_seq: i64,
     count: i64,
+    /// Heads that signed checkpoints recorded, in sequence order, not yet reached.
+    anchors: std::collections::VecDeque<AuditAnchor>,
     pub problem: Option<VerifyProblem>,
+}
+
+/// A head the chain must pass through: an entry's sequence and hash, from a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub seq: i64,
+    pub hash: String,
 }
 
 impl<'k> Verifier<'k> {
@@ -87,8 +96,16 @@ impl<'k> Verifier<'k> {
             prev_hash: GENESIS.into(),
             expected_seq: 1,
             count: 0,
+            anchors: Default::default(),
             problem: None,
         }
+    }
+
+    /// Also requires the chain to pass through each anchor (from signed checkpoints).
+    pub fn with_anchors(mut self, mut anchors: Vec<AuditAnchor>) -> Self {
+        anchors.sort_by_key(|a| a.seq);
+        self.anchors = anchors.into();
+        self
     }
 
     /// Feeds the next entry; stops checking after the first problem.
@@ -114,6 +131,17 @@ impl<'k> Verifier<'k> {
         } else if entry_hash_text(self.key, &e.prev_hash, e.seq, e.ts_ms, &e.record, data) != e.hash {
             self.problem = fail("its content does not match its hash (edited)".into());
         }
+        while self.problem.is_none() && self.anchors.front().is_some_and(|a| a.seq <= e.seq) {
+            if let Some(anchor) = self.anchors.pop_front()
+                && anchor.seq == e.seq
+                && anchor.hash != e.hash
+            {
+                self.problem = fail(
+                    "it differs from the signed checkpoint at this entry: the log up to it was rewritten"
+                        .into(),
+                );
+            }
+        }
         self.prev_hash = e.hash.clone();
         self.expected_seq = e.seq + 1;
     }
@@ -121,6 +149,18 @@ impl<'k> Verifier<'k> {
     /// Ends the check against the head recorded outside the database.
     pub fn finish(mut self, recorded_head: Option<(i64, String)>) -> VerifyReport {
         let head_seq = self.expected_seq - 1;
+        if self.problem.is_none()
+            && let Some(anchor) = self.anchors.back()
+        {
+            self.problem = Some(VerifyProblem {
+                seq: head_seq + 1,
+                reason: format!(
+                    "the log ends at {head_seq} but a signed checkpoint covers entry {}: entries were \
+                     removed",
+                    anchor.seq
+                ),
+            });
+        }
         if self.problem.is_none()
             && let Some((seq, hash)) = recorded_head
         {
@@ -308,6 +348,35 @@ mod tests {
         let mut v = Verifier::new(b"other");
         v.push(&a);
         assert!(v.finish(None).problem.is_some());
+    }
+
+    #[test]
+    fn the_chain_must_pass_through_every_anchor_from_a_checkpoint() {
+        let key = b"k";
+        let a = entry(1, GENESIS, key);
+        let b = entry(2, &a.hash, key);
+        let c = entry(3, &b.hash, key);
+        let anchor = |e: &AuditEntry| AuditAnchor {
+            seq: e.seq,
+            hash: e.hash.clone(),
+        };
+        let run = |entries: &[&AuditEntry], anchors: Vec<AuditAnchor>| {
+            let mut v = Verifier::new(key).with_anchors(anchors);
+            entries.iter().for_each(|e| v.push(e));
+            v.finish(None)
+        };
+        assert!(run(&[&a, &b, &c], vec![anchor(&c), anchor(&a)]).ok());
+        // A chain rebuilt after entry 1 (valid on its own) no longer passes the anchor at 2.
+        let mut rebuilt = entry(2, &a.hash, key);
+        rebuilt.ts_ms = 11;
+        rebuilt.hash = entry_hash(key, &a.hash, 2, 11, &rebuilt.record);
+        let rewritten = run(&[&a, &rebuilt], vec![anchor(&b)]);
+        let problem = rewritten.problem.unwrap();
+        assert_eq!(problem.seq, 2);
+        assert!(problem.reason.contains("signed checkpoint"), "{}", problem.reason);
+        // Cut below the anchor, with no head file to say so: the anchor does.
+        let cut = run(&[&a], vec![anchor(&c)]);
+        assert!(cut.problem.unwrap().reason.contains("covers entry 3"));
     }
 
     #[test]

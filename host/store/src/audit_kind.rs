@@ -7,6 +7,8 @@ crate::column_enum! {
         EventReceived = "event.received",
         /// An event older than one already applied was skipped.
         EventSuperseded = "event.superseded",
+        /// A mover or update effective on a later day was kept for that day's wake-up.
+        EventDeferred = "event.deferred",
         /// A job held on a rules error gave way to a newer record.
         JobSuperseded = "job.superseded",
         /// An attempt ended with every destination applied.
@@ -123,6 +125,8 @@ crate::column_enum! {
         AdminAuditVerified = "admin.audit_verified",
         /// The database's audit head was recorded again after a mismatch (with the reason).
         AuditHeadAccepted = "audit.head-accepted",
+        /// A signed checkpoint of the chain's head was taken (its sequence and public key).
+        AuditCheckpointed = "audit.checkpointed",
         /// An access review was exported.
         AdminAccessReviewExported = "admin.access_review_exported",
         /// A secret was stored.

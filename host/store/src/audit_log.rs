@@ -1,6 +1,7 @@
 //! The audit log (hash-chained, append-only), the field's KPIs and stored reports.
 
-use crate::audit::VerifyReport;
+use crate::audit::{AuditAnchor, VerifyReport};
+use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::{AuditKind, StoreResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -132,7 +133,18 @@ pub trait AuditStore: Send + Sync {
     /// Entries in sequence order.
     async fn audit(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>>;
     /// Recomputes the hash chain and reports the first entry that does not hold.
-    async fn verify_audit(&self) -> StoreResult<VerifyReport>;
+    async fn verify_audit(&self) -> StoreResult<VerifyReport> {
+        self.verify_audit_through(Vec::new()).await
+    }
+    /// Verifies as [`verify_audit`](Self::verify_audit), and that the chain passes through
+    /// each anchor (a head a signed checkpoint recorded).
+    async fn verify_audit_through(&self, anchors: Vec<AuditAnchor>) -> StoreResult<VerifyReport>;
+    /// Signs a checkpoint of the chain's durable head and audits that it was taken.
+    async fn audit_checkpoint(
+        &self,
+        signer: std::sync::Arc<CheckpointSigner>,
+        actor: &str,
+    ) -> StoreResult<Checkpoint>;
     async fn kpis(&self, tenant: &str) -> StoreResult<Kpis>;
     /// Stores a report; returns its id.
     async fn put_report(

@@ -25,6 +25,7 @@
 pub mod audit;
 mod audit_kind;
 mod audit_log;
+pub mod checkpoint;
 #[macro_use]
 pub mod column;
 pub mod conformance;

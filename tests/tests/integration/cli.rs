@@ -218,3 +218,103 @@ fn a_cut_audit_tail_stops_the_store_until_an_operator_accepts_it() {
     let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
     assert!(!ok && text.contains("is missing"), "{text}");
 }
+
+/// Signed checkpoints (issue 18): someone who can rewrite the database and its head file
+/// (here: cut the tail, then have the head re-recorded) passes a plain `verify`, but not
+/// `verify --checkpoint` with a checkpoint kept outside the host; an altered checkpoint or
+/// one signed by another key is refused.
+#[test]
+fn a_signed_checkpoint_outside_the_host_catches_a_cut_the_head_file_no_longer_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("outside")).unwrap();
+    let config = format!(
+        "plugins_dir = \"{}\"\ncache_dir = \"{}\"\n[store]\npath = \"data/tenure.db\"\n[tenants.t]\n\
+         [audit_checkpoints]\nfile = \"outside/checkpoints.jsonl\"\n",
+        tenure_plugin_test::plugin_dir().display(),
+        tenure_plugin_test::workspace_root()
+            .join("target/component-cache")
+            .display()
+    );
+    std::fs::write(dir.path().join("tenure.toml"), config).unwrap();
+    let run = |args: &[&str]| {
+        let out = tenure(dir.path(), args, None);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    for _ in 0..3 {
+        let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+        assert!(ok, "{text}");
+    }
+    let (ok, text) = run(&["audit", "checkpoint", "--config", "tenure.toml"]);
+    assert!(ok && text.contains("checkpoint at entry 3"), "{text}");
+    let file = dir.path().join("outside/checkpoints.jsonl");
+    let line = std::fs::read_to_string(&file).unwrap();
+    let checkpoint: Value = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(checkpoint["seq"], 3, "{line}");
+    let out = tenure(
+        dir.path(),
+        &["audit", "public-key", "--config", "tenure.toml"],
+        None,
+    );
+    let key = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && key.trim() == checkpoint["public_key"],
+        "{key} vs {line}"
+    );
+
+    let verify = [
+        "audit",
+        "verify",
+        "--config",
+        "tenure.toml",
+        "--checkpoint",
+        "outside/checkpoints.jsonl",
+    ];
+    let (ok, text) = run(&verify);
+    assert!(ok && text.contains("1 signed checkpoint(s) hold"), "{text}");
+    let (ok, export) = run(&["audit", "export", "--config", "tenure.toml"]);
+    assert!(ok && export.contains("audit.checkpointed"), "{export}");
+
+    // The tail is cut back to entry 2 and the head file re-recorded: a plain verify holds.
+    let db = rusqlite::Connection::open(dir.path().join("data/tenure.db")).unwrap();
+    db.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq >= 3;")
+        .unwrap();
+    drop(db);
+    let (ok, text) = run(&[
+        "audit",
+        "accept-head",
+        "--config",
+        "tenure.toml",
+        "--reason",
+        "cover-up",
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["audit", "verify", "--config", "tenure.toml"]);
+    assert!(ok, "without the checkpoint the cut passes: {text}");
+    // accept-head appended entry 3 again, so the chain passes entry 3 with another hash.
+    let (ok, text) = run(&verify);
+    assert!(
+        !ok && text.contains("BROKEN at entry 3") && text.contains("signed checkpoint"),
+        "{text}"
+    );
+
+    // An altered checkpoint (its sequence moved back) and a stranger's key are refused.
+    let altered = line.replacen("\"seq\":3", "\"seq\":2", 1);
+    assert_ne!(altered, line);
+    std::fs::write(&file, &altered).unwrap();
+    let (ok, text) = run(&verify);
+    assert!(!ok && text.contains("signature does not match"), "{text}");
+    std::fs::write(&file, &line).unwrap();
+    let stranger = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let mut with_key = verify.to_vec();
+    with_key.extend(["--public-key", stranger]);
+    let (ok, text) = run(&with_key);
+    assert!(!ok && text.contains("signed by another key"), "{text}");
+    std::fs::write(&file, "").unwrap();
+    let (ok, text) = run(&verify);
+    assert!(!ok && text.contains("holds no checkpoint"), "{text}");
+}

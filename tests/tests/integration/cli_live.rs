@@ -399,3 +399,85 @@ async fn metrics_answer_only_to_their_token_when_one_is_set() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// `[audit_checkpoints]` (issue 18): a running server writes signed checkpoints to a file
+/// and POSTs them (with the bearer token) to an endpoint outside it; `tenure audit verify
+/// --checkpoint` then holds against them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_server_writes_signed_checkpoints_to_a_file_and_an_endpoint() {
+    use std::sync::{Arc, Mutex};
+    tenure_capabilities::install_crypto_provider();
+    let received: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/checkpoints",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                sink.lock().unwrap().push((auth, body.0));
+                axum::http::StatusCode::CREATED
+            }
+        }),
+    );
+    let endpoint = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint_url = format!("http://{}/checkpoints", endpoint.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(endpoint, app).await });
+
+    let sim = LeverSim::start(SimOptions::default()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let port = free_port();
+    let config = write_config(&dir, port, &sim.url());
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text = text.replace(
+        "[[api_tokens]]",
+        &format!(
+            "[audit_checkpoints]\nevery_secs = 10\nfile = \"checkpoints.jsonl\"\nurl = \"{endpoint_url}\"\n\
+             token = \"checkpoint-bearer\"\n[[api_tokens]]"
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut server = start_serve(&dir, &config, &dir.join("serve.log"));
+    wait_ready(&client, &base).await;
+    assert_eq!(post_event(&client, &base, 1).await, 202);
+    // The first checkpoint is taken at start, the next ones every 10 s.
+    let file = dir.join("checkpoints.jsonl");
+    let started = std::time::Instant::now();
+    while received.lock().unwrap().is_empty() || !file.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no checkpoint written: {}",
+            std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let line = std::fs::read_to_string(&file).unwrap();
+    let written: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let (auth, posted) = received.lock().unwrap()[0].clone();
+    assert_eq!(auth, "Bearer checkpoint-bearer");
+    assert_eq!(posted, written, "the same signed checkpoint goes to both");
+    let out = run_cli(
+        &dir,
+        &[
+            "audit",
+            "verify",
+            "--config",
+            "tenure.toml",
+            "--checkpoint",
+            "checkpoints.jsonl",
+        ],
+        None,
+    );
+    let text = ok(&out, "audit verify --checkpoint");
+    assert!(text.contains("signed checkpoint(s) hold"), "{text}");
+}

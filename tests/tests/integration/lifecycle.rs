@@ -1053,3 +1053,52 @@ destinations:
         "{ops:?}"
     );
 }
+
+/// A mover dated ahead (issue 18) changes nothing on arrival, not even when an update
+/// with the person's current record arrives meanwhile; it is applied at the local
+/// midnight of its day (Auckland's, here), from the record it carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mover_dated_ahead_is_applied_on_its_day_in_the_persons_zone() {
+    let life = Life::start("", "", "2026-05-01T00:00:00Z").await;
+    let zone = json!({"time_zone": "Pacific/Auckland"});
+    life.hire("A", zone.clone()).await;
+    let engineering = ["Engineering", "Prod-Access"];
+    assert_eq!(sorted(&life.must("A").await.groups), engineering);
+
+    life.post(event(
+        "mover",
+        "A",
+        "move-A",
+        json!({"time_zone": "Pacific/Auckland", "department": "Sales"}),
+        Some("2026-06-01"),
+    ))
+    .await;
+    assert_eq!(sorted(&life.must("A").await.groups), engineering, "not moved yet");
+    assert!(kinds(&life.audit("A").await).contains(&"event.deferred".to_string()));
+    let wake = life.open("A").await;
+    assert!(
+        wake.iter()
+            .any(|a| a.action == ActionKind::Wake && a.due_ms == ms("2026-05-31T12:00:00Z")),
+        "woken at Auckland's midnight: {wake:?}"
+    );
+
+    // The feed's current record (still Engineering) arrives before the day: applied, the
+    // move still waits.
+    life.clock.set(ms("2026-05-15T00:00:00Z"));
+    life.post(event(
+        "update",
+        "A",
+        "update-A",
+        json!({"time_zone": "Pacific/Auckland", "title": "Engineer II"}),
+        None,
+    ))
+    .await;
+    life.at("2026-05-31T11:59:00Z").await;
+    assert_eq!(sorted(&life.must("A").await.groups), engineering);
+
+    life.at("2026-05-31T12:00:00Z").await;
+    let moved = life.must("A").await;
+    assert_eq!(moved.groups, ["All-Staff"], "moved to Sales on the day");
+    assert!(moved.app_assignments.is_empty());
+    assert!(moved.enabled);
+}

@@ -41,6 +41,7 @@ impl JobRun<'_> {
                 .map_err(|e| self.failed(e.into()))?;
         }
         self.skip_if_superseded(&event).await?;
+        self.defer_if_effective_later(&event).await?;
         self.wait_for_manager(&event).await?;
         let scheduled = self.take_due_action().await?;
         self.observe(&event).await?;
@@ -51,7 +52,14 @@ impl JobRun<'_> {
     /// applied (a late webhook, a retried request) would undo it: recorded and skipped.
     async fn skip_if_superseded(&mut self, event: &wit::PersonEvent) -> Stage<()> {
         let (p, job) = (self.p, self.job);
-        let Some(occurred) = event.occurred_at.as_deref().and_then(crate::event::rfc3339_ms) else {
+        // A scheduler-made job carries the record in effect when it was queued: a source
+        // event that occurred after that supersedes it.
+        let occurred = if job.event.source == crate::schedule::SOURCE {
+            Some(job.event.received_ms)
+        } else {
+            event.occurred_at.as_deref().and_then(crate::event::rfc3339_ms)
+        };
+        let Some(occurred) = occurred else {
             return Ok(());
         };
         let newer = p
@@ -81,6 +89,53 @@ impl JobRun<'_> {
                 .await
                 .map_err(|e| self.failed(e.into()))?;
         }
+        Err(Finish::Completed)
+    }
+
+    /// A mover or update effective on a later day changes nothing now: it is remembered
+    /// with the person's facts, and the wake-up on that day applies it (audited as
+    /// `event.deferred`). Its facts are taken in only then, too.
+    async fn defer_if_effective_later(&mut self, event: &wit::PersonEvent) -> Stage<()> {
+        let (p, job) = (self.p, self.job);
+        if job.event.source == crate::schedule::SOURCE {
+            return Ok(());
+        }
+        let life = p
+            .lifecycle_of(&job.tenant, &job.person_key)
+            .await
+            .map_err(|f| self.failed(f))?;
+        let now = p.now();
+        let Some(on) = life.effective_later(EventKind::from_wit(event.kind), event, now) else {
+            return Ok(());
+        };
+        self.life = life;
+        self.life.defer(job.event.id, on.clone());
+        let rec = self.record(None, &ev::EventDeferred { effective_date: &on });
+        self.pending.push(rec);
+        let tenant = p.tenant(&job.tenant).map_err(|e| Finish::Dead {
+            error: format!("config: {e}"),
+        })?;
+        let prehire: Vec<u32> = tenant
+            .destinations
+            .iter()
+            .filter_map(|d| d.prehire_days)
+            .collect();
+        let open = p
+            .store
+            .open_actions(&job.tenant, &job.person_key)
+            .await
+            .map_err(|e| self.failed(e.into()))?;
+        let wake = self.life.next_change(now, &prehire);
+        self.follow_action(
+            &open,
+            ActionKind::Wake,
+            wake,
+            || "the person's next dated change".into(),
+            "no dated change ahead",
+        )
+        .await
+        .map_err(|f| self.failed(f))?;
+        self.note_life(None);
         Err(Finish::Completed)
     }
 
@@ -154,6 +209,9 @@ impl JobRun<'_> {
                 let rec = self.record_observation(&note);
                 self.pending.push(rec);
             }
+        } else {
+            // A wake-up on the day dated changes take effect: its record is the one in effect.
+            self.life.take_in_due(event, now);
         }
         self.state = self.life.state_at(now);
         Ok(())

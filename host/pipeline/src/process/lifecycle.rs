@@ -344,7 +344,7 @@ impl JobRun<'_> {
     /// Keeps the person-wide action `action` due at `due`, or cancels it when nothing is
     /// due; writes only when the person's `open` actions show a change (a queued one is
     /// left to run).
-    async fn follow_action(
+    pub(super) async fn follow_action(
         &self,
         open: &[ScheduledAction],
         action: ActionKind,

@@ -197,3 +197,36 @@ pub async fn kpis_count_events_jobs_and_time_to_provision(store: Arc<dyn Store>)
     assert_eq!(k.errors_per_1000_events, 0.0);
     assert_eq!(store.kpis("other").await.unwrap().events, 0);
 }
+
+/// First-day access counts from midnight where the person works: two joiners with the
+/// same start date, done at the same moment, one on UTC-12 (ready: their day has not
+/// begun) and one on UTC+14 (late: it began hours ago).
+pub async fn first_day_access_counts_from_the_persons_midnight(store: Arc<dyn Store>) {
+    let start = chrono::DateTime::from_timestamp_millis(now() - 12 * 3_600_000)
+        .map(|t| t.date_naive() + chrono::Days::new(1))
+        .expect("a date")
+        .to_string();
+    let mut west = event("w", "west");
+    west.start_date = Some(start.clone());
+    let mut east = event("e", "east");
+    east.start_date = Some(start);
+    intake(&store, vec![west, east]).await;
+    for job in claim(&store, "w").await {
+        let zone = if job.person_key == "west" {
+            "Etc/GMT+12"
+        } else {
+            "Etc/GMT-14"
+        };
+        let row = LifecycleRow {
+            person_key: job.person_key.clone(),
+            state: Some(LifecycleState::Active),
+            manager_key: None,
+            doc: format!("{{\"time_zone\":\"{zone}\"}}"),
+            updated_ms: now(),
+        };
+        store.put_lifecycle(&job.lease("w"), "t", row).await.unwrap();
+        assert!(complete(&store, &job.lease("w")).await);
+    }
+    let k = store.kpis("t").await.unwrap();
+    assert_eq!((k.first_day_ready, k.first_day_total), (1, 2));
+}

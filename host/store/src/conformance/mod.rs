@@ -58,6 +58,7 @@ macro_rules! conformance_suite {
             audit::audit_entries_are_filtered_and_redacted,
             audit::reports_are_stored_and_listed_without_bodies,
             audit::kpis_count_events_jobs_and_time_to_provision,
+            audit::first_day_access_counts_from_the_persons_midnight,
             deliveries::deliveries_are_deduplicated_by_token_and_content,
             deliveries::deliveries_are_leased_and_end_with_their_events,
             deliveries::each_source_keeps_its_replay_tokens_for_its_own_window,

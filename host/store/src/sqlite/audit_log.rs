@@ -1,7 +1,8 @@
 //! The audit log, KPIs and reports.
 
-use super::{SqliteStore, date_start_ms};
-use crate::audit::{Verifier, VerifyReport};
+use super::{SqliteStore, local_day_start_ms};
+use crate::audit::{AuditAnchor, Verifier, VerifyReport};
+use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
 
@@ -86,7 +87,7 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn verify_audit(&self) -> StoreResult<VerifyReport> {
+    async fn verify_audit_through(&self, anchors: Vec<AuditAnchor>) -> StoreResult<VerifyReport> {
         let key = self.audit_key;
         let head_file = super::head::read(&self.head_file, &key);
         let recorded_head = head_file.head();
@@ -97,7 +98,7 @@ impl AuditStore for SqliteStore {
         let missing = head_file == super::head::HeadFile::Missing;
         let report = self
             .read_blocking(move |c| {
-                let mut verifier = Verifier::new(&key);
+                let mut verifier = Verifier::new(&key).with_anchors(anchors);
                 let mut stmt = c.prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
                 let mut rows = stmt.query([])?;
                 while let Some(row) = rows.next()? {
@@ -120,6 +121,25 @@ impl AuditStore for SqliteStore {
         Ok(report)
     }
 
+    async fn audit_checkpoint(
+        &self,
+        signer: std::sync::Arc<CheckpointSigner>,
+        actor: &str,
+    ) -> StoreResult<Checkpoint> {
+        let actor = actor.to_string();
+        // Taken inside a write, so the head it signs is answered only once durable.
+        self.writer
+            .write(move |ctx| {
+                let head = ctx.chain_head();
+                let checkpoint = signer.sign(head.seq, &head.hash, ctx.now_ms);
+                let record = AuditRecord::new("*", AuditKind::AuditCheckpointed, actor)
+                    .data(serde_json::json!({ "seq": checkpoint.seq, "public_key": checkpoint.public_key }));
+                ctx.audit(record)?;
+                Ok(checkpoint)
+            })
+            .await
+    }
+
     async fn kpis(&self, tenant: &str) -> StoreResult<Kpis> {
         let tenant = tenant.to_string();
         self.read_blocking(move |c| {
@@ -132,19 +152,25 @@ impl AuditStore for SqliteStore {
             let dead_jobs = count("SELECT count(*) FROM jobs WHERE tenant = ?1 AND state = 'dead'")?;
             let failures = count("SELECT coalesce(sum(failures), 0) FROM operations WHERE tenant = ?1")?;
             let mut stmt = c.prepare(
-                "SELECT j.finished_ms - e.received_ms, j.finished_ms, e.start_date FROM jobs j JOIN events e \
-                    ON e.id = j.event_id
+                "SELECT j.finished_ms - e.received_ms, j.finished_ms, e.start_date, \
+                    json_extract(l.doc, '$.time_zone')
+                 FROM jobs j JOIN events e ON e.id = j.event_id
+                 LEFT JOIN lifecycles l ON l.tenant = j.tenant AND l.person_key = j.person_key
                  WHERE j.tenant = ?1 AND j.state = 'completed' AND e.kind IN ('joiner', 'rehire')
                  ORDER BY j.id DESC LIMIT 100000",
             )?;
-            let rows: Vec<(i64, i64, Option<String>)> = stmt
-                .query_map([&tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            let rows: Vec<(i64, i64, Option<String>, Option<String>)> = stmt
+                .query_map([&tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
                 .collect::<Result<_, _>>()?;
             let mut durations: Vec<i64> = rows.iter().map(|r| r.0).collect();
             durations.sort_unstable();
             let (mut ready, mut total) = (0, 0);
-            for (_, finished, start) in &rows {
-                if let Some(start_ms) = start.as_deref().and_then(date_start_ms) {
+            // The first day begins at midnight where the person works.
+            for (_, finished, start, zone) in &rows {
+                if let Some(start_ms) = start
+                    .as_deref()
+                    .and_then(|d| local_day_start_ms(d, zone.as_deref()))
+                {
                     total += 1;
                     if *finished < start_ms {
                         ready += 1;

@@ -62,6 +62,11 @@ pub(crate) fn prepare(records: Vec<AuditRecord>) -> Vec<PreparedAudit> {
 }
 
 impl WriteCtx<'_> {
+    /// The chain's head so far in this transaction.
+    pub fn chain_head(&self) -> &ChainHead {
+        self.head
+    }
+
     /// Appends one audit entry to the chain (redacted, timestamped, hashed).
     pub fn audit(&mut self, record: impl Into<PreparedAudit>) -> StoreResult<()> {
         let PreparedAudit { record, data } = record.into();
