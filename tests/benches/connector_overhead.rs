@@ -183,7 +183,8 @@ async fn main() {
         .tenant(
             "bench",
             &format!(
-                "[connections.scim]\nkind = \"http\"\nurl = \"{url}\"\nauth = {{ type = \"bearer\", token = \
+                "[connections.scim]\nkind = \"http\"\nallow_private_network = true\n\
+                 url = \"{url}\"\nauth = {{ type = \"bearer\", token = \
                     \"{token}\" }}\n\
                  [plugins.scim.grants]\nhttp = [\"scim\"]\n"
             ),

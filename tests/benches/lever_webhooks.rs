@@ -32,7 +32,8 @@ const KEY: &str = "bench-signature-token";
 
 fn spec(sim: &LeverSim) -> HostSpec {
     let tenant = tenant_toml(&format!(
-        "[connections.lever]\nkind = \"http\"\nurl = \"{}\"\nauth = {{ type = \"basic\", username = \"{}\" \
+        "[connections.lever]\nkind = \"http\"\nallow_private_network = true\n\
+         url = \"{}\"\nauth = {{ type = \"basic\", username = \"{}\" \
             }}\n\
          rate_limit = {{ per_second = 10.0, burst = 20 }}\nretry_429 = 3\n\
          [plugins.lever.grants]\nhttp = [\"lever\"]\nkv = true\n[plugins.lever]\ndeadline_ms = 20000\n\

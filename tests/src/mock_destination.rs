@@ -235,7 +235,7 @@ impl MockDestination {
     /// The tenant config that grants `http-dest` its `dest` connection to this mock.
     pub fn tenant_toml(&self) -> String {
         format!(
-            "[connections.dest]\nkind = \"http\"\nurl = \"http://{}\"\n\
+            "[connections.dest]\nkind = \"http\"\nallow_private_network = true\nurl = \"http://{}\"\n\
              [plugins.http-dest.grants]\nhttp = [\"dest\"]\n",
             self.addr
         )

@@ -71,6 +71,11 @@ pub struct HttpConnection {
     /// servers only; loopback is always allowed).
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Let this connection reach loopback, private, link-local and metadata addresses (an
+    /// on-premises app, a test server). Otherwise they are refused, also when the URL's
+    /// name resolves to one.
+    #[serde(default)]
+    pub allow_private_network: bool,
 }
 
 /// Requests per second and the burst a connection allows.
@@ -237,6 +242,7 @@ mod tests {
             r#"
             [connections.lever]
             kind = "http"
+            allow_private_network = true
             url = "https://api.lever.co/v1"
             auth = { type = "basic", username = "key" }
             [connections.ad]

@@ -168,6 +168,7 @@ mod tests {
             r#"
             [connections.crm]
             kind = "http"
+            allow_private_network = true
             url = "http://127.0.0.1:1/api"
             [connections.dir]
             kind = "ldap"

@@ -78,7 +78,10 @@ pub enum HttpError {
 /// connections' rate limits.
 #[derive(Debug, Clone)]
 pub struct HttpCapability {
+    /// For connections that allow the private network.
     client: reqwest::Client,
+    /// For every other connection: connects to public addresses only (see `egress`).
+    public_client: reqwest::Client,
     buckets: Arc<Mutex<HashMap<u64, Bucket>>>,
 }
 
@@ -107,13 +110,20 @@ impl HttpCapability {
     /// decides, so a redirect can never carry credentials to another origin.
     pub fn new() -> Result<Self, HttpError> {
         crate::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION")))
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("tenure/", env!("CARGO_PKG_VERSION")))
+        };
+        let failed = |e: reqwest::Error| HttpError::Transport(format!("cannot build HTTP client: {e}"));
+        let client = builder().build().map_err(failed)?;
+        let public_client = builder()
+            .dns_resolver(std::sync::Arc::new(crate::egress::PublicOnly))
             .build()
-            .map_err(|e| HttpError::Transport(format!("cannot build HTTP client: {e}")))?;
+            .map_err(failed)?;
         Ok(Self {
             client,
+            public_client,
             buckets: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -212,7 +222,14 @@ impl HttpCapability {
         }
         let method = reqwest::Method::from_bytes(upper.as_bytes())
             .map_err(|_| HttpError::InvalidRequest(format!("method {:?} is not valid", req.method)))?;
-        let mut builder = self.client.request(method, url);
+        let client = if conn.allow_private_network {
+            &self.client
+        } else {
+            crate::egress::check_literal(&url)
+                .map_err(|why| HttpError::Denied(format!("connection {:?}: {why}", req.connection)))?;
+            &self.public_client
+        };
+        let mut builder = client.request(method, url);
         for (name, value) in &req.headers {
             let lower = name.to_ascii_lowercase();
             if FORBIDDEN_HEADERS.contains(&lower.as_str()) || is_auth_header(&conn.auth, &lower) {
@@ -339,7 +356,15 @@ fn transport_error(e: reqwest::Error) -> HttpError {
         HttpError::Timeout
     } else {
         // Never echo the URL's query (it may carry ids) beyond what reqwest prints.
-        HttpError::Transport(e.without_url().to_string())
+        let e = e.without_url();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            if let Some(refused) = c.downcast_ref::<crate::egress::Refused>() {
+                return HttpError::Denied(refused.to_string());
+            }
+            cause = c.source();
+        }
+        HttpError::Transport(e.to_string())
     }
 }
 
@@ -435,6 +460,51 @@ fn check_segments(path: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// Issue 18: without `allow_private_network`, neither a literal private address nor a
+    /// name that resolves to loopback is reached.
+    #[tokio::test]
+    async fn a_connection_reaches_private_addresses_only_when_it_allows_them() {
+        crate::install_crypto_provider();
+        let http = HttpCapability::new().expect("client");
+        for (url, expect) in [
+            ("http://169.254.169.254/latest", "allow_private_network"),
+            ("http://127.0.0.1:9/v1", "allow_private_network"),
+            ("http://localhost:9/v1", "resolves only to non-public addresses"),
+        ] {
+            let mut tenant = TenantConfig::default();
+            let mut c = conn(url);
+            c.allow_private_network = false;
+            tenant
+                .connections
+                .insert("api".into(), crate::config::ConnectionConfig::Http(c));
+            let request = crate::CapabilityRequest {
+                http: vec!["api".into()],
+                ..Default::default()
+            };
+            tenant.plugins.insert(
+                "p".into(),
+                crate::PluginGrant {
+                    grants: request.clone(),
+                    ..Default::default()
+                },
+            );
+            let grants = EffectiveGrants::new("t", "p", &request, &tenant);
+            let req = HttpRequest {
+                connection: "api".into(),
+                method: "GET".into(),
+                path: "/x".into(),
+                headers: vec![],
+                body: None,
+                timeout_ms: Some(2_000),
+            };
+            let e = http.send(&grants, &tenant, req).await.unwrap_err();
+            assert!(
+                matches!(&e, HttpError::Denied(m) if m.contains(expect)),
+                "{url}: {e:?}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn only_a_connectors_methods_and_no_transport_or_forwarding_headers() {
         crate::install_crypto_provider();
@@ -512,6 +582,7 @@ mod tests {
             rate_limit: None,
             retry_429: 0,
             allow_plaintext: false,
+            allow_private_network: true,
         }
     }
 

@@ -431,6 +431,7 @@ mod tests {
             plugins_dir = "plugins"
             [tenants.acme.connections.crm]
             kind = "http"
+            allow_private_network = true
             url = "https://crm.example.test"
             auth = { type = "bearer", token = "${TENURE_CLI_TEST_TOKEN}" }
             [tenants.acme.plugins.rules-basic]
@@ -560,7 +561,8 @@ mod tests {
         let path = write(
             &dir,
             "tenure.toml",
-            "[tenants.acme.connections.crm]\nkind = \"http\"\nurl = \"${TENURE_CLI_TEST_UNSET_VAR}\"\n",
+            "[tenants.acme.connections.crm]\nkind = \"http\"\nallow_private_network = true\n\
+             url = \"${TENURE_CLI_TEST_UNSET_VAR}\"\n",
         );
         let err = format!("{:#}", HostConfig::load(&path).unwrap_err());
         assert!(

@@ -410,6 +410,7 @@ password = "$TENURE_TEST_AD_PASSWORD"
 ca_file = "$TENURE_TEST_AD_CA"
 [connections.scim]
 kind = "http"
+allow_private_network = true
 url = "{}"
 auth = {{ type = "bearer", token = "{}" }}
 [plugins.rules]

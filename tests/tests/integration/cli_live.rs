@@ -42,6 +42,7 @@ rule_set = "@rules.txt"
 kv = true
 [tenants.t.connections.lever]
 kind = "http"
+allow_private_network = true
 url = "{lever}"
 auth = {{ type = "basic", username = "{key}" }}
 rate_limit = {{ per_second = 10.0, burst = 20 }}

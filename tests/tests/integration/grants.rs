@@ -17,10 +17,12 @@ async fn setup() -> Harness {
             r#"
             [connections.crm]
             kind = "http"
+            allow_private_network = true
             url = "http://{addr}/api"
             auth = {{ type = "bearer", token = "{TOKEN}" }}
             [connections.other-crm]
             kind = "http"
+            allow_private_network = true
             url = "http://{addr}/other"
             [connections.dir]
             kind = "ldap"

@@ -416,6 +416,7 @@ rule_set = "@rules.txt"
 kv = true
 [tenants.acme.connections.lever]
 kind = "http"
+allow_private_network = true
 url = "http://{}/v1"
 auth = {{ type = "basic", username = "{API_KEY}" }}
 retry_429 = 2
@@ -561,7 +562,7 @@ async fn a_lever_hire_and_an_hr_feed_termination_act_on_one_person() {
 /// The runtime part of [`specs`] as TOML text (for tests that add to it).
 fn specs_tenant_text(lever: std::net::SocketAddr) -> String {
     format!(
-        "[connections.lever]\nkind = \"http\"\nurl = \"http://{lever}/v1\"\n\
+        "[connections.lever]\nkind = \"http\"\nallow_private_network = true\nurl = \"http://{lever}/v1\"\n\
          auth = {{ type = \"basic\", username = \"{API_KEY}\" }}\n\
          rate_limit = {{ per_second = 10.0, burst = 20 }}\nretry_429 = 2\n\
          [plugins.lever.grants]\nhttp = [\"lever\"]\nkv = true\n\

@@ -21,7 +21,7 @@ const FUTURE_START: i64 = 4_075_488_000_000;
 /// A host whose `lever` source reads the simulation, configured as the README says.
 fn spec(sim: &LeverSim, settings: &str) -> HostSpec {
     let tenant = tenant_toml(&format!(
-        "[connections.lever]\nkind = \"http\"\nurl = \"{}\"\n\
+        "[connections.lever]\nkind = \"http\"\nallow_private_network = true\nurl = \"{}\"\n\
          auth = {{ type = \"basic\", username = \"{}\" }}\n\
          rate_limit = {{ per_second = 10.0, burst = 20 }}\nretry_429 = 3\n\
          [plugins.lever.grants]\nhttp = [\"lever\"]\nkv = true\n\

@@ -71,6 +71,7 @@ guard = {{ max_accounts = 1000000, max_percent = 100.0 }}
 rule_set = "@rules.txt"
 [tenants.t.connections.dest]
 kind = "http"
+allow_private_network = true
 url = "http://{mock}"
 [tenants.t.plugins.http-dest.grants]
 http = ["dest"]
@@ -407,7 +408,7 @@ async fn a_bad_record_between_good_ones_neither_stops_the_source_nor_loses_them(
     .await;
     let tenant = tenant_toml(&format!(
         "[plugins.rules-basic]\nrule_set = '''\n{GROUP_RULES}'''\n[plugins.sandbox.grants]\nkv = true\n\
-         [connections.hr-api]\nkind = \"http\"\nurl = \"http://{hr}/hr\"\n\
+         [connections.hr-api]\nkind = \"http\"\nallow_private_network = true\nurl = \"http://{hr}/hr\"\n\
          [plugins.source-json]\nsettings = {{ source = \"hr\" }}\n[plugins.source-json.grants]\nhttp = \
              [\"hr-api\"]\n"
     ));

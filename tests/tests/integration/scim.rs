@@ -33,6 +33,7 @@ impl Scim {
                     r#"
 [connections.scim]
 kind = "http"
+allow_private_network = true
 url = "{}"
 auth = {{ type = "bearer", token = "{}" }}
 

@@ -25,6 +25,7 @@ fn setup(url: &str) -> Harness {
             r#"
             [connections.hr-api]
             kind = "http"
+            allow_private_network = true
             url = "{url}"
             auth = {{ type = "bearer", token = "hr-token" }}
             [plugins.source-json]

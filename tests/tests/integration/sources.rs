@@ -13,7 +13,7 @@ async fn host(hr_api: Option<std::net::SocketAddr>) -> TestHost {
     let connection = hr_api
         .map(|a| {
             format!(
-                "[connections.hr-api]\nkind = \"http\"\nurl = \
+                "[connections.hr-api]\nkind = \"http\"\nallow_private_network = true\nurl = \
             \"http://{a}\"\n[plugins.source-json.grants]\nhttp = [\"hr-api\"]\n"
             )
         })
