@@ -142,6 +142,14 @@ pub struct LdapConnection {
     /// Upper bound for one operation's time (milliseconds).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The subtrees a plugin may search, write, move into and delete in (each DN and
+    /// everything below it; the root DSE may always be read). Empty: the whole directory.
+    #[serde(default)]
+    pub base_dns: Vec<String>,
+    /// The attributes a plugin may write (case-insensitive; include `objectClass` for
+    /// adds). Empty: any attribute but the secret ones, which only generated passwords reach.
+    #[serde(default)]
+    pub writable_attributes: Vec<String>,
 }
 
 /// Replaces every `${NAME}` in `text` with the environment variable `NAME`.

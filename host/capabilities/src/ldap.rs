@@ -105,6 +105,57 @@ pub enum LdapError {
     Timeout,
 }
 
+/// What a connection lets a plugin touch: its subtrees and writable attributes.
+struct Policy<'c> {
+    name: &'c str,
+    conn: &'c LdapConnection,
+}
+
+impl<'c> Policy<'c> {
+    fn of(grants: &EffectiveGrants, tenant: &'c TenantConfig, name: &'c str) -> Result<Self, LdapError> {
+        grants.check_ldap(name).map_err(|d| LdapError::Denied(d.0))?;
+        match tenant.connections.get(name) {
+            Some(ConnectionConfig::Ldap(conn)) => Ok(Policy { name, conn }),
+            _ => Err(LdapError::Denied(format!(
+                "connection {name:?} is not an ldap connection"
+            ))),
+        }
+    }
+
+    /// Refuses a DN outside the connection's `base_dns` (compared as normalised DNs).
+    fn inside(&self, dn: &str, what: &str) -> Result<(), LdapError> {
+        let bases = &self.conn.base_dns;
+        if let Err(e) = crate::dn::normalize(dn) {
+            // LDAP's invalidDNSyntax, as a server would answer.
+            return Err(LdapError::Failed {
+                code: 34,
+                message: format!("{what}: {e}"),
+                matched_dn: String::new(),
+            });
+        }
+        if bases.is_empty() || bases.iter().any(|base| crate::dn::is_under(dn, base)) {
+            return Ok(());
+        }
+        Err(LdapError::Denied(format!(
+            "{what} {dn:?} is outside connection {:?}'s base_dns ({})",
+            self.name,
+            bases.join("; ")
+        )))
+    }
+
+    /// Refuses an attribute not in the connection's `writable_attributes`.
+    fn writable(&self, attribute: &str) -> Result<(), LdapError> {
+        let allowed = &self.conn.writable_attributes;
+        if allowed.is_empty() || allowed.iter().any(|a| a.eq_ignore_ascii_case(attribute)) {
+            return Ok(());
+        }
+        Err(LdapError::Denied(format!(
+            "attribute {attribute:?} is not in connection {:?}'s writable_attributes",
+            self.name
+        )))
+    }
+}
+
 /// Receives the passwords the host generates for new accounts.
 pub trait PasswordSink: Send + Sync {
     /// Called once per generated password, before the LDAP write that uses it.
@@ -162,6 +213,10 @@ impl LdapCapability {
         tenant: &TenantConfig,
         req: SearchRequest,
     ) -> Result<Vec<LdapEntry>, LdapError> {
+        let policy = Policy::of(grants, tenant, &req.connection)?;
+        if !(req.base.trim().is_empty() && matches!(req.scope, SearchScope::Base)) {
+            policy.inside(&req.base, "search base")?;
+        }
         let (mut ldap, timeout) = self.connection(grants, tenant, &req.connection).await?;
         let limit = search_limit(req.limit);
         let scope = match req.scope {
@@ -217,6 +272,11 @@ impl LdapCapability {
         for a in &attributes {
             check_secret_write(&a.name, ModOp::Add, &a.values)?;
         }
+        let policy = Policy::of(grants, tenant, connection)?;
+        policy.inside(dn, "entry")?;
+        for a in &attributes {
+            policy.writable(&a.name)?;
+        }
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         let mut attrs = Vec::with_capacity(attributes.len());
         for a in attributes {
@@ -240,6 +300,11 @@ impl LdapCapability {
     ) -> Result<(), LdapError> {
         for m in &changes {
             check_secret_write(&m.attribute, m.op, &m.values)?;
+        }
+        let policy = Policy::of(grants, tenant, connection)?;
+        policy.inside(dn, "entry")?;
+        for m in &changes {
+            policy.writable(&m.attribute)?;
         }
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         let mut mods = Vec::with_capacity(changes.len());
@@ -270,6 +335,11 @@ impl LdapCapability {
         delete_old_rdn: bool,
         new_superior: Option<&str>,
     ) -> Result<(), LdapError> {
+        let policy = Policy::of(grants, tenant, connection)?;
+        policy.inside(dn, "entry")?;
+        if let Some(superior) = new_superior {
+            policy.inside(superior, "new superior")?;
+        }
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         self.finish(grants, connection, timeout, async {
             Ok(check(
@@ -287,6 +357,7 @@ impl LdapCapability {
         connection: &str,
         dn: &str,
     ) -> Result<(), LdapError> {
+        Policy::of(grants, tenant, connection)?.inside(dn, "entry")?;
         let (mut ldap, timeout) = self.connection(grants, tenant, connection).await?;
         self.finish(grants, connection, timeout, async {
             Ok(check(ldap.delete(dn).await?))
@@ -611,6 +682,8 @@ mod tests {
             ca_file: None,
             allow_plaintext: false,
             timeout_ms: None,
+            base_dns: Vec::new(),
+            writable_attributes: Vec::new(),
         };
         for url in [
             "ldap://dc.example.test",
@@ -697,6 +770,103 @@ mod tests {
             matches!(&refused, LdapError::Denied(m) if m.contains("password or key material")),
             "{refused:?}"
         );
+    }
+
+    /// Issue 18: a connection keeps a plugin inside its `base_dns` and `writable_attributes`,
+    /// refused before anything is sent.
+    #[tokio::test]
+    async fn a_plugin_stays_inside_the_connections_subtrees_and_attributes() {
+        let mut tenant = TenantConfig::default();
+        tenant.connections.insert(
+            "dc".into(),
+            ConnectionConfig::Ldap(LdapConnection {
+                url: "ldap://127.0.0.1:9".into(),
+                bind_dn: "cn=admin".into(),
+                password: Secret::new("x"),
+                starttls: false,
+                ca_file: None,
+                allow_plaintext: true,
+                timeout_ms: Some(500),
+                base_dns: vec!["OU=People,DC=example,DC=test".into()],
+                writable_attributes: vec!["objectClass".into(), "cn".into(), "mail".into()],
+            }),
+        );
+        let request = crate::CapabilityRequest {
+            ldap: vec!["dc".into()],
+            ..Default::default()
+        };
+        tenant.plugins.insert(
+            "directory".into(),
+            crate::PluginGrant {
+                grants: request.clone(),
+                ..Default::default()
+            },
+        );
+        let grants = EffectiveGrants::new("t", "directory", &request, &tenant);
+        let ldap = LdapCapability::new(Arc::new(DiscardPasswords));
+        let mail = |value: &str| LdapModification {
+            op: ModOp::Replace,
+            attribute: "mail".into(),
+            values: vec![LdapValue::Text(value.into())],
+        };
+        let denied = |r: Result<(), LdapError>, what: &str| {
+            assert!(
+                matches!(&r, Err(LdapError::Denied(m)) if m.contains(what)),
+                "{what}: {r:?}"
+            );
+        };
+        let admins = "CN=Domain Admins,CN=Users,DC=example,DC=test";
+        denied(
+            ldap.modify(&grants, &tenant, "dc", admins, vec![mail("x")]).await,
+            "base_dns",
+        );
+        denied(ldap.delete(&grants, &tenant, "dc", admins).await, "base_dns");
+        // A look-alike suffix is not the subtree.
+        let lookalike = "CN=a,OU=People\\,DC=example,DC=test,DC=evil";
+        denied(ldap.delete(&grants, &tenant, "dc", lookalike).await, "base_dns");
+        let inside = "cn=Ann, ou=people, dc=EXAMPLE, dc=test";
+        let moved = ldap
+            .modify_dn(
+                &grants,
+                &tenant,
+                "dc",
+                inside,
+                "cn=Ann",
+                true,
+                Some("CN=Users,DC=example,DC=test"),
+            )
+            .await;
+        denied(moved, "new superior");
+        let title = LdapModification {
+            op: ModOp::Replace,
+            attribute: "memberOf".into(),
+            values: vec![LdapValue::Text(admins.into())],
+        };
+        denied(
+            ldap.modify(&grants, &tenant, "dc", inside, vec![title]).await,
+            "writable_attributes",
+        );
+        let search = |base: &str| SearchRequest {
+            connection: "dc".into(),
+            base: base.into(),
+            scope: SearchScope::Subtree,
+            filter: "(objectClass=*)".into(),
+            attributes: vec![],
+            page_size: 0,
+            limit: 0,
+        };
+        let r = ldap.search(&grants, &tenant, search("DC=example,DC=test")).await;
+        assert!(
+            matches!(&r, Err(LdapError::Denied(m)) if m.contains("search base")),
+            "{r:?}"
+        );
+        let bad = ldap.delete(&grants, &tenant, "dc", "not a dn").await;
+        assert!(matches!(bad, Err(LdapError::Failed { code: 34, .. })), "{bad:?}");
+        // Inside the subtree with a writable attribute, the policy lets it through to the server.
+        let through = ldap
+            .modify(&grants, &tenant, "dc", inside, vec![mail("ann@example.test")])
+            .await;
+        assert!(!matches!(through, Err(LdapError::Denied(_))), "{through:?}");
     }
 
     #[test]

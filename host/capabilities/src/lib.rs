@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod dn;
 pub mod egress;
 pub mod grants;
 pub mod http;

@@ -81,10 +81,34 @@ pub fn rdn_value(rdn: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Whether `dn` is `base` or below it (case-insensitive, as AD compares DNs).
+/// A DN's RDNs, most specific first, in one spelling: types and values lowercased,
+/// escapes decoded, spaces around separators dropped. None when an RDN has no `=`.
+pub fn normalized(dn: &str) -> Option<Vec<String>> {
+    let mut rdns = Vec::new();
+    let mut rest = dn.trim();
+    while !rest.is_empty() {
+        let (rdn, parent) = split_dn(rest);
+        let (kind, _) = rdn.split_once('=')?;
+        if kind.trim().is_empty() {
+            return None;
+        }
+        rdns.push(format!(
+            "{}={}",
+            kind.trim().to_lowercase(),
+            rdn_value(rdn).trim().to_lowercase()
+        ));
+        rest = parent.trim();
+    }
+    Some(rdns)
+}
+
+/// Whether `dn` is `base` or below it, compared as normalised DNs (so `OU=PeopleX` is not
+/// under `OU=People`, nor is a value with an escaped comma that looks like the base).
 pub fn is_under(dn: &str, base: &str) -> bool {
-    let (dn, base) = (dn.to_ascii_lowercase(), base.to_ascii_lowercase());
-    dn == base || dn.ends_with(&format!(",{base}"))
+    match (normalized(dn), normalized(base)) {
+        (Some(dn), Some(base)) => dn.len() >= base.len() && dn[dn.len() - base.len()..] == base[..],
+        _ => false,
+    }
 }
 
 /// AD's string form of an objectGUID: the first three fields are little-endian.
@@ -144,6 +168,10 @@ mod tests {
         assert_eq!(rdn_value("CN=Zo\\C3\\AB"), "Zoë");
         assert!(is_under("CN=a,OU=Groups,DC=x", "ou=groups,dc=x"));
         assert!(!is_under("CN=a,OU=Other,DC=x", "OU=Groups,DC=x"));
+        assert!(is_under("cn=a, ou=GROUPS ,dc=x", "OU=Groups,DC=x"));
+        assert!(!is_under("CN=a,OU=GroupsX,DC=x", "OU=Groups,DC=x"));
+        assert!(!is_under("CN=a\\,OU=Groups\\,DC=x,DC=y", "OU=Groups,DC=x"));
+        assert!(!is_under("no equals sign", "OU=Groups,DC=x"));
     }
 
     #[test]

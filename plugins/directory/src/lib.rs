@@ -265,6 +265,13 @@ fn set_enabled(entry: &Entry, enabled: bool, s: &Settings) -> Result<String, Plu
 /// The DN of a manager reference: a DN as is, otherwise the account whose `manager_key` holds it.
 fn manager_dn(reference: &str, s: &Settings) -> Result<Option<String>, PluginError> {
     if reference.contains('=') {
+        // A DN from a person's record is taken only inside the directory's base.
+        if !is_under(reference, &s.base_dn) {
+            return Err(invalid_input(
+                "manager",
+                format!("{reference:?} is not a DN under base_dn {}", s.base_dn),
+            ));
+        }
         return Ok(Some(reference.to_string()));
     }
     let filter = format!(
@@ -322,6 +329,14 @@ fn groups_of(entry: &Entry, s: &Settings) -> Result<Vec<String>, PluginError> {
 
 fn group_dn(group: &str, s: &Settings) -> Result<String, PluginError> {
     if group.contains('=') {
+        // A group named by DN must sit under groups_base: a value from a person's record
+        // can never name a group elsewhere (Domain Admins, say).
+        if !is_under(group, &s.groups_base) {
+            return Err(invalid_input(
+                "groups",
+                format!("{group:?} is not a DN under groups_base {}", s.groups_base),
+            ));
+        }
         return Ok(group.to_string());
     }
     let name = filter_value(group);
