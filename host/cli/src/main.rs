@@ -14,7 +14,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tenure_capabilities::{MemoryKv, SystemClock};
@@ -441,25 +441,37 @@ async fn main() -> Result<()> {
             since_ms,
             until_ms,
         }) => {
-            if !matches!(format.as_str(), "jsonl" | "csv") {
-                bail!("--format: must be jsonl or csv");
-            }
+            let export_format = tenure_store::audit::ExportFormat::parse(&format)
+                .filter(|f| *f != tenure_store::audit::ExportFormat::Json)
+                .ok_or_else(|| anyhow::anyhow!("--format: must be jsonl or csv"))?;
             let (_, store) = host::load_config(&config).await?;
-            let entries = store
-                .audit(AuditFilter {
-                    tenant: tenant.clone(),
-                    person_key: person,
-                    destination,
-                    since_ms,
-                    until_ms,
-                    ..AuditFilter::default()
-                })
-                .await?;
-            let out = tenure_store::audit::render(&entries, &format).unwrap_or_default();
-            print!("{out}");
+            let mut filter = AuditFilter {
+                tenant: tenant.clone(),
+                person_key: person,
+                destination,
+                since_ms,
+                until_ms,
+                limit: Some(tenure_pipeline::admin::AUDIT_PAGE),
+                ..AuditFilter::default()
+            };
+            // Page by page to standard output: the whole log is never held in memory.
+            let mut writer = tenure_store::audit::ExportWriter::new(export_format);
+            let mut out = std::io::stdout().lock();
+            loop {
+                let page = store.audit(filter.clone()).await?;
+                out.write_all(writer.page(&page).as_bytes())?;
+                match page.last() {
+                    Some(last) if page.len() == tenure_pipeline::admin::AUDIT_PAGE => {
+                        filter.after_seq = Some(last.seq)
+                    }
+                    _ => break,
+                }
+            }
+            out.write_all(writer.finish().as_bytes())?;
+            out.flush()?;
             let exported = AdminAuditExported {
                 format: &format,
-                entries: entries.len(),
+                entries: Some(writer.written()),
             };
             let tenant = tenant.unwrap_or_else(|| "*".into());
             store

@@ -9,6 +9,9 @@ use tenure_store::{
     JobDetail, JobFilter, JobRow, Kpis, ReportKind, ReportRow, StoreError,
 };
 
+/// Entries an audit export reads at a time.
+pub const AUDIT_PAGE: usize = 1_000;
+
 /// Who runs a command: their tenant and their name (the audit's actor).
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
@@ -105,26 +108,35 @@ impl Pipeline {
         Ok(row)
     }
 
-    /// Audit entries of the tenant, the export itself audited.
-    pub async fn export_audit(
-        &self,
-        actor: Actor<'_>,
-        filter: AuditFilter,
-        format: &str,
-    ) -> Result<Vec<AuditEntry>, PipelineError> {
-        let filter = AuditFilter {
-            tenant: Some(actor.tenant.to_string()),
-            ..filter
-        };
-        let entries = self.store.audit(filter).await?;
+    /// Records that `actor` exports the tenant's audit entries (before the first is sent,
+    /// so an export cut short is on record too).
+    pub async fn note_audit_export(&self, actor: Actor<'_>, format: &str) -> Result<(), PipelineError> {
         let exported = ev::AdminAuditExported {
             format,
-            entries: entries.len(),
+            entries: None,
         };
         self.store
             .append_audit(vec![exported.record(actor.tenant, actor.name)])
             .await?;
-        Ok(entries)
+        Ok(())
+    }
+
+    /// The tenant's next page of audit entries after `after_seq` (an export reads page by
+    /// page as it sends, never the whole log at once).
+    pub async fn audit_page(
+        &self,
+        tenant: &str,
+        filter: &AuditFilter,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, PipelineError> {
+        let filter = AuditFilter {
+            tenant: Some(tenant.to_string()),
+            after_seq: Some(after_seq.max(filter.after_seq.unwrap_or(0))),
+            limit: Some(limit.clamp(1, AUDIT_PAGE)),
+            ..filter.clone()
+        };
+        Ok(self.store.audit(filter).await?)
     }
 
     /// Records that an access review was exported.

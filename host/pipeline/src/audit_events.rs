@@ -341,7 +341,7 @@ events! {
         error: &'a str,
     }
     AdminInitialPasswordRevealed<'a> => AdminInitialPasswordRevealed { dn: &'a str }
-    AdminAuditExported<'a> => AdminAuditExported { format: &'a str, entries: usize }
+    AdminAuditExported<'a> => AdminAuditExported { format: &'a str, entries: Option<usize> }
     AdminAuditVerified => AdminAuditVerified { entries: i64, ok: bool }
     AdminAccessReviewExported => AdminAccessReviewExported { report: i64, rows: usize }
     AdminSecretSet<'a> => AdminSecretSet { name: &'a str }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tenure_store::AuditFilter;
+use tenure_store::audit::{ExportFormat, ExportWriter};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,16 +24,17 @@ pub struct AuditQuery {
     format: Option<String>,
 }
 
-/// `GET /api/v1/audit`: the tenant's entries as JSON, JSON Lines or CSV (the export is audited).
+/// `GET /api/v1/audit`: the tenant's entries as JSON, JSON Lines or CSV, streamed page by
+/// page as they are read (the export is audited before the first entry is sent). `limit`
+/// caps the entries sent; without it, every matching entry.
 pub async fn audit(State(s): State<AppState>, c: Authed<Auditors>, Query(q): Query<AuditQuery>) -> ApiResult {
-    let format = q.format.as_deref().unwrap_or("json");
-    if !matches!(format, "json" | "jsonl" | "csv") {
-        return Err(ApiError::new(
+    let format = ExportFormat::parse(q.format.as_deref().unwrap_or("json")).ok_or_else(|| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "format",
             "must be json, jsonl or csv",
-        ));
-    }
+        )
+    })?;
     let filter = AuditFilter {
         tenant: None,
         person_key: q.person,
@@ -41,20 +43,68 @@ pub async fn audit(State(s): State<AppState>, c: Authed<Auditors>, Query(q): Que
         until_ms: q.until_ms,
         kind_prefix: q.kind,
         after_seq: q.after_seq,
-        limit: q.limit,
+        limit: None,
     };
-    let entries = s.pipeline.export_audit(c.actor(), filter, format).await?;
-    Ok(match format {
-        "jsonl" => {
-            let out = tenure_store::audit::render(&entries, "jsonl").unwrap_or_default();
-            ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
+    s.pipeline.note_audit_export(c.actor(), format.as_str()).await?;
+    let export = Export {
+        pipeline: s.pipeline.clone(),
+        tenant: c.tenant.clone(),
+        filter,
+        after_seq: q.after_seq.unwrap_or(0),
+        remaining: q.limit.unwrap_or(usize::MAX),
+        writer: ExportWriter::new(format),
+        done: false,
+    };
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(export, Export::next_chunk));
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
+}
+
+/// An audit export in progress: where it has got to and what is left to send.
+struct Export {
+    pipeline: std::sync::Arc<tenure_pipeline::Pipeline>,
+    tenant: String,
+    filter: AuditFilter,
+    after_seq: i64,
+    remaining: usize,
+    writer: ExportWriter,
+    done: bool,
+}
+
+impl Export {
+    /// The next chunk of the body: a page of entries, then what closes the export.
+    async fn next_chunk(mut self) -> Option<(Result<String, std::io::Error>, Self)> {
+        if self.done {
+            return None;
         }
-        "csv" => {
-            let out = tenure_store::audit::render(&entries, "csv").unwrap_or_default();
-            ([(header::CONTENT_TYPE, "text/csv")], out).into_response()
+        let want = self.remaining.min(tenure_pipeline::admin::AUDIT_PAGE);
+        let page = if want == 0 {
+            Vec::new()
+        } else {
+            match self
+                .pipeline
+                .audit_page(&self.tenant, &self.filter, self.after_seq, want)
+                .await
+            {
+                Ok(page) => page,
+                // The status line is sent already: cutting the body short is the signal.
+                Err(e) => {
+                    tracing::error!(error = %e, "audit export failed part-way");
+                    self.done = true;
+                    return Some((Err(std::io::Error::other(e.to_string())), self));
+                }
+            }
+        };
+        if page.len() < want || want == 0 {
+            self.done = true;
+            let mut chunk = self.writer.page(&page);
+            chunk.push_str(&self.writer.finish());
+            return Some((Ok(chunk), self));
         }
-        _ => axum::Json(entries).into_response(),
-    })
+        self.remaining -= page.len();
+        self.after_seq = page.last().map_or(self.after_seq, |e| e.seq);
+        let chunk = self.writer.page(&page);
+        Some((Ok(chunk), self))
+    }
 }
 
 /// `GET /api/v1/audit/verify`: 200 when the chain holds, 409 when it does not (naming the

@@ -224,26 +224,120 @@ fn redact_in_place(value: &mut serde_json::Value) {
     }
 }
 
-/// Renders entries as JSON Lines (`jsonl`) or CSV (`csv`); None for another format.
-pub fn render(entries: &[AuditEntry], format: &str) -> Option<String> {
-    let mut out = String::new();
-    match format {
-        "jsonl" => {
-            for e in entries {
-                out.push_str(&serde_json::to_string(e).unwrap_or_default());
-                out.push('\n');
-            }
+/// How audit entries are exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One JSON array.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// RFC 4180 CSV with a header line, formulas neutralised.
+    Csv,
+}
+
+impl ExportFormat {
+    /// From its name (`json`, `jsonl`, `csv`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "json" => Some(ExportFormat::Json),
+            "jsonl" => Some(ExportFormat::Jsonl),
+            "csv" => Some(ExportFormat::Csv),
+            _ => None,
         }
-        "csv" => {
-            out.push_str(CSV_HEADER);
-            out.push('\n');
-            for e in entries {
-                out.push_str(&csv_row(e));
-                out.push('\n');
-            }
-        }
-        _ => return None,
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "json",
+            ExportFormat::Jsonl => "jsonl",
+            ExportFormat::Csv => "csv",
+        }
+    }
+
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ExportFormat::Json => "application/json",
+            ExportFormat::Jsonl => "application/x-ndjson",
+            ExportFormat::Csv => "text/csv",
+        }
+    }
+}
+
+/// Renders an export page by page, so it is sent as it is read.
+#[derive(Debug)]
+pub struct ExportWriter {
+    format: ExportFormat,
+    started: bool,
+    written: usize,
+}
+
+impl ExportWriter {
+    pub fn new(format: ExportFormat) -> Self {
+        ExportWriter {
+            format,
+            started: false,
+            written: 0,
+        }
+    }
+
+    /// Entries written so far.
+    pub fn written(&self) -> usize {
+        self.written
+    }
+
+    /// The text of the next page (with the header or opening bracket before the first).
+    pub fn page(&mut self, entries: &[AuditEntry]) -> String {
+        let mut out = String::new();
+        if !self.started {
+            self.started = true;
+            match self.format {
+                ExportFormat::Json => out.push('['),
+                ExportFormat::Csv => {
+                    out.push_str(CSV_HEADER);
+                    out.push('\n');
+                }
+                ExportFormat::Jsonl => {}
+            }
+        }
+        for e in entries {
+            match self.format {
+                ExportFormat::Json => {
+                    if self.written > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(e).unwrap_or_default());
+                }
+                ExportFormat::Jsonl => {
+                    out.push_str(&serde_json::to_string(e).unwrap_or_default());
+                    out.push('\n');
+                }
+                ExportFormat::Csv => {
+                    out.push_str(&csv_row(e));
+                    out.push('\n');
+                }
+            }
+            self.written += 1;
+        }
+        out
+    }
+
+    /// What closes the export.
+    pub fn finish(&mut self) -> String {
+        let mut out = self.page(&[]);
+        if self.format == ExportFormat::Json {
+            out.push(']');
+        }
+        out
+    }
+}
+
+/// Renders entries as JSON Lines or CSV in one piece (`None` for another format name).
+pub fn render(entries: &[AuditEntry], format: &str) -> Option<String> {
+    let format = ExportFormat::parse(format).filter(|f| *f != ExportFormat::Json)?;
+    let mut writer = ExportWriter::new(format);
+    let mut out = writer.page(entries);
+    out.push_str(&writer.finish());
     Some(out)
 }
 
