@@ -388,7 +388,8 @@ impl RuleSets {
         let live = self
             .runtime
             .plugin(tenant, plugin)
-            .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+            .map_err(|e| RuleSetError::Runtime(e.to_string()))?
+            .in_draft_lane();
         let candidate = self.draft_handle(tenant, &draft.document)?;
         let people: Vec<String> = self
             .store

@@ -40,6 +40,11 @@ pub struct RuntimeOptions {
     pub epoch_tick: Duration,
     /// Use the pooling allocator (faster instantiation).
     pub pooling: bool,
+    /// Of `max_instances`, how many draft rule sets (tests, impact previews) may hold at
+    /// once over all tenants; 0: a quarter (at least 1).
+    pub draft_instances: u32,
+    /// How many of those one tenant may hold; 0: half of them (at least 1).
+    pub draft_instances_per_tenant: u32,
 }
 
 impl Default for RuntimeOptions {
@@ -55,11 +60,30 @@ impl Default for RuntimeOptions {
             warm_per_tenant: 4,
             epoch_tick: Duration::from_millis(5),
             pooling: true,
+            draft_instances: 0,
+            draft_instances_per_tenant: 0,
         }
     }
 }
 
 impl RuntimeOptions {
+    /// Draft calls in a call at once, over all tenants (never all of the slots).
+    pub fn draft_limit(&self) -> usize {
+        let limit = match self.draft_instances {
+            0 => self.max_instances / 4,
+            n => n.min(self.max_instances.saturating_sub(1)),
+        };
+        limit.max(1) as usize
+    }
+
+    /// Draft calls one tenant may have in a call at once.
+    pub fn draft_limit_per_tenant(&self) -> usize {
+        match self.draft_instances_per_tenant {
+            0 => (self.draft_limit() / 2).max(1),
+            n => (n as usize).min(self.draft_limit()),
+        }
+    }
+
     /// Sized for `workers` concurrent calls: each can keep a warm instance of each plugin.
     pub fn for_workers(workers: usize) -> Self {
         let workers = workers.max(1);

@@ -28,15 +28,26 @@ pub(crate) struct Warm {
     store: Store<HostState>,
     exports: Exports,
     pub generation: u64,
-    /// Held while the instance is in a call; idle instances hold none.
-    permit: Option<OwnedSemaphorePermit>,
+    /// Held while the instance is in a call (its busy slot, and a draft's shares); idle
+    /// instances hold none.
+    permits: Vec<OwnedSemaphorePermit>,
 }
 
 impl Warm {
     /// Gives back the busy slot (the instance goes idle or away).
     pub(crate) fn release(&mut self) {
-        self.permit = None;
+        self.permits.clear();
     }
+}
+
+/// Which share of the instance slots a call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Jobs, previews and everything else that acts for the tenant now.
+    Provisioning,
+    /// Draft rule sets: their tests and impact previews. They get a bounded share of
+    /// the slots, runtime-wide and per tenant, so they never take what provisioning needs.
+    Draft,
 }
 
 /// The runtime-wide bounds on live instances: `busy` permits for instances in
@@ -45,6 +56,21 @@ pub(crate) struct InstanceLimits {
     pub busy: Arc<Semaphore>,
     pub idle: AtomicUsize,
     pub max_idle: usize,
+    /// Draft calls in a call at once, over all tenants.
+    pub drafts: Arc<Semaphore>,
+    /// Draft calls one tenant may have at once.
+    pub drafts_per_tenant: usize,
+    pub tenant_drafts: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+impl InstanceLimits {
+    /// The semaphore of one tenant's draft calls.
+    fn tenant_drafts(&self, tenant: &str) -> Arc<Semaphore> {
+        let mut map = self.tenant_drafts.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.drafts_per_tenant)))
+            .clone()
+    }
 }
 
 /// One plugin version bound to one tenant. Holding a handle pins the version:
@@ -57,6 +83,7 @@ pub struct PluginHandle {
     pub(crate) memory_limit: usize,
     pub(crate) warm_limit: usize,
     pub(crate) limits: Arc<InstanceLimits>,
+    pub(crate) lane: Lane,
 }
 
 impl std::fmt::Debug for PluginHandle {
@@ -94,6 +121,13 @@ macro_rules! call_export {
 }
 
 impl PluginHandle {
+    /// The same handle drawing on the draft share of the slots (an impact preview's
+    /// baseline runs there with its candidate, never in provisioning's share).
+    pub fn in_draft_lane(mut self) -> Self {
+        self.lane = Lane::Draft;
+        self
+    }
+
     /// The plugin's name.
     pub fn plugin(&self) -> &str {
         &self.binding.plugin
@@ -212,14 +246,24 @@ impl PluginHandle {
     /// a burst of calls queues instead of failing when the pool is exhausted.
     async fn checkout(&self, until: Instant) -> Result<Warm, CallError> {
         let waited = Instant::now();
-        let permit = tokio::time::timeout_at(until, self.limits.busy.clone().acquire_owned())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| CallError::Busy {
-                plugin: self.label(),
-                waited_ms: waited.elapsed().as_millis() as u64,
-            })?;
+        let mut semaphores = Vec::with_capacity(3);
+        if self.lane == Lane::Draft {
+            semaphores.push(self.limits.tenant_drafts(&self.binding.tenant));
+            semaphores.push(self.limits.drafts.clone());
+        }
+        semaphores.push(self.limits.busy.clone());
+        let mut permits = Vec::with_capacity(semaphores.len());
+        for semaphore in semaphores {
+            let permit = tokio::time::timeout_at(until, semaphore.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| CallError::Busy {
+                    plugin: self.label(),
+                    waited_ms: waited.elapsed().as_millis() as u64,
+                })?;
+            permits.push(permit);
+        }
         let mut warm = match self
             .version
             .take_warm(&self.binding.pool, self.binding.generation, &self.limits)
@@ -227,7 +271,7 @@ impl PluginHandle {
             Some(warm) => warm,
             None => self.instantiate(until).await?,
         };
-        warm.permit = Some(permit);
+        warm.permits = permits;
         warm.store.data_mut().log_budget = LOG_LINES_PER_CALL;
         Ok(warm)
     }
@@ -300,7 +344,7 @@ impl PluginHandle {
             store,
             exports,
             generation: self.binding.generation,
-            permit: None,
+            permits: Vec::new(),
         })
     }
 

@@ -147,6 +147,9 @@ impl Runtime {
             busy: Arc::new(tokio::sync::Semaphore::new(options.max_instances as usize)),
             idle: AtomicUsize::new(0),
             max_idle: options.max_idle_instances as usize,
+            drafts: Arc::new(tokio::sync::Semaphore::new(options.draft_limit())),
+            drafts_per_tenant: options.draft_limit_per_tenant(),
+            tenant_drafts: Default::default(),
         });
         Ok(Self {
             inner: Arc::new(Inner {
@@ -438,6 +441,11 @@ impl Runtime {
             memory_limit: (memory_mib as usize) << 20,
             warm_limit: options.warm_per_tenant,
             limits: self.inner.limits.clone(),
+            lane: if rule_set.is_some() {
+                crate::instance::Lane::Draft
+            } else {
+                crate::instance::Lane::Provisioning
+            },
         })
     }
 

@@ -312,3 +312,61 @@ async fn a_calls_allocations_come_from_an_arena_that_the_next_call_reuses() {
     );
     assert_eq!(number(&second, "pages-after"), number(&first, "pages-after"));
 }
+
+/// Fair slots (issue 18): draft rule sets (tests, impact previews) get a bounded share of
+/// the instance slots, runtime-wide and per tenant, so a flood of them leaves provisioning
+/// its slots and one tenant's drafts leave another tenant's drafts theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_never_take_the_slots_provisioning_or_another_tenant_needs() {
+    use std::sync::Arc;
+    use tenure_capabilities::{MemoryKv, SystemClock};
+    use tenure_runtime::RuntimeOptions;
+    let options = RuntimeOptions {
+        max_instances: 3,
+        draft_instances: 2,
+        draft_instances_per_tenant: 1,
+        ..RuntimeOptions::default()
+    };
+    let h = Arc::new(Harness::with(options, Arc::new(MemoryKv::default()), Arc::new(SystemClock)).unwrap());
+    h.load("chaos").unwrap();
+    h.tenant("acme", "[plugins.chaos]\ndeadline_ms = 800\n").unwrap();
+    h.tenant("beta", "[plugins.chaos]\ndeadline_ms = 150\n").unwrap();
+    // Three looping drafts of acme: one holds acme's draft share, two wait for it.
+    let mut drafts = Vec::new();
+    for _ in 0..3 {
+        let h = h.clone();
+        drafts.push(tokio::spawn(async move {
+            let handle = h
+                .runtime()
+                .plugin_with_rule_set("acme", "chaos", "draft")
+                .unwrap();
+            handle
+                .evaluate(&chaos("loop"), &context_from_json(json!({})).unwrap())
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let ok = |tenant: &'static str, draft: bool| {
+        let h = h.clone();
+        async move {
+            let runtime = h.runtime();
+            let handle = if draft {
+                runtime.plugin_with_rule_set(tenant, "chaos", "draft").unwrap()
+            } else {
+                runtime.plugin(tenant, "chaos").unwrap()
+            };
+            handle
+                .evaluate(&chaos("ok"), &context_from_json(json!({})).unwrap())
+                .await
+        }
+    };
+    // Provisioning for beta (a 150 ms deadline) gets a slot at once, and so does beta's draft.
+    assert!(ok("beta", false).await.is_ok(), "provisioning keeps its slots");
+    assert!(
+        ok("beta", true).await.is_ok(),
+        "another tenant's draft keeps its share"
+    );
+    for d in drafts {
+        let _ = d.await.unwrap();
+    }
+}
