@@ -168,7 +168,8 @@ pub fn error_field(path: String, message: &str) -> String {
     let missing = message
         .strip_prefix("missing field `")
         .and_then(|m| m.split('`').next());
-    let root = path == "." || path == "?";
+    // An unknown key that is itself empty gives an empty path: the body is what is wrong.
+    let root = path == "." || path == "?" || path.trim_matches('.').is_empty();
     match (missing, root) {
         (Some(name), true) => name.to_string(),
         (Some(name), false) => format!("{path}.{name}"),
@@ -490,6 +491,15 @@ mod tests {
         assert_eq!(e.field, "person.time_zone");
         let e = parse_event(b"{not json").unwrap_err();
         assert_eq!(e.field, "body");
+    }
+
+    /// Fuzzing finding (issue 18): a key that is itself empty gave an error naming no field.
+    #[test]
+    fn an_empty_unknown_key_is_named_as_the_body() {
+        let e = parse_event(br#"{"": 1, "kind": "joiner"}"#).unwrap_err();
+        assert_eq!(e.field, "body", "{e:?}");
+        let nested = parse_event(br#"{"kind": "joiner", "source": "hr", "person": {"": 1}}"#).unwrap_err();
+        assert!(!nested.field.is_empty(), "{nested:?}");
     }
 
     #[test]
