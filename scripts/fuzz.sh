@@ -14,6 +14,8 @@ runs=${2:-0}
 runs_arg=$([ "$runs" = 0 ] && echo -1 || echo "$runs")
 log() { printf '[fuzz] %s\n' "$*" >&2; }
 scripts/toolchain.sh
+# libfuzzer-sys compiles libFuzzer (C++).
+command -v c++ >/dev/null || { log "installing g++"; apt-get update -qq >&2; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >&2; }
 if ! cargo fuzz --version >/dev/null 2>&1; then
   log "installing cargo-fuzz (crates.io)"
   cargo install cargo-fuzz --locked --version 0.13.2 >&2

@@ -77,7 +77,11 @@ fn unescape(value: &str) -> Option<String> {
             i += 1;
             continue;
         }
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        // Two hex digits exactly (`from_str_radix` alone would take `+d` as 13).
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok());
         match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
             Some(b) => {
                 out.push(b);
@@ -112,6 +116,7 @@ mod tests {
         assert!(!is_under("CN=Domain Admins,CN=Users,DC=x", "OU=Groups,DC=x"));
         assert!(!is_under("DC=x", "OU=Groups,DC=x"));
         assert!(!is_under("CN=a\\", "DC=x"));
+        assert_eq!(normalize("CN=Ann\\+Dee,DC=x").unwrap()[0], "cn=ann+dee");
         assert!(normalize("no equals").is_err());
         assert!(normalize("=value,DC=x").is_err());
     }

@@ -65,7 +65,11 @@ pub fn rdn_value(rdn: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\\' && i + 1 < bytes.len() {
-            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            // Two hex digits exactly (`from_str_radix` alone would take `+d` as 13).
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                .and_then(|h| std::str::from_utf8(h).ok());
             if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(b);
                 i += 3;
@@ -169,6 +173,8 @@ mod tests {
         assert!(is_under("CN=a,OU=Groups,DC=x", "ou=groups,dc=x"));
         assert!(!is_under("CN=a,OU=Other,DC=x", "OU=Groups,DC=x"));
         assert!(is_under("cn=a, ou=GROUPS ,dc=x", "OU=Groups,DC=x"));
+        // Fuzzing finding: an escaped '+' before a hex letter read back as a control character.
+        assert_eq!(rdn_value(&format!("CN={}", dn_value("Ann+Dee"))), "Ann+Dee");
         assert!(!is_under("CN=a,OU=GroupsX,DC=x", "OU=Groups,DC=x"));
         assert!(!is_under("CN=a\\,OU=Groups\\,DC=x,DC=y", "OU=Groups,DC=x"));
         assert!(!is_under("no equals sign", "OU=Groups,DC=x"));

@@ -122,6 +122,22 @@ impl Source for HrFeed {
 
 type Row = BTreeMap<String, String>;
 
+/// The parsing path without the host, for the fuzz targets (`fuzz/`): settings, then the
+/// payload's records, then each record's event.
+#[doc(hidden)]
+pub fn parse_natively(
+    settings: BTreeMap<String, String>,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Vec<PersonEvent>, PluginError> {
+    let mut feed = HrFeed::new(settings)?;
+    feed.parse(Payload {
+        content_type: content_type.to_string(),
+        headers: Vec::new(),
+        body: body.to_vec(),
+    })
+}
+
 fn csv_rows(body: &[u8]) -> Result<Vec<Row>, PluginError> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body);
     let headers = reader

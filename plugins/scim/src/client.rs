@@ -229,5 +229,37 @@ pub fn list(endpoint: &str, query: &str, page: u32) -> Result<Vec<Json>, PluginE
 
 /// A PatchOp message.
 pub fn patch_body(operations: Vec<Json>) -> Json {
-    json!({ "schemas": [crate::schema::PATCH_OP], "Operations": operations })
+    json!({ "schemas": [super::schema::PATCH_OP], "Operations": operations })
+}
+
+/// What the connector reads from a server's answer, without the host, for the fuzz
+/// targets (`fuzz/`): a success's body and ETag and every user attribute it maps, or
+/// an error answer's mapped error.
+#[doc(hidden)]
+pub fn decode_natively(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Vec<String> {
+    let resp = Response {
+        status,
+        headers,
+        body,
+    };
+    if !(200..300).contains(&status) {
+        return vec![error_of("GET", "/Users", &resp).to_string()];
+    }
+    let answer = match answer(resp) {
+        Ok(a) => a,
+        Err(e) => return vec![e.to_string()],
+    };
+    let resources = answer
+        .body
+        .get("Resources")
+        .and_then(Json::as_array)
+        .cloned()
+        .unwrap_or_else(|| vec![answer.body.clone()]);
+    let mut out: Vec<String> = answer.etag.into_iter().collect();
+    for user in &resources {
+        for (_, slot) in super::schema::ATTRIBUTES {
+            out.extend(super::schema::get(user, *slot));
+        }
+    }
+    out
 }
