@@ -392,13 +392,7 @@ fn check_transport(conn: &HttpConnection, url: &url::Url, name: &str) -> Result<
     if matches!(conn.auth, HttpAuth::None) || url.scheme() != "http" || conn.allow_plaintext {
         return Ok(());
     }
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    };
-    if loopback {
+    if crate::egress::is_loopback_url(url) {
         return Ok(());
     }
     Err(HttpError::Denied(format!(
@@ -471,24 +465,9 @@ mod tests {
             ("http://127.0.0.1:9/v1", "allow_private_network"),
             ("http://localhost:9/v1", "resolves only to non-public addresses"),
         ] {
-            let mut tenant = TenantConfig::default();
             let mut c = conn(url);
             c.allow_private_network = false;
-            tenant
-                .connections
-                .insert("api".into(), crate::config::ConnectionConfig::Http(c));
-            let request = crate::CapabilityRequest {
-                http: vec!["api".into()],
-                ..Default::default()
-            };
-            tenant.plugins.insert(
-                "p".into(),
-                crate::PluginGrant {
-                    grants: request.clone(),
-                    ..Default::default()
-                },
-            );
-            let grants = EffectiveGrants::new("t", "p", &request, &tenant);
+            let (tenant, grants) = granted(c);
             let req = HttpRequest {
                 connection: "api".into(),
                 method: "GET".into(),
@@ -508,23 +487,7 @@ mod tests {
     #[tokio::test]
     async fn only_a_connectors_methods_and_no_transport_or_forwarding_headers() {
         crate::install_crypto_provider();
-        let mut tenant = TenantConfig::default();
-        tenant.connections.insert(
-            "api".into(),
-            crate::config::ConnectionConfig::Http(conn("http://127.0.0.1:9/v1")),
-        );
-        let request = crate::CapabilityRequest {
-            http: vec!["api".into()],
-            ..Default::default()
-        };
-        tenant.plugins.insert(
-            "p".into(),
-            crate::PluginGrant {
-                grants: request.clone(),
-                ..Default::default()
-            },
-        );
-        let grants = EffectiveGrants::new("t", "p", &request, &tenant);
+        let (tenant, grants) = granted(conn("http://127.0.0.1:9/v1"));
         let http = HttpCapability::new().expect("client");
         let req = |method: &str, headers: Vec<(String, String)>| HttpRequest {
             connection: "api".into(),
@@ -572,6 +535,27 @@ mod tests {
         }
         assert!(resolve_url(&c, "/users/ada.lovelace?filter=a%20b").is_ok());
         assert!(resolve_url(&c, "/files/v1.2/notes..txt").is_ok());
+    }
+
+    /// Tenant `t` with connection `api`, granted to plugin `p`.
+    fn granted(connection: HttpConnection) -> (TenantConfig, EffectiveGrants) {
+        let mut tenant = TenantConfig::default();
+        tenant
+            .connections
+            .insert("api".into(), crate::config::ConnectionConfig::Http(connection));
+        let request = crate::CapabilityRequest {
+            http: vec!["api".into()],
+            ..Default::default()
+        };
+        tenant.plugins.insert(
+            "p".into(),
+            crate::PluginGrant {
+                grants: request.clone(),
+                ..Default::default()
+            },
+        );
+        let grants = EffectiveGrants::new("t", "p", &request, &tenant);
+        (tenant, grants)
     }
 
     fn conn(url: &str) -> HttpConnection {

@@ -72,12 +72,7 @@ impl CheckpointConfig {
 /// An HTTP destination from its URL, refusing a token over plain http to another machine.
 pub fn http_destination(url: &str, token: Option<String>) -> Result<Destination> {
     let url = reqwest::Url::parse(url).with_context(|| format!("audit_checkpoints.url: {url:?}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        None => false,
-    };
+    let loopback = tenure_capabilities::egress::is_loopback_url(&url);
     match url.scheme() {
         "https" => {}
         "http" if loopback || token.is_none() => {}

@@ -237,21 +237,21 @@ impl Lifecycle {
 
     /// The deferred change in effect at `now_ms`: the one whose day began last.
     pub fn due_change(&self, now_ms: i64) -> Option<&DeferredChange> {
+        self.due(now_ms)
+            .max_by(|a, b| (&a.on, a.event_id).cmp(&(&b.on, b.event_id)))
+    }
+
+    /// The deferred changes whose day has begun by `now_ms`.
+    fn due(&self, now_ms: i64) -> impl Iterator<Item = &DeferredChange> {
         self.deferred
             .iter()
-            .filter(|d| day(&d.on).is_some_and(|on| self.day_starts_ms(on) <= now_ms))
-            .max_by(|a, b| (&a.on, a.event_id).cmp(&(&b.on, b.event_id)))
+            .filter(move |d| day(&d.on).is_some_and(|on| self.day_starts_ms(on) <= now_ms))
     }
 
     /// On a wake-up: when deferred changes fell due, takes in the facts of the record now
     /// in effect (`event`, the one [`Self::due_change`] chose) and forgets those changes.
     pub fn take_in_due(&mut self, event: &wit::PersonEvent, now_ms: i64) -> bool {
-        let due: Vec<i64> = self
-            .deferred
-            .iter()
-            .filter(|d| day(&d.on).is_some_and(|on| self.day_starts_ms(on) <= now_ms))
-            .map(|d| d.event_id)
-            .collect();
+        let due: Vec<i64> = self.due(now_ms).map(|d| d.event_id).collect();
         if due.is_empty() {
             return false;
         }

@@ -115,26 +115,14 @@ impl JobRun<'_> {
         let tenant = p.tenant(&job.tenant).map_err(|e| Finish::Dead {
             error: format!("config: {e}"),
         })?;
-        let prehire: Vec<u32> = tenant
-            .destinations
-            .iter()
-            .filter_map(|d| d.prehire_days)
-            .collect();
         let open = p
             .store
             .open_actions(&job.tenant, &job.person_key)
             .await
             .map_err(|e| self.failed(e.into()))?;
-        let wake = self.life.next_change(now, &prehire);
-        self.follow_action(
-            &open,
-            ActionKind::Wake,
-            wake,
-            || "the person's next dated change".into(),
-            "no dated change ahead",
-        )
-        .await
-        .map_err(|f| self.failed(f))?;
+        self.follow_wake(tenant, &open)
+            .await
+            .map_err(|f| self.failed(f))?;
         self.note_life(None);
         Err(Finish::Completed)
     }

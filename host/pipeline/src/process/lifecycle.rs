@@ -178,21 +178,7 @@ impl JobRun<'_> {
         // (a person's jobs run one at a time, so nothing else adds these kinds meanwhile).
         let open = p.store.open_actions(&job.tenant, &job.person_key).await?;
         let any_open = |kind: ActionMatch| open.iter().any(|a| kind.matches(a.action));
-        // The next wake-up.
-        let prehire: Vec<u32> = tenant
-            .destinations
-            .iter()
-            .filter_map(|d| d.prehire_days)
-            .collect();
-        let wake = self.life.next_change(now, &prehire);
-        self.follow_action(
-            &open,
-            ActionKind::Wake,
-            wake,
-            || "the person's next dated change".into(),
-            "no dated change ahead",
-        )
-        .await?;
+        self.follow_wake(tenant, &open).await?;
         // Contract notices follow the end date (an extension moves them, a conversion ends them).
         let days = &tenant.lifecycle.contract_notice_days;
         let ahead = self.life.notices(now, days);
@@ -220,6 +206,28 @@ impl JobRun<'_> {
             self.refresh_reports(person).await?;
         }
         Ok(())
+    }
+
+    /// The person's wake-up moved to their next dated change (or cancelled when none is ahead).
+    pub(super) async fn follow_wake(
+        &mut self,
+        tenant: &TenantPipeline,
+        open: &[ScheduledAction],
+    ) -> Result<(), Failure> {
+        let prehire: Vec<u32> = tenant
+            .destinations
+            .iter()
+            .filter_map(|d| d.prehire_days)
+            .collect();
+        let wake = self.life.next_change(self.p.now(), &prehire);
+        self.follow_action(
+            open,
+            ActionKind::Wake,
+            wake,
+            || "the person's next dated change".into(),
+            "no dated change ahead",
+        )
+        .await
     }
 
     /// Leaver steps: scheduled once when the person goes.
@@ -344,7 +352,7 @@ impl JobRun<'_> {
     /// Keeps the person-wide action `action` due at `due`, or cancels it when nothing is
     /// due; writes only when the person's `open` actions show a change (a queued one is
     /// left to run).
-    pub(super) async fn follow_action(
+    async fn follow_action(
         &self,
         open: &[ScheduledAction],
         action: ActionKind,
