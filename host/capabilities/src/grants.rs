@@ -40,6 +40,13 @@ pub struct PluginGrant {
     /// Memory limit per instance in MiB (host default when absent).
     #[serde(default)]
     pub memory_mib: Option<u64>,
+    /// Most keys the plugin's key-value store may hold (default 100,000; at most 50,000,000).
+    #[serde(default)]
+    pub kv_max_keys: Option<usize>,
+    /// Most MiB (keys and values) the plugin's key-value store may hold (default 256;
+    /// at most 65,536).
+    #[serde(default)]
+    pub kv_max_mib: Option<usize>,
 }
 
 /// A refused capability. The message says which config key to change.

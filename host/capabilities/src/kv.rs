@@ -7,10 +7,63 @@ use std::sync::Mutex;
 pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value a plugin may store.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
-/// Most keys one (tenant, plugin) store may hold.
+/// Most keys one (tenant, plugin) store holds unless its grant says otherwise.
 pub const MAX_KEYS_PER_STORE: usize = 100_000;
-/// Most bytes (keys and values) one (tenant, plugin) store may hold.
+/// Most bytes (keys and values) one (tenant, plugin) store holds unless its grant says otherwise.
 pub const MAX_BYTES_PER_STORE: usize = 256 * 1024 * 1024;
+/// The most keys any grant may give one store.
+pub const CEILING_KEYS_PER_STORE: usize = 50_000_000;
+/// The most bytes any grant may give one store (64 GiB).
+pub const CEILING_BYTES_PER_STORE: usize = 64 << 30;
+/// Most keys one listing returns (a plugin pages by prefix beyond it).
+pub const MAX_LISTED_KEYS: usize = 100_000;
+
+/// How much one (tenant, plugin) store may hold: the defaults above, or what the
+/// tenant grants (`kv_max_keys`, `kv_max_mib`) up to the ceilings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuota {
+    pub keys: usize,
+    pub bytes: usize,
+}
+
+impl Default for KvQuota {
+    fn default() -> Self {
+        KvQuota {
+            keys: MAX_KEYS_PER_STORE,
+            bytes: MAX_BYTES_PER_STORE,
+        }
+    }
+}
+
+impl KvQuota {
+    /// A grant's quota: its values where given, the defaults otherwise, within the ceilings.
+    pub fn granted(keys: Option<usize>, mib: Option<usize>) -> Self {
+        let d = KvQuota::default();
+        KvQuota {
+            keys: keys.unwrap_or(d.keys).min(CEILING_KEYS_PER_STORE),
+            bytes: mib
+                .map_or(d.bytes, |m| m.saturating_mul(1 << 20))
+                .min(CEILING_BYTES_PER_STORE),
+        }
+    }
+
+    /// Refuses a store that would hold `keys` keys and `bytes` bytes.
+    pub fn check(&self, keys: usize, bytes: usize) -> Result<(), KvError> {
+        if keys > self.keys {
+            return Err(KvError::TooLarge(format!(
+                "the store is full: {} keys (raise kv_max_keys in the plugin's grant)",
+                self.keys
+            )));
+        }
+        if bytes > self.bytes {
+            return Err(KvError::TooLarge(format!(
+                "the store is full: {} bytes (raise kv_max_mib in the plugin's grant)",
+                self.bytes
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Whose data this is. Built by the host from the tenant and plugin names; a
 /// plugin cannot choose it, so it cannot reach another tenant's or plugin's keys.
@@ -37,8 +90,17 @@ pub enum KvError {
 /// without blocking the thread that runs the plugin.
 pub trait KvBackend: Send + Sync {
     fn get<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>>;
-    fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()>;
-    fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()>;
+    /// Writes one key within the default quota.
+    fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()> {
+        self.apply_batch(
+            ns,
+            vec![(key.to_string(), Some(value.to_vec()))],
+            KvQuota::default(),
+        )
+    }
+    fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()> {
+        self.apply_batch(ns, vec![(key.to_string(), None)], KvQuota::default())
+    }
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>>;
     /// Resolves once every write answered so far survives what the backend promises
     /// (a durable backend may answer writes at commit and make them durable just
@@ -47,23 +109,13 @@ pub trait KvBackend: Send + Sync {
     fn settle(&self) -> KvFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
-    /// Applies one plugin call's writes (`None` removes) all or nothing. The default
-    /// applies them in order; durable backends commit them in one transaction.
+    /// Applies one plugin call's writes (`None` removes) all or nothing, within `quota`.
     fn apply_batch<'a>(
         &'a self,
         ns: &'a KvNamespace,
         writes: Vec<(String, Option<Vec<u8>>)>,
-    ) -> KvFuture<'a, ()> {
-        Box::pin(async move {
-            for (key, value) in &writes {
-                match value {
-                    Some(v) => self.set(ns, key, v).await?,
-                    None => self.remove(ns, key).await?,
-                }
-            }
-            Ok(())
-        })
-    }
+        quota: KvQuota,
+    ) -> KvFuture<'a, ()>;
 }
 
 /// What a [`KvBackend`] call returns.
@@ -113,11 +165,13 @@ impl KvBackend for MemoryKv {
     fn get<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>> {
         Box::pin(std::future::ready(self.get_now(ns, key)))
     }
-    fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()> {
-        Box::pin(std::future::ready(self.set_now(ns, key, value)))
-    }
-    fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()> {
-        Box::pin(std::future::ready(self.remove_now(ns, key)))
+    fn apply_batch<'a>(
+        &'a self,
+        ns: &'a KvNamespace,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+        quota: KvQuota,
+    ) -> KvFuture<'a, ()> {
+        Box::pin(std::future::ready(self.apply_now(ns, writes, quota)))
     }
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>> {
         Box::pin(std::future::ready(self.list_keys_now(ns, prefix)))
@@ -130,23 +184,51 @@ impl MemoryKv {
         Ok(self.with(|d| d.get(ns).and_then(|n| n.entries.get(key)).cloned()))
     }
 
-    /// Writes one key within the quotas.
+    /// Writes one key within the default quota.
     pub fn set_now(&self, ns: &KvNamespace, key: &str, value: &[u8]) -> Result<(), KvError> {
+        self.apply_now(
+            ns,
+            vec![(key.to_string(), Some(value.to_vec()))],
+            KvQuota::default(),
+        )
+    }
+
+    /// Applies writes all or nothing within `quota`.
+    pub fn apply_now(
+        &self,
+        ns: &KvNamespace,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+        quota: KvQuota,
+    ) -> Result<(), KvError> {
         self.with(|d| {
             let n = d.entry(ns.clone()).or_default();
-            let old = n.entries.get(key).map(|v| key.len() + v.len());
-            let bytes = n.bytes - old.unwrap_or(0) + key.len() + value.len();
-            if old.is_none() && n.entries.len() >= MAX_KEYS_PER_STORE {
-                return Err(KvError::TooLarge(format!(
-                    "the store is full: {MAX_KEYS_PER_STORE} keys"
-                )));
+            let (mut keys, mut bytes) = (n.entries.len(), n.bytes);
+            // Each key counted once, at its last write in the batch.
+            let mut last: BTreeMap<&str, Option<&Vec<u8>>> = BTreeMap::new();
+            for (key, value) in &writes {
+                last.insert(key, value.as_ref());
             }
-            if bytes > MAX_BYTES_PER_STORE {
-                return Err(KvError::TooLarge(format!(
-                    "the store is full: {MAX_BYTES_PER_STORE} bytes"
-                )));
+            for (key, value) in &last {
+                if let Some(old) = n.entries.get(*key) {
+                    keys -= 1;
+                    bytes -= key.len() + old.len();
+                }
+                if let Some(v) = value {
+                    keys += 1;
+                    bytes += key.len() + v.len();
+                }
             }
-            n.entries.insert(key.to_string(), value.to_vec());
+            quota.check(keys, bytes)?;
+            for (key, value) in writes {
+                match value {
+                    Some(v) => {
+                        n.entries.insert(key, v);
+                    }
+                    None => {
+                        n.entries.remove(&key);
+                    }
+                }
+            }
             n.bytes = bytes;
             Ok(())
         })
@@ -172,6 +254,7 @@ impl MemoryKv {
                     n.entries
                         .range(prefix.to_string()..)
                         .take_while(|(k, _)| k.starts_with(prefix))
+                        .take(MAX_LISTED_KEYS)
                         .map(|(k, _)| k.clone())
                         .collect()
                 })
@@ -225,5 +308,43 @@ mod tests {
         // Overwriting an existing key is still allowed.
         kv.set_now(&ns, "k1", b"new").unwrap();
         assert!(check_sizes("k", Some(&vec![0; MAX_VALUE_BYTES + 1])).is_err());
+    }
+
+    #[test]
+    fn a_grant_raises_the_quota_up_to_the_ceiling() {
+        let kv = MemoryKv::default();
+        let ns = KvNamespace {
+            tenant: "t".into(),
+            plugin: "p".into(),
+        };
+        let small = KvQuota::granted(Some(2), Some(1));
+        let write = |k: &str| vec![(k.to_string(), Some(b"v".to_vec()))];
+        kv.apply_now(&ns, write("a"), small).unwrap();
+        kv.apply_now(&ns, write("b"), small).unwrap();
+        let err = kv.apply_now(&ns, write("c"), small).unwrap_err();
+        assert!(err.to_string().contains("kv_max_keys"), "{err}");
+        // A batch that removes one key and adds another fits.
+        kv.apply_now(
+            &ns,
+            vec![("a".into(), None), ("c".into(), Some(b"v".to_vec()))],
+            small,
+        )
+        .unwrap();
+        let big = vec![("d".to_string(), Some(vec![0; 2 << 20]))];
+        let err = kv
+            .apply_now(&ns, big, KvQuota::granted(Some(10), Some(1)))
+            .unwrap_err();
+        assert!(err.to_string().contains("kv_max_mib"), "{err}");
+        assert_eq!(
+            kv.list_keys_now(&ns, "").unwrap(),
+            ["b", "c"],
+            "nothing of a refused batch is kept"
+        );
+        let huge = KvQuota::granted(Some(usize::MAX), Some(usize::MAX));
+        assert_eq!(
+            (huge.keys, huge.bytes),
+            (CEILING_KEYS_PER_STORE, CEILING_BYTES_PER_STORE)
+        );
+        assert_eq!(KvQuota::granted(None, None), KvQuota::default());
     }
 }

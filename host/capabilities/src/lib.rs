@@ -22,7 +22,7 @@ pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
 pub use config::{ConfigError, ConnectionConfig, HttpAuth, HttpConnection, LdapConnection, TenantConfig};
 pub use grants::{CapabilityRequest, Denied, EffectiveGrants, PluginGrant};
 pub use http::{HttpCapability, HttpError, HttpRequest, HttpResponse};
-pub use kv::{KvBackend, KvError, KvFuture, KvNamespace, MemoryKv};
+pub use kv::{KvBackend, KvError, KvFuture, KvNamespace, KvQuota, MemoryKv};
 pub use ldap::{LdapCapability, LdapError};
 pub use secret::Secret;
 

@@ -143,10 +143,9 @@ impl Pipeline {
     pub async fn note_access_review(
         &self,
         actor: Actor<'_>,
-        report: i64,
-        rows: usize,
+        destination: Option<&str>,
     ) -> Result<(), PipelineError> {
-        let exported = ev::AdminAccessReviewExported { report, rows };
+        let exported = ev::AdminAccessReviewExported { destination };
         Ok(self
             .store
             .append_audit(vec![exported.record(actor.tenant, actor.name)])

@@ -343,7 +343,7 @@ events! {
     AdminInitialPasswordRevealed<'a> => AdminInitialPasswordRevealed { dn: &'a str }
     AdminAuditExported<'a> => AdminAuditExported { format: &'a str, entries: Option<usize> }
     AdminAuditVerified => AdminAuditVerified { entries: i64, ok: bool }
-    AdminAccessReviewExported => AdminAccessReviewExported { report: i64, rows: usize }
+    AdminAccessReviewExported<'a> => AdminAccessReviewExported { destination: Option<&'a str> }
     AdminSecretSet<'a> => AdminSecretSet { name: &'a str }
 }
 

@@ -200,6 +200,9 @@ pub struct LifecycleConfig {
     /// How often reconciliation runs on its own (`24h`); None: on demand only.
     #[serde(deserialize_with = "grace_period")]
     pub reconcile_every: Option<GracePeriod>,
+    /// How many reconciliation reports (drift and repairs) are kept; older ones are
+    /// dropped when a run stores its own.
+    pub reconcile_reports_kept: usize,
 }
 
 impl Default for LifecycleConfig {
@@ -209,6 +212,7 @@ impl Default for LifecycleConfig {
             notify_destination: None,
             notice_template: "contract-expiry".into(),
             reconcile_every: None,
+            reconcile_reports_kept: 90,
         }
     }
 }

@@ -5,7 +5,6 @@
 //! desired-state path (the merged record, shaped by the person's state, names
 //! looked up), so the impact is what publishing would do. Nothing is written.
 
-use crate::RuleSetError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use tenure_pipeline::Pipeline;
@@ -32,8 +31,12 @@ pub struct DestinationImpact {
     /// `disabled`, `enabled`, `moved`, `group-added`, `group-removed`,
     /// `license-added`, `license-removed`, `app-added`, `app-removed`,
     /// `attribute-changed`, `expiry-changed`, `ticket-added`, `unchanged`.
+    /// Counts cover every person evaluated.
     pub counts: BTreeMap<String, usize>,
+    /// The people who change, at most the report's `detail_limit` of them.
     pub people: Vec<PersonChange>,
+    /// People who change but are not listed (beyond `detail_limit`).
+    pub people_not_listed: usize,
 }
 
 /// A person the draft (or the current version) could not evaluate.
@@ -44,15 +47,33 @@ pub struct PersonError {
     pub error: String,
 }
 
+/// How far an impact preview goes.
+#[derive(Debug, Clone, Copy)]
+pub struct ImpactLimits {
+    /// The most people evaluated; None: everyone the tenant has events for.
+    pub people: Option<usize>,
+    /// The most people (and errors) listed per destination; counts are never cut.
+    pub detail: usize,
+}
+
 /// The whole impact preview.
 #[derive(Debug, Serialize)]
 pub struct ImpactReport {
     pub version: i64,
     /// The version compared against (the current one), if any.
     pub against: Option<i64>,
+    /// People evaluated (everyone in scope of the draft).
     pub people: usize,
+    /// The limit on people asked for, if any.
+    pub people_limit: Option<usize>,
+    /// True when `people_limit` stopped the preview before everyone was evaluated.
+    pub truncated: bool,
+    /// The most people listed per destination (and errors listed).
+    pub detail_limit: usize,
     pub destinations: BTreeMap<String, DestinationImpact>,
     pub errors: Vec<PersonError>,
+    /// Errors beyond `detail_limit`, counted but not listed.
+    pub errors_not_listed: usize,
 }
 
 fn set_changes(label: &str, before: &[String], after: &[String], out: &mut Vec<(String, String)>) {
@@ -158,37 +179,51 @@ pub fn diff_accounts(
     out
 }
 
-/// Every known person's desired accounts under both handles, compared.
-pub async fn compare(
-    pipeline: &Pipeline,
-    tenant: &str,
-    live: &PluginHandle,
-    candidate: &PluginHandle,
-    people: &[String],
-    destinations: &[String],
-    labels: Labels,
-) -> Result<ImpactReport, RuleSetError> {
-    let mut report = ImpactReport {
-        version: labels.version,
-        against: labels.against,
-        people: 0,
-        destinations: destinations
-            .iter()
-            .map(|d| (d.clone(), DestinationImpact::default()))
-            .collect(),
-        errors: Vec::new(),
-    };
-    for person_key in people {
-        let error = |version: String, e: tenure_pipeline::PipelineError| PersonError {
-            person_key: person_key.clone(),
-            version,
-            error: e.to_string(),
-        };
-        let before = match labels.against {
+impl ImpactReport {
+    /// An empty report over `destinations`.
+    pub fn new(labels: Labels, destinations: &[String], limits: ImpactLimits) -> Self {
+        ImpactReport {
+            version: labels.version,
+            against: labels.against,
+            people: 0,
+            people_limit: limits.people,
+            truncated: false,
+            detail_limit: limits.detail,
+            destinations: destinations
+                .iter()
+                .map(|d| (d.clone(), DestinationImpact::default()))
+                .collect(),
+            errors: Vec::new(),
+            errors_not_listed: 0,
+        }
+    }
+
+    fn error(&mut self, person_key: &str, version: String, e: tenure_pipeline::PipelineError) {
+        if self.errors.len() < self.detail_limit {
+            self.errors.push(PersonError {
+                person_key: person_key.into(),
+                version,
+                error: e.to_string(),
+            });
+        } else {
+            self.errors_not_listed += 1;
+        }
+    }
+
+    /// One person's desired accounts under both handles, compared and counted.
+    pub async fn add(
+        &mut self,
+        pipeline: &Pipeline,
+        tenant: &str,
+        handles: (&PluginHandle, &PluginHandle),
+        person_key: &str,
+    ) {
+        let (live, candidate) = handles;
+        let before = match self.against {
             Some(v) => match pipeline.desired_now(tenant, person_key, live).await {
                 Ok(d) => d,
                 Err(e) => {
-                    report.errors.push(error(v.to_string(), e));
+                    self.error(person_key, v.to_string(), e);
                     None
                 }
             },
@@ -196,15 +231,16 @@ pub async fn compare(
         };
         let after = match pipeline.desired_now(tenant, person_key, candidate).await {
             Ok(Some(d)) => d,
-            Ok(None) => continue,
+            Ok(None) => return,
             Err(e) => {
-                report.errors.push(error(labels.version.to_string(), e));
-                continue;
+                self.error(person_key, self.version.to_string(), e);
+                return;
             }
         };
-        report.people += 1;
+        self.people += 1;
         let find = |views: &[DesiredView], dest: &str| views.iter().find(|v| v.destination == dest).cloned();
-        for dest in destinations {
+        let detail_limit = self.detail_limit;
+        for (dest, impact) in self.destinations.iter_mut() {
             let b = before.as_deref().and_then(|v| find(v, dest));
             let a = find(&after, dest);
             let mut redacted: Vec<String> = b.as_ref().map(|v| v.redacted.clone()).unwrap_or_default();
@@ -214,9 +250,6 @@ pub async fn compare(
                 a.as_ref().and_then(|v| v.desired.as_ref()),
                 &redacted,
             );
-            let Some(impact) = report.destinations.get_mut(dest) else {
-                continue;
-            };
             if changes.is_empty() {
                 *impact.counts.entry("unchanged".into()).or_insert(0) += 1;
                 continue;
@@ -227,11 +260,14 @@ pub async fn compare(
             for k in kinds {
                 *impact.counts.entry(k.to_string()).or_insert(0) += 1;
             }
-            impact.people.push(PersonChange {
-                person_key: person_key.clone(),
-                changes: changes.into_iter().map(|(_, d)| d).collect(),
-            });
+            if impact.people.len() < detail_limit {
+                impact.people.push(PersonChange {
+                    person_key: person_key.into(),
+                    changes: changes.into_iter().map(|(_, d)| d).collect(),
+                });
+            } else {
+                impact.people_not_listed += 1;
+            }
         }
     }
-    Ok(report)
 }

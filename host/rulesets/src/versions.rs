@@ -2,7 +2,7 @@
 //! publish (an atomic switch in the running host, no restart), rollback to any
 //! earlier version, four-eyes publishing, and diffs.
 
-use crate::impact::{self, ImpactReport};
+use crate::impact::{self, ImpactLimits, ImpactReport};
 use crate::{RuleSetError, TestReport, cases, check};
 use serde::Serialize;
 use serde_json::json;
@@ -373,13 +373,14 @@ impl RuleSets {
             .to_string())
     }
 
-    /// What publishing `version` would change for every known person, against the
-    /// current version; writes nothing.
+    /// What publishing `version` would change for every known person (or the first
+    /// `limits.people`), against the current version; walks the people a page at a
+    /// time and writes nothing.
     pub async fn impact(
         &self,
         tenant: &str,
         version: i64,
-        limit: usize,
+        limits: ImpactLimits,
     ) -> Result<ImpactReport, RuleSetError> {
         let plugin = self.plugin(tenant)?;
         let _running = self.impacts.start(tenant).map_err(RuleSetError::Throttled)?;
@@ -391,25 +392,33 @@ impl RuleSets {
             .map_err(|e| RuleSetError::Runtime(e.to_string()))?
             .in_draft_lane();
         let candidate = self.draft_handle(tenant, &draft.document)?;
-        let people: Vec<String> = self
-            .store
-            .latest_events(tenant, limit)
-            .await?
-            .into_iter()
-            .map(|e| e.person_key)
-            .collect();
-        impact::compare(
-            &self.pipeline,
-            tenant,
-            &live,
-            &candidate,
-            &people,
-            &self.destinations(tenant),
-            impact::Labels {
-                version,
-                against: current.map(|c| c.version),
-            },
-        )
-        .await
+        let labels = impact::Labels {
+            version,
+            against: current.map(|c| c.version),
+        };
+        let mut report = ImpactReport::new(labels, &self.destinations(tenant), limits);
+        let mut left = limits.people.unwrap_or(usize::MAX);
+        let mut after: Option<String> = None;
+        loop {
+            let want = IMPACT_PAGE.min(left.saturating_add(1));
+            let page = self.store.person_keys(tenant, after.as_deref(), want).await?;
+            for person_key in &page {
+                if left == 0 {
+                    report.truncated = true;
+                    return Ok(report);
+                }
+                left -= 1;
+                report
+                    .add(&self.pipeline, tenant, (&live, &candidate), person_key)
+                    .await;
+            }
+            if page.len() < want {
+                return Ok(report);
+            }
+            after = page.last().cloned();
+        }
     }
 }
+
+/// People read per page by an impact preview.
+const IMPACT_PAGE: usize = 500;

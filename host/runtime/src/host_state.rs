@@ -41,6 +41,8 @@ pub(crate) struct Binding {
     pub grants: EffectiveGrants,
     pub tenant_config: Arc<TenantConfig>,
     pub kv_namespace: KvNamespace,
+    /// How much that store may hold (the tenant's grant).
+    pub kv_quota: tenure_capabilities::KvQuota,
     /// The key-value data this binding reads and writes: the host's, or for a draft rule
     /// set a throwaway store of its own (a draft's test and impact runs leave nothing behind).
     pub kv: Arc<dyn KvBackend>,

@@ -198,7 +198,7 @@ impl PluginHandle {
     /// or times out leaves nothing behind.
     async fn commit_kv(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), CallError> {
         let b = &self.binding;
-        b.kv.apply_batch(&b.kv_namespace, writes)
+        b.kv.apply_batch(&b.kv_namespace, writes, b.kv_quota)
             .await
             .map_err(|e| CallError::Plugin {
                 plugin: self.label(),

@@ -428,6 +428,10 @@ impl Runtime {
                 tenant: tenant.to_string(),
                 plugin: plugin.to_string(),
             },
+            kv_quota: tenure_capabilities::KvQuota::granted(
+                grant.and_then(|g| g.kv_max_keys),
+                grant.and_then(|g| g.kv_max_mib),
+            ),
             tenant_config: config,
             kv,
             services: self.inner.services.clone(),

@@ -1,17 +1,17 @@
 //! Lifecycle and reconciliation routes: a person's state and scheduled actions,
 //! a contract end recorded through the API, reconciliation runs and the access
-//! review they export.
+//! review.
 
 use crate::AppState;
 use crate::auth::{Admins, Auditors, Authed, HrAndIt, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
-use tenure_pipeline::reconcile::ReconcileRequest;
+use tenure_pipeline::reconcile::{ACCESS_CSV_HEADER, ReconcileRequest};
 use tenure_store::Intake;
 
 pub(crate) async fn lifecycle(
@@ -73,17 +73,28 @@ pub(crate) async fn reconcile(State(s): State<AppState>, c: Authed<Admins>, body
     } else {
         json_body(&body)?
     };
-    let report = s
-        .pipeline
-        .reconcile(
-            &c.tenant,
-            ReconcileRequest {
-                destination: req.destination,
-                dry_run: req.dry_run,
-                actor: c.name.clone(),
-            },
+    s.pipeline
+        .check_destination(&c.tenant, req.destination.as_deref())?;
+    // The run is its own task: past the request's deadline (a large tenant) the caller
+    // gets 408, and the run still finishes and stores its report (listed under
+    // /api/v1/reconciliations); it is never cut off half-way through its repairs.
+    let pipeline = s.pipeline.clone();
+    let (tenant, request) = (
+        c.tenant.clone(),
+        ReconcileRequest {
+            destination: req.destination,
+            dry_run: req.dry_run,
+            actor: c.name.clone(),
+        },
+    );
+    let run = tokio::spawn(async move { pipeline.reconcile(&tenant, request).await });
+    let report = run.await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reconcile",
+            format!("the run stopped: {e}"),
         )
-        .await?;
+    })??;
     Ok(axum::Json(report).into_response())
 }
 
@@ -99,15 +110,83 @@ pub(crate) async fn get_reconciliation(
     Ok(axum::Json(s.pipeline.reconciliation(&c.tenant, id).await?).into_response())
 }
 
-/// The access review of a reconciliation, as CSV (the export is audited).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AccessReviewQuery {
+    destination: Option<String>,
+}
+
+/// `GET /api/v1/access-review`: who holds which account and group in the destinations
+/// now, and which rule grants it, as CSV streamed a page of people at a time (the
+/// export is audited before its first row is sent).
 pub(crate) async fn access_review(
     State(s): State<AppState>,
     c: Authed<Auditors>,
-    Path(id): Path<i64>,
+    Query(q): Query<AccessReviewQuery>,
 ) -> ApiResult {
-    let report = s.pipeline.reconciliation(&c.tenant, id).await?;
+    // A bad destination is refused before the status line, not as a cut body.
     s.pipeline
-        .note_access_review(c.actor(), id, report.access.len())
+        .check_destination(&c.tenant, q.destination.as_deref())?;
+    s.pipeline
+        .note_access_review(c.actor(), q.destination.as_deref())
         .await?;
-    Ok(([(header::CONTENT_TYPE, "text/csv")], report.access_csv()).into_response())
+    let review = Review {
+        pipeline: s.pipeline.clone(),
+        tenant: c.tenant.clone(),
+        destination: q.destination,
+        after: None,
+        state: ReviewState::Header,
+    };
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(review, Review::next_chunk));
+    Ok(([(header::CONTENT_TYPE, "text/csv")], body).into_response())
+}
+
+/// Where an access-review export has got to.
+enum ReviewState {
+    Header,
+    Rows,
+    Done,
+}
+
+struct Review {
+    pipeline: std::sync::Arc<tenure_pipeline::Pipeline>,
+    tenant: String,
+    destination: Option<String>,
+    after: Option<String>,
+    state: ReviewState,
+}
+
+impl Review {
+    /// The next chunk: the header, then one page of people's rows at a time.
+    async fn next_chunk(mut self) -> Option<(Result<String, std::io::Error>, Self)> {
+        match self.state {
+            ReviewState::Done => None,
+            ReviewState::Header => {
+                self.state = ReviewState::Rows;
+                Some((Ok(ACCESS_CSV_HEADER.to_string()), self))
+            }
+            ReviewState::Rows => {
+                let page = self
+                    .pipeline
+                    .access_review_page(&self.tenant, self.destination.as_deref(), self.after.as_deref())
+                    .await;
+                match page {
+                    Ok(page) => {
+                        let chunk: String = page.rows.iter().map(|r| r.csv_line()).collect();
+                        match page.next {
+                            Some(next) => self.after = Some(next),
+                            None => self.state = ReviewState::Done,
+                        }
+                        Some((Ok(chunk), self))
+                    }
+                    // The status line is sent already: cutting the body short is the signal.
+                    Err(e) => {
+                        tracing::error!(error = %e, "access review failed part-way");
+                        self.state = ReviewState::Done;
+                        Some((Err(std::io::Error::other(e.to_string())), self))
+                    }
+                }
+            }
+        }
+    }
 }

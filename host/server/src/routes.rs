@@ -38,10 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reconcile", post(people::reconcile))
         .route("/api/v1/reconciliations", get(people::list_reconciliations))
         .route("/api/v1/reconciliations/{id}", get(people::get_reconciliation))
-        .route(
-            "/api/v1/reconciliations/{id}/access-review",
-            get(people::access_review),
-        )
+        .route("/api/v1/access-review", get(people::access_review))
         .route("/api/v1/guards/{destination}/approve", post(approve_guard))
         .route("/api/v1/rule-sets", get(rule_sets::list).post(rule_sets::draft))
         .route("/api/v1/rule-sets/test", post(rule_sets::test))

@@ -13,8 +13,11 @@ use serde::Deserialize;
 use serde_json::json;
 use tenure_rulesets::RuleSetError;
 
-/// Largest impact preview (people evaluated).
-const MAX_IMPACT_PEOPLE: usize = 100_000;
+/// People listed per destination in an impact preview unless the caller asks otherwise
+/// (the counts always cover everyone).
+const DEFAULT_IMPACT_DETAIL: usize = 1_000;
+/// The most people an impact preview lists per destination.
+const MAX_IMPACT_DETAIL: usize = 10_000;
 
 impl From<RuleSetError> for ApiError {
     fn from(e: RuleSetError) -> Self {
@@ -122,7 +125,10 @@ pub async fn diff(
 
 #[derive(Deserialize)]
 pub struct ImpactQuery {
+    /// The most people evaluated (default: everyone).
     limit: Option<usize>,
+    /// The most people listed per destination (default 1,000, at most 10,000).
+    detail: Option<usize>,
 }
 
 /// `GET /api/v1/rule-sets/{version}/impact`: what publishing would change for every known person.
@@ -132,8 +138,19 @@ pub async fn impact(
     Path(version): Path<i64>,
     Query(q): Query<ImpactQuery>,
 ) -> ApiResult {
-    let limit = q.limit.unwrap_or(MAX_IMPACT_PEOPLE).min(MAX_IMPACT_PEOPLE);
-    Ok(axum::Json(s.rule_sets.impact(&c.tenant, version, limit).await?).into_response())
+    let detail = q.detail.unwrap_or(DEFAULT_IMPACT_DETAIL);
+    if detail > MAX_IMPACT_DETAIL {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "detail",
+            format!("at most {MAX_IMPACT_DETAIL} people are listed per destination"),
+        ));
+    }
+    let limits = tenure_rulesets::impact::ImpactLimits {
+        people: q.limit,
+        detail,
+    };
+    Ok(axum::Json(s.rule_sets.impact(&c.tenant, version, limits).await?).into_response())
 }
 
 /// `POST /api/v1/rule-sets/{version}/publish`: publish, or roll back to an earlier version.

@@ -146,7 +146,7 @@ pub trait AuditStore: Send + Sync {
         actor: &str,
     ) -> StoreResult<Checkpoint>;
     async fn kpis(&self, tenant: &str) -> StoreResult<Kpis>;
-    /// Stores a report; returns its id.
+    /// Stores a report and keeps only the tenant's newest `keep` of its kind; returns its id.
     async fn put_report(
         &self,
         tenant: &str,
@@ -154,6 +154,7 @@ pub trait AuditStore: Send + Sync {
         summary: serde_json::Value,
         body: serde_json::Value,
         now_ms: i64,
+        keep: usize,
     ) -> StoreResult<i64>;
     async fn report(&self, tenant: &str, id: i64) -> StoreResult<Option<ReportRow>>;
     /// A tenant's reports of a kind, newest first, without their bodies.

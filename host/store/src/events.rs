@@ -181,8 +181,9 @@ pub trait EventStore: Send + Sync {
         source: &str,
         record_id: &str,
     ) -> StoreResult<Option<EventRow>>;
-    /// The newest stored event of every person of a tenant (at most `limit`), by person.
-    async fn latest_events(&self, tenant: &str, limit: usize) -> StoreResult<Vec<EventRow>>;
+    /// One page of the people a tenant has events for, in key order after `after`
+    /// (a walk over any population, one page in memory at a time).
+    async fn person_keys(&self, tenant: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>>;
     /// The newest event of each source for a person, newest first (the person's
     /// records across linked sources).
     async fn latest_events_of(&self, tenant: &str, person_key: &str) -> StoreResult<Vec<EventRow>>;

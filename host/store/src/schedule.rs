@@ -226,6 +226,10 @@ pub trait ScheduleStore: Send + Sync {
     async fn put_lifecycle(&self, lease: &JobLease, tenant: &str, row: LifecycleRow) -> StoreResult<()>;
     /// Every lifecycle record of a tenant (at most `limit`), by person.
     async fn lifecycles(&self, tenant: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>>;
+    /// One page of the people Tenure keeps state for (a lifecycle record or an account
+    /// linked in any destination), in key order after `after`.
+    async fn known_people(&self, tenant: &str, after: Option<&str>, limit: usize)
+    -> StoreResult<Vec<String>>;
     /// The people whose manager is one of `manager_keys`.
     async fn reports_of(&self, tenant: &str, manager_keys: Vec<String>) -> StoreResult<Vec<String>>;
 }

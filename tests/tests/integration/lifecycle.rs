@@ -872,14 +872,15 @@ async fn reconciliation_reports_then_repairs_drift_and_exports_the_access_review
     assert_eq!(left, ["unmanaged-group"], "{again}");
     let id = again["id"].as_i64().unwrap();
 
-    // The access review, as auditors get it.
+    // The stored report is the drift and the repairs, never the access review.
+    let stored = life.host.get(&format!("/api/v1/reconciliations/{id}")).await;
+    assert!(stored.to_string().contains("unmanaged-group"), "{stored}");
+    assert!(stored.get("access").is_none(), "{stored}");
+    // The access review, as auditors get it: read from the destinations now.
     let resp = life
         .host
         .client
-        .get(format!(
-            "{}/api/v1/reconciliations/{id}/access-review",
-            life.host.base
-        ))
+        .get(format!("{}/api/v1/access-review", life.host.base))
         .bearer_auth(AUDITOR_TOKEN)
         .send()
         .await
@@ -1101,4 +1102,116 @@ async fn a_mover_dated_ahead_is_applied_on_its_day_in_the_persons_zone() {
     assert_eq!(moved.groups, ["All-Staff"], "moved to Sales on the day");
     assert!(moved.app_assignments.is_empty());
     assert!(moved.enabled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_and_the_access_review_walk_everyone_a_page_at_a_time() {
+    let life = Life::start(
+        "",
+        "[lifecycle]\nreconcile_reports_kept = 2\n",
+        "2026-04-01T00:00:00Z",
+    )
+    .await;
+    // One page of people and a few more, so both walks cross a page boundary.
+    let people = tenure_pipeline::reconcile::PEOPLE_PAGE + 5;
+    let id = |i: usize| format!("P{i:04}");
+    for i in 0..people {
+        let record = format!("hire-{}", id(i));
+        let person = json!({ "family_name": format!("Person{i}") });
+        let (status, body) = life
+            .host
+            .post_event(&event("joiner", &id(i), &record, person, None), &record)
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    life.settle().await;
+    // Drift by hand on the last person, on the second page.
+    let last = life.must(&id(people - 1)).await;
+    life.apply(wit::Operation::AddMember(wit::MemberChange {
+        anchor: last.anchor.clone(),
+        group: "Hand-Made".into(),
+    }))
+    .await;
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (status, run) = life
+            .host
+            .post("/api/v1/reconcile", &json!({"dry_run": true}))
+            .await;
+        assert_eq!(status, 200, "{run}");
+        assert_eq!(
+            (run["people"].as_u64(), run["accounts"].as_u64()),
+            (Some(people as u64), Some(people as u64))
+        );
+        let drift: Vec<(&str, &str)> = run["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["person_key"].as_str().unwrap(), d["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            drift,
+            [(format!("hr:{}", id(people - 1)).as_str(), "unmanaged-group")]
+        );
+        ids.push(run["id"].as_i64().unwrap());
+    }
+    // Only the newest reports are kept.
+    let kept: Vec<i64> = life
+        .host
+        .get("/api/v1/reconciliations")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(kept, [ids[2], ids[1]]);
+
+    let resp = life
+        .host
+        .client
+        .get(format!(
+            "{}/api/v1/access-review?destination=sandbox",
+            life.host.base
+        ))
+        .bearer_auth(AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let csv = resp.text().await.unwrap();
+    let account_lines: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.contains(",sandbox,") && l.contains(",,true,"))
+        .collect();
+    assert_eq!(account_lines.len(), people, "one account line per person");
+    assert!(
+        csv.contains(&format!(
+            "hr:{},active,sandbox,{},true,Hand-Made,false,",
+            id(people - 1),
+            last.anchor
+        )),
+        "{}",
+        &csv[csv.len().saturating_sub(2_000)..]
+    );
+    let audit = life
+        .host
+        .get("/api/v1/audit?kind=admin.access_review&limit=10")
+        .await;
+    assert_eq!(audit[0]["data"]["destination"], "sandbox", "{audit}");
+
+    // A destination the tenant does not have is refused before anything is sent.
+    let resp = life
+        .host
+        .client
+        .get(format!(
+            "{}/api/v1/access-review?destination=nowhere",
+            life.host.base
+        ))
+        .bearer_auth(AUDITOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
 }

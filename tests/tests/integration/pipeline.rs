@@ -928,3 +928,39 @@ async fn a_leavers_account_is_deleted_after_the_grace_period_unless_they_return(
     let two = kinds(&host.audit(Some("hr:2")).await);
     assert!(two.contains(&"deprovision.cancelled".to_string()), "{two:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_key_value_quota_comes_from_its_grant_and_a_full_store_is_a_clear_dead_letter() {
+    // Each sandbox account takes three keys (the account and its two match keys).
+    let tenant = tenant_toml(&format!(
+        "{}[plugins.sandbox]\nkv_max_keys = 6\n[plugins.sandbox.grants]\nkv = true\n",
+        rule_grant("sandbox")
+    ));
+    let pipeline = pipeline_toml(
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = \
+            [\"employeeId\", \"mail\"]\n",
+    );
+    let host = TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue: fast_queue(),
+        plugins: vec!["rules-basic", "sandbox"],
+    })
+    .await;
+    for id in ["1", "2", "3"] {
+        let (status, body) = host
+            .post_event(&joiner(id, "Engineering"), &format!("k{id}"))
+            .await;
+        assert_eq!(status, 202, "{body}");
+        host.wait_idle(Duration::from_secs(30)).await;
+    }
+    let done = host.get("/api/v1/jobs?state=completed").await;
+    assert_eq!(done.as_array().unwrap().len(), 2, "two accounts fit: {done}");
+    let dead = host.get("/api/v1/jobs?state=dead").await;
+    assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
+    let error = dead[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("the store is full: 6 keys") && error.contains("kv_max_keys"),
+        "{error}"
+    );
+}

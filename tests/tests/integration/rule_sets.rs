@@ -200,6 +200,7 @@ async fn drafts_publish_impact_rollback_and_four_eyes() {
     let (status, impact) = call(&h, Method::GET, "/api/v1/rule-sets/2/impact", AUDITOR_TOKEN, None).await;
     assert_eq!(status, 200, "{impact}");
     assert_eq!(impact["people"], 3, "{impact}");
+    assert_eq!(impact["truncated"], false, "everyone is evaluated: {impact}");
     assert_eq!(impact["against"], 1);
     let sandbox = &impact["destinations"]["sandbox"];
     assert_eq!(sandbox["counts"]["group-added"], 2, "{impact}");
@@ -234,11 +235,42 @@ async fn drafts_publish_impact_rollback_and_four_eyes() {
         ["Engineering"],
         "nor changes any account"
     );
+    // A limit on people is reported, never silent; the list per destination is capped
+    // while the counts still cover everyone evaluated.
+    let (status, cut) = call(
+        &h,
+        Method::GET,
+        "/api/v1/rule-sets/2/impact?limit=2&detail=1",
+        AUDITOR_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cut}");
+    assert_eq!(
+        (&cut["people"], &cut["people_limit"], &cut["truncated"]),
+        (&json!(2), &json!(2), &json!(true)),
+        "{cut}"
+    );
+    let sandbox = &cut["destinations"]["sandbox"];
+    assert_eq!(sandbox["counts"]["group-added"], 2, "{cut}");
+    assert_eq!(sandbox["people"].as_array().unwrap().len(), 1, "{cut}");
+    assert_eq!(sandbox["people_not_listed"], 1, "{cut}");
+    let (status, refused) = call(
+        &h,
+        Method::GET,
+        "/api/v1/rule-sets/2/impact?detail=10001",
+        AUDITOR_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (422, &json!("detail")),
+        "{refused}"
+    );
     // Previews are budgeted per tenant: a burst of three, then one every 20 s.
-    for _ in 0..2 {
-        let (status, _) = call(&h, Method::GET, "/api/v1/rule-sets/2/impact", AUDITOR_TOKEN, None).await;
-        assert_eq!(status, 200);
-    }
+    let (status, _) = call(&h, Method::GET, "/api/v1/rule-sets/2/impact", AUDITOR_TOKEN, None).await;
+    assert_eq!(status, 200);
     let resp = h
         .client
         .get(format!("{}/api/v1/rule-sets/2/impact", h.base))

@@ -32,9 +32,13 @@ fn attr(e: &Evaluation, name: &str) -> String {
 }
 
 async fn ok_call(h: &Harness) {
+    ok_call_in(h, "acme").await
+}
+
+async fn ok_call_in(h: &Harness, tenant: &str) {
     let e = h
         .runtime()
-        .plugin("acme", "chaos")
+        .plugin(tenant, "chaos")
         .unwrap()
         .evaluate(&chaos("ok"), &context_from_json(json!({})).unwrap())
         .await;
@@ -125,9 +129,14 @@ async fn typed_plugin_errors_pass_through_and_keep_the_instance() {
 
 #[tokio::test]
 async fn a_misbehaving_plugin_does_not_disturb_other_calls() {
-    let h = setup();
+    // A deadline long enough that the loop is still spinning while the ordinary
+    // calls (each starting an instance of its own, on a loaded CI machine) run.
+    let h = Harness::new().unwrap();
+    h.load("chaos").unwrap();
+    h.tenant("steady", "[plugins.chaos]\ndeadline_ms = 5000\nmemory_mib = 32\n")
+        .unwrap();
     let looping = {
-        let handle = h.runtime().plugin("acme", "chaos").unwrap();
+        let handle = h.runtime().plugin("steady", "chaos").unwrap();
         tokio::spawn(async move {
             handle
                 .evaluate(&chaos("loop"), &context_from_json(json!({})).unwrap())
@@ -136,7 +145,7 @@ async fn a_misbehaving_plugin_does_not_disturb_other_calls() {
     };
     // While one instance spins, others on the same runtime still answer.
     for _ in 0..20 {
-        ok_call(&h).await;
+        ok_call_in(&h, "steady").await;
     }
     assert!(matches!(looping.await.unwrap(), Err(CallError::Timeout { .. })));
 }

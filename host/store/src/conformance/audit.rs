@@ -146,6 +146,7 @@ pub async fn reports_are_stored_and_listed_without_bodies(store: Arc<dyn Store>)
             serde_json::json!({ "drift": 1 }),
             serde_json::json!({ "rows": [1] }),
             t,
+            10,
         )
         .await
         .unwrap();
@@ -156,6 +157,7 @@ pub async fn reports_are_stored_and_listed_without_bodies(store: Arc<dyn Store>)
             serde_json::json!({ "drift": 2 }),
             serde_json::json!({ "rows": [2] }),
             t,
+            10,
         )
         .await
         .unwrap();
@@ -174,6 +176,27 @@ pub async fn reports_are_stored_and_listed_without_bodies(store: Arc<dyn Store>)
         store.reports("t", ReportKind::Reconcile, 1).await.unwrap().len(),
         1
     );
+    // Retention: only the newest `keep` of a tenant's reports stay.
+    let third = store
+        .put_report(
+            "t",
+            ReportKind::Reconcile,
+            serde_json::json!({}),
+            serde_json::json!({}),
+            t,
+            2,
+        )
+        .await
+        .unwrap();
+    let kept: Vec<i64> = store
+        .reports("t", ReportKind::Reconcile, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(kept, [third, second]);
+    assert!(store.report("t", first).await.unwrap().is_none());
 }
 
 pub async fn kpis_count_events_jobs_and_time_to_provision(store: Arc<dyn Store>) {

@@ -116,7 +116,7 @@ pub async fn deliveries_are_leased_and_end_with_their_events(store: Arc<dyn Stor
         .unwrap()
         .unwrap();
     assert!(matches!(intake[..], [Intake::Accepted { .. }]));
-    assert_eq!(store.latest_events("t", 10).await.unwrap().len(), 1);
+    assert_eq!(store.person_keys("t", None, 10).await.unwrap().len(), 1);
     // Attempts exhausted: dead; a replay makes it pending again.
     let retry = DeliveryFinish::Retry {
         run_at_ms: 0,

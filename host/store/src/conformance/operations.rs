@@ -146,6 +146,18 @@ pub async fn links_are_written_found_counted_and_removed(store: Arc<dyn Store>) 
         [("p1", "CN=a"), ("p2", "CN=b")]
     );
     assert_eq!(all[0].1.managed_groups, ["g1"]);
+    // A linked person is known even without a lifecycle record.
+    assert_eq!(store.known_people("t", None, 10).await.unwrap(), ["p1", "p2"]);
+    assert_eq!(store.known_people("t", Some("p1"), 10).await.unwrap(), ["p2"]);
+    assert!(store.known_people("other", None, 10).await.unwrap().is_empty());
+    // A person linked in two destinations is one person, and a page holds distinct people.
+    let mut google = link("p1", Some("g-1"), &[]);
+    google.destination = "google".into();
+    store
+        .put_link(&claimed[0].lease("w"), google, vec![])
+        .await
+        .unwrap();
+    assert_eq!(store.known_people("t", None, 2).await.unwrap(), ["p1", "p2"]);
     // Rewritten in place, and removed when the account is deleted.
     let p1 = &claimed[0];
     store

@@ -202,6 +202,10 @@ pub async fn lifecycle_records_are_fenced_listed_and_find_reports(store: Arc<dyn
         .collect();
     assert_eq!(all, ["m", "p1", "p2"]);
     assert_eq!(store.lifecycles("t", 2).await.unwrap().len(), 2);
+    // Known people, page by page.
+    assert_eq!(store.known_people("t", None, 2).await.unwrap(), ["m", "p1"]);
+    assert_eq!(store.known_people("t", Some("p1"), 2).await.unwrap(), ["p2"]);
+    assert!(store.known_people("t", Some("p2"), 2).await.unwrap().is_empty());
     assert_eq!(
         store.reports_of("t", vec!["m".into(), "x".into()]).await.unwrap(),
         ["p1", "p2"]

@@ -203,6 +203,7 @@ impl AuditStore for SqliteStore {
         summary: serde_json::Value,
         body: serde_json::Value,
         now_ms: i64,
+        keep: usize,
     ) -> StoreResult<i64> {
         let tenant = tenant.to_string();
         let (summary, body) = (summary.to_string(), body.to_string());
@@ -214,7 +215,14 @@ impl AuditStore for SqliteStore {
                             ?4, ?5)",
                     )?
                     .execute(params![tenant, kind, summary, body, now_ms])?;
-                Ok(ctx.conn.last_insert_rowid())
+                let id = ctx.conn.last_insert_rowid();
+                ctx.conn
+                    .prepare_cached(
+                        "DELETE FROM reports WHERE tenant = ?1 AND kind = ?2 AND id <= (SELECT id FROM \
+                            reports WHERE tenant = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1 OFFSET ?3)",
+                    )?
+                    .execute(params![tenant, kind, keep.max(1) as i64])?;
+                Ok(id)
             })
             .await
     }

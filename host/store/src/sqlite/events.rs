@@ -63,18 +63,15 @@ impl EventStore for SqliteStore {
             .optional()?)
         })
     }
-    async fn latest_events(&self, tenant: &str, limit: usize) -> StoreResult<Vec<EventRow>> {
-        let tenant = tenant.to_string();
-        self.read_blocking(move |c| {
-            Ok(c.prepare(&format!(
-                "SELECT {EVENT_COLUMNS} FROM events e
-                 WHERE e.id IN (SELECT max(id) FROM events WHERE tenant = ?1 GROUP BY person_key)
-                 ORDER BY e.person_key LIMIT ?2"
-            ))?
-            .query_map(params![tenant, limit as i64], |r| event_row(r, 0))?
+    async fn person_keys(&self, tenant: &str, after: Option<&str>, limit: usize) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT DISTINCT person_key FROM events INDEXED BY events_person_id
+                 WHERE tenant = ?1 AND person_key > ?2 ORDER BY person_key LIMIT ?3",
+            )?
+            .query_map(params![tenant, after.unwrap_or(""), limit as i64], |r| r.get(0))?
             .collect::<Result<_, _>>()?)
         })
-        .await
     }
     async fn latest_events_of(&self, tenant: &str, person_key: &str) -> StoreResult<Vec<EventRow>> {
         self.read(|c| {

@@ -5,8 +5,8 @@ use super::SqliteStore;
 use crate::StoreError;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
-use tenure_capabilities::kv::{MAX_BYTES_PER_STORE, MAX_KEYS_PER_STORE};
-use tenure_capabilities::{KvBackend, KvError, KvFuture, KvNamespace};
+use tenure_capabilities::kv::MAX_LISTED_KEYS;
+use tenure_capabilities::{KvBackend, KvError, KvFuture, KvNamespace, KvQuota};
 
 /// [`KvBackend`] over a [`SqliteStore`].
 pub(crate) struct SqliteKv(pub Arc<SqliteStore>);
@@ -30,18 +30,11 @@ impl KvBackend for SqliteKv {
         })
     }
 
-    fn set<'a>(&'a self, ns: &'a KvNamespace, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()> {
-        self.apply_batch(ns, vec![(key.to_string(), Some(value.to_vec()))])
-    }
-
-    fn remove<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, ()> {
-        self.apply_batch(ns, vec![(key.to_string(), None)])
-    }
-
     fn apply_batch<'a>(
         &'a self,
         ns: &'a KvNamespace,
         writes: Vec<(String, Option<Vec<u8>>)>,
+        quota: KvQuota,
     ) -> KvFuture<'a, ()> {
         let ns = ns.clone();
         Box::pin(async move {
@@ -87,19 +80,10 @@ impl KvBackend for SqliteKv {
                             }
                         }
                     }
-                    if keys > MAX_KEYS_PER_STORE as i64 {
-                        // Rolls the whole batch back.
-                        return Err(StoreError::Conflict(format!(
-                            "the store is full: {MAX_KEYS_PER_STORE} \
-                            keys"
-                        )));
-                    }
-                    if bytes > MAX_BYTES_PER_STORE as i64 {
-                        return Err(StoreError::Conflict(format!(
-                            "the store is full: {MAX_BYTES_PER_STORE} \
-                            bytes"
-                        )));
-                    }
+                    // A refusal rolls the whole batch back.
+                    quota
+                        .check(keys.max(0) as usize, bytes.max(0) as usize)
+                        .map_err(|e| StoreError::Conflict(e.to_string()))?;
                     c.prepare_cached(
                         "INSERT INTO kv_usage (tenant, plugin, keys, bytes) VALUES (?1, ?2, ?3, ?4)
                          ON CONFLICT (tenant, plugin) DO UPDATE SET keys = excluded.keys, bytes = \
@@ -126,10 +110,13 @@ impl KvBackend for SqliteKv {
                 .read(|c| {
                     let mut stmt = c.prepare_cached(
                         "SELECT key FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key >= ?3
-                         AND substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT 100000",
+                         AND substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT ?4",
                     )?;
                     let keys = stmt
-                        .query_map(params![ns.tenant, ns.plugin, prefix], |r| r.get(0))?
+                        .query_map(
+                            params![ns.tenant, ns.plugin, prefix, MAX_LISTED_KEYS as i64],
+                            |r| r.get(0),
+                        )?
                         .collect::<Result<Vec<String>, _>>()?;
                     Ok(keys)
                 })

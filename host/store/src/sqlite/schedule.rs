@@ -287,6 +287,27 @@ impl ScheduleStore for SqliteStore {
         })
     }
 
+    async fn known_people(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                // Each side stops at the page size (an index walk), so a page costs the
+                // same at the millionth person as at the first.
+                "SELECT person_key FROM (SELECT person_key FROM lifecycles WHERE tenant = ?1
+                     AND person_key > ?2 ORDER BY person_key LIMIT ?3)
+                 UNION SELECT person_key FROM (SELECT DISTINCT person_key FROM links INDEXED BY links_person
+                     WHERE tenant = ?1 AND person_key > ?2 ORDER BY person_key LIMIT ?3)
+                 ORDER BY 1 LIMIT ?3",
+            )?
+            .query_map(params![tenant, after.unwrap_or(""), limit as i64], |r| r.get(0))?
+            .collect::<Result<_, _>>()?)
+        })
+    }
+
     async fn reports_of(&self, tenant: &str, manager_keys: Vec<String>) -> StoreResult<Vec<String>> {
         self.read(|c| {
             let mut out = Vec::new();

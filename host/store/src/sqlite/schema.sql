@@ -74,6 +74,8 @@ CREATE TABLE IF NOT EXISTS links (
     PRIMARY KEY (tenant, destination, person_key)
 );
 CREATE INDEX IF NOT EXISTS links_anchor ON links (tenant, destination, anchor);
+-- Everyone linked in any destination, in key order (reconciliation's page walk).
+CREATE INDEX IF NOT EXISTS links_person ON links (tenant, person_key);
 
 CREATE TABLE IF NOT EXISTS conflicts (
     id INTEGER PRIMARY KEY,
