@@ -17,6 +17,8 @@
 //! - latency at a low rate (10 events/s for 5 s): receipt-to-done p99;
 //! - the process's CPU seconds per 1,000 events in the throughput phase, and the store's
 //!   bytes per event (database and WAL) and audit entries per event at the end.
+//!
+//! `BENCH_KEEP_STORE=<file>` keeps a copy of the last run's store for inspection.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -242,6 +244,10 @@ async fn run(settings: &Settings) -> Figures {
         std::fs::metadata(&name).map(|m| m.len()).unwrap_or(0) as f64
     };
     let bytes = size("") + size("-wal");
+    if let Ok(keep) = std::env::var("BENCH_KEEP_STORE") {
+        // A copy of the store for inspection (e.g. `sqlite3 <file> 'SELECT * FROM dbstat'`).
+        db.execute("VACUUM INTO ?1", [&keep]).expect("copy of the store");
+    }
     vec![
         (
             "throughput, events/s end to end",

@@ -173,3 +173,31 @@ pub async fn call_chaos(h: &Harness, tenant: &str, args: &[(&str, &str)]) -> Has
         })
         .collect()
 }
+
+/// A JSON column the store keeps compactly (audit details, event bodies), as text.
+pub fn stored_json(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<String> {
+    Ok(match row.get_ref(column)? {
+        rusqlite::types::ValueRef::Blob(bytes) => {
+            tenure_store::compact_json::decompress(bytes).expect("stored JSON decompresses")
+        }
+        other => other.as_str()?.to_string(),
+    })
+}
+
+/// The audit entries of `kind` (all with None) in a store's file, as (person key, details), read
+/// back as the store reads them (details are stored compressed).
+pub fn audit_details(
+    db: &rusqlite::Connection,
+    kind: Option<&str>,
+) -> Vec<(Option<String>, serde_json::Value)> {
+    let mut stmt = db
+        .prepare("SELECT person_key, data FROM audit WHERE ?1 IS NULL OR kind = ?1 ORDER BY seq")
+        .expect("the audit table");
+    let rows = stmt
+        .query_map([kind], |r| {
+            let text = stored_json(r, 1)?;
+            Ok((r.get(0)?, serde_json::from_str(&text).expect("details are JSON")))
+        })
+        .expect("audit rows");
+    rows.collect::<Result<_, _>>().expect("audit rows")
+}

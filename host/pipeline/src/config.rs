@@ -32,6 +32,10 @@ pub struct QueueConfig {
     /// An event whose `occurred_at` is further than this in the future is refused (it would
     /// supersede every later event for the person).
     pub max_future_skew_secs: u64,
+    /// Finished operational rows (enriched webhook deliveries with their raw bodies, done
+    /// scheduled actions, guard admissions) are removed this many days after they finished;
+    /// 0 keeps them. The audit log, events and jobs are always kept.
+    pub retention_days: u32,
 }
 
 impl Default for QueueConfig {
@@ -48,6 +52,7 @@ impl Default for QueueConfig {
             enrich_concurrency: 4,
             enrich_max_attempts: 12,
             max_future_skew_secs: 300,
+            retention_days: 90,
         }
     }
 }

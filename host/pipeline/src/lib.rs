@@ -26,6 +26,7 @@ mod process;
 pub mod reconcile;
 pub mod redaction;
 mod resolve;
+pub mod retention;
 pub mod schedule;
 pub mod sources;
 pub mod stored;

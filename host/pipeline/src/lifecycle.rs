@@ -53,6 +53,7 @@ pub struct SavedAccess {
 /// One change of state, for the person's history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<State>,
     pub to: State,
     pub at_ms: i64,
@@ -72,47 +73,63 @@ pub enum Observation {
 /// How many transitions a person's history keeps.
 const HISTORY: usize = 50;
 
-/// The dated facts of one person, kept by the store between events.
+/// The dated facts of one person, kept by the store between events. Empty fields are left out
+/// of the stored JSON and read back as their defaults.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Lifecycle {
     /// IANA zone the dates are in (UTC when the record names none).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
     /// `employee`, `contractor`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub employment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
     /// The record's end date: a contract's last day, or an employee's planned last day.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
     /// The last day a termination named.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_day: Option<String>,
     /// First day of a leave.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub leave_from: Option<String>,
     /// First day back from a leave.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub leave_until: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub withdrawn: bool,
     /// Still a candidate (the source has not hired them).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub candidate: bool,
     /// 1 after the first hire, +1 per rehire.
     pub hires: u32,
     /// The manager's person key (`source:id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub manager: Option<String>,
     /// The newest source event observed (each is observed once, so a retry changes nothing).
     pub last_event: i64,
     /// The state the pipeline last applied in full.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub applied: Option<State>,
     pub applied_ms: i64,
     /// When the current termination took effect (leaver steps count from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub gone_since_ms: Option<i64>,
     /// Per destination: the access a leave took away.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub saved: BTreeMap<String, SavedAccess>,
     /// Per destination: leaver steps already carried out since the termination.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub steps_done: BTreeMap<String, Vec<String>>,
     /// Tickets the rules opened in the current state (`destination/state/template`),
     /// so that a later job for the same state does not open them again.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<String>,
     pub history: Vec<Transition>,
     /// Movers and updates that take effect on a later day, oldest day first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<DeferredChange>,
 }
 

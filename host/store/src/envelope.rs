@@ -57,27 +57,43 @@ pub enum StoredValue {
     Absent(()),
 }
 
-/// The person as a source described them.
+/// The person as a source described them. Empty fields are left out of the stored JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPerson {
     pub ids: Vec<SourceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preferred_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emails: Vec<Labeled>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phones: Vec<Labeled>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<SourceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employment_type: Option<EmploymentType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
     pub status: PersonStatus,
     /// Other attributes, in the order the source gave them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom: Vec<(String, StoredValue)>,
 }
 
@@ -108,8 +124,10 @@ struct WriteV1<'a> {
     v: u32,
     kind: EventKind,
     person: &'a StoredPerson,
+    #[serde(skip_serializing_if = "Option::is_none")]
     effective_date: &'a Option<String>,
     source_record_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     occurred_at: &'a Option<String>,
 }
 
@@ -119,8 +137,10 @@ struct ReadV1 {
     v: u32,
     kind: EventKind,
     person: StoredPerson,
+    #[serde(default)]
     effective_date: Option<String>,
     source_record_id: String,
+    #[serde(default)]
     occurred_at: Option<String>,
 }
 
@@ -361,6 +381,23 @@ mod tests {
         let text = encode(&e);
         assert!(text.starts_with("{\"v\":1,\"kind\":\"leave-start\""), "{text}");
         assert_eq!(decode(&text).unwrap(), e);
+    }
+
+    #[test]
+    fn empty_fields_are_left_out_and_version_1_rows_that_spell_them_out_still_read() {
+        let text = encode(&sample());
+        assert!(
+            !text.contains("family_name") && !text.contains("phones"),
+            "{text}"
+        );
+        let spelled_out = r#"{"v":1,"kind":"leave-start","person":{"ids":[{"source":"hr","id":"7"}],
+            "given_name":"Ada","family_name":null,"preferred_name":null,
+            "emails":[{"kind":"work","value":"ada@x.test","primary":true}],"phones":[],"title":null,
+            "department":"R&D","team":null,"location":null,"country":null,"time_zone":null,"manager":null,
+            "employment_type":"contractor","start_date":"2026-03-01","end_date":null,"status":"on-leave",
+            "custom":[["level",5],["tags",["a"]],["remote",true],["note","x"],["gone",null]]},
+            "effective_date":null,"source_record_id":"r1","occurred_at":"2026-01-01T00:00:00Z"}"#;
+        assert_eq!(decode(spelled_out).unwrap(), sample());
     }
 
     #[test]

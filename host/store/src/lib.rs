@@ -26,6 +26,7 @@ pub mod audit;
 mod audit_kind;
 mod audit_log;
 pub mod checkpoint;
+pub mod compact_json;
 #[macro_use]
 pub mod column;
 pub mod conformance;
@@ -38,6 +39,7 @@ mod health;
 mod jobs;
 mod names;
 mod operations;
+mod retention;
 mod rule_sets;
 mod schedule;
 mod secrets;
@@ -52,6 +54,7 @@ pub use health::*;
 pub use jobs::*;
 pub use names::*;
 pub use operations::*;
+pub use retention::*;
 pub use rule_sets::*;
 pub use schedule::*;
 pub use secrets::*;
@@ -119,6 +122,7 @@ pub trait Store:
     + AuditStore
     + SecretStore
     + HealthStore
+    + RetentionStore
     + Send
     + Sync
     + 'static
@@ -137,6 +141,7 @@ impl<T> Store for T where
         + AuditStore
         + SecretStore
         + HealthStore
+        + RetentionStore
         + Send
         + Sync
         + 'static
@@ -148,6 +153,6 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore, OperationStore,
-        RuleSetStore, ScheduleStore, SecretStore, Store,
+        RetentionStore, RuleSetStore, ScheduleStore, SecretStore, Store,
     };
 }

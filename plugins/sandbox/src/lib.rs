@@ -30,15 +30,21 @@ fn default_match_attributes() -> Vec<String> {
     vec!["employeeId".into(), "mail".into()]
 }
 
+/// An account as kept in the key-value store (empty fields left out).
 #[derive(Serialize, Deserialize)]
 struct Record {
     anchor: String,
     attributes: Vec<(String, Value)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     container: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     groups: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     licenses: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     apps: Vec<String>,
     enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<String>,
 }
 

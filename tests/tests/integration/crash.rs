@@ -267,7 +267,7 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
                 "SELECT e.body FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.person_key = ?1 ORDER \
                     BY j.id DESC LIMIT 1",
                 [format!("hr:{person}")],
-                |r| r.get(0),
+                |r| tenure_tests::stored_json(r, 0),
             )
             .unwrap();
         let last: Value = serde_json::from_str(&last).unwrap();

@@ -336,6 +336,26 @@ async fn prehire_accounts_are_made_ahead_and_enabled_at_the_persons_midnight() {
         .map(|e| e["data"]["to"].clone())
         .collect();
     assert_eq!(changes, [json!("pre-hire"), json!("active")]);
+
+    // Retention: the done wake actions are forgotten `retention_days` (90) after they ran; the
+    // audit of what they did is not.
+    let done = |all: Vec<ScheduledAction>| all.iter().filter(|a| a.state == ActionState::Done).count();
+    let store = &life.host.store;
+    let ran = done(store.scheduled_actions(TENANT, false).await.unwrap());
+    assert_eq!(ran, 4, "two wakes each: the account ahead, then the start date");
+    let audited = life.audit("SYD").await.len();
+    life.clock.set(ms("2026-06-01T00:00:00Z"));
+    let pruned = life.host.pipeline.prune_finished().await.unwrap().unwrap();
+    assert_eq!(pruned.actions, 0, "within the retention period");
+    life.clock.set(ms("2026-06-09T00:00:00Z"));
+    let pruned = life.host.pipeline.prune_finished().await.unwrap().unwrap();
+    assert_eq!(pruned.actions, ran as u64, "{pruned:?}");
+    assert_eq!(done(store.scheduled_actions(TENANT, false).await.unwrap()), 0);
+    assert_eq!(life.audit("SYD").await.len(), audited);
+    assert_eq!(
+        life.host.get("/api/v1/people/hr:SYD/lifecycle").await["state"],
+        "active"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

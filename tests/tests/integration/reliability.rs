@@ -219,16 +219,9 @@ async fn group_grants_survive_kills_and_are_taken_away_on_moves_and_leavers() {
         })
         .collect();
     let mut audited: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut stmt = db
-        .prepare("SELECT person_key, data FROM audit WHERE kind = 'op.applied'")
-        .unwrap();
-    for row in stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .unwrap()
-    {
-        let (person, data) = row.unwrap();
-        let data: Value = serde_json::from_str(&data).unwrap();
+    for (person, data) in tenure_tests::audit_details(&db, Some("op.applied")) {
         if data["op"] == "add-member" {
+            let person = person.unwrap_or_default();
             audited.insert((person, data["target"].as_str().unwrap_or("").to_string()));
         }
     }
@@ -243,13 +236,10 @@ async fn group_grants_survive_kills_and_are_taken_away_on_moves_and_leavers() {
         );
         grants += 1;
     }
-    let recovered: i64 = db
-        .query_row(
-            "SELECT count(*) FROM audit WHERE kind = 'op.applied' AND data LIKE '%\"recovered\":true%'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let recovered = tenure_tests::audit_details(&db, Some("op.applied"))
+        .iter()
+        .filter(|(_, data)| data["recovered"] == true)
+        .count();
     println!("{grants} grants applied; {recovered} operations recovered after a kill");
 }
 
@@ -488,9 +478,11 @@ async fn plugin_output_is_capped_before_it_reaches_the_store() {
     }
     h.wait_idle(Duration::from_secs(60)).await;
     let db = rusqlite::Connection::open(h.dir.path().join("tenure.db")).unwrap();
-    let largest: i64 = db
-        .query_row("SELECT max(length(data)) FROM audit", [], |r| r.get(0))
-        .unwrap();
+    let largest = tenure_tests::audit_details(&db, None)
+        .iter()
+        .map(|(_, data)| data.to_string().len())
+        .max()
+        .unwrap_or(0);
     assert!(largest < 300_000, "an audit entry of {largest} bytes");
     let error: i64 = db
         .query_row(

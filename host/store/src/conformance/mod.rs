@@ -16,6 +16,7 @@ pub mod events;
 pub mod guards;
 pub mod operations;
 pub mod queue;
+pub mod retention;
 pub mod rule_sets;
 pub mod schedule;
 pub mod secrets;
@@ -65,6 +66,7 @@ macro_rules! conformance_suite {
             secrets::secrets_round_trip_and_a_taken_secret_is_gone,
             secrets::key_value_data_keeps_namespaces_apart,
             secrets::the_store_answers_and_counts_its_queue,
+            retention::finished_operational_rows_are_pruned_and_open_work_stays,
         );
     };
     (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {

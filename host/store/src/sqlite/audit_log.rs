@@ -1,14 +1,21 @@
 //! The audit log, KPIs and reports.
 
+use super::stored_json;
+use super::writer::stored_hash;
 use super::{SqliteStore, local_day_start_ms};
-use crate::audit::{AuditAnchor, Verifier, VerifyReport};
+use crate::audit::{AuditAnchor, GENESIS, Verifier, VerifyReport};
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
 
 fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
-    let data: String = r.get(9)?;
-    Ok(AuditEntry {
+    Ok(audit_row_and_details(r)?.0)
+}
+
+/// An entry, and its details exactly as the hash covers them.
+fn audit_row_and_details(r: &Row<'_>) -> rusqlite::Result<(AuditEntry, String)> {
+    let data = stored_json(r.get_ref(9)?);
+    let entry = AuditEntry {
         seq: r.get(0)?,
         ts_ms: r.get(1)?,
         record: AuditRecord {
@@ -19,15 +26,20 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditEntry> {
             destination: r.get(6)?,
             event_id: r.get(7)?,
             job_id: r.get(8)?,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data)),
+            data: serde_json::from_str(&data).unwrap_or_else(|_| serde_json::Value::String(data.clone())),
         },
-        prev_hash: r.get(10)?,
-        hash: r.get(11)?,
-    })
+        prev_hash: match r.get_ref(10)? {
+            rusqlite::types::ValueRef::Null if r.get::<_, i64>(0)? == 1 => GENESIS.to_string(),
+            previous => stored_hash(previous),
+        },
+        hash: stored_hash(r.get_ref(11)?),
+    };
+    Ok((entry, data))
 }
 
-const AUDIT_COLUMNS: &str =
-    "seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, prev_hash, hash";
+/// An entry's columns; its previous hash is the hash of the entry before it (not stored twice).
+const AUDIT_COLUMNS: &str = "seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, \
+     data, (SELECT p.hash FROM audit p WHERE p.seq = audit.seq - 1), hash";
 
 fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
     if sorted.is_empty() {
@@ -102,8 +114,8 @@ impl AuditStore for SqliteStore {
                 let mut stmt = c.prepare(&format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"))?;
                 let mut rows = stmt.query([])?;
                 while let Some(row) = rows.next()? {
-                    let data: String = row.get(9)?;
-                    verifier.push_stored(&audit_row(row)?, &data);
+                    let (entry, data) = audit_row_and_details(row)?;
+                    verifier.push_stored(&entry, &data);
                 }
                 Ok(verifier.finish(recorded_head))
             })

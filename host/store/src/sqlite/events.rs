@@ -131,27 +131,42 @@ impl EventStore for SqliteStore {
     }
 }
 
-/// Each event with its `event.received` audit details, encoded before the writer sees them.
-pub(super) fn with_received_data(events: Vec<NewEvent>) -> Vec<(NewEvent, String)> {
+/// An event ready for the writer: its body compressed and its `event.received` details encoded.
+pub(super) struct PreparedEvent {
+    event: NewEvent,
+    body: crate::compact_json::Compact,
+    received: String,
+}
+
+/// Prepares events on the caller's thread, so that the one writer thread only inserts.
+pub(super) fn with_received_data(events: Vec<NewEvent>) -> Vec<PreparedEvent> {
     events
         .into_iter()
-        .map(|ev| {
-            let data = crate::audit::redact(serde_json::json!({
-                "source": ev.source, "kind": ev.kind, "source_record_id": ev.source_record_id,
-                "idempotency_key": ev.idempotency_key,
-            }));
-            (ev, data.to_string())
+        .map(|mut event| {
+            let received = crate::audit::redact(serde_json::json!({
+                "source": event.source, "kind": event.kind, "source_record_id": event.source_record_id,
+                "idempotency_key": event.idempotency_key,
+            }))
+            .to_string();
+            let body = crate::compact_json::compress(&std::mem::take(&mut event.body));
+            PreparedEvent {
+                event,
+                body,
+                received,
+            }
         })
         .collect()
 }
 
 /// Stores events, their jobs and their audit entries (the body of every intake).
-pub(super) fn intake_events(
-    ctx: &mut WriteCtx<'_>,
-    events: Vec<(NewEvent, String)>,
-) -> StoreResult<Vec<Intake>> {
+pub(super) fn intake_events(ctx: &mut WriteCtx<'_>, events: Vec<PreparedEvent>) -> StoreResult<Vec<Intake>> {
     let mut out = Vec::with_capacity(events.len());
-    for (mut ev, received) in events {
+    for PreparedEvent {
+        event: mut ev,
+        body,
+        received,
+    } in events
+    {
         if !ev.link_keys.is_empty() {
             ev.person_key = link_person(ctx, &ev)?;
         }
@@ -172,7 +187,7 @@ pub(super) fn intake_events(
                     ev.kind.to_column(),
                     ev.source_record_id,
                     ev.start_date,
-                    ev.body,
+                    body,
                     ev.actor,
                     ev.received_ms,
                     ev.occurred_ms

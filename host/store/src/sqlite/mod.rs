@@ -14,6 +14,7 @@ mod jobs;
 mod kv;
 mod names;
 mod operations;
+mod retention;
 mod rule_sets;
 mod schedule;
 mod secrets;
@@ -79,6 +80,7 @@ impl SqliteStore {
         // The writer runs a few dozen distinct statements; keep them all prepared.
         conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA)?;
+        migrate_audit_to_compact(&conn)?;
         let audit_key = master.derive("tenure audit chain v1");
         let head_file = head_file_for(&options.path);
         let database_head = writer::read_head(&conn)?;
@@ -184,6 +186,53 @@ impl SqliteStore {
     }
 }
 
+/// Drops the stored previous-hash column of an audit table made before the compact encoding
+/// (each entry's previous hash is the hash of the entry before it). The rows keep their details
+/// and hashes as text, which reads back as before.
+fn migrate_audit_to_compact(conn: &Connection) -> StoreResult<()> {
+    let has_previous = |conn: &Connection| -> StoreResult<bool> {
+        Ok(conn
+            .prepare("SELECT 1 FROM pragma_table_info('audit') WHERE name = 'prev_hash'")?
+            .exists([])?)
+    };
+    if !has_previous(conn)? {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        if has_previous(conn)? {
+            conn.execute_batch("ALTER TABLE audit DROP COLUMN prev_hash")?;
+            tracing::info!("audit table migrated to the compact encoding");
+        }
+        Ok(())
+    })();
+    conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    result
+}
+
+impl rusqlite::ToSql for crate::compact_json::Compact {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use crate::compact_json::Compact;
+        Ok(match self {
+            Compact::Text(text) => rusqlite::types::ToSqlOutput::from(text.as_str()),
+            Compact::Compressed(bytes) => rusqlite::types::ToSqlOutput::from(bytes.as_slice()),
+        })
+    }
+}
+
+/// A stored JSON document (audit details, an event body) as text, whichever form it was
+/// stored in; one that cannot be read back becomes a note saying why (which then fails the audit
+/// chain's check, or the event's decoding, by name).
+pub(crate) fn stored_json(value: rusqlite::types::ValueRef<'_>) -> String {
+    match value {
+        rusqlite::types::ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned(),
+        rusqlite::types::ValueRef::Blob(bytes) => {
+            crate::compact_json::decompress(bytes).unwrap_or_else(|e| format!("<unreadable: {e}>"))
+        }
+        _ => String::new(),
+    }
+}
+
 fn head_file_for(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".audit-head");
@@ -238,7 +287,7 @@ fn event_row(r: &Row<'_>, at: usize) -> rusqlite::Result<EventRow> {
         idempotency_key: r.get(at + 6)?,
         actor: r.get(at + 7)?,
         received_ms: r.get(at + 8)?,
-        body: r.get(at + 9)?,
+        body: stored_json(r.get_ref(at + 9)?),
     })
 }
 

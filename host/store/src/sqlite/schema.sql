@@ -111,9 +111,10 @@ CREATE TABLE IF NOT EXISTS audit (
     destination TEXT,
     event_id INTEGER,
     job_id INTEGER,
-    data TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    -- JSON text, or a format byte and the JSON compressed (see `audit_codec`).
+    data BLOB NOT NULL,
+    -- HMAC over the previous entry's hash and this entry (32 bytes; hex text in older rows).
+    hash BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_person ON audit (tenant, person_key, seq);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit

@@ -55,6 +55,162 @@ async fn an_edited_or_truncated_audit_file_fails_verification() {
 }
 
 #[tokio::test]
+async fn audit_details_are_stored_compressed_and_hashes_as_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let summary = "added a-17 to Finance";
+    let details = serde_json::json!({ "anchor": "a-17", "key": "ad/add/Finance", "op": "add-member",
+        "status": "done", "summary": summary, "target": "Finance" });
+    store
+        .append_audit(vec![
+            AuditRecord::new("t", AuditKind::OpApplied, "system").data(details.clone()),
+        ])
+        .await
+        .unwrap();
+    let conn = Connection::open(store.path()).unwrap();
+    let (data, hash): (Vec<u8>, Vec<u8>) = conn
+        .query_row("SELECT data, hash FROM audit", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap();
+    assert!(data.len() * 2 < details.to_string().len(), "{} bytes", data.len());
+    assert!(!data.windows(summary.len()).any(|w| w == summary.as_bytes()));
+    assert_eq!(hash.len(), 32);
+    let entries = store.audit(AuditFilter::default()).await.unwrap();
+    assert_eq!(entries[0].record.data, details);
+    assert_eq!(entries[0].hash, hex::encode(&hash));
+    assert_eq!(entries[0].prev_hash, crate::audit::GENESIS);
+}
+
+#[tokio::test]
+async fn an_audit_log_written_before_the_compact_encoding_still_verifies_and_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let records = |from: i64| {
+        (from..from + 3)
+            .map(|i| {
+                AuditRecord::new("t", AuditKind::AdminSecretSet, "it").data(serde_json::json!({ "n": i }))
+            })
+            .collect::<Vec<_>>()
+    };
+    store.append_audit(records(0)).await.unwrap();
+    let before = store.audit(AuditFilter::default()).await.unwrap();
+    drop(store);
+    // The layout before: details and hashes as text, and each entry's previous hash stored too.
+    let conn = Connection::open(dir.path().join("t.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE audit;
+         CREATE TABLE audit (seq INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, tenant TEXT NOT NULL,
+             kind TEXT NOT NULL, actor TEXT NOT NULL, person_key TEXT, destination TEXT, event_id INTEGER,
+             job_id INTEGER, data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+    )
+    .unwrap();
+    for e in &before {
+        conn.execute(
+            "INSERT INTO audit VALUES (?1, ?2, 't', 'admin.secret_set', 'it', \
+                NULL, NULL, NULL, NULL, ?3, ?4, ?5)",
+            params![e.seq, e.ts_ms, e.record.data.to_string(), e.prev_hash, e.hash],
+        )
+        .unwrap();
+    }
+    drop(conn);
+    let store = open(&dir);
+    assert!(
+        store.verify_audit().await.unwrap().ok(),
+        "the old rows verify after the migration"
+    );
+    store.append_audit(records(3)).await.unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert!(report.ok(), "{:?}", report.problem);
+    assert_eq!(report.entries, 6);
+    let after = store.audit(AuditFilter::default()).await.unwrap();
+    assert_eq!(
+        after[..3].iter().map(|e| &e.hash).collect::<Vec<_>>(),
+        before.iter().map(|e| &e.hash).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        after[3].prev_hash, before[2].hash,
+        "the chain continues from the old rows"
+    );
+    assert_eq!(after[5].record.data, serde_json::json!({ "n": 5 }));
+    let columns: Vec<String> = Connection::open(store.path())
+        .unwrap()
+        .prepare("SELECT name FROM pragma_table_info('audit')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!columns.iter().any(|c| c == "prev_hash"), "{columns:?}");
+}
+
+#[tokio::test]
+async fn damaged_compressed_details_fail_verification_without_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let records = (0..3)
+        .map(|i| {
+            AuditRecord::new("t", AuditKind::OpApplied, "system")
+                .data(serde_json::json!({ "key": "ad/create", "op": "create", "status": "done", "n": i }))
+        })
+        .collect();
+    store.append_audit(records).await.unwrap();
+    let conn = Connection::open(store.path()).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_no_update;
+         UPDATE audit SET data = substr(data, 1, length(data) - 2) WHERE seq = 2;",
+    )
+    .unwrap();
+    let report = store.verify_audit().await.unwrap();
+    assert_eq!(report.problem.map(|p| p.seq), Some(2));
+    let entries = store.audit(AuditFilter::default()).await.unwrap();
+    assert!(
+        entries[1]
+            .record
+            .data
+            .as_str()
+            .is_some_and(|s| s.starts_with("<unreadable"))
+    );
+}
+
+#[tokio::test]
+async fn event_bodies_are_stored_compressed_and_older_text_bodies_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let body = concat!(
+        r#"{"v":1,"kind":"joiner","person":{"ids":[{"source":"hr","id":"E42"}],"given_name":"Ada","#,
+        r#""family_name":"Lovelace","emails":[{"kind":"work","value":"ada@example.com","primary":true}],"#,
+        r#""department":"Engineering","status":"active"},"source_record_id":"hire-E42"}"#
+    );
+    let mut first = crate::conformance::event("k1", "hr:E42");
+    first.body = body.into();
+    let mut second = crate::conformance::event("k2", "hr:E43");
+    second.body = body.replace("E42", "E43");
+    store.intake(vec![first, second], None).await.unwrap();
+    let conn = Connection::open(store.path()).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row("SELECT body FROM events WHERE idempotency_key = 'k1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        stored.len() * 2 < body.len(),
+        "{} bytes from {}",
+        stored.len(),
+        body.len()
+    );
+    let first_id: i64 = conn
+        .query_row("SELECT id FROM events WHERE idempotency_key = 'k1'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(store.event("t", first_id).await.unwrap().unwrap().body, body);
+    // A row written before the compact encoding keeps its text body.
+    conn.execute("UPDATE events SET body = ?1 WHERE idempotency_key = 'k2'", [body])
+        .unwrap();
+    let second_id = first_id + 1;
+    assert_eq!(store.event("t", second_id).await.unwrap().unwrap().body, body);
+}
+
+#[tokio::test]
 async fn kv_quotas_are_kept_in_step() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

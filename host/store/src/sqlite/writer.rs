@@ -10,6 +10,7 @@
 
 use super::durability::{Committed, Syncer};
 use crate::audit::{GENESIS, entry_hash_text, redact};
+use crate::compact_json::{self, Compact};
 use crate::{AuditRecord, StoreError, StoreResult};
 use crossbeam_channel as channel;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -39,20 +40,24 @@ pub(crate) struct WriteCtx<'c> {
 /// their records on the caller's thread, so the one writer thread only hashes and inserts.
 pub(crate) struct PreparedAudit {
     record: AuditRecord,
+    /// The details as JSON text (what the hash covers).
     data: String,
+    /// The details as stored (compressed when that makes them smaller).
+    stored: Compact,
 }
 
 impl From<AuditRecord> for PreparedAudit {
     fn from(mut record: AuditRecord) -> Self {
         let data = redact(std::mem::take(&mut record.data)).to_string();
-        PreparedAudit { record, data }
+        PreparedAudit::encoded(record, data)
     }
 }
 
 impl PreparedAudit {
     /// A record whose details were encoded (and redacted) already.
     pub fn encoded(record: AuditRecord, data: String) -> Self {
-        PreparedAudit { record, data }
+        let stored = compact_json::compress(&data);
+        PreparedAudit { record, data, stored }
     }
 }
 
@@ -69,14 +74,14 @@ impl WriteCtx<'_> {
 
     /// Appends one audit entry to the chain (redacted, timestamped, hashed).
     pub fn audit(&mut self, record: impl Into<PreparedAudit>) -> StoreResult<()> {
-        let PreparedAudit { record, data } = record.into();
+        let PreparedAudit { record, data, stored } = record.into();
         let seq = self.head.seq + 1;
         let hash = entry_hash_text(self.key, &self.head.hash, seq, self.now_ms, &record, &data);
         self.conn
             .prepare_cached(
                 "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, \
-                    job_id, data, prev_hash, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    job_id, data, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?
             .execute(params![
                 seq,
@@ -88,9 +93,8 @@ impl WriteCtx<'_> {
                 record.destination,
                 record.event_id,
                 record.job_id,
-                data,
-                self.head.hash,
-                hash
+                stored,
+                hash_to_stored(&hash)
             ])?;
         self.head.seq = seq;
         self.head.hash = hash;
@@ -285,6 +289,20 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A hash (hex) as stored: its 32 bytes.
+fn hash_to_stored(hex_hash: &str) -> Vec<u8> {
+    hex::decode(hex_hash).unwrap_or_else(|_| hex_hash.as_bytes().to_vec())
+}
+
+/// A stored hash in hex (32 bytes, or hex text in rows older than the compact encoding).
+pub(crate) fn stored_hash(value: rusqlite::types::ValueRef<'_>) -> String {
+    match value {
+        rusqlite::types::ValueRef::Text(text) => String::from_utf8_lossy(text).into_owned(),
+        rusqlite::types::ValueRef::Blob(bytes) => hex::encode(bytes),
+        _ => String::new(),
+    }
+}
+
 /// The chain's head as the database has it (read inside the write transaction).
 pub(crate) fn read_head(conn: &Connection) -> StoreResult<ChainHead> {
     let head = conn
@@ -292,7 +310,7 @@ pub(crate) fn read_head(conn: &Connection) -> StoreResult<ChainHead> {
         .query_row([], |r| {
             Ok(ChainHead {
                 seq: r.get(0)?,
-                hash: r.get(1)?,
+                hash: stored_hash(r.get_ref(1)?),
             })
         })
         .optional()?;

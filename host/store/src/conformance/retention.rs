@@ -1,0 +1,103 @@
+//! Retention of finished operational rows.
+
+use super::{claim, event, intake, now};
+use crate::*;
+use std::sync::Arc;
+
+pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc<dyn Store>) {
+    let t = now();
+    // Deliveries: a ping is stored done; a real one waits for enrichment.
+    let delivery = |token: &str, ping: bool| NewDelivery {
+        tenant: "t".into(),
+        source: "lever".into(),
+        token: token.into(),
+        digest: token.into(),
+        event: "candidateHired".into(),
+        headers: vec![],
+        body: b"{}".to_vec(),
+        keep_token_ms: 3_600_000,
+        ping,
+        max_attempts: 3,
+        audit: vec![],
+    };
+    store.store_delivery(delivery("ping", true)).await.unwrap();
+    store.store_delivery(delivery("hire", false)).await.unwrap();
+    // Actions: one done, one still pending.
+    let action = |destination: &str, due_ms: i64| NewScheduledAction {
+        tenant: "t".into(),
+        person_key: "p1".into(),
+        destination: destination.into(),
+        action: ActionKind::Delete,
+        due_ms,
+        reason: "test".into(),
+        now_ms: t,
+    };
+    store.schedule_action(action("ad", t)).await.unwrap();
+    store
+        .schedule_action(action("scim", t + 86_400_000))
+        .await
+        .unwrap();
+    let due = store.take_due_actions(t, 10).await.unwrap();
+    store
+        .finish_action(due[0].id, ActionState::Done, "deleted", t)
+        .await
+        .unwrap();
+    // A guard admission.
+    intake(&store, vec![event("e1", "p1")]).await;
+    let job = claim(&store, "w").await.remove(0);
+    store
+        .guard_admit(GuardRequest {
+            tenant: "t".into(),
+            destination: "ad".into(),
+            job_id: job.id,
+            now_ms: t,
+            window_ms: 3_600_000,
+            max_accounts: Some(10),
+            max_percent: None,
+            min_population: 0,
+            alert: AuditRecord::new("t", AuditKind::GuardTripped, "system"),
+        })
+        .await
+        .unwrap();
+    let audit_before = store.audit(AuditFilter::default()).await.unwrap().len();
+
+    // Nothing finished before an earlier cutoff.
+    assert_eq!(
+        store.prune_finished(t - 60_000, 10).await.unwrap(),
+        Pruned::default()
+    );
+    // One row of each kind at a time, then nothing left.
+    let later = t + 60_000;
+    let first = store.prune_finished(later, 1).await.unwrap();
+    assert_eq!(
+        first,
+        Pruned {
+            deliveries: 1,
+            actions: 1,
+            admissions: 1
+        }
+    );
+    assert_eq!(store.prune_finished(later, 10).await.unwrap().total(), 0);
+
+    let deliveries = store
+        .deliveries(DeliveryFilter {
+            tenant: "t".into(),
+            ..DeliveryFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 1, "the delivery still to enrich stays");
+    assert_eq!(deliveries[0].state, DeliveryState::Pending);
+    let actions = store.scheduled_actions("t", false).await.unwrap();
+    assert_eq!(actions.len(), 1, "the pending action stays");
+    assert_eq!(actions[0].state, ActionState::Pending);
+    assert_eq!(
+        store.audit(AuditFilter::default()).await.unwrap().len(),
+        audit_before,
+        "the audit is never pruned"
+    );
+    assert!(
+        store.event("t", job.event.id).await.unwrap().is_some(),
+        "events stay"
+    );
+}

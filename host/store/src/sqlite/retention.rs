@@ -1,0 +1,33 @@
+//! Retention: pruning finished operational rows in bounded writes.
+
+use super::SqliteStore;
+use crate::{Pruned, RetentionStore, StoreResult};
+use rusqlite::params;
+
+#[async_trait::async_trait]
+impl RetentionStore for SqliteStore {
+    async fn prune_finished(&self, before_ms: i64, limit: usize) -> StoreResult<Pruned> {
+        let limit = limit.max(1) as i64;
+        self.writer
+            .write(move |ctx| {
+                let prune = |sql: &str| -> StoreResult<u64> {
+                    Ok(ctx.conn.prepare_cached(sql)?.execute(params![before_ms, limit])? as u64)
+                };
+                Ok(Pruned {
+                    deliveries: prune(
+                        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+                         WHERE state IN ('done', 'rejected') AND finished_ms < ?1 LIMIT ?2)",
+                    )?,
+                    actions: prune(
+                        "DELETE FROM scheduled_actions WHERE id IN (SELECT id FROM scheduled_actions
+                         WHERE state IN ('done', 'cancelled') AND finished_ms < ?1 LIMIT ?2)",
+                    )?,
+                    admissions: prune(
+                        "DELETE FROM guard_admissions WHERE rowid IN (SELECT rowid FROM guard_admissions
+                         WHERE at_ms < ?1 LIMIT ?2)",
+                    )?,
+                })
+            })
+            .await
+    }
+}
