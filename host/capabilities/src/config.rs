@@ -114,6 +114,63 @@ pub enum HttpAuth {
         /// The header's value.
         value: Secret,
     },
+    /// `Authorization: SSWS TOKEN` (an Okta API token).
+    Ssws {
+        /// The API token.
+        token: Secret,
+    },
+    /// OAuth2 client credentials with a client secret: the host fetches a bearer token from
+    /// `token_url` and keeps it until shortly before it expires (Microsoft identity platform:
+    /// `https://login.microsoftonline.com/TENANT/oauth2/v2.0/token`, scope
+    /// `https://graph.microsoft.com/.default`).
+    #[serde(rename = "oauth2")]
+    OAuth2 {
+        /// The token endpoint.
+        token_url: String,
+        /// The application (client) id.
+        client_id: String,
+        /// Scopes asked for (sent space-separated).
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// The client secret.
+        client_secret: Secret,
+    },
+    /// OAuth2 client credentials with a signed assertion (`private_key_jwt`, RFC 7523): Microsoft
+    /// certificate credentials, Okta service apps. The host signs a short-lived JWT (RS256 for an
+    /// RSA key, ES256 for P-256) with `iss` and `sub` the client id and `aud` the token endpoint.
+    #[serde(rename = "oauth2-jwt")]
+    OAuth2Jwt {
+        /// The token endpoint (also the assertion's audience).
+        token_url: String,
+        /// The application (client) id.
+        client_id: String,
+        /// Scopes asked for (sent space-separated; Okta: `okta.users.manage` ...).
+        #[serde(default)]
+        scopes: Vec<String>,
+        /// The private key, PEM (PKCS#8, or PKCS#1 for RSA): `${secret:NAME}`, `${file:PATH}` or
+        /// `${ENV}`.
+        private_key: Secret,
+        /// The key's id, sent as the assertion's `kid` (Okta: the key id shown for the app).
+        #[serde(default)]
+        key_id: Option<String>,
+        /// The certificate's SHA-1 thumbprint in hex, as the Entra portal shows it; sent as `x5t`.
+        #[serde(default)]
+        certificate_thumbprint: Option<String>,
+    },
+    /// A Google service account with domain-wide delegation: the host signs the JWT bearer grant
+    /// (RS256, `sub` the admin it acts as) and fetches a token from Google's endpoint.
+    #[serde(rename = "google-service-account")]
+    GoogleServiceAccount {
+        /// The service account's JSON key file, whole: `${file:PATH}` or `${secret:NAME}`.
+        key: Secret,
+        /// The admin the service account acts as (domain-wide delegation's subject).
+        subject: String,
+        /// Scopes asked for (`https://www.googleapis.com/auth/admin.directory.user` ...).
+        scopes: Vec<String>,
+        /// Another token endpoint than the key file's `token_uri` (tests).
+        #[serde(default)]
+        token_url: Option<String>,
+    },
 }
 
 fn empty_secret() -> Secret {
@@ -195,6 +252,16 @@ pub fn interpolate_with(
                     reason: format!(
                         "secret {secret:?} is not in the store (add it with `tenure secrets set {secret}`)"
                     ),
+                })?;
+                out.push_str(&value);
+                rest = &stripped[end + 1..];
+                continue;
+            }
+            // `${file:PATH}` is a file's content (a private key, a service account's key file).
+            if let Some(path) = name.strip_prefix("file:") {
+                let value = lookup(name).ok_or_else(|| ConfigError::Invalid {
+                    field: field.to_string(),
+                    reason: format!("file {path:?} cannot be read (it must exist and be readable by tenure)"),
                 })?;
                 out.push_str(&value);
                 rest = &stripped[end + 1..];

@@ -83,6 +83,8 @@ pub struct HttpCapability {
     /// For every other connection: connects to public addresses only (see `egress`).
     public_client: reqwest::Client,
     buckets: Arc<Mutex<HashMap<u64, Bucket>>>,
+    /// Tokens of connections whose credentials are exchanged for them (OAuth2, Google).
+    tokens: Arc<crate::oauth::TokenCache>,
 }
 
 /// A connection's limit state: `tokens` refill at the connection's rate up to its
@@ -125,6 +127,7 @@ impl HttpCapability {
             client,
             public_client,
             buckets: Arc::new(Mutex::new(HashMap::new())),
+            tokens: Arc::default(),
         })
     }
 
@@ -250,7 +253,6 @@ impl HttpCapability {
                 .map_err(|_| HttpError::InvalidRequest(format!("value of header {name} is not valid")))?;
             builder = builder.header(name, value);
         }
-        builder = attach_auth(builder, &conn.auth);
         if let Some(body) = req.body {
             builder = builder.body(body);
         }
@@ -264,17 +266,41 @@ impl HttpCapability {
             .unwrap_or(limit);
         let deadline = Instant::now() + timeout;
         let name = req.connection.clone();
+        let token_key = crate::oauth::cache_key(&name, conn);
         let send = async {
             let mut attempt = 0;
+            let mut token_refreshed = false;
             let mut response = loop {
                 if let Err(t) = self.take_token(conn, &name, deadline).await {
                     return Ok(throttled_response(t));
                 }
+                let token = if crate::oauth::uses_tokens(&conn.auth) {
+                    match self.bearer_token(client, conn, &name, token_key).await {
+                        Ok(token) => Some(token),
+                        Err(TokenFailure::Throttled(wait)) => {
+                            return Ok(throttled_response(Throttled { wait }));
+                        }
+                        Err(TokenFailure::Error(e)) => return Err(e),
+                    }
+                } else {
+                    None
+                };
                 let this = builder
                     .try_clone()
                     .ok_or_else(|| HttpError::InvalidRequest("the request cannot be repeated".into()))?;
+                let this = attach_auth(this, &conn.auth, token.as_ref());
                 let response = this.send().await.map_err(transport_error)?;
                 let status = response.status().as_u16();
+                // A 401 with a token the host fetched: drop it and try once more with a new one.
+                if status == 401
+                    && let Some(used) = &token
+                    && !token_refreshed
+                {
+                    self.tokens.reject(token_key, used).await;
+                    token_refreshed = true;
+                    tracing::debug!(connection = %name, "401 with a cached token; fetching a new one");
+                    continue;
+                }
                 let retry_after = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
@@ -321,6 +347,67 @@ impl HttpCapability {
     }
 }
 
+/// Why no token was attached.
+enum TokenFailure {
+    /// The token endpoint asked to wait: the plugin hears a 429 from the host.
+    Throttled(Duration),
+    Error(HttpError),
+}
+
+impl HttpCapability {
+    /// The connection's bearer token, fetched from its token endpoint (through the connection's
+    /// client, so the same egress rules apply) when none is cached.
+    async fn bearer_token(
+        &self,
+        client: &reqwest::Client,
+        conn: &HttpConnection,
+        name: &str,
+        key: u64,
+    ) -> Result<crate::secret::Secret, TokenFailure> {
+        let denied =
+            |why: String| TokenFailure::Error(HttpError::Denied(format!("connection {name:?}: {why}")));
+        let post = |url: String, form: String| async move {
+            let url = url::Url::parse(&url).map_err(|e| format!("token_url: {e}"))?;
+            if url.scheme() != "https" && !conn.allow_plaintext && !crate::egress::is_loopback_url(&url) {
+                return Err(
+                    "token_url: the credentials would cross the network unencrypted; use https://".into(),
+                );
+            }
+            if !conn.allow_private_network {
+                crate::egress::check_literal(&url).map_err(|why| format!("token_url: {why}"))?;
+            }
+            let response = client
+                .post(url)
+                .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(reqwest::header::ACCEPT, "application/json")
+                .body(form)
+                .timeout(DEFAULT_TIMEOUT)
+                .send()
+                .await
+                .map_err(|e| transport_error(e).to_string())?;
+            let status = response.status().as_u16();
+            let headers = response
+                .headers()
+                .iter()
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
+                .collect();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| transport_error(e).to_string())?;
+            Ok((status, headers, body.to_vec()))
+        };
+        match self.tokens.token(key, conn, post).await {
+            Ok(token) => Ok(token),
+            Err(crate::oauth::TokenError::Throttled(wait)) => Err(TokenFailure::Throttled(wait)),
+            Err(e @ crate::oauth::TokenError::Unavailable(_)) => Err(TokenFailure::Error(
+                HttpError::Transport(format!("connection {name:?}: {e}")),
+            )),
+            Err(e) => Err(denied(e.to_string())),
+        }
+    }
+}
+
 /// The answer a plugin gets when the host held its request back (the connection's
 /// `Retry-After` or rate limit would pass the call's deadline): a 429 with the wait,
 /// marked `x-tenure-throttled: host` because the destination never saw it.
@@ -348,6 +435,9 @@ fn credential_of(auth: &HttpAuth) -> &str {
         HttpAuth::Bearer { token } => token.expose(),
         HttpAuth::Basic { username, .. } => username.expose(),
         HttpAuth::Header { value, .. } => value.expose(),
+        HttpAuth::Ssws { token } => token.expose(),
+        HttpAuth::OAuth2 { client_id, .. } | HttpAuth::OAuth2Jwt { client_id, .. } => client_id,
+        HttpAuth::GoogleServiceAccount { subject, .. } => subject,
     }
 }
 
@@ -373,9 +463,23 @@ fn is_auth_header(auth: &HttpAuth, lower: &str) -> bool {
     matches!(auth, HttpAuth::Header { name, .. } if name.eq_ignore_ascii_case(lower))
 }
 
-fn attach_auth(builder: reqwest::RequestBuilder, auth: &HttpAuth) -> reqwest::RequestBuilder {
+fn attach_auth(
+    builder: reqwest::RequestBuilder,
+    auth: &HttpAuth,
+    token: Option<&crate::secret::Secret>,
+) -> reqwest::RequestBuilder {
+    if let Some(token) = token {
+        return builder.bearer_auth(token.expose());
+    }
     match auth {
         HttpAuth::None => builder,
+        HttpAuth::Ssws { token } => {
+            builder.header(reqwest::header::AUTHORIZATION, format!("SSWS {}", token.expose()))
+        }
+        // Without a token (never reached: `send` fetches one first) nothing is attached.
+        HttpAuth::OAuth2 { .. } | HttpAuth::OAuth2Jwt { .. } | HttpAuth::GoogleServiceAccount { .. } => {
+            builder
+        }
         HttpAuth::Bearer { token } => builder.bearer_auth(token.expose()),
         HttpAuth::Basic { username, password } => {
             let password = (!password.is_empty()).then(|| password.expose());

@@ -16,6 +16,7 @@ pub mod grants;
 pub mod http;
 pub mod kv;
 pub mod ldap;
+pub mod oauth;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};

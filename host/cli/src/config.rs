@@ -259,15 +259,20 @@ impl HostConfig {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let mut value: toml::Value =
             toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
-        let lookup = |name: &str| match name.strip_prefix("secret:") {
-            Some(secret) => secrets.get(secret).cloned(),
-            None => std::env::var(name).ok(),
+        let base = path.parent().unwrap_or(Path::new("."));
+        let lookup = |name: &str| {
+            if let Some(secret) = name.strip_prefix("secret:") {
+                secrets.get(secret).cloned()
+            } else if let Some(file) = name.strip_prefix("file:") {
+                std::fs::read_to_string(base.join(file)).ok()
+            } else {
+                std::env::var(name).ok()
+            }
         };
         interpolate(&mut value, "", &lookup)?;
         let mut config: HostConfig = value
             .try_into()
             .with_context(|| format!("invalid config in {}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
         for dir in [
             &mut config.plugins_dir,
             &mut config.cache_dir,
@@ -551,6 +556,55 @@ mod tests {
         let err = format!("{:#}", HostConfig::load_with_secrets(&path, &short).unwrap_err());
         assert!(
             err.contains("api_tokens[0].token: must be at least 16 characters"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cloud_credentials_read_keys_from_files_beside_the_config() {
+        let dir = temp_dir("cloud");
+        write(
+            &dir,
+            "graph.pem",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        );
+        let path = write(
+            &dir,
+            "tenure.toml",
+            r#"
+            [tenants.acme.connections.graph]
+            kind = "http"
+            url = "https://graph.microsoft.com/v1.0"
+            auth = { type = "oauth2-jwt", token_url = "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+                     client_id = "app", scopes = ["https://graph.microsoft.com/.default"],
+                     private_key = "${file:graph.pem}", certificate_thumbprint = "AA" }
+            [tenants.acme.connections.okta]
+            kind = "http"
+            url = "https://example.okta.com"
+            auth = { type = "ssws", token = "okta-token" }
+            "#,
+        );
+        let config = HostConfig::load(&path).unwrap();
+        let acme = &config.tenants["acme"];
+        match &acme.connections["graph"] {
+            ConnectionConfig::Http(h) => match &h.auth {
+                tenure_capabilities::HttpAuth::OAuth2Jwt { private_key, .. } => {
+                    assert!(private_key.expose().starts_with("-----BEGIN PRIVATE KEY-----"))
+                }
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        let missing = write(
+            &dir,
+            "missing.toml",
+            "[tenants.acme.connections.g]\nkind = \"http\"\nurl = \"https://x.test\"\n\
+             auth = { type = \"oauth2\", token_url = \"https://x.test/t\", client_id = \"a\", \
+             client_secret = \"${file:nope.txt}\" }\n",
+        );
+        let err = format!("{:#}", HostConfig::load(&missing).unwrap_err());
+        assert!(
+            err.contains("tenants.acme.connections.g.auth.client_secret: file \"nope.txt\" cannot be read"),
             "{err}"
         );
     }
