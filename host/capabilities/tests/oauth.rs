@@ -283,7 +283,10 @@ async fn a_google_service_account_acts_as_its_delegated_admin() {
     assert_eq!(claims["sub"], "admin@example.com");
     assert_eq!(
         claims["scope"],
-        "https://www.googleapis.com/auth/admin.directory.user https://www.googleapis.com/auth/admin.directory.group.member"
+        concat!(
+            "https://www.googleapis.com/auth/admin.directory.user ",
+            "https://www.googleapis.com/auth/admin.directory.group.member"
+        )
     );
     assert_eq!(claims["aud"], format!("{base}/token"));
     assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 3600);
@@ -297,14 +300,14 @@ async fn a_refusal_names_the_connection_and_the_reason_and_a_throttle_is_a_429_f
     p.lock().unwrap().refuse = Some((
         StatusCode::UNAUTHORIZED,
         HeaderMap::new(),
-        json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
+        json!({"error": "invalid_client",
+               "error_description": "AADSTS7000215: Invalid client secret provided."}),
     ));
     let e = http.send(&grants, &tenant, me_request()).await.unwrap_err();
     let text = e.to_string();
-    assert!(
-        matches!(&e, HttpError::Denied(m) if m.contains("\"api\"") && m.contains("invalid_client") && m.contains("AADSTS7000215")),
-        "{e:?}"
-    );
+    let named =
+        |m: &str| m.contains("\"api\"") && m.contains("invalid_client") && m.contains("AADSTS7000215");
+    assert!(matches!(&e, HttpError::Denied(m) if named(m)), "{e:?}");
     assert!(
         !text.contains("s3cret-value"),
         "the secret never appears in an error"

@@ -454,7 +454,11 @@ mod tests {
         let ok = br#"{"access_token":"t1","token_type":"Bearer","expires_in":"3599"}"#;
         let (token, life) = read_token_response(200, &[], ok).unwrap();
         assert_eq!((token.expose(), life), ("t1", Duration::from_secs(3599)));
-        let refused = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x"}"#;
+        let refused = concat!(
+            r#"{"error":"invalid_client","#,
+            r#""error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x"}"#
+        )
+        .as_bytes();
         assert_eq!(
             read_token_response(401, &[], refused).unwrap_err(),
             TokenError::Refused {
