@@ -398,7 +398,7 @@ pub(crate) fn plan_target(
     desired: Option<&wit::DesiredAccount>,
     current: Option<&wit::Account>,
     link: Option<&Link>,
-    supported: &[wit::connector::OperationKind],
+    caps: &plan::ConnectorCaps,
     state: State,
     life: &Lifecycle,
 ) -> Plan {
@@ -430,7 +430,7 @@ pub(crate) fn plan_target(
         restored.as_ref().or(desired),
         current,
         leave_link.as_ref().or(link),
-        supported,
+        caps.can(),
         dest.deprovision,
         state.is_gone(),
     )

@@ -214,7 +214,7 @@ pub struct Pipeline {
     pub metrics: metrics::Metrics,
     pub(crate) wake: Notify,
     pub(crate) owner: String,
-    capabilities: Mutex<HashMap<(String, String, String), Arc<wit::connector::Capabilities>>>,
+    capabilities: Mutex<HashMap<(String, String, String), Arc<plan::ConnectorCaps>>>,
     pub(crate) refusals: webhooks::RefusalSampler,
     /// Webhook deliveries each source may still send now.
     pub(crate) webhook_rates: webhooks::DeliveryLimiter,
@@ -441,7 +441,7 @@ impl Pipeline {
     pub(crate) async fn capabilities(
         &self,
         connector: &tenure_runtime::PluginHandle,
-    ) -> Result<Arc<wit::connector::Capabilities>, CallError> {
+    ) -> Result<Arc<plan::ConnectorCaps>, CallError> {
         let key = (
             connector.tenant().to_string(),
             connector.plugin().to_string(),
@@ -455,7 +455,10 @@ impl Pipeline {
         {
             return Ok(c.clone());
         }
-        let caps = Arc::new(connector.describe().await?);
+        let caps = Arc::new(plan::ConnectorCaps {
+            described: connector.describe().await?,
+            keeps: connector.manifest().keeps.clone(),
+        });
         self.capabilities
             .lock()
             .unwrap_or_else(|p| p.into_inner())

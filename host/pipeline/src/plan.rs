@@ -4,6 +4,7 @@
 
 use crate::config::Deprovision;
 use serde::Serialize;
+use tenure_runtime::AccessField;
 use tenure_runtime::wit::{self, connector::OperationKind as Supported};
 use tenure_store::{Link, OperationKind};
 
@@ -64,9 +65,43 @@ fn op_kind(op: &wit::Operation) -> (Supported, OperationKind) {
     }
 }
 
+/// What a connector can do: its own `describe` answer, and the access fields its manifest says
+/// the destination keeps.
+#[derive(Debug, Clone)]
+pub struct ConnectorCaps {
+    pub described: wit::connector::Capabilities,
+    pub keeps: Vec<AccessField>,
+}
+
+impl std::ops::Deref for ConnectorCaps {
+    type Target = wit::connector::Capabilities;
+    fn deref(&self) -> &Self::Target {
+        &self.described
+    }
+}
+
+/// What a destination can take: the operations its connector supports and the access fields it
+/// keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Can<'a> {
+    pub operations: &'a [Supported],
+    pub keeps: &'a [AccessField],
+}
+
+impl ConnectorCaps {
+    /// What the destination can take.
+    pub fn can(&self) -> Can<'_> {
+        Can {
+            operations: &self.described.operations,
+            keeps: &self.keeps,
+        }
+    }
+}
+
 struct Builder<'a> {
     destination: &'a str,
     supported: &'a [Supported],
+    keeps: &'a [AccessField],
     plan: Plan,
 }
 
@@ -90,6 +125,37 @@ impl Builder<'_> {
         });
     }
 
+    /// Whether the destination keeps `field`; if not, a wanted value is reported unsupported.
+    fn keeps(&mut self, field: AccessField, wanted: &[String]) -> bool {
+        if self.keeps.contains(&field) {
+            return true;
+        }
+        if !wanted.is_empty() {
+            self.plan
+                .unsupported
+                .push(format!("{} {}", field.as_str(), wanted.join(",")));
+        }
+        false
+    }
+
+    /// A create without the access fields the destination does not keep (reported instead).
+    fn creatable(&mut self, want: &wit::DesiredAccount) -> wit::DesiredAccount {
+        let mut create = want.clone();
+        create.groups.clear();
+        create.tickets.clear();
+        if !self.keeps(AccessField::Licenses, &want.licenses) {
+            create.licenses.clear();
+        }
+        if !self.keeps(AccessField::AppAssignments, &want.app_assignments) {
+            create.app_assignments.clear();
+        }
+        let expiry: Vec<String> = want.expires_at.iter().cloned().collect();
+        if !self.keeps(AccessField::Expiry, &expiry) {
+            create.expires_at = None;
+        }
+        create
+    }
+
     fn tickets(&mut self, desired: &wit::DesiredAccount) {
         for (i, t) in desired.tickets.iter().enumerate() {
             self.push(
@@ -109,13 +175,14 @@ pub fn plan(
     desired: Option<&wit::DesiredAccount>,
     current: Option<&wit::Account>,
     link: Option<&Link>,
-    supported: &[Supported],
+    can: Can<'_>,
     deprovision: Deprovision,
     person_left: bool,
 ) -> Plan {
     let mut b = Builder {
         destination,
-        supported,
+        supported: can.operations,
+        keeps: can.keeps,
         plan: Plan::default(),
     };
     match (desired, current) {
@@ -140,9 +207,7 @@ pub fn plan(
         }
         (Some(want), None) if person_left && !want.enabled => {}
         (Some(want), None) => {
-            let mut create = want.clone();
-            create.groups.clear();
-            create.tickets.clear();
+            let create = b.creatable(want);
             b.push("create".into(), None, wit::Operation::Create(create));
             for g in &want.groups {
                 b.push(
@@ -181,7 +246,7 @@ pub fn plan(
                 .cloned()
                 .collect();
             let mut changes = changes;
-            changes.extend(access_changes(want, acc));
+            changes.extend(access_changes(&mut b, want, acc));
             if !changes.is_empty() {
                 let names = changes
                     .iter()
@@ -263,10 +328,16 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     x == y
 }
 
-/// Expiry, license and app-assignment differences, as reserved attribute changes.
-fn access_changes(want: &wit::DesiredAccount, acc: &wit::Account) -> Vec<wit::Attribute> {
+/// Expiry, license and app-assignment differences, as reserved attribute changes (for the
+/// fields the destination keeps; the others are reported unsupported).
+fn access_changes(
+    b: &mut Builder<'_>,
+    want: &wit::DesiredAccount,
+    acc: &wit::Account,
+) -> Vec<wit::Attribute> {
     let mut out = Vec::new();
-    if want.expires_at != acc.expires_at {
+    let expiry: Vec<String> = want.expires_at.iter().cloned().collect();
+    if want.expires_at != acc.expires_at && b.keeps(AccessField::Expiry, &expiry) {
         out.push(wit::Attribute {
             name: EXPIRES_AT.into(),
             value: want
@@ -275,13 +346,15 @@ fn access_changes(want: &wit::DesiredAccount, acc: &wit::Account) -> Vec<wit::At
                 .map_or(wit::Value::Absent, wit::Value::Text),
         });
     }
-    if !same_set(&want.licenses, &acc.licenses) {
+    if !same_set(&want.licenses, &acc.licenses) && b.keeps(AccessField::Licenses, &want.licenses) {
         out.push(wit::Attribute {
             name: LICENSES.into(),
             value: wit::Value::Many(want.licenses.clone()),
         });
     }
-    if !same_set(&want.app_assignments, &acc.app_assignments) {
+    if !same_set(&want.app_assignments, &acc.app_assignments)
+        && b.keeps(AccessField::AppAssignments, &want.app_assignments)
+    {
         out.push(wit::Attribute {
             name: APP_ASSIGNMENTS.into(),
             value: wit::Value::Many(want.app_assignments.clone()),
@@ -295,6 +368,7 @@ pub fn delete(destination: &str, anchor: &str, supported: &[Supported]) -> Plan 
     let mut b = Builder {
         destination,
         supported,
+        keeps: &[],
         plan: Plan::default(),
     };
     b.push(
@@ -357,6 +431,16 @@ mod tests {
         Supported::OpenTicket,
     ];
 
+    const KEEPS_ALL: &[AccessField] = &[
+        AccessField::Licenses,
+        AccessField::AppAssignments,
+        AccessField::Expiry,
+    ];
+    const ALL_CAN: Can<'static> = Can {
+        operations: ALL,
+        keeps: KEEPS_ALL,
+    };
+
     fn text(name: &str, v: &str) -> wit::Attribute {
         wit::Attribute {
             name: name.into(),
@@ -398,10 +482,91 @@ mod tests {
             .collect()
     }
 
+    /// Issue 19: a licence or app the destination does not keep is reported, never sent to be
+    /// ignored; one it keeps goes with the create and with later updates.
+    #[test]
+    fn access_a_destination_does_not_keep_is_reported_not_dropped() {
+        let mut d = desired(&[], true);
+        d.licenses = vec!["ENTERPRISEPACK".into()];
+        d.app_assignments = vec!["slack".into()];
+        d.expires_at = Some("2026-12-31".into());
+        let keeps_expiry = &[AccessField::Expiry];
+        let p = plan(
+            "ad",
+            Some(&d),
+            None,
+            None,
+            Can {
+                operations: ALL,
+                keeps: keeps_expiry,
+            },
+            Deprovision::Disable,
+            false,
+        );
+        assert_eq!(
+            p.unsupported,
+            ["licenses ENTERPRISEPACK", "app-assignments slack"]
+        );
+        let wit::Operation::Create(c) = &p.operations[0].op else {
+            panic!("{p:?}")
+        };
+        assert!(c.licenses.is_empty() && c.app_assignments.is_empty());
+        assert_eq!(
+            c.expires_at.as_deref(),
+            Some("2026-12-31"),
+            "a kept field goes with the create"
+        );
+
+        let a = account(&[], true);
+        let p = plan(
+            "ad",
+            Some(&d),
+            Some(&a),
+            None,
+            Can {
+                operations: ALL,
+                keeps: keeps_expiry,
+            },
+            Deprovision::Disable,
+            false,
+        );
+        assert_eq!(
+            p.unsupported,
+            ["licenses ENTERPRISEPACK", "app-assignments slack"]
+        );
+        let wit::Operation::Update(u) = &p.operations[0].op else {
+            panic!("{p:?}")
+        };
+        let names: Vec<&str> = u.changes.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            names.contains(&EXPIRES_AT) && !names.contains(&LICENSES),
+            "{names:?}"
+        );
+
+        let p = plan(
+            "sbx",
+            Some(&d),
+            Some(&a),
+            None,
+            ALL_CAN,
+            Deprovision::Disable,
+            false,
+        );
+        assert!(p.unsupported.is_empty(), "{p:?}");
+        let wit::Operation::Update(u) = &p.operations[0].op else {
+            panic!("{p:?}")
+        };
+        let names: Vec<&str> = u.changes.iter().map(|c| c.name.as_str()).collect();
+        assert!(
+            names.contains(&LICENSES) && names.contains(&APP_ASSIGNMENTS),
+            "{names:?}"
+        );
+    }
+
     #[test]
     fn create_then_memberships() {
         let d = desired(&["Eng", "All"], true);
-        let p = plan("ad", Some(&d), None, None, ALL, Deprovision::Disable, false);
+        let p = plan("ad", Some(&d), None, None, ALL_CAN, Deprovision::Disable, false);
         assert_eq!(kinds(&p), ["create ", "add-member Eng", "add-member All"]);
         let wit::Operation::Create(c) = &p.operations[0].op else {
             panic!()
@@ -422,7 +587,7 @@ mod tests {
             Some(&d),
             Some(&a),
             Some(&link),
-            ALL,
+            ALL_CAN,
             Deprovision::Disable,
             false,
         );
@@ -440,7 +605,7 @@ mod tests {
                 Some(&d2),
                 Some(&in_sync),
                 Some(&link),
-                ALL,
+                ALL_CAN,
                 Deprovision::Disable,
                 false
             )
@@ -461,15 +626,23 @@ mod tests {
             Some(&desired(&[], false)),
             Some(&a),
             Some(&link),
-            ALL,
+            ALL_CAN,
             Deprovision::Disable,
             false,
         );
         assert_eq!(kinds(&p)[0], "disable A1");
-        let gone = plan("ad", None, Some(&a), Some(&link), ALL, Deprovision::Delete, false);
+        let gone = plan(
+            "ad",
+            None,
+            Some(&a),
+            Some(&link),
+            ALL_CAN,
+            Deprovision::Delete,
+            false,
+        );
         assert_eq!(kinds(&gone), ["delete A1"]);
         assert!(
-            plan("ad", None, Some(&a), None, ALL, Deprovision::Delete, false)
+            plan("ad", None, Some(&a), None, ALL_CAN, Deprovision::Delete, false)
                 .operations
                 .is_empty()
         );
@@ -479,12 +652,20 @@ mod tests {
     fn no_account_is_created_for_someone_who_has_left() {
         let gone = desired(&[], false);
         assert!(
-            plan("ad", Some(&gone), None, None, ALL, Deprovision::Disable, true)
+            plan("ad", Some(&gone), None, None, ALL_CAN, Deprovision::Disable, true)
                 .operations
                 .is_empty()
         );
         // A pre-hire (disabled, not terminated) still gets its account.
-        let p = plan("ad", Some(&gone), None, None, ALL, Deprovision::Disable, false);
+        let p = plan(
+            "ad",
+            Some(&gone),
+            None,
+            None,
+            ALL_CAN,
+            Deprovision::Disable,
+            false,
+        );
         assert_eq!(kinds(&p), ["create "]);
     }
 
@@ -495,7 +676,10 @@ mod tests {
             Some(&desired(&["Eng"], true)),
             None,
             None,
-            &[Supported::Create],
+            Can {
+                operations: &[Supported::Create],
+                keeps: KEEPS_ALL,
+            },
             Deprovision::Disable,
             false,
         );

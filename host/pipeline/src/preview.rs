@@ -226,7 +226,7 @@ impl Pipeline {
                         view.desired.as_ref(),
                         current.as_ref(),
                         link.as_ref(),
-                        &r.caps.operations,
+                        &r.caps,
                         state,
                         life,
                     );

@@ -442,7 +442,7 @@ impl Pipeline {
                 wanted.as_ref(),
                 current.as_ref(),
                 link.as_ref(),
-                &r.caps.operations,
+                &r.caps,
                 state,
                 &life,
             );

@@ -30,7 +30,7 @@ pub(crate) enum Match {
 
 pub(crate) struct Resolved {
     pub connector: PluginHandle,
-    pub caps: Arc<wit::connector::Capabilities>,
+    pub caps: Arc<crate::plan::ConnectorCaps>,
     pub link: Option<Link>,
     pub matched: Match,
 }

@@ -143,6 +143,11 @@ impl PluginHandle {
         &self.binding.tenant
     }
 
+    /// The manifest of the version this handle calls.
+    pub fn manifest(&self) -> &crate::manifest::PluginManifest {
+        &self.version.manifest
+    }
+
     /// The plugin's kind.
     pub fn kind(&self) -> PluginKind {
         self.version.kind

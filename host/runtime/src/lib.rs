@@ -29,6 +29,6 @@ pub use engine::{CacheKey, RuntimeOptions};
 pub use error::{CallError, RuntimeError};
 pub use host_state::Services;
 pub use instance::PluginHandle;
-pub use manifest::{PluginKind, PluginManifest};
+pub use manifest::{AccessField, PluginKind, PluginManifest};
 pub use registry::{PluginVersion, Runtime};
 pub use wit_version::{SUPPORTED_WIT, WitVersion};

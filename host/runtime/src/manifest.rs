@@ -25,6 +25,31 @@ impl PluginKind {
     }
 }
 
+/// Access a connector applies beyond its operations (each travels as a reserved attribute of a
+/// create or an update). A rule set's output of a kind the connector does not keep is reported as
+/// unsupported in the plan, never sent and silently ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessField {
+    /// Licences (Entra SKUs, Google licences).
+    Licenses,
+    /// App assignments (Okta apps, Entra app roles).
+    AppAssignments,
+    /// An account expiry date kept by the destination (AD's `accountExpires`).
+    Expiry,
+}
+
+impl AccessField {
+    /// The name used in manifests and plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessField::Licenses => "licenses",
+            AccessField::AppAssignments => "app-assignments",
+            AccessField::Expiry => "expiry",
+        }
+    }
+}
+
 /// `<plugin>.toml`, shipped next to `<plugin>.wasm`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +62,10 @@ pub struct PluginManifest {
     /// What the plugin asks for; the tenant's grant decides what it gets.
     #[serde(default)]
     pub capabilities: CapabilityRequest,
+    /// Connectors: the access fields the destination keeps (`licenses`, `app-assignments`,
+    /// `expiry`).
+    #[serde(default)]
+    pub keeps: Vec<AccessField>,
 }
 
 impl PluginManifest {
@@ -60,6 +89,15 @@ impl PluginManifest {
                 ),
             });
         }
+        if !manifest.keeps.is_empty() && manifest.kind != PluginKind::Connector {
+            return Err(RuntimeError::Manifest {
+                path: path_for_errors.to_string(),
+                reason: format!(
+                    "keeps: only a connector keeps access fields, not a {} plugin",
+                    manifest.kind.as_str()
+                ),
+            });
+        }
         Ok(manifest)
     }
 
@@ -71,5 +109,27 @@ impl PluginManifest {
             reason: e.to_string(),
         })?;
         Self::parse(&path.display().to_string(), &text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connector_says_which_access_fields_it_keeps_and_nothing_else_may() {
+        let connector =
+            "name = \"c\"\nversion = \"1\"\nkind = \"connector\"\nkeeps = [\"licenses\", \"expiry\"]\n";
+        let m = PluginManifest::parse("c.toml", connector).unwrap();
+        assert_eq!(m.keeps, [AccessField::Licenses, AccessField::Expiry]);
+        let rules = "name = \"r\"\nversion = \"1\"\nkind = \"rules\"\nkeeps = [\"licenses\"]\n";
+        let err = PluginManifest::parse("r.toml", rules).unwrap_err().to_string();
+        assert!(
+            err.contains("r.toml") && err.contains("keeps: only a connector"),
+            "{err}"
+        );
+        let unknown = "name = \"c\"\nversion = \"1\"\nkind = \"connector\"\nkeeps = [\"mailboxes\"]\n";
+        let err = PluginManifest::parse("c.toml", unknown).unwrap_err().to_string();
+        assert!(err.contains("mailboxes"), "{err}");
     }
 }

@@ -77,7 +77,7 @@ impl JobRun<'_> {
             desired,
             current.as_ref(),
             link.as_ref(),
-            &r.caps.operations,
+            &r.caps,
             self.state,
             &self.life,
         );
