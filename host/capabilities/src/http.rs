@@ -321,11 +321,7 @@ impl HttpCapability {
                 tracing::debug!(connection = %name, attempt, status, ?wait, "retrying after Retry-After");
             };
             let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
-                .collect();
+            let headers = response_headers(&response);
             let mut body = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
                 if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
@@ -345,6 +341,15 @@ impl HttpCapability {
             .await
             .map_err(|_| HttpError::Timeout)?
     }
+}
+
+/// A response's headers whose values are text, as plugins and the token cache read them.
+fn response_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
+        .collect()
 }
 
 /// Why no token was attached.
@@ -386,11 +391,7 @@ impl HttpCapability {
                 .await
                 .map_err(|e| transport_error(e).to_string())?;
             let status = response.status().as_u16();
-            let headers = response
-                .headers()
-                .iter()
-                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
-                .collect();
+            let headers = response_headers(&response);
             let body = response
                 .bytes()
                 .await

@@ -108,6 +108,11 @@ impl<'k> Verifier<'k> {
         self
     }
 
+    /// The hash the next entry must chain from.
+    pub fn previous_hash(&self) -> &str {
+        &self.prev_hash
+    }
+
     /// Feeds the next entry; stops checking after the first problem.
     pub fn push(&mut self, e: &AuditEntry) {
         self.push_stored(e, &e.record.data.to_string());

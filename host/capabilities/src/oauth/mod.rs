@@ -353,21 +353,6 @@ impl TokenCache {
     }
 }
 
-/// The token endpoint a connection posts to (for its egress checks), if it uses tokens.
-pub fn token_url(auth: &HttpAuth) -> Option<String> {
-    match Grant::of(auth)? {
-        Grant::ClientSecret { token_url, .. } | Grant::Assertion { token_url, .. } => {
-            Some(token_url.to_string())
-        }
-        Grant::Google { key, token_url, .. } => Some(
-            token_url
-                .map(str::to_string)
-                .or_else(|| serde_json::from_str::<GoogleKey>(key.expose()).ok()?.token_uri)
-                .unwrap_or_else(|| GOOGLE_TOKEN_URL.to_string()),
-        ),
-    }
-}
-
 /// A certificate thumbprint (hex SHA-1, as Entra shows it) as a JWT `x5t` (base64url).
 fn x5t(hex_print: &str) -> Result<String, TokenError> {
     use base64::Engine;
