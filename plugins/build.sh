@@ -62,7 +62,7 @@ build_rust() {
     rust_out=$machine_cache/wasm-fallback/wasm32-wasip2/release
   fi
   local manifest dir name crate
-  for manifest in "$here"/rules/plugin.toml "$here"/rules-basic/plugin.toml "$here"/source-json/plugin.toml "$here"/lever/plugin.toml "$here"/hr-feed/plugin.toml "$here"/sandbox/plugin.toml "$here"/directory/plugin.toml "$here"/scim/plugin.toml "$here"/fixtures/*/plugin.toml; do
+  for manifest in "$here"/rules/plugin.toml "$here"/rules-basic/plugin.toml "$here"/source-json/plugin.toml "$here"/lever/plugin.toml "$here"/hr-feed/plugin.toml "$here"/sandbox/plugin.toml "$here"/directory/plugin.toml "$here"/scim/plugin.toml "$here"/google/plugin.toml "$here"/okta/plugin.toml "$here"/entra/plugin.toml "$here"/servicenow/plugin.toml "$here"/freshservice/plugin.toml "$here"/fixtures/*/plugin.toml; do
     dir=$(dirname "$manifest"); name=$(basename "$dir")
     crate=$(sed -n 's/^name = "\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n1 | tr - _)
     cp "$rust_out/$crate.wasm" "$out/$name.wasm"

@@ -19,28 +19,33 @@ scripts/toolchain.sh
 command -v node >/dev/null && command -v npm >/dev/null || { log "installing node and npm"; need_apt nodejs npm; }
 python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-venv"; need_apt python3-venv; }
 
-# Real servers for the connector tests: OpenLDAP, a Samba AD domain controller and
-# scim2-server. Each script installs what it needs when missing (apt, or a private
+# Real servers for the connector tests: OpenLDAP, a Samba AD domain controller,
+# scim2-server and an SMTP server (aiosmtpd). Each script installs what it needs when missing (apt, or a private
 # Python venv) and is idempotent; they are started here, before the tests, so an
 # install failure stops the run with its own message. All are stopped when the run ends.
-trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true' EXIT
-log "starting the test servers (OpenLDAP, Samba AD DC, scim2-server)"
+trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true; scripts/testbeds/smtp.sh stop || true' EXIT
+log "starting the test servers (OpenLDAP, Samba AD DC, scim2-server, SMTP)"
 scripts/testbeds/openldap.sh start >/dev/null
 scripts/testbeds/samba-ad.sh start >/dev/null
 scripts/testbeds/scim2-server.sh start >/dev/null
+scripts/testbeds/smtp.sh start >/dev/null
+# Prism checks the cloud connectors' traffic against the vendors' API descriptions; the
+# tests start it themselves in front of each fake.
+log "installing Prism (contract checks for the cloud API fakes)"
+scripts/testbeds/prism.sh install >/dev/null
 
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh
 
 log "unit tests of the plugins workspace (native): rule engines, sources, connectors"
-(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine -p lever -p hr-feed -p directory -p scim)
+(cd plugins && cargo test -q -p tenure-rules-basic-engine -p tenure-rules-engine -p lever -p hr-feed -p directory -p scim -p google -p okta -p entra -p servicenow -p freshservice)
 
 # The crash test drives the real `tenure serve` binary.
 log "building the tenure binary"
 cargo build -q -p tenure
 
 log "the example rule set's own test cases (tenure rules test)"
-for f in examples/rules/company.yaml examples/demo/rules.yaml examples/demo/rules-v2.yaml examples/ad-scim/rules.yaml; do
+for f in examples/rules/company.yaml examples/demo/rules.yaml examples/demo/rules-v2.yaml examples/ad-scim/rules.yaml examples/cloud/rules.yaml examples/itsm/rules.yaml; do
   target/debug/tenure rules test "$f"
 done
 

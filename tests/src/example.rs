@@ -5,19 +5,31 @@ use std::collections::HashMap;
 use tenure_capabilities::TenantConfig;
 use tenure_pipeline::TenantPipeline;
 
-/// One tenant of an example: `${VAR}` filled from `vars`, `@file` rule sets read from
-/// the example's folder. Returns the runtime part and the pipeline part.
+fn interpolate(value: &mut toml::Value, lookup: &dyn Fn(&str) -> Option<String>) {
+    match value {
+        toml::Value::String(s) => {
+            *s = tenure_capabilities::config::interpolate_with("example", s, lookup)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, v)| interpolate(v, lookup)),
+        toml::Value::Array(a) => a.iter_mut().for_each(|v| interpolate(v, lookup)),
+        _ => {}
+    }
+}
+
+/// One tenant of an example: `${VAR}` (and `${secret:NAME}` as `secret:NAME`) filled from
+/// `vars`, `@file` rule sets read from the example's folder. Returns the runtime part and the
+/// pipeline part.
 pub fn load(example: &str, tenant: &str, vars: &HashMap<String, String>) -> (TenantConfig, TenantPipeline) {
     let dir = tenure_plugin_test::workspace_root()
         .join("examples")
         .join(example);
     let path = dir.join("tenure.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let text = tenure_capabilities::config::interpolate_with(&path.display().to_string(), &text, |n| {
-        vars.get(n).cloned()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let value: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut value: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // Each string value is interpolated on its own, as `tenure` does (a key with newlines
+    // stays one value).
+    interpolate(&mut value, &|n: &str| vars.get(n).cloned());
     let mut t = value
         .get("tenants")
         .and_then(|t| t.get(tenant))

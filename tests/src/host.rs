@@ -86,9 +86,9 @@ impl TestHost {
             accept_audit_head: false,
         };
         let store = SqliteStore::open(&options, MasterKey::from_bytes([9; 32])).expect("open store");
-        let mut services = Services::new(store.kv(), clock).expect("services");
-        services.ldap =
-            tenure_capabilities::LdapCapability::new(tenure_pipeline::passwords::PasswordVault::start(
+        let services = Services::new(store.kv(), clock)
+            .expect("services")
+            .with_passwords(tenure_pipeline::passwords::PasswordVault::start(
                 store.clone() as Arc<dyn Store>,
                 [(TENANT.to_string(), spec.pipeline.initial_passwords)].into(),
             ));
@@ -184,6 +184,20 @@ impl TestHost {
         let status = resp.status().as_u16();
         let text = resp.text().await.expect("body");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Posts a signed Lever webhook delivery to the `lever` source's hook; the status and body.
+    pub async fn post_lever_delivery(&self, delivery: &Value) -> (u16, String) {
+        let resp = self
+            .client
+            .post(format!("{}/hooks/lever/lever", self.base))
+            .header("content-type", "application/json")
+            .body(delivery.to_string())
+            .send()
+            .await
+            .expect("the delivery");
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
     }
 
     /// Posts an event as the source token.

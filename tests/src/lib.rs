@@ -23,10 +23,21 @@ pub mod bench_data {
 
 pub mod bench_stats;
 pub mod example;
+pub mod fake_auth;
+pub mod fake_chat;
+pub mod fake_freshservice;
+pub mod fake_google;
+pub mod fake_graph;
+pub mod fake_latency;
 pub mod fake_lever;
+pub mod fake_okta;
+pub mod fake_quota;
+pub mod fake_servicenow;
 pub mod host;
 pub mod lever_sim;
+pub mod mailbox;
 pub mod mock_destination;
+pub mod prism;
 pub mod serve;
 pub mod testbeds;
 
@@ -77,6 +88,14 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+}
+
+/// Serves an axum app on a free loopback port; its root URL.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
 }
 
 /// A minimal HTTP/1.1 server on loopback: one request per connection, answered by `handler`.

@@ -36,6 +36,17 @@ const TRANSPORT_HEADERS: &[&str] = &[
 ];
 
 /// The methods a connector needs.
+/// A request's headers as a plugin sends them.
+type Headers = Vec<(String, String)>;
+
+/// A plugin sets this request header to a JSON pointer (such as `/password`) to have the
+/// host generate an initial password and place it there in the JSON body; the plugin never
+/// sees it. The header itself is not sent.
+pub const GENERATED_PASSWORD: &str = "x-tenure-generated-password";
+/// With [`GENERATED_PASSWORD`]: the account's name (user principal name, primary email,
+/// login) under which the tenant's password policy keeps the password. Not sent either.
+pub const PASSWORD_SUBJECT: &str = "x-tenure-password-subject";
+
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 /// Default and maximum time for one request.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -85,6 +96,8 @@ pub struct HttpCapability {
     buckets: Arc<Mutex<HashMap<u64, Bucket>>>,
     /// Tokens of connections whose credentials are exchanged for them (OAuth2, Google).
     tokens: Arc<crate::oauth::TokenCache>,
+    /// Where generated initial passwords go (see [`GENERATED_PASSWORD`]).
+    passwords: crate::passwords::Passwords,
 }
 
 /// A connection's limit state: `tokens` refill at the connection's rate up to its
@@ -128,7 +141,52 @@ impl HttpCapability {
             public_client,
             buckets: Arc::new(Mutex::new(HashMap::new())),
             tokens: Arc::default(),
+            passwords: Default::default(),
         })
+    }
+
+    /// Hands the passwords this capability generates to `sink` (the tenant's policy).
+    pub fn with_passwords(mut self, sink: Arc<dyn crate::passwords::PasswordSink>) -> Self {
+        self.passwords = crate::passwords::Passwords(sink);
+        self
+    }
+
+    /// Takes the password headers out of a request and, when asked, places a generated
+    /// password in its JSON body and hands it to the tenant's policy.
+    fn generate_password(
+        &self,
+        grants: &EffectiveGrants,
+        connection: &str,
+        headers: Headers,
+        body: Option<Vec<u8>>,
+    ) -> Result<(Headers, Option<Vec<u8>>), HttpError> {
+        let mut pointer = None;
+        let mut subject = None;
+        let mut kept = Vec::with_capacity(headers.len());
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case(GENERATED_PASSWORD) {
+                pointer = Some(value);
+            } else if name.eq_ignore_ascii_case(PASSWORD_SUBJECT) {
+                subject = Some(value);
+            } else {
+                kept.push((name, value));
+            }
+        }
+        let Some(pointer) = pointer else {
+            return Ok((kept, body));
+        };
+        let invalid = |why: String| HttpError::InvalidRequest(format!("{GENERATED_PASSWORD}: {why}"));
+        let Some(subject) = subject.filter(|s| !s.trim().is_empty()) else {
+            return Err(invalid(format!("{PASSWORD_SUBJECT} must name the account")));
+        };
+        let body = body.ok_or_else(|| invalid("the request has no JSON body to place it in".into()))?;
+        let password = crate::passwords::generate_password(20)
+            .map_err(|e| HttpError::Transport(format!("cannot generate a password: {e}")))?;
+        let body = crate::passwords::place_in_json(&body, &pointer, &password).map_err(invalid)?;
+        self.passwords
+            .0
+            .deliver(grants.tenant(), connection, &subject, &password);
+        Ok((kept, Some(body)))
     }
 
     /// The bucket key of a connection: one per URL, connection and credential (each
@@ -232,8 +290,9 @@ impl HttpCapability {
                 .map_err(|why| HttpError::Denied(format!("connection {:?}: {why}", req.connection)))?;
             &self.public_client
         };
+        let (headers, body) = self.generate_password(grants, &req.connection, req.headers, req.body)?;
         let mut builder = client.request(method, url);
-        for (name, value) in &req.headers {
+        for (name, value) in &headers {
             let lower = name.to_ascii_lowercase();
             if FORBIDDEN_HEADERS.contains(&lower.as_str()) || is_auth_header(&conn.auth, &lower) {
                 return Err(HttpError::InvalidRequest(format!(
@@ -253,7 +312,7 @@ impl HttpCapability {
                 .map_err(|_| HttpError::InvalidRequest(format!("value of header {name} is not valid")))?;
             builder = builder.header(name, value);
         }
-        if let Some(body) = req.body {
+        if let Some(body) = body {
             builder = builder.body(body);
         }
         let limit = conn
@@ -307,11 +366,23 @@ impl HttpCapability {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
+                let quota = Quota::of(response.headers());
                 // A 429, or a 503 that says when to come back: the whole connection waits.
                 let wait = match (status, retry_after) {
-                    (429, ra) => ra.unwrap_or(Duration::from_secs(1)),
+                    (429, ra) => ra.or(quota.reset_in).unwrap_or(Duration::from_secs(1)),
                     (503, Some(ra)) => ra,
-                    _ => break response,
+                    _ => {
+                        // The quota the answer reports is spent (Okta's `X-Rate-Limit-*`): hold
+                        // the connection until it resets rather than meet a 429.
+                        if let Quota {
+                            remaining: Some(0),
+                            reset_in: Some(wait),
+                        } = quota
+                        {
+                            self.block(conn, &name, wait);
+                        }
+                        break response;
+                    }
                 };
                 self.block(conn, &name, wait);
                 if attempt >= conn.retry_429 || wait > MAX_RETRY_AFTER || Instant::now() + wait > deadline {
@@ -340,6 +411,38 @@ impl HttpCapability {
         tokio::time::timeout(timeout, send)
             .await
             .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+/// What an answer says of the caller's rate-limit quota (`X-Rate-Limit-Remaining`, and
+/// `X-Rate-Limit-Reset` in UTC epoch seconds, as Okta sends them; ServiceNow's
+/// `X-RateLimit-Remaining` and `-Reset` alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Quota {
+    remaining: Option<u64>,
+    /// How long until the quota resets (at most a minute and a half: a window, plus clock skew).
+    reset_in: Option<Duration>,
+}
+
+impl Quota {
+    fn of(headers: &reqwest::header::HeaderMap) -> Quota {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        // Okta spells them `X-Rate-Limit-*`; ServiceNow and Freshservice `X-RateLimit-*`.
+        let either = |dashed: &str, joined: &str| number(dashed).or_else(|| number(joined));
+        Quota {
+            remaining: either("x-rate-limit-remaining", "x-ratelimit-remaining"),
+            reset_in: either("x-rate-limit-reset", "x-ratelimit-reset")
+                .map(|at| Duration::from_secs(at.saturating_sub(now).clamp(1, 90))),
+        }
     }
 }
 
@@ -748,6 +851,38 @@ mod tests {
             Ok(())
         );
         assert!(started.elapsed() >= Duration::from_millis(15));
+    }
+
+    #[test]
+    fn a_spent_quota_is_read_from_the_rate_limit_headers() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-rate-limit-limit", "600".parse().unwrap());
+        h.insert("x-rate-limit-remaining", "0".parse().unwrap());
+        h.insert("x-rate-limit-reset", (now + 20).to_string().parse().unwrap());
+        let q = Quota::of(&h);
+        assert_eq!(q.remaining, Some(0));
+        let wait = q.reset_in.unwrap();
+        assert!(
+            wait >= Duration::from_secs(19) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        // A reset in the past waits a second; one far ahead (clock skew, a daily quota) is capped.
+        h.insert("x-rate-limit-reset", (now - 5).to_string().parse().unwrap());
+        assert_eq!(Quota::of(&h).reset_in, Some(Duration::from_secs(1)));
+        h.insert("x-rate-limit-reset", (now + 86_400).to_string().parse().unwrap());
+        assert_eq!(Quota::of(&h).reset_in, Some(Duration::from_secs(90)));
+        assert_eq!(Quota::of(&reqwest::header::HeaderMap::new()), Quota::default());
+        // ServiceNow's spelling.
+        let mut sn = reqwest::header::HeaderMap::new();
+        sn.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        sn.insert("x-ratelimit-reset", (now + 30).to_string().parse().unwrap());
+        let q = Quota::of(&sn);
+        assert_eq!(q.remaining, Some(0));
+        assert!(q.reset_in.is_some_and(|w| w >= Duration::from_secs(29)), "{q:?}");
     }
 
     #[test]

@@ -156,27 +156,7 @@ impl<'c> Policy<'c> {
     }
 }
 
-/// Receives the passwords the host generates for new accounts.
-pub trait PasswordSink: Send + Sync {
-    /// Called once per generated password, before the LDAP write that uses it.
-    fn deliver(&self, tenant: &str, connection: &str, dn: &str, password: &Secret);
-}
-
-/// The default password policy: generate, set, and keep nothing (the person
-/// resets it through the organisation's own process).
-#[derive(Debug, Default)]
-pub struct DiscardPasswords;
-
-impl PasswordSink for DiscardPasswords {
-    fn deliver(&self, tenant: &str, connection: &str, dn: &str, _password: &Secret) {
-        tracing::info!(
-            tenant,
-            connection,
-            dn,
-            "generated an initial password; policy: not retained"
-        );
-    }
-}
+pub use crate::passwords::{DiscardPasswords, PasswordSink, generate_password};
 
 /// The LDAP capability: bound connections shared per (tenant, connection).
 pub struct LdapCapability {
@@ -629,32 +609,6 @@ fn to_entry(e: SearchEntry) -> LdapEntry {
         text,
         binary,
     }
-}
-
-/// A random password of `len` characters with upper, lower, digit and symbol.
-pub fn generate_password(len: usize) -> Result<Secret, getrandom::Error> {
-    const SETS: [&[u8]; 4] = [
-        b"ABCDEFGHJKLMNPQRSTUVWXYZ",
-        b"abcdefghijkmnopqrstuvwxyz",
-        b"23456789",
-        b"!#%+-.=?@_~",
-    ];
-    let len = len.max(SETS.len());
-    let mut random = vec![0u8; len * 2];
-    getrandom::fill(&mut random)?;
-    let all: Vec<u8> = SETS.concat();
-    let mut chars: Vec<u8> = (0..len)
-        .map(|i| {
-            let set = if i < SETS.len() { SETS[i] } else { &all };
-            set[random[i] as usize % set.len()]
-        })
-        .collect();
-    // Shuffle so the guaranteed classes are not always in front.
-    for i in (1..len).rev() {
-        let j = random[len + i] as usize % (i + 1);
-        chars.swap(i, j);
-    }
-    Ok(Secret::new(String::from_utf8_lossy(&chars).into_owned()))
 }
 
 /// Encodes a password for the attribute that stores it.

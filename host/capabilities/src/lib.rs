@@ -16,7 +16,9 @@ pub mod grants;
 pub mod http;
 pub mod kv;
 pub mod ldap;
+pub mod notify;
 pub mod oauth;
+pub mod passwords;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};

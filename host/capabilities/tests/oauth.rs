@@ -78,6 +78,14 @@ async fn me(State(p): State<Shared>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Records what a create carried (body and header names), as the destination saw it.
+async fn users(State(p): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let mut p = p.lock().unwrap();
+    let names: Vec<String> = headers.keys().map(|k| k.as_str().to_string()).collect();
+    p.seen.push(format!("{} {body}", names.join(",")));
+    (StatusCode::CREATED, "{}").into_response()
+}
+
 /// Starts the fake on loopback; its base URL.
 async fn provider() -> (Shared, String) {
     let shared: Shared = Arc::new(Mutex::new(Provider {
@@ -87,6 +95,7 @@ async fn provider() -> (Shared, String) {
     let app = axum::Router::new()
         .route("/token", post(token))
         .route("/api/me", get(me))
+        .route("/api/users", post(users))
         .with_state(shared.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -359,4 +368,86 @@ async fn an_okta_api_token_goes_as_ssws_and_a_plugin_cannot_set_authorization() 
         http.send(&grants, &tenant, forged).await,
         Err(HttpError::InvalidRequest(_))
     ));
+}
+
+/// The passwords a policy was handed, by subject.
+#[derive(Default)]
+struct Kept(Mutex<Vec<(String, String, String)>>);
+
+impl tenure_capabilities::passwords::PasswordSink for Kept {
+    fn deliver(&self, tenant: &str, _connection: &str, subject: &str, password: &Secret) {
+        let entry = (
+            tenant.to_string(),
+            subject.to_string(),
+            password.expose().to_string(),
+        );
+        self.0.lock().unwrap().push(entry);
+    }
+}
+
+fn create_request(headers: &[(&str, &str)]) -> HttpRequest {
+    HttpRequest {
+        connection: "api".into(),
+        method: "POST".into(),
+        path: "/users".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body: Some(br#"{"primaryEmail":"ann@example.test","name":{"givenName":"Ann"}}"#.to_vec()),
+        timeout_ms: None,
+    }
+}
+
+/// A plugin asks for an initial password by JSON pointer; the host generates it, places it in the
+/// body, hands it to the tenant's policy under the named account, and sends neither header.
+#[tokio::test]
+async fn the_host_places_a_generated_password_where_the_plugin_points() {
+    let (p, base) = provider().await;
+    let (tenant, grants) = setup(&base, HttpAuth::None);
+    let kept = Arc::new(Kept::default());
+    let http = HttpCapability::new().unwrap().with_passwords(kept.clone());
+    let asked = [
+        ("x-tenure-generated-password", "/password"),
+        ("x-tenure-password-subject", "ann@example.test"),
+    ];
+    let answer = http.send(&grants, &tenant, create_request(&asked)).await.unwrap();
+    assert_eq!(answer.status, 201);
+    let kept = kept.0.lock().unwrap().clone();
+    assert_eq!(kept.len(), 1);
+    let (tenant_name, subject, password) = &kept[0];
+    assert_eq!(
+        (tenant_name.as_str(), subject.as_str()),
+        ("t", "ann@example.test")
+    );
+    assert!(password.len() >= 20, "{password}");
+    let seen = p.lock().unwrap().seen.last().cloned().unwrap();
+    let (names, body) = seen.split_once(' ').unwrap();
+    assert!(
+        !names.contains("x-tenure"),
+        "the password headers are not sent: {names}"
+    );
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["password"], password.as_str());
+    assert_eq!(body["name"]["givenName"], "Ann");
+
+    // No subject, or a pointer that cannot be followed: refused before anything is sent.
+    let before = p.lock().unwrap().seen.len();
+    for headers in [
+        vec![("x-tenure-generated-password", "/password")],
+        vec![
+            ("x-tenure-generated-password", "/name/givenName/x"),
+            ("x-tenure-password-subject", "ann@example.test"),
+        ],
+    ] {
+        let e = http
+            .send(&grants, &tenant, create_request(&headers))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, HttpError::InvalidRequest(m) if m.contains("x-tenure-")),
+            "{e:?}"
+        );
+    }
+    assert_eq!(p.lock().unwrap().seen.len(), before);
 }

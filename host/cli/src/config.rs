@@ -197,6 +197,9 @@ pub struct HostTenant {
     /// Contract notices and scheduled reconciliation (`[tenants.T.lifecycle]`).
     #[serde(default)]
     pub lifecycle: tenure_pipeline::LifecycleConfig,
+    /// Notification channels and the events that use them (`[tenants.T.notifications]`).
+    #[serde(default)]
+    pub notifications: tenure_pipeline::notify::NotificationsConfig,
 }
 
 impl HostTenant {
@@ -218,6 +221,7 @@ impl HostTenant {
             sources: self.sources.clone(),
             initial_passwords: self.initial_passwords,
             lifecycle: self.lifecycle.clone(),
+            notifications: self.notifications.clone(),
         })
     }
 }

@@ -119,17 +119,17 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
 pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
     let limits = config.server.limits();
     let metrics_token = config.server.metrics_token.clone();
-    let mut services = Services::new(store.kv(), Arc::new(SystemClock))?;
     let policies = config
         .tenants
         .iter()
         .map(|(name, t)| (name.clone(), t.initial_passwords))
         .collect();
-    services.ldap =
-        tenure_capabilities::LdapCapability::new(tenure_pipeline::passwords::PasswordVault::start(
+    let services = Services::new(store.kv(), Arc::new(SystemClock))?.with_passwords(
+        tenure_pipeline::passwords::PasswordVault::start(
             store.clone() as Arc<dyn tenure_store::Store>,
             policies,
-        ));
+        ),
+    );
     let runtime = Runtime::new(
         RuntimeOptions {
             cache_dir: Some(config.cache_dir.clone()),

@@ -246,6 +246,16 @@ impl Pipeline {
         Ok(self.store.deliveries(filter).await?)
     }
 
+    /// A tenant's notifications, newest first (their bodies are not shown).
+    pub async fn notifications(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<tenure_store::NotificationRow>, PipelineError> {
+        self.tenant(tenant)?;
+        Ok(self.store.notifications(tenant, limit).await?)
+    }
+
     /// A tenant's reconciliation reports, newest first, without their bodies.
     pub async fn reconciliations(&self, tenant: &str) -> Result<Vec<ReportRow>, PipelineError> {
         Ok(self.store.reports(tenant, ReportKind::Reconcile, 100).await?)

@@ -221,6 +221,32 @@ events! {
     EventSuperseded<'a> => EventSuperseded { occurred_at: Option<&'a str>, newer_event: i64 }
     EventDeferred<'a> => EventDeferred { effective_date: &'a str }
     JobCompleted => JobCompleted { attempt: u32 }
+    /// A notification queued: where, why and to how many; never its body.
+    NotificationQueued<'a> => NotificationQueued {
+        channel: &'a str,
+        event: crate::notify::NotifyOn,
+        dedupe_key: &'a str,
+        recipients: usize,
+    }
+    NotificationSent<'a> => NotificationSent {
+        notification: i64,
+        channel: &'a str,
+        attempt: u32,
+        summary: &'a str,
+    }
+    NotificationFailed<'a> => NotificationFailed {
+        notification: i64,
+        channel: &'a str,
+        attempt: u32,
+        error: &'a str,
+        retry_at_ms: i64,
+    }
+    NotificationDead<'a> => NotificationDead {
+        notification: i64,
+        channel: &'a str,
+        attempt: u32,
+        error: &'a str,
+    }
     JobRetry<'a> => JobRetry { attempt: u32, error: &'a str, retry_at_ms: i64, counts_as_attempt: bool }
     JobDead<'a> => JobDead { attempt: u32, error: &'a str }
     JobHeld<'a> => JobHeld { attempt: u32, reason: &'a str }

@@ -202,6 +202,12 @@ pub struct LifecycleConfig {
     pub notify_destination: Option<String>,
     /// The ticket template of a contract-expiry notice.
     pub notice_template: String,
+    /// The notice ticket's fields as the notify destination wants them, each a minijinja
+    /// template over the notice (`person`, `manager_email`, `end_date`, `days_before`), for
+    /// example `{ subject = "...", description = "...", email = "{{ manager_email }}" }` for
+    /// Freshservice. Empty: the notice's own fields (`person`, `person_email`, `manager`,
+    /// `manager_email`, `end_date`, `days_before`).
+    pub notice_fields: std::collections::BTreeMap<String, String>,
     /// How often reconciliation runs on its own (`24h`); None: on demand only.
     #[serde(deserialize_with = "grace_period")]
     pub reconcile_every: Option<GracePeriod>,
@@ -216,6 +222,7 @@ impl Default for LifecycleConfig {
             contract_notice_days: vec![14, 3],
             notify_destination: None,
             notice_template: "contract-expiry".into(),
+            notice_fields: Default::default(),
             reconcile_every: None,
             reconcile_reports_kept: 90,
         }
@@ -325,6 +332,9 @@ pub struct TenantPipeline {
     /// Contract notices and scheduled reconciliation.
     #[serde(default)]
     pub lifecycle: LifecycleConfig,
+    /// Channels and the events that notify on them.
+    #[serde(default)]
+    pub notifications: crate::notify::NotificationsConfig,
 }
 
 /// Everything the pipeline needs to know.

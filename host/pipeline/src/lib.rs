@@ -18,6 +18,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod metrics;
 pub mod naming;
+pub mod notify;
 pub mod passwords;
 pub mod people;
 pub mod plan;
@@ -62,6 +63,9 @@ pub enum PipelineError {
     Call(#[from] CallError),
     #[error("cannot set up metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A setting is wrong (named in the message).
+    #[error("tenant {tenant}: {message}")]
+    Config { tenant: String, message: String },
 }
 
 /// What kind of failure a call met; its name labels metrics and the audit.
@@ -228,6 +232,8 @@ pub struct Pipeline {
     pub(crate) throttles: Mutex<HashMap<(String, String), std::time::Instant>>,
     /// Each polled source's health, by (tenant, source).
     pub(crate) pollers: Mutex<std::collections::BTreeMap<(String, String), sources::SourceHealth>>,
+    /// Wakes the notification sender when one was queued.
+    pub(crate) notifications_waiting: Notify,
 }
 
 impl Pipeline {
@@ -237,6 +243,17 @@ impl Pipeline {
         runtime: Runtime,
         config: PipelineConfig,
     ) -> Result<Arc<Pipeline>, PipelineError> {
+        for (tenant, t) in &config.tenants {
+            let config_error = |message| PipelineError::Config {
+                tenant: tenant.clone(),
+                message,
+            };
+            t.notifications.check().map_err(config_error)?;
+            for (name, template) in &t.lifecycle.notice_fields {
+                notify::templates::check(template)
+                    .map_err(|e| config_error(format!("lifecycle.notice_fields.{name}: {e}")))?;
+            }
+        }
         let metrics = metrics::Metrics::new()?;
         let owner = format!("{}-{}", std::process::id(), fastrand::u64(..));
         Ok(Arc::new(Pipeline {
@@ -253,6 +270,7 @@ impl Pipeline {
             leases: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
             pollers: Mutex::default(),
+            notifications_waiting: Notify::new(),
         }))
     }
 
@@ -435,6 +453,29 @@ impl Pipeline {
             max_attempts: self.config.queue.max_attempts,
             link_keys,
         })
+    }
+
+    /// A configured destination's connector and what it can do (`None`: no such destination).
+    pub async fn destination_caps(
+        &self,
+        tenant: &str,
+        destination: &str,
+    ) -> Result<Option<(String, Arc<plan::ConnectorCaps>)>, String> {
+        let Some(connector) = self
+            .config
+            .tenants
+            .get(tenant)
+            .and_then(|t| t.destinations.iter().find(|d| d.name == destination))
+            .map(|d| d.connector.clone())
+        else {
+            return Ok(None);
+        };
+        let handle = self
+            .runtime
+            .plugin(tenant, &connector)
+            .map_err(|e| e.to_string())?;
+        let caps = self.capabilities(&handle).await.map_err(|e| e.to_string())?;
+        Ok(Some((connector, caps)))
     }
 
     /// A connector's capabilities, asked once per plugin version.

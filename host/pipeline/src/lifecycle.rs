@@ -127,10 +127,30 @@ pub struct Lifecycle {
     /// so that a later job for the same state does not open them again.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<String>,
+    /// The tickets opened for the person, newest last (the most recent [`MAX_OPENED_TICKETS`]):
+    /// where, in which state, and the number the desk gave it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub opened_tickets: Vec<OpenedTicket>,
     pub history: Vec<Transition>,
     /// Movers and updates that take effect on a later day, oldest day first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<DeferredChange>,
+}
+
+/// How many opened tickets a person's facts keep (the audit keeps every one).
+pub const MAX_OPENED_TICKETS: usize = 50;
+
+/// A ticket opened for a person: its number (the connector's anchor) and the connector's
+/// summary (which carries the ticket's link when the desk has one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenedTicket {
+    pub destination: String,
+    pub state: State,
+    pub template: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+    pub summary: String,
+    pub at_ms: i64,
 }
 
 /// A change that takes effect on a later day: the event that carries it, and the day.
@@ -496,6 +516,13 @@ impl Lifecycle {
         if !self.tickets.contains(&key) {
             self.tickets.push(key);
         }
+    }
+
+    /// Keeps a ticket's number and summary (the oldest dropped past [`MAX_OPENED_TICKETS`]).
+    pub fn record_ticket(&mut self, ticket: OpenedTicket) {
+        self.opened_tickets.push(ticket);
+        let extra = self.opened_tickets.len().saturating_sub(MAX_OPENED_TICKETS);
+        self.opened_tickets.drain(..extra);
     }
 
     /// Records that `state` was applied in full at `now_ms`; true when it is a change.

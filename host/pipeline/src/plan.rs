@@ -88,6 +88,14 @@ pub struct Can<'a> {
     pub keeps: &'a [AccessField],
 }
 
+impl Can<'_> {
+    /// A ticket desk (ServiceNow, Freshservice): the connector only opens tickets, so the
+    /// destination holds no account to look up, create or deprovision.
+    pub fn tickets_only(&self) -> bool {
+        !self.operations.is_empty() && self.operations.iter().all(|o| *o == Supported::OpenTicket)
+    }
+}
+
 impl ConnectorCaps {
     /// What the destination can take.
     pub fn can(&self) -> Can<'_> {
@@ -185,6 +193,12 @@ pub fn plan(
         keeps: can.keeps,
         plan: Plan::default(),
     };
+    if can.tickets_only() {
+        if let Some(want) = desired {
+            b.tickets(want);
+        }
+        return b.plan;
+    }
     match (desired, current) {
         (None, None) => {}
         (None, Some(acc)) => {
@@ -312,6 +326,11 @@ pub fn plan(
     }
     b.plan
 }
+
+/// The ticket field the host adds to every ticket it asks a connector to open: a key that is
+/// the same on every attempt of the job (the SDK's `reserved::TICKET_KEY`), so a connector can
+/// find a ticket whose answer was lost instead of opening a second one.
+pub const TICKET_KEY: &str = "tenure-ticket-key";
 
 /// Reserved attributes for the fields that have no operation of their own
 /// (the SDK's `reserved` module): expiry, licenses and app assignments.
@@ -480,6 +499,28 @@ mod tests {
             .iter()
             .map(|o| format!("{} {}", o.kind, o.target.as_deref().unwrap_or("")))
             .collect()
+    }
+
+    /// Issue 20: a ticket desk only opens the tickets the rules ask for: no account is created,
+    /// updated or deprovisioned there, whatever the rest of the output says.
+    #[test]
+    fn a_ticket_desk_plans_only_tickets() {
+        let desk = Can {
+            operations: &[Supported::OpenTicket],
+            keeps: &[],
+        };
+        assert!(desk.tickets_only() && !ALL_CAN.tickets_only());
+        let mut d = desired(&["Staff"], true);
+        d.tickets = vec![wit::Ticket {
+            template: "laptop".into(),
+            fields: vec![("model".into(), "14-inch".into())],
+        }];
+        let p = plan("itsm", Some(&d), None, None, desk, Deprovision::Disable, false);
+        assert_eq!(kinds(&p), ["open-ticket laptop"]);
+        assert!(p.unsupported.is_empty(), "{p:?}");
+        d.tickets.clear();
+        let p = plan("itsm", Some(&d), None, None, desk, Deprovision::Delete, true);
+        assert!(p.operations.is_empty(), "{p:?}");
     }
 
     /// Issue 19: a licence or app the destination does not keep is reported, never sent to be

@@ -277,6 +277,19 @@ impl Pipeline {
                 .record(tenant_name, &req.actor),
             ])
             .await?;
+        if !report.drift.is_empty() {
+            let destination = req
+                .destination
+                .clone()
+                .unwrap_or_else(|| "every destination".into());
+            let notice = crate::notify::Notice::new(
+                crate::notify::NotifyOn::DriftFound,
+                format!("report:{}", report.id),
+                serde_json::json!({ "destination": destination, "drifted": report.drift.len(),
+                    "report": report.id, "repairs": report.repairs.len() }),
+            );
+            self.notify(tenant_name, notice).await;
+        }
         tracing::info!(
             tenant = tenant_name,
             report = report.id,

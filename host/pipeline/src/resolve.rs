@@ -61,6 +61,15 @@ pub(crate) async fn resolve(
         .capabilities(&connector)
         .await
         .map_err(|e| Failure::of_call(&e))?;
+    if caps.can().tickets_only() {
+        // A ticket desk holds no account: there is nothing to look up or link.
+        return Ok(Resolved {
+            connector,
+            caps,
+            link: None,
+            matched: Match::Linked(None),
+        });
+    }
     let link = p.store.link(tenant, &dest.name, person_key).await?;
     let matched = find(
         p,

@@ -40,6 +40,7 @@ impl Pipeline {
             pruned.deliveries += step.deliveries;
             pruned.actions += step.actions;
             pruned.admissions += step.admissions;
+            pruned.notifications += step.notifications;
             if step.total() == 0 {
                 return Ok(Some(pruned));
             }
@@ -56,6 +57,7 @@ pub(crate) async fn run(p: Arc<Pipeline>) {
                 deliveries = pruned.deliveries,
                 actions = pruned.actions,
                 admissions = pruned.admissions,
+                notifications = pruned.notifications,
                 "finished operational rows pruned"
             ),
             Ok(_) => {}

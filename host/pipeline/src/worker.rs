@@ -21,6 +21,7 @@ impl Pipeline {
         let enriching: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone(), enriching.clone()));
         let retention = tokio::spawn(crate::retention::run(self.clone()));
+        let notifications = tokio::spawn(crate::notify::sender::run(self.clone()));
         let mut last_delivery_scan: Option<std::time::Instant> = None;
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         let mut last_schedule_scan: Option<std::time::Instant> = None;
@@ -108,6 +109,7 @@ impl Pipeline {
         .await;
         heartbeat.abort();
         retention.abort();
+        notifications.abort();
     }
 
     /// Claims due webhook deliveries for the free enrichment slots and enriches each on its own task.

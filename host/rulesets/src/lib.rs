@@ -5,6 +5,7 @@
 
 pub mod cases;
 pub mod impact;
+pub mod outputs;
 pub mod throttle;
 pub mod versions;
 

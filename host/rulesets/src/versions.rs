@@ -146,13 +146,21 @@ impl RuleSets {
         let Some(document) = config_document else {
             return Ok(None);
         };
-        let tests = self.test(tenant, document).await.unwrap_or_else(|e| TestReport {
+        let mut tests = self.test(tenant, document).await.unwrap_or_else(|e| TestReport {
             cases: vec![crate::CaseResult {
                 name: "load".into(),
                 passed: false,
                 failures: vec![e.to_string()],
             }],
         });
+        // Outputs its destinations cannot apply hold it back like a failing test.
+        if let Err(e) = self.check_outputs(tenant, document).await {
+            tests.cases.push(crate::CaseResult {
+                name: "outputs".into(),
+                passed: false,
+                failures: vec![e.to_string()],
+            });
+        }
         let version = self
             .store
             .put_rule_set(
@@ -302,6 +310,8 @@ impl RuleSets {
                 "four eyes: {actor} wrote version {version}; someone else must publish it"
             )));
         }
+        // Every output must reach its destination (refused here, not dropped at apply time).
+        self.check_outputs(tenant, &v.document).await?;
         // The plugin must still accept it (a plugin upgrade may have changed that).
         check(&self.draft_handle(tenant, &v.document)?, now_ms()).await?;
         let previous = self.store.current_rule_set(tenant).await?;
@@ -344,6 +354,38 @@ impl RuleSets {
             rollback,
             released,
         })
+    }
+
+    /// Refuses a document that gives a destination an output its connector cannot apply.
+    async fn check_outputs(&self, tenant: &str, document: &str) -> Result<(), RuleSetError> {
+        let Some(used) = crate::outputs::outputs_used(document) else {
+            return Ok(());
+        };
+        let mut refused = Vec::new();
+        for (destination, outputs) in used.iter().filter(|(_, o)| !o.is_empty()) {
+            let Some((connector, caps)) = self
+                .pipeline
+                .destination_caps(tenant, destination)
+                .await
+                .map_err(RuleSetError::Runtime)?
+            else {
+                continue;
+            };
+            refused.extend(crate::outputs::refusals(
+                destination,
+                &connector,
+                outputs,
+                &caps.described.operations,
+                &caps.keeps,
+            ));
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(RuleSetError::Denied(format!(
+            "the rule set gives outputs its destinations cannot apply: {}",
+            refused.join("; ")
+        )))
     }
 
     /// Puts the previously published version back in the running host (after a

@@ -31,6 +31,13 @@ impl Services {
             clock,
         })
     }
+
+    /// Hands the initial passwords LDAP and HTTP generate to `sink` (the tenants' policies).
+    pub fn with_passwords(mut self, sink: Arc<dyn caps::passwords::PasswordSink>) -> Self {
+        self.ldap = caps::LdapCapability::new(sink.clone());
+        self.http = self.http.with_passwords(sink);
+        self
+    }
 }
 
 /// One plugin version bound to one tenant: who is calling and what it may reach.

@@ -37,6 +37,13 @@ pub enum AccessField {
     AppAssignments,
     /// An account expiry date kept by the destination (AD's `accountExpires`).
     Expiry,
+    /// Distribution lists: mail lists whose membership the connector writes like a group's
+    /// (Google Groups, AD distribution groups). Rule sets' `distribution_lists` are refused at
+    /// publish for any other destination.
+    DistributionLists,
+    /// Microsoft 365 groups (Entra). Rule sets' `m365_groups` are refused at publish for any
+    /// other destination.
+    M365Groups,
 }
 
 impl AccessField {
@@ -46,6 +53,8 @@ impl AccessField {
             AccessField::Licenses => "licenses",
             AccessField::AppAssignments => "app-assignments",
             AccessField::Expiry => "expiry",
+            AccessField::DistributionLists => "distribution-lists",
+            AccessField::M365Groups => "m365-groups",
         }
     }
 }

@@ -86,6 +86,9 @@ impl From<PipelineError> for ApiError {
             PipelineError::Metrics(m) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "metrics", m.to_string())
             }
+            e @ PipelineError::Config { .. } => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "config", e.to_string())
+            }
         }
     }
 }

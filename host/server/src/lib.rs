@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod hooks;
 mod jobs;
+mod notifications;
 mod people;
 mod routes;
 mod rule_sets;

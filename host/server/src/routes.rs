@@ -9,7 +9,7 @@ use crate::jobs::{
     approve_guard, cancel, get_job, list_conflicts, list_guards, list_jobs, replay, resolve_conflict,
     reveal_initial_password,
 };
-use crate::{AppState, MAX_BODY_BYTES, hooks, people, rule_sets};
+use crate::{AppState, MAX_BODY_BYTES, hooks, notifications, people, rule_sets};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/guards", get(list_guards))
         .route("/api/v1/deliveries", get(hooks::list_deliveries))
         .route("/api/v1/deliveries/{id}/replay", post(hooks::replay_delivery))
+        .route("/api/v1/notifications", get(notifications::list))
         .route("/api/v1/people/{person}/lifecycle", get(people::lifecycle))
         .route("/api/v1/people/{person}/contract-end", post(people::contract_end))
         .route("/api/v1/reconcile", post(people::reconcile))

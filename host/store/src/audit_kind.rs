@@ -119,6 +119,14 @@ crate::column_enum! {
         WebhookEventRejected = "webhook.event_rejected",
         /// A delivery's enrichment gave up.
         WebhookDead = "webhook.dead",
+        /// A notification was queued (its channel, event and recipients; never its body).
+        NotificationQueued = "notification.queued",
+        /// A notification was sent.
+        NotificationSent = "notification.sent",
+        /// A notification could not be sent; it is tried again later.
+        NotificationFailed = "notification.failed",
+        /// A notification gave up (attempts exhausted, or refused by the channel).
+        NotificationDead = "notification.dead",
         /// The audit log was exported.
         AdminAuditExported = "admin.audit_exported",
         /// The audit chain was verified.

@@ -38,6 +38,7 @@ mod guards;
 mod health;
 mod jobs;
 mod names;
+mod notifications;
 mod operations;
 mod retention;
 mod rule_sets;
@@ -53,6 +54,7 @@ pub use guards::*;
 pub use health::*;
 pub use jobs::*;
 pub use names::*;
+pub use notifications::*;
 pub use operations::*;
 pub use retention::*;
 pub use rule_sets::*;
@@ -114,6 +116,7 @@ pub trait Store:
     EventStore
     + NameStore
     + DeliveryStore
+    + NotificationStore
     + JobStore
     + OperationStore
     + GuardStore
@@ -133,6 +136,7 @@ impl<T> Store for T where
     T: EventStore
         + NameStore
         + DeliveryStore
+        + NotificationStore
         + JobStore
         + OperationStore
         + GuardStore
@@ -152,7 +156,7 @@ impl<T> Store for T where
 /// (`Arc<SqliteStore>`); through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::{
-        AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore, OperationStore,
-        RetentionStore, RuleSetStore, ScheduleStore, SecretStore, Store,
+        AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore,
+        NotificationStore, OperationStore, RetentionStore, RuleSetStore, ScheduleStore, SecretStore, Store,
     };
 }

@@ -14,12 +14,14 @@ pub struct Pruned {
     pub actions: u64,
     /// Mass-change guard admissions far outside any guard window.
     pub admissions: u64,
+    /// Notifications sent long ago (their bodies; the audit keeps that they were sent).
+    pub notifications: u64,
 }
 
 impl Pruned {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
-        self.deliveries + self.actions + self.admissions
+        self.deliveries + self.actions + self.admissions + self.notifications
     }
 }
 

@@ -8,8 +8,9 @@
 //! removing a non-member succeeds.
 //!
 //! Keys: `account/<anchor>` (JSON), `by/<attribute>/<lowercased value>` -> anchor,
-//! `ticket/<n>`, `seq`. Anchors are `sbx-<first matching value>` (stable and unique
-//! without an atomic counter). Lookup also accepts the attribute `anchor`.
+//! `ticket/<n>`, `ticket-key/<host ticket key>` -> n, `seq`. Anchors are
+//! `sbx-<first matching value>` (stable and unique without an atomic counter). Lookup also
+//! accepts the attribute `anchor`.
 //! Settings: `match_attributes` (comma-separated, default `employeeId,mail`).
 
 use serde::{Deserialize, Serialize};
@@ -353,10 +354,27 @@ impl Connector for Sandbox {
     }
 
     fn open_ticket(&mut self, ticket: Ticket) -> Result<Outcome, PluginError> {
+        let (key, fields) = tenure_sdk::reserved::ticket_key(&ticket.fields);
+        // A ticket opened by an earlier attempt whose answer was lost is not opened again.
+        let by_key = key.map(|k| format!("ticket-key/{k}"));
+        if let Some(by_key) = &by_key
+            && let Some(n) = get(by_key)?.and_then(|b| String::from_utf8(b).ok())
+        {
+            return Ok(Outcome::created(
+                format!("ticket-{n}"),
+                format!(
+                    "found ticket-{n} ({}), opened by an earlier attempt",
+                    ticket.template
+                ),
+            ));
+        }
         let n = next_seq("ticket-seq")?;
-        let body = serde_json::to_vec(&(&ticket.template, &ticket.fields))
+        let body = serde_json::to_vec(&(&ticket.template, &fields))
             .map_err(|e| PluginError::Permanent(e.to_string()))?;
         set(&format!("ticket/{n}"), &body)?;
+        if let Some(by_key) = &by_key {
+            set(by_key, n.to_string().as_bytes())?;
+        }
         Ok(Outcome::created(
             format!("ticket-{n}"),
             format!("opened ticket-{n} ({})", ticket.template),

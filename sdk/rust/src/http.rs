@@ -185,6 +185,17 @@ impl Response {
     }
 }
 
+/// Headers that ask the host to generate an initial password, place it in the JSON body
+/// at `pointer` (RFC 6901, such as `/password`) and keep it by the tenant's policy under
+/// `account` (its user principal name, primary email or login). The plugin never sees
+/// the password; pass these to [`Client::exchange`].
+pub fn generated_password<'a>(pointer: &'a str, account: &'a str) -> [(&'static str, &'a str); 2] {
+    [
+        ("x-tenure-generated-password", pointer),
+        ("x-tenure-password-subject", account),
+    ]
+}
+
 /// Percent-encodes `text` for a path segment or query value (all but RFC 3986's
 /// unreserved characters).
 pub fn encode(text: &str) -> String {

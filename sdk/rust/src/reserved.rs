@@ -8,3 +8,17 @@ pub const EXPIRES_AT: &str = "expires-at";
 pub const LICENSES: &str = "licenses";
 /// The full list of app assignments the account should hold.
 pub const APP_ASSIGNMENTS: &str = "app-assignments";
+
+/// The ticket field the host adds to every ticket it asks for: the same on every attempt,
+/// so a connector that lost an answer can find the ticket it opened instead of opening a
+/// second one (ServiceNow's `correlation_id`, a Freshservice tag). Not a field of the desk.
+pub const TICKET_KEY: &str = "tenure-ticket-key";
+
+/// The key the host gave a ticket, and its other fields.
+pub fn ticket_key(fields: &[(String, String)]) -> (Option<&str>, Vec<&(String, String)>) {
+    let key = fields
+        .iter()
+        .find(|(n, _)| n == TICKET_KEY)
+        .map(|(_, v)| v.as_str());
+    (key, fields.iter().filter(|(n, _)| n != TICKET_KEY).collect())
+}

@@ -157,20 +157,8 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
     let data = json!({ "opportunityId": HIRED_OPPORTUNITY, "candidateId": HIRED_OPPORTUNITY,
         "contactId": "ignored" });
     let delivery = fake_lever::delivery("candidateHired", HIRED_TOKEN, &token, fake_lever::now_ms(), data);
-    let resp = host
-        .client
-        .post(format!("{}/hooks/lever/lever", host.base))
-        .header("content-type", "application/json")
-        .body(delivery.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.status().as_u16(),
-        200,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
+    let (status, body) = host.post_lever_delivery(&delivery).await;
+    assert_eq!(status, 200, "{body}");
     host.wait_idle(Duration::from_secs(60)).await;
     let person = format!("lever:{HIRED_CONTACT}");
     let dead: Vec<Value> = host

@@ -575,3 +575,79 @@ async fn the_config_files_rule_set_is_published_only_as_any_version_is() {
         .expect("published");
     assert_eq!(head.version, 1);
 }
+
+/// Issue 19: an output a destination's connector cannot apply (an org unit where it cannot move
+/// accounts, licences it does not keep) refuses the publish, naming the destination, the output
+/// and the rule; the same rule set without them publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_a_destination_cannot_apply_refuse_the_publish() {
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules]\nrule_set = '''{V1}'''\n[plugins.sandbox.grants]\nkv = true\n\
+         [plugins.sandbox.settings]\nmatch_attributes = \"employeeId,mail,sAMAccountName\"\n\
+         [connections.scim]\nkind = \"http\"\nallow_private_network = true\n\
+         url = \"http://127.0.0.1:9/scim\"\n\
+         auth = {{ type = \"bearer\", token = \"unused\" }}\n[plugins.scim.grants]\nhttp = [\"scim\"]\n"
+    ));
+    let pipeline = pipeline_toml(
+        "rules = \"rules\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
+         matching = [\"employeeId\"]\n[[destinations]]\nname = \"app\"\nconnector = \"scim\"\n\
+         matching = [\"externalId\"]\n",
+    );
+    let h = TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue: QueueConfig {
+            poll_ms: 20,
+            ..QueueConfig::default()
+        },
+        plugins: vec!["rules", "sandbox", "scim"],
+    })
+    .await;
+    let app = "  app:\n    attributes:\n      externalId: { from: id, required: true }\n      \
+               userName: { from: email }\n    rules:\n      - name: eng\n        \
+               when: person.department == \"Engineering\"\n        then: { groups: [Engineering], \
+               container: OU=Eng }\n    defaults: { licenses: [E3] }\ntests:";
+    let refused = V1.replacen("tests:", app, 1);
+    let (status, body) = draft(&h, IT_TOKEN, &refused, "licences and an OU for the SCIM app").await;
+    assert_eq!(status, 201, "{body}");
+    let version = body["version"]["version"].as_i64().unwrap();
+    let (status, body) = call(
+        &h,
+        Method::POST,
+        &format!("/api/v1/rule-sets/{version}/publish"),
+        IT_TOKEN,
+        None,
+    )
+    .await;
+    assert!((400..500).contains(&status), "{status}: {body}");
+    let message = body.to_string();
+    for part in [
+        "destination \\\"app\\\" cannot take `container` (rule \\\"eng\\\")",
+        "cannot move accounts",
+        "`licenses` (defaults)",
+        "does not keep licenses",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert!(
+        !message.contains("sandbox"),
+        "the sandbox keeps everything: {message}"
+    );
+
+    let fine = refused
+        .replace(", \\\n               container: OU=Eng }", " }")
+        .replace(", container: OU=Eng }", " }")
+        .replace("    defaults: { licenses: [E3] }\n", "");
+    let (status, body) = draft(&h, IT_TOKEN, &fine, "groups only for the SCIM app").await;
+    assert_eq!(status, 201, "{body}");
+    let version = body["version"]["version"].as_i64().unwrap();
+    let (status, body) = call(
+        &h,
+        Method::POST,
+        &format!("/api/v1/rule-sets/{version}/publish"),
+        IT_TOKEN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -6,6 +6,7 @@
 use super::{DestOutcome, JobRun};
 use crate::audit_events::{self as ev, LinkedBy};
 use crate::desired::{self, Target};
+use crate::lifecycle::OpenedTicket;
 use crate::plan::{self, PlannedOp};
 use crate::resolve::{Match, resolve};
 use crate::{DestinationConfig, Failure, FailureClass};
@@ -247,7 +248,15 @@ impl JobRun<'_> {
                 };
                 let audit = self.take(Some(rec));
                 self.flush().await?;
+                let notice = crate::notify::Notice::new(
+                    crate::notify::NotifyOn::ConflictOpened,
+                    format!("{}:{}:{}", job.person_key, dest.name, job.id),
+                    serde_json::json!({ "destination": dest.name, "kind": conflict.kind.to_string(),
+                        "candidates": conflict.candidates }),
+                )
+                .person(&job.person_key, None, None);
                 p.store.open_conflict(&self.lease, conflict, audit).await?;
+                self.notices.push(notice);
                 tracing::warn!(destination = name, %kind, "conflict held for a person to decide");
                 Ok(Err(DestOutcome::Held(format!("conflict:{name}"))))
             }
@@ -287,6 +296,12 @@ impl JobRun<'_> {
             let mut op = planned.op.clone();
             if let Some(a) = &anchor {
                 plan::bind_anchor(&mut op, a);
+            }
+            if let wit::Operation::OpenTicket(t) = &mut op {
+                // The same on every attempt: a desk that lost its answer finds the ticket by it.
+                let key = format!("{}:{}:{}", job.tenant, job.id, planned.key);
+                t.fields.retain(|(name, _)| name != plan::TICKET_KEY);
+                t.fields.push((plan::TICKET_KEY.into(), key));
             }
             let started = NewOperation {
                 job_id: job.id,
@@ -328,12 +343,21 @@ impl JobRun<'_> {
             {
                 let state = self.state;
                 self.life.remember_ticket(&dest.name, state, template);
+                self.life.record_ticket(OpenedTicket {
+                    destination: dest.name.clone(),
+                    state,
+                    template: template.clone(),
+                    number: outcome.anchor.clone().filter(|a| !a.is_empty()),
+                    summary: outcome.summary.clone(),
+                    at_ms: p.now(),
+                });
             }
             let created = if planned.kind == OperationKind::Create {
                 self.created.push(dest.name.clone());
                 match &outcome.anchor {
                     Some(a) if !a.is_empty() => {
                         anchor = Some(a.clone());
+                        self.created_accounts.push((dest.name.clone(), a.clone()));
                         outcome.anchor.clone()
                     }
                     _ => {
@@ -360,13 +384,18 @@ impl JobRun<'_> {
                 link: next.clone(),
             });
             link = next;
+            // A ticket's anchor is its number at the desk, not an account's.
+            let shown_anchor = match planned.kind {
+                OperationKind::OpenTicket => outcome.anchor.as_deref().filter(|a| !a.is_empty()),
+                _ => anchor.as_deref(),
+            };
             let rec = self.record(
                 Some(name),
                 &ev::OpApplied {
                     op: planned.kind,
                     key: &planned.key,
                     target: &planned.target,
-                    anchor: anchor.as_deref(),
+                    anchor: shown_anchor,
                     status: OperationStatus::Done,
                     duration_ms,
                     summary: &outcome.summary,
@@ -595,6 +624,11 @@ impl JobRun<'_> {
                 if newly_tripped {
                     tracing::error!(destination = %dest.name, %why, "mass-change guard tripped; approval \
                         required");
+                    self.notices.push(crate::notify::Notice::new(
+                        crate::notify::NotifyOn::GuardTripped,
+                        format!("{}:{}", dest.name, job.id),
+                        serde_json::json!({ "destination": dest.name, "why": why }),
+                    ));
                 }
                 Ok(Some(format!("guard:{}", dest.name)))
             }

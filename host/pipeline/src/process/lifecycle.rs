@@ -429,11 +429,18 @@ impl JobRun<'_> {
             return self.save_life(None).await;
         }
         let life = self.life.clone();
-        let manager_email = match &life.manager {
+        let records = self.records_of(&job.person_key).await?;
+        let known_manager = match &life.manager {
             Some(m) => self.primary_email(m).await?,
             None => None,
         };
-        let person = self.primary_email(&job.person_key).await?;
+        // A manager Tenure does not know as a person: the email the source gave.
+        let manager_email = known_manager.or_else(|| {
+            records
+                .iter()
+                .find_map(|p| crate::notify::custom_text(p, "manager_email"))
+        });
+        let person = records.iter().find_map(crate::notify::primary_email_of);
         let fields = vec![
             ("person".to_string(), job.person_key.clone()),
             ("person_email".into(), person.unwrap_or_default()),
@@ -442,6 +449,14 @@ impl JobRun<'_> {
             ("end_date".into(), life.end_date.clone().unwrap_or_default()),
             ("days_before".into(), days.to_string()),
         ];
+        // What the notice's templates (ticket fields, notifications) see.
+        let person_vars = records
+            .first()
+            .map(crate::notify::person_vars)
+            .unwrap_or_else(|| serde_json::json!({ "name": job.person_key }));
+        let vars = serde_json::json!({ "person": person_vars, "person_key": job.person_key,
+            "manager": { "key": life.manager, "email": manager_email },
+            "manager_email": manager_email, "end_date": life.end_date, "days_before": days });
         let mut sent_to = None;
         let mut summary = None;
         if let Some(dest_name) = &tenant.lifecycle.notify_destination {
@@ -458,9 +473,25 @@ impl JobRun<'_> {
                 .runtime
                 .plugin(&job.tenant, &dest.connector)
                 .map_err(|e| Failure::config(format!("destination {}: {e}", dest.name)))?;
+            let mut ticket_fields = if tenant.lifecycle.notice_fields.is_empty() {
+                fields.clone()
+            } else {
+                let mut rendered = Vec::new();
+                for (name, template) in &tenant.lifecycle.notice_fields {
+                    let value = crate::notify::templates::render(template, &vars)
+                        .map_err(|e| Failure::config(format!("lifecycle.notice_fields.{name}: {e}")))?;
+                    rendered.push((name.clone(), value));
+                }
+                rendered
+            };
+            // One notice per scheduled action: a retry finds the ticket its first attempt opened.
+            ticket_fields.push((
+                crate::plan::TICKET_KEY.into(),
+                format!("{}:notice:{}", job.tenant, action.id),
+            ));
             let ticket = wit::Ticket {
                 template: tenant.lifecycle.notice_template.clone(),
-                fields: fields.clone(),
+                fields: ticket_fields,
             };
             if !p.lease_holds(job.id) {
                 return Err(Failure {
@@ -480,6 +511,19 @@ impl JobRun<'_> {
         p.store
             .finish_action(action.id, ActionState::Done, "notice sent", now)
             .await?;
+        let email = vars["person"]["email"].as_str().map(str::to_string);
+        self.notices.push(
+            crate::notify::Notice::new(
+                crate::notify::NotifyOn::ContractEnding,
+                format!(
+                    "{}:{}:{days}",
+                    job.person_key,
+                    life.end_date.as_deref().unwrap_or("")
+                ),
+                vars.clone(),
+            )
+            .person(&job.person_key, email, manager_email.clone()),
+        );
         let data = fields
             .into_iter()
             .map(|(k, v)| (k, serde_json::Value::String(v)))
@@ -501,20 +545,25 @@ impl JobRun<'_> {
     }
 
     /// A person's primary (else first) email from their newest records.
-    async fn primary_email(&self, person_key: &str) -> Result<Option<String>, Failure> {
+    pub(super) async fn primary_email(&self, person_key: &str) -> Result<Option<String>, Failure> {
+        Ok(self
+            .records_of(person_key)
+            .await?
+            .iter()
+            .find_map(crate::notify::primary_email_of))
+    }
+
+    /// A person's newest records (one per source) this build can read.
+    async fn records_of(&self, person_key: &str) -> Result<Vec<wit::Person>, Failure> {
         let events = self
             .p
             .store
             .latest_events_of(&self.job.tenant, person_key)
             .await?;
-        for e in events {
-            if let Ok(ev) = crate::stored::decode(&e.body) {
-                let emails = &ev.person.emails;
-                if let Some(m) = emails.iter().find(|m| m.primary).or(emails.first()) {
-                    return Ok(Some(m.value.clone()));
-                }
-            }
-        }
-        Ok(None)
+        Ok(events
+            .iter()
+            .filter_map(|e| crate::stored::decode(&e.body).ok())
+            .map(|e| e.person)
+            .collect())
     }
 }

@@ -26,7 +26,9 @@ use crate::lifecycle::{Lifecycle, State};
 use crate::{Failure, FailureClass, Pipeline, TenantPipeline, backoff_ms};
 use std::sync::Arc;
 use tenure_runtime::wit;
-use tenure_store::{AuditRecord, ClaimedJob, Finish, FinishedOp, JobLease, ScheduledAction};
+use tenure_store::{
+    AuditRecord, ClaimedJob, Finish, FinishedOp, JobLease, OperationKind, OperationStatus, ScheduledAction,
+};
 use tracing::Instrument;
 
 /// How a destination's turn ended when it did not fail.
@@ -60,6 +62,10 @@ struct JobRun<'a> {
     life: Lifecycle,
     /// Destinations where this attempt created the person's account.
     created: Vec<String>,
+    /// The accounts this attempt created: (destination, anchor).
+    created_accounts: Vec<(String, String)>,
+    /// Notifications this attempt raised, queued once its end is written.
+    notices: Vec<crate::notify::Notice>,
     /// The person's state for this attempt.
     state: State,
     /// Lifecycle facts changed since they were last written (they go with the job's end).
@@ -86,6 +92,8 @@ impl Pipeline {
                 deleted_actions: Vec::new(),
                 life: Lifecycle::default(),
                 created: Vec::new(),
+                created_accounts: Vec::new(),
+                notices: Vec::new(),
                 state: State::Active,
                 life_unsaved: false,
                 interrupted: None,
@@ -136,7 +144,53 @@ impl JobRun<'_> {
         {
             return finish;
         }
+        self.account_ready(&admitted.event.person).await;
         self.settle(tenant, &admitted.event.person, worst).await
+    }
+
+    /// Notes that the person's accounts are ready when this job created any, in this attempt or
+    /// an earlier one that failed afterwards (sent once the attempt's end is written, if it
+    /// completes).
+    async fn account_ready(&mut self, person: &wit::Person) {
+        let mut created = self.created_accounts.clone();
+        if self.job.attempt > 1
+            && let Ok(ops) = self.p.store.operations(self.job.id).await
+        {
+            for o in ops
+                .iter()
+                .filter(|o| o.kind == OperationKind::Create && o.status == OperationStatus::Done)
+            {
+                if let Some(anchor) = &o.anchor
+                    && !created.iter().any(|(d, _)| *d == o.destination)
+                {
+                    created.push((o.destination.clone(), anchor.clone()));
+                }
+            }
+        }
+        if created.is_empty() {
+            return;
+        }
+        let known_manager = match self.life.manager.clone() {
+            Some(m) => self.primary_email(&m).await.ok().flatten(),
+            None => None,
+        };
+        // A manager Tenure does not know as a person: the email the source gave (Lever's hiring
+        // manager is a Lever user, sent as `manager_email`).
+        let manager_email = known_manager.or_else(|| crate::notify::custom_text(person, "manager_email"));
+        let vars = crate::notify::person_vars(person);
+        let email = vars["email"].as_str().map(str::to_string);
+        let manager = serde_json::json!({ "key": self.life.manager, "email": manager_email });
+        let accounts: Vec<serde_json::Value> = created
+            .iter()
+            .map(|(destination, anchor)| serde_json::json!({ "destination": destination, "anchor": anchor }))
+            .collect();
+        let notice = crate::notify::Notice::new(
+            crate::notify::NotifyOn::AccountReady,
+            format!("{}:{}", self.job.person_key, self.life.hires),
+            serde_json::json!({ "person": vars, "manager": manager, "accounts": accounts }),
+        )
+        .person(&self.job.person_key, email, manager_email);
+        self.notices.push(notice);
     }
 
     /// Writes the attempt's end with its audit, the last operation's result and the
@@ -178,6 +232,7 @@ impl JobRun<'_> {
             .await
         {
             Ok(true) => {
+                self.raise_notices(&finish).await;
                 let elapsed_ms = p.now() - job.event.received_ms;
                 p.metrics
                     .attempt_ended(&job.tenant, &finish, job.event.kind, elapsed_ms);
@@ -192,6 +247,34 @@ impl JobRun<'_> {
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the attempt; the lease will expire and it retries")
             }
+        }
+    }
+
+    /// Queues the notifications of an attempt whose end was written: those its stages raised
+    /// (accounts ready only when it completed) and a dead or held job's own.
+    async fn raise_notices(&mut self, finish: &Finish) {
+        use crate::notify::{Notice, NotifyOn};
+        let (p, job) = (self.p, self.job);
+        let mut notices = std::mem::take(&mut self.notices);
+        if !matches!(finish, Finish::Completed) {
+            notices.retain(|n| n.on != NotifyOn::AccountReady);
+        }
+        let about = |on, key: String, vars| Notice::new(on, key, vars).person(&job.person_key, None, None);
+        match finish {
+            Finish::Dead { error } => notices.push(about(
+                NotifyOn::JobDead,
+                format!("{}:{}", job.id, job.attempt),
+                serde_json::json!({ "job": job.id, "attempt": job.attempt, "error": error }),
+            )),
+            Finish::Held { reason } => notices.push(about(
+                NotifyOn::JobHeld,
+                format!("{}:{reason}", job.id),
+                serde_json::json!({ "job": job.id, "reason": reason }),
+            )),
+            _ => {}
+        }
+        for notice in notices {
+            p.notify(&job.tenant, notice).await;
         }
     }
 

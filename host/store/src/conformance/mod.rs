@@ -14,6 +14,7 @@ pub mod audit;
 pub mod deliveries;
 pub mod events;
 pub mod guards;
+pub mod notifications;
 pub mod operations;
 pub mod queue;
 pub mod retention;
@@ -50,6 +51,8 @@ macro_rules! conformance_suite {
             operations::finish_records_the_last_operation_and_the_lifecycle,
             guards::the_guard_trips_over_its_limit_and_an_approval_gives_a_budget,
             guards::conflicts_are_decided_once_and_release_their_job,
+            notifications::notifications_are_queued_once_per_key,
+            notifications::notifications_are_leased_retried_and_end_sent_or_dead,
             schedule::actions_keep_their_first_date_fire_once_and_cancel,
             schedule::reschedule_moves_a_pending_action_and_leaves_a_queued_one,
             schedule::cancelling_leaver_steps_matches_every_step,

@@ -42,6 +42,31 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
         .finish_action(due[0].id, ActionState::Done, "deleted", t)
         .await
         .unwrap();
+    // Notifications: one sent, one still to send.
+    let notification = |key: &str| NewNotification {
+        tenant: "t".into(),
+        channel: "mail".into(),
+        event: "account-ready".into(),
+        dedupe_key: key.into(),
+        person_key: None,
+        recipients: vec![],
+        subject: "s".into(),
+        body: "b".into(),
+        max_attempts: 3,
+        now_ms: t,
+        audit: vec![],
+    };
+    let sent = store
+        .queue_notification(notification("sent"))
+        .await
+        .unwrap()
+        .unwrap();
+    store.claim_notifications("w", t, 60_000, 1).await.unwrap();
+    store
+        .finish_notification(sent, "w", NotificationFinish::Sent, vec![])
+        .await
+        .unwrap();
+    store.queue_notification(notification("waiting")).await.unwrap();
     // A guard admission.
     intake(&store, vec![event("e1", "p1")]).await;
     let job = claim(&store, "w").await.remove(0);
@@ -74,7 +99,8 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
         Pruned {
             deliveries: 1,
             actions: 1,
-            admissions: 1
+            admissions: 1,
+            notifications: 1
         }
     );
     assert_eq!(store.prune_finished(later, 10).await.unwrap().total(), 0);
@@ -91,6 +117,9 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
     let actions = store.scheduled_actions("t", false).await.unwrap();
     assert_eq!(actions.len(), 1, "the pending action stays");
     assert_eq!(actions[0].state, ActionState::Pending);
+    let notifications = store.notifications("t", 10).await.unwrap();
+    assert_eq!(notifications.len(), 1, "the notification still to send stays");
+    assert_eq!(notifications[0].state, NotificationState::Pending);
     assert_eq!(
         store.audit(AuditFilter::default()).await.unwrap().len(),
         audit_before,

@@ -13,6 +13,7 @@ mod health;
 mod jobs;
 mod kv;
 mod names;
+mod notifications;
 mod operations;
 mod retention;
 mod rule_sets;
@@ -262,6 +263,7 @@ macro_rules! text_columns {
 text_columns!(
     JobState => as_str,
     DeliveryState => as_str,
+    NotificationState => as_str,
     OperationKind => as_str,
     OperationStatus => as_str,
     ConflictKind => as_str,

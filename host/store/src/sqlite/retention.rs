@@ -26,6 +26,10 @@ impl RetentionStore for SqliteStore {
                         "DELETE FROM guard_admissions WHERE rowid IN (SELECT rowid FROM guard_admissions
                          WHERE at_ms < ?1 LIMIT ?2)",
                     )?,
+                    notifications: prune(
+                        "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications
+                         INDEXED BY notifications_sent WHERE state = 'sent' AND sent_ms < ?1 LIMIT ?2)",
+                    )?,
                 })
             })
             .await

@@ -286,3 +286,29 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_token ON deliveries (tenant, source, token);
 CREATE INDEX IF NOT EXISTS deliveries_ready ON deliveries (run_at_ms) WHERE state IN ('pending', 'running');
 CREATE INDEX IF NOT EXISTS deliveries_list ON deliveries (tenant, source, id);
+
+-- Notifications waiting to be sent on a tenant's channel, once per de-duplication key.
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    person_key TEXT,
+    recipients TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_until_ms INTEGER,
+    last_error TEXT,
+    created_ms INTEGER NOT NULL,
+    sent_ms INTEGER,
+    UNIQUE (tenant, dedupe_key)
+);
+CREATE INDEX IF NOT EXISTS notifications_ready ON notifications (run_at_ms) WHERE state IN ('pending', 'sending');
+CREATE INDEX IF NOT EXISTS notifications_list ON notifications (tenant, id);
+CREATE INDEX IF NOT EXISTS notifications_sent ON notifications (sent_ms) WHERE state = 'sent';

@@ -1,0 +1,27 @@
+//! The notification queue, as readers see it: what was queued, sent, retried or gave up
+//! (subjects and recipients; never the bodies).
+
+use crate::AppState;
+use crate::auth::{Authed, Readers};
+use crate::error::ApiResult;
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    limit: Option<usize>,
+}
+
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    c: Authed<Readers>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult {
+    let rows = s
+        .pipeline
+        .notifications(&c.tenant, q.limit.unwrap_or(100))
+        .await?;
+    Ok(axum::Json(rows).into_response())
+}
