@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tenure_capabilities::{Clock, SystemClock, TenantConfig};
 use tenure_pipeline::{Pipeline, PipelineConfig, QueueConfig, TenantPipeline};
+use tenure_registry::{PluginRegistry, TrustPolicy};
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState, Role};
 use tenure_store::crypto::MasterKey;
@@ -78,7 +79,23 @@ impl TestHost {
         Self::start_clocked(spec, dir, Arc::new(SystemClock)).await
     }
 
+    /// Starts a host whose plugins go through the plugin registry, as `tenure serve` loads them:
+    /// `spec.plugins` seed it (offered to every tenant), the versions and activations it keeps are
+    /// restored, and uploads are checked against `trust`.
+    pub async fn start_with_registry(spec: HostSpec, dir: tempfile::TempDir, trust: TrustPolicy) -> TestHost {
+        Self::start_full(spec, dir, Arc::new(SystemClock), Some(trust)).await
+    }
+
     async fn start_clocked(spec: HostSpec, dir: tempfile::TempDir, clock: Arc<dyn Clock>) -> TestHost {
+        Self::start_full(spec, dir, clock, None).await
+    }
+
+    async fn start_full(
+        spec: HostSpec,
+        dir: tempfile::TempDir,
+        clock: Arc<dyn Clock>,
+        trust: Option<TrustPolicy>,
+    ) -> TestHost {
         tenure_capabilities::install_crypto_provider();
         let options = SqliteOptions {
             path: dir.path().join("tenure.db"),
@@ -102,10 +119,26 @@ impl TestHost {
             services,
         )
         .expect("runtime");
+        let registry = trust.map(|trust| {
+            PluginRegistry::new(
+                store.clone() as Arc<dyn Store>,
+                runtime.clone(),
+                [(TENANT.to_string(), trust)].into(),
+            )
+        });
         for p in &spec.plugins {
-            runtime
-                .register_file(&tenure_plugin_test::plugin_dir().join(format!("{p}.wasm")))
-                .unwrap_or_else(|e| panic!("plugin {p}: {e} (run plugins/build.sh)"));
+            let path = tenure_plugin_test::plugin_dir().join(format!("{p}.wasm"));
+            match &registry {
+                Some(r) => r.seed_file(&path).await.map(|_| ()).map_err(|e| e.to_string()),
+                None => runtime
+                    .register_file(&path)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+            }
+            .unwrap_or_else(|e| panic!("plugin {p}: {e} (run plugins/build.sh)"));
+        }
+        if let Some(r) = &registry {
+            r.restore().await.expect("restore the plugin registry");
         }
         runtime.set_tenant(TENANT, spec.tenant);
         let config = PipelineConfig {
@@ -125,7 +158,10 @@ impl TestHost {
             ApiToken::new("it-admin-ci", Role::It, TENANT, IT_SAME_PERSON_TOKEN).held_by("it-admin"),
             ApiToken::new("hr-author", Role::Hr, TENANT, HR_TOKEN),
         ];
-        let state = AppState::new(pipeline.clone(), tokens);
+        let mut state = AppState::new(pipeline.clone(), tokens);
+        if let Some(r) = registry {
+            state = state.with_plugin_registry(r);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, shutdown) = watch::channel(false);

@@ -40,6 +40,7 @@ pub mod mock_destination;
 pub mod prism;
 pub mod serve;
 pub mod testbeds;
+pub mod wasm_variant;
 
 /// The built `tenure` binary (`cargo build -p tenure`; `scripts/test.sh` builds it).
 pub fn tenure_binary() -> std::path::PathBuf {

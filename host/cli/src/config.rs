@@ -200,6 +200,10 @@ pub struct HostTenant {
     /// Notification channels and the events that use them (`[tenants.T.notifications]`).
     #[serde(default)]
     pub notifications: tenure_pipeline::notify::NotificationsConfig,
+    /// Whose plugin uploads the tenant accepts (`[tenants.T.plugin_trust]`): the publishers'
+    /// Ed25519 keys, and whether unsigned uploads are allowed.
+    #[serde(default)]
+    pub plugin_trust: tenure_registry::TrustPolicy,
 }
 
 impl HostTenant {

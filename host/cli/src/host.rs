@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tenure_capabilities::SystemClock;
 use tenure_pipeline::{Pipeline, PipelineConfig, SourceConfig};
+use tenure_registry::PluginRegistry;
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState};
 use tenure_store::crypto::MasterKey;
@@ -145,15 +146,36 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
         plugins.extend(t.sources.iter().map(|s| s.plugin.clone()));
         plugins.extend(t.plugins.keys().cloned());
     }
+    let mut trust = std::collections::BTreeMap::new();
+    for (name, t) in &config.tenants {
+        t.plugin_trust
+            .validate()
+            .map_err(|e| anyhow::anyhow!("tenants.{name}.plugin_trust.{e}"))?;
+        trust.insert(name.clone(), t.plugin_trust.clone());
+    }
+    let registry = PluginRegistry::new(store.clone() as Arc<dyn Store>, runtime.clone(), trust);
     for name in &plugins {
         let path = config.plugins_dir.join(format!("{name}.wasm"));
-        let version = runtime.register_file(&path).with_context(|| {
-            format!(
-                "loading plugin {name} from {} (run plugins/build.sh first)",
-                path.display()
-            )
-        })?;
+        if !path.exists() {
+            continue;
+        }
+        let version = registry
+            .seed_file(&path)
+            .await
+            .with_context(|| format!("loading plugin {name} from {}", path.display()))?;
         tracing::info!(plugin = %name, version = %version.label, "plugin loaded");
+    }
+    registry
+        .restore()
+        .await
+        .context("restoring the plugin registry")?;
+    for name in &plugins {
+        if runtime.current(name).is_err() {
+            bail!(
+                "plugin {name}: no {} and no version in the registry (run plugins/build.sh first)",
+                config.plugins_dir.join(format!("{name}.wasm")).display()
+            );
+        }
     }
     let mut tenants = std::collections::BTreeMap::new();
     let mut sources = Vec::new();
@@ -197,7 +219,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
                 .held_by(t.person.as_deref().unwrap_or(&t.name))
         })
         .collect();
-    let mut state = AppState::new(pipeline.clone(), tokens);
+    let mut state = AppState::new(pipeline.clone(), tokens).with_plugin_registry(registry);
     if let Some(token) = &metrics_token {
         state = state.with_metrics_token(token);
     }

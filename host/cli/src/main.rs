@@ -4,6 +4,7 @@ mod checkpoints;
 mod config;
 mod demo;
 mod host;
+mod plugins;
 mod reference;
 mod rules;
 mod sources;
@@ -225,6 +226,47 @@ enum PluginsCommand {
         dir: PathBuf,
         #[arg(long, default_value = "target/component-cache")]
         cache_dir: PathBuf,
+    },
+    /// Create a publisher's signing key (Ed25519, mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign `x.wasm` with its manifest `x.toml`; writes `x.sig` beside them.
+    Sign {
+        wasm: PathBuf,
+        /// The publisher's key file (from `keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The publisher's name, as tenants list it in `plugin_trust.publishers`.
+        #[arg(long)]
+        publisher: String,
+    },
+    /// Upload `x.wasm` (with `x.toml`, and `x.sig` when signed) to a running host's registry.
+    Push {
+        wasm: PathBuf,
+        #[command(flatten)]
+        api: plugins::ApiArgs,
+    },
+    /// List the tenant's plugins and versions on a running host (`*` marks the one it runs).
+    List {
+        #[command(flatten)]
+        api: plugins::ApiArgs,
+    },
+    /// Make a version the one the tenant runs, for jobs that start from now.
+    Activate {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        api: plugins::ApiArgs,
+    },
+    /// Go back to a version (default: the one the tenant ran before).
+    Rollback {
+        name: String,
+        version: Option<String>,
+        #[command(flatten)]
+        api: plugins::ApiArgs,
     },
 }
 
@@ -533,6 +575,18 @@ async fn main() -> Result<()> {
         }) => {
             let wasm = plugins_dir.join(format!("{plugin}.wasm"));
             rules::test(plugin_runtime(Some(cache_dir))?, &file, &wasm).await
+        }
+        Command::Plugins(PluginsCommand::Keygen { out }) => plugins::keygen(&out),
+        Command::Plugins(PluginsCommand::Sign { wasm, key, publisher }) => {
+            plugins::sign(&wasm, &key, &publisher).map(|_| ())
+        }
+        Command::Plugins(PluginsCommand::Push { wasm, api }) => plugins::push(&api, &wasm).await,
+        Command::Plugins(PluginsCommand::List { api }) => plugins::list(&api).await,
+        Command::Plugins(PluginsCommand::Activate { name, version, api }) => {
+            plugins::switch(&api, &name, Some(&version), false).await
+        }
+        Command::Plugins(PluginsCommand::Rollback { name, version, api }) => {
+            plugins::switch(&api, &name, version.as_deref(), true).await
         }
         Command::Plugins(PluginsCommand::Compile { dir, cache_dir }) => {
             let rt = plugin_runtime(Some(cache_dir))?;

@@ -217,6 +217,28 @@ pub fn rules_evaluated<'a>(
 }
 
 events! {
+    /// A plugin version kept in the registry: uploaded through the API or seeded from the plugins
+    /// directory (then offered to every tenant).
+    PluginUploaded<'a> => PluginUploaded {
+        plugin: &'a str,
+        version: &'a str,
+        sha256: &'a str,
+        kind: &'a str,
+        wit: &'a str,
+        owner: Option<&'a str>,
+        signer: Option<&'a str>,
+        size_bytes: usize,
+    }
+    PluginActivated<'a> => PluginActivated { plugin: &'a str, version: &'a str, previous: &'a str }
+    PluginRolledBack<'a> => PluginRolledBack { plugin: &'a str, version: &'a str, previous: &'a str }
+    PluginShadowed<'a> => PluginShadowed {
+        plugin: &'a str,
+        version: &'a str,
+        against: Option<&'a str>,
+        report: i64,
+        people: usize,
+        errors: usize,
+    }
     /// An event older than one already applied, skipped.
     EventSuperseded<'a> => EventSuperseded { occurred_at: Option<&'a str>, newer_event: i64 }
     EventDeferred<'a> => EventDeferred { effective_date: &'a str }
@@ -289,6 +311,8 @@ events! {
     DestinationSkipped<'a> => DestinationSkipped { why: &'a str }
     ConflictOpened<'a> => ConflictOpened { kind: ConflictKind, candidates: &'a [String], dry_run: bool }
     PlanCreated<'a> => PlanCreated {
+        /// The connector version that planned (and applies) it.
+        connector_version: &'a str,
         operations: Vec<PlannedOpView<'a>>,
         unsupported: &'a [String],
         dry_run: bool,

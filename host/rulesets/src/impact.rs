@@ -11,10 +11,10 @@ use tenure_pipeline::Pipeline;
 use tenure_pipeline::desired::DesiredView;
 use tenure_runtime::{PluginHandle, wit};
 
-/// Which versions are compared.
-pub struct Labels {
-    pub version: i64,
-    pub against: Option<i64>,
+/// Which versions are compared: rule-set versions (numbers) or plugin versions (labels).
+pub struct Labels<L> {
+    pub version: L,
+    pub against: Option<L>,
 }
 
 /// One person's changes in one destination.
@@ -58,10 +58,10 @@ pub struct ImpactLimits {
 
 /// The whole impact preview.
 #[derive(Debug, Serialize)]
-pub struct ImpactReport {
-    pub version: i64,
+pub struct ImpactReport<L = i64> {
+    pub version: L,
     /// The version compared against (the current one), if any.
-    pub against: Option<i64>,
+    pub against: Option<L>,
     /// People evaluated (everyone in scope of the draft).
     pub people: usize,
     /// The limit on people asked for, if any.
@@ -179,9 +179,9 @@ pub fn diff_accounts(
     out
 }
 
-impl ImpactReport {
+impl<L: std::fmt::Display> ImpactReport<L> {
     /// An empty report over `destinations`.
-    pub fn new(labels: Labels, destinations: &[String], limits: ImpactLimits) -> Self {
+    pub fn new(labels: Labels<L>, destinations: &[String], limits: ImpactLimits) -> Self {
         ImpactReport {
             version: labels.version,
             against: labels.against,
@@ -219,11 +219,12 @@ impl ImpactReport {
         person_key: &str,
     ) {
         let (live, candidate) = handles;
-        let before = match self.against {
+        let against = self.against.as_ref().map(|v| v.to_string());
+        let before = match against {
             Some(v) => match pipeline.desired_now(tenant, person_key, live).await {
                 Ok(d) => d,
                 Err(e) => {
-                    self.error(person_key, v.to_string(), e);
+                    self.error(person_key, v, e);
                     None
                 }
             },

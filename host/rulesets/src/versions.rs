@@ -75,6 +75,11 @@ impl RuleSets {
             .ok_or_else(|| RuleSetError::NotFound(format!("tenant {tenant} runs no rules plugin")))
     }
 
+    /// The rules plugin the tenant runs, if it runs one.
+    pub fn rules_plugin(&self, tenant: &str) -> Option<&str> {
+        self.plugin(tenant).ok()
+    }
+
     fn destinations(&self, tenant: &str) -> Vec<String> {
         self.config()
             .tenants
@@ -438,7 +443,47 @@ impl RuleSets {
             version,
             against: current.map(|c| c.version),
         };
-        let mut report = ImpactReport::new(labels, &self.destinations(tenant), limits);
+        let report = ImpactReport::new(labels, &self.destinations(tenant), limits);
+        self.walk(tenant, (&live, &candidate), report, limits).await
+    }
+
+    /// What running version `label` of the tenant's rules plugin would change for every known
+    /// person (or the first `limits.people`), against the version it runs now, under the
+    /// published rule set: a plugin's shadow run. Writes nothing.
+    pub async fn plugin_impact(
+        &self,
+        tenant: &str,
+        label: &str,
+        limits: ImpactLimits,
+    ) -> Result<ImpactReport<String>, RuleSetError> {
+        let plugin = self.plugin(tenant)?;
+        let _running = self.impacts.start(tenant).map_err(RuleSetError::Throttled)?;
+        let runtime_error = |e: tenure_runtime::RuntimeError| RuleSetError::Runtime(e.to_string());
+        let live = self
+            .runtime
+            .plugin(tenant, plugin)
+            .map_err(runtime_error)?
+            .in_draft_lane();
+        let candidate = self
+            .runtime
+            .candidate(tenant, plugin, label)
+            .map_err(runtime_error)?;
+        let labels = impact::Labels {
+            version: label.to_string(),
+            against: Some(live.version().to_string()),
+        };
+        let report = ImpactReport::new(labels, &self.destinations(tenant), limits);
+        self.walk(tenant, (&live, &candidate), report, limits).await
+    }
+
+    /// Adds everyone (a page at a time, up to `limits.people`) to `report`.
+    async fn walk<L: std::fmt::Display>(
+        &self,
+        tenant: &str,
+        handles: (&PluginHandle, &PluginHandle),
+        mut report: ImpactReport<L>,
+        limits: ImpactLimits,
+    ) -> Result<ImpactReport<L>, RuleSetError> {
         let mut left = limits.people.unwrap_or(usize::MAX);
         let mut after: Option<String> = None;
         loop {
@@ -450,9 +495,7 @@ impl RuleSets {
                     return Ok(report);
                 }
                 left -= 1;
-                report
-                    .add(&self.pipeline, tenant, (&live, &candidate), person_key)
-                    .await;
+                report.add(&self.pipeline, tenant, handles, person_key).await;
             }
             if page.len() < want {
                 return Ok(report);

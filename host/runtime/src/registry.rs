@@ -12,7 +12,7 @@ use crate::instance::{InstanceLimits, PluginHandle, Warm};
 use crate::manifest::{PluginKind, PluginManifest};
 use crate::wit_version::{self, WitVersion};
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -40,6 +40,9 @@ pub struct PluginVersion {
     pub(crate) pre: Pre,
     engine: Engine,
     warm: Mutex<HashMap<String, Vec<Warm>>>,
+    /// Tenants that moved off this version: their calls still running finish on it, but the
+    /// instances they give back are dropped, never kept warm.
+    retired: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for PluginVersion {
@@ -72,6 +75,15 @@ impl PluginVersion {
 
     /// Keeps an instance for reuse, within the per-tenant and runtime-wide idle caps.
     pub(crate) fn put_warm(&self, tenant: &str, mut instance: Warm, limit: usize, limits: &InstanceLimits) {
+        let owner = tenant.split('\u{0}').next().unwrap_or(tenant);
+        if self
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(owner)
+        {
+            return;
+        }
         instance.release();
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
         let idle = match warm.get_mut(tenant) {
@@ -94,18 +106,75 @@ impl PluginVersion {
         }
     }
 
-    fn drop_warm(&self, limits: &InstanceLimits) {
+    /// `tenant` no longer runs this version: its warm instances (live, draft and shadow pools) go, and
+    /// those its running calls give back are dropped.
+    fn retire_for(&self, tenant: &str, limits: &InstanceLimits) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string());
         let mut warm = self.warm.lock().unwrap_or_else(|p| p.into_inner());
-        let dropped: usize = warm.values().map(Vec::len).sum();
-        warm.clear();
+        let draft = format!("{tenant}\u{0}draft");
+        let shadow = format!("{tenant}\u{0}shadow");
+        let dropped: usize = [tenant, draft.as_str(), shadow.as_str()]
+            .iter()
+            .filter_map(|pool| warm.remove(*pool))
+            .map(|idle| idle.len())
+            .sum();
         limits.idle.fetch_sub(dropped, Ordering::Relaxed);
+    }
+
+    /// `tenant` runs this version (again).
+    fn reinstate_for(&self, tenant: &str) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant);
     }
 }
 
 struct PluginSlot {
+    /// The version tenants run unless they activated another.
     current: ArcSwap<PluginVersion>,
     /// Every version registered, oldest first, for rollback.
     history: Mutex<Vec<Arc<PluginVersion>>>,
+    /// Versions tenants activated for themselves, by tenant.
+    active: RwLock<HashMap<String, Arc<PluginVersion>>>,
+}
+
+impl PluginSlot {
+    fn new(version: Arc<PluginVersion>) -> Self {
+        PluginSlot {
+            current: ArcSwap::new(version.clone()),
+            history: Mutex::new(vec![version]),
+            active: RwLock::default(),
+        }
+    }
+
+    /// The version `tenant` runs.
+    fn version_for(&self, tenant: &str) -> Arc<PluginVersion> {
+        let active = self.active.read().unwrap_or_else(|p| p.into_inner());
+        match active.get(tenant) {
+            Some(v) => v.clone(),
+            None => self.current.load_full(),
+        }
+    }
+
+    fn find(&self, label: &str) -> Option<Arc<PluginVersion>> {
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        history.iter().rev().find(|v| v.label == label).cloned()
+    }
+}
+
+/// What a handle runs besides the tenant's live configuration.
+#[derive(Clone, Copy)]
+enum Draft<'a> {
+    /// The tenant's own configuration and key-value store.
+    Live,
+    /// Another rule-set document (tests and impact previews of a draft).
+    RuleSet(&'a str),
+    /// A candidate version under shadow (live configuration, scratch key-value store).
+    Shadow,
 }
 
 struct TenantEntry {
@@ -173,14 +242,51 @@ impl Runtime {
     }
 
     /// Compiles (or loads from cache) and registers a plugin version, which
-    /// becomes current at once. Calls already running finish on the old version.
+    /// becomes current at once for every tenant that did not activate a version of its own.
+    /// Calls already running finish on the old version.
     pub fn register(
+        &self,
+        manifest: PluginManifest,
+        wasm: &[u8],
+    ) -> Result<Arc<PluginVersion>, RuntimeError> {
+        let version = self.add_version(manifest, wasm)?;
+        let slot = self.slot(&version.manifest.name)?;
+        let old = slot.current.swap(version.clone());
+        if !Arc::ptr_eq(&old, &version) {
+            self.moved_default(&slot, &old, &version);
+        }
+        tracing::info!(plugin = %version.manifest.name, version = %version.label,
+            kind = version.kind.as_str(), wit = %version.wit, "plugin registered");
+        Ok(version)
+    }
+
+    /// Compiles (or loads from cache) a plugin version and keeps it beside the others, without
+    /// making it run anywhere (unless it is the plugin's first). The same bytes give the same
+    /// version back. A plugin keeps its kind: a version of another kind is refused.
+    pub fn add_version(
         &self,
         manifest: PluginManifest,
         wasm: &[u8],
     ) -> Result<Arc<PluginVersion>, RuntimeError> {
         let inner = &self.inner;
         let (component, sha256) = inner.cache.load(&inner.engine, wasm)?;
+        if let Ok(slot) = self.slot(&manifest.name) {
+            let history = slot.history.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(same) = history.iter().find(|v| v.sha256 == sha256) {
+                return Ok(same.clone());
+            }
+            let kind = slot.current.load().kind;
+            if kind != manifest.kind {
+                return Err(RuntimeError::InvalidPlugin {
+                    plugin: manifest.name.clone(),
+                    reason: format!(
+                        "kind: the plugin is a {} plugin; a version cannot make it a {} plugin",
+                        kind.as_str(),
+                        manifest.kind.as_str()
+                    ),
+                });
+            }
+        }
         let info = wit_version::inspect(&inner.engine, &manifest.name, &component)?;
         if info.kind != manifest.kind {
             return Err(RuntimeError::InvalidPlugin {
@@ -211,31 +317,87 @@ impl Runtime {
             pre,
             engine: inner.engine.clone(),
             warm: Mutex::new(HashMap::new()),
+            retired: Mutex::new(HashSet::new()),
         });
         let name = version.manifest.name.clone();
         let mut plugins = inner.plugins.write().unwrap_or_else(|p| p.into_inner());
         match plugins.get(&name) {
             Some(slot) => {
-                slot.history
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(version.clone());
-                let old = slot.current.swap(version.clone());
-                old.drop_warm(&inner.limits);
+                let mut history = slot.history.lock().unwrap_or_else(|p| p.into_inner());
+                // A racing add of the same bytes keeps the first.
+                if let Some(same) = history.iter().find(|v| v.sha256 == version.sha256) {
+                    return Ok(same.clone());
+                }
+                history.push(version.clone());
             }
             None => {
-                plugins.insert(
-                    name.clone(),
-                    Arc::new(PluginSlot {
-                        current: ArcSwap::new(version.clone()),
-                        history: Mutex::new(vec![version.clone()]),
-                    }),
-                );
+                plugins.insert(name, Arc::new(PluginSlot::new(version.clone())));
             }
         }
-        tracing::info!(plugin = %name, version = %version.label, kind = version.kind.as_str(),
-            wit = %version.wit, "plugin registered");
         Ok(version)
+    }
+
+    /// Makes `label` the version of `plugin` that `tenant` runs, for calls that start from now
+    /// on; calls already running finish on the version they started with, and its warm
+    /// instances for the tenant are retired. Returns the version the tenant ran before.
+    pub fn activate(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        label: &str,
+    ) -> Result<Arc<PluginVersion>, RuntimeError> {
+        let slot = self.slot(plugin)?;
+        let target = slot.find(label).ok_or_else(|| RuntimeError::UnknownVersion {
+            plugin: plugin.to_string(),
+            version: label.to_string(),
+        })?;
+        let previous = {
+            let mut active = slot.active.write().unwrap_or_else(|p| p.into_inner());
+            let previous = active
+                .insert(tenant.to_string(), target.clone())
+                .unwrap_or_else(|| slot.current.load_full());
+            target.reinstate_for(tenant);
+            previous
+        };
+        if !Arc::ptr_eq(&previous, &target) {
+            previous.retire_for(tenant, &self.inner.limits);
+        }
+        tracing::info!(tenant, plugin, from = %previous.label, to = %target.label,
+            "plugin version activated");
+        Ok(previous)
+    }
+
+    /// The version of `plugin` that `tenant` runs.
+    pub fn active(&self, tenant: &str, plugin: &str) -> Result<Arc<PluginVersion>, RuntimeError> {
+        Ok(self.slot(plugin)?.version_for(tenant))
+    }
+
+    /// One registered version of a plugin.
+    pub fn version(&self, plugin: &str, label: &str) -> Result<Arc<PluginVersion>, RuntimeError> {
+        self.slot(plugin)?
+            .find(label)
+            .ok_or_else(|| RuntimeError::UnknownVersion {
+                plugin: plugin.to_string(),
+                version: label.to_string(),
+            })
+    }
+
+    /// The default moved from `old` to `new`: tenants without a version of their own leave `old`.
+    fn moved_default(&self, slot: &PluginSlot, old: &Arc<PluginVersion>, new: &Arc<PluginVersion>) {
+        let active = slot.active.read().unwrap_or_else(|p| p.into_inner());
+        let tenants: Vec<String> = self
+            .inner
+            .tenants
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .filter(|t| !active.contains_key(*t))
+            .cloned()
+            .collect();
+        for tenant in &tenants {
+            new.reinstate_for(tenant);
+            old.retire_for(tenant, &self.inner.limits);
+        }
     }
 
     /// Registers `x.wasm` with the manifest `x.toml` beside it.
@@ -266,8 +428,11 @@ impl Runtime {
             plugin: plugin.to_string(),
             version: label.unwrap_or("<previous>").to_string(),
         })?;
+        drop(history);
         let old = slot.current.swap(target.clone());
-        old.drop_warm(&self.inner.limits);
+        if !Arc::ptr_eq(&old, &target) {
+            self.moved_default(&slot, &old, &target);
+        }
         tracing::info!(plugin, from = %old.label, to = %target.label, "plugin rolled back");
         Ok(target)
     }
@@ -374,13 +539,35 @@ impl Runtime {
         Ok(())
     }
 
+    /// A handle on version `label` of `plugin` for `tenant`, whatever version the tenant runs: a
+    /// shadow run compares it with the active one before it is activated. It draws on the draft
+    /// share of the slots, keeps its warm instances apart and writes to a scratch key-value store.
+    pub fn candidate(&self, tenant: &str, plugin: &str, label: &str) -> Result<PluginHandle, RuntimeError> {
+        let version = self.version(plugin, label)?;
+        self.handle_on(tenant, plugin, version, Draft::Shadow)
+    }
+
     fn handle(
         &self,
         tenant: &str,
         plugin: &str,
         rule_set: Option<&str>,
     ) -> Result<PluginHandle, RuntimeError> {
-        let version = self.slot(plugin)?.current.load_full();
+        let version = self.slot(plugin)?.version_for(tenant);
+        let draft = match rule_set {
+            Some(text) => Draft::RuleSet(text),
+            None => Draft::Live,
+        };
+        self.handle_on(tenant, plugin, version, draft)
+    }
+
+    fn handle_on(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        version: Arc<PluginVersion>,
+        draft: Draft<'_>,
+    ) -> Result<PluginHandle, RuntimeError> {
         let (config, generation) = {
             let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
             let entry = tenants
@@ -388,26 +575,28 @@ impl Runtime {
                 .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
             (entry.config.clone(), entry.generation)
         };
-        let (config, generation, pool, kv) = match rule_set {
-            None => (
+        let scratch = || -> Arc<dyn tenure_capabilities::KvBackend> {
+            Arc::new(tenure_capabilities::MemoryKv::default())
+        };
+        let (config, generation, pool, kv) = match draft {
+            Draft::Live => (
                 config,
                 generation,
                 tenant.to_string(),
                 self.inner.services.kv.clone(),
             ),
-            Some(text) => {
+            Draft::RuleSet(text) => {
                 let mut draft = (*config).clone();
                 draft.plugins.entry(plugin.to_string()).or_default().rule_set = Some(text.to_string());
                 let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
-                let scratch: Arc<dyn tenure_capabilities::KvBackend> =
-                    Arc::new(tenure_capabilities::MemoryKv::default());
                 (
                     Arc::new(draft),
                     generation,
                     format!("{tenant}\u{0}draft"),
-                    scratch,
+                    scratch(),
                 )
             }
+            Draft::Shadow => (config, generation, format!("{tenant}\u{0}shadow"), scratch()),
         };
         let grant = config.plugins.get(plugin);
         let options = &self.inner.options;
@@ -445,10 +634,9 @@ impl Runtime {
             memory_limit: (memory_mib as usize) << 20,
             warm_limit: options.warm_per_tenant,
             limits: self.inner.limits.clone(),
-            lane: if rule_set.is_some() {
-                crate::instance::Lane::Draft
-            } else {
-                crate::instance::Lane::Provisioning
+            lane: match draft {
+                Draft::Live => crate::instance::Lane::Provisioning,
+                Draft::RuleSet(_) | Draft::Shadow => crate::instance::Lane::Draft,
             },
         })
     }

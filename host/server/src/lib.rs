@@ -12,6 +12,7 @@ mod hooks;
 mod jobs;
 mod notifications;
 mod people;
+mod plugins;
 mod routes;
 mod rule_sets;
 mod serve;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub tokens: Arc<Vec<ApiToken>>,
     /// Rule-set versions, tests, impact previews and publishing.
     pub rule_sets: tenure_rulesets::RuleSets,
+    /// Plugin versions: uploads, activation and rollback per tenant.
+    pub plugins: tenure_registry::PluginRegistry,
     /// The digest of the token `/metrics` asks for, when it asks for one.
     metrics_token: Option<[u8; 32]>,
 }
@@ -38,10 +41,21 @@ impl AppState {
     pub fn new(pipeline: Arc<Pipeline>, tokens: Vec<ApiToken>) -> Self {
         AppState {
             rule_sets: tenure_rulesets::RuleSets::new(pipeline.clone()),
+            plugins: tenure_registry::PluginRegistry::new(
+                pipeline.store().clone(),
+                pipeline.runtime().clone(),
+                Default::default(),
+            ),
             pipeline,
             tokens: Arc::new(tokens),
             metrics_token: None,
         }
+    }
+
+    /// Uses `registry` (with the tenants' trust policies) for the plugin routes.
+    pub fn with_plugin_registry(mut self, registry: tenure_registry::PluginRegistry) -> Self {
+        self.plugins = registry;
+        self
     }
 
     /// Makes `/metrics` answer only to `Authorization: Bearer <token>`.

@@ -9,7 +9,7 @@ use crate::jobs::{
     approve_guard, cancel, get_job, list_conflicts, list_guards, list_jobs, replay, resolve_conflict,
     reveal_initial_password,
 };
-use crate::{AppState, MAX_BODY_BYTES, hooks, notifications, people, rule_sets};
+use crate::{AppState, MAX_BODY_BYTES, hooks, notifications, people, plugins, rule_sets};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, header};
@@ -47,6 +47,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/rule-sets/{version}/diff", get(rule_sets::diff))
         .route("/api/v1/rule-sets/{version}/impact", get(rule_sets::impact))
         .route("/api/v1/rule-sets/{version}/publish", post(rule_sets::publish))
+        .route("/api/v1/plugins", get(plugins::list))
+        .route("/api/v1/plugins/{name}/activate", post(plugins::activate))
+        .route("/api/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/api/v1/plugins/{name}/shadow", post(plugins::shadow))
+        .route("/api/v1/plugins/{name}/shadows", get(plugins::shadows))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/audit/verify", get(verify))
         .route("/api/v1/kpis", get(kpis))
@@ -54,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .merge(
+            Router::new()
+                .route("/api/v1/plugins", post(plugins::upload))
+                .layer(DefaultBodyLimit::max(plugins::MAX_UPLOAD_BODY_BYTES)),
+        )
         .merge(
             Router::new()
                 .route("/hooks/{source}", post(hooks::receive))

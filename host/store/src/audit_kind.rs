@@ -127,6 +127,14 @@ crate::column_enum! {
         NotificationFailed = "notification.failed",
         /// A notification gave up (attempts exhausted, or refused by the channel).
         NotificationDead = "notification.dead",
+        /// A plugin version was kept in the registry (uploaded or seeded), with its digest and signer.
+        PluginUploaded = "plugin.uploaded",
+        /// A tenant made a plugin version the one it runs.
+        PluginActivated = "plugin.activated",
+        /// A tenant went back to an earlier plugin version.
+        PluginRolledBack = "plugin.rolled-back",
+        /// A candidate plugin version ran in shadow beside the active one (its report's counts).
+        PluginShadowed = "plugin.shadowed",
         /// The audit log was exported.
         AdminAuditExported = "admin.audit_exported",
         /// The audit chain was verified.

@@ -109,6 +109,8 @@ crate::column_enum! {
     pub enum ReportKind {
         /// A reconciliation run (drift, repairs, access review).
         Reconcile = "reconciliation",
+        /// A plugin version's shadow run: what activating it would change, person by person.
+        PluginShadow = "plugin-shadow",
     }
 }
 

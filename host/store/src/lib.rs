@@ -40,6 +40,7 @@ mod jobs;
 mod names;
 mod notifications;
 mod operations;
+mod plugins;
 mod retention;
 mod rule_sets;
 mod schedule;
@@ -56,6 +57,7 @@ pub use jobs::*;
 pub use names::*;
 pub use notifications::*;
 pub use operations::*;
+pub use plugins::*;
 pub use retention::*;
 pub use rule_sets::*;
 pub use schedule::*;
@@ -117,6 +119,7 @@ pub trait Store:
     + NameStore
     + DeliveryStore
     + NotificationStore
+    + PluginStore
     + JobStore
     + OperationStore
     + GuardStore
@@ -137,6 +140,7 @@ impl<T> Store for T where
         + NameStore
         + DeliveryStore
         + NotificationStore
+        + PluginStore
         + JobStore
         + OperationStore
         + GuardStore
@@ -157,6 +161,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore,
-        NotificationStore, OperationStore, RetentionStore, RuleSetStore, ScheduleStore, SecretStore, Store,
+        NotificationStore, OperationStore, PluginStore, RetentionStore, RuleSetStore, ScheduleStore,
+        SecretStore, Store,
     };
 }

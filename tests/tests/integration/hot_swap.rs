@@ -114,3 +114,69 @@ async fn a_handle_taken_before_a_swap_keeps_its_version() {
         vec!["vB"]
     );
 }
+
+/// Versions per tenant: a version added beside the default runs nowhere until a tenant activates
+/// it, then for that tenant alone; a new default leaves the tenant's choice alone; a candidate
+/// handle runs a version no tenant runs.
+#[tokio::test]
+async fn each_tenant_runs_the_version_it_activated() {
+    let h = Harness::new().unwrap();
+    let a = h.load("swap-a").unwrap();
+    h.tenant("acme", "").unwrap();
+    h.tenant("other", "").unwrap();
+    let path = plugin_dir().join("swap-b.wasm");
+    let manifest = tenure_runtime::PluginManifest::for_component(&path).unwrap();
+    let b = h
+        .runtime()
+        .add_version(manifest.clone(), &std::fs::read(&path).unwrap())
+        .unwrap();
+    let ctx = context_from_json(json!({})).unwrap();
+    let p = person_from_json(json!({})).unwrap();
+    let group = |tenant: &'static str| {
+        let handle = h.runtime().plugin(tenant, "swap").unwrap();
+        let (ctx, p) = (ctx.clone(), p.clone());
+        async move { handle.evaluate(&p, &ctx).await.unwrap().accounts[0].groups[0].clone() }
+    };
+    assert_eq!(
+        (group("acme").await, group("other").await),
+        ("vA".into(), "vA".into())
+    );
+    let candidate = h.runtime().candidate("acme", "swap", &b.label).unwrap();
+    assert_eq!(
+        candidate.evaluate(&p, &ctx).await.unwrap().accounts[0].groups,
+        ["vB"]
+    );
+    assert_eq!(group("acme").await, "vA", "a candidate runs nowhere");
+
+    let previous = h.runtime().activate("acme", "swap", &b.label).unwrap();
+    assert_eq!(previous.label, a.label);
+    assert_eq!(
+        (group("acme").await, group("other").await),
+        ("vB".into(), "vA".into())
+    );
+    // The same bytes again are the same version; another kind under the name is refused.
+    let again = h
+        .runtime()
+        .add_version(manifest.clone(), &std::fs::read(&path).unwrap())
+        .unwrap();
+    assert!(std::sync::Arc::ptr_eq(&again, &b));
+    let mut connector = manifest;
+    connector.kind = tenure_runtime::PluginKind::Connector;
+    let err = h
+        .runtime()
+        .add_version(
+            connector,
+            &std::fs::read(plugin_dir().join("sandbox.wasm")).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kind"), "{err}");
+    // Moving the default (a rollback to A's neighbour, here B as the default) leaves acme's choice.
+    h.runtime().rollback("swap", Some(&b.label)).unwrap();
+    h.runtime().activate("acme", "swap", &a.label).unwrap();
+    assert_eq!(
+        (group("acme").await, group("other").await),
+        ("vA".into(), "vB".into())
+    );
+    assert!(h.runtime().activate("acme", "swap", "9.9.9+none").is_err());
+}

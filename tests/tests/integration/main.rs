@@ -22,6 +22,7 @@ mod lifecycle;
 mod notifications;
 mod okta;
 mod pipeline;
+mod plugin_registry;
 mod reliability;
 mod repository;
 mod rule_fidelity;

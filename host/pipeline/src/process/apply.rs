@@ -115,6 +115,7 @@ impl JobRun<'_> {
         let rec = self.record(
             Some(name),
             &ev::PlanCreated {
+                connector_version: r.connector.version(),
                 operations: listed,
                 unsupported: &plan.unsupported,
                 dry_run: dest.dry_run,

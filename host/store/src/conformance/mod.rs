@@ -16,6 +16,7 @@ pub mod events;
 pub mod guards;
 pub mod notifications;
 pub mod operations;
+pub mod plugins;
 pub mod queue;
 pub mod retention;
 pub mod rule_sets;
@@ -53,6 +54,7 @@ macro_rules! conformance_suite {
             guards::conflicts_are_decided_once_and_release_their_job,
             notifications::notifications_are_queued_once_per_key,
             notifications::notifications_are_leased_retried_and_end_sent_or_dead,
+            plugins::plugin_versions_are_kept_once_per_owner_and_activations_in_order,
             schedule::actions_keep_their_first_date_fire_once_and_cancel,
             schedule::reschedule_moves_a_pending_action_and_leaves_a_queued_one,
             schedule::cancelling_leaver_steps_matches_every_step,

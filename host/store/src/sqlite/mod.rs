@@ -15,6 +15,7 @@ mod kv;
 mod names;
 mod notifications;
 mod operations;
+mod plugins;
 mod retention;
 mod rule_sets;
 mod schedule;
@@ -264,6 +265,7 @@ text_columns!(
     JobState => as_str,
     DeliveryState => as_str,
     NotificationState => as_str,
+    StoredPluginKind => as_str,
     OperationKind => as_str,
     OperationStatus => as_str,
     ConflictKind => as_str,

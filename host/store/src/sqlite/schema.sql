@@ -312,3 +312,29 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_ready ON notifications (run_at_ms) WHERE state IN ('pending', 'sending');
 CREATE INDEX IF NOT EXISTS notifications_list ON notifications (tenant, id);
 CREATE INDEX IF NOT EXISTS notifications_sent ON notifications (sent_ms) WHERE state = 'sent';
+
+-- The plugin registry: components by name, owner ('' = offered to every tenant) and digest.
+CREATE TABLE IF NOT EXISTS plugin_versions (
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    label TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('rules', 'connector', 'source')),
+    wit TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    component BLOB NOT NULL,
+    signer TEXT,
+    uploaded_by TEXT NOT NULL,
+    uploaded_ms INTEGER NOT NULL,
+    PRIMARY KEY (name, owner, sha256)
+);
+-- Each tenant's choices of a version, newest last.
+CREATE TABLE IF NOT EXISTS plugin_activations (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    label TEXT NOT NULL,
+    activated_by TEXT NOT NULL,
+    activated_ms INTEGER NOT NULL,
+    reason TEXT
+);

@@ -1,0 +1,613 @@
+//! The plugin registry in the host, behind the API and the CLI: an upload is checked (manifest,
+//! size, signature against the tenant's trusted publishers, kind and contract version, linking),
+//! compiled once and kept by digest with its manifest, uploader and signer; each tenant activates
+//! its own version of each plugin (hot: calls that start afterwards run it, calls under way finish
+//! on theirs) and rolls back to any earlier one. Every change is audited. Files in the plugins
+//! directory seed the registry as versions offered to every tenant.
+
+pub mod signature;
+
+pub use signature::{PluginSignature, SignatureError, SigningKey, TrustPolicy};
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use tenure_pipeline::audit_events::{self as ev, AuditEvent};
+use tenure_rulesets::impact::{ImpactLimits, ImpactReport};
+use tenure_rulesets::{RuleSetError, RuleSets};
+use tenure_runtime::{PluginKind, PluginManifest, PluginVersion, Runtime, RuntimeError};
+use tenure_store::{
+    NewActivation, NewPluginVersion, ReportKind, ReportRow, Store, StoreError, StoredPluginKind,
+    StoredPluginVersion,
+};
+
+/// Shadow reports kept per tenant (the newest).
+const SHADOW_REPORTS_KEPT: usize = 50;
+
+/// The largest component accepted (the biggest first-party plugin, Python rules, is 18 MiB).
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// Who seeded a version from the plugins directory, in the registry and the audit.
+pub const SEEDED_BY: &str = "plugins_dir";
+
+/// Why a registry request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The upload or one of its fields is wrong.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The signature does not satisfy the tenant's trust policy.
+    #[error("signature: {0}")]
+    Untrusted(SignatureError),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The tenant's policy holds the activation (four eyes, a shadow run first).
+    #[error("{0}")]
+    Denied(String),
+    /// Another population-wide evaluation runs for the tenant, or its budget is spent.
+    #[error("{reason}")]
+    Throttled { reason: String, retry_after_secs: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> RegistryError {
+    RegistryError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A plugin upload.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    /// The manifest's TOML text (`plugin.toml`).
+    pub manifest: &'a str,
+    /// The component's bytes (`plugin.wasm`).
+    pub component: &'a [u8],
+    pub signature: Option<&'a PluginSignature>,
+}
+
+/// One version as a tenant sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+    pub kind: StoredPluginKind,
+    pub wit: String,
+    /// `tenant` (uploaded by the tenant, seen by it alone) or `everyone`.
+    pub offered_to: String,
+    pub signer: Option<String>,
+    pub uploaded_by: String,
+    pub uploaded_ms: i64,
+    pub size_bytes: i64,
+    /// Whether the tenant runs it.
+    pub active: bool,
+}
+
+/// A plugin as a tenant sees it: the version it runs and every version it may run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginView {
+    pub name: String,
+    pub kind: StoredPluginKind,
+    /// The version the tenant runs (absent when the host could not load any).
+    pub active: Option<String>,
+    pub versions: Vec<VersionView>,
+}
+
+/// The outcome of an upload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploaded {
+    /// False when the tenant already had these exact bytes (nothing changed).
+    pub new: bool,
+    pub version: VersionView,
+}
+
+/// The outcome of an activation or rollback.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activated {
+    pub name: String,
+    pub version: String,
+    pub previous: String,
+}
+
+/// A shadow run and where its report is kept.
+#[derive(Debug, Serialize)]
+pub struct Shadowed {
+    pub report_id: i64,
+    pub report: ImpactReport<String>,
+}
+
+/// The registry. Cheap to clone.
+#[derive(Clone)]
+pub struct PluginRegistry {
+    store: Arc<dyn Store>,
+    runtime: Runtime,
+    trust: Arc<BTreeMap<String, TrustPolicy>>,
+    /// Activations run one at a time, so the runtime ends as the store's log says.
+    switching: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn stored_kind(kind: PluginKind) -> StoredPluginKind {
+    match kind {
+        PluginKind::Rules => StoredPluginKind::Rules,
+        PluginKind::Connector => StoredPluginKind::Connector,
+        PluginKind::Source => StoredPluginKind::Source,
+    }
+}
+
+impl PluginRegistry {
+    /// A registry over `store` and `runtime`, with each tenant's trust policy.
+    pub fn new(store: Arc<dyn Store>, runtime: Runtime, trust: BTreeMap<String, TrustPolicy>) -> Self {
+        PluginRegistry {
+            store,
+            runtime,
+            trust: Arc::new(trust),
+            switching: Arc::default(),
+        }
+    }
+
+    /// Registers `x.wasm` (manifest `x.toml` beside it) from the plugins directory as the version
+    /// every tenant runs unless it activated another, and keeps it in the registry (offered to
+    /// every tenant; the operator put it there, so no signature is asked for).
+    pub async fn seed_file(&self, wasm: &Path) -> Result<Arc<PluginVersion>, RegistryError> {
+        let manifest_path = wasm.with_extension("toml");
+        let manifest_text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+            invalid(
+                "manifest",
+                format!("cannot read {}: {e}", manifest_path.display()),
+            )
+        })?;
+        let manifest = PluginManifest::parse(&manifest_path.display().to_string(), &manifest_text)
+            .map_err(|e| invalid("manifest", e.to_string()))?;
+        let bytes = std::fs::read(wasm)
+            .map_err(|e| invalid("component", format!("cannot read {}: {e}", wasm.display())))?;
+        let version = self
+            .runtime
+            .register(manifest, &bytes)
+            .map_err(|e| RegistryError::Runtime(e.to_string()))?;
+        self.keep(&version, None, None, SEEDED_BY, &manifest_text, &bytes)
+            .await?;
+        Ok(version)
+    }
+
+    /// Brings back, at start, every version the registry keeps and each tenant's latest
+    /// activation. A version that no longer loads is logged and its tenants run the default.
+    pub async fn restore(&self) -> Result<(), RegistryError> {
+        for stored in self.store.plugin_versions().await? {
+            if self.runtime.version(&stored.name, &stored.label).is_ok() {
+                continue;
+            }
+            if let Err(e) = self.load(&stored).await {
+                tracing::error!(plugin = %stored.name, version = %stored.label, error = %e,
+                    "a plugin version kept in the registry no longer loads");
+            }
+        }
+        let mut latest: HashMap<(String, String), String> = HashMap::new();
+        for a in self.store.plugin_activations().await? {
+            latest.insert((a.tenant, a.name), a.label);
+        }
+        for ((tenant, name), label) in latest {
+            if let Err(e) = self.runtime.activate(&tenant, &name, &label) {
+                tracing::error!(%tenant, plugin = %name, version = %label, error = %e,
+                    "the tenant's activated plugin version is not loaded; it runs the default");
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks, compiles and keeps an upload for `tenant` (seen by it alone); it does not run
+    /// until the tenant activates it.
+    pub async fn upload(
+        &self,
+        tenant: &str,
+        actor: &str,
+        upload: Upload<'_>,
+    ) -> Result<Uploaded, RegistryError> {
+        if upload.component.is_empty() {
+            return Err(invalid("component", "is empty"));
+        }
+        if upload.component.len() > MAX_COMPONENT_BYTES {
+            return Err(invalid(
+                "component",
+                format!(
+                    "is {} bytes; the most a plugin may have is {MAX_COMPONENT_BYTES}",
+                    upload.component.len()
+                ),
+            ));
+        }
+        let manifest = PluginManifest::parse("manifest", upload.manifest)
+            .map_err(|e| invalid("manifest", e.to_string()))?;
+        let trust = self.trust.get(tenant).cloned().unwrap_or_default();
+        let signer = trust
+            .verify(
+                &manifest.name,
+                upload.component,
+                upload.manifest,
+                upload.signature,
+            )
+            .map_err(RegistryError::Untrusted)?;
+        let name = manifest.name.clone();
+        let version = self
+            .runtime
+            .add_version(manifest, upload.component)
+            .map_err(|e| match e {
+                RuntimeError::InvalidPlugin { reason, .. } => invalid("component", reason),
+                other => invalid("component", other.to_string()),
+            })?;
+        let new = self
+            .keep(
+                &version,
+                Some(tenant),
+                signer.as_deref(),
+                actor,
+                upload.manifest,
+                upload.component,
+            )
+            .await?;
+        let view = self
+            .visible(tenant, &name)
+            .await?
+            .into_iter()
+            .find(|v| v.sha256 == version.sha256 && v.offered_to == "tenant")
+            .ok_or_else(|| RegistryError::NotFound(format!("plugin {name} version {}", version.label)))?;
+        Ok(Uploaded { new, version: view })
+    }
+
+    /// Makes `label` the version of `name` that `tenant` runs from now on.
+    pub async fn activate(
+        &self,
+        tenant: &str,
+        actor: &str,
+        name: &str,
+        label: &str,
+    ) -> Result<Activated, RegistryError> {
+        self.switch(tenant, actor, name, label, false).await
+    }
+
+    /// Goes back to `label`, or (without one) to the version the tenant ran before the current one.
+    pub async fn rollback(
+        &self,
+        tenant: &str,
+        actor: &str,
+        name: &str,
+        label: Option<&str>,
+    ) -> Result<Activated, RegistryError> {
+        let target = match label {
+            Some(l) => l.to_string(),
+            None => self.previous(tenant, name).await?,
+        };
+        self.switch(tenant, actor, name, &target, true).await
+    }
+
+    /// Every plugin the tenant may run, with its versions (oldest first) and the one it runs.
+    pub async fn list(&self, tenant: &str) -> Result<Vec<PluginView>, RegistryError> {
+        let versions = self.visible_all(tenant).await?;
+        let mut plugins: BTreeMap<String, PluginView> = BTreeMap::new();
+        for v in versions {
+            plugins
+                .entry(v.name.clone())
+                .or_insert_with(|| PluginView {
+                    name: v.name.clone(),
+                    kind: v.kind,
+                    active: self.runtime.active(tenant, &v.name).ok().map(|a| a.label.clone()),
+                    versions: Vec::new(),
+                })
+                .versions
+                .push(v);
+        }
+        Ok(plugins.into_values().collect())
+    }
+
+    async fn switch(
+        &self,
+        tenant: &str,
+        actor: &str,
+        name: &str,
+        label: &str,
+        rollback: bool,
+    ) -> Result<Activated, RegistryError> {
+        let _one_at_a_time = self.switching.lock().await;
+        let stored = self.stored_version(tenant, name, label).await?;
+        if !rollback {
+            self.check_policy(tenant, actor, &stored).await?;
+        }
+        if self.runtime.version(name, label).is_err() {
+            self.load(&stored).await?;
+        }
+        let previous = self
+            .runtime
+            .active(tenant, name)
+            .map_err(|e| RegistryError::Runtime(e.to_string()))?
+            .label
+            .clone();
+        let audit = if rollback {
+            ev::PluginRolledBack {
+                plugin: name,
+                version: label,
+                previous: &previous,
+            }
+            .record(tenant, actor)
+        } else {
+            ev::PluginActivated {
+                plugin: name,
+                version: label,
+                previous: &previous,
+            }
+            .record(tenant, actor)
+        };
+        self.store
+            .activate_plugin(NewActivation {
+                tenant: tenant.to_string(),
+                name: name.to_string(),
+                label: label.to_string(),
+                activated_by: actor.to_string(),
+                reason: rollback.then(|| "rollback".to_string()),
+                audit: vec![audit],
+            })
+            .await?;
+        self.runtime
+            .activate(tenant, name, label)
+            .map_err(|e| RegistryError::Runtime(e.to_string()))?;
+        Ok(Activated {
+            name: name.to_string(),
+            version: label.to_string(),
+            previous,
+        })
+    }
+
+    /// Runs version `label` of the tenant's rules plugin beside the active one on every person (or
+    /// the first `limits.people`) and keeps the report: per destination, how many people would
+    /// change and how. Writes nothing else.
+    pub async fn shadow(
+        &self,
+        rule_sets: &RuleSets,
+        tenant: &str,
+        actor: &str,
+        name: &str,
+        label: &str,
+        limits: ImpactLimits,
+    ) -> Result<Shadowed, RegistryError> {
+        let stored = self.stored_version(tenant, name, label).await?;
+        if rule_sets.rules_plugin(tenant) != Some(name) {
+            return Err(invalid(
+                "plugin",
+                format!(
+                    "a shadow run compares desired states, so it runs the tenant's rules plugin ({}); \
+                     {name} is a {} plugin (connectors in plan-only shadow are not built yet)",
+                    rule_sets.rules_plugin(tenant).unwrap_or("none"),
+                    stored.kind
+                ),
+            ));
+        }
+        if self.runtime.version(name, label).is_err() {
+            self.load(&stored).await?;
+        }
+        let report = rule_sets
+            .plugin_impact(tenant, label, limits)
+            .await
+            .map_err(|e| match e {
+                RuleSetError::Throttled(t) => RegistryError::Throttled {
+                    reason: t.reason,
+                    retry_after_secs: t.retry_after_secs,
+                },
+                RuleSetError::Store(s) => RegistryError::Store(s),
+                other => RegistryError::Runtime(other.to_string()),
+            })?;
+        let errors = report.errors.len() + report.errors_not_listed;
+        let counts: BTreeMap<&String, &BTreeMap<String, usize>> =
+            report.destinations.iter().map(|(d, i)| (d, &i.counts)).collect();
+        let summary = serde_json::json!({
+            "plugin": name,
+            "version": label,
+            "against": report.against,
+            "people": report.people,
+            "truncated": report.truncated,
+            "errors": errors,
+            "counts": counts,
+            "by": actor,
+        });
+        let body = serde_json::to_value(&report).map_err(|e| RegistryError::Runtime(e.to_string()))?;
+        let report_id = self
+            .store
+            .put_report(
+                tenant,
+                ReportKind::PluginShadow,
+                summary,
+                body,
+                tenure_pipeline::now_ms(),
+                SHADOW_REPORTS_KEPT,
+            )
+            .await?;
+        let record = ev::PluginShadowed {
+            plugin: name,
+            version: label,
+            against: report.against.as_deref(),
+            report: report_id,
+            people: report.people,
+            errors,
+        }
+        .record(tenant, actor);
+        self.store.append_audit(vec![record]).await?;
+        Ok(Shadowed { report_id, report })
+    }
+
+    /// The tenant's shadow reports of `name`, newest first, without their bodies.
+    pub async fn shadows(&self, tenant: &str, name: &str) -> Result<Vec<ReportRow>, RegistryError> {
+        Ok(self
+            .store
+            .reports(tenant, ReportKind::PluginShadow, SHADOW_REPORTS_KEPT)
+            .await?
+            .into_iter()
+            .filter(|r| r.summary["plugin"] == name)
+            .collect())
+    }
+
+    /// A version `tenant` may run: its own or one offered to everyone.
+    async fn stored_version(
+        &self,
+        tenant: &str,
+        name: &str,
+        label: &str,
+    ) -> Result<StoredPluginVersion, RegistryError> {
+        self.store
+            .plugin_versions()
+            .await?
+            .into_iter()
+            .find(|v| v.name == name && v.label == label && v.owner.as_deref().is_none_or(|o| o == tenant))
+            .ok_or_else(|| RegistryError::NotFound(format!("plugin {name} version {label}")))
+    }
+
+    /// The tenant's conditions on an activation: four eyes, a shadow run first.
+    async fn check_policy(
+        &self,
+        tenant: &str,
+        actor: &str,
+        stored: &StoredPluginVersion,
+    ) -> Result<(), RegistryError> {
+        let policy = self.trust.get(tenant).cloned().unwrap_or_default();
+        if policy.four_eyes && stored.owner.is_some() && stored.uploaded_by == actor {
+            return Err(RegistryError::Denied(format!(
+                "four eyes: {actor} uploaded {} {}; another administrator activates it",
+                stored.name, stored.label
+            )));
+        }
+        if policy.require_shadow && stored.kind == StoredPluginKind::Rules {
+            let shadowed = self
+                .shadows(tenant, &stored.name)
+                .await?
+                .iter()
+                .any(|r| r.summary["version"] == stored.label.as_str());
+            if !shadowed {
+                return Err(RegistryError::Denied(format!(
+                    "the tenant requires a shadow run before activation: POST /api/v1/plugins/{}/shadow \
+                     with version {} first",
+                    stored.name, stored.label
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The version the tenant ran before its current one: its activation before the latest with
+    /// another version, or else the default every tenant runs.
+    async fn previous(&self, tenant: &str, name: &str) -> Result<String, RegistryError> {
+        let current = self
+            .runtime
+            .active(tenant, name)
+            .map_err(|_| RegistryError::NotFound(format!("plugin {name}")))?
+            .label
+            .clone();
+        let activations = self.store.plugin_activations().await?;
+        let earlier = activations
+            .iter()
+            .rev()
+            .filter(|a| a.tenant == tenant && a.name == name)
+            .map(|a| &a.label)
+            .find(|l| **l != current)
+            .cloned();
+        let default = self
+            .runtime
+            .current(name)
+            .map(|v| v.label.clone())
+            .ok()
+            .filter(|l| *l != current);
+        earlier.or(default).ok_or_else(|| {
+            RegistryError::NotFound(format!("an earlier version of plugin {name} to roll back to"))
+        })
+    }
+
+    /// Compiles a kept version into the runtime.
+    async fn load(&self, stored: &StoredPluginVersion) -> Result<Arc<PluginVersion>, RegistryError> {
+        let manifest = PluginManifest::parse("manifest", &stored.manifest)
+            .map_err(|e| RegistryError::Runtime(e.to_string()))?;
+        let bytes = self
+            .store
+            .plugin_component(&stored.name, &stored.sha256)
+            .await?
+            .ok_or_else(|| {
+                RegistryError::NotFound(format!("the component of {} {}", stored.name, stored.label))
+            })?;
+        self.runtime
+            .add_version(manifest, &bytes)
+            .map_err(|e| RegistryError::Runtime(e.to_string()))
+    }
+
+    /// Keeps a version in the store (audited when new).
+    async fn keep(
+        &self,
+        version: &PluginVersion,
+        owner: Option<&str>,
+        signer: Option<&str>,
+        actor: &str,
+        manifest: &str,
+        bytes: &[u8],
+    ) -> Result<bool, RegistryError> {
+        let record = ev::PluginUploaded {
+            plugin: &version.manifest.name,
+            version: &version.label,
+            sha256: &version.sha256,
+            kind: version.kind.as_str(),
+            wit: &version.wit.to_string(),
+            owner,
+            signer,
+            size_bytes: bytes.len(),
+        }
+        .record(owner.unwrap_or("*"), actor);
+        Ok(self
+            .store
+            .put_plugin_version(NewPluginVersion {
+                name: version.manifest.name.clone(),
+                label: version.label.clone(),
+                sha256: version.sha256.clone(),
+                owner: owner.map(str::to_string),
+                kind: stored_kind(version.kind),
+                wit: version.wit.to_string(),
+                manifest: manifest.to_string(),
+                component: bytes.to_vec(),
+                signer: signer.map(str::to_string),
+                uploaded_by: actor.to_string(),
+                audit: vec![record],
+            })
+            .await?)
+    }
+
+    async fn visible_all(&self, tenant: &str) -> Result<Vec<VersionView>, RegistryError> {
+        let stored = self.store.plugin_versions().await?;
+        Ok(stored
+            .into_iter()
+            .filter(|v| v.owner.as_deref().is_none_or(|o| o == tenant))
+            .map(|v| {
+                let active = self
+                    .runtime
+                    .active(tenant, &v.name)
+                    .is_ok_and(|a| a.label == v.label);
+                VersionView {
+                    offered_to: if v.owner.is_some() { "tenant" } else { "everyone" }.to_string(),
+                    name: v.name,
+                    version: v.label,
+                    sha256: v.sha256,
+                    kind: v.kind,
+                    wit: v.wit,
+                    signer: v.signer,
+                    uploaded_by: v.uploaded_by,
+                    uploaded_ms: v.uploaded_ms,
+                    size_bytes: v.size_bytes,
+                    active,
+                }
+            })
+            .collect())
+    }
+
+    async fn visible(&self, tenant: &str, name: &str) -> Result<Vec<VersionView>, RegistryError> {
+        Ok(self
+            .visible_all(tenant)
+            .await?
+            .into_iter()
+            .filter(|v| v.name == name)
+            .collect())
+    }
+}
