@@ -27,6 +27,23 @@ pub struct TenantConfig {
     /// Per-plugin grants and settings (`[tenants.T.plugins.PLUGIN]`).
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginGrant>,
+    /// The tenant's share of the plugin host (`[tenants.T.plugin_quota]`).
+    #[serde(default)]
+    pub plugin_quota: PluginQuota,
+}
+
+/// `[tenants.T.plugin_quota]`: how much of the plugin host one tenant may use, over all its plugins
+/// (drafts and shadow runs included). A call past a limit waits or is put off with the reason, and
+/// only that tenant's jobs are delayed; other tenants never wait for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginQuota {
+    /// Plugin calls the tenant may have running at once; a call past it waits for one to end, up
+    /// to its deadline (default: no limit but the host's instance slots).
+    pub max_concurrent_calls: Option<u32>,
+    /// Plugin calls the tenant may start per minute, with bursts of a tenth of a minute's worth
+    /// (at least one); a call past it is put off until the tenant earns another (default: none).
+    pub calls_per_minute: Option<u32>,
 }
 
 /// A named connection. Credentials live here and never reach a plugin.

@@ -22,7 +22,9 @@ pub mod passwords;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, ShiftedClock, SystemClock};
-pub use config::{ConfigError, ConnectionConfig, HttpAuth, HttpConnection, LdapConnection, TenantConfig};
+pub use config::{
+    ConfigError, ConnectionConfig, HttpAuth, HttpConnection, LdapConnection, PluginQuota, TenantConfig,
+};
 pub use grants::{CapabilityRequest, Denied, EffectiveGrants, PluginGrant};
 pub use http::{HttpCapability, HttpError, HttpRequest, HttpResponse};
 pub use kv::{KvBackend, KvError, KvFuture, KvNamespace, KvQuota, MemoryKv};

@@ -177,6 +177,10 @@ pub struct HostTenant {
     /// Per-plugin grants, settings and limits (`[tenants.T.plugins.PLUGIN]`).
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginGrant>,
+    /// The tenant's share of the plugin host: concurrent calls and calls per minute
+    /// (`[tenants.T.plugin_quota]`).
+    #[serde(default)]
+    pub plugin_quota: tenure_capabilities::PluginQuota,
     /// The rules plugin (required to run the pipeline for this tenant).
     pub rules: Option<String>,
     /// How rule-set versions are published (`four_eyes`).
@@ -212,6 +216,7 @@ impl HostTenant {
         TenantConfig {
             connections: self.connections.clone(),
             plugins: self.plugins.clone(),
+            plugin_quota: self.plugin_quota.clone(),
         }
     }
 

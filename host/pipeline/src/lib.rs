@@ -148,6 +148,8 @@ impl Failure {
             CallError::OutOfMemory { .. } => (C::OutOfMemory, true, None),
             CallError::Trap { .. } => (C::Trap, true, None),
             CallError::Busy { .. } => (C::Busy, true, None),
+            // The tenant's own quota: waited out like a destination's rate limit, never charged.
+            CallError::OverQuota { retry_after_ms, .. } => (C::RateLimited, true, Some(*retry_after_ms)),
             CallError::Start { .. } => (C::Start, true, None),
             CallError::WrongKind { .. } => (C::Config, false, None),
         };

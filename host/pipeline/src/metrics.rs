@@ -24,6 +24,8 @@ pub struct Metrics {
     webhook_ack_seconds: HistogramVec,
     enrichments: IntCounterVec,
     pub plugin_truncations: IntGauge,
+    plugin_calls_running: IntGaugeVec,
+    plugin_quota_refusals: IntGaugeVec,
     /// When the store-backed gauges were last read.
     store_gauges_read: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -113,6 +115,23 @@ impl Metrics {
             "Plugin-returned values cut to the host's caps since start",
         )?;
         registry.register(Box::new(plugin_truncations.clone()))?;
+        let plugin_calls_running = IntGaugeVec::new(
+            Opts::new(
+                "tenure_plugin_calls_running",
+                "Plugin calls running per tenant (tenants with plugin_quota.max_concurrent_calls)",
+            ),
+            &["tenant"],
+        )?;
+        registry.register(Box::new(plugin_calls_running.clone()))?;
+        let plugin_quota_refusals = IntGaugeVec::new(
+            Opts::new(
+                "tenure_plugin_quota_refusals_total",
+                "Plugin calls put off by the tenant's quota since start, by limit \
+                    (calls_per_minute, max_concurrent_calls)",
+            ),
+            &["tenant", "limit"],
+        )?;
+        registry.register(Box::new(plugin_quota_refusals.clone()))?;
         let in_flight = IntGauge::new("tenure_jobs_in_flight", "Jobs being applied now")?;
         registry.register(Box::new(in_flight.clone()))?;
         let queue_depth = IntGaugeVec::new(
@@ -146,6 +165,8 @@ impl Metrics {
             webhook_ack_seconds,
             enrichments,
             plugin_truncations,
+            plugin_calls_running,
+            plugin_quota_refusals,
             store_gauges_read: std::sync::Mutex::new(None),
         })
     }
@@ -230,9 +251,30 @@ impl Metrics {
     /// Renders the text exposition format, refreshing the store-backed gauges (queue depth,
     /// KPIs: whole-table counts) at most every [`STORE_GAUGE_INTERVAL`], however often
     /// `/metrics` is scraped.
-    pub async fn render(&self, store: &dyn Store, tenants: &[String]) -> String {
+    pub async fn render(
+        &self,
+        store: &dyn Store,
+        tenants: &[String],
+        runtime: &tenure_runtime::Runtime,
+    ) -> String {
         self.plugin_truncations
             .set(i64::try_from(tenure_runtime::bounds::truncations()).unwrap_or(i64::MAX));
+        for (tenant, running, refused) in runtime.quota_usage() {
+            if let Some(running) = running {
+                self.plugin_calls_running
+                    .with_label_values(&[tenant.as_str()])
+                    .set(i64::try_from(running).unwrap_or(i64::MAX));
+            }
+            for (limit, count) in [
+                ("calls_per_minute", &refused.rate_refused),
+                ("max_concurrent_calls", &refused.concurrency_refused),
+            ] {
+                let n = count.load(std::sync::atomic::Ordering::Relaxed);
+                self.plugin_quota_refusals
+                    .with_label_values(&[tenant.as_str(), limit])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
         if self.store_gauges_due(std::time::Instant::now()) {
             self.refresh_store_gauges(store, tenants).await;
         }

@@ -38,6 +38,13 @@ pub enum CallError {
     /// Every instance slot stayed busy for the whole deadline (retry later).
     #[error("plugin {plugin}: all instance slots were busy for {waited_ms} ms; retry later")]
     Busy { plugin: String, waited_ms: u64 },
+    /// The tenant is over its plugin quota: the call is put off (only this tenant waits).
+    #[error("plugin {plugin}: {reason}; retry in {retry_after_ms} ms")]
+    OverQuota {
+        plugin: String,
+        reason: String,
+        retry_after_ms: u64,
+    },
     /// The plugin could not be instantiated or configured.
     #[error("plugin {plugin} could not start: {message}")]
     Start { plugin: String, message: String },

@@ -83,6 +83,8 @@ pub struct PluginHandle {
     pub(crate) memory_limit: usize,
     pub(crate) warm_limit: usize,
     pub(crate) limits: Arc<InstanceLimits>,
+    /// The tenant's share of the host, taken before the host-wide slots.
+    pub(crate) quota: Arc<crate::quota::TenantQuota>,
     pub(crate) lane: Lane,
 }
 
@@ -251,13 +253,16 @@ impl PluginHandle {
     /// a burst of calls queues instead of failing when the pool is exhausted.
     async fn checkout(&self, until: Instant) -> Result<Warm, CallError> {
         let waited = Instant::now();
+        let mut permits = Vec::with_capacity(4);
+        if let Some(permit) = self.quota.admit(&self.label(), until).await? {
+            permits.push(permit);
+        }
         let mut semaphores = Vec::with_capacity(3);
         if self.lane == Lane::Draft {
             semaphores.push(self.limits.tenant_drafts(&self.binding.tenant));
             semaphores.push(self.limits.drafts.clone());
         }
         semaphores.push(self.limits.busy.clone());
-        let mut permits = Vec::with_capacity(semaphores.len());
         for semaphore in semaphores {
             let permit = tokio::time::timeout_at(until, semaphore.acquire_owned())
                 .await

@@ -21,6 +21,7 @@ mod error;
 mod host_state;
 mod instance;
 mod manifest;
+mod quota;
 mod registry;
 mod wit_version;
 
@@ -30,5 +31,6 @@ pub use error::{CallError, RuntimeError};
 pub use host_state::Services;
 pub use instance::PluginHandle;
 pub use manifest::{AccessField, PluginKind, PluginManifest};
+pub use quota::QuotaCounters;
 pub use registry::{PluginVersion, Runtime};
 pub use wit_version::{SUPPORTED_WIT, WitVersion};

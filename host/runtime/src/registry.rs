@@ -10,6 +10,7 @@ use crate::error::RuntimeError;
 use crate::host_state::{Binding, HostState, Services};
 use crate::instance::{InstanceLimits, PluginHandle, Warm};
 use crate::manifest::{PluginKind, PluginManifest};
+use crate::quota::{QuotaCounters, TenantQuota};
 use crate::wit_version::{self, WitVersion};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
@@ -180,6 +181,8 @@ enum Draft<'a> {
 struct TenantEntry {
     config: Arc<TenantConfig>,
     generation: u64,
+    /// Kept across config changes that leave the quota as it was (a rule set published).
+    quota: Arc<TenantQuota>,
 }
 
 /// The plugin host. Cheap to clone; all clones share one engine and registry.
@@ -456,17 +459,32 @@ impl Runtime {
     /// config are not reused.
     pub fn set_tenant(&self, name: &str, config: TenantConfig) {
         let generation = self.inner.generations.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .tenants
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                name.to_string(),
-                TenantEntry {
-                    config: Arc::new(config),
-                    generation,
-                },
-            );
+        let mut tenants = self.inner.tenants.write().unwrap_or_else(|p| p.into_inner());
+        let quota = match tenants.get(name) {
+            Some(old) if old.config.plugin_quota == config.plugin_quota => old.quota.clone(),
+            old => Arc::new(TenantQuota::new(
+                name,
+                &config.plugin_quota,
+                old.map(|o| o.quota.counters.clone()).unwrap_or_default(),
+            )),
+        };
+        tenants.insert(
+            name.to_string(),
+            TenantEntry {
+                config: Arc::new(config),
+                generation,
+                quota,
+            },
+        );
+    }
+
+    /// Each tenant's plugin calls running (when it has a concurrency limit) and its quota refusals.
+    pub fn quota_usage(&self) -> Vec<(String, Option<u64>, Arc<QuotaCounters>)> {
+        let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
+        tenants
+            .iter()
+            .map(|(name, t)| (name.clone(), t.quota.running(), t.quota.counters.clone()))
+            .collect()
     }
 
     /// A handle on the current version of `plugin` for `tenant`.
@@ -568,12 +586,12 @@ impl Runtime {
         version: Arc<PluginVersion>,
         draft: Draft<'_>,
     ) -> Result<PluginHandle, RuntimeError> {
-        let (config, generation) = {
+        let (config, generation, quota) = {
             let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
             let entry = tenants
                 .get(tenant)
                 .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
-            (entry.config.clone(), entry.generation)
+            (entry.config.clone(), entry.generation, entry.quota.clone())
         };
         let scratch = || -> Arc<dyn tenure_capabilities::KvBackend> {
             Arc::new(tenure_capabilities::MemoryKv::default())
@@ -634,6 +652,7 @@ impl Runtime {
             memory_limit: (memory_mib as usize) << 20,
             warm_limit: options.warm_per_tenant,
             limits: self.inner.limits.clone(),
+            quota,
             lane: match draft {
                 Draft::Live => crate::instance::Lane::Provisioning,
                 Draft::RuleSet(_) | Draft::Shadow => crate::instance::Lane::Draft,

@@ -141,7 +141,7 @@ pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) 
     let text = s
         .pipeline
         .metrics
-        .render(s.pipeline.store().as_ref(), &tenants)
+        .render(s.pipeline.store().as_ref(), &tenants, s.pipeline.runtime())
         .await;
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

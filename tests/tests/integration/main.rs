@@ -23,6 +23,7 @@ mod notifications;
 mod okta;
 mod pipeline;
 mod plugin_registry;
+mod quota;
 mod reliability;
 mod repository;
 mod rule_fidelity;
