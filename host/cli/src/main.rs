@@ -7,6 +7,7 @@ mod host;
 mod plugins;
 mod reference;
 mod rules;
+mod scaffold;
 mod sources;
 
 /// mimalloc: the host allocates many small, short-lived buffers (JSON, SQL rows, WIT values).
@@ -226,6 +227,20 @@ enum PluginsCommand {
         dir: PathBuf,
         #[arg(long, default_value = "target/component-cache")]
         cache_dir: PathBuf,
+    },
+    /// Create a plugin project that builds to a component (`./build.sh`) with a working body to change.
+    New {
+        name: String,
+        #[arg(long, value_enum)]
+        kind: scaffold::Kind,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
+        /// The folder to create the project in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The Rust SDK (`sdk/rust` of a Tenure checkout); default: this build's own, else crates.io.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
     /// Create a publisher's signing key (Ed25519, mode 0600) and print its public key.
     Keygen {
@@ -575,6 +590,21 @@ async fn main() -> Result<()> {
         }) => {
             let wasm = plugins_dir.join(format!("{plugin}.wasm"));
             rules::test(plugin_runtime(Some(cache_dir))?, &file, &wasm).await
+        }
+        Command::Plugins(PluginsCommand::New {
+            name,
+            kind,
+            lang,
+            dir,
+            sdk,
+        }) => {
+            let project = scaffold::create(&name, kind, lang, &dir, sdk)?;
+            println!(
+                "created {}: build it with {}/build.sh",
+                project.display(),
+                project.display()
+            );
+            Ok(())
         }
         Command::Plugins(PluginsCommand::Keygen { out }) => plugins::keygen(&out),
         Command::Plugins(PluginsCommand::Sign { wasm, key, publisher }) => {

@@ -29,6 +29,7 @@ mod repository;
 mod rule_fidelity;
 mod rule_sets;
 mod sandbox;
+mod scaffold;
 mod scim;
 mod sdk;
 mod source;

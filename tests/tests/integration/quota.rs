@@ -113,7 +113,8 @@ async fn jobs_put_off_by_the_quota_retry_without_spending_attempts_and_all_compl
             "[plugin_quota]\ncalls_per_minute = 240\n[plugins.swap]\n[plugins.sandbox.grants]\nkv = true\n",
         ),
         pipeline: pipeline_toml(
-            "rules = \"swap\"\n[[destinations]]\nname = \"swap\"\nconnector = \"sandbox\"\nmatching = [\"name\"]\n",
+            "rules = \"swap\"\n[[destinations]]\nname = \"swap\"\nconnector = \"sandbox\"\n\
+             matching = [\"name\"]\n",
         ),
         queue: QueueConfig {
             backoff_base_ms: 50,
