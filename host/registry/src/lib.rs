@@ -131,6 +131,11 @@ pub struct PluginRegistry {
     switching: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// Whether `tenant` may see and run a kept version: its own, or one offered to everyone.
+fn visible_to(v: &StoredPluginVersion, tenant: &str) -> bool {
+    v.owner.as_deref().is_none_or(|o| o == tenant)
+}
+
 fn stored_kind(kind: PluginKind) -> StoredPluginKind {
     match kind {
         PluginKind::Rules => StoredPluginKind::Rules,
@@ -174,26 +179,31 @@ impl PluginRegistry {
         Ok(version)
     }
 
-    /// Brings back, at start, every version the registry keeps and each tenant's latest
-    /// activation. A version that no longer loads is logged and its tenants run the default.
+    /// Brings back, at start, each tenant's latest activation, compiling only the versions tenants
+    /// run (any other kept version is compiled when it is activated or shadowed). A version that no
+    /// longer loads is logged and its tenants run the default.
     pub async fn restore(&self) -> Result<(), RegistryError> {
-        for stored in self.store.plugin_versions().await? {
-            if self.runtime.version(&stored.name, &stored.label).is_ok() {
-                continue;
-            }
-            if let Err(e) = self.load(&stored).await {
-                tracing::error!(plugin = %stored.name, version = %stored.label, error = %e,
-                    "a plugin version kept in the registry no longer loads");
-            }
-        }
         let mut latest: HashMap<(String, String), String> = HashMap::new();
         for a in self.store.plugin_activations().await? {
             latest.insert((a.tenant, a.name), a.label);
         }
         for ((tenant, name), label) in latest {
-            if let Err(e) = self.runtime.activate(&tenant, &name, &label) {
+            let loaded = match self.stored_version(&tenant, &name, &label).await {
+                Ok(stored) if self.runtime.version(&name, &label).is_err() => {
+                    self.load(&stored).await.map(|_| ())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+            .and_then(|()| {
+                self.runtime
+                    .activate(&tenant, &name, &label)
+                    .map(|_| ())
+                    .map_err(|e| RegistryError::Runtime(e.to_string()))
+            });
+            if let Err(e) = loaded {
                 tracing::error!(%tenant, plugin = %name, version = %label, error = %e,
-                    "the tenant's activated plugin version is not loaded; it runs the default");
+                    "the tenant's activated plugin version does not load; it runs the default");
             }
         }
         Ok(())
@@ -579,7 +589,7 @@ impl PluginRegistry {
         let stored = self.store.plugin_versions().await?;
         Ok(stored
             .into_iter()
-            .filter(|v| v.owner.as_deref().is_none_or(|o| o == tenant))
+            .filter(|v| visible_to(v, tenant))
             .map(|v| {
                 let active = self
                     .runtime
