@@ -80,6 +80,10 @@ pub enum KvError {
     Denied(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A key the call read and wrote was changed by another call meanwhile: nothing of this
+    /// call was written (the host retries it rather than lose the other's update).
+    #[error("{0} was changed by another call meanwhile")]
+    Changed(String),
     #[error("{0}")]
     Other(String),
 }
@@ -113,6 +117,19 @@ pub trait KvBackend: Send + Sync {
     fn apply_batch<'a>(
         &'a self,
         ns: &'a KvNamespace,
+        writes: Vec<(String, Option<Vec<u8>>)>,
+        quota: KvQuota,
+    ) -> KvFuture<'a, ()> {
+        self.apply_checked(ns, Vec::new(), writes, quota)
+    }
+    /// [`apply_batch`](Self::apply_batch), only if every `expected` key still holds what the
+    /// call read of it (`None`: absent); otherwise nothing is written and the answer is
+    /// [`KvError::Changed`]. Two calls that read, change and write the same key (a counter,
+    /// an index entry) cannot both succeed, so neither update is lost.
+    fn apply_checked<'a>(
+        &'a self,
+        ns: &'a KvNamespace,
+        expected: Vec<(String, Option<Vec<u8>>)>,
         writes: Vec<(String, Option<Vec<u8>>)>,
         quota: KvQuota,
     ) -> KvFuture<'a, ()>;
@@ -165,13 +182,16 @@ impl KvBackend for MemoryKv {
     fn get<'a>(&'a self, ns: &'a KvNamespace, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>> {
         Box::pin(std::future::ready(self.get_now(ns, key)))
     }
-    fn apply_batch<'a>(
+    fn apply_checked<'a>(
         &'a self,
         ns: &'a KvNamespace,
+        expected: Vec<(String, Option<Vec<u8>>)>,
         writes: Vec<(String, Option<Vec<u8>>)>,
         quota: KvQuota,
     ) -> KvFuture<'a, ()> {
-        Box::pin(std::future::ready(self.apply_now(ns, writes, quota)))
+        Box::pin(std::future::ready(
+            self.apply_checked_now(ns, &expected, writes, quota),
+        ))
     }
     fn list_keys<'a>(&'a self, ns: &'a KvNamespace, prefix: &'a str) -> KvFuture<'a, Vec<String>> {
         Box::pin(std::future::ready(self.list_keys_now(ns, prefix)))
@@ -200,8 +220,22 @@ impl MemoryKv {
         writes: Vec<(String, Option<Vec<u8>>)>,
         quota: KvQuota,
     ) -> Result<(), KvError> {
+        self.apply_checked_now(ns, &[], writes, quota)
+    }
+
+    /// Applies writes all or nothing within `quota` if every `expected` key holds its value.
+    pub fn apply_checked_now(
+        &self,
+        ns: &KvNamespace,
+        expected: &[(String, Option<Vec<u8>>)],
+        writes: Vec<(String, Option<Vec<u8>>)>,
+        quota: KvQuota,
+    ) -> Result<(), KvError> {
         self.with(|d| {
             let n = d.entry(ns.clone()).or_default();
+            if let Some((key, _)) = expected.iter().find(|(k, v)| n.entries.get(k) != v.as_ref()) {
+                return Err(KvError::Changed(key.clone()));
+            }
             let (mut keys, mut bytes) = (n.entries.len(), n.bytes);
             // Each key counted once, at its last write in the batch.
             let mut last: BTreeMap<&str, Option<&Vec<u8>>> = BTreeMap::new();

@@ -15,6 +15,7 @@ pub mod egress;
 pub mod grants;
 pub mod http;
 pub mod kv;
+pub mod kv_overlay;
 pub mod ldap;
 pub mod notify;
 pub mod oauth;
@@ -28,6 +29,7 @@ pub use config::{
 pub use grants::{CapabilityRequest, Denied, EffectiveGrants, PluginGrant};
 pub use http::{HttpCapability, HttpError, HttpRequest, HttpResponse};
 pub use kv::{KvBackend, KvError, KvFuture, KvNamespace, KvQuota, MemoryKv};
+pub use kv_overlay::OverlayKv;
 pub use ldap::{LdapCapability, LdapError};
 pub use secret::Secret;
 

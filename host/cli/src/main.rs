@@ -4,6 +4,7 @@ mod checkpoints;
 mod config;
 mod demo;
 mod host;
+mod plugin_test;
 mod plugins;
 mod reference;
 mod rules;
@@ -220,7 +221,12 @@ enum SecretsCommand {
 #[derive(Subcommand)]
 enum PluginsCommand {
     /// Check that a plugin loads: manifest, WIT version, kind, requested capabilities.
-    Check { wasm: PathBuf },
+    Check {
+        wasm: PathBuf,
+        /// Keep the compiled component here (only with `TENURE_MASTER_KEY` set).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
     /// Compile every plugin in a folder (into the component cache when `TENURE_MASTER_KEY` is set).
     Compile {
         #[arg(default_value = "target/plugins")]
@@ -241,6 +247,19 @@ enum PluginsCommand {
         /// The Rust SDK (`sdk/rust` of a Tenure checkout); default: this build's own, else crates.io.
         #[arg(long)]
         sdk: Option<PathBuf>,
+    },
+    /// Run a plugin project's fixtures (`DIR/fixtures/*.json`) in the real host: rules fixtures
+    /// against the expected accounts, connector fixtures through lookup, plan and apply against
+    /// recorded HTTP exchanges.
+    Test {
+        /// The project folder (with `plugin.toml`).
+        dir: PathBuf,
+        /// The built component (default: `DIR/dist/NAME.wasm`).
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        /// Keep the compiled component here (only with `TENURE_MASTER_KEY` set).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Create a publisher's signing key (Ed25519, mode 0600) and print its public key.
     Keygen {
@@ -266,6 +285,17 @@ enum PluginsCommand {
     },
     /// List the tenant's plugins and versions on a running host (`*` marks the one it runs).
     List {
+        #[command(flatten)]
+        api: plugins::ApiArgs,
+    },
+    /// Run a version beside the one the tenant runs, on everyone, and print what would change
+    /// (a rules plugin: desired states; a connector: plans, looked up but never applied).
+    Shadow {
+        name: String,
+        version: String,
+        /// Only the first N people.
+        #[arg(long)]
+        people: Option<usize>,
         #[command(flatten)]
         api: plugins::ApiArgs,
     },
@@ -558,9 +588,9 @@ async fn main() -> Result<()> {
             println!("{:#}", reference::schema());
             Ok(())
         }
-        Command::Plugins(PluginsCommand::Check { wasm }) => {
+        Command::Plugins(PluginsCommand::Check { wasm, cache_dir }) => {
             let manifest = PluginManifest::for_component(&wasm)?;
-            let version = plugin_runtime(None)?.register_file(&wasm)?;
+            let version = plugin_runtime(cache_dir)?.register_file(&wasm)?;
             println!("plugin:       {}", manifest.name);
             println!("version:      {}", version.label);
             println!("kind:         {}", version.kind.as_str());
@@ -606,12 +636,21 @@ async fn main() -> Result<()> {
             );
             Ok(())
         }
+        Command::Plugins(PluginsCommand::Test { dir, wasm, cache_dir }) => {
+            plugin_test::run(plugin_runtime(cache_dir)?, &dir, wasm).await
+        }
         Command::Plugins(PluginsCommand::Keygen { out }) => plugins::keygen(&out),
         Command::Plugins(PluginsCommand::Sign { wasm, key, publisher }) => {
             plugins::sign(&wasm, &key, &publisher).map(|_| ())
         }
         Command::Plugins(PluginsCommand::Push { wasm, api }) => plugins::push(&api, &wasm).await,
         Command::Plugins(PluginsCommand::List { api }) => plugins::list(&api).await,
+        Command::Plugins(PluginsCommand::Shadow {
+            name,
+            version,
+            people,
+            api,
+        }) => plugins::shadow(&api, &name, &version, people).await,
         Command::Plugins(PluginsCommand::Activate { name, version, api }) => {
             plugins::switch(&api, &name, Some(&version), false).await
         }

@@ -1,4 +1,4 @@
-//! `tenure plugins keygen | sign | push | list | activate | rollback`: a publisher's key and
+//! `tenure plugins keygen | sign | push | list | shadow | activate | rollback`: a publisher's key and
 //! signatures, and the registry of a running host, reached through its API (so the host swaps
 //! the version at once and audits who did it).
 
@@ -186,5 +186,44 @@ pub async fn switch(api: &ApiArgs, name: &str, version: Option<&str>, rollback: 
         answer["previous"].as_str().unwrap_or_default(),
         answer["version"].as_str().unwrap_or_default()
     );
+    Ok(())
+}
+
+/// Runs `version` beside the one the tenant runs (plan-only for a connector) and prints the
+/// report's summary; the whole report is kept on the host (`GET /api/v1/plugins/NAME/shadows`).
+pub async fn shadow(api: &ApiArgs, name: &str, version: &str, people: Option<usize>) -> Result<()> {
+    let body = json!({ "version": version, "people": people });
+    let path = format!("/api/v1/plugins/{name}/shadow");
+    let answer = call(api, reqwest::Method::POST, &path, Some(body)).await?;
+    let report = &answer["report"];
+    let against = report["against"].as_str().unwrap_or("nothing");
+    println!(
+        "{name} {version} against {against}: {} people (report {})",
+        report["people"], answer["report_id"]
+    );
+    match report["kind"].as_str() {
+        Some("connector") => {
+            println!(
+                "plans compared: {}, the same: {}, different: {}, candidate errors: {}",
+                report["compared"], report["same"], report["different"], report["candidate_errors"]
+            );
+            for d in report["differences"].as_array().into_iter().flatten().take(20) {
+                println!(
+                    "  {} {}: {} {} -> {} {}",
+                    d["person_key"].as_str().unwrap_or_default(),
+                    d["destination"].as_str().unwrap_or_default(),
+                    d["active"]["found"].as_str().unwrap_or_default(),
+                    d["active"]["operations"],
+                    d["candidate"]["found"].as_str().unwrap_or_default(),
+                    d["candidate"]["operations"]
+                );
+            }
+        }
+        _ => {
+            for (destination, impact) in report["destinations"].as_object().into_iter().flatten() {
+                println!("  {destination}: {}", impact["counts"]);
+            }
+        }
+    }
     Ok(())
 }

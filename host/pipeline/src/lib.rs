@@ -29,6 +29,7 @@ pub mod redaction;
 mod resolve;
 pub mod retention;
 pub mod schedule;
+pub mod shadow;
 pub mod sources;
 pub mod stored;
 pub mod text;

@@ -382,6 +382,29 @@ fn access_changes(
     out
 }
 
+/// What an operation would change, for the report (attribute changes with their values).
+pub fn describe(op: &PlannedOp) -> String {
+    match &op.op {
+        wit::Operation::Update(c) => {
+            let changes: Vec<String> = c
+                .changes
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} -> {}",
+                        a.name,
+                        serde_json::to_string(&a.value).unwrap_or_default()
+                    )
+                })
+                .collect();
+            format!("update {}", changes.join(", "))
+        }
+        _ => format!("{} {}", op.kind, op.target.as_deref().unwrap_or(""))
+            .trim()
+            .to_string(),
+    }
+}
+
 /// A plan of one deletion (a grace period that ran out).
 pub fn delete(destination: &str, anchor: &str, supported: &[Supported]) -> Plan {
     let mut b = Builder {

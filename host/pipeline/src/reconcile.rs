@@ -15,7 +15,7 @@ use crate::audit_events::{AuditEvent, ReconcileCompleted};
 use crate::desired::{self, Mode, Names, Subject};
 use crate::lifecycle::State;
 use crate::plan;
-use crate::resolve::{Match, resolve};
+use crate::resolve::resolve;
 use crate::{Pipeline, PipelineError, ReconcileMode};
 use serde::{Deserialize, Serialize};
 use tenure_runtime::wit;
@@ -150,29 +150,6 @@ fn granted_by(trace: &[wit::rules::TraceEntry], destination: &str, group: &str) 
         .filter(|t| t.contributed.iter().any(|c| labels.contains(c)))
         .map(|t| t.rule.clone())
         .collect()
-}
-
-/// What an operation would change, for the report (attribute changes with their values).
-fn describe(op: &plan::PlannedOp) -> String {
-    match &op.op {
-        wit::Operation::Update(c) => {
-            let changes: Vec<String> = c
-                .changes
-                .iter()
-                .map(|a| {
-                    format!(
-                        "{} -> {}",
-                        a.name,
-                        serde_json::to_string(&a.value).unwrap_or_default()
-                    )
-                })
-                .collect();
-            format!("update {}", changes.join(", "))
-        }
-        _ => format!("{} {}", op.kind, op.target.as_deref().unwrap_or(""))
-            .trim()
-            .to_string(),
-    }
 }
 
 /// The drift an operation would put right.
@@ -436,19 +413,7 @@ impl Pipeline {
                     continue;
                 }
             };
-            let (current, link, wanted) = match r.matched {
-                Match::Linked(a) => (a, r.link.clone(), target.desired.clone()),
-                Match::Adopt { account, .. } => {
-                    let (link, kept) = desired::taken_over(
-                        &account,
-                        r.link.as_ref(),
-                        target.desired.as_ref(),
-                        &target.unique,
-                    );
-                    (Some(account), Some(link), kept)
-                }
-                Match::Skip { .. } | Match::Conflict { .. } => (None, r.link.clone(), target.desired.clone()),
-            };
+            let (current, link, wanted) = r.plan_inputs(target.desired.as_ref(), &target.unique);
             let mut found = Vec::new();
             let p = desired::plan_target(
                 dest,
@@ -468,7 +433,7 @@ impl Pipeline {
                     person_key: person_key.into(),
                     destination: dest.name.clone(),
                     kind: drift_of(op, state).into(),
-                    detail: describe(op),
+                    detail: plan::describe(op),
                     anchor: current.as_ref().map(|a| a.anchor.clone()),
                     repairable: true,
                 });

@@ -35,6 +35,26 @@ pub(crate) struct Resolved {
     pub matched: Match,
 }
 
+impl Resolved {
+    /// What to plan against, read-only: the account, the link and the desired account (an
+    /// account taken over keeps the unique names it has). A skip or a conflict plans from
+    /// nothing.
+    pub fn plan_inputs(
+        &self,
+        desired: Option<&wit::DesiredAccount>,
+        unique: &[String],
+    ) -> (Option<wit::Account>, Option<Link>, Option<wit::DesiredAccount>) {
+        match &self.matched {
+            Match::Linked(a) => (a.clone(), self.link.clone(), desired.cloned()),
+            Match::Adopt { account, .. } => {
+                let (link, kept) = crate::desired::taken_over(account, self.link.as_ref(), desired, unique);
+                (Some(account.clone()), Some(link), kept)
+            }
+            Match::Skip { .. } | Match::Conflict { .. } => (None, self.link.clone(), desired.cloned()),
+        }
+    }
+}
+
 fn text_of(v: &wit::Value) -> Option<String> {
     match v {
         wit::Value::Text(t) if !t.is_empty() => Some(t.clone()),
@@ -57,6 +77,19 @@ pub(crate) async fn resolve(
         .runtime
         .plugin(tenant, &dest.connector)
         .map_err(|e| Failure::config(format!("destination {}: {e}", dest.name)))?;
+    resolve_with(p, tenant, dest, person_key, desired, job, connector).await
+}
+
+/// [`resolve`] through a given connector handle (a shadow run's candidate version).
+pub(crate) async fn resolve_with(
+    p: &Pipeline,
+    tenant: &str,
+    dest: &DestinationConfig,
+    person_key: &str,
+    desired: Option<&wit::DesiredAccount>,
+    job: Option<i64>,
+    connector: PluginHandle,
+) -> Result<Resolved, Failure> {
     let caps = p
         .capabilities(&connector)
         .await

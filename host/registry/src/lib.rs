@@ -118,7 +118,62 @@ pub struct Activated {
 #[derive(Debug, Serialize)]
 pub struct Shadowed {
     pub report_id: i64,
-    pub report: ImpactReport<String>,
+    pub report: ShadowReport,
+}
+
+/// What a shadow run compared: desired states (a rules plugin) or plans (a connector).
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ShadowReport {
+    /// Per destination, how many people would change and how.
+    Rules(ImpactReport<String>),
+    /// Per person and destination, the plans of both versions where they differ.
+    Connector(tenure_pipeline::shadow::ConnectorShadowReport),
+}
+
+impl ShadowReport {
+    /// The active version compared against.
+    fn against(&self) -> Option<&str> {
+        match self {
+            ShadowReport::Rules(r) => r.against.as_deref(),
+            ShadowReport::Connector(r) => Some(&r.against),
+        }
+    }
+
+    fn people(&self) -> usize {
+        match self {
+            ShadowReport::Rules(r) => r.people,
+            ShadowReport::Connector(r) => r.people,
+        }
+    }
+
+    /// People the candidate (or the rules) could not handle.
+    fn errors(&self) -> usize {
+        match self {
+            ShadowReport::Rules(r) => r.errors.len() + r.errors_not_listed,
+            ShadowReport::Connector(r) => r.candidate_errors + r.rule_errors,
+        }
+    }
+
+    fn truncated(&self) -> bool {
+        match self {
+            ShadowReport::Rules(r) => r.truncated,
+            ShadowReport::Connector(r) => r.truncated,
+        }
+    }
+
+    /// The summary's counts: per destination and kind of change, or plans compared.
+    fn counts(&self) -> serde_json::Value {
+        match self {
+            ShadowReport::Rules(r) => {
+                let counts: BTreeMap<&String, &BTreeMap<String, usize>> =
+                    r.destinations.iter().map(|(d, i)| (d, &i.counts)).collect();
+                serde_json::json!(counts)
+            }
+            ShadowReport::Connector(r) => serde_json::json!({ "compared": r.compared, "same": r.same,
+                "different": r.different, "by_destination": r.by_destination }),
+        }
+    }
 }
 
 /// The registry. Cheap to clone.
@@ -369,9 +424,11 @@ impl PluginRegistry {
         })
     }
 
-    /// Runs version `label` of the tenant's rules plugin beside the active one on every person (or
-    /// the first `limits.people`) and keeps the report: per destination, how many people would
-    /// change and how. Writes nothing else.
+    /// Runs version `label` of a plugin beside the active one on every person (or the first
+    /// `limits.people`) and keeps the report: for the tenant's rules plugin, per destination,
+    /// how many people would change and how; for a connector, plan against plan, in plan-only
+    /// mode (describe and lookups against the live destination, nothing applied). Writes
+    /// nothing else.
     pub async fn shadow(
         &self,
         rule_sets: &RuleSets,
@@ -382,12 +439,13 @@ impl PluginRegistry {
         limits: ImpactLimits,
     ) -> Result<Shadowed, RegistryError> {
         let stored = self.stored_version(tenant, name, label).await?;
-        if rule_sets.rules_plugin(tenant) != Some(name) {
+        let is_rules = rule_sets.rules_plugin(tenant) == Some(name);
+        if !is_rules && stored.kind != StoredPluginKind::Connector {
             return Err(invalid(
                 "plugin",
                 format!(
-                    "a shadow run compares desired states, so it runs the tenant's rules plugin ({}); \
-                     {name} is a {} plugin (connectors in plan-only shadow are not built yet)",
+                    "a shadow run compares desired states (the tenant's rules plugin, {}) or plans (a \
+                     connector); {name} is a {} plugin",
                     rule_sets.rules_plugin(tenant).unwrap_or("none"),
                     stored.kind
                 ),
@@ -396,28 +454,35 @@ impl PluginRegistry {
         if self.runtime.version(name, label).is_err() {
             self.load(&stored).await?;
         }
-        let report = rule_sets
-            .plugin_impact(tenant, label, limits)
-            .await
-            .map_err(|e| match e {
-                RuleSetError::Throttled(t) => RegistryError::Throttled {
-                    reason: t.reason,
-                    retry_after_secs: t.retry_after_secs,
-                },
-                RuleSetError::Store(s) => RegistryError::Store(s),
-                other => RegistryError::Runtime(other.to_string()),
-            })?;
-        let errors = report.errors.len() + report.errors_not_listed;
-        let counts: BTreeMap<&String, &BTreeMap<String, usize>> =
-            report.destinations.iter().map(|(d, i)| (d, &i.counts)).collect();
+        let failed = |e: RuleSetError| match e {
+            RuleSetError::Throttled(t) => RegistryError::Throttled {
+                reason: t.reason,
+                retry_after_secs: t.retry_after_secs,
+            },
+            RuleSetError::Store(s) => RegistryError::Store(s),
+            other => RegistryError::Runtime(other.to_string()),
+        };
+        let report = if is_rules {
+            ShadowReport::Rules(
+                rule_sets
+                    .plugin_impact(tenant, label, limits)
+                    .await
+                    .map_err(failed)?,
+            )
+        } else {
+            let compared = rule_sets.connector_impact(tenant, name, label, limits).await;
+            ShadowReport::Connector(compared.map_err(failed)?)
+        };
+        let (against, people, errors) = (report.against(), report.people(), report.errors());
         let summary = serde_json::json!({
             "plugin": name,
+            "kind": if is_rules { "rules" } else { "connector" },
             "version": label,
-            "against": report.against,
-            "people": report.people,
-            "truncated": report.truncated,
+            "against": against,
+            "people": people,
+            "truncated": report.truncated(),
             "errors": errors,
-            "counts": counts,
+            "counts": report.counts(),
             "by": actor,
         });
         let body = serde_json::to_value(&report).map_err(|e| RegistryError::Runtime(e.to_string()))?;
@@ -435,9 +500,9 @@ impl PluginRegistry {
         let record = ev::PluginShadowed {
             plugin: name,
             version: label,
-            against: report.against.as_deref(),
+            against,
             report: report_id,
-            people: report.people,
+            people,
             errors,
         }
         .record(tenant, actor);
@@ -485,7 +550,9 @@ impl PluginRegistry {
                 stored.name, stored.label
             )));
         }
-        if policy.require_shadow && stored.kind == StoredPluginKind::Rules {
+        if policy.require_shadow
+            && matches!(stored.kind, StoredPluginKind::Rules | StoredPluginKind::Connector)
+        {
             let shadowed = self
                 .shadows(tenant, &stored.name)
                 .await?

@@ -476,6 +476,31 @@ impl RuleSets {
         self.walk(tenant, (&live, &candidate), report, limits).await
     }
 
+    /// What version `label` of connector `plugin` would plan, against the version the tenant
+    /// runs, for every known person (or the first `limits.people`) under the tenant's active
+    /// rules: a connector's plan-only shadow run. Describes and looks up only; writes nothing.
+    pub async fn connector_impact(
+        &self,
+        tenant: &str,
+        plugin: &str,
+        label: &str,
+        limits: ImpactLimits,
+    ) -> Result<tenure_pipeline::shadow::ConnectorShadowReport, RuleSetError> {
+        let _running = self.impacts.start(tenant).map_err(RuleSetError::Throttled)?;
+        let candidate = self
+            .runtime
+            .candidate(tenant, plugin, label)
+            .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+        let limits = tenure_pipeline::shadow::ShadowLimits {
+            people: limits.people,
+            detail: limits.detail,
+        };
+        self.pipeline
+            .connector_shadow(tenant, &candidate, limits)
+            .await
+            .map_err(|e| RuleSetError::Runtime(e.to_string()))
+    }
+
     /// Adds everyone (a page at a time, up to `limits.people`) to `report`.
     async fn walk<L: std::fmt::Display>(
         &self,

@@ -59,6 +59,21 @@ pub(crate) struct Binding {
     /// The warm pool this binding's instances return to: the tenant's own, or a
     /// separate one for instances running a draft rule set.
     pub pool: String,
+    /// A shadow run: HTTP reads only (GET, HEAD) and no LDAP writes; whatever else the plugin
+    /// sends is refused before it leaves the host.
+    pub read_only: bool,
+}
+
+impl Binding {
+    /// Refuses a write of a read-only (shadow) binding, naming what was refused.
+    fn refuse_write(&self, what: &str) -> Option<String> {
+        self.read_only.then(|| {
+            format!(
+                "a shadow run only reads: {what} is refused (version {} is not active)",
+                self.version
+            )
+        })
+    }
 }
 
 /// Caps the total linear memory of one store, over all its memories (a component may
@@ -124,6 +139,22 @@ pub(crate) struct HostState {
     /// This call's key-value writes (`None` removes), committed together when the call succeeds.
     pub kv_pending: std::collections::BTreeMap<String, Option<Vec<u8>>>,
     kv_pending_bytes: usize,
+    /// What this call read from the store (first read of each key), so a write of a key it
+    /// read is committed only if nobody changed the key meanwhile.
+    kv_read: std::collections::BTreeMap<String, Option<Vec<u8>>>,
+}
+
+/// One call's key-value writes and, for each key it read before writing, what it read.
+#[derive(Debug, Default)]
+pub struct KvWrites {
+    pub writes: Vec<(String, Option<Vec<u8>>)>,
+    pub expected: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl KvWrites {
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
 }
 
 /// Most bytes one call may write to its key-value store before it returns.
@@ -145,6 +176,7 @@ impl HostState {
             log_budget: LOG_LINES_PER_CALL,
             kv_pending: Default::default(),
             kv_pending_bytes: 0,
+            kv_read: Default::default(),
         }
     }
 }
@@ -227,6 +259,10 @@ impl http::Host for HostState {
         self.settle_kv().await.map_err(http::HttpError::Transport)?;
         let b = self.binding.clone();
         let connection = req.connection.clone();
+        let reads = ["GET", "HEAD"].iter().any(|m| req.method.eq_ignore_ascii_case(m));
+        if !reads && let Some(reason) = b.refuse_write(&format!("{} {}", req.method, req.path)) {
+            return Err(http::HttpError::Denied(reason));
+        }
         let request = caps::HttpRequest {
             connection: req.connection,
             method: req.method,
@@ -353,8 +389,11 @@ impl ldap::Host for HostState {
         dn: String,
         attributes: Vec<ldap::Attribute>,
     ) -> Result<(), ldap::LdapError> {
-        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
+        if let Some(reason) = b.refuse_write(&format!("LDAP add of {dn}")) {
+            return Err(ldap::LdapError::Denied(reason));
+        }
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let attrs = attributes
             .into_iter()
             .map(|a| caps::ldap::LdapAttribute {
@@ -377,8 +416,11 @@ impl ldap::Host for HostState {
         dn: String,
         changes: Vec<ldap::Modification>,
     ) -> Result<(), ldap::LdapError> {
-        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
+        if let Some(reason) = b.refuse_write(&format!("LDAP modify of {dn}")) {
+            return Err(ldap::LdapError::Denied(reason));
+        }
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let mods = changes
             .into_iter()
             .map(|m| caps::ldap::LdapModification {
@@ -408,8 +450,11 @@ impl ldap::Host for HostState {
         delete_old_rdn: bool,
         new_superior: Option<String>,
     ) -> Result<(), ldap::LdapError> {
-        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
+        if let Some(reason) = b.refuse_write(&format!("LDAP rename of {dn}")) {
+            return Err(ldap::LdapError::Denied(reason));
+        }
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let r = b
             .services
             .ldap
@@ -428,8 +473,11 @@ impl ldap::Host for HostState {
     }
 
     async fn delete_entry(&mut self, connection: String, dn: String) -> Result<(), ldap::LdapError> {
-        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let b = self.binding.clone();
+        if let Some(reason) = b.refuse_write(&format!("LDAP delete of {dn}")) {
+            return Err(ldap::LdapError::Denied(reason));
+        }
+        self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
         let r = b
             .services
             .ldap
@@ -444,6 +492,7 @@ fn kv_error(e: caps::KvError) -> kv::KvError {
     match e {
         caps::KvError::Denied(m) => kv::KvError::Denied(m),
         caps::KvError::TooLarge(m) => kv::KvError::TooLarge(m),
+        changed @ caps::KvError::Changed(_) => kv::KvError::Other(changed.to_string()),
         caps::KvError::Other(m) => kv::KvError::Other(m),
     }
 }
@@ -458,10 +507,16 @@ impl HostState {
 }
 
 impl HostState {
-    /// Takes this call's pending key-value writes.
-    pub fn take_kv_writes(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
+    /// Takes this call's pending key-value writes, with what it read of the keys it writes.
+    pub fn take_kv_writes(&mut self) -> KvWrites {
         self.kv_pending_bytes = 0;
-        std::mem::take(&mut self.kv_pending).into_iter().collect()
+        let mut read = std::mem::take(&mut self.kv_read);
+        let writes: Vec<_> = std::mem::take(&mut self.kv_pending).into_iter().collect();
+        let expected = writes
+            .iter()
+            .filter_map(|(key, _)| read.remove_entry(key))
+            .collect();
+        KvWrites { writes, expected }
     }
 
     fn stage(&mut self, key: String, value: Option<Vec<u8>>) -> Result<(), kv::KvError> {
@@ -485,7 +540,9 @@ impl kv::Host for HostState {
             return Ok(staged.clone());
         }
         let b = &self.binding;
-        b.kv.get(&b.kv_namespace, &key).await.map_err(kv_error)
+        let value = b.kv.get(&b.kv_namespace, &key).await.map_err(kv_error)?;
+        self.kv_read.entry(key).or_insert_with(|| value.clone());
+        Ok(value)
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), kv::KvError> {

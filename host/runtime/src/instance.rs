@@ -203,9 +203,9 @@ impl PluginHandle {
 
     /// Commits one successful call's key-value writes together. A call that fails, traps
     /// or times out leaves nothing behind.
-    async fn commit_kv(&self, writes: Vec<(String, Option<Vec<u8>>)>) -> Result<(), CallError> {
+    async fn commit_kv(&self, call: crate::host_state::KvWrites) -> Result<(), CallError> {
         let b = &self.binding;
-        b.kv.apply_batch(&b.kv_namespace, writes, b.kv_quota)
+        b.kv.apply_checked(&b.kv_namespace, call.expected, call.writes, b.kv_quota)
             .await
             .map_err(|e| CallError::Plugin {
                 plugin: self.label(),
@@ -213,6 +213,8 @@ impl PluginHandle {
                     tenure_capabilities::KvError::TooLarge(m) => {
                         PluginError::Permanent(format!("key-value store: {m}"))
                     }
+                    // Another call won the race for a key this one read and wrote: its
+                    // writes are dropped and the caller retries it.
                     other => PluginError::Transient(format!("key-value store: {other}")),
                 },
             })

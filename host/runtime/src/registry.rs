@@ -559,7 +559,8 @@ impl Runtime {
 
     /// A handle on version `label` of `plugin` for `tenant`, whatever version the tenant runs: a
     /// shadow run compares it with the active one before it is activated. It draws on the draft
-    /// share of the slots, keeps its warm instances apart and writes to a scratch key-value store.
+    /// share of the slots, keeps its warm instances apart, reads the tenant's key-value data but
+    /// keeps its writes to itself, and may only read over HTTP and LDAP.
     pub fn candidate(&self, tenant: &str, plugin: &str, label: &str) -> Result<PluginHandle, RuntimeError> {
         let version = self.version(plugin, label)?;
         self.handle_on(tenant, plugin, version, Draft::Shadow)
@@ -614,7 +615,15 @@ impl Runtime {
                     scratch(),
                 )
             }
-            Draft::Shadow => (config, generation, format!("{tenant}\u{0}shadow"), scratch()),
+            // A shadow reads the tenant's real data and keeps its own writes.
+            Draft::Shadow => (
+                config,
+                generation,
+                format!("{tenant}\u{0}shadow"),
+                Arc::new(tenure_capabilities::OverlayKv::over(
+                    self.inner.services.kv.clone(),
+                )) as _,
+            ),
         };
         let grant = config.plugins.get(plugin);
         let options = &self.inner.options;
@@ -644,6 +653,7 @@ impl Runtime {
             services: self.inner.services.clone(),
             generation,
             pool,
+            read_only: matches!(draft, Draft::Shadow),
         });
         Ok(PluginHandle {
             version,

@@ -144,11 +144,20 @@ fn create(matching: &[String], d: DesiredAccount) -> Result<Outcome, PluginError
     }
     // The key-value store has no atomic counter, and creates for different people run
     // in parallel, so the anchor comes from the (unique) first matching value.
+    let numbered = !matches!(keys.first(), Some((name, _)) if matching.first() == Some(name));
     record.anchor = match keys.first() {
-        Some((name, value)) if matching.first() == Some(name) => derived_anchor(value),
+        Some((_, value)) if !numbered => derived_anchor(value),
         _ => format!("sbx-n{}", next_seq("seq")?),
     };
     if get(&format!("account/{}", record.anchor))?.is_some() {
+        // A number another create took after this one read the counter: the host refuses
+        // this call's writes anyway (the counter changed), so it is retried, not a conflict.
+        if numbered {
+            return Err(PluginError::Transient(format!(
+                "account {} was created by another call meanwhile",
+                record.anchor
+            )));
+        }
         return Err(PluginError::Conflict(format!(
             "account {} already exists",
             record.anchor

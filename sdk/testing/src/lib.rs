@@ -15,6 +15,9 @@
 //! subset: every key given must match, keys left out are not checked, and
 //! arrays must match element by element.
 
+pub mod connector;
+pub mod replay;
+
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use std::path::{Path, PathBuf};
@@ -94,6 +97,11 @@ impl Harness {
         Ok(Self {
             runtime: Runtime::new(options, services)?,
         })
+    }
+
+    /// A harness around a runtime built elsewhere (its own cache and key, for example).
+    pub fn with_runtime(runtime: Runtime) -> Self {
+        Self { runtime }
     }
 
     /// The runtime under test.
@@ -195,6 +203,168 @@ impl Harness {
         }
         Ok(report)
     }
+}
+
+/// The outcome of one fixture file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixtureResult {
+    pub name: String,
+    /// What differed, one line each (empty: passed).
+    pub failures: Vec<String>,
+}
+
+impl Harness {
+    /// Runs every fixture in `dir` (`*.json`, in name order) against `version`, each under a
+    /// tenant of its own (so each starts with an empty key-value store): rules fixtures with
+    /// `dir/rule-set.*` as the rule set when there is one, connector fixtures against their
+    /// recorded HTTP exchanges.
+    pub async fn run_fixture_dir(
+        &self,
+        version: &PluginVersion,
+        dir: &Path,
+    ) -> Result<Vec<FixtureResult>, HarnessError> {
+        let dir_err = |reason: String| HarnessError::Fixture {
+            file: dir.display().to_string(),
+            reason,
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| dir_err(e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(dir_err("no fixtures (*.json)".into()));
+        }
+        let plugin = version.manifest.name.as_str();
+        let mut results = Vec::new();
+        for (i, file) in files.iter().enumerate() {
+            let tenant = format!("fixture-{i}");
+            let name = file.display().to_string();
+            let fixture_err = |reason: String| HarnessError::Fixture {
+                file: name.clone(),
+                reason,
+            };
+            let text = std::fs::read_to_string(file).map_err(|e| fixture_err(e.to_string()))?;
+            let result = match version.kind {
+                tenure_runtime::PluginKind::Rules => {
+                    let rule_set = rule_set_in(dir).map_err(dir_err)?;
+                    self.tenant_with_rule_set(&tenant, plugin, &rule_set);
+                    let fixture: RulesFixture =
+                        serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
+                    let handle = self.runtime.plugin(&tenant, plugin)?;
+                    FixtureResult {
+                        failures: rules_fixture(&handle, &fixture).await.map_err(fixture_err)?,
+                        name: fixture.name,
+                    }
+                }
+                tenure_runtime::PluginKind::Connector => {
+                    let fixture: connector::ConnectorFixture =
+                        serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
+                    let replay = replay::Replay::start(fixture.http.clone())
+                        .await
+                        .map_err(|e| fixture_err(format!("cannot start the replay server: {e}")))?;
+                    self.tenant(&tenant, &fixture_tenant(version, &fixture.settings, &replay)?)?;
+                    let handle = self.runtime.plugin(&tenant, plugin)?;
+                    FixtureResult {
+                        failures: connector::run(&handle, &replay, &fixture).await?,
+                        name: fixture.name,
+                    }
+                }
+                other => {
+                    return Err(fixture_err(format!(
+                        "fixtures for {} plugins are not supported yet",
+                        other.as_str()
+                    )));
+                }
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+}
+
+/// The rule set beside the fixtures (`rule-set.yaml`, `.yml`, `.json` or `.txt`), or none.
+fn rule_set_in(dir: &Path) -> Result<String, String> {
+    for ext in ["yaml", "yml", "json", "txt"] {
+        let path = dir.join(format!("rule-set.{ext}"));
+        if path.exists() {
+            return std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()));
+        }
+    }
+    Ok(String::new())
+}
+
+/// A fixture's tenant: what the manifest asks for, granted, with every HTTP connection
+/// pointed at the replay server.
+fn fixture_tenant(
+    version: &PluginVersion,
+    settings: &std::collections::BTreeMap<String, String>,
+    replay: &replay::Replay,
+) -> Result<String, HarnessError> {
+    let asked = &version.manifest.capabilities;
+    if let Some(ldap) = asked.ldap.first() {
+        return Err(HarnessError::Fixture {
+            file: version.manifest.name.clone(),
+            reason: format!(
+                "LDAP connection {ldap:?}: LDAP fixtures are not supported yet; test against a server"
+            ),
+        });
+    }
+    let mut connections = toml::Table::new();
+    for name in &asked.http {
+        let mut c = toml::Table::new();
+        c.insert("kind".into(), "http".into());
+        c.insert("url".into(), replay.url(name).into());
+        c.insert("allow_private_network".into(), true.into());
+        connections.insert(name.clone(), c.into());
+    }
+    let mut grants = toml::Table::new();
+    grants.insert("kv".into(), asked.kv.into());
+    grants.insert(
+        "http".into(),
+        toml::Value::Array(asked.http.iter().map(|h| h.clone().into()).collect()),
+    );
+    let mut grant = toml::Table::new();
+    grant.insert("grants".into(), grants.into());
+    grant.insert(
+        "settings".into(),
+        toml::Value::Table(
+            settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect(),
+        ),
+    );
+    let mut plugins = toml::Table::new();
+    plugins.insert(version.manifest.name.clone(), grant.into());
+    let mut tenant = toml::Table::new();
+    tenant.insert("connections".into(), connections.into());
+    tenant.insert("plugins".into(), plugins.into());
+    Ok(tenant.to_string())
+}
+
+/// One rules fixture; what differed.
+async fn rules_fixture(
+    handle: &tenure_runtime::PluginHandle,
+    fixture: &RulesFixture,
+) -> Result<Vec<String>, String> {
+    let person = person_from_json(fixture.person.clone())?;
+    let context = context_from_json(fixture.context.clone())?;
+    let mut failures = vec![];
+    match handle.evaluate(&person, &context).await {
+        Ok(evaluation) => {
+            let actual = serde_json::to_value(&evaluation).map_err(|e| e.to_string())?;
+            if let Err(path) = subset(&fixture.expect, &actual, "expect") {
+                failures.push(format!("{path}; got {actual}"));
+            }
+        }
+        Err(e) => match fixture.expect.get("error").and_then(Json::as_str) {
+            Some(want) if e.to_string().contains(want) => {}
+            _ => failures.push(format!("call failed: {e}")),
+        },
+    }
+    Ok(failures)
 }
 
 /// The outcome of a fixture run.

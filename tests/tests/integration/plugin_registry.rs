@@ -296,6 +296,7 @@ async fn a_shadow_run_reports_the_change_and_the_tenants_policy_holds_activation
         .await;
     assert_eq!(status, 201, "{shadowed}");
     let report = &shadowed["report"];
+    assert_eq!(report["kind"], "rules", "{report}");
     assert_eq!(
         (&report["version"], &report["against"]),
         (&json!(rules_b), &json!(rules_a))
@@ -330,16 +331,6 @@ async fn a_shadow_run_reports_the_change_and_the_tenants_policy_holds_activation
         back["version"],
         json!(rules_a),
         "a rollback is never held: {back}"
-    );
-    // Connectors have no shadow of this kind.
-    let sandbox = active(&h).await["sandbox"].clone();
-    let (status, body) = h
-        .post("/api/v1/plugins/sandbox/shadow", &json!({ "version": sandbox }))
-        .await;
-    assert_eq!(
-        (status, body["error"]["field"].as_str()),
-        (422, Some("plugin")),
-        "{body}"
     );
     let shadowed_audit = h
         .audit(None)
@@ -587,7 +578,8 @@ fn name_of(account: &Value) -> String {
 const CLI_TOKEN: &str = "plugins-cli-token-0123456789";
 
 /// The README's plugin lifecycle, command by command, against a live `tenure serve`: a publisher
-/// key, a signature, the upload, the list, activation (the next job runs it) and rollback.
+/// key, a signature, the upload, the list, a shadow run, activation (the next job runs it) and
+/// rollback. (The scaffold, its build and `plugins test` are run by `scaffold.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_plugin_lifecycle_runs_against_a_live_server() {
     use tenure_tests::serve::{free_port, run_cli, start_serve, wait_ready};
@@ -706,6 +698,13 @@ publishers = {{ acme = "{public}" }}
         listed.lines().any(|l| l.trim_start().starts_with("* 0.1.0-a+")) && listed.contains(&label),
         "{listed}"
     );
+    let mut args = with_api(&["plugins", "shadow", "swap"]);
+    args.insert(3, label.clone());
+    let shadowed = run(args, "shadow");
+    assert!(
+        shadowed.contains(&format!("swap {label} against 0.1.0-a+")),
+        "{shadowed}"
+    );
     let mut args = with_api(&["plugins", "activate", "swap"]);
     args.insert(3, label.clone());
     let activated = run(args, "activate");
@@ -744,4 +743,105 @@ publishers = {{ acme = "{public}" }}
     assert!(rolled.contains(&format!("swap: {label} -> 0.1.0-a+")), "{rolled}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// A connector version in plan-only shadow: each person's desired state planned through the active
+/// version and the candidate against the live destination, plan against plan. A rebuilt version
+/// plans the same for everyone; a different one (the JavaScript sandbox under the same name,
+/// which keeps its index in another form) is reported person by person. Nothing is applied and
+/// the destination's data is unchanged; a tenant that requires a shadow holds the activation
+/// until one ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_shadow_compares_plans_and_writes_nothing() {
+    let (key, _) = SigningKey::generate().unwrap();
+    let policy = TrustPolicy {
+        require_shadow: true,
+        ..trusting(&key)
+    };
+    let h = TestHost::start_with_registry(spec(), tempfile::tempdir().unwrap(), policy).await;
+    for id in ["1", "2", "3"] {
+        let (status, body) = h.post_event(&joiner(id, "Engineering"), &format!("k{id}")).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    h.wait_idle(WAIT).await;
+    let before = h.sandbox_accounts().await;
+    let jobs_before = h.get("/api/v1/jobs").await;
+    assert_eq!(before.len(), 3, "{jobs_before:#}");
+
+    // A rebuild of the same connector: the same plan for everyone.
+    let (sandbox, sandbox_manifest) = built("sandbox");
+    let rebuilt = push(
+        &h,
+        &key,
+        "sandbox",
+        &variant(&sandbox, "rebuilt"),
+        &sandbox_manifest,
+    )
+    .await;
+    let (status, body) = h
+        .post("/api/v1/plugins/sandbox/activate", &json!({ "version": rebuilt }))
+        .await;
+    assert_eq!(status, 409, "the tenant requires a shadow first: {body}");
+    let (status, same) = h
+        .post("/api/v1/plugins/sandbox/shadow", &json!({ "version": rebuilt }))
+        .await;
+    assert_eq!(status, 201, "{same}");
+    let report = &same["report"];
+    assert_eq!(report["kind"], "connector", "{report}");
+    assert_eq!(
+        (
+            &report["people"],
+            &report["compared"],
+            &report["same"],
+            &report["different"]
+        ),
+        (&json!(3), &json!(3), &json!(3), &json!(0)),
+        "{report}"
+    );
+
+    // Another connector under the same name: every plan differs, and each is listed.
+    let (js, js_manifest) = built("connector-js");
+    let js_manifest = js_manifest.replace("name = \"connector-js\"", "name = \"sandbox\"");
+    let other = push(&h, &key, "sandbox", &js, &js_manifest).await;
+    let (status, differs) = h
+        .post("/api/v1/plugins/sandbox/shadow", &json!({ "version": other }))
+        .await;
+    assert_eq!(status, 201, "{differs}");
+    let report = &differs["report"];
+    assert_eq!(
+        (&report["compared"], &report["different"]),
+        (&json!(3), &json!(3)),
+        "{report}"
+    );
+    assert_eq!(report["by_destination"]["swap"], 3, "{report}");
+    // The JavaScript build keys its index otherwise: it would find nobody and create everyone
+    // again, where the active version has nothing to do.
+    let first = &report["differences"][0];
+    assert_eq!(
+        (&first["person_key"], &first["destination"]),
+        (&json!("hr:1"), &json!("swap")),
+        "{first}"
+    );
+    assert_eq!(first["active"]["operations"], json!([]), "{first}");
+    assert_ne!(first["active"]["found"], "none", "{first}");
+    assert_eq!(
+        (&first["candidate"]["found"], &first["candidate"]["operations"]),
+        (&json!("none"), &json!(["create", "add-member vA"])),
+        "{first}"
+    );
+
+    // Nothing was applied: the accounts, the key-value data and the jobs are as they were.
+    assert_eq!(h.sandbox_accounts().await, before);
+    assert_eq!(h.get("/api/v1/jobs").await, jobs_before);
+    let listed = h.get("/api/v1/plugins/sandbox/shadows").await;
+    let kinds: Vec<&Value> = listed["shadows"]
+        .as_array()
+        .expect("shadows")
+        .iter()
+        .map(|s| &s["summary"]["kind"])
+        .collect();
+    assert_eq!(kinds, [&json!("connector"), &json!("connector")], "{listed}");
+    // The rebuilt version was shadowed, so the tenant's policy lets it be activated.
+    switch(&h, "sandbox", "activate", Some(&rebuilt)).await;
+    h.stop().await;
 }

@@ -1,5 +1,6 @@
-//! `tenure plugins new` as a newcomer meets it: a connector and a rules project created, built to
-//! components with the project's own build script, accepted by `tenure plugins check`, and run in
+//! `tenure plugins new` as a newcomer meets it: connector and rules projects in Rust, Python and
+//! JavaScript created, built to components with the project's own build script, accepted by
+//! `tenure plugins check`, their generated fixtures passed by `tenure plugins test`, and run in
 //! the real host (the connector creates and finds an account; the rules give one per destination).
 
 use serde_json::json;
@@ -21,38 +22,81 @@ fn ok(out: std::process::Output, what: &str) -> String {
 
 /// Creates and builds a project; the built component's path.
 fn scaffold(dir: &Path, name: &str, kind: &str) -> std::path::PathBuf {
+    scaffold_in(dir, name, kind, "rust")
+}
+
+/// Creates a project in `lang`, builds it with its own build script, checks it and runs its
+/// generated fixture in the host; the built component's path.
+fn scaffold_in(dir: &Path, name: &str, kind: &str, lang: &str) -> std::path::PathBuf {
     let created = ok(
         run_cli(
             &dir.to_path_buf(),
-            &["plugins", "new", name, "--kind", kind],
+            &["plugins", "new", name, "--kind", kind, "--lang", lang],
             None,
         ),
         "plugins new",
     );
     assert!(created.contains(&format!("created ./{name}")), "{created}");
     let project = dir.join(name);
-    // Resolve the SDK's dependencies as Tenure's own plugins do (the versions are in the cache).
-    std::fs::copy(
-        workspace_root().join("plugins/Cargo.lock"),
-        project.join("Cargo.lock"),
-    )
-    .unwrap();
-    let built = Command::new(project.join("build.sh"))
-        .env("CARGO_TARGET_DIR", workspace_root().join("target/scaffold"))
-        .output()
-        .expect("run build.sh");
-    ok(built, "build.sh");
+    let mut build = Command::new(project.join("build.sh"));
+    let root = workspace_root();
+    match lang {
+        // Resolve the SDK's dependencies as Tenure's own plugins do (the versions are in the cache).
+        "rust" => {
+            std::fs::copy(root.join("plugins/Cargo.lock"), project.join("Cargo.lock")).unwrap();
+            build.env("CARGO_TARGET_DIR", root.join("target/scaffold"));
+        }
+        // The pinned tools plugins/build.sh installed (a project installs its own otherwise).
+        "python" => {
+            build.env(
+                "COMPONENTIZE_PY",
+                root.join("target/tools/venv/bin/componentize-py"),
+            );
+        }
+        _ => {
+            build.env("JS_TOOLS", root.join("plugins/js/node_modules/.bin"));
+        }
+    }
+    ok(build.output().expect("run build.sh"), "build.sh");
     let wasm = project.join(format!("dist/{name}.wasm"));
+    // Compiled once: `check` keeps the component in the cache `test` then reads.
+    let cache = root.join("target/component-cache");
+    let cache = cache.to_str().unwrap();
     let checked = ok(
         run_cli(
             &dir.to_path_buf(),
-            &["plugins", "check", wasm.to_str().unwrap()],
+            &["plugins", "check", wasm.to_str().unwrap(), "--cache-dir", cache],
             None,
         ),
         "plugins check",
     );
     assert!(checked.contains(&format!("kind:         {kind}")), "{checked}");
+    // The generated fixtures pass in the real host.
+    let tested = ok(
+        run_cli(
+            &dir.to_path_buf(),
+            &["plugins", "test", project.to_str().unwrap(), "--cache-dir", cache],
+            None,
+        ),
+        "plugins test",
+    );
+    assert!(tested.contains("1 passed, 0 failed"), "{tested}");
     wasm
+}
+
+#[test]
+fn python_and_javascript_projects_build_and_pass_their_fixtures() {
+    let tmp = tempfile::tempdir().unwrap();
+    for lang in ["python", "js"] {
+        for kind in ["connector", "rules"] {
+            let name = format!("acme-{lang}-{kind}");
+            let wasm = scaffold_in(tmp.path(), &name, kind, lang);
+            assert!(wasm.exists(), "{}", wasm.display());
+        }
+    }
+    // The JavaScript project's own source names what a newcomer edits.
+    let readme = std::fs::read_to_string(tmp.path().join("acme-js-rules/README.md")).unwrap();
+    assert!(readme.contains("Change `rules.js`"), "{readme}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,4 +162,64 @@ async fn new_connector_and_rules_projects_build_and_run_in_the_host() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("lowercase"));
     assert!(!tmp.path().join("Bad_Name").exists());
+}
+
+/// docs/first-connector.md, followed as written: a new project, the page's manifest, code and
+/// fixture (each shown on the page exactly as in docs/tutorial/people-api), its two dependencies,
+/// then `build.sh`, `plugins check` and `plugins test`.
+#[test]
+fn the_first_connector_tutorial_builds_and_passes_its_fixture() {
+    let root = workspace_root();
+    let page = std::fs::read_to_string(root.join("docs/first-connector.md")).unwrap();
+    let tutorial = root.join("docs/tutorial/people-api");
+    let shown = ["plugin.toml", "src/lib.rs", "fixtures/joiner-mover-leaver.json"];
+    for file in shown {
+        let text = std::fs::read_to_string(tutorial.join(file)).unwrap();
+        assert!(page.contains(&text), "the page does not show {file} as it is");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    ok(
+        run_cli(
+            &tmp.path().to_path_buf(),
+            &["plugins", "new", "people-api", "--kind", "connector"],
+            None,
+        ),
+        "plugins new",
+    );
+    let project = tmp.path().join("people-api");
+    std::fs::remove_file(project.join("fixtures/lifecycle.json")).unwrap();
+    for file in shown {
+        std::fs::copy(tutorial.join(file), project.join(file)).unwrap();
+    }
+    let cargo = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    let deps = "serde = { version = \"1\", features = [\"derive\"] }\nserde_json = \"1\"\n";
+    assert!(page.contains(deps), "the page names the dependencies");
+    let cargo = cargo.replacen("[dependencies]\n", &format!("[dependencies]\n{deps}"), 1);
+    std::fs::write(project.join("Cargo.toml"), cargo).unwrap();
+    std::fs::copy(root.join("plugins/Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let built = Command::new(project.join("build.sh"))
+        .env("CARGO_TARGET_DIR", root.join("target/scaffold"))
+        .output()
+        .expect("run build.sh");
+    ok(built, "build.sh");
+    let cache = root.join("target/component-cache");
+    let cache = cache.to_str().unwrap();
+    let wasm = project.join("dist/people-api.wasm");
+    let checked = ok(
+        run_cli(
+            &project,
+            &["plugins", "check", wasm.to_str().unwrap(), "--cache-dir", cache],
+            None,
+        ),
+        "plugins check",
+    );
+    assert!(checked.contains("http:         [\"people-api\"]"), "{checked}");
+    let tested = ok(
+        run_cli(&project, &["plugins", "test", ".", "--cache-dir", cache], None),
+        "plugins test",
+    );
+    assert!(
+        tested.contains("ok   a joiner gets an account and a group") && tested.contains("1 passed, 0 failed"),
+        "{tested}"
+    );
 }

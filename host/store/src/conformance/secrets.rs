@@ -65,6 +65,41 @@ pub async fn key_value_data_keeps_namespaces_apart(store: Arc<dyn Store>) {
     assert_eq!(kv.get(&a, "user/1").await.unwrap(), None);
 }
 
+/// A call's write of a key it read goes in only if the key still holds what it read: of two calls
+/// that read a counter and write it back, one succeeds and the other is told, with nothing written.
+pub async fn a_write_of_a_key_changed_since_it_was_read_is_refused(store: Arc<dyn Store>) {
+    let kv = store.kv();
+    let ns = tenure_capabilities::KvNamespace {
+        tenant: "t".into(),
+        plugin: "p".into(),
+    };
+    let quota = tenure_capabilities::KvQuota::default();
+    let write = |v: &str| vec![("seq".to_string(), Some(v.as_bytes().to_vec()))];
+    // Both read "seq" as absent; the first write wins.
+    kv.apply_checked(&ns, vec![("seq".into(), None)], write("1"), quota)
+        .await
+        .unwrap();
+    let lost = kv
+        .apply_checked(
+            &ns,
+            vec![("seq".into(), None)],
+            [write("1"), vec![("account/1".into(), Some(b"b".to_vec()))]].concat(),
+            quota,
+        )
+        .await;
+    assert_eq!(lost, Err(tenure_capabilities::KvError::Changed("seq".into())));
+    assert_eq!(
+        kv.get(&ns, "account/1").await.unwrap(),
+        None,
+        "nothing of it was written"
+    );
+    // Read again, it goes in.
+    kv.apply_checked(&ns, vec![("seq".into(), Some(b"1".to_vec()))], write("2"), quota)
+        .await
+        .unwrap();
+    assert_eq!(kv.get(&ns, "seq").await.unwrap().as_deref(), Some(&b"2"[..]));
+}
+
 pub async fn the_store_answers_and_counts_its_queue(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     intake(&store, vec![event("a", "p1"), event("b", "p2"), event("c", "p3")]).await;

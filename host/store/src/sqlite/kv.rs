@@ -30,20 +30,34 @@ impl KvBackend for SqliteKv {
         })
     }
 
-    fn apply_batch<'a>(
+    fn apply_checked<'a>(
         &'a self,
         ns: &'a KvNamespace,
+        expected: Vec<(String, Option<Vec<u8>>)>,
         writes: Vec<(String, Option<Vec<u8>>)>,
         quota: KvQuota,
     ) -> KvFuture<'a, ()> {
         let ns = ns.clone();
         Box::pin(async move {
-            self.0
+            let changed = self
+                .0
                 .writer
                 // Durable with the host's record of the call that follows; anything
                 // a plugin sends out first waits for it (`settle`).
                 .write_visible(move |ctx| {
                     let c = ctx.conn;
+                    // Checked in the write transaction, before anything is written.
+                    for (key, value) in &expected {
+                        let now: Option<Vec<u8>> = c
+                            .prepare_cached(
+                                "SELECT value FROM kv WHERE tenant = ?1 AND plugin = ?2 AND key = ?3",
+                            )?
+                            .query_row(params![ns.tenant, ns.plugin, key], |r| r.get(0))
+                            .optional()?;
+                        if now != *value {
+                            return Ok(Some(key.clone()));
+                        }
+                    }
                     let (mut keys, mut bytes): (i64, i64) = c
                         .prepare_cached("SELECT keys, bytes FROM kv_usage WHERE tenant = ?1 AND plugin = ?2")?
                         .query_row(params![ns.tenant, ns.plugin], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -90,13 +104,17 @@ impl KvBackend for SqliteKv {
                              excluded.bytes",
                     )?
                     .execute(params![ns.tenant, ns.plugin, keys, bytes])?;
-                    Ok(())
+                    Ok(None)
                 })
                 .await
                 .map_err(|e| match e {
                     StoreError::Conflict(m) => KvError::TooLarge(m),
                     other => err(other),
-                })
+                })?;
+            match changed {
+                Some(key) => Err(KvError::Changed(key)),
+                None => Ok(()),
+            }
         })
     }
 
