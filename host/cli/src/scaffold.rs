@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 pub enum Kind {
     Connector,
     Rules,
+    Source,
 }
 
 /// The language of the project.
@@ -68,6 +69,7 @@ fn files(kind: Kind, lang: Lang, sdk_dependency: &str) -> Vec<Template> {
             match kind {
                 Kind::Connector => template!("fixtures/connector.json"),
                 Kind::Rules => template!("fixtures/rules.json"),
+                Kind::Source => template!("fixtures/source.json"),
             },
         ),
     ];
@@ -85,6 +87,7 @@ fn files(kind: Kind, lang: Lang, sdk_dependency: &str) -> Vec<Template> {
                 match kind {
                     Kind::Connector => template!("rust/connector.rs.tmpl"),
                     Kind::Rules => template!("rust/rules.rs.tmpl"),
+                    Kind::Source => template!("rust/source.rs.tmpl"),
                 },
             ),
         ]),
@@ -99,6 +102,7 @@ fn files(kind: Kind, lang: Lang, sdk_dependency: &str) -> Vec<Template> {
                 match kind {
                     Kind::Connector => template!("python/connector.py.tmpl"),
                     Kind::Rules => template!("python/rules.py.tmpl"),
+                    Kind::Source => template!("python/source.py.tmpl"),
                 },
             ),
         ]),
@@ -107,14 +111,15 @@ fn files(kind: Kind, lang: Lang, sdk_dependency: &str) -> Vec<Template> {
             ("package.json", template!("js/package.json.tmpl")),
             ("tenure.js", include_str!("../../../sdk/js/tenure.js").to_string()),
             (
-                if kind == Kind::Connector {
-                    "connector.js"
-                } else {
-                    "rules.js"
+                match kind {
+                    Kind::Connector => "connector.js",
+                    Kind::Rules => "rules.js",
+                    Kind::Source => "source.js",
                 },
                 match kind {
                     Kind::Connector => template!("js/connector.js.tmpl"),
                     Kind::Rules => template!("js/rules.js.tmpl"),
+                    Kind::Source => template!("js/source.js.tmpl"),
                 },
             ),
         ]),
@@ -146,6 +151,7 @@ pub fn create(name: &str, kind: Kind, lang: Lang, dir: &Path, sdk: Option<PathBu
     let kind_name = match kind {
         Kind::Connector => "connector",
         Kind::Rules => "rules",
+        Kind::Source => "source",
     };
     let source = match lang {
         Lang::Rust => "src/lib.rs".to_string(),
@@ -185,6 +191,10 @@ fn manifest(kind: Kind) -> String {
             .to_string(),
         Kind::Rules => "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"rules\"\n\
             description = \"{name}: one account per destination from the person's record\"\n"
+            .to_string(),
+        Kind::Source => "name = \"{name}\"\nversion = \"0.1.0\"\nkind = \"source\"\n\
+            description = \"{name}: person events from pushed JSON records (replace with your system)\"\n\n\
+            [capabilities]\n# http = [\"my-hr\"]   # to poll: named connections the tenant grants\n"
             .to_string(),
     }
 }

@@ -237,6 +237,14 @@ pub struct Pipeline {
     pub(crate) pollers: Mutex<std::collections::BTreeMap<(String, String), sources::SourceHealth>>,
     /// Wakes the notification sender when one was queued.
     pub(crate) notifications_waiting: Notify,
+    /// Told of each job that completed (a live shadow run compares the person then).
+    listeners: std::sync::RwLock<Vec<Arc<dyn JobListener>>>,
+}
+
+/// Something told of every job that completed, after its end was written: the person's state
+/// has just changed. Called on the worker, so it must only hand the news on (never block).
+pub trait JobListener: Send + Sync {
+    fn completed(&self, tenant: &str, person_key: &str);
 }
 
 impl Pipeline {
@@ -274,6 +282,7 @@ impl Pipeline {
             throttles: Mutex::new(HashMap::new()),
             pollers: Mutex::default(),
             notifications_waiting: Notify::new(),
+            listeners: std::sync::RwLock::default(),
         }))
     }
 
@@ -355,6 +364,21 @@ impl Pipeline {
             .tenants
             .get(name)
             .ok_or_else(|| PipelineError::UnknownTenant(name.into()))
+    }
+
+    /// Adds a listener told of every completed job.
+    pub fn listen(&self, listener: Arc<dyn JobListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    /// Tells the listeners that a job of `person_key` completed.
+    pub(crate) fn job_completed(&self, tenant: &str, person_key: &str) {
+        for listener in self.listeners.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            listener.completed(tenant, person_key);
+        }
     }
 
     /// Stores a validated event a caller posted, with its job, and wakes the workers;

@@ -5,6 +5,7 @@
 //! on theirs) and rolls back to any earlier one. Every change is audited. Files in the plugins
 //! directory seed the registry as versions offered to every tenant.
 
+mod live;
 pub mod signature;
 
 pub use signature::{PluginSignature, SignatureError, SigningKey, TrustPolicy};
@@ -131,7 +132,27 @@ pub enum ShadowReport {
     Connector(tenure_pipeline::shadow::ConnectorShadowReport),
 }
 
+/// How long a live shadow listens, and how much its report lists.
+#[derive(Debug, Clone, Copy)]
+pub struct LivePeriod {
+    pub seconds: u64,
+    pub limits: ImpactLimits,
+}
+
+/// A live shadow that started, and when it ends.
+#[derive(Debug, Serialize)]
+pub struct LiveStarted {
+    pub until_ms: i64,
+}
+
 impl ShadowReport {
+    fn kind(&self) -> &'static str {
+        match self {
+            ShadowReport::Rules(_) => "rules",
+            ShadowReport::Connector(_) => "connector",
+        }
+    }
+
     /// The active version compared against.
     fn against(&self) -> Option<&str> {
         match self {
@@ -184,6 +205,8 @@ pub struct PluginRegistry {
     trust: Arc<BTreeMap<String, TrustPolicy>>,
     /// Activations run one at a time, so the runtime ends as the store's log says.
     switching: Arc<tokio::sync::Mutex<()>>,
+    /// Rules shadows running on live events.
+    live: Arc<live::LiveShadows>,
 }
 
 /// Whether `tenant` may see and run a kept version: its own, or one offered to everyone.
@@ -207,6 +230,7 @@ impl PluginRegistry {
             runtime,
             trust: Arc::new(trust),
             switching: Arc::default(),
+            live: Arc::default(),
         }
     }
 
@@ -473,10 +497,100 @@ impl PluginRegistry {
             let compared = rule_sets.connector_impact(tenant, name, label, limits).await;
             ShadowReport::Connector(compared.map_err(failed)?)
         };
+        let report_id = self
+            .keep_report(tenant, actor, name, label, &report, serde_json::json!({}))
+            .await?;
+        Ok(Shadowed { report_id, report })
+    }
+
+    /// Starts a shadow of version `label` of the tenant's rules plugin on live events: for
+    /// `seconds`, each person whose job completes is compared under both versions, off the job's
+    /// path; the report is kept (and audited) when the period ends. One per tenant at a time.
+    pub async fn shadow_live(
+        &self,
+        rule_sets: &RuleSets,
+        tenant: &str,
+        actor: &str,
+        name: &str,
+        label: &str,
+        period: LivePeriod,
+    ) -> Result<LiveStarted, RegistryError> {
+        let LivePeriod { seconds, limits } = period;
+        if !(1..=live::MAX_LIVE_SECONDS).contains(&seconds) {
+            return Err(invalid(
+                "live_seconds",
+                format!("between 1 and {} (a week)", live::MAX_LIVE_SECONDS),
+            ));
+        }
+        let stored = self.stored_version(tenant, name, label).await?;
+        if rule_sets.rules_plugin(tenant) != Some(name) {
+            return Err(invalid(
+                "plugin",
+                format!(
+                    "a live shadow compares desired states, so it runs the tenant's rules plugin ({}); a \
+                     connector's shadow is plan-only over everyone",
+                    rule_sets.rules_plugin(tenant).unwrap_or("none")
+                ),
+            ));
+        }
+        if self.runtime.version(name, label).is_err() {
+            self.load(&stored).await?;
+        }
+        let Some(people) = self.live.start(tenant) else {
+            return Err(RegistryError::Denied(format!(
+                "a live shadow already runs for this tenant; wait for its report ({} {name})",
+                "GET /api/v1/plugins/{name}/shadows"
+            )));
+        };
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        let until_ms = tenure_pipeline::now_ms() + (seconds as i64) * 1000;
+        let (this, rule_sets) = (self.clone(), rule_sets.clone());
+        let (tenant, actor, name, label) = (
+            tenant.to_string(),
+            actor.to_string(),
+            name.to_string(),
+            label.to_string(),
+        );
+        tokio::spawn(async move {
+            let compared = rule_sets
+                .live_plugin_impact(&tenant, &label, people, until, limits)
+                .await;
+            let missed = this.live.end(&tenant);
+            let kept = match compared {
+                Ok(report) => {
+                    let extra = serde_json::json!({ "live_seconds": seconds, "missed": missed });
+                    let report = ShadowReport::Rules(report);
+                    this.keep_report(&tenant, &actor, &name, &label, &report, extra)
+                        .await
+                }
+                Err(e) => Err(RegistryError::Runtime(e.to_string())),
+            };
+            if let Err(e) = kept {
+                tracing::error!(tenant, plugin = name, version = label, error = %e, "live shadow failed");
+            }
+        });
+        Ok(LiveStarted { until_ms })
+    }
+
+    /// The listener the pipeline tells of completed jobs (for live shadows).
+    pub fn job_listener(&self) -> Arc<dyn tenure_pipeline::JobListener> {
+        self.live.clone()
+    }
+
+    /// Stores a shadow report with its summary (and `extra` fields) and audits it; its id.
+    async fn keep_report(
+        &self,
+        tenant: &str,
+        actor: &str,
+        name: &str,
+        label: &str,
+        report: &ShadowReport,
+        extra: serde_json::Value,
+    ) -> Result<i64, RegistryError> {
         let (against, people, errors) = (report.against(), report.people(), report.errors());
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "plugin": name,
-            "kind": if is_rules { "rules" } else { "connector" },
+            "kind": report.kind(),
             "version": label,
             "against": against,
             "people": people,
@@ -485,7 +599,10 @@ impl PluginRegistry {
             "counts": report.counts(),
             "by": actor,
         });
-        let body = serde_json::to_value(&report).map_err(|e| RegistryError::Runtime(e.to_string()))?;
+        if let (Some(summary), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {
+            summary.extend(extra);
+        }
+        let body = serde_json::to_value(report).map_err(|e| RegistryError::Runtime(e.to_string()))?;
         let report_id = self
             .store
             .put_report(
@@ -507,7 +624,16 @@ impl PluginRegistry {
         }
         .record(tenant, actor);
         self.store.append_audit(vec![record]).await?;
-        Ok(Shadowed { report_id, report })
+        Ok(report_id)
+    }
+
+    /// One of the tenant's shadow reports of `name`, with its body.
+    pub async fn shadow_report(&self, tenant: &str, name: &str, id: i64) -> Result<ReportRow, RegistryError> {
+        self.store
+            .report(tenant, id)
+            .await?
+            .filter(|r| r.kind == ReportKind::PluginShadow && r.summary["plugin"] == name)
+            .ok_or_else(|| RegistryError::NotFound(format!("shadow report {id} of {name}")))
     }
 
     /// The tenant's shadow reports of `name`, newest first, without their bodies.

@@ -476,6 +476,54 @@ impl RuleSets {
         self.walk(tenant, (&live, &candidate), report, limits).await
     }
 
+    /// A rules plugin's shadow on live events: until `until`, each person whose job completed
+    /// (sent on `people`) is compared under version `label` and the version the tenant runs, as
+    /// [`plugin_impact`](Self::plugin_impact) compares everyone. `people` counts comparisons (a
+    /// person with two events counts twice). Writes nothing.
+    pub async fn live_plugin_impact(
+        &self,
+        tenant: &str,
+        label: &str,
+        mut people: tokio::sync::mpsc::Receiver<String>,
+        until: tokio::time::Instant,
+        limits: ImpactLimits,
+    ) -> Result<ImpactReport<String>, RuleSetError> {
+        let plugin = self.plugin(tenant)?;
+        let runtime_error = |e: tenure_runtime::RuntimeError| RuleSetError::Runtime(e.to_string());
+        let candidate = self
+            .runtime
+            .candidate(tenant, plugin, label)
+            .map_err(runtime_error)?;
+        let mut report = ImpactReport::new(
+            impact::Labels {
+                version: label.to_string(),
+                against: None,
+            },
+            &self.destinations(tenant),
+            limits,
+        );
+        loop {
+            let person_key = match tokio::time::timeout_at(until, people.recv()).await {
+                Ok(Some(person_key)) => person_key,
+                Ok(None) | Err(_) => return Ok(report),
+            };
+            if limits.people.is_some_and(|max| report.people >= max) {
+                report.truncated = true;
+                return Ok(report);
+            }
+            // The version the tenant runs now (it may have changed since the run began).
+            let live = self
+                .runtime
+                .plugin(tenant, plugin)
+                .map_err(runtime_error)?
+                .in_draft_lane();
+            report.against = Some(live.version().to_string());
+            report
+                .add(&self.pipeline, tenant, (&live, &candidate), &person_key)
+                .await;
+        }
+    }
+
     /// What version `label` of connector `plugin` would plan, against the version the tenant
     /// runs, for every known person (or the first `limits.people`) under the tenant's active
     /// rules: a connector's plan-only shadow run. Describes and looks up only; writes nothing.

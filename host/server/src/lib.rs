@@ -54,6 +54,8 @@ impl AppState {
 
     /// Uses `registry` (with the tenants' trust policies) for the plugin routes.
     pub fn with_plugin_registry(mut self, registry: tenure_registry::PluginRegistry) -> Self {
+        // Its live shadow runs hear of every completed job.
+        self.pipeline.listen(registry.job_listener());
         self.plugins = registry;
         self
     }

@@ -76,6 +76,10 @@ struct ShadowIn {
     /// List at most this many changed people per destination (default 1,000; counts cover all).
     #[serde(default)]
     detail: Option<usize>,
+    /// A rules version on live events instead: each person whose job completes in the next this
+    /// many seconds is compared; the report is kept when they are over.
+    #[serde(default)]
+    live_seconds: Option<u64>,
 }
 
 /// People listed per destination in a shadow report unless the caller asks otherwise.
@@ -83,8 +87,9 @@ const DEFAULT_SHADOW_DETAIL: usize = 1_000;
 /// The most people a shadow report lists per destination.
 const MAX_SHADOW_DETAIL: usize = 10_000;
 
-/// `POST /api/v1/plugins/{name}/shadow`: runs a candidate version of the tenant's rules plugin
-/// beside the active one on every person and keeps the report (what activating it would change).
+/// `POST /api/v1/plugins/{name}/shadow`: runs a candidate version beside the active one on every
+/// person (a rules plugin's desired states, a connector's plans, plan-only) and keeps the report
+/// (what activating it would change); with `live_seconds`, a rules version on live events (202).
 pub async fn shadow(
     State(s): State<AppState>,
     c: Authed<Admins>,
@@ -99,11 +104,35 @@ pub async fn shadow(
             .unwrap_or(DEFAULT_SHADOW_DETAIL)
             .min(MAX_SHADOW_DETAIL),
     };
+    if let Some(seconds) = input.live_seconds {
+        let started = s
+            .plugins
+            .shadow_live(
+                &s.rule_sets,
+                &c.tenant,
+                &c.person,
+                &name,
+                &input.version,
+                tenure_registry::LivePeriod { seconds, limits },
+            )
+            .await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(started)).into_response());
+    }
     let shadowed = s
         .plugins
         .shadow(&s.rule_sets, &c.tenant, &c.person, &name, &input.version, limits)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(shadowed)).into_response())
+}
+
+/// `GET /api/v1/plugins/{name}/shadows/{id}`: one shadow report of the tenant's, whole.
+pub async fn shadow_report(
+    State(s): State<AppState>,
+    c: Authed<Readers>,
+    Path((name, id)): Path<(String, i64)>,
+) -> ApiResult {
+    let report = s.plugins.shadow_report(&c.tenant, &name, id).await?;
+    Ok(axum::Json(report).into_response())
 }
 
 /// `GET /api/v1/plugins/{name}/shadows`: the plugin's shadow reports, newest first (summaries).

@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/plugins/{name}/rollback", post(plugins::rollback))
         .route("/api/v1/plugins/{name}/shadow", post(plugins::shadow))
         .route("/api/v1/plugins/{name}/shadows", get(plugins::shadows))
+        .route("/api/v1/plugins/{name}/shadows/{id}", get(plugins::shadow_report))
         .route("/api/v1/audit", get(audit))
         .route("/api/v1/audit/verify", get(verify))
         .route("/api/v1/kpis", get(kpis))

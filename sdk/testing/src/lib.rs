@@ -217,7 +217,7 @@ impl Harness {
     /// Runs every fixture in `dir` (`*.json`, in name order) against `version`, each under a
     /// tenant of its own (so each starts with an empty key-value store): rules fixtures with
     /// `dir/rule-set.*` as the rule set when there is one, connector fixtures against their
-    /// recorded HTTP exchanges.
+    /// recorded HTTP exchanges, source fixtures from a pushed payload to the events expected.
     pub async fn run_fixture_dir(
         &self,
         version: &PluginVersion,
@@ -271,11 +271,18 @@ impl Harness {
                         name: fixture.name,
                     }
                 }
-                other => {
-                    return Err(fixture_err(format!(
-                        "fixtures for {} plugins are not supported yet",
-                        other.as_str()
-                    )));
+                tenure_runtime::PluginKind::Source => {
+                    let fixture: SourceFixture =
+                        serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
+                    let replay = replay::Replay::start(Vec::new())
+                        .await
+                        .map_err(|e| fixture_err(format!("cannot start the replay server: {e}")))?;
+                    self.tenant(&tenant, &fixture_tenant(version, &fixture.settings, &replay)?)?;
+                    let handle = self.runtime.plugin(&tenant, plugin)?;
+                    FixtureResult {
+                        failures: source_fixture(&handle, &fixture).await,
+                        name: fixture.name,
+                    }
                 }
             };
             results.push(result);
@@ -342,6 +349,62 @@ fn fixture_tenant(
     tenant.insert("connections".into(), connections.into());
     tenant.insert("plugins".into(), plugins.into());
     Ok(tenant.to_string())
+}
+
+/// A source fixture: a pushed payload and the events it must give.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceFixture {
+    name: String,
+    #[serde(default)]
+    settings: std::collections::BTreeMap<String, String>,
+    payload: PayloadIn,
+    /// `{"events": [...]}` matched as a subset, or `{"error": "text"}`.
+    expect: Json,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayloadIn {
+    #[serde(default = "json_type")]
+    content_type: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+    /// Text as it is; anything else sent as its JSON.
+    body: Json,
+}
+
+fn json_type() -> String {
+    "application/json".into()
+}
+
+/// One source fixture; what differed.
+async fn source_fixture(handle: &tenure_runtime::PluginHandle, fixture: &SourceFixture) -> Vec<String> {
+    let body = match &fixture.payload.body {
+        Json::String(text) => text.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    };
+    let payload = wit::source::Payload {
+        content_type: fixture.payload.content_type.clone(),
+        headers: fixture.payload.headers.clone(),
+        body,
+    };
+    match handle.parse(&payload).await {
+        Ok(events) => {
+            let actual = json!({ "events": events });
+            match subset(&fixture.expect, &actual, "expect") {
+                Ok(()) if fixture.expect.get("error").is_some() => {
+                    vec![format!("parsed, expected an error; got {actual}")]
+                }
+                Ok(()) => vec![],
+                Err(path) => vec![format!("{path}; got {actual}")],
+            }
+        }
+        Err(e) => match fixture.expect.get("error").and_then(Json::as_str) {
+            Some(want) if e.to_string().contains(want) => vec![],
+            _ => vec![format!("call failed: {e}")],
+        },
+    }
 }
 
 /// One rules fixture; what differed.

@@ -845,3 +845,83 @@ async fn a_connector_shadow_compares_plans_and_writes_nothing() {
     switch(&h, "sandbox", "activate", Some(&rebuilt)).await;
     h.stop().await;
 }
+
+/// A rules version in shadow on live events: for a few seconds each person whose job completes is
+/// compared under the candidate and the active version, off the job's path; people who had no job
+/// meanwhile are not. The report is kept when the period ends; one live shadow at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_shadow_compares_the_people_whose_jobs_complete_in_its_period() {
+    let (key, _) = SigningKey::generate().unwrap();
+    let h = TestHost::start_with_registry(spec(), tempfile::tempdir().unwrap(), trusting(&key)).await;
+    for id in ["1", "2"] {
+        let (status, body) = h.post_event(&joiner(id, "Engineering"), &format!("k{id}")).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    h.wait_idle(WAIT).await;
+    let rules_a = active(&h).await["swap"].clone();
+    let (component, manifest) = built("swap-b");
+    let rules_b = push(&h, &key, "swap", &component, &manifest).await;
+
+    let live = json!({ "version": rules_b, "live_seconds": 3 });
+    let (status, started) = h.post("/api/v1/plugins/swap/shadow", &live).await;
+    assert_eq!(status, 202, "{started}");
+    assert!(started["until_ms"].as_i64().is_some(), "{started}");
+    let (status, again) = h.post("/api/v1/plugins/swap/shadow", &live).await;
+    assert_eq!(status, 409, "one live shadow at a time: {again}");
+    let (status, refused) = h
+        .post(
+            "/api/v1/plugins/swap/shadow",
+            &json!({ "version": rules_b, "live_seconds": 0 }),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (422, Some("live_seconds")),
+        "{refused}"
+    );
+    for id in ["3", "4"] {
+        let (status, body) = h.post_event(&joiner(id, "Engineering"), &format!("k{id}")).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    h.wait_idle(WAIT).await;
+    // The jobs ran on the active version; the report comes when the period is over.
+    let mut summary = Value::Null;
+    for _ in 0..200 {
+        let listed = h.get("/api/v1/plugins/swap/shadows").await;
+        if let Some(s) = listed["shadows"].as_array().and_then(|s| s.first()) {
+            summary = s.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(summary["summary"]["live_seconds"], 3, "{summary}");
+    assert_eq!(summary["summary"]["missed"], 0, "{summary}");
+    let id = summary["id"].as_i64().expect("report id");
+    let report = h.get(&format!("/api/v1/plugins/swap/shadows/{id}")).await;
+    let body = &report["body"];
+    assert_eq!(
+        (&body["kind"], &body["version"], &body["against"], &body["people"]),
+        (&json!("rules"), &json!(rules_b), &json!(rules_a), &json!(2)),
+        "{body}"
+    );
+    let mut compared: Vec<&str> = body["destinations"]["swap"]["people"]
+        .as_array()
+        .expect("people")
+        .iter()
+        .filter_map(|p| p["person_key"].as_str())
+        .collect();
+    compared.sort_unstable();
+    assert_eq!(
+        compared,
+        ["hr:3", "hr:4"],
+        "only the people whose jobs completed: {body}"
+    );
+    // The accounts were made by the active version.
+    assert!(
+        h.sandbox_accounts()
+            .await
+            .iter()
+            .all(|a| a.to_string().contains("\"vA\""))
+    );
+    h.stop().await;
+}

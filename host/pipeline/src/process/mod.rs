@@ -240,7 +240,10 @@ impl JobRun<'_> {
                     Finish::Dead { error } => tracing::warn!(%error, "job dead-lettered"),
                     Finish::Retry { error, .. } => tracing::info!(%error, "job will retry"),
                     Finish::Held { reason } => tracing::warn!(%reason, "job held for a person"),
-                    Finish::Completed => tracing::debug!("job completed"),
+                    Finish::Completed => {
+                        tracing::debug!("job completed");
+                        p.job_completed(&job.tenant, &job.person_key);
+                    }
                 }
             }
             Ok(false) => tracing::warn!("lease lost before the attempt ended; another worker owns the job"),
