@@ -31,7 +31,12 @@ struct Run {
 
 async fn run(rate: usize) -> Run {
     let spec = HostSpec {
-        tenant: tenant_toml("[plugins.swap]\n[plugins.sandbox.grants]\nkv = true\n"),
+        // Accounts are named after the person (the sandbox's first matching attribute), so no
+        // two creates race for a counter.
+        tenant: tenant_toml(
+            "[plugins.swap]\n[plugins.sandbox.grants]\nkv = true\n\
+             [plugins.sandbox.settings]\nmatch_attributes = \"name\"\n",
+        ),
         pipeline: pipeline_toml(
             "rules = \"swap\"\n[[destinations]]\nname = \"swap\"\nconnector = \"sandbox\"\n\
              matching = [\"name\"]\n",
