@@ -322,7 +322,7 @@ impl PluginRegistry {
         let name = manifest.name.clone();
         let version = self
             .runtime
-            .add_version(manifest, upload.component)
+            .add_private_version(manifest, upload.component, tenant)
             .map_err(|e| match e {
                 RuntimeError::InvalidPlugin { reason, .. } => invalid("component", reason),
                 other => invalid("component", other.to_string()),
@@ -734,9 +734,11 @@ impl PluginRegistry {
             .ok_or_else(|| {
                 RegistryError::NotFound(format!("the component of {} {}", stored.name, stored.label))
             })?;
-        self.runtime
-            .add_version(manifest, &bytes)
-            .map_err(|e| RegistryError::Runtime(e.to_string()))
+        let added = match stored.owner.as_deref() {
+            Some(owner) => self.runtime.add_private_version(manifest, &bytes, owner),
+            None => self.runtime.add_version(manifest, &bytes),
+        };
+        added.map_err(|e| RegistryError::Runtime(e.to_string()))
     }
 
     /// Keeps a version in the store (audited when new).

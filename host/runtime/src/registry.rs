@@ -137,6 +137,9 @@ impl PluginVersion {
 struct PluginSlot {
     /// The version tenants run unless they activated another.
     current: ArcSwap<PluginVersion>,
+    /// The tenant whose private upload `current` is, when no version offered to every tenant
+    /// exists yet: other tenants then run no version of the plugin at all.
+    default_owner: RwLock<Option<String>>,
     /// Every version registered, oldest first, for rollback.
     history: Mutex<Vec<Arc<PluginVersion>>>,
     /// Versions tenants activated for themselves, by tenant.
@@ -144,20 +147,25 @@ struct PluginSlot {
 }
 
 impl PluginSlot {
-    fn new(version: Arc<PluginVersion>) -> Self {
+    fn new(version: Arc<PluginVersion>, owner: Option<&str>) -> Self {
         PluginSlot {
             current: ArcSwap::new(version.clone()),
+            default_owner: RwLock::new(owner.map(str::to_string)),
             history: Mutex::new(vec![version]),
             active: RwLock::default(),
         }
     }
 
-    /// The version `tenant` runs.
-    fn version_for(&self, tenant: &str) -> Arc<PluginVersion> {
+    /// The version `tenant` runs; none when the only default is another tenant's private upload.
+    fn version_for(&self, tenant: &str) -> Option<Arc<PluginVersion>> {
         let active = self.active.read().unwrap_or_else(|p| p.into_inner());
-        match active.get(tenant) {
-            Some(v) => v.clone(),
-            None => self.current.load_full(),
+        if let Some(v) = active.get(tenant) {
+            return Some(v.clone());
+        }
+        let owner = self.default_owner.read().unwrap_or_else(|p| p.into_inner());
+        match owner.as_deref() {
+            Some(o) if o != tenant => None,
+            _ => Some(self.current.load_full()),
         }
     }
 
@@ -271,6 +279,26 @@ impl Runtime {
         manifest: PluginManifest,
         wasm: &[u8],
     ) -> Result<Arc<PluginVersion>, RuntimeError> {
+        self.add_owned_version(manifest, wasm, None)
+    }
+
+    /// [`add_version`](Self::add_version) for a version `owner` uploaded for itself: it never
+    /// becomes what other tenants run, even as the plugin's first version.
+    pub fn add_private_version(
+        &self,
+        manifest: PluginManifest,
+        wasm: &[u8],
+        owner: &str,
+    ) -> Result<Arc<PluginVersion>, RuntimeError> {
+        self.add_owned_version(manifest, wasm, Some(owner))
+    }
+
+    fn add_owned_version(
+        &self,
+        manifest: PluginManifest,
+        wasm: &[u8],
+        owner: Option<&str>,
+    ) -> Result<Arc<PluginVersion>, RuntimeError> {
         let inner = &self.inner;
         let (component, sha256) = inner.cache.load(&inner.engine, wasm)?;
         if let Ok(slot) = self.slot(&manifest.name) {
@@ -332,9 +360,19 @@ impl Runtime {
                     return Ok(same.clone());
                 }
                 history.push(version.clone());
+                // The first version offered to every tenant replaces a private default; the
+                // tenant that uploaded it keeps running its own (locks in `version_for`'s order).
+                let mut active = slot.active.write().unwrap_or_else(|p| p.into_inner());
+                let mut default_owner = slot.default_owner.write().unwrap_or_else(|p| p.into_inner());
+                if owner.is_none()
+                    && let Some(uploader) = default_owner.take()
+                {
+                    active.entry(uploader).or_insert_with(|| slot.current.load_full());
+                    slot.current.store(version.clone());
+                }
             }
             None => {
-                plugins.insert(name, Arc::new(PluginSlot::new(version.clone())));
+                plugins.insert(name, Arc::new(PluginSlot::new(version.clone(), owner)));
             }
         }
         Ok(version)
@@ -354,11 +392,20 @@ impl Runtime {
             plugin: plugin.to_string(),
             version: label.to_string(),
         })?;
+        // The default the tenant runs if it activated nothing yet (none: another tenant's
+        // private upload, and then it "had" the version it now activates).
+        let default = {
+            let owner = slot.default_owner.read().unwrap_or_else(|p| p.into_inner());
+            match owner.as_deref() {
+                Some(o) if o != tenant => target.clone(),
+                _ => slot.current.load_full(),
+            }
+        };
         let previous = {
             let mut active = slot.active.write().unwrap_or_else(|p| p.into_inner());
             let previous = active
                 .insert(tenant.to_string(), target.clone())
-                .unwrap_or_else(|| slot.current.load_full());
+                .unwrap_or(default);
             target.reinstate_for(tenant);
             previous
         };
@@ -372,7 +419,9 @@ impl Runtime {
 
     /// The version of `plugin` that `tenant` runs.
     pub fn active(&self, tenant: &str, plugin: &str) -> Result<Arc<PluginVersion>, RuntimeError> {
-        Ok(self.slot(plugin)?.version_for(tenant))
+        self.slot(plugin)?
+            .version_for(tenant)
+            .ok_or_else(|| RuntimeError::UnknownPlugin(plugin.to_string()))
     }
 
     /// One registered version of a plugin.
@@ -572,7 +621,10 @@ impl Runtime {
         plugin: &str,
         rule_set: Option<&str>,
     ) -> Result<PluginHandle, RuntimeError> {
-        let version = self.slot(plugin)?.version_for(tenant);
+        let version = self
+            .slot(plugin)?
+            .version_for(tenant)
+            .ok_or_else(|| RuntimeError::UnknownPlugin(plugin.to_string()))?;
         let draft = match rule_set {
             Some(text) => Draft::RuleSet(text),
             None => Draft::Live,

@@ -180,3 +180,42 @@ async fn each_tenant_runs_the_version_it_activated() {
     );
     assert!(h.runtime().activate("acme", "swap", "9.9.9+none").is_err());
 }
+
+/// A tenant's private upload of a plugin nobody offers yet never becomes what other tenants run:
+/// they have no version of it until one is offered to all, and then the uploader keeps its own.
+#[tokio::test]
+async fn a_private_first_version_runs_for_its_uploader_alone() {
+    let h = Harness::new().unwrap();
+    h.tenant("acme", "").unwrap();
+    h.tenant("other", "").unwrap();
+    let manifest_of = |file: &str| {
+        let path = plugin_dir().join(format!("{file}.wasm"));
+        let mut manifest = tenure_runtime::PluginManifest::for_component(&path).unwrap();
+        manifest.name = "acme-rules".into();
+        (manifest, std::fs::read(&path).unwrap())
+    };
+    let (manifest, bytes) = manifest_of("swap-b");
+    let private = h.runtime().add_private_version(manifest, &bytes, "acme").unwrap();
+    assert_eq!(
+        h.runtime().active("acme", "acme-rules").unwrap().label,
+        private.label
+    );
+    let refused = h.runtime().plugin("other", "acme-rules").unwrap_err();
+    assert!(
+        matches!(refused, tenure_runtime::RuntimeError::UnknownPlugin(_)),
+        "{refused}"
+    );
+    assert!(h.runtime().active("other", "acme-rules").is_err());
+
+    // A version offered to everyone: the other tenant runs it, the uploader keeps its own.
+    let (manifest, bytes) = manifest_of("swap-a");
+    let shared = h.runtime().add_version(manifest, &bytes).unwrap();
+    assert_eq!(
+        h.runtime().active("other", "acme-rules").unwrap().label,
+        shared.label
+    );
+    assert_eq!(
+        h.runtime().active("acme", "acme-rules").unwrap().label,
+        private.label
+    );
+}
