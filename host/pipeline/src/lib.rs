@@ -38,6 +38,7 @@ pub mod worker;
 
 pub use config::*;
 pub use event::{EventIn, InvalidEvent, ValidEvent, parse_event};
+pub use resolve::match_keys;
 pub use sources::SourceConfig;
 
 use std::collections::HashMap;

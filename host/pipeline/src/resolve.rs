@@ -123,6 +123,29 @@ pub(crate) async fn resolve_with(
     })
 }
 
+/// The keys a person's account is looked up by, in order: the linked anchor, then each matching
+/// attribute the desired account has a value for.
+pub fn match_keys(
+    link: Option<&Link>,
+    desired: Option<&wit::DesiredAccount>,
+    matching: &[String],
+) -> Vec<wit::MatchKey> {
+    let anchor = link.map(|l| wit::MatchKey {
+        attribute: "anchor".into(),
+        value: l.anchor.clone(),
+    });
+    let matched = desired.into_iter().flat_map(|d| {
+        matching.iter().filter_map(move |name| {
+            let value = d.attributes.iter().find(|a| a.name == *name)?;
+            text_of(&value.value).map(|value| wit::MatchKey {
+                attribute: name.clone(),
+                value,
+            })
+        })
+    });
+    anchor.into_iter().chain(matched).collect()
+}
+
 /// The account (or the decision) for a person in one destination.
 #[allow(clippy::too_many_arguments)]
 async fn find(
@@ -136,40 +159,19 @@ async fn find(
     link: Option<&Link>,
 ) -> Result<Match, Failure> {
     let store = &p.store;
-    let mut keys = Vec::new();
-    if let Some(l) = link {
-        keys.push(wit::MatchKey {
-            attribute: "anchor".into(),
-            value: l.anchor.clone(),
+    let keys = match_keys(link, desired, &dest.matching);
+    if desired.is_some() && keys.is_empty() {
+        return Err(Failure {
+            class: crate::FailureClass::InvalidInput,
+            message: format!(
+                "destination {}: the rules gave no value for any matching attribute ({}), so the account \
+                    cannot be found or safely created",
+                dest.name,
+                dest.matching.join(", ")
+            ),
+            retry: false,
+            retry_after_ms: None,
         });
-    }
-    if let Some(d) = desired {
-        for name in &dest.matching {
-            if let Some(value) = d
-                .attributes
-                .iter()
-                .find(|a| a.name == *name)
-                .and_then(|a| text_of(&a.value))
-            {
-                keys.push(wit::MatchKey {
-                    attribute: name.clone(),
-                    value,
-                });
-            }
-        }
-        if keys.is_empty() {
-            return Err(Failure {
-                class: crate::FailureClass::InvalidInput,
-                message: format!(
-                    "destination {}: the rules gave no value for any matching attribute ({}), so the account \
-                        cannot be found or safely created",
-                    dest.name,
-                    dest.matching.join(", ")
-                ),
-                retry: false,
-                retry_after_ms: None,
-            });
-        }
     }
     if keys.is_empty() {
         return Ok(Match::Linked(None));

@@ -198,44 +198,17 @@ pub(crate) async fn run(
     Ok(failures)
 }
 
-/// The anchor once known, then the connector's matching keys the desired account has values for;
-/// a step without a desired account reuses the previous step's keys.
+/// The keys a job would look the account up by ([`tenure_pipeline::match_keys`], with the
+/// connector's matching keys); a step without a desired account or link reuses the previous step's.
 fn lookup_keys(
     caps: &ConnectorCaps,
     desired: Option<&wit::DesiredAccount>,
     link: Option<&Link>,
     previous: &[wit::MatchKey],
 ) -> Vec<wit::MatchKey> {
-    let mut keys = Vec::new();
-    if let Some(l) = link {
-        keys.push(wit::MatchKey {
-            attribute: "anchor".into(),
-            value: l.anchor.clone(),
-        });
-    }
-    let Some(d) = desired else {
-        if keys.is_empty() {
-            return previous.to_vec();
-        }
-        return keys;
-    };
-    for name in &caps.matching_keys {
-        let value = d
-            .attributes
-            .iter()
-            .find(|a| a.name == *name)
-            .and_then(|a| match &a.value {
-                wit::Value::Text(t) => Some(t.clone()),
-                wit::Value::Number(n) => Some(n.to_string()),
-                wit::Value::Many(m) => m.first().cloned(),
-                wit::Value::Flag(_) | wit::Value::Absent => None,
-            });
-        if let Some(value) = value {
-            keys.push(wit::MatchKey {
-                attribute: name.clone(),
-                value,
-            });
-        }
+    let keys = tenure_pipeline::match_keys(link, desired, &caps.matching_keys);
+    if keys.is_empty() && desired.is_none() {
+        return previous.to_vec();
     }
     keys
 }

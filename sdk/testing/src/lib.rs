@@ -178,28 +178,11 @@ impl Harness {
             let text = std::fs::read_to_string(&file).map_err(|e| fixture_err(e.to_string()))?;
             let fixture: RulesFixture =
                 serde_json::from_str(&text).map_err(|e| fixture_err(e.to_string()))?;
-            let person = person_from_json(fixture.person).map_err(fixture_err)?;
-            let context = context_from_json(fixture.context).map_err(fixture_err)?;
             report.run += 1;
-            match handle.evaluate(&person, &context).await {
-                Ok(evaluation) => {
-                    let actual = serde_json::to_value(&evaluation).map_err(|e| fixture_err(e.to_string()))?;
-                    if let Err(path) = subset(&fixture.expect, &actual, "expect") {
-                        report
-                            .failures
-                            .push(format!("{}: {path}; got {actual}", fixture.name));
-                    }
-                }
-                Err(e) => {
-                    let expected_error = fixture.expect.get("error").and_then(Json::as_str);
-                    match expected_error {
-                        Some(want) if e.to_string().contains(want) => {}
-                        _ => report
-                            .failures
-                            .push(format!("{}: call failed: {e}", fixture.name)),
-                    }
-                }
-            }
+            let failures = rules_fixture(&handle, &fixture).await.map_err(fixture_err)?;
+            report
+                .failures
+                .extend(failures.into_iter().map(|f| format!("{}: {f}", fixture.name)));
         }
         Ok(report)
     }

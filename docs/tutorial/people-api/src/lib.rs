@@ -40,7 +40,10 @@ fn account(user: User) -> Account {
 }
 
 fn text(attributes: &[Attribute], name: &str) -> Option<String> {
-    attributes.iter().find(|a| a.name == name).and_then(|a| a.value.to_text())
+    attributes
+        .iter()
+        .find(|a| a.name == name)
+        .and_then(|a| a.value.to_text())
 }
 
 struct PeopleApi {
@@ -60,14 +63,21 @@ impl Connector for PeopleApi {
     const MATCHING_KEYS: &'static [&'static str] = &["employeeId"];
 
     fn new(_: ()) -> Result<Self, PluginError> {
-        Ok(PeopleApi { api: Client::new("people-api") })
+        Ok(PeopleApi {
+            api: Client::new("people-api"),
+        })
     }
 
     fn lookup(&mut self, keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
         for key in keys {
             let users = if key.attribute == "anchor" {
-                let found = self.api.send::<()>("GET", &format!("/users/{}", encode(&key.value)), None, &[404])?;
-                if found.status == 404 { vec![] } else { vec![found.json::<User>()?] }
+                let path = format!("/users/{}", encode(&key.value));
+                let found = self.api.send::<()>("GET", &path, None, &[404])?;
+                if found.status == 404 {
+                    vec![]
+                } else {
+                    vec![found.json::<User>()?]
+                }
             } else {
                 let path = format!("/users?{}={}", encode(&key.attribute), encode(&key.value));
                 self.api.get(&path)?.json::<UserList>()?.users
@@ -82,7 +92,8 @@ impl Connector for PeopleApi {
     fn create(&mut self, desired: DesiredAccount) -> Result<Outcome, PluginError> {
         let user = User {
             id: String::new(),
-            employee_id: text(&desired.attributes, "employeeId").ok_or(invalid_input("employeeId", "required"))?,
+            employee_id: text(&desired.attributes, "employeeId")
+                .ok_or(invalid_input("employeeId", "required"))?,
             display_name: text(&desired.attributes, "displayName").unwrap_or_default(),
             active: desired.enabled,
             groups: vec![],
@@ -92,8 +103,10 @@ impl Connector for PeopleApi {
     }
 
     fn update(&mut self, id: String, changes: Vec<Attribute>) -> Result<Outcome, PluginError> {
-        let body: serde_json::Map<String, serde_json::Value> =
-            changes.into_iter().map(|c| (c.name, c.value.to_text().into())).collect();
+        let body: serde_json::Map<String, serde_json::Value> = changes
+            .into_iter()
+            .map(|c| (c.name, c.value.to_text().into()))
+            .collect();
         self.patch(&id, body.into(), "updated")
     }
 
@@ -112,7 +125,8 @@ impl Connector for PeopleApi {
     }
 
     fn remove_member(&mut self, id: String, group: String) -> Result<Outcome, PluginError> {
-        self.api.delete(&format!("/groups/{}/members/{}", encode(&group), encode(&id)))?;
+        self.api
+            .delete(&format!("/groups/{}/members/{}", encode(&group), encode(&id)))?;
         Ok(Outcome::done(format!("removed from {group}")))
     }
 }
