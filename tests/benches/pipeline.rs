@@ -19,6 +19,12 @@
 //!   bytes per event (database and WAL) and audit entries per event at the end.
 //!
 //! `BENCH_KEEP_STORE=<file>` keeps a copy of the last run's store for inspection.
+//!
+//! The load generator runs on a runtime of its own (one thread), as a client on another
+//! machine would: on the host's runtime its requests and its reading of the answers
+//! queued behind the host's own tasks, counting the host's scheduling delay twice.
+//! `BENCH_LOAD_RUNTIME=shared` puts it back on the host's runtime (the figures before
+//! 2026-12-06 were measured that way).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,14 +102,14 @@ fn load_average() -> String {
 
 /// Posts `count` joiners on a schedule of `rate` per second, whatever the answers; their
 /// acknowledgement latencies (ms), sorted.
-async fn open_loop(host: &TestHost, prefix: &'static str, count: usize, rate: usize) -> Vec<f64> {
+async fn open_loop(target: Target, prefix: &'static str, count: usize, rate: usize) -> Vec<f64> {
     let mut sends = tokio::task::JoinSet::new();
     let interval_us = 1_000_000 / rate.max(1) as u64;
     let start = Instant::now();
     for i in 0..count {
         let due = start + Duration::from_micros(i as u64 * interval_us);
         tokio::time::sleep_until(due.into()).await;
-        let (c, base) = (host.client.clone(), host.base.clone());
+        let (c, base) = (target.client.clone(), target.base.clone());
         sends.spawn(async move {
             let body = joiner(&format!("{prefix}{i}"), "Sales");
             let t = Instant::now();
@@ -125,6 +131,51 @@ async fn open_loop(host: &TestHost, prefix: &'static str, count: usize, rate: us
     }
     acks.sort_by(|a, b| a.total_cmp(b));
     acks
+}
+
+/// Where the load goes: the host's address and a client made for the load generator.
+#[derive(Clone)]
+struct Target {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// The runtime the load generator runs on: its own (one thread), or the host's.
+struct Load {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Load {
+    fn new() -> Load {
+        let shared = std::env::var("BENCH_LOAD_RUNTIME").is_ok_and(|v| v == "shared");
+        let runtime = (!shared).then(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("bench-load")
+                .enable_all()
+                .build()
+                .expect("the load generator's runtime")
+        });
+        Load { runtime }
+    }
+
+    /// Runs `work` on the load generator's runtime.
+    async fn run<F>(&self, work: F) -> F::Output
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.runtime {
+            Some(runtime) => runtime.spawn(work).await.expect("load generator"),
+            None => work.await,
+        }
+    }
+
+    fn close(self) {
+        if let Some(runtime) = self.runtime {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Receipt-to-done latencies (ms) of the completed jobs whose idempotency keys start with `prefix`.
@@ -151,7 +202,7 @@ struct Settings {
     workers: usize,
 }
 
-async fn run(settings: &Settings) -> Figures {
+async fn run(settings: &Settings, load: &Load) -> Figures {
     let Settings {
         events,
         rate,
@@ -180,40 +231,46 @@ async fn run(settings: &Settings) -> Figures {
         })
         .await,
     );
-    let client = host.client.clone();
+    let target = Target {
+        client: reqwest::Client::new(),
+        base: host.base.clone(),
+    };
+    let client = target.client.clone();
 
     // Baseline: the HTTP floor.
     let base = host.base.clone();
     let c = client.clone();
-    let floor = drive(clients, 5_000, move |_| {
-        let (c, base) = (c.clone(), base.clone());
-        async move {
-            let r = c.get(format!("{base}/healthz")).send().await.expect("healthz");
-            assert!(r.status().is_success());
-        }
-    })
-    .await;
+    let floor = load
+        .run(drive(clients, 5_000, move |_| {
+            let (c, base) = (c.clone(), base.clone());
+            async move {
+                let r = c.get(format!("{base}/healthz")).send().await.expect("healthz");
+                assert!(r.status().is_success());
+            }
+        }))
+        .await;
 
     // End to end.
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let (c, base) = (client.clone(), host.base.clone());
-    let acks = drive(clients, events, move |i| {
-        let (c, base) = (c.clone(), base.clone());
-        async move {
-            let body = joiner(&format!("b{i}"), if i % 2 == 0 { "Engineering" } else { "Sales" });
-            let r = c
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(SOURCE_TOKEN)
-                .header("Idempotency-Key", format!("bench-{i}"))
-                .json(&body)
-                .send()
-                .await
-                .expect("post");
-            assert_eq!(r.status().as_u16(), 202);
-        }
-    })
-    .await;
+    let acks = load
+        .run(drive(clients, events, move |i| {
+            let (c, base) = (c.clone(), base.clone());
+            async move {
+                let body = joiner(&format!("b{i}"), if i % 2 == 0 { "Engineering" } else { "Sales" });
+                let r = c
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(SOURCE_TOKEN)
+                    .header("Idempotency-Key", format!("bench-{i}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status().as_u16(), 202);
+            }
+        }))
+        .await;
     let posted = started.elapsed();
     host.wait_idle(Duration::from_secs(600)).await;
     let done = started.elapsed();
@@ -221,10 +278,10 @@ async fn run(settings: &Settings) -> Figures {
 
     // Latency at a steady rate, then at a low one.
     let steady = (rate * 5).max(1);
-    let steady_acks = open_loop(&host, "steady", steady, rate).await;
+    let steady_acks = load.run(open_loop(target.clone(), "steady", steady, rate)).await;
     host.wait_idle(Duration::from_secs(600)).await;
     let low = 50;
-    let _ = open_loop(&host, "low", low, 10).await;
+    let _ = load.run(open_loop(target, "low", low, 10)).await;
     host.wait_idle(Duration::from_secs(600)).await;
 
     let db = rusqlite::Connection::open(host.store.path()).expect("db");
@@ -279,8 +336,10 @@ async fn main() {
     let runs = env("BENCH_RUNS", 5).max(1);
     let load_before = load_average();
     let mut all: Vec<Figures> = Vec::new();
+    let load = Load::new();
+    let shared = load.runtime.is_none();
     for i in 0..runs {
-        let figures = run(&settings).await;
+        let figures = run(&settings, &load).await;
         println!(
             "run {}/{runs}: {:.0} events/s, steady ack p99 {:.2} ms, steady receipt to done p99 {:.0} ms",
             i + 1,
@@ -290,14 +349,20 @@ async fn main() {
         );
         all.push(figures);
     }
+    load.close();
     println!(
         "pipeline benchmark: {} joiners from {} clients, then {} events/s for 5 s and 10 events/s for 5 s; \
             {} workers, sandbox destination, SQLite synchronous=FULL",
         settings.events, settings.clients, settings.rate, settings.workers
     );
     println!(
-        "{runs} runs; load average (1, 5, 15 min) before {load_before}, after {}",
-        load_average()
+        "{runs} runs; load average (1, 5, 15 min) before {load_before}, after {}; load generator on {}",
+        load_average(),
+        if shared {
+            "the host's runtime"
+        } else {
+            "a runtime of its own"
+        }
     );
     println!("{:<44} {:>10} {:>10} {:>10}", "", "min", "median", "max");
     for (i, (name, _)) in all[0].iter().enumerate() {

@@ -155,7 +155,7 @@ where
 }
 
 /// A handle for queueing writes. Urgent writes (event intake, whose client waits
-/// for the acknowledgement) join the next batch ahead of the workers' writes.
+/// for the acknowledgement) make up the next batch, ahead of the workers' writes.
 #[derive(Clone)]
 pub(crate) struct Writer {
     urgent: channel::Sender<Box<dyn WriteOp>>,
@@ -328,20 +328,7 @@ fn run(
     syncer: Syncer,
     progress: Arc<Progress>,
 ) {
-    loop {
-        let first = channel::select! {
-            recv(urgent) -> op => op,
-            recv(normal) -> op => op,
-        };
-        let Ok(first) = first else { break };
-        let mut batch = vec![first];
-        // Waiting intake goes first; workers' writes fill the batch up.
-        while batch.len() < MAX_BATCH {
-            match urgent.try_recv().or_else(|_| normal.try_recv()) {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+    while let Some(mut batch) = next_batch(&urgent, &normal) {
         if batch.iter().any(|op| op.is_probe()) {
             let (probes, writes): (Vec<_>, Vec<_>) = batch.into_iter().partition(|op| op.is_probe());
             probes.into_iter().for_each(|probe| probe.reply(Ok(())));
@@ -371,6 +358,31 @@ fn run(
             commit,
             head,
         });
+    }
+}
+
+/// The next batch to run, waiting for one; None once every handle is gone.
+///
+/// Urgent writes (a client waits for their acknowledgement) are batched on their own,
+/// ahead of the workers' writes: they wait at most for the batch already running, never
+/// for workers' writes run in their transaction, and their commit is fsynced as soon as
+/// it is made. Measured at a steady 2,000 events/s (docs/profiling.md): the store's share
+/// of an acknowledgement fell from a median of 3.7 to 2.0 ms, with throughput unchanged.
+fn next_batch(
+    urgent: &channel::Receiver<Box<dyn WriteOp>>,
+    normal: &channel::Receiver<Box<dyn WriteOp>>,
+) -> Option<Vec<Box<dyn WriteOp>>> {
+    let fill = |queue: &channel::Receiver<Box<dyn WriteOp>>, first: Box<dyn WriteOp>| {
+        let mut batch = vec![first];
+        batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+        batch
+    };
+    if let Ok(first) = urgent.try_recv() {
+        return Some(fill(urgent, first));
+    }
+    channel::select! {
+        recv(urgent) -> op => op.ok().map(|first| fill(urgent, first)),
+        recv(normal) -> op => op.ok().map(|first| fill(normal, first)),
     }
 }
 
@@ -421,4 +433,71 @@ fn run_batch(
         return Err(e);
     }
     Ok((chain.seq != started.seq).then_some(chain))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that says which queue it was sent to (through `answered_at_commit`).
+    struct Tagged {
+        urgent: bool,
+    }
+
+    impl WriteOp for Tagged {
+        fn run(&mut self, _ctx: &mut WriteCtx<'_>) -> bool {
+            true
+        }
+        fn reply(self: Box<Self>, _commit: StoreResult<()>) {}
+        fn answered_at_commit(&self) -> bool {
+            self.urgent
+        }
+    }
+
+    fn tags(batch: &[Box<dyn WriteOp>]) -> Vec<&'static str> {
+        let tag = |op: &Box<dyn WriteOp>| {
+            if op.answered_at_commit() {
+                "urgent"
+            } else {
+                "normal"
+            }
+        };
+        batch.iter().map(tag).collect()
+    }
+
+    #[test]
+    fn urgent_writes_are_batched_on_their_own_and_ahead() {
+        let (urgent_tx, urgent) = channel::unbounded::<Box<dyn WriteOp>>();
+        let (normal_tx, normal) = channel::unbounded::<Box<dyn WriteOp>>();
+        for _ in 0..3 {
+            normal_tx.send(Box::new(Tagged { urgent: false })).unwrap();
+        }
+        for _ in 0..MAX_BATCH + 2 {
+            urgent_tx.send(Box::new(Tagged { urgent: true })).unwrap();
+        }
+        let first = next_batch(&urgent, &normal).unwrap();
+        assert_eq!(
+            tags(&first),
+            vec!["urgent"; MAX_BATCH],
+            "a full batch of urgent writes first"
+        );
+        let second = next_batch(&urgent, &normal).unwrap();
+        assert_eq!(
+            tags(&second),
+            vec!["urgent"; 2],
+            "the rest of them, without the workers' writes"
+        );
+        normal_tx.send(Box::new(Tagged { urgent: false })).unwrap();
+        let third = next_batch(&urgent, &normal).unwrap();
+        assert_eq!(
+            tags(&third),
+            vec!["normal"; 4],
+            "then the workers' writes, together"
+        );
+        drop((urgent_tx, normal_tx));
+        assert!(
+            next_batch(&urgent, &normal).is_none(),
+            "every handle gone: the writer stops"
+        );
+    }
 }
