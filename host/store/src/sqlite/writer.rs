@@ -455,14 +455,14 @@ mod tests {
     }
 
     fn tags(batch: &[Box<dyn WriteOp>]) -> Vec<&'static str> {
-        let tag = |op: &Box<dyn WriteOp>| {
+        let tag = |op: &dyn WriteOp| {
             if op.answered_at_commit() {
                 "urgent"
             } else {
                 "normal"
             }
         };
-        batch.iter().map(tag).collect()
+        batch.iter().map(|op| tag(op.as_ref())).collect()
     }
 
     #[test]
