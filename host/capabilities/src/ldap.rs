@@ -536,7 +536,9 @@ const SECRET_ATTRIBUTES: &[&str] = &[
 /// `msLAPS-EncryptedPassword`, `msDS-ManagedPasswordId`, ...).
 const SECRET_PREFIXES: &[&str] = &["mslaps-", "msds-managedpassword"];
 
-fn is_secret(attribute: &str) -> bool {
+/// Whether `attribute` holds a secret (passwords, their hashes and history), with or
+/// without options (`;binary`): its values are never shown.
+pub fn is_secret(attribute: &str) -> bool {
     let base = attribute
         .split(';')
         .next()

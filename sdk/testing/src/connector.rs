@@ -18,9 +18,12 @@
 //! Each step looks the account up (by the anchor once one is known, then by the connector's
 //! matching keys), plans with the host's planner, and applies every planned operation. The
 //! steps share the plugin's key-value store and the link (anchor, groups Tenure granted), as a
-//! person's jobs do. Every recorded exchange must be requested, in order, and nothing else.
+//! person's jobs do. Every recorded exchange must be requested, in order, and nothing else;
+//! an `"ldap"` list does the same for LDAP requests ([`crate::ldap_replay`]).
 
-use crate::replay::{Exchange, Replay};
+use crate::Replays;
+use crate::ldap_replay::LdapExchange;
+use crate::replay::Exchange;
 use crate::{HarnessError, subset};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -40,6 +43,9 @@ pub struct ConnectorFixture {
     pub settings: BTreeMap<String, String>,
     #[serde(default)]
     pub http: Vec<Exchange>,
+    /// Recorded LDAP requests and results ([`crate::ldap_replay`]).
+    #[serde(default)]
+    pub ldap: Vec<LdapExchange>,
     pub steps: Vec<Step>,
 }
 
@@ -80,7 +86,7 @@ pub struct StepExpect {
 /// Runs one fixture against `plugin` for `tenant`; returns what differed (empty: passed).
 pub(crate) async fn run(
     handle: &PluginHandle,
-    replay: &Replay,
+    replay: &Replays<'_>,
     fixture: &ConnectorFixture,
 ) -> Result<Vec<String>, HarnessError> {
     let mut failures = Vec::new();

@@ -16,6 +16,7 @@
 //! arrays must match element by element.
 
 pub mod connector;
+pub mod ldap_replay;
 pub mod replay;
 
 use serde::Deserialize;
@@ -247,10 +248,17 @@ impl Harness {
                     let replay = replay::Replay::start(fixture.http.clone())
                         .await
                         .map_err(|e| fixture_err(format!("cannot start the replay server: {e}")))?;
-                    self.tenant(&tenant, &fixture_tenant(version, &fixture.settings, &replay)?)?;
+                    let ldap = ldap_replay::LdapReplay::start(fixture.ldap.clone())
+                        .await
+                        .map_err(|e| fixture_err(format!("cannot start the LDAP replay server: {e}")))?;
+                    let replays = Replays {
+                        http: &replay,
+                        ldap: Some(&ldap),
+                    };
+                    self.tenant(&tenant, &fixture_tenant(version, &fixture.settings, &replays)?)?;
                     let handle = self.runtime.plugin(&tenant, plugin)?;
                     FixtureResult {
-                        failures: connector::run(&handle, &replay, &fixture).await?,
+                        failures: connector::run(&handle, &replays, &fixture).await?,
                         name: fixture.name,
                     }
                 }
@@ -260,7 +268,11 @@ impl Harness {
                     let replay = replay::Replay::start(Vec::new())
                         .await
                         .map_err(|e| fixture_err(format!("cannot start the replay server: {e}")))?;
-                    self.tenant(&tenant, &fixture_tenant(version, &fixture.settings, &replay)?)?;
+                    let replays = Replays {
+                        http: &replay,
+                        ldap: None,
+                    };
+                    self.tenant(&tenant, &fixture_tenant(version, &fixture.settings, &replays)?)?;
                     let handle = self.runtime.plugin(&tenant, plugin)?;
                     FixtureResult {
                         failures: source_fixture(&handle, &fixture).await,
@@ -285,35 +297,64 @@ fn rule_set_in(dir: &Path) -> Result<String, String> {
     Ok(String::new())
 }
 
-/// A fixture's tenant: what the manifest asks for, granted, with every HTTP connection
-/// pointed at the replay server.
+/// The replay servers a fixture's connections point at.
+pub(crate) struct Replays<'a> {
+    pub http: &'a replay::Replay,
+    /// None: the fixture kind has no LDAP recordings (a source's).
+    pub ldap: Option<&'a ldap_replay::LdapReplay>,
+}
+
+impl Replays<'_> {
+    /// What went wrong in either server.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = self.http.problems();
+        out.extend(self.ldap.map(|l| l.problems()).unwrap_or_default());
+        out
+    }
+}
+
+/// A fixture's tenant: what the manifest asks for, granted, with every HTTP and LDAP
+/// connection pointed at its replay server.
 fn fixture_tenant(
     version: &PluginVersion,
     settings: &std::collections::BTreeMap<String, String>,
-    replay: &replay::Replay,
+    replays: &Replays<'_>,
 ) -> Result<String, HarnessError> {
     let asked = &version.manifest.capabilities;
-    if let Some(ldap) = asked.ldap.first() {
-        return Err(HarnessError::Fixture {
-            file: version.manifest.name.clone(),
-            reason: format!(
-                "LDAP connection {ldap:?}: LDAP fixtures are not supported yet; test against a server"
-            ),
-        });
-    }
     let mut connections = toml::Table::new();
     for name in &asked.http {
         let mut c = toml::Table::new();
         c.insert("kind".into(), "http".into());
-        c.insert("url".into(), replay.url(name).into());
+        c.insert("url".into(), replays.http.url(name).into());
         c.insert("allow_private_network".into(), true.into());
         connections.insert(name.clone(), c.into());
+    }
+    if let Some(ldap) = asked.ldap.first() {
+        let Some(server) = replays.ldap else {
+            return Err(HarnessError::Fixture {
+                file: version.manifest.name.clone(),
+                reason: format!("LDAP connection {ldap:?}: only connector fixtures record LDAP results"),
+            });
+        };
+        for name in &asked.ldap {
+            let mut c = toml::Table::new();
+            c.insert("kind".into(), "ldap".into());
+            c.insert("url".into(), server.url().into());
+            c.insert("bind_dn".into(), ldap_replay::LdapReplay::bind_dn(name).into());
+            c.insert("password".into(), "replayed".into());
+            c.insert("allow_plaintext".into(), true.into());
+            connections.insert(name.clone(), c.into());
+        }
     }
     let mut grants = toml::Table::new();
     grants.insert("kv".into(), asked.kv.into());
     grants.insert(
         "http".into(),
         toml::Value::Array(asked.http.iter().map(|h| h.clone().into()).collect()),
+    );
+    grants.insert(
+        "ldap".into(),
+        toml::Value::Array(asked.ldap.iter().map(|l| l.clone().into()).collect()),
     );
     let mut grant = toml::Table::new();
     grant.insert("grants".into(), grants.into());

@@ -1,7 +1,8 @@
-//! `tenure plugins test DIR` against a real first-party connector: the SCIM plugin's own
-//! fixture (recorded SCIM exchanges, steps through lookup, plan and apply) passes, and a
-//! fixture that expects the wrong plan, leaves a recording unrequested or records the wrong
-//! request body fails, naming each difference.
+//! `tenure plugins test DIR` against real first-party connectors: the SCIM plugin's own
+//! fixture (recorded SCIM exchanges) and the directory plugin's (recorded LDAP requests and
+//! results, through the host's LDAP capability) pass, with steps through lookup, plan and
+//! apply; a fixture that expects the wrong plan, leaves a recording unrequested or records
+//! the wrong request fails, naming each difference, and never shows a generated password.
 
 use serde_json::{Value, json};
 use std::path::Path;
@@ -79,4 +80,69 @@ fn the_scim_connectors_fixtures_pass_and_a_wrong_fixture_names_what_differs() {
         text.contains(r#"steps[1]: planned ["disable"], expected ["delete"]"#),
         "{text}"
     );
+}
+
+#[test]
+fn the_directory_connectors_ldap_fixtures_pass_and_a_wrong_one_names_what_differs() {
+    let wasm = plugin_dir().join("directory.wasm");
+    let project = workspace_root().join("plugins/directory");
+    let (passed, text) = test_dir(&project, &wasm);
+    assert!(passed, "{text}");
+    assert!(text.contains("2 passed, 0 failed"), "{text}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(project.join("plugin.toml"), tmp.path().join("plugin.toml")).unwrap();
+    std::fs::create_dir(tmp.path().join("fixtures")).unwrap();
+    let good = std::fs::read_to_string(project.join("fixtures/ad-create-then-disable.json")).unwrap();
+    let wrong = |change: &dyn Fn(&mut Vec<Value>)| {
+        let mut fixture: Value = serde_json::from_str(&good).unwrap();
+        change(fixture["ldap"].as_array_mut().unwrap());
+        std::fs::write(
+            tmp.path().join("fixtures/wrong.json"),
+            serde_json::to_string(&fixture).unwrap(),
+        )
+        .unwrap();
+        test_dir(tmp.path(), &wasm)
+    };
+
+    // The add recorded with another account name, and a delete the plugin never asks for.
+    let (passed, text) = wrong(&|ldap| {
+        let add = ldap.iter_mut().find(|e| e["op"] == "add").unwrap();
+        add["attributes"]["sAMAccountName"] = json!(["ada2"]);
+        ldap.push(json!({ "op": "delete", "dn": "CN=Nobody,DC=acme,DC=test" }));
+    });
+    assert!(!passed, "{text}");
+    assert!(text.contains("0 passed, 1 failed"), "{text}");
+    assert!(
+        text.contains(r#"unexpected LDAP add of "CN=Ada Lovelace,OU=Staff,DC=acme,DC=test""#)
+            && text.contains("attribute sAMAccountName: values differ"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"recorded LDAP delete of "CN=Nobody,DC=acme,DC=test" was never requested"#),
+        "{text}"
+    );
+
+    // The password recorded as a value of its own: the generated one differs, and is not shown.
+    let (passed, text) = wrong(&|ldap| {
+        let set_password = ldap
+            .iter_mut()
+            .find(|e| e["changes"][0]["attribute"] == "unicodePwd")
+            .unwrap();
+        set_password["changes"][0]["values"] = json!(["not-the-password"]);
+    });
+    assert!(!passed, "{text}");
+    assert!(text.contains("replace unicodePwd=[1 secret value(s)]"), "{text}");
+    assert!(
+        !text.contains("\\0"),
+        "no UTF-16 password bytes in the output: {text}"
+    );
+
+    // A result code the plugin cannot take as success fails the step with it.
+    let (passed, text) = wrong(&|ldap| {
+        let add = ldap.iter_mut().find(|e| e["op"] == "add").unwrap();
+        add["result"] = json!({ "code": 50, "message": "insufficient access rights" });
+    });
+    assert!(!passed, "{text}");
+    assert!(text.contains("insufficient access rights"), "{text}");
 }
