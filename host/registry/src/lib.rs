@@ -13,7 +13,7 @@ pub use signature::{PluginSignature, SignatureError, SigningKey, TrustPolicy};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tenure_pipeline::audit_events::{self as ev, AuditEvent};
 use tenure_rulesets::impact::{ImpactLimits, ImpactReport};
 use tenure_rulesets::{RuleSetError, RuleSets};
@@ -143,6 +143,20 @@ pub struct LivePeriod {
 #[derive(Debug, Serialize)]
 pub struct LiveStarted {
     pub until_ms: i64,
+    /// Its report, listed as `running` until the period ends (then `done`, under the same id), or
+    /// `interrupted` when the host stopped first.
+    pub report: i64,
+}
+
+/// Where a shadow report stands (its summary's `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShadowStatus {
+    /// A live shadow whose period has not ended.
+    Running,
+    Done,
+    /// A live shadow whose host stopped before its period ended: what it compared was lost.
+    Interrupted,
 }
 
 impl ShadowReport {
@@ -207,6 +221,8 @@ pub struct PluginRegistry {
     switching: Arc<tokio::sync::Mutex<()>>,
     /// Rules shadows running on live events.
     live: Arc<live::LiveShadows>,
+    /// The report of the live shadow each tenant runs in this process.
+    live_reports: Arc<Mutex<HashMap<String, i64>>>,
 }
 
 /// Whether `tenant` may see and run a kept version: its own, or one offered to everyone.
@@ -231,6 +247,7 @@ impl PluginRegistry {
             trust: Arc::new(trust),
             switching: Arc::default(),
             live: Arc::default(),
+            live_reports: Arc::default(),
         }
     }
 
@@ -498,7 +515,7 @@ impl PluginRegistry {
             ShadowReport::Connector(compared.map_err(failed)?)
         };
         let report_id = self
-            .keep_report(tenant, actor, name, label, &report, serde_json::json!({}))
+            .keep_report(tenant, actor, name, label, &report, serde_json::json!({}), None)
             .await?;
         Ok(Shadowed { report_id, report })
     }
@@ -544,6 +561,33 @@ impl PluginRegistry {
         };
         let until = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
         let until_ms = tenure_pipeline::now_ms() + (seconds as i64) * 1000;
+        // Listed as running from now on, so a host that stops before the end leaves a trace.
+        let running = serde_json::json!({
+            "plugin": name, "kind": "rules", "version": label, "by": actor,
+            "status": ShadowStatus::Running, "live_seconds": seconds, "until_ms": until_ms,
+        });
+        let report = match self
+            .store
+            .put_report(
+                tenant,
+                ReportKind::PluginShadow,
+                running,
+                serde_json::Value::Null,
+                tenure_pipeline::now_ms(),
+                SHADOW_REPORTS_KEPT,
+            )
+            .await
+        {
+            Ok(id) => id,
+            Err(e) => {
+                self.live.end(tenant);
+                return Err(e.into());
+            }
+        };
+        self.live_reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(tenant.to_string(), report);
         let (this, rule_sets) = (self.clone(), rule_sets.clone());
         let (tenant, actor, name, label) = (
             tenant.to_string(),
@@ -557,19 +601,26 @@ impl PluginRegistry {
                 .await;
             let missed = this.live.end(&tenant);
             let kept = match compared {
-                Ok(report) => {
+                Ok(compared) => {
                     let extra = serde_json::json!({ "live_seconds": seconds, "missed": missed });
-                    let report = ShadowReport::Rules(report);
-                    this.keep_report(&tenant, &actor, &name, &label, &report, extra)
+                    let compared = ShadowReport::Rules(compared);
+                    this.keep_report(&tenant, &actor, &name, &label, &compared, extra, Some(report))
                         .await
                 }
                 Err(e) => Err(RegistryError::Runtime(e.to_string())),
             };
+            {
+                // Only its own entry: the next live shadow may have started since `end`.
+                let mut running = this.live_reports.lock().unwrap_or_else(|p| p.into_inner());
+                if running.get(&tenant) == Some(&report) {
+                    running.remove(&tenant);
+                }
+            }
             if let Err(e) = kept {
                 tracing::error!(tenant, plugin = name, version = label, error = %e, "live shadow failed");
             }
         });
-        Ok(LiveStarted { until_ms })
+        Ok(LiveStarted { until_ms, report })
     }
 
     /// The listener the pipeline tells of completed jobs (for live shadows).
@@ -577,7 +628,9 @@ impl PluginRegistry {
         self.live.clone()
     }
 
-    /// Stores a shadow report with its summary (and `extra` fields) and audits it; its id.
+    /// Stores a shadow report with its summary (and `extra` fields), in place of the running
+    /// one `started` when given, and audits it; its id.
+    #[allow(clippy::too_many_arguments)]
     async fn keep_report(
         &self,
         tenant: &str,
@@ -586,6 +639,7 @@ impl PluginRegistry {
         label: &str,
         report: &ShadowReport,
         extra: serde_json::Value,
+        started: Option<i64>,
     ) -> Result<i64, RegistryError> {
         let (against, people, errors) = (report.against(), report.people(), report.errors());
         let mut summary = serde_json::json!({
@@ -598,22 +652,36 @@ impl PluginRegistry {
             "errors": errors,
             "counts": report.counts(),
             "by": actor,
+            "status": ShadowStatus::Done,
         });
         if let (Some(summary), serde_json::Value::Object(extra)) = (summary.as_object_mut(), extra) {
             summary.extend(extra);
         }
         let body = serde_json::to_value(report).map_err(|e| RegistryError::Runtime(e.to_string()))?;
-        let report_id = self
-            .store
-            .put_report(
-                tenant,
-                ReportKind::PluginShadow,
-                summary,
-                body,
-                tenure_pipeline::now_ms(),
-                SHADOW_REPORTS_KEPT,
-            )
-            .await?;
+        let updated = match started {
+            Some(id) => self
+                .store
+                .update_report(tenant, id, summary.clone(), body.clone())
+                .await?
+                .then_some(id),
+            None => None,
+        };
+        let report_id = match updated {
+            Some(id) => id,
+            // Never started, or pruned meanwhile by newer reports: kept as a new one.
+            None => {
+                self.store
+                    .put_report(
+                        tenant,
+                        ReportKind::PluginShadow,
+                        summary,
+                        body,
+                        tenure_pipeline::now_ms(),
+                        SHADOW_REPORTS_KEPT,
+                    )
+                    .await?
+            }
+        };
         let record = ev::PluginShadowed {
             plugin: name,
             version: label,
@@ -629,22 +697,62 @@ impl PluginRegistry {
 
     /// One of the tenant's shadow reports of `name`, with its body.
     pub async fn shadow_report(&self, tenant: &str, name: &str, id: i64) -> Result<ReportRow, RegistryError> {
-        self.store
+        let mut row = self
+            .store
             .report(tenant, id)
             .await?
             .filter(|r| r.kind == ReportKind::PluginShadow && r.summary["plugin"] == name)
-            .ok_or_else(|| RegistryError::NotFound(format!("shadow report {id} of {name}")))
+            .ok_or_else(|| RegistryError::NotFound(format!("shadow report {id} of {name}")))?;
+        self.settle_interrupted(tenant, &mut row).await?;
+        Ok(row)
     }
 
     /// The tenant's shadow reports of `name`, newest first, without their bodies.
     pub async fn shadows(&self, tenant: &str, name: &str) -> Result<Vec<ReportRow>, RegistryError> {
-        Ok(self
+        let mut rows: Vec<ReportRow> = self
             .store
             .reports(tenant, ReportKind::PluginShadow, SHADOW_REPORTS_KEPT)
             .await?
             .into_iter()
             .filter(|r| r.summary["plugin"] == name)
-            .collect())
+            .collect();
+        for row in &mut rows {
+            self.settle_interrupted(tenant, row).await?;
+        }
+        Ok(rows)
+    }
+
+    /// A report listed as running that no live shadow of this process runs belongs to a host
+    /// that stopped before the period ended (one store serves one host): it is marked
+    /// interrupted, in the store and in `row`.
+    async fn settle_interrupted(&self, tenant: &str, row: &mut ReportRow) -> Result<(), RegistryError> {
+        let running = serde_json::to_value(ShadowStatus::Running).unwrap_or_default();
+        if row.summary["status"] != running {
+            return Ok(());
+        }
+        let ours = self
+            .live_reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            == Some(&row.id);
+        if ours {
+            return Ok(());
+        }
+        if let Some(summary) = row.summary.as_object_mut() {
+            summary.insert("status".into(), serde_json::json!(ShadowStatus::Interrupted));
+            summary.insert(
+                "reason".into(),
+                "the host stopped before the period ended; what it compared was not kept: start \
+                 another live shadow"
+                    .into(),
+            );
+        }
+        // A running report has no body yet.
+        self.store
+            .update_report(tenant, row.id, row.summary.clone(), serde_json::Value::Null)
+            .await?;
+        Ok(())
     }
 
     /// A version `tenant` may run: its own or one offered to everyone.

@@ -158,6 +158,15 @@ pub trait AuditStore: Send + Sync {
         now_ms: i64,
         keep: usize,
     ) -> StoreResult<i64>;
+    /// Replaces a kept report's summary and body (a report that was started, now finished);
+    /// false when the tenant has no report `id` (any more).
+    async fn update_report(
+        &self,
+        tenant: &str,
+        id: i64,
+        summary: serde_json::Value,
+        body: serde_json::Value,
+    ) -> StoreResult<bool>;
     async fn report(&self, tenant: &str, id: i64) -> StoreResult<Option<ReportRow>>;
     /// A tenant's reports of a kind, newest first, without their bodies.
     async fn reports(&self, tenant: &str, kind: ReportKind, limit: usize) -> StoreResult<Vec<ReportRow>>;

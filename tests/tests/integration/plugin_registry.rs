@@ -860,7 +860,8 @@ async fn a_connector_shadow_compares_plans_and_writes_nothing() {
 
 /// A rules version in shadow on live events: for a few seconds each person whose job completes is
 /// compared under the candidate and the active version, off the job's path; people who had no job
-/// meanwhile are not. The report is kept when the period ends; one live shadow at a time.
+/// meanwhile are not. The report is listed as running from the start and finished in place when
+/// the period ends; one live shadow at a time; a host that stops first leaves it interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_shadow_compares_the_people_whose_jobs_complete_in_its_period() {
     let (key, _) = SigningKey::generate().unwrap();
@@ -878,6 +879,17 @@ async fn a_live_shadow_compares_the_people_whose_jobs_complete_in_its_period() {
     let (status, started) = h.post("/api/v1/plugins/swap/shadow", &live).await;
     assert_eq!(status, 202, "{started}");
     assert!(started["until_ms"].as_i64().is_some(), "{started}");
+    // Listed as running from the start, under the id its report will have.
+    let report_id = started["report"].as_i64().expect("report id");
+    let listed = h.get("/api/v1/plugins/swap/shadows").await;
+    assert_eq!(
+        (
+            &listed["shadows"][0]["id"],
+            &listed["shadows"][0]["summary"]["status"]
+        ),
+        (&json!(report_id), &json!("running")),
+        "{listed}"
+    );
     let (status, again) = h.post("/api/v1/plugins/swap/shadow", &live).await;
     assert_eq!(status, 409, "one live shadow at a time: {again}");
     let (status, refused) = h
@@ -900,15 +912,17 @@ async fn a_live_shadow_compares_the_people_whose_jobs_complete_in_its_period() {
     let mut summary = Value::Null;
     for _ in 0..200 {
         let listed = h.get("/api/v1/plugins/swap/shadows").await;
-        if let Some(s) = listed["shadows"].as_array().and_then(|s| s.first()) {
-            summary = s.clone();
+        summary = listed["shadows"][0].clone();
+        if summary["summary"]["status"] == "done" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(summary["summary"]["status"], "done", "{summary}");
     assert_eq!(summary["summary"]["live_seconds"], 3, "{summary}");
     assert_eq!(summary["summary"]["missed"], 0, "{summary}");
     let id = summary["id"].as_i64().expect("report id");
+    assert_eq!(id, report_id, "finished in place");
     let report = h.get(&format!("/api/v1/plugins/swap/shadows/{id}")).await;
     let body = &report["body"];
     assert_eq!(
@@ -935,5 +949,37 @@ async fn a_live_shadow_compares_the_people_whose_jobs_complete_in_its_period() {
             .iter()
             .all(|a| a.to_string().contains("\"vA\""))
     );
+
+    // A host that stops in a live shadow's period leaves its report interrupted, not running.
+    let long = json!({ "version": rules_b, "live_seconds": 3600 });
+    let (status, started) = h.post("/api/v1/plugins/swap/shadow", &long).await;
+    assert_eq!(status, 202, "{started}");
+    let cut = started["report"].as_i64().expect("report id");
+    let dir = h.stop().await;
+    let h = TestHost::start_with_registry(spec(), dir, trusting(&key)).await;
+    let report = h.get(&format!("/api/v1/plugins/swap/shadows/{cut}")).await;
+    assert_eq!(report["summary"]["status"], "interrupted", "{report}");
+    assert!(
+        report["summary"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("host stopped")),
+        "{report}"
+    );
+    let listed = h.get("/api/v1/plugins/swap/shadows").await;
+    let statuses: Vec<&Value> = listed["shadows"]
+        .as_array()
+        .expect("shadows")
+        .iter()
+        .map(|r| &r["summary"]["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("interrupted"), &json!("done")], "{listed}");
+    // The tenant may start another at once.
+    let (status, again) = h
+        .post(
+            "/api/v1/plugins/swap/shadow",
+            &json!({ "version": rules_b, "live_seconds": 1 }),
+        )
+        .await;
+    assert_eq!(status, 202, "{again}");
     h.stop().await;
 }

@@ -137,7 +137,7 @@ pub async fn audit_entries_are_filtered_and_redacted(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn reports_are_stored_and_listed_without_bodies(store: Arc<dyn Store>) {
+pub async fn reports_are_stored_listed_without_bodies_and_finished_in_place(store: Arc<dyn Store>) {
     let t = now();
     let first = store
         .put_report(
@@ -197,6 +197,29 @@ pub async fn reports_are_stored_and_listed_without_bodies(store: Arc<dyn Store>)
         .collect();
     assert_eq!(kept, [third, second]);
     assert!(store.report("t", first).await.unwrap().is_none());
+    // A started report is finished in place, under its id; another tenant's is not reached.
+    let done = serde_json::json!({ "status": "done" });
+    let rows = serde_json::json!({ "rows": [3] });
+    assert!(
+        store
+            .update_report("t", third, done.clone(), rows.clone())
+            .await
+            .unwrap()
+    );
+    let finished = store.report("t", third).await.unwrap().unwrap();
+    assert_eq!((&finished.summary, &finished.body), (&done, &rows));
+    assert!(
+        !store
+            .update_report("other", third, done.clone(), rows)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .update_report("t", first, done, serde_json::json!({}))
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn kpis_count_events_jobs_and_time_to_provision(store: Arc<dyn Store>) {

@@ -62,7 +62,7 @@ macro_rules! conformance_suite {
             rule_sets::rule_set_versions_number_up_and_publish_a_head,
             audit::the_audit_chain_links_every_entry_and_verifies,
             audit::audit_entries_are_filtered_and_redacted,
-            audit::reports_are_stored_and_listed_without_bodies,
+            audit::reports_are_stored_listed_without_bodies_and_finished_in_place,
             audit::kpis_count_events_jobs_and_time_to_provision,
             audit::first_day_access_counts_from_the_persons_midnight,
             deliveries::deliveries_are_deduplicated_by_token_and_content,

@@ -254,6 +254,28 @@ impl AuditStore for SqliteStore {
             .await
     }
 
+    async fn update_report(
+        &self,
+        tenant: &str,
+        id: i64,
+        summary: serde_json::Value,
+        body: serde_json::Value,
+    ) -> StoreResult<bool> {
+        let tenant = tenant.to_string();
+        let (summary, body) = (summary.to_string(), body.to_string());
+        self.writer
+            .write(move |ctx| {
+                let changed = ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE reports SET summary = ?3, body = ?4 WHERE tenant = ?1 AND id = ?2",
+                    )?
+                    .execute(params![tenant, id, summary, body])?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
     async fn report(&self, tenant: &str, id: i64) -> StoreResult<Option<ReportRow>> {
         self.read(|c| {
             Ok(c.prepare_cached(
