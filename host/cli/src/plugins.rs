@@ -83,6 +83,9 @@ pub fn sign(wasm: &Path, key: &Path, publisher: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
+/// How long a command keeps sending a throttled call again.
+const MAX_THROTTLED: Duration = Duration::from_secs(300);
+
 async fn call(api: &ApiArgs, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -93,10 +96,31 @@ async fn call(api: &ApiArgs, method: reqwest::Method, path: &str, body: Option<V
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
+    // A throttled call (another upload of the tenant compiling, a shadow running) is sent
+    // again after the Retry-After the host gives, for up to a few minutes.
+    let mut waited = Duration::ZERO;
+    let response = loop {
+        let attempt = request.try_clone().context("the request cannot be sent again")?;
+        let response = attempt
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.clamp(1, 60)));
+        match retry_after {
+            Some(wait)
+                if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && waited < MAX_THROTTLED =>
+            {
+                tokio::time::sleep(wait).await;
+                waited += wait;
+            }
+            _ => break response,
+        }
+    };
     let status = response.status();
     let text = response.text().await?;
     let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));

@@ -45,9 +45,14 @@ pub enum RegistryError {
     /// The tenant's policy holds the activation (four eyes, a shadow run first).
     #[error("{0}")]
     Denied(String),
-    /// Another population-wide evaluation runs for the tenant, or its budget is spent.
+    /// Another population-wide evaluation runs for the tenant, its budget is spent, or its
+    /// previous upload is still being compiled; `field` names what was throttled.
     #[error("{reason}")]
-    Throttled { reason: String, retry_after_secs: u64 },
+    Throttled {
+        field: &'static str,
+        reason: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("runtime: {0}")]
@@ -223,6 +228,26 @@ pub struct PluginRegistry {
     live: Arc<live::LiveShadows>,
     /// The report of the live shadow each tenant runs in this process.
     live_reports: Arc<Mutex<HashMap<String, i64>>>,
+    /// Compiling a component takes a core for up to seconds: one at a time, off the runtime's
+    /// threads, so a burst of uploads never stalls jobs or the API.
+    compiling: Arc<tokio::sync::Semaphore>,
+    /// Tenants with an upload being compiled (one each at a time).
+    uploading: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// A tenant's claim on its one upload at a time; released when dropped.
+struct UploadClaim {
+    tenant: String,
+    uploading: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        self.uploading
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.tenant);
+    }
 }
 
 /// Whether `tenant` may see and run a kept version: its own, or one offered to everyone.
@@ -248,6 +273,8 @@ impl PluginRegistry {
             switching: Arc::default(),
             live: Arc::default(),
             live_reports: Arc::default(),
+            compiling: Arc::new(tokio::sync::Semaphore::new(1)),
+            uploading: Arc::default(),
         }
     }
 
@@ -337,9 +364,10 @@ impl PluginRegistry {
             )
             .map_err(RegistryError::Untrusted)?;
         let name = manifest.name.clone();
+        let _claim = self.claim_upload(tenant)?;
         let version = self
-            .runtime
-            .add_private_version(manifest, upload.component, tenant)
+            .compile(manifest, upload.component.to_vec(), Some(tenant.to_string()))
+            .await?
             .map_err(|e| match e {
                 RuntimeError::InvalidPlugin { reason, .. } => invalid("component", reason),
                 other => invalid("component", other.to_string()),
@@ -497,6 +525,7 @@ impl PluginRegistry {
         }
         let failed = |e: RuleSetError| match e {
             RuleSetError::Throttled(t) => RegistryError::Throttled {
+                field: "shadow",
                 reason: t.reason,
                 retry_after_secs: t.retry_after_secs,
             },
@@ -842,11 +871,49 @@ impl PluginRegistry {
             .ok_or_else(|| {
                 RegistryError::NotFound(format!("the component of {} {}", stored.name, stored.label))
             })?;
-        let added = match stored.owner.as_deref() {
-            Some(owner) => self.runtime.add_private_version(manifest, &bytes, owner),
-            None => self.runtime.add_version(manifest, &bytes),
-        };
-        added.map_err(|e| RegistryError::Runtime(e.to_string()))
+        self.compile(manifest, bytes, stored.owner.clone())
+            .await?
+            .map_err(|e| RegistryError::Runtime(e.to_string()))
+    }
+
+    /// Claims the tenant's one upload at a time: a second while the first compiles is throttled.
+    fn claim_upload(&self, tenant: &str) -> Result<UploadClaim, RegistryError> {
+        let mut uploading = self.uploading.lock().unwrap_or_else(|p| p.into_inner());
+        if !uploading.insert(tenant.to_string()) {
+            return Err(RegistryError::Throttled {
+                field: "component",
+                reason: "an upload of this tenant is still being compiled; send the next when it is \
+                         answered"
+                    .into(),
+                retry_after_secs: 1,
+            });
+        }
+        Ok(UploadClaim {
+            tenant: tenant.to_string(),
+            uploading: self.uploading.clone(),
+        })
+    }
+
+    /// Compiles and registers a version (private to `owner` when given) on a blocking thread,
+    /// one compilation at a time.
+    async fn compile(
+        &self,
+        manifest: PluginManifest,
+        bytes: Vec<u8>,
+        owner: Option<String>,
+    ) -> Result<Result<Arc<PluginVersion>, RuntimeError>, RegistryError> {
+        let _turn = self
+            .compiling
+            .acquire()
+            .await
+            .map_err(|_| RegistryError::Runtime("the registry is shutting down".into()))?;
+        let runtime = self.runtime.clone();
+        tokio::task::spawn_blocking(move || match owner {
+            Some(owner) => runtime.add_private_version(manifest, &bytes, &owner),
+            None => runtime.add_version(manifest, &bytes),
+        })
+        .await
+        .map_err(|e| RegistryError::Runtime(format!("compiling the component failed: {e}")))
     }
 
     /// Keeps a version in the store (audited when new).

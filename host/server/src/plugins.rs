@@ -31,9 +31,10 @@ impl From<RegistryError> for ApiError {
             }
             RegistryError::Denied(reason) => ApiError::new(StatusCode::CONFLICT, "version", reason),
             RegistryError::Throttled {
+                field,
                 reason,
                 retry_after_secs,
-            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "shadow", reason).retry_after(retry_after_secs),
+            } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, field, reason).retry_after(retry_after_secs),
             RegistryError::Store(s) => s.into(),
             RegistryError::Runtime(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "plugin", r),
         }

@@ -702,6 +702,37 @@ publishers = {{ acme = "{public}" }}
         .expect("the pushed version's label")
         .to_string();
     assert!(pushed.contains("(signer: acme)"), "{pushed}");
+    // Two pushes at once: the host compiles one upload of a tenant at a time and throttles the
+    // other (429, Retry-After), which the CLI sends again; both are uploaded.
+    for tag in ["c1", "c2"] {
+        std::fs::write(dir.join(format!("swap-{tag}.wasm")), variant(&component, tag)).unwrap();
+        std::fs::write(dir.join(format!("swap-{tag}.toml")), &manifest).unwrap();
+        let file = format!("swap-{tag}.wasm");
+        let args = [
+            "plugins",
+            "sign",
+            &file,
+            "--key",
+            "acme.key",
+            "--publisher",
+            "acme",
+        ];
+        ok(run_cli(&dir, &args, None), "sign");
+    }
+    let concurrent: Vec<String> = std::thread::scope(|scope| {
+        let pushes: Vec<_> = ["swap-c1.wasm", "swap-c2.wasm"]
+            .into_iter()
+            .map(|file| scope.spawn(move || run(with_api(&["plugins", "push", file]), "concurrent push")))
+            .collect();
+        pushes
+            .into_iter()
+            .map(|p| p.join().expect("push thread"))
+            .collect()
+    });
+    assert!(
+        concurrent.iter().all(|out| out.contains("uploaded")),
+        "{concurrent:?}"
+    );
     let listed = run(with_api(&["plugins", "list"]), "list");
     assert!(
         listed.lines().any(|l| l.trim_start().starts_with("* 0.1.0-a+")) && listed.contains(&label),
@@ -981,5 +1012,91 @@ async fn a_live_shadow_compares_the_people_whose_jobs_complete_in_its_period() {
         )
         .await;
     assert_eq!(status, 202, "{again}");
+    h.stop().await;
+}
+
+/// A burst of uploads while jobs flow: components are compiled one at a time, off the runtime's
+/// threads; a tenant's upload sent while its previous one compiles is throttled (429 with the
+/// reason), never failed or half kept, and goes through when sent again; every event posted
+/// meanwhile completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_uploads_is_compiled_one_at_a_time_while_jobs_flow() {
+    let (key, _) = SigningKey::generate().unwrap();
+    let h = TestHost::start_with_registry(spec(), tempfile::tempdir().unwrap(), trusting(&key)).await;
+    let (sandbox, manifest) = built("sandbox");
+    let bodies: Vec<Value> = (0..4)
+        .map(|i| {
+            let component = variant(&sandbox, &format!("burst-{i}"));
+            let signature = key.sign("acme", "sandbox", &component, &manifest);
+            upload(&manifest, &component, Some(&signature))
+        })
+        .collect();
+    let mut burst = tokio::task::JoinSet::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let (client, url, body) = (
+            h.client.clone(),
+            format!("{}/api/v1/plugins", h.base),
+            body.clone(),
+        );
+        burst.spawn(async move {
+            let answer = client
+                .post(url)
+                .bearer_auth(IT_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("upload");
+            let status = answer.status().as_u16();
+            (i, status, answer.json::<Value>().await.expect("JSON answer"))
+        });
+    }
+    for id in 0..10 {
+        let (status, body) = h
+            .post_event(
+                &joiner(&format!("burst-{id}"), "Engineering"),
+                &format!("burst-{id}"),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let mut throttled = Vec::new();
+    let mut kept = 0;
+    while let Some(answer) = burst.join_next().await {
+        let (i, status, body) = answer.expect("upload task");
+        match status {
+            201 => kept += 1,
+            429 => {
+                let reason = body["error"]["reason"].as_str().unwrap_or_default();
+                assert!(reason.contains("still being compiled"), "{body}");
+                assert_eq!(body["error"]["field"], "component", "{body}");
+                throttled.push(i);
+            }
+            other => panic!("upload {i} answered {other}: {body}"),
+        }
+    }
+    assert!(kept >= 1, "the first upload of the burst is kept");
+    // Sent again one after another, each throttled upload goes through.
+    for i in &throttled {
+        let (status, body) = h.post("/api/v1/plugins", &bodies[*i]).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let listed = h.get("/api/v1/plugins").await;
+    let versions = listed["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .find(|p| p["name"] == "sandbox")
+        .and_then(|p| p["versions"].as_array())
+        .map(|v| v.len())
+        .unwrap_or_default();
+    assert_eq!(versions, 5, "the seeded version and the four uploads: {listed}");
+    h.wait_idle(WAIT).await;
+    let made = h.sandbox_accounts().await;
+    assert!(
+        (0..10).all(|id| made
+            .iter()
+            .any(|a| a.to_string().contains(&format!("burst-{id}")))),
+        "every joiner of the burst has its account: {made:?}"
+    );
     h.stop().await;
 }
