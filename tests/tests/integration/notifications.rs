@@ -1,5 +1,6 @@
 //! Notifications (issue 20): email through a real SMTP server (aiosmtpd, started by the test
-//! command) over STARTTLS and over TLS with authentication, Slack and Teams posts against fakes
+//! command) over STARTTLS and over TLS with authentication, with names in other scripts intact,
+//! Slack and Teams posts against fakes
 //! of their webhooks, and the pipeline raising them: a hire emails the hiring manager once the
 //! accounts exist (with the accounts, never a password), and a tripped mass-change guard
 //! posts to Teams; a contractor's notice opens a Freshservice ticket for the manager and posts
@@ -91,6 +92,114 @@ async fn email_reaches_a_real_smtp_server_over_starttls_and_tls() {
         "a certificate from an unknown CA is refused: {refused:?}"
     );
     assert!(mailbox::messages_to(&env, &to).is_empty());
+}
+
+/// A header's value from raw message text, unfolded, with RFC 2047 encoded words decoded.
+fn header(data: &str, name: &str) -> String {
+    let mut lines = data.split("\r\n").flat_map(|l| l.split('\n'));
+    let prefix = format!("{name}: ");
+    let Some(first) = lines.find(|l| l.starts_with(&prefix)) else {
+        return String::new();
+    };
+    let mut value = first[prefix.len()..].to_string();
+    for folded in lines.take_while(|l| l.starts_with(' ') || l.starts_with('\t')) {
+        value.push_str(folded);
+    }
+    let mut out = String::new();
+    for word in value.split_whitespace() {
+        match word.strip_prefix("=?").and_then(|w| w.strip_suffix("?=")) {
+            Some(encoded) => {
+                let parts: Vec<&str> = encoded.splitn(3, '?').collect();
+                assert!(parts[0].eq_ignore_ascii_case("utf-8"), "charset of {word}");
+                let bytes = match parts[1] {
+                    "b" | "B" => base64::Engine::decode(&base64::engine::general_purpose::STANDARD, parts[2])
+                        .expect("base64 word"),
+                    _ => quoted_printable(&parts[2].replace('_', " ")),
+                };
+                out.push_str(&String::from_utf8(bytes).expect("UTF-8 word"));
+            }
+            None => {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+            }
+        }
+    }
+    out
+}
+
+fn quoted_printable(text: &str) -> Vec<u8> {
+    let text = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The text body of a single-part message, decoded by its transfer encoding.
+fn text_body(data: &str) -> String {
+    let (head, body) = data
+        .split_once("\r\n\r\n")
+        .or_else(|| data.split_once("\n\n"))
+        .expect("headers and body");
+    let encoding = header(head, "Content-Transfer-Encoding").to_ascii_lowercase();
+    let bytes = match encoding.as_str() {
+        "base64" => base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            body.split_whitespace().collect::<String>(),
+        )
+        .expect("base64 body"),
+        "quoted-printable" => quoted_printable(body),
+        _ => body.as_bytes().to_vec(),
+    };
+    String::from_utf8(bytes).expect("UTF-8 body")
+}
+
+/// Names in other scripts reach the inbox intact: the subject as RFC 2047 encoded words, the
+/// body in UTF-8 with a transfer encoding a 7-bit server takes.
+#[tokio::test]
+async fn a_message_in_other_scripts_arrives_intact() {
+    let env = testbeds::start("smtp.sh");
+    let run = testbeds::run_id();
+    let notifier = Notifier::new().expect("notifier");
+    let to = format!("manager-scripts-{run}@example.test");
+    let subject = "Учётные записи готовы: 山田 太郎, Zoë Łukasiewicz, محمد";
+    let body = "Аккаунты 山田 太郎 готовы:\n- entra: yamada@example.test\n- Zoë: ✓\n";
+    let channel = email_channel(&env, "starttls", &env["TENURE_TEST_SMTP_PASSWORD"], true);
+    let message = Message {
+        id: format!("scripts-{run}"),
+        to: vec![to.clone()],
+        subject: subject.into(),
+        body: body.into(),
+    };
+    notifier.send(&channel, &message).await.expect("sent");
+    let got = mailbox::wait_for(&env, &to, 1).await;
+    let data = got[0]["data"].as_str().unwrap_or_default();
+    let raw_subject = data
+        .lines()
+        .find(|l| l.starts_with("Subject: "))
+        .unwrap_or_default();
+    assert!(
+        raw_subject.is_ascii(),
+        "the Subject header is 7-bit: {raw_subject}"
+    );
+    assert_eq!(header(data, "Subject"), subject, "{data}");
+    assert!(header(data, "Content-Type").contains("charset=utf-8"), "{data}");
+    assert_eq!(text_body(data).replace("\r\n", "\n"), body, "{data}");
 }
 
 fn chat(kind: &str, url: &str) -> ChannelConfig {
