@@ -755,8 +755,8 @@ impl PluginRegistry {
     /// that stopped before the period ended (one store serves one host): it is marked
     /// interrupted, in the store and in `row`.
     async fn settle_interrupted(&self, tenant: &str, row: &mut ReportRow) -> Result<(), RegistryError> {
-        let running = serde_json::to_value(ShadowStatus::Running).unwrap_or_default();
-        if row.summary["status"] != running {
+        let status = serde_json::from_value::<ShadowStatus>(row.summary["status"].clone()).ok();
+        if status != Some(ShadowStatus::Running) {
             return Ok(());
         }
         let ours = self

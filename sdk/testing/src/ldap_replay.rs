@@ -21,6 +21,7 @@
 //! protocol codec reads filter values as UTF-8 text: a recorded binary anchor (objectGUID)
 //! must use bytes that are, such as ASCII letters (`{"base64": "QUJDREVGR0hJSktMTU5PUA=="}`).
 
+use crate::tape::{ServerTask, SharedTape, Tape};
 use futures_util::{SinkExt, StreamExt};
 use ldap3_proto::LdapCodec;
 use ldap3_proto::control::LdapControl;
@@ -30,9 +31,8 @@ use ldap3_proto::proto::{
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use tokio_util::codec::Framed;
 
 /// One LDAP request the plugin is expected to send, and its recorded result. (Unknown
@@ -141,24 +141,11 @@ pub struct RecordedResult {
     pub matched_dn: String,
 }
 
-#[derive(Default)]
-struct Tape {
-    pending: VecDeque<LdapExchange>,
-    /// Requests that matched nothing, described.
-    unexpected: Vec<String>,
-}
-
 /// A running LDAP replay server; it stops when dropped.
 pub struct LdapReplay {
     addr: SocketAddr,
-    tape: Arc<Mutex<Tape>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for LdapReplay {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    tape: SharedTape<LdapExchange>,
+    _server: ServerTask,
 }
 
 impl LdapReplay {
@@ -177,21 +164,22 @@ impl LdapReplay {
                 )
             })?;
         }
-        let tape = Arc::new(Mutex::new(Tape {
-            pending: exchanges.into(),
-            unexpected: vec![],
-        }));
+        let tape = Tape::shared(exchanges);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let shared = tape.clone();
-        let server = tokio::spawn(async move {
+        let server = ServerTask(tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
                 tokio::spawn(serve(socket, shared.clone()));
             }
-        });
-        Ok(LdapReplay { addr, tape, server })
+        }));
+        Ok(LdapReplay {
+            addr,
+            tape,
+            _server: server,
+        })
     }
 
     /// The URL a named connection gets.
@@ -206,14 +194,8 @@ impl LdapReplay {
 
     /// What went wrong: requests that matched no recording, then recordings never requested.
     pub fn problems(&self) -> Vec<String> {
-        let tape = self.tape.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = tape.unexpected.clone();
-        out.extend(
-            tape.pending
-                .iter()
-                .map(|e| format!("recorded LDAP {} was never requested", describe(&e.request))),
-        );
-        out
+        Tape::lock(&self.tape)
+            .problems(|e| format!("recorded LDAP {} was never requested", describe(&e.request)))
     }
 }
 
@@ -280,15 +262,14 @@ fn describe(request: &LdapRequest) -> String {
 }
 
 /// Answers one client connection until it unbinds or goes away.
-async fn serve(socket: tokio::net::TcpStream, tape: Arc<Mutex<Tape>>) {
+async fn serve(socket: tokio::net::TcpStream, tape: SharedTape<LdapExchange>) {
     let mut framed = Framed::new(socket, LdapCodec::default());
     let mut connection = String::new();
     while let Some(msg) = framed.next().await {
         let LdapMsg { msgid, op, ctrl } = match msg {
             Ok(msg) => msg,
             Err(e) => {
-                let mut tape = tape.lock().unwrap_or_else(|p| p.into_inner());
-                tape.unexpected.push(format!(
+                Tape::lock(&tape).unexpected(format!(
                     "an LDAP request on {connection} the replay server cannot read ({e:?}); filter values \
                         must be UTF-8 here, so record binary anchors (objectGUID) with UTF-8 bytes"
                 ));
@@ -341,22 +322,12 @@ fn success() -> LdapResult {
 
 /// The replies to one operation: the recording's when it matches, else an error the plugin
 /// sees (and the fixture reports).
-fn answer(tape: &Mutex<Tape>, connection: &str, op: LdapOp) -> Vec<LdapOp> {
-    let mut tape = tape.lock().unwrap_or_else(|p| p.into_inner());
-    let outcome = match tape.pending.front() {
-        None => Err("no more recorded LDAP requests".to_string()),
-        Some(next) => matches(next, connection, &op),
-    };
-    match outcome {
-        Ok(()) => {
-            let Some(recorded) = tape.pending.pop_front() else {
-                return vec![];
-            };
-            replies(&recorded, &op)
-        }
+fn answer(tape: &SharedTape<LdapExchange>, connection: &str, op: LdapOp) -> Vec<LdapOp> {
+    let mut tape = Tape::lock(tape);
+    match tape.take("LDAP requests", |next| matches(next, connection, &op)) {
+        Ok(recorded) => replies(&recorded, &op),
         Err(why) => {
-            tape.unexpected
-                .push(format!("unexpected LDAP {} on {connection}: {why}", sent(&op)));
+            tape.unexpected(format!("unexpected LDAP {} on {connection}: {why}", sent(&op)));
             let refused = LdapResult {
                 code: LdapResultCode::UnwillingToPerform,
                 matcheddn: String::new(),

@@ -18,6 +18,7 @@
 pub mod connector;
 pub mod ldap_replay;
 pub mod replay;
+mod tape;
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};

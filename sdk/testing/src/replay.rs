@@ -2,15 +2,15 @@
 //! plugin's named connections. The plugin reaches it through the host's own HTTP
 //! capability (grants, egress policy, limits), so a fixture exercises the real path.
 
+use crate::tape::{ServerTask, SharedTape, Tape};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value as Json;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 
 /// One request the plugin is expected to send, and the answer it gets.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,40 +50,28 @@ impl Default for Answer {
     }
 }
 
-#[derive(Default)]
-struct Tape {
-    pending: VecDeque<Exchange>,
-    /// Requests that matched nothing, described.
-    unexpected: Vec<String>,
-}
-
 /// A running replay server; it stops when dropped.
 pub struct Replay {
     addr: SocketAddr,
-    tape: Arc<Mutex<Tape>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Replay {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    tape: SharedTape<Exchange>,
+    _server: ServerTask,
 }
 
 impl Replay {
     /// Starts a server on loopback that answers `exchanges` in order.
     pub async fn start(exchanges: Vec<Exchange>) -> std::io::Result<Self> {
-        let tape = Arc::new(Mutex::new(Tape {
-            pending: exchanges.into(),
-            unexpected: vec![],
-        }));
+        let tape = Tape::shared(exchanges);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let app = axum::Router::new().fallback(answer).with_state(tape.clone());
-        let server = tokio::spawn(async move {
+        let server = ServerTask(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
-        });
-        Ok(Replay { addr, tape, server })
+        }));
+        Ok(Replay {
+            addr,
+            tape,
+            _server: server,
+        })
     }
 
     /// The base URL a named connection gets.
@@ -93,36 +81,28 @@ impl Replay {
 
     /// What went wrong: requests that matched no recording, then recordings never requested.
     pub fn problems(&self) -> Vec<String> {
-        let tape = self.tape.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = tape.unexpected.clone();
-        out.extend(tape.pending.iter().map(|e| {
+        Tape::lock(&self.tape).problems(|e| {
             format!(
                 "recorded {} {} on {} was never requested",
                 e.method,
                 e.path,
                 e.connection.as_deref().unwrap_or("the connection")
             )
-        }));
-        out
+        })
     }
 }
 
-async fn answer(State(tape): State<Arc<Mutex<Tape>>>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn answer(State(tape): State<SharedTape<Exchange>>, method: Method, uri: Uri, body: Bytes) -> Response {
     let full = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let (connection, path) = split_connection(full);
-    let mut tape = tape.lock().unwrap_or_else(|p| p.into_inner());
-    let outcome = match tape.pending.front() {
-        None => Err("no more recorded exchanges".to_string()),
-        Some(next) => matches(next, &method, connection, path, &body).map(|()| next.response.clone()),
-    };
-    match outcome {
-        Ok(recorded) => {
-            tape.pending.pop_front();
-            respond(&recorded)
-        }
+    let mut tape = Tape::lock(&tape);
+    match tape.take("exchanges", |next| {
+        matches(next, &method, connection, path, &body)
+    }) {
+        Ok(recorded) => respond(&recorded.response),
         Err(why) => {
             let line = format!("unexpected request {method} {path} on {connection}: {why}");
-            tape.unexpected.push(line.clone());
+            tape.unexpected(line.clone());
             let mut response = Response::new(Body::from(line));
             *response.status_mut() = StatusCode::NOT_IMPLEMENTED;
             response

@@ -130,24 +130,7 @@ fn header(data: &str, name: &str) -> String {
 }
 
 fn quoted_printable(text: &str) -> Vec<u8> {
-    let text = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'=', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    out
+    quoted_printable::decode(text, quoted_printable::ParseMode::Strict).expect("quoted-printable")
 }
 
 /// The text body of a single-part message, decoded by its transfer encoding.

@@ -5,7 +5,7 @@
 //! the wrong request fails, naming each difference, and never shows a generated password.
 
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tenure_plugin_test::{plugin_dir, workspace_root};
 use tenure_tests::serve::run_cli;
 
@@ -29,6 +29,36 @@ fn test_dir(dir: &Path, wasm: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A copy of a plugin project holding one fixture, changed from one of the project's own.
+struct Variants {
+    dir: tempfile::TempDir,
+    wasm: PathBuf,
+    good: Value,
+}
+
+impl Variants {
+    fn of(project: &Path, fixture: &str, wasm: PathBuf) -> Variants {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(project.join("plugin.toml"), dir.path().join("plugin.toml")).unwrap();
+        std::fs::create_dir(dir.path().join("fixtures")).unwrap();
+        let good = std::fs::read_to_string(project.join("fixtures").join(fixture)).unwrap();
+        Variants {
+            dir,
+            wasm,
+            good: serde_json::from_str(&good).unwrap(),
+        }
+    }
+
+    /// Runs `tenure plugins test` on the fixture as `change` leaves it.
+    fn test(&self, change: impl FnOnce(&mut Value)) -> (bool, String) {
+        let mut fixture = self.good.clone();
+        change(&mut fixture);
+        let file = self.dir.path().join("fixtures/wrong.json");
+        std::fs::write(file, serde_json::to_string(&fixture).unwrap()).unwrap();
+        test_dir(self.dir.path(), &self.wasm)
+    }
+}
+
 #[test]
 fn the_scim_connectors_fixtures_pass_and_a_wrong_fixture_names_what_differs() {
     let wasm = plugin_dir().join("scim.wasm");
@@ -38,22 +68,14 @@ fn the_scim_connectors_fixtures_pass_and_a_wrong_fixture_names_what_differs() {
     assert!(text.contains("1 passed, 0 failed"), "{text}");
 
     // The same fixture, wrong in three ways.
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::copy(project.join("plugin.toml"), tmp.path().join("plugin.toml")).unwrap();
-    std::fs::create_dir(tmp.path().join("fixtures")).unwrap();
-    let good = std::fs::read_to_string(project.join("fixtures/create-then-disable.json")).unwrap();
-    let mut fixture: Value = serde_json::from_str(&good).unwrap();
-    fixture["steps"][1]["expect"]["operations"] = json!(["delete"]);
-    let http = fixture["http"].as_array_mut().unwrap();
-    let post = http.iter_mut().find(|e| e["method"] == "POST").unwrap();
-    post["body"]["userName"] = json!("someone-else@acme.test");
-    http.push(json!({ "method": "GET", "path": "/Users/never" }));
-    std::fs::write(
-        tmp.path().join("fixtures/wrong.json"),
-        serde_json::to_string(&fixture).unwrap(),
-    )
-    .unwrap();
-    let (passed, text) = test_dir(tmp.path(), &wasm);
+    let variants = Variants::of(&project, "create-then-disable.json", wasm);
+    let (passed, text) = variants.test(|fixture| {
+        fixture["steps"][1]["expect"]["operations"] = json!(["delete"]);
+        let http = fixture["http"].as_array_mut().unwrap();
+        let post = http.iter_mut().find(|e| e["method"] == "POST").unwrap();
+        post["body"]["userName"] = json!("someone-else@acme.test");
+        http.push(json!({ "method": "GET", "path": "/Users/never" }));
+    });
     assert!(!passed, "{text}");
     assert!(text.contains("0 passed, 1 failed"), "{text}");
     assert!(text.contains("FAIL creates a user"), "{text}");
@@ -67,14 +89,9 @@ fn the_scim_connectors_fixtures_pass_and_a_wrong_fixture_names_what_differs() {
     );
 
     // A fixture without the POST's wrong body: the plan differs only.
-    let mut fixture: Value = serde_json::from_str(&good).unwrap();
-    fixture["steps"][1]["expect"]["operations"] = json!(["delete"]);
-    std::fs::write(
-        tmp.path().join("fixtures/wrong.json"),
-        serde_json::to_string(&fixture).unwrap(),
-    )
-    .unwrap();
-    let (passed, text) = test_dir(tmp.path(), &wasm);
+    let (passed, text) = variants.test(|fixture| {
+        fixture["steps"][1]["expect"]["operations"] = json!(["delete"]);
+    });
     assert!(!passed, "{text}");
     assert!(
         text.contains(r#"steps[1]: planned ["disable"], expected ["delete"]"#),
@@ -90,19 +107,9 @@ fn the_directory_connectors_ldap_fixtures_pass_and_a_wrong_one_names_what_differ
     assert!(passed, "{text}");
     assert!(text.contains("2 passed, 0 failed"), "{text}");
 
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::copy(project.join("plugin.toml"), tmp.path().join("plugin.toml")).unwrap();
-    std::fs::create_dir(tmp.path().join("fixtures")).unwrap();
-    let good = std::fs::read_to_string(project.join("fixtures/ad-create-then-disable.json")).unwrap();
+    let variants = Variants::of(&project, "ad-create-then-disable.json", wasm);
     let wrong = |change: &dyn Fn(&mut Vec<Value>)| {
-        let mut fixture: Value = serde_json::from_str(&good).unwrap();
-        change(fixture["ldap"].as_array_mut().unwrap());
-        std::fs::write(
-            tmp.path().join("fixtures/wrong.json"),
-            serde_json::to_string(&fixture).unwrap(),
-        )
-        .unwrap();
-        test_dir(tmp.path(), &wasm)
+        variants.test(|fixture| change(fixture["ldap"].as_array_mut().unwrap()))
     };
 
     // The add recorded with another account name, and a delete the plugin never asks for.
