@@ -14,7 +14,10 @@
 //! - search (`search=`) that lags behind writes ([`FakeOkta::set_search_lag`]), while a read
 //!   by id or login is consistent at once;
 //! - tokens only for client-credentials grants whose `private_key_jwt` assertion is signed
-//!   by the service app's key (claims kept for the test), or the configured SSWS token.
+//!   by the service app's key (claims kept for the test), or the configured SSWS token;
+//! - a service app that requires DPoP ([`FakeOkta::require_dpop`]): a nonce the token endpoint
+//!   asks for (`400 use_dpop_nonce`), tokens bound to the proof key's thumbprint, and API calls
+//!   refused without a proof by that key for the request and the token.
 //!
 //! Run it behind Prism ([`crate::prism`]) so every request and answer is checked against
 //! Okta's published description of the API.
@@ -61,6 +64,10 @@ pub struct Org {
     /// When set, users are answered with a status Okta does not have: a broken answer Prism
     /// must catch.
     pub break_answers: bool,
+    /// When set, the service app requires DPoP ("Require Demonstrating Proof of Possession").
+    pub dpop: Option<Dpop>,
+    /// How long the tokens it issues live (seconds; an hour when unset).
+    pub token_lifetime: Option<u64>,
     tokens: BTreeSet<String>,
     public_key: Vec<u8>,
     limit: Option<(u64, Duration)>,
@@ -68,6 +75,21 @@ pub struct Org {
     window: Option<(Instant, u64)>,
     search_lag: Duration,
     next_id: u64,
+}
+
+/// A service app that requires DPoP: the nonce its token endpoint wants, the tokens bound to
+/// keys, what was refused and accepted.
+#[derive(Default)]
+pub struct Dpop {
+    pub nonce: String,
+    /// Token -> the thumbprint of the key it is bound to.
+    pub bound: BTreeMap<String, String>,
+    /// Token requests refused for want of the current nonce.
+    pub nonce_refusals: usize,
+    /// API requests whose proof held.
+    pub proofs_accepted: usize,
+    /// Every proof's `jti` (each may be used once).
+    seen: BTreeSet<String>,
 }
 
 type Shared = Arc<Mutex<Org>>;
@@ -155,6 +177,14 @@ impl FakeOkta {
     /// The state, to read or arrange.
     pub fn state(&self) -> MutexGuard<'_, Org> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes the service app require DPoP-bound tokens, with `nonce` as the token endpoint's.
+    pub fn require_dpop(&self, nonce: &str) {
+        self.state().dpop = Some(Dpop {
+            nonce: nonce.into(),
+            ..Dpop::default()
+        });
     }
 
     /// Holds every answer back this long, as a network would.
@@ -298,12 +328,38 @@ fn admit(s: &mut Org, headers: &HeaderMap, what: String) -> Result<HeaderMap, Bo
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let token = auth
-        .strip_prefix("SSWS ")
-        .or_else(|| auth.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !s.tokens.contains(token) {
-        return Err(Box::new(error(401, "E0000011", "Invalid token provided", &[])));
+    let (scheme, token) = auth.split_once(' ').unwrap_or_default();
+    let invalid = || Box::new(error(401, "E0000011", "Invalid token provided", &[]));
+    if !matches!(scheme, "SSWS" | "Bearer" | "DPoP") || !s.tokens.contains(token) {
+        return Err(invalid());
+    }
+    // A bound token counts only as `DPoP`, with a proof by its key for this request and token.
+    let bound = s.dpop.as_ref().and_then(|d| d.bound.get(token).cloned());
+    match (&mut s.dpop, bound) {
+        (Some(d), Some(key)) if scheme == "DPoP" => {
+            let what = s.requests.last().map(String::as_str).unwrap_or_default();
+            let mut words = what.split_whitespace();
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let path = path.split('?').next().unwrap_or("");
+            match check_proof(d, headers, method, path) {
+                Ok((claims, jkt))
+                    if jkt == key && claims["ath"] == crate::fake_auth::sha256_b64(token.as_bytes()) =>
+                {
+                    d.proofs_accepted += 1;
+                }
+                _ => {
+                    let mut refused = invalid();
+                    refused.headers_mut().insert(
+                        "www-authenticate",
+                        HeaderValue::from_static(r#"DPoP error="invalid_dpop_proof""#),
+                    );
+                    return Err(refused);
+                }
+            }
+        }
+        (_, Some(_)) => return Err(invalid()),
+        (_, None) if scheme == "DPoP" => return Err(invalid()),
+        _ => {}
     }
     let (limits, over) = s.meter();
     if over {
@@ -785,8 +841,40 @@ async fn unassign_app(
     answer(limits, StatusCode::NO_CONTENT, None)
 }
 
-/// The org authorization server's token endpoint: client credentials with a signed assertion.
-async fn token(State(s): State<Shared>, body: String) -> Response {
+/// Checks a DPoP proof for `method` on `path`: signed by the key it carries, naming this
+/// request, recent and new. Its claims and the key's thumbprint, or why not.
+fn check_proof(
+    d: &mut Dpop,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+) -> Result<(Json, String), &'static str> {
+    let proof = headers
+        .get("dpop")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("The DPoP proof JWT header is missing.")?;
+    let (claims, jkt) =
+        crate::fake_auth::verified_dpop_proof(proof).ok_or("DPoP proof JWT signature is invalid.")?;
+    let htu = claims["htu"].as_str().and_then(|u| url::Url::parse(u).ok());
+    // The request's path as the router decoded it (`%40` is `@`).
+    let same_path = |u: &url::Url| percent_encoding::percent_decode_str(u.path()).decode_utf8_lossy() == path;
+    if claims["htm"] != method || htu.is_none_or(|u| !same_path(&u) || u.query().is_some()) {
+        return Err("DPoP proof htm or htu does not match the request.");
+    }
+    let now = epoch_s(SystemTime::now());
+    if claims["iat"].as_u64().is_none_or(|iat| iat.abs_diff(now) > 300) {
+        return Err("DPoP proof iat is not recent.");
+    }
+    let jti = claims["jti"].as_str().unwrap_or_default().to_string();
+    if jti.len() < 16 || !d.seen.insert(jti) {
+        return Err("DPoP proof jti is missing or was used before.");
+    }
+    Ok((claims, jkt))
+}
+
+/// The org authorization server's token endpoint: client credentials with a signed assertion,
+/// bound to the client's key when the app requires DPoP.
+async fn token(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
         .into_owned()
         .collect();
@@ -808,6 +896,28 @@ async fn token(State(s): State<Shared>, body: String) -> Response {
     }
     let assertion = form.get("client_assertion").cloned().unwrap_or_default();
     let mut s = s.lock().unwrap_or_else(|p| p.into_inner());
+    let mut bound_to = None;
+    if let Some(d) = s.dpop.as_mut() {
+        let (claims, jkt) = match check_proof(d, &headers, "POST", "/oauth2/v1/token") {
+            Ok(checked) => checked,
+            Err(why) => {
+                let body = json!({"error": "invalid_dpop_proof", "error_description": why});
+                return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+            }
+        };
+        if claims["nonce"].as_str() != Some(d.nonce.as_str()) {
+            d.nonce_refusals += 1;
+            let body = json!({"error": "use_dpop_nonce",
+                "error_description": "Authorization server requires nonce in DPoP proof."});
+            return (
+                StatusCode::BAD_REQUEST,
+                [("dpop-nonce", d.nonce.clone())],
+                axum::Json(body),
+            )
+                .into_response();
+        }
+        bound_to = Some(jkt);
+    }
     let Some(claims) = crate::fake_auth::verified_claims(&s.public_key, &assertion) else {
         return refuse("invalid_client", "The client_assertion signature is invalid.");
     };
@@ -815,6 +925,16 @@ async fn token(State(s): State<Shared>, body: String) -> Response {
     let token = format!("eyJfake.okta-{}", s.assertions.len());
     s.tokens.insert(token.clone());
     let scope = form.get("scope").cloned().unwrap_or_default();
-    axum::Json(json!({"token_type": "Bearer", "expires_in": 3600, "access_token": token, "scope": scope}))
-        .into_response()
+    let token_type = match (s.dpop.as_mut(), bound_to) {
+        (Some(d), Some(jkt)) => {
+            d.bound.insert(token.clone(), jkt);
+            "DPoP"
+        }
+        _ => "Bearer",
+    };
+    let expires_in = s.token_lifetime.unwrap_or(3600);
+    axum::Json(
+        json!({"token_type": token_type, "expires_in": expires_in, "access_token": token, "scope": scope}),
+    )
+    .into_response()
 }

@@ -151,6 +151,9 @@ pub enum HttpAuth {
         scopes: Vec<String>,
         /// The client secret.
         client_secret: Secret,
+        /// Bind tokens to a key the host holds (DPoP, RFC 9449): for apps that require it.
+        #[serde(default)]
+        dpop: bool,
     },
     /// OAuth2 client credentials with a signed assertion (`private_key_jwt`, RFC 7523): Microsoft
     /// certificate credentials, Okta service apps. The host signs a short-lived JWT (RS256 for an
@@ -173,6 +176,11 @@ pub enum HttpAuth {
         /// The certificate's SHA-1 thumbprint in hex, as the Entra portal shows it; sent as `x5t`.
         #[serde(default)]
         certificate_thumbprint: Option<String>,
+        /// Bind tokens to a key the host holds (DPoP, RFC 9449): Okta service apps with "Require
+        /// Demonstrating Proof of Possession" (the default for new ones). The host makes the key,
+        /// signs a proof for every request and answers the servers' nonces.
+        #[serde(default)]
+        dpop: bool,
     },
     /// A Google service account with domain-wide delegation: the host signs the JWT bearer grant
     /// (RS256, `sub` the admin it acts as) and fetches a token from Google's endpoint.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Headers a plugin may never set: the host owns credentials and routing.
-const FORBIDDEN_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host"];
+const FORBIDDEN_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "host", "dpop"];
 
 /// Hop-by-hop, framing and forwarding headers: the host's HTTP client owns the connection
 /// and the framing, and a plugin may not claim to be forwarding for someone else.
@@ -291,7 +291,7 @@ impl HttpCapability {
             &self.public_client
         };
         let (headers, body) = self.generate_password(grants, &req.connection, req.headers, req.body)?;
-        let mut builder = client.request(method, url);
+        let mut builder = client.request(method, url.clone());
         for (name, value) in &headers {
             let lower = name.to_ascii_lowercase();
             if FORBIDDEN_HEADERS.contains(&lower.as_str()) || is_auth_header(&conn.auth, &lower) {
@@ -326,9 +326,11 @@ impl HttpCapability {
         let deadline = Instant::now() + timeout;
         let name = req.connection.clone();
         let token_key = crate::oauth::cache_key(&name, conn);
+        let target = (upper.clone(), url);
         let send = async {
             let mut attempt = 0;
             let mut token_refreshed = false;
+            let mut nonce_asked = false;
             let mut response = loop {
                 if let Err(t) = self.take_token(conn, &name, deadline).await {
                     return Ok(throttled_response(t));
@@ -348,8 +350,27 @@ impl HttpCapability {
                     .try_clone()
                     .ok_or_else(|| HttpError::InvalidRequest("the request cannot be repeated".into()))?;
                 let this = attach_auth(this, &conn.auth, token.as_ref());
+                let (this, proof_key) = self.attach_proof(this, token.as_ref(), token_key, &target)?;
                 let response = this.send().await.map_err(transport_error)?;
                 let status = response.status().as_u16();
+                // A DPoP server may hand out a new nonce with any answer, and refuse a proof
+                // without the current one once: it is sent with the next proof.
+                if let Some(proof_key) = proof_key {
+                    let headers = response
+                        .headers()
+                        .iter()
+                        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
+                    let new_nonce = proof_key.remember_nonce(&target.1, headers);
+                    let headers = response
+                        .headers()
+                        .iter()
+                        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
+                    if new_nonce && !nonce_asked && crate::oauth::dpop::resource_wants_nonce(status, headers)
+                    {
+                        nonce_asked = true;
+                        continue;
+                    }
+                }
                 // A 401 with a token the host fetched: drop it and try once more with a new one.
                 if status == 401
                     && let Some(used) = &token
@@ -471,10 +492,11 @@ impl HttpCapability {
         conn: &HttpConnection,
         name: &str,
         key: u64,
-    ) -> Result<crate::secret::Secret, TokenFailure> {
+    ) -> Result<crate::oauth::AccessToken, TokenFailure> {
         let denied =
             |why: String| TokenFailure::Error(HttpError::Denied(format!("connection {name:?}: {why}")));
-        let post = |url: String, form: String| async move {
+        let post = |request: crate::oauth::TokenRequest| async move {
+            let crate::oauth::TokenRequest { url, form, dpop } = request;
             let url = url::Url::parse(&url).map_err(|e| format!("token_url: {e}"))?;
             if url.scheme() != "https" && !conn.allow_plaintext && !crate::egress::is_loopback_url(&url) {
                 return Err(
@@ -484,10 +506,14 @@ impl HttpCapability {
             if !conn.allow_private_network {
                 crate::egress::check_literal(&url).map_err(|why| format!("token_url: {why}"))?;
             }
-            let response = client
+            let mut request = client
                 .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .header(reqwest::header::ACCEPT, "application/json")
+                .header(reqwest::header::ACCEPT, "application/json");
+            if let Some(proof) = dpop {
+                request = request.header(crate::oauth::dpop::PROOF_HEADER, proof);
+            }
+            let response = request
                 .body(form)
                 .timeout(DEFAULT_TIMEOUT)
                 .send()
@@ -509,6 +535,31 @@ impl HttpCapability {
             )),
             Err(e) => Err(denied(e.to_string())),
         }
+    }
+}
+
+impl HttpCapability {
+    /// Adds a DPoP proof for `target` (method, URL) when `token` is bound to the connection's
+    /// proof key; that key, to read the answer's nonce.
+    fn attach_proof(
+        &self,
+        builder: reqwest::RequestBuilder,
+        token: Option<&crate::oauth::AccessToken>,
+        token_key: u64,
+        target: &(String, url::Url),
+    ) -> Result<(reqwest::RequestBuilder, Option<Arc<crate::oauth::dpop::DpopKey>>), HttpError> {
+        let Some(token) = token.filter(|t| t.scheme == crate::oauth::TokenScheme::Dpop) else {
+            return Ok((builder, None));
+        };
+        let cannot = |e: &dyn std::fmt::Display| HttpError::Denied(format!("DPoP proof: {e}"));
+        let proof_key = self.tokens.proof_key(token_key).map_err(|e| cannot(&e))?;
+        let proof = proof_key
+            .proof(&target.0, &target.1, Some(token.secret.expose()))
+            .map_err(|e| cannot(&e))?;
+        Ok((
+            builder.header(crate::oauth::dpop::PROOF_HEADER, proof),
+            Some(proof_key),
+        ))
     }
 }
 
@@ -570,10 +621,14 @@ fn is_auth_header(auth: &HttpAuth, lower: &str) -> bool {
 fn attach_auth(
     builder: reqwest::RequestBuilder,
     auth: &HttpAuth,
-    token: Option<&crate::secret::Secret>,
+    token: Option<&crate::oauth::AccessToken>,
 ) -> reqwest::RequestBuilder {
-    if let Some(token) = token {
-        return builder.bearer_auth(token.expose());
+    match token.map(|t| (t.scheme, t.secret.expose())) {
+        Some((crate::oauth::TokenScheme::Bearer, token)) => return builder.bearer_auth(token),
+        Some((crate::oauth::TokenScheme::Dpop, token)) => {
+            return builder.header(reqwest::header::AUTHORIZATION, format!("DPoP {token}"));
+        }
+        None => {}
     }
     match auth {
         HttpAuth::None => builder,

@@ -149,6 +149,7 @@ fn client_secret(base: &str) -> HttpAuth {
         client_id: "app-1".into(),
         scopes: vec!["https://graph.microsoft.com/.default".into()],
         client_secret: Secret::new("s3cret-value"),
+        dpop: false,
     }
 }
 
@@ -228,6 +229,7 @@ async fn a_private_key_jwt_assertion_carries_the_claims_and_the_configured_keys_
         private_key: Secret::new(RSA_KEY),
         key_id: Some("kid-1".into()),
         certificate_thumbprint: Some("00112233445566778899AABBCCDDEEFF00112233".into()),
+        dpop: false,
     };
     let (tenant, grants) = setup(&base, auth);
     let http = HttpCapability::new().unwrap();

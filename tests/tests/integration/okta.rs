@@ -22,8 +22,9 @@ use tenure_tests::testbeds;
 const RSA_KEY: &str = include_str!("../../../host/capabilities/testdata/rsa-test-key.pem");
 const CLIENT: &str = "0oaservice1234567";
 
-/// The fake with Prism in front of it, and the `okta` connection pointing at Prism.
-async fn cloud() -> (FakeOkta, Prism, String) {
+/// The fake with Prism in front of it, and the `okta` connection pointing at Prism (with DPoP-bound
+/// tokens when `dpop`).
+async fn cloud(dpop: bool) -> (FakeOkta, Prism, String) {
     let signer = tenure_capabilities::oauth::jwt::Signer::from_pem(RSA_KEY).expect("test key");
     let fake = FakeOkta::start(signer.public_key()).await;
     let prism = Prism::proxy(prism::okta_spec(), &fake.url);
@@ -35,7 +36,8 @@ kind = "http"
 allow_private_network = true
 url = "{}"
 auth = {{ type = "oauth2-jwt", token_url = "{}/oauth2/v1/token", client_id = "{CLIENT}", key_id = "kid-1",
-  scopes = ["okta.users.manage", "okta.groups.manage", "okta.apps.manage"], private_key = "{key}" }}
+  scopes = ["okta.users.manage", "okta.groups.manage", "okta.apps.manage"], private_key = "{key}",
+  dpop = {dpop} }}
 
 [plugins.okta.grants]
 http = ["okta"]
@@ -59,7 +61,11 @@ struct Okta {
 
 impl Okta {
     async fn start(settings: &str) -> Okta {
-        let (fake, prism, connection) = cloud().await;
+        Okta::start_with(settings, false).await
+    }
+
+    async fn start_with(settings: &str, dpop: bool) -> Okta {
+        let (fake, prism, connection) = cloud(dpop).await;
         let harness = Harness::new().expect("harness");
         harness.load("okta").expect("the okta plugin (plugins/build.sh)");
         harness
@@ -348,7 +354,7 @@ async fn settle(host: &TestHost) {
 /// activated on the day; a move changes groups and apps; a termination suspends the user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hire_is_staged_then_activated_on_the_start_date() {
-    let (fake, prism, connection) = cloud().await;
+    let (fake, prism, connection) = cloud(false).await;
     let tenant = tenant_toml(&format!(
         "{connection}\n[plugins.rules-basic]\nrule_set = '''\n{RULES}'''\n"
     ));
@@ -414,4 +420,57 @@ async fn a_hire_is_staged_then_activated_on_the_start_date() {
     settle(&host).await;
     assert_eq!(fake.user_by_login("p9@example.test").unwrap().status, "SUSPENDED");
     prism.assert_contract_kept("okta");
+}
+
+/// A service app that requires DPoP (Okta's default for new ones): the host answers the token
+/// endpoint's nonce, presents the token as `DPoP` with a proof by its own key on every call, and
+/// renews it under a new nonce. The token alone is worth nothing.
+#[tokio::test]
+async fn a_service_app_that_requires_dpop_gets_a_proof_with_every_call() {
+    let o = Okta::start_with("", true).await;
+    o.fake.require_dpop("nonce-1");
+    // Tokens that live two seconds: renewed after one.
+    o.fake.state().token_lifetime = Some(2);
+    let id = o
+        .apply(wit::Operation::Create(ada(false)))
+        .await
+        .expect("create")
+        .anchor
+        .expect("the Okta id");
+    assert_eq!(o.lookup("login", "ada@example.test").await.len(), 1);
+    let token = {
+        let s = o.fake.state();
+        let d = s.dpop.as_ref().expect("dpop");
+        assert_eq!(d.nonce_refusals, 1, "the first token request learns the nonce");
+        assert_eq!(d.bound.len(), 1, "one token, bound to the host's key");
+        assert_eq!(
+            d.proofs_accepted,
+            s.requests.len(),
+            "every API call carried a proof"
+        );
+        d.bound.keys().next().cloned().expect("the token")
+    };
+    // Without the key, the token is refused: as Bearer, or as DPoP without a proof.
+    let client = reqwest::Client::new();
+    let user = format!("{}/api/v1/users/{id}", o.fake.url);
+    for scheme in ["Bearer", "DPoP"] {
+        let answer = client
+            .get(&user)
+            .header("authorization", format!("{scheme} {token}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(answer.status(), 401, "{scheme} without a proof");
+    }
+    // The token endpoint moves to a new nonce; the token is renewed: refused once, then issued.
+    o.fake.state().dpop.as_mut().expect("dpop").nonce = "nonce-2".into();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    o.apply(wit::Operation::Delete(id)).await.expect("delete");
+    assert!(o.fake.user_by_login("ada@example.test").is_none());
+    {
+        let s = o.fake.state();
+        let d = s.dpop.as_ref().expect("dpop");
+        assert_eq!((d.nonce_refusals, d.bound.len()), (2, 2));
+    }
+    o.prism.assert_contract_kept("okta");
 }

@@ -89,11 +89,20 @@ impl Signer {
         claims: &serde_json::Value,
     ) -> Result<String, KeyError> {
         let mut header = serde_json::Map::new();
-        header.insert("alg".into(), self.algorithm().into());
         header.insert("typ".into(), "JWT".into());
         for (name, value) in header_fields {
             header.insert((*name).into(), (*value).into());
         }
+        self.sign_with_header(header, claims)
+    }
+
+    /// A compact JWS over `claims` with `header` as given (its `alg` set to the key's).
+    pub fn sign_with_header(
+        &self,
+        mut header: serde_json::Map<String, serde_json::Value>,
+        claims: &serde_json::Value,
+    ) -> Result<String, KeyError> {
+        header.insert("alg".into(), self.algorithm().into());
         let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
         let signing_input = format!("{}.{}", encode(&header.into()), encode(claims));
         let signature = match &self.key {
@@ -115,6 +124,20 @@ impl Signer {
                 .to_vec(),
         };
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    }
+
+    /// A new P-256 key that lives only in this process (a DPoP key, RFC 9449).
+    pub fn generate_p256() -> Result<Signer, KeyError> {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| KeyError::Signing)?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                .map_err(|e| KeyError::Unsupported(e.to_string()))?;
+        Ok(Signer {
+            key: Key::EcP256(pair),
+            rng,
+        })
     }
 }
 

@@ -4,10 +4,12 @@
 //! once however many calls wait for it (single flight), and dropped after a 401 so that the next
 //! attempt fetches a new one. No plugin sees a token, a secret or a key.
 
+pub mod dpop;
 pub mod jwt;
 
 use crate::config::{HttpAuth, HttpConnection};
 use crate::secret::Secret;
+use dpop::DpopKey;
 use jwt::Signer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,7 @@ enum Grant<'a> {
         client_id: &'a str,
         scopes: &'a [String],
         secret: &'a Secret,
+        dpop: bool,
     },
     Assertion {
         token_url: &'a str,
@@ -56,6 +59,7 @@ enum Grant<'a> {
         private_key: &'a Secret,
         key_id: Option<&'a str>,
         thumbprint: Option<&'a str>,
+        dpop: bool,
     },
     Google {
         key: &'a Secret,
@@ -73,11 +77,13 @@ impl<'a> Grant<'a> {
                 client_id,
                 scopes,
                 client_secret,
+                dpop,
             } => Grant::ClientSecret {
                 token_url,
                 client_id,
                 scopes,
                 secret: client_secret,
+                dpop: *dpop,
             },
             HttpAuth::OAuth2Jwt {
                 token_url,
@@ -86,6 +92,7 @@ impl<'a> Grant<'a> {
                 private_key,
                 key_id,
                 certificate_thumbprint,
+                dpop,
             } => Grant::Assertion {
                 token_url,
                 client_id,
@@ -93,6 +100,7 @@ impl<'a> Grant<'a> {
                 private_key,
                 key_id: key_id.as_deref(),
                 thumbprint: certificate_thumbprint.as_deref(),
+                dpop: *dpop,
             },
             HttpAuth::GoogleServiceAccount {
                 key,
@@ -107,6 +115,14 @@ impl<'a> Grant<'a> {
             },
             _ => return None,
         })
+    }
+
+    /// Whether its tokens are bound to a proof key (DPoP).
+    fn dpop(&self) -> bool {
+        match self {
+            Grant::ClientSecret { dpop, .. } | Grant::Assertion { dpop, .. } => *dpop,
+            Grant::Google { .. } => false,
+        }
     }
 }
 
@@ -123,7 +139,8 @@ pub fn cache_key(name: &str, conn: &HttpConnection) -> u64 {
             client_id,
             scopes,
             secret,
-        }) => (0u8, token_url, client_id, scopes, secret.expose()).hash(&mut h),
+            dpop,
+        }) => (0u8, token_url, client_id, scopes, secret.expose(), dpop).hash(&mut h),
         Some(Grant::Assertion {
             token_url,
             client_id,
@@ -131,6 +148,7 @@ pub fn cache_key(name: &str, conn: &HttpConnection) -> u64 {
             private_key,
             key_id,
             thumbprint,
+            dpop,
         }) => (
             1u8,
             token_url,
@@ -139,6 +157,7 @@ pub fn cache_key(name: &str, conn: &HttpConnection) -> u64 {
             private_key.expose(),
             key_id,
             thumbprint,
+            dpop,
         )
             .hash(&mut h),
         Some(Grant::Google {
@@ -157,10 +176,31 @@ pub fn uses_tokens(auth: &HttpAuth) -> bool {
     Grant::of(auth).is_some()
 }
 
+/// How a token is presented: `Authorization: Bearer`, or `Authorization: DPoP` with a proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    Bearer,
+    Dpop,
+}
+
+/// A token the host fetched, and how to present it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub secret: Secret,
+    pub scheme: TokenScheme,
+}
+
+/// One request to a token endpoint: where, the form, and the DPoP proof when the grant has one.
+pub struct TokenRequest {
+    pub url: String,
+    pub form: String,
+    pub dpop: Option<String>,
+}
+
 /// A token and when to replace it.
 #[derive(Clone)]
 struct Cached {
-    token: Secret,
+    token: AccessToken,
     refresh_at: Instant,
 }
 
@@ -183,6 +223,7 @@ struct GoogleKey {
 pub struct TokenCache {
     slots: Mutex<HashMap<u64, Slot>>,
     signers: Mutex<HashMap<u64, Arc<Signer>>>,
+    proof_keys: Mutex<HashMap<u64, Arc<DpopKey>>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -206,11 +247,17 @@ impl TokenCache {
 
     /// The connection's current token, fetched through `post` when there is none or it is about
     /// to expire. Callers waiting at the same time share one fetch.
-    /// `post(url, form)` sends the request (the HTTP client, the connection's egress rules and
-    /// its deadline are the caller's).
-    pub async fn token<F, Fut>(&self, key: u64, conn: &HttpConnection, post: F) -> Result<Secret, TokenError>
+    /// `post` sends one request (the HTTP client, the connection's egress rules and its
+    /// deadline are the caller's); a DPoP grant may send a second when the endpoint asks for a
+    /// nonce.
+    pub async fn token<F, Fut>(
+        &self,
+        key: u64,
+        conn: &HttpConnection,
+        post: F,
+    ) -> Result<AccessToken, TokenError>
     where
-        F: FnOnce(String, String) -> Fut,
+        F: Fn(TokenRequest) -> Fut,
         Fut: std::future::Future<Output = Result<TokenAnswer, String>>,
     {
         let Some(grant) = Grant::of(&conn.auth) else {
@@ -223,9 +270,38 @@ impl TokenCache {
         {
             return Ok(c.token.clone());
         }
-        let (url, form) = self.request(key, &grant)?;
+        let proof_key = grant.dpop().then(|| self.proof_key(key)).transpose()?;
         let fetched_at = Instant::now();
-        let (status, headers, body) = post(url, form).await.map_err(TokenError::Unavailable)?;
+        let mut nonce_asked = false;
+        let (status, headers, body) = loop {
+            // A new assertion each time: its `jti` may be used once.
+            let (url, form) = self.request(key, &grant)?;
+            let Some(proof_key) = &proof_key else {
+                let request = TokenRequest {
+                    url,
+                    form,
+                    dpop: None,
+                };
+                break post(request).await.map_err(TokenError::Unavailable)?;
+            };
+            let endpoint =
+                url::Url::parse(&url).map_err(|e| TokenError::Config(format!("token_url: {e}")))?;
+            let proof = proof_key
+                .proof("POST", &endpoint, None)
+                .map_err(|e| TokenError::Config(format!("DPoP proof: {e}")))?;
+            let request = TokenRequest {
+                url,
+                form,
+                dpop: Some(proof),
+            };
+            let answer = post(request).await.map_err(TokenError::Unavailable)?;
+            let new_nonce = proof_key.remember_nonce(&endpoint, answer.1.iter().map(|(n, v)| (&**n, &**v)));
+            if new_nonce && !nonce_asked && dpop::token_endpoint_wants_nonce(answer.0, &answer.2) {
+                nonce_asked = true;
+                continue;
+            }
+            break answer;
+        };
         let (token, lifetime) = read_token_response(status, &headers, &body)?;
         let margin = REFRESH_MARGIN.min(lifetime / 2);
         *cached = Some(Cached {
@@ -236,12 +312,26 @@ impl TokenCache {
     }
 
     /// Forgets `used` after the destination answered 401 with it (a newer token stays).
-    pub async fn reject(&self, key: u64, used: &Secret) {
+    pub async fn reject(&self, key: u64, used: &AccessToken) {
         let slot = self.slot(key);
         let mut cached = slot.lock().await;
         if cached.as_ref().is_some_and(|c| &c.token == used) {
             *cached = None;
         }
+    }
+
+    /// The connection's DPoP key, made when first asked for (it lives as long as the process;
+    /// tokens bound to it are fetched again after a restart).
+    pub fn proof_key(&self, key: u64) -> Result<Arc<DpopKey>, TokenError> {
+        let mut keys = self.proof_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(&key) {
+            return Ok(k.clone());
+        }
+        let made = Arc::new(
+            DpopKey::generate().map_err(|e| TokenError::Config(format!("cannot make a DPoP key: {e}")))?,
+        );
+        keys.insert(key, made.clone());
+        Ok(made)
     }
 
     fn signer(&self, key: u64, pem: &str) -> Result<Arc<Signer>, TokenError> {
@@ -267,6 +357,7 @@ impl TokenCache {
                 client_id,
                 scopes,
                 secret,
+                ..
             } => {
                 form.append_pair("grant_type", "client_credentials")
                     .append_pair("client_id", client_id)
@@ -283,6 +374,7 @@ impl TokenCache {
                 private_key,
                 key_id,
                 thumbprint,
+                ..
             } => {
                 let signer = self.signer(key, private_key.expose())?;
                 let mut header = Vec::new();
@@ -383,7 +475,7 @@ fn read_token_response(
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
-) -> Result<(Secret, Duration), TokenError> {
+) -> Result<(AccessToken, Duration), TokenError> {
     let json: serde_json::Value = serde_json::from_slice(&body[..body.len().min(MAX_TOKEN_RESPONSE)])
         .unwrap_or(serde_json::Value::Null);
     match status {
@@ -427,7 +519,16 @@ fn read_token_response(
     }
     .filter(|s| *s > 0)
     .map_or(DEFAULT_LIFETIME, Duration::from_secs);
-    Ok((Secret::new(token), lifetime))
+    // A token bound to the proof key says so (`DPoP`); any other type is presented as Bearer.
+    let scheme = match json["token_type"].as_str() {
+        Some(t) if t.eq_ignore_ascii_case("dpop") => TokenScheme::Dpop,
+        _ => TokenScheme::Bearer,
+    };
+    let token = AccessToken {
+        secret: Secret::new(token),
+        scheme,
+    };
+    Ok((token, lifetime))
 }
 
 #[cfg(test)]
@@ -438,7 +539,13 @@ mod tests {
     fn token_answers_are_read_as_oauth2_says() {
         let ok = br#"{"access_token":"t1","token_type":"Bearer","expires_in":"3599"}"#;
         let (token, life) = read_token_response(200, &[], ok).unwrap();
-        assert_eq!((token.expose(), life), ("t1", Duration::from_secs(3599)));
+        assert_eq!((token.secret.expose(), life), ("t1", Duration::from_secs(3599)));
+        assert_eq!(token.scheme, TokenScheme::Bearer);
+        let bound = br#"{"access_token":"t2","token_type":"DPoP","expires_in":3600}"#;
+        assert_eq!(
+            read_token_response(200, &[], bound).unwrap().0.scheme,
+            TokenScheme::Dpop
+        );
         let refused = concat!(
             r#"{"error":"invalid_client","#,
             r#""error_description":"AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x"}"#
