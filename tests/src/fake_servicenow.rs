@@ -8,7 +8,9 @@
 //!   (`INC0010001`); with `sysparm_input_display_value=true` the reference columns
 //!   `assignment_group` and `caller_id` take a display value (a group's name, a user's
 //!   name or email) and hold the sys_id, empty when nothing has that name (as ServiceNow
-//!   does); `GET` with `sysparm_query` (`a=b^c=d`), `sysparm_fields`, `sysparm_limit`;
+//!   does); `GET` with `sysparm_query` (`a=b^c=d`, `cISEMPTY`, `sys_created_on>=` with
+//!   `javascript:gs.hoursAgoStart(N)`, `request.correlation_id` through the reference),
+//!   `sysparm_fields`, `sysparm_limit`; every record has its `sys_created_on`;
 //!   `PATCH /api/now/table/{table}/{sys_id}`;
 //! - `POST /api/sn_sc/servicecatalog/items/{item}/order_now`: a `sc_request` (`REQ...`) and
 //!   its `sc_req_item` with the variables, answered `{"result": {"sys_id", "number",
@@ -80,8 +82,30 @@ impl Instance {
         let number = self.number(table);
         record.insert("sys_id".into(), Json::String(sys_id));
         record.insert("number".into(), Json::String(number));
+        let created = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        record.insert("sys_created_on".into(), Json::String(created));
         self.tables.entry(table.into()).or_default().push(record.clone());
         record
+    }
+
+    /// A field of `record` as text, through references (`request.correlation_id`).
+    fn walk(&self, table: &str, record: &Map<String, Json>, field: &str) -> Option<String> {
+        match field.split_once('.') {
+            None => Some(record.get(field)?.as_str()?.to_string()),
+            Some((reference, rest)) => {
+                let target = REFERENCES
+                    .iter()
+                    .find(|(t, column, _)| *t == table && *column == reference)?
+                    .2;
+                let sys_id = record.get(reference)?.as_str()?;
+                let row = self
+                    .tables
+                    .get(target)?
+                    .iter()
+                    .find(|r| r.get("sys_id").and_then(Json::as_str) == Some(sys_id))?;
+                self.walk(target, row, rest)
+            }
+        }
     }
 
     /// The sys_id of the first record of `table` whose `column` is `value`.
@@ -317,6 +341,9 @@ fn route(
     }
 }
 
+/// Reference columns a query may walk through: (table, column, the table it refers to).
+const REFERENCES: &[(&str, &str, &str)] = &[("sc_req_item", "request", "sc_request")];
+
 /// Tables the fake knows.
 const TABLES: &[&str] = &[
     "incident",
@@ -343,17 +370,57 @@ fn fields_of(record: &Map<String, Json>, query: &HashMap<String, String>) -> Jso
     }
 }
 
+/// One condition of an encoded query: `field=value`, `fieldISEMPTY`, or
+/// `field>=javascript:gs.hoursAgoStart(N)`; a field may be dot-walked through a reference
+/// (`request.correlation_id` on `sc_req_item`).
+enum Condition {
+    Is(String, String),
+    Empty(String),
+    Since(String, String),
+}
+
+impl Condition {
+    fn parse(text: &str) -> Option<Condition> {
+        if let Some(field) = text.strip_suffix("ISEMPTY") {
+            return Some(Condition::Empty(field.into()));
+        }
+        let (field, value) = text.split_once('=')?;
+        if let Some(field) = field.strip_suffix('>') {
+            let hours: i64 = value
+                .strip_prefix("javascript:gs.hoursAgoStart(")?
+                .strip_suffix(')')?
+                .parse()
+                .ok()?;
+            let start = chrono::Utc::now() - chrono::Duration::hours(hours);
+            return Some(Condition::Since(
+                field.into(),
+                start.format("%Y-%m-%d %H:00:00").to_string(),
+            ));
+        }
+        Some(Condition::Is(field.into(), value.into()))
+    }
+
+    fn holds(&self, s: &Instance, table: &str, record: &Map<String, Json>) -> bool {
+        let field = match self {
+            Condition::Is(f, _) | Condition::Empty(f) | Condition::Since(f, _) => f,
+        };
+        let value = s.walk(table, record, field).unwrap_or_default();
+        match self {
+            Condition::Is(_, wanted) => value == *wanted,
+            Condition::Empty(_) => value.is_empty(),
+            // ServiceNow's date-times ("2026-12-06 10:00:00") sort as text.
+            Condition::Since(_, start) => !value.is_empty() && value >= *start,
+        }
+    }
+}
+
 fn list(s: &Instance, table: &str, query: &HashMap<String, String>) -> Response {
     if !TABLES.contains(&table) {
         return failure(StatusCode::BAD_REQUEST, &format!("Invalid table {table}"), "");
     }
-    let conditions: Vec<(String, String)> = query
+    let conditions: Vec<Condition> = query
         .get("sysparm_query")
-        .map(|q| {
-            q.split('^')
-                .filter_map(|c| c.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
-                .collect()
-        })
+        .map(|q| q.split('^').filter_map(Condition::parse).collect())
         .unwrap_or_default();
     let limit = query
         .get("sysparm_limit")
@@ -364,11 +431,7 @@ fn list(s: &Instance, table: &str, query: &HashMap<String, String>) -> Response 
         .get(table)
         .map(|rows| {
             rows.iter()
-                .filter(|r| {
-                    conditions
-                        .iter()
-                        .all(|(k, v)| r.get(k).and_then(Json::as_str) == Some(v.as_str()))
-                })
+                .filter(|r| conditions.iter().all(|c| c.holds(s, table, r)))
                 .take(limit)
                 .map(|r| fields_of(r, query))
                 .collect()

@@ -9,8 +9,10 @@
 //!   `order_now`, for `requested_for` (a sys_id, or a user's email or user name, looked up in
 //!   `sys_user`), with every `variables.<name>` field as the item's variable; the request is
 //!   then marked with the host's ticket key in `correlation_id`. `order_now` takes no key of
-//!   its own: an answer lost between the order and the mark is the one window in which a
-//!   retry can order twice (a failed mark is reported in the summary, never retried).
+//!   its own, so an order whose answer was lost is found another way: a later attempt that
+//!   finds no marked request adopts an unmarked one for the same item and person ordered in
+//!   the last `adopt_unmarked_hours` (24 by default; 0 turns it off) and marks it, instead of
+//!   ordering again (a failed mark is reported in the summary, never retried).
 //! - Otherwise a record in `table` (default: the `table` setting, `incident`), every other
 //!   field a column (`short_description`, `caller_id`, `assignment_group`, ...); reference
 //!   columns take display values unless `display_values = false`; `correlation_id` holds
@@ -47,6 +49,14 @@ pub struct Settings {
     /// The instance's UI root, for links in summaries (`https://acme.service-now.com`).
     #[serde(default)]
     console_url: Option<String>,
+    /// How far back an unmarked catalog request for the same item and person is taken as an
+    /// earlier attempt's order whose answer was lost (0: never).
+    #[serde(default = "default_adopt_hours")]
+    adopt_unmarked_hours: u32,
+}
+
+fn default_adopt_hours() -> u32 {
+    24
 }
 
 fn default_table() -> String {
@@ -175,6 +185,21 @@ fn query_safe(field: &str, value: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// Marks a catalog request with the host's ticket key; why it could not, if it could not.
+fn mark(request_id: &str, key: &str) -> Option<String> {
+    send(
+        "PATCH",
+        &format!(
+            "/api/now/table/sc_request/{}?sysparm_fields=sys_id",
+            encode(request_id)
+        ),
+        Some(&json!({ "correlation_id": key, "correlation_display": CORRELATION_DISPLAY })),
+        &[],
+    )
+    .err()
+    .map(|e| format!("; not marked with the ticket key ({e:?})"))
+}
+
 struct ServiceNow {
     settings: Settings,
 }
@@ -256,6 +281,48 @@ impl ServiceNow {
         }
     }
 
+    /// A catalog request for `item` and `user` that no attempt marked, ordered within the
+    /// adoption window: an earlier attempt's order whose answer was lost.
+    fn unmarked_order(&self, item: &str, user: &str) -> Result<Option<(String, String)>, PluginError> {
+        let hours = self.settings.adopt_unmarked_hours;
+        if hours == 0 {
+            return Ok(None);
+        }
+        query_safe("requested_for", user)?;
+        let query = format!(
+            "cat_item={item}^requested_for={user}^request.correlation_idISEMPTY\
+                ^sys_created_on>=javascript:gs.hoursAgoStart({hours})"
+        );
+        let path = format!(
+            "/api/now/table/sc_req_item?sysparm_query={}&sysparm_fields=request&sysparm_limit=1",
+            encode(&query)
+        );
+        let found = result(&send("GET", &path, None, &[])?)?;
+        let request = found
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|r| r.get("request"))
+            .and_then(|r| r.as_str().or_else(|| r.get("value").and_then(Json::as_str)))
+            .filter(|id| is_sys_id(id));
+        match request {
+            Some(id) => find_one("sc_request", &format!("sys_id={id}")),
+            None => Ok(None),
+        }
+    }
+
+    /// Takes an unmarked request as this ticket's, and marks it.
+    fn adopt(&self, template: &str, key: &str, (sys_id, number): (String, String)) -> Outcome {
+        let unmarked = mark(&sys_id, key);
+        Outcome::created(
+            number.clone(),
+            format!(
+                "adopted {number} ({template}): ordered by an earlier attempt whose answer was lost{}{}",
+                self.link("sc_request", &sys_id),
+                unmarked.unwrap_or_default()
+            ),
+        )
+    }
+
     fn order(
         &self,
         template: &str,
@@ -271,6 +338,11 @@ impl ServiceNow {
             return Ok(self.found("sc_request", template, found));
         }
         let user = self.user(requested_for)?;
+        if let Some(key) = key
+            && let Some(adopted) = self.unmarked_order(item, &user)?
+        {
+            return Ok(self.adopt(template, key, adopted));
+        }
         let body = json!({
             "sysparm_quantity": quantity.to_string(),
             "sysparm_requested_for": user,
@@ -294,20 +366,7 @@ impl ServiceNow {
         }
         // Marks the request so that a later attempt finds it (order_now takes no key). The
         // order stands even when the mark fails: failing now would order a second time.
-        let unmarked = match key {
-            Some(key) => send(
-                "PATCH",
-                &format!(
-                    "/api/now/table/sc_request/{}?sysparm_fields=sys_id",
-                    encode(&request_id)
-                ),
-                Some(&json!({ "correlation_id": key, "correlation_display": CORRELATION_DISPLAY })),
-                &[],
-            )
-            .err()
-            .map(|e| format!("; not marked with the ticket key ({e:?})")),
-            None => None,
-        };
+        let unmarked = key.and_then(|key| mark(&request_id, key));
         Ok(Outcome::created(
             number.clone(),
             format!(

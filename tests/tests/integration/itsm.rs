@@ -168,6 +168,31 @@ async fn servicenow_opens_incidents_and_catalog_requests_once() {
     let items = fake.records("sc_req_item");
     assert_eq!(items[0]["variables"]["laptop_model"], "14-inch");
 
+    // The order's own answer is lost (the request exists, unmarked): the next attempt adopts it
+    // and marks it, and never orders twice. The marked request above is not taken.
+    let monitor = ticket(
+        "monitor",
+        &[
+            ("catalog_item", &laptop),
+            ("requested_for", "ada@example.test"),
+            (TICKET_KEY, "acme:7:servicedesk/ticket/monitor/2"),
+        ],
+    );
+    fake.lose_answer("POST /api/sn_sc/servicecatalog/items/");
+    apply(monitor.clone()).await.expect_err("the answer was lost");
+    let adopted = apply(monitor.clone()).await.expect("adopted");
+    assert_eq!(adopted.anchor.as_deref(), Some("REQ0010002"));
+    assert!(adopted.summary.contains("adopted"), "{}", adopted.summary);
+    let requests = fake.records("sc_request");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(
+        requests[1]["correlation_id"],
+        "acme:7:servicedesk/ticket/monitor/2"
+    );
+    let again = apply(monitor).await.expect("found by its mark");
+    assert_eq!(again.anchor.as_deref(), Some("REQ0010002"));
+    assert_eq!(fake.records("sc_request").len(), 2);
+
     // The desk's own errors, naming the field.
     let (field, reason) = invalid_field(
         apply(ticket(
