@@ -542,3 +542,62 @@ async fn account_ready_counts_accounts_created_before_a_retry() {
     assert!(text.contains("- sandbox: sbx-r1"), "{text}");
     assert!(text.contains(&format!("- dest: {anchor}")), "{text}");
 }
+
+/// A job whose destination keeps failing is dead-lettered on its last attempt, and says so: its
+/// audit ends `job.dead` and IT hears of it once (the job-dead notification), not silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_runs_out_of_attempts_is_dead_lettered_and_reported() {
+    let chat = FakeChat::start().await;
+    let mock = MockDestination::start().await;
+    mock.with(|s| {
+        s.script
+            .extend([(503, None), (503, None), (503, None), (503, None)])
+    });
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules-basic]\nrule_set = '''\n{}'''\n{}",
+        rules("dest"),
+        mock.tenant_toml()
+    ));
+    let pipeline = pipeline_toml(&format!(
+        "rules = \"rules-basic\"\n\
+         [[destinations]]\nname = \"dest\"\nconnector = \"http-dest\"\n\
+         [notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
+         allow_private_network = true\n\
+         [[notifications.rules]]\non = \"job-dead\"\nchannel = \"it-slack\"\n",
+        chat.slack_url("it")
+    ));
+    let host = TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue: tenure_pipeline::QueueConfig {
+            backoff_base_ms: 50,
+            poll_ms: 20,
+            max_attempts: 2,
+            ..Default::default()
+        },
+        plugins: vec!["rules-basic", "http-dest"],
+    })
+    .await;
+    let hire = json!({ "kind": "joiner", "source": "hr", "source_record_id": "hire-d1",
+        "person": person("d1", "d1@example.test", None) });
+    host.post_event(&hire, "hire-d1").await;
+    host.wait_idle(Duration::from_secs(30)).await;
+    let kinds: Vec<String> = host
+        .audit(Some("hr:d1"))
+        .await
+        .iter()
+        .filter_map(|e| {
+            e["kind"]
+                .as_str()
+                .filter(|k| k.starts_with("job."))
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(kinds, ["job.retry", "job.dead"], "{kinds:?}");
+    eventually("the Slack post", || !chat.state().slack.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s = chat.state();
+    assert_eq!(s.slack.len(), 1, "{:?}", s.slack);
+    let text = s.slack[0]["text"].as_str().unwrap_or_default();
+    assert!(text.contains("gave up after 2 attempts"), "{text}");
+}

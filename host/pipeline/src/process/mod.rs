@@ -506,19 +506,26 @@ impl JobRun<'_> {
         }
     }
 
-    /// How a failure ends the attempt: a retry after the backoff, or dead.
+    /// How a failure ends the attempt: a retry after the backoff, or dead (a permanent
+    /// failure, or the last attempt the queue allows: dead-lettered here, so that its audit
+    /// and its job-dead notification say so).
     fn failed(&self, f: Failure) -> Finish {
         let error = format!("{}: {}", f.class, f.message);
-        if f.retry {
-            let delay = backoff_ms(&self.p.config.queue, self.job.attempt, f.retry_after_ms);
-            Finish::Retry {
-                run_at_ms: self.p.now() + delay as i64,
-                error,
-                // Waiting out a destination's rate limit is not a failed attempt.
-                charge: f.class != FailureClass::RateLimited,
-            }
-        } else {
-            Finish::Dead { error }
+        // Waiting out a destination's rate limit is not a failed attempt.
+        let charge = f.class != FailureClass::RateLimited;
+        if !f.retry {
+            return Finish::Dead { error };
+        }
+        if charge && self.job.attempt >= self.job.max_attempts {
+            return Finish::Dead {
+                error: format!("{error} (gave up after {} attempts)", self.job.attempt),
+            };
+        }
+        let delay = backoff_ms(&self.p.config.queue, self.job.attempt, f.retry_after_ms);
+        Finish::Retry {
+            run_at_ms: self.p.now() + delay as i64,
+            error,
+            charge,
         }
     }
 }
