@@ -2,7 +2,9 @@
 //! under a lease that fences every write of the attempt, retried with backoff,
 //! dead-lettered, held for a person, replayed or cancelled by an operator.
 
-use crate::{AuditRecord, EventRow, FinishedOp, LifecycleRow, OperationRow, RecordKind, StoreResult};
+use crate::{
+    AuditRecord, EventRow, FinishedOp, LifecycleRow, NewNotification, OperationRow, RecordKind, StoreResult,
+};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -140,7 +142,8 @@ pub trait JobStore: Send + Sync {
     /// the ids whose lease it still holds.
     async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<Vec<i64>>;
     /// Ends an attempt, first recording the result of its last operation (always),
-    /// and writes the person's lifecycle record when given. Returns false (and writes
+    /// and writes the person's lifecycle record when given, and queues the notifications the
+    /// attempt raised (each once per key), all in one write. Returns false (and writes
     /// nothing) when the attempt lost its lease.
     async fn finish(
         &self,
@@ -149,6 +152,7 @@ pub trait JobStore: Send + Sync {
         audit: Vec<AuditRecord>,
         last_op: Option<FinishedOp>,
         lifecycle: Option<LifecycleRow>,
+        notifications: Vec<NewNotification>,
     ) -> StoreResult<bool>;
     /// A tenant's jobs, newest first.
     async fn jobs(&self, filter: JobFilter) -> StoreResult<Vec<JobRow>>;

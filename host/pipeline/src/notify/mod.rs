@@ -96,8 +96,24 @@ impl Pipeline {
     /// Queues the messages the tenant's rules ask for on `notice`. Never fails its caller: a
     /// message that cannot be rendered or queued is logged.
     pub(crate) async fn notify(&self, tenant: &str, notice: Notice) {
+        for message in self.messages(tenant, &notice) {
+            let queued = self.store.queue_notification(message).await;
+            match queued {
+                Ok(Some(_)) => self.notifications_waiting.notify_one(),
+                Ok(None) => {}
+                Err(e) => tracing::error!(tenant, event = notice.on.as_str(), error = %e,
+                    "cannot queue a notification"),
+            }
+        }
+    }
+
+    /// The messages the tenant's rules ask for on `notice`, rendered and addressed, to be
+    /// queued (a job's go with its end). One that cannot be rendered or addressed is logged
+    /// and left out.
+    pub(crate) fn messages(&self, tenant: &str, notice: &Notice) -> Vec<NewNotification> {
+        let mut out = Vec::new();
         let Some(config) = self.config.tenants.get(tenant).map(|t| &t.notifications) else {
-            return;
+            return out;
         };
         for (i, rule) in config.rules.iter().enumerate().filter(|(_, r)| r.on == notice.on) {
             let Some(channel) = config.channels.get(&rule.channel) else {
@@ -166,28 +182,20 @@ impl Pipeline {
                 Some(p) => audit.person(p),
                 None => audit,
             };
-            let queued = self
-                .store
-                .queue_notification(NewNotification {
-                    tenant: tenant.to_string(),
-                    channel: rule.channel.clone(),
-                    event: notice.on.as_str().to_string(),
-                    dedupe_key,
-                    person_key: notice.person_key.clone(),
-                    recipients,
-                    subject: subject.lines().next().unwrap_or_default().to_string(),
-                    body,
-                    max_attempts: config.max_attempts.max(1),
-                    now_ms: self.now(),
-                    audit: vec![audit],
-                })
-                .await;
-            match queued {
-                Ok(Some(_)) => self.notifications_waiting.notify_one(),
-                Ok(None) => {}
-                Err(e) => tracing::error!(tenant, event = notice.on.as_str(), error = %e,
-                    "cannot queue a notification"),
-            }
+            out.push(NewNotification {
+                tenant: tenant.to_string(),
+                channel: rule.channel.clone(),
+                event: notice.on.as_str().to_string(),
+                dedupe_key,
+                person_key: notice.person_key.clone(),
+                recipients,
+                subject: subject.lines().next().unwrap_or_default().to_string(),
+                body,
+                max_attempts: config.max_attempts.max(1),
+                now_ms: self.now(),
+                audit: vec![audit],
+            });
         }
+        out
     }
 }

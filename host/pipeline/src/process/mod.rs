@@ -64,7 +64,7 @@ struct JobRun<'a> {
     created: Vec<String>,
     /// The accounts this attempt created: (destination, anchor).
     created_accounts: Vec<(String, String)>,
-    /// Notifications this attempt raised, queued once its end is written.
+    /// Notifications this attempt raised, queued with its end.
     notices: Vec<crate::notify::Notice>,
     /// The person's state for this attempt.
     state: State,
@@ -193,8 +193,8 @@ impl JobRun<'_> {
         self.notices.push(notice);
     }
 
-    /// Writes the attempt's end with its audit, the last operation's result and the
-    /// lifecycle facts not yet written, in one store write.
+    /// Writes the attempt's end with its audit, the last operation's result, the
+    /// lifecycle facts not yet written and its notifications, in one store write.
     async fn end(&mut self, finish: Finish) {
         let (p, job) = (self.p, self.job);
         let attempt = job.attempt;
@@ -226,13 +226,21 @@ impl JobRun<'_> {
                 None
             }
         };
+        let messages: Vec<_> = self
+            .notices(&finish)
+            .iter()
+            .flat_map(|n| p.messages(&job.tenant, n))
+            .collect();
+        let any_message = !messages.is_empty();
         match p
             .store
-            .finish(&self.lease, finish.clone(), audit, self.last_op.take(), life)
+            .finish(&self.lease, finish.clone(), audit, self.last_op.take(), life, messages)
             .await
         {
             Ok(true) => {
-                self.raise_notices(&finish).await;
+                if any_message {
+                    p.notifications_waiting.notify_one();
+                }
                 let elapsed_ms = p.now() - job.event.received_ms;
                 p.metrics
                     .attempt_ended(&job.tenant, &finish, job.event.kind, elapsed_ms);
@@ -253,11 +261,11 @@ impl JobRun<'_> {
         }
     }
 
-    /// Queues the notifications of an attempt whose end was written: those its stages raised
-    /// (accounts ready only when it completed) and a dead or held job's own.
-    async fn raise_notices(&mut self, finish: &Finish) {
+    /// The notifications of an attempt's end, queued with it: those its stages raised
+    /// (accounts ready only when it completes) and a dead or held job's own.
+    fn notices(&mut self, finish: &Finish) -> Vec<crate::notify::Notice> {
         use crate::notify::{Notice, NotifyOn};
-        let (p, job) = (self.p, self.job);
+        let job = self.job;
         let mut notices = std::mem::take(&mut self.notices);
         if !matches!(finish, Finish::Completed) {
             notices.retain(|n| n.on != NotifyOn::AccountReady);
@@ -276,9 +284,7 @@ impl JobRun<'_> {
             )),
             _ => {}
         }
-        for notice in notices {
-            p.notify(&job.tenant, notice).await;
-        }
+        notices
     }
 
     /// Stage 2: the rules' verdict, audited with the rules that fired and what they

@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             guards::the_guard_trips_over_its_limit_and_an_approval_gives_a_budget,
             guards::conflicts_are_decided_once_and_release_their_job,
             notifications::notifications_are_queued_once_per_key,
+            notifications::notifications_go_with_the_jobs_end,
             notifications::notifications_are_leased_retried_and_end_sent_or_dead,
             plugins::plugin_versions_are_kept_once_per_owner_and_activations_in_order,
             schedule::actions_keep_their_first_date_fire_once_and_cancel,
@@ -129,7 +130,7 @@ pub async fn claim(store: &Arc<dyn Store>, owner: &str) -> Vec<ClaimedJob> {
 /// Ends an attempt as completed; whether the lease still held.
 pub async fn complete(store: &Arc<dyn Store>, lease: &JobLease) -> bool {
     store
-        .finish(lease, Finish::Completed, vec![], None, None)
+        .finish(lease, Finish::Completed, vec![], None, None, vec![])
         .await
         .expect("finish")
 }

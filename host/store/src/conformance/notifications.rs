@@ -1,6 +1,6 @@
 //! The notification queue.
 
-use super::{audited, now};
+use super::{audited, claim, event, intake, now};
 use crate::*;
 use std::sync::Arc;
 
@@ -55,6 +55,30 @@ pub async fn notifications_are_queued_once_per_key(store: Arc<dyn Store>) {
         )
     );
     assert!(store.notifications("other", 10).await.unwrap().is_empty());
+}
+
+/// A job's notifications are queued with its end or not at all: a stale attempt queues none,
+/// and the end that is written queues them (once per key) with the job's state.
+pub async fn notifications_go_with_the_jobs_end(store: Arc<dyn Store>) {
+    intake(&store, vec![event("a", "p1")]).await;
+    let job = claim(&store, "w").await.remove(0);
+    let end = |key: &str| (Finish::Completed, vec![notification(key), notification(key)]);
+    let (finish, notes) = end("account-ready:hr:1:1");
+    let stale = store
+        .finish(&job.lease("other"), finish, vec![], None, None, notes)
+        .await
+        .unwrap();
+    assert!(!stale, "another owner's end is refused");
+    assert!(store.notifications("t", 10).await.unwrap().is_empty(), "and queues nothing");
+    let (finish, notes) = end("account-ready:hr:1:1");
+    let ended = store
+        .finish(&job.lease("w"), finish, vec![], None, None, notes)
+        .await
+        .unwrap();
+    assert!(ended);
+    let rows = store.notifications("t", 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "once per key: {rows:?}");
+    assert_eq!(audited(&store, AuditKind::NotificationQueued).await.len(), 1);
 }
 
 pub async fn notifications_are_leased_retried_and_end_sent_or_dead(store: Arc<dyn Store>) {

@@ -108,7 +108,7 @@ pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn S
         error: "boom".into(),
         charge: true,
     };
-    assert!(store.finish(&lease, retry, vec![], None, None).await.unwrap());
+    assert!(store.finish(&lease, retry, vec![], None, None, vec![]).await.unwrap());
     let again = claim(&store, "w").await.remove(0);
     let id = store
         .op_started(
@@ -203,7 +203,7 @@ pub async fn finish_records_the_last_operation_and_the_lifecycle(store: Arc<dyn 
     let audit = vec![AuditRecord::new("t", AuditKind::JobCompleted, "system").job(job.id)];
     assert!(
         store
-            .finish(&lease, Finish::Completed, audit, Some(last), Some(row))
+            .finish(&lease, Finish::Completed, audit, Some(last), Some(row), vec![])
             .await
             .unwrap()
     );

@@ -21,7 +21,7 @@ pub async fn claims_run_each_persons_jobs_in_order(store: Arc<dyn Store>) {
     let dead = Finish::Dead { error: "boom".into() };
     assert!(
         store
-            .finish(&next[0].lease("w"), dead, vec![], None, None)
+            .finish(&next[0].lease("w"), dead, vec![], None, None, vec![])
             .await
             .unwrap()
     );
@@ -132,7 +132,7 @@ pub async fn retries_end_in_dead_letter_and_a_replay(store: Arc<dyn Store>) {
         };
         assert!(
             store
-                .finish(&job.lease("w"), retry, vec![], None, None)
+                .finish(&job.lease("w"), retry, vec![], None, None, vec![])
                 .await
                 .unwrap()
         );
@@ -164,7 +164,7 @@ pub async fn an_uncharged_retry_gives_the_attempt_back(store: Arc<dyn Store>) {
         };
         assert!(
             store
-                .finish(&job.lease("w"), wait, vec![], None, None)
+                .finish(&job.lease("w"), wait, vec![], None, None, vec![])
                 .await
                 .unwrap()
         );
@@ -180,7 +180,7 @@ pub async fn an_uncharged_retry_gives_the_attempt_back(store: Arc<dyn Store>) {
     };
     assert!(
         store
-            .finish(&job.lease("w"), later, vec![], None, None)
+            .finish(&job.lease("w"), later, vec![], None, None, vec![])
             .await
             .unwrap()
     );
@@ -196,7 +196,7 @@ pub async fn held_jobs_are_released_by_reason(store: Arc<dyn Store>) {
         };
         assert!(
             store
-                .finish(&job.lease("w"), held, vec![], None, None)
+                .finish(&job.lease("w"), held, vec![], None, None, vec![])
                 .await
                 .unwrap()
         );

@@ -1,5 +1,6 @@
 //! The job queue: claims with leases in per-person order, attempts, holds, replays.
 
+use super::notifications::insert_notification;
 use super::operations::{OP_COLUMNS, PreparedResult, op_row, record_op_result};
 use super::schedule::write_lifecycle;
 use super::writer::WriteCtx;
@@ -181,6 +182,7 @@ impl JobStore for SqliteStore {
         audit: Vec<AuditRecord>,
         last_op: Option<FinishedOp>,
         lifecycle: Option<LifecycleRow>,
+        notifications: Vec<NewNotification>,
     ) -> StoreResult<bool> {
         let lease = lease.clone();
         let job_id = lease.job_id;
@@ -271,6 +273,9 @@ impl JobStore for SqliteStore {
                     }
                 }
                 ctx.audit_all(audit)?;
+                for n in notifications {
+                    insert_notification(ctx, n)?;
+                }
                 Ok(true)
             })
             .await

@@ -2,8 +2,53 @@
 //! senders, ended sent, retried or dead.
 
 use super::SqliteStore;
+use super::writer::WriteCtx;
 use crate::*;
 use rusqlite::{OptionalExtension, Row, params};
+
+/// Queues a notification inside a write (with its audit), unless one with its key was queued:
+/// its id, or `None`.
+pub(super) fn insert_notification(ctx: &mut WriteCtx<'_>, n: NewNotification) -> StoreResult<Option<i64>> {
+    let recipients = serde_json::to_string(&n.recipients)?;
+    let id: Option<i64> = ctx
+        .conn
+        .prepare_cached(
+            "INSERT INTO notifications (tenant, channel, event, dedupe_key, person_key,
+                 recipients, subject, body, state, max_attempts, run_at_ms, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?10)
+             ON CONFLICT (tenant, dedupe_key) DO NOTHING RETURNING id",
+        )?
+        .query_row(
+            params![
+                n.tenant,
+                n.channel,
+                n.event,
+                n.dedupe_key,
+                n.person_key,
+                recipients,
+                n.subject,
+                n.body,
+                n.max_attempts,
+                n.now_ms
+            ],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if let Some(id) = id {
+        let audit = n
+            .audit
+            .into_iter()
+            .map(|mut a| {
+                if let serde_json::Value::Object(m) = &mut a.data {
+                    m.insert("notification".into(), id.into());
+                }
+                a
+            })
+            .collect();
+        ctx.audit_all(audit)?;
+    }
+    Ok(id)
+}
 
 const COLUMNS: &str = "id, tenant, channel, event, dedupe_key, person_key, recipients, state, attempts, \
     max_attempts, run_at_ms, last_error, created_ms, sent_ms, subject, body";
@@ -33,49 +78,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<NotificationRow> {
 #[async_trait::async_trait]
 impl NotificationStore for SqliteStore {
     async fn queue_notification(&self, n: NewNotification) -> StoreResult<Option<i64>> {
-        self.writer
-            .write(move |ctx| {
-                let recipients = serde_json::to_string(&n.recipients)?;
-                let id: Option<i64> = ctx
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO notifications (tenant, channel, event, dedupe_key, person_key,
-                             recipients, subject, body, state, max_attempts, run_at_ms, created_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?10)
-                         ON CONFLICT (tenant, dedupe_key) DO NOTHING RETURNING id",
-                    )?
-                    .query_row(
-                        params![
-                            n.tenant,
-                            n.channel,
-                            n.event,
-                            n.dedupe_key,
-                            n.person_key,
-                            recipients,
-                            n.subject,
-                            n.body,
-                            n.max_attempts,
-                            n.now_ms
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                if let Some(id) = id {
-                    let audit = n
-                        .audit
-                        .into_iter()
-                        .map(|mut a| {
-                            if let serde_json::Value::Object(m) = &mut a.data {
-                                m.insert("notification".into(), id.into());
-                            }
-                            a
-                        })
-                        .collect();
-                    ctx.audit_all(audit)?;
-                }
-                Ok(id)
-            })
-            .await
+        self.writer.write(move |ctx| insert_notification(ctx, n)).await
     }
 
     async fn claim_notifications(
