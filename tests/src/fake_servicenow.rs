@@ -84,6 +84,9 @@ impl Instance {
         record.insert("number".into(), Json::String(number));
         let created = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
         record.insert("sys_created_on".into(), Json::String(created));
+        // Every task starts active (ServiceNow clears `active` when it is closed or cancelled).
+        record.entry("active").or_insert_with(|| json!("true"));
+        record.entry("state").or_insert_with(|| json!("New"));
         self.tables.entry(table.into()).or_default().push(record.clone());
         record
     }
@@ -167,6 +170,19 @@ impl FakeServiceNow {
     }
 
     /// The records of a table.
+    /// Closes the record numbered `number` in `table`, as an agent would (`state` Closed,
+    /// `active` false).
+    pub fn close(&self, table: &str, number: &str) {
+        let mut s = self.state();
+        let rows = s.tables.entry(table.into()).or_default();
+        let row = rows
+            .iter_mut()
+            .find(|r| r.get("number").and_then(Json::as_str) == Some(number))
+            .unwrap_or_else(|| panic!("no {table} record {number}"));
+        row.insert("state".into(), json!("Closed"));
+        row.insert("active".into(), json!("false"));
+    }
+
     pub fn records(&self, table: &str) -> Vec<Map<String, Json>> {
         self.state().tables.get(table).cloned().unwrap_or_default()
     }

@@ -12,7 +12,8 @@ use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState, Role};
 use tenure_store::crypto::MasterKey;
 use tenure_store::{
-    DeliveryFilter, DeliveryState, DeliveryStore, HealthStore, SecretStore, SqliteOptions, SqliteStore, Store,
+    DeliveryFilter, DeliveryState, DeliveryStore, HealthStore, ScheduleStore, SecretStore, SqliteOptions,
+    SqliteStore, Store,
 };
 use tokio::sync::watch;
 
@@ -278,6 +279,33 @@ impl TestHost {
                 .len();
         }
         busy
+    }
+
+    /// Runs the scheduled actions that are due (by the host's clock) and waits until no job
+    /// or due action is left (or panics after about 20 s).
+    pub async fn settle_scheduled(&self) {
+        let started = Instant::now();
+        loop {
+            self.pipeline.fire_due_actions().await.expect("fire due actions");
+            self.wait_idle(Duration::from_secs(60)).await;
+            let now = self.pipeline.now();
+            let busy: Vec<_> = self
+                .store
+                .scheduled_actions(TENANT, true)
+                .await
+                .expect("actions")
+                .into_iter()
+                .filter(|a| a.state == tenure_store::ActionState::Queued || a.due_ms <= now)
+                .collect();
+            if busy.is_empty() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "scheduled work never settled: {busy:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until no webhook delivery waits for enrichment and no job is available,

@@ -358,6 +358,10 @@ events! {
     LeaverStepScheduled<'a> => LeaverStepScheduled { step: usize, action: &'a str, due_ms: i64 }
     LeaverStepDone<'a> => LeaverStepDone { step: usize, action: &'a str, scheduled: i64 }
     LeaverStepCancelled<'a> => LeaverStepCancelled { step: usize, scheduled: i64, why: &'a str }
+    LeaverTicketAwaited<'a> => LeaverTicketAwaited { action: &'a ActionKind, desk: &'a str, ticket: &'a str,
+        template: &'a str, ticket_state: &'a str, until_ms: i64 }
+    TicketOverdue<'a> => TicketOverdue { desk: &'a str, ticket: &'a str, template: &'a str,
+        opened_ms: i64 }
     LeaverStepsCancelled<'a> => LeaverStepsCancelled { cancelled: u64, why: &'a str }
     ContractNoticeSent<'a> => ContractNoticeSent {
         fields: serde_json::Map<String, serde_json::Value>,

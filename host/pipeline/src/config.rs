@@ -141,9 +141,34 @@ pub struct DestinationConfig {
     /// Staged leaver steps after the termination (the disable comes first, at once).
     #[serde(default)]
     pub leaver_steps: Vec<LeaverStep>,
+    /// Hold the leaver steps and the deletion here until the leaver's tickets (of these
+    /// templates, at this desk) are closed: for example an account that goes only once the
+    /// laptop is back.
+    #[serde(default)]
+    pub wait_for_tickets: Option<TicketWait>,
     /// What reconciliation does with drift here: `report` or `repair`.
     #[serde(default)]
     pub reconcile: ReconcileMode,
+}
+
+/// Tickets a destination's leaver steps wait for (`[tenants.T.destinations.wait_for_tickets]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketWait {
+    /// The ticket desk (a destination whose connector follows tickets).
+    pub desk: String,
+    /// The rules' ticket templates to wait for (opened when the person left).
+    pub templates: Vec<String>,
+    /// How often an open ticket is looked at again (default `1h`).
+    #[serde(default = "hourly", deserialize_with = "required_period")]
+    pub poll_every: GracePeriod,
+    /// A ticket still open this long after it was opened raises `ticket-overdue` (once).
+    #[serde(default, deserialize_with = "grace_period")]
+    pub alert_after: Option<GracePeriod>,
+}
+
+fn hourly() -> GracePeriod {
+    GracePeriod(3_600_000)
 }
 
 /// One staged leaver step (`[[tenants.T.destinations.leaver_steps]]`).

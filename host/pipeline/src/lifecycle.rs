@@ -131,6 +131,9 @@ pub struct Lifecycle {
     /// where, in which state, and the number the desk gave it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub opened_tickets: Vec<OpenedTicket>,
+    /// Followed tickets already reported overdue (`ticket-overdue` is sent once per ticket).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tickets_overdue: Vec<String>,
     pub history: Vec<Transition>,
     /// Movers and updates that take effect on a later day, oldest day first.
     #[serde(skip_serializing_if = "Vec::is_empty")]

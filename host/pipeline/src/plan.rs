@@ -332,6 +332,12 @@ pub fn plan(
 /// find a ticket whose answer was lost instead of opening a second one.
 pub const TICKET_KEY: &str = "tenure-ticket-key";
 
+/// The key a followed ticket is looked up by at its desk (the SDK's `reserved::TICKET_NUMBER`):
+/// the answer is the ticket as an account, `enabled` while it is open.
+pub const TICKET_NUMBER: &str = "tenure-ticket-number";
+/// The attribute that carries the desk's word for a followed ticket's state.
+pub const TICKET_STATE: &str = "ticket-state";
+
 /// Reserved attributes for the fields that have no operation of their own
 /// (the SDK's `reserved` module): expiry, licenses and app assignments.
 pub const EXPIRES_AT: &str = "expires-at";

@@ -18,12 +18,15 @@ use tenure_store::{ActionKind, ActionState, EventRow, NewEvent, RecordKind, Sche
 pub const SOURCE: &str = "tenure";
 const RECORD_PREFIX: &str = "scheduled:";
 
-/// The action a job was created for, if the scheduler created it.
+/// The action a job was created for, if the scheduler created it (its record id is
+/// `scheduled:<action>@<due>`, or `scheduled:<action>` in stores written before actions could be
+/// put back to wait).
 pub(crate) fn action_id(source: &str, source_record_id: &str) -> Option<i64> {
     if source != SOURCE {
         return None;
     }
-    source_record_id.strip_prefix(RECORD_PREFIX)?.parse().ok()
+    let rest = source_record_id.strip_prefix(RECORD_PREFIX)?;
+    rest.split('@').next()?.parse().ok()
 }
 
 impl Pipeline {
@@ -172,7 +175,10 @@ impl Pipeline {
                 .await?;
             return Ok(false);
         };
-        let key = format!("{RECORD_PREFIX}{}", action.id);
+        // One job per action and date: a crash after this write and before the next scan queues
+        // nothing twice, and an action put back to wait (a leaver step held for a ticket) fires
+        // again at its new date.
+        let key = format!("{RECORD_PREFIX}{}@{}", action.id, action.due_ms);
         let event = NewEvent {
             tenant: action.tenant.clone(),
             source: SOURCE.into(),
@@ -188,7 +194,6 @@ impl Pipeline {
             max_attempts: self.config.queue.max_attempts,
             link_keys: Vec::new(),
         };
-        // Idempotent by key: a crash after this write and before the next scan queues nothing twice.
         self.store.intake(vec![event], None).await?;
         tracing::info!(
             tenant = %action.tenant,
@@ -208,6 +213,7 @@ mod tests {
     #[test]
     fn scheduler_jobs_are_recognised_by_source_and_record() {
         assert_eq!(action_id("tenure", "scheduled:42"), Some(42));
+        assert_eq!(action_id("tenure", "scheduled:42@1772445600826"), Some(42));
         assert_eq!(action_id("lever", "scheduled:42"), None);
         assert_eq!(action_id("tenure", "hire-1"), None);
     }

@@ -91,6 +91,10 @@ crate::column_enum! {
         LeaverStepScheduled = "leaver.step_scheduled",
         /// A staged leaver step was carried out.
         LeaverStepDone = "leaver.step_done",
+        /// A leaver step or deletion waits for a ticket to close.
+        LeaverTicketAwaited = "leaver.ticket_awaited",
+        /// A followed ticket stayed open past its `alert_after`.
+        TicketOverdue = "ticket.overdue",
         /// A staged leaver step was cancelled.
         LeaverStepCancelled = "leaver.step_cancelled",
         /// A returning person's open leaver steps were cancelled.

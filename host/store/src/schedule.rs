@@ -214,6 +214,9 @@ pub trait ScheduleStore: Send + Sync {
     async fn take_due_actions(&self, now_ms: i64, limit: usize) -> StoreResult<Vec<ScheduledAction>>;
     /// Ends an open action (done or cancelled) with a note.
     async fn finish_action(&self, id: i64, state: ActionState, note: &str, now_ms: i64) -> StoreResult<()>;
+    /// Puts an open action (pending, or queued and being run) back to wait until `due_ms`, with
+    /// a note; true when it was open.
+    async fn defer_action(&self, id: i64, due_ms: i64, note: &str) -> StoreResult<bool>;
     /// One action by id.
     async fn scheduled_action(&self, id: i64) -> StoreResult<Option<ScheduledAction>>;
     /// A tenant's actions, newest first (`open_only`: pending and queued).

@@ -371,6 +371,8 @@ impl Freshservice {
 impl Connector for Freshservice {
     type Settings = Settings;
     const OPERATIONS: &'static [OperationKind] = &[OperationKind::OpenTicket];
+    /// Its tickets can be followed (looked up by id).
+    const MATCHING_KEYS: &'static [&'static str] = &[reserved::TICKET_NUMBER];
 
     fn new(settings: Settings) -> Result<Self, PluginError> {
         if let Some(url) = &settings.console_url
@@ -393,6 +395,33 @@ impl Connector for Freshservice {
     /// A ticket desk holds no accounts (the host never asks it to look one up).
     fn lookup(&mut self, _keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
         Ok(vec![])
+    }
+
+    /// A ticket by its id (`GET /api/v2/tickets/{id}`): open until Resolved (4) or Closed (5).
+    /// Onboarding requests are not followed.
+    fn ticket_state(&mut self, number: String) -> Result<Option<reserved::TicketState>, PluginError> {
+        let Ok(id) = number.parse::<u64>() else {
+            return Err(invalid_input(
+                "ticket",
+                format!("{number:?} is not a Freshservice ticket id (onboarding requests are not followed)"),
+            ));
+        };
+        let answer = match send("GET", &format!("/api/v2/tickets/{id}"), None) {
+            Err(PluginError::NotFound(_)) => return Ok(None),
+            other => other?,
+        };
+        let status = answer["ticket"]["status"].as_u64().unwrap_or_default();
+        let state = match status {
+            2 => "Open",
+            3 => "Pending",
+            4 => "Resolved",
+            5 => "Closed",
+            _ => "Other",
+        };
+        Ok(Some(reserved::TicketState {
+            open: !matches!(status, 4 | 5),
+            state: state.into(),
+        }))
     }
 
     fn open_ticket(&mut self, ticket: Ticket) -> Result<Outcome, PluginError> {

@@ -185,6 +185,18 @@ fn query_safe(field: &str, value: &str) -> Result<(), PluginError> {
     Ok(())
 }
 
+/// The table a ticket number's prefix names.
+fn table_of(number: &str) -> Option<&'static str> {
+    let prefix: String = number.chars().take_while(char::is_ascii_alphabetic).collect();
+    Some(match prefix.as_str() {
+        "INC" => "incident",
+        "REQ" => "sc_request",
+        "RITM" => "sc_req_item",
+        "SCTASK" => "sc_task",
+        _ => return None,
+    })
+}
+
 /// Marks a catalog request with the host's ticket key; why it could not, if it could not.
 fn mark(request_id: &str, key: &str) -> Option<String> {
     send(
@@ -381,7 +393,8 @@ impl ServiceNow {
 impl Connector for ServiceNow {
     type Settings = Settings;
     const OPERATIONS: &'static [OperationKind] = &[OperationKind::OpenTicket];
-    const MATCHING_KEYS: &'static [&'static str] = &[];
+    /// Its tickets can be followed (looked up by number).
+    const MATCHING_KEYS: &'static [&'static str] = &[reserved::TICKET_NUMBER];
 
     fn new(settings: Settings) -> Result<Self, PluginError> {
         if !settings
@@ -400,7 +413,27 @@ impl Connector for ServiceNow {
         Ok(ServiceNow { settings })
     }
 
-    /// A ticket desk holds no accounts (the host never asks it to look one up).
+    /// A ticket by its number, in the table its prefix names (`INC`, `REQ`, `RITM`, `SCTASK`;
+    /// others in the `table` setting): open while ServiceNow keeps it `active`.
+    fn ticket_state(&mut self, number: String) -> Result<Option<reserved::TicketState>, PluginError> {
+        query_safe("ticket", &number)?;
+        let table = table_of(&number).unwrap_or(&self.settings.table);
+        let path = format!(
+            "/api/now/table/{table}?sysparm_query={}&sysparm_fields=number,state,active&\
+                sysparm_display_value=true&sysparm_limit=1",
+            encode(&format!("number={number}"))
+        );
+        let found = result(&send("GET", &path, None, &[])?)?;
+        Ok(found.as_array().and_then(|a| a.first()).map(|r| {
+            let text = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+            reserved::TicketState {
+                open: text("active") != "false",
+                state: text("state"),
+            }
+        }))
+    }
+
+    /// A ticket desk holds no accounts (the host only looks tickets up, by number).
     fn lookup(&mut self, _keys: Vec<MatchKey>) -> Result<Vec<Account>, PluginError> {
         Ok(vec![])
     }

@@ -22,3 +22,49 @@ pub fn ticket_key(fields: &[(String, String)]) -> (Option<&str>, Vec<&(String, S
         .map(|(_, v)| v.as_str());
     (key, fields.iter().filter(|(n, _)| n != TICKET_KEY).collect())
 }
+
+/// The key the host looks a ticket up by, to follow it (hold a leaver's steps until it is
+/// closed). A desk that can be followed lists it among its matching keys and implements
+/// [`Connector::ticket_state`](crate::Connector::ticket_state); the SDK answers the lookup
+/// with the ticket as an account ([`TicketState::into_account`]), or none when the desk has
+/// no such ticket.
+pub const TICKET_NUMBER: &str = "tenure-ticket-number";
+/// The attribute that carries the desk's own word for a followed ticket's state.
+pub const TICKET_STATE: &str = "ticket-state";
+
+/// Where a ticket stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketState {
+    /// Still being worked on (not resolved, closed or cancelled).
+    pub open: bool,
+    /// The desk's own word for it (`In Progress`, `Closed`), for the audit.
+    pub state: String,
+}
+
+impl TicketState {
+    /// The ticket as the host reads a lookup's answer: its number as the anchor, open as
+    /// `enabled`, the desk's state as [`TICKET_STATE`].
+    pub fn into_account(self, number: &str) -> crate::types::Account {
+        crate::types::Account {
+            anchor: number.to_string(),
+            attributes: vec![crate::types::Attribute {
+                name: TICKET_STATE.into(),
+                value: crate::types::Value::Text(self.state),
+            }],
+            container: None,
+            groups: vec![],
+            licenses: vec![],
+            app_assignments: vec![],
+            enabled: self.open,
+            expires_at: None,
+        }
+    }
+}
+
+/// The ticket number a lookup asks for, when it is the host following a ticket.
+pub fn ticket_number(keys: &[crate::types::MatchKey]) -> Option<&str> {
+    match keys {
+        [key] if key.attribute == TICKET_NUMBER => Some(key.value.as_str()),
+        _ => None,
+    }
+}

@@ -11,11 +11,13 @@
 //! contractor, a Freshservice ticket, each once although an answer is lost and the rate limit
 //! is met; the numbers are in the person's lifecycle and audit; a move opens nothing more; the
 //! termination opens an incident; a signed Lever hire orders a laptop and emails the hiring
-//! manager once the account exists.
+//! manager once the account exists. A leaver's steps wait for the equipment ticket to close.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+use tenure_capabilities::ShiftedClock;
 use tenure_plugin_test::Harness;
 use tenure_runtime::wit::{self, PluginError};
 use tenure_tests::example;
@@ -23,7 +25,7 @@ use tenure_tests::fake_chat::FakeChat;
 use tenure_tests::fake_freshservice::{self, FakeFreshservice};
 use tenure_tests::fake_lever::{self, HIRED_CONTACT, HIRED_OPPORTUNITY};
 use tenure_tests::fake_servicenow::{self, FakeServiceNow};
-use tenure_tests::host::{HostSpec, TestHost};
+use tenure_tests::host::{HostSpec, TENANT, TestHost, pipeline_toml, tenant_toml};
 use tenure_tests::mailbox;
 use tenure_tests::testbeds;
 
@@ -537,4 +539,145 @@ async fn a_hire_opens_each_desks_ticket_once() {
         "{text}"
     );
     assert_eq!(mail["tls"], true);
+}
+
+const FOLLOW_RULES: &str = r#"
+description: The account waits for the equipment
+destinations:
+  sandbox:
+    attributes:
+      employeeId: { from: id, required: true }
+      mail: { from: email, required: true }
+    rules:
+      - name: leaver
+        priority: 0
+        when: person.status == "terminated"
+        then: { enabled: false }
+    defaults:
+      groups: [All-Staff]
+  servicedesk:
+    rules:
+      - name: offboarding
+        priority: 0
+        when: person.status == "terminated"
+        then:
+          tickets:
+            - template: return-equipment
+              fields: { short_description: "Collect the laptop of ${person.given_name}" }
+"#;
+
+/// A leaver is disabled at once, but the account keeps its groups (the leaver step waits)
+/// until the equipment ticket is closed at the desk: the desk is asked again every hour, IT
+/// hears once when the ticket is two days old, and the step runs once it is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leavers_steps_wait_until_the_equipment_ticket_is_closed() {
+    let sn = FakeServiceNow::start().await;
+    let chat = FakeChat::start().await;
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules]\nrule_set = '''{FOLLOW_RULES}'''\n[plugins.sandbox.grants]\nkv = true\n{}",
+        servicenow_connection(&sn, false)
+    ));
+    let pipeline = pipeline_toml(&format!(
+        "rules = \"rules\"\n\
+         [[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
+         [[destinations.leaver_steps]]\nafter = \"0d\"\naction = \"remove-groups\"\n\
+         [destinations.wait_for_tickets]\ndesk = \"servicedesk\"\ntemplates = [\"return-equipment\"]\n\
+         poll_every = \"1h\"\nalert_after = \"2d\"\n\
+         [[destinations]]\nname = \"servicedesk\"\nconnector = \"servicenow\"\n\
+         [notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
+         allow_private_network = true\n\
+         [[notifications.rules]]\non = \"ticket-overdue\"\nchannel = \"it-slack\"\n",
+        chat.slack_url("it")
+    ));
+    let start = tenure_pipeline::event::rfc3339_ms("2026-03-02T09:00:00Z").expect("time");
+    let clock = Arc::new(ShiftedClock::at(start));
+    let spec = HostSpec {
+        tenant,
+        pipeline,
+        queue: tenure_pipeline::QueueConfig {
+            backoff_base_ms: 50,
+            poll_ms: 20,
+            ..Default::default()
+        },
+        plugins: vec!["rules", "sandbox", "servicenow"],
+    };
+    let host = TestHost::start_with_clock(spec, tempfile::tempdir().expect("dir"), clock.clone()).await;
+    let person = |status: &str| {
+        json!({ "ids": [{"source": "hr", "id": "7"}], "given_name": "Alan", "family_name": "Turing",
+            "status": status, "end_date": if status == "terminated" { "2026-03-01" } else { "2027-01-01" },
+            "emails": [{"value": "alan@example.test", "primary": true}] })
+    };
+    for (kind, status) in [("joiner", "active"), ("leaver", "terminated")] {
+        let event = json!({ "kind": kind, "source": "hr", "source_record_id": format!("{kind}-7"),
+            "person": person(status) });
+        let (code, body) = host.post_event(&event, &format!("{kind}-7")).await;
+        assert_eq!(code, 202, "{body}");
+        host.settle_scheduled().await;
+    }
+    let account = || async {
+        let sandbox = host
+            .pipeline
+            .runtime()
+            .plugin(TENANT, "sandbox")
+            .expect("sandbox");
+        let key = wit::MatchKey {
+            attribute: "employeeId".into(),
+            value: "7".into(),
+        };
+        sandbox.lookup(&[key]).await.expect("lookup").remove(0)
+    };
+    let kinds = |audit: Vec<Value>| -> Vec<String> {
+        audit
+            .iter()
+            .filter_map(|e| e["kind"].as_str().map(str::to_string))
+            .collect()
+    };
+    let incidents = sn.records("incident");
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let number = incidents[0]["number"].as_str().expect("number").to_string();
+    let now = account().await;
+    assert!(!now.enabled, "disabled at once");
+    assert_eq!(now.groups, ["All-Staff"], "the groups wait for the ticket");
+    let audit = kinds(host.audit(Some("hr:7")).await);
+    assert!(audit.contains(&"leaver.ticket_awaited".to_string()), "{audit:?}");
+    assert!(!audit.contains(&"leaver.step_done".to_string()));
+
+    // Every hour the desk is asked again (each look a minute later than the last, as the clock
+    // runs on meanwhile); two days on, IT hears of it once.
+    let hour = 3_600_000;
+    for hours in [1, 2, 49, 50] {
+        clock.set(start + hours * hour + hours * 60_000);
+        host.settle_scheduled().await;
+    }
+    let audit = kinds(host.audit(Some("hr:7")).await);
+    let awaited = audit.iter().filter(|k| *k == "leaver.ticket_awaited").count();
+    assert_eq!(awaited, 5, "{audit:?}");
+    assert_eq!(audit.iter().filter(|k| *k == "ticket.overdue").count(), 1);
+    let mut posted = false;
+    for _ in 0..100 {
+        posted = !chat.state().slack.is_empty();
+        if posted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(posted, "the overdue ticket was posted");
+    let post = chat.state().slack[0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(post.contains(&number) && post.contains("still open"), "{post}");
+    assert_eq!(account().await.groups, ["All-Staff"]);
+
+    // Closed at the desk: at the next look the step runs.
+    sn.close("incident", &number);
+    clock.set(start + 51 * hour + 51 * 60_000);
+    host.settle_scheduled().await;
+    assert!(
+        account().await.groups.is_empty(),
+        "the groups go once the laptop is back"
+    );
+    let audit = kinds(host.audit(Some("hr:7")).await);
+    assert!(audit.contains(&"leaver.step_done".to_string()), "{audit:?}");
+    assert_eq!(chat.state().slack.len(), 1, "one overdue post");
 }

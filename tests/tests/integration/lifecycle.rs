@@ -128,32 +128,7 @@ impl Life {
 
     /// Runs due actions and waits until no job or due action is left.
     async fn settle(&self) {
-        let started = std::time::Instant::now();
-        loop {
-            self.host
-                .pipeline
-                .fire_due_actions()
-                .await
-                .expect("fire due actions");
-            self.host.wait_idle(Duration::from_secs(30)).await;
-            let now = self.host.pipeline.now();
-            let busy = self
-                .host
-                .store
-                .scheduled_actions(TENANT, true)
-                .await
-                .expect("actions")
-                .iter()
-                .any(|a| a.state == ActionState::Queued || a.due_ms <= now);
-            if !busy {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "scheduled work never settled"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.host.settle_scheduled().await;
     }
 
     async fn post(&self, event: Value) {

@@ -12,10 +12,8 @@ use tenure_pipeline::QueueConfig;
 use tenure_pipeline::event::rfc3339_ms;
 use tenure_plugin_test::Harness;
 use tenure_runtime::wit::{self, PluginError};
-use tenure_store::ActionState;
-use tenure_store::prelude::*;
 use tenure_tests::fake_okta::FakeOkta;
-use tenure_tests::host::{HostSpec, TENANT, TestHost, joiner, pipeline_toml, tenant_toml};
+use tenure_tests::host::{HostSpec, TestHost, joiner, pipeline_toml, tenant_toml};
 use tenure_tests::prism::{self, Prism};
 use tenure_tests::testbeds;
 
@@ -329,27 +327,6 @@ fn ms(t: &str) -> i64 {
     rfc3339_ms(t).unwrap_or_else(|| panic!("bad test time {t}"))
 }
 
-/// Runs due actions and waits until no job or due action is left.
-async fn settle(host: &TestHost) {
-    for _ in 0..200 {
-        host.pipeline.fire_due_actions().await.expect("fire due actions");
-        host.wait_idle(Duration::from_secs(60)).await;
-        let now = host.pipeline.now();
-        let busy = host
-            .store
-            .scheduled_actions(TENANT, true)
-            .await
-            .expect("actions")
-            .iter()
-            .any(|a| a.state == ActionState::Queued || a.due_ms <= now);
-        if !busy {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("scheduled work never settled");
-}
-
 /// A hire three days before the start date is staged in Okta with its groups and apps, and
 /// activated on the day; a move changes groups and apps; a termination suspends the user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,7 +361,7 @@ async fn a_hire_is_staged_then_activated_on_the_start_date() {
     hire["person"]["time_zone"] = json!("UTC");
     let (status, body) = host.post_event(&hire, "hire-9").await;
     assert_eq!(status, 202, "{body}");
-    settle(&host).await;
+    host.settle_scheduled().await;
     let Some(user) = fake.user_by_login("p9@example.test") else {
         panic!(
             "not staged before the start date: {}",
@@ -396,7 +373,7 @@ async fn a_hire_is_staged_then_activated_on_the_start_date() {
     assert_eq!(fake.apps_of(&user.id), ["Slack"]);
 
     clock.set(ms("2026-03-10T00:30:00Z"));
-    settle(&host).await;
+    host.settle_scheduled().await;
     assert_eq!(
         fake.user_by_login("p9@example.test").unwrap().status,
         "ACTIVE",
@@ -408,7 +385,7 @@ async fn a_hire_is_staged_then_activated_on_the_start_date() {
     mover["source_record_id"] = json!("move-9");
     mover["person"]["department"] = json!("Sales");
     host.post_event(&mover, "move-9").await;
-    settle(&host).await;
+    host.settle_scheduled().await;
     assert_eq!(fake.groups_of(&user.id), ["Sales"]);
     assert_eq!(fake.apps_of(&user.id), ["Slack", "Zoom"]);
 
@@ -417,7 +394,7 @@ async fn a_hire_is_staged_then_activated_on_the_start_date() {
     leaver["source_record_id"] = json!("leave-9");
     leaver["person"]["status"] = json!("terminated");
     host.post_event(&leaver, "leave-9").await;
-    settle(&host).await;
+    host.settle_scheduled().await;
     assert_eq!(fake.user_by_login("p9@example.test").unwrap().status, "SUSPENDED");
     prism.assert_contract_kept("okta");
 }

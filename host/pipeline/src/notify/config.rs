@@ -23,6 +23,8 @@ pub enum NotifyOn {
     GuardTripped,
     /// Reconciliation found destinations that differ from what the rules want.
     DriftFound,
+    /// A followed ticket a leaver's steps wait for stayed open past `alert_after`.
+    TicketOverdue,
 }
 
 impl NotifyOn {
@@ -35,6 +37,7 @@ impl NotifyOn {
             NotifyOn::ConflictOpened => "conflict-opened",
             NotifyOn::GuardTripped => "guard-tripped",
             NotifyOn::DriftFound => "drift-found",
+            NotifyOn::TicketOverdue => "ticket-overdue",
         }
     }
 }

@@ -46,6 +46,13 @@ pub fn default_for(on: NotifyOn) -> (&'static str, &'static str) {
             "Changes to {{ destination }} are held: {{ why }}. Approve them \
              (POST /api/v1/guards/{{ destination }}/approve) if they are expected.",
         ),
+        NotifyOn::TicketOverdue => (
+            "Ticket {{ ticket.number }} for {{ person_key }} is still open",
+            "Ticket {{ ticket.number }} ({{ ticket.template }}, {{ ticket.desk }}) for {{ person_key }} has \
+             been open since {{ ticket.opened }}; {{ destination }}'s leaver steps wait until it is \
+             closed ({{ ticket.state }} now).\n\
+             {% if links.person %}\nDetails: {{ links.person }}\n{% endif %}",
+        ),
         NotifyOn::DriftFound => (
             "Reconciliation found drift in {{ destination }}",
             "Reconciliation of {{ destination }} found {{ drifted }} account(s) that differ from what the \
@@ -115,6 +122,12 @@ mod tests {
                 json!({"destination": "ad", "why": "12 changes in 10 minutes"}),
             ),
             (NotifyOn::DriftFound, json!({"destination": "ad", "drifted": 3})),
+            (
+                NotifyOn::TicketOverdue,
+                json!({"person_key": "hr:1", "destination": "ad", "links": {}, "ticket": {
+                    "number": "INC0010001", "template": "laptop-return", "desk": "servicedesk",
+                    "state": "In Progress", "opened": "2026-12-01T09:00:00Z"}}),
+            ),
         ];
         for (on, vars) in cases {
             let (subject, body) = default_for(on);

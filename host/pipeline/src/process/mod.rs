@@ -19,6 +19,7 @@ mod admit;
 mod apply;
 mod lifecycle;
 mod recover;
+mod tickets;
 
 use crate::audit_events::{self as ev, AuditEvent};
 use crate::desired::{Names, Subject, Target};
@@ -118,6 +119,9 @@ impl JobRun<'_> {
             Ok(a) => a,
             Err(finish) => return finish,
         };
+        if let Err(finish) = self.hold_for_tickets(tenant, admitted.scheduled.as_ref()).await {
+            return finish;
+        }
         let evaluation = match self.evaluate(tenant, &admitted).await {
             Ok(e) => e,
             Err(finish) => return finish,
@@ -234,7 +238,14 @@ impl JobRun<'_> {
         let any_message = !messages.is_empty();
         match p
             .store
-            .finish(&self.lease, finish.clone(), audit, self.last_op.take(), life, messages)
+            .finish(
+                &self.lease,
+                finish.clone(),
+                audit,
+                self.last_op.take(),
+                life,
+                messages,
+            )
             .await
         {
             Ok(true) => {

@@ -58,6 +58,7 @@ macro_rules! conformance_suite {
             plugins::plugin_versions_are_kept_once_per_owner_and_activations_in_order,
             schedule::actions_keep_their_first_date_fire_once_and_cancel,
             schedule::reschedule_moves_a_pending_action_and_leaves_a_queued_one,
+            schedule::a_deferred_action_waits_again_and_fires_at_its_new_date,
             schedule::cancelling_leaver_steps_matches_every_step,
             schedule::lifecycle_records_are_fenced_listed_and_find_reports,
             rule_sets::rule_set_versions_number_up_and_publish_a_head,

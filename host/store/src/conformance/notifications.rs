@@ -69,7 +69,10 @@ pub async fn notifications_go_with_the_jobs_end(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(!stale, "another owner's end is refused");
-    assert!(store.notifications("t", 10).await.unwrap().is_empty(), "and queues nothing");
+    assert!(
+        store.notifications("t", 10).await.unwrap().is_empty(),
+        "and queues nothing"
+    );
     let (finish, notes) = end("account-ready:hr:1:1");
     let ended = store
         .finish(&job.lease("w"), finish, vec![], None, None, notes)

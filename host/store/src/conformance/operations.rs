@@ -108,7 +108,12 @@ pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn S
         error: "boom".into(),
         charge: true,
     };
-    assert!(store.finish(&lease, retry, vec![], None, None, vec![]).await.unwrap());
+    assert!(
+        store
+            .finish(&lease, retry, vec![], None, None, vec![])
+            .await
+            .unwrap()
+    );
     let again = claim(&store, "w").await.remove(0);
     let id = store
         .op_started(

@@ -82,6 +82,42 @@ pub async fn actions_keep_their_first_date_fire_once_and_cancel(store: Arc<dyn S
     assert_eq!(store.scheduled_actions("t", false).await.unwrap().len(), 2);
 }
 
+/// A queued action whose job cannot carry it out yet waits again (a leaver step held for a
+/// ticket): pending at the new date, fired again then; a finished one stays finished.
+pub async fn a_deferred_action_waits_again_and_fires_at_its_new_date(store: Arc<dyn Store>) {
+    let t = now();
+    let step = ActionKind::LeaverStep(0);
+    assert!(store.schedule_action(action(step, "ad", t)).await.unwrap());
+    let due = store.take_due_actions(t + 1, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let id = due[0].id;
+    assert!(
+        store
+            .defer_action(id, t + 1_000, "waits for ticket INC1")
+            .await
+            .unwrap()
+    );
+    let open = store.open_actions("t", "p1").await.unwrap();
+    assert_eq!(
+        (open[0].id, open[0].state, open[0].due_ms),
+        (id, ActionState::Pending, t + 1_000)
+    );
+    assert!(
+        store.take_due_actions(t + 999, 10).await.unwrap().is_empty(),
+        "not before its date"
+    );
+    assert_eq!(store.take_due_actions(t + 1_000, 10).await.unwrap()[0].id, id);
+    store
+        .finish_action(id, ActionState::Done, "done", t + 1_000)
+        .await
+        .unwrap();
+    assert!(
+        !store.defer_action(id, t + 5_000, "late").await.unwrap(),
+        "a finished action stays finished"
+    );
+    assert!(store.open_actions("t", "p1").await.unwrap().is_empty());
+}
+
 pub async fn reschedule_moves_a_pending_action_and_leaves_a_queued_one(store: Arc<dyn Store>) {
     let t = now();
     assert!(

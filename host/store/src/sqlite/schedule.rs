@@ -223,6 +223,22 @@ impl ScheduleStore for SqliteStore {
             .await
     }
 
+    async fn defer_action(&self, id: i64, due_ms: i64, note: &str) -> StoreResult<bool> {
+        let note = note.to_string();
+        self.writer
+            .write(move |ctx| {
+                let changed = ctx
+                    .conn
+                    .prepare_cached(
+                        "UPDATE scheduled_actions SET state = 'pending', due_ms = ?2, note = ?3
+                         WHERE id = ?1 AND state IN ('pending', 'queued')",
+                    )?
+                    .execute(params![id, due_ms, note])?;
+                Ok(changed == 1)
+            })
+            .await
+    }
+
     async fn scheduled_action(&self, id: i64) -> StoreResult<Option<ScheduledAction>> {
         self.read(|c| {
             Ok(c.prepare_cached(&format!(

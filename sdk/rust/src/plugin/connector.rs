@@ -1,6 +1,7 @@
 //! [`Connector`]: a destination's accounts.
 
 use crate::connector::{Capabilities, OperationKind};
+use crate::reserved::TicketState;
 use crate::types::{
     Account, Attribute, AttributeChange, DesiredAccount, MatchKey, MemberChange, MoveRequest, Operation,
     Outcome, PluginError, Ticket,
@@ -30,9 +31,12 @@ pub trait Connector: Sized + 'static {
         Self::MATCHING_KEYS.iter().map(|k| k.to_string()).collect()
     }
 
-    /// Attributes whose values must be unique here (the matching keys unless overridden).
+    /// Attributes whose values must be unique here (the matching keys unless overridden; a
+    /// ticket number is no account attribute).
     fn unique_attributes(&self) -> Vec<String> {
-        self.matching_keys()
+        let mut keys = self.matching_keys();
+        keys.retain(|k| k != crate::reserved::TICKET_NUMBER);
+        keys
     }
 
     /// The capabilities reported to the host.
@@ -96,6 +100,15 @@ pub trait Connector: Sized + 'static {
         unsupported(OperationKind::OpenTicket, &ticket.template)
     }
 
+    /// Where the ticket numbered `number` stands (`None`: the desk has no such ticket), for a
+    /// desk that lists [`reserved::TICKET_NUMBER`](crate::reserved::TICKET_NUMBER) among its
+    /// matching keys: the host follows its tickets through it.
+    fn ticket_state(&mut self, number: String) -> Result<Option<TicketState>, PluginError> {
+        Err(PluginError::Permanent(format!(
+            "this connector does not follow tickets ({number})"
+        )))
+    }
+
     /// Routes one operation to its method.
     fn apply(&mut self, op: Operation) -> Result<Outcome, PluginError> {
         match op {
@@ -112,14 +125,32 @@ pub trait Connector: Sized + 'static {
     }
 }
 
+/// Answers `lookup-accounts`: a followed ticket's state, or the connector's own lookup.
+#[doc(hidden)]
+pub fn lookup_accounts<C: Connector>(
+    connector: &mut C,
+    keys: Vec<MatchKey>,
+) -> Result<Vec<Account>, PluginError> {
+    match crate::reserved::ticket_number(&keys) {
+        Some(number) => Ok(connector
+            .ticket_state(number.to_string())?
+            .map(|state| state.into_account(number))
+            .into_iter()
+            .collect()),
+        None => connector.lookup(keys),
+    }
+}
+
 /// What a connector reports before `configure`: its constants alone.
 #[doc(hidden)]
 pub fn connector_defaults<C: Connector>() -> Capabilities {
     let keys: Vec<String> = C::MATCHING_KEYS.iter().map(|k| k.to_string()).collect();
+    let mut unique = keys.clone();
+    unique.retain(|k| k != crate::reserved::TICKET_NUMBER);
     Capabilities {
         operations: C::OPERATIONS.to_vec(),
-        matching_keys: keys.clone(),
-        unique_attributes: keys,
+        matching_keys: keys,
+        unique_attributes: unique,
     }
 }
 
@@ -168,7 +199,7 @@ macro_rules! connector_plugin {
                 fn lookup_accounts(
                     keys: Vec<$crate::types::MatchKey>,
                 ) -> Result<Vec<$crate::types::Account>, $crate::types::PluginError> {
-                    PLUGIN.with(|slot| slot.with(|p| $crate::plugin::Connector::lookup(p, keys)))
+                    PLUGIN.with(|slot| slot.with(|p| $crate::plugin::lookup_accounts(p, keys)))
                 }
                 fn apply(
                     op: $crate::types::Operation,

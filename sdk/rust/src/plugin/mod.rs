@@ -15,7 +15,7 @@ mod source;
 
 pub use connector::Connector;
 #[doc(hidden)]
-pub use connector::connector_defaults;
+pub use connector::{connector_defaults, lookup_accounts};
 pub use rules::Rules;
 pub use source::Source;
 
