@@ -54,6 +54,17 @@ impl FakeChat {
         format!("{}/services/T0001/B0001/{name}", self.url)
     }
 
+    /// A tenant pipeline's TOML for the Slack channel `it-slack` (this fake's `it` webhook)
+    /// and a rule that posts `on` to it.
+    pub fn slack_rule_toml(&self, on: &str) -> String {
+        format!(
+            "[notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
+             allow_private_network = true\n\
+             [[notifications.rules]]\non = \"{on}\"\nchannel = \"it-slack\"\n",
+            self.slack_url("it")
+        )
+    }
+
     /// A Teams workflow webhook URL.
     pub fn teams_url(&self, name: &str) -> String {
         format!("{}/workflows/{name}/triggers/manual/paths/invoke", self.url)

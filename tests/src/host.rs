@@ -281,6 +281,22 @@ impl TestHost {
         busy
     }
 
+    /// The person's account in the sandbox destination, found by `employeeId`.
+    pub async fn sandbox_account(&self, employee_id: &str) -> Option<tenure_runtime::wit::Account> {
+        let sandbox = self
+            .pipeline
+            .runtime()
+            .plugin(TENANT, "sandbox")
+            .expect("sandbox");
+        let key = tenure_runtime::wit::MatchKey {
+            attribute: "employeeId".into(),
+            value: employee_id.into(),
+        };
+        let found = sandbox.lookup(&[key]).await.expect("lookup");
+        assert!(found.len() <= 1, "one account per person: {found:?}");
+        found.into_iter().next()
+    }
+
     /// Runs the scheduled actions that are due (by the host's clock) and waits until no job
     /// or due action is left (or panics after about 20 s).
     pub async fn settle_scheduled(&self) {

@@ -221,3 +221,15 @@ pub fn audit_details(
         .expect("audit rows");
     rows.collect::<Result<_, _>>().expect("audit rows")
 }
+
+/// Waits (30 s at most) until `f` holds.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !f() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{what} never happened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

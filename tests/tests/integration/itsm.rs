@@ -25,7 +25,7 @@ use tenure_tests::fake_chat::FakeChat;
 use tenure_tests::fake_freshservice::{self, FakeFreshservice};
 use tenure_tests::fake_lever::{self, HIRED_CONTACT, HIRED_OPPORTUNITY};
 use tenure_tests::fake_servicenow::{self, FakeServiceNow};
-use tenure_tests::host::{HostSpec, TENANT, TestHost, pipeline_toml, tenant_toml};
+use tenure_tests::host::{HostSpec, TestHost, pipeline_toml, tenant_toml};
 use tenure_tests::mailbox;
 use tenure_tests::testbeds;
 
@@ -583,11 +583,8 @@ async fn a_leavers_steps_wait_until_the_equipment_ticket_is_closed() {
          [[destinations.leaver_steps]]\nafter = \"0d\"\naction = \"remove-groups\"\n\
          [destinations.wait_for_tickets]\ndesk = \"servicedesk\"\ntemplates = [\"return-equipment\"]\n\
          poll_every = \"1h\"\nalert_after = \"2d\"\n\
-         [[destinations]]\nname = \"servicedesk\"\nconnector = \"servicenow\"\n\
-         [notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
-         allow_private_network = true\n\
-         [[notifications.rules]]\non = \"ticket-overdue\"\nchannel = \"it-slack\"\n",
-        chat.slack_url("it")
+         [[destinations]]\nname = \"servicedesk\"\nconnector = \"servicenow\"\n{}",
+        chat.slack_rule_toml("ticket-overdue")
     ));
     let start = tenure_pipeline::event::rfc3339_ms("2026-03-02T09:00:00Z").expect("time");
     let clock = Arc::new(ShiftedClock::at(start));
@@ -614,18 +611,7 @@ async fn a_leavers_steps_wait_until_the_equipment_ticket_is_closed() {
         assert_eq!(code, 202, "{body}");
         host.settle_scheduled().await;
     }
-    let account = || async {
-        let sandbox = host
-            .pipeline
-            .runtime()
-            .plugin(TENANT, "sandbox")
-            .expect("sandbox");
-        let key = wit::MatchKey {
-            attribute: "employeeId".into(),
-            value: "7".into(),
-        };
-        sandbox.lookup(&[key]).await.expect("lookup").remove(0)
-    };
+    let account = || async { host.sandbox_account("7").await.expect("the account") };
     let kinds = |audit: Vec<Value>| -> Vec<String> {
         audit
             .iter()
@@ -653,15 +639,7 @@ async fn a_leavers_steps_wait_until_the_equipment_ticket_is_closed() {
     let awaited = audit.iter().filter(|k| *k == "leaver.ticket_awaited").count();
     assert_eq!(awaited, 5, "{audit:?}");
     assert_eq!(audit.iter().filter(|k| *k == "ticket.overdue").count(), 1);
-    let mut posted = false;
-    for _ in 0..100 {
-        posted = !chat.state().slack.is_empty();
-        if posted {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(posted, "the overdue ticket was posted");
+    tenure_tests::eventually("the overdue post", || !chat.state().slack.is_empty()).await;
     let post = chat.state().slack[0]["text"]
         .as_str()
         .unwrap_or_default()

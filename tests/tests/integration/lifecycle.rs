@@ -145,19 +145,7 @@ impl Life {
     }
 
     async fn account(&self, id: &str) -> Option<wit::Account> {
-        let sandbox = self
-            .host
-            .pipeline
-            .runtime()
-            .plugin(TENANT, "sandbox")
-            .expect("sandbox");
-        let key = wit::MatchKey {
-            attribute: "employeeId".into(),
-            value: id.into(),
-        };
-        let found = sandbox.lookup(&[key]).await.expect("lookup");
-        assert!(found.len() <= 1, "one account per person: {found:?}");
-        found.into_iter().next()
+        self.host.sandbox_account(id).await
     }
 
     async fn must(&self, id: &str) -> wit::Account {

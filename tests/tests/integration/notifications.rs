@@ -17,7 +17,7 @@ use tenure_tests::fake_chat::FakeChat;
 use tenure_tests::fake_freshservice::{self, FakeFreshservice};
 use tenure_tests::host::{HostSpec, TestHost, pipeline_toml, rules, tenant_toml};
 use tenure_tests::mock_destination::MockDestination;
-use tenure_tests::{mailbox, testbeds};
+use tenure_tests::{eventually, mailbox, testbeds};
 
 fn email_channel(env: &HashMap<String, String>, security: &str, password: &str, ca: bool) -> ChannelConfig {
     let port = match security {
@@ -230,18 +230,6 @@ async fn slack_and_teams_get_their_documented_payloads() {
     ));
 }
 
-/// Waits (30 s at most) until `f` holds.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !f() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{what} never happened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 fn person(id: &str, email: &str, manager: Option<&str>) -> Value {
     let mut p = json!({ "ids": [{"source": "hr", "id": id}], "given_name": "Ada",
         "family_name": format!("Lovelace {id}"),
@@ -422,10 +410,8 @@ async fn a_contract_notice_opens_a_freshservice_ticket_and_posts_to_slack() {
          subject = \"Contract of {{{{ person.name }}}} ends on {{{{ end_date }}}}\"\n\
          description = \"{{{{ days_before }}}} days left; extend it in HR or let access end.\"\n\
          email = \"{{{{ manager_email }}}}\"\npriority = \"medium\"\n\
-         [notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
-         allow_private_network = true\n\
-         [[notifications.rules]]\non = \"contract-ending\"\nchannel = \"it-slack\"\n",
-        chat.slack_url("it")
+         {}",
+        chat.slack_rule_toml("contract-ending")
     ));
     let host = TestHost::start_with_clock(
         HostSpec {
@@ -508,10 +494,8 @@ async fn account_ready_counts_accounts_created_before_a_retry() {
          [[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
          matching = [\"employeeId\", \"mail\"]\n\
          [[destinations]]\nname = \"dest\"\nconnector = \"http-dest\"\n\
-         [notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
-         allow_private_network = true\n\
-         [[notifications.rules]]\non = \"account-ready\"\nchannel = \"it-slack\"\n",
-        chat.slack_url("it")
+         {}",
+        chat.slack_rule_toml("account-ready")
     ));
     let host = TestHost::start(HostSpec {
         tenant,
@@ -561,10 +545,8 @@ async fn a_job_that_runs_out_of_attempts_is_dead_lettered_and_reported() {
     let pipeline = pipeline_toml(&format!(
         "rules = \"rules-basic\"\n\
          [[destinations]]\nname = \"dest\"\nconnector = \"http-dest\"\n\
-         [notifications.channels.it-slack]\nkind = \"slack\"\nwebhook_url = \"{}\"\n\
-         allow_private_network = true\n\
-         [[notifications.rules]]\non = \"job-dead\"\nchannel = \"it-slack\"\n",
-        chat.slack_url("it")
+         {}",
+        chat.slack_rule_toml("job-dead")
     ));
     let host = TestHost::start(HostSpec {
         tenant,

@@ -92,15 +92,20 @@ impl JobRun<'_> {
             t.destination == wait.desk && t.at_ms >= since && wait.templates.contains(&t.template)
         });
         let mut open = Vec::new();
+        let mut plugin = None;
         for ticket in followed {
             let Some(number) = ticket.number.clone() else {
                 continue;
             };
-            let plugin = self
-                .p
-                .runtime
-                .plugin(&self.job.tenant, &desk.connector)
-                .map_err(|e| Failure::config(format!("ticket desk {}: {e}", desk.name)))?;
+            let plugin = match &plugin {
+                Some(p) => p,
+                None => plugin.insert(
+                    self.p
+                        .runtime
+                        .plugin(&self.job.tenant, &desk.connector)
+                        .map_err(|e| Failure::config(format!("ticket desk {}: {e}", desk.name)))?,
+                ),
+            };
             let key = wit::MatchKey {
                 attribute: crate::plan::TICKET_NUMBER.into(),
                 value: number.clone(),
