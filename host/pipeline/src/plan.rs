@@ -337,6 +337,9 @@ pub const TICKET_KEY: &str = "tenure-ticket-key";
 pub const TICKET_NUMBER: &str = "tenure-ticket-number";
 /// The attribute that carries the desk's word for a followed ticket's state.
 pub const TICKET_STATE: &str = "ticket-state";
+/// The key a desk checks a rule set's ticket template by at publish (the SDK's
+/// `reserved::TICKET_CHECK`): the template as JSON, answered by no account or the field's error.
+pub const TICKET_CHECK: &str = "tenure-ticket-check";
 
 /// Reserved attributes for the fields that have no operation of their own
 /// (the SDK's `reserved` module): expiry, licenses and app assignments.

@@ -102,6 +102,69 @@ pub fn outputs_used(document: &str) -> Option<BTreeMap<String, BTreeMap<Output, 
     Some(used)
 }
 
+/// A ticket template a rule set gives a destination, and where (`rule "x"` or `defaults`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketUse {
+    pub by: String,
+    pub template: String,
+    /// The fields as written (a value may be a `${...}` expression).
+    pub fields: Vec<(String, String)>,
+}
+
+/// The ticket templates of a rule set in the document format, per destination (`None` for
+/// documents in another format).
+pub fn tickets_used(document: &str) -> Option<BTreeMap<String, Vec<TicketUse>>> {
+    let doc: Json = serde_yaml_ng::from_str(document).ok()?;
+    let destinations = doc.get("destinations")?.as_object()?;
+    let mut used = BTreeMap::new();
+    for (name, destination) in destinations {
+        let mut tickets = Vec::new();
+        let mut note = |block: Option<&Json>, by: String| {
+            let listed = block.and_then(|b| b.get("tickets")).and_then(Json::as_array);
+            for t in listed.into_iter().flatten() {
+                let Some(template) = t.get("template").and_then(Json::as_str) else {
+                    continue;
+                };
+                let fields = t
+                    .get("fields")
+                    .and_then(Json::as_object)
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                        )
+                    })
+                    .collect();
+                tickets.push(TicketUse {
+                    by: by.clone(),
+                    template: template.to_string(),
+                    fields,
+                });
+            }
+        };
+        for (i, rule) in destination
+            .get("rules")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let rule_name = rule
+                .get("name")
+                .and_then(Json::as_str)
+                .map_or_else(|| format!("#{}", i + 1), str::to_string);
+            note(rule.get("then"), format!("rule {rule_name:?}"));
+        }
+        note(destination.get("defaults"), "defaults".into());
+        if !tickets.is_empty() {
+            used.insert(name.clone(), tickets);
+        }
+    }
+    Some(used)
+}
+
 /// The refusals for one destination: each output its connector cannot apply, named.
 pub fn refusals(
     destination: &str,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
 use tenure_pipeline::audit_events::{self as ev, AuditEvent};
+use tenure_pipeline::plan::TICKET_CHECK;
 use tenure_pipeline::{Pipeline, PipelineConfig, now_ms};
 use tenure_runtime::{PluginHandle, Runtime};
 use tenure_store::{NewRuleSet, Publish, RuleSetHead, RuleSetVersion, Store};
@@ -384,6 +385,7 @@ impl RuleSets {
                 &caps.keeps,
             ));
         }
+        refused.extend(self.check_tickets(tenant, document).await?);
         if refused.is_empty() {
             return Ok(());
         }
@@ -391,6 +393,54 @@ impl RuleSets {
             "the rule set gives outputs its destinations cannot apply: {}",
             refused.join("; ")
         )))
+    }
+
+    /// Has each desk that checks ticket templates (its connector lists `tenure-ticket-check`)
+    /// check the rule set's templates for it: the ones it refuses, named. A desk that cannot
+    /// be reached now is not asked (its connector checks again when a ticket opens).
+    async fn check_tickets(&self, tenant: &str, document: &str) -> Result<Vec<String>, RuleSetError> {
+        let mut refused = Vec::new();
+        for (destination, uses) in crate::outputs::tickets_used(document).unwrap_or_default() {
+            let Some((connector, caps)) = self
+                .pipeline
+                .destination_caps(tenant, &destination)
+                .await
+                .map_err(RuleSetError::Runtime)?
+            else {
+                continue;
+            };
+            let checks = caps.described.matching_keys.iter().any(|k| k == TICKET_CHECK);
+            if !checks {
+                continue;
+            }
+            let desk = self
+                .pipeline
+                .runtime()
+                .plugin(tenant, &connector)
+                .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+            for u in uses {
+                let value = json!({ "template": u.template, "fields": u.fields }).to_string();
+                let key = tenure_runtime::wit::MatchKey {
+                    attribute: TICKET_CHECK.into(),
+                    value,
+                };
+                match desk.lookup(&[key]).await {
+                    Ok(_) => {}
+                    Err(tenure_runtime::CallError::Plugin {
+                        error: tenure_runtime::wit::PluginError::InvalidInput(i),
+                        ..
+                    }) => refused.push(format!(
+                        "destination {destination:?} cannot open ticket {:?} ({}): {}: {}",
+                        u.template, u.by, i.field, i.reason
+                    )),
+                    Err(e) => {
+                        tracing::warn!(tenant, destination, error = %e,
+                            "the desk could not check a ticket template")
+                    }
+                }
+            }
+        }
+        Ok(refused)
     }
 
     /// Puts the previously published version back in the running host (after a

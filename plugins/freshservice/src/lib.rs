@@ -163,6 +163,15 @@ pub fn ticket_body(fields: &[&(String, String)]) -> Result<Map<String, Json>, Pl
     Ok(body)
 }
 
+/// What a template opens: `ticket` (the default) or `onboarding`.
+fn kind_of<'f>(fields: &[&'f (String, String)]) -> &'f str {
+    fields
+        .iter()
+        .find(|(n, _)| n == "kind")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("ticket")
+}
+
 /// The onboarding request's fields, checked against the form.
 pub fn onboarding_fields(
     form: &[FormField],
@@ -371,8 +380,8 @@ impl Freshservice {
 impl Connector for Freshservice {
     type Settings = Settings;
     const OPERATIONS: &'static [OperationKind] = &[OperationKind::OpenTicket];
-    /// Its tickets can be followed (looked up by id).
-    const MATCHING_KEYS: &'static [&'static str] = &[reserved::TICKET_NUMBER];
+    /// Its tickets can be followed (looked up by id), and its templates checked at publish.
+    const MATCHING_KEYS: &'static [&'static str] = &[reserved::TICKET_NUMBER, reserved::TICKET_CHECK];
 
     fn new(settings: Settings) -> Result<Self, PluginError> {
         if let Some(url) = &settings.console_url
@@ -424,14 +433,26 @@ impl Connector for Freshservice {
         }))
     }
 
+    /// At publish: the kind, and an onboarding request's fields against the account's form
+    /// (names, and the fields the form requires; an expression counts as given).
+    fn check_ticket(&mut self, ticket: Ticket) -> Result<(), PluginError> {
+        let (_, fields) = reserved::ticket_key(&ticket.fields);
+        match kind_of(&fields) {
+            "ticket" => Ok(()),
+            "onboarding" => {
+                let form = self.form()?;
+                onboarding_fields(&form, &fields).map(|_| ())
+            }
+            other => Err(invalid_input(
+                "kind",
+                format!("{other:?} is not ticket or onboarding"),
+            )),
+        }
+    }
+
     fn open_ticket(&mut self, ticket: Ticket) -> Result<Outcome, PluginError> {
         let (key, fields) = reserved::ticket_key(&ticket.fields);
-        let kind = fields
-            .iter()
-            .find(|(n, _)| n == "kind")
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("ticket");
-        match kind {
+        match kind_of(&fields) {
             "ticket" => self.open_ticket_record(&ticket.template, key, &fields),
             "onboarding" => self.open_onboarding(&ticket.template, key, &fields),
             other => Err(invalid_input(

@@ -68,3 +68,45 @@ pub fn ticket_number(keys: &[crate::types::MatchKey]) -> Option<&str> {
         _ => None,
     }
 }
+
+/// The key the host looks a ticket template up by when a rule set is published, to have the
+/// desk check it before any person meets it. A desk that checks templates lists it among its
+/// matching keys and implements [`Connector::check_ticket`](crate::Connector::check_ticket); the
+/// key's value is the template as JSON (`{"template": ..., "fields": [[name, value], ...]}`,
+/// values that hold `${...}` are expressions, known only per person). The answer is no account,
+/// or the error that names the field.
+pub const TICKET_CHECK: &str = "tenure-ticket-check";
+
+/// Whether `key` is one the host uses for tickets (never an account attribute).
+pub fn is_ticket_key(key: &str) -> bool {
+    key == TICKET_NUMBER || key == TICKET_CHECK
+}
+
+/// The ticket template a lookup asks to check, when it is the host publishing a rule set.
+pub fn ticket_check(
+    keys: &[crate::types::MatchKey],
+) -> Option<Result<crate::types::Ticket, crate::types::PluginError>> {
+    let [key] = keys else { return None };
+    if key.attribute != TICKET_CHECK {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Template {
+        template: String,
+        #[serde(default)]
+        fields: Vec<(String, String)>,
+    }
+    Some(
+        serde_json::from_str::<Template>(&key.value)
+            .map(|t| crate::types::Ticket {
+                template: t.template,
+                fields: t.fields,
+            })
+            .map_err(|e| crate::errors::invalid_input(TICKET_CHECK, format!("not a ticket template: {e}"))),
+    )
+}
+
+/// Whether a template field's value is an expression (known only per person).
+pub fn is_expression(value: &str) -> bool {
+    value.contains("${")
+}

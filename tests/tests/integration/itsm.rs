@@ -659,3 +659,93 @@ async fn a_leavers_steps_wait_until_the_equipment_ticket_is_closed() {
     assert!(audit.contains(&"leaver.step_done".to_string()), "{audit:?}");
     assert_eq!(chat.state().slack.len(), 1, "one overdue post");
 }
+
+const ONBOARDING_RULES: &str = r#"
+description: Onboarding requests at the desk
+destinations:
+  sandbox:
+    attributes:
+      employeeId: { from: id, required: true }
+  helpdesk:
+    rules:
+      - name: onboarding
+        priority: 0
+        when: person.status == "active"
+        then:
+          tickets:
+            - template: onboarding
+              fields:
+                kind: onboarding
+                cf_employee_name: "${person.given_name} ${person.family_name}"
+                cf_date_of_joining: "${person.start_date}"
+"#;
+
+/// A rule set whose onboarding request does not fit the account's Freshservice form is refused
+/// when it is published, naming the field, not when the first hire meets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desk_checks_the_rule_sets_onboarding_requests_at_publish() {
+    let fs = FakeFreshservice::start().await;
+    let tenant = tenant_toml(&format!(
+        "[plugins.rules]\nrule_set = '''{ONBOARDING_RULES}'''\n[plugins.sandbox.grants]\nkv = true\n{}",
+        freshservice_connection(&fs)
+    ));
+    let pipeline = pipeline_toml(
+        "rules = \"rules\"\n\
+         [[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\nmatching = [\"employeeId\"]\n\
+         [[destinations]]\nname = \"helpdesk\"\nconnector = \"freshservice\"\n",
+    );
+    let host = TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue: tenure_pipeline::QueueConfig {
+            poll_ms: 20,
+            ..Default::default()
+        },
+        plugins: vec!["rules", "sandbox", "freshservice"],
+    })
+    .await;
+    let publish = |document: String| {
+        let host = &host;
+        async move {
+            let (status, body) = host
+                .post(
+                    "/api/v1/rule-sets",
+                    &json!({ "document": document, "message": "onboarding" }),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            let version = body["version"]["version"].as_i64().expect("version");
+            host.post(&format!("/api/v1/rule-sets/{version}/publish"), &json!({}))
+                .await
+        }
+    };
+    let laptop = ONBOARDING_RULES.replace(
+        "                kind: onboarding\n",
+        "                kind: onboarding\n                cf_laptop: 14-inch\n",
+    );
+    let (status, body) = publish(laptop).await;
+    assert!((400..500).contains(&status), "{status}: {body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("destination \\\"helpdesk\\\" cannot open ticket \\\"onboarding\\\"")
+            && message.contains("cf_laptop: not a field of this account's onboarding form"),
+        "{message}"
+    );
+    let no_start = ONBOARDING_RULES.replace(
+        "                cf_date_of_joining: \"${person.start_date}\"\n",
+        "",
+    );
+    let (status, body) = publish(no_start).await;
+    assert!((400..500).contains(&status), "{status}: {body}");
+    assert!(
+        body.to_string()
+            .contains("cf_date_of_joining: the onboarding form requires it"),
+        "{body}"
+    );
+    let (status, body) = publish(ONBOARDING_RULES.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        fs.state().onboarding_requests.is_empty(),
+        "checking opens nothing"
+    );
+}

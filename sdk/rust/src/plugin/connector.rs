@@ -35,7 +35,7 @@ pub trait Connector: Sized + 'static {
     /// ticket number is no account attribute).
     fn unique_attributes(&self) -> Vec<String> {
         let mut keys = self.matching_keys();
-        keys.retain(|k| k != crate::reserved::TICKET_NUMBER);
+        keys.retain(|k| !crate::reserved::is_ticket_key(k));
         keys
     }
 
@@ -109,6 +109,15 @@ pub trait Connector: Sized + 'static {
         )))
     }
 
+    /// Checks a rule set's ticket template when it is published, for a desk that lists
+    /// [`reserved::TICKET_CHECK`](crate::reserved::TICKET_CHECK) among its matching keys: an
+    /// `invalid-input` error naming the field refuses the publish. Values that are expressions
+    /// ([`reserved::is_expression`](crate::reserved::is_expression)) are known only per person.
+    fn check_ticket(&mut self, ticket: Ticket) -> Result<(), PluginError> {
+        let _ = ticket;
+        Ok(())
+    }
+
     /// Routes one operation to its method.
     fn apply(&mut self, op: Operation) -> Result<Outcome, PluginError> {
         match op {
@@ -131,6 +140,9 @@ pub fn lookup_accounts<C: Connector>(
     connector: &mut C,
     keys: Vec<MatchKey>,
 ) -> Result<Vec<Account>, PluginError> {
+    if let Some(template) = crate::reserved::ticket_check(&keys) {
+        return connector.check_ticket(template?).map(|()| vec![]);
+    }
     match crate::reserved::ticket_number(&keys) {
         Some(number) => Ok(connector
             .ticket_state(number.to_string())?
@@ -146,7 +158,7 @@ pub fn lookup_accounts<C: Connector>(
 pub fn connector_defaults<C: Connector>() -> Capabilities {
     let keys: Vec<String> = C::MATCHING_KEYS.iter().map(|k| k.to_string()).collect();
     let mut unique = keys.clone();
-    unique.retain(|k| k != crate::reserved::TICKET_NUMBER);
+    unique.retain(|k| !crate::reserved::is_ticket_key(k));
     Capabilities {
         operations: C::OPERATIONS.to_vec(),
         matching_keys: keys,
