@@ -356,17 +356,14 @@ impl HttpCapability {
                 // A DPoP server may hand out a new nonce with any answer, and refuse a proof
                 // without the current one once: it is sent with the next proof.
                 if let Some(proof_key) = proof_key {
-                    let headers = response
+                    let headers: Vec<(&str, &str)> = response
                         .headers()
                         .iter()
-                        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
-                    let new_nonce = proof_key.remember_nonce(&target.1, headers);
-                    let headers = response
-                        .headers()
-                        .iter()
-                        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)));
-                    if new_nonce && !nonce_asked && crate::oauth::dpop::resource_wants_nonce(status, headers)
-                    {
+                        .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
+                        .collect();
+                    let new_nonce = proof_key.remember_nonce(&target.1, headers.iter().copied());
+                    let wants = crate::oauth::dpop::resource_wants_nonce(status, headers.into_iter());
+                    if new_nonce && !nonce_asked && wants {
                         nonce_asked = true;
                         continue;
                     }

@@ -65,43 +65,6 @@ impl Output {
 /// Where a rule set uses an output: `rule "engineering"` or `defaults`.
 pub type UsedBy = Vec<String>;
 
-/// The outputs each destination of a document is given, with the rules that give them; `None`
-/// when the document is not in the `rules` plugin's format.
-pub fn outputs_used(document: &str) -> Option<BTreeMap<String, BTreeMap<Output, UsedBy>>> {
-    let doc: Json = serde_yaml_ng::from_str(document).ok()?;
-    let destinations = doc.get("destinations")?.as_object()?;
-    let mut used = BTreeMap::new();
-    for (name, destination) in destinations {
-        let mut outputs: BTreeMap<Output, UsedBy> = BTreeMap::new();
-        let mut note = |block: Option<&Json>, by: String| {
-            let Some(block) = block.and_then(Json::as_object) else {
-                return;
-            };
-            for (key, output) in Output::ALL {
-                if block.get(key).is_some_and(|v| !v.is_null()) {
-                    outputs.entry(output).or_default().push(by.clone());
-                }
-            }
-        };
-        for (i, rule) in destination
-            .get("rules")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let rule_name = rule
-                .get("name")
-                .and_then(Json::as_str)
-                .map_or_else(|| format!("#{}", i + 1), str::to_string);
-            note(rule.get("then"), format!("rule {rule_name:?}"));
-        }
-        note(destination.get("defaults"), "defaults".into());
-        used.insert(name.clone(), outputs);
-    }
-    Some(used)
-}
-
 /// A ticket template a rule set gives a destination, and where (`rule "x"` or `defaults`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketUse {
@@ -111,58 +74,95 @@ pub struct TicketUse {
     pub fields: Vec<(String, String)>,
 }
 
-/// The ticket templates of a rule set in the document format, per destination (`None` for
-/// documents in another format).
-pub fn tickets_used(document: &str) -> Option<BTreeMap<String, Vec<TicketUse>>> {
+/// What a document gives each destination: its outputs with the rules that give them, and its
+/// ticket templates (destinations with none are left out of `tickets`).
+#[derive(Debug, Default)]
+pub struct Uses {
+    pub outputs: BTreeMap<String, BTreeMap<Output, UsedBy>>,
+    pub tickets: BTreeMap<String, Vec<TicketUse>>,
+}
+
+/// What a document in the `rules` plugin's format gives each destination, read in one pass;
+/// `None` when the document is in another format.
+pub fn uses(document: &str) -> Option<Uses> {
     let doc: Json = serde_yaml_ng::from_str(document).ok()?;
     let destinations = doc.get("destinations")?.as_object()?;
-    let mut used = BTreeMap::new();
+    let mut uses = Uses::default();
     for (name, destination) in destinations {
+        let mut outputs: BTreeMap<Output, UsedBy> = BTreeMap::new();
         let mut tickets = Vec::new();
-        let mut note = |block: Option<&Json>, by: String| {
-            let listed = block.and_then(|b| b.get("tickets")).and_then(Json::as_array);
-            for t in listed.into_iter().flatten() {
-                let Some(template) = t.get("template").and_then(Json::as_str) else {
-                    continue;
-                };
-                let fields = t
-                    .get("fields")
-                    .and_then(Json::as_object)
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| {
-                        (
-                            k.clone(),
-                            v.as_str().map_or_else(|| v.to_string(), str::to_string),
-                        )
-                    })
-                    .collect();
-                tickets.push(TicketUse {
-                    by: by.clone(),
-                    template: template.to_string(),
-                    fields,
-                });
+        for (by, block) in blocks(destination) {
+            for (key, output) in Output::ALL {
+                if block.get(key).is_some_and(|v| !v.is_null()) {
+                    outputs.entry(output).or_default().push(by.clone());
+                }
             }
-        };
-        for (i, rule) in destination
-            .get("rules")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let rule_name = rule
+            tickets.extend(tickets_of(block, &by));
+        }
+        uses.outputs.insert(name.clone(), outputs);
+        if !tickets.is_empty() {
+            uses.tickets.insert(name.clone(), tickets);
+        }
+    }
+    Some(uses)
+}
+
+/// A destination's blocks that give outputs: each rule's `then` (`rule "name"`, or `rule "#n"`
+/// for an unnamed one) and the `defaults`.
+fn blocks(destination: &Json) -> Vec<(String, &serde_json::Map<String, Json>)> {
+    let rules = destination
+        .get("rules")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten();
+    let mut out: Vec<_> = rules
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            let name = rule
                 .get("name")
                 .and_then(Json::as_str)
                 .map_or_else(|| format!("#{}", i + 1), str::to_string);
-            note(rule.get("then"), format!("rule {rule_name:?}"));
-        }
-        note(destination.get("defaults"), "defaults".into());
-        if !tickets.is_empty() {
-            used.insert(name.clone(), tickets);
-        }
-    }
-    Some(used)
+            Some((format!("rule {name:?}"), rule.get("then")?.as_object()?))
+        })
+        .collect();
+    out.extend(
+        destination
+            .get("defaults")
+            .and_then(Json::as_object)
+            .map(|d| ("defaults".to_string(), d)),
+    );
+    out
+}
+
+/// The ticket templates one block asks for.
+fn tickets_of(block: &serde_json::Map<String, Json>, by: &str) -> Vec<TicketUse> {
+    let listed = block
+        .get("tickets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten();
+    listed
+        .filter_map(|t| {
+            let template = t.get("template")?.as_str()?.to_string();
+            let fields = t
+                .get("fields")
+                .and_then(Json::as_object)
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
+                .collect();
+            Some(TicketUse {
+                by: by.to_string(),
+                template,
+                fields,
+            })
+        })
+        .collect()
 }
 
 /// The refusals for one destination: each output its connector cannot apply, named.
@@ -213,18 +213,18 @@ destinations:
 
     #[test]
     fn outputs_are_found_per_destination_with_their_rules() {
-        let used = outputs_used(DOC).unwrap();
+        let used = uses(DOC).unwrap().outputs;
         let okta = &used["okta"];
         assert_eq!(okta[&Output::Apps], ["rule \"engineering\""]);
         assert_eq!(okta[&Output::Licenses], ["defaults"]);
         assert!(!okta.contains_key(&Output::Expires));
         assert_eq!(used["google"][&Output::DistributionLists], ["rule \"#1\""]);
-        assert!(outputs_used("destination x\nrule a: x == 1 => group:G\n").is_none());
+        assert!(uses("destination x\nrule a: x == 1 => group:G\n").is_none());
     }
 
     #[test]
     fn what_a_connector_cannot_apply_is_refused_by_name() {
-        let used = outputs_used(DOC).unwrap();
+        let used = uses(DOC).unwrap().outputs;
         let ops = [OperationKind::Create, OperationKind::Update];
         let refused = refusals(
             "okta",

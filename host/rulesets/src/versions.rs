@@ -6,6 +6,7 @@ use crate::impact::{self, ImpactLimits, ImpactReport};
 use crate::{RuleSetError, TestReport, cases, check};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tenure_pipeline::audit_events::{self as ev, AuditEvent};
 use tenure_pipeline::plan::TICKET_CHECK;
@@ -364,11 +365,11 @@ impl RuleSets {
 
     /// Refuses a document that gives a destination an output its connector cannot apply.
     async fn check_outputs(&self, tenant: &str, document: &str) -> Result<(), RuleSetError> {
-        let Some(used) = crate::outputs::outputs_used(document) else {
+        let Some(uses) = crate::outputs::uses(document) else {
             return Ok(());
         };
         let mut refused = Vec::new();
-        for (destination, outputs) in used.iter().filter(|(_, o)| !o.is_empty()) {
+        for (destination, outputs) in uses.outputs.iter().filter(|(_, o)| !o.is_empty()) {
             let Some((connector, caps)) = self
                 .pipeline
                 .destination_caps(tenant, destination)
@@ -385,7 +386,7 @@ impl RuleSets {
                 &caps.keeps,
             ));
         }
-        refused.extend(self.check_tickets(tenant, document).await?);
+        refused.extend(self.check_tickets(tenant, uses.tickets).await?);
         if refused.is_empty() {
             return Ok(());
         }
@@ -398,9 +399,13 @@ impl RuleSets {
     /// Has each desk that checks ticket templates (its connector lists `tenure-ticket-check`)
     /// check the rule set's templates for it: the ones it refuses, named. A desk that cannot
     /// be reached now is not asked (its connector checks again when a ticket opens).
-    async fn check_tickets(&self, tenant: &str, document: &str) -> Result<Vec<String>, RuleSetError> {
+    async fn check_tickets(
+        &self,
+        tenant: &str,
+        tickets: BTreeMap<String, Vec<crate::outputs::TicketUse>>,
+    ) -> Result<Vec<String>, RuleSetError> {
         let mut refused = Vec::new();
-        for (destination, uses) in crate::outputs::tickets_used(document).unwrap_or_default() {
+        for (destination, uses) in tickets {
             let Some((connector, caps)) = self
                 .pipeline
                 .destination_caps(tenant, &destination)
