@@ -141,7 +141,7 @@ pub trait JobStore: Send + Sync {
     /// Extends the leases `owner` holds on these jobs (ahead of other writes); returns
     /// the ids whose lease it still holds.
     async fn extend_leases(&self, owner: &str, job_ids: Vec<i64>, until_ms: i64) -> StoreResult<Vec<i64>>;
-    /// Ends an attempt, first recording the result of its last operation (always),
+    /// Ends an attempt, first recording the results of its operations not yet written,
     /// and writes the person's lifecycle record when given, and queues the notifications the
     /// attempt raised (each once per key), all in one write. Returns false (and writes
     /// nothing) when the attempt lost its lease.
@@ -150,7 +150,7 @@ pub trait JobStore: Send + Sync {
         lease: &JobLease,
         finish: Finish,
         audit: Vec<AuditRecord>,
-        last_op: Option<FinishedOp>,
+        ops_done: Vec<FinishedOp>,
         lifecycle: Option<LifecycleRow>,
         notifications: Vec<NewNotification>,
     ) -> StoreResult<bool>;

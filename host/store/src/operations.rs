@@ -119,18 +119,19 @@ pub struct LinkUpdate {
 /// Operations and links.
 #[async_trait]
 pub trait OperationStore: Send + Sync {
-    /// Records that an operation is about to be sent (so a crash after the call is
-    /// recognised), together with the result of the job's previous operation; fenced by
-    /// the lease. The same `op_key` of a job is one operation across attempts.
-    async fn op_started(
+    /// Records that operations are about to be sent, in order (so a crash after a call is
+    /// recognised: each is recorded before it is sent), together with the results of the
+    /// job's earlier operations not yet written; fenced by the lease. Returns their ids in
+    /// the same order. The same `op_key` of a job is one operation across attempts.
+    async fn ops_started(
         &self,
         lease: &JobLease,
-        previous: Option<FinishedOp>,
-        op: NewOperation,
+        previous: Vec<FinishedOp>,
+        ops: Vec<NewOperation>,
         audit: Vec<AuditRecord>,
-    ) -> StoreResult<i64>;
-    /// Records an operation's result, and the link it established or changed.
-    async fn op_finished(&self, lease: &JobLease, done: FinishedOp) -> StoreResult<()>;
+    ) -> StoreResult<Vec<i64>>;
+    /// Records operations' results, in order, and the links they established or changed.
+    async fn ops_finished(&self, lease: &JobLease, done: Vec<FinishedOp>) -> StoreResult<()>;
     /// Writes a link outside an operation (a merge or a recovered create), with its audit.
     async fn put_link(&self, lease: &JobLease, link: LinkUpdate, audit: Vec<AuditRecord>) -> StoreResult<()>;
     /// Operations recorded for a job, oldest first.

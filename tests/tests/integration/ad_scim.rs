@@ -134,7 +134,7 @@ async fn lever_hire_to_ad_and_scim_then_move_then_leave_then_delete() {
         ("TENURE_AD_GROUPS", groups.clone()),
         ("TENURE_SCIM_URL", scim.url.clone()),
         ("TENURE_SCIM_TOKEN", scim.token.clone()),
-        ("TENURE_DELETE_AFTER", "3s".to_string()),
+        ("TENURE_DELETE_AFTER", "8s".to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

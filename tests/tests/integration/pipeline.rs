@@ -130,6 +130,20 @@ async fn dead_letter_then_replay_after_the_fix() {
     );
     let detail = host.get(&format!("/api/v1/jobs/{id}")).await;
     assert_eq!(detail["operations"][0]["status"], "failed");
+    // The plan's later operations were recorded before the first was sent, and never sent.
+    let later = &detail["operations"].as_array().expect("operations")[1..];
+    assert!(!later.is_empty(), "{detail}");
+    for op in later {
+        assert_eq!(op["status"], "abandoned", "{op}");
+        assert!(
+            op["detail"].as_str().is_some_and(|d| d.starts_with("not sent")),
+            "{op}"
+        );
+    }
+    assert!(
+        mock.with(|s| s.seen.iter().all(|r| !r.detail.starts_with("add-member"))),
+        "nothing after the failed create reached the destination"
+    );
     assert_eq!(detail["event_body"]["person"]["department"], "Sales");
 
     // Only IT may replay.

@@ -1,7 +1,8 @@
 //! Stage 5 for one destination: the person's account resolved (linked, matched,
 //! merged, skipped or held as a conflict), the plan made through the shared
-//! path, checked by the mass-change guard and applied one operation at a time,
-//! each recorded before it is sent and after.
+//! path, checked by the mass-change guard and applied one operation at a time:
+//! every intent recorded in one write before the first is sent, each result
+//! written with the job's next write.
 
 use super::{DestOutcome, JobRun};
 use crate::audit_events::{self as ev, LinkedBy};
@@ -264,8 +265,8 @@ impl JobRun<'_> {
         }
     }
 
-    /// Sends the plan's operations in order, each recorded before it is sent and
-    /// after; the account's anchor at the end.
+    /// Sends the plan's operations in order, each recorded before it is sent (all
+    /// in one write) and after; the account's anchor at the end.
     async fn apply_plan(
         &mut self,
         dest: &DestinationConfig,
@@ -290,10 +291,38 @@ impl JobRun<'_> {
             Vec::new()
         };
         let mut anchor = current.as_ref().map(|a| a.anchor.clone());
-        for planned in operations {
-            if planned.kind == OperationKind::OpenTicket && done.contains(&planned.key) {
-                continue; // opened by an earlier attempt of this job
-            }
+        // Opened by an earlier attempt of this job: not opened again.
+        let to_send: Vec<&PlannedOp> = operations
+            .iter()
+            .filter(|o| !(o.kind == OperationKind::OpenTicket && done.contains(&o.key)))
+            .collect();
+        if to_send.is_empty() {
+            return Ok(anchor);
+        }
+        // Every intent in one write, before the first call: each is recorded before it is
+        // sent, and an intent whose call never happened is found not to have taken effect.
+        let intents = to_send
+            .iter()
+            .map(|planned| NewOperation {
+                job_id: job.id,
+                tenant: job.tenant.clone(),
+                destination: dest.name.clone(),
+                op_key: planned.key.clone(),
+                kind: planned.kind,
+                target: planned.target.clone().or_else(|| anchor.clone()),
+                destructive: planned.destructive,
+                now_ms: p.now(),
+            })
+            .collect();
+        let audit = self.take(None);
+        let previous = std::mem::take(&mut self.unwritten_ops);
+        let ids = p.store.ops_started(&self.lease, previous, intents, audit).await?;
+        if ids.len() != to_send.len() {
+            let wrong = format!("the store recorded {} of {} intents", ids.len(), to_send.len());
+            return Err(Failure::store(&tenure_store::StoreError::Database(wrong)));
+        }
+        for (index, (planned, &op_id)) in to_send.iter().zip(&ids).enumerate() {
+            let later = &ids[index + 1..];
             let mut op = planned.op.clone();
             if let Some(a) = &anchor {
                 plan::bind_anchor(&mut op, a);
@@ -304,23 +333,11 @@ impl JobRun<'_> {
                 t.fields.retain(|(name, _)| name != plan::TICKET_KEY);
                 t.fields.push((plan::TICKET_KEY.into(), key));
             }
-            let started = NewOperation {
-                job_id: job.id,
-                tenant: job.tenant.clone(),
-                destination: dest.name.clone(),
-                op_key: planned.key.clone(),
-                kind: planned.kind,
-                target: planned.target.clone().or_else(|| anchor.clone()),
-                destructive: planned.destructive,
-                now_ms: p.now(),
-            };
-            let audit = self.take(None);
-            let previous = self.last_op.take();
-            let op_id = p.store.op_started(&self.lease, previous, started, audit).await?;
             // Only while the lease is known to hold: a stalled store must not let a
             // stale attempt keep changing the destination after another took over.
             if !p.lease_holds(job.id) {
                 self.op_abandoned(op_id, planned, name, "the lease could not be confirmed; not sent");
+                self.not_sent(later);
                 return Err(Failure {
                     class: FailureClass::LeaseLost,
                     message: "the job's lease could not be confirmed (the store is stalled); stopped".into(),
@@ -336,6 +353,7 @@ impl JobRun<'_> {
                 Err(e) => {
                     let f = Failure::of_call(&e);
                     self.op_failed(op_id, planned, name, duration_ms, &f);
+                    self.not_sent(later);
                     return Err(f);
                 }
             };
@@ -371,6 +389,7 @@ impl JobRun<'_> {
                             retry_after_ms: None,
                         };
                         self.op_failed(op_id, planned, name, duration_ms, &f);
+                        self.not_sent(later);
                         return Err(f);
                     }
                 }
@@ -402,7 +421,7 @@ impl JobRun<'_> {
                     summary: &outcome.summary,
                 },
             );
-            self.last_op = Some(FinishedOp {
+            self.unwritten_ops.push(FinishedOp {
                 op_id,
                 result: OpResult {
                     status: OperationStatus::Done,
@@ -543,7 +562,7 @@ impl JobRun<'_> {
                 why,
             },
         );
-        self.last_op = Some(FinishedOp {
+        self.unwritten_ops.push(FinishedOp {
             op_id,
             result: OpResult {
                 status: OperationStatus::Abandoned,
@@ -554,6 +573,25 @@ impl JobRun<'_> {
             link: None,
             audit: vec![rec],
         });
+    }
+
+    /// The plan's operations after one that failed: their intents were recorded, but
+    /// they were never sent (the failure's record says why; the next attempt plans again).
+    fn not_sent(&mut self, op_ids: &[i64]) {
+        let now_ms = self.p.now();
+        for &op_id in op_ids {
+            self.unwritten_ops.push(FinishedOp {
+                op_id,
+                result: OpResult {
+                    status: OperationStatus::Abandoned,
+                    detail: "not sent: an earlier operation of the plan did not succeed".into(),
+                    anchor: None,
+                    now_ms,
+                },
+                link: None,
+                audit: Vec::new(),
+            });
+        }
     }
 
     fn op_failed(
@@ -583,7 +621,7 @@ impl JobRun<'_> {
             planned.kind,
             OperationStatus::Failed,
         );
-        self.last_op = Some(FinishedOp {
+        self.unwritten_ops.push(FinishedOp {
             op_id,
             result: OpResult {
                 status: OperationStatus::Failed,

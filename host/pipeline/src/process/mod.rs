@@ -54,9 +54,9 @@ struct JobRun<'a> {
     lease: JobLease,
     /// Audit records not yet written; each store write takes them along.
     pending: Vec<AuditRecord>,
-    /// The last operation's result, written with the job's next write (the next
-    /// operation's intent or the end of the attempt): one write per operation.
-    last_op: Option<FinishedOp>,
+    /// Operations' results not yet written: they go with the job's next write (the
+    /// next destination's intents or the end of the attempt).
+    unwritten_ops: Vec<FinishedOp>,
     /// Scheduled deletions this attempt carried out.
     deleted_actions: Vec<i64>,
     /// The person's lifecycle facts (loaded at admission).
@@ -89,7 +89,7 @@ impl Pipeline {
                 job: &job,
                 lease: job.lease(&self.owner),
                 pending: Vec::new(),
-                last_op: None,
+                unwritten_ops: Vec::new(),
                 deleted_actions: Vec::new(),
                 life: Lifecycle::default(),
                 created: Vec::new(),
@@ -242,7 +242,7 @@ impl JobRun<'_> {
                 &self.lease,
                 finish.clone(),
                 audit,
-                self.last_op.take(),
+                std::mem::take(&mut self.unwritten_ops),
                 life,
                 messages,
             )
@@ -515,12 +515,13 @@ impl JobRun<'_> {
         out
     }
 
-    /// Writes the last operation's result now (before a write that is not an operation).
+    /// Writes the operations' results now (before a write that is not an operation's).
     async fn flush(&mut self) -> Result<(), Failure> {
-        match self.last_op.take() {
-            Some(done) => Ok(self.p.store.op_finished(&self.lease, done).await?),
-            None => Ok(()),
+        if self.unwritten_ops.is_empty() {
+            return Ok(());
         }
+        let done = std::mem::take(&mut self.unwritten_ops);
+        Ok(self.p.store.ops_finished(&self.lease, done).await?)
     }
 
     /// How a failure ends the attempt: a retry after the backoff, or dead (a permanent

@@ -119,8 +119,8 @@ impl JobRun<'_> {
                 person_key: self.job.person_key.clone(),
                 link: link.clone(),
             });
-            self.flush().await?;
-            let done = FinishedOp {
+            // Written with the job's next write (the new plan's intents, or the attempt's end).
+            self.unwritten_ops.push(FinishedOp {
                 op_id: op.id,
                 result: OpResult {
                     status,
@@ -130,8 +130,7 @@ impl JobRun<'_> {
                 },
                 link: update,
                 audit: vec![rec],
-            };
-            self.p.store.op_finished(&self.lease, done).await?;
+            });
         }
         Ok(link)
     }

@@ -148,7 +148,7 @@ pub async fn a_newer_record_supersedes_a_job_held_on_a_rules_error(store: Arc<dy
         };
         assert!(
             store
-                .finish(&job.lease("w"), held, vec![], None, None, vec![])
+                .finish(&job.lease("w"), held, vec![], vec![], None, vec![])
                 .await
                 .unwrap()
         );

@@ -72,7 +72,7 @@ pub async fn the_guard_trips_over_its_limit_and_an_approval_gives_a_budget(store
         };
         assert!(
             store
-                .finish(&job.lease("w"), held, vec![], None, None, vec![])
+                .finish(&job.lease("w"), held, vec![], vec![], None, vec![])
                 .await
                 .unwrap()
         );
@@ -123,7 +123,7 @@ pub async fn conflicts_are_decided_once_and_release_their_job(store: Arc<dyn Sto
     };
     assert!(
         store
-            .finish(&job.lease("w"), held, vec![], None, None, vec![])
+            .finish(&job.lease("w"), held, vec![], vec![], None, vec![])
             .await
             .unwrap()
     );

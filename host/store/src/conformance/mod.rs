@@ -49,7 +49,7 @@ macro_rules! conformance_suite {
             queue::unfinished_jobs_are_seen_per_person,
             operations::an_operation_is_one_record_per_key_across_attempts,
             operations::links_are_written_found_counted_and_removed,
-            operations::finish_records_the_last_operation_and_the_lifecycle,
+            operations::finish_records_the_operations_results_and_the_lifecycle,
             guards::the_guard_trips_over_its_limit_and_an_approval_gives_a_budget,
             guards::conflicts_are_decided_once_and_release_their_job,
             notifications::notifications_are_queued_once_per_key,
@@ -131,7 +131,7 @@ pub async fn claim(store: &Arc<dyn Store>, owner: &str) -> Vec<ClaimedJob> {
 /// Ends an attempt as completed; whether the lease still held.
 pub async fn complete(store: &Arc<dyn Store>, lease: &JobLease) -> bool {
     store
-        .finish(lease, Finish::Completed, vec![], None, None, vec![])
+        .finish(lease, Finish::Completed, vec![], vec![], None, vec![])
         .await
         .expect("finish")
 }

@@ -65,7 +65,7 @@ pub async fn notifications_go_with_the_jobs_end(store: Arc<dyn Store>) {
     let end = |key: &str| (Finish::Completed, vec![notification(key), notification(key)]);
     let (finish, notes) = end("account-ready:hr:1:1");
     let stale = store
-        .finish(&job.lease("other"), finish, vec![], None, None, notes)
+        .finish(&job.lease("other"), finish, vec![], vec![], None, notes)
         .await
         .unwrap();
     assert!(!stale, "another owner's end is refused");
@@ -75,7 +75,7 @@ pub async fn notifications_go_with_the_jobs_end(store: Arc<dyn Store>) {
     );
     let (finish, notes) = end("account-ready:hr:1:1");
     let ended = store
-        .finish(&job.lease("w"), finish, vec![], None, None, notes)
+        .finish(&job.lease("w"), finish, vec![], vec![], None, notes)
         .await
         .unwrap();
     assert!(ended);

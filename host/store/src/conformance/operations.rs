@@ -49,35 +49,27 @@ pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn S
     intake(&store, vec![event("a", "p1")]).await;
     let job = claim(&store, "w").await.remove(0);
     let lease = job.lease("w");
-    let create = store
-        .op_started(
-            &lease,
-            None,
-            op(job.id, "ad/create", OperationKind::Create),
-            vec![],
-        )
-        .await
-        .unwrap();
-    // The next operation's intent carries the previous result: one write per operation.
-    let previous = done(
+    // A plan's intents are recorded together, before the first is sent; ids in order.
+    let planned = vec![
+        op(job.id, "ad/create", OperationKind::Create),
+        op(job.id, "ad/add/g1", OperationKind::AddMember),
+    ];
+    let ids = store.ops_started(&lease, vec![], planned, vec![]).await.unwrap();
+    let [create, add] = ids[..] else {
+        panic!("one id per operation: {ids:?}");
+    };
+    assert!(create < add, "ids in the order given: {ids:?}");
+    let started = store.operations(job.id).await.unwrap();
+    assert!(started.iter().all(|o| o.status == OperationStatus::Started));
+    // Results go with the job's next write, several at once and in order.
+    let created = done(
         create,
         OperationStatus::Done,
         Some("CN=a"),
         Some(link("p1", Some("CN=a"), &[])),
     );
-    let add = store
-        .op_started(
-            &lease,
-            Some(previous),
-            op(job.id, "ad/add/g1", OperationKind::AddMember),
-            vec![],
-        )
-        .await
-        .unwrap();
-    store
-        .op_finished(&lease, done(add, OperationStatus::Failed, None, None))
-        .await
-        .unwrap();
+    let failed = done(add, OperationStatus::Failed, None, None);
+    store.ops_finished(&lease, vec![created, failed]).await.unwrap();
     let ops = store.operations(job.id).await.unwrap();
     let view: Vec<_> = ops
         .iter()
@@ -110,23 +102,36 @@ pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn S
     };
     assert!(
         store
-            .finish(&lease, retry, vec![], None, None, vec![])
+            .finish(&lease, retry, vec![], vec![], None, vec![])
             .await
             .unwrap()
     );
     let again = claim(&store, "w").await.remove(0);
-    let id = store
-        .op_started(
-            &again.lease("w"),
-            None,
-            op(job.id, "ad/add/g1", OperationKind::AddMember),
-            vec![],
-        )
+    // An earlier operation's result goes with the next intents.
+    let again_lease = again.lease("w");
+    let readd = op(job.id, "ad/add/g1", OperationKind::AddMember);
+    let first = store
+        .ops_started(&again_lease, vec![], vec![readd], vec![])
         .await
         .unwrap();
-    assert_eq!(id, add);
+    assert_eq!(first, [add]);
+    let readd_failed = done(add, OperationStatus::Failed, None, None);
+    let next = op(job.id, "ad/add/g2", OperationKind::AddMember);
+    store
+        .ops_started(&again_lease, vec![readd_failed], vec![next], vec![])
+        .await
+        .unwrap();
     let ops = store.operations(job.id).await.unwrap();
-    assert_eq!((ops.len(), ops[1].status), (2, OperationStatus::Started));
+    assert_eq!(ops[1].status, OperationStatus::Failed);
+    assert_eq!(
+        store
+            .ops_started(&again_lease, vec![], vec![], vec![])
+            .await
+            .unwrap(),
+        Vec::<i64>::new(),
+        "no intents, no ids"
+    );
+    assert_eq!((ops.len(), ops[2].status), (3, OperationStatus::Started));
 }
 
 pub async fn links_are_written_found_counted_and_removed(store: Arc<dyn Store>) {
@@ -179,21 +184,21 @@ pub async fn links_are_written_found_counted_and_removed(store: Arc<dyn Store>) 
     assert_eq!(store.managed_count("t", "ad").await.unwrap(), 1);
 }
 
-pub async fn finish_records_the_last_operation_and_the_lifecycle(store: Arc<dyn Store>) {
+pub async fn finish_records_the_operations_results_and_the_lifecycle(store: Arc<dyn Store>) {
     intake(&store, vec![event("a", "p1")]).await;
     let job = claim(&store, "w").await.remove(0);
     let lease = job.lease("w");
-    let id = store
-        .op_started(
+    let ids = store
+        .ops_started(
             &lease,
-            None,
-            op(job.id, "ad/create", OperationKind::Create),
+            vec![],
+            vec![op(job.id, "ad/create", OperationKind::Create)],
             vec![],
         )
         .await
         .unwrap();
     let last = done(
-        id,
+        ids[0],
         OperationStatus::Done,
         Some("CN=a"),
         Some(link("p1", Some("CN=a"), &[])),
@@ -208,7 +213,7 @@ pub async fn finish_records_the_last_operation_and_the_lifecycle(store: Arc<dyn 
     let audit = vec![AuditRecord::new("t", AuditKind::JobCompleted, "system").job(job.id)];
     assert!(
         store
-            .finish(&lease, Finish::Completed, audit, Some(last), Some(row), vec![])
+            .finish(&lease, Finish::Completed, audit, vec![last], Some(row), vec![])
             .await
             .unwrap()
     );

@@ -21,7 +21,7 @@ pub async fn claims_run_each_persons_jobs_in_order(store: Arc<dyn Store>) {
     let dead = Finish::Dead { error: "boom".into() };
     assert!(
         store
-            .finish(&next[0].lease("w"), dead, vec![], None, None, vec![])
+            .finish(&next[0].lease("w"), dead, vec![], vec![], None, vec![])
             .await
             .unwrap()
     );
@@ -63,7 +63,7 @@ pub async fn expired_leases_go_to_another_owner_and_fence_the_old_attempt(store:
         now_ms: t0,
     };
     assert!(matches!(
-        store.op_started(&stale, None, op, vec![]).await,
+        store.ops_started(&stale, vec![], vec![op], vec![]).await,
         Err(StoreError::Fenced(_))
     ));
     let link = LinkUpdate {
@@ -132,7 +132,7 @@ pub async fn retries_end_in_dead_letter_and_a_replay(store: Arc<dyn Store>) {
         };
         assert!(
             store
-                .finish(&job.lease("w"), retry, vec![], None, None, vec![])
+                .finish(&job.lease("w"), retry, vec![], vec![], None, vec![])
                 .await
                 .unwrap()
         );
@@ -164,7 +164,7 @@ pub async fn an_uncharged_retry_gives_the_attempt_back(store: Arc<dyn Store>) {
         };
         assert!(
             store
-                .finish(&job.lease("w"), wait, vec![], None, None, vec![])
+                .finish(&job.lease("w"), wait, vec![], vec![], None, vec![])
                 .await
                 .unwrap()
         );
@@ -180,7 +180,7 @@ pub async fn an_uncharged_retry_gives_the_attempt_back(store: Arc<dyn Store>) {
     };
     assert!(
         store
-            .finish(&job.lease("w"), later, vec![], None, None, vec![])
+            .finish(&job.lease("w"), later, vec![], vec![], None, vec![])
             .await
             .unwrap()
     );
@@ -196,7 +196,7 @@ pub async fn held_jobs_are_released_by_reason(store: Arc<dyn Store>) {
         };
         assert!(
             store
-                .finish(&job.lease("w"), held, vec![], None, None, vec![])
+                .finish(&job.lease("w"), held, vec![], vec![], None, vec![])
                 .await
                 .unwrap()
         );

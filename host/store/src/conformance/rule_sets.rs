@@ -64,7 +64,7 @@ pub async fn rule_set_versions_number_up_and_publish_a_head(store: Arc<dyn Store
         };
         assert!(
             store
-                .finish(&job.lease("w"), held, vec![], None, None, vec![])
+                .finish(&job.lease("w"), held, vec![], vec![], None, vec![])
                 .await
                 .unwrap()
         );

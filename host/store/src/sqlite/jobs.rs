@@ -180,14 +180,14 @@ impl JobStore for SqliteStore {
         lease: &JobLease,
         finish: Finish,
         audit: Vec<AuditRecord>,
-        last_op: Option<FinishedOp>,
+        ops_done: Vec<FinishedOp>,
         lifecycle: Option<LifecycleRow>,
         notifications: Vec<NewNotification>,
     ) -> StoreResult<bool> {
         let lease = lease.clone();
         let job_id = lease.job_id;
         let audit = prepare(audit);
-        let last_op = last_op.map(PreparedResult::from);
+        let ops_done: Vec<PreparedResult> = ops_done.into_iter().map(PreparedResult::from).collect();
         self.writer
             .write(move |ctx| {
                 let c = ctx.conn;
@@ -203,7 +203,7 @@ impl JobStore for SqliteStore {
                 let Some((attempts, max_attempts, tenant)) = current else {
                     return Ok(false);
                 };
-                if let Some(done) = last_op {
+                for done in ops_done {
                     record_op_result(ctx, done)?;
                 }
                 if let Some(row) = &lifecycle {

@@ -80,59 +80,63 @@ fn write_link(c: &Connection, l: &LinkUpdate, now_ms: i64) -> StoreResult<()> {
 
 #[async_trait::async_trait]
 impl OperationStore for SqliteStore {
-    async fn op_started(
+    async fn ops_started(
         &self,
         lease: &JobLease,
-        previous: Option<FinishedOp>,
-        op: NewOperation,
+        previous: Vec<FinishedOp>,
+        ops: Vec<NewOperation>,
         audit: Vec<AuditRecord>,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<Vec<i64>> {
         let lease = lease.clone();
-        let previous = previous.map(PreparedResult::from);
+        let previous: Vec<PreparedResult> = previous.into_iter().map(PreparedResult::from).collect();
         let audit = prepare(audit);
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;
-                if let Some(done) = previous {
+                for done in previous {
                     record_op_result(ctx, done)?;
                 }
-                let id = ctx
-                    .conn
-                    .prepare_cached(
-                        "INSERT INTO operations (job_id, tenant, destination, op_key, kind, target, \
-                            destructive, status, started_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)
-                         ON CONFLICT (job_id, op_key) DO UPDATE SET status = 'started', started_ms = \
-                             excluded.started_ms,
-                             target = excluded.target, finished_ms = NULL
-                         RETURNING id",
-                    )?
-                    .query_row(
-                        params![
-                            op.job_id,
-                            op.tenant,
-                            op.destination,
-                            op.op_key,
-                            op.kind,
-                            op.target,
-                            op.destructive,
-                            op.now_ms
-                        ],
-                        |r| r.get(0),
-                    )?;
+                let mut insert = ctx.conn.prepare_cached(
+                    "INSERT INTO operations (job_id, tenant, destination, op_key, kind, target, destructive, \
+                        status, started_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'started', ?8)
+                     ON CONFLICT (job_id, op_key) DO UPDATE SET status = 'started', started_ms = \
+                         excluded.started_ms,
+                         target = excluded.target, finished_ms = NULL
+                     RETURNING id",
+                )?;
+                let ids = ops
+                    .iter()
+                    .map(|op| {
+                        insert.query_row(
+                            params![
+                                op.job_id,
+                                op.tenant,
+                                op.destination,
+                                op.op_key,
+                                op.kind,
+                                op.target,
+                                op.destructive,
+                                op.now_ms
+                            ],
+                            |r| r.get(0),
+                        )
+                    })
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                drop(insert);
                 ctx.audit_all(audit)?;
-                Ok(id)
+                Ok(ids)
             })
             .await
     }
 
-    async fn op_finished(&self, lease: &JobLease, done: FinishedOp) -> StoreResult<()> {
+    async fn ops_finished(&self, lease: &JobLease, done: Vec<FinishedOp>) -> StoreResult<()> {
         let lease = lease.clone();
-        let done = PreparedResult::from(done);
+        let done: Vec<PreparedResult> = done.into_iter().map(PreparedResult::from).collect();
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;
-                record_op_result(ctx, done)
+                done.into_iter().try_for_each(|d| record_op_result(ctx, d))
             })
             .await
     }
