@@ -308,16 +308,19 @@ impl Lifecycle {
                 start_date: self.start_date.clone(),
             });
         }
-        // A hire after the employment ended (or after a withdrawn hire) hires them again.
+        // A hire after the employment ended (or after a withdrawn hire) hires them again. One
+        // without a start date starts when it takes effect (its effective date, else today):
+        // after a last day that has passed, that is a rehire too, not a record left unapplied.
+        let starts = match &event.person.start_date {
+            Some(start) => day(start),
+            None => event.effective_date.as_deref().and_then(day).or(Some(today)),
+        };
         let ended = self.withdrawn
-            || self.last_day.as_deref().and_then(day).is_some_and(|last| {
-                event
-                    .person
-                    .start_date
-                    .as_deref()
-                    .and_then(day)
-                    .is_some_and(|s| s > last)
-            });
+            || self
+                .last_day
+                .as_deref()
+                .and_then(day)
+                .is_some_and(|last| starts.is_some_and(|s| s > last));
         let (kind, note) = if kind == EventKind::Joiner && self.hires > 0 && ended {
             (EventKind::Rehire, Some(Observation::JoinerIsRehire))
         } else {
@@ -344,6 +347,9 @@ impl Lifecycle {
                 self.candidate = false;
             }
             EventKind::Rehire => {
+                if p.start_date.is_none() {
+                    self.start_date = Some(on(&event.effective_date));
+                }
                 self.hires += 1;
                 self.candidate = false;
                 self.withdrawn = false;
@@ -879,6 +885,41 @@ mod tests {
         );
         assert_eq!(note, Some(Observation::JoinerIsRehire));
         assert_eq!(l.state_at(ms("2026-09-02T00:00:00Z")), State::Active);
+    }
+
+    #[test]
+    fn a_hire_without_a_start_date_after_the_last_day_is_a_rehire_from_that_day() {
+        let mut l = Lifecycle::default();
+        let hire = event(EventKind::Joiner, person(wit::PersonStatus::Active), None);
+        l.observe(1, EventKind::Joiner, &hire, ms("2026-03-05T00:00:00Z"));
+        let leave = event(
+            EventKind::Leaver,
+            person(wit::PersonStatus::Terminated),
+            Some("2026-06-30"),
+        );
+        l.observe(2, EventKind::Leaver, &leave, ms("2026-06-01T00:00:00Z"));
+        let mut undated = person(wit::PersonStatus::Active);
+        undated.start_date = None;
+        // Before the last day: the termination stands (a hire record sent again is no rehire).
+        let mut pending = l.clone();
+        let resent = event(EventKind::Joiner, undated.clone(), None);
+        assert_eq!(
+            pending.observe(3, EventKind::Joiner, &resent, ms("2026-06-15T00:00:00Z")),
+            None
+        );
+        assert_eq!(pending.state_at(ms("2026-07-02T00:00:00Z")), State::Terminated);
+        // After it: hired again from the day it takes effect.
+        let note = l.observe(3, EventKind::Joiner, &resent, ms("2026-08-01T00:00:00Z"));
+        assert_eq!(note, Some(Observation::JoinerIsRehire));
+        assert_eq!(l.state_at(ms("2026-08-01T00:00:00Z")), State::Active);
+        assert_eq!((l.hires, l.start_date.as_deref()), (2, Some("2026-08-01")));
+        // With an effective date, from that day (a pre-hire until then).
+        let mut later = pending;
+        let dated = event(EventKind::Joiner, undated, Some("2026-09-01"));
+        let note = later.observe(4, EventKind::Joiner, &dated, ms("2026-08-01T00:00:00Z"));
+        assert_eq!(note, Some(Observation::JoinerIsRehire));
+        assert_eq!(later.state_at(ms("2026-08-15T00:00:00Z")), State::PreHire);
+        assert_eq!(later.state_at(ms("2026-09-02T00:00:00Z")), State::Active);
     }
 
     fn destination() -> DestinationConfig {

@@ -1198,3 +1198,33 @@ async fn reconciliation_and_the_access_review_walk_everyone_a_page_at_a_time() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hire_record_without_a_start_date_after_the_last_day_hires_them_again() {
+    let life = Life::start("", "", "2026-03-01T00:00:00Z").await;
+    life.hire("RH", json!({})).await;
+    let leave = event(
+        "leaver",
+        "RH",
+        "leave-RH",
+        json!({ "status": "terminated" }),
+        Some("2026-03-31"),
+    );
+    life.post(leave).await;
+    life.at("2026-04-02T00:00:00Z").await;
+    let gone = life.must("RH").await;
+    assert!(!gone.enabled && gone.groups.is_empty(), "{gone:?}");
+    // The hire is sent again with no start date (some feeds leave it out): a rehire from today.
+    let again = event("joiner", "RH", "hire-RH-2", json!({ "start_date": null }), None);
+    life.post(again).await;
+    let back = life.must("RH").await;
+    assert!(back.enabled, "re-enabled: {back:?}");
+    assert_eq!(sorted(&back.groups), ["Engineering", "Prod-Access"]);
+    assert_eq!(back.anchor, gone.anchor, "the same account, not a second one");
+    let audit = life.audit("RH").await;
+    assert!(
+        audit.iter().any(|e| e["kind"] == "lifecycle.rehire"),
+        "{:?}",
+        kinds(&audit)
+    );
+}
