@@ -6,8 +6,10 @@ use crate::*;
 use rusqlite::{OptionalExtension, params};
 
 /// The ids of a person's newest event from each source.
-pub(super) const NEWEST_PER_SOURCE: &str =
-    "SELECT max(id) FROM events WHERE tenant = ?1 AND person_key = ?2 GROUP BY source";
+pub(super) const NEWEST_PER_SOURCE: &str = concat!(
+    "SELECT max(id) FROM events INDEXED BY events_person_id ",
+    "WHERE tenant = ?1 AND person_key = ?2 GROUP BY source"
+);
 #[async_trait::async_trait]
 impl EventStore for SqliteStore {
     async fn intake(&self, events: Vec<NewEvent>, cursor: Option<CursorUpdate>) -> StoreResult<Vec<Intake>> {

@@ -244,7 +244,7 @@ async fn the_queries_every_job_runs_use_an_index() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let plans = [
-        (events::NEWEST_PER_SOURCE.to_string(), "events_person"),
+        (events::NEWEST_PER_SOURCE.to_string(), "events_person_id"),
         (schedule::REPORTS_OF.to_string(), "lifecycles_by_manager"),
         (
             format!("SELECT id FROM scheduled_actions {}", schedule::OPEN_ACTIONS_OF),
