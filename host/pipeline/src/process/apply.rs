@@ -14,8 +14,8 @@ use crate::{DestinationConfig, Failure, FailureClass};
 use std::time::Instant;
 use tenure_runtime::wit;
 use tenure_store::{
-    ActionState, FinishedOp, GuardDecision, GuardRequest, Link, LinkUpdate, NewConflict, NewOperation,
-    OpResult, OperationKind, OperationStatus, ScheduledAction,
+    ActionState, AuditRecord, FinishedOp, GuardDecision, GuardRequest, Link, LinkUpdate, NewConflict,
+    NewOperation, OpResult, OperationKind, OperationStatus, ScheduledAction,
 };
 
 /// Which operations a pass over the destinations applies.
@@ -562,36 +562,38 @@ impl JobRun<'_> {
                 why,
             },
         );
-        self.unwritten_ops.push(FinishedOp {
-            op_id,
-            result: OpResult {
-                status: OperationStatus::Abandoned,
-                detail: why.into(),
-                anchor: None,
-                now_ms: self.p.now(),
-            },
-            link: None,
-            audit: vec![rec],
-        });
+        self.unsent_result(op_id, OperationStatus::Abandoned, why.into(), vec![rec]);
     }
 
     /// The plan's operations after one that failed: their intents were recorded, but
     /// they were never sent (the failure's record says why; the next attempt plans again).
     fn not_sent(&mut self, op_ids: &[i64]) {
-        let now_ms = self.p.now();
         for &op_id in op_ids {
-            self.unwritten_ops.push(FinishedOp {
-                op_id,
-                result: OpResult {
-                    status: OperationStatus::Abandoned,
-                    detail: "not sent: an earlier operation of the plan did not succeed".into(),
-                    anchor: None,
-                    now_ms,
-                },
-                link: None,
-                audit: Vec::new(),
-            });
+            let why = "not sent: an earlier operation of the plan did not succeed";
+            self.unsent_result(op_id, OperationStatus::Abandoned, why.into(), Vec::new());
         }
+    }
+
+    /// The result of an operation that changed nothing (it failed or was never sent), to be
+    /// written with the job's next write.
+    fn unsent_result(
+        &mut self,
+        op_id: i64,
+        status: OperationStatus,
+        detail: String,
+        audit: Vec<AuditRecord>,
+    ) {
+        self.unwritten_ops.push(FinishedOp {
+            op_id,
+            result: OpResult {
+                status,
+                detail,
+                anchor: None,
+                now_ms: self.p.now(),
+            },
+            link: None,
+            audit,
+        });
     }
 
     fn op_failed(
@@ -621,17 +623,8 @@ impl JobRun<'_> {
             planned.kind,
             OperationStatus::Failed,
         );
-        self.unwritten_ops.push(FinishedOp {
-            op_id,
-            result: OpResult {
-                status: OperationStatus::Failed,
-                detail: format!("{}: {}", f.class, f.message),
-                anchor: None,
-                now_ms: self.p.now(),
-            },
-            link: None,
-            audit: vec![rec],
-        });
+        let detail = format!("{}: {}", f.class, f.message);
+        self.unsent_result(op_id, OperationStatus::Failed, detail, vec![rec]);
     }
 
     /// The mass-change guard: None to go ahead, Some(hold reason) to stop.

@@ -1,7 +1,7 @@
 //! The job queue: claims with leases in per-person order, attempts, holds, replays.
 
 use super::notifications::insert_notification;
-use super::operations::{OP_COLUMNS, PreparedResult, op_row, record_op_result};
+use super::operations::{OP_COLUMNS, op_row, prepare_results, record_op_results};
 use super::schedule::write_lifecycle;
 use super::writer::WriteCtx;
 use super::writer::prepare;
@@ -187,7 +187,7 @@ impl JobStore for SqliteStore {
         let lease = lease.clone();
         let job_id = lease.job_id;
         let audit = prepare(audit);
-        let ops_done: Vec<PreparedResult> = ops_done.into_iter().map(PreparedResult::from).collect();
+        let ops_done = prepare_results(ops_done);
         self.writer
             .write(move |ctx| {
                 let c = ctx.conn;
@@ -203,9 +203,7 @@ impl JobStore for SqliteStore {
                 let Some((attempts, max_attempts, tenant)) = current else {
                     return Ok(false);
                 };
-                for done in ops_done {
-                    record_op_result(ctx, done)?;
-                }
+                record_op_results(ctx, ops_done)?;
                 if let Some(row) = &lifecycle {
                     write_lifecycle(c, &tenant, row)?;
                 }

@@ -37,7 +37,17 @@ impl From<FinishedOp> for PreparedResult {
     }
 }
 
-pub(super) fn record_op_result(ctx: &mut WriteCtx<'_>, result: PreparedResult) -> StoreResult<()> {
+/// Operations' results with their audit records prepared (on the caller's thread).
+pub(super) fn prepare_results(done: Vec<FinishedOp>) -> Vec<PreparedResult> {
+    done.into_iter().map(PreparedResult::from).collect()
+}
+
+/// Records operations' results in order.
+pub(super) fn record_op_results(ctx: &mut WriteCtx<'_>, results: Vec<PreparedResult>) -> StoreResult<()> {
+    results.into_iter().try_for_each(|r| record_op_result(ctx, r))
+}
+
+fn record_op_result(ctx: &mut WriteCtx<'_>, result: PreparedResult) -> StoreResult<()> {
     let PreparedResult { done, audit } = result;
     let r = &done.result;
     ctx.conn
@@ -88,14 +98,12 @@ impl OperationStore for SqliteStore {
         audit: Vec<AuditRecord>,
     ) -> StoreResult<Vec<i64>> {
         let lease = lease.clone();
-        let previous: Vec<PreparedResult> = previous.into_iter().map(PreparedResult::from).collect();
+        let previous = prepare_results(previous);
         let audit = prepare(audit);
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;
-                for done in previous {
-                    record_op_result(ctx, done)?;
-                }
+                record_op_results(ctx, previous)?;
                 let mut insert = ctx.conn.prepare_cached(
                     "INSERT INTO operations (job_id, tenant, destination, op_key, kind, target, destructive, \
                         status, started_ms)
@@ -132,11 +140,11 @@ impl OperationStore for SqliteStore {
 
     async fn ops_finished(&self, lease: &JobLease, done: Vec<FinishedOp>) -> StoreResult<()> {
         let lease = lease.clone();
-        let done: Vec<PreparedResult> = done.into_iter().map(PreparedResult::from).collect();
+        let done = prepare_results(done);
         self.writer
             .write(move |ctx| {
                 check_lease(ctx.conn, &lease)?;
-                done.into_iter().try_for_each(|d| record_op_result(ctx, d))
+                record_op_results(ctx, done)
             })
             .await
     }
