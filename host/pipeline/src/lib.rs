@@ -214,6 +214,12 @@ pub fn backoff_ms(q: &QueueConfig, attempt: u32, retry_after_ms: Option<u64>) ->
     }
 }
 
+/// A destination held back: until when, and the refusal that asked for it.
+pub(crate) struct Throttle {
+    until: std::time::Instant,
+    why: String,
+}
+
 /// The pipeline of one host.
 pub struct Pipeline {
     pub(crate) store: Arc<dyn Store>,
@@ -231,9 +237,9 @@ pub struct Pipeline {
     /// Until when each running job's lease is known to hold (from its claim and the
     /// heartbeats the store confirmed).
     pub(crate) leases: Mutex<HashMap<i64, std::time::Instant>>,
-    /// Destinations that asked to be left alone (a 429's `Retry-After`), by (tenant,
-    /// destination): until then no job calls them.
-    pub(crate) throttles: Mutex<HashMap<(String, String), std::time::Instant>>,
+    /// Destinations that asked to be left alone (a 429's `Retry-After`, a plugin quota), by
+    /// (tenant, destination): until then no job calls them.
+    pub(crate) throttles: Mutex<HashMap<(String, String), Throttle>>,
     /// Each polled source's health, by (tenant, source).
     pub(crate) pollers: Mutex<std::collections::BTreeMap<(String, String), sources::SourceHealth>>,
     /// Wakes the notification sender when one was queued.
@@ -297,23 +303,30 @@ impl Pipeline {
         self.wake.notify_one();
     }
 
-    /// Holds every job's calls to a destination back for `wait_ms` (it answered rate-limited).
-    pub(crate) fn throttle(&self, tenant: &str, destination: &str, wait_ms: u64) {
-        let until = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    /// Holds every job's calls to a destination back for `wait_ms` (it answered rate-limited,
+    /// for the reason `why`).
+    pub(crate) fn throttle(&self, tenant: &str, destination: &str, wait_ms: u64, why: &str) {
+        let now = std::time::Instant::now();
+        let until = now + std::time::Duration::from_millis(wait_ms);
         let mut t = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
-        let slot = t
-            .entry((tenant.to_string(), destination.to_string()))
-            .or_insert(until);
-        if *slot < until {
-            *slot = until;
+        let key = (tenant.to_string(), destination.to_string());
+        match t.get_mut(&key) {
+            // Still held: held longer, for the refusal that began it (a job turned away by the
+            // hold reports it again, and must not nest its own message in it).
+            Some(slot) if slot.until > now => slot.until = slot.until.max(until),
+            _ => {
+                let why = why.to_string();
+                t.insert(key, Throttle { until, why });
+            }
         }
     }
 
-    /// How long a destination still asks to be left alone, if it does.
-    pub(crate) fn throttled(&self, tenant: &str, destination: &str) -> Option<std::time::Duration> {
+    /// How long a destination still asks to be left alone, and why, if it does.
+    pub(crate) fn throttled(&self, tenant: &str, destination: &str) -> Option<(std::time::Duration, String)> {
         let t = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
-        let until = t.get(&(tenant.to_string(), destination.to_string()))?;
-        until.checked_duration_since(std::time::Instant::now())
+        let slot = t.get(&(tenant.to_string(), destination.to_string()))?;
+        let wait = slot.until.checked_duration_since(std::time::Instant::now())?;
+        Some((wait, slot.why.clone()))
     }
 
     /// Records until when a job's lease is known to hold (`None`: the job ended).

@@ -46,11 +46,11 @@ impl JobRun<'_> {
         let dest = &*target.dest;
         let name = dest.name.as_str();
         // The destination asked every caller to wait (a 429's Retry-After): this job waits too.
-        if let Some(wait) = p.throttled(&job.tenant, name) {
+        if let Some((wait, why)) = p.throttled(&job.tenant, name) {
             return Err(Failure {
                 class: FailureClass::RateLimited,
                 message: format!(
-                    "destination {name} asked to be left alone for {} ms more",
+                    "destination {name} is held back for {} ms more after: {why}",
                     wait.as_millis()
                 ),
                 retry: true,

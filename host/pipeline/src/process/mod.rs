@@ -556,7 +556,7 @@ fn note_failure(p: &Pipeline, tenant: &str, destination: &str, worst: &mut Optio
     if f.class == FailureClass::RateLimited
         && let Some(ms) = f.retry_after_ms
     {
-        p.throttle(tenant, destination, ms);
+        p.throttle(tenant, destination, ms, &f.message);
     }
     let replace = match worst {
         None => true,
