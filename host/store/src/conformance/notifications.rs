@@ -169,6 +169,8 @@ pub async fn notifications_are_leased_retried_and_end_sent_or_dead(store: Arc<dy
         .await
         .unwrap()
         .unwrap();
+    // Claimed from the time it was queued (under load, well after `t`).
+    let t = now();
     store.claim_notifications("w1", t, 1, 10).await.unwrap();
     let taken = store.claim_notifications("w2", t + 10, 60_000, 10).await.unwrap();
     assert_eq!(taken.iter().map(|n| n.id).collect::<Vec<_>>(), [c]);
