@@ -4,7 +4,8 @@
 //!
 //! Run: `plugins/build.sh && cargo bench -p tenure-tests --bench cloud_connectors`
 //! (`BENCH_RUNS`, default 5; `BENCH_USERS`, default 200 users per side and run;
-//! `BENCH_PEOPLE`, default 10,000 people for the reconciliation; `BENCH_ONLY=entra|google|okta`).
+//! `BENCH_PEOPLE`, default 10,000 people for the reconciliation; `BENCH_ONLY=entra|google|okta`;
+//! `BENCH_LATENCIES`, default `0,2`: the fake's answer delays in milliseconds).
 //!
 //! - **Overhead.** One unit of work is a user's life: create (enabled), look up (the user,
 //!   its groups, for Okta its apps, for Entra its manager and licences), change the department,
@@ -508,6 +509,15 @@ async fn main() {
     let users = env_usize("BENCH_USERS", 200);
     let people = env_usize("BENCH_PEOPLE", 10_000);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let latencies: Vec<u64> = std::env::var("BENCH_LATENCIES")
+        .unwrap_or_else(|_| "0,2".into())
+        .split(',')
+        .map(|ms| {
+            ms.trim()
+                .parse()
+                .expect("BENCH_LATENCIES: milliseconds, comma-separated")
+        })
+        .collect();
     println!(
         "cloud connectors benchmark: {runs} runs, load average at start {}; min / median / max",
         load_average()
@@ -517,7 +527,7 @@ async fn main() {
             continue;
         }
         println!("{}:", vendor.plugin());
-        for latency_ms in [0, 2] {
+        for &latency_ms in &latencies {
             let [plugin, native, ratio] =
                 overhead(vendor, runs, users, Duration::from_millis(latency_ms)).await;
             println!(

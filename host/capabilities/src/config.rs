@@ -93,6 +93,30 @@ pub struct HttpConnection {
     /// name resolves to one.
     #[serde(default)]
     pub allow_private_network: bool,
+    /// The base URL parsed once, for every request on the connection (leave it default).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub parsed: ParsedUrl,
+}
+
+/// A connection's base URL as last parsed, kept with the text it was parsed from: a `url`
+/// changed afterwards is parsed again, never answered from the old one.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedUrl(std::sync::OnceLock<(String, url::Url)>);
+
+impl ParsedUrl {
+    /// `text` parsed, from the cache when it was parsed before.
+    pub fn get(&self, text: &str) -> Result<std::borrow::Cow<'_, url::Url>, url::ParseError> {
+        if let Some((cached, url)) = self.0.get()
+            && cached == text
+        {
+            return Ok(std::borrow::Cow::Borrowed(url));
+        }
+        let url = url::Url::parse(text)?;
+        // Another caller may have cached it meanwhile; either way this answer is right.
+        let _ = self.0.set((text.to_string(), url.clone()));
+        Ok(std::borrow::Cow::Owned(url))
+    }
 }
 
 /// Requests per second and the burst a connection allows.

@@ -160,6 +160,12 @@ impl HttpCapability {
         headers: Headers,
         body: Option<Vec<u8>>,
     ) -> Result<(Headers, Option<Vec<u8>>), HttpError> {
+        let asks = |(name, _): &(String, String)| {
+            name.eq_ignore_ascii_case(GENERATED_PASSWORD) || name.eq_ignore_ascii_case(PASSWORD_SUBJECT)
+        };
+        if !headers.iter().any(asks) {
+            return Ok((headers, body));
+        }
         let mut pointer = None;
         let mut subject = None;
         let mut kept = Vec::with_capacity(headers.len());
@@ -444,22 +450,34 @@ struct Quota {
 
 impl Quota {
     fn of(headers: &reqwest::header::HeaderMap) -> Quota {
-        let number = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+        use reqwest::header::HeaderName;
         // Okta spells them `X-Rate-Limit-*`; ServiceNow and Freshservice `X-RateLimit-*`.
-        let either = |dashed: &str, joined: &str| number(dashed).or_else(|| number(joined));
+        const REMAINING: [HeaderName; 2] = [
+            HeaderName::from_static("x-rate-limit-remaining"),
+            HeaderName::from_static("x-ratelimit-remaining"),
+        ];
+        const RESET: [HeaderName; 2] = [
+            HeaderName::from_static("x-rate-limit-reset"),
+            HeaderName::from_static("x-ratelimit-reset"),
+        ];
+        let number = |names: &[HeaderName; 2]| {
+            names.iter().find_map(|name| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+        };
+        let reset_in = number(&RESET).map(|at| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            Duration::from_secs(at.saturating_sub(now).clamp(1, 90))
+        });
         Quota {
-            remaining: either("x-rate-limit-remaining", "x-ratelimit-remaining"),
-            reset_in: either("x-rate-limit-reset", "x-ratelimit-reset")
-                .map(|at| Duration::from_secs(at.saturating_sub(now).clamp(1, 90))),
+            remaining: number(&REMAINING),
+            reset_in,
         }
     }
 }
@@ -671,16 +689,24 @@ pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpEr
     if path.contains('\\') || path.chars().any(|c| c.is_control() || c == ' ') {
         return Err(invalid("contains a backslash, space or control character"));
     }
-    let base = url::Url::parse(&conn.url)
+    let base = conn
+        .parsed
+        .get(&conn.url)
         .map_err(|e| HttpError::Denied(format!("connection URL {:?} is not valid: {e}", conn.url)))?;
-    let joined = format!("{}{}", base.as_str().trim_end_matches('/'), path);
+    let base_text = base.as_str().trim_end_matches('/');
+    let mut joined = String::with_capacity(base_text.len() + path.len());
+    joined.push_str(base_text);
+    joined.push_str(path);
     let url = url::Url::parse(&joined).map_err(|e| invalid(&format!("does not form a valid URL: {e}")))?;
     let base_path = base.path().trim_end_matches('/');
     let same_origin = url.scheme() == base.scheme()
         && url.host_str() == base.host_str()
         && url.port_or_known_default() == base.port_or_known_default();
-    let inside =
-        url.path() == base_path || url.path().starts_with(&format!("{base_path}/")) || base_path.is_empty();
+    let inside = base_path.is_empty()
+        || url
+            .path()
+            .strip_prefix(base_path)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     if !same_origin || !inside {
         return Err(HttpError::Denied(format!(
             "path {path:?} leaves the connection's base URL {}",
@@ -697,17 +723,37 @@ pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpEr
 fn check_segments(path: &str) -> Result<(), String> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     for segment in path.split('/') {
-        let lower = segment.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
+        let encoded = |code: &[u8]| {
+            segment
+                .as_bytes()
+                .windows(3)
+                .any(|w| w.eq_ignore_ascii_case(code))
+        };
+        if encoded(b"%2f") || encoded(b"%5c") || encoded(b"%00") {
             return Err("holds an encoded '/', '\\' or NUL".into());
         }
-        let decoded = lower.replace("%2e", ".");
-        let name = decoded.split(';').next().unwrap_or_default();
-        if name == "." || name == ".." {
+        if is_dot_segment(segment.split(';').next().unwrap_or_default()) {
             return Err("holds a '.' or '..' segment (also encoded, or with ';')".into());
         }
     }
     Ok(())
+}
+
+/// Whether `name` is `.` or `..`, each dot plain or percent-encoded (`%2e`, any case).
+fn is_dot_segment(name: &str) -> bool {
+    let mut rest = name.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if rest[0] == b'.' {
+            rest = &rest[1..];
+        } else if rest.len() >= 3 && rest[..3].eq_ignore_ascii_case(b"%2e") {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    dots == 1 || dots == 2
 }
 
 #[cfg(test)]
@@ -790,11 +836,14 @@ mod tests {
             "/a%5cb",
             "/a%00b",
             "/%2E",
+            "/x/.%2E/admin",
+            "/x/%2e./admin",
         ] {
             assert!(resolve_url(&c, path).is_err(), "{path} must be refused");
         }
         assert!(resolve_url(&c, "/users/ada.lovelace?filter=a%20b").is_ok());
         assert!(resolve_url(&c, "/files/v1.2/notes..txt").is_ok());
+        assert!(resolve_url(&c, "/files/.../%2e%2e%2e").is_ok(), "three dots name a file");
     }
 
     /// Tenant `t` with connection `api`, granted to plugin `p`.
@@ -827,6 +876,7 @@ mod tests {
             retry_429: 0,
             allow_plaintext: false,
             allow_private_network: true,
+            parsed: Default::default(),
         }
     }
 

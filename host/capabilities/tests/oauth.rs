@@ -115,6 +115,7 @@ fn setup(base: &str, auth: HttpAuth) -> (TenantConfig, EffectiveGrants) {
             retry_429: 0,
             allow_plaintext: false,
             allow_private_network: true,
+            parsed: Default::default(),
         }),
     );
     let request = CapabilityRequest {

@@ -66,10 +66,11 @@ pub(crate) struct Binding {
 
 impl Binding {
     /// Refuses a write of a read-only (shadow) binding, naming what was refused.
-    fn refuse_write(&self, what: &str) -> Option<String> {
+    fn refuse_write(&self, what: impl FnOnce() -> String) -> Option<String> {
         self.read_only.then(|| {
             format!(
-                "a shadow run only reads: {what} is refused (version {} is not active)",
+                "a shadow run only reads: {} is refused (version {} is not active)",
+                what(),
                 self.version
             )
         })
@@ -260,7 +261,7 @@ impl http::Host for HostState {
         let b = self.binding.clone();
         let connection = req.connection.clone();
         let reads = ["GET", "HEAD"].iter().any(|m| req.method.eq_ignore_ascii_case(m));
-        if !reads && let Some(reason) = b.refuse_write(&format!("{} {}", req.method, req.path)) {
+        if !reads && let Some(reason) = b.refuse_write(|| format!("{} {}", req.method, req.path)) {
             return Err(http::HttpError::Denied(reason));
         }
         let request = caps::HttpRequest {
@@ -390,7 +391,7 @@ impl ldap::Host for HostState {
         attributes: Vec<ldap::Attribute>,
     ) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
-        if let Some(reason) = b.refuse_write(&format!("LDAP add of {dn}")) {
+        if let Some(reason) = b.refuse_write(|| format!("LDAP add of {dn}")) {
             return Err(ldap::LdapError::Denied(reason));
         }
         self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
@@ -417,7 +418,7 @@ impl ldap::Host for HostState {
         changes: Vec<ldap::Modification>,
     ) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
-        if let Some(reason) = b.refuse_write(&format!("LDAP modify of {dn}")) {
+        if let Some(reason) = b.refuse_write(|| format!("LDAP modify of {dn}")) {
             return Err(ldap::LdapError::Denied(reason));
         }
         self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
@@ -451,7 +452,7 @@ impl ldap::Host for HostState {
         new_superior: Option<String>,
     ) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
-        if let Some(reason) = b.refuse_write(&format!("LDAP rename of {dn}")) {
+        if let Some(reason) = b.refuse_write(|| format!("LDAP rename of {dn}")) {
             return Err(ldap::LdapError::Denied(reason));
         }
         self.settle_kv().await.map_err(ldap::LdapError::Transport)?;
@@ -474,7 +475,7 @@ impl ldap::Host for HostState {
 
     async fn delete_entry(&mut self, connection: String, dn: String) -> Result<(), ldap::LdapError> {
         let b = self.binding.clone();
-        if let Some(reason) = b.refuse_write(&format!("LDAP delete of {dn}")) {
+        if let Some(reason) = b.refuse_write(|| format!("LDAP delete of {dn}")) {
             return Err(ldap::LdapError::Denied(reason));
         }
         self.settle_kv().await.map_err(ldap::LdapError::Transport)?;

@@ -256,7 +256,7 @@ impl PluginHandle {
     async fn checkout(&self, until: Instant) -> Result<Warm, CallError> {
         let waited = Instant::now();
         let mut permits = Vec::with_capacity(4);
-        if let Some(permit) = self.quota.admit(&self.label(), until).await? {
+        if let Some(permit) = self.quota.admit(|| self.label(), until).await? {
             permits.push(permit);
         }
         let mut semaphores = Vec::with_capacity(3);

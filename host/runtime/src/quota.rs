@@ -96,7 +96,7 @@ impl TenantQuota {
     /// concurrent slots (waiting up to `until`). The permit is held for the call.
     pub(crate) async fn admit(
         &self,
-        plugin: &str,
+        plugin: impl Fn() -> String,
         until: tokio::time::Instant,
     ) -> Result<Option<OwnedSemaphorePermit>, CallError> {
         if let Some(bucket) = &self.bucket {
@@ -113,7 +113,7 @@ impl TenantQuota {
                 Err(come_back) => {
                     self.counters.rate_refused.fetch_add(1, Ordering::Relaxed);
                     return Err(CallError::OverQuota {
-                        plugin: plugin.to_string(),
+                        plugin: plugin(),
                         reason: format!(
                             "tenant {} started its {} plugin calls per minute \
                              (tenants.{}.plugin_quota.calls_per_minute)",
@@ -134,7 +134,7 @@ impl TenantQuota {
             _ => {
                 self.counters.concurrency_refused.fetch_add(1, Ordering::Relaxed);
                 Err(CallError::OverQuota {
-                    plugin: plugin.to_string(),
+                    plugin: plugin(),
                     reason: format!(
                         "tenant {} has its {} plugin calls running for the whole deadline \
                          (tenants.{}.plugin_quota.max_concurrent_calls)",
