@@ -843,7 +843,10 @@ mod tests {
         }
         assert!(resolve_url(&c, "/users/ada.lovelace?filter=a%20b").is_ok());
         assert!(resolve_url(&c, "/files/v1.2/notes..txt").is_ok());
-        assert!(resolve_url(&c, "/files/.../%2e%2e%2e").is_ok(), "three dots name a file");
+        assert!(
+            resolve_url(&c, "/files/.../%2e%2e%2e").is_ok(),
+            "three dots name a file"
+        );
     }
 
     /// Tenant `t` with connection `api`, granted to plugin `p`.
