@@ -33,6 +33,9 @@ scripts/testbeds/smtp.sh start >/dev/null
 # tests start it themselves in front of each fake.
 log "installing Prism (contract checks for the cloud API fakes)"
 scripts/testbeds/prism.sh install >/dev/null
+# Schemathesis sends generated requests to every route of the API's OpenAPI description.
+log "installing Schemathesis (the API's contract test)"
+scripts/testbeds/schemathesis.sh install >/dev/null
 
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh

@@ -98,6 +98,8 @@ enum ConfigCommand {
     Reference,
     /// Print the JSON Schema of `tenure.toml` (for editors).
     Schema,
+    /// Print the API's OpenAPI 3.1 description (what `GET /api/v1/openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -584,10 +586,8 @@ async fn main() -> Result<()> {
             print!("{}", reference::markdown());
             Ok(())
         }
-        Command::Config(ConfigCommand::Schema) => {
-            println!("{:#}", reference::schema());
-            Ok(())
-        }
+        Command::Config(ConfigCommand::Schema) => print_document(&reference::schema()),
+        Command::Config(ConfigCommand::Openapi) => print_document(&tenure_server::openapi()),
         Command::Plugins(PluginsCommand::Check { wasm, cache_dir }) => {
             let manifest = PluginManifest::for_component(&wasm)?;
             let version = plugin_runtime(cache_dir)?.register_file(&wasm)?;
@@ -675,5 +675,15 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// Prints a JSON document; a reader that stops early (`| head`) is not an error.
+fn print_document(document: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{document:#}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }

@@ -20,7 +20,7 @@ pub struct Actor<'a> {
 }
 
 /// What a tenant's auditor learns from verifying the audit chain.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct TenantVerifyReport {
     pub ok: bool,
     pub tenant: String,
@@ -30,7 +30,7 @@ pub struct TenantVerifyReport {
 }
 
 /// Why the chain does not verify; `seq` only when the entry is the tenant's own.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct TenantProblem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<i64>,

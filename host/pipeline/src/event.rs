@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tenure_runtime::wit;
 
 /// Why an event was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, schemars::JsonSchema)]
 #[error("{field}: {reason}")]
 pub struct InvalidEvent {
     pub field: String,
@@ -61,14 +61,14 @@ impl EventKindExt for EventKind {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceIdIn {
     pub source: String,
     pub id: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabeledIn {
     #[serde(default = "work")]
@@ -82,7 +82,7 @@ fn work() -> String {
     "work".into()
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EmploymentTypeIn {
     Employee,
@@ -92,7 +92,7 @@ pub enum EmploymentTypeIn {
     Other,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StatusIn {
     Candidate,
@@ -104,7 +104,7 @@ pub enum StatusIn {
 }
 
 /// A person record as clients send it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonIn {
     pub ids: Vec<SourceIdIn>,
@@ -133,7 +133,7 @@ pub struct PersonIn {
 }
 
 /// A person event as clients send it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// The source name (default `api`); the person's id from this source is their key.

@@ -41,7 +41,7 @@ impl StateExt for State {
 }
 
 /// What a destination account had when its owner's leave began, restored on return.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SavedAccess {
     pub enabled: bool,
     pub container: Option<String>,
@@ -51,7 +51,7 @@ pub struct SavedAccess {
 }
 
 /// One change of state, for the person's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Transition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<State>,
@@ -75,7 +75,7 @@ const HISTORY: usize = 50;
 
 /// The dated facts of one person, kept by the store between events. Empty fields are left out
 /// of the stored JSON and read back as their defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct Lifecycle {
     /// IANA zone the dates are in (UTC when the record names none).
@@ -145,7 +145,7 @@ pub const MAX_OPENED_TICKETS: usize = 50;
 
 /// A ticket opened for a person: its number (the connector's anchor) and the connector's
 /// summary (which carries the ticket's link when the desk has one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OpenedTicket {
     pub destination: String,
     pub state: State,
@@ -157,7 +157,7 @@ pub struct OpenedTicket {
 }
 
 /// A change that takes effect on a later day: the event that carries it, and the day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeferredChange {
     pub on: String,
     pub event_id: i64,

@@ -69,7 +69,7 @@ pub fn take_requests(desired: &mut wit::DesiredAccount) -> Vec<UniqueRequest> {
 }
 
 /// How a unique value was settled, for the audit and preview.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Assigned {
     pub attribute: String,
     pub value: String,

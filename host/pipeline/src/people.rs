@@ -11,7 +11,7 @@ use tenure_runtime::wit;
 use tenure_store::{EventRow, Intake, ScheduledAction, StoreError};
 
 /// A person's lifecycle as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct PersonLifecycle {
     pub person_key: String,
     /// The state now, by the host's clock, in the person's zone.

@@ -12,7 +12,7 @@ use tenure_store::{Link, OperationKind};
 pub const CREATED: &str = "$created";
 
 /// One planned change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlannedOp {
     /// Stable within a job: the same change has the same key on every attempt.
     pub key: String,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tenure_runtime::wit;
 
 /// One destination in a preview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct DestinationPreview {
     pub destination: String,
     /// What the rules want (none: out of scope), unique names settled.
@@ -30,7 +30,7 @@ pub struct DestinationPreview {
 }
 
 /// The whole preview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Preview {
     pub tenant: String,
     pub person_key: String,

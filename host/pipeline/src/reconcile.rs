@@ -33,7 +33,7 @@ pub struct ReconcileRequest {
 }
 
 /// One difference between desired and actual.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Drift {
     pub person_key: String,
     pub destination: String,
@@ -65,7 +65,7 @@ pub struct AccessRow {
 
 /// A reconciliation run: counts, drift and the repairs queued (the access review is
 /// its own export, [`Pipeline::access_review_page`], so a stored report stays small).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReconcileReport {
     pub id: i64,
     pub tenant: String,

@@ -22,7 +22,7 @@ pub struct ShadowLimits {
 }
 
 /// What one version found and would do for one person in one destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PlanSide {
     /// The account it would plan against (its anchor), a conflict, or nothing.
     pub found: String,
@@ -34,7 +34,7 @@ pub struct PlanSide {
 }
 
 /// A person and destination for which the two versions disagree.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlanDifference {
     pub person_key: String,
     pub destination: String,
@@ -43,7 +43,7 @@ pub struct PlanDifference {
 }
 
 /// The whole comparison.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConnectorShadowReport {
     pub plugin: String,
     pub version: String,

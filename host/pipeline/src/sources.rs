@@ -30,7 +30,7 @@ pub struct SourceConfig {
 }
 
 /// Where a source's poller stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PollerState {
     /// Its last poll succeeded (or none has run yet).
@@ -42,7 +42,7 @@ pub enum PollerState {
 }
 
 /// A polled source's health, as `/readyz` reports it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct SourceHealth {
     pub tenant: String,
     pub source: String,

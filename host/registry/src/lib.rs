@@ -77,7 +77,7 @@ pub struct Upload<'a> {
 }
 
 /// One version as a tenant sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct VersionView {
     pub name: String,
     pub version: String,
@@ -95,7 +95,7 @@ pub struct VersionView {
 }
 
 /// A plugin as a tenant sees it: the version it runs and every version it may run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PluginView {
     pub name: String,
     pub kind: StoredPluginKind,
@@ -105,7 +105,7 @@ pub struct PluginView {
 }
 
 /// The outcome of an upload.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Uploaded {
     /// False when the tenant already had these exact bytes (nothing changed).
     pub new: bool,
@@ -113,7 +113,7 @@ pub struct Uploaded {
 }
 
 /// The outcome of an activation or rollback.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Activated {
     pub name: String,
     pub version: String,
@@ -121,14 +121,14 @@ pub struct Activated {
 }
 
 /// A shadow run and where its report is kept.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Shadowed {
     pub report_id: i64,
     pub report: ShadowReport,
 }
 
 /// What a shadow run compared: desired states (a rules plugin) or plans (a connector).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum ShadowReport {
     /// Per destination, how many people would change and how.
@@ -145,7 +145,7 @@ pub struct LivePeriod {
 }
 
 /// A live shadow that started, and when it ends.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct LiveStarted {
     pub until_ms: i64,
     /// Its report, listed as `running` until the period ends (then `done`, under the same id), or

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 pub const ALGORITHM: &str = "ed25519";
 
 /// A detached signature, as `plugin.sig` beside `plugin.wasm` and in uploads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSignature {
     /// The publisher's name, as the tenant's trust policy lists it.

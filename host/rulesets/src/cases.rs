@@ -62,7 +62,7 @@ struct ExpectAccount {
 }
 
 /// The outcome of one test case.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct CaseResult {
     pub name: String,
     pub passed: bool,
@@ -71,7 +71,7 @@ pub struct CaseResult {
 }
 
 /// The outcome of all of a rule set's tests.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 pub struct TestReport {
     pub cases: Vec<CaseResult>,
 }

@@ -18,14 +18,14 @@ pub struct Labels<L> {
 }
 
 /// One person's changes in one destination.
-#[derive(Debug, Serialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct PersonChange {
     pub person_key: String,
     pub changes: Vec<String>,
 }
 
 /// One destination's impact.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub struct DestinationImpact {
     /// Change type -> number of people: `account-created`, `account-removed`,
     /// `disabled`, `enabled`, `moved`, `group-added`, `group-removed`,
@@ -40,7 +40,7 @@ pub struct DestinationImpact {
 }
 
 /// A person the draft (or the current version) could not evaluate.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct PersonError {
     pub person_key: String,
     pub version: String,
@@ -57,7 +57,8 @@ pub struct ImpactLimits {
 }
 
 /// The whole impact preview.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ImpactReport_{L}")]
 pub struct ImpactReport<L = i64> {
     pub version: L,
     /// The version compared against (the current one), if any.

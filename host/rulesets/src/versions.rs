@@ -28,14 +28,14 @@ pub struct RuleSets {
 }
 
 /// A saved draft and what its checks found.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Draft {
     pub version: RuleSetVersion,
     pub tests: TestReport,
 }
 
 /// A publish (or rollback).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Published {
     pub head: RuleSetHead,
     /// Whether an earlier version was brought back.
@@ -45,7 +45,7 @@ pub struct Published {
 }
 
 /// A version's summary for listings (without the document).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct VersionSummary {
     pub version: i64,
     pub author: String,

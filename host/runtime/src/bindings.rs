@@ -10,7 +10,7 @@ mod imports {
         path: "../../sdk/rust/wit/since_v0.1.0",
         world: "imports",
         imports: { default: async },
-        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema],
     });
 }
 
@@ -32,7 +32,7 @@ macro_rules! plugin_world {
                     "tenure:plugin/ldap": super::imports::tenure::plugin::ldap,
                     "tenure:plugin/kv": super::imports::tenure::plugin::kv,
                 },
-                additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
+                additional_derives: [serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema],
             });
         }
     };

@@ -3,31 +3,45 @@
 use crate::AppState;
 use crate::auth::{Auditors, Authed, Readers};
 use crate::error::{ApiError, ApiResult};
-use axum::extract::{Query, State};
+use crate::extract::ApiQuery;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use tenure_store::AuditFilter;
 use tenure_store::audit::{ExportFormat, ExportWriter};
 
-#[derive(Deserialize)]
+/// Which audit entries, and in which format.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Only entries about this person.
     person: Option<String>,
+    /// Only entries about this destination.
     destination: Option<String>,
+    /// From this time on (ms since the epoch).
     since_ms: Option<i64>,
+    /// Before this time (ms since the epoch).
     until_ms: Option<i64>,
+    /// Only kinds that start with this (`job.`, `operation.completed`).
     kind: Option<String>,
+    /// After this entry (paging).
     after_seq: Option<i64>,
+    /// At most this many entries (default: all).
     limit: Option<usize>,
+    /// `json` (default), `jsonl` or `csv`.
+    #[schemars(extend("enum" = ["json", "jsonl", "csv"]))]
     format: Option<String>,
 }
 
 /// `GET /api/v1/audit`: the tenant's entries as JSON, JSON Lines or CSV, streamed page by
 /// page as they are read (the export is audited before the first entry is sent). `limit`
 /// caps the entries sent; without it, every matching entry.
-pub async fn audit(State(s): State<AppState>, c: Authed<Auditors>, Query(q): Query<AuditQuery>) -> ApiResult {
+pub async fn audit(
+    State(s): State<AppState>,
+    c: Authed<Auditors>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult {
     let format = ExportFormat::parse(q.format.as_deref().unwrap_or("json")).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -131,9 +145,10 @@ pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) 
     {
         return (
             StatusCode::UNAUTHORIZED,
-            axum::Json(
-                json!({ "error": { "field": "authorization", "reason": "/metrics needs its token" } }),
-            ),
+            axum::Json(crate::error::ErrorBody::new(
+                "authorization",
+                "/metrics needs its token",
+            )),
         )
             .into_response();
     }
@@ -163,9 +178,19 @@ pub async fn ready(State(s): State<AppState>) -> Response {
         Ok(()) => "ok".to_string(),
         Err(e) => format!("unavailable: {e}"),
     };
-    (
-        status,
-        axum::Json(json!({ "ready": status == StatusCode::OK, "store": store, "sources": sources })),
-    )
-        .into_response()
+    let ready = Readiness {
+        ready: status == StatusCode::OK,
+        store,
+        sources,
+    };
+    (status, axum::Json(ready)).into_response()
+}
+
+/// Whether the host can take work: its store and its sources' pollers.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Readiness {
+    ready: bool,
+    /// `ok`, or why the store is unavailable.
+    store: String,
+    sources: Vec<tenure_pipeline::sources::SourceHealth>,
 }

@@ -26,6 +26,18 @@ pub enum Role {
     Auditor,
 }
 
+impl Role {
+    /// The role's name in the configuration and the API description.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Hr => "hr",
+            Role::It => "it",
+            Role::Auditor => "auditor",
+        }
+    }
+}
+
 /// One API token.
 #[derive(Clone)]
 pub struct ApiToken {

@@ -4,7 +4,7 @@
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tenure_pipeline::PipelineError;
 use tenure_store::StoreError;
 
@@ -27,6 +27,18 @@ impl ApiError {
         }
     }
 
+    /// The answer's status.
+    #[cfg(test)]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The input it is about.
+    #[cfg(test)]
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
     /// Tells the caller when to retry.
     pub fn retry_after(mut self, seconds: u64) -> ApiError {
         self.retry_after = Some(seconds);
@@ -36,11 +48,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            axum::Json(json!({ "error": { "field": self.field, "reason": self.reason } })),
-        )
-            .into_response();
+        let mut response =
+            (self.status, axum::Json(ErrorBody::new(&self.field, self.reason))).into_response();
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
@@ -89,6 +98,32 @@ impl From<PipelineError> for ApiError {
             e @ PipelineError::Config { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "config", e.to_string())
             }
+        }
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What was wrong, and with which input.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// The field, parameter or header at fault (`Authorization`, `person.email`, ...).
+    field: String,
+    /// Why it was refused.
+    reason: String,
+}
+
+impl ErrorBody {
+    pub fn new(field: &str, reason: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                field: field.into(),
+                reason: reason.into(),
+            },
         }
     }
 }

@@ -4,12 +4,12 @@
 use crate::AppState;
 use crate::auth::{Authed, HrAndIt, Readers, Role, Writers};
 use crate::error::{ApiError, ApiResult, json_body};
+use crate::extract::ApiPath;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tenure_pipeline::event::{EventKind, PersonIn};
 use tenure_pipeline::intake::{PayloadAuthority, Upload};
 use tenure_pipeline::{PipelineError, parse_event};
@@ -47,7 +47,7 @@ pub async fn post_payload(
     State(s): State<AppState>,
     c: Authed<Writers>,
     headers: HeaderMap,
-    Path(source): Path<String>,
+    ApiPath(source): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult {
     let content_type = headers
@@ -99,20 +99,42 @@ pub async fn post_payload(
     };
     Ok((
         status,
-        axum::Json(json!({ "stored": intake, "rejected": rejected })),
+        axum::Json(PayloadStored {
+            stored: intake,
+            rejected,
+        }),
     )
         .into_response())
 }
 
 /// `GET /api/v1/events/{id}`: a stored event and its job.
-pub async fn get_event(State(s): State<AppState>, c: Authed<Readers>, Path(id): Path<i64>) -> ApiResult {
+pub async fn get_event(
+    State(s): State<AppState>,
+    c: Authed<Readers>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult {
     let (event, job) = s.pipeline.event_with_job(&c.tenant, id).await?;
-    Ok(axum::Json(json!({ "event": event, "job": job })).into_response())
+    Ok(axum::Json(EventWithJob { event, job }).into_response())
 }
 
-#[derive(Deserialize)]
+/// A source payload's events: those stored and those refused.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct PayloadStored {
+    stored: Vec<Intake>,
+    rejected: Vec<tenure_pipeline::event::InvalidEvent>,
+}
+
+/// A stored event and the job that applies it.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct EventWithJob {
+    event: tenure_store::EventRow,
+    job: Option<tenure_store::JobRow>,
+}
+
+/// A person to preview: given whole, or a stored record named by its source and id.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct PreviewIn {
+pub(crate) struct PreviewIn {
     person: Option<PersonIn>,
     kind: Option<EventKind>,
     source: Option<String>,

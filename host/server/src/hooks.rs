@@ -5,14 +5,15 @@
 //! stored raw; it is enriched afterwards.
 
 use crate::AppState;
+use crate::extract::ApiPath;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tenure_pipeline::webhooks::{Accepted, Refusal};
 
-pub use deliveries::{list_deliveries, replay_delivery};
+pub use deliveries::{DeliveriesQuery, list_deliveries, replay_delivery};
 
 /// Headers passed on to the source plugin (none carries a secret).
 const PASSED_HEADERS: &[&str] = &["content-type", "user-agent"];
@@ -21,7 +22,7 @@ const PASSED_HEADERS: &[&str] = &["content-type", "user-agent"];
 /// read only up to the source's limit; a larger one is refused (and audited) unread.
 pub async fn receive(
     State(s): State<AppState>,
-    Path(source): Path<String>,
+    ApiPath(source): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -41,28 +42,55 @@ pub async fn receive(
         .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
         .collect();
     match s.pipeline.receive_webhook(&source, passed, &body).await {
-        Ok(Accepted::Ping) => (StatusCode::OK, axum::Json(json!({ "status": "ping" }))).into_response(),
-        Ok(Accepted::Stored { delivery_id }) => (
-            StatusCode::OK,
-            axum::Json(json!({ "status": "stored", "delivery": delivery_id })),
-        )
-            .into_response(),
-        Ok(Accepted::Duplicate { delivery_id }) => (
-            StatusCode::OK,
-            axum::Json(json!({ "status": "duplicate", "delivery": delivery_id })),
-        )
-            .into_response(),
+        Ok(Accepted::Ping) => answer(HookStatus::Ping, None),
+        Ok(Accepted::Stored { delivery_id }) => answer(HookStatus::Stored, Some(delivery_id)),
+        Ok(Accepted::Duplicate { delivery_id }) => answer(HookStatus::Duplicate, Some(delivery_id)),
         Err(r) => refusal(r),
     }
 }
 
 /// The HTTP answer for a refused delivery: its status, field and reason; 503s
 /// say when the vendor should retry.
+/// What became of a webhook delivery.
+#[derive(Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum HookStatus {
+    /// A test delivery: nothing stored.
+    Ping,
+    /// Stored; its events follow.
+    Stored,
+    /// The same delivery came before.
+    Duplicate,
+}
+
+/// The answer to an accepted webhook delivery.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct HookAnswer {
+    status: HookStatus,
+    /// The stored delivery (none for a ping).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<i64>,
+}
+
+fn answer(status: HookStatus, delivery: Option<i64>) -> Response {
+    (StatusCode::OK, axum::Json(HookAnswer { status, delivery })).into_response()
+}
+
+/// The description of the webhook route.
+pub(crate) fn doc() -> crate::openapi::Doc {
+    crate::openapi::Doc::new("events", "Receive a source's signed webhook delivery")
+        .access(crate::openapi::Access::Signature)
+        .path::<String>("source")
+        .bytes("application/json")
+        .answers::<HookAnswer>(200, "accepted (stored, a duplicate, or a ping)")
+        .errors(&[400, 404, 413, 429, 503])
+}
+
 fn refusal(r: Refusal) -> Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
     let mut response = (
         status,
-        axum::Json(json!({ "error": { "field": r.field, "reason": r.reason } })),
+        axum::Json(crate::error::ErrorBody::new(&r.field, r.reason)),
     )
         .into_response();
     let retry_after = match status {
@@ -85,32 +113,30 @@ mod deliveries {
 
     use crate::AppState;
     use crate::auth::{Admins, Authed, Readers};
-    use crate::error::{ApiError, ApiResult};
-    use axum::extract::{Path, Query, State};
-    use axum::http::StatusCode;
+    use crate::error::ApiResult;
+    use crate::extract::{ApiPath, ApiQuery};
+    use axum::extract::State;
     use axum::response::IntoResponse;
     use serde::Deserialize;
     use tenure_store::{DeliveryFilter, DeliveryState};
 
-    #[derive(Deserialize)]
-    pub struct ListQuery {
+    /// Which deliveries to list.
+    #[derive(Deserialize, schemars::JsonSchema)]
+    pub struct DeliveriesQuery {
+        /// Only this source's.
         source: Option<String>,
-        state: Option<String>,
+        /// Only deliveries in this state.
+        state: Option<DeliveryState>,
+        /// At most this many (default 100).
         limit: Option<usize>,
     }
 
     pub async fn list_deliveries(
         State(s): State<AppState>,
         c: Authed<Readers>,
-        Query(q): Query<ListQuery>,
+        ApiQuery(q): ApiQuery<DeliveriesQuery>,
     ) -> ApiResult {
-        let state = match q.state.as_deref() {
-            None => None,
-            Some(text) => Some(
-                text.parse::<DeliveryState>()
-                    .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "state", e.to_string()))?,
-            ),
-        };
+        let state = q.state;
         let rows = s
             .pipeline
             .deliveries(DeliveryFilter {
@@ -126,7 +152,7 @@ mod deliveries {
     pub async fn replay_delivery(
         State(s): State<AppState>,
         c: Authed<Admins>,
-        Path(id): Path<i64>,
+        ApiPath(id): ApiPath<i64>,
     ) -> ApiResult {
         Ok(axum::Json(s.pipeline.replay_delivery(c.actor(), id).await?).into_response())
     }

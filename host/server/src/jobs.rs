@@ -5,18 +5,21 @@
 use crate::AppState;
 use crate::auth::{Admins, Authed, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
+use crate::extract::{ApiPath, ApiQuery};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tenure_store::{ConflictDecision, JobFilter, JobState};
 
-#[derive(Deserialize)]
+/// Which jobs to list.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
-    state: Option<String>,
+    /// Only jobs in this state.
+    state: Option<JobState>,
+    /// Only this person's jobs.
     person: Option<String>,
     limit: Option<usize>,
 }
@@ -25,15 +28,9 @@ pub struct JobsQuery {
 pub async fn list_jobs(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Query(q): Query<JobsQuery>,
+    ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> ApiResult {
-    let state = match q.state.as_deref() {
-        None => None,
-        Some(v) => Some(
-            v.parse::<JobState>()
-                .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "state", e.to_string()))?,
-        ),
-    };
+    let state = q.state;
     let jobs = s
         .pipeline
         .jobs(JobFilter {
@@ -47,23 +44,25 @@ pub async fn list_jobs(
 }
 
 /// `GET /api/v1/jobs/{id}`: a job with its event and operations.
-pub async fn get_job(State(s): State<AppState>, c: Authed<Readers>, Path(id): Path<i64>) -> ApiResult {
+pub async fn get_job(State(s): State<AppState>, c: Authed<Readers>, ApiPath(id): ApiPath<i64>) -> ApiResult {
     Ok(axum::Json(s.pipeline.job(&c.tenant, id).await?).into_response())
 }
 
 /// `POST /api/v1/jobs/{id}/replay`
-pub async fn replay(State(s): State<AppState>, c: Authed<Admins>, Path(id): Path<i64>) -> ApiResult {
+pub async fn replay(State(s): State<AppState>, c: Authed<Admins>, ApiPath(id): ApiPath<i64>) -> ApiResult {
     Ok(axum::Json(s.pipeline.replay_job(c.actor(), id).await?).into_response())
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`
-pub async fn cancel(State(s): State<AppState>, c: Authed<Admins>, Path(id): Path<i64>) -> ApiResult {
+pub async fn cancel(State(s): State<AppState>, c: Authed<Admins>, ApiPath(id): ApiPath<i64>) -> ApiResult {
     Ok(axum::Json(s.pipeline.cancel_job(c.actor(), id).await?).into_response())
 }
 
-#[derive(Deserialize)]
+/// Which conflicts to list.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConflictsQuery {
+    /// Decided ones too.
     #[serde(default)]
     all: bool,
 }
@@ -72,7 +71,7 @@ pub struct ConflictsQuery {
 pub async fn list_conflicts(
     State(s): State<AppState>,
     c: Authed<Admins>,
-    Query(q): Query<ConflictsQuery>,
+    ApiQuery(q): ApiQuery<ConflictsQuery>,
 ) -> ApiResult {
     Ok(axum::Json(s.pipeline.conflicts(&c.tenant, !q.all).await?).into_response())
 }
@@ -81,16 +80,17 @@ pub async fn list_conflicts(
 pub async fn resolve_conflict(
     State(s): State<AppState>,
     c: Authed<Admins>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     body: Bytes,
 ) -> ApiResult {
     let decision: ConflictDecision = json_body(&body)?;
     Ok(axum::Json(s.pipeline.resolve_conflict(c.actor(), id, decision).await?).into_response())
 }
 
-#[derive(Deserialize)]
+/// The account whose initial password to show.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RevealRequest {
+pub(crate) struct RevealIn {
     /// The account's DN, as the connector created it.
     dn: String,
 }
@@ -98,7 +98,7 @@ struct RevealRequest {
 /// `POST /api/v1/initial-passwords/reveal`: shows a vaulted initial password once
 /// (`initial_passwords = "vault"`); taken and audited in one write.
 pub async fn reveal_initial_password(State(s): State<AppState>, c: Authed<Admins>, body: Bytes) -> ApiResult {
-    let req: RevealRequest = json_body(&body)?;
+    let req: RevealIn = json_body(&body)?;
     let Some(password) = s.pipeline.reveal_initial_password(c.actor(), &req.dn).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -106,7 +106,21 @@ pub async fn reveal_initial_password(State(s): State<AppState>, c: Authed<Admins
             "no initial password is kept for this account (already revealed, or the policy is discard)",
         ));
     };
-    Ok(axum::Json(json!({ "dn": req.dn, "password": password })).into_response())
+    Ok(axum::Json(Revealed { dn: req.dn, password }).into_response())
+}
+
+/// An initial password, shown once.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Revealed {
+    dn: String,
+    password: String,
+}
+
+/// A guard approved: the jobs it had held are queued.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct GuardApproved {
+    destination: String,
+    released_jobs: i64,
 }
 
 /// `GET /api/v1/guards`
@@ -118,7 +132,7 @@ pub async fn list_guards(State(s): State<AppState>, c: Authed<Admins>) -> ApiRes
 pub async fn approve_guard(
     State(s): State<AppState>,
     c: Authed<Admins>,
-    Path(destination): Path<String>,
+    ApiPath(destination): ApiPath<String>,
 ) -> ApiResult {
     let released = s
         .pipeline
@@ -130,5 +144,9 @@ pub async fn approve_guard(
             }
             other => other.into(),
         })?;
-    Ok(axum::Json(json!({ "destination": destination, "released_jobs": released })).into_response())
+    Ok(axum::Json(GuardApproved {
+        destination,
+        released_jobs: released,
+    })
+    .into_response())
 }

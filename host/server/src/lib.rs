@@ -8,9 +8,11 @@ mod audit;
 mod auth;
 mod error;
 mod events;
+mod extract;
 mod hooks;
 mod jobs;
 mod notifications;
+mod openapi;
 mod people;
 mod plugins;
 mod routes;
@@ -18,7 +20,8 @@ mod rule_sets;
 mod serve;
 
 pub use auth::{ApiToken, Role};
-pub use routes::router;
+pub use openapi::{Operation, roles_of};
+pub use routes::{OPENAPI_PATH, openapi, operations, router};
 pub use serve::{ServeLimits, serve};
 
 use std::sync::Arc;

@@ -4,20 +4,23 @@
 use crate::AppState;
 use crate::auth::{Authed, Readers};
 use crate::error::ApiResult;
-use axum::extract::{Query, State};
+use crate::extract::ApiQuery;
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+/// How many notifications to list.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    /// At most this many (default 100).
     limit: Option<usize>,
 }
 
 pub(crate) async fn list(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult {
     let rows = s
         .pipeline

@@ -5,19 +5,19 @@
 use crate::AppState;
 use crate::auth::{Admins, Auditors, Authed, HrAndIt, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
+use crate::extract::{ApiPath, ApiQuery};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tenure_pipeline::reconcile::{ACCESS_CSV_HEADER, ReconcileRequest};
 use tenure_store::Intake;
 
 pub(crate) async fn lifecycle(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Path(person): Path<String>,
+    ApiPath(person): ApiPath<String>,
 ) -> ApiResult {
     match s.pipeline.person_lifecycle(&c.tenant, &person).await? {
         Some(view) => Ok(axum::Json(view).into_response()),
@@ -29,16 +29,29 @@ pub(crate) async fn lifecycle(
     }
 }
 
-#[derive(Deserialize)]
+/// A contractor's last day.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ContractEnd {
+pub(crate) struct ContractEnd {
+    /// `YYYY-MM-DD`.
     end_date: String,
+}
+
+/// A contract end, recorded as the person's event.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ContractEndRecorded {
+    person: String,
+    end_date: String,
+    /// The event that carries it.
+    event: i64,
+    /// Whether the same end date was recorded before.
+    duplicate: bool,
 }
 
 pub(crate) async fn contract_end(
     State(s): State<AppState>,
     c: Authed<HrAndIt>,
-    Path(person): Path<String>,
+    ApiPath(person): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult {
     let req: ContractEnd = json_body(&body)?;
@@ -52,17 +65,23 @@ pub(crate) async fn contract_end(
     };
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(
-            json!({ "person": person, "end_date": req.end_date, "event": event, "duplicate": duplicate }),
-        ),
+        axum::Json(ContractEndRecorded {
+            person,
+            end_date: req.end_date,
+            event,
+            duplicate,
+        }),
     )
         .into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// What to reconcile (an empty body: every destination, repairing).
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ReconcileBody {
+pub(crate) struct ReconcileBody {
+    /// One destination (default: all).
     destination: Option<String>,
+    /// Report the drift without repairing it.
     #[serde(default)]
     dry_run: bool,
 }
@@ -105,14 +124,16 @@ pub(crate) async fn list_reconciliations(State(s): State<AppState>, c: Authed<Au
 pub(crate) async fn get_reconciliation(
     State(s): State<AppState>,
     c: Authed<Auditors>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult {
     Ok(axum::Json(s.pipeline.reconciliation(&c.tenant, id).await?).into_response())
 }
 
-#[derive(Deserialize, Default)]
+/// Which destination to review.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AccessReviewQuery {
+    /// One destination (default: all).
     destination: Option<String>,
 }
 
@@ -122,7 +143,7 @@ pub(crate) struct AccessReviewQuery {
 pub(crate) async fn access_review(
     State(s): State<AppState>,
     c: Authed<Auditors>,
-    Query(q): Query<AccessReviewQuery>,
+    ApiQuery(q): ApiQuery<AccessReviewQuery>,
 ) -> ApiResult {
     // A bad destination is refused before the status line, not as a cut body.
     s.pipeline

@@ -5,13 +5,13 @@
 use crate::AppState;
 use crate::auth::{Admins, Authed, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
+use crate::extract::ApiPath;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine as _;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tenure_registry::{PluginSignature, RegistryError, Upload};
 
 /// The largest upload body: the largest component, base64-encoded, with room for the manifest.
@@ -41,9 +41,10 @@ impl From<RegistryError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// A plugin version to store.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct UploadIn {
+pub(crate) struct UploadIn {
     /// The manifest's TOML text.
     manifest: String,
     /// The component, base64.
@@ -53,23 +54,27 @@ struct UploadIn {
     signature: Option<PluginSignature>,
 }
 
-#[derive(Deserialize)]
+/// The version to run.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ActivateIn {
+pub(crate) struct ActivateIn {
+    /// `<manifest version>+<sha256 prefix>`, as the list shows it.
     version: String,
 }
 
-#[derive(Deserialize, Default)]
+/// Where to roll back to.
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackIn {
+pub(crate) struct RollbackIn {
     /// The version to go back to (default: the one the tenant ran before).
     #[serde(default)]
     version: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// A shadow run of a candidate version.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ShadowIn {
+pub(crate) struct ShadowIn {
     version: String,
     /// Evaluate at most this many people (default: everyone).
     #[serde(default)]
@@ -94,7 +99,7 @@ const MAX_SHADOW_DETAIL: usize = 10_000;
 pub async fn shadow(
     State(s): State<AppState>,
     c: Authed<Admins>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult {
     let input: ShadowIn = json_body(&body)?;
@@ -130,22 +135,38 @@ pub async fn shadow(
 pub async fn shadow_report(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Path((name, id)): Path<(String, i64)>,
+    ApiPath((name, id)): ApiPath<(String, i64)>,
 ) -> ApiResult {
     let report = s.plugins.shadow_report(&c.tenant, &name, id).await?;
     Ok(axum::Json(report).into_response())
 }
 
 /// `GET /api/v1/plugins/{name}/shadows`: the plugin's shadow reports, newest first (summaries).
-pub async fn shadows(State(s): State<AppState>, c: Authed<Readers>, Path(name): Path<String>) -> ApiResult {
+pub async fn shadows(
+    State(s): State<AppState>,
+    c: Authed<Readers>,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult {
     let reports = s.plugins.shadows(&c.tenant, &name).await?;
-    Ok(axum::Json(json!({ "shadows": reports })).into_response())
+    Ok(axum::Json(ShadowList { shadows: reports }).into_response())
 }
 
 /// `GET /api/v1/plugins`: every plugin the tenant may run, its versions and the one it runs.
 pub async fn list(State(s): State<AppState>, c: Authed<Readers>) -> ApiResult {
     let plugins = s.plugins.list(&c.tenant).await?;
-    Ok(axum::Json(json!({ "plugins": plugins })).into_response())
+    Ok(axum::Json(PluginList { plugins }).into_response())
+}
+
+/// A plugin's shadow reports, newest first (summaries).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct ShadowList {
+    shadows: Vec<tenure_store::ReportRow>,
+}
+
+/// The plugins a tenant may run.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct PluginList {
+    plugins: Vec<tenure_registry::PluginView>,
 }
 
 /// `POST /api/v1/plugins`: uploads a version for the tenant; it runs once activated.
@@ -184,7 +205,7 @@ pub async fn upload(State(s): State<AppState>, c: Authed<Admins>, body: Bytes) -
 pub async fn activate(
     State(s): State<AppState>,
     c: Authed<Admins>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult {
     let input: ActivateIn = json_body(&body)?;
@@ -199,7 +220,7 @@ pub async fn activate(
 pub async fn rollback(
     State(s): State<AppState>,
     c: Authed<Admins>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult {
     let input: RollbackIn = if body.is_empty() {

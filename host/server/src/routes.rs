@@ -2,80 +2,583 @@
 //! (`events`, `jobs`, `people`, `rule_sets`, `hooks`, `audit`); each states the
 //! roles it allows in its signature and calls the pipeline, never the store.
 
-use crate::audit::{audit, kpis, metrics, ready, verify};
+use crate::audit::{AuditQuery, Readiness, audit, kpis, metrics, ready, verify};
+use crate::auth::{Admins, Auditors, HrAndIt, Readers, Writers};
 use crate::error::ApiError;
-use crate::events::{get_event, post_event, post_payload, preview};
+use crate::events::{EventWithJob, PayloadStored, PreviewIn, get_event, post_event, post_payload, preview};
 use crate::jobs::{
-    approve_guard, cancel, get_job, list_conflicts, list_guards, list_jobs, replay, resolve_conflict,
-    reveal_initial_password,
+    ConflictsQuery, GuardApproved, JobsQuery, RevealIn, Revealed, approve_guard, cancel, get_job,
+    list_conflicts, list_guards, list_jobs, replay, resolve_conflict, reveal_initial_password,
 };
+use crate::openapi::{self, Access, Doc, Operation};
 use crate::{AppState, MAX_BODY_BYTES, hooks, notifications, people, plugins, rule_sets};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, get, on};
+use std::sync::Arc;
+use tenure_store::Intake;
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/events", post(post_event))
-        .route("/api/v1/events/{id}", get(get_event))
-        .route("/api/v1/sources/{source}/payload", post(post_payload))
-        .route("/api/v1/preview", post(preview))
-        .route("/api/v1/jobs", get(list_jobs))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/replay", post(replay))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel))
-        .route("/api/v1/conflicts", get(list_conflicts))
-        .route("/api/v1/conflicts/{id}/resolve", post(resolve_conflict))
-        .route("/api/v1/initial-passwords/reveal", post(reveal_initial_password))
-        .route("/api/v1/guards", get(list_guards))
-        .route("/api/v1/deliveries", get(hooks::list_deliveries))
-        .route("/api/v1/deliveries/{id}/replay", post(hooks::replay_delivery))
-        .route("/api/v1/notifications", get(notifications::list))
-        .route("/api/v1/people/{person}/lifecycle", get(people::lifecycle))
-        .route("/api/v1/people/{person}/contract-end", post(people::contract_end))
-        .route("/api/v1/reconcile", post(people::reconcile))
-        .route("/api/v1/reconciliations", get(people::list_reconciliations))
-        .route("/api/v1/reconciliations/{id}", get(people::get_reconciliation))
-        .route("/api/v1/access-review", get(people::access_review))
-        .route("/api/v1/guards/{destination}/approve", post(approve_guard))
-        .route("/api/v1/rule-sets", get(rule_sets::list).post(rule_sets::draft))
-        .route("/api/v1/rule-sets/test", post(rule_sets::test))
-        .route("/api/v1/rule-sets/{version}", get(rule_sets::get_version))
-        .route("/api/v1/rule-sets/{version}/diff", get(rule_sets::diff))
-        .route("/api/v1/rule-sets/{version}/impact", get(rule_sets::impact))
-        .route("/api/v1/rule-sets/{version}/publish", post(rule_sets::publish))
-        .route("/api/v1/plugins", get(plugins::list))
-        .route("/api/v1/plugins/{name}/activate", post(plugins::activate))
-        .route("/api/v1/plugins/{name}/rollback", post(plugins::rollback))
-        .route("/api/v1/plugins/{name}/shadow", post(plugins::shadow))
-        .route("/api/v1/plugins/{name}/shadows", get(plugins::shadows))
-        .route("/api/v1/plugins/{name}/shadows/{id}", get(plugins::shadow_report))
-        .route("/api/v1/audit", get(audit))
-        .route("/api/v1/audit/verify", get(verify))
-        .route("/api/v1/kpis", get(kpis))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .merge(
-            Router::new()
-                .route("/api/v1/plugins", post(plugins::upload))
-                .layer(DefaultBodyLimit::max(plugins::MAX_UPLOAD_BODY_BYTES)),
-        )
-        .merge(
-            Router::new()
-                .route("/hooks/{source}", post(hooks::receive))
-                // The route Lever's webhooks were first configured with.
-                .route("/hooks/lever/{source}", post(hooks::receive))
-                .layer(DefaultBodyLimit::disable()),
+    let Api { router, operations } = api();
+    let description = Arc::new(openapi::document(&operations).to_string());
+    router
+        .route(
+            OPENAPI_PATH,
+            get(move || {
+                let description = description.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        description.to_string(),
+                    )
+                }
+            }),
         )
         .layer(axum::middleware::map_response(close_after_payload_too_large))
         // A bug reached by one request answers that request 500; the host keeps serving.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// Where the API's OpenAPI description is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// The API's OpenAPI 3.1 description (what `GET /api/v1/openapi.json` answers).
+pub fn openapi() -> serde_json::Value {
+    openapi::document(&api().operations)
+}
+
+/// Every documented route (the router's own table).
+pub fn operations() -> Vec<Operation> {
+    api().operations
+}
+
+/// The router being built and the description of each route added to it.
+struct Api {
+    router: Router<AppState>,
+    operations: Vec<Operation>,
+}
+
+impl Api {
+    fn new() -> Api {
+        Api {
+            router: Router::new(),
+            operations: Vec::new(),
+        }
+    }
+
+    /// Adds a route and its description.
+    fn route<H, T>(mut self, method: Method, path: &'static str, handler: H, doc: Doc) -> Api
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            Method::GET => MethodFilter::GET,
+            Method::POST => MethodFilter::POST,
+            Method::PUT => MethodFilter::PUT,
+            Method::DELETE => MethodFilter::DELETE,
+            _ => MethodFilter::PATCH,
+        };
+        self.router = self.router.route(path, on(filter, handler));
+        self.operations.push(Operation { method, path, doc });
+        self
+    }
+
+    /// Describes a route that is routed elsewhere.
+    fn describe(mut self, method: Method, path: &'static str, doc: Doc) -> Api {
+        self.operations.push(Operation { method, path, doc });
+        self
+    }
+
+    /// Wraps the routes added so far in a body limit (`None`: no limit).
+    fn limit(mut self, bytes: Option<usize>) -> Api {
+        self.router = match bytes {
+            Some(bytes) => self.router.layer(DefaultBodyLimit::max(bytes)),
+            None => self.router.layer(DefaultBodyLimit::disable()),
+        };
+        self
+    }
+
+    fn merge(mut self, other: Api) -> Api {
+        self.router = self.router.merge(other.router);
+        self.operations.extend(other.operations);
+        self
+    }
+}
+
+fn api() -> Api {
+    use Method as M;
+    Api::new()
+        .merge(events_and_jobs())
+        .merge(people_and_rules())
+        .merge(plugins_and_audit())
+        .limit(Some(MAX_BODY_BYTES))
+        .merge(
+            Api::new()
+                .route(
+                    M::POST,
+                    "/api/v1/plugins",
+                    plugins::upload,
+                    Doc::new(
+                        "plugins",
+                        "Upload a plugin version (manifest, component, signature)",
+                    )
+                    .roles::<Admins>()
+                    .json::<plugins::UploadIn>(true)
+                    .answers::<tenure_registry::Uploaded>(201, "stored")
+                    .answers::<tenure_registry::Uploaded>(200, "this version was stored already")
+                    .errors(&[409, 429]),
+                )
+                .limit(Some(plugins::MAX_UPLOAD_BODY_BYTES)),
+        )
+        .merge(
+            Api::new()
+                .route(M::POST, "/hooks/{source}", hooks::receive, hooks::doc())
+                // The route Lever's webhooks were first configured with.
+                .route(M::POST, "/hooks/lever/{source}", hooks::receive, hooks::doc())
+                .limit(None),
+        )
+        // Routed by `router`, which builds the description from this table.
+        .describe(
+            M::GET,
+            OPENAPI_PATH,
+            Doc::new("health", "This description (OpenAPI 3.1)")
+                .answers::<serde_json::Value>(200, "the OpenAPI document"),
+        )
+}
+
+fn events_and_jobs() -> Api {
+    use Method as M;
+    Api::new()
+        .route(
+            M::POST,
+            "/api/v1/events",
+            post_event,
+            Doc::new("events", "Submit a person event")
+                .roles::<Writers>()
+                .header(
+                    "Idempotency-Key",
+                    "the client's key; a repeat answers 200 with the first event",
+                )
+                .json::<tenure_pipeline::event::EventIn>(true)
+                .answers::<Intake>(202, "stored with its job")
+                .answers::<Intake>(200, "a duplicate of a stored event"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/events/{id}",
+            get_event,
+            Doc::new("events", "A stored event and its job")
+                .roles::<Readers>()
+                .path::<i64>("id")
+                .answers::<EventWithJob>(200, "the event and its job"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/sources/{source}/payload",
+            post_payload,
+            Doc::new("events", "Upload a file or batch for a source plugin to parse")
+                .roles::<Writers>()
+                .path::<String>("source")
+                .header(
+                    "X-Tenure-Reason",
+                    "an IT administrator's reason to bypass a webhook signature",
+                )
+                .bytes("application/octet-stream")
+                .answers::<PayloadStored>(202, "every event stored")
+                .answers::<PayloadStored>(207, "some records refused; the rest stored")
+                .errors(&[502]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/preview",
+            preview,
+            Doc::new("events", "What a person's record would do, writing nothing")
+                .roles::<HrAndIt>()
+                .json::<PreviewIn>(true)
+                .answers::<tenure_pipeline::preview::Preview>(200, "the plan per destination")
+                .errors(&[404, 502]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/jobs",
+            list_jobs,
+            Doc::new("jobs", "Jobs, newest first")
+                .roles::<Readers>()
+                .query::<JobsQuery>()
+                .answers::<Vec<tenure_store::JobRow>>(200, "the jobs"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/jobs/{id}",
+            get_job,
+            Doc::new("jobs", "A job with its event and operations")
+                .roles::<Readers>()
+                .path::<i64>("id")
+                .answers::<tenure_store::JobDetail>(200, "the job"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/jobs/{id}/replay",
+            replay,
+            Doc::new("jobs", "Replay a dead, cancelled or completed job")
+                .roles::<Admins>()
+                .path::<i64>("id")
+                .answers::<tenure_store::JobRow>(200, "the job, queued again")
+                .errors(&[409]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/jobs/{id}/cancel",
+            cancel,
+            Doc::new("jobs", "Cancel a job that has not finished")
+                .roles::<Admins>()
+                .path::<i64>("id")
+                .answers::<tenure_store::JobRow>(200, "the job, cancelled")
+                .errors(&[409]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/conflicts",
+            list_conflicts,
+            Doc::new("jobs", "Matching conflicts awaiting a decision")
+                .roles::<Admins>()
+                .query::<ConflictsQuery>()
+                .answers::<Vec<tenure_store::ConflictRow>>(200, "the conflicts"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/conflicts/{id}/resolve",
+            resolve_conflict,
+            Doc::new("jobs", "Decide a conflict: merge with an account, or skip")
+                .roles::<Admins>()
+                .path::<i64>("id")
+                .json::<tenure_store::ConflictDecision>(true)
+                .answers::<tenure_store::ConflictRow>(200, "the decided conflict")
+                .errors(&[409]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/initial-passwords/reveal",
+            reveal_initial_password,
+            Doc::new("jobs", "Reveal an account's initial password (audited)")
+                .roles::<Admins>()
+                .json::<RevealIn>(true)
+                .answers::<Revealed>(200, "the password")
+                .errors(&[404]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/guards",
+            list_guards,
+            Doc::new("jobs", "Mass-change guards per destination")
+                .roles::<Admins>()
+                .answers::<Vec<tenure_store::Guard>>(200, "the guards"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/guards/{destination}/approve",
+            approve_guard,
+            Doc::new("jobs", "Approve a tripped guard: release the jobs it held")
+                .roles::<Admins>()
+                .path::<String>("destination")
+                .answers::<GuardApproved>(200, "the jobs released")
+                .errors(&[409]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/deliveries",
+            hooks::list_deliveries,
+            Doc::new("events", "Webhook deliveries, newest first")
+                .roles::<Readers>()
+                .query::<hooks::DeliveriesQuery>()
+                .answers::<Vec<tenure_store::DeliveryRow>>(200, "the deliveries"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/deliveries/{id}/replay",
+            hooks::replay_delivery,
+            Doc::new("events", "Replay a dead or rejected delivery")
+                .roles::<Admins>()
+                .path::<i64>("id")
+                .answers::<tenure_store::DeliveryRow>(200, "the delivery, queued again")
+                .errors(&[409]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/notifications",
+            notifications::list,
+            Doc::new("events", "Notifications, newest first")
+                .roles::<Readers>()
+                .query::<notifications::ListQuery>()
+                .answers::<Vec<tenure_store::NotificationRow>>(200, "the notifications"),
+        )
+}
+
+fn people_and_rules() -> Api {
+    use Method as M;
+    Api::new()
+        .route(
+            M::GET,
+            "/api/v1/people/{person}/lifecycle",
+            people::lifecycle,
+            Doc::new(
+                "people",
+                "A person's lifecycle state, dated facts and scheduled actions",
+            )
+            .roles::<Readers>()
+            .path::<String>("person")
+            .answers::<tenure_pipeline::people::PersonLifecycle>(200, "the lifecycle"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/people/{person}/contract-end",
+            people::contract_end,
+            Doc::new("people", "Record a contractor's end date")
+                .roles::<HrAndIt>()
+                .path::<String>("person")
+                .json::<people::ContractEnd>(true)
+                .answers::<people::ContractEndRecorded>(202, "recorded as an event"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/reconcile",
+            people::reconcile,
+            Doc::new(
+                "people",
+                "Reconcile the destinations' accounts with the desired state",
+            )
+            .roles::<Admins>()
+            .json::<people::ReconcileBody>(false)
+            .answers::<tenure_pipeline::reconcile::ReconcileReport>(200, "the report (drift, repairs)")
+            .errors(&[502]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/reconciliations",
+            people::list_reconciliations,
+            Doc::new("people", "Stored reconciliation reports")
+                .roles::<Auditors>()
+                .answers::<Vec<tenure_store::ReportRow>>(200, "the reports' summaries"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/reconciliations/{id}",
+            people::get_reconciliation,
+            Doc::new("people", "One reconciliation report")
+                .roles::<Auditors>()
+                .path::<i64>("id")
+                .answers::<tenure_pipeline::reconcile::ReconcileReport>(200, "the report"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/access-review",
+            people::access_review,
+            Doc::new(
+                "people",
+                "Who holds which account and group, and the rule that grants it (CSV)",
+            )
+            .roles::<Auditors>()
+            .query::<people::AccessReviewQuery>()
+            .answers_text(200, "text/csv", "the review"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/rule-sets",
+            rule_sets::list,
+            Doc::new("rule sets", "The published version and every version")
+                .roles::<Readers>()
+                .answers::<rule_sets::RuleSetList>(200, "the versions"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/rule-sets",
+            rule_sets::draft,
+            Doc::new("rule sets", "Store a draft version (validated and tested)")
+                .roles::<HrAndIt>()
+                .json::<rule_sets::DraftIn>(true)
+                .answers::<tenure_rulesets::versions::Draft>(201, "the draft with its test results")
+                .errors(&[503]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/rule-sets/test",
+            rule_sets::test,
+            Doc::new("rule sets", "Run a rule set document's own tests")
+                .roles::<HrAndIt>()
+                .json::<rule_sets::TestIn>(true)
+                .answers::<rule_sets::TestRun>(200, "the results"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/rule-sets/{version}",
+            rule_sets::get_version,
+            Doc::new("rule sets", "One version")
+                .roles::<Readers>()
+                .path::<i64>("version")
+                .answers::<tenure_store::RuleSetVersion>(200, "the version"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/rule-sets/{version}/diff",
+            rule_sets::diff,
+            Doc::new("rule sets", "A version against the published one (or another)")
+                .roles::<Readers>()
+                .path::<i64>("version")
+                .query::<rule_sets::DiffQuery>()
+                .answers::<rule_sets::Diff>(200, "the unified diff"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/rule-sets/{version}/impact",
+            rule_sets::impact,
+            Doc::new("rule sets", "What publishing a version would change for everyone")
+                .roles::<Readers>()
+                .path::<i64>("version")
+                .query::<rule_sets::ImpactQuery>()
+                .answers::<tenure_rulesets::impact::ImpactReport>(200, "the impact")
+                .errors(&[429]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/rule-sets/{version}/publish",
+            rule_sets::publish,
+            Doc::new("rule sets", "Publish a version (four eyes: not by its author)")
+                .roles::<Admins>()
+                .path::<i64>("version")
+                .answers::<tenure_rulesets::versions::Published>(200, "published")
+                .errors(&[409]),
+        )
+}
+
+fn plugins_and_audit() -> Api {
+    use Method as M;
+    Api::new()
+        .route(
+            M::GET,
+            "/api/v1/plugins",
+            plugins::list,
+            Doc::new("plugins", "Plugins with their versions and the active one")
+                .roles::<Readers>()
+                .answers::<plugins::PluginList>(200, "the plugins"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/plugins/{name}/activate",
+            plugins::activate,
+            Doc::new("plugins", "Activate a version for the tenant (hot swap)")
+                .roles::<Admins>()
+                .path::<String>("name")
+                .json::<plugins::ActivateIn>(true)
+                .answers::<tenure_registry::Activated>(200, "activated")
+                .errors(&[409]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/plugins/{name}/rollback",
+            plugins::rollback,
+            Doc::new("plugins", "Go back to the version before (or a named one)")
+                .roles::<Admins>()
+                .path::<String>("name")
+                .json::<plugins::RollbackIn>(false)
+                .answers::<tenure_registry::Activated>(200, "activated")
+                .errors(&[409]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/plugins/{name}/shadow",
+            plugins::shadow,
+            Doc::new(
+                "plugins",
+                "Run a candidate version beside the active one (plan only)",
+            )
+            .roles::<Admins>()
+            .path::<String>("name")
+            .json::<plugins::ShadowIn>(true)
+            .answers::<tenure_registry::Shadowed>(201, "the report")
+            .answers::<tenure_registry::LiveStarted>(202, "a live shadow run started")
+            .errors(&[409, 429]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/plugins/{name}/shadows",
+            plugins::shadows,
+            Doc::new("plugins", "A plugin's shadow reports")
+                .roles::<Readers>()
+                .path::<String>("name")
+                .answers::<plugins::ShadowList>(200, "the reports' summaries"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/plugins/{name}/shadows/{id}",
+            plugins::shadow_report,
+            Doc::new("plugins", "One shadow report")
+                .roles::<Readers>()
+                .path::<String>("name")
+                .path::<i64>("id")
+                .answers::<tenure_store::ReportRow>(200, "the report"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/audit",
+            audit,
+            Doc::new(
+                "audit",
+                "The tenant's audit entries (JSON, JSON lines or CSV), streamed",
+            )
+            .roles::<Auditors>()
+            .query::<AuditQuery>()
+            .answers::<Vec<tenure_store::AuditEntry>>(200, "the entries")
+            .answers_text(200, "application/x-ndjson", "the entries")
+            .answers_text(200, "text/csv", "the entries"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/audit/verify",
+            verify,
+            Doc::new("audit", "Verify the tenant's audit chain")
+                .roles::<Auditors>()
+                .answers::<tenure_pipeline::admin::TenantVerifyReport>(200, "intact")
+                .answers::<tenure_pipeline::admin::TenantVerifyReport>(409, "broken; the report says where"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/kpis",
+            kpis,
+            Doc::new(
+                "audit",
+                "Time-to-provision, first-day access and errors per 1,000 events",
+            )
+            .roles::<Readers>()
+            .answers::<tenure_store::Kpis>(200, "the KPIs"),
+        )
+        .route(
+            M::GET,
+            "/metrics",
+            metrics,
+            Doc::new("health", "Prometheus metrics")
+                .access(Access::MetricsToken)
+                .answers_text(200, "text/plain", "the metrics"),
+        )
+        .route(
+            M::GET,
+            "/healthz",
+            || async { "ok" },
+            Doc::new("health", "Liveness").answers_text(200, "text/plain", "ok"),
+        )
+        .route(
+            M::GET,
+            "/readyz",
+            ready,
+            Doc::new("health", "Readiness: the store and the sources' pollers")
+                .answers::<Readiness>(200, "ready")
+                .answers::<Readiness>(503, "not ready"),
+        )
 }
 
 /// The answer to a request whose handler panicked (the panic itself is logged).

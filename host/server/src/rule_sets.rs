@@ -5,12 +5,12 @@
 use crate::AppState;
 use crate::auth::{Admins, Authed, HrAndIt, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
+use crate::extract::{ApiPath, ApiQuery};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tenure_rulesets::RuleSetError;
 
 /// People listed per destination in an impact preview unless the caller asks otherwise
@@ -40,26 +40,52 @@ impl From<RuleSetError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// A draft version.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DraftIn {
+pub(crate) struct DraftIn {
     /// The rule-set document (YAML or JSON text).
     document: String,
     /// The change log entry.
     message: String,
 }
 
-#[derive(Deserialize)]
+/// A rule set document to test.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TestIn {
+pub(crate) struct TestIn {
+    /// The rule-set document (YAML or JSON text).
     document: String,
+}
+
+/// The published version and every version.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct RuleSetList {
+    current: Option<tenure_store::RuleSetHead>,
+    versions: Vec<tenure_rulesets::versions::VersionSummary>,
+}
+
+/// A rule set document's test results.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct TestRun {
+    passed: bool,
+    summary: String,
+    cases: Vec<tenure_rulesets::CaseResult>,
+}
+
+/// One version against another, as a unified diff.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct Diff {
+    from: i64,
+    to: i64,
+    diff: String,
 }
 
 /// `GET /api/v1/rule-sets`: the current version and every version's summary.
 pub async fn list(State(s): State<AppState>, c: Authed<Readers>) -> ApiResult {
     let current = s.rule_sets.current(&c.tenant).await?;
     let versions = s.rule_sets.versions(&c.tenant).await?;
-    Ok(axum::Json(json!({ "current": current, "versions": versions })).into_response())
+    Ok(axum::Json(RuleSetList { current, versions }).into_response())
 }
 
 /// `POST /api/v1/rule-sets`: saves a draft; 422 names the field the plugin refused.
@@ -76,9 +102,11 @@ pub async fn draft(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) -
 pub async fn test(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) -> ApiResult {
     let input: TestIn = json_body(&body)?;
     let report = s.rule_sets.test(&c.tenant, &input.document).await?;
-    Ok(axum::Json(
-        json!({ "passed": report.failed() == 0, "summary": report.summary(), "cases": report.cases }),
-    )
+    Ok(axum::Json(TestRun {
+        passed: report.failed() == 0,
+        summary: report.summary(),
+        cases: report.cases,
+    })
     .into_response())
 }
 
@@ -86,13 +114,15 @@ pub async fn test(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes) ->
 pub async fn get_version(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Path(version): Path<i64>,
+    ApiPath(version): ApiPath<i64>,
 ) -> ApiResult {
     Ok(axum::Json(s.rule_sets.version(&c.tenant, version).await?).into_response())
 }
 
-#[derive(Deserialize)]
+/// The version to compare with.
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct DiffQuery {
+    /// Default: the published version.
     /// The version to compare with (default: the current one).
     against: Option<i64>,
 }
@@ -101,8 +131,8 @@ pub struct DiffQuery {
 pub async fn diff(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Path(version): Path<i64>,
-    Query(q): Query<DiffQuery>,
+    ApiPath(version): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
 ) -> ApiResult {
     let against = match q.against {
         Some(a) => a,
@@ -120,10 +150,16 @@ pub async fn diff(
             })?,
     };
     let diff = s.rule_sets.diff(&c.tenant, against, version).await?;
-    Ok(axum::Json(json!({ "from": against, "to": version, "diff": diff })).into_response())
+    Ok(axum::Json(Diff {
+        from: against,
+        to: version,
+        diff,
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+/// How far an impact preview goes.
+#[derive(Deserialize, schemars::JsonSchema)]
 pub struct ImpactQuery {
     /// The most people evaluated (default: everyone).
     limit: Option<usize>,
@@ -135,8 +171,8 @@ pub struct ImpactQuery {
 pub async fn impact(
     State(s): State<AppState>,
     c: Authed<Readers>,
-    Path(version): Path<i64>,
-    Query(q): Query<ImpactQuery>,
+    ApiPath(version): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ImpactQuery>,
 ) -> ApiResult {
     let detail = q.detail.unwrap_or(DEFAULT_IMPACT_DETAIL);
     if detail > MAX_IMPACT_DETAIL {
@@ -154,6 +190,10 @@ pub async fn impact(
 }
 
 /// `POST /api/v1/rule-sets/{version}/publish`: publish, or roll back to an earlier version.
-pub async fn publish(State(s): State<AppState>, c: Authed<Admins>, Path(version): Path<i64>) -> ApiResult {
+pub async fn publish(
+    State(s): State<AppState>,
+    c: Authed<Admins>,
+    ApiPath(version): ApiPath<i64>,
+) -> ApiResult {
     Ok(axum::Json(s.rule_sets.publish(&c.tenant, version, &c.person).await?).into_response())
 }

@@ -47,7 +47,7 @@ pub fn entry_hash(key: &[u8], prev_hash: &str, seq: i64, ts_ms: i64, r: &AuditRe
 }
 
 /// What `audit verify` found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub entries: i64,
     pub head_seq: i64,
@@ -58,7 +58,7 @@ pub struct VerifyReport {
     pub head_file_missing: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct VerifyProblem {
     pub seq: i64,
     pub reason: String,

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 /// One audit record to append.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditRecord {
     pub tenant: String,
     /// What happened.
@@ -23,7 +23,7 @@ pub struct AuditRecord {
 }
 
 /// A stored audit entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub ts_ms: i64,
@@ -88,7 +88,7 @@ impl AuditRecord {
 }
 
 /// The field's key performance indicators.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Kpis {
     pub events: i64,
     pub completed_jobs: i64,
@@ -115,7 +115,7 @@ crate::column_enum! {
 }
 
 /// A stored report (a reconciliation run).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ReportRow {
     pub id: i64,
     pub tenant: String,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: &str = "tenure-audit-checkpoint/1";
 
 /// One signed checkpoint, as written (one JSON object per line).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     pub format: String,

@@ -61,6 +61,21 @@ macro_rules! column_enum {
             }
         }
 
+        impl $crate::column::schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(
+                _: &mut $crate::column::schemars::SchemaGenerator,
+            ) -> $crate::column::schemars::Schema {
+                $crate::column::schemars::json_schema!({
+                    "type": "string",
+                    "enum": [$($text),+],
+                })
+            }
+        }
+
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
@@ -69,6 +84,10 @@ macro_rules! column_enum {
         }
     };
 }
+
+/// For the schemas `column_enum!` writes, wherever it is used.
+#[doc(hidden)]
+pub use schemars;
 
 /// A column (or JSON field) held a spelling its enum does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -31,7 +31,7 @@ pub struct NewDelivery {
 }
 
 /// What storing a delivery did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum DeliveryIntake {
     /// Stored; it will be enriched.
@@ -58,7 +58,7 @@ crate::column_enum! {
 }
 
 /// A stored delivery.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DeliveryRow {
     pub id: i64,
     pub tenant: String,

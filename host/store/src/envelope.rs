@@ -32,14 +32,14 @@ crate::column_enum! {
 }
 
 /// A person's id in one source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceId {
     pub source: String,
     pub id: String,
 }
 
 /// An email or phone with its kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Labeled {
     pub kind: String,
     pub value: String,
@@ -47,7 +47,7 @@ pub struct Labeled {
 }
 
 /// A custom attribute's value: null, text, a list of texts, a whole number or a flag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum StoredValue {
     Flag(bool),
@@ -58,7 +58,7 @@ pub enum StoredValue {
 }
 
 /// The person as a source described them. Empty fields are left out of the stored JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoredPerson {
     pub ids: Vec<SourceId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,7 +98,7 @@ pub struct StoredPerson {
 }
 
 /// One change to one person, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoredEvent {
     pub kind: EventKind,
     pub person: StoredPerson,
@@ -119,7 +119,7 @@ pub enum EnvelopeError {
     Invalid(String),
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 struct WriteV1<'a> {
     v: u32,
     kind: EventKind,
@@ -131,7 +131,7 @@ struct WriteV1<'a> {
     occurred_at: &'a Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct ReadV1 {
     #[allow(dead_code)]
     v: u32,
@@ -188,7 +188,7 @@ pub fn decode(body: &str) -> Result<StoredEvent, EnvelopeError> {
 mod legacy {
     use super::*;
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     enum Kind {
         Joiner,
         Update,
@@ -202,7 +202,7 @@ mod legacy {
         Deleted,
     }
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     enum Employment {
         Employee,
         Contractor,
@@ -211,7 +211,7 @@ mod legacy {
         Other,
     }
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     enum Status {
         Candidate,
         PreHire,
@@ -220,7 +220,7 @@ mod legacy {
         Terminated,
     }
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     enum Value {
         Absent,
         Text(String),
@@ -229,7 +229,7 @@ mod legacy {
         Flag(bool),
     }
 
-    #[derive(Deserialize)]
+    #[derive(Deserialize, schemars::JsonSchema)]
     struct Person {
         ids: Vec<SourceId>,
         given_name: Option<String>,

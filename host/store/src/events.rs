@@ -86,6 +86,16 @@ impl std::fmt::Display for RecordKind {
     }
 }
 
+impl schemars::JsonSchema for RecordKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RecordKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string" })
+    }
+}
+
 impl Serialize for RecordKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_column())
@@ -126,7 +136,7 @@ pub struct CursorUpdate {
 }
 
 /// What intake did with one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Intake {
     Accepted { event_id: i64, job_id: i64 },
@@ -148,7 +158,7 @@ impl Intake {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct EventRow {
     pub id: i64,
     pub tenant: String,

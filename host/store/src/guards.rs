@@ -16,7 +16,7 @@ crate::column_enum! {
 }
 
 /// A destination's mass-change guard.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Guard {
     pub tenant: String,
     pub destination: String,
@@ -40,7 +40,7 @@ pub struct NewConflict {
 }
 
 /// How a person decided a conflict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "decision", rename_all = "snake_case")]
 pub enum ConflictDecision {
     /// Link this account and take it over.
@@ -50,7 +50,7 @@ pub enum ConflictDecision {
 }
 
 /// A stored conflict.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConflictRow {
     pub id: i64,
     pub tenant: String,

@@ -87,7 +87,7 @@ pub enum Finish {
 }
 
 /// A job as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct JobRow {
     pub id: i64,
     pub tenant: String,
@@ -105,7 +105,7 @@ pub struct JobRow {
 }
 
 /// A job with its event and operations.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct JobDetail {
     pub job: JobRow,
     pub event: EventRow,

@@ -41,7 +41,7 @@ pub struct NewNotification {
 }
 
 /// A queued notification.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NotificationRow {
     pub id: i64,
     pub tenant: String,

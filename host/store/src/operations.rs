@@ -83,7 +83,7 @@ pub struct FinishedOp {
 }
 
 /// A recorded operation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct OperationRow {
     pub id: i64,
     pub job_id: i64,
@@ -99,7 +99,7 @@ pub struct OperationRow {
 }
 
 /// A person's account in one destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Link {
     pub anchor: String,
     /// Groups Tenure granted (only these are ever removed).

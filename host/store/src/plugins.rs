@@ -39,7 +39,7 @@ pub struct NewPluginVersion {
 }
 
 /// A kept version, without its bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct StoredPluginVersion {
     pub name: String,
     pub label: String,
@@ -68,7 +68,7 @@ pub struct NewActivation {
 }
 
 /// One recorded activation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PluginActivation {
     pub id: i64,
     pub tenant: String,

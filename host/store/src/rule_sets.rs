@@ -18,7 +18,7 @@ pub struct NewRuleSet {
 }
 
 /// A stored rule-set version.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RuleSetVersion {
     pub tenant: String,
     pub version: i64,
@@ -31,7 +31,7 @@ pub struct RuleSetVersion {
 }
 
 /// Which version a tenant runs, since when and by whom.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct RuleSetHead {
     pub version: i64,
     pub published_by: String,
@@ -50,7 +50,7 @@ pub struct Publish {
 }
 
 /// What a publish did.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Published {
     pub head: RuleSetHead,
     /// Held jobs put back in the queue.

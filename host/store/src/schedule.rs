@@ -103,6 +103,16 @@ impl std::fmt::Display for ActionKind {
     }
 }
 
+impl schemars::JsonSchema for ActionKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ActionKind".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string" })
+    }
+}
+
 impl Serialize for ActionKind {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_column())
@@ -129,7 +139,7 @@ impl ActionState {
 }
 
 /// A dated action the host runs later (a deletion after the grace period).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ScheduledAction {
     pub id: i64,
     pub tenant: String,
@@ -178,7 +188,7 @@ impl ActionMatch {
 }
 
 /// A person's stored lifecycle record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LifecycleRow {
     pub person_key: String,
     /// The state last applied (none: never applied).

@@ -318,3 +318,12 @@ fn a_signed_checkpoint_outside_the_host_catches_a_cut_the_head_file_no_longer_do
     let (ok, text) = run(&verify);
     assert!(!ok && text.contains("holds no checkpoint"), "{text}");
 }
+
+#[test]
+fn the_api_description_from_the_command_line_is_the_one_served() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = tenure(dir.path(), &["config", "openapi"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(printed, tenure_server::openapi());
+}

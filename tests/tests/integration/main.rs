@@ -22,6 +22,7 @@ mod lever_customer;
 mod lifecycle;
 mod notifications;
 mod okta;
+mod openapi;
 mod pipeline;
 mod plugin_fixtures;
 mod plugin_registry;
