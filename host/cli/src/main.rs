@@ -78,6 +78,9 @@ enum Command {
     /// Keep secrets encrypted in the store; reference them as `${secret:NAME}` in the config.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// People's accounts for signing in (the first owner; the rest through the API).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Work with plugin components.
     #[command(subcommand)]
     Plugins(PluginsCommand),
@@ -217,6 +220,24 @@ enum SecretsCommand {
         name: String,
         #[arg(long, default_value = "tenure.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Make an account whose password is read from standard input (at least 12 characters).
+    Add {
+        #[arg(long, default_value = "tenure.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        login: String,
+        /// owner, hr-admin, it-admin, operator or auditor; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<tenure_server::Role>,
+        #[arg(long)]
+        display_name: Option<String>,
     },
 }
 
@@ -580,6 +601,31 @@ async fn main() -> Result<()> {
             let set = AdminSecretSet { name: &name };
             store.append_audit(vec![set.record("*", &actor())]).await?;
             println!("secret {name} stored (encrypted)");
+            Ok(())
+        }
+        Command::Users(UsersCommand::Add {
+            config,
+            tenant,
+            login,
+            roles,
+            display_name,
+        }) => {
+            let (store, _) = host::open_store_of(&config)?;
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let hash = tenure_server::passwords::hash_password(password.trim_end_matches(['\n', '\r']))?;
+            let mut audit =
+                tenure_store::AuditRecord::new(&tenant, tenure_store::AuditKind::AdminUserCreated, actor());
+            audit.data = serde_json::json!({ "login": login, "roles": roles });
+            let user = tenure_store::NewUser {
+                tenant,
+                display_name: display_name.unwrap_or_else(|| login.clone()),
+                login,
+                roles,
+                password_hash: Some(hash),
+            };
+            let made = tenure_store::AccessStore::create_user(store.as_ref(), user, vec![audit]).await?;
+            println!("account {} made in tenant {}", made.login, made.tenant);
             Ok(())
         }
         Command::Config(ConfigCommand::Reference) => {

@@ -8,35 +8,11 @@ use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
+
 use sha2::{Digest, Sha256};
 use std::marker::PhantomData;
 
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A source system: may post events only.
-    Source,
-    /// HR: post events, preview, read jobs and KPIs.
-    Hr,
-    /// IT administrators: everything, including replay, cancel, conflicts and guard approvals.
-    It,
-    /// Auditors: read the audit log, verify it, read jobs and KPIs.
-    Auditor,
-}
-
-impl Role {
-    /// The role's name in the configuration and the API description.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Source => "source",
-            Role::Hr => "hr",
-            Role::It => "it",
-            Role::Auditor => "auditor",
-        }
-    }
-}
+pub use tenure_store::Role;
 
 /// One API token.
 #[derive(Clone)]
@@ -86,24 +62,50 @@ impl ApiToken {
     }
 }
 
+/// How a caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// A bearer token (a machine).
+    Token,
+    /// A person's session cookie.
+    Session,
+}
+
 /// The caller, once authenticated.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The token's name or the person's login: the actor in the audit log.
     pub name: String,
-    pub role: Role,
+    /// A token has one role; a person may have several.
+    pub roles: Vec<Role>,
     pub tenant: String,
     pub sources: Vec<String>,
-    /// The person behind the token.
+    /// The person behind the token, or the person signed in.
     pub person: String,
+    pub via: Via,
 }
 
 impl Caller {
+    /// Whether the caller holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Whether the caller may act as an IT administrator (an audited reason instead of a
+    /// webhook signature).
+    pub fn administers_it(&self) -> bool {
+        [Role::It, Role::ItAdmin, Role::Owner]
+            .iter()
+            .any(|r| self.has(*r))
+    }
+
     /// The caller as a poster of events: a `source` token speaks only for its sources; an
     /// `hr` or `it` token for its sources when it names some, else for any source the
     /// tenant does not receive by signed webhook or polling.
     pub fn poster(&self) -> tenure_pipeline::intake::Poster<'_> {
         use tenure_pipeline::intake::{Poster, SourceScope};
-        let sources = if self.role == Role::Source || !self.sources.is_empty() {
+        let sources = if self.has(Role::Source) || !self.sources.is_empty() {
             SourceScope::Only(&self.sources)
         } else {
             SourceScope::PushSources
@@ -149,10 +151,11 @@ pub fn authenticate(tokens: &[ApiToken], headers: &HeaderMap) -> Option<Caller> 
         if same_digest(&t.digest, &digest) {
             found = Some(Caller {
                 name: t.name.clone(),
-                role: t.role,
+                roles: vec![t.role],
                 tenant: t.tenant.clone(),
                 sources: t.sources.clone(),
                 person: t.person.clone(),
+                via: Via::Token,
             });
         }
     }
@@ -177,16 +180,26 @@ macro_rules! allowed {
 }
 
 allowed! {
-    /// Who may send events: sources, HR and IT.
-    Writers = [Source, Hr, It];
-    /// Who may read jobs, events, lifecycles, rule sets and KPIs.
-    Readers = [Hr, It, Auditor];
-    /// Who may preview, write drafts and record HR facts: HR and IT.
-    HrAndIt = [Hr, It];
-    /// Who may run commands (replay, cancel, decide, approve, publish, reveal).
-    Admins = [It];
+    /// Who may send events: sources, HR and IT tokens, owners and HR administrators.
+    Writers = [Source, Hr, It, Owner, HrAdmin];
+    /// Who may read jobs, events, lifecycles, rule sets and KPIs: everyone but sources.
+    Readers = [Hr, It, Auditor, Owner, HrAdmin, ItAdmin, Operator];
+    /// Who may preview, write drafts and record HR facts.
+    HrAndIt = [Hr, It, Owner, HrAdmin, ItAdmin];
+    /// Who may run the queue's commands: replay, cancel, decide conflicts, approve guards.
+    Operators = [It, Owner, ItAdmin, Operator];
+    /// Who may publish a rule set (four eyes: never its author).
+    Publishers = [It, Owner, HrAdmin, ItAdmin];
+    /// Who may change the deployment: plugins, reconciliation, initial passwords.
+    Admins = [It, Owner, ItAdmin];
     /// Who may read the audit log and reviews.
-    Auditors = [It, Auditor];
+    Auditors = [It, Auditor, Owner];
+    /// Who may make API tokens and revoke them.
+    TokenAdmins = [Owner, ItAdmin];
+    /// Who may manage people's accounts.
+    Owners = [Owner];
+    /// Anyone signed in or holding a token.
+    Anyone = [Source, Hr, It, Auditor, Owner, HrAdmin, ItAdmin, Operator];
 }
 
 /// The authenticated caller, whose role `R` allows the route.
@@ -214,20 +227,82 @@ impl<R: Allowed> FromRequestParts<AppState> for Authed<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(c) = authenticate(&state.tokens, &parts.headers) else {
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "Authorization",
-                "a valid bearer token is required",
-            ));
-        };
-        if !R::ROLES.contains(&c.role) {
+        let c = identify(parts, state).await?;
+        if !R::ROLES.iter().any(|r| c.has(*r)) {
+            let roles: Vec<&str> = c.roles.iter().map(|r| r.as_str()).collect();
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "Authorization",
-                format!("token {} has role {:?}, which may not do this", c.name, c.role),
+                format!(
+                    "{} has the roles [{}], which may not do this",
+                    c.name,
+                    roles.join(", ")
+                ),
             ));
         }
         Ok(Authed(c, PhantomData))
     }
+}
+
+/// Who is calling: a configured token, a token made at run time, or a person's session
+/// (whose writes must carry the session's CSRF token).
+async fn identify(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    if let Some(c) = authenticate(&state.tokens, &parts.headers) {
+        return Ok(c);
+    }
+    let store = state.pipeline.store();
+    if let Some(digest) = presented_digest(&parts.headers) {
+        return match store.api_token_by_digest(digest).await? {
+            Some(t) => Ok(Caller {
+                name: t.name.clone(),
+                roles: vec![t.role],
+                tenant: t.tenant,
+                sources: t.sources,
+                person: t.name,
+                via: Via::Token,
+            }),
+            None => Err(unauthenticated()),
+        };
+    }
+    let Some(id) = crate::sessions::cookie(&parts.headers) else {
+        return Err(unauthenticated());
+    };
+    let Some(session) = store.session(digest_of(&id)).await? else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Cookie",
+            "the session has ended; sign in again",
+        ));
+    };
+    if !parts.method.is_safe() {
+        let presented = parts
+            .headers
+            .get(crate::sessions::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(digest_of);
+        if !presented.is_some_and(|d| same_digest(&d, &session.csrf_digest)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                crate::sessions::CSRF_HEADER,
+                "a signed-in change needs the session's CSRF token in this header",
+            ));
+        }
+    }
+    let user = session.user;
+    Ok(Caller {
+        name: user.login.clone(),
+        roles: user.roles,
+        tenant: user.tenant,
+        sources: Vec::new(),
+        person: user.login,
+        via: Via::Session,
+    })
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "Authorization",
+        "a valid bearer token or a session is required",
+    )
 }

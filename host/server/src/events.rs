@@ -2,7 +2,7 @@
 //! with its job, and preview (what an event would do, writing nothing).
 
 use crate::AppState;
-use crate::auth::{Authed, HrAndIt, Readers, Role, Writers};
+use crate::auth::{Authed, HrAndIt, Readers, Writers};
 use crate::error::{ApiError, ApiResult, json_body};
 use crate::extract::ApiPath;
 use axum::body::Bytes;
@@ -66,7 +66,7 @@ pub async fn post_payload(
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let authority = match reason {
-        Some(r) if !r.is_empty() && c.role == Role::It => PayloadAuthority::Reason(r),
+        Some(r) if !r.is_empty() && c.administers_it() => PayloadAuthority::Reason(r),
         _ => PayloadAuthority::Signature,
     };
     // Only the signature headers reach verification; none of them reaches the plugin.

@@ -112,7 +112,7 @@ mod deliveries {
     //! webhook deliveries and their enrichment, and a replay after a fix.
 
     use crate::AppState;
-    use crate::auth::{Admins, Authed, Readers};
+    use crate::auth::{Authed, Operators, Readers};
     use crate::error::ApiResult;
     use crate::extract::{ApiPath, ApiQuery};
     use axum::extract::State;
@@ -151,7 +151,7 @@ mod deliveries {
 
     pub async fn replay_delivery(
         State(s): State<AppState>,
-        c: Authed<Admins>,
+        c: Authed<Operators>,
         ApiPath(id): ApiPath<i64>,
     ) -> ApiResult {
         Ok(axum::Json(s.pipeline.replay_delivery(c.actor(), id).await?).into_response())

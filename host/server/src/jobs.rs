@@ -3,7 +3,7 @@
 //! password. Each command is one pipeline call that writes, audits and wakes.
 
 use crate::AppState;
-use crate::auth::{Admins, Authed, Readers};
+use crate::auth::{Admins, Authed, Operators, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
 use crate::extract::{ApiPath, ApiQuery};
 use axum::body::Bytes;
@@ -49,12 +49,12 @@ pub async fn get_job(State(s): State<AppState>, c: Authed<Readers>, ApiPath(id):
 }
 
 /// `POST /api/v1/jobs/{id}/replay`
-pub async fn replay(State(s): State<AppState>, c: Authed<Admins>, ApiPath(id): ApiPath<i64>) -> ApiResult {
+pub async fn replay(State(s): State<AppState>, c: Authed<Operators>, ApiPath(id): ApiPath<i64>) -> ApiResult {
     Ok(axum::Json(s.pipeline.replay_job(c.actor(), id).await?).into_response())
 }
 
 /// `POST /api/v1/jobs/{id}/cancel`
-pub async fn cancel(State(s): State<AppState>, c: Authed<Admins>, ApiPath(id): ApiPath<i64>) -> ApiResult {
+pub async fn cancel(State(s): State<AppState>, c: Authed<Operators>, ApiPath(id): ApiPath<i64>) -> ApiResult {
     Ok(axum::Json(s.pipeline.cancel_job(c.actor(), id).await?).into_response())
 }
 
@@ -70,7 +70,7 @@ pub struct ConflictsQuery {
 /// `GET /api/v1/conflicts`: undecided ones (`?all=true`: every one).
 pub async fn list_conflicts(
     State(s): State<AppState>,
-    c: Authed<Admins>,
+    c: Authed<Operators>,
     ApiQuery(q): ApiQuery<ConflictsQuery>,
 ) -> ApiResult {
     Ok(axum::Json(s.pipeline.conflicts(&c.tenant, !q.all).await?).into_response())
@@ -79,7 +79,7 @@ pub async fn list_conflicts(
 /// `POST /api/v1/conflicts/{id}/resolve`: `{"decision": "merge", "anchor": ...}` or `{"decision": "skip"}`.
 pub async fn resolve_conflict(
     State(s): State<AppState>,
-    c: Authed<Admins>,
+    c: Authed<Operators>,
     ApiPath(id): ApiPath<i64>,
     body: Bytes,
 ) -> ApiResult {
@@ -124,14 +124,14 @@ pub(crate) struct GuardApproved {
 }
 
 /// `GET /api/v1/guards`
-pub async fn list_guards(State(s): State<AppState>, c: Authed<Admins>) -> ApiResult {
+pub async fn list_guards(State(s): State<AppState>, c: Authed<Operators>) -> ApiResult {
     Ok(axum::Json(s.pipeline.guards(&c.tenant).await?).into_response())
 }
 
 /// `POST /api/v1/guards/{destination}/approve`: the held jobs run.
 pub async fn approve_guard(
     State(s): State<AppState>,
-    c: Authed<Admins>,
+    c: Authed<Operators>,
     ApiPath(destination): ApiPath<String>,
 ) -> ApiResult {
     let released = s

@@ -4,6 +4,7 @@
 //! bearer token; the token's role decides what it may do and its tenant
 //! scopes everything it sees.
 
+mod accounts;
 mod audit;
 mod auth;
 mod error;
@@ -13,16 +14,19 @@ mod hooks;
 mod jobs;
 mod notifications;
 mod openapi;
+pub mod passwords;
 mod people;
 mod plugins;
 mod routes;
 mod rule_sets;
 mod serve;
+mod sessions;
 
 pub use auth::{ApiToken, Role};
 pub use openapi::{Operation, roles_of};
 pub use routes::{OPENAPI_PATH, openapi, operations, router};
 pub use serve::{ServeLimits, serve};
+pub use sessions::{COOKIE as SESSION_COOKIE, CSRF_HEADER};
 
 use std::sync::Arc;
 use tenure_pipeline::Pipeline;

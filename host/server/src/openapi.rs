@@ -136,6 +136,16 @@ impl Doc {
         self
     }
 
+    /// An answer without a body.
+    pub fn answers_empty(mut self, status: u16, description: &'static str) -> Doc {
+        self.answers.push(Answer {
+            status,
+            description,
+            content: None,
+        });
+        self
+    }
+
     /// A text answer (CSV, JSON lines, Prometheus text) with its media type.
     pub fn answers_text(mut self, status: u16, media_type: &'static str, description: &'static str) -> Doc {
         let content = Content {
@@ -251,8 +261,9 @@ pub fn document(operations: &[Operation]) -> Value {
             "title": "Tenure API",
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Events in, jobs, people, rule sets, plugins, reconciliation and the audit log. \
-                Every route under /api/v1 takes `Authorization: Bearer <token>`; the token's role \
-                (x-tenure-roles on each operation) decides what it may call.",
+                Every route under /api/v1 takes `Authorization: Bearer <token>` or a person's \
+                session cookie; the token's role or the person's roles (x-tenure-roles on each \
+                operation) decide what it may call.",
         },
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,
@@ -261,6 +272,9 @@ pub fn document(operations: &[Operation]) -> Value {
             "securitySchemes": {
                 "token": {"type": "http", "scheme": "bearer",
                     "description": "An API token from the configuration; its role and tenant apply."},
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::sessions::COOKIE,
+                    "description": "A person's session from POST /api/v1/session; every change made \
+                        with it carries the session's CSRF token in X-CSRF-Token."},
                 "metrics": {"type": "http", "scheme": "bearer",
                     "description": "The metrics token, when one is configured."},
             },
@@ -277,7 +291,7 @@ fn describe(op: &Operation, generator: &mut SchemaGenerator, inline: &mut Schema
     match doc.access {
         Access::Roles(roles) => {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            out.insert("security".into(), json!([{ "token": [] }]));
+            out.insert("security".into(), json!([{ "token": [] }, { "session": [] }]));
             out.insert("x-tenure-roles".into(), json!(names));
             out.insert(
                 "description".into(),

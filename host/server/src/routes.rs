@@ -3,7 +3,9 @@
 //! roles it allows in its signature and calls the pipeline, never the store.
 
 use crate::audit::{AuditQuery, Readiness, audit, kpis, metrics, ready, verify};
-use crate::auth::{Admins, Auditors, HrAndIt, Readers, Writers};
+use crate::auth::{
+    Admins, Anyone, Auditors, HrAndIt, Operators, Owners, Publishers, Readers, TokenAdmins, Writers,
+};
 use crate::error::ApiError;
 use crate::events::{EventWithJob, PayloadStored, PreviewIn, get_event, post_event, post_payload, preview};
 use crate::jobs::{
@@ -11,7 +13,7 @@ use crate::jobs::{
     list_conflicts, list_guards, list_jobs, replay, resolve_conflict, reveal_initial_password,
 };
 use crate::openapi::{self, Access, Doc, Operation};
-use crate::{AppState, MAX_BODY_BYTES, hooks, notifications, people, plugins, rule_sets};
+use crate::{AppState, MAX_BODY_BYTES, accounts, hooks, notifications, people, plugins, rule_sets, sessions};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
@@ -117,6 +119,7 @@ fn api() -> Api {
         .merge(events_and_jobs())
         .merge(people_and_rules())
         .merge(plugins_and_audit())
+        .merge(people_and_tokens())
         .limit(Some(MAX_BODY_BYTES))
         .merge(
             Api::new()
@@ -227,7 +230,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/jobs/{id}/replay",
             replay,
             Doc::new("jobs", "Replay a dead, cancelled or completed job")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .path::<i64>("id")
                 .answers::<tenure_store::JobRow>(200, "the job, queued again")
                 .errors(&[409]),
@@ -237,7 +240,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/jobs/{id}/cancel",
             cancel,
             Doc::new("jobs", "Cancel a job that has not finished")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .path::<i64>("id")
                 .answers::<tenure_store::JobRow>(200, "the job, cancelled")
                 .errors(&[409]),
@@ -247,7 +250,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/conflicts",
             list_conflicts,
             Doc::new("jobs", "Matching conflicts awaiting a decision")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .query::<ConflictsQuery>()
                 .answers::<Vec<tenure_store::ConflictRow>>(200, "the conflicts"),
         )
@@ -256,7 +259,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/conflicts/{id}/resolve",
             resolve_conflict,
             Doc::new("jobs", "Decide a conflict: merge with an account, or skip")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .path::<i64>("id")
                 .json::<tenure_store::ConflictDecision>(true)
                 .answers::<tenure_store::ConflictRow>(200, "the decided conflict")
@@ -277,7 +280,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/guards",
             list_guards,
             Doc::new("jobs", "Mass-change guards per destination")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .answers::<Vec<tenure_store::Guard>>(200, "the guards"),
         )
         .route(
@@ -285,7 +288,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/guards/{destination}/approve",
             approve_guard,
             Doc::new("jobs", "Approve a tripped guard: release the jobs it held")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .path::<String>("destination")
                 .answers::<GuardApproved>(200, "the jobs released")
                 .errors(&[409]),
@@ -304,7 +307,7 @@ fn events_and_jobs() -> Api {
             "/api/v1/deliveries/{id}/replay",
             hooks::replay_delivery,
             Doc::new("events", "Replay a dead or rejected delivery")
-                .roles::<Admins>()
+                .roles::<Operators>()
                 .path::<i64>("id")
                 .answers::<tenure_store::DeliveryRow>(200, "the delivery, queued again")
                 .errors(&[409]),
@@ -449,10 +452,100 @@ fn people_and_rules() -> Api {
             "/api/v1/rule-sets/{version}/publish",
             rule_sets::publish,
             Doc::new("rule sets", "Publish a version (four eyes: not by its author)")
-                .roles::<Admins>()
+                .roles::<Publishers>()
                 .path::<i64>("version")
                 .answers::<tenure_rulesets::versions::Published>(200, "published")
                 .errors(&[409]),
+        )
+}
+
+fn people_and_tokens() -> Api {
+    use Method as M;
+    Api::new()
+        .route(
+            M::POST,
+            "/api/v1/session",
+            sessions::sign_in,
+            Doc::new(
+                "sign-in",
+                "Sign a person in: a session cookie and the CSRF token for its changes",
+            )
+            .json::<sessions::SignIn>(true)
+            .answers::<sessions::Whoami>(200, "signed in; the cookie is set")
+            .errors(&[401, 429, 503]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/session",
+            sessions::whoami,
+            Doc::new("sign-in", "Who the caller is")
+                .roles::<Anyone>()
+                .answers::<sessions::Whoami>(200, "the caller"),
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/session",
+            sessions::sign_out,
+            Doc::new("sign-in", "Sign out: the session ends")
+                .roles::<Anyone>()
+                .answers_empty(204, "signed out; the cookie is cleared")
+                .errors(&[422]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/users",
+            accounts::list_users,
+            Doc::new("sign-in", "People's accounts")
+                .roles::<Owners>()
+                .answers::<Vec<tenure_store::UserRow>>(200, "the accounts"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/users",
+            accounts::create_user,
+            Doc::new("sign-in", "Make an account for a person")
+                .roles::<Owners>()
+                .json::<accounts::UserIn>(true)
+                .answers::<tenure_store::UserRow>(201, "made")
+                .errors(&[409]),
+        )
+        .route(
+            M::POST,
+            "/api/v1/users/{login}",
+            accounts::change_user,
+            Doc::new("sign-in", "Change an account: roles, password, disabled")
+                .roles::<Owners>()
+                .path::<String>("login")
+                .json::<accounts::UserChangeIn>(true)
+                .answers::<tenure_store::UserRow>(200, "changed")
+                .errors(&[409]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/tokens",
+            accounts::list_tokens,
+            Doc::new("sign-in", "API tokens made here (never the tokens themselves)")
+                .roles::<TokenAdmins>()
+                .answers::<Vec<tenure_store::ApiTokenRow>>(200, "the tokens"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/tokens",
+            accounts::create_token,
+            Doc::new("sign-in", "Make an API token (shown once)")
+                .roles::<TokenAdmins>()
+                .json::<accounts::TokenIn>(true)
+                .answers::<accounts::TokenMade>(201, "the token, shown this once")
+                .errors(&[409]),
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/tokens/{name}",
+            accounts::revoke_token,
+            Doc::new("sign-in", "Revoke an API token")
+                .roles::<TokenAdmins>()
+                .path::<String>("name")
+                .answers::<accounts::TokenRevoked>(200, "revoked"),
         )
 }
 

@@ -3,7 +3,7 @@
 //! auditors read.
 
 use crate::AppState;
-use crate::auth::{Admins, Authed, HrAndIt, Readers};
+use crate::auth::{Authed, HrAndIt, Publishers, Readers};
 use crate::error::{ApiError, ApiResult, json_body};
 use crate::extract::{ApiPath, ApiQuery};
 use axum::body::Bytes;
@@ -192,7 +192,7 @@ pub async fn impact(
 /// `POST /api/v1/rule-sets/{version}/publish`: publish, or roll back to an earlier version.
 pub async fn publish(
     State(s): State<AppState>,
-    c: Authed<Admins>,
+    c: Authed<Publishers>,
     ApiPath(version): ApiPath<i64>,
 ) -> ApiResult {
     Ok(axum::Json(s.rule_sets.publish(&c.tenant, version, &c.person).await?).into_response())

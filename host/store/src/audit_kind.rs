@@ -155,6 +155,22 @@ crate::column_enum! {
         AdminInitialPasswordRevealed = "admin.initial_password_revealed",
         /// An operator made a delivery run again.
         AdminDeliveryReplayed = "admin.delivery_replayed",
+        /// A person signed in (with the session's expiry).
+        AuthSignedIn = "auth.signed_in",
+        /// A sign-in was refused (wrong password, unknown or disabled account, locked).
+        AuthSignInRefused = "auth.sign_in_refused",
+        /// Repeated failures locked an account for a while.
+        AuthLocked = "auth.locked",
+        /// A person signed out.
+        AuthSignedOut = "auth.signed_out",
+        /// An account for a person was made.
+        AdminUserCreated = "admin.user_created",
+        /// A person's account changed (roles, password, disabled).
+        AdminUserChanged = "admin.user_changed",
+        /// An API token was made (its digest kept; the token shown once).
+        AdminTokenCreated = "admin.token_created",
+        /// An API token was revoked.
+        AdminTokenRevoked = "admin.token_revoked",
     }
 }
 

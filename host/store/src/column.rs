@@ -8,13 +8,13 @@ macro_rules! column_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+            $( $(#[doc = $vdoc:literal])* $variant:ident = $text:literal, )+
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
+            $( $(#[doc = $vdoc])* $variant, )+
         }
 
         impl $name {
@@ -69,10 +69,18 @@ macro_rules! column_enum {
             fn json_schema(
                 _: &mut $crate::column::schemars::SchemaGenerator,
             ) -> $crate::column::schemars::Schema {
-                $crate::column::schemars::json_schema!({
-                    "type": "string",
-                    "enum": [$($text),+],
-                })
+                // One entry per spelling, with its doc comment (as schemars writes documented
+                // unit variants), so references and API descriptions say what each means.
+                let entry = |text: &str, docs: &[&str]| {
+                    let doc = docs.iter().map(|line| line.trim()).collect::<Vec<_>>().join(" ");
+                    if doc.is_empty() {
+                        serde_json::json!({ "type": "string", "const": text })
+                    } else {
+                        serde_json::json!({ "type": "string", "const": text, "description": doc })
+                    }
+                };
+                let one_of = vec![$(entry($text, &[$($vdoc),*])),+];
+                $crate::column::schemars::json_schema!({ "oneOf": one_of })
             }
         }
 

@@ -15,6 +15,7 @@
 //! | audit | [`AuditStore`] | the hash-chained audit log, KPIs, reports |
 //! | secrets | [`SecretStore`] | sealed secrets, plugin key-value data |
 //! | health | [`HealthStore`] | readiness, queue depth |
+//! | access | [`AccessStore`] | people's accounts and sessions, API tokens made at run time |
 //!
 //! Every state and kind kept in a column is an enum with one spelling
 //! ([`column_enum!`]). Event bodies are Tenure's own versioned [`envelope`].
@@ -22,6 +23,7 @@
 //! group-commits); every backend must pass [`conformance`], the suite written
 //! once against the traits.
 
+pub mod access;
 pub mod audit;
 mod audit_kind;
 mod audit_log;
@@ -47,6 +49,7 @@ mod schedule;
 mod secrets;
 mod sqlite;
 
+pub use access::*;
 pub use audit_kind::AuditKind;
 pub use audit_log::*;
 pub use deliveries::*;
@@ -129,6 +132,7 @@ pub trait Store:
     + SecretStore
     + HealthStore
     + RetentionStore
+    + AccessStore
     + Send
     + Sync
     + 'static
@@ -150,6 +154,7 @@ impl<T> Store for T where
         + SecretStore
         + HealthStore
         + RetentionStore
+        + AccessStore
         + Send
         + Sync
         + 'static
@@ -160,7 +165,7 @@ impl<T> Store for T where
 /// (`Arc<SqliteStore>`); through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::{
-        AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore,
+        AccessStore, AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore,
         NotificationStore, OperationStore, PluginStore, RetentionStore, RuleSetStore, ScheduleStore,
         SecretStore, Store,
     };

@@ -35,6 +35,7 @@ mod sandbox;
 mod scaffold;
 mod scim;
 mod sdk;
+mod sign_in;
 mod source;
 mod sources;
 mod versions;

@@ -73,12 +73,33 @@ async fn the_description_is_served_and_its_roles_are_the_roles_the_routes_allow(
     assert_eq!(served, tenure_server::openapi());
     assert_eq!(served["openapi"], "3.1.0");
 
-    let tokens = [
-        (Role::It, IT_TOKEN),
-        (Role::Hr, HR_TOKEN),
-        (Role::Auditor, AUDITOR_TOKEN),
-        (Role::Source, SOURCE_TOKEN),
+    // Machines by their tokens, and people signed in with one role each.
+    let mut callers: Vec<(Role, Caller)> = vec![
+        (Role::It, Caller::Token(IT_TOKEN.into())),
+        (Role::Hr, Caller::Token(HR_TOKEN.into())),
+        (Role::Auditor, Caller::Token(AUDITOR_TOKEN.into())),
+        (Role::Source, Caller::Token(SOURCE_TOKEN.into())),
     ];
+    for role in [
+        Role::Owner,
+        Role::HrAdmin,
+        Role::ItAdmin,
+        Role::Operator,
+        Role::Auditor,
+    ] {
+        let login = format!("person-{role}");
+        let user = tenure_store::NewUser {
+            tenant: tenure_tests::host::TENANT.into(),
+            login: login.clone(),
+            display_name: login.clone(),
+            roles: vec![role],
+            password_hash: Some(tenure_server::passwords::hash_password(PASSWORD).expect("hash")),
+        };
+        tenure_store::AccessStore::create_user(h.store.as_ref(), user, vec![])
+            .await
+            .expect("account");
+        callers.push((role, sign_in(&h, &login).await));
+    }
     let client = reqwest::Client::new();
     let mut checked = 0;
     for op in tenure_server::operations() {
@@ -93,32 +114,82 @@ async fn the_description_is_served_and_its_roles_are_the_roles_the_routes_allow(
                 .filter_map(Value::as_str)
                 .collect();
         assert_eq!(documented, roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
-        for (role, token) in tokens {
+        for (role, caller) in &mut callers {
             let method = Method::from_bytes(op.method.as_str().as_bytes()).expect("method");
-            let resp = client
+            let request = client
                 .request(method, format!("{}{}", h.base, filled(op.path)))
-                .bearer_auth(token)
                 // A body no route accepts: only the role decides whether the call is refused as a 403.
-                .json(&json!({ "not a field": true }))
-                .send()
-                .await
-                .expect("request");
+                .json(&json!({ "not a field": true }));
+            let resp = caller.authorize(request).send().await.expect("request");
             let status = resp.status().as_u16();
             let body: Value = resp.json().await.unwrap_or(Value::Null);
             let refused_for_role = status == 403 && body["error"]["field"] == "Authorization";
             assert_eq!(
                 refused_for_role,
-                !roles.contains(&role),
+                !roles.contains(role),
                 "{} {} as {}: {status} {body}",
                 op.method,
                 op.path,
                 role.as_str()
             );
+            // Signing out ended the session: sign in again for the next route.
+            if let Caller::Session { login, .. } = caller
+                && op.path == "/api/v1/session"
+                && op.method == reqwest::Method::DELETE
+            {
+                *caller = sign_in(&h, &login.clone()).await;
+            }
             checked += 1;
         }
     }
-    assert!(checked >= 39 * tokens.len(), "{checked} calls checked");
+    assert!(checked >= 45 * callers.len(), "{checked} calls checked");
     h.stop().await;
+}
+
+const PASSWORD: &str = "a long enough passphrase";
+
+/// Who calls: a token, or a person's session (cookie and CSRF token).
+enum Caller {
+    Token(String),
+    Session {
+        login: String,
+        cookie: String,
+        csrf: String,
+    },
+}
+
+impl Caller {
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Caller::Token(token) => request.bearer_auth(token),
+            Caller::Session { cookie, csrf, .. } => request
+                .header(reqwest::header::COOKIE, cookie)
+                .header(tenure_server::CSRF_HEADER, csrf),
+        }
+    }
+}
+
+async fn sign_in(h: &TestHost, login: &str) -> Caller {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/session", h.base))
+        .json(&json!({ "tenant": tenure_tests::host::TENANT, "login": login, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(resp.status().as_u16(), 200, "sign in as {login}");
+    let cookie = resp
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("cookie")
+        .to_string();
+    let body: Value = resp.json().await.expect("JSON");
+    Caller::Session {
+        login: login.into(),
+        cookie,
+        csrf: body["csrf_token"].as_str().expect("csrf").into(),
+    }
 }
 
 /// The Schemathesis command the test command installs (`scripts/testbeds/schemathesis.sh`).

@@ -10,6 +10,7 @@
 //! Cases take a fresh, empty store. Writes are timestamped by the backend's own
 //! clock, so cases use the real time for `now_ms` arguments.
 
+pub mod access;
 pub mod audit;
 pub mod deliveries;
 pub mod events;
@@ -75,6 +76,10 @@ macro_rules! conformance_suite {
             secrets::a_write_of_a_key_changed_since_it_was_read_is_refused,
             secrets::the_store_answers_and_counts_its_queue,
             retention::finished_operational_rows_are_pruned_and_open_work_stays,
+            access::accounts_are_made_once_changed_and_listed,
+            access::failures_lock_an_account_and_a_sign_in_clears_them,
+            access::sessions_end_by_time_sign_out_password_change_and_disabling,
+            access::api_tokens_are_kept_as_digests_named_once_and_revoked,
         );
     };
     (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {

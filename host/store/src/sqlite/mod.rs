@@ -3,6 +3,7 @@
 //! implementation is a file of its own; this one opens the database and holds
 //! what several of them share.
 
+mod access;
 mod audit_log;
 mod deliveries;
 mod durability;

@@ -339,3 +339,39 @@ CREATE TABLE IF NOT EXISTS plugin_activations (
     activated_ms INTEGER NOT NULL,
     reason TEXT
 );
+
+-- People's accounts (argon2id hashes, made by the API) and their lockout state.
+CREATE TABLE IF NOT EXISTS users (
+    tenant TEXT NOT NULL,
+    login TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    roles TEXT NOT NULL,
+    password_hash TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    locked_until_ms INTEGER,
+    created_ms INTEGER NOT NULL,
+    last_sign_in_ms INTEGER,
+    PRIMARY KEY (tenant, login)
+);
+-- Server-side sessions by the SHA-256 of their id; the CSRF token's digest beside it.
+CREATE TABLE IF NOT EXISTS sessions (
+    digest BLOB PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    login TEXT NOT NULL,
+    csrf_digest BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions (tenant, login);
+-- API tokens made at run time, kept as SHA-256 digests (the token is shown once).
+CREATE TABLE IF NOT EXISTS api_tokens (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    sources TEXT NOT NULL,
+    digest BLOB NOT NULL UNIQUE,
+    created_by TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
