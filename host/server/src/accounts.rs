@@ -74,12 +74,15 @@ async fn hash(password: String) -> Result<String, ApiError> {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserIn {
+    /// 1-64 letters, digits or `.-_@`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._@-]+$"))]
     login: String,
     #[serde(default)]
     display_name: Option<String>,
     /// Any of owner, hr-admin, it-admin, operator, auditor.
     roles: Vec<Role>,
     /// At least 12 characters; kept only as its argon2id hash.
+    #[schemars(length(min = 12))]
     password: String,
 }
 
@@ -165,7 +168,8 @@ pub(crate) async fn change_user(
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TokenIn {
-    /// The actor in the audit log.
+    /// The actor in the audit log: 1-64 letters, digits or `.-_@`.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._@-]+$"))]
     name: String,
     /// One of source, hr, it, auditor.
     role: Role,

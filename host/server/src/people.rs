@@ -34,6 +34,7 @@ pub(crate) async fn lifecycle(
 #[serde(deny_unknown_fields)]
 pub(crate) struct ContractEnd {
     /// `YYYY-MM-DD`.
+    #[schemars(extend("format" = "date"))]
     end_date: String,
 }
 

@@ -45,6 +45,7 @@ impl From<RuleSetError> for ApiError {
 #[serde(deny_unknown_fields)]
 pub(crate) struct DraftIn {
     /// The rule-set document (YAML or JSON text).
+    #[schemars(length(min = 1))]
     document: String,
     /// The change log entry.
     message: String,
@@ -55,6 +56,7 @@ pub(crate) struct DraftIn {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TestIn {
     /// The rule-set document (YAML or JSON text).
+    #[schemars(length(min = 1))]
     document: String,
 }
 
@@ -164,6 +166,7 @@ pub struct ImpactQuery {
     /// The most people evaluated (default: everyone).
     limit: Option<usize>,
     /// The most people listed per destination (default 1,000, at most 10,000).
+    #[schemars(range(max = 10_000))]
     detail: Option<usize>,
 }
 

@@ -232,6 +232,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_description() 
     // logic rather than stopping at 404 (bodies and query parameters are still generated).
     let config = tempfile::tempdir().expect("temp dir");
     let config_file = config.path().join("schemathesis.toml");
+    let config_dir = config.path().to_path_buf();
     std::fs::write(
         &config_file,
         format!(
@@ -251,6 +252,8 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_description() 
     });
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&st)
+            // Its cache of failures goes to the run's own folder, not the repository.
+            .current_dir(config_dir)
             .arg("--config-file")
             .arg(&config_file)
             .args(["run", &url, "--url", &base])
