@@ -325,5 +325,12 @@ fn the_api_description_from_the_command_line_is_the_one_served() {
     let out = tenure(dir.path(), &["config", "openapi"], None);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(printed, tenure_server::openapi());
+    // Compared whole; on a difference only the paths are listed (the document is large).
+    let served = tenure_server::openapi();
+    assert!(
+        printed == served,
+        "the printed description differs (a stale binary? cargo build -p tenure): {:?} against {:?}",
+        printed["paths"].as_object().map(|p| p.len()),
+        served["paths"].as_object().map(|p| p.len())
+    );
 }
