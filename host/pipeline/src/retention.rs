@@ -41,6 +41,7 @@ impl Pipeline {
             pruned.actions += step.actions;
             pruned.admissions += step.admissions;
             pruned.notifications += step.notifications;
+            pruned.sessions += step.sessions;
             if step.total() == 0 {
                 return Ok(Some(pruned));
             }
@@ -58,6 +59,7 @@ pub(crate) async fn run(p: Arc<Pipeline>) {
                 actions = pruned.actions,
                 admissions = pruned.admissions,
                 notifications = pruned.notifications,
+                sessions = pruned.sessions,
                 "finished operational rows pruned"
             ),
             Ok(_) => {}

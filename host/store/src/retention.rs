@@ -16,12 +16,14 @@ pub struct Pruned {
     pub admissions: u64,
     /// Notifications sent long ago (their bodies; the audit keeps that they were sent).
     pub notifications: u64,
+    /// People's sessions that ended by time long ago.
+    pub sessions: u64,
 }
 
 impl Pruned {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
-        self.deliveries + self.actions + self.admissions + self.notifications
+        self.deliveries + self.actions + self.admissions + self.notifications + self.sessions
     }
 }
 

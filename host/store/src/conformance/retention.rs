@@ -84,6 +84,17 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
         })
         .await
         .unwrap();
+    // A session that ended at `t`, and another person's still live.
+    for (id, login, expires_ms) in [(1u8, "ada", t), (2, "bob", i64::MAX)] {
+        let session = NewSession {
+            tenant: "t".into(),
+            login: login.into(),
+            digest: [id; 32],
+            csrf_digest: [id; 32],
+            expires_ms,
+        };
+        store.sign_in_succeeded(session, vec![]).await.unwrap();
+    }
     let audit_before = store.audit(AuditFilter::default()).await.unwrap().len();
 
     // Nothing finished before an earlier cutoff.
@@ -100,7 +111,8 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
             deliveries: 1,
             actions: 1,
             admissions: 1,
-            notifications: 1
+            notifications: 1,
+            sessions: 1
         }
     );
     assert_eq!(store.prune_finished(later, 10).await.unwrap().total(), 0);

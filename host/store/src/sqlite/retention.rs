@@ -30,6 +30,10 @@ impl RetentionStore for SqliteStore {
                         "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications
                          INDEXED BY notifications_sent WHERE state = 'sent' AND sent_ms < ?1 LIMIT ?2)",
                     )?,
+                    sessions: prune(
+                        "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions
+                         WHERE expires_ms < ?1 LIMIT ?2)",
+                    )?,
                 })
             })
             .await
