@@ -42,6 +42,9 @@ pub struct AppState {
     pub plugins: tenure_registry::PluginRegistry,
     /// The digest of the token `/metrics` asks for, when it asks for one.
     metrics_token: Option<[u8; 32]>,
+    /// Password checks running at once: each costs tens of milliseconds of a core on
+    /// purpose, so an unauthenticated flood of sign-ins waits here, not on the workers.
+    sign_ins: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             pipeline,
             tokens: Arc::new(tokens),
             metrics_token: None,
+            sign_ins: Arc::new(tokio::sync::Semaphore::new(sessions::CONCURRENT_SIGN_INS)),
         }
     }
 

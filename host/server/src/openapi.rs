@@ -212,6 +212,7 @@ fn error_description(status: u16) -> &'static str {
         404 => "not found",
         409 => "in conflict with the current state",
         413 => "the body is too large",
+        415 => "the body's media type is not accepted",
         422 => "the input is invalid; the error names the field",
         429 => "too many requests; wait for Retry-After",
         502 => "a plugin or an upstream system failed",

@@ -472,7 +472,7 @@ fn people_and_tokens() -> Api {
             )
             .json::<sessions::SignIn>(true)
             .answers::<sessions::Whoami>(200, "signed in; the cookie is set")
-            .errors(&[401, 429, 503]),
+            .errors(&[401, 415, 429, 503]),
         )
         .route(
             M::GET,

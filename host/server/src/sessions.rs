@@ -20,6 +20,11 @@ pub const COOKIE: &str = "tenure_session";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 /// How long a session lasts.
 pub const SESSION_MS: i64 = 8 * 60 * 60 * 1000;
+/// Password checks at once; more sign-ins wait up to [`SIGN_IN_WAIT`], then get 429.
+pub const CONCURRENT_SIGN_INS: usize = 2;
+/// How long a sign-in waits for a password check.
+const SIGN_IN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Failed sign-ins in a row that lock an account, and for how long.
 pub const LOCKOUT: LockoutPolicy = LockoutPolicy {
     max_failures: 5,
@@ -92,7 +97,23 @@ fn refused() -> ApiError {
 }
 
 /// `POST /api/v1/session`: signs a person in.
-pub(crate) async fn sign_in(State(s): State<AppState>, body: Bytes) -> ApiResult {
+pub(crate) async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult {
+    // JSON only: a cross-site form cannot send it, so no page signs a visitor in as someone else.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type",
+            "a sign-in is sent as application/json",
+        ));
+    }
     let input: SignIn = json_body(&body)?;
     let store = s.pipeline.store().clone();
     let credentials = store.user_credentials(&input.tenant, &input.login).await?;
@@ -120,6 +141,18 @@ pub(crate) async fn sign_in(State(s): State<AppState>, body: Bytes) -> ApiResult
     let usable = credentials.as_ref().filter(|c| !c.user.disabled);
     let hash = usable.and_then(|c| c.password_hash.clone());
     let password = input.password.clone();
+    let busy = || {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "password",
+            "too many sign-ins at once; retry",
+        )
+        .retry_after(1)
+    };
+    let _slot = tokio::time::timeout(SIGN_IN_WAIT, s.sign_ins.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     let matches =
         tokio::task::spawn_blocking(move || crate::passwords::verify_password(&password, hash.as_deref()))
             .await

@@ -231,6 +231,15 @@ async fn repeated_failures_lock_an_account_for_a_while() {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((800..=900).contains(&wait), "{wait}");
+    // A form post (what a cross-site page can send) is not a sign-in.
+    let form = reqwest::Client::new()
+        .post(format!("{}/api/v1/session", h.base))
+        .header(reqwest::header::CONTENT_TYPE, "text/plain")
+        .body(json!({ "tenant": TENANT, "login": "olivia", "password": PASSWORD }).to_string())
+        .send()
+        .await
+        .expect("form post");
+    assert_eq!(form.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // An unknown login is refused the same way and audited.
     let (status, _, body) = sign_in(&h, "nobody", PASSWORD).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
