@@ -10,7 +10,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenure_store::{ApiTokenRow, AuditKind, AuditRecord, NewUser, Role, UserChange};
@@ -224,13 +223,7 @@ pub(crate) async fn create_token(
             "a configured token has this name (names are the audit log's actors)",
         ));
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "token", e.to_string()))?;
-    let token = format!(
-        "tnr_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    );
+    let token = format!("tnr_{}", crate::sessions::random_token()?);
     let mut audit = AuditRecord::new(&c.tenant, AuditKind::AdminTokenCreated, &c.name);
     audit.data = json!({ "name": input.name, "role": input.role, "sources": input.sources });
     let row = ApiTokenRow {

@@ -68,24 +68,17 @@ pub(crate) struct Whoami {
     pub expires_ms: Option<i64>,
 }
 
-/// 32 random bytes, base64url: a session id or a CSRF token.
-fn random_token() -> Result<String, ApiError> {
+/// 32 random bytes from the OS, base64url: a session id, a CSRF token or an API token.
+pub(crate) fn random_token() -> Result<String, ApiError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "session",
+            "token",
             format!("no randomness: {e}"),
         )
     })?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn refused() -> ApiError {
@@ -122,7 +115,7 @@ pub(crate) async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body:
         record.data = serde_json::json!({ "login": input.login, "reason": reason });
         vec![record]
     };
-    let now = now_ms();
+    let now = tenure_pipeline::now_ms();
     if let Some(until) = credentials
         .as_ref()
         .and_then(|c| c.user.locked_until_ms)

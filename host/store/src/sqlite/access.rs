@@ -95,13 +95,17 @@ impl AccessStore for SqliteStore {
 
     async fn user_credentials(&self, tenant: &str, login: &str) -> StoreResult<Option<UserCredentials>> {
         self.read(|c| {
-            let Some(user) = user_in(c, tenant, login)? else {
-                return Ok(None);
-            };
-            let password_hash: Option<String> = c
-                .prepare_cached("SELECT password_hash FROM users WHERE tenant = ?1 AND login = ?2")?
-                .query_row([tenant, login], |r| r.get(0))?;
-            Ok(Some(UserCredentials { user, password_hash }))
+            // The account and its hash in one read (the hash follows the row's columns).
+            Ok(c.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS}, password_hash FROM users WHERE tenant = ?1 AND login = ?2"
+            ))?
+            .query_row([tenant, login], |r| {
+                Ok(UserCredentials {
+                    user: user_row(r)?,
+                    password_hash: r.get(9)?,
+                })
+            })
+            .optional()?)
         })
     }
 
