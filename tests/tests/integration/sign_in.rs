@@ -321,3 +321,57 @@ async fn tokens_made_at_run_time_are_shown_once_and_work_until_revoked() {
     assert_eq!(audited(&h, AuditKind::AdminTokenRevoked).await, ["olivia"]);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_burst_of_sign_ins_and_passwords_in_other_scripts() {
+    let h = host().await;
+    let olivia = session(&h, "olivia").await;
+    // A password in Cyrillic with an emoji and combining marks signs in as typed.
+    let password = "пароль-для-входа 🔐 e\u{301}té";
+    let zoe = json!({ "login": "zoe", "roles": ["auditor"], "password": password });
+    let (status, body) = call(&h, &olivia, Method::POST, "/api/v1/users", Some(zoe), true).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, body) = sign_in(&h, "zoe", password).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The same text in another normalisation is another password.
+    let (status, _, _) = sign_in(&h, "zoe", "пароль-для-входа 🔐 été").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A login outside the allowed characters is refused, naming the field.
+    let jose = json!({ "login": "josé", "roles": ["auditor"], "password": PASSWORD });
+    let (status, body) = call(&h, &olivia, Method::POST, "/api/v1/users", Some(jose), true).await;
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (422, json!("login")),
+        "{body}"
+    );
+
+    // Forty sign-ins at once: each is answered (signed in, or asked to retry), none fails,
+    // and each is in the audit as what it was.
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let url = format!("{}/api/v1/session", h.base);
+        attempts.spawn(async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&json!({ "tenant": TENANT, "login": "olivia", "password": PASSWORD }))
+                .send()
+                .await
+                .map(|r| r.status())
+                .ok()
+        });
+    }
+    let answers: Vec<Option<StatusCode>> = attempts.join_all().await;
+    let ok = answers.iter().filter(|s| **s == Some(StatusCode::OK)).count();
+    let busy = answers
+        .iter()
+        .filter(|s| **s == Some(StatusCode::TOO_MANY_REQUESTS))
+        .count();
+    assert_eq!(ok + busy, 40, "{answers:?}");
+    assert!(ok >= 2, "{ok} signed in");
+    let signed_in = audited(&h, AuditKind::AuthSignedIn).await;
+    assert_eq!(signed_in.iter().filter(|a| *a == "olivia").count(), ok + 1);
+    // A refusal for being busy is not a failed password: the account is not locked.
+    let (status, _, _) = sign_in(&h, "olivia", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    h.stop().await;
+}
