@@ -36,6 +36,9 @@ scripts/testbeds/prism.sh install >/dev/null
 # Schemathesis sends generated requests to every route of the API's OpenAPI description.
 log "installing Schemathesis (the API's contract test)"
 scripts/testbeds/schemathesis.sh install >/dev/null
+# A real OpenID provider (oidc-provider, npm) for people's sign-in; the test starts it.
+log "installing oidc-provider (the OpenID sign-in test's provider)"
+scripts/testbeds/oidc-provider.sh install
 
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh

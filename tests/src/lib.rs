@@ -34,6 +34,7 @@ pub mod fake_okta;
 pub mod fake_quota;
 pub mod fake_servicenow;
 pub mod host;
+pub mod idp;
 pub mod lever_sim;
 pub mod mailbox;
 pub mod mock_destination;

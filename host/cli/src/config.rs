@@ -204,6 +204,10 @@ pub struct HostTenant {
     /// Notification channels and the events that use them (`[tenants.T.notifications]`).
     #[serde(default)]
     pub notifications: tenure_pipeline::notify::NotificationsConfig,
+    /// The OpenID provider its people sign in with, and which of its groups give which roles
+    /// (`[tenants.T.oidc]`).
+    #[serde(default)]
+    pub oidc: Option<tenure_server::oidc::OidcConfig>,
     /// Whose plugin uploads the tenant accepts (`[tenants.T.plugin_trust]`): the publishers'
     /// Ed25519 keys, and whether unsigned uploads are allowed.
     #[serde(default)]
@@ -301,6 +305,12 @@ impl HostConfig {
             *key = base.join(&*key);
         }
         check_tenant_names(config.tenants.keys())?;
+        for (name, tenant) in &config.tenants {
+            if let Some(oidc) = &tenant.oidc {
+                oidc.check(&format!("tenants.{name}.oidc"))
+                    .map_err(anyhow::Error::msg)?;
+            }
+        }
         check_tokens(&config.api_tokens)?;
         for (i, t) in config.api_tokens.iter().enumerate() {
             if t.token.len() < 16 {
@@ -375,9 +385,14 @@ fn check_tenant_names<'a>(names: impl Iterator<Item = &'a String>) -> Result<()>
             && name.len() <= 64
             && name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            // `/api/v1/session/oidc/callback` is the providers' way back, not a tenant's sign-in.
+            && name != "callback";
         if !ok {
-            anyhow::bail!("tenants.{name:?}: a tenant name is 1 to 64 letters, digits, '-', '_' or '.'");
+            anyhow::bail!(
+                "tenants.{name:?}: a tenant name is 1 to 64 letters, digits, '-', '_' or '.' \
+                 (and not \"callback\")"
+            );
         }
     }
     Ok(())

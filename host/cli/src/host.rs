@@ -219,7 +219,16 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
                 .held_by(t.person.as_deref().unwrap_or(&t.name))
         })
         .collect();
-    let mut state = AppState::new(pipeline.clone(), tokens).with_plugin_registry(registry);
+    let providers = config
+        .tenants
+        .iter()
+        .filter_map(|(name, t)| Some((name.clone(), t.oidc.clone()?)))
+        .collect();
+    let oidc = tenure_server::oidc::OidcProviders::new(providers, store.sign_in_key())
+        .map_err(anyhow::Error::msg)?;
+    let mut state = AppState::new(pipeline.clone(), tokens)
+        .with_plugin_registry(registry)
+        .with_oidc(oidc);
     if let Some(token) = &metrics_token {
         state = state.with_metrics_token(token);
     }

@@ -13,6 +13,7 @@ mod extract;
 mod hooks;
 mod jobs;
 mod notifications;
+pub mod oidc;
 mod openapi;
 pub mod passwords;
 mod people;
@@ -26,7 +27,7 @@ pub use auth::{ApiToken, Role};
 pub use openapi::{Operation, roles_of};
 pub use routes::{OPENAPI_PATH, openapi, operations, router};
 pub use serve::{ServeLimits, serve};
-pub use sessions::{COOKIE as SESSION_COOKIE, CSRF_HEADER};
+pub use sessions::{COOKIE as SESSION_COOKIE, CSRF_COOKIE, CSRF_HEADER};
 
 use std::sync::Arc;
 use tenure_pipeline::Pipeline;
@@ -45,6 +46,8 @@ pub struct AppState {
     /// Password checks running at once: each costs tens of milliseconds of a core on
     /// purpose, so an unauthenticated flood of sign-ins waits here, not on the workers.
     sign_ins: Arc<tokio::sync::Semaphore>,
+    /// Each tenant's OpenID provider, for people's sign-in.
+    oidc: oidc::OidcProviders,
 }
 
 impl AppState {
@@ -60,6 +63,7 @@ impl AppState {
             tokens: Arc::new(tokens),
             metrics_token: None,
             sign_ins: Arc::new(tokio::sync::Semaphore::new(sessions::CONCURRENT_SIGN_INS)),
+            oidc: oidc::OidcProviders::default(),
         }
     }
 
@@ -68,6 +72,12 @@ impl AppState {
         // Its live shadow runs hear of every completed job.
         self.pipeline.listen(registry.job_listener());
         self.plugins = registry;
+        self
+    }
+
+    /// Lets people sign in with their tenants' OpenID providers.
+    pub fn with_oidc(mut self, providers: oidc::OidcProviders) -> Self {
+        self.oidc = providers;
         self
     }
 

@@ -13,7 +13,9 @@ use crate::jobs::{
     list_conflicts, list_guards, list_jobs, replay, resolve_conflict, reveal_initial_password,
 };
 use crate::openapi::{self, Access, Doc, Operation};
-use crate::{AppState, MAX_BODY_BYTES, accounts, hooks, notifications, people, plugins, rule_sets, sessions};
+use crate::{
+    AppState, MAX_BODY_BYTES, accounts, hooks, notifications, oidc, people, plugins, rule_sets, sessions,
+};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
@@ -473,6 +475,34 @@ fn people_and_tokens() -> Api {
             .json::<sessions::SignIn>(true)
             .answers::<sessions::Whoami>(200, "signed in; the cookie is set")
             .errors(&[401, 415, 429, 503]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/session/oidc/{tenant}",
+            oidc::start,
+            Doc::new(
+                "sign-in",
+                "Sign a person in with the tenant's OpenID provider: a redirect to the provider",
+            )
+            .path::<String>("tenant")
+            .query::<oidc::StartQuery>()
+            .answers_empty(
+                303,
+                "to the provider's authorization endpoint (the sign-in cookie is set)",
+            )
+            .errors(&[502]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/session/oidc/callback",
+            oidc::callback,
+            Doc::new(
+                "sign-in",
+                "Where the provider sends the person back: a session starts, then a redirect",
+            )
+            .query::<oidc::CallbackQuery>()
+            .answers_empty(303, "signed in; the session and CSRF cookies are set")
+            .errors(&[401, 403, 404, 502, 503]),
         )
         .route(
             M::GET,

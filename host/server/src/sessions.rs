@@ -16,6 +16,8 @@ use tenure_store::{AuditKind, AuditRecord, LockoutPolicy, NewSession, Role};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "tenure_session";
+/// The cookie the session's CSRF token is also kept in, for the console's script.
+pub const CSRF_COOKIE: &str = "tenure_csrf";
 /// The header a signed-in change carries its CSRF token in.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 /// How long a session lasts.
@@ -167,15 +169,56 @@ pub(crate) async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body:
         }
         return Err(refused());
     };
+    let via = serde_json::json!({ "via": "password" });
+    let started = start_session(&s, &user.tenant, &user.login, via).await?;
+    let whoami = Whoami {
+        tenant: user.tenant,
+        name: user.login,
+        roles: user.roles,
+        via: Via::Session,
+        expires_ms: Some(started.expires_ms),
+        csrf_token: Some(started.csrf.clone()),
+    };
+    let mut response = axum::Json(whoami).into_response();
+    for cookie in [started.cookie, csrf_cookie(&started.csrf)] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    Ok(response)
+}
+
+/// A session just started.
+pub(crate) struct Started {
+    /// The `Set-Cookie` value carrying the session id.
+    pub cookie: String,
+    /// The CSRF token its changes carry.
+    pub csrf: String,
+    pub expires_ms: i64,
+}
+
+/// Starts a session for an account that just proved who it is, and audits the sign-in
+/// (`data`: how they signed in, merged into the record).
+pub(crate) async fn start_session(
+    s: &AppState,
+    tenant: &str,
+    login: &str,
+    mut data: serde_json::Value,
+) -> Result<Started, ApiError> {
     let (id, csrf) = (random_token()?, random_token()?);
-    let expires_ms = now + SESSION_MS;
-    let mut audit = AuditRecord::new(&user.tenant, AuditKind::AuthSignedIn, &user.login);
-    audit.data = serde_json::json!({ "login": user.login, "expires_ms": expires_ms });
-    store
+    let expires_ms = tenure_pipeline::now_ms() + SESSION_MS;
+    let mut audit = AuditRecord::new(tenant, AuditKind::AuthSignedIn, login);
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("login".into(), login.into());
+        fields.insert("expires_ms".into(), expires_ms.into());
+    }
+    audit.data = data;
+    s.pipeline
+        .store()
         .sign_in_succeeded(
             NewSession {
-                tenant: user.tenant.clone(),
-                login: user.login.clone(),
+                tenant: tenant.to_string(),
+                login: login.to_string(),
                 digest: digest_of(&id),
                 csrf_digest: digest_of(&csrf),
                 expires_ms,
@@ -187,19 +230,20 @@ pub(crate) async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body:
         "{COOKIE}={id}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={}",
         SESSION_MS / 1000
     );
-    let whoami = Whoami {
-        tenant: user.tenant,
-        name: user.login,
-        roles: user.roles,
-        via: Via::Session,
-        csrf_token: Some(csrf),
-        expires_ms: Some(expires_ms),
-    };
-    let mut response = axum::Json(whoami).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    Ok(response)
+    Ok(Started {
+        cookie,
+        csrf,
+        expires_ms,
+    })
+}
+
+/// The CSRF token in a cookie the console's script reads (not `HttpOnly`) and sends back in
+/// `X-CSRF-Token`; another site can neither read it nor make the browser send the header.
+pub(crate) fn csrf_cookie(csrf: &str) -> String {
+    format!(
+        "{CSRF_COOKIE}={csrf}; Path=/; Secure; SameSite=Strict; Max-Age={}",
+        SESSION_MS / 1000
+    )
 }
 
 /// `GET /api/v1/session`: who the caller is.
@@ -227,9 +271,14 @@ pub(crate) async fn sign_out(State(s): State<AppState>, c: Authed<Anyone>, heade
     let audit = vec![AuditRecord::new(&c.tenant, AuditKind::AuthSignedOut, &c.name)];
     s.pipeline.store().end_session(digest_of(&id), audit).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    let expired = format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&expired) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+    let expired = [
+        format!("{COOKIE}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0"),
+        format!("{CSRF_COOKIE}=; Path=/; Secure; SameSite=Strict; Max-Age=0"),
+    ];
+    for cookie in expired {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
     }
     Ok(response)
 }

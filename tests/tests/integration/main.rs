@@ -21,6 +21,7 @@ mod lever;
 mod lever_customer;
 mod lifecycle;
 mod notifications;
+mod oidc;
 mod okta;
 mod openapi;
 mod pipeline;

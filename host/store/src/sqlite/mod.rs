@@ -147,6 +147,12 @@ impl SqliteStore {
         crate::checkpoint::CheckpointSigner::from_master(&self.master)
     }
 
+    /// The key that seals people's OpenID sign-ins under way (from the master key, so every
+    /// host of a deployment opens what another sealed).
+    pub fn sign_in_key(&self) -> [u8; 32] {
+        self.master.derive("tenure oidc sign-in v1")
+    }
+
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path
