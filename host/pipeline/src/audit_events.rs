@@ -317,6 +317,19 @@ events! {
         unsupported: &'a [String],
         dry_run: bool,
     }
+    PlanHeld => PlanHeld {
+        /// How many operations wait for approval.
+        operations: usize,
+        /// The approved plan this one replaces: the destination changed after the approval,
+        /// and the new plan asks for more than was approved.
+        replaces_approved: Option<i64>,
+    }
+    PlanObserved<'a> => PlanObserved {
+        /// The connector version that planned it.
+        connector_version: &'a str,
+        operations: Vec<PlannedOpView<'a>>,
+        unsupported: &'a [String],
+    }
     OpApplied<'a> => OpApplied {
         op: OperationKind,
         key: &'a str,

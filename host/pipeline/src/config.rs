@@ -124,6 +124,14 @@ pub struct DestinationConfig {
     /// Plan and audit, apply nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// How its changes are made for people in no cohort: `live` (applied), `supervised` (held
+    /// for a person's approval, per person) or `observe` (planned and audited only).
+    #[serde(default)]
+    pub mode: crate::supervision::ApplyMode,
+    /// Cohorts with their own mode, the first whose scope holds for a person deciding
+    /// (`[[tenants.T.destinations.cohorts]]`): a rollout widens them step by step.
+    #[serde(default)]
+    pub cohorts: Vec<crate::supervision::Cohort>,
     /// What a leaver's account gets: disabled, or deleted at once.
     #[serde(default)]
     pub deprovision: Deprovision,

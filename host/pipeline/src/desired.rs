@@ -10,6 +10,7 @@
 use crate::lifecycle::{Lifecycle, SavedAccess, State, StateExt};
 use crate::naming::{self, Assigned};
 use crate::plan::{self, Plan};
+use crate::supervision::{self, ApplyMode};
 use crate::{DestinationConfig, Failure, Pipeline, PipelineError, TenantPipeline};
 use std::borrow::Cow;
 use tenure_runtime::{CallError, PluginHandle, wit};
@@ -50,8 +51,11 @@ pub struct Subject<'a, 'l> {
 /// What one destination should hold for the person.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
-    /// The destination, its deprovisioning as the state shapes it.
+    /// The destination, its deprovisioning as the state shapes it (and run dry for a person
+    /// it observes).
     pub dest: Cow<'a, DestinationConfig>,
+    /// How it treats this person's changes (their cohort's mode, or its own).
+    pub mode: ApplyMode,
     /// The account wanted (none: out of scope), shaped, unique names settled.
     pub desired: Option<wit::DesiredAccount>,
     /// Attributes whose values are redacted (applied as they are, shown masked).
@@ -165,6 +169,14 @@ impl Pipeline {
             subject.now_ms,
             due_step,
         );
+        let mode = if dest.cohorts.is_empty() {
+            dest.mode
+        } else {
+            let input = supervision::scope_input(&subject.person, subject.event);
+            supervision::mode_for(dest.mode, &dest.cohorts, &input)
+        };
+        // Observed: planned and audited like a dry run (no names claimed, nothing linked).
+        let dry_run = dest.dry_run || mode == ApplyMode::Observe;
         let mut desired = shaped.desired;
         let mut unique = Vec::new();
         let mut assigned = Vec::new();
@@ -172,7 +184,7 @@ impl Pipeline {
             let requests = naming::take_requests(d);
             if !requests.is_empty() {
                 unique = requests.iter().map(|r| r.attribute.clone()).collect();
-                let claim = names == Names::Claim && !dest.dry_run;
+                let claim = names == Names::Claim && !dry_run;
                 assigned = self
                     .assign_names(subject.tenant_name, subject.person_key, &requests, claim)
                     .await
@@ -183,16 +195,18 @@ impl Pipeline {
                 naming::apply(d, &assigned);
             }
         }
-        let dest = if shaped.deprovision == dest.deprovision {
+        let dest = if shaped.deprovision == dest.deprovision && dry_run == dest.dry_run {
             Cow::Borrowed(dest)
         } else {
             Cow::Owned(DestinationConfig {
                 deprovision: shaped.deprovision,
+                dry_run,
                 ..dest.clone()
             })
         };
         Ok(Target {
             dest,
+            mode,
             desired,
             redacted,
             unique,

@@ -32,6 +32,7 @@ pub mod schedule;
 pub mod shadow;
 pub mod sources;
 pub mod stored;
+pub mod supervision;
 pub mod text;
 pub mod webhooks;
 pub mod worker;
@@ -267,6 +268,10 @@ impl Pipeline {
                 message,
             };
             t.notifications.check().map_err(config_error)?;
+            for d in &t.destinations {
+                supervision::check(&d.cohorts)
+                    .map_err(|e| config_error(format!("destinations.{}.{e}", d.name)))?;
+            }
             for (name, template) in &t.lifecycle.notice_fields {
                 notify::templates::check(template)
                     .map_err(|e| config_error(format!("lifecycle.notice_fields.{name}: {e}")))?;

@@ -47,11 +47,29 @@ fn stored_value(v: &wit::Value) -> StoredValue {
     }
 }
 
+/// A person as JSON, in the stored envelope's shape (empty fields left out).
+pub fn person_json(person: &wit::Person) -> serde_json::Value {
+    serde_json::to_value(to_stored_person(person)).unwrap_or_default()
+}
+
+/// An attribute value as JSON (text, a list of texts, a number, a flag, or null).
+pub fn value_json(value: &wit::Value) -> serde_json::Value {
+    serde_json::to_value(stored_value(value)).unwrap_or_default()
+}
+
 fn to_stored(e: &wit::PersonEvent) -> StoredEvent {
-    let p = &e.person;
     StoredEvent {
         kind: EventKind::from_wit(e.kind),
-        person: StoredPerson {
+        person: to_stored_person(&e.person),
+        effective_date: e.effective_date.clone(),
+        source_record_id: e.source_record_id.clone(),
+        occurred_at: e.occurred_at.clone(),
+    }
+}
+
+fn to_stored_person(p: &wit::Person) -> StoredPerson {
+    {
+        StoredPerson {
             ids: p.ids.iter().map(source_id).collect(),
             given_name: p.given_name.clone(),
             family_name: p.family_name.clone(),
@@ -86,10 +104,7 @@ fn to_stored(e: &wit::PersonEvent) -> StoredEvent {
                 .iter()
                 .map(|(k, v)| (k.clone(), stored_value(v)))
                 .collect(),
-        },
-        effective_date: e.effective_date.clone(),
-        source_record_id: e.source_record_id.clone(),
-        occurred_at: e.occurred_at.clone(),
+        }
     }
 }
 

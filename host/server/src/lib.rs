@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod events;
 mod extract;
+mod holds;
 mod hooks;
 mod jobs;
 mod notifications;

@@ -14,7 +14,8 @@ use crate::jobs::{
 };
 use crate::openapi::{self, Access, Doc, Operation};
 use crate::{
-    AppState, MAX_BODY_BYTES, accounts, hooks, notifications, oidc, people, plugins, rule_sets, sessions,
+    AppState, MAX_BODY_BYTES, accounts, holds, hooks, notifications, oidc, people, plugins, rule_sets,
+    sessions,
 };
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -266,6 +267,27 @@ fn events_and_jobs() -> Api {
                 .json::<tenure_store::ConflictDecision>(true)
                 .answers::<tenure_store::ConflictRow>(200, "the decided conflict")
                 .errors(&[409]),
+        )
+        .route(
+            M::GET,
+            "/api/v1/holds",
+            holds::list_holds,
+            Doc::new("jobs", "Plans supervised destinations hold for approval")
+                .roles::<Readers>()
+                .query::<holds::HoldsQuery>()
+                .answers::<Vec<tenure_store::HoldRow>>(200, "the held plans"),
+        )
+        .route(
+            M::POST,
+            "/api/v1/holds/decide",
+            holds::decide_holds,
+            Doc::new(
+                "jobs",
+                "Approve or reject held plans: by id, per person, per destination, or all",
+            )
+            .roles::<Operators>()
+            .json::<holds::DecisionIn>(true)
+            .answers::<tenure_pipeline::supervision::Decided>(200, "the plans decided; their jobs run again"),
         )
         .route(
             M::POST,

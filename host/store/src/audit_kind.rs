@@ -71,6 +71,14 @@ crate::column_enum! {
         OpAbandoned = "op.abandoned",
         /// An interrupted operation's outcome could not be confirmed.
         OpUnconfirmed = "op.unconfirmed",
+        /// A supervised destination held a person's plan for approval.
+        PlanHeld = "plan.held",
+        /// An observed destination planned a person's operations and applied none.
+        PlanObserved = "plan.observed",
+        /// A person approved a held plan.
+        PlanApproved = "plan.approved",
+        /// A person rejected a held plan: the destination is left alone for that event.
+        PlanRejected = "plan.rejected",
         /// The mass-change guard stopped destructive changes.
         GuardTripped = "guard.tripped",
         /// A person approved a tripped guard.

@@ -1,7 +1,8 @@
-//! Guards and conflicts: the mass-change guard that stops a flood of destructive
-//! changes until a person approves, and matching conflicts a person decides.
+//! What people decide for the pipeline: the mass-change guard that stops a flood of
+//! destructive changes until a person approves, matching conflicts, and the plans a
+//! supervised destination holds for approval.
 
-use crate::{AuditRecord, JobLease, StoreResult};
+use crate::{AuditRecord, HoldDecision, HoldFilter, HoldRow, JobLease, NewHold, StoreResult};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -125,4 +126,28 @@ pub trait GuardStore: Send + Sync {
         decision: ConflictDecision,
         actor: &str,
     ) -> StoreResult<ConflictRow>;
+    /// Holds a plan for approval (the job is held by the caller's `finish`); a pending or
+    /// approved plan of the same job and destination is superseded by it.
+    async fn hold_plan(
+        &self,
+        lease: &JobLease,
+        hold: NewHold,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<HoldRow>;
+    /// The newest held plan of this job and destination, if any.
+    async fn hold_of(&self, tenant: &str, job_id: i64, destination: &str) -> StoreResult<Option<HoldRow>>;
+    /// A tenant's held plans, oldest first.
+    async fn holds(&self, filter: HoldFilter) -> StoreResult<Vec<HoldRow>>;
+    /// Approves or rejects these pending plans and releases their jobs, in one write, each
+    /// audited with `actor`; returns the plans decided (ids not pending are left out).
+    async fn decide_holds(
+        &self,
+        tenant: &str,
+        ids: Vec<i64>,
+        decision: HoldDecision,
+        actor: &str,
+        note: Option<String>,
+    ) -> StoreResult<Vec<HoldRow>>;
+    /// Marks an approved plan applied, with the job's audit.
+    async fn hold_applied(&self, lease: &JobLease, id: i64, audit: Vec<AuditRecord>) -> StoreResult<()>;
 }

@@ -39,4 +39,5 @@ mod sdk;
 mod sign_in;
 mod source;
 mod sources;
+mod supervision;
 mod versions;

@@ -4,12 +4,14 @@
 //! every intent recorded in one write before the first is sent, each result
 //! written with the job's next write.
 
+use super::supervise::Supervised;
 use super::{DestOutcome, JobRun};
 use crate::audit_events::{self as ev, LinkedBy};
 use crate::desired::{self, Target};
 use crate::lifecycle::OpenedTicket;
 use crate::plan::{self, PlannedOp};
 use crate::resolve::{Match, resolve};
+use crate::supervision::ApplyMode;
 use crate::{DestinationConfig, Failure, FailureClass};
 use std::time::Instant;
 use tenure_runtime::wit;
@@ -45,6 +47,11 @@ impl JobRun<'_> {
         let (p, job) = (self.p, self.job);
         let dest = &*target.dest;
         let name = dest.name.as_str();
+        let mode = target.mode;
+        // A supervised or observed destination takes a leaver's whole plan in the full pass.
+        if pass == Pass::DisableOnly && mode != ApplyMode::Live {
+            return Ok(DestOutcome::Done);
+        }
         // The destination asked every caller to wait (a 429's Retry-After): this job waits too.
         if let Some((wait, why)) = p.throttled(&job.tenant, name) {
             return Err(Failure {
@@ -113,22 +120,40 @@ impl JobRun<'_> {
                 destructive: o.destructive,
             })
             .collect();
-        let rec = self.record(
-            Some(name),
-            &ev::PlanCreated {
-                connector_version: r.connector.version(),
-                operations: listed,
-                unsupported: &plan.unsupported,
-                dry_run: dest.dry_run,
-            },
-        );
+        let rec = if mode == ApplyMode::Observe {
+            self.record(
+                Some(name),
+                &ev::PlanObserved {
+                    connector_version: r.connector.version(),
+                    operations: listed,
+                    unsupported: &plan.unsupported,
+                },
+            )
+        } else {
+            self.record(
+                Some(name),
+                &ev::PlanCreated {
+                    connector_version: r.connector.version(),
+                    operations: listed,
+                    unsupported: &plan.unsupported,
+                    dry_run: dest.dry_run,
+                },
+            )
+        };
         self.pending.push(rec);
-        if dest.dry_run {
+        if dest.dry_run || mode == ApplyMode::Observe {
             for op in &plan.operations {
                 p.metrics
                     .operation(&job.tenant, name, op.kind, OperationStatus::DryRun);
             }
             return Ok(DestOutcome::Done);
+        }
+        let mut approved = None;
+        if mode == ApplyMode::Supervised {
+            match self.supervise(dest, &plan, &target.redacted).await? {
+                Supervised::Apply(hold) => approved = hold,
+                Supervised::End(outcome) => return Ok(outcome),
+            }
         }
         if plan.operations.iter().any(|o| o.destructive)
             && let Some(reason) = self.guard_check(dest).await?
@@ -138,6 +163,9 @@ impl JobRun<'_> {
         let anchor = self
             .apply_plan(dest, &r.connector, &plan.operations, current, link)
             .await?;
+        if let Some(hold) = approved {
+            self.hold_applied(hold).await?;
+        }
         if deleting && let Some(action) = due {
             self.flush().await?;
             p.store

@@ -19,6 +19,7 @@ mod admit;
 mod apply;
 mod lifecycle;
 mod recover;
+mod supervise;
 mod tickets;
 
 use crate::audit_events::{self as ev, AuditEvent};

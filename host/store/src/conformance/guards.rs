@@ -180,3 +180,149 @@ pub async fn conflicts_are_decided_once_and_release_their_job(store: Arc<dyn Sto
     assert_eq!(jobs(&store, Some(JobState::Available)).await.len(), 1);
     assert_eq!(audited(&store, AuditKind::ConflictResolved).await.len(), 1);
 }
+
+fn hold(job_id: i64, person: &str, op: &str) -> NewHold {
+    NewHold {
+        tenant: "t".into(),
+        destination: "entra".into(),
+        person_key: person.into(),
+        job_id,
+        operations: vec![serde_json::json!({ "op": op })],
+    }
+}
+
+pub async fn held_plans_are_decided_once_in_bulk_and_release_their_jobs(store: Arc<dyn Store>) {
+    intake(&store, vec![event("a", "p1"), event("b", "p2"), event("c", "p3")]).await;
+    let claimed = claim(&store, "w").await;
+    let mut ids = Vec::new();
+    for (job, person) in claimed.iter().zip(["p1", "p2", "p3"]) {
+        let lease = job.lease("w");
+        let audit = vec![AuditRecord::new("t", AuditKind::PlanHeld, "system").job(job.id)];
+        let held = store
+            .hold_plan(&lease, hold(job.id, person, "create"), audit)
+            .await
+            .unwrap();
+        assert_eq!((held.state, held.job_id), (HoldState::Pending, job.id));
+        ids.push(held.id);
+        let finish = Finish::Held {
+            reason: "supervised:entra".into(),
+        };
+        assert!(
+            store
+                .finish(&lease, finish, vec![], vec![], None, vec![])
+                .await
+                .unwrap()
+        );
+    }
+    // Another worker's lease cannot hold a plan.
+    let stale = claimed[0].lease("other");
+    assert!(
+        store
+            .hold_plan(&stale, hold(claimed[0].id, "p1", "x"), vec![])
+            .await
+            .is_err()
+    );
+    let pending = HoldFilter {
+        tenant: "t".into(),
+        state: Some(HoldState::Pending),
+        limit: 100,
+        ..HoldFilter::default()
+    };
+    assert_eq!(store.holds(pending.clone()).await.unwrap().len(), 3);
+    let page = HoldFilter {
+        after_id: Some(ids[0]),
+        limit: 1,
+        ..pending.clone()
+    };
+    assert_eq!(
+        store
+            .holds(page)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.id)
+            .collect::<Vec<_>>(),
+        [ids[1]]
+    );
+
+    // Two approved in one call, the third rejected; deciding again changes nothing.
+    let approved = store
+        .decide_holds(
+            "t",
+            vec![ids[0], ids[1], 999_999],
+            HoldDecision::Approve,
+            "op",
+            Some("pilot".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.iter().map(|h| h.id).collect::<Vec<_>>(), ids[..2]);
+    assert!(
+        approved
+            .iter()
+            .all(|h| h.state == HoldState::Approved && h.decided_by.as_deref() == Some("op"))
+    );
+    let rejected = store
+        .decide_holds("t", vec![ids[2]], HoldDecision::Reject, "op", None)
+        .await
+        .unwrap();
+    assert_eq!(rejected[0].state, HoldState::Rejected);
+    let again = store
+        .decide_holds("t", ids.clone(), HoldDecision::Reject, "op", None)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    // Another tenant's ids are not this tenant's.
+    assert!(
+        store
+            .decide_holds("u", ids.clone(), HoldDecision::Approve, "op", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(jobs(&store, Some(JobState::Available)).await.len(), 3);
+    assert_eq!(audited(&store, AuditKind::PlanApproved).await.len(), 2);
+    assert_eq!(audited(&store, AuditKind::PlanRejected).await.len(), 1);
+
+    // Run again: a new plan supersedes the approved one; the approved one applied is marked.
+    let rerun = claim(&store, "w2").await;
+    let first = rerun
+        .iter()
+        .find(|j| j.id == claimed[0].id)
+        .expect("released job");
+    let lease = first.lease("w2");
+    let newer = store
+        .hold_plan(&lease, hold(first.id, "p1", "update"), vec![])
+        .await
+        .unwrap();
+    let latest = store
+        .hold_of("t", first.id, "entra")
+        .await
+        .unwrap()
+        .expect("a hold");
+    assert_eq!((latest.id, latest.state), (newer.id, HoldState::Pending));
+    let all = HoldFilter {
+        tenant: "t".into(),
+        limit: 100,
+        ..HoldFilter::default()
+    };
+    let states: Vec<HoldState> = store
+        .holds(all.clone())
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.state)
+        .collect();
+    use HoldState::*;
+    assert_eq!(states, [Superseded, Approved, Rejected, Pending]);
+    let second = rerun
+        .iter()
+        .find(|j| j.id == claimed[1].id)
+        .expect("released job");
+    store
+        .hold_applied(&second.lease("w2"), ids[1], vec![])
+        .await
+        .unwrap();
+    let states: Vec<HoldState> = store.holds(all).await.unwrap().iter().map(|h| h.state).collect();
+    assert_eq!(states, [Superseded, Applied, Rejected, Pending]);
+}

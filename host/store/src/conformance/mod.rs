@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             operations::finish_records_the_operations_results_and_the_lifecycle,
             guards::the_guard_trips_over_its_limit_and_an_approval_gives_a_budget,
             guards::conflicts_are_decided_once_and_release_their_job,
+            guards::held_plans_are_decided_once_in_bulk_and_release_their_jobs,
             notifications::notifications_are_queued_once_per_key,
             notifications::notifications_go_with_the_jobs_end,
             notifications::notifications_are_leased_retried_and_end_sent_or_dead,

@@ -1,4 +1,4 @@
-//! The mass-change guard and matching conflicts.
+//! The mass-change guard, matching conflicts and plans held for approval.
 
 use super::{SqliteStore, check_lease};
 use crate::*;
@@ -294,6 +294,49 @@ impl GuardStore for SqliteStore {
                     ..row
                 })
             })
+            .await
+    }
+
+    async fn hold_plan(
+        &self,
+        lease: &JobLease,
+        hold: NewHold,
+        audit: Vec<AuditRecord>,
+    ) -> StoreResult<HoldRow> {
+        let lease = lease.clone();
+        self.writer
+            .write(move |ctx| super::holds::hold_plan(ctx, &lease, &hold, audit))
+            .await
+    }
+
+    async fn hold_of(&self, tenant: &str, job_id: i64, destination: &str) -> StoreResult<Option<HoldRow>> {
+        self.read(|c| super::holds::hold_of(c, tenant, job_id, destination))
+    }
+
+    async fn holds(&self, filter: HoldFilter) -> StoreResult<Vec<HoldRow>> {
+        self.read(|c| super::holds::holds(c, &filter))
+    }
+
+    async fn decide_holds(
+        &self,
+        tenant: &str,
+        ids: Vec<i64>,
+        decision: HoldDecision,
+        actor: &str,
+        note: Option<String>,
+    ) -> StoreResult<Vec<HoldRow>> {
+        let (tenant, actor) = (tenant.to_string(), actor.to_string());
+        self.writer
+            .write(move |ctx| {
+                super::holds::decide_holds(ctx, &tenant, &ids, decision, &actor, note.as_deref())
+            })
+            .await
+    }
+
+    async fn hold_applied(&self, lease: &JobLease, id: i64, audit: Vec<AuditRecord>) -> StoreResult<()> {
+        let lease = lease.clone();
+        self.writer
+            .write(move |ctx| super::holds::hold_applied(ctx, &lease, id, audit))
             .await
     }
 }

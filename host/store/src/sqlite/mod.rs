@@ -11,6 +11,7 @@ mod events;
 mod guards;
 mod head;
 mod health;
+mod holds;
 mod jobs;
 mod kv;
 mod names;
@@ -276,6 +277,7 @@ text_columns!(
     OperationKind => as_str,
     OperationStatus => as_str,
     ConflictKind => as_str,
+    HoldState => as_str,
     ActionState => as_str,
     LifecycleState => as_str,
     ReportKind => as_str,

@@ -92,6 +92,23 @@ CREATE TABLE IF NOT EXISTS conflicts (
 );
 CREATE INDEX IF NOT EXISTS conflicts_job ON conflicts (tenant, job_id, destination);
 
+-- Plans a supervised destination holds for a person's approval.
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    person_key TEXT NOT NULL,
+    job_id INTEGER NOT NULL,
+    operations TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decided_by TEXT,
+    decided_ms INTEGER,
+    note TEXT,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS holds_job ON holds (tenant, job_id, destination);
+CREATE INDEX IF NOT EXISTS holds_state ON holds (tenant, state, id);
+
 CREATE TABLE IF NOT EXISTS guards (
     tenant TEXT NOT NULL,
     destination TEXT NOT NULL,
