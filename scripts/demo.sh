@@ -8,4 +8,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/toolchain.sh
 plugins/build.sh
+# The console's pages, embedded in the binary (tenure serve shows them at /console/).
+scripts/console.sh build
 cargo run -q -p tenure -- demo --config examples/demo/tenure.toml

@@ -39,6 +39,12 @@ scripts/testbeds/schemathesis.sh install >/dev/null
 # A real OpenID provider (oidc-provider, npm) for people's sign-in; the test starts it.
 log "installing oidc-provider (the OpenID sign-in test's provider)"
 scripts/testbeds/oidc-provider.sh install
+# A headless Chromium (Debian) driven by playwright-core (npm) for the console's tests.
+log "installing Chromium and playwright-core (the console's browser test)"
+scripts/testbeds/browser.sh install
+
+log "building the console (npm: TypeScript check, esbuild bundle) into console/dist"
+scripts/console.sh build
 
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh

@@ -7,6 +7,7 @@
 mod accounts;
 mod audit;
 mod auth;
+mod console;
 mod error;
 mod events;
 mod extract;

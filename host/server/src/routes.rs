@@ -30,7 +30,7 @@ use tenure_store::Intake;
 pub fn router(state: AppState) -> Router {
     let Api { router, operations } = api();
     let description = Arc::new(openapi::document(&operations).to_string());
-    router
+    crate::console::routes(router)
         .route(
             OPENAPI_PATH,
             get(move || {

@@ -5,6 +5,7 @@ mod ad_scim;
 mod cli;
 mod cli_live;
 mod cloud_example;
+mod console;
 mod crash;
 mod desired_path;
 mod directory;

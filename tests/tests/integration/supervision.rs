@@ -13,7 +13,7 @@ use tenure_tests::host::{
     HR_TOKEN, HostSpec, IT_TOKEN, TENANT, TestHost, joiner, pipeline_toml, rules, tenant_toml,
 };
 
-async fn host() -> TestHost {
+pub(crate) async fn host() -> TestHost {
     let tenant = tenant_toml(&format!(
         "[plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
         rules("sandbox")
