@@ -8,12 +8,16 @@ import { Operations } from './pages/Operations';
 import { Audit } from './pages/Audit';
 import { People } from './pages/People';
 import { Dashboard } from './pages/Dashboard';
+import { Rules } from './pages/Rules';
+import { Plugins } from './pages/Plugins';
 
 const pages = {
   operations: { title: 'Operations', view: Operations },
+  rules: { title: 'Rules', view: Rules },
   people: { title: 'People', view: People },
   audit: { title: 'Audit', view: Audit },
   dashboard: { title: 'Dashboard', view: Dashboard },
+  plugins: { title: 'Plugins', view: Plugins },
 } as const;
 type PageName = keyof typeof pages;
 

@@ -45,6 +45,21 @@ try {
   await page.click('text=Search');
   await page.locator('[data-testid=audit] tbody tr').first().waitFor();
   seen.auditRow = await page.locator('[data-testid=audit] tbody tr').first().textContent();
+  // Every other page renders what the API gives it.
+  await page.click('header a[href="#/rules"]');
+  await page.locator('[data-testid=versions] tbody tr').first().click();
+  await page.click('text=Run the tests');
+  seen.tests = await page.textContent('[data-testid=tests] h3');
+  await page.click('header a[href="#/people"]');
+  await page.fill('input[placeholder^=Person]', person);
+  await page.click('text=Show');
+  await page.locator('.person ol li').first().waitFor();
+  seen.timeline = await page.locator('.person ol li').count();
+  await page.click('header a[href="#/dashboard"]');
+  seen.kpis = await page.textContent('dl.kpis');
+  await page.click('header a[href="#/plugins"]');
+  seen.plugins = await page.locator('.plugin h3').allTextContents();
+  seen.connections = await page.textContent('[data-testid=connections] tbody');
   console.log(JSON.stringify(seen));
 } catch (e) {
   console.log(JSON.stringify({ ...seen, failure: String(e) }));

@@ -9,6 +9,7 @@ export function Operations(_: { me: Whoami }) {
       <HeldPlans />
       <Jobs state="dead" title="Dead letters" />
       <Jobs state="held" title="Held jobs" />
+      <Conflicts />
       <Guards />
     </>
   );
@@ -144,6 +145,56 @@ function Guards() {
           </li>
         ))}
       </ul>
+    </section>
+  );
+}
+
+interface Conflict {
+  id: number;
+  destination: string;
+  person_key: string;
+  kind: string;
+  candidates: string[];
+}
+
+function Conflicts() {
+  const conflicts = useLoad(() => api<Conflict[]>('GET', '/api/v1/conflicts'));
+  const [message, setMessage] = useState('');
+  const decide = async (id: number, decision: object) => {
+    try {
+      await api('POST', `/api/v1/conflicts/${id}/resolve`, decision);
+      setMessage(`Conflict ${id} decided`);
+      conflicts.reload();
+    } catch (e) {
+      setMessage(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+    }
+  };
+  const rows = conflicts.data ?? [];
+  return (
+    <section class="card">
+      <h2>Conflicts awaiting a decision ({rows.length})</h2>
+      {conflicts.error && <p class="error">{conflicts.error}</p>}
+      <table>
+        <thead>
+          <tr><th>Person</th><th>Destination</th><th>Why</th><th>Accounts found</th><th></th></tr>
+        </thead>
+        <tbody>
+          {rows.map((c) => (
+            <tr key={c.id}>
+              <td>{c.person_key}</td>
+              <td>{c.destination}</td>
+              <td>{c.kind}</td>
+              <td>
+                {c.candidates.map((anchor) => (
+                  <button class="secondary" onClick={() => decide(c.id, { decision: 'merge', anchor })}>Take over {anchor}</button>
+                ))}
+              </td>
+              <td><button class="secondary" onClick={() => decide(c.id, { decision: 'skip' })}>Skip</button></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {message && <p role="status">{message}</p>}
     </section>
   );
 }

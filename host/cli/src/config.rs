@@ -418,6 +418,13 @@ fn check_tokens(tokens: &[TokenConfig]) -> Result<()> {
                 "api_tokens[{i}].token: the same secret as api_tokens[{j}]; give each caller its own"
             );
         }
+        if tenure_server::oidc::PEOPLE_ROLES.contains(&t.role) && t.role != Role::Auditor {
+            anyhow::bail!(
+                "api_tokens[{i}].role: {} is a person's role; a token is source, hr, it or auditor \
+                 (people sign in: tenure users add, or [tenants.T.oidc])",
+                t.role
+            );
+        }
         if t.role == Role::Source && t.sources.is_empty() {
             anyhow::bail!(
                 "api_tokens[{i}].sources: a source token names the sources it posts for (token {})",
@@ -526,13 +533,22 @@ mod tests {
         assert!(err(&same_secret).contains("api_tokens[1].token: the same secret as api_tokens[0]"));
         let odd = [token("it/admin", Role::It, "secret-two-0123456789", &[])];
         assert!(err(&odd).contains("api_tokens[0].name: must be 1 to 64 letters"));
+        // A person's role is not a machine's.
+        let owner = [token("boss", Role::Owner, "secret-five-0123456789", &[])];
+        assert!(
+            err(&owner).contains("api_tokens[0].role: owner is a person's role"),
+            "{}",
+            err(&owner)
+        );
+        let auditor = [token("audit-export", Role::Auditor, "secret-six-0123456789", &[])];
+        assert!(check_tokens(&auditor).is_ok());
     }
 
     #[test]
     fn tenant_names_cannot_reach_into_another_tenants_keys() {
         let names = ["acme".to_string(), "acme-eu_2.prod".to_string()];
         assert!(check_tenant_names(names.iter()).is_ok());
-        for bad in ["acme:cn=x", "a/b", "", "ünï"] {
+        for bad in ["acme:cn=x", "a/b", "", "ünï", "callback"] {
             let err = check_tenant_names([bad.to_string()].iter())
                 .unwrap_err()
                 .to_string();

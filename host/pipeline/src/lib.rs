@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod audit_events;
 pub mod config;
+pub mod connections;
 mod deliveries;
 pub mod desired;
 pub mod event;
@@ -72,7 +73,7 @@ pub enum PipelineError {
 }
 
 /// What kind of failure a call met; its name labels metrics and the audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FailureClass {
     Transient,
@@ -241,6 +242,8 @@ pub struct Pipeline {
     /// Destinations that asked to be left alone (a 429's `Retry-After`, a plugin quota), by
     /// (tenant, destination): until then no job calls them.
     pub(crate) throttles: Mutex<HashMap<(String, String), Throttle>>,
+    /// What this host last saw of each destination, by (tenant, destination).
+    pub(crate) connections: Mutex<HashMap<(String, String), connections::Seen>>,
     /// Each polled source's health, by (tenant, source).
     pub(crate) pollers: Mutex<std::collections::BTreeMap<(String, String), sources::SourceHealth>>,
     /// Wakes the notification sender when one was queued.
@@ -292,6 +295,7 @@ impl Pipeline {
             deliveries_waiting: std::sync::atomic::AtomicBool::new(true),
             leases: Mutex::new(HashMap::new()),
             throttles: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
             pollers: Mutex::default(),
             notifications_waiting: Notify::new(),
             listeners: std::sync::RwLock::default(),

@@ -234,3 +234,8 @@ pub async fn rollback(
         .await?;
     Ok(axum::Json(done).into_response())
 }
+
+/// `GET /api/v1/connections`: each destination's health as this host sees it.
+pub async fn connections(State(s): State<AppState>, c: Authed<Readers>) -> ApiResult {
+    Ok(axum::Json(s.pipeline.connections(&c.tenant)?).into_response())
+}

@@ -270,6 +270,17 @@ fn events_and_jobs() -> Api {
         )
         .route(
             M::GET,
+            "/api/v1/connections",
+            plugins::connections,
+            Doc::new(
+                "plugins",
+                "Each destination's health here: last success, last error, held back by a 429",
+            )
+            .roles::<Readers>()
+            .answers::<Vec<tenure_pipeline::connections::DestinationHealth>>(200, "the destinations"),
+        )
+        .route(
+            M::GET,
             "/api/v1/holds",
             holds::list_holds,
             Doc::new("jobs", "Plans supervised destinations hold for approval")

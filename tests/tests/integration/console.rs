@@ -1,14 +1,16 @@
 //! The console (issue 22) as a person uses it: served from the assets embedded in the binary,
 //! with a strict Content-Security-Policy; in headless Chromium (playwright-core), a person
 //! signs in with a password, sees a supervised destination's held plan and approves it, and
-//! finds the approval in the audit page.
+//! finds the approval in the audit page; the rules, people, dashboard and plugins pages show
+//! what the API gives them.
 
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 use tenure_store::prelude::*;
 use tenure_store::{NewUser, Role};
-use tenure_tests::host::{TENANT, joiner};
+use tenure_tests::host::{IT_TOKEN, TENANT, joiner, rules};
 
 const PASSWORD: &str = "hana's long enough passphrase";
 
@@ -19,10 +21,16 @@ async fn a_person_signs_in_to_the_console_and_approves_a_held_plan() {
         tenant: TENANT.into(),
         login: "hana".into(),
         display_name: "Hana Operator".into(),
-        roles: vec![Role::Operator, Role::Auditor],
+        roles: vec![Role::HrAdmin, Role::Operator, Role::Auditor],
         password_hash: Some(tenure_server::passwords::hash_password(PASSWORD).expect("hash")),
     };
     h.store.create_user(hana, vec![]).await.expect("hana");
+    // A rule-set version for the rules page (the same rules, saved through the API).
+    let draft = json!({ "document": rules("sandbox"), "message": "the rules as configured" });
+    let (status, body) = h
+        .request(Method::POST, "/api/v1/rule-sets", IT_TOKEN, Some(&draft), None)
+        .await;
+    assert_eq!(status, 201, "{body}");
     let (status, body) = h.post_event(&joiner("s9", "Sales"), "s9").await;
     assert_eq!(status, 202, "{body}");
     h.wait_idle(Duration::from_secs(30)).await;
@@ -107,7 +115,7 @@ async fn a_person_signs_in_to_the_console_and_approves_a_held_plan() {
         seen["who"]
             .as_str()
             .unwrap_or_default()
-            .contains("hana (operator, auditor)"),
+            .contains("hana (hr-admin, operator, auditor)"),
         "{seen:#}"
     );
     let row = seen["heldRow"].as_str().unwrap_or_default();
@@ -116,6 +124,29 @@ async fn a_person_signs_in_to_the_console_and_approves_a_held_plan() {
     let audit = seen["auditRow"].as_str().unwrap_or_default();
     assert!(
         audit.contains("plan.approved") && audit.contains("hana"),
+        "{seen:#}"
+    );
+    assert!(
+        seen["tests"].as_str().unwrap_or_default().starts_with("Tests:"),
+        "{seen:#}"
+    );
+    assert!(seen["timeline"].as_u64().unwrap_or(0) > 3, "{seen:#}");
+    assert!(
+        seen["kpis"].as_str().unwrap_or_default().contains("Events"),
+        "{seen:#}"
+    );
+    // The plugins page lists what the registry holds (this host registers its plugins
+    // directly, so none).
+    let listed = h.get("/api/v1/plugins").await["plugins"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(seen["plugins"].as_array().map(Vec::len), Some(listed), "{seen:#}");
+    assert!(
+        seen["connections"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sandbox"),
         "{seen:#}"
     );
     assert_eq!(seen["consoleErrors"], serde_json::json!([]), "{seen:#}");
@@ -127,4 +158,9 @@ async fn a_person_signs_in_to_the_console_and_approves_a_held_plan() {
     assert_eq!(holds[0]["state"], "applied", "{holds:#}");
     assert_eq!(holds[0]["decided_by"], "hana");
     assert_eq!(holds[0]["note"], "approved in the console");
+    // The connection's health shows the change that went through.
+    let connections = h.get("/api/v1/connections").await;
+    assert_eq!(connections[0]["destination"], "sandbox");
+    assert!(connections[0]["last_success_ms"].is_i64(), "{connections:#}");
+    assert!(connections[0]["last_error"].is_null(), "{connections:#}");
 }

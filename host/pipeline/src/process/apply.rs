@@ -462,6 +462,7 @@ impl JobRun<'_> {
             });
             p.metrics
                 .operation(&job.tenant, name, planned.kind, OperationStatus::Done);
+            p.destination_succeeded(&job.tenant, name);
         }
         Ok(anchor)
     }

@@ -553,6 +553,7 @@ impl JobRun<'_> {
 /// a permanent failure outranks a retryable one; among retries the longest wait wins.
 fn note_failure(p: &Pipeline, tenant: &str, destination: &str, worst: &mut Option<Failure>, f: Failure) {
     p.metrics.error(tenant, destination, f.class);
+    p.destination_failed(tenant, destination, &f);
     // One job's 429 holds back every job's calls to the destination until it passes.
     if f.class == FailureClass::RateLimited
         && let Some(ms) = f.retry_after_ms

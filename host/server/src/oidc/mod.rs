@@ -93,17 +93,6 @@ fn unavailable(e: ProviderError) -> ApiError {
     ApiError::new(StatusCode::BAD_GATEWAY, "provider", e.to_string())
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value.to_string())
-}
-
 fn redirect(to: &str, cookies: &[String]) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
@@ -196,7 +185,7 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CallbackQuery>,
 ) -> ApiResult {
-    let attempt = cookie_value(&headers, attempt::COOKIE)
+    let attempt = sessions::cookie_named(&headers, attempt::COOKIE)
         .and_then(|v| Attempt::open(&v, &s.oidc.key, now_s()))
         .ok_or_else(|| {
             ApiError::new(

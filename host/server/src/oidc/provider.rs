@@ -108,14 +108,21 @@ impl Provider {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProviderError> {
+        self.get(url, None).await
+    }
+
+    /// A JSON GET (with a bearer token when given).
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+    ) -> Result<T, ProviderError> {
         let unavailable = |e: reqwest::Error| ProviderError::Unavailable(format!("{url}: {e}"));
-        let response = self
-            .client
-            .get(url)
-            .timeout(TIMEOUT)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let mut request = self.client.get(url).timeout(TIMEOUT);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(unavailable)?;
         if !response.status().is_success() {
             return Err(ProviderError::Unavailable(format!(
                 "{url} answered {}",
@@ -232,21 +239,6 @@ impl Provider {
         endpoint: &str,
         access_token: &str,
     ) -> Result<Map<String, Value>, ProviderError> {
-        let unavailable = |e: reqwest::Error| ProviderError::Unavailable(format!("userinfo: {e}"));
-        let response = self
-            .client
-            .get(endpoint)
-            .bearer_auth(access_token)
-            .timeout(TIMEOUT)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        if !response.status().is_success() {
-            return Err(ProviderError::Unavailable(format!(
-                "userinfo answered {}",
-                response.status()
-            )));
-        }
-        response.json().await.map_err(unavailable)
+        self.get(endpoint, Some(access_token)).await
     }
 }
