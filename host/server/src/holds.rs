@@ -24,8 +24,7 @@ pub(crate) struct HoldsQuery {
     person: Option<String>,
     /// Only ids after this one (paging).
     after_id: Option<i64>,
-    /// At most this many (default 100, at most 1,000).
-    #[schemars(range(min = 1, max = 1000))]
+    /// At most this many (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
@@ -61,7 +60,7 @@ pub(crate) async fn list_holds(
         destination: q.destination,
         person_key: q.person,
         after_id: q.after_id,
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit: crate::list_limit(q.limit, 100),
     };
     Ok(axum::Json(s.pipeline.holds(filter).await?).into_response())
 }

@@ -127,7 +127,7 @@ mod deliveries {
         source: Option<String>,
         /// Only deliveries in this state.
         state: Option<DeliveryState>,
-        /// At most this many (default 100).
+        /// At most this many (default 100, at most 10,000).
         limit: Option<usize>,
     }
 
@@ -143,7 +143,7 @@ mod deliveries {
                 tenant: c.tenant.clone(),
                 source: q.source,
                 state,
-                limit: q.limit.unwrap_or(100),
+                limit: crate::list_limit(q.limit, 100),
             })
             .await?;
         Ok(axum::Json(rows).into_response())

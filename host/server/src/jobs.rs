@@ -21,6 +21,7 @@ pub struct JobsQuery {
     state: Option<JobState>,
     /// Only this person's jobs.
     person: Option<String>,
+    /// At most this many (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
@@ -37,7 +38,7 @@ pub async fn list_jobs(
             tenant: c.tenant.clone(),
             state,
             person_key: q.person,
-            limit: q.limit.unwrap_or(100),
+            limit: crate::list_limit(q.limit, 100),
         })
         .await?;
     Ok(axum::Json(jobs).into_response())

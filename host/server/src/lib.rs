@@ -90,5 +90,23 @@ impl AppState {
     }
 }
 
+/// The most rows a list route answers with at once (its `limit`; larger asks get this many).
+pub const MAX_LIST: usize = 10_000;
+
+/// A list route's `limit`: `default` when absent, at least 1, at most [`MAX_LIST`].
+pub(crate) fn list_limit(asked: Option<usize>, default: usize) -> usize {
+    asked.unwrap_or(default).clamp(1, MAX_LIST)
+}
+
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_list_limit_is_bounded_both_ways() {
+        assert_eq!(super::list_limit(None, 100), 100);
+        assert_eq!(super::list_limit(Some(0), 100), 1);
+        assert_eq!(super::list_limit(Some(usize::MAX), 100), super::MAX_LIST);
+    }
+}

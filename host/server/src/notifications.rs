@@ -13,7 +13,7 @@ use serde::Deserialize;
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
-    /// At most this many (default 100).
+    /// At most this many (default 100, at most 10,000).
     limit: Option<usize>,
 }
 
@@ -24,7 +24,7 @@ pub(crate) async fn list(
 ) -> ApiResult {
     let rows = s
         .pipeline
-        .notifications(&c.tenant, q.limit.unwrap_or(100))
+        .notifications(&c.tenant, crate::list_limit(q.limit, 100))
         .await?;
     Ok(axum::Json(rows).into_response())
 }

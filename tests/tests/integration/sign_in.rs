@@ -11,7 +11,7 @@ use tenure_tests::host::{HostSpec, IT_TOKEN, TENANT, TestHost, joiner, pipeline_
 
 const PASSWORD: &str = "a long enough passphrase";
 
-async fn host() -> TestHost {
+fn spec() -> HostSpec {
     let tenant = tenant_toml(&format!(
         "[plugins.rules-basic]\nrule_set = '''\n{}'''\n[plugins.sandbox.grants]\nkv = true\n",
         rules("sandbox")
@@ -19,7 +19,7 @@ async fn host() -> TestHost {
     let pipeline = pipeline_toml(
         "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n",
     );
-    let h = TestHost::start(HostSpec {
+    HostSpec {
         tenant,
         pipeline,
         queue: QueueConfig {
@@ -27,8 +27,11 @@ async fn host() -> TestHost {
             ..QueueConfig::default()
         },
         plugins: vec!["rules-basic", "sandbox"],
-    })
-    .await;
+    }
+}
+
+async fn host() -> TestHost {
+    let h = TestHost::start(spec()).await;
     // The first owner, as `tenure users add` makes one.
     let owner = NewUser {
         tenant: TENANT.into(),
@@ -374,4 +377,24 @@ async fn a_burst_of_sign_ins_and_passwords_in_other_scripts() {
     let (status, _, _) = sign_in(&h, "olivia", PASSWORD).await;
     assert_eq!(status, StatusCode::OK);
     h.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_outlives_a_restart_of_the_host_and_a_sign_out_ends_it_for_good() {
+    let h = host().await;
+    let s = session(&h, "olivia").await;
+    // The session lives in the store: a restarted host (or another host) honours it.
+    let dir = h.stop().await;
+    let h = TestHost::start_in(spec(), dir).await;
+    let (status, me) = call(&h, &s, Method::GET, "/api/v1/session", None, false).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("olivia")), "{me}");
+    let token = json!({ "name": "after-restart", "role": "it" });
+    let (status, body) = call(&h, &s, Method::POST, "/api/v1/tokens", Some(token), true).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = call(&h, &s, Method::DELETE, "/api/v1/session", None, true).await;
+    assert_eq!(status, 204);
+    let dir = h.stop().await;
+    let h = TestHost::start_in(spec(), dir).await;
+    let (status, _) = call(&h, &s, Method::GET, "/api/v1/session", None, false).await;
+    assert_eq!(status, 401, "a signed-out session stays ended after a restart");
 }
