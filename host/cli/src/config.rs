@@ -418,7 +418,7 @@ fn check_tokens(tokens: &[TokenConfig]) -> Result<()> {
                 "api_tokens[{i}].token: the same secret as api_tokens[{j}]; give each caller its own"
             );
         }
-        if tenure_server::oidc::PEOPLE_ROLES.contains(&t.role) && t.role != Role::Auditor {
+        if !Role::MACHINES.contains(&t.role) {
             anyhow::bail!(
                 "api_tokens[{i}].role: {} is a person's role; a token is source, hr, it or auditor \
                  (people sign in: tenure users add, or [tenants.T.oidc])",

@@ -137,6 +137,13 @@ impl Pipeline {
         due: Option<(&str, usize)>,
     ) -> Vec<Result<Target<'a>, Unprepared>> {
         let mut out = Vec::with_capacity(subject.tenant.destinations.len());
+        // What cohort scopes see of the person, made once for every destination that has some.
+        let scope = subject
+            .tenant
+            .destinations
+            .iter()
+            .any(|d| !d.cohorts.is_empty())
+            .then(|| supervision::scope_input(&subject.person, subject.event));
         for dest in &subject.tenant.destinations {
             let wanted = evaluation
                 .accounts
@@ -144,7 +151,10 @@ impl Pipeline {
                 .find(|a| a.destination == dest.name)
                 .cloned();
             let due_step = due.filter(|(d, _)| *d == dest.name).map(|(_, i)| i);
-            out.push(self.target(subject, dest, wanted, names, due_step).await);
+            out.push(
+                self.target(subject, dest, wanted, names, due_step, scope.as_ref())
+                    .await,
+            );
         }
         out
     }
@@ -156,6 +166,7 @@ impl Pipeline {
         wanted: Option<wit::DesiredAccount>,
         names: Names,
         due_step: Option<usize>,
+        scope: Option<&serde_json::Value>,
     ) -> Result<Target<'a>, Unprepared> {
         let redacted = wanted
             .as_ref()
@@ -169,11 +180,9 @@ impl Pipeline {
             subject.now_ms,
             due_step,
         );
-        let mode = if dest.cohorts.is_empty() {
-            dest.mode
-        } else {
-            let input = supervision::scope_input(&subject.person, subject.event);
-            supervision::mode_for(dest.mode, &dest.cohorts, &input)
+        let mode = match scope {
+            Some(input) if !dest.cohorts.is_empty() => supervision::mode_for(dest.mode, &dest.cohorts, input),
+            _ => dest.mode,
         };
         // Observed: planned and audited like a dry run (no names claimed, nothing linked).
         let dry_run = dest.dry_run || mode == ApplyMode::Observe;

@@ -14,17 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tenure_store::{ApiTokenRow, AuditKind, AuditRecord, NewUser, Role, UserChange};
 
-/// Roles a person may hold.
-const PEOPLE_ROLES: [Role; 5] = [
-    Role::Owner,
-    Role::HrAdmin,
-    Role::ItAdmin,
-    Role::Operator,
-    Role::Auditor,
-];
-/// Roles a token may hold.
-const TOKEN_ROLES: [Role; 4] = [Role::Source, Role::Hr, Role::It, Role::Auditor];
-
 /// Logins and token names: letters, digits and `.-_@`, 1-64 characters.
 fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
@@ -108,7 +97,7 @@ pub(crate) async fn list_users(State(s): State<AppState>, c: Authed<Owners>) -> 
 pub(crate) async fn create_user(State(s): State<AppState>, c: Authed<Owners>, body: Bytes) -> ApiResult {
     let input: UserIn = json_body(&body)?;
     check_name("login", &input.login)?;
-    check_roles("roles", &input.roles, &PEOPLE_ROLES)?;
+    check_roles("roles", &input.roles, &Role::PEOPLE)?;
     let password_hash = hash(input.password).await?;
     let mut audit = AuditRecord::new(&c.tenant, AuditKind::AdminUserCreated, &c.name);
     audit.data = json!({ "login": input.login, "roles": input.roles });
@@ -132,7 +121,7 @@ pub(crate) async fn change_user(
 ) -> ApiResult {
     let input: UserChangeIn = json_body(&body)?;
     if let Some(roles) = &input.roles {
-        check_roles("roles", roles, &PEOPLE_ROLES)?;
+        check_roles("roles", roles, &Role::PEOPLE)?;
     }
     // An owner cannot lock themselves out of owning the tenant.
     let demotes_self = input.roles.as_ref().is_some_and(|r| !r.contains(&Role::Owner));
@@ -199,7 +188,7 @@ pub(crate) async fn create_token(
 ) -> ApiResult {
     let input: TokenIn = json_body(&body)?;
     check_name("name", &input.name)?;
-    check_roles("role", &[input.role], &TOKEN_ROLES)?;
+    check_roles("role", &[input.role], &Role::MACHINES)?;
     // An IT administrator connects systems (source and HR tokens); a token that could do
     // more than they can (an IT or auditor token reads the audit log) needs an owner.
     if !c.has(Role::Owner) && !matches!(input.role, Role::Source | Role::Hr) {

@@ -29,6 +29,19 @@ crate::column_enum! {
     }
 }
 
+impl Role {
+    /// The roles a person may hold.
+    pub const PEOPLE: [Role; 5] = [
+        Role::Owner,
+        Role::HrAdmin,
+        Role::ItAdmin,
+        Role::Operator,
+        Role::Auditor,
+    ];
+    /// The roles a token (a machine) may hold.
+    pub const MACHINES: [Role; 4] = [Role::Source, Role::Hr, Role::It, Role::Auditor];
+}
+
 /// A person's account, as the API shows it (never its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct UserRow {

@@ -49,15 +49,6 @@ fn default_groups_claim() -> String {
     "groups".into()
 }
 
-/// The roles a person may hold (tokens hold the others).
-pub const PEOPLE_ROLES: [Role; 5] = [
-    Role::Owner,
-    Role::HrAdmin,
-    Role::ItAdmin,
-    Role::Operator,
-    Role::Auditor,
-];
-
 impl OidcConfig {
     /// What is wrong with it, naming the field under `at` (`tenants.acme.oidc`).
     pub fn check(&self, at: &str) -> Result<(), String> {
@@ -88,7 +79,7 @@ impl OidcConfig {
             return Err(format!("{at}.roles: map at least one group to roles"));
         }
         for (group, roles) in &self.roles {
-            if let Some(role) = roles.iter().find(|r| !PEOPLE_ROLES.contains(r)) {
+            if let Some(role) = roles.iter().find(|r| !Role::PEOPLE.contains(r)) {
                 return Err(format!(
                     "{at}.roles.{group:?}: {role} is a token's role; people hold owner, hr-admin, \
                      it-admin, operator or auditor"

@@ -8,7 +8,7 @@ mod config;
 mod id_token;
 mod provider;
 
-pub use config::{OidcConfig, PEOPLE_ROLES};
+pub use config::OidcConfig;
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};

@@ -107,10 +107,6 @@ impl Provider {
         Ok(Some(keys))
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, ProviderError> {
-        self.get(url, None).await
-    }
-
     /// A JSON GET (with a bearer token when given).
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
@@ -137,7 +133,7 @@ impl Provider {
             "{}/.well-known/openid-configuration",
             self.config.issuer.trim_end_matches('/')
         );
-        let metadata: Metadata = self.get_json(&url).await?;
+        let metadata: Metadata = self.get(&url, None).await?;
         if metadata.issuer != self.config.issuer {
             return Err(ProviderError::Discovery(format!(
                 "issuer is {:?}, the configuration says {:?}",
@@ -166,7 +162,7 @@ impl Provider {
     }
 
     async fn keys(&self, metadata: &Metadata) -> Result<JwkSet, ProviderError> {
-        self.get_json(&metadata.jwks_uri).await
+        self.get(&metadata.jwks_uri, None).await
     }
 
     /// Exchanges the code (with its PKCE verifier) for tokens.
