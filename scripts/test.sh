@@ -45,6 +45,8 @@ scripts/testbeds/browser.sh install
 
 log "building the console (npm: TypeScript check, esbuild bundle) into console/dist"
 scripts/console.sh build
+log "the console's unit tests (node's test runner)"
+scripts/console.sh test
 
 log "building plugins (Rust, Python, JavaScript) into target/plugins"
 plugins/build.sh

@@ -36,13 +36,13 @@ export function Audit(_: { me: Whoami }) {
     <section class="card">
       <h2>Audit</h2>
       <form class="filters" onSubmit={search}>
-        <input placeholder="Person (source:id)" value={person} onInput={(e) => setPerson(e.currentTarget.value)} />
-        <input placeholder="Kind (plan., job.)" value={kind} onInput={(e) => setKind(e.currentTarget.value)} />
-        <input placeholder="Actor" value={actor} onInput={(e) => setActor(e.currentTarget.value)} />
+        <input aria-label="Person (source:id)" placeholder="Person (source:id)" value={person} onInput={(e) => setPerson(e.currentTarget.value)} />
+        <input aria-label="Kind (plan., job.)" placeholder="Kind (plan., job.)" value={kind} onInput={(e) => setKind(e.currentTarget.value)} />
+        <input aria-label="Actor" placeholder="Actor" value={actor} onInput={(e) => setActor(e.currentTarget.value)} />
         <input type="datetime-local" aria-label="since" value={since} onInput={(e) => setSince(e.currentTarget.value)} />
         <button type="submit">Search</button>
         <button type="button" class="secondary" onClick={verify}>Verify</button>
-        <a class="button secondary" href={`/api/v1/audit${query({ ...params(), format: 'csv' })}`}>Export CSV</a>
+        <a class="button secondary" download="tenure-audit.csv" href={`/api/v1/audit${query({ ...params(), format: 'csv' })}`}>Export CSV</a>
       </form>
       {message && <p role="status">{message}</p>}
       <table data-testid="audit">

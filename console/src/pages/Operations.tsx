@@ -67,7 +67,7 @@ function HeldPlans() {
         </tbody>
       </table>
       <div class="actions">
-        <input placeholder="Note (why)" value={note} onInput={(e) => setNote(e.currentTarget.value)} />
+        <input aria-label="Note (why)" placeholder="Note (why)" value={note} onInput={(e) => setNote(e.currentTarget.value)} />
         <button disabled={!chosen.size} onClick={() => decide('approve', { ids: [...chosen] })}>Approve selected</button>
         <button disabled={!chosen.size} class="danger" onClick={() => decide('reject', { ids: [...chosen] })}>Reject selected</button>
         <button disabled={!rows.length} onClick={() => decide('approve', { all: true })}>Approve all</button>
@@ -82,20 +82,21 @@ function Jobs({ state, title }: { state: 'dead' | 'held'; title: string }) {
   const [message, setMessage] = useState('');
   const replay = async (ids: number[]) => {
     let done = 0;
+    const refused: string[] = [];
     for (const id of ids) {
       try {
         await api('POST', `/api/v1/jobs/${id}/replay`);
         done += 1;
       } catch (e) {
-        setMessage(e instanceof ApiError ? `job ${id}: ${e.reason}` : String(e));
+        refused.push(e instanceof ApiError ? `job ${id}: ${e.reason}` : String(e));
       }
     }
-    setMessage(`Replayed ${done} job(s)`);
+    setMessage([`Replayed ${done} job(s)`, ...refused].join('; '));
     jobs.reload();
   };
   const rows = jobs.data ?? [];
   return (
-    <section class="card">
+    <section class="card" data-testid={`jobs-${state}`}>
       <h2>{title} ({rows.length})</h2>
       {jobs.error && <p class="error">{jobs.error}</p>}
       <table>

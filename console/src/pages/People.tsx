@@ -33,7 +33,7 @@ export function People(_: { me: Whoami }) {
     <section class="card">
       <h2>People</h2>
       <form class="filters" onSubmit={show}>
-        <input placeholder="Person (source:id, as in the audit)" value={key} onInput={(e) => setKey(e.currentTarget.value)} required />
+        <input aria-label="Person (source:id, as in the audit)" placeholder="Person (source:id, as in the audit)" value={key} onInput={(e) => setKey(e.currentTarget.value)} required />
         <button type="submit">Show</button>
       </form>
       {message && <p class="error">{message}</p>}

@@ -8,7 +8,7 @@ use crate::plan::PlannedOp;
 use crate::resolve::{Match, resolve};
 use crate::{Pipeline, PipelineError};
 use serde::Serialize;
-use tenure_runtime::wit;
+use tenure_runtime::{PluginHandle, wit};
 
 /// One destination in a preview.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -80,6 +80,21 @@ impl Pipeline {
         kind: EventKind,
     ) -> Result<Preview, PipelineError> {
         let tenant = self.tenant(tenant_name)?;
+        let rules = self.runtime.plugin(tenant_name, &tenant.rules)?;
+        self.preview_with(tenant_name, source, person, kind, &rules).await
+    }
+
+    /// [`preview`](Self::preview) under the rules `rules` runs (a draft rule set's handle,
+    /// so a rule being edited is previewed on a real person before it is saved).
+    pub async fn preview_with(
+        &self,
+        tenant_name: &str,
+        source: &str,
+        person: &wit::Person,
+        kind: EventKind,
+        rules: &PluginHandle,
+    ) -> Result<Preview, PipelineError> {
+        let tenant = self.tenant(tenant_name)?;
         let own_key = crate::event::person_key(source, person).ok_or_else(|| crate::InvalidEvent {
             field: "person.ids".into(),
             reason: "must name at least one id".into(),
@@ -104,7 +119,6 @@ impl Pipeline {
         };
         let _ = life.observe(i64::MAX, kind, &as_event, now);
         let state = life.state_at(now);
-        let rules = self.runtime.plugin(tenant_name, &tenant.rules)?;
         let mut subject = Subject {
             tenant_name,
             tenant,
@@ -119,7 +133,7 @@ impl Pipeline {
             trace: wit::rules::TraceLevel::All,
             names: Names::Peek,
         };
-        let desired = self.desired_state(&rules, &mut subject, mode).await?;
+        let desired = self.desired_state(rules, &mut subject, mode).await?;
         let mut destinations = Vec::with_capacity(desired.targets.len());
         for target in desired.targets {
             let view = match target {

@@ -98,6 +98,13 @@ impl RuleSets {
             .map_err(|e| RuleSetError::Runtime(e.to_string()))
     }
 
+    /// A handle for `document` once the plugin has accepted it (compiled and evaluated once).
+    pub async fn checked_draft(&self, tenant: &str, document: &str) -> Result<PluginHandle, RuleSetError> {
+        let handle = self.draft_handle(tenant, document)?;
+        check(&handle, now_ms()).await?;
+        Ok(handle)
+    }
+
     /// Checks and tests a document without saving it.
     pub async fn test(&self, tenant: &str, document: &str) -> Result<TestReport, RuleSetError> {
         let handle = self.draft_handle(tenant, document)?;

@@ -139,6 +139,10 @@ pub(crate) struct PreviewIn {
     kind: Option<EventKind>,
     source: Option<String>,
     source_record_id: Option<String>,
+    /// A rule-set document (YAML or JSON) to preview under instead of the published one,
+    /// run apart from live traffic: a rule being edited, before it is saved.
+    #[schemars(length(min = 1))]
+    document: Option<String>,
 }
 
 /// `POST /api/v1/preview`: what a person's record would do, through the job's own path.
@@ -168,6 +172,14 @@ pub async fn preview(State(s): State<AppState>, c: Authed<HrAndIt>, body: Bytes)
             ));
         }
     };
-    let preview = s.pipeline.preview(&c.tenant, &source, &person, kind).await?;
+    let preview = match &input.document {
+        None => s.pipeline.preview(&c.tenant, &source, &person, kind).await?,
+        Some(document) => {
+            let rules = s.rule_sets.checked_draft(&c.tenant, document).await?;
+            s.pipeline
+                .preview_with(&c.tenant, &source, &person, kind, &rules)
+                .await?
+        }
+    };
     Ok(axum::Json(preview).into_response())
 }

@@ -651,3 +651,73 @@ async fn outputs_a_destination_cannot_apply_refuse_the_publish() {
     .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// A rule being edited runs on a live person before it is saved (the console's preview): the
+/// draft's rules and trace, the plan against what the destination holds, nothing written and
+/// the published version untouched; a draft the plugin refuses is named, field and position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draft_document_is_previewed_on_a_live_person_writing_nothing() {
+    let h = host(false).await;
+    let (status, body) = draft(&h, IT_TOKEN, V1, "v1").await;
+    assert_eq!(status, 201, "{body}");
+    call(&h, Method::POST, "/api/v1/rule-sets/1/publish", IT_TOKEN, None).await;
+    post(
+        &h,
+        "joiner",
+        person("5", "Ada", Some("Byron"), "Engineering"),
+        "hire-5",
+    )
+    .await;
+    h.wait_idle(WAIT).await;
+    // What the audit held before, reading it aside (each read is audited as an export).
+    let changes = |audit: Vec<Value>| -> Vec<Value> {
+        audit
+            .into_iter()
+            .filter(|e| e["kind"] != "admin.audit_exported")
+            .collect()
+    };
+    let audit_before = changes(h.audit(None).await);
+
+    let preview = |document: Option<String>| {
+        let mut body = json!({ "source": "hr", "source_record_id": "hire-5" });
+        if let Some(d) = document {
+            body["document"] = json!(d);
+        }
+        call(&h, Method::POST, "/api/v1/preview", HR_TOKEN, Some(body))
+    };
+    let (status, draft_view) = preview(Some(v2())).await;
+    assert_eq!(status, 200, "{draft_view}");
+    let trace = draft_view["trace"].as_array().expect("trace");
+    let eng = trace.iter().find(|t| t["rule"] == "eng").expect("eng traced");
+    assert_eq!(eng["matched"], true, "{eng}");
+    assert!(
+        eng["contributed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("group:Eng-All")),
+        "{eng}"
+    );
+    let ops = draft_view["destinations"][0]["operations"].to_string();
+    assert!(
+        ops.contains("Eng-All"),
+        "the draft adds a group to the existing account: {ops}"
+    );
+    // The published rules still say what they said; nothing was applied or audited.
+    let (_, live) = preview(None).await;
+    assert_eq!(live["destinations"][0]["operations"], json!([]), "{live}");
+    assert_eq!(groups(&account(&h, "hire-5").await), ["Engineering"]);
+    assert_eq!(changes(h.audit(None).await), audit_before);
+
+    let broken = V1.replace(
+        r#"when: person.department == "Engineering""#,
+        "when: person.department ==",
+    );
+    let (status, body) = preview(Some(broken)).await;
+    assert_eq!(status, 422, "{body}");
+    let reason = body["error"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("destinations.sandbox.rules[eng].when") && reason.contains("line 1"),
+        "{body}"
+    );
+    h.stop().await;
+}

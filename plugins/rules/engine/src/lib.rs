@@ -13,6 +13,7 @@ pub mod document;
 pub mod entra;
 mod fast;
 pub mod functions;
+pub mod help;
 pub mod limits;
 pub mod macros;
 pub mod markers;
