@@ -10,6 +10,7 @@ import { People } from './pages/People';
 import { Dashboard } from './pages/Dashboard';
 import { Rules } from './pages/Rules';
 import { Plugins } from './pages/Plugins';
+import { Access } from './pages/Access';
 
 const pages = {
   operations: { title: 'Operations', view: Operations },
@@ -18,8 +19,13 @@ const pages = {
   audit: { title: 'Audit', view: Audit },
   dashboard: { title: 'Dashboard', view: Dashboard },
   plugins: { title: 'Plugins', view: Plugins },
+  access: { title: 'Access', view: Access },
 } as const;
 type PageName = keyof typeof pages;
+
+/** Pages whose every part needs a role; the others show each person what their roles read. */
+const NEEDS: Partial<Record<PageName, string[]>> = { access: ['owner', 'it-admin'] };
+const shown = (name: PageName, me: Whoami) => !NEEDS[name] || NEEDS[name].some((r) => me.roles.includes(r));
 
 function currentPage(): PageName {
   const name = location.hash.replace(/^#\/?/, '').split('?')[0];
@@ -49,7 +55,7 @@ function App() {
       <header>
         <strong>Tenure</strong>
         <nav>
-          {(Object.keys(pages) as PageName[]).map((name) => (
+          {(Object.keys(pages) as PageName[]).filter((name) => shown(name, me)).map((name) => (
             <a href={`#/${name}`} class={name === page ? 'active' : ''}>
               {pages[name].title}
             </a>

@@ -5,7 +5,8 @@
 // on any failure.
 //
 //   node console.mjs '{"base": ..., "tenant": ..., "hr": {"login", "password"}, "it": {...},
-//                      "held": "hr:s9", "record": "hire-s9", "dead": "hr:e1", "screenshots": DIR}'
+//                      "held": "hr:s9", "heldName": "Givens9", "record": "hire-s9", "dead": "hr:e1",
+//                      "screenshots": DIR}'
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -79,6 +80,16 @@ async function asHr(page) {
   await dead.locator('button', { hasText: 'Replay' }).click();
   seen.replayed = await page.textContent('[data-testid=jobs-dead] [role=status]');
 
+  // People: found by a part of the name; their accounts in every destination.
+  await open(page, 'people');
+  await page.fill('input[aria-label="Find a person"]', setup.heldName);
+  await page.click('text=Find');
+  const found = page.locator('[data-testid=people-found] tbody tr').filter({ hasText: setup.held });
+  seen.personFound = await found.textContent();
+  await found.click();
+  await page.locator('[data-testid=person-accounts] li').filter({ hasText: 'crm' }).waitFor();
+  seen.personAccounts = await page.textContent('[data-testid=person-accounts]');
+
   // Audit: the approval found by kind, then the search exported as CSV.
   await open(page, 'audit');
   await page.fill('input[aria-label^=Kind]', 'plan.approved');
@@ -147,6 +158,28 @@ async function asIt(page) {
   await page.click('[data-testid=rule-editor] button:has-text("Publish")');
   await status.filter({ hasText: 'four eyes' }).waitFor();
   seen.ownDraftRefused = await status.textContent();
+
+  // Reconciliation (a dry run) and the access review.
+  await open(page, 'operations');
+  await page.click('text=Compare (dry run)');
+  const reconciled = page.locator('[data-testid=reconciliation] [role=status]').filter({ hasText: 'Report' });
+  await reconciled.waitFor();
+  seen.reconciled = await reconciled.textContent();
+  const [review] = await Promise.all([page.waitForEvent('download'), page.click('text=Download the access review')]);
+  seen.accessReview = readFileSync(await review.path(), 'utf8');
+
+  // A token for a machine: shown once, then revoked.
+  await open(page, 'access');
+  await page.fill('input[aria-label="token name"]', 'workday-feed');
+  await page.fill('input[aria-label="token sources"]', 'hr');
+  await page.click('text=Make a token');
+  await page.locator('[data-testid=token-made]').waitFor();
+  seen.tokenMade = await page.textContent('[data-testid=token-made] code');
+  await page.click('text=I have copied it');
+  await page.locator('[data-testid=tokens] tbody tr').filter({ hasText: 'workday-feed' }).locator('button').click();
+  const revoked = page.locator('[data-testid=tokens] [role=status]').filter({ hasText: 'revoked' });
+  await revoked.waitFor();
+  seen.tokenRevoked = await revoked.textContent();
 }
 
 /** Every page at 1280 px and phone width: screenshots, axe-core, no sideways scrolling. */
@@ -176,15 +209,16 @@ async function pages(context) {
   await page.locator('input[name=tenant]').waitFor();
   await check('sign-in');
   await signIn(page, setup.it);
-  for (const name of ['operations', 'rules', 'people', 'audit', 'dashboard', 'plugins']) {
+  for (const name of ['operations', 'rules', 'people', 'audit', 'dashboard', 'plugins', 'access']) {
     await open(page, name);
     if (name === 'rules') {
       await page.locator('[data-testid=versions] tbody tr').filter({ hasText: 'Salespeople go to' }).click();
       await page.locator('[data-testid=visual-editor]').waitFor();
     }
     if (name === 'people') {
-      await page.fill('input[aria-label^=Person]', setup.held);
-      await page.click('text=Show');
+      await page.fill('input[aria-label="Find a person"]', setup.heldName);
+      await page.click('text=Find');
+      await page.locator('[data-testid=people-found] tbody tr').first().click();
       await page.locator('.person ol li').first().waitFor();
     }
     if (name === 'audit') {

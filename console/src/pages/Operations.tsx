@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError, type Hold, type Job, type Whoami, when } from '../api';
 import { useLoad } from './useLoad';
+import { Reconciliation } from './Reconciliation';
 
-/** Held plans to approve or reject, dead and held jobs to replay, conflicts and guards. */
+/** Held plans to approve or reject, dead and held jobs to replay, conflicts, guards, reconciliation. */
 export function Operations(_: { me: Whoami }) {
   return (
     <>
@@ -11,6 +12,7 @@ export function Operations(_: { me: Whoami }) {
       <Jobs state="held" title="Held jobs" />
       <Conflicts />
       <Guards />
+      <Reconciliation />
     </>
   );
 }

@@ -135,6 +135,10 @@ pub struct Lifecycle {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tickets_overdue: Vec<String>,
     pub history: Vec<Transition>,
+    /// The name and email of the newest record taken in by this job (kept in the store's
+    /// people search columns, not in the document).
+    #[serde(skip)]
+    pub card: Option<PersonCard>,
     /// Movers and updates that take effect on a later day, oldest day first.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deferred: Vec<DeferredChange>,
@@ -174,6 +178,31 @@ pub fn day(text: &str) -> Option<NaiveDate> {
 /// Whether `name` is an IANA time zone Tenure knows.
 pub fn known_zone(name: &str) -> bool {
     name.parse::<Tz>().is_ok()
+}
+
+/// Who a person is, as people search for them: the name and the email of their newest record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonCard {
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+impl PersonCard {
+    /// The preferred (else given) name and the family name; the primary (else first) email.
+    pub fn of(p: &wit::Person) -> PersonCard {
+        let first = p.preferred_name.as_deref().or(p.given_name.as_deref());
+        let parts: Vec<&str> = [first, p.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let email = p.emails.iter().find(|e| e.primary).or(p.emails.first());
+        PersonCard {
+            name: (!parts.is_empty()).then(|| parts.join(" ")),
+            email: email.map(|e| e.value.clone()),
+        }
+    }
 }
 
 impl Lifecycle {
@@ -327,6 +356,7 @@ impl Lifecycle {
             (kind, None)
         };
         let p = &event.person;
+        self.card = Some(PersonCard::of(p));
         if let Some(z) = &p.time_zone {
             self.time_zone = Some(z.clone());
         }

@@ -21,6 +21,20 @@ pub struct PersonLifecycle {
     pub facts: Lifecycle,
     /// Open dated actions (wake-ups, notices, leaver steps, deletions).
     pub scheduled: Vec<ScheduledAction>,
+    /// The newest record from each source that sent one (the scheduler's own are not listed).
+    pub sources: Vec<EventRow>,
+    /// The person's account in each destination where Tenure holds one.
+    pub accounts: Vec<PersonAccount>,
+}
+
+/// A person's account in one destination, as Tenure linked it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct PersonAccount {
+    pub destination: String,
+    /// The destination's id of the account (a DN, a SCIM id, ...).
+    pub anchor: String,
+    /// The groups Tenure granted (only these are ever removed by Tenure).
+    pub managed_groups: Vec<String>,
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> PipelineError {
@@ -78,12 +92,26 @@ impl Pipeline {
             return Ok(None);
         }
         let scheduled = self.store.open_actions(tenant, person_key).await?;
+        let mut sources = self.store.latest_events_of(tenant, person_key).await?;
+        sources.retain(|e| e.source != crate::schedule::SOURCE);
+        let mut accounts = Vec::new();
+        for destination in &self.tenant(tenant)?.destinations {
+            if let Some(link) = self.store.link(tenant, &destination.name, person_key).await? {
+                accounts.push(PersonAccount {
+                    destination: destination.name.clone(),
+                    anchor: link.anchor,
+                    managed_groups: link.managed_groups,
+                });
+            }
+        }
         Ok(Some(PersonLifecycle {
             person_key: person_key.into(),
             state: facts.state_at(self.now()),
             applied: facts.applied,
             facts,
             scheduled,
+            sources,
+            accounts,
         }))
     }
 

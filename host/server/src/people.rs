@@ -14,6 +14,60 @@ use serde::{Deserialize, Serialize};
 use tenure_pipeline::reconcile::{ACCESS_CSV_HEADER, ReconcileRequest};
 use tenure_store::Intake;
 
+/// What to find people by.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeopleQuery {
+    /// A part of the name, the email or the key (`José`, `@acme.test`, `hr:10`): 1-100 characters.
+    #[schemars(length(min = 1, max = 100))]
+    q: String,
+    /// At most this many (default 50, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// A person found.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct PersonFound {
+    person_key: String,
+    name: Option<String>,
+    email: Option<String>,
+    /// The state last applied (none: never applied yet).
+    state: Option<tenure_store::LifecycleState>,
+    updated_ms: i64,
+}
+
+/// `GET /api/v1/people?q=`: people whose name, email or key holds the text, by name.
+pub(crate) async fn find_people(
+    State(s): State<AppState>,
+    c: Authed<Readers>,
+    ApiQuery(q): ApiQuery<PeopleQuery>,
+) -> ApiResult {
+    let text = q.q.trim();
+    if text.is_empty() || text.chars().count() > 100 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "q",
+            "give 1 to 100 characters to look for",
+        ));
+    }
+    let rows = s
+        .pipeline
+        .store()
+        .find_people(&c.tenant, text, crate::list_limit(q.limit, 50))
+        .await?;
+    let found: Vec<PersonFound> = rows
+        .into_iter()
+        .map(|r| PersonFound {
+            person_key: r.person_key,
+            name: r.name,
+            email: r.email,
+            state: r.state,
+            updated_ms: r.updated_ms,
+        })
+        .collect();
+    Ok(axum::Json(found).into_response())
+}
+
 pub(crate) async fn lifecycle(
     State(s): State<AppState>,
     c: Authed<Readers>,

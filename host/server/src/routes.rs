@@ -363,6 +363,16 @@ fn people_and_rules() -> Api {
     Api::new()
         .route(
             M::GET,
+            "/api/v1/people",
+            people::find_people,
+            Doc::new("people", "Find people by a part of their name, email or key")
+                .roles::<Readers>()
+                .query::<people::PeopleQuery>()
+                .answers::<Vec<people::PersonFound>>(200, "the people found, by name")
+                .errors(&[422]),
+        )
+        .route(
+            M::GET,
             "/api/v1/people/{person}/lifecycle",
             people::lifecycle,
             Doc::new(

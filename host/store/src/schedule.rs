@@ -197,6 +197,9 @@ pub struct LifecycleRow {
     /// The pipeline's lifecycle document (JSON).
     pub doc: String,
     pub updated_ms: i64,
+    /// The person's name and email from their newest record, to find them by.
+    pub name: Option<String>,
+    pub email: Option<String>,
 }
 
 /// Dated actions and lifecycle records.
@@ -237,6 +240,9 @@ pub trait ScheduleStore: Send + Sync {
     async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>>;
     /// Writes a person's lifecycle record (during the attempt that holds `lease`).
     async fn put_lifecycle(&self, lease: &JobLease, tenant: &str, row: LifecycleRow) -> StoreResult<()>;
+    /// The people whose name, email or key holds `text` (ASCII letters in any case), at most
+    /// `limit`, by name.
+    async fn find_people(&self, tenant: &str, text: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>>;
     /// Every lifecycle record of a tenant (at most `limit`), by person.
     async fn lifecycles(&self, tenant: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>>;
     /// One page of the people Tenure keeps state for (a lifecycle record or an account

@@ -192,7 +192,8 @@ async fn people_run_tenure_from_the_console() {
     );
     let shots = tenure_plugin_test::workspace_root().join("docs/console");
     let setup = json!({
-        "base": h.base, "tenant": TENANT, "held": "hr:s9", "record": "hire-s9", "dead": "hr:e1",
+        "base": h.base, "tenant": TENANT, "held": "hr:s9", "heldName": "givens9", "record": "hire-s9",
+        "dead": "hr:e1",
         "hr": { "login": "hana", "password": HANA_PASSWORD },
         "it": { "login": "ivan", "password": IVAN_PASSWORD },
         "screenshots": shots,
@@ -224,6 +225,17 @@ async fn people_run_tenure_from_the_console() {
     assert_eq!(seen["approved"], "Approved 1 plan(s)", "{seen:#}");
     assert!(text(&seen, "deadRow").contains("maintenance"), "{seen:#}");
     assert!(text(&seen, "replayed").contains("eplayed"), "{seen:#}");
+    // People: found by a part of the name (in any case), with an account in each destination.
+    let found = text(&seen, "personFound");
+    assert!(
+        found.contains("Givens9 Test") && found.contains("ps9@example.test"),
+        "{seen:#}"
+    );
+    let accounts = text(&seen, "personAccounts");
+    assert!(
+        accounts.contains("sandbox") && accounts.contains("crm"),
+        "{seen:#}"
+    );
     // Audit: found by kind and exported as CSV.
     let audit = text(&seen, "auditRow");
     assert!(
@@ -265,9 +277,34 @@ async fn people_run_tenure_from_the_console() {
     assert_eq!(seen["published"], "Version 2 is published", "{seen:#}");
     assert!(text(&seen, "ownDraftRefused").contains("four eyes"), "{seen:#}");
 
+    // Reconciliation and the access review, run and read from the operations page.
+    assert!(text(&seen, "reconciled").starts_with("Report "), "{seen:#}");
+    let review = text(&seen, "accessReview");
+    assert!(
+        review.starts_with(tenure_pipeline::reconcile::ACCESS_CSV_HEADER.trim_end())
+            && review.contains("hr:s9"),
+        "{review}"
+    );
+    // A machine's token: shown once in the page, then revoked there; it no longer opens anything.
+    let token = text(&seen, "tokenMade");
+    assert!(token.len() >= 32, "{seen:#}");
+    assert!(text(&seen, "tokenRevoked").contains("workday-feed"), "{seen:#}");
+    let (status, _) = h
+        .request(
+            Method::POST,
+            "/api/v1/events",
+            &token,
+            Some(&joiner("x1", "Sales")),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "a revoked token is refused");
+    let tokens = h.store.api_tokens(TENANT).await.expect("tokens");
+    assert!(tokens.iter().all(|t| t.name != "workday-feed"), "{tokens:?}");
+
     // Every page at both widths: no serious accessibility violation, no sideways scrolling.
     let pages = seen["pages"].as_object().expect("pages");
-    assert_eq!(pages.len(), 7, "the sign-in page and six others: {seen:#}");
+    assert_eq!(pages.len(), 8, "the sign-in page and seven others: {seen:#}");
     for (name, page) in pages {
         assert_eq!(page["violations"], json!([]), "{name}: {page:#}");
         assert_eq!(

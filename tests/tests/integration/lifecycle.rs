@@ -315,10 +315,22 @@ async fn prehire_accounts_are_made_ahead_and_enabled_at_the_persons_midnight() {
     assert_eq!(pruned.actions, ran as u64, "{pruned:?}");
     assert_eq!(done(store.scheduled_actions(TENANT, false).await.unwrap()), 0);
     assert_eq!(life.audit("SYD").await.len(), audited);
-    assert_eq!(
-        life.host.get("/api/v1/people/hr:SYD/lifecycle").await["state"],
-        "active"
-    );
+    let view = life.host.get("/api/v1/people/hr:SYD/lifecycle").await;
+    assert_eq!(view["state"], "active");
+    // The person as HR finds them: by a part of the name in any case, with their source record
+    // and their account.
+    assert_eq!(view["sources"][0]["source_record_id"], "hire-SYD", "{view}");
+    assert_eq!(view["accounts"][0]["destination"], "sandbox", "{view}");
+    let found = life.host.get("/api/v1/people?q=givensyd").await;
+    assert_eq!(found[0]["person_key"], "hr:SYD", "{found}");
+    assert_eq!(found[0]["name"], "GivenSYD Person");
+    assert_eq!(found[0]["email"], "syd@example.test");
+    assert_eq!(found[0]["state"], "active");
+    let (status, body) = life
+        .host
+        .request(reqwest::Method::GET, "/api/v1/people?q=%20", HR_TOKEN, None, None)
+        .await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("q")), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,6 +43,8 @@ impl JobRun<'_> {
             manager_key: self.life.manager.clone(),
             doc: serde_json::to_string(&self.life).map_err(|e| Failure::config(e.to_string()))?,
             updated_ms: self.p.now(),
+            name: self.life.card.as_ref().and_then(|c| c.name.clone()),
+            email: self.life.card.as_ref().and_then(|c| c.email.clone()),
         })
     }
 

@@ -269,6 +269,8 @@ pub async fn first_day_access_counts_from_the_persons_midnight(store: Arc<dyn St
             manager_key: None,
             doc: format!("{{\"time_zone\":\"{zone}\"}}"),
             updated_ms: now(),
+            name: None,
+            email: None,
         };
         store.put_lifecycle(&job.lease("w"), "t", row).await.unwrap();
         assert!(complete(&store, &job.lease("w")).await);

@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
             schedule::a_deferred_action_waits_again_and_fires_at_its_new_date,
             schedule::cancelling_leaver_steps_matches_every_step,
             schedule::lifecycle_records_are_fenced_listed_and_find_reports,
+            schedule::people_are_found_by_name_email_or_key,
             rule_sets::rule_set_versions_number_up_and_publish_a_head,
             audit::the_audit_chain_links_every_entry_and_verifies,
             audit::audit_entries_are_filtered_and_redacted,

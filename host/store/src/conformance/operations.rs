@@ -209,6 +209,8 @@ pub async fn finish_records_the_operations_results_and_the_lifecycle(store: Arc<
         manager_key: Some("hr:m".into()),
         doc: "{\"facts\":1}".into(),
         updated_ms: now(),
+        name: None,
+        email: None,
     };
     let audit = vec![AuditRecord::new("t", AuditKind::JobCompleted, "system").job(job.id)];
     assert!(

@@ -85,6 +85,8 @@ pub async fn expired_leases_go_to_another_owner_and_fence_the_old_attempt(store:
         manager_key: None,
         doc: "{}".into(),
         updated_ms: t0,
+        name: None,
+        email: None,
     };
     assert!(matches!(
         store.put_lifecycle(&stale, "t", row).await,

@@ -223,6 +223,8 @@ pub async fn lifecycle_records_are_fenced_listed_and_find_reports(store: Arc<dyn
             manager_key: manager,
             doc: format!("{{\"p\":\"{}\"}}", job.person_key),
             updated_ms: now(),
+            name: None,
+            email: None,
         };
         store.put_lifecycle(&job.lease("w"), "t", row).await.unwrap();
     }
@@ -247,4 +249,60 @@ pub async fn lifecycle_records_are_fenced_listed_and_find_reports(store: Arc<dyn
         ["p1", "p2"]
     );
     assert!(store.reports_of("t", vec!["p1".into()]).await.unwrap().is_empty());
+}
+
+pub async fn people_are_found_by_name_email_or_key(store: Arc<dyn Store>) {
+    intake(
+        &store,
+        vec![
+            event("a", "hr:1"),
+            event("b", "hr:2"),
+            event("c", "lever:3"),
+            event("d", "hr:4"),
+        ],
+    )
+    .await;
+    let cards = [
+        ("hr:1", Some("José Núñez"), Some("jose.nunez@acme.test")),
+        ("hr:2", Some("Ana 50%_Off"), Some("ana@acme.test")),
+        ("lever:3", Some("Kim Lee"), None),
+        ("hr:4", None, None),
+    ];
+    for job in claim(&store, "w").await {
+        let (_, name, email) = cards.iter().find(|c| c.0 == job.person_key).expect("card");
+        let row = LifecycleRow {
+            person_key: job.person_key.clone(),
+            state: Some(LifecycleState::Active),
+            manager_key: None,
+            doc: "{}".into(),
+            updated_ms: now(),
+            name: name.map(String::from),
+            email: email.map(String::from),
+        };
+        store.put_lifecycle(&job.lease("w"), "t", row).await.unwrap();
+    }
+    let found = |text: &'static str, limit: usize| {
+        let store = store.clone();
+        async move {
+            let rows = store.find_people("t", text, limit).await.unwrap();
+            rows.into_iter().map(|r| r.person_key).collect::<Vec<_>>()
+        }
+    };
+    // A part of the name, of the email (ASCII letters in any case), of the key.
+    assert_eq!(found("NUNEZ@", 10).await, ["hr:1"]);
+    assert_eq!(found("Núñez", 10).await, ["hr:1"]);
+    assert_eq!(found("jose.", 10).await, ["hr:1"]);
+    assert_eq!(found("kim", 10).await, ["lever:3"]);
+    assert_eq!(found("lever:", 10).await, ["lever:3"]);
+    // Named people first, by name.
+    assert_eq!(found("hr:", 10).await, ["hr:2", "hr:1", "hr:4"]);
+    assert_eq!(found("hr:", 2).await.len(), 2);
+    // The search's text is text: `%` and `_` are not wildcards.
+    assert_eq!(found("50%_", 10).await, ["hr:2"]);
+    assert_eq!(found("%", 10).await, ["hr:2"]);
+    assert_eq!(found("_", 10).await, ["hr:2"]);
+    // The name and email follow the newest record; another tenant's people are not found.
+    assert!(store.find_people("other", "hr:", 10).await.unwrap().is_empty());
+    let p1 = store.lifecycle("t", "hr:1").await.unwrap().expect("hr:1");
+    assert_eq!(p1.email.as_deref(), Some("jose.nunez@acme.test"));
 }

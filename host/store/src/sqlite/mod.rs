@@ -85,6 +85,7 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(256);
         conn.execute_batch(SCHEMA)?;
         migrate_audit_to_compact(&conn)?;
+        add_people_search_columns(&conn)?;
         let audit_key = master.derive("tenure audit chain v1");
         let head_file = head_file_for(&options.path);
         let database_head = writer::read_head(&conn)?;
@@ -218,6 +219,22 @@ fn migrate_audit_to_compact(conn: &Connection) -> StoreResult<()> {
     })();
     conn.execute_batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
     result
+}
+
+/// Adds the name and email columns (people search) to a lifecycle table made before them; the
+/// next job of each person fills them.
+fn add_people_search_columns(conn: &Connection) -> StoreResult<()> {
+    let has_name = conn
+        .prepare("SELECT 1 FROM pragma_table_info('lifecycles') WHERE name = 'name'")?
+        .exists([])?;
+    if !has_name {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE; ALTER TABLE lifecycles ADD COLUMN name TEXT; \
+             ALTER TABLE lifecycles ADD COLUMN email TEXT; COMMIT;",
+        )?;
+        tracing::info!("lifecycle table migrated: people can be found by name and email");
+    }
+    Ok(())
 }
 
 impl rusqlite::ToSql for crate::compact_json::Compact {

@@ -29,7 +29,25 @@ fn lifecycle_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LifecycleRow> {
         manager_key: r.get(2)?,
         doc: r.get(3)?,
         updated_ms: r.get(4)?,
+        name: r.get(5)?,
+        email: r.get(6)?,
     })
+}
+
+const LIFECYCLE_COLUMNS: &str = "person_key, state, manager_key, doc, updated_ms, name, email";
+
+/// `text` as a LIKE pattern that finds it anywhere (its own `%`, `_` and `\` taken literally).
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledAction> {
@@ -51,10 +69,12 @@ fn action_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScheduledAction> {
 /// Inserts or replaces a person's lifecycle record.
 pub(super) fn write_lifecycle(c: &Connection, tenant: &str, row: &LifecycleRow) -> StoreResult<()> {
     c.prepare_cached(
-        "INSERT INTO lifecycles (tenant, person_key, state, manager_key, doc, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO lifecycles (tenant, person_key, state, manager_key, doc, updated_ms, name, email)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (tenant, person_key) DO UPDATE SET state = excluded.state,
-           manager_key = excluded.manager_key, doc = excluded.doc, updated_ms = excluded.updated_ms",
+           manager_key = excluded.manager_key, doc = excluded.doc, updated_ms = excluded.updated_ms,
+           name = coalesce(excluded.name, lifecycles.name),
+           email = coalesce(excluded.email, lifecycles.email)",
     )?
     .execute(params![
         tenant,
@@ -62,7 +82,9 @@ pub(super) fn write_lifecycle(c: &Connection, tenant: &str, row: &LifecycleRow) 
         row.state.map_or(NEVER_APPLIED, LifecycleState::as_str),
         row.manager_key,
         row.doc,
-        row.updated_ms
+        row.updated_ms,
+        row.name,
+        row.email
     ])?;
     Ok(())
 }
@@ -273,10 +295,9 @@ impl ScheduleStore for SqliteStore {
 
     async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT person_key, state, manager_key, doc, updated_ms FROM lifecycles WHERE tenant = ?1 \
-                    AND person_key = ?2",
-            )?
+            Ok(c.prepare_cached(&format!(
+                "SELECT {LIFECYCLE_COLUMNS} FROM lifecycles WHERE tenant = ?1 AND person_key = ?2"
+            ))?
             .query_row(params![tenant, person_key], lifecycle_row)
             .optional()?)
         })
@@ -294,13 +315,32 @@ impl ScheduleStore for SqliteStore {
 
     async fn lifecycles(&self, tenant: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT person_key, state, manager_key, doc, updated_ms FROM lifecycles
-                 WHERE tenant = ?1 ORDER BY person_key LIMIT ?2",
-            )?
+            Ok(c.prepare_cached(&format!(
+                "SELECT {LIFECYCLE_COLUMNS} FROM lifecycles WHERE tenant = ?1 ORDER BY person_key LIMIT ?2"
+            ))?
             .query_map(params![tenant, limit as i64], lifecycle_row)?
             .collect::<Result<_, _>>()?)
         })
+    }
+
+    async fn find_people(&self, tenant: &str, text: &str, limit: usize) -> StoreResult<Vec<LifecycleRow>> {
+        let pattern = contains_pattern(text.trim());
+        self.read_blocking({
+            let tenant = tenant.to_string();
+            move |c| {
+                // A scan of the tenant's lifecycle rows (LIKE with a leading wildcard uses no
+                // index); it stops at `limit` matches.
+                Ok(c.prepare_cached(&format!(
+                    "SELECT {LIFECYCLE_COLUMNS} FROM lifecycles WHERE tenant = ?1
+                       AND (name LIKE ?2 ESCAPE '\\' OR email LIKE ?2 ESCAPE '\\'
+                            OR person_key LIKE ?2 ESCAPE '\\')
+                     ORDER BY name IS NULL, name COLLATE NOCASE, person_key LIMIT ?3"
+                ))?
+                .query_map(params![tenant, pattern, limit as i64], lifecycle_row)?
+                .collect::<Result<_, _>>()?)
+            }
+        })
+        .await
     }
 
     async fn known_people(

@@ -260,6 +260,9 @@ CREATE TABLE IF NOT EXISTS lifecycles (
     manager_key TEXT,
     doc TEXT NOT NULL,
     updated_ms INTEGER NOT NULL,
+    -- Who the person is, for finding them by name or email (the newest record's).
+    name TEXT,
+    email TEXT,
     PRIMARY KEY (tenant, person_key)
 );
 -- A manager's reports (looked up when the manager's account is made). A full index: SQLite's

@@ -368,3 +368,27 @@ async fn a_readiness_ping_writes_nothing() {
         .unwrap();
     assert_eq!(store.writer.batches_committed(), before + 1);
 }
+
+#[tokio::test]
+async fn a_lifecycle_table_from_before_people_search_gains_its_columns_and_keeps_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(&dir));
+    let conn = Connection::open(dir.path().join("t.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE lifecycles;
+         CREATE TABLE lifecycles (tenant TEXT NOT NULL, person_key TEXT NOT NULL, state TEXT NOT NULL,
+             manager_key TEXT, doc TEXT NOT NULL, updated_ms INTEGER NOT NULL,
+             PRIMARY KEY (tenant, person_key));
+         INSERT INTO lifecycles VALUES ('t', 'hr:1', 'active', NULL, '{}', 5);",
+    )
+    .unwrap();
+    drop(conn);
+    let store = open(&dir);
+    let row = store.lifecycle("t", "hr:1").await.unwrap().expect("kept");
+    assert_eq!((row.updated_ms, row.name, row.email), (5, None, None));
+    assert_eq!(store.find_people("t", "hr:", 10).await.unwrap().len(), 1);
+    drop(store);
+    // Opening again finds the columns there and changes nothing.
+    let store = open(&dir);
+    assert!(store.lifecycle("t", "hr:1").await.unwrap().is_some());
+}
