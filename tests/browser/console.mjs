@@ -221,6 +221,11 @@ async function pages(context) {
       await page.locator('[data-testid=people-found] tbody tr').first().click();
       await page.locator('.person ol li').first().waitFor();
     }
+    if (name === 'dashboard') {
+      await page.locator('[data-testid=charts] svg').first().waitFor();
+      seen.charts = await page.locator('[data-testid=charts] figure').evaluateAll((figures) =>
+        figures.map((f) => ({ title: f.querySelector('figcaption')?.textContent, drawn: f.querySelector('svg') !== null })));
+    }
     if (name === 'audit') {
       await page.click('text=Search');
       await page.locator('[data-testid=audit] tbody tr').first().waitFor();

@@ -138,6 +138,66 @@ pub async fn kpis(State(s): State<AppState>, c: Authed<Readers>) -> ApiResult {
     Ok(axum::Json(s.pipeline.kpis(&c.tenant).await?).into_response())
 }
 
+/// A KPI series' window and bucket size.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KpiSeriesQuery {
+    /// From (ms since the epoch; default: 30 days before `until_ms`).
+    since_ms: Option<i64>,
+    /// To, not included (default: now).
+    until_ms: Option<i64>,
+    /// `hour` or `day` (default `day`; buckets are UTC hours or days).
+    bucket: Option<KpiBucket>,
+}
+
+/// A KPI series' bucket size.
+#[derive(Deserialize, Clone, Copy, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum KpiBucket {
+    Hour,
+    Day,
+}
+
+/// `GET /api/v1/kpis/series`: the KPIs per hour or day, per source and per destination.
+pub async fn kpi_series(
+    State(s): State<AppState>,
+    c: Authed<Readers>,
+    ApiQuery(q): ApiQuery<KpiSeriesQuery>,
+) -> ApiResult {
+    const HOUR_MS: i64 = 3_600_000;
+    let bucket_ms = match q.bucket.unwrap_or(KpiBucket::Day) {
+        KpiBucket::Hour => HOUR_MS,
+        KpiBucket::Day => 24 * HOUR_MS,
+    };
+    let until = q.until_ms.unwrap_or_else(|| s.pipeline.now());
+    // Whole buckets: the window starts at a bucket's start (UTC).
+    let since = q
+        .since_ms
+        .unwrap_or(until - 30 * 24 * HOUR_MS)
+        .div_euclid(bucket_ms)
+        * bucket_ms;
+    if until <= since {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "until_ms",
+            "must be after since_ms",
+        ));
+    }
+    if (until - since) / bucket_ms >= tenure_store::MAX_KPI_BUCKETS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "since_ms",
+            format!("at most {} buckets in one series", tenure_store::MAX_KPI_BUCKETS),
+        ));
+    }
+    let series = s
+        .pipeline
+        .store()
+        .kpi_series(&c.tenant, since, until, bucket_ms)
+        .await?;
+    Ok(axum::Json(series).into_response())
+}
+
 /// `GET /metrics`: the Prometheus text format.
 pub async fn metrics(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(expected) = &s.metrics_token

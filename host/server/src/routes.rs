@@ -2,7 +2,7 @@
 //! (`events`, `jobs`, `people`, `rule_sets`, `hooks`, `audit`); each states the
 //! roles it allows in its signature and calls the pipeline, never the store.
 
-use crate::audit::{AuditQuery, Readiness, audit, kpis, metrics, ready, verify};
+use crate::audit::{AuditQuery, Readiness, audit, kpi_series, kpis, metrics, ready, verify};
 use crate::auth::{
     Admins, Anyone, Auditors, HrAndIt, Operators, Owners, Publishers, Readers, TokenAdmins, Writers,
 };
@@ -722,6 +722,19 @@ fn plugins_and_audit() -> Api {
             )
             .roles::<Readers>()
             .answers::<tenure_store::Kpis>(200, "the KPIs"),
+        )
+        .route(
+            M::GET,
+            "/api/v1/kpis/series",
+            kpi_series,
+            Doc::new(
+                "audit",
+                "The KPIs per hour or day, per source and per destination",
+            )
+            .roles::<Readers>()
+            .query::<crate::audit::KpiSeriesQuery>()
+            .answers::<tenure_store::KpiSeries>(200, "the series")
+            .errors(&[422]),
         )
         .route(
             M::GET,

@@ -148,6 +148,15 @@ pub trait AuditStore: Send + Sync {
         actor: &str,
     ) -> StoreResult<Checkpoint>;
     async fn kpis(&self, tenant: &str) -> StoreResult<Kpis>;
+    /// The KPIs per `bucket_ms` (> 0) from `since_ms` to `until_ms`, per source (events by
+    /// when they arrived) and per destination (operations by when they started).
+    async fn kpi_series(
+        &self,
+        tenant: &str,
+        since_ms: i64,
+        until_ms: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<crate::KpiSeries>;
     /// Stores a report and keeps only the tenant's newest `keep` of its kind; returns its id.
     async fn put_report(
         &self,

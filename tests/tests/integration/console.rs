@@ -302,6 +302,34 @@ async fn people_run_tenure_from_the_console() {
     let tokens = h.store.api_tokens(TENANT).await.expect("tokens");
     assert!(tokens.iter().all(|t| t.name != "workday-feed"), "{tokens:?}");
 
+    // The dashboard draws the KPIs over time: the salesperson provisioned through `hr`, and the
+    // CRM's refusals as errors per 1,000 events.
+    let charts = seen["charts"].as_array().expect("charts");
+    let drawn = |title: &str| charts.iter().any(|c| c["title"] == title && c["drawn"] == true);
+    assert!(drawn("Time to provision (median), per source"), "{charts:?}");
+    assert!(drawn("Errors per 1,000 events, per destination"), "{charts:?}");
+    let (status, body) = h
+        .request(
+            Method::GET,
+            "/api/v1/kpis/series?bucket=hour&since_ms=0",
+            IT_TOKEN,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("since_ms")),
+        "{body}"
+    );
+    let series = h.get("/api/v1/kpis/series?bucket=hour").await;
+    let crm = series["destinations"].as_array().expect("destinations");
+    assert!(
+        crm.iter()
+            .any(|p| p["destination"] == "crm" && p["failures"].as_i64() >= Some(1)),
+        "{series:#}"
+    );
+
     // Every page at both widths: no serious accessibility violation, no sideways scrolling.
     let pages = seen["pages"].as_object().expect("pages");
     assert_eq!(pages.len(), 8, "the sign-in page and seven others: {seen:#}");

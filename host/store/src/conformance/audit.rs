@@ -278,3 +278,115 @@ pub async fn first_day_access_counts_from_the_persons_midnight(store: Arc<dyn St
     let k = store.kpis("t").await.unwrap();
     assert_eq!((k.first_day_ready, k.first_day_total), (1, 2));
 }
+
+/// KPIs over time: events bucketed by arrival per source, provisioned joiners and their time
+/// to provision, first-day access, failures counted for the source and the destination.
+pub async fn kpis_over_time_are_bucketed_per_source_and_destination(store: Arc<dyn Store>) {
+    const HOUR: i64 = 3_600_000;
+    let since = now() - 3 * HOUR;
+    let at = |hours_in: i64, key: &str, person: &str, source: &str| {
+        let mut e = event(key, person);
+        e.source = source.into();
+        e.received_ms = since + hours_in * HOUR + 60_000;
+        e
+    };
+    let mut ready = at(0, "a", "p1", "hr");
+    ready.start_date = Some("2999-01-01".into());
+    let mut update = at(0, "b", "p2", "hr");
+    update.kind = RecordKind::Person(EventKind::Update);
+    let lever = at(1, "c", "p3", "lever");
+    let outside = at(-1, "d", "p4", "hr");
+    intake(&store, vec![outside, ready, update, lever]).await;
+    for job in claim(&store, "w").await {
+        let lease = job.lease("w");
+        if job.person_key == "p3" {
+            // Lever's hire: one operation in `ad` that fails once, then applies.
+            let mut planned = NewOperation {
+                job_id: job.id,
+                tenant: "t".into(),
+                destination: "ad".into(),
+                op_key: "ad/create".into(),
+                kind: OperationKind::Create,
+                target: None,
+                destructive: false,
+                now_ms: now(),
+            };
+            let ids = store
+                .ops_started(&lease, vec![], vec![planned.clone()], vec![])
+                .await
+                .unwrap();
+            let result = |status| OpResult {
+                status,
+                detail: String::new(),
+                anchor: None,
+                now_ms: now(),
+            };
+            let failed = FinishedOp {
+                op_id: ids[0],
+                result: result(OperationStatus::Failed),
+                link: None,
+                audit: vec![],
+            };
+            planned.now_ms = now();
+            store
+                .ops_started(&lease, vec![failed], vec![planned], vec![])
+                .await
+                .unwrap();
+            let applied = FinishedOp {
+                op_id: ids[0],
+                result: result(OperationStatus::Done),
+                link: None,
+                audit: vec![],
+            };
+            store.ops_finished(&lease, vec![applied]).await.unwrap();
+        }
+        assert!(complete(&store, &lease).await);
+    }
+    let series = store.kpi_series("t", since, now() + HOUR, HOUR).await.unwrap();
+    assert_eq!((series.since_ms, series.bucket_ms), (since, HOUR));
+    let sources: Vec<_> = series
+        .sources
+        .iter()
+        .map(|p| {
+            (
+                p.start_ms - since,
+                p.source.as_str(),
+                p.events,
+                p.provisioned,
+                p.failures,
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [(0, "hr", 2, 1, 0), (HOUR, "lever", 1, 1, 1)],
+        "the event before `since` is outside; an update is not provisioned"
+    );
+    let hr = &series.sources[0];
+    assert_eq!((hr.first_day_ready, hr.first_day_total), (1, 1));
+    assert!(hr.time_to_provision_p50_ms.is_some_and(|ms| ms > 0));
+    assert_eq!(series.sources[1].first_day_total, 0, "no start date");
+    // Operations by when they started: this hour, in `ad`.
+    assert_eq!(series.destinations.len(), 1, "{:?}", series.destinations);
+    let ad = &series.destinations[0];
+    assert_eq!(
+        (ad.destination.as_str(), ad.operations, ad.failures),
+        ("ad", 1, 1)
+    );
+    assert_eq!(ad.start_ms, crate::bucket_of(now(), since, HOUR));
+    // Another tenant, or a window with nothing in it, has no points.
+    assert_eq!(
+        store
+            .kpi_series("other", since, now() + HOUR, HOUR)
+            .await
+            .unwrap()
+            .sources
+            .len(),
+        0
+    );
+    let empty = store
+        .kpi_series("t", since - 10 * HOUR, since - 5 * HOUR, HOUR)
+        .await
+        .unwrap();
+    assert!(empty.sources.is_empty() && empty.destinations.is_empty());
+}

@@ -70,6 +70,7 @@ macro_rules! conformance_suite {
             audit::reports_are_stored_listed_without_bodies_and_finished_in_place,
             audit::kpis_count_events_jobs_and_time_to_provision,
             audit::first_day_access_counts_from_the_persons_midnight,
+            audit::kpis_over_time_are_bucketed_per_source_and_destination,
             deliveries::deliveries_are_deduplicated_by_token_and_content,
             deliveries::deliveries_are_leased_and_end_with_their_events,
             deliveries::each_source_keeps_its_replay_tokens_for_its_own_window,

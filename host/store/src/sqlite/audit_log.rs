@@ -223,6 +223,18 @@ impl AuditStore for SqliteStore {
         .await
     }
 
+    async fn kpi_series(
+        &self,
+        tenant: &str,
+        since_ms: i64,
+        until_ms: i64,
+        bucket_ms: i64,
+    ) -> StoreResult<KpiSeries> {
+        let tenant = tenant.to_string();
+        self.read_blocking(move |c| super::kpis::kpi_series(c, &tenant, since_ms, until_ms, bucket_ms))
+            .await
+    }
+
     async fn put_report(
         &self,
         tenant: &str,

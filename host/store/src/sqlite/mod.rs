@@ -13,6 +13,7 @@ mod head;
 mod health;
 mod holds;
 mod jobs;
+mod kpis;
 mod kv;
 mod names;
 mod notifications;
