@@ -19,7 +19,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: (me: Whoami) => void }) {
   };
   const provider = () => {
     localStorage.setItem('tenure.tenant', tenant);
-    location.href = `/api/v1/session/oidc/${encodeURIComponent(tenant)}?return_to=/console/`;
+    // The login, when given, goes to the provider as a hint (it fills in the person's name).
+    const hint = login.trim() ? `&login_hint=${encodeURIComponent(login.trim())}` : '';
+    location.href = `/api/v1/session/oidc/${encodeURIComponent(tenant)}?return_to=/console/${hint}`;
   };
   return (
     <form class="card sign-in" onSubmit={submit}>

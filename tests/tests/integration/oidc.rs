@@ -1,5 +1,6 @@
 //! People sign in with an OpenID provider (issue 22): the real `tenure serve` against a real
-//! provider (oidc-provider from npm), a browser's redirects and cookies followed by hand.
+//! provider (oidc-provider from npm), a browser's redirects and cookies followed by hand, then
+//! the same sign-in from the console in Chromium.
 //! The code flow with PKCE, state and nonce; groups mapped to roles at every sign-in; the
 //! session and CSRF cookies; refusals for people without a role, unverified emails, a local
 //! account's login, a forged state and a replayed code, each audited.
@@ -370,6 +371,42 @@ async fn people_sign_in_with_an_openid_provider_and_their_groups_decide_their_ro
     // The forged state and the replayed code (no person known yet); a callback without the
     // browser's sign-in names no tenant, so it has no tenant's log to go to.
     assert_eq!(refused.iter().filter(|a| *a == "oidc").count(), 2, "{refused:?}");
+
+    // The same sign-in in Chromium, from the console's button: through the provider and back to
+    // the console, signed in with her roles, the session cookie out of the page's reach.
+    let browser = tenure_plugin_test::workspace_root().join("tests/browser");
+    let out = std::process::Command::new("node")
+        .args(["oidc.mjs", &base, "t", "ada"])
+        .current_dir(&browser)
+        .output()
+        .expect("node tests/browser/oidc.mjs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{seen:#}");
+    assert!(
+        seen["who"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ada@example.com (owner)"),
+        "{seen:#}"
+    );
+    assert_eq!(seen["at"], "/console/", "{seen:#}");
+    assert!(
+        seen["visited"]
+            .as_array()
+            .is_some_and(|v| v.contains(&json!(idp.issuer))),
+        "the browser went through the provider: {seen:#}"
+    );
+    let cookies = seen["cookies"].as_array().expect("cookies");
+    let session = cookies
+        .iter()
+        .find(|c| c["name"] == "tenure_session")
+        .expect("session cookie");
+    assert_eq!(
+        (session["httpOnly"].clone(), session["sameSite"].clone()),
+        (json!(true), json!("Strict"))
+    );
     let _ = server.kill();
     let _ = server.wait();
     let out = run_cli(&path, &["audit", "verify", "--config", "tenure.toml"], None);
