@@ -558,3 +558,60 @@ async fn offers_give_the_contract_end_names_split_well_and_a_hire_without_a_star
     );
     h.stop().await;
 }
+
+/// Someone in HR watches a Lever hire become an account in the console (issue 22): signed in
+/// before the hire arrives, they find the new person on the people page with their account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lever_hire_is_watched_becoming_an_account_in_the_console() {
+    let sim = LeverSim::start(SimOptions::default()).await;
+    let h = TestHost::start(spec(&sim, "")).await;
+    let password = "hr's long enough passphrase";
+    let hana = tenure_store::NewUser {
+        tenant: TENANT.into(),
+        login: "hana".into(),
+        display_name: "Hana HR".into(),
+        roles: vec![tenure_store::Role::HrAdmin, tenure_store::Role::Auditor],
+        password_hash: Some(tenure_server::passwords::hash_password(password).expect("hash")),
+    };
+    h.store.create_user(hana, vec![]).await.expect("hana");
+    let browser = tenure_plugin_test::workspace_root().join("tests/browser");
+    let watching = std::process::Command::new("node")
+        .args([
+            "watch.mjs",
+            &h.base,
+            TENANT,
+            "hana",
+            password,
+            "Reversal7 Person",
+            "sandbox",
+        ])
+        .current_dir(&browser)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node tests/browser/watch.mjs");
+    // The hire arrives while the page is open.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let person = hire_by_webhook(&h, &sim, 7, PAST_START).await;
+    let out = tokio::task::spawn_blocking(move || watching.wait_with_output())
+        .await
+        .unwrap()
+        .expect("the browser's result");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{seen:#}");
+    assert!(
+        seen["found"].as_str().unwrap_or_default().contains(&person),
+        "{seen:#}"
+    );
+    let anchor = account_of(&h, &person).await.expect("the account")["anchor"].clone();
+    assert!(
+        seen["accounts"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(anchor.as_str().unwrap_or("?")),
+        "the page shows the account the sandbox holds: {seen:#}"
+    );
+    h.stop().await;
+}
