@@ -232,6 +232,56 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         "\nDone. Run it for real with: tenure serve --config {}",
         config_path.display()
     );
+    console_sign_in(config_path).await
+}
+
+/// The login the demo keeps in the store `tenure serve --config` opens, for the console.
+const DEMO_LOGIN: &str = "demo";
+
+/// Prints the console's address and a sign-in for it: an owner account `demo` in the store that
+/// `tenure serve --config` opens (made, or given a new password, on every run; the password is
+/// printed once and kept only as its hash).
+async fn console_sign_in(config_path: &Path) -> Result<()> {
+    use tenure_store::{AccessStore, AuditKind, AuditRecord, NewUser, Role, UserChange};
+    let config = crate::config::HostConfig::load(config_path)?;
+    let tenant = config
+        .tenants
+        .keys()
+        .next()
+        .cloned()
+        .context("the demo config names no tenant")?;
+    let (store, _) = host::open_store_of(config_path)?;
+    let password = tenure_server::passwords::new_password()?;
+    let hash = tenure_server::passwords::hash_password(&password)?;
+    let audit =
+        |kind| AuditRecord::new(&tenant, kind, "demo").data(serde_json::json!({ "login": DEMO_LOGIN }));
+    let exists = store.users(&tenant).await?.iter().any(|u| u.login == DEMO_LOGIN);
+    if exists {
+        let change = UserChange {
+            roles: Some(vec![Role::Owner]),
+            disabled: Some(false),
+            password_hash: Some(hash),
+        };
+        let audit = vec![audit(AuditKind::AdminUserChanged)];
+        store.change_user(&tenant, DEMO_LOGIN, change, audit).await?;
+    } else {
+        let user = NewUser {
+            tenant: tenant.clone(),
+            login: DEMO_LOGIN.into(),
+            display_name: "Demo owner".into(),
+            roles: vec![Role::Owner],
+            password_hash: Some(hash),
+        };
+        store
+            .create_user(user, vec![audit(AuditKind::AdminUserCreated)])
+            .await?;
+    }
+    println!(
+        "\nThe console: run `tenure serve --config {}` and open http://{}/console/\n   \
+         sign in to tenant {tenant} as {DEMO_LOGIN} with the password {password} (new on every demo run)",
+        config_path.display(),
+        config.server.listen,
+    );
     Ok(())
 }
 

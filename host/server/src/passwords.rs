@@ -16,6 +16,14 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// A new password from the OS's randomness: 18 bytes, base64url (24 characters).
+pub fn new_password() -> Result<String, PasswordError> {
+    use base64::Engine;
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes).map_err(|e| PasswordError::Hash(format!("no randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// The argon2id hash of a password that meets the policy.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
