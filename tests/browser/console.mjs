@@ -7,20 +7,13 @@
 //   node console.mjs '{"base": ..., "tenant": ..., "hr": {"login", "password"}, "it": {...},
 //                      "held": "hr:s9", "heldName": "Givens9", "record": "hire-s9", "dead": "hr:e1",
 //                      "screenshots": DIR}'
-import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { run, signIn as signInAs } from './browser.mjs';
 
 const setup = JSON.parse(process.argv[2]);
 const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-default-apps', '--disable-extensions',
-    '--no-first-run', '--no-default-browser-check', '--mute-audio'],
-});
-const seen = { consoleErrors: [], pages: {} };
+let seen;
 
 function watch(page) {
   // Script errors only: a refused request's 4xx is the page working as meant.
@@ -30,13 +23,7 @@ function watch(page) {
   page.on('pageerror', (e) => seen.consoleErrors.push(String(e)));
 }
 
-async function signIn(page, who) {
-  await page.fill('input[name=tenant]', setup.tenant);
-  await page.fill('input[name=login]', who.login);
-  await page.fill('input[name=password]', who.password);
-  await page.click('button[type=submit]');
-  await page.locator('[data-testid=who]').waitFor();
-}
+const signIn = (page, who) => signInAs(page, setup.tenant, who);
 
 async function open(page, name) {
   await page.click(`header a[href="#/${name}"]`);
@@ -152,6 +139,14 @@ async function asIt(page) {
   const status = page.locator('[data-testid=rule-editor] > [role=status]');
   await status.filter({ hasText: 'published' }).waitFor();
   seen.published = await status.textContent();
+  // A rollback to version 1, then version 2 again.
+  await page.locator('[data-testid=versions] tbody tr').filter({ hasText: 'the first rules' }).click();
+  await page.click('[data-testid=rule-editor] button:has-text("Roll back to this version")');
+  await status.filter({ hasText: 'Version 1 is published' }).waitFor();
+  seen.rolledBack = await status.textContent();
+  await page.locator('[data-testid=versions] tbody tr').filter({ hasText: 'Salespeople go to' }).click();
+  await page.click('[data-testid=rule-editor] button:has-text("Publish")');
+  await status.filter({ hasText: 'Version 2 is published' }).waitFor();
 
   // Reconciliation (a dry run) and the access review.
   await open(page, 'operations');
@@ -228,7 +223,8 @@ async function pages(context) {
   }
 }
 
-try {
+await run(async (browser, found) => {
+  seen = found;
   const strict = await browser.newContext({ acceptDownloads: true });
   const page = await strict.newPage();
   watch(page);
@@ -240,10 +236,4 @@ try {
   const checking = await browser.newContext({ bypassCSP: true });
   await pages(checking);
   await checking.close();
-  console.log(JSON.stringify(seen));
-} catch (e) {
-  console.log(JSON.stringify({ ...seen, failure: String(e) }));
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+}, { consoleErrors: [], pages: {} });

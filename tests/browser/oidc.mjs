@@ -3,17 +3,11 @@
 // line with what it saw; exits 1 on any failure.
 //
 //   node oidc.mjs BASE_URL TENANT LOGIN
-import { chromium } from 'playwright-core';
+import { run } from './browser.mjs';
 
 const [base, tenant, login] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--no-default-browser-check'],
-});
-const seen = { visited: [] };
-try {
+await run(async (browser, seen) => {
+  seen.visited = [];
   const page = await browser.newPage();
   // Every navigation, redirects included: the way through the provider and back.
   page.on('request', (r) => r.isNavigationRequest() && seen.visited.push(new URL(r.url()).origin));
@@ -26,10 +20,4 @@ try {
   seen.at = new URL(page.url()).pathname;
   const cookies = await page.context().cookies(base);
   seen.cookies = cookies.map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
-  console.log(JSON.stringify(seen));
-} catch (e) {
-  console.log(JSON.stringify({ ...seen, failure: String(e) }));
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

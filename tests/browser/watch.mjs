@@ -3,24 +3,14 @@
 // their account in the destination is listed. Prints one JSON line; exits 1 on any failure.
 //
 //   node watch.mjs BASE_URL TENANT LOGIN PASSWORD NAME DESTINATION
-import { chromium } from 'playwright-core';
+import { run, signIn } from './browser.mjs';
 
 const [base, tenant, login, password, name, destination] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--no-default-browser-check'],
-});
-const seen = { looks: 0 };
-try {
+await run(async (browser, seen) => {
+  seen.looks = 0;
   const page = await browser.newPage();
   await page.goto(`${base}/console/`);
-  await page.fill('input[name=tenant]', tenant);
-  await page.fill('input[name=login]', login);
-  await page.fill('input[name=password]', password);
-  await page.click('button[type=submit]');
-  await page.locator('[data-testid=who]').waitFor();
+  await signIn(page, tenant, { login, password });
   await page.click('header a[href="#/people"]');
   await page.fill('input[aria-label="Find a person"]', name);
   const deadline = Date.now() + 60_000;
@@ -43,10 +33,4 @@ try {
     if (Date.now() > deadline) throw new Error(`no account in ${destination} for ${name} after ${seen.looks} looks`);
     await page.waitForTimeout(500);
   }
-  console.log(JSON.stringify(seen));
-} catch (e) {
-  console.log(JSON.stringify({ ...seen, failure: String(e) }));
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

@@ -22,6 +22,7 @@ pub mod bench_data {
 }
 
 pub mod bench_stats;
+pub mod browser;
 pub mod example;
 pub mod fake_auth;
 pub mod fake_chat;

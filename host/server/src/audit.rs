@@ -173,9 +173,10 @@ pub async fn kpi_series(
     // Whole buckets: the window starts at a bucket's start (UTC).
     let since = q
         .since_ms
-        .unwrap_or(until - 30 * 24 * HOUR_MS)
+        .unwrap_or(until.saturating_sub(30 * 24 * HOUR_MS))
         .div_euclid(bucket_ms)
-        * bucket_ms;
+        .checked_mul(bucket_ms)
+        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "since_ms", "out of range"))?;
     if until <= since {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -183,7 +184,8 @@ pub async fn kpi_series(
             "must be after since_ms",
         ));
     }
-    if (until - since) / bucket_ms >= tenure_store::MAX_KPI_BUCKETS {
+    let buckets = until.checked_sub(since).map_or(i64::MAX, |span| span / bucket_ms);
+    if buckets >= tenure_store::MAX_KPI_BUCKETS {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "since_ms",

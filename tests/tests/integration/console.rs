@@ -10,7 +10,6 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::process::Command;
 use std::time::Duration;
 use tenure_pipeline::QueueConfig;
 use tenure_store::prelude::*;
@@ -185,11 +184,6 @@ async fn people_run_tenure_from_the_console() {
     mock.with(|s| s.reject = None);
     served_as_built(&h.base).await;
 
-    let dir = tenure_plugin_test::workspace_root().join("tests/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").exists() && dir.join("node_modules/axe-core").exists(),
-        "playwright-core and axe-core are not installed (run scripts/testbeds/browser.sh install)"
-    );
     let shots = tenure_plugin_test::workspace_root().join("docs/console");
     let setup = json!({
         "base": h.base, "tenant": TENANT, "held": "hr:s9", "heldName": "givens9", "record": "hire-s9",
@@ -198,20 +192,7 @@ async fn people_run_tenure_from_the_console() {
         "it": { "login": "ivan", "password": IVAN_PASSWORD },
         "screenshots": shots,
     });
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("console.mjs")
-            .arg(setup.to_string())
-            .current_dir(dir)
-            .output()
-            .expect("node tests/browser/console.mjs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "{seen:#}");
+    let seen = tenure_tests::browser::run("console.mjs", &[setup.to_string()]).await;
 
     // Signing in: a wrong password is refused with the API's reason.
     assert!(text(&seen, "refused").contains("password is wrong"), "{seen:#}");
@@ -367,6 +348,13 @@ async fn people_run_tenure_from_the_console() {
         .find(|e| e["kind"] == "rules.published" && e["data"]["version"] == 2)
         .unwrap_or_else(|| panic!("the publish is audited: {audit:#?}"));
     assert_eq!(publish["actor"], "ivan", "{publish:#}");
+    assert_eq!(seen["rolledBack"], "Version 1 is published", "{seen:#}");
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["kind"] == "rules.rolled-back" && e["actor"] == "ivan" && e["data"]["version"] == 1),
+        "the rollback is audited"
+    );
     let connections = h.get("/api/v1/connections").await;
     assert!(
         connections

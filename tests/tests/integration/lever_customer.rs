@@ -574,33 +574,21 @@ async fn a_lever_hire_is_watched_becoming_an_account_in_the_console() {
         password_hash: Some(tenure_server::passwords::hash_password(password).expect("hash")),
     };
     h.store.create_user(hana, vec![]).await.expect("hana");
-    let browser = tenure_plugin_test::workspace_root().join("tests/browser");
-    let watching = std::process::Command::new("node")
-        .args([
-            "watch.mjs",
-            &h.base,
+    let watching = tenure_tests::browser::start(
+        "watch.mjs",
+        &[
+            h.base.as_str(),
             TENANT,
             "hana",
             password,
             "Reversal7 Person",
             "sandbox",
-        ])
-        .current_dir(&browser)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("node tests/browser/watch.mjs");
+        ],
+    );
     // The hire arrives while the page is open.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let person = hire_by_webhook(&h, &sim, 7, PAST_START).await;
-    let out = tokio::task::spawn_blocking(move || watching.wait_with_output())
-        .await
-        .unwrap()
-        .expect("the browser's result");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "{seen:#}");
+    let seen = tenure_tests::browser::seen(watching).await;
     assert!(
         seen["found"].as_str().unwrap_or_default().contains(&person),
         "{seen:#}"

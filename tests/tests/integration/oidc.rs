@@ -374,16 +374,7 @@ async fn people_sign_in_with_an_openid_provider_and_their_groups_decide_their_ro
 
     // The same sign-in in Chromium, from the console's button: through the provider and back to
     // the console, signed in with her roles, the session cookie out of the page's reach.
-    let browser = tenure_plugin_test::workspace_root().join("tests/browser");
-    let out = std::process::Command::new("node")
-        .args(["oidc.mjs", &base, "t", "ada"])
-        .current_dir(&browser)
-        .output()
-        .expect("node tests/browser/oidc.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    assert!(out.status.success(), "{seen:#}");
+    let seen = tenure_tests::browser::run("oidc.mjs", &[base.as_str(), "t", "ada"]).await;
     assert!(
         seen["who"]
             .as_str()
