@@ -62,6 +62,11 @@ async function asHr(page) {
   await page.fill('[data-testid=held-plans] input[aria-label^=Note]', 'approved in the console');
   await page.click('text=Approve selected');
   seen.approved = await page.textContent('[data-testid=held-plans] [role=status]');
+  const observed = page.locator('[data-testid=observed] tbody tr').filter({ hasText: 'hr:f1' });
+  seen.observedRow = await observed.first().textContent();
+  await page.click('[data-testid=queue] [role=tab]:has-text("completed")');
+  await page.locator('[data-testid=queue] tbody tr').filter({ hasText: 'hr:' }).first().waitFor();
+  seen.completedJobs = await page.locator('[data-testid=queue] tbody tr').count();
   const dead = page.locator('[data-testid=jobs-dead] tbody tr').filter({ hasText: setup.dead });
   seen.deadRow = await dead.textContent();
   await dead.locator('button', { hasText: 'Replay' }).click();

@@ -2,17 +2,21 @@ import { useState } from 'preact/hooks';
 import { api, ApiError, type Hold, type Job, type Whoami, when } from '../api';
 import { useLoad } from './useLoad';
 import { Reconciliation } from './Reconciliation';
+import { ObservedPlans, Queue } from './Queue';
 
-/** Held plans to approve or reject, dead and held jobs to replay, conflicts, guards, reconciliation. */
+/** Held and observed plans, dead and held jobs to replay, conflicts, guards, reconciliation, the
+ *  queue by state. */
 export function Operations(_: { me: Whoami }) {
   return (
     <>
       <HeldPlans />
+      <ObservedPlans />
       <Jobs state="dead" title="Dead letters" />
       <Jobs state="held" title="Held jobs" />
       <Conflicts />
       <Guards />
       <Reconciliation />
+      <Queue />
     </>
   );
 }

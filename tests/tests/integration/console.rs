@@ -1,7 +1,8 @@
 //! The console (issue 22) as people use it: served from the assets embedded in the binary, with a
 //! strict Content-Security-Policy. In headless Chromium (playwright-core) an HR administrator
-//! signs in, approves a supervised destination's held plan, replays a dead letter, finds the
-//! approval in the audit and exports it, then edits the rules without code (a new rule through
+//! signs in, approves a supervised destination's held plan, reads what an observed one would have
+//! done and the queue by state, replays a dead letter, finds the approval in the audit and
+//! exports it, then edits the rules without code (a new rule through
 //! the condition builder, an error shown where it is as it is typed, the draft previewed on a live
 //! person with the rules' trace, the impact on everyone) and saves a draft; an IT administrator
 //! publishes it (four eyes: never what they wrote themselves). Every page is screenshotted into
@@ -65,6 +66,9 @@ mode = "supervised"
 [[destinations.cohorts]]
 scope = 'person.department == "Engineering"'
 mode = "live"
+[[destinations.cohorts]]
+scope = 'person.department == "Finance"'
+mode = "observe"
 [[destinations]]
 name = "crm"
 connector = "http-dest"
@@ -172,7 +176,11 @@ async fn people_run_tenure_from_the_console() {
     // A salesperson: the sandbox holds their plan for approval (supervised); the CRM applies.
     let (status, body) = h.post_event(&joiner("s9", "Sales"), "s9").await;
     assert_eq!(status, 202, "{body}");
+    // Finance is observed: its plan is audited, never applied.
+    let (status, body) = h.post_event(&joiner("f1", "Finance"), "f1").await;
+    assert_eq!(status, 202, "{body}");
     h.wait_idle(Duration::from_secs(30)).await;
+    assert!(h.sandbox_account("f1").await.is_none(), "observed, not applied");
     assert!(h.sandbox_account("s9").await.is_none(), "held, not applied");
     // An engineer while the CRM refuses everyone: a dead letter, replayed once it accepts again.
     mock.with(|s| s.reject = Some("the CRM is closed for maintenance".into()));
@@ -205,6 +213,13 @@ async fn people_run_tenure_from_the_console() {
     assert!(row.contains("sandbox") && row.contains("create"), "{seen:#}");
     assert_eq!(seen["approved"], "Approved 1 plan(s)", "{seen:#}");
     assert!(text(&seen, "deadRow").contains("maintenance"), "{seen:#}");
+    // What observe mode would have done, and the queue by state.
+    let observed = text(&seen, "observedRow");
+    assert!(
+        observed.contains("hr:f1") && observed.contains("create"),
+        "{seen:#}"
+    );
+    assert!(seen["completedJobs"].as_u64().unwrap_or(0) >= 2, "{seen:#}");
     assert!(text(&seen, "replayed").contains("eplayed"), "{seen:#}");
     // People: found by a part of the name (in any case), with an account in each destination.
     let found = text(&seen, "personFound");
@@ -335,8 +350,8 @@ async fn people_run_tenure_from_the_console() {
     assert_eq!(holds[0]["decided_by"], "hana");
     assert_eq!(
         mock.with(|s| s.accounts.len()),
-        2,
-        "the CRM has both people after the replay"
+        3,
+        "the CRM has everyone after the replay"
     );
     let current = h.get("/api/v1/rule-sets").await;
     assert_eq!(current["current"]["version"], 2, "{current:#}");
