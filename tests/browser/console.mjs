@@ -220,6 +220,10 @@ async function pages(context) {
       seen.charts = await page.locator('[data-testid=charts] figure').evaluateAll((figures) =>
         figures.map((f) => ({ title: f.querySelector('figcaption')?.textContent, drawn: f.querySelector('svg') !== null })));
     }
+    if (name === 'plugins') {
+      await page.locator('[data-testid=grants]').first().waitFor();
+      seen.grants = await page.locator('[data-testid=grants]').allTextContents();
+    }
     if (name === 'audit') {
       await page.click('text=Search');
       await page.locator('[data-testid=audit] tbody tr').first().waitFor();

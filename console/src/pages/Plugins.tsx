@@ -16,7 +16,19 @@ interface PluginView {
   name: string;
   kind: string;
   active: string | null;
+  grants: { http: string[]; ldap: string[]; kv: boolean } | null;
   versions: VersionView[];
+}
+
+/** What a plugin may reach, in words. */
+function reach(g: PluginView['grants']): string {
+  if (!g) return 'not loaded';
+  const parts = [
+    ...g.http.map((c) => `HTTP connection ${c}`),
+    ...g.ldap.map((c) => `LDAP connection ${c}`),
+    ...(g.kv ? ['its key-value store'] : []),
+  ];
+  return parts.length ? parts.join(', ') : 'nothing outside itself';
 }
 
 interface Health {
@@ -90,6 +102,7 @@ function PluginVersions(_: { me: Whoami }) {
               Roll back
             </button>
           </h3>
+          <p data-testid="grants">May use: {reach(p.grants)}</p>
           <table>
             <thead>
               <tr><th>Version</th><th>Signed by</th><th>Uploaded</th><th>Size</th><th></th></tr>

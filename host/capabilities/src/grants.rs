@@ -7,7 +7,7 @@ use std::fmt;
 
 /// Capabilities named in a plugin manifest (`[capabilities]`) or granted by a tenant
 /// (`[tenants.T.plugins.P.grants]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapabilityRequest {
     /// HTTP connection names.
@@ -108,6 +108,22 @@ impl EffectiveGrants {
     /// The plugin these grants belong to.
     pub fn plugin(&self) -> &str {
         &self.plugin
+    }
+
+    /// What the plugin may use: what it requests and the tenant grants.
+    pub fn effective(&self) -> CapabilityRequest {
+        let both = |requested: &[String], granted: &[String]| -> Vec<String> {
+            requested
+                .iter()
+                .filter(|c| granted.contains(c))
+                .cloned()
+                .collect()
+        };
+        CapabilityRequest {
+            http: both(&self.requested.http, &self.granted.http),
+            ldap: both(&self.requested.ldap, &self.granted.ldap),
+            kv: self.requested.kv && self.granted.kv,
+        }
     }
 
     /// Allows an HTTP connection, or says which key to change.

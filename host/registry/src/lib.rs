@@ -101,6 +101,8 @@ pub struct PluginView {
     pub kind: StoredPluginKind,
     /// The version the tenant runs (absent when the host could not load any).
     pub active: Option<String>,
+    /// What that version may use: what its manifest requests and the tenant grants.
+    pub grants: Option<tenure_capabilities::CapabilityRequest>,
     pub versions: Vec<VersionView>,
 }
 
@@ -428,6 +430,7 @@ impl PluginRegistry {
                     name: v.name.clone(),
                     kind: v.kind,
                     active: self.runtime.active(tenant, &v.name).ok().map(|a| a.label.clone()),
+                    grants: self.runtime.grants(tenant, &v.name).ok(),
                     versions: Vec::new(),
                 })
                 .versions

@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tenure_capabilities::{EffectiveGrants, KvNamespace, TenantConfig};
+use tenure_capabilities::{CapabilityRequest, EffectiveGrants, KvNamespace, TenantConfig};
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -534,6 +534,17 @@ impl Runtime {
             .iter()
             .map(|(name, t)| (name.clone(), t.quota.running(), t.quota.counters.clone()))
             .collect()
+    }
+
+    /// What the version of `plugin` that `tenant` runs may use: what its manifest requests and
+    /// the tenant grants it.
+    pub fn grants(&self, tenant: &str, plugin: &str) -> Result<CapabilityRequest, RuntimeError> {
+        let version = self.active(tenant, plugin)?;
+        let tenants = self.inner.tenants.read().unwrap_or_else(|p| p.into_inner());
+        let entry = tenants
+            .get(tenant)
+            .ok_or_else(|| RuntimeError::UnknownTenant(tenant.to_string()))?;
+        Ok(EffectiveGrants::new(tenant, plugin, &version.manifest.capabilities, &entry.config).effective())
     }
 
     /// A handle on the current version of `plugin` for `tenant`.

@@ -74,7 +74,8 @@ name = "crm"
 connector = "http-dest"
 "#,
     );
-    TestHost::start(HostSpec {
+    // Through the plugin registry, as `tenure serve` loads plugins (the plugins page lists them).
+    let spec = HostSpec {
         tenant,
         pipeline,
         queue: QueueConfig {
@@ -83,8 +84,9 @@ connector = "http-dest"
             ..QueueConfig::default()
         },
         plugins: vec!["rules", "sandbox", "http-dest"],
-    })
-    .await
+    };
+    let trust = tenure_registry::TrustPolicy::default();
+    TestHost::start_with_registry(spec, tempfile::tempdir().expect("dir"), trust).await
 }
 
 async fn person(h: &TestHost, login: &str, name: &str, roles: Vec<Role>, password: &str) {
@@ -326,6 +328,22 @@ async fn people_run_tenure_from_the_console() {
         crm.iter()
             .any(|p| p["destination"] == "crm" && p["failures"].as_i64() >= Some(1)),
         "{series:#}"
+    );
+
+    // The plugins page says what each plugin may reach.
+    let grants = seen["grants"]
+        .as_array()
+        .expect("grants")
+        .iter()
+        .map(|g| g.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        grants.iter().any(|g| g.contains("HTTP connection dest")),
+        "{grants:?}"
+    );
+    assert!(
+        grants.iter().any(|g| g.contains("its key-value store")),
+        "{grants:?}"
     );
 
     // Every page at both widths: no serious accessibility violation, no sideways scrolling.

@@ -116,6 +116,17 @@ async fn uploads_are_checked_signed_and_seen_by_their_tenant_alone() {
     let seeded = active(&h).await;
     assert!(seeded["swap"].starts_with("0.1.0-a+"), "{seeded:?}");
     assert!(seeded.contains_key("sandbox"), "{seeded:?}");
+    // What each runs may use: its manifest's request as far as the tenant grants it.
+    let listed = h.get("/api/v1/plugins").await;
+    let grants = |name: &str| {
+        listed["plugins"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == name))
+            .map(|p| p["grants"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(grants("sandbox"), json!({ "http": [], "ldap": [], "kv": true }));
+    assert_eq!(grants("swap"), json!({ "http": [], "ldap": [], "kv": false }));
 
     let refused = |status: u16, body: &Value, field: &str, words: &str| {
         assert_eq!(status, 422, "{body}");
