@@ -18,6 +18,9 @@ function csrfToken(): string | undefined {
     .find(([name]) => name === 'tenure_csrf')?.[1];
 }
 
+/** An error as the pages show it: the field the API named and its reason. */
+export const describe = (e: unknown) => (e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, type Whoami, when } from '../api';
+import { api, describe, type Whoami, when } from '../api';
 import { useLoad } from './useLoad';
 
 const PEOPLE_ROLES = ['owner', 'hr-admin', 'it-admin', 'operator', 'auditor'] as const;
@@ -24,8 +24,6 @@ interface Token {
   created_ms: number;
 }
 
-const reason = (e: unknown) => (e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
-
 /** Who may use Tenure: people's accounts (owners) and API tokens for machines (owners, IT admins). */
 export function Access({ me }: { me: Whoami }) {
   return (
@@ -43,7 +41,7 @@ function Accounts() {
   const [name, setName] = useState('');
   const [password, setPassword] = useState('');
   const [roles, setRoles] = useState<Set<string>>(new Set());
-  const run = (what: () => Promise<string>) => what().then(setMessage, (e) => setMessage(reason(e))).finally(users.reload);
+  const run = (what: () => Promise<string>) => what().then(setMessage, (e) => setMessage(describe(e))).finally(users.reload);
   const create = (e: Event) => {
     e.preventDefault();
     run(async () => {
@@ -136,7 +134,7 @@ function Tokens() {
       setMessage('');
       tokens.reload();
     } catch (err) {
-      setMessage(reason(err));
+      setMessage(describe(err));
     }
   };
   const revoke = async (token: Token) => {
@@ -145,7 +143,7 @@ function Tokens() {
       setMessage(`Token ${token.name} revoked`);
       tokens.reload();
     } catch (err) {
-      setMessage(reason(err));
+      setMessage(describe(err));
     }
   };
   return (

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, type AuditEntry, query, type Whoami, when } from '../api';
+import { api, type AuditEntry, query, type Whoami, when, describe } from '../api';
 
 /** The audit trail: search by person, kind, actor and time; verify the chain; export. */
 export function Audit(_: { me: Whoami }) {
@@ -21,7 +21,7 @@ export function Audit(_: { me: Whoami }) {
       setEntries(actor ? found.filter((x) => x.actor.includes(actor)) : found);
       setMessage('');
     } catch (err) {
-      setMessage(err instanceof ApiError ? `${err.field}: ${err.reason}` : String(err));
+      setMessage(describe(err));
     }
   };
   const verify = async () => {
@@ -29,7 +29,7 @@ export function Audit(_: { me: Whoami }) {
       const report = await api<{ ok: boolean; problem: { reason: string } | null }>('GET', '/api/v1/audit/verify');
       setMessage(report.ok ? 'The audit chain verifies.' : `The chain does not verify: ${report.problem?.reason}`);
     } catch (err) {
-      setMessage(err instanceof ApiError ? `${err.field}: ${err.reason}` : String(err));
+      setMessage(describe(err));
     }
   };
   return (

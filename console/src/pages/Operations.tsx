@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, type Hold, type Job, type Whoami, when } from '../api';
+import { api, ApiError, type Hold, type Job, type Whoami, when, describe } from '../api';
 import { useLoad } from './useLoad';
 import { Reconciliation } from './Reconciliation';
 import { ObservedPlans, Queue } from './Queue';
@@ -42,7 +42,7 @@ function HeldPlans() {
       setChosen(new Set());
       holds.reload();
     } catch (e) {
-      setMessage(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+      setMessage(describe(e));
     }
   };
   const rows = holds.data ?? [];
@@ -173,7 +173,7 @@ function Conflicts() {
       setMessage(`Conflict ${id} decided`);
       conflicts.reload();
     } catch (e) {
-      setMessage(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+      setMessage(describe(e));
     }
   };
   const rows = conflicts.data ?? [];

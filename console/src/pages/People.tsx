@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, type AuditEntry, type Hold, type Job, type Whoami, query, when } from '../api';
+import { api, describe, type AuditEntry, type Hold, type Job, type Whoami, query, when } from '../api';
 
 interface Found {
   person_key: string;
@@ -28,8 +28,6 @@ interface Person {
 /** The dated facts worth reading, as the lifecycle keeps them. */
 const FACTS = ['start_date', 'end_date', 'last_day', 'leave_from', 'leave_until', 'employment', 'time_zone', 'manager', 'hires'];
 
-const reason = (e: unknown) => (e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
-
 /** People found by name, email or key; one person's sources, state and dated facts, accounts in
  *  every destination, pending scheduled actions, jobs, held plans and audit timeline. */
 export function People(_: { me: Whoami }) {
@@ -43,7 +41,7 @@ export function People(_: { me: Whoami }) {
       setFound(await api<Found[]>('GET', `/api/v1/people${query({ q: text, limit: 50 })}`));
       setMessage('');
     } catch (err) {
-      setMessage(reason(err));
+      setMessage(describe(err));
     }
   };
   const show = async (key: string) => {
@@ -58,7 +56,7 @@ export function People(_: { me: Whoami }) {
       setPerson({ key, lifecycle, jobs, holds, audit });
       setMessage('');
     } catch (err) {
-      setMessage(reason(err));
+      setMessage(describe(err));
     }
   };
   return (

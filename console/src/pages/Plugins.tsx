@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, type Whoami, when } from '../api';
+import { api, type Whoami, when, describe } from '../api';
 import { useLoad } from './useLoad';
 
 interface VersionView {
@@ -86,7 +86,7 @@ function PluginVersions(_: { me: Whoami }) {
       setMessage(done);
       list.reload();
     } catch (e) {
-      setMessage(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+      setMessage(describe(e));
     }
   };
   return (

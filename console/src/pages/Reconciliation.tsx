@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, ApiError, when } from '../api';
+import { api, when, describe } from '../api';
 import { useLoad } from './useLoad';
 
 interface ReportSummary {
@@ -24,7 +24,7 @@ export function Reconciliation() {
   const reports = useLoad(() => api<ReportSummary[]>('GET', '/api/v1/reconciliations'));
   const [open, setOpen] = useState<Report | null>(null);
   const [message, setMessage] = useState('');
-  const fail = (e: unknown) => setMessage(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+  const fail = (e: unknown) => setMessage(describe(e));
   const show = (id: number) => api<Report>('GET', `/api/v1/reconciliations/${id}`).then(setOpen, fail);
   const run = async (dryRun: boolean) => {
     try {

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { ApiError } from '../api';
+import { describe } from '../api';
 
 /** Loads with `load`, again on `reload()`; the error as the API stated it. */
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []) {
@@ -11,7 +11,7 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []) {
         setData(d);
         setError('');
       })
-      .catch((e) => setError(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e)));
+      .catch((e) => setError(describe(e)));
   }, deps);
   useEffect(reload, [reload]);
   return { data, error, reload };

@@ -2,7 +2,7 @@
 // stored record) or a sample person from the document's own tests. Shows every rule tested,
 // whether it matched and why, what it contributed, and what each destination would do.
 import { useMemo, useState } from 'preact/hooks';
-import { api, ApiError } from '../api';
+import { api, describe } from '../api';
 import { parseDocument } from 'yaml';
 
 interface TraceEntry {
@@ -62,7 +62,7 @@ export function RulePreview({ document }: { document: string }) {
       setResult(await api<Preview>('POST', '/api/v1/preview', body));
     } catch (e) {
       setResult(null);
-      setError(e instanceof ApiError ? `${e.field}: ${e.reason}` : String(e));
+      setError(describe(e));
     }
   };
   return (
