@@ -45,6 +45,7 @@ mod names;
 mod notifications;
 mod operations;
 mod plugins;
+mod postgres;
 mod retention;
 mod rule_sets;
 mod schedule;
@@ -65,6 +66,7 @@ pub use names::*;
 pub use notifications::*;
 pub use operations::*;
 pub use plugins::*;
+pub use postgres::{PgOptions, PgStore};
 pub use retention::*;
 pub use rule_sets::*;
 pub use schedule::*;
@@ -97,6 +99,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e.to_string())
     }
 }
