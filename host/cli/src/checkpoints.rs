@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tenure_store::Store;
 use tenure_store::checkpoint::{Checkpoint, CheckpointSigner};
-use tenure_store::{AuditStore, SqliteStore};
 use tokio::sync::watch;
 
 /// `[audit_checkpoints]`: where signed checkpoints of the audit chain go, and how often.
@@ -135,7 +135,7 @@ async fn post(url: &reqwest::Url, token: Option<&str>, checkpoint: &Checkpoint) 
 }
 
 /// Takes one checkpoint (audited as `audit.checkpointed`) and writes it out.
-pub async fn take(store: &SqliteStore, actor: &str, destinations: &[Destination]) -> Result<Checkpoint> {
+pub async fn take(store: &dyn Store, actor: &str, destinations: &[Destination]) -> Result<Checkpoint> {
     let signer = Arc::new(store.checkpoint_signer()?);
     let checkpoint = store.audit_checkpoint(signer, actor).await?;
     publish(&checkpoint, destinations).await?;
@@ -145,7 +145,7 @@ pub async fn take(store: &SqliteStore, actor: &str, destinations: &[Destination]
 /// Takes a checkpoint every `every_secs` until `shutdown` turns true (a failed write is
 /// logged and the next one tried on time).
 pub async fn run_schedule(
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     config: &CheckpointConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
@@ -160,7 +160,7 @@ pub async fn run_schedule(
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|s| *s) => return Ok(()),
         }
-        match take(&store, "system", &destinations).await {
+        match take(store.as_ref(), "system", &destinations).await {
             Ok(c) => tracing::info!(seq = c.seq, "audit checkpoint written"),
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "audit checkpoint failed"),
         }
@@ -181,6 +181,6 @@ pub fn read_verified(path: &Path, trusted_public_key: &str) -> Result<Vec<Checkp
 }
 
 /// The signer's public key, for operators to record beside the checkpoint destination.
-pub fn public_key(store: &SqliteStore) -> Result<String> {
+pub fn public_key(store: &dyn Store) -> Result<String> {
     Ok(CheckpointSigner::public_key(&store.checkpoint_signer()?))
 }

@@ -41,16 +41,38 @@ pub struct HostConfig {
     pub audit_checkpoints: Option<crate::checkpoints::CheckpointConfig>,
 }
 
-/// `[store]`: the embedded database.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
+/// `[store]`: where Tenure keeps its state: the embedded SQLite file (the default), or a
+/// PostgreSQL database that several hosts share.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// The SQLite file (WAL mode).
+    /// The SQLite file (WAL mode), when `url` is not set.
     pub path: PathBuf,
     /// `full` (acknowledged events survive power loss) or `normal` (they survive a process crash).
+    /// SQLite only: PostgreSQL's own `synchronous_commit` decides there.
     pub synchronous: Synchronous,
-    /// The master key file (created on first start, mode 0600) unless `TENURE_MASTER_KEY` is set.
+    /// The master key file: SQLite creates it on first start (mode 0600) unless
+    /// `TENURE_MASTER_KEY` is set; PostgreSQL never creates one (every host needs the same key:
+    /// set `TENURE_MASTER_KEY`, or point this at a copy of the deployment's key).
     pub key_file: Option<PathBuf>,
+    /// `postgres://user:password@host:port/database` (add `?sslmode=verify-full` for TLS): the
+    /// PostgreSQL database every host of the deployment shares, instead of `path`. Give the
+    /// password with `${ENV}` or `${file:...}` (the store's own secrets are not open yet).
+    pub url: Option<String>,
+    /// Connections this host keeps to PostgreSQL at most.
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("path", &self.path)
+            .field("synchronous", &self.synchronous)
+            .field("key_file", &self.key_file)
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 /// `store.synchronous`: what an acknowledged write survives.
@@ -79,6 +101,8 @@ impl Default for StoreConfig {
             path: PathBuf::from("tenure.db"),
             synchronous: Synchronous::Full,
             key_file: None,
+            url: None,
+            max_connections: 16,
         }
     }
 }

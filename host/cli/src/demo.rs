@@ -58,7 +58,7 @@ pub async fn run(config_path: &Path, events: Option<PathBuf>) -> Result<()> {
         .find(|t| t.role == tenure_server::Role::It)
         .map(|t| t.token.clone())
         .context("the demo config needs an api_tokens entry with role \"it\"")?;
-    let store = host::open_store(&config)?;
+    let store = host::open_store(&config).await?;
     let host = host::build(config, store).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -242,7 +242,7 @@ const DEMO_LOGIN: &str = "demo";
 /// `tenure serve --config` opens (made, or given a new password, on every run; the password is
 /// printed once and kept only as its hash).
 async fn console_sign_in(config_path: &Path) -> Result<()> {
-    use tenure_store::{AccessStore, AuditKind, AuditRecord, NewUser, Role, UserChange};
+    use tenure_store::{AuditKind, AuditRecord, NewUser, Role, UserChange};
     let config = crate::config::HostConfig::load(config_path)?;
     let tenant = config
         .tenants
@@ -250,7 +250,7 @@ async fn console_sign_in(config_path: &Path) -> Result<()> {
         .next()
         .cloned()
         .context("the demo config names no tenant")?;
-    let (store, _) = host::open_store_of(config_path)?;
+    let (store, _) = host::open_store_of(config_path).await?;
     let password = tenure_server::passwords::new_password()?;
     let hash = tenure_server::passwords::hash_password(&password)?;
     let audit =

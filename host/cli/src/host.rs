@@ -13,7 +13,7 @@ use tenure_registry::PluginRegistry;
 use tenure_runtime::{Runtime, RuntimeOptions, Services};
 use tenure_server::{ApiToken, AppState};
 use tenure_store::crypto::MasterKey;
-use tenure_store::{SecretStore, SqliteOptions, SqliteStore, Store};
+use tenure_store::{PgOptions, PgStore, SqliteOptions, SqliteStore, Store};
 use tokio::sync::watch;
 
 /// Everything a running host holds.
@@ -37,8 +37,34 @@ fn accept_audit_head() -> bool {
     ACCEPT_AUDIT_HEAD.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Opens the store a config names.
-pub fn open_store(config: &HostConfig) -> Result<Arc<SqliteStore>> {
+/// Opens the store a config names: PostgreSQL when `store.url` is set, else the SQLite file.
+pub async fn open_store(config: &HostConfig) -> Result<Arc<dyn Store>> {
+    match &config.store.url {
+        Some(url) => Ok(open_postgres(config, url).await?),
+        None => Ok(open_sqlite(config)?),
+    }
+}
+
+/// Opens the PostgreSQL database every host of a deployment shares.
+async fn open_postgres(config: &HostConfig, url: &str) -> Result<Arc<PgStore>> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        bail!("store.url: expected postgres://user:password@host:port/database");
+    }
+    let master = MasterKey::load_existing(config.store.key_file.as_deref())?;
+    let options = PgOptions {
+        max_connections: config.store.max_connections,
+        ..PgOptions::new(url)
+    };
+    PgStore::open(&options, master)
+        .await
+        .context("cannot open the PostgreSQL store (store.url)")
+}
+
+/// Opens the embedded SQLite store a config names (the key made on first start).
+pub fn open_sqlite(config: &HostConfig) -> Result<Arc<SqliteStore>> {
+    if config.store.url.is_some() {
+        bail!("this command works on the embedded SQLite store; this config names a PostgreSQL store.url");
+    }
     let key_file = config
         .store
         .key_file
@@ -94,18 +120,40 @@ pub fn key_placement_warnings(key_file: &Path, database: &Path) -> Vec<String> {
     warnings
 }
 
+/// The config with placeholders for its `${secret:NAME}` references (enough to open its
+/// store), and the names.
+fn config_without_secrets(path: &Path) -> Result<(HostConfig, Vec<String>)> {
+    let names = secret_names(path)?;
+    let placeholder = "x".repeat(32);
+    let placeholders: HashMap<String, String> =
+        names.iter().map(|n| (n.clone(), placeholder.clone())).collect();
+    let config = HostConfig::load_with_secrets(path, &placeholders)?;
+    if config
+        .store
+        .url
+        .as_deref()
+        .is_some_and(|u| u.contains(&placeholder))
+    {
+        bail!("store.url: cannot come from the store's own secrets; use ${{ENV}} or ${{file:...}}");
+    }
+    Ok((config, names))
+}
+
 /// Opens the store a config names without resolving its secrets (to add them); also
 /// returns the secrets the config references.
-pub fn open_store_of(path: &Path) -> Result<(Arc<SqliteStore>, Vec<String>)> {
-    let names = secret_names(path)?;
-    let placeholders: HashMap<String, String> = names.iter().map(|n| (n.clone(), "x".repeat(32))).collect();
-    let store = open_store(&HostConfig::load_with_secrets(path, &placeholders)?)?;
-    Ok((store, names))
+pub async fn open_store_of(path: &Path) -> Result<(Arc<dyn Store>, Vec<String>)> {
+    let (config, names) = config_without_secrets(path)?;
+    Ok((open_store(&config).await?, names))
+}
+
+/// Opens the embedded SQLite store a config names (commands that only it has).
+pub fn open_sqlite_of(path: &Path) -> Result<Arc<SqliteStore>> {
+    open_sqlite(&config_without_secrets(path)?.0)
 }
 
 /// Loads a config, resolving `${secret:NAME}` from the store it names.
-pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> {
-    let (store, names) = open_store_of(path)?;
+pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<dyn Store>)> {
+    let (store, names) = open_store_of(path).await?;
     let mut secrets = HashMap::new();
     for name in names {
         if let Some(v) = store.secret(&name).await? {
@@ -117,7 +165,7 @@ pub async fn load_config(path: &Path) -> Result<(HostConfig, Arc<SqliteStore>)> 
 
 /// Builds the host from a loaded config and its store, and brings each tenant's
 /// rule set up to its published version (importing the config file's on first start).
-pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> {
+pub async fn build(config: HostConfig, store: Arc<dyn Store>) -> Result<Host> {
     let limits = config.server.limits();
     let metrics_token = config.server.metrics_token.clone();
     let policies = config
@@ -126,10 +174,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
         .map(|(name, t)| (name.clone(), t.initial_passwords))
         .collect();
     let services = Services::new(store.kv(), Arc::new(SystemClock))?.with_passwords(
-        tenure_pipeline::passwords::PasswordVault::start(
-            store.clone() as Arc<dyn tenure_store::Store>,
-            policies,
-        ),
+        tenure_pipeline::passwords::PasswordVault::start(store.clone(), policies),
     );
     let runtime = Runtime::new(
         RuntimeOptions {
@@ -153,7 +198,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
             .map_err(|e| anyhow::anyhow!("tenants.{name}.plugin_trust.{e}"))?;
         trust.insert(name.clone(), t.plugin_trust.clone());
     }
-    let registry = PluginRegistry::new(store.clone() as Arc<dyn Store>, runtime.clone(), trust);
+    let registry = PluginRegistry::new(store.clone(), runtime.clone(), trust);
     for name in &plugins {
         let path = config.plugins_dir.join(format!("{name}.wasm"));
         if !path.exists() {
@@ -209,7 +254,7 @@ pub async fn build(config: HostConfig, store: Arc<SqliteStore>) -> Result<Host> 
         queue: config.queue.clone(),
         tenants,
     };
-    let pipeline = Pipeline::new(store.clone() as Arc<dyn Store>, runtime, pipeline_config)?;
+    let pipeline = Pipeline::new(store.clone(), runtime, pipeline_config)?;
     let tokens = config
         .api_tokens
         .iter()

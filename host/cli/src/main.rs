@@ -24,7 +24,7 @@ use tenure_capabilities::{MemoryKv, SystemClock};
 use tenure_pipeline::audit_events::{AdminAuditExported, AdminAuditVerified, AdminSecretSet, AuditEvent};
 use tenure_pipeline::event::{EventKind, PersonIn};
 use tenure_runtime::{PluginManifest, Runtime, RuntimeOptions, Services};
-use tenure_store::{AuditFilter, AuditStore, SecretStore};
+use tenure_store::AuditFilter;
 
 #[derive(Parser)]
 #[command(
@@ -443,7 +443,7 @@ async fn main() -> Result<()> {
         }
         Command::Audit(AuditCommand::AcceptHead { config, reason }) => {
             host::accept_audit_head_at_open();
-            let (_, store) = host::load_config(&config).await?;
+            let store = host::open_sqlite_of(&config)?;
             match store.accept_audit_head(&reason, &actor()).await? {
                 None => println!("the audit head file agrees with the database; nothing to accept"),
                 Some(mismatch) => println!(
@@ -473,7 +473,7 @@ async fn main() -> Result<()> {
             if destinations.is_empty() {
                 destinations.push(checkpoints::Destination::Stdout);
             }
-            let checkpoint = checkpoints::take(&store, &actor(), &destinations).await?;
+            let checkpoint = checkpoints::take(store.as_ref(), &actor(), &destinations).await?;
             eprintln!(
                 "audit checkpoint at entry {} signed by {}",
                 checkpoint.seq, checkpoint.public_key
@@ -482,7 +482,7 @@ async fn main() -> Result<()> {
         }
         Command::Audit(AuditCommand::PublicKey { config }) => {
             let (_, store) = host::load_config(&config).await?;
-            println!("{}", checkpoints::public_key(&store)?);
+            println!("{}", checkpoints::public_key(store.as_ref())?);
             Ok(())
         }
         Command::Audit(AuditCommand::Verify {
@@ -497,7 +497,7 @@ async fn main() -> Result<()> {
                 Some(file) => {
                     let trusted = match public_key {
                         Some(k) => k,
-                        None => checkpoints::public_key(&store)?,
+                        None => checkpoints::public_key(store.as_ref())?,
                     };
                     checkpoints::read_verified(file, &trusted)?
                 }
@@ -590,7 +590,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Secrets(SecretsCommand::Set { name, config }) => {
-            let (store, _) = host::open_store_of(&config)?;
+            let (store, _) = host::open_store_of(&config).await?;
             let mut value = String::new();
             std::io::stdin().read_to_string(&mut value)?;
             let value = value.trim_end_matches(['\n', '\r']);
@@ -610,7 +610,7 @@ async fn main() -> Result<()> {
             roles,
             display_name,
         }) => {
-            let (store, _) = host::open_store_of(&config)?;
+            let (store, _) = host::open_store_of(&config).await?;
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let hash = tenure_server::passwords::hash_password(password.trim_end_matches(['\n', '\r']))?;

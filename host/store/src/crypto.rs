@@ -43,6 +43,22 @@ impl MasterKey {
         }
     }
 
+    /// From `TENURE_MASTER_KEY`, else from `key_file`; never made here. Hosts that share a
+    /// database must share its key, so a missing key is an error, not a new key.
+    pub fn load_existing(key_file: Option<&Path>) -> Result<Self, StoreError> {
+        if let Some(key) = Self::from_env()? {
+            return Ok(key);
+        }
+        let Some(key_file) = key_file else {
+            return Err(StoreError::Crypto(format!(
+                "no master key: set {MASTER_KEY_ENV} (the same on every host) or store.key_file"
+            )));
+        };
+        let text = std::fs::read_to_string(key_file)
+            .map_err(|e| StoreError::Io(format!("store.key_file {}: {e}", key_file.display())))?;
+        Self::from_base64(&text).map_err(|e| StoreError::Crypto(format!("{}: {e}", key_file.display())))
+    }
+
     /// From `TENURE_MASTER_KEY` when it is set.
     pub fn from_env() -> Result<Option<Self>, StoreError> {
         match std::env::var(MASTER_KEY_ENV) {

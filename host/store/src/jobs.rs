@@ -43,6 +43,9 @@ pub struct ClaimedJob {
     pub max_attempts: u32,
     pub created_ms: i64,
     pub event: EventRow,
+    /// The tenant's published rule-set version when the job was claimed: a host running an
+    /// older one (another host published since) loads this one before it runs the job.
+    pub rule_set: Option<i64>,
 }
 
 /// The lease one attempt of a job holds. Every write the attempt makes (its

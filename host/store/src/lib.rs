@@ -27,6 +27,7 @@ pub mod access;
 pub mod audit;
 mod audit_kind;
 mod audit_log;
+mod changes;
 pub mod checkpoint;
 pub mod compact_json;
 #[macro_use]
@@ -40,6 +41,7 @@ mod guards;
 mod health;
 mod holds;
 mod jobs;
+mod keys;
 mod kpis;
 mod names;
 mod notifications;
@@ -55,12 +57,14 @@ mod sqlite;
 pub use access::*;
 pub use audit_kind::AuditKind;
 pub use audit_log::*;
+pub use changes::*;
 pub use deliveries::*;
 pub use events::*;
 pub use guards::*;
 pub use health::*;
 pub use holds::*;
 pub use jobs::*;
+pub use keys::StoreKeys;
 pub use kpis::*;
 pub use names::*;
 pub use notifications::*;
@@ -145,6 +149,8 @@ pub trait Store:
     + HealthStore
     + RetentionStore
     + AccessStore
+    + StoreKeys
+    + ChangeFeed
     + Send
     + Sync
     + 'static
@@ -167,6 +173,8 @@ impl<T> Store for T where
         + HealthStore
         + RetentionStore
         + AccessStore
+        + StoreKeys
+        + ChangeFeed
         + Send
         + Sync
         + 'static

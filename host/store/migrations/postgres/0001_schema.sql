@@ -387,3 +387,12 @@ CREATE TABLE api_tokens (
     created_ms BIGINT NOT NULL,
     PRIMARY KEY (tenant, name)
 );
+
+-- Which master key the deployment uses (an HMAC under it, never the key): a host started
+-- with another key is refused before it can seal secrets or chain audit entries no other
+-- host could open or verify.
+CREATE TABLE deployment (
+    id SMALLINT PRIMARY KEY CHECK (id = 1),
+    key_check BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL
+);

@@ -115,6 +115,9 @@ async fn store(w: &mut PgWrite, d: NewDelivery) -> StoreResult<DeliveryIntake> {
         }
         w.audit(a);
     }
+    if !d.ping {
+        w.note(Change::Deliveries);
+    }
     Ok(DeliveryIntake::Stored { delivery_id: id })
 }
 
@@ -299,6 +302,7 @@ impl DeliveryStore for PgStore {
             )));
         };
         let d = row(&d)?;
+        w.note(Change::Deliveries);
         w.audit(
             AuditRecord::new(tenant, AuditKind::AdminDeliveryReplayed, actor)
                 .data(serde_json::json!({ "delivery": id, "source": d.source })),

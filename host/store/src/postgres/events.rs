@@ -250,6 +250,7 @@ pub(super) async fn intake_events(w: &mut PgWrite, events: Vec<NewEvent>) -> Sto
             );
         }
         out.push(Intake::Accepted { event_id, job_id });
+        w.note(Change::Jobs);
     }
     Ok(out)
 }

@@ -179,6 +179,7 @@ impl GuardStore for PgStore {
             .bind(released)
             .execute(w.conn())
             .await?;
+        w.note(Change::Jobs);
         w.audit(
             AuditRecord::new(tenant, AuditKind::GuardApproved, actor)
                 .destination(destination)
@@ -306,6 +307,7 @@ impl GuardStore for PgStore {
             .bind(now)
             .execute(w.conn())
             .await?;
+        w.note(Change::Jobs);
         w.audit(
             AuditRecord::new(tenant, AuditKind::ConflictResolved, actor)
                 .person(&row.person_key)

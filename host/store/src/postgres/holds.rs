@@ -142,6 +142,7 @@ pub(super) async fn decide_holds(
         .bind(now)
         .execute(w.conn())
         .await?;
+        w.note(Change::Jobs);
         w.audit(
             AuditRecord::new(tenant, kind, actor)
                 .person(&row.person_key)

@@ -143,6 +143,7 @@ async fn take(
             max_attempts,
             created_ms,
             event,
+            rule_set: None,
         });
     }
     Ok(())
@@ -199,6 +200,16 @@ impl JobStore for PgStore {
                 &mut claimed,
             )
             .await?;
+        }
+        // The rule-set version each tenant runs, for the hosts that may lag behind it.
+        let tenants: Vec<&str> = claimed.iter().map(|j| j.tenant.as_str()).collect();
+        let heads: Vec<(String, i64)> =
+            sqlx::query_as("SELECT tenant, version FROM rule_set_current WHERE tenant = ANY($1)")
+                .bind(&tenants)
+                .fetch_all(w.conn())
+                .await?;
+        for job in &mut claimed {
+            job.rule_set = heads.iter().find(|(t, _)| *t == job.tenant).map(|(_, v)| *v);
         }
         w.commit().await?;
         Ok(claimed)
@@ -258,6 +269,7 @@ impl JobStore for PgStore {
                 .bind(now)
                 .execute(w.conn())
                 .await?;
+                note_next_of_person(&mut w, job_id).await?;
             }
             Finish::Retry { error, charge, .. } if charge && attempts >= max_attempts => {
                 sqlx::query(
@@ -384,6 +396,7 @@ impl JobStore for PgStore {
         .bind(now)
         .execute(w.conn())
         .await?;
+        w.note(Change::Jobs);
         w.audit(
             AuditRecord::new(tenant, AuditKind::JobReplayed, actor)
                 .person(&job.person_key)
@@ -414,6 +427,7 @@ impl JobStore for PgStore {
         .bind(now)
         .execute(w.conn())
         .await?;
+        note_next_of_person(&mut w, id).await?;
         w.audit(
             AuditRecord::new(tenant, AuditKind::JobCancelled, actor)
                 .person(&job.person_key)
@@ -446,6 +460,22 @@ impl JobStore for PgStore {
     }
 }
 
+/// Tells the other hosts when a job's end lets its person's next job run.
+async fn note_next_of_person(w: &mut PgWrite, job_id: i64) -> StoreResult<()> {
+    let next_waits = sqlx::query(
+        "SELECT 1 FROM jobs n JOIN jobs j ON n.tenant = j.tenant AND n.person_key = j.person_key
+         WHERE j.id = $1 AND n.id > j.id AND n.state IN ('available', 'retryable') LIMIT 1",
+    )
+    .bind(job_id)
+    .fetch_optional(w.conn())
+    .await?
+    .is_some();
+    if next_waits {
+        w.note(Change::Jobs);
+    }
+    Ok(())
+}
+
 /// A tenant's job, its row locked for the rest of the write.
 async fn locked_job(w: &mut PgWrite, tenant: &str, id: i64) -> StoreResult<JobRow> {
     sqlx::query("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE")
@@ -476,6 +506,9 @@ pub(super) async fn release_held_in(
     .bind(now)
     .fetch_all(w.conn())
     .await?;
+    if !rows.is_empty() {
+        w.note(Change::Jobs);
+    }
     let mut released = Vec::with_capacity(rows.len());
     for r in &rows {
         released.push((r.at::<i64>(0)?, r.at::<String>(1)?));

@@ -62,7 +62,65 @@ pub struct PgStore {
     pool: PgPool,
     audit_key: [u8; 32],
     master: MasterKey,
+    /// The changes other hosts announced (see [`ChangeFeed`]).
+    changes: tokio::sync::broadcast::Sender<Change>,
+    /// The task that listens for them; stopped with the store.
+    listener: tokio::task::AbortHandle,
     me: Weak<PgStore>,
+}
+
+/// The channel writes `NOTIFY` their changes on.
+const CHANGES_CHANNEL: &str = "tenure_changes";
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl ChangeFeed for PgStore {
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+/// Listens for the changes every host announces and hands them to this host's receivers.
+/// After a lost connection it reconnects and announces a resync (what was sent meanwhile
+/// is lost), retrying once a second while the database cannot be reached.
+async fn listen(pool: PgPool, changes: tokio::sync::broadcast::Sender<Change>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other hosts' changes; polling meanwhile");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot listen for other hosts' changes; polling meanwhile");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        let _ = changes.send(Change::Resync);
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    let _ = changes.send(Change::parse(n.payload()));
+                }
+                // The connection was lost: the next call reconnects.
+                Ok(None) => {
+                    let _ = changes.send(Change::Resync);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the change feed; reconnecting");
+                    let _ = changes.send(Change::Resync);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// The schema's migrations, applied in order under the migrator's advisory lock (so hosts
@@ -94,6 +152,8 @@ impl PgStore {
             sqlx::Connection::close(first).await?;
             connect = connect.options([("search_path", schema.as_str())]);
         }
+        // The migrations' "already exists, skipping" notices are not news.
+        connect = connect.options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(2))
             .acquire_timeout(std::time::Duration::from_secs(30))
@@ -103,11 +163,16 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Database(format!("migration: {e}")))?;
+        check_master_key(&pool, &master).await?;
         let audit_key = master.derive("tenure audit chain v1");
+        let (changes, _) = tokio::sync::broadcast::channel(CHANGE_BACKLOG);
+        let listener = tokio::spawn(listen(pool.clone(), changes.clone())).abort_handle();
         Ok(Arc::new_cyclic(|me| PgStore {
             pool,
             audit_key,
             master,
+            changes,
+            listener,
             me: me.clone(),
         }))
     }
@@ -122,20 +187,40 @@ impl PgStore {
         &self.pool
     }
 
-    /// The key that authenticates compiled components cached on disk (from the master key).
-    pub fn component_cache_key(&self) -> [u8; 32] {
-        self.master.component_cache_key()
-    }
-
-    /// The Ed25519 key that signs this deployment's audit checkpoints (from the master key).
-    pub fn checkpoint_signer(&self) -> StoreResult<crate::checkpoint::CheckpointSigner> {
-        crate::checkpoint::CheckpointSigner::from_master(&self.master)
-    }
-
     /// Closes the pool's connections.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+impl StoreKeys for PgStore {
+    fn master_key(&self) -> &MasterKey {
+        &self.master
+    }
+}
+
+/// Records the deployment's master key (as an HMAC under it) on first open, and refuses a
+/// host whose key differs.
+async fn check_master_key(pool: &PgPool, master: &MasterKey) -> StoreResult<()> {
+    let check = master.derive("tenure deployment key check v1").to_vec();
+    sqlx::query(
+        "INSERT INTO deployment (id, key_check, created_ms) VALUES (1, $1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(&check)
+    .bind(write::now_ms())
+    .execute(pool)
+    .await?;
+    let recorded: Vec<u8> = sqlx::query_scalar("SELECT key_check FROM deployment WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    if recorded != check {
+        return Err(StoreError::Crypto(
+            "this host's master key is not the one the database was made with: every host of a deployment \
+             needs the same key (TENURE_MASTER_KEY)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn migrator() -> sqlx::migrate::Migrator {

@@ -94,6 +94,7 @@ impl PluginStore for PgStore {
         .fetch_one(w.conn())
         .await?;
         w.audit_all(a.audit);
+        w.note(Change::Plugins);
         w.commit().await?;
         Ok(id)
     }

@@ -131,6 +131,9 @@ impl RuleSetStore for PgStore {
         .execute(w.conn())
         .await?;
         w.audit_all(audit);
+        w.note(Change::RuleSet {
+            tenant: tenant.clone(),
+        });
         let released = match &release_held {
             Some(prefix) => release_held_in(&mut w, &tenant, prefix, &actor).await?,
             None => 0,

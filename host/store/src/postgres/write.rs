@@ -6,8 +6,9 @@
 //! for the appends and the commit itself.
 
 use crate::audit::{entry_hash_text, redact};
-use crate::{AuditRecord, StoreError, StoreResult};
+use crate::{AuditRecord, Change, StoreError, StoreResult};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::collections::BTreeSet;
 
 /// The chain's head as the database has it.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ pub(crate) struct PgWrite {
     audit: Vec<PendingAudit>,
     /// The head, once this write has locked it.
     head: Option<ChainHead>,
+    /// What the other hosts are told when this write commits.
+    notes: BTreeSet<String>,
 }
 
 impl PgWrite {
@@ -56,6 +59,7 @@ impl PgWrite {
             key,
             audit: Vec::new(),
             head: None,
+            notes: BTreeSet::new(),
         })
     }
 
@@ -71,6 +75,12 @@ impl PgWrite {
 
     pub fn audit_all<R: Into<PendingAudit>>(&mut self, records: Vec<R>) {
         self.audit.extend(records.into_iter().map(Into::into));
+    }
+
+    /// Tells every host of `change` once this write commits (a `NOTIFY`, delivered only if
+    /// the transaction commits).
+    pub fn note(&mut self, change: Change) {
+        self.notes.insert(change.to_payload());
     }
 
     /// Locks the chain's head and reads it (appends of other writes wait until this commits).
@@ -123,6 +133,13 @@ impl PgWrite {
             sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
                 .bind(head.seq)
                 .bind(hex::decode(&head.hash).map_err(|e| StoreError::Database(e.to_string()))?)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        for payload in std::mem::take(&mut self.notes) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(super::CHANGES_CHANNEL)
+                .bind(payload)
                 .execute(&mut *self.tx)
                 .await?;
         }

@@ -117,6 +117,7 @@ impl JobStore for SqliteStore {
                             max_attempts: job.4,
                             created_ms: job.5,
                             event,
+                            rule_set: None,
                         });
                     }
                     Ok(())
@@ -149,6 +150,11 @@ impl JobStore for SqliteStore {
                         .query_map(params![now_ms, (limit - claimed.len()) as i64], |r| r.get(0))?
                         .collect::<Result<_, _>>()?;
                     take(ids, &mut claimed)?;
+                }
+                // The rule-set version each tenant runs, for the hosts that may lag behind it.
+                let mut head = c.prepare_cached("SELECT version FROM rule_set_current WHERE tenant = ?1")?;
+                for job in &mut claimed {
+                    job.rule_set = head.query_row([&job.tenant], |r| r.get(0)).optional()?;
                 }
                 Ok(claimed)
             })

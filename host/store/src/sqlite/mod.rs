@@ -57,6 +57,8 @@ pub struct SqliteStore {
     master: MasterKey,
     /// How the head file disagreed with the database at open, when told to go on.
     head_mismatch: Option<String>,
+    /// Stays silent: one host makes every change and wakes its own workers.
+    changes: tokio::sync::broadcast::Sender<Change>,
     me: Weak<SqliteStore>,
 }
 
@@ -103,6 +105,7 @@ impl SqliteStore {
             audit_key,
             master,
             head_mismatch,
+            changes: tokio::sync::broadcast::channel(1).0,
             me: me.clone(),
         }))
     }
@@ -138,22 +141,6 @@ impl SqliteStore {
             .await
             .map(|_| ())
             .map_err(|_| StoreError::Closed)
-    }
-
-    /// The key that authenticates compiled components cached on disk (from the master key).
-    pub fn component_cache_key(&self) -> [u8; 32] {
-        self.master.component_cache_key()
-    }
-
-    /// The Ed25519 key that signs this deployment's audit checkpoints (from the master key).
-    pub fn checkpoint_signer(&self) -> StoreResult<crate::checkpoint::CheckpointSigner> {
-        crate::checkpoint::CheckpointSigner::from_master(&self.master)
-    }
-
-    /// The key that seals people's OpenID sign-ins under way (from the master key, so every
-    /// host of a deployment opens what another sealed).
-    pub fn sign_in_key(&self) -> [u8; 32] {
-        self.master.derive("tenure oidc sign-in v1")
     }
 
     /// Where the database lives.
@@ -195,6 +182,18 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || me.read(f))
             .await
             .map_err(|e| StoreError::Database(format!("read task failed: {e}")))?
+    }
+}
+
+impl ChangeFeed for SqliteStore {
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+impl StoreKeys for SqliteStore {
+    fn master_key(&self) -> &MasterKey {
+        &self.master
     }
 }
 
