@@ -3,6 +3,7 @@
 #   postgres.sh start   install PostgreSQL (Debian's packages) if missing, create (once) and start;
 #                       prints KEY=VALUE settings
 #   postgres.sh stop    stop the server started here
+#   postgres.sh restart restart it (fast shutdown: open connections are cut, as in a failover)
 #   postgres.sh env     print the settings
 # Listens on 127.0.0.1:${TB_POSTGRES_PORT:-55432} only, password authentication (scram-sha-256)
 # for role tenure / tenure, database tenure. State lives in $TB_POSTGRES_DIR (/tmp/tenure-postgres).
@@ -89,9 +90,16 @@ stop() {
   fi
 }
 
+restart() {
+  local bin; bin=$(bindir)
+  log "restarting"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+}
+
 case "${1:-}" in
   start) start ;;
+  restart) restart ;;
   stop) stop ;;
   env) env_out ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|env" >&2; exit 2 ;;
 esac

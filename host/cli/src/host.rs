@@ -311,6 +311,10 @@ pub async fn run(
             .clone()
             .run_pollers(host.sources.clone(), shutdown.clone()),
     );
+    let plugins = tokio::spawn(follow_plugins(
+        host.state.plugins.clone(),
+        host.pipeline.store().changes(),
+    ));
     let mut stop = shutdown.clone();
     tenure_server::serve(
         listener,
@@ -323,7 +327,29 @@ pub async fn run(
     .await;
     let _ = workers.await;
     let _ = pollers.await;
+    plugins.abort();
     Ok(())
+}
+
+/// Switches to the plugin versions other hosts of the deployment activate (announced on the
+/// store's change feed; after a reconnect, whatever changed meanwhile).
+async fn follow_plugins(
+    registry: PluginRegistry,
+    mut changes: tokio::sync::broadcast::Receiver<tenure_store::Change>,
+) {
+    use tenure_store::Change;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(Change::Plugins | Change::Resync) | Err(RecvError::Lagged(_)) => {
+                if let Err(e) = registry.restore().await {
+                    tracing::error!(error = %e, "cannot follow the plugin versions activated on other hosts");
+                }
+            }
+            Ok(_) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 /// Turns true on Ctrl-C or SIGTERM.

@@ -10,6 +10,7 @@ mod reference;
 mod rules;
 mod scaffold;
 mod sources;
+mod store_migrate;
 
 /// mimalloc: the host allocates many small, short-lived buffers (JSON, SQL rows, WIT values).
 #[global_allocator]
@@ -93,6 +94,27 @@ enum Command {
     /// Describe the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Work with the store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy an embedded SQLite store into an empty PostgreSQL database (to grow from one
+    /// host to several) and check the copy. Stop the host first. Both sides use the same
+    /// master key: TENURE_MASTER_KEY, or the SQLite store's key file.
+    Migrate {
+        /// `sqlite:PATH` of the store to copy.
+        #[arg(long)]
+        from: String,
+        /// `postgres://user:password@host:port/database` (an empty database).
+        #[arg(long)]
+        to: String,
+        /// The SQLite store's master key file (default: PATH with the extension `key`).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -626,6 +648,17 @@ async fn main() -> Result<()> {
             };
             let made = tenure_store::AccessStore::create_user(store.as_ref(), user, vec![audit]).await?;
             println!("account {} made in tenant {}", made.login, made.tenant);
+            Ok(())
+        }
+        Command::Store(StoreCommand::Migrate { from, to, key_file }) => {
+            let report = store_migrate::run(&from, &to, key_file).await?;
+            for (table, rows) in &report.tables {
+                println!("{table:>20}  {rows} rows");
+            }
+            println!(
+                "copied and checked: every table's rows, and the audit chain up to entry {} ({})",
+                report.audit_head_seq, report.audit_head_hash
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Reference) => {

@@ -14,6 +14,7 @@ pub mod connections;
 mod deliveries;
 pub mod desired;
 pub mod event;
+mod follow;
 pub mod identity;
 pub mod intake;
 pub mod lifecycle;
@@ -250,6 +251,10 @@ pub struct Pipeline {
     pub(crate) notifications_waiting: Notify,
     /// Told of each job that completed (a live shadow run compares the person then).
     listeners: std::sync::RwLock<Vec<Arc<dyn JobListener>>>,
+    /// The rule-set version this host runs, by tenant (see `follow`).
+    pub(crate) rule_sets_running: Mutex<HashMap<String, i64>>,
+    /// Loads one published rule set at a time.
+    pub(crate) following: tokio::sync::Mutex<()>,
 }
 
 /// Something told of every job that completed, after its end was written: the person's state
@@ -299,6 +304,8 @@ impl Pipeline {
             pollers: Mutex::default(),
             notifications_waiting: Notify::new(),
             listeners: std::sync::RwLock::default(),
+            rule_sets_running: Mutex::default(),
+            following: tokio::sync::Mutex::new(()),
         }))
     }
 

@@ -129,6 +129,10 @@ pub fn validate_plugin_event(source: &str, event: wit::PersonEvent) -> Result<Va
     })
 }
 
+/// How long past its next poll a host's lease on a source lasts (another host takes the polls
+/// over this long after it stopped).
+const POLL_LEASE_MARGIN: Duration = Duration::from_secs(30);
+
 impl Pipeline {
     /// Stores events a source produced (de-duplicated by source and record id) and, when
     /// given, the cursor after them, in one transaction. Invalid events are reported, not stored.
@@ -254,7 +258,13 @@ impl Pipeline {
                             _ = stop.changed() => break,
                         }
                     }
-                    while me.clone().poll_guarded(&tenant, &source).await && !*stop.borrow() {}
+                    // One host of a deployment polls each source (each page renews its lease).
+                    let hold =
+                        source.next_wait(schedule.as_ref()).unwrap_or(POLL_LEASE_MARGIN) + POLL_LEASE_MARGIN;
+                    while me.holds_poll_lease(&tenant, &source.name, hold).await
+                        && me.clone().poll_guarded(&tenant, &source).await
+                        && !*stop.borrow()
+                    {}
                     if *stop.borrow() {
                         break;
                     }
@@ -265,6 +275,11 @@ impl Pipeline {
                             _ = stop.changed() => break,
                         }
                     }
+                }
+                // Stopping: another host may take the polls over at once.
+                let lease = format!("poll:{tenant}:{}", source.name);
+                if let Err(e) = me.store.release_lease(&lease, &me.owner).await {
+                    tracing::warn!(tenant, source = %source.name, error = %e, "cannot give up the poll lease");
                 }
             });
             // A poller that ends without a shutdown is reported stopped.
@@ -404,6 +419,25 @@ impl Pipeline {
                     h.last_error = Some(why.into());
                     h.consecutive_failures += 1;
                 });
+                false
+            }
+        }
+    }
+
+    /// Whether this host polls `source` now: one host of a deployment does, holding a lease it
+    /// renews at each poll for `hold`; another host takes over once the lease has run out (its
+    /// holder stopped or lost the database).
+    async fn holds_poll_lease(&self, tenant: &str, source: &str, hold: Duration) -> bool {
+        let now = self.now();
+        let until = now + i64::try_from(hold.as_millis()).unwrap_or(i64::MAX / 2);
+        match self
+            .store
+            .hold_lease(&format!("poll:{tenant}:{source}"), &self.owner, now, until)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!(tenant, source, error = %e, "cannot take the source's poll lease");
                 false
             }
         }

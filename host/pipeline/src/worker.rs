@@ -22,6 +22,7 @@ impl Pipeline {
         let heartbeat = tokio::spawn(heartbeat(self.clone(), in_flight.clone(), enriching.clone()));
         let retention = tokio::spawn(crate::retention::run(self.clone()));
         let notifications = tokio::spawn(crate::notify::sender::run(self.clone()));
+        let follow = tokio::spawn(self.clone().follow_changes(shutdown.clone()));
         let mut last_delivery_scan: Option<std::time::Instant> = None;
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         let mut last_schedule_scan: Option<std::time::Instant> = None;
@@ -110,6 +111,7 @@ impl Pipeline {
         heartbeat.abort();
         retention.abort();
         notifications.abort();
+        follow.abort();
     }
 
     /// Claims due webhook deliveries for the free enrichment slots and enriches each on its own task.

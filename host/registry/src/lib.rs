@@ -306,13 +306,21 @@ impl PluginRegistry {
 
     /// Brings back, at start, each tenant's latest activation, compiling only the versions tenants
     /// run (any other kept version is compiled when it is activated or shadowed). A version that no
-    /// longer loads is logged and its tenants run the default.
+    /// longer loads is logged and its tenants run the default. Run again, it switches to what
+    /// another host of the deployment activated since (the versions already running are kept).
     pub async fn restore(&self) -> Result<(), RegistryError> {
         let mut latest: HashMap<(String, String), String> = HashMap::new();
         for a in self.store.plugin_activations().await? {
             latest.insert((a.tenant, a.name), a.label);
         }
         for ((tenant, name), label) in latest {
+            if self
+                .runtime
+                .active(&tenant, &name)
+                .is_ok_and(|a| a.label == label)
+            {
+                continue;
+            }
             let loaded = match self.stored_version(&tenant, &name, &label).await {
                 Ok(stored) if self.runtime.version(&name, &label).is_err() => {
                     self.load(&stored).await.map(|_| ())

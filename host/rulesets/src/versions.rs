@@ -133,6 +133,7 @@ impl RuleSets {
             self.runtime
                 .set_rule_set(tenant, &plugin, &version.document)
                 .map_err(|e| RuleSetError::Runtime(e.to_string()))?;
+            self.pipeline.rule_set_running(tenant, Some(head.version));
             // The store is the source of truth once a version is published: a
             // changed config file becomes a draft to review, never a silent switch.
             if let Some(document) = config_document {
@@ -232,6 +233,8 @@ impl RuleSets {
                 release_held: None,
             })
             .await?;
+        self.pipeline
+            .rule_set_running(tenant, Some(published.head.version));
         Ok(Some(published.head))
     }
 
@@ -359,6 +362,7 @@ impl RuleSets {
             }
         };
         let (head, released) = (stored.head, stored.released);
+        self.pipeline.rule_set_running(tenant, Some(head.version));
         if released > 0 {
             self.pipeline.wake();
         }
@@ -462,11 +466,10 @@ impl RuleSets {
             return;
         };
         match self.store.rule_set(tenant, previous.version).await {
-            Ok(Some(v)) => {
-                if let Err(e) = self.runtime.set_rule_set(tenant, plugin, &v.document) {
-                    tracing::error!(tenant, error = %e, "cannot restore the published rule set");
-                }
-            }
+            Ok(Some(v)) => match self.runtime.set_rule_set(tenant, plugin, &v.document) {
+                Ok(()) => self.pipeline.rule_set_running(tenant, Some(previous.version)),
+                Err(e) => tracing::error!(tenant, error = %e, "cannot restore the published rule set"),
+            },
             other => tracing::error!(tenant, ?other, "cannot read the published rule set to restore it"),
         }
     }

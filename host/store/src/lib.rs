@@ -16,6 +16,7 @@
 //! | secrets | [`SecretStore`] | sealed secrets, plugin key-value data |
 //! | health | [`HealthStore`] | readiness, queue depth |
 //! | access | [`AccessStore`] | people's accounts and sessions, API tokens made at run time |
+//! | leases | [`LeaseStore`] | work one host does alone (a source's polls) |
 //!
 //! Every state and kind kept in a column is an enum with one spelling
 //! ([`column_enum!`]). Event bodies are Tenure's own versioned [`envelope`].
@@ -43,6 +44,7 @@ mod holds;
 mod jobs;
 mod keys;
 mod kpis;
+mod leases;
 mod names;
 mod notifications;
 mod operations;
@@ -66,11 +68,12 @@ pub use holds::*;
 pub use jobs::*;
 pub use keys::StoreKeys;
 pub use kpis::*;
+pub use leases::*;
 pub use names::*;
 pub use notifications::*;
 pub use operations::*;
 pub use plugins::*;
-pub use postgres::{PgOptions, PgStore};
+pub use postgres::{CopyReport, PgOptions, PgStore};
 pub use retention::*;
 pub use rule_sets::*;
 pub use schedule::*;
@@ -149,6 +152,7 @@ pub trait Store:
     + HealthStore
     + RetentionStore
     + AccessStore
+    + LeaseStore
     + StoreKeys
     + ChangeFeed
     + Send
@@ -173,6 +177,7 @@ impl<T> Store for T where
         + HealthStore
         + RetentionStore
         + AccessStore
+        + LeaseStore
         + StoreKeys
         + ChangeFeed
         + Send

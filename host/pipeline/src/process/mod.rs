@@ -85,6 +85,10 @@ impl Pipeline {
             person = %job.person_key, kind = %job.event.kind, attempt = job.attempt
         );
         async move {
+            // Another host published since this one loaded its rule set: load it first.
+            if job.rule_set.is_some() && job.rule_set != self.running_rule_set(&job.tenant) {
+                self.follow_rule_set(&job.tenant).await;
+            }
             let mut run = JobRun {
                 p: self,
                 job: &job,

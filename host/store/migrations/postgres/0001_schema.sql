@@ -396,3 +396,10 @@ CREATE TABLE deployment (
     key_check BYTEA NOT NULL,
     created_ms BIGINT NOT NULL
 );
+
+-- Leases on work one host does alone (a source's polls), by name.
+CREATE TABLE leases (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until_ms BIGINT NOT NULL
+);

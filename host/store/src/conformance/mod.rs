@@ -15,6 +15,7 @@ pub mod audit;
 pub mod deliveries;
 pub mod events;
 pub mod guards;
+pub mod leases;
 pub mod notifications;
 pub mod operations;
 pub mod plugins;
@@ -83,6 +84,7 @@ macro_rules! conformance_suite {
             access::failures_lock_an_account_and_a_sign_in_clears_them,
             access::sessions_end_by_time_sign_out_password_change_and_disabling,
             access::api_tokens_are_kept_as_digests_named_once_and_revoked,
+            leases::a_lease_has_one_holder_until_it_runs_out_or_is_given_up,
         );
     };
     (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {

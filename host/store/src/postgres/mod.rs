@@ -6,6 +6,7 @@
 
 mod access;
 mod audit_log;
+mod copy;
 mod deliveries;
 mod events;
 mod guards;
@@ -14,6 +15,7 @@ mod holds;
 mod jobs;
 mod kpis;
 mod kv;
+mod leases;
 mod names;
 mod notifications;
 mod operations;
@@ -27,6 +29,7 @@ mod write;
 
 use crate::crypto::MasterKey;
 use crate::*;
+pub use copy::CopyReport;
 use row::RowExt;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, PgPool};
@@ -189,6 +192,7 @@ impl PgStore {
 
     /// Closes the pool's connections.
     pub async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
     }
 }

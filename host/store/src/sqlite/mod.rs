@@ -15,6 +15,7 @@ mod holds;
 mod jobs;
 mod kpis;
 mod kv;
+mod leases;
 mod names;
 mod notifications;
 mod operations;

@@ -395,3 +395,10 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (tenant, name)
 );
+
+-- Leases on work one host does alone (a source's polls), by name.
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);

@@ -1,0 +1,332 @@
+//! Scale-out: three `tenure serve` hosts on one PostgreSQL database under a steady stream
+//! of events. Hosts are killed with SIGKILL at random moments (and restarted), and
+//! PostgreSQL itself is restarted once mid-run. Clients send each event to any live host
+//! and retry it (same idempotency key) on another until it is acknowledged. At the end
+//! every event was applied exactly once (one job per event, one sandbox account and one
+//! link per person), each person's events in order (the account carries the last), and
+//! the audit chain the three hosts appended to verifies.
+
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tenure_tests::serve::{free_port, start_serve, wait_ready};
+
+const TOKEN: &str = "scale-out-token-0123456789";
+const HOSTS: usize = 3;
+const KILLS: usize = 24;
+
+fn write_config(dir: &Path, url: &str, port: u16) -> PathBuf {
+    let root = tenure_plugin_test::workspace_root();
+    let rules = "destination sandbox\n\
+                 rule eng: department == \"Engineering\" => group:Engineering, ou:OU=Engineering\n\
+                 rule sales: department == \"Sales\" => group:Sales, ou:OU=Sales\n\
+                 default => ou:OU=People, group:All-Staff\n\
+                 set employeeId = \"{id}\"\nset mail = \"{email}\"\nset title = \"{title}\"\n";
+    std::fs::write(dir.join("rules.txt"), rules).unwrap();
+    let config = format!(
+        r#"plugins_dir = "{plugins}"
+cache_dir = "{cache}"
+[store]
+url = "{url}"
+max_connections = 8
+[server]
+listen = "127.0.0.1:{port}"
+[queue]
+concurrency = 4
+lease_ms = 800
+max_attempts = 1000
+backoff_base_ms = 20
+backoff_max_ms = 200
+poll_ms = 50
+[[api_tokens]]
+name = "scale-out"
+role = "it"
+tenant = "t"
+token = "{TOKEN}"
+[tenants.t]
+rules = "rules-basic"
+[[tenants.t.destinations]]
+name = "sandbox"
+connector = "sandbox"
+matching = ["employeeId", "mail"]
+guard = {{ max_accounts = 1000000, max_percent = 100.0 }}
+[tenants.t.plugins.rules-basic]
+rule_set = "@rules.txt"
+[tenants.t.plugins.sandbox.grants]
+kv = true
+"#,
+        plugins = tenure_plugin_test::plugin_dir().display(),
+        cache = root.join("target/component-cache").display(),
+    );
+    let path = dir.join("tenure.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn event(person: usize, version: usize) -> Value {
+    let department = ["Engineering", "Sales", "Marketing"][version % 3];
+    json!({
+        "kind": if version == 0 { "joiner" } else { "mover" },
+        "source": "hr",
+        "source_record_id": format!("p{person}-v{version}"),
+        "person": {"ids": [{"source": "hr", "id": format!("{person}")}], "given_name": "P",
+            "family_name": format!("{person}"), "department": department, "title": format!("v{version}"),
+            "emails": [{"value": format!("p{person}@example.test"), "primary": true}]}
+    })
+}
+
+/// One host of the deployment: its config folder, port and process (None while it is down).
+struct Host {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Host {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        let log = self.dir.path().join("serve.log");
+        self.child = Some(start_serve(self.dir.path(), &self.config, &log));
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("SIGKILL");
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends an event to the hosts in turn until one acknowledges it (a host may be down, or
+/// PostgreSQL restarting); the same idempotency key every time.
+async fn send(client: &reqwest::Client, bases: &[String], key: &str, body: &Value, first: usize) {
+    let started = Instant::now();
+    let mut i = first;
+    loop {
+        let base = &bases[i % bases.len()];
+        if let Ok(r) = client
+            .post(format!("{base}/api/v1/events"))
+            .bearer_auth(TOKEN)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+        {
+            let status = r.status().as_u16();
+            if status == 200 || status == 202 {
+                return;
+            }
+            assert!(status >= 500, "{key}: unexpected status {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{key} was never acknowledged"
+        );
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_once_in_order() {
+    tenure_capabilities::install_crypto_provider();
+    let bed = tenure_tests::testbeds::start("postgres.sh");
+    let server = bed["TENURE_TEST_POSTGRES_URL"].clone();
+    let database = format!("scale_out_{}", tenure_tests::testbeds::run_id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = server.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{database}");
+
+    let mut hosts: Vec<Host> = (0..HOSTS)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let config = write_config(dir.path(), &url, port);
+            Host {
+                dir,
+                config,
+                port,
+                child: None,
+            }
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    // The first host makes the schema and publishes the rule set; the others join it.
+    hosts[0].start();
+    wait_ready(&client, &hosts[0].base()).await;
+    for h in &mut hosts[1..] {
+        h.start();
+    }
+    for h in &hosts[1..] {
+        wait_ready(&client, &h.base()).await;
+    }
+    let bases: Arc<Vec<String>> = Arc::new(hosts.iter().map(Host::base).collect());
+
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    println!("seed {seed}");
+    let mut versions: Vec<usize> = Vec::new();
+    let mut sent = 0;
+    // Each person's last send: their next version waits for it (a source sends in order).
+    let mut senders: std::collections::HashMap<usize, tokio::task::JoinHandle<()>> = Default::default();
+    for trial in 0..KILLS {
+        // The stream goes on: new people and changes to existing ones, to any host.
+        let mut batch = Vec::new();
+        for _ in 0..3 {
+            versions.push(0);
+            batch.push((versions.len() - 1, 0));
+        }
+        for _ in 0..3 {
+            let p = rng.usize(..versions.len());
+            versions[p] += 1;
+            batch.push((p, versions[p]));
+        }
+        for (p, v) in batch {
+            sent += 1;
+            let (client, bases, first) = (client.clone(), bases.clone(), rng.usize(..HOSTS));
+            let before = senders.remove(&p);
+            senders.insert(
+                p,
+                tokio::spawn(async move {
+                    if let Some(before) = before {
+                        before.await.unwrap();
+                    }
+                    send(&client, &bases, &format!("p{p}-v{v}"), &event(p, v), first).await;
+                }),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..150))).await;
+        let victim = rng.usize(..HOSTS);
+        hosts[victim].kill();
+        if trial == KILLS / 2 {
+            let out = std::process::Command::new("bash")
+                .arg(tenure_plugin_test::workspace_root().join("scripts/testbeds/postgres.sh"))
+                .arg("restart")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        tokio::time::sleep(Duration::from_millis(rng.u64(50..300))).await;
+        hosts[victim].start();
+    }
+    for (_, s) in senders {
+        s.await.unwrap();
+    }
+    for h in &hosts {
+        wait_ready(&client, &h.base()).await;
+    }
+
+    // Every job completes, on whichever hosts are left to run it.
+    let started = Instant::now();
+    loop {
+        let jobs: Value = client
+            .get(format!("{}/api/v1/jobs?limit=100000", bases[0]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let jobs = jobs.as_array().unwrap();
+        let open = jobs.iter().filter(|j| j["state"] != "completed").count();
+        if open == 0 {
+            assert_eq!(jobs.len(), sent, "one job per distinct event");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{open} jobs never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let verify: Value = client
+        .get(format!("{}/api/v1/audit/verify", bases[2]))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(verify["problem"].is_null(), "{verify}");
+    for h in &mut hosts {
+        h.kill();
+    }
+
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let accounts = sqlx::query(
+        "SELECT key, value FROM kv WHERE tenant = 't' AND plugin = 'sandbox' AND key LIKE 'account/%'",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        accounts.len(),
+        versions.len(),
+        "one account per person, none twice"
+    );
+    for row in &accounts {
+        let key: String = row.get(0);
+        let acc: Value = serde_json::from_slice(&row.get::<Vec<u8>, _>(1)).unwrap();
+        let person = key.trim_start_matches("account/sbx-");
+        let title = acc["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a[0] == "title")
+            .map(|a| a[1]["Text"].clone());
+        // The person's events were sent in order, so the last is the highest version.
+        assert_eq!(
+            title,
+            Some(json!(format!("v{}", versions[person.parse::<usize>().unwrap()]))),
+            "{key}: {acc}"
+        );
+    }
+    // Each person's jobs finished in the order they were received.
+    let out_of_order: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM jobs a JOIN jobs b ON a.tenant = b.tenant AND a.person_key = b.person_key
+         WHERE a.id < b.id AND a.finished_ms > b.finished_ms",
+    )
+    .fetch_one(&mut db)
+    .await
+    .unwrap();
+    assert_eq!(
+        out_of_order, 0,
+        "a person's later job finished before an earlier one"
+    );
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM links")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(links as usize, versions.len());
+    let resumed: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE attempts > 1")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    println!(
+        "{sent} events to {} people over {KILLS} kills and a database restart; {resumed} jobs resumed \
+         after a kill",
+        versions.len()
+    );
+}
