@@ -20,15 +20,17 @@ command -v node >/dev/null && command -v npm >/dev/null || { log "installing nod
 python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-venv"; need_apt python3-venv; }
 
 # Real servers for the connector tests: OpenLDAP, a Samba AD domain controller,
-# scim2-server and an SMTP server (aiosmtpd). Each script installs what it needs when missing (apt, or a private
+# scim2-server and an SMTP server (aiosmtpd); PostgreSQL (Debian's packages) for the
+# PostgreSQL store's conformance suite and the several-host tests. Each script installs what it needs when missing (apt, or a private
 # Python venv) and is idempotent; they are started here, before the tests, so an
 # install failure stops the run with its own message. All are stopped when the run ends.
-trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true; scripts/testbeds/smtp.sh stop || true' EXIT
-log "starting the test servers (OpenLDAP, Samba AD DC, scim2-server, SMTP)"
+trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true; scripts/testbeds/smtp.sh stop || true; scripts/testbeds/postgres.sh stop || true' EXIT
+log "starting the test servers (OpenLDAP, Samba AD DC, scim2-server, SMTP, PostgreSQL)"
 scripts/testbeds/openldap.sh start >/dev/null
 scripts/testbeds/samba-ad.sh start >/dev/null
 scripts/testbeds/scim2-server.sh start >/dev/null
 scripts/testbeds/smtp.sh start >/dev/null
+scripts/testbeds/postgres.sh start >/dev/null
 # Prism checks the cloud connectors' traffic against the vendors' API descriptions; the
 # tests start it themselves in front of each fake.
 log "installing Prism (contract checks for the cloud API fakes)"

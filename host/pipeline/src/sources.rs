@@ -279,7 +279,7 @@ impl Pipeline {
                 // Stopping: another host may take the polls over at once.
                 let lease = format!("poll:{tenant}:{}", source.name);
                 if let Err(e) = me.store.release_lease(&lease, &me.owner).await {
-                    tracing::warn!(tenant, source = %source.name, error = %e, "cannot give up the poll lease");
+                    tracing::warn!(tenant, source = %source.name, error = %e, "poll lease not released");
                 }
             });
             // A poller that ends without a shutdown is reported stopped.

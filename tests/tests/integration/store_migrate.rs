@@ -175,7 +175,9 @@ async fn a_sqlite_store_moves_to_postgres_and_the_deployment_goes_on() {
         .post(format!("{base}/api/v1/events"))
         .bearer_auth(TOKEN)
         .header("Idempotency-Key", "p0-v0")
-        .json(&json!({"kind": "joiner", "source": "hr", "source_record_id": "p0-v0", "person": person(0, "v0")}))
+        .json(&json!({
+            "kind": "joiner", "source": "hr", "source_record_id": "p0-v0", "person": person(0, "v0")
+        }))
         .send()
         .await
         .unwrap();
@@ -207,7 +209,8 @@ async fn a_sqlite_store_moves_to_postgres_and_the_deployment_goes_on() {
         .await
         .unwrap();
     let accounts: Vec<(String, Vec<u8>)> = sqlx::query_as(
-        "SELECT key, value FROM kv WHERE tenant = 't' AND plugin = 'sandbox' AND key LIKE 'account/%' ORDER BY key",
+        "SELECT key, value FROM kv WHERE tenant = 't' AND plugin = 'sandbox' AND key LIKE
+            'account/%' ORDER BY key",
     )
     .fetch_all(&mut db)
     .await

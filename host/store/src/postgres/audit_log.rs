@@ -113,7 +113,8 @@ impl AuditStore for PgStore {
         let mut after = 0_i64;
         loop {
             let rows = sqlx::query(
-                "SELECT seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data, NULL::bytea,
+                "SELECT seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id,
+                    data, NULL::bytea,
                      hash
                  FROM audit WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
             )
@@ -226,7 +227,8 @@ impl AuditStore for PgStore {
     ) -> StoreResult<i64> {
         let mut w = self.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO reports (tenant, kind, summary, body, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO reports (tenant, kind, summary, body, created_ms) VALUES ($1, $2, $3, $4,
+                $5) RETURNING id",
         )
         .bind(tenant)
         .bind(kind.as_str())

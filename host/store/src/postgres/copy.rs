@@ -158,7 +158,8 @@ impl PgStore {
         }
         for &table in TABLES {
             let sequence: Option<Option<String>> = sqlx::query_scalar(
-                "SELECT pg_get_serial_sequence(table_name::text, column_name::text) FROM information_schema.columns
+                "SELECT pg_get_serial_sequence(table_name::text, column_name::text) FROM
+                    information_schema.columns
                  WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'id'",
             )
             .bind(table)
@@ -198,7 +199,8 @@ impl PgStore {
         let report = self.verify_audit().await?;
         if let Some(problem) = &report.problem {
             return Err(StoreError::Database(format!(
-                "the copied audit chain does not verify at entry {}: {} (is TENURE_MASTER_KEY the source's key?)",
+                "the copied audit chain does not verify at entry {}: {} (is TENURE_MASTER_KEY the \
+                 source's key?)",
                 problem.seq, problem.reason
             )));
         }
@@ -252,7 +254,8 @@ async fn copy_table(
     let list = names.join(", ");
     // In the order rows were written (a table without row ids has no such order to keep).
     let without_rowid: bool = source.query_row(
-        "SELECT coalesce(instr(upper(sql), 'WITHOUT ROWID') > 0, 0) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        "SELECT coalesce(instr(upper(sql), 'WITHOUT ROWID') > 0, 0) FROM sqlite_master WHERE type =
+            'table' AND name = ?1",
         [table],
         |r| r.get(0),
     )?;

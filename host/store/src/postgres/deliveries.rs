@@ -47,7 +47,8 @@ async fn store(w: &mut PgWrite, d: NewDelivery) -> StoreResult<DeliveryIntake> {
         .execute(w.conn())
         .await?;
     let fresh = sqlx::query(
-        "INSERT INTO webhook_tokens (tenant, source, token, seen_ms) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        "INSERT INTO webhook_tokens (tenant, source, token, seen_ms) VALUES ($1, $2, $3, $4) ON
+            CONFLICT DO NOTHING",
     )
     .bind(&d.tenant)
     .bind(&d.source)
@@ -250,7 +251,8 @@ impl DeliveryStore for PgStore {
 
     async fn extend_delivery_leases(&self, owner: &str, ids: Vec<i64>, until_ms: i64) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE deliveries SET lease_until_ms = $3 WHERE id = ANY($1) AND lease_owner = $2 AND state = 'running'",
+            "UPDATE deliveries SET lease_until_ms = $3 WHERE id = ANY($1) AND lease_owner = $2 AND
+                state = 'running'",
         )
         .bind(&ids)
         .bind(owner)

@@ -302,11 +302,14 @@ impl GuardStore for PgStore {
             .execute(w.conn())
             .await?;
         let now = w.now_ms;
-        sqlx::query("UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = $2 WHERE id = $1 AND state = 'held'")
-            .bind(row.job_id)
-            .bind(now)
-            .execute(w.conn())
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = $2 WHERE
+            id = $1 AND state = 'held'",
+        )
+        .bind(row.job_id)
+        .bind(now)
+        .execute(w.conn())
+        .await?;
         w.note(Change::Jobs);
         w.audit(
             AuditRecord::new(tenant, AuditKind::ConflictResolved, actor)

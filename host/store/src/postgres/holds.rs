@@ -9,7 +9,8 @@ use sqlx::postgres::PgRow;
 
 macro_rules! hold_columns {
     () => {
-        "id, tenant, destination, person_key, job_id, operations, state, decided_by, decided_ms, note, created_ms"
+        "id, tenant, destination, person_key, job_id, operations, state, decided_by, decided_ms,
+            note, created_ms"
     };
 }
 
@@ -136,7 +137,8 @@ pub(super) async fn decide_holds(
         let Some(row) = row else { continue };
         let row = hold_row(&row)?;
         sqlx::query(
-            "UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = $2 WHERE id = $1 AND state = 'held'",
+            "UPDATE jobs SET state = 'available', hold_reason = NULL, run_at_ms = $2 WHERE id = $1
+                AND state = 'held'",
         )
         .bind(row.job_id)
         .bind(now)

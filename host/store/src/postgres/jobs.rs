@@ -311,7 +311,8 @@ impl JobStore for PgStore {
             }
             Finish::Held { reason } => {
                 sqlx::query(
-                    "UPDATE jobs SET state = 'held', hold_reason = $2, lease_owner = NULL, lease_until_ms = NULL,
+                    "UPDATE jobs SET state = 'held', hold_reason = $2, lease_owner = NULL,
+                        lease_until_ms = NULL,
                          attempts = attempts - 1 WHERE id = $1",
                 )
                 .bind(job_id)
@@ -338,7 +339,8 @@ impl JobStore for PgStore {
             "SELECT ",
             job_columns!(),
             " FROM jobs j JOIN events e ON e.id = j.event_id
-              WHERE j.tenant = $1 AND ($2::text IS NULL OR j.state = $2) AND ($3::text IS NULL OR j.person_key = $3)
+              WHERE j.tenant = $1 AND ($2::text IS NULL OR j.state = $2) AND ($3::text IS NULL OR
+                  j.person_key = $3)
               ORDER BY j.id DESC LIMIT $4"
         ))
         .bind(&filter.tenant)

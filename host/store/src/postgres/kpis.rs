@@ -28,7 +28,8 @@ pub(super) async fn kpi_series(
     let bucket_ms = bucket_ms.max(1);
     let mut sources: BTreeMap<(i64, String), SourceAcc> = BTreeMap::new();
     let rows = sqlx::query(
-        "SELECT e.received_ms, e.source, coalesce(e.kind IN ('joiner', 'rehire') AND j.state = 'completed', false),
+        "SELECT e.received_ms, e.source, coalesce(e.kind IN ('joiner', 'rehire') AND j.state =
+            'completed', false),
                 j.finished_ms, e.start_date, CASE WHEN e.start_date IS NOT NULL THEN l.doc END,
                 (SELECT coalesce(sum(o.failures), 0)::bigint FROM operations o WHERE o.job_id = j.id)
          FROM events e

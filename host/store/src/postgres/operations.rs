@@ -162,7 +162,8 @@ impl OperationStore for PgStore {
 
     async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>> {
         let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT anchor, managed_groups FROM links WHERE tenant = $1 AND destination = $2 AND person_key = $3",
+            "SELECT anchor, managed_groups FROM links WHERE tenant = $1 AND destination = $2 AND
+                person_key = $3",
         )
         .bind(tenant)
         .bind(destination)

@@ -101,7 +101,8 @@ impl PluginStore for PgStore {
 
     async fn plugin_activations(&self) -> StoreResult<Vec<PluginActivation>> {
         sqlx::query(
-            "SELECT id, tenant, name, label, activated_by, activated_ms, reason FROM plugin_activations ORDER BY id",
+            "SELECT id, tenant, name, label, activated_by, activated_ms, reason FROM
+                plugin_activations ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?

@@ -38,7 +38,8 @@ impl RetentionStore for PgStore {
             )
             .await?,
             sessions: prune(
-                "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions WHERE expires_ms < $1 LIMIT $2)",
+                "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions WHERE expires_ms
+                    < $1 LIMIT $2)",
             )
             .await?,
         };

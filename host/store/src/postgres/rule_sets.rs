@@ -120,7 +120,8 @@ impl RuleSetStore for PgStore {
         }
         let now = w.now_ms;
         sqlx::query(
-            "INSERT INTO rule_set_current (tenant, version, published_by, published_ms) VALUES ($1, $2, $3, $4)
+            "INSERT INTO rule_set_current (tenant, version, published_by, published_ms) VALUES ($1,
+                $2, $3, $4)
              ON CONFLICT (tenant) DO UPDATE SET version = excluded.version,
                  published_by = excluded.published_by, published_ms = excluded.published_ms",
         )

@@ -312,7 +312,8 @@ impl ScheduleStore for PgStore {
             "SELECT ",
             lifecycle_columns!(),
             " FROM lifecycles WHERE tenant = $1
-                AND (name ILIKE $2 ESCAPE '\\' OR email ILIKE $2 ESCAPE '\\' OR person_key ILIKE $2 ESCAPE '\\')
+                AND (name ILIKE $2 ESCAPE '\\' OR email ILIKE $2 ESCAPE '\\' OR person_key ILIKE $2
+                    ESCAPE '\\')
               ORDER BY name IS NULL, lower(name), person_key LIMIT $3"
         ))
         .bind(tenant)
