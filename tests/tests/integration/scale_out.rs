@@ -330,3 +330,111 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
         versions.len()
     );
 }
+
+/// Two hosts on a fresh database, both ready.
+async fn two_hosts(client: &reqwest::Client) -> (Vec<Host>, String) {
+    let bed = tenure_tests::testbeds::start("postgres.sh");
+    let server = bed["TENURE_TEST_POSTGRES_URL"].clone();
+    let database = format!("follow_{}", tenure_tests::testbeds::run_id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("{}/{database}", server.rsplit_once('/').unwrap().0);
+    let mut hosts: Vec<Host> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let config = write_config(dir.path(), &url, port);
+            Host {
+                dir,
+                config,
+                port,
+                child: None,
+            }
+        })
+        .collect();
+    for h in &mut hosts {
+        h.start();
+        wait_ready(client, &h.base()).await;
+    }
+    (hosts, url)
+}
+
+/// The groups host `base` would give a Marketing person now (preview: nothing is written).
+async fn previewed_groups(client: &reqwest::Client, base: &str) -> String {
+    let preview: Value = client
+        .post(format!("{base}/api/v1/preview"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "kind": "joiner", "source": "hr", "person": event(999, 2)["person"] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    preview["destinations"][0]["desired"]["groups"].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_set_published_on_one_host_runs_on_the_other_within_a_second() {
+    tenure_capabilities::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let (mut hosts, _) = two_hosts(&client).await;
+    let (a, b) = (hosts[0].base(), hosts[1].base());
+    assert!(previewed_groups(&client, &b).await.contains("All-Staff"));
+    let document = std::fs::read_to_string(hosts[0].dir.path().join("rules.txt"))
+        .unwrap()
+        .replace("All-Staff", "Everyone");
+    let drafted = client
+        .post(format!("{a}/api/v1/rule-sets"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "document": document, "message": "everyone in one group" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(drafted.status().is_success(), "{}", drafted.text().await.unwrap());
+    let published = client
+        .post(format!("{a}/api/v1/rule-sets/2/publish"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(published.status().is_success(), "{}", published.text().await.unwrap());
+    let since = Instant::now();
+    // The other host heard of it and runs it.
+    loop {
+        if previewed_groups(&client, &b).await.contains("Everyone") {
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(1), "host B still runs version 1 after 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("host B ran the published version {:?} after the publish answered", since.elapsed());
+    // A hire sent to host B is applied under the new version.
+    send(&client, std::slice::from_ref(&b), "p7-v2", &event(7, 2), 0).await;
+    let started = Instant::now();
+    let account = loop {
+        let preview: Value = client
+            .post(format!("{b}/api/v1/preview"))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "source": "hr", "source_record_id": "p7-v2" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let current = preview["destinations"][0]["current"].clone();
+        if !current.is_null() {
+            break current;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the hire was never applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(account["groups"].to_string().contains("Everyone"), "{account}");
+    for h in &mut hosts {
+        h.kill();
+    }
+}
