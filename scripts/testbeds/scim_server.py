@@ -10,6 +10,7 @@ connector tests need and the server lacks, per tenant (the first path segment):
                                       says patch.supported = false
   GET  /_control/<tenant>/requests   every request the tenant received (method, path,
                                       query, If-Match, whether Authorization was set, body)
+  POST /_control/<tenant>/latency    {"ms": 200}: every request waits that long (a slow app)
 
 Arguments are those of the `scim2-server` command. SIGTERM stops it cleanly.
 """
@@ -19,12 +20,15 @@ import json
 import signal
 import sys
 import threading
+import time
 
 from scim2_server.testserver import cli
 
 _lock = threading.Lock()
 _faults: dict[str, list[dict]] = {}
 _no_patch: set[str] = set()
+# Seconds each request to a tenant waits before it is answered (a slow application).
+_latency: dict[str, float] = {}
 _requests: dict[str, list[dict]] = {}
 
 
@@ -58,6 +62,12 @@ def _control(environ, start_response, parts):
         with _lock:
             _faults.setdefault(tenant, []).append(spec)
         return _json(start_response, "200 OK", {"queued": spec})
+    if action == "latency" and method == "POST":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        spec = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        with _lock:
+            _latency[tenant] = float(spec.get("ms", 0)) / 1000.0
+        return _json(start_response, "200 OK", {"latency_ms": spec.get("ms", 0)})
     if action == "no-patch" and method == "POST":
         with _lock:
             _no_patch.add(tenant)
@@ -117,6 +127,9 @@ def with_control(app):
             return _scim_error(start_response, code, f"injected {code} for the test", headers)
         with _lock:
             no_patch = tenant in _no_patch
+            latency = _latency.get(tenant, 0.0)
+        if latency:
+            time.sleep(latency)
         if no_patch and method == "PATCH":
             return _scim_error(start_response, 501, "PATCH is not supported by this server")
         if no_patch and path.rstrip("/").endswith("/ServiceProviderConfig"):

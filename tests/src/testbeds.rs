@@ -172,6 +172,18 @@ impl ScimTenant {
         assert!(r.status().is_success());
     }
 
+    /// Makes every request to this tenant wait `ms` before it is answered (a slow application).
+    pub async fn latency(&self, ms: u64) {
+        let r = self
+            .client
+            .post(format!("{}/latency", self.control))
+            .json(&serde_json::json!({ "ms": ms }))
+            .send()
+            .await
+            .expect("latency");
+        assert!(r.status().is_success());
+    }
+
     /// Turns PATCH off for this tenant.
     pub async fn no_patch(&self) {
         let r = self

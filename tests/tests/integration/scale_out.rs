@@ -336,7 +336,9 @@ async fn two_hosts(client: &reqwest::Client) -> (Vec<Host>, String) {
     let bed = tenure_tests::testbeds::start("postgres.sh");
     let server = bed["TENURE_TEST_POSTGRES_URL"].clone();
     let database = format!("follow_{}", tenure_tests::testbeds::run_id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server).await.unwrap();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
         .execute(&mut admin)
         .await
@@ -401,17 +403,27 @@ async fn a_rule_set_published_on_one_host_runs_on_the_other_within_a_second() {
         .send()
         .await
         .unwrap();
-    assert!(published.status().is_success(), "{}", published.text().await.unwrap());
+    assert!(
+        published.status().is_success(),
+        "{}",
+        published.text().await.unwrap()
+    );
     let since = Instant::now();
     // The other host heard of it and runs it.
     loop {
         if previewed_groups(&client, &b).await.contains("Everyone") {
             break;
         }
-        assert!(since.elapsed() < Duration::from_secs(1), "host B still runs version 1 after 1 s");
+        assert!(
+            since.elapsed() < Duration::from_secs(1),
+            "host B still runs version 1 after 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("host B ran the published version {:?} after the publish answered", since.elapsed());
+    println!(
+        "host B ran the published version {:?} after the publish answered",
+        since.elapsed()
+    );
     // A hire sent to host B is applied under the new version.
     send(&client, std::slice::from_ref(&b), "p7-v2", &event(7, 2), 0).await;
     let started = Instant::now();
@@ -430,11 +442,250 @@ async fn a_rule_set_published_on_one_host_runs_on_the_other_within_a_second() {
         if !current.is_null() {
             break current;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "the hire was never applied");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the hire was never applied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(account["groups"].to_string().contains("Everyone"), "{account}");
     for h in &mut hosts {
         h.kill();
     }
+}
+
+/// A TCP proxy in front of PostgreSQL that can cut one host off: while it is paused, no
+/// byte passes either way (connections stay open, as in a network partition); resumed,
+/// what was held back flows again.
+struct Partition {
+    port: u16,
+    paused: tokio::sync::watch::Sender<bool>,
+}
+
+impl Partition {
+    async fn start(target: std::net::SocketAddr) -> Partition {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (paused, watch) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(pipe(ri, wo, watch.clone()));
+                tokio::spawn(pipe(ro, wi, watch.clone()));
+            }
+        });
+        Partition { port, paused }
+    }
+
+    fn cut(&self, cut: bool) {
+        let _ = self.paused.send(cut);
+    }
+}
+
+/// Copies one direction, holding everything while the partition is in place.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut paused: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        // Read just before the cut: held until it heals.
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+const SCIM_RULES: &str = r#"
+destinations:
+  app:
+    attributes:
+      userName: { from: email, required: true }
+      externalId: { from: id, required: true }
+      title: { from: title }
+"#;
+
+fn write_scim_config(dir: &Path, url: &str, port: u16, scim: &tenure_tests::testbeds::ScimTenant) -> PathBuf {
+    let config = format!(
+        r#"plugins_dir = "{plugins}"
+cache_dir = "{cache}"
+[store]
+url = "{url}"
+max_connections = 8
+[server]
+listen = "127.0.0.1:{port}"
+[queue]
+concurrency = 4
+lease_ms = 1000
+max_attempts = 1000
+backoff_base_ms = 20
+backoff_max_ms = 200
+poll_ms = 50
+[[api_tokens]]
+name = "scale-out"
+role = "it"
+tenant = "t"
+token = "{TOKEN}"
+[tenants.t]
+rules = "rules"
+[[tenants.t.destinations]]
+name = "app"
+connector = "scim"
+matching = ["externalId", "userName"]
+guard = {{ max_accounts = 1000000, max_percent = 100.0 }}
+[tenants.t.connections.scim]
+kind = "http"
+allow_private_network = true
+url = "{scim_url}"
+auth = {{ type = "bearer", token = "{scim_token}" }}
+[tenants.t.plugins.rules]
+rule_set = '''{SCIM_RULES}'''
+[tenants.t.plugins.scim.grants]
+http = ["scim"]
+"#,
+        plugins = tenure_plugin_test::plugin_dir().display(),
+        cache = tenure_plugin_test::workspace_root()
+            .join("target/component-cache")
+            .display(),
+        scim_url = scim.url,
+        scim_token = scim.token,
+    );
+    let path = dir.join("tenure.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applied_twice() {
+    tenure_capabilities::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let bed = tenure_tests::testbeds::start("postgres.sh");
+    let server = bed["TENURE_TEST_POSTGRES_URL"].clone();
+    let database = format!("partition_{}", tenure_tests::testbeds::run_id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (prefix, _) = server.rsplit_once('/').unwrap();
+    let url = format!("{prefix}/{database}");
+    // Host A reaches the database through the proxy; host B directly.
+    let database_addr: std::net::SocketAddr = "127.0.0.1:55432".parse().unwrap();
+    let port_of = |u: &str| {
+        u.rsplit_once(':')
+            .unwrap()
+            .1
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(port_of(&url), "55432", "the test bed's port");
+    let partition = Partition::start(database_addr).await;
+    let url_a = url.replace(":55432/", &format!(":{}/", partition.port));
+    let scim = tenure_tests::testbeds::ScimTenant::start("partition");
+    let mut hosts: Vec<Host> = [url_a.as_str(), url.as_str()]
+        .iter()
+        .map(|u| {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let config = write_scim_config(dir.path(), u, port, &scim);
+            Host {
+                dir,
+                config,
+                port,
+                child: None,
+            }
+        })
+        .collect();
+    for h in &mut hosts {
+        h.start();
+        wait_ready(&client, &h.base()).await;
+    }
+    let bases: Arc<Vec<String>> = Arc::new(hosts.iter().map(Host::base).collect());
+    // A slow application: each host holds jobs in flight (each waits on SCIM) when the cut comes.
+    scim.latency(150).await;
+    const PEOPLE: usize = 40;
+    let sends: Vec<_> = (0..PEOPLE)
+        .map(|p| {
+            let (client, bases) = (client.clone(), bases.clone());
+            tokio::spawn(async move { send(&client, &bases, &format!("p{p}-v0"), &event(p, 0), p % 2).await })
+        })
+        .collect();
+    for s in sends {
+        s.await.unwrap();
+    }
+    // Cut host A off while both hosts work through the hires, for longer than a lease.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    partition.cut(true);
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    partition.cut(false);
+    let started = Instant::now();
+    loop {
+        let jobs: Value = client
+            .get(format!("{}/api/v1/jobs?limit=1000", bases[1]))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let jobs = jobs.as_array().unwrap();
+        if jobs.len() == PEOPLE && jobs.iter().all(|j| j["state"] == "completed") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "jobs never completed: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for h in &mut hosts {
+        h.kill();
+    }
+    // One SCIM user per person: no job was applied by both hosts.
+    let (status, users) = scim.get("/Users?count=1000").await;
+    assert_eq!(status, 200, "{users}");
+    let ids: Vec<&str> = users["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["externalId"].as_str().unwrap())
+        .collect();
+    let distinct: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(ids.len(), PEOPLE, "one user per person: {ids:?}");
+    assert_eq!(distinct.len(), PEOPLE);
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let resumed: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE attempts > 1")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM links")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(links as usize, PEOPLE);
+    println!("{resumed} jobs were taken over from the host cut off");
+    assert!(resumed > 0, "the cut came when host A held no job");
 }
