@@ -57,6 +57,16 @@ shared_buffers = 128MB
 CONF
 }
 
+# Statement counts for the scale-out benchmark (pg_stat_statements ships with the server);
+# a cluster made before this line gets it at its next start.
+track_statements() {
+  grep -q "^shared_preload_libraries = 'pg_stat_statements'" "$dir/data/postgresql.conf" && return 1
+  cat >> "$dir/data/postgresql.conf" <<CONF
+shared_preload_libraries = 'pg_stat_statements'
+pg_stat_statements.track = all
+CONF
+}
+
 running() {
   local bin; bin=$(bindir)
   as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1
@@ -66,6 +76,9 @@ start() {
   install
   init
   local bin; bin=$(bindir)
+  if track_statements && running; then
+    restart
+  fi
   if ! running; then
     log "starting on 127.0.0.1:$port"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
@@ -78,6 +91,10 @@ start() {
     as_owner "$bin/psql" -h "$dir/run" -p "$port" -U postgres -qc \
       "CREATE DATABASE tenure OWNER tenure" postgres >/dev/null
   fi
+  as_owner "$bin/psql" -h "$dir/run" -p "$port" -U postgres -qc \
+    "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" tenure >/dev/null 2>&1
+  as_owner "$bin/psql" -h "$dir/run" -p "$port" -U postgres -qc \
+    "GRANT pg_read_all_stats TO tenure" postgres >/dev/null
   env_out
 }
 

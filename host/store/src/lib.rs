@@ -21,8 +21,10 @@
 //! Every state and kind kept in a column is an enum with one spelling
 //! ([`column_enum!`]). Event bodies are Tenure's own versioned [`envelope`].
 //! [`SqliteStore`] is the embedded default (one file, WAL, one writer thread that
-//! group-commits); every backend must pass [`conformance`], the suite written
-//! once against the traits.
+//! group-commits); [`PgStore`] keeps several hosts on one PostgreSQL database, which
+//! coordinate through it alone (row locks, `SKIP LOCKED` claims, constraints, leases,
+//! and a [`ChangeFeed`] over `LISTEN`/`NOTIFY`). Every backend must pass
+//! [`conformance`], the suite written once against the traits.
 
 pub mod access;
 pub mod audit;

@@ -45,11 +45,6 @@ fn audit_row_and_details(r: &PgRow) -> StoreResult<(AuditEntry, String)> {
     Ok((entry, data))
 }
 
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    let last = sorted.len().checked_sub(1)?;
-    sorted.get(((last as f64) * p).round() as usize).copied()
-}
-
 fn report_row(r: &PgRow) -> StoreResult<ReportRow> {
     Ok(ReportRow {
         id: r.at(0)?,
@@ -163,7 +158,7 @@ impl AuditStore for PgStore {
         .await?;
         let (events, completed_jobs, dead_jobs, failures) = counts;
         let rows: Vec<(i64, i64, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT j.finished_ms - e.received_ms, j.finished_ms, e.start_date,
+            "SELECT e.received_ms, j.finished_ms, e.start_date,
                     CASE WHEN e.start_date IS NOT NULL THEN l.doc END
              FROM jobs j JOIN events e ON e.id = j.event_id
              LEFT JOIN lifecycles l ON l.tenant = j.tenant AND l.person_key = j.person_key
@@ -173,37 +168,17 @@ impl AuditStore for PgStore {
         .bind(tenant)
         .fetch_all(self.pool())
         .await?;
-        let mut durations: Vec<i64> = rows.iter().map(|r| r.0).collect();
-        durations.sort_unstable();
-        let (mut ready, mut total) = (0, 0);
-        // The first day begins at midnight where the person works.
-        for (_, finished, start, doc) in &rows {
+        let mut hires = crate::kpis::HireStats::default();
+        for (received_ms, finished_ms, start_date, doc) in &rows {
             let zone = time_zone_of(doc.as_deref());
-            if let Some(start_ms) = start
-                .as_deref()
-                .and_then(|d| crate::sqlite::local_day_start_ms(d, zone.as_deref()))
-            {
-                total += 1;
-                if *finished < start_ms {
-                    ready += 1;
-                }
-            }
+            hires.add(crate::kpis::Hire {
+                received_ms: *received_ms,
+                finished_ms: *finished_ms,
+                start_date: start_date.as_deref(),
+                time_zone: zone.as_deref(),
+            });
         }
-        Ok(Kpis {
-            events,
-            completed_jobs,
-            dead_jobs,
-            time_to_provision_p50_ms: percentile(&durations, 0.5),
-            time_to_provision_p95_ms: percentile(&durations, 0.95),
-            first_day_ready: ready,
-            first_day_total: total,
-            first_day_access_rate: (total > 0).then(|| ready as f64 / total as f64),
-            errors_per_1000_events: if events > 0 {
-                failures as f64 * 1000.0 / events as f64
-            } else {
-                0.0
-            },
-        })
+        Ok(hires.kpis(events, completed_jobs, dead_jobs, failures))
     }
 
     async fn kpi_series(

@@ -2,20 +2,9 @@
 
 use super::audit_log::time_zone_of;
 use super::row::RowExt;
+use crate::kpis::{Hire, SeriesBuilder};
 use crate::*;
 use sqlx::PgPool;
-use std::collections::BTreeMap;
-
-#[derive(Default)]
-struct SourceAcc {
-    point: SourcePoint,
-    durations: Vec<i64>,
-}
-
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    let last = sorted.len().checked_sub(1)?;
-    sorted.get(((last as f64) * p).round() as usize).copied()
-}
 
 /// The series for one tenant (see [`AuditStore::kpi_series`]).
 pub(super) async fn kpi_series(
@@ -25,11 +14,10 @@ pub(super) async fn kpi_series(
     until_ms: i64,
     bucket_ms: i64,
 ) -> StoreResult<KpiSeries> {
-    let bucket_ms = bucket_ms.max(1);
-    let mut sources: BTreeMap<(i64, String), SourceAcc> = BTreeMap::new();
+    let mut series = SeriesBuilder::new(since_ms, until_ms, bucket_ms);
     let rows = sqlx::query(
-        "SELECT e.received_ms, e.source, coalesce(e.kind IN ('joiner', 'rehire') AND j.state =
-            'completed', false),
+        "SELECT e.received_ms, e.source,
+                coalesce(e.kind IN ('joiner', 'rehire') AND j.state = 'completed', false),
                 j.finished_ms, e.start_date, CASE WHEN e.start_date IS NOT NULL THEN l.doc END,
                 (SELECT coalesce(sum(o.failures), 0)::bigint FROM operations o WHERE o.job_id = j.id)
          FROM events e
@@ -43,32 +31,23 @@ pub(super) async fn kpi_series(
     .fetch_all(pool)
     .await?;
     for r in &rows {
-        let received: i64 = r.at(0)?;
-        let source: String = r.at(1)?;
-        let start = kpis::bucket_of(received, since_ms, bucket_ms);
-        let acc = sources.entry((start, source.clone())).or_default();
-        acc.point.start_ms = start;
-        acc.point.source = source;
-        acc.point.events += 1;
-        acc.point.failures += r.at::<Option<i64>>(6)?.unwrap_or(0);
+        let received_ms: i64 = r.at(0)?;
+        let source: &str = r.at(1)?;
         let provisioned: bool = r.at(2)?;
         let finished: Option<i64> = r.at(3)?;
-        if let (true, Some(finished)) = (provisioned, finished) {
-            acc.point.provisioned += 1;
-            acc.durations.push(finished - received);
-            let start_date: Option<String> = r.at(4)?;
-            let zone = time_zone_of(r.at::<Option<&str>>(5)?);
-            if let Some(day_starts) =
-                start_date.and_then(|d| crate::sqlite::local_day_start_ms(&d, zone.as_deref()))
-            {
-                acc.point.first_day_total += 1;
-                if finished < day_starts {
-                    acc.point.first_day_ready += 1;
-                }
-            }
-        }
+        let start_date: Option<&str> = r.at(4)?;
+        let zone = time_zone_of(r.at::<Option<&str>>(5)?);
+        let hire = match (provisioned, finished) {
+            (true, Some(finished_ms)) => Some(Hire {
+                received_ms,
+                finished_ms,
+                start_date,
+                time_zone: zone.as_deref(),
+            }),
+            _ => None,
+        };
+        series.event(received_ms, source, r.at::<Option<i64>>(6)?.unwrap_or(0), hire);
     }
-    let mut destinations: BTreeMap<(i64, String), DestinationPoint> = BTreeMap::new();
     let rows = sqlx::query(
         "SELECT started_ms, destination, failures FROM operations
          WHERE tenant = $1 AND started_ms >= $2 AND started_ms < $3",
@@ -79,27 +58,7 @@ pub(super) async fn kpi_series(
     .fetch_all(pool)
     .await?;
     for r in &rows {
-        let start = kpis::bucket_of(r.at(0)?, since_ms, bucket_ms);
-        let destination: String = r.at(1)?;
-        let point = destinations.entry((start, destination.clone())).or_default();
-        point.start_ms = start;
-        point.destination = destination;
-        point.operations += 1;
-        point.failures += r.at::<i64>(2)?;
+        series.operation(r.at(0)?, r.at::<&str>(1)?, r.at(2)?);
     }
-    Ok(KpiSeries {
-        since_ms,
-        until_ms,
-        bucket_ms,
-        sources: sources
-            .into_values()
-            .map(|mut acc| {
-                acc.durations.sort_unstable();
-                acc.point.time_to_provision_p50_ms = percentile(&acc.durations, 0.5);
-                acc.point.time_to_provision_p95_ms = percentile(&acc.durations, 0.95);
-                acc.point
-            })
-            .collect(),
-        destinations: destinations.into_values().collect(),
-    })
+    Ok(series.finish())
 }

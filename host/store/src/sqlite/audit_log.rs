@@ -1,8 +1,8 @@
 //! The audit log, KPIs and reports.
 
+use super::SqliteStore;
 use super::stored_json;
 use super::writer::stored_hash;
-use super::{SqliteStore, local_day_start_ms};
 use crate::audit::{AuditAnchor, GENESIS, Verifier, VerifyReport};
 use crate::checkpoint::{Checkpoint, CheckpointSigner};
 use crate::*;
@@ -51,14 +51,6 @@ const AUDIT_COLUMNS: &str = concat!(
     previous_hash!(),
     ", hash"
 );
-
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(idx).copied()
-}
 
 fn report_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRow> {
     let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -179,46 +171,24 @@ impl AuditStore for SqliteStore {
             let dead_jobs = count("SELECT count(*) FROM jobs WHERE tenant = ?1 AND state = 'dead'")?;
             let failures = count("SELECT coalesce(sum(failures), 0) FROM operations WHERE tenant = ?1")?;
             let mut stmt = c.prepare(
-                "SELECT j.finished_ms - e.received_ms, j.finished_ms, e.start_date, \
-                    json_extract(l.doc, '$.time_zone')
+                "SELECT e.received_ms, j.finished_ms, e.start_date, json_extract(l.doc, '$.time_zone')
                  FROM jobs j JOIN events e ON e.id = j.event_id
                  LEFT JOIN lifecycles l ON l.tenant = j.tenant AND l.person_key = j.person_key
                  WHERE j.tenant = ?1 AND j.state = 'completed' AND e.kind IN ('joiner', 'rehire')
                  ORDER BY j.id DESC LIMIT 100000",
             )?;
-            let rows: Vec<(i64, i64, Option<String>, Option<String>)> = stmt
-                .query_map([&tenant], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<Result<_, _>>()?;
-            let mut durations: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            durations.sort_unstable();
-            let (mut ready, mut total) = (0, 0);
-            // The first day begins at midnight where the person works.
-            for (_, finished, start, zone) in &rows {
-                if let Some(start_ms) = start
-                    .as_deref()
-                    .and_then(|d| local_day_start_ms(d, zone.as_deref()))
-                {
-                    total += 1;
-                    if *finished < start_ms {
-                        ready += 1;
-                    }
-                }
+            let mut hires = crate::kpis::HireStats::default();
+            let mut rows = stmt.query([&tenant])?;
+            while let Some(r) = rows.next()? {
+                let (start_date, zone): (Option<String>, Option<String>) = (r.get(2)?, r.get(3)?);
+                hires.add(crate::kpis::Hire {
+                    received_ms: r.get(0)?,
+                    finished_ms: r.get(1)?,
+                    start_date: start_date.as_deref(),
+                    time_zone: zone.as_deref(),
+                });
             }
-            Ok(Kpis {
-                events,
-                completed_jobs,
-                dead_jobs,
-                time_to_provision_p50_ms: percentile(&durations, 0.5),
-                time_to_provision_p95_ms: percentile(&durations, 0.95),
-                first_day_ready: ready,
-                first_day_total: total,
-                first_day_access_rate: (total > 0).then(|| ready as f64 / total as f64),
-                errors_per_1000_events: if events > 0 {
-                    failures as f64 * 1000.0 / events as f64
-                } else {
-                    0.0
-                },
-            })
+            Ok(hires.kpis(events, completed_jobs, dead_jobs, failures))
         })
         .await
     }

@@ -1,9 +1,8 @@
 //! The KPIs over time, computed from the events, jobs and operations of a window.
 
-use super::local_day_start_ms;
+use crate::kpis::{Hire, SeriesBuilder};
 use crate::*;
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::BTreeMap;
 
 /// The first event id received at or after `at_ms`: events are stored in the order they
 /// arrive, so a binary search over ids finds the window without an index on time.
@@ -25,17 +24,6 @@ fn first_event_at(c: &Connection, at_ms: i64) -> StoreResult<i64> {
     Ok(low)
 }
 
-#[derive(Default)]
-struct SourceAcc {
-    point: SourcePoint,
-    durations: Vec<i64>,
-}
-
-fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
-    let last = sorted.len().checked_sub(1)?;
-    sorted.get(((last as f64) * p).round() as usize).copied()
-}
-
 /// The series for one tenant (see [`AuditStore::kpi_series`]).
 pub(super) fn kpi_series(
     c: &Connection,
@@ -44,9 +32,8 @@ pub(super) fn kpi_series(
     until_ms: i64,
     bucket_ms: i64,
 ) -> StoreResult<KpiSeries> {
-    let bucket_ms = bucket_ms.max(1);
+    let mut series = SeriesBuilder::new(since_ms, until_ms, bucket_ms);
     let first = first_event_at(c, since_ms)?;
-    let mut sources: BTreeMap<(i64, String), SourceAcc> = BTreeMap::new();
     let mut events = c.prepare_cached(
         "SELECT e.received_ms, e.source, e.kind IN ('joiner', 'rehire') AND j.state = 'completed',
                 j.finished_ms, e.start_date, json_extract(l.doc, '$.time_zone'),
@@ -58,57 +45,35 @@ pub(super) fn kpi_series(
     )?;
     let mut rows = events.query(params![first, tenant, since_ms, until_ms])?;
     while let Some(r) = rows.next()? {
-        let received: i64 = r.get(0)?;
+        let received_ms: i64 = r.get(0)?;
         let source: String = r.get(1)?;
-        let start = kpis::bucket_of(received, since_ms, bucket_ms);
-        let acc = sources.entry((start, source.clone())).or_default();
-        acc.point.start_ms = start;
-        acc.point.source = source;
-        acc.point.events += 1;
-        acc.point.failures += r.get::<_, Option<i64>>(6)?.unwrap_or(0);
         let provisioned: Option<bool> = r.get(2)?;
         let finished: Option<i64> = r.get(3)?;
-        if let (Some(true), Some(finished)) = (provisioned, finished) {
-            acc.point.provisioned += 1;
-            acc.durations.push(finished - received);
-            let start_date: Option<String> = r.get(4)?;
-            let zone: Option<String> = r.get(5)?;
-            if let Some(day_starts) = start_date.and_then(|d| local_day_start_ms(&d, zone.as_deref())) {
-                acc.point.first_day_total += 1;
-                if finished < day_starts {
-                    acc.point.first_day_ready += 1;
-                }
-            }
-        }
+        let start_date: Option<String> = r.get(4)?;
+        let zone: Option<String> = r.get(5)?;
+        let hire = match (provisioned, finished) {
+            (Some(true), Some(finished_ms)) => Some(Hire {
+                received_ms,
+                finished_ms,
+                start_date: start_date.as_deref(),
+                time_zone: zone.as_deref(),
+            }),
+            _ => None,
+        };
+        series.event(
+            received_ms,
+            &source,
+            r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+            hire,
+        );
     }
-    let mut destinations: BTreeMap<(i64, String), DestinationPoint> = BTreeMap::new();
     let mut operations = c.prepare_cached(
         "SELECT started_ms, destination, failures FROM operations
          WHERE tenant = ?1 AND started_ms >= ?2 AND started_ms < ?3",
     )?;
     let mut rows = operations.query(params![tenant, since_ms, until_ms])?;
     while let Some(r) = rows.next()? {
-        let start = kpis::bucket_of(r.get(0)?, since_ms, bucket_ms);
-        let destination: String = r.get(1)?;
-        let point = destinations.entry((start, destination.clone())).or_default();
-        point.start_ms = start;
-        point.destination = destination;
-        point.operations += 1;
-        point.failures += r.get::<_, i64>(2)?;
+        series.operation(r.get(0)?, &r.get::<_, String>(1)?, r.get(2)?);
     }
-    Ok(KpiSeries {
-        since_ms,
-        until_ms,
-        bucket_ms,
-        sources: sources
-            .into_values()
-            .map(|mut acc| {
-                acc.durations.sort_unstable();
-                acc.point.time_to_provision_p50_ms = percentile(&acc.durations, 0.5);
-                acc.point.time_to_provision_p95_ms = percentile(&acc.durations, 0.95);
-                acc.point
-            })
-            .collect(),
-        destinations: destinations.into_values().collect(),
-    })
+    Ok(series.finish())
 }

@@ -348,30 +348,5 @@ fn check_lease(c: &Connection, lease: &JobLease) -> StoreResult<()> {
     }
 }
 
-/// Midnight UTC of an ISO date (`2026-03-01`), in milliseconds.
-pub(crate) fn date_start_ms(date: &str) -> Option<i64> {
-    let mut parts = date.get(..10)?.split('-');
-    let y = parts.next()?.parse().ok()?;
-    let m = parts.next()?.parse().ok()?;
-    let d = parts.next()?.parse().ok()?;
-    Some(crate::days_from_civil(y, m, d) * 86_400_000)
-}
-
-/// The instant a calendar day (`YYYY-MM-DD`) begins in an IANA zone (UTC when the zone
-/// is absent or unknown; a midnight a clock change skips begins at the first instant after).
-pub(crate) fn local_day_start_ms(date: &str, zone: Option<&str>) -> Option<i64> {
-    use chrono::TimeZone;
-    let day = chrono::NaiveDate::parse_from_str(date.get(..10)?, "%Y-%m-%d").ok()?;
-    let zone: chrono_tz::Tz = zone.and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
-    let mut local = day.and_hms_opt(0, 0, 0)?;
-    for _ in 0..4 {
-        if let Some(at) = zone.from_local_datetime(&local).earliest() {
-            return Some(at.timestamp_millis());
-        }
-        local += chrono::Duration::minutes(30);
-    }
-    date_start_ms(date)
-}
-
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::crypto::MasterKey;
+use crate::kpis::date_start_ms;
 
 fn open(dir: &tempfile::TempDir) -> Arc<SqliteStore> {
     let options = SqliteOptions {
