@@ -24,6 +24,21 @@ pub fn start(script: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// A new, empty database on the test bed's PostgreSQL (started if needed): its URL.
+pub async fn fresh_postgres_database(prefix: &str) -> String {
+    let server = start("postgres.sh")["TENURE_TEST_POSTGRES_URL"].clone();
+    let database = format!("{prefix}_{}", run_id());
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+        .await
+        .expect("connect to the test bed's PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+        .execute(&mut admin)
+        .await
+        .expect("create a database");
+    let (prefix, _) = server.rsplit_once('/').expect("a URL with a database");
+    format!("{prefix}/{database}")
+}
+
 /// A short suffix unique to this test run (names in long-lived servers must not collide).
 pub fn run_id() -> String {
     let nanos = std::time::SystemTime::now()

@@ -87,9 +87,10 @@ async fn settled(client: &reqwest::Client, base: &str) -> Vec<Value> {
             .json()
             .await
             .unwrap();
-        let jobs = jobs.as_array().unwrap().clone();
-        if jobs.iter().all(|j| j["state"] == "completed") {
-            return jobs;
+        if let Some(jobs) = jobs.as_array()
+            && jobs.iter().all(|j| j["state"] == "completed")
+        {
+            return jobs.clone();
         }
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -125,17 +126,7 @@ async fn a_sqlite_store_moves_to_postgres_and_the_deployment_goes_on() {
     let _ = host.wait();
 
     // The copy, into a new database.
-    let bed = tenure_tests::testbeds::start("postgres.sh");
-    let server = &bed["TENURE_TEST_POSTGRES_URL"];
-    let database = format!("migrated_{}", tenure_tests::testbeds::run_id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(server)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("{}/{database}", server.rsplit_once('/').unwrap().0);
+    let url = tenure_tests::testbeds::fresh_postgres_database("migrated").await;
     let from = format!("sqlite:{}", root.join("tenure.db").display());
     let copy = run_cli(&root, &["store", "migrate", "--from", &from, "--to", &url], None);
     let out = String::from_utf8_lossy(&copy.stdout);
