@@ -667,3 +667,137 @@ async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applie
     println!("{resumed} jobs were taken over from the host cut off");
     assert!(resumed > 0, "the cut came when host A held no job");
 }
+
+/// The version of `swap` host `base` runs now (from its own runtime).
+async fn active_swap(client: &reqwest::Client, base: &str) -> String {
+    let plugins: Value = client
+        .get(format!("{base}/api/v1/plugins"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    plugins["plugins"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "swap"))
+        .map(|p| p["active"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_version_activated_on_one_host_runs_on_the_other_within_a_second() {
+    tenure_capabilities::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let url = tenure_tests::testbeds::fresh_postgres_database("activate").await;
+    // The operator's plugins directory: version A of the rules plugin `swap`, and the sandbox.
+    let shipped = tempfile::tempdir().unwrap();
+    for (from, to) in [("swap-a", "swap"), ("sandbox", "sandbox")] {
+        for ext in ["wasm", "toml"] {
+            let source = tenure_plugin_test::plugin_dir().join(format!("{from}.{ext}"));
+            std::fs::copy(source, shipped.path().join(format!("{to}.{ext}"))).unwrap();
+        }
+    }
+    let mut hosts: Vec<Host> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let config = format!(
+                r#"plugins_dir = "{plugins}"
+cache_dir = "{cache}"
+[store]
+url = "{url}"
+[server]
+listen = "127.0.0.1:{port}"
+[queue]
+poll_ms = 50
+[[api_tokens]]
+name = "scale-out"
+role = "it"
+tenant = "t"
+token = "{TOKEN}"
+[tenants.t]
+rules = "swap"
+[[tenants.t.destinations]]
+name = "swap"
+connector = "sandbox"
+matching = ["name"]
+[tenants.t.plugins.swap]
+[tenants.t.plugins.sandbox.grants]
+kv = true
+[tenants.t.plugin_trust]
+allow_unsigned = true
+"#,
+                plugins = shipped.path().display(),
+                cache = tenure_plugin_test::workspace_root()
+                    .join("target/component-cache")
+                    .display(),
+            );
+            let path = dir.path().join("tenure.toml");
+            std::fs::write(&path, config).unwrap();
+            Host {
+                dir,
+                config: path,
+                port,
+                child: None,
+            }
+        })
+        .collect();
+    for h in &mut hosts {
+        h.start();
+        wait_ready(&client, &h.base()).await;
+    }
+    let (a, b) = (hosts[0].base(), hosts[1].base());
+    assert!(active_swap(&client, &b).await.starts_with("0.1.0-a+"));
+    // Version B uploaded and activated on host A.
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let wasm = tenure_plugin_test::plugin_dir().join("swap-b.wasm");
+    let upload = json!({
+        "manifest": std::fs::read_to_string(wasm.with_extension("toml")).unwrap(),
+        "component": STANDARD.encode(std::fs::read(&wasm).unwrap()),
+        "signature": null,
+    });
+    let uploaded: Value = client
+        .post(format!("{a}/api/v1/plugins"))
+        .bearer_auth(TOKEN)
+        .json(&upload)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let label = uploaded["version"]["version"]
+        .as_str()
+        .expect("uploaded")
+        .to_string();
+    let activated = client
+        .post(format!("{a}/api/v1/plugins/swap/activate"))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "version": label }))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        activated.status().is_success(),
+        "{}",
+        activated.text().await.unwrap()
+    );
+    let since = Instant::now();
+    while active_swap(&client, &b).await != label {
+        assert!(
+            since.elapsed() < Duration::from_secs(1),
+            "host B still runs version A after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!(
+        "host B ran {label} {:?} after the activation answered",
+        since.elapsed()
+    );
+    for h in &mut hosts {
+        h.kill();
+    }
+}
