@@ -1,10 +1,12 @@
 //! Scale-out: three `tenure serve` hosts on one PostgreSQL database under a steady stream
-//! of events. Hosts are killed with SIGKILL at random moments (and restarted), and
-//! PostgreSQL itself is restarted once mid-run. Clients send each event to any live host
-//! and retry it (same idempotency key) on another until it is acknowledged. At the end
-//! every event was applied exactly once (one job per event, one sandbox account and one
-//! link per person), each person's events in order (the account carries the last), and
-//! the audit chain the three hosts appended to verifies.
+//! of events, applied to the sandbox and to a real SCIM server (scim2-server). Hosts are
+//! killed with SIGKILL at random moments (and restarted), and PostgreSQL itself is
+//! restarted once mid-run. Clients send each event to any live host and retry it (same
+//! idempotency key) on another until it is acknowledged. At the end every event was applied
+//! exactly once (one job per event, one sandbox account, one SCIM user and one link per
+//! destination and person), each person's events in order (the accounts carry the last),
+//! and the audit chain the three hosts appended to verifies. The other tests here cut a
+//! host off from the database, and follow a publish and an activation from host to host.
 
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -18,14 +20,9 @@ const TOKEN: &str = "scale-out-token-0123456789";
 const HOSTS: usize = 3;
 const KILLS: usize = 24;
 
-fn write_config(dir: &Path, url: &str, port: u16) -> PathBuf {
-    let root = tenure_plugin_test::workspace_root();
-    let rules = "destination sandbox\n\
-                 rule eng: department == \"Engineering\" => group:Engineering, ou:OU=Engineering\n\
-                 rule sales: department == \"Sales\" => group:Sales, ou:OU=Sales\n\
-                 default => ou:OU=People, group:All-Staff\n\
-                 set employeeId = \"{id}\"\nset mail = \"{email}\"\nset title = \"{title}\"\n";
-    std::fs::write(dir.join("rules.txt"), rules).unwrap();
+/// A host's config: PostgreSQL at `url`, the API on `port`, short leases so a dead host's jobs
+/// pass on quickly, and `tenant` (the `[tenants.t]` tables).
+fn host_config(dir: &Path, url: &str, port: u16, tenant: &str) -> PathBuf {
     let config = format!(
         r#"plugins_dir = "{plugins}"
 cache_dir = "{cache}"
@@ -36,7 +33,7 @@ max_connections = 8
 listen = "127.0.0.1:{port}"
 [queue]
 concurrency = 4
-lease_ms = 800
+lease_ms = 1000
 max_attempts = 1000
 backoff_base_ms = 20
 backoff_max_ms = 200
@@ -46,24 +43,100 @@ name = "scale-out"
 role = "it"
 tenant = "t"
 token = "{TOKEN}"
-[tenants.t]
+{tenant}"#,
+        plugins = tenure_plugin_test::plugin_dir().display(),
+        cache = tenure_plugin_test::workspace_root()
+            .join("target/component-cache")
+            .display(),
+    );
+    let path = dir.join("tenure.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The sandbox destination, run by rules-basic (`rules.txt`, which a test may change).
+fn write_config(dir: &Path, url: &str, port: u16) -> PathBuf {
+    let rules = "destination sandbox\n\
+                 rule eng: department == \"Engineering\" => group:Engineering, ou:OU=Engineering\n\
+                 rule sales: department == \"Sales\" => group:Sales, ou:OU=Sales\n\
+                 default => ou:OU=People, group:All-Staff\n\
+                 set employeeId = \"{id}\"\nset mail = \"{email}\"\nset title = \"{title}\"\n";
+    std::fs::write(dir.join("rules.txt"), rules).unwrap();
+    host_config(
+        dir,
+        url,
+        port,
+        r#"[tenants.t]
 rules = "rules-basic"
 [[tenants.t.destinations]]
 name = "sandbox"
 connector = "sandbox"
 matching = ["employeeId", "mail"]
-guard = {{ max_accounts = 1000000, max_percent = 100.0 }}
+guard = { max_accounts = 1000000, max_percent = 100.0 }
 [tenants.t.plugins.rules-basic]
 rule_set = "@rules.txt"
 [tenants.t.plugins.sandbox.grants]
 kv = true
 "#,
-        plugins = tenure_plugin_test::plugin_dir().display(),
-        cache = root.join("target/component-cache").display(),
-    );
-    let path = dir.join("tenure.toml");
-    std::fs::write(&path, config).unwrap();
-    path
+    )
+}
+
+/// The rules for a SCIM application `app` (and, with `sandbox`, the sandbox beside it).
+fn yaml_rules(sandbox: bool) -> String {
+    let sandbox = if sandbox {
+        "  sandbox:\n    attributes:\n      employeeId: { from: id, required: true }\n      \
+         mail: { from: email }\n      title: { from: title }\n"
+    } else {
+        ""
+    };
+    format!(
+        "destinations:\n{sandbox}  app:\n    attributes:\n      \
+         userName: {{ from: email, required: true }}\n      \
+         externalId: {{ from: id, required: true }}\n      title: {{ from: title }}\n"
+    )
+}
+
+/// A SCIM application `app` on a real SCIM server (and, with `sandbox`, the sandbox beside it).
+fn write_scim_config(
+    dir: &Path,
+    url: &str,
+    port: u16,
+    scim: &tenure_tests::testbeds::ScimTenant,
+    sandbox: bool,
+) -> PathBuf {
+    std::fs::write(dir.join("rules.yaml"), yaml_rules(sandbox)).unwrap();
+    let sandbox = if sandbox {
+        "[[tenants.t.destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
+         matching = [\"employeeId\", \"mail\"]\nguard = { max_accounts = 1000000, max_percent = 100.0 }\n\
+         [tenants.t.plugins.sandbox.grants]\nkv = true\n"
+    } else {
+        ""
+    };
+    host_config(
+        dir,
+        url,
+        port,
+        &format!(
+            r#"[tenants.t]
+rules = "rules"
+[[tenants.t.destinations]]
+name = "app"
+connector = "scim"
+matching = ["externalId", "userName"]
+guard = {{ max_accounts = 1000000, max_percent = 100.0 }}
+[tenants.t.connections.scim]
+kind = "http"
+allow_private_network = true
+url = "{}"
+auth = {{ type = "bearer", token = "{}" }}
+[tenants.t.plugins.rules]
+rule_set = "@rules.yaml"
+[tenants.t.plugins.scim.grants]
+http = ["scim"]
+{sandbox}"#,
+            scim.url, scim.token
+        ),
+    )
 }
 
 fn event(person: usize, version: usize) -> Value {
@@ -139,12 +212,12 @@ async fn send(client: &reqwest::Client, bases: &[String], key: &str, body: &Valu
 async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_once_in_order() {
     tenure_capabilities::install_crypto_provider();
     let url = tenure_tests::testbeds::fresh_postgres_database("scale_out").await;
-
+    let scim = tenure_tests::testbeds::ScimTenant::start("scale-out");
     let mut hosts: Vec<Host> = (0..HOSTS)
         .map(|_| {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let config = write_config(dir.path(), &url, port);
+            let config = write_scim_config(dir.path(), &url, port, &scim, true);
             Host {
                 dir,
                 config,
@@ -297,6 +370,19 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
             "{key}: {acc}"
         );
     }
+    // And one SCIM user per person, with their last version.
+    let (status, users) = scim.get("/Users?count=10000").await;
+    assert_eq!(status, 200, "{users}");
+    let users = users["Resources"].as_array().unwrap();
+    assert_eq!(
+        users.len(),
+        versions.len(),
+        "one SCIM user per person, none twice"
+    );
+    for user in users {
+        let person: usize = user["externalId"].as_str().unwrap().parse().unwrap();
+        assert_eq!(user["title"], json!(format!("v{}", versions[person])), "{user}");
+    }
     // Each person's jobs finished in the order they were received.
     let out_of_order: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM jobs a JOIN jobs b ON a.tenant = b.tenant AND a.person_key = b.person_key
@@ -313,7 +399,11 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
         .fetch_one(&mut db)
         .await
         .unwrap();
-    assert_eq!(links as usize, versions.len());
+    assert_eq!(
+        links as usize,
+        2 * versions.len(),
+        "one link per destination and person"
+    );
     let resumed: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs WHERE attempts > 1")
         .fetch_one(&mut db)
         .await
@@ -496,65 +586,6 @@ async fn pipe(
     }
 }
 
-const SCIM_RULES: &str = r#"
-destinations:
-  app:
-    attributes:
-      userName: { from: email, required: true }
-      externalId: { from: id, required: true }
-      title: { from: title }
-"#;
-
-fn write_scim_config(dir: &Path, url: &str, port: u16, scim: &tenure_tests::testbeds::ScimTenant) -> PathBuf {
-    let config = format!(
-        r#"plugins_dir = "{plugins}"
-cache_dir = "{cache}"
-[store]
-url = "{url}"
-max_connections = 8
-[server]
-listen = "127.0.0.1:{port}"
-[queue]
-concurrency = 4
-lease_ms = 1000
-max_attempts = 1000
-backoff_base_ms = 20
-backoff_max_ms = 200
-poll_ms = 50
-[[api_tokens]]
-name = "scale-out"
-role = "it"
-tenant = "t"
-token = "{TOKEN}"
-[tenants.t]
-rules = "rules"
-[[tenants.t.destinations]]
-name = "app"
-connector = "scim"
-matching = ["externalId", "userName"]
-guard = {{ max_accounts = 1000000, max_percent = 100.0 }}
-[tenants.t.connections.scim]
-kind = "http"
-allow_private_network = true
-url = "{scim_url}"
-auth = {{ type = "bearer", token = "{scim_token}" }}
-[tenants.t.plugins.rules]
-rule_set = '''{SCIM_RULES}'''
-[tenants.t.plugins.scim.grants]
-http = ["scim"]
-"#,
-        plugins = tenure_plugin_test::plugin_dir().display(),
-        cache = tenure_plugin_test::workspace_root()
-            .join("target/component-cache")
-            .display(),
-        scim_url = scim.url,
-        scim_token = scim.token,
-    );
-    let path = dir.join("tenure.toml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applied_twice() {
     tenure_capabilities::install_crypto_provider();
@@ -580,7 +611,7 @@ async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applie
         .map(|u| {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let config = write_scim_config(dir.path(), u, port, &scim);
+            let config = write_scim_config(dir.path(), u, port, &scim, false);
             Host {
                 dir,
                 config,
@@ -703,21 +734,7 @@ async fn a_plugin_version_activated_on_one_host_runs_on_the_other_within_a_secon
         .map(|_| {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let config = format!(
-                r#"plugins_dir = "{plugins}"
-cache_dir = "{cache}"
-[store]
-url = "{url}"
-[server]
-listen = "127.0.0.1:{port}"
-[queue]
-poll_ms = 50
-[[api_tokens]]
-name = "scale-out"
-role = "it"
-tenant = "t"
-token = "{TOKEN}"
-[tenants.t]
+            let tenant = r#"[tenants.t]
 rules = "swap"
 [[tenants.t.destinations]]
 name = "swap"
@@ -728,14 +745,13 @@ matching = ["name"]
 kv = true
 [tenants.t.plugin_trust]
 allow_unsigned = true
-"#,
-                plugins = shipped.path().display(),
-                cache = tenure_plugin_test::workspace_root()
-                    .join("target/component-cache")
-                    .display(),
-            );
-            let path = dir.path().join("tenure.toml");
-            std::fs::write(&path, config).unwrap();
+"#;
+            let path = host_config(dir.path(), &url, port, tenant);
+            // This test's own plugins directory in place of the built one.
+            let text = std::fs::read_to_string(&path).unwrap();
+            let first = text.lines().next().unwrap_or_default().to_string();
+            let plugins = format!("plugins_dir = \"{}\"", shipped.path().display());
+            std::fs::write(&path, text.replacen(&first, &plugins, 1)).unwrap();
             Host {
                 dir,
                 config: path,
