@@ -1,7 +1,8 @@
 //! Scale-out benchmark: the pipeline on PostgreSQL with one, two and three `tenure serve`
 //! hosts, against one host on SQLite in the same run, all on this machine.
 //!
-//! Run: `plugins/build.sh && cargo build --release -p tenure && cargo bench -p tenure-tests --bench scale_out`
+//! Run: `plugins/build.sh && cargo build --release -p tenure &&
+//! cargo bench -p tenure-tests --bench scale_out`
 //! (`BENCH_RUNS`, `BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_RATE`, `BENCH_WORKERS` override the defaults:
 //! 5 runs, 3,000 events, 32 clients, 500 events/s, 32 workers per host).
 //!
@@ -236,16 +237,17 @@ impl Probe {
         v
     }
 
-    /// Statements run in `database` so far (PostgreSQL).
-    async fn statements(&self, database: &str) -> f64 {
+    /// Statements run in `database` so far (PostgreSQL; `pg_stat_statements` is read through
+    /// `admin`, connected to the database the test bed made the extension in).
+    async fn statements(&self, admin: &sqlx::PgPool, database: &str) -> f64 {
         match self {
             Probe::Sqlite(_) => f64::NAN,
-            Probe::Postgres(pool) => sqlx::query_scalar::<_, f64>(
+            Probe::Postgres(_) => sqlx::query_scalar::<_, f64>(
                 "SELECT coalesce(sum(calls), 0)::float8 FROM pg_stat_statements s
                  JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
             )
             .bind(database)
-            .fetch_one(pool)
+            .fetch_one(admin)
             .await
             .unwrap_or(f64::NAN),
         }
@@ -338,7 +340,7 @@ async fn run(setup: &Setup, settings: &Settings, server: &str, admin: &sqlx::PgP
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let host_cpu = || pids.iter().map(|p| cpu_of(*p)).sum::<f64>();
     let (cpu_hosts, cpu_database) = (host_cpu(), database_cpu());
-    let statements = probe.statements(&database).await;
+    let statements = probe.statements(admin, &database).await;
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut clients = tokio::task::JoinSet::new();
@@ -368,7 +370,7 @@ async fn run(setup: &Setup, settings: &Settings, server: &str, admin: &sqlx::PgP
     let per_event = |x: f64| x * 1000.0 / settings.events as f64;
     let cpu_hosts = per_event(host_cpu() - cpu_hosts);
     let cpu_database = per_event(database_cpu() - cpu_database);
-    let statements = (probe.statements(&database).await - statements) / settings.events as f64;
+    let statements = (probe.statements(admin, &database).await - statements) / settings.events as f64;
 
     // A steady rate, open loop.
     let steady = settings.rate * 5;
@@ -443,7 +445,8 @@ async fn main() {
         for (i, setup) in SETUPS.iter().enumerate() {
             let figures = run(setup, &settings, &server, &admin).await;
             println!(
-                "run {}/{runs} {:<22} {:>7.0} events/s, ack p99 {:>6.2} ms, done p99 {:>6.0} ms, {:>5.1} statements/event",
+                "run {}/{runs} {:<22} {:>7.0} events/s, ack p99 {:>6.2} ms, done p99 {:>6.0} ms, \
+                 {:>5.1} statements/event",
                 run_no + 1,
                 setup.name,
                 figures[0].1,
