@@ -24,7 +24,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || { log "installing python3-ven
 # PostgreSQL store's conformance suite and the several-host tests. Each script installs what it needs when missing (apt, or a private
 # Python venv) and is idempotent; they are started here, before the tests, so an
 # install failure stops the run with its own message. All are stopped when the run ends.
-trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true; scripts/testbeds/smtp.sh stop || true; scripts/testbeds/postgres.sh stop || true' EXIT
+trap 'scripts/testbeds/openldap.sh stop || true; scripts/testbeds/samba-ad.sh stop || true; scripts/testbeds/scim2-server.sh stop || true; scripts/testbeds/smtp.sh stop || true; scripts/testbeds/postgres.sh stop || true; TB_POSTGRES_DIR=/tmp/tenure-postgres-faults TB_POSTGRES_PORT=55433 scripts/testbeds/postgres.sh stop || true' EXIT
 log "starting the test servers (OpenLDAP, Samba AD DC, scim2-server, SMTP, PostgreSQL)"
 scripts/testbeds/openldap.sh start >/dev/null
 scripts/testbeds/samba-ad.sh start >/dev/null

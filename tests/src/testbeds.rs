@@ -5,17 +5,23 @@ use std::collections::HashMap;
 
 /// Runs `scripts/testbeds/<script> start` and returns its `KEY=VALUE` settings.
 pub fn start(script: &str) -> HashMap<String, String> {
+    run_script(script, "start", &[])
+}
+
+/// Runs `scripts/testbeds/<script> <command>` with `env` added; its `KEY=VALUE` output.
+pub fn run_script(script: &str, command: &str, env: &[(&str, &str)]) -> HashMap<String, String> {
     let path = tenure_plugin_test::workspace_root()
         .join("scripts/testbeds")
         .join(script);
     let out = std::process::Command::new("bash")
         .arg(&path)
-        .arg("start")
+        .arg(command)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
     assert!(
         out.status.success(),
-        "{script} start failed: {}",
+        "{script} {command} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
@@ -24,19 +30,54 @@ pub fn start(script: &str) -> HashMap<String, String> {
         .collect()
 }
 
-/// A new, empty database on the test bed's PostgreSQL (started if needed): its URL.
+/// A PostgreSQL server of the test bed: the shared one, or one of a test's own (a test that
+/// restarts its server must not cut the connections of the tests beside it).
+#[derive(Debug, Clone, Copy)]
+pub struct PostgresBed {
+    /// `TB_POSTGRES_DIR` and `TB_POSTGRES_PORT` for `postgres.sh`, or None for the shared one.
+    pub own: Option<(&'static str, u16)>,
+}
+
+impl PostgresBed {
+    /// The server every test shares.
+    pub const SHARED: PostgresBed = PostgresBed { own: None };
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        match self.own {
+            Some((dir, port)) => vec![
+                ("TB_POSTGRES_DIR", dir.to_string()),
+                ("TB_POSTGRES_PORT", port.to_string()),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// Runs `postgres.sh <command>` for this server; its settings.
+    pub fn run(&self, command: &str) -> HashMap<String, String> {
+        let env = self.env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        run_script("postgres.sh", command, &env)
+    }
+
+    /// A new, empty database on this server (started if needed): its URL.
+    pub async fn fresh_database(&self, prefix: &str) -> String {
+        let server = self.run("start")["TENURE_TEST_POSTGRES_URL"].clone();
+        let database = format!("{prefix}_{}", run_id());
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+            .await
+            .expect("connect to the test bed's PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
+            .execute(&mut admin)
+            .await
+            .expect("create a database");
+        let (prefix, _) = server.rsplit_once('/').expect("a URL with a database");
+        format!("{prefix}/{database}")
+    }
+}
+
+/// A new, empty database on the shared PostgreSQL (started if needed): its URL.
 pub async fn fresh_postgres_database(prefix: &str) -> String {
-    let server = start("postgres.sh")["TENURE_TEST_POSTGRES_URL"].clone();
-    let database = format!("{prefix}_{}", run_id());
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
-        .await
-        .expect("connect to the test bed's PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut admin)
-        .await
-        .expect("create a database");
-    let (prefix, _) = server.rsplit_once('/').expect("a URL with a database");
-    format!("{prefix}/{database}")
+    PostgresBed::SHARED.fresh_database(prefix).await
 }
 
 /// A short suffix unique to this test run (names in long-lived servers must not collide).

@@ -18,6 +18,10 @@ use tenure_tests::serve::{free_port, start_serve, wait_ready};
 
 const TOKEN: &str = "scale-out-token-0123456789";
 const HOSTS: usize = 3;
+/// The fault test's own PostgreSQL (`scripts/test.sh` stops it at the end).
+const FAULTS_BED: tenure_tests::testbeds::PostgresBed = tenure_tests::testbeds::PostgresBed {
+    own: Some(("/tmp/tenure-postgres-faults", 55433)),
+};
 const KILLS: usize = 24;
 
 /// A host's config: PostgreSQL at `url`, the API on `port`, short leases so a dead host's jobs
@@ -211,7 +215,8 @@ async fn send(client: &reqwest::Client, bases: &[String], key: &str, body: &Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_once_in_order() {
     tenure_capabilities::install_crypto_provider();
-    let url = tenure_tests::testbeds::fresh_postgres_database("scale_out").await;
+    // A server of its own: restarting it must not cut the connections of the tests beside it.
+    let url = FAULTS_BED.fresh_database("scale_out").await;
     let scim = tenure_tests::testbeds::ScimTenant::start("scale-out");
     let mut hosts: Vec<Host> = (0..HOSTS)
         .map(|_| {
@@ -279,12 +284,7 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
         let victim = rng.usize(..HOSTS);
         hosts[victim].kill();
         if trial == KILLS / 2 {
-            let out = std::process::Command::new("bash")
-                .arg(tenure_plugin_test::workspace_root().join("scripts/testbeds/postgres.sh"))
-                .arg("restart")
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            FAULTS_BED.run("restart");
         }
         tokio::time::sleep(Duration::from_millis(rng.u64(50..300))).await;
         hosts[victim].start();
@@ -592,19 +592,13 @@ async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applie
     let client = reqwest::Client::new();
     let url = tenure_tests::testbeds::fresh_postgres_database("partition").await;
     // Host A reaches the database through the proxy; host B directly.
-    let database_addr: std::net::SocketAddr = "127.0.0.1:55432".parse().unwrap();
-    let port_of = |u: &str| {
-        u.rsplit_once(':')
-            .unwrap()
-            .1
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(port_of(&url), "55432", "the test bed's port");
-    let partition = Partition::start(database_addr).await;
-    let url_a = url.replace(":55432/", &format!(":{}/", partition.port));
+    let address = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let partition = Partition::start(address.parse().unwrap()).await;
+    let url_a = url.replace(address, &format!("127.0.0.1:{}", partition.port));
     let scim = tenure_tests::testbeds::ScimTenant::start("partition");
     let mut hosts: Vec<Host> = [url_a.as_str(), url.as_str()]
         .iter()
