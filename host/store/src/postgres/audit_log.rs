@@ -71,6 +71,7 @@ impl AuditStore for PgStore {
     }
 
     async fn audit(&self, filter: AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        self.seal().await?;
         let limit = filter.limit.unwrap_or(100_000).min(1_000_000) as i64;
         sqlx::query(concat!(
             "SELECT ",
@@ -98,6 +99,7 @@ impl AuditStore for PgStore {
     }
 
     async fn verify_audit_through(&self, anchors: Vec<AuditAnchor>) -> StoreResult<VerifyReport> {
+        self.seal().await?;
         // The head the appends keep: the log is verified up to it, a page at a time (entries
         // appended meanwhile are after it).
         let (head_seq, head_hash): (i64, Vec<u8>) =
@@ -135,8 +137,10 @@ impl AuditStore for PgStore {
         actor: &str,
     ) -> StoreResult<Checkpoint> {
         let mut w = self.begin().await?;
-        // The head is locked until this write commits, so the entry below follows it.
-        let head = w.chain_head().await?;
+        // The head is locked until this write commits; every entry committed so far is chained
+        // first, so the checkpoint covers them, and the checkpoint's own entry follows.
+        let mut head = super::seal::lock_head(w.conn()).await?;
+        while super::seal::seal_batch(w.conn(), &self.audit_key, &mut head).await? > 0 {}
         let checkpoint = signer.sign(head.seq, &head.hash, w.now_ms);
         w.audit(
             AuditRecord::new("*", AuditKind::AuditCheckpointed, actor)

@@ -1,8 +1,10 @@
-//! Plugin key-value data in the same database, quotas kept in `kv_usage`. A namespace's
-//! writes are made one at a time across hosts (an advisory lock), so checked writes and
-//! quotas hold when several hosts run the same plugin.
+//! Plugin key-value data in the same database, quotas kept in `kv_usage`. Writes lock the
+//! keys they read and write (advisory locks, in one order, so two writes never wait on each
+//! other in a circle): two calls that touch the same key run one after the other on any
+//! host, others side by side. The namespace's usage row is changed last, by the difference
+//! the write makes, so the quota holds across hosts while its lock is held only to the commit.
 
-use super::{LockPurpose, PgStore, lock_for};
+use super::{LockPurpose, PgStore};
 use crate::StoreError;
 use std::sync::Arc;
 use tenure_capabilities::kv::MAX_LISTED_KEYS;
@@ -25,11 +27,19 @@ impl PgKv {
         quota: KvQuota,
     ) -> Result<Option<String>, StoreError> {
         let mut w = self.0.begin().await?;
-        lock_for(
-            w.conn(),
-            LockPurpose::KvNamespace,
-            &format!("{}\n{}", ns.tenant, ns.plugin),
+        let keys: Vec<String> = expected
+            .iter()
+            .chain(&writes)
+            .map(|(k, _)| format!("{}\n{}\n{k}", ns.tenant, ns.plugin))
+            .collect();
+        // One statement, the locks in the order of their keys' hashes: the same on every host.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock($1, h)
+             FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY h) l",
         )
+        .bind(LockPurpose::KvKey as i32)
+        .bind(&keys)
+        .execute(w.conn())
         .await?;
         // Checked in the write transaction, before anything is written.
         for (key, value) in &expected {
@@ -44,13 +54,8 @@ impl PgKv {
                 return Ok(Some(key.clone()));
             }
         }
-        let (mut keys, mut bytes): (i64, i64) =
-            sqlx::query_as("SELECT keys, bytes FROM kv_usage WHERE tenant = $1 AND plugin = $2")
-                .bind(&ns.tenant)
-                .bind(&ns.plugin)
-                .fetch_optional(w.conn())
-                .await?
-                .unwrap_or((0, 0));
+        // What the writes change in the namespace's usage.
+        let (mut keys, mut bytes) = (0_i64, 0_i64);
         for (key, value) in &writes {
             let old: Option<i32> = sqlx::query_scalar(
                 "SELECT length(value) FROM kv WHERE tenant = $1 AND plugin = $2 AND key = $3",
@@ -89,20 +94,22 @@ impl PgKv {
                 }
             }
         }
-        // A refusal rolls the whole batch back.
-        quota
-            .check(keys.max(0) as usize, bytes.max(0) as usize)
-            .map_err(|e| StoreError::Conflict(e.to_string()))?;
-        sqlx::query(
+        let (total_keys, total_bytes): (i64, i64) = sqlx::query_as(
             "INSERT INTO kv_usage (tenant, plugin, keys, bytes) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant, plugin) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+             ON CONFLICT (tenant, plugin) DO UPDATE SET keys = kv_usage.keys + excluded.keys,
+                 bytes = kv_usage.bytes + excluded.bytes
+             RETURNING keys, bytes",
         )
         .bind(&ns.tenant)
         .bind(&ns.plugin)
         .bind(keys)
         .bind(bytes)
-        .execute(w.conn())
+        .fetch_one(w.conn())
         .await?;
+        // A refusal rolls the whole batch back.
+        quota
+            .check(total_keys.max(0) as usize, total_bytes.max(0) as usize)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
         w.commit().await?;
         Ok(None)
     }

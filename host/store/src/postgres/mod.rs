@@ -24,6 +24,7 @@ mod retention;
 mod row;
 mod rule_sets;
 mod schedule;
+mod seal;
 mod secrets;
 mod write;
 
@@ -67,17 +68,28 @@ pub struct PgStore {
     master: MasterKey,
     /// The changes other hosts announced (see [`ChangeFeed`]).
     changes: tokio::sync::broadcast::Sender<Change>,
+    /// The channel they are announced on.
+    channel: String,
     /// The task that listens for them; stopped with the store.
     listener: tokio::task::AbortHandle,
+    /// The task that chains audit entries; stopped with the store.
+    sealer: tokio::task::AbortHandle,
     me: Weak<PgStore>,
 }
 
-/// The channel writes `NOTIFY` their changes on.
-const CHANGES_CHANNEL: &str = "tenure_changes";
+/// The channel writes `NOTIFY` their changes on: one per deployment (a schema of its own
+/// gets a channel of its own, since channels are shared by the whole database).
+fn changes_channel(schema: Option<&str>) -> String {
+    match schema {
+        Some(schema) => format!("tenure_changes_{schema}"),
+        None => "tenure_changes".into(),
+    }
+}
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.sealer.abort();
     }
 }
 
@@ -90,7 +102,7 @@ impl ChangeFeed for PgStore {
 /// Listens for the changes every host announces and hands them to this host's receivers.
 /// After a lost connection it reconnects and announces a resync (what was sent meanwhile
 /// is lost), retrying once a second while the database cannot be reached.
-async fn listen(pool: PgPool, changes: tokio::sync::broadcast::Sender<Change>) {
+async fn listen(pool: PgPool, channel: String, changes: tokio::sync::broadcast::Sender<Change>) {
     loop {
         let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
             Ok(l) => l,
@@ -100,7 +112,7 @@ async fn listen(pool: PgPool, changes: tokio::sync::broadcast::Sender<Change>) {
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANGES_CHANNEL).await {
+        if let Err(e) = listener.listen(&channel).await {
             tracing::warn!(error = %e, "cannot listen for other hosts' changes; polling meanwhile");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
@@ -128,11 +140,18 @@ async fn listen(pool: PgPool, changes: tokio::sync::broadcast::Sender<Change>) {
 
 /// The schema's migrations, applied in order under the migrator's advisory lock (so hosts
 /// starting together apply each once).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../../migrations/postgres/0001_schema.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "audit pending",
+        include_str!("../../migrations/postgres/0002_audit_pending.sql"),
+    ),
+];
 
 impl PgStore {
     /// Connects, applies the migrations not yet applied and returns the store.
@@ -169,20 +188,29 @@ impl PgStore {
         check_master_key(&pool, &master).await?;
         let audit_key = master.derive("tenure audit chain v1");
         let (changes, _) = tokio::sync::broadcast::channel(CHANGE_BACKLOG);
-        let listener = tokio::spawn(listen(pool.clone(), changes.clone())).abort_handle();
+        let channel = changes_channel(options.schema.as_deref());
+        let listener = tokio::spawn(listen(pool.clone(), channel.clone(), changes.clone())).abort_handle();
+        let sealer = tokio::spawn(seal::run(pool.clone(), audit_key)).abort_handle();
         Ok(Arc::new_cyclic(|me| PgStore {
             pool,
             audit_key,
             master,
             changes,
+            channel,
             listener,
+            sealer,
             me: me.clone(),
         }))
     }
 
-    /// Starts a write: one transaction, its audit entries chained at commit.
+    /// Starts a write: one transaction, its audit entries stored with it (chained after).
     pub(crate) async fn begin(&self) -> StoreResult<PgWrite> {
-        PgWrite::begin(&self.pool, self.audit_key).await
+        PgWrite::begin(&self.pool, &self.channel).await
+    }
+
+    /// Chains every audit entry committed so far (before the chain is read).
+    pub(crate) async fn seal(&self) -> StoreResult<u64> {
+        seal::seal(&self.pool, &self.audit_key).await
     }
 
     /// The pool, for reads.
@@ -193,6 +221,7 @@ impl PgStore {
     /// Closes the pool's connections.
     pub async fn close(&self) {
         self.listener.abort();
+        self.sealer.abort();
         self.pool.close().await;
     }
 }
@@ -307,7 +336,7 @@ async fn check_lease(c: &mut PgConnection, lease: &JobLease) -> StoreResult<()> 
 }
 
 /// Serialises writes about one thing across hosts until the transaction ends (a guard's
-/// window, a namespace's key-value quota, a tenant's rule-set numbering).
+/// window, a plugin's key-value key, a tenant's rule-set numbering).
 async fn lock_for(c: &mut PgConnection, purpose: LockPurpose, key: &str) -> StoreResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
         .bind(purpose as i32)
@@ -322,7 +351,7 @@ async fn lock_for(c: &mut PgConnection, purpose: LockPurpose, key: &str) -> Stor
 #[repr(i32)]
 enum LockPurpose {
     Guard = 1,
-    KvNamespace = 2,
+    KvKey = 2,
     RuleSetVersions = 3,
     Identity = 4,
 }

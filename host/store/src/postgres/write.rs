@@ -1,21 +1,10 @@
-//! One write: a transaction, and the audit entries it makes, chained when it commits.
-//!
-//! The chain is one for the deployment. Its head is a row (`audit_head`) that the commit
-//! locks just before it appends, so entries of concurrent hosts are chained in the order
-//! their transactions commit, each hash over the one before, and the lock is held only
-//! for the appends and the commit itself.
+//! One write: a transaction, and the audit entries it makes, stored with it (one statement
+//! for all of them) and chained in batches afterwards by [`super::seal`].
 
-use crate::audit::{entry_hash_text, redact};
-use crate::{AuditRecord, Change, StoreError, StoreResult};
+use crate::audit::redact;
+use crate::{AuditRecord, Change, StoreResult};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::collections::BTreeSet;
-
-/// The chain's head as the database has it.
-#[derive(Debug, Clone)]
-pub(crate) struct ChainHead {
-    pub seq: i64,
-    pub hash: String,
-}
 
 /// An audit record redacted and encoded, waiting for the commit.
 pub(crate) struct PendingAudit {
@@ -43,23 +32,20 @@ pub(crate) struct PgWrite {
     tx: Transaction<'static, Postgres>,
     /// The write's time (what its rows are stamped with).
     pub now_ms: i64,
-    key: [u8; 32],
     audit: Vec<PendingAudit>,
-    /// The head, once this write has locked it.
-    head: Option<ChainHead>,
-    /// What the other hosts are told when this write commits.
+    /// What the other hosts are told when this write commits, and on which channel.
     notes: BTreeSet<String>,
+    channel: String,
 }
 
 impl PgWrite {
-    pub async fn begin(pool: &PgPool, key: [u8; 32]) -> StoreResult<PgWrite> {
+    pub async fn begin(pool: &PgPool, channel: &str) -> StoreResult<PgWrite> {
         Ok(PgWrite {
             tx: pool.begin().await?,
             now_ms: now_ms(),
-            key,
             audit: Vec::new(),
-            head: None,
             notes: BTreeSet::new(),
+            channel: channel.to_string(),
         })
     }
 
@@ -83,62 +69,15 @@ impl PgWrite {
         self.notes.insert(change.to_payload());
     }
 
-    /// Locks the chain's head and reads it (appends of other writes wait until this commits).
-    pub async fn chain_head(&mut self) -> StoreResult<ChainHead> {
-        if let Some(head) = &self.head {
-            return Ok(head.clone());
-        }
-        let (seq, hash): (i64, Vec<u8>) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut *self.tx)
-                .await?;
-        let head = ChainHead {
-            seq,
-            hash: hex::encode(hash),
-        };
-        self.head = Some(head.clone());
-        Ok(head)
-    }
-
-    /// Chains the audit entries and commits.
+    /// Stores the audit entries (to be chained) and commits.
     pub async fn commit(mut self) -> StoreResult<()> {
-        if !self.audit.is_empty() {
-            let mut head = self.chain_head().await?;
-            // Stamped when chained, so the times follow the chain's order.
-            let ts_ms = now_ms();
-            for PendingAudit { record, data } in std::mem::take(&mut self.audit) {
-                let seq = head.seq + 1;
-                let hash = entry_hash_text(&self.key, &head.hash, seq, ts_ms, &record, &data);
-                let stored_hash = hex::decode(&hash).map_err(|e| StoreError::Database(e.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, \
-                         job_id, data, hash)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(seq)
-                .bind(ts_ms)
-                .bind(&record.tenant)
-                .bind(record.kind.as_str())
-                .bind(&record.actor)
-                .bind(&record.person_key)
-                .bind(&record.destination)
-                .bind(record.event_id)
-                .bind(record.job_id)
-                .bind(super::row::to_stored(&data))
-                .bind(stored_hash)
-                .execute(&mut *self.tx)
-                .await?;
-                head = crate::postgres::write::ChainHead { seq, hash };
-            }
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-                .bind(head.seq)
-                .bind(hex::decode(&head.hash).map_err(|e| StoreError::Database(e.to_string()))?)
-                .execute(&mut *self.tx)
-                .await?;
+        let audit = std::mem::take(&mut self.audit);
+        if !audit.is_empty() {
+            store_pending(&mut self.tx, self.now_ms, audit).await?;
         }
         for payload in std::mem::take(&mut self.notes) {
             sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(super::CHANGES_CHANNEL)
+                .bind(&self.channel)
                 .bind(payload)
                 .execute(&mut *self.tx)
                 .await?;
@@ -146,6 +85,53 @@ impl PgWrite {
         self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// Stores audit entries to be chained, in one statement.
+async fn store_pending(c: &mut PgConnection, ts_ms: i64, audit: Vec<PendingAudit>) -> StoreResult<()> {
+    let n = audit.len();
+    let (mut tenant, mut kind, mut actor) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut person, mut destination) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut event, mut job, mut data) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for PendingAudit { record, data: d } in audit {
+        tenant.push(record.tenant);
+        kind.push(record.kind.as_str());
+        actor.push(record.actor);
+        person.push(record.person_key);
+        destination.push(record.destination);
+        event.push(record.event_id);
+        job.push(record.job_id);
+        data.push(d);
+    }
+    sqlx::query(
+        "INSERT INTO audit_pending (ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id,
+             data)
+         SELECT $1, e.tenant, e.kind, e.actor, e.person_key, e.destination, e.event_id, e.job_id, e.data
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+             $9::text[]) WITH ORDINALITY AS e(tenant, kind, actor, person_key, destination, event_id, job_id,
+             data, n)
+         ORDER BY e.n",
+    )
+    .bind(ts_ms)
+    .bind(tenant)
+    .bind(kind)
+    .bind(actor)
+    .bind(person)
+    .bind(destination)
+    .bind(event)
+    .bind(job)
+    .bind(data)
+    .execute(c)
+    .await?;
+    Ok(())
 }
 
 pub(crate) fn now_ms() -> i64 {
