@@ -25,8 +25,8 @@ const FAULTS_BED: tenure_tests::testbeds::PostgresBed = tenure_tests::testbeds::
 const KILLS: usize = 24;
 
 /// A host's config: PostgreSQL at `url`, the API on `port`, short leases so a dead host's jobs
-/// pass on quickly, and `tenant` (the `[tenants.t]` tables).
-fn host_config(dir: &Path, url: &str, port: u16, tenant: &str) -> PathBuf {
+/// pass on quickly, and `tenant` (the `[tenants.t]` tables); the built plugins unless `plugins`.
+fn host_config(dir: &Path, url: &str, port: u16, tenant: &str, plugins: Option<&Path>) -> PathBuf {
     let config = format!(
         r#"plugins_dir = "{plugins}"
 cache_dir = "{cache}"
@@ -48,7 +48,9 @@ role = "it"
 tenant = "t"
 token = "{TOKEN}"
 {tenant}"#,
-        plugins = tenure_plugin_test::plugin_dir().display(),
+        plugins = plugins
+            .map_or_else(tenure_plugin_test::plugin_dir, Path::to_path_buf)
+            .display(),
         cache = tenure_plugin_test::workspace_root()
             .join("target/component-cache")
             .display(),
@@ -82,6 +84,7 @@ rule_set = "@rules.txt"
 [tenants.t.plugins.sandbox.grants]
 kv = true
 "#,
+        None,
     )
 }
 
@@ -140,6 +143,7 @@ http = ["scim"]
 {sandbox}"#,
             scim.url, scim.token
         ),
+        None,
     )
 }
 
@@ -164,6 +168,19 @@ struct Host {
 }
 
 impl Host {
+    /// A host (not started) whose config `write` makes in its own folder for its port.
+    fn new(write: impl FnOnce(&Path, u16) -> PathBuf) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = write(dir.path(), port);
+        Host {
+            dir,
+            config,
+            port,
+            child: None,
+        }
+    }
+
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -212,6 +229,36 @@ async fn send(client: &reqwest::Client, bases: &[String], key: &str, body: &Valu
     }
 }
 
+/// Waits until `base` lists `expected` jobs, all completed (a host answering while its database
+/// connections recover may answer an error meanwhile).
+async fn settled(client: &reqwest::Client, base: &str, expected: usize, within: Duration) {
+    let started = Instant::now();
+    loop {
+        let jobs: Value = client
+            .get(format!("{base}/api/v1/jobs?limit=100000"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match jobs.as_array() {
+            Some(jobs) if jobs.len() == expected && jobs.iter().all(|j| j["state"] == "completed") => return,
+            Some(jobs) => {
+                let open = jobs.iter().filter(|j| j["state"] != "completed").count();
+                assert!(
+                    started.elapsed() < within,
+                    "{} jobs for {expected} distinct events, {open} never completed",
+                    jobs.len()
+                );
+            }
+            None => println!("jobs: {jobs}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_once_in_order() {
     tenure_capabilities::install_crypto_provider();
@@ -219,17 +266,7 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
     let url = FAULTS_BED.fresh_database("scale_out").await;
     let scim = tenure_tests::testbeds::ScimTenant::start("scale-out");
     let mut hosts: Vec<Host> = (0..HOSTS)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let config = write_scim_config(dir.path(), &url, port, &scim, true);
-            Host {
-                dir,
-                config,
-                port,
-                child: None,
-            }
-        })
+        .map(|_| Host::new(|dir, port| write_scim_config(dir, &url, port, &scim, true)))
         .collect();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -296,35 +333,8 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
         wait_ready(&client, &h.base()).await;
     }
 
-    // Every job completes, on whichever hosts are left to run it.
-    let started = Instant::now();
-    loop {
-        let jobs: Value = client
-            .get(format!("{}/api/v1/jobs?limit=100000", bases[0]))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        // A host answering while its database connections recover may answer an error.
-        let Some(jobs) = jobs.as_array() else {
-            println!("jobs: {jobs}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let open = jobs.iter().filter(|j| j["state"] != "completed").count();
-        if open == 0 {
-            assert_eq!(jobs.len(), sent, "one job per distinct event");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "{open} jobs never completed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Every job completes, on whichever hosts are left to run it: one job per distinct event.
+    settled(&client, &bases[0], sent, Duration::from_secs(90)).await;
     let verify: Value = client
         .get(format!("{}/api/v1/audit/verify", bases[2]))
         .bearer_auth(TOKEN)
@@ -419,17 +429,7 @@ async fn three_hosts_survive_kills_and_a_database_restart_applying_each_event_on
 async fn two_hosts(client: &reqwest::Client) -> (Vec<Host>, String) {
     let url = tenure_tests::testbeds::fresh_postgres_database("follow").await;
     let mut hosts: Vec<Host> = (0..2)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let config = write_config(dir.path(), &url, port);
-            Host {
-                dir,
-                config,
-                port,
-                child: None,
-            }
-        })
+        .map(|_| Host::new(|dir, port| write_config(dir, &url, port)))
         .collect();
     for h in &mut hosts {
         h.start();
@@ -602,17 +602,7 @@ async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applie
     let scim = tenure_tests::testbeds::ScimTenant::start("partition");
     let mut hosts: Vec<Host> = [url_a.as_str(), url.as_str()]
         .iter()
-        .map(|u| {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let config = write_scim_config(dir.path(), u, port, &scim, false);
-            Host {
-                dir,
-                config,
-                port,
-                child: None,
-            }
-        })
+        .map(|u| Host::new(|dir, port| write_scim_config(dir, u, port, &scim, false)))
         .collect();
     for h in &mut hosts {
         h.start();
@@ -636,32 +626,7 @@ async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applie
     partition.cut(true);
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     partition.cut(false);
-    let started = Instant::now();
-    loop {
-        let jobs: Value = client
-            .get(format!("{}/api/v1/jobs?limit=1000", bases[1]))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        // A host answering while its database connections recover may answer an error.
-        let Some(jobs) = jobs.as_array() else {
-            println!("jobs: {jobs}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        if jobs.len() == PEOPLE && jobs.iter().all(|j| j["state"] == "completed") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "jobs never completed: {jobs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    settled(&client, &bases[1], PEOPLE, Duration::from_secs(60)).await;
     for h in &mut hosts {
         h.kill();
     }
@@ -724,11 +689,7 @@ async fn a_plugin_version_activated_on_one_host_runs_on_the_other_within_a_secon
             std::fs::copy(source, shipped.path().join(format!("{to}.{ext}"))).unwrap();
         }
     }
-    let mut hosts: Vec<Host> = (0..2)
-        .map(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let tenant = r#"[tenants.t]
+    let tenant = r#"[tenants.t]
 rules = "swap"
 [[tenants.t.destinations]]
 name = "swap"
@@ -740,19 +701,8 @@ kv = true
 [tenants.t.plugin_trust]
 allow_unsigned = true
 "#;
-            let path = host_config(dir.path(), &url, port, tenant);
-            // This test's own plugins directory in place of the built one.
-            let text = std::fs::read_to_string(&path).unwrap();
-            let first = text.lines().next().unwrap_or_default().to_string();
-            let plugins = format!("plugins_dir = \"{}\"", shipped.path().display());
-            std::fs::write(&path, text.replacen(&first, &plugins, 1)).unwrap();
-            Host {
-                dir,
-                config: path,
-                port,
-                child: None,
-            }
-        })
+    let mut hosts: Vec<Host> = (0..2)
+        .map(|_| Host::new(|dir, port| host_config(dir, &url, port, tenant, Some(shipped.path()))))
         .collect();
     for h in &mut hosts {
         h.start();

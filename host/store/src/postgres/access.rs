@@ -9,23 +9,28 @@ use sqlx::postgres::PgRow;
 
 macro_rules! user_columns {
     () => {
-        "tenant, login, display_name, roles, disabled, failed_attempts, locked_until_ms, created_ms, \
-         last_sign_in_ms"
+        "u.tenant, u.login, u.display_name, u.roles, u.disabled, u.failed_attempts, u.locked_until_ms, \
+         u.created_ms, u.last_sign_in_ms"
     };
 }
 
-fn user_row(r: &PgRow) -> StoreResult<UserRow> {
+/// A person's account from the row's columns [`user_columns!`], starting at column `at`.
+fn user_at(r: &PgRow, at: usize) -> StoreResult<UserRow> {
     Ok(UserRow {
-        tenant: r.at(0)?,
-        login: r.at(1)?,
-        display_name: r.at(2)?,
-        roles: r.json(3)?.unwrap_or_default(),
-        disabled: r.at(4)?,
-        failed_attempts: r.at(5)?,
-        locked_until_ms: r.at(6)?,
-        created_ms: r.at(7)?,
-        last_sign_in_ms: r.at(8)?,
+        tenant: r.at(at)?,
+        login: r.at(at + 1)?,
+        display_name: r.at(at + 2)?,
+        roles: r.json(at + 3)?.unwrap_or_default(),
+        disabled: r.at(at + 4)?,
+        failed_attempts: r.at(at + 5)?,
+        locked_until_ms: r.at(at + 6)?,
+        created_ms: r.at(at + 7)?,
+        last_sign_in_ms: r.at(at + 8)?,
     })
+}
+
+fn user_row(r: &PgRow) -> StoreResult<UserRow> {
+    user_at(r, 0)
 }
 
 macro_rules! token_columns {
@@ -54,7 +59,7 @@ async fn user_in(c: &mut PgConnection, tenant: &str, login: &str) -> StoreResult
     sqlx::query(concat!(
         "SELECT ",
         user_columns!(),
-        " FROM users WHERE tenant = $1 AND login = $2"
+        " FROM users u WHERE tenant = $1 AND login = $2"
     ))
     .bind(tenant)
     .bind(login)
@@ -99,7 +104,7 @@ impl AccessStore for PgStore {
         sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
-            " FROM users WHERE tenant = $1 ORDER BY login"
+            " FROM users u WHERE tenant = $1 ORDER BY login"
         ))
         .bind(tenant)
         .fetch_all(self.pool())
@@ -113,7 +118,7 @@ impl AccessStore for PgStore {
         sqlx::query(concat!(
             "SELECT ",
             user_columns!(),
-            ", password_hash FROM users WHERE tenant = $1 AND login = $2"
+            ", password_hash FROM users u WHERE tenant = $1 AND login = $2"
         ))
         .bind(tenant)
         .bind(login)
@@ -262,29 +267,17 @@ impl AccessStore for PgStore {
     async fn session(&self, digest: [u8; 32]) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query(concat!(
             "SELECT s.csrf_digest, s.expires_ms, ",
-            "u.tenant, u.login, u.display_name, u.roles, u.disabled, u.failed_attempts, u.locked_until_ms, \
-             u.created_ms, u.last_sign_in_ms
-             FROM sessions s JOIN users u ON u.tenant = s.tenant AND u.login = s.login
-             WHERE s.digest = $1 AND s.expires_ms > $2 AND NOT u.disabled"
+            user_columns!(),
+            " FROM sessions s JOIN users u ON u.tenant = s.tenant AND u.login = s.login
+              WHERE s.digest = $1 AND s.expires_ms > $2 AND NOT u.disabled"
         ))
         .bind(&digest[..])
         .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let user = UserRow {
-            tenant: r.at(2)?,
-            login: r.at(3)?,
-            display_name: r.at(4)?,
-            roles: r.json(5)?.unwrap_or_default(),
-            disabled: r.at(6)?,
-            failed_attempts: r.at(7)?,
-            locked_until_ms: r.at(8)?,
-            created_ms: r.at(9)?,
-            last_sign_in_ms: r.at(10)?,
-        };
         Ok(Some(SessionRow {
-            user,
+            user: user_at(&r, 2)?,
             csrf_digest: digest_of(r.at(0)?),
             expires_ms: r.at(1)?,
         }))

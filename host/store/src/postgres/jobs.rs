@@ -478,16 +478,20 @@ async fn note_next_of_person(w: &mut PgWrite, job_id: i64) -> StoreResult<()> {
     Ok(())
 }
 
-/// A tenant's job, its row locked for the rest of the write.
+/// A tenant's job, its row locked for the rest of the write (one read).
 async fn locked_job(w: &mut PgWrite, tenant: &str, id: i64) -> StoreResult<JobRow> {
-    sqlx::query("SELECT 1 FROM jobs WHERE tenant = $1 AND id = $2 FOR UPDATE")
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(w.conn())
-        .await?;
-    load_job(w.conn(), tenant, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
+    sqlx::query(concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM jobs j JOIN events e ON e.id = j.event_id WHERE j.tenant = $1 AND j.id = $2 FOR UPDATE OF j"
+    ))
+    .bind(tenant)
+    .bind(id)
+    .fetch_optional(w.conn())
+    .await?
+    .map(|r| job_row(&r))
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound(format!("job {id}")))
 }
 
 /// Puts a tenant's held jobs whose reason starts with `prefix` back in the queue, audited.
