@@ -4,7 +4,8 @@
 //! Run: `plugins/build.sh && cargo build --release -p tenure &&
 //! cargo bench -p tenure-tests --bench scale_out`
 //! (`BENCH_RUNS`, `BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_RATE`, `BENCH_WORKERS` override the defaults:
-//! 5 runs, 3,000 events, 32 clients, 500 events/s, 32 workers per host).
+//! 5 runs, 3,000 events, 32 clients, 500 events/s, 32 workers per host; `BENCH_SETUPS=1,3` runs only
+//! those setups, numbered from 0 in the order of the summary, for profiling).
 //!
 //! Each run starts fresh hosts (release build, `tenure serve`, rules-basic, sandbox destination) on a
 //! fresh store for every setup in turn, so every setup is measured in every run under the same
@@ -170,14 +171,25 @@ fn release_binary() -> PathBuf {
     path
 }
 
+/// Starts a host; with `BENCH_LOG` set (a `RUST_LOG` filter, for profiling) its log goes to
+/// `target/bench-serve-<pid>-<host>.log` at that level.
 fn start_host(dir: &Path, config: &Path) -> Child {
-    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
+    let filter = std::env::var("BENCH_LOG").ok();
+    let log_path = match filter {
+        Some(_) => tenure_plugin_test::workspace_root().join(format!(
+            "target/bench-serve-{}-{}.log",
+            std::process::id(),
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("host")
+        )),
+        None => dir.join("serve.log"),
+    };
+    let log = std::fs::File::create(log_path).unwrap();
     std::process::Command::new(release_binary())
         .args(["serve", "--config"])
         .arg(config)
         .current_dir(dir)
         .env("TENURE_MASTER_KEY", tenure_tests::serve::MASTER_KEY)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", filter.as_deref().unwrap_or("warn"))
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()
@@ -237,14 +249,15 @@ impl Probe {
         v
     }
 
-    /// Statements run in `database` so far (PostgreSQL; `pg_stat_statements` is read through
-    /// `admin`, connected to the database the test bed made the extension in).
+    /// Statements sent to `database` so far (PostgreSQL; the top-level ones, so one call of a
+    /// function counts once, whatever it runs; `pg_stat_statements` is read through `admin`,
+    /// connected to the database the test bed made the extension in).
     async fn statements(&self, admin: &sqlx::PgPool, database: &str) -> f64 {
         match self {
             Probe::Sqlite(_) => f64::NAN,
             Probe::Postgres(_) => sqlx::query_scalar::<_, f64>(
                 "SELECT coalesce(sum(calls), 0)::float8 FROM pg_stat_statements s
-                 JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1",
+                 JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel",
             )
             .bind(database)
             .fetch_one(admin)
@@ -365,6 +378,7 @@ async fn run(setup: &Setup, settings: &Settings, server: &str, admin: &sqlx::PgP
     while let Some(r) = clients.join_next().await {
         r.unwrap();
     }
+    let accepted = started.elapsed().as_secs_f64();
     probe.wait_completed(settings.events).await;
     let elapsed = started.elapsed().as_secs_f64();
     let per_event = |x: f64| x * 1000.0 / settings.events as f64;
@@ -415,12 +429,25 @@ async fn run(setup: &Setup, settings: &Settings, server: &str, admin: &sqlx::PgP
             "throughput, events/s end to end",
             settings.events as f64 / elapsed,
         ),
+        ("accepted, events/s", settings.events as f64 / accepted),
         ("steady: ack p99, ms", percentile(&acks, 0.99)),
         ("steady: receipt to done p99, ms", percentile(&steady_done, 0.99)),
         ("CPU ms per event, hosts", cpu_hosts),
         ("CPU ms per event, database", cpu_database),
         ("statements per event", statements),
     ]
+}
+
+/// The setups `BENCH_SETUPS` names (every one when it is unset).
+fn chosen_setups() -> Vec<usize> {
+    match std::env::var("BENCH_SETUPS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .filter(|n| *n < SETUPS.len())
+            .collect(),
+        Err(_) => (0..SETUPS.len()).collect(),
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
@@ -441,18 +468,23 @@ async fn main() {
         .expect("the test bed's PostgreSQL");
     let load_before = load_average();
     let mut all: Vec<Vec<Figures>> = SETUPS.iter().map(|_| Vec::new()).collect();
+    let chosen = chosen_setups();
     for run_no in 0..runs {
         for (i, setup) in SETUPS.iter().enumerate() {
+            if !chosen.contains(&i) {
+                continue;
+            }
             let figures = run(setup, &settings, &server, &admin).await;
             println!(
-                "run {}/{runs} {:<22} {:>7.0} events/s, ack p99 {:>6.2} ms, done p99 {:>6.0} ms, \
-                 {:>5.1} statements/event",
+                "run {}/{runs} {:<22} {:>7.0} events/s ({:.0} accepted/s), ack p99 {:>6.2} ms, \
+                 done p99 {:>6.0} ms, {:>5.1} statements/event",
                 run_no + 1,
                 setup.name,
                 figures[0].1,
                 figures[1].1,
                 figures[2].1,
-                figures[5].1
+                figures[3].1,
+                figures[6].1
             );
             all[i].push(figures);
         }
@@ -472,6 +504,9 @@ async fn main() {
         percentile(&v, 0.5)
     };
     for (i, setup) in SETUPS.iter().enumerate() {
+        if all[i].is_empty() {
+            continue;
+        }
         println!("\n{}", setup.name);
         println!("{:<36} {:>10} {:>10} {:>10}", "", "min", "median", "max");
         for (k, (name, _)) in all[i][0].iter().enumerate() {
@@ -484,6 +519,9 @@ async fn main() {
                 values[values.len() - 1]
             );
         }
+    }
+    if chosen.len() < SETUPS.len() {
+        return;
     }
     println!(
         "\nmedian throughput: PostgreSQL 1 host / SQLite {:.2}; PostgreSQL 3 hosts / 1 host {:.2}",

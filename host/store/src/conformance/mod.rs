@@ -78,6 +78,7 @@ macro_rules! conformance_suite {
             secrets::secrets_round_trip_and_a_taken_secret_is_gone,
             secrets::key_value_data_keeps_namespaces_apart,
             secrets::a_write_of_a_key_changed_since_it_was_read_is_refused,
+            secrets::concurrent_writes_never_carry_a_namespace_past_its_quota,
             secrets::the_store_answers_and_counts_its_queue,
             retention::finished_operational_rows_are_pruned_and_open_work_stays,
             access::accounts_are_made_once_changed_and_listed,

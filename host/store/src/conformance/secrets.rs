@@ -100,6 +100,63 @@ pub async fn a_write_of_a_key_changed_since_it_was_read_is_refused(store: Arc<dy
     assert_eq!(kv.get(&ns, "seq").await.unwrap().as_deref(), Some(&b"2"[..]));
 }
 
+/// A namespace never holds more than its quota, however many writes race for the last room:
+/// exactly as many single-key writes as the quota allows go in, the next is refused, and a key
+/// removed makes room for one more. Then a batch that would overflow it at once is refused whole.
+pub async fn concurrent_writes_never_carry_a_namespace_past_its_quota(store: Arc<dyn Store>) {
+    let kv = store.kv();
+    let ns = tenure_capabilities::KvNamespace {
+        tenant: "t".into(),
+        plugin: "quota".into(),
+    };
+    let quota = tenure_capabilities::KvQuota {
+        keys: 200,
+        bytes: 1 << 20,
+    };
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..40 {
+        let (kv, ns) = (kv.clone(), ns.clone());
+        writers.spawn(async move {
+            let mut stored = 0;
+            for n in 0..8 {
+                let write = vec![(format!("k/{writer}/{n}"), Some(b"v".to_vec()))];
+                match kv.apply_checked(&ns, Vec::new(), write, quota).await {
+                    Ok(()) => stored += 1,
+                    Err(tenure_capabilities::KvError::TooLarge(_)) => {}
+                    Err(other) => panic!("{other}"),
+                }
+            }
+            stored
+        });
+    }
+    let mut stored = 0;
+    while let Some(n) = writers.join_next().await {
+        stored += n.unwrap();
+    }
+    assert_eq!(stored, 200, "of 320 writes, as many as the quota holds");
+    let one_more = vec![("k/extra".to_string(), Some(b"v".to_vec()))];
+    assert!(matches!(
+        kv.apply_checked(&ns, Vec::new(), one_more.clone(), quota).await,
+        Err(tenure_capabilities::KvError::TooLarge(_))
+    ));
+    let first = kv.list_keys(&ns, "k/").await.unwrap()[0].clone();
+    kv.remove(&ns, &first).await.unwrap();
+    kv.apply_checked(&ns, Vec::new(), one_more, quota).await.unwrap();
+    // A roomy namespace refuses a batch that would overflow it, and keeps nothing of it.
+    let roomy = tenure_capabilities::KvNamespace {
+        tenant: "t".into(),
+        plugin: "roomy".into(),
+    };
+    let batch: Vec<_> = (0..201)
+        .map(|n| (format!("b/{n}"), Some(b"v".to_vec())))
+        .collect();
+    assert!(matches!(
+        kv.apply_checked(&roomy, Vec::new(), batch, quota).await,
+        Err(tenure_capabilities::KvError::TooLarge(_))
+    ));
+    assert!(kv.list_keys(&roomy, "b/").await.unwrap().is_empty());
+}
+
 pub async fn the_store_answers_and_counts_its_queue(store: Arc<dyn Store>) {
     store.ping().await.unwrap();
     intake(&store, vec![event("a", "p1"), event("b", "p2"), event("c", "p3")]).await;

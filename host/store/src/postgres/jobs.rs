@@ -15,11 +15,14 @@ use crate::*;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
-/// A job waits while an earlier job of the same person is unfinished.
+/// A job waits while an earlier job of the same person is unfinished. (The person's earlier
+/// jobs are read by the person's index and filtered by state behind a fence, so no plan walks
+/// every earlier job in those states instead.)
 macro_rules! in_person_order {
     () => {
-        " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.tenant = j.tenant AND p.person_key = j.person_key
-              AND p.id < j.id AND p.state IN ('available', 'retryable', 'running', 'dead', 'held'))"
+        " AND NOT EXISTS (SELECT 1 FROM (SELECT p.state FROM jobs p
+              WHERE p.tenant = j.tenant AND p.person_key = j.person_key AND p.id < j.id OFFSET 0) earlier
+              WHERE earlier.state IN ('available', 'retryable', 'running', 'dead', 'held'))"
     };
 }
 
@@ -261,15 +264,22 @@ impl JobStore for PgStore {
         let now = w.now_ms;
         match finish {
             Finish::Completed => {
-                sqlx::query(
-                    "UPDATE jobs SET state = 'completed', finished_ms = $2, lease_owner = NULL,
-                         lease_until_ms = NULL, hold_reason = NULL WHERE id = $1",
-                )
+                // Completed, and whether the person's next job waits for it, in one round trip.
+                let next_waits: bool = sqlx::query_scalar(concat!(
+                    "WITH j AS (UPDATE jobs SET state = 'completed', finished_ms = $2, lease_owner = NULL,
+                         lease_until_ms = NULL, hold_reason = NULL WHERE id = $1
+                         RETURNING tenant, person_key, id)
+                     SELECT EXISTS (SELECT 1 FROM j, ",
+                    next_waiting_of_person!(),
+                    ")"
+                ))
                 .bind(job_id)
                 .bind(now)
-                .execute(w.conn())
+                .fetch_one(w.conn())
                 .await?;
-                note_next_of_person(&mut w, job_id).await?;
+                if next_waits {
+                    w.note(Change::Jobs);
+                }
             }
             Finish::Retry { error, charge, .. } if charge && attempts >= max_attempts => {
                 sqlx::query(
@@ -444,8 +454,8 @@ impl JobStore for PgStore {
 
     async fn has_unfinished(&self, tenant: &str, person_key: &str) -> StoreResult<bool> {
         Ok(sqlx::query(
-            "SELECT 1 FROM jobs WHERE tenant = $1 AND person_key = $2
-               AND state IN ('available', 'retryable', 'running') LIMIT 1",
+            "SELECT 1 FROM (SELECT state FROM jobs WHERE tenant = $1 AND person_key = $2 OFFSET 0) mine
+             WHERE mine.state IN ('available', 'retryable', 'running') LIMIT 1",
         )
         .bind(tenant)
         .bind(person_key)
@@ -462,12 +472,26 @@ impl JobStore for PgStore {
     }
 }
 
+/// The person's later jobs that wait, for a job `j` (a lateral subquery and its condition):
+/// the later jobs read by the person's index and only then filtered by state, behind a fence
+/// (`OFFSET 0`), so no plan walks every waiting job of the queue instead (what a plan on the
+/// waiting-jobs index, made while the table was small, does under a burst).
+macro_rules! next_waiting_of_person {
+    () => {
+        "LATERAL (SELECT n.state FROM jobs n
+             WHERE n.tenant = j.tenant AND n.person_key = j.person_key AND n.id > j.id OFFSET 0) later
+         WHERE later.state IN ('available', 'retryable')"
+    };
+}
+use next_waiting_of_person;
+
 /// Tells the other hosts when a job's end lets its person's next job run.
 async fn note_next_of_person(w: &mut PgWrite, job_id: i64) -> StoreResult<()> {
-    let next_waits = sqlx::query(
-        "SELECT 1 FROM jobs n JOIN jobs j ON n.tenant = j.tenant AND n.person_key = j.person_key
-         WHERE j.id = $1 AND n.id > j.id AND n.state IN ('available', 'retryable') LIMIT 1",
-    )
+    let next_waits = sqlx::query(concat!(
+        "SELECT 1 FROM jobs j, ",
+        next_waiting_of_person!(),
+        " AND j.id = $1 LIMIT 1"
+    ))
     .bind(job_id)
     .fetch_optional(w.conn())
     .await?

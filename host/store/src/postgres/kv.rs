@@ -1,14 +1,33 @@
-//! Plugin key-value data in the same database, quotas kept in `kv_usage`. Writes lock the
-//! keys they read and write (advisory locks, in one order, so two writes never wait on each
-//! other in a circle): two calls that touch the same key run one after the other on any
-//! host, others side by side. The namespace's usage row is changed last, by the difference
-//! the write makes, so the quota holds across hosts while its lock is held only to the commit.
+//! Plugin key-value data in the same database, quotas kept in `kv_usage`. A plugin call's
+//! writes go in one round trip, the `tenure_kv_apply` function (migration 0003): it locks the
+//! keys the call read and writes (advisory locks, in one order, so two writes never wait on
+//! each other in a circle), checks what the call read, writes, and keeps the quota. Two
+//! calls that touch the same key run one after the other on any host, others side by side.
+//!
+//! A namespace's usage is counted in [`USAGE_SHARDS`] rows, each write changing one (chosen by
+//! its connection) by the difference it makes, last, so writes from many workers do not queue
+//! on one row until their commits. The quota still holds across hosts: a write whose change
+//! is small takes the quick way (its shard, then the sum) only while the namespace stays
+//! within half its quota, where even one such write in flight on every other shard cannot
+//! carry it over; otherwise it locks every shard of the namespace and checks the exact sum.
 
-use super::{LockPurpose, PgStore};
+use super::PgStore;
 use crate::StoreError;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tenure_capabilities::kv::MAX_LISTED_KEYS;
 use tenure_capabilities::{KvBackend, KvError, KvFuture, KvNamespace, KvQuota};
+
+/// Rows a namespace's usage is counted in.
+const USAGE_SHARDS: i32 = 16;
+
+/// What `tenure_kv_apply` raises when the quota refuses a write, with the totals it would
+/// have made ("<keys> <bytes>").
+const QUOTA_REFUSED: &str = "TNK01";
+
+/// What it raises when its quick check found the namespace past half its quota: the call is
+/// made again to check exactly.
+const CHECK_EXACTLY: &str = "TNK02";
 
 /// [`KvBackend`] over a [`PgStore`].
 pub(crate) struct PgKv(pub Arc<PgStore>);
@@ -17,101 +36,68 @@ fn err(e: impl std::fmt::Display) -> KvError {
     KvError::Other(e.to_string())
 }
 
+type Entries = [(String, Option<Vec<u8>>)];
+
 impl PgKv {
     /// The writes, if every expected value still holds; the key that changed otherwise.
     async fn apply(
         &self,
         ns: &KvNamespace,
-        expected: Vec<(String, Option<Vec<u8>>)>,
-        writes: Vec<(String, Option<Vec<u8>>)>,
+        expected: &Entries,
+        writes: &Entries,
         quota: KvQuota,
-    ) -> Result<Option<String>, StoreError> {
-        let mut w = self.0.begin().await?;
-        let keys: Vec<String> = expected
+    ) -> Result<Option<String>, KvError> {
+        // The last write of a key in the batch is the one that counts.
+        let mut seen = HashSet::with_capacity(writes.len());
+        let (keys, values): (Vec<&str>, Vec<Option<&[u8]>>) = writes
             .iter()
-            .chain(&writes)
-            .map(|(k, _)| format!("{}\n{}\n{k}", ns.tenant, ns.plugin))
-            .collect();
-        // One statement, the locks in the order of their keys' hashes: the same on every host.
-        sqlx::query(
-            "SELECT pg_advisory_xact_lock($1, h)
-             FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY h) l",
-        )
-        .bind(LockPurpose::KvKey as i32)
-        .bind(&keys)
-        .execute(w.conn())
-        .await?;
-        // Checked in the write transaction, before anything is written.
-        for (key, value) in &expected {
-            let now: Option<Vec<u8>> =
-                sqlx::query_scalar("SELECT value FROM kv WHERE tenant = $1 AND plugin = $2 AND key = $3")
-                    .bind(&ns.tenant)
-                    .bind(&ns.plugin)
-                    .bind(key)
-                    .fetch_optional(w.conn())
-                    .await?;
-            if now != *value {
-                return Ok(Some(key.clone()));
-            }
-        }
-        // What the writes change in the namespace's usage.
-        let (mut keys, mut bytes) = (0_i64, 0_i64);
-        for (key, value) in &writes {
-            let old: Option<i32> = sqlx::query_scalar(
-                "SELECT length(value) FROM kv WHERE tenant = $1 AND plugin = $2 AND key = $3",
+            .rev()
+            .filter(|(key, _)| seen.insert(key.as_str()))
+            .map(|(key, value)| (key.as_str(), value.as_deref()))
+            .unzip();
+        let (expected_keys, expected_values): (Vec<&str>, Vec<Option<&[u8]>>) =
+            expected.iter().map(|(k, v)| (k.as_str(), v.as_deref())).unzip();
+        let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let mut exact = false;
+        loop {
+            let row: Result<(String, Option<String>), sqlx::Error> = sqlx::query_as(
+                "SELECT outcome, changed_key FROM tenure_kv_apply($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&ns.tenant)
             .bind(&ns.plugin)
-            .bind(key)
-            .fetch_optional(w.conn())
-            .await?;
-            if let Some(old) = old {
-                keys -= 1;
-                bytes -= i64::from(old) + key.len() as i64;
-            }
-            match value {
-                Some(v) => {
-                    keys += 1;
-                    bytes += (key.len() + v.len()) as i64;
-                    sqlx::query(
-                        "INSERT INTO kv (tenant, plugin, key, value) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (tenant, plugin, key) DO UPDATE SET value = excluded.value",
-                    )
-                    .bind(&ns.tenant)
-                    .bind(&ns.plugin)
-                    .bind(key)
-                    .bind(v)
-                    .execute(w.conn())
-                    .await?;
+            .bind(&expected_keys)
+            .bind(&expected_values)
+            .bind(&keys)
+            .bind(&values)
+            .bind(limit(quota.keys))
+            .bind(limit(quota.bytes))
+            .bind(USAGE_SHARDS)
+            .bind(exact)
+            .fetch_one(self.0.pool())
+            .await;
+            return match row {
+                Ok((outcome, changed)) if outcome == "changed" => Ok(Some(changed.unwrap_or_default())),
+                Ok(_) => Ok(None),
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(CHECK_EXACTLY) && !exact => {
+                    exact = true;
+                    continue;
                 }
-                None => {
-                    sqlx::query("DELETE FROM kv WHERE tenant = $1 AND plugin = $2 AND key = $3")
-                        .bind(&ns.tenant)
-                        .bind(&ns.plugin)
-                        .bind(key)
-                        .execute(w.conn())
-                        .await?;
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(QUOTA_REFUSED) => {
+                    let totals: Vec<usize> = e
+                        .message()
+                        .split(' ')
+                        .map(|n| n.parse::<i64>().unwrap_or(0).max(0) as usize)
+                        .collect();
+                    let (keys, bytes) = (totals.first().copied(), totals.get(1).copied());
+                    quota.check(keys.unwrap_or(usize::MAX), bytes.unwrap_or(usize::MAX))?;
+                    Err(KvError::TooLarge(format!(
+                        "the store's quota refused the write (keys and bytes after it: {})",
+                        e.message()
+                    )))
                 }
-            }
+                Err(e) => Err(err(StoreError::from(e))),
+            };
         }
-        let (total_keys, total_bytes): (i64, i64) = sqlx::query_as(
-            "INSERT INTO kv_usage (tenant, plugin, keys, bytes) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant, plugin) DO UPDATE SET keys = kv_usage.keys + excluded.keys,
-                 bytes = kv_usage.bytes + excluded.bytes
-             RETURNING keys, bytes",
-        )
-        .bind(&ns.tenant)
-        .bind(&ns.plugin)
-        .bind(keys)
-        .bind(bytes)
-        .fetch_one(w.conn())
-        .await?;
-        // A refusal rolls the whole batch back.
-        quota
-            .check(total_keys.max(0) as usize, total_bytes.max(0) as usize)
-            .map_err(|e| StoreError::Conflict(e.to_string()))?;
-        w.commit().await?;
-        Ok(None)
     }
 }
 
@@ -136,14 +122,7 @@ impl KvBackend for PgKv {
         quota: KvQuota,
     ) -> KvFuture<'a, ()> {
         Box::pin(async move {
-            let changed = self
-                .apply(ns, expected, writes, quota)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict(m) => KvError::TooLarge(m),
-                    other => err(other),
-                })?;
-            match changed {
+            match self.apply(ns, &expected, &writes, quota).await? {
                 Some(key) => Err(KvError::Changed(key)),
                 None => Ok(()),
             }

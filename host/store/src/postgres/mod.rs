@@ -151,6 +151,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit pending",
         include_str!("../../migrations/postgres/0002_audit_pending.sql"),
     ),
+    (
+        3,
+        "kv apply",
+        include_str!("../../migrations/postgres/0003_kv_apply.sql"),
+    ),
 ];
 
 impl PgStore {
@@ -346,12 +351,13 @@ async fn lock_for(c: &mut PgConnection, purpose: LockPurpose, key: &str) -> Stor
     Ok(())
 }
 
-/// The first key of a transaction-scoped advisory lock: what is locked.
+/// The first key of a transaction-scoped advisory lock: what is locked. (2, a plugin's
+/// key-value key, and 5, the exact quota check of a key-value namespace, are taken in the
+/// `tenure_kv_apply` function.)
 #[derive(Debug, Clone, Copy)]
 #[repr(i32)]
 enum LockPurpose {
     Guard = 1,
-    KvKey = 2,
     RuleSetVersions = 3,
     Identity = 4,
 }

@@ -3,9 +3,10 @@
 //! into the chain in batches: under the lock of the one `audit_head` row it numbers them
 //! in the order they were stored, hashes each over the one before, appends them to
 //! `audit` and removes them from `audit_pending`, all in one transaction. Every host runs
-//! a sealer; one at a time holds the head, so each batch extends the one chain. Whatever
-//! reads the chain (listings, verification, checkpoints) seals first, so it sees every
-//! entry committed before it asked.
+//! a sealer; one at a time holds the head, so each batch extends the one chain, and a host's
+//! sealer that finds the head taken leaves the round to the host holding it. Whatever
+//! reads the chain (listings, verification, checkpoints) seals first, waiting for the head,
+//! so it sees every entry committed before it asked.
 
 use super::row::{RowExt, to_stored};
 use crate::audit::entry_hash_text;
@@ -39,10 +40,29 @@ pub(crate) async fn lock_head(c: &mut PgConnection) -> StoreResult<ChainHead> {
 
 /// Chains every committed entry not yet chained; returns how many.
 pub(crate) async fn seal(pool: &PgPool, key: &[u8; 32]) -> StoreResult<u64> {
+    seal_in_turn(pool, key, Turn::Wait).await
+}
+
+/// What a sealer does when another holds the chain's head.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Turn {
+    /// Waits for it (whoever reads the chain next needs every entry sealed).
+    Wait,
+    /// Leaves the round to it (a host's periodic sealing: the holder chains what is there).
+    Skip,
+}
+
+async fn seal_in_turn(pool: &PgPool, key: &[u8; 32], turn: Turn) -> StoreResult<u64> {
     let mut total = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let mut head = lock_head(&mut tx).await?;
+        let mut head = match turn {
+            Turn::Wait => lock_head(&mut tx).await?,
+            Turn::Skip => match try_lock_head(&mut tx).await? {
+                Some(head) => head,
+                None => return Ok(total),
+            },
+        };
         let chained = seal_batch(&mut tx, key, &mut head).await?;
         tx.commit().await?;
         total += chained;
@@ -50,6 +70,18 @@ pub(crate) async fn seal(pool: &PgPool, key: &[u8; 32]) -> StoreResult<u64> {
             return Ok(total);
         }
     }
+}
+
+/// The chain's head, locked, unless another transaction holds it.
+async fn try_lock_head(c: &mut PgConnection) -> StoreResult<Option<ChainHead>> {
+    let row: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE SKIP LOCKED")
+            .fetch_optional(c)
+            .await?;
+    Ok(row.map(|(seq, hash)| ChainHead {
+        seq,
+        hash: hex::encode(hash),
+    }))
 }
 
 /// Chains up to one batch of entries after `head` (whose row the caller has locked),
@@ -150,7 +182,7 @@ pub(crate) async fn seal_batch(
 /// Each host's sealer: chains what was committed, every [`EVERY`], until the store is dropped.
 pub(crate) async fn run(pool: PgPool, key: [u8; 32]) {
     loop {
-        if let Err(e) = seal(&pool, &key).await {
+        if let Err(e) = seal_in_turn(&pool, &key, Turn::Skip).await {
             tracing::warn!(error = %e, "cannot chain the audit entries now; trying again");
         }
         tokio::time::sleep(EVERY).await;
