@@ -100,15 +100,18 @@ impl JobRun<'_> {
         if job.event.source == crate::schedule::SOURCE {
             return Ok(());
         }
-        let life = p
+        self.life = p
             .lifecycle_of(&job.tenant, &job.person_key)
             .await
             .map_err(|f| self.failed(f))?;
+        self.life_loaded = true;
         let now = p.now();
-        let Some(on) = life.effective_later(EventKind::from_wit(event.kind), event, now) else {
+        let Some(on) = self
+            .life
+            .effective_later(EventKind::from_wit(event.kind), event, now)
+        else {
             return Ok(());
         };
-        self.life = life;
         self.life.defer(job.event.id, on.clone());
         let rec = self.record(None, &ev::EventDeferred { effective_date: &on });
         self.pending.push(rec);
@@ -186,10 +189,13 @@ impl JobRun<'_> {
     /// The person's dated facts, this event taken in, give their state now.
     async fn observe(&mut self, event: &wit::PersonEvent) -> Stage<()> {
         let (p, job) = (self.p, self.job);
-        self.life = p
-            .lifecycle_of(&job.tenant, &job.person_key)
-            .await
-            .map_err(|f| self.failed(f))?;
+        if !self.life_loaded {
+            self.life = p
+                .lifecycle_of(&job.tenant, &job.person_key)
+                .await
+                .map_err(|f| self.failed(f))?;
+            self.life_loaded = true;
+        }
         let now = p.now();
         if job.event.source != crate::schedule::SOURCE {
             let kind = EventKind::from_wit(event.kind);

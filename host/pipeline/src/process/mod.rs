@@ -62,6 +62,9 @@ struct JobRun<'a> {
     deleted_actions: Vec<i64>,
     /// The person's lifecycle facts (loaded at admission).
     life: Lifecycle,
+    /// Whether `life` holds what the store had (read once per attempt: nothing else writes a
+    /// person's facts while their job runs).
+    life_loaded: bool,
     /// Destinations where this attempt created the person's account.
     created: Vec<String>,
     /// The accounts this attempt created: (destination, anchor).
@@ -97,6 +100,7 @@ impl Pipeline {
                 unwritten_ops: Vec::new(),
                 deleted_actions: Vec::new(),
                 life: Lifecycle::default(),
+                life_loaded: false,
                 created: Vec::new(),
                 created_accounts: Vec::new(),
                 notices: Vec::new(),

@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             queue::a_tenants_backlog_does_not_starve_another,
             queue::unfinished_jobs_are_seen_per_person,
             operations::an_operation_is_one_record_per_key_across_attempts,
+            operations::of_several_results_for_one_link_the_last_stands,
             operations::links_are_written_found_counted_and_removed,
             operations::finish_records_the_operations_results_and_the_lifecycle,
             guards::the_guard_trips_over_its_limit_and_an_approval_gives_a_budget,

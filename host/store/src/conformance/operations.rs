@@ -45,10 +45,16 @@ fn done(op_id: i64, status: OperationStatus, anchor: Option<&str>, link: Option<
     }
 }
 
-pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn Store>) {
-    intake(&store, vec![event("a", "p1")]).await;
-    let job = claim(&store, "w").await.remove(0);
+/// One person's job, received and claimed by `w`, with its lease.
+async fn one_job(store: &Arc<dyn Store>) -> (ClaimedJob, JobLease) {
+    intake(store, vec![event("a", "p1")]).await;
+    let job = claim(store, "w").await.remove(0);
     let lease = job.lease("w");
+    (job, lease)
+}
+
+pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn Store>) {
+    let (job, lease) = one_job(&store).await;
     // A plan's intents are recorded together, before the first is sent; ids in order.
     let planned = vec![
         op(job.id, "ad/create", OperationKind::Create),
@@ -132,6 +138,69 @@ pub async fn an_operation_is_one_record_per_key_across_attempts(store: Arc<dyn S
         "no intents, no ids"
     );
     assert_eq!((ops.len(), ops[2].status), (3, OperationStatus::Started));
+}
+
+/// Several results that change one link in one write leave it as the last of them says, and
+/// a link of another destination stays as its own result says.
+pub async fn of_several_results_for_one_link_the_last_stands(store: Arc<dyn Store>) {
+    let (job, lease) = one_job(&store).await;
+    let planned = vec![
+        op(job.id, "ad/create", OperationKind::Create),
+        op(job.id, "ad/add/g1", OperationKind::AddMember),
+        op(job.id, "google/create", OperationKind::Create),
+        op(job.id, "ad/add/g2", OperationKind::AddMember),
+    ];
+    let ids = store.ops_started(&lease, vec![], planned, vec![]).await.unwrap();
+    let mut google = link("p1", Some("g-1"), &[]);
+    google.destination = "google".into();
+    let results = vec![
+        done(
+            ids[0],
+            OperationStatus::Done,
+            Some("CN=a"),
+            Some(link("p1", Some("CN=a"), &[])),
+        ),
+        done(
+            ids[1],
+            OperationStatus::Done,
+            None,
+            Some(link("p1", Some("CN=a"), &["g1"])),
+        ),
+        done(ids[2], OperationStatus::Done, Some("g-1"), Some(google)),
+        done(
+            ids[3],
+            OperationStatus::Done,
+            None,
+            Some(link("p1", Some("CN=a"), &["g1", "g2"])),
+        ),
+    ];
+    store.ops_finished(&lease, results).await.unwrap();
+    let ad = store.link("t", "ad", "p1").await.unwrap().unwrap();
+    assert_eq!(
+        (ad.anchor.as_str(), ad.managed_groups.as_slice()),
+        ("CN=a", &["g1".to_string(), "g2".into()][..])
+    );
+    let google = store.link("t", "google", "p1").await.unwrap().unwrap();
+    assert_eq!(google.anchor, "g-1");
+    // Removed and made again in one write: it stands.
+    let again = vec![
+        op(job.id, "ad/delete", OperationKind::Delete),
+        op(job.id, "ad/create-again", OperationKind::Create),
+    ];
+    let ids = store.ops_started(&lease, vec![], again, vec![]).await.unwrap();
+    let results = vec![
+        done(ids[0], OperationStatus::Done, None, Some(link("p1", None, &[]))),
+        done(
+            ids[1],
+            OperationStatus::Done,
+            Some("CN=b"),
+            Some(link("p1", Some("CN=b"), &[])),
+        ),
+    ];
+    store.ops_finished(&lease, results).await.unwrap();
+    assert_eq!(store.link("t", "ad", "p1").await.unwrap().unwrap().anchor, "CN=b");
+    let ops = store.operations(job.id).await.unwrap();
+    assert!(ops.iter().all(|o| o.status == OperationStatus::Done), "{ops:?}");
 }
 
 pub async fn links_are_written_found_counted_and_removed(store: Arc<dyn Store>) {

@@ -170,11 +170,28 @@ pub(super) async fn intake_events(w: &mut PgWrite, events: Vec<NewEvent>) -> Sto
             "idempotency_key": ev.idempotency_key,
         }))
         .to_string();
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (tenant, source, idempotency_key, person_key, kind, source_record_id,
-                                 start_date, body, actor, received_ms, occurred_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id",
+        // The event, its job and the cancelling of the person's jobs it supersedes (held
+        // because the rules failed on the person's data: events carry the whole person) in
+        // one statement; no row when the idempotency key was seen before.
+        let now = w.now_ms;
+        let inserted: Option<(i64, i64, Vec<i64>)> = sqlx::query_as(
+            "WITH ev AS (
+                 INSERT INTO events (tenant, source, idempotency_key, person_key, kind, source_record_id,
+                                     start_date, body, actor, received_ms, occurred_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (tenant, idempotency_key) DO NOTHING RETURNING id
+             ), job AS (
+                 INSERT INTO jobs (tenant, person_key, event_id, state, max_attempts, run_at_ms, created_ms)
+                 SELECT $1, $4, ev.id, 'available', $12, $10, $10 FROM ev RETURNING id, event_id
+             ), superseded AS (
+                 UPDATE jobs SET state = 'cancelled', hold_reason = 'superseded by event ' || job.event_id,
+                     finished_ms = $13
+                 FROM job
+                 WHERE jobs.tenant = $1 AND jobs.person_key = $4 AND jobs.state = 'held' AND jobs.id < job.id
+                   AND jobs.hold_reason LIKE 'rules:%' RETURNING jobs.id
+             )
+             SELECT job.event_id, job.id, coalesce((SELECT array_agg(id ORDER BY id) FROM superseded), '{}')
+             FROM job",
         )
         .bind(&ev.tenant)
         .bind(&ev.source)
@@ -187,9 +204,11 @@ pub(super) async fn intake_events(w: &mut PgWrite, events: Vec<NewEvent>) -> Sto
         .bind(&ev.actor)
         .bind(ev.received_ms)
         .bind(ev.occurred_ms)
+        .bind(i64::from(ev.max_attempts))
+        .bind(now)
         .fetch_optional(w.conn())
         .await?;
-        let Some(event_id) = inserted else {
+        let Some((event_id, job_id, superseded)) = inserted else {
             let r = sqlx::query(
                 "SELECT e.id, j.id FROM events e JOIN jobs j ON j.event_id = e.id
                  WHERE e.tenant = $1 AND e.idempotency_key = $2",
@@ -204,17 +223,6 @@ pub(super) async fn intake_events(w: &mut PgWrite, events: Vec<NewEvent>) -> Sto
             });
             continue;
         };
-        let job_id: i64 = sqlx::query_scalar(
-            "INSERT INTO jobs (tenant, person_key, event_id, state, max_attempts, run_at_ms, created_ms)
-             VALUES ($1, $2, $3, 'available', $4, $5, $5) RETURNING id",
-        )
-        .bind(&ev.tenant)
-        .bind(&ev.person_key)
-        .bind(event_id)
-        .bind(i64::from(ev.max_attempts))
-        .bind(ev.received_ms)
-        .fetch_one(w.conn())
-        .await?;
         w.audit(PendingAudit::encoded(
             AuditRecord::new(&ev.tenant, AuditKind::EventReceived, &ev.actor)
                 .person(&ev.person_key)
@@ -222,22 +230,6 @@ pub(super) async fn intake_events(w: &mut PgWrite, events: Vec<NewEvent>) -> Sto
                 .job(job_id),
             received,
         ));
-        // A job held because the rules failed on this person's data is
-        // superseded by the newer record (events carry the whole person).
-        let now = w.now_ms;
-        let superseded: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs SET state = 'cancelled', hold_reason = 'superseded by event ' || $3::bigint,
-                 finished_ms = $4
-             WHERE tenant = $1 AND person_key = $2 AND state = 'held' AND id < $5
-               AND hold_reason LIKE 'rules:%' RETURNING id",
-        )
-        .bind(&ev.tenant)
-        .bind(&ev.person_key)
-        .bind(event_id)
-        .bind(now)
-        .bind(job_id)
-        .fetch_all(w.conn())
-        .await?;
         for old in superseded {
             w.audit(
                 AuditRecord::new(&ev.tenant, AuditKind::JobSuperseded, &ev.actor)

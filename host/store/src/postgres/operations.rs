@@ -30,9 +30,23 @@ pub(super) fn op_row(r: &PgRow) -> StoreResult<OperationRow> {
     })
 }
 
-/// Records operations' results in order, with their links and audit entries.
+/// Records operations' results in order, with their links and audit entries. Of several
+/// results that change one link (a create, then its group memberships), the last is written:
+/// the others would be overwritten in the same transaction.
 pub(super) async fn record_op_results(w: &mut PgWrite, results: Vec<FinishedOp>) -> StoreResult<()> {
-    for done in results {
+    let last_of_link = |i: usize, l: &LinkUpdate| {
+        !results[i + 1..].iter().any(|later| {
+            later.link.as_ref().is_some_and(|m| {
+                (&m.tenant, &m.destination, &m.person_key) == (&l.tenant, &l.destination, &l.person_key)
+            })
+        })
+    };
+    let written: Vec<bool> = results
+        .iter()
+        .enumerate()
+        .map(|(i, done)| done.link.as_ref().is_some_and(|l| last_of_link(i, l)))
+        .collect();
+    for (done, write) in results.into_iter().zip(written) {
         let r = &done.result;
         sqlx::query(
             "UPDATE operations SET status = $2, detail = $3, anchor = coalesce($4, anchor), finished_ms = $5,
@@ -45,7 +59,7 @@ pub(super) async fn record_op_results(w: &mut PgWrite, results: Vec<FinishedOp>)
         .bind(r.now_ms)
         .execute(w.conn())
         .await?;
-        if let Some(l) = &done.link {
+        if let Some(l) = done.link.as_ref().filter(|_| write) {
             write_link(w.conn(), l, r.now_ms).await?;
         }
         w.audit_all(done.audit);
@@ -90,6 +104,56 @@ fn link_of(anchor: String, groups: &str) -> Link {
     }
 }
 
+/// Records operations as started (again, on a later attempt), in one statement; their ids in
+/// the order given.
+async fn insert_operations(w: &mut PgWrite, ops: &[NewOperation]) -> StoreResult<Vec<i64>> {
+    if ops.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One row per key (a key given twice is one operation, as when each was upserted in turn).
+    let unique: Vec<&NewOperation> = ops
+        .iter()
+        .enumerate()
+        .filter(|(i, op)| {
+            !ops[i + 1..]
+                .iter()
+                .any(|later| later.job_id == op.job_id && later.op_key == op.op_key)
+        })
+        .map(|(_, op)| op)
+        .collect();
+    let column = |f: fn(&NewOperation) -> Option<String>| unique.iter().map(|o| f(o)).collect::<Vec<_>>();
+    let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+        "INSERT INTO operations (job_id, tenant, destination, op_key, kind, target, destructive, status,
+             started_ms)
+         SELECT o.job_id, o.tenant, o.destination, o.op_key, o.kind, o.target, o.destructive, 'started',
+             o.now_ms
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[],
+             $8::bigint[]) AS o(job_id, tenant, destination, op_key, kind, target, destructive, now_ms)
+         ON CONFLICT (job_id, op_key) DO UPDATE SET status = 'started',
+             started_ms = excluded.started_ms, target = excluded.target, finished_ms = NULL
+         RETURNING job_id, op_key, id",
+    )
+    .bind(unique.iter().map(|o| o.job_id).collect::<Vec<_>>())
+    .bind(column(|o| Some(o.tenant.clone())))
+    .bind(column(|o| Some(o.destination.clone())))
+    .bind(column(|o| Some(o.op_key.clone())))
+    .bind(column(|o| Some(o.kind.as_str().to_string())))
+    .bind(column(|o| o.target.clone()))
+    .bind(unique.iter().map(|o| o.destructive).collect::<Vec<_>>())
+    .bind(unique.iter().map(|o| o.now_ms).collect::<Vec<_>>())
+    .fetch_all(w.conn())
+    .await?;
+    // RETURNING keeps no order: each operation finds its row by its key.
+    ops.iter()
+        .map(|op| {
+            rows.iter()
+                .find(|(job, key, _)| *job == op.job_id && *key == op.op_key)
+                .map(|(_, _, id)| *id)
+                .ok_or_else(|| StoreError::Database(format!("operation {} was not recorded", op.op_key)))
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl OperationStore for PgStore {
     async fn ops_started(
@@ -102,29 +166,7 @@ impl OperationStore for PgStore {
         let mut w = self.begin().await?;
         check_lease(w.conn(), lease).await?;
         record_op_results(&mut w, previous).await?;
-        let mut ids = Vec::with_capacity(ops.len());
-        for op in &ops {
-            ids.push(
-                sqlx::query_scalar(
-                    "INSERT INTO operations (job_id, tenant, destination, op_key, kind, target, destructive,
-                         status, started_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'started', $8)
-                     ON CONFLICT (job_id, op_key) DO UPDATE SET status = 'started',
-                         started_ms = excluded.started_ms, target = excluded.target, finished_ms = NULL
-                     RETURNING id",
-                )
-                .bind(op.job_id)
-                .bind(&op.tenant)
-                .bind(&op.destination)
-                .bind(&op.op_key)
-                .bind(op.kind.as_str())
-                .bind(&op.target)
-                .bind(op.destructive)
-                .bind(op.now_ms)
-                .fetch_one(w.conn())
-                .await?,
-            );
-        }
+        let ids = insert_operations(&mut w, &ops).await?;
         w.audit_all(audit);
         w.commit().await?;
         Ok(ids)

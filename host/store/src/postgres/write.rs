@@ -1,5 +1,5 @@
 //! One write: a transaction, and the audit entries it makes, stored with it (one statement
-//! for all of them) and chained in batches afterwards by [`super::seal`].
+//! for all of them and the write's notices) and chained in batches afterwards by [`super::seal`].
 
 use crate::audit::redact;
 use crate::{AuditRecord, Change, StoreResult};
@@ -69,26 +69,28 @@ impl PgWrite {
         self.notes.insert(change.to_payload());
     }
 
-    /// Stores the audit entries (to be chained) and commits.
+    /// Stores the audit entries (to be chained) and the notices in one statement, and commits.
     pub async fn commit(mut self) -> StoreResult<()> {
         let audit = std::mem::take(&mut self.audit);
-        if !audit.is_empty() {
-            store_pending(&mut self.tx, self.now_ms, audit).await?;
-        }
-        for payload in std::mem::take(&mut self.notes) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&self.channel)
-                .bind(payload)
-                .execute(&mut *self.tx)
-                .await?;
+        let notes: Vec<String> = std::mem::take(&mut self.notes).into_iter().collect();
+        if !audit.is_empty() || !notes.is_empty() {
+            let (now_ms, channel) = (self.now_ms, self.channel.clone());
+            store_pending(&mut self.tx, now_ms, audit, &channel, notes).await?;
         }
         self.tx.commit().await?;
         Ok(())
     }
 }
 
-/// Stores audit entries to be chained, in one statement.
-async fn store_pending(c: &mut PgConnection, ts_ms: i64, audit: Vec<PendingAudit>) -> StoreResult<()> {
+/// Stores audit entries to be chained and queues the notices (sent at commit), in one
+/// statement. (A data-modifying `WITH` runs once whatever the query reads of it.)
+async fn store_pending(
+    c: &mut PgConnection,
+    ts_ms: i64,
+    audit: Vec<PendingAudit>,
+    channel: &str,
+    notes: Vec<String>,
+) -> StoreResult<()> {
     let n = audit.len();
     let (mut tenant, mut kind, mut actor) = (
         Vec::with_capacity(n),
@@ -112,13 +114,16 @@ async fn store_pending(c: &mut PgConnection, ts_ms: i64, audit: Vec<PendingAudit
         data.push(d);
     }
     sqlx::query(
-        "INSERT INTO audit_pending (ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id,
-             data)
-         SELECT $1, e.tenant, e.kind, e.actor, e.person_key, e.destination, e.event_id, e.job_id, e.data
-         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
-             $9::text[]) WITH ORDINALITY AS e(tenant, kind, actor, person_key, destination, event_id, job_id,
-             data, n)
-         ORDER BY e.n",
+        "WITH stored AS (
+             INSERT INTO audit_pending (ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id,
+                 data)
+             SELECT $1, e.tenant, e.kind, e.actor, e.person_key, e.destination, e.event_id, e.job_id, e.data
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
+                 $8::bigint[], $9::text[]) WITH ORDINALITY AS e(tenant, kind, actor, person_key, destination,
+                 event_id, job_id, data, n)
+             ORDER BY e.n
+         )
+         SELECT pg_notify($10, note) FROM unnest($11::text[]) note",
     )
     .bind(ts_ms)
     .bind(tenant)
@@ -129,6 +134,8 @@ async fn store_pending(c: &mut PgConnection, ts_ms: i64, audit: Vec<PendingAudit
     .bind(event)
     .bind(job)
     .bind(data)
+    .bind(channel)
+    .bind(notes)
     .execute(c)
     .await?;
     Ok(())
