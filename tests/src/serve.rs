@@ -57,6 +57,20 @@ pub async fn wait_ready(client: &reqwest::Client, base: &str) {
     }
 }
 
+/// GETs `path` from `base` as the holder of `token` and reads its JSON answer (a test fails on
+/// any transport or decoding error).
+pub async fn get_json(client: &reqwest::Client, base: &str, path: &str, token: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+}
+
 /// Runs one `tenure` command in `dir` with the shared master key (and `stdin`, if given).
 pub fn run_cli(dir: &PathBuf, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(crate::tenure_binary())

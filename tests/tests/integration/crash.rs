@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
-use tenure_tests::serve::{free_port, start_serve, wait_ready};
+use tenure_tests::serve::{free_port, get_json, start_serve, wait_ready};
 
 const TOKEN: &str = "crash-test-token-0123456789";
 const TRIALS: usize = 50;
@@ -199,15 +199,7 @@ async fn killing_the_host_loses_no_event_and_creates_no_duplicate() {
     }
     let started = Instant::now();
     let jobs = loop {
-        let jobs: Value = client
-            .get(format!("{base}/api/v1/jobs?limit=100000"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jobs = get_json(&client, &base, "/api/v1/jobs?limit=100000", TOKEN).await;
         let open: Vec<&Value> = jobs
             .as_array()
             .unwrap()

@@ -11,7 +11,7 @@ use tenure_pipeline::QueueConfig;
 use tenure_store::prelude::*;
 use tenure_tests::host::{HostSpec, TENANT, TestHost, joiner, pipeline_toml, tenant_toml};
 use tenure_tests::mock_destination::MockDestination;
-use tenure_tests::serve::{free_port, start_serve, wait_ready};
+use tenure_tests::serve::{free_port, get_json, start_serve, wait_ready};
 use tenure_tests::{Reply, start_http};
 
 const TOKEN: &str = "reliability-token-0123456789";
@@ -158,15 +158,7 @@ async fn group_grants_survive_kills_and_are_taken_away_on_moves_and_leavers() {
     }
     let started = Instant::now();
     loop {
-        let jobs: Value = client
-            .get(format!("{base}/api/v1/jobs?limit=100000"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jobs = get_json(&client, &base, "/api/v1/jobs?limit=100000", TOKEN).await;
         let open = jobs
             .as_array()
             .unwrap()

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tenure_tests::serve::{free_port, start_serve, wait_ready};
+use tenure_tests::serve::{free_port, get_json, start_serve, wait_ready};
 
 const TOKEN: &str = "scale-out-token-0123456789";
 const HOSTS: usize = 3;
@@ -234,15 +234,7 @@ async fn send(client: &reqwest::Client, bases: &[String], key: &str, body: &Valu
 async fn settled(client: &reqwest::Client, base: &str, expected: usize, within: Duration) {
     let started = Instant::now();
     loop {
-        let jobs: Value = client
-            .get(format!("{base}/api/v1/jobs?limit=100000"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jobs = get_json(client, base, "/api/v1/jobs?limit=100000", TOKEN).await;
         match jobs.as_array() {
             Some(jobs) if jobs.len() == expected && jobs.iter().all(|j| j["state"] == "completed") => return,
             Some(jobs) => {
@@ -660,15 +652,7 @@ async fn a_host_cut_off_from_the_database_loses_its_leases_and_nothing_is_applie
 
 /// The version of `swap` host `base` runs now (from its own runtime).
 async fn active_swap(client: &reqwest::Client, base: &str) -> String {
-    let plugins: Value = client
-        .get(format!("{base}/api/v1/plugins"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plugins = get_json(client, base, "/api/v1/plugins", TOKEN).await;
     plugins["plugins"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["name"] == "swap"))

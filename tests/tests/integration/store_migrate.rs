@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tenure_tests::serve::{free_port, run_cli, start_serve, wait_ready};
+use tenure_tests::serve::{free_port, get_json, run_cli, start_serve, wait_ready};
 
 const TOKEN: &str = "migrate-test-token-0123456789";
 
@@ -78,15 +78,7 @@ async fn post(client: &reqwest::Client, base: &str, key: &str, kind: &str, perso
 async fn settled(client: &reqwest::Client, base: &str) -> Vec<Value> {
     let started = Instant::now();
     loop {
-        let jobs: Value = client
-            .get(format!("{base}/api/v1/jobs?limit=1000"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jobs = get_json(client, base, "/api/v1/jobs?limit=1000", TOKEN).await;
         if let Some(jobs) = jobs.as_array()
             && jobs.iter().all(|j| j["state"] == "completed")
         {

@@ -9,6 +9,7 @@
 //! so it sees every entry committed before it asked.
 
 use super::row::{RowExt, to_stored};
+use super::write::AuditColumns;
 use crate::audit::entry_hash_text;
 use crate::{AuditKind, AuditRecord, StoreError, StoreResult};
 use sqlx::{PgConnection, PgPool};
@@ -102,21 +103,13 @@ pub(crate) async fn seal_batch(
         return Ok(0);
     }
     let n = rows.len();
-    let mut ids = Vec::with_capacity(n);
-    let (mut seqs, mut ts, mut tenant, mut kind) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut actor, mut person, mut destination) = (
+    let (mut ids, mut seqs, mut ts) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut event, mut job, mut data, mut hashes) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
+    let (mut columns, mut data, mut hashes) = (
+        AuditColumns::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
@@ -139,13 +132,7 @@ pub(crate) async fn seal_batch(
         ids.push(id);
         seqs.push(seq);
         ts.push(ts_ms);
-        tenant.push(record.tenant);
-        kind.push(record.kind.as_str());
-        actor.push(record.actor);
-        person.push(record.person_key);
-        destination.push(record.destination);
-        event.push(record.event_id);
-        job.push(record.job_id);
+        columns.push(record);
         data.push(to_stored(&details));
     }
     sqlx::query(
@@ -156,13 +143,13 @@ pub(crate) async fn seal_batch(
     )
     .bind(&seqs)
     .bind(&ts)
-    .bind(&tenant)
-    .bind(&kind)
-    .bind(&actor)
-    .bind(&person)
-    .bind(&destination)
-    .bind(&event)
-    .bind(&job)
+    .bind(&columns.tenant)
+    .bind(&columns.kind)
+    .bind(&columns.actor)
+    .bind(&columns.person)
+    .bind(&columns.destination)
+    .bind(&columns.event)
+    .bind(&columns.job)
     .bind(&data)
     .bind(&hashes)
     .execute(&mut *c)

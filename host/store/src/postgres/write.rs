@@ -91,28 +91,21 @@ async fn store_pending(
     channel: &str,
     notes: Vec<String>,
 ) -> StoreResult<()> {
-    let n = audit.len();
-    let (mut tenant, mut kind, mut actor) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut person, mut destination) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut event, mut job, mut data) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let mut columns = AuditColumns::with_capacity(audit.len());
+    let mut data = Vec::with_capacity(audit.len());
     for PendingAudit { record, data: d } in audit {
-        tenant.push(record.tenant);
-        kind.push(record.kind.as_str());
-        actor.push(record.actor);
-        person.push(record.person_key);
-        destination.push(record.destination);
-        event.push(record.event_id);
-        job.push(record.job_id);
+        columns.push(record);
         data.push(d);
     }
+    let AuditColumns {
+        tenant,
+        kind,
+        actor,
+        person,
+        destination,
+        event,
+        job,
+    } = columns;
     sqlx::query(
         "WITH stored AS (
              INSERT INTO audit_pending (ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id,
@@ -139,6 +132,43 @@ async fn store_pending(
     .execute(c)
     .await?;
     Ok(())
+}
+
+/// Audit records split into one array per column (their details apart), for an `UNNEST`
+/// insert: of a write's entries, and of the sealer's chained batch.
+#[derive(Default)]
+pub(crate) struct AuditColumns {
+    pub tenant: Vec<String>,
+    pub kind: Vec<&'static str>,
+    pub actor: Vec<String>,
+    pub person: Vec<Option<String>>,
+    pub destination: Vec<Option<String>>,
+    pub event: Vec<Option<i64>>,
+    pub job: Vec<Option<i64>>,
+}
+
+impl AuditColumns {
+    pub fn with_capacity(n: usize) -> Self {
+        AuditColumns {
+            tenant: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            actor: Vec::with_capacity(n),
+            person: Vec::with_capacity(n),
+            destination: Vec::with_capacity(n),
+            event: Vec::with_capacity(n),
+            job: Vec::with_capacity(n),
+        }
+    }
+
+    pub fn push(&mut self, record: AuditRecord) {
+        self.tenant.push(record.tenant);
+        self.kind.push(record.kind.as_str());
+        self.actor.push(record.actor);
+        self.person.push(record.person_key);
+        self.destination.push(record.destination);
+        self.event.push(record.event_id);
+        self.job.push(record.job_id);
+    }
 }
 
 pub(crate) fn now_ms() -> i64 {
