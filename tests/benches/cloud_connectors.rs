@@ -16,8 +16,10 @@
 //!   before delete). Each run does one plugin round and one native round
 //!   (reqwest, same requests, same credential kind), alternating which goes first; the figure
 //!   is operations per second for each and the plugin's time over the native time in the same
-//!   run (target: overhead at most 20 %). Twice: with the fake answering at once (the plugin's
-//!   fixed cost laid bare) and after 2 ms (still far quicker than a cloud API's tens to
+//!   run (target: overhead at most 20 %), and each side's CPU per operation (the whole
+//!   process's, the fake's share included: the difference is the plugin's own cost, which wall
+//!   time blurs when threads park and wake between requests). Twice: with the fake answering
+//!   at once (the plugin's fixed cost laid bare) and after 2 ms (still far quicker than a cloud API's tens to
 //!   hundreds of milliseconds). Prism is not in front here: it would add the same Node.js cost
 //!   to both sides.
 //! - **Reconciliation.** `BENCH_PEOPLE` hires go through the pipeline into the fake (each a
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use tenure_pipeline::QueueConfig;
 use tenure_plugin_test::Harness;
 use tenure_runtime::wit;
-use tenure_tests::bench_stats::{Spread, env_usize, load_average};
+use tenure_tests::bench_stats::{Spread, env_usize, load_average, process_cpu_seconds};
 use tenure_tests::fake_google::{API, FakeGoogle};
 use tenure_tests::fake_graph::FakeGraph;
 use tenure_tests::fake_okta::{self, FakeOkta};
@@ -209,9 +211,9 @@ fn text(name: &str, value: &str) -> wit::Attribute {
     }
 }
 
-async fn plugin_round(vendor: Vendor, h: &Harness, prefix: &str, users: usize) -> Duration {
+async fn plugin_round(vendor: Vendor, h: &Harness, prefix: &str, users: usize) -> Round {
     let plugin = h.runtime().plugin("bench", vendor.plugin()).expect("plugin");
-    let started = Instant::now();
+    let started = Stopwatch::start();
     for i in 0..users {
         let user = format!("{prefix}-{i}");
         let id = plugin
@@ -238,7 +240,37 @@ async fn plugin_round(vendor: Vendor, h: &Harness, prefix: &str, users: usize) -
             .expect("disable");
         plugin.apply(&wit::Operation::Delete(id)).await.expect("delete");
     }
-    started.elapsed()
+    started.stop()
+}
+
+/// One round's wall time and the CPU time the whole process spent in it (the fake's share
+/// is the same for both sides, so the difference is what one side costs more).
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    wall: Duration,
+    cpu_seconds: f64,
+}
+
+/// Wall and process CPU clocks started together.
+struct Stopwatch {
+    wall: Instant,
+    cpu_seconds: f64,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu_seconds: process_cpu_seconds(),
+        }
+    }
+
+    fn stop(self) -> Round {
+        Round {
+            wall: self.wall.elapsed(),
+            cpu_seconds: process_cpu_seconds() - self.cpu_seconds,
+        }
+    }
 }
 
 /// One request from the native client; its JSON answer (null when empty).
@@ -256,8 +288,8 @@ async fn native_round(
     auth: &str,
     prefix: &str,
     users: usize,
-) -> Duration {
-    let started = Instant::now();
+) -> Round {
+    let started = Stopwatch::start();
     let call = |method: reqwest::Method, path: String| {
         client
             .request(method, format!("{}{path}", fake.url()))
@@ -358,10 +390,12 @@ async fn native_round(
             }
         }
     }
-    started.elapsed()
+    started.stop()
 }
 
-async fn overhead(vendor: Vendor, runs: usize, users: usize, latency: Duration) -> [Vec<f64>; 3] {
+/// Per run: operations per second of each side, the plugin's time over the native time, and
+/// each side's CPU microseconds per operation (the whole process: the fake's share included).
+async fn overhead(vendor: Vendor, runs: usize, users: usize, latency: Duration) -> [Vec<f64>; 5] {
     let fake = vendor.fake().await;
     fake.set_latency(latency);
     let harness = Harness::new().expect("harness");
@@ -378,7 +412,8 @@ async fn overhead(vendor: Vendor, runs: usize, users: usize, latency: Duration) 
     plugin_round(vendor, &harness, "warm-p", 10).await;
     native_round(&fake, &client, &auth, "warm-n", 10).await;
     let ops = (users * 5) as f64;
-    let [mut plugin, mut native, mut ratio] = [vec![], vec![], vec![]];
+    let [mut plugin, mut native, mut ratio, mut plugin_cpu, mut native_cpu] =
+        [vec![], vec![], vec![], vec![], vec![]];
     for run in 0..runs {
         let (p, n) = if run % 2 == 0 {
             let p = plugin_round(vendor, &harness, &format!("p{run}"), users).await;
@@ -390,11 +425,13 @@ async fn overhead(vendor: Vendor, runs: usize, users: usize, latency: Duration) 
             let n = native_round(&fake, &client, &auth, &format!("n{run}"), users).await;
             (plugin_round(vendor, &harness, &format!("p{run}"), users).await, n)
         };
-        plugin.push(ops / p.as_secs_f64());
-        native.push(ops / n.as_secs_f64());
-        ratio.push(p.as_secs_f64() / n.as_secs_f64());
+        plugin.push(ops / p.wall.as_secs_f64());
+        native.push(ops / n.wall.as_secs_f64());
+        ratio.push(p.wall.as_secs_f64() / n.wall.as_secs_f64());
+        plugin_cpu.push(p.cpu_seconds * 1e6 / ops);
+        native_cpu.push(n.cpu_seconds * 1e6 / ops);
     }
-    [plugin, native, ratio]
+    [plugin, native, ratio, plugin_cpu, native_cpu]
 }
 
 /// Fills a tenant with `people` hires through the pipeline, then times `runs` reconciliations.
@@ -528,7 +565,7 @@ async fn main() {
         }
         println!("{}:", vendor.plugin());
         for &latency_ms in &latencies {
-            let [plugin, native, ratio] =
+            let [plugin, native, ratio, plugin_cpu, native_cpu] =
                 overhead(vendor, runs, users, Duration::from_millis(latency_ms)).await;
             println!(
                 "  a user's life x {users} per side and run (5 operations, {} requests), {}:",
@@ -541,6 +578,8 @@ async fn main() {
                 "    plugin time / native    {:.3}   (target <= 1.20)",
                 Spread::of(&ratio)
             );
+            println!("    CPU us/op, plugin       {:.1}", Spread::of(&plugin_cpu));
+            println!("    CPU us/op, native       {:.1}", Spread::of(&native_cpu));
         }
         let (fill, times) = reconciliation(vendor, runs, people).await;
         println!(

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tenure_pipeline::QueueConfig;
+use tenure_tests::bench_stats::{load_average, process_cpu_seconds};
 use tenure_tests::host::{HostSpec, SOURCE_TOKEN, TestHost, joiner, pipeline_toml, rules, tenant_toml};
 
 fn env(name: &str, default: usize) -> usize {
@@ -83,22 +84,6 @@ where
 
 /// One run's figures, by name, in the order they are printed.
 type Figures = Vec<(&'static str, f64)>;
-
-/// The process's CPU time so far (user and system), in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 14th field overall.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
 
 /// Posts `count` joiners on a schedule of `rate` per second, whatever the answers; their
 /// acknowledgement latencies (ms), sorted.
@@ -251,7 +236,7 @@ async fn run(settings: &Settings, load: &Load) -> Figures {
         .await;
 
     // End to end.
-    let cpu_before = cpu_seconds();
+    let cpu_before = process_cpu_seconds();
     let started = Instant::now();
     let (c, base) = (client.clone(), host.base.clone());
     let acks = load
@@ -274,7 +259,7 @@ async fn run(settings: &Settings, load: &Load) -> Figures {
     let posted = started.elapsed();
     host.wait_idle(Duration::from_secs(600)).await;
     let done = started.elapsed();
-    let cpu_per_thousand = (cpu_seconds() - cpu_before) * 1000.0 / events as f64;
+    let cpu_per_thousand = (process_cpu_seconds() - cpu_before) * 1000.0 / events as f64;
 
     // Latency at a steady rate, then at a low one.
     let steady = (rate * 5).max(1);

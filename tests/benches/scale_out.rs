@@ -3,9 +3,11 @@
 //!
 //! Run: `plugins/build.sh && cargo build --release -p tenure &&
 //! cargo bench -p tenure-tests --bench scale_out`
-//! (`BENCH_RUNS`, `BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_RATE`, `BENCH_WORKERS` override the defaults:
-//! 5 runs, 3,000 events, 32 clients, 500 events/s, 32 workers per host; `BENCH_SETUPS=1,3` runs only
-//! those setups, numbered from 0 in the order of the summary, for profiling).
+//! (`BENCH_RUNS`, `BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_RATE`, `BENCH_WORKERS`, `BENCH_CONNECTIONS`
+//! override the defaults: 5 runs, 3,000 events, 32 clients, 500 events/s, 32 workers per host, 16
+//! connections to PostgreSQL for all hosts together (a host's default pool, split evenly: 16, 8, 5;
+//! sized to the database's cores, as docs/scale-out.md advises); `BENCH_SETUPS=1,3` runs only those setups, numbered from 0 in
+//! the order of the summary, for profiling).
 //!
 //! Each run starts fresh hosts (release build, `tenure serve`, rules-basic, sandbox destination) on a
 //! fresh store for every setup in turn, so every setup is measured in every run under the same
@@ -300,6 +302,8 @@ struct Settings {
     clients: usize,
     rate: usize,
     workers: usize,
+    /// The connections to PostgreSQL of all hosts together, split evenly over them.
+    connections: usize,
 }
 
 async fn run(setup: &Setup, settings: &Settings, server: &str, admin: &sqlx::PgPool) -> Figures {
@@ -324,7 +328,7 @@ async fn run(setup: &Setup, settings: &Settings, server: &str, admin: &sqlx::PgP
             (
                 format!(
                     "url = \"{url}\"\nmax_connections = {}",
-                    settings.workers.min(32) + 4
+                    (settings.connections / setup.hosts).max(2)
                 ),
                 Probe::Postgres(pool),
             )
@@ -458,6 +462,7 @@ async fn main() {
         clients: env("BENCH_CLIENTS", 32),
         rate: env("BENCH_RATE", 500),
         workers: env("BENCH_WORKERS", 32),
+        connections: env("BENCH_CONNECTIONS", 16),
     };
     let runs = env("BENCH_RUNS", 5).max(1);
     let server = tenure_tests::testbeds::start("postgres.sh")["TENURE_TEST_POSTGRES_URL"].clone();
@@ -491,11 +496,13 @@ async fn main() {
     }
     println!(
         "scale-out benchmark: {} joiners from {} clients, then {} events/s for 5 s; {} workers per host, \
-         sandbox destination, release build; {runs} runs; load average before {load_before}, after {}",
+         {} connections to PostgreSQL over all hosts, sandbox destination, release build; {runs} runs; \
+         load average before {load_before}, after {}",
         settings.events,
         settings.clients,
         settings.rate,
         settings.workers,
+        settings.connections,
         load_average()
     );
     let median_throughput = |i: usize| {
