@@ -537,6 +537,9 @@ async fn reconciliation(vendor: Vendor, runs: usize, people: usize) -> (Duration
         assert_eq!(drift, 0, "no drift expected: {}", report["drift"][0]);
         times.push(started.elapsed().as_secs_f64());
     }
+    // Stopped, not just dropped: its workers, store threads and runtime would otherwise
+    // stay behind and take CPU from the next vendor's measurement.
+    host.stop().await;
     (fill, times)
 }
 

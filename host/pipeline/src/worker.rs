@@ -99,7 +99,13 @@ impl Pipeline {
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(q.poll_ms).min(SCHEDULE_SCAN)) => {}
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // Its sender is gone, so no one can ask for a stop any more: stop now
+                    // (otherwise `changed` answers at once forever and this loop spins).
+                    if changed.is_err() {
+                        break;
+                    }
+                }
             }
         }
         let _ = tokio::time::timeout(drain, slots.acquire_many(q.concurrency.max(1) as u32)).await;

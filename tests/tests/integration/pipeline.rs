@@ -978,3 +978,22 @@ async fn a_plugins_key_value_quota_comes_from_its_grant_and_a_full_store_is_a_cl
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_stop_when_their_shutdown_sender_is_gone() {
+    let host = sandbox_host("", fast_queue()).await;
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(
+        host.pipeline
+            .clone()
+            .run_workers(shutdown, Duration::from_secs(1)),
+    );
+    drop(stop);
+    // Before, the loop took a closed channel for "something changed" and went on claiming
+    // jobs without a pause, forever (a dropped test host kept a core busy).
+    tokio::time::timeout(Duration::from_secs(30), workers)
+        .await
+        .expect("the workers stopped once no one could ask them to")
+        .expect("the workers' task");
+    host.stop().await;
+}
