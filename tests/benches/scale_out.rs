@@ -6,8 +6,8 @@
 //! (`BENCH_RUNS`, `BENCH_EVENTS`, `BENCH_CLIENTS`, `BENCH_RATE`, `BENCH_WORKERS`, `BENCH_CONNECTIONS`
 //! override the defaults: 5 runs, 3,000 events, 32 clients, 500 events/s, 32 workers per host, 16
 //! connections to PostgreSQL for all hosts together (a host's default pool, split evenly: 16, 8, 5;
-//! sized to the database's cores, as docs/scale-out.md advises); `BENCH_SETUPS=1,3` runs only those setups, numbered from 0 in
-//! the order of the summary, for profiling).
+//! sized to the database's cores, as docs/scale-out.md advises); `BENCH_SETUPS=1,3` runs only those
+//! setups, numbered from 0 in the order of the summary, for profiling).
 //!
 //! Each run starts fresh hosts (release build, `tenure serve`, rules-basic, sandbox destination) on a
 //! fresh store for every setup in turn, so every setup is measured in every run under the same

@@ -59,7 +59,9 @@ pub struct StoreConfig {
     /// PostgreSQL database every host of the deployment shares, instead of `path`. Give the
     /// password with `${ENV}` or `${file:...}` (the store's own secrets are not open yet).
     pub url: Option<String>,
-    /// Connections this host keeps to PostgreSQL at most.
+    /// Connections this host keeps to PostgreSQL at most. With several hosts, size the
+    /// connections to the database (some 4 to 8 per database core in all) and divide them over
+    /// the hosts (docs/scale-out.md, Sizing).
     pub max_connections: u32,
 }
 
