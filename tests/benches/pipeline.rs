@@ -33,22 +33,8 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tenure_pipeline::QueueConfig;
-use tenure_tests::bench_stats::{load_average, process_cpu_seconds};
+use tenure_tests::bench_stats::{env_usize as env, load_average, percentile, process_cpu_seconds};
 use tenure_tests::host::{HostSpec, SOURCE_TOKEN, TestHost, joiner, pipeline_toml, rules, tenant_toml};
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// Runs `total` requests from `clients` concurrent clients; returns each request's latency (ms).
 async fn drive<F, Fut>(clients: usize, total: usize, make: F) -> Vec<f64>

@@ -24,23 +24,10 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tenure_tests::bench_stats::{env_usize as env, percentile};
 use tenure_tests::serve::{free_port, wait_ready};
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// Where a setup keeps its state.
 #[derive(Clone, Copy, PartialEq)]

@@ -135,25 +135,20 @@ pub(crate) async fn seal_batch(
         columns.push(record);
         data.push(to_stored(&details));
     }
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO audit (seq, ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id, data,
              hash)
          SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
              $7::text[], $8::bigint[], $9::bigint[], $10::bytea[], $11::bytea[])",
     )
     .bind(&seqs)
-    .bind(&ts)
-    .bind(&columns.tenant)
-    .bind(&columns.kind)
-    .bind(&columns.actor)
-    .bind(&columns.person)
-    .bind(&columns.destination)
-    .bind(&columns.event)
-    .bind(&columns.job)
-    .bind(&data)
-    .bind(&hashes)
-    .execute(&mut *c)
-    .await?;
+    .bind(&ts);
+    columns
+        .bind_to(query)
+        .bind(&data)
+        .bind(&hashes)
+        .execute(&mut *c)
+        .await?;
     sqlx::query("DELETE FROM audit_pending WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *c)

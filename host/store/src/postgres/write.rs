@@ -97,16 +97,7 @@ async fn store_pending(
         columns.push(record);
         data.push(d);
     }
-    let AuditColumns {
-        tenant,
-        kind,
-        actor,
-        person,
-        destination,
-        event,
-        job,
-    } = columns;
-    sqlx::query(
+    let query = sqlx::query(
         "WITH stored AS (
              INSERT INTO audit_pending (ts_ms, tenant, kind, actor, person_key, destination, event_id, job_id,
                  data)
@@ -118,25 +109,19 @@ async fn store_pending(
          )
          SELECT pg_notify($10, note) FROM unnest($11::text[]) note",
     )
-    .bind(ts_ms)
-    .bind(tenant)
-    .bind(kind)
-    .bind(actor)
-    .bind(person)
-    .bind(destination)
-    .bind(event)
-    .bind(job)
-    .bind(data)
-    .bind(channel)
-    .bind(notes)
-    .execute(c)
-    .await?;
+    .bind(ts_ms);
+    columns
+        .bind_to(query)
+        .bind(data)
+        .bind(channel)
+        .bind(notes)
+        .execute(c)
+        .await?;
     Ok(())
 }
 
 /// Audit records split into one array per column (their details apart), for an `UNNEST`
 /// insert: of a write's entries, and of the sealer's chained batch.
-#[derive(Default)]
 pub(crate) struct AuditColumns {
     pub tenant: Vec<String>,
     pub kind: Vec<&'static str>,
@@ -169,7 +154,22 @@ impl AuditColumns {
         self.event.push(record.event_id);
         self.job.push(record.job_id);
     }
+
+    /// Binds the seven columns, in this order, as the query's next parameters.
+    pub fn bind_to(self, query: PgQuery<'_>) -> PgQuery<'_> {
+        query
+            .bind(self.tenant)
+            .bind(self.kind)
+            .bind(self.actor)
+            .bind(self.person)
+            .bind(self.destination)
+            .bind(self.event)
+            .bind(self.job)
+    }
 }
+
+/// A statement with its parameters bound so far.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
