@@ -9,7 +9,7 @@ use crate::config::{HttpAuth, HttpConnection, TenantConfig};
 use crate::grants::EffectiveGrants;
 use reqwest::header::{HeaderName, HeaderValue};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -198,9 +198,7 @@ impl HttpCapability {
     /// The bucket key of a connection: one per URL, connection and credential (each
     /// API key has its own limit).
     fn bucket_key(conn: &HttpConnection, name: &str) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (name, &conn.url, credential_of(&conn.auth)).hash(&mut h);
-        h.finish()
+        crate::KEY_HASHER.hash_one((name, &conn.url, credential_of(&conn.auth)))
     }
 
     /// Waits until the connection may be called (its `Retry-After` has passed and its
@@ -693,12 +691,24 @@ pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpEr
         .parsed
         .get(&conn.url)
         .map_err(|e| HttpError::Denied(format!("connection URL {:?} is not valid: {e}", conn.url)))?;
-    let base_text = base.as_str().trim_end_matches('/');
-    let mut joined = String::with_capacity(base_text.len() + path.len());
-    joined.push_str(base_text);
-    joined.push_str(path);
-    let url = url::Url::parse(&joined).map_err(|e| invalid(&format!("does not form a valid URL: {e}")))?;
+    // The base URL already parsed, its path, query and fragment replaced: the same URL a
+    // parse of the joined text gives, without parsing the scheme and host again per request.
+    let (rest, fragment) = match path.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (path, None),
+    };
+    let (own_path, query) = match rest.split_once('?') {
+        Some((own_path, query)) => (own_path, Some(query)),
+        None => (rest, None),
+    };
     let base_path = base.path().trim_end_matches('/');
+    let mut joined = String::with_capacity(base_path.len() + own_path.len());
+    joined.push_str(base_path);
+    joined.push_str(own_path);
+    let mut url = base.as_ref().clone();
+    url.set_path(&joined);
+    url.set_query(query);
+    url.set_fragment(fragment);
     let same_origin = url.scheme() == base.scheme()
         && url.host_str() == base.host_str()
         && url.port_or_known_default() == base.port_or_known_default();
@@ -722,16 +732,20 @@ pub fn resolve_url(conn: &HttpConnection, path: &str) -> Result<url::Url, HttpEr
 /// slashes and backslashes.
 fn check_segments(path: &str) -> Result<(), String> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
+    // One pass over the bytes: each `%` and the two after it.
+    let bytes = path.as_bytes();
+    let encoded_separator = |(i, byte): (usize, &u8)| {
+        *byte == b'%'
+            && bytes.get(i + 1..i + 3).is_some_and(|code| {
+                [b"2f", b"5c", b"00"]
+                    .iter()
+                    .any(|bad| code.eq_ignore_ascii_case(*bad))
+            })
+    };
+    if bytes.iter().enumerate().any(encoded_separator) {
+        return Err("holds an encoded '/', '\\' or NUL".into());
+    }
     for segment in path.split('/') {
-        let encoded = |code: &[u8]| {
-            segment
-                .as_bytes()
-                .windows(3)
-                .any(|w| w.eq_ignore_ascii_case(code))
-        };
-        if encoded(b"%2f") || encoded(b"%5c") || encoded(b"%00") {
-            return Err("holds an encoded '/', '\\' or NUL".into());
-        }
         if is_dot_segment(segment.split(';').next().unwrap_or_default()) {
             return Err("holds a '.' or '..' segment (also encoded, or with ';')".into());
         }
@@ -988,6 +1002,31 @@ mod tests {
         let q = Quota::of(&sn);
         assert_eq!(q.remaining, Some(0));
         assert!(q.reset_in.is_some_and(|w| w >= Duration::from_secs(29)), "{q:?}");
+    }
+
+    #[test]
+    fn a_resolved_url_is_the_parse_of_the_joined_text() {
+        for base in [
+            "https://api.example.test/v1",
+            "https://api.example.test/v1/",
+            "http://127.0.0.1:8080",
+        ] {
+            let c = conn(base);
+            for path in [
+                "/users",
+                "/users/",
+                "/users/ada%40example.test?$select=id,mail&top=2",
+                "/groups?userKey=1&maxResults=200#frag",
+                "/users/ådå lovelace".replace(' ', "%20").as_str(),
+                "/search?q=a b".replace(' ', "+").as_str(),
+                "/x?y=1?2",
+                "/x#a?b",
+            ] {
+                let joined = format!("{}{path}", base.trim_end_matches('/'));
+                let parsed = url::Url::parse(&joined).unwrap();
+                assert_eq!(resolve_url(&c, path).unwrap(), parsed, "{base} + {path}");
+            }
+        }
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub use kv_overlay::OverlayKv;
 pub use ldap::{LdapCapability, LdapError};
 pub use secret::Secret;
 
+/// Hashes the in-process keys of tokens and rate limits (never stored, never sent).
+pub(crate) const KEY_HASHER: foldhash::quality::FixedState =
+    foldhash::quality::FixedState::with_seed(0x7e4e_0e5a);
+
 /// Installs the one rustls crypto provider (ring) the whole host uses.
 pub fn install_crypto_provider() {
     // Err means a provider is already installed, which is what we want.
