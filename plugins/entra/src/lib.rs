@@ -457,6 +457,8 @@ impl Connector for Entra {
         OperationKind::Delete,
     ];
     const MATCHING_KEYS: &'static [&'static str] = &["anchor", "userPrincipalName", "employeeId", "mail"];
+    // Each call's JSON and strings are bumped out of a chunk that empties when the call ends.
+    const CALL_ARENA: bool = true;
 
     fn new(settings: Settings) -> Result<Self, PluginError> {
         let read = match &settings.attributes {

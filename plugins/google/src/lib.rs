@@ -186,6 +186,8 @@ impl Connector for Google {
         OperationKind::Delete,
     ];
     const MATCHING_KEYS: &'static [&'static str] = &["anchor", "primaryEmail", "employeeId"];
+    // Each call's JSON and strings are bumped out of a chunk that empties when the call ends.
+    const CALL_ARENA: bool = true;
 
     fn new(settings: Settings) -> Result<Self, PluginError> {
         let read = match &settings.attributes {

@@ -22,6 +22,9 @@ pub trait Connector: Sized + 'static {
     /// Attributes accounts can be looked up by, in preferred order (when they
     /// do not depend on the settings; otherwise override `matching_keys`).
     const MATCHING_KEYS: &'static [&'static str] = &[];
+    /// Whether calls allocate from the per-call arena ([`call_arena`](crate::call_arena)):
+    /// the export macro then builds the connector with it off and turns it on after.
+    const CALL_ARENA: bool = false;
 
     /// Builds the connector from its settings (called by `configure`).
     fn new(settings: Self::Settings) -> Result<Self, PluginError>;
@@ -195,9 +198,13 @@ macro_rules! connector_plugin {
             impl $crate::connector::Guest for Export {
                 fn configure(settings: $crate::types::Settings) -> Result<(), $crate::types::PluginError> {
                     $crate::init();
+                    let arena = <$plugin as $crate::plugin::Connector>::CALL_ARENA;
+                    // What lives as long as the instance is built outside the arena.
+                    $crate::call_arena(false);
                     let settings = $crate::settings::from_pairs(settings)?;
                     let plugin = <$plugin as $crate::plugin::Connector>::new(settings)?;
                     PLUGIN.with(|slot| slot.set(plugin));
+                    $crate::call_arena(arena);
                     Ok(())
                 }
                 fn describe() -> $crate::connector::Capabilities {
