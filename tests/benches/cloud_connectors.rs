@@ -253,32 +253,13 @@ impl std::ops::AddAssign for Round {
     }
 }
 
-/// Wall and process CPU clocks started together.
-struct Stopwatch {
-    wall: Instant,
-    cpu_seconds: f64,
-}
-
-impl Stopwatch {
-    fn start() -> Self {
-        Stopwatch {
-            wall: Instant::now(),
-            cpu_seconds: process_cpu_seconds(),
-        }
-    }
-
-    /// Times `work` to its end.
-    async fn time(work: impl std::future::Future<Output = ()>) -> Round {
-        let watch = Stopwatch::start();
-        work.await;
-        watch.stop()
-    }
-
-    fn stop(self) -> Round {
-        Round {
-            wall: self.wall.elapsed(),
-            cpu_seconds: process_cpu_seconds() - self.cpu_seconds,
-        }
+/// Times `work` to its end on the wall and process CPU clocks.
+async fn timed(work: impl std::future::Future<Output = ()>) -> Round {
+    let (wall, cpu_seconds) = (Instant::now(), process_cpu_seconds());
+    work.await;
+    Round {
+        wall: wall.elapsed(),
+        cpu_seconds: process_cpu_seconds() - cpu_seconds,
     }
 }
 
@@ -426,11 +407,11 @@ async fn overhead(vendor: Vendor, runs: usize, users: usize, latency: Duration) 
         for i in 0..users {
             let (pu, nu) = (format!("p{run}-{i}"), format!("n{run}-{i}"));
             if i % 2 == 0 {
-                p += Stopwatch::time(plugin_life(vendor, &plugin, &pu)).await;
-                n += Stopwatch::time(native_life(&fake, &client, &auth, &nu)).await;
+                p += timed(plugin_life(vendor, &plugin, &pu)).await;
+                n += timed(native_life(&fake, &client, &auth, &nu)).await;
             } else {
-                n += Stopwatch::time(native_life(&fake, &client, &auth, &nu)).await;
-                p += Stopwatch::time(plugin_life(vendor, &plugin, &pu)).await;
+                n += timed(native_life(&fake, &client, &auth, &nu)).await;
+                p += timed(plugin_life(vendor, &plugin, &pu)).await;
             }
         }
         plugin_ops.push(ops / p.wall.as_secs_f64());

@@ -199,13 +199,12 @@ macro_rules! connector_plugin {
                 fn configure(settings: $crate::types::Settings) -> Result<(), $crate::types::PluginError> {
                     $crate::init();
                     let arena = <$plugin as $crate::plugin::Connector>::CALL_ARENA;
-                    // What lives as long as the instance is built outside the arena.
-                    $crate::call_arena(false);
-                    let settings = $crate::settings::from_pairs(settings)?;
-                    let plugin = <$plugin as $crate::plugin::Connector>::new(settings)?;
-                    PLUGIN.with(|slot| slot.set(plugin));
-                    $crate::call_arena(arena);
-                    Ok(())
+                    $crate::plugin::configure_outside_arena(arena, || {
+                        let settings = $crate::settings::from_pairs(settings)?;
+                        let plugin = <$plugin as $crate::plugin::Connector>::new(settings)?;
+                        PLUGIN.with(|slot| slot.set(plugin));
+                        Ok(())
+                    })
                 }
                 fn describe() -> $crate::connector::Capabilities {
                     PLUGIN.with(|slot| {

@@ -22,6 +22,20 @@ pub use source::Source;
 use crate::types::PluginError;
 use std::cell::RefCell;
 
+/// Runs `configure`'s `build` (settings read, instance made and kept) with the per-call arena
+/// off, so the instance's long-lived state is outside it; then turns the arena on for calls when
+/// `arena` says so. A failed build leaves it off.
+#[doc(hidden)]
+pub fn configure_outside_arena(
+    arena: bool,
+    build: impl FnOnce() -> Result<(), PluginError>,
+) -> Result<(), PluginError> {
+    crate::call_arena(false);
+    build()?;
+    crate::call_arena(arena);
+    Ok(())
+}
+
 /// Where an export macro keeps the configured plugin.
 #[doc(hidden)]
 pub struct Slot<T>(RefCell<Option<T>>);

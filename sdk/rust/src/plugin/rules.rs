@@ -35,13 +35,12 @@ macro_rules! rules_plugin {
                 ) -> Result<(), $crate::types::PluginError> {
                     $crate::init();
                     let arena = <$plugin as $crate::plugin::Rules>::CALL_ARENA;
-                    // What lives as long as the instance is built outside the arena.
-                    $crate::call_arena(false);
-                    let settings = $crate::settings::from_pairs(settings)?;
-                    let plugin = <$plugin as $crate::plugin::Rules>::new(rule_set, settings)?;
-                    PLUGIN.with(|slot| slot.set(plugin));
-                    $crate::call_arena(arena);
-                    Ok(())
+                    $crate::plugin::configure_outside_arena(arena, || {
+                        let settings = $crate::settings::from_pairs(settings)?;
+                        let plugin = <$plugin as $crate::plugin::Rules>::new(rule_set, settings)?;
+                        PLUGIN.with(|slot| slot.set(plugin));
+                        Ok(())
+                    })
                 }
                 fn evaluate(
                     person: $crate::types::Person,
