@@ -31,6 +31,7 @@ pub mod redaction;
 mod resolve;
 pub mod retention;
 pub mod schedule;
+mod scheduled_reconcile;
 pub mod shadow;
 pub mod sources;
 pub mod stored;

@@ -37,8 +37,7 @@ impl Pipeline {
         let mut queued = 0;
         for action in due {
             if action.action == ActionKind::Reconcile {
-                let me = self.clone();
-                tokio::spawn(async move { me.scheduled_reconcile(action).await });
+                self.clone().start_scheduled_reconcile(action).await;
                 continue;
             }
             if self.queue_action(&action).await? {
@@ -52,7 +51,8 @@ impl Pipeline {
     }
 
     /// Actions taken as due whose job was never stored (the host stopped between
-    /// the two writes) get it now; a job that exists is not stored twice.
+    /// the two writes) get it now; a job that exists is not stored twice. A reconciliation
+    /// whose host is gone is ended as interrupted (one another host runs is left to it).
     pub async fn requeue_taken_actions(self: &Arc<Self>) -> Result<usize, StoreError> {
         let mut n = 0;
         for tenant in self.config.tenants.keys() {
@@ -61,14 +61,7 @@ impl Pipeline {
                     continue;
                 }
                 if action.action == ActionKind::Reconcile {
-                    self.store
-                        .finish_action(
-                            action.id,
-                            ActionState::Cancelled,
-                            "interrupted by a restart",
-                            self.now(),
-                        )
-                        .await?;
+                    self.end_if_abandoned(&action).await?;
                     continue;
                 }
                 if self.queue_action(&action).await? {
@@ -80,63 +73,6 @@ impl Pipeline {
             self.wake();
         }
         Ok(n)
-    }
-
-    /// Each tenant with `lifecycle.reconcile_every` has its next run scheduled
-    /// (at start-up; each run then schedules the next).
-    pub(crate) async fn plan_reconciliations(&self) -> Result<(), StoreError> {
-        for tenant in self.config.tenants.keys() {
-            self.schedule_reconcile(tenant).await?;
-        }
-        Ok(())
-    }
-
-    async fn schedule_reconcile(&self, tenant: &str) -> Result<(), StoreError> {
-        let Some(every) = self
-            .config
-            .tenants
-            .get(tenant)
-            .and_then(|t| t.lifecycle.reconcile_every)
-        else {
-            return Ok(());
-        };
-        self.store
-            .schedule_action(tenure_store::NewScheduledAction {
-                tenant: tenant.into(),
-                person_key: String::new(),
-                destination: String::new(),
-                action: ActionKind::Reconcile,
-                due_ms: self.now() + every.0,
-                reason: format!("lifecycle.reconcile_every {} ms", every.0),
-                now_ms: self.now(),
-            })
-            .await?;
-        Ok(())
-    }
-
-    async fn scheduled_reconcile(&self, action: ScheduledAction) {
-        let request = crate::reconcile::ReconcileRequest {
-            destination: None,
-            dry_run: false,
-            actor: "scheduler".into(),
-        };
-        let (state, note) = match self.reconcile(&action.tenant, request).await {
-            Ok(r) => (ActionState::Done, format!("report {}", r.id)),
-            Err(e) => {
-                tracing::error!(tenant = %action.tenant, error = %e, "scheduled reconciliation failed");
-                (ActionState::Cancelled, format!("failed: {e}"))
-            }
-        };
-        if let Err(e) = self
-            .store
-            .finish_action(action.id, state, &note, self.now())
-            .await
-        {
-            tracing::error!(error = %e, "cannot record the reconciliation's end");
-        }
-        if let Err(e) = self.schedule_reconcile(&action.tenant).await {
-            tracing::error!(error = %e, "cannot schedule the next reconciliation");
-        }
     }
 
     /// The record in effect now: the newest a source sent, unless a mover or update

@@ -26,6 +26,8 @@ impl Pipeline {
         let mut last_delivery_scan: Option<std::time::Instant> = None;
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         let mut last_schedule_scan: Option<std::time::Instant> = None;
+        // By the pipeline's clock, as the reconciliations' leases are.
+        let mut last_reconcile_sweep = self.now();
         if let Err(e) = self.requeue_taken_actions().await {
             tracing::error!(error = %e, "cannot requeue scheduled actions taken before a restart");
         }
@@ -41,6 +43,12 @@ impl Pipeline {
                 last_schedule_scan = Some(std::time::Instant::now());
                 if let Err(e) = self.fire_due_actions().await {
                     tracing::error!(error = %e, "cannot queue due scheduled actions");
+                }
+                if self.now() - last_reconcile_sweep >= crate::scheduled_reconcile::RECONCILE_LEASE_MS {
+                    last_reconcile_sweep = self.now();
+                    if let Err(e) = self.end_abandoned_reconciliations().await {
+                        tracing::error!(error = %e, "cannot end abandoned reconciliations");
+                    }
                 }
             }
             // Stored webhook deliveries: right after one arrives, and once a second for retries.

@@ -192,8 +192,8 @@ impl<T> Store for T where
 /// (`Arc<SqliteStore>`); through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::{
-        AccessStore, AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, NameStore,
-        NotificationStore, OperationStore, PluginStore, RetentionStore, RuleSetStore, ScheduleStore,
-        SecretStore, Store,
+        AccessStore, AuditStore, DeliveryStore, EventStore, GuardStore, HealthStore, JobStore, LeaseStore,
+        NameStore, NotificationStore, OperationStore, PluginStore, RetentionStore, RuleSetStore,
+        ScheduleStore, SecretStore, Store,
     };
 }

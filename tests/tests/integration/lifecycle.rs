@@ -601,6 +601,87 @@ async fn reconciliation_runs_on_its_schedule() {
     assert_eq!(audit[0]["actor"], "scheduler", "{audit}");
 }
 
+/// A scheduled reconciliation another host took and still runs (its lease renewed) is left to
+/// it, by this host's start-up and by its sweeps; once that host is gone (the lease has run
+/// out) the dispatcher's sweep ends it as interrupted and plans the next run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciliation_is_ended_as_interrupted_only_once_its_host_is_gone() {
+    let life = Life::start(
+        "",
+        "[lifecycle]\nreconcile_every = \"24h\"\n",
+        "2026-04-01T00:00:00Z",
+    )
+    .await;
+    let store = &life.host.store;
+    let open = || async {
+        store
+            .scheduled_actions(TENANT, true)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.action == ActionKind::Reconcile)
+            .collect::<Vec<_>>()
+    };
+    // Another host takes the run (this host's clock has not reached its date) and holds it.
+    let planned = open().await;
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    let taken = store.take_due_actions(planned[0].due_ms, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let lease = format!("reconcile:{}", taken[0].id);
+    let now = life.host.pipeline.now();
+    assert!(
+        store
+            .hold_lease(&lease, "other-host", now, now + 60_000)
+            .await
+            .unwrap()
+    );
+
+    // A restart here, and this host's sweeps while the other host renews: left to run.
+    life.host.pipeline.requeue_taken_actions().await.unwrap();
+    life.clock.set(now + 50_000);
+    assert!(
+        store
+            .hold_lease(&lease, "other-host", now + 50_000, now + 110_000)
+            .await
+            .unwrap()
+    );
+    life.clock.set(now + 100_000);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let running = store.scheduled_action(taken[0].id).await.unwrap().unwrap();
+    assert_eq!(running.state, ActionState::Queued, "{running:?}");
+
+    // The other host stops renewing: once its lease has run out, the sweep ends the run.
+    life.clock.set(now + 200_000);
+    let started = std::time::Instant::now();
+    let ended = loop {
+        let action = store.scheduled_action(taken[0].id).await.unwrap().unwrap();
+        if action.state != ActionState::Queued {
+            break action;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never ended: {action:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(ended.state, ActionState::Cancelled);
+    assert!(
+        ended
+            .note
+            .as_deref()
+            .is_some_and(|n| n.starts_with("interrupted")),
+        "{ended:?}"
+    );
+    let next = open().await;
+    assert_eq!(next.len(), 1, "the next run is planned: {next:?}");
+    assert_eq!(next[0].state, ActionState::Pending);
+    let day_later = now + 200_000 + 24 * 3_600_000;
+    assert!(
+        (day_later..day_later + 60_000).contains(&next[0].due_ms),
+        "{next:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_notices_an_extension_expiry_and_a_conversion() {
     let lifecycle = "[lifecycle]\ncontract_notice_days = [14, 3]\nnotify_destination = \"sandbox\"\n";
