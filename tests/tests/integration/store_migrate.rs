@@ -128,6 +128,21 @@ async fn a_sqlite_store_moves_to_postgres_and_the_deployment_goes_on() {
         String::from_utf8_lossy(&copy.stderr)
     );
     assert!(out.contains("copied and checked"), "{out}");
+    // The planner knows the copied sizes before the first host plans a statement.
+    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let unanalyzed: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_stat_user_tables
+         WHERE relname IN ('events', 'jobs', 'audit', 'links', 'kv', 'lifecycles') AND last_analyze IS NULL",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    assert!(
+        unanalyzed.is_empty(),
+        "not analyzed after the copy: {unanalyzed:?}"
+    );
     // Copying into a database that holds a deployment already is refused.
     let again = run_cli(&root, &["store", "migrate", "--from", &from, "--to", &url], None);
     assert!(!again.status.success());
@@ -188,9 +203,6 @@ async fn a_sqlite_store_moves_to_postgres_and_the_deployment_goes_on() {
     host.kill().unwrap();
     let _ = host.wait();
 
-    let mut db = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
     let accounts: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "SELECT key, value FROM kv WHERE tenant = 't' AND plugin = 'sandbox' AND key LIKE
             'account/%' ORDER BY key",

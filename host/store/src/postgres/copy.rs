@@ -120,8 +120,8 @@ fn push(
 }
 
 impl PgStore {
-    /// Copies the SQLite database at `sqlite` into this store, which must be empty, and
-    /// checks the copy. The source is only read (stop its host first: what it writes
+    /// Copies the SQLite database at `sqlite` into this store, which must be empty, gathers
+    /// the planner's statistics and checks the copy. The source is only read (stop its host first: what it writes
     /// meanwhile is not copied).
     pub async fn copy_from_sqlite(&self, sqlite: &Path) -> StoreResult<CopyReport> {
         let empty: bool = sqlx::query_scalar(
@@ -175,6 +175,11 @@ impl PgStore {
             }
         }
         w.commit().await?;
+        // Statistics for the copied sizes now, not at autovacuum's first pass: the hosts
+        // that start next plan their statements (and keep those plans) on them.
+        sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {}", TABLES.join(", "))))
+            .execute(self.pool())
+            .await?;
         self.check_copy(&source, tables).await
     }
 
