@@ -43,6 +43,7 @@ pub struct PluginQuota {
     pub max_concurrent_calls: Option<u32>,
     /// Plugin calls the tenant may start per minute, with bursts of a tenth of a minute's worth
     /// (at least one); a call past it is put off until the tenant earns another (default: none).
+    /// For the deployment: with several hosts each allows its share.
     pub calls_per_minute: Option<u32>,
 }
 

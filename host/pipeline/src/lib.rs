@@ -24,6 +24,7 @@ pub mod notify;
 pub mod passwords;
 pub mod people;
 pub mod plan;
+mod presence;
 pub mod preview;
 mod process;
 pub mod reconcile;

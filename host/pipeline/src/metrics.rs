@@ -12,6 +12,8 @@ pub struct Metrics {
     events: IntCounterVec,
     ack_seconds: HistogramVec,
     pub in_flight: IntGauge,
+    /// The deployment's hosts alive, as this host last counted them.
+    pub hosts_alive: IntGauge,
     attempts: IntCounterVec,
     event_to_done: HistogramVec,
     time_to_provision: HistogramVec,
@@ -134,6 +136,12 @@ impl Metrics {
         registry.register(Box::new(plugin_quota_refusals.clone()))?;
         let in_flight = IntGauge::new("tenure_jobs_in_flight", "Jobs being applied now")?;
         registry.register(Box::new(in_flight.clone()))?;
+        let hosts_alive = IntGauge::new(
+            "tenure_hosts_alive",
+            "Hosts of the deployment holding their lease on themselves, this one included",
+        )?;
+        hosts_alive.set(1);
+        registry.register(Box::new(hosts_alive.clone()))?;
         let queue_depth = IntGaugeVec::new(
             Opts::new("tenure_queue_jobs", "Jobs per state"),
             &["tenant", "state"],
@@ -153,6 +161,7 @@ impl Metrics {
             events,
             ack_seconds,
             in_flight,
+            hosts_alive,
             attempts,
             event_to_done,
             time_to_provision,

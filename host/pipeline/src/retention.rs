@@ -37,11 +37,7 @@ impl Pipeline {
         let mut pruned = Pruned::default();
         loop {
             let step = self.store.prune_finished(before_ms, ROWS_PER_WRITE).await?;
-            pruned.deliveries += step.deliveries;
-            pruned.actions += step.actions;
-            pruned.admissions += step.admissions;
-            pruned.notifications += step.notifications;
-            pruned.sessions += step.sessions;
+            pruned += step;
             if step.total() == 0 {
                 return Ok(Some(pruned));
             }
@@ -60,6 +56,7 @@ pub(crate) async fn run(p: Arc<Pipeline>) {
                 admissions = pruned.admissions,
                 notifications = pruned.notifications,
                 sessions = pruned.sessions,
+                leases = pruned.leases,
                 "finished operational rows pruned"
             ),
             Ok(_) => {}

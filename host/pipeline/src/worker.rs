@@ -23,6 +23,7 @@ impl Pipeline {
         let retention = tokio::spawn(crate::retention::run(self.clone()));
         let notifications = tokio::spawn(crate::notify::sender::run(self.clone()));
         let follow = tokio::spawn(self.clone().follow_changes(shutdown.clone()));
+        let presence = tokio::spawn(crate::presence::run(self.clone()));
         let mut last_delivery_scan: Option<std::time::Instant> = None;
         let mut tenants: Vec<String> = self.config.tenants.keys().cloned().collect();
         let mut last_schedule_scan: Option<std::time::Instant> = None;
@@ -126,6 +127,8 @@ impl Pipeline {
         retention.abort();
         notifications.abort();
         follow.abort();
+        presence.abort();
+        self.leave_deployment().await;
     }
 
     /// Claims due webhook deliveries for the free enrichment slots and enriches each on its own task.

@@ -10,7 +10,7 @@ use crate::error::RuntimeError;
 use crate::host_state::{Binding, HostState, Services};
 use crate::instance::{InstanceLimits, PluginHandle, Warm};
 use crate::manifest::{PluginKind, PluginManifest};
-use crate::quota::{QuotaCounters, TenantQuota};
+use crate::quota::{LiveHosts, QuotaCounters, TenantQuota};
 use crate::wit_version::{self, WitVersion};
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
@@ -209,6 +209,8 @@ struct Inner {
     tenants: RwLock<HashMap<String, TenantEntry>>,
     generations: AtomicU64,
     limits: Arc<InstanceLimits>,
+    /// The deployment's hosts alive, for each host's share of the tenants' calls per minute.
+    hosts: Arc<LiveHosts>,
     /// (tenant, plugin) whose rule set is withheld until one is published.
     withheld: RwLock<std::collections::HashSet<(String, String)>>,
 }
@@ -243,6 +245,7 @@ impl Runtime {
                 generations: AtomicU64::new(1),
                 limits,
                 withheld: RwLock::default(),
+                hosts: Arc::default(),
             }),
         })
     }
@@ -515,6 +518,7 @@ impl Runtime {
                 name,
                 &config.plugin_quota,
                 old.map(|o| o.quota.counters.clone()).unwrap_or_default(),
+                self.inner.hosts.clone(),
             )),
         };
         tenants.insert(
@@ -525,6 +529,17 @@ impl Runtime {
                 quota,
             },
         );
+    }
+
+    /// Records how many hosts of the deployment are alive (this one included): each host then
+    /// allows its share of every tenant's calls per minute.
+    pub fn set_live_hosts(&self, hosts: u64) {
+        self.inner.hosts.set(hosts);
+    }
+
+    /// The deployment's hosts alive, as last recorded (1 for a host alone).
+    pub fn live_hosts(&self) -> u32 {
+        self.inner.hosts.get()
     }
 
     /// Each tenant's plugin calls running (when it has a concurrency limit) and its quota refusals.

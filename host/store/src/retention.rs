@@ -18,12 +18,25 @@ pub struct Pruned {
     pub notifications: u64,
     /// People's sessions that ended by time long ago.
     pub sessions: u64,
+    /// Leases that ran out long ago (a host that died; a finished run's).
+    pub leases: u64,
 }
 
 impl Pruned {
     /// Rows removed in all.
     pub fn total(&self) -> u64 {
-        self.deliveries + self.actions + self.admissions + self.notifications + self.sessions
+        self.deliveries + self.actions + self.admissions + self.notifications + self.sessions + self.leases
+    }
+}
+
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, step: Pruned) {
+        self.deliveries += step.deliveries;
+        self.actions += step.actions;
+        self.admissions += step.admissions;
+        self.notifications += step.notifications;
+        self.sessions += step.sessions;
+        self.leases += step.leases;
     }
 }
 

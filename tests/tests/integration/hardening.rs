@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 use tenure_pipeline::QueueConfig;
+use tenure_store::LeaseStore;
 use tenure_tests::fake_lever::{delivery, now_ms};
 use tenure_tests::host::{HostSpec, IT_TOKEN, SOURCE_TOKEN, TestHost, pipeline_toml, rules, tenant_toml};
 
@@ -253,6 +254,83 @@ async fn a_webhook_flood_is_held_at_the_door_counted_and_audited_sampled() {
         (1..=21).contains(&rejected),
         "{rejected} audit entries for 60 refusals"
     );
+}
+
+/// A webhook source's rate limit is the deployment's: with another host alive (its lease on
+/// itself held in the shared store), this host admits half the burst and says why it refuses;
+/// once that host has left, this host counts itself alone again.
+#[tokio::test]
+async fn a_webhook_rate_limit_is_split_between_the_hosts_alive() {
+    let h = {
+        let tenant = tenant_toml(&format!(
+            "[plugins.lever.grants]\nkv = true\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n",
+            rules("sandbox")
+        ));
+        let pipeline = pipeline_toml(&format!(
+            "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
+             [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
+             [sources.webhook]\nsignature_tokens = {{ \"*\" = \"{WEBHOOK_KEY}\" }}\n\
+             rate_limit = {{ per_second = 0.01, burst = 6 }}\n"
+        ));
+        TestHost::start(HostSpec {
+            tenant,
+            pipeline,
+            queue: QueueConfig::default(),
+            plugins: vec!["rules-basic", "sandbox", "lever"],
+        })
+        .await
+    };
+    let flood = |n: usize, tag: &'static str| {
+        let h = &h;
+        async move {
+            let mut statuses = Vec::new();
+            for i in 0..n {
+                let body = delivery(
+                    "candidateHired",
+                    "wrong-key",
+                    &format!("{tag}-{i}"),
+                    now_ms(),
+                    json!({}),
+                )
+                .to_string();
+                let r = h
+                    .client
+                    .post(format!("{}/hooks/lever", h.base))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("deliver");
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                statuses.push((status, text));
+            }
+            statuses
+        }
+    };
+    let now = h.pipeline.now();
+    assert!(
+        h.store
+            .hold_lease("host:other", "other", now, now + 30_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(h.pipeline.refresh_live_hosts().await.unwrap(), 2);
+    let two_hosts = flood(6, "two").await;
+    let checked = two_hosts.iter().filter(|(s, _)| *s != 429).count();
+    assert_eq!(checked, 3, "half the burst of 6: {two_hosts:?}");
+    assert!(
+        two_hosts[3].1.contains("over the deployment's 2 hosts"),
+        "{two_hosts:?}"
+    );
+    // The other host stops renewing: once its lease has run out, this host counts itself alone.
+    h.store.release_lease("host:other", "other").await.unwrap();
+    assert_eq!(h.pipeline.refresh_live_hosts().await.unwrap(), 1);
+    let alone = flood(1, "alone").await;
+    // The bucket refills at the whole rate now (0.01/s): still empty after the flood above,
+    // so a 429 that names no share.
+    assert_eq!(alone[0].0, 429, "{alone:?}");
+    assert!(!alone[0].1.contains("hosts"), "{alone:?}");
 }
 
 /// The audit API streams its export page by page (issue 18): 2,500 entries across three

@@ -430,6 +430,24 @@ async fn two_hosts(client: &reqwest::Client) -> (Vec<Host>, String) {
     (hosts, url)
 }
 
+/// The hosts alive as host `base` last counted them (`tenure_hosts_alive`).
+async fn hosts_alive(client: &reqwest::Client, base: &str) -> i64 {
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tenure_hosts_alive "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no tenure_hosts_alive in {metrics}"))
+}
+
 /// The groups host `base` would give a Marketing person now (preview: nothing is written).
 async fn previewed_groups(client: &reqwest::Client, base: &str) -> String {
     let preview: Value = client
@@ -451,6 +469,18 @@ async fn a_rule_set_published_on_one_host_runs_on_the_other_within_a_second() {
     let client = reqwest::Client::new();
     let (mut hosts, _) = two_hosts(&client).await;
     let (a, b) = (hosts[0].base(), hosts[1].base());
+    // Each host counts the other (the deployment's limits are split between them): the
+    // second at its start, the first at its next renewal (every 10 s).
+    for base in [&b, &a] {
+        let started = std::time::Instant::now();
+        while hosts_alive(&client, base).await != 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{base} never counted 2 hosts"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     assert!(previewed_groups(&client, &b).await.contains("All-Staff"));
     let document = std::fs::read_to_string(hosts[0].dir.path().join("rules.txt"))
         .unwrap()

@@ -67,7 +67,9 @@ pub struct WebhookConfig {
     pub rate_limit: WebhookRateLimit,
 }
 
-/// `[tenants.T.sources.webhook.rate_limit]`: a token bucket per source.
+/// `[tenants.T.sources.webhook.rate_limit]`: a token bucket per source, for the whole
+/// deployment: with several hosts behind a balancer each admits its share (the hosts count
+/// each other through the store).
 #[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookRateLimit {
@@ -181,13 +183,16 @@ pub(crate) struct DeliveryLimiter {
 }
 
 impl DeliveryLimiter {
-    /// Takes one delivery from `source`'s bucket; false when it is empty.
-    fn admit(&self, source: &str, limit: WebhookRateLimit) -> bool {
+    /// Takes one delivery from `source`'s bucket, this host's share of the deployment's limit
+    /// (one of `hosts`); false when it is empty.
+    fn admit(&self, source: &str, limit: WebhookRateLimit, hosts: u32) -> bool {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let burst = f64::from(limit.burst.max(1));
+        let hosts = f64::from(hosts.max(1));
+        let burst = (f64::from(limit.burst.max(1)) / hosts).max(1.0);
+        let per_second = limit.per_second.max(0.0) / hosts;
         let (tokens, at) = buckets.entry(source.to_string()).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * limit.per_second.max(0.0)).min(burst);
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -248,14 +253,20 @@ impl Pipeline {
         let Some((tenant, _, config)) = self.webhook_source(source) else {
             return Err(self.refuse_unknown_webhook(source));
         };
-        if self.webhook_rates.admit(source, config.rate_limit) {
+        let hosts = self.live_hosts();
+        if self.webhook_rates.admit(source, config.rate_limit, hosts) {
             return Ok(());
         }
+        let share = if hosts > 1 {
+            format!(" over the deployment's {hosts} hosts")
+        } else {
+            String::new()
+        };
         let r = Refusal::new(
             429,
             "rate",
             format!(
-                "more than {} deliveries per second (bursts of {}); retry later",
+                "more than {} deliveries per second (bursts of {}){share}; retry later",
                 config.rate_limit.per_second, config.rate_limit.burst
             ),
         );

@@ -87,6 +87,7 @@ macro_rules! conformance_suite {
             access::sessions_end_by_time_sign_out_password_change_and_disabling,
             access::api_tokens_are_kept_as_digests_named_once_and_revoked,
             leases::a_lease_has_one_holder_until_it_runs_out_or_is_given_up,
+            leases::live_leases_are_counted_by_prefix_until_they_run_out,
         );
     };
     (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {

@@ -95,6 +95,19 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
         };
         store.sign_in_succeeded(session, vec![]).await.unwrap();
     }
+    // Leases: one that ran out long ago (its host died), one still held.
+    assert!(
+        store
+            .hold_lease("host:dead", "dead", t - 10_000, t - 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .hold_lease("host:alive", "alive", t, t + 3_600_000)
+            .await
+            .unwrap()
+    );
     let audit_before = store.audit(AuditFilter::default()).await.unwrap().len();
 
     // Nothing finished before an earlier cutoff.
@@ -112,7 +125,8 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
             actions: 1,
             admissions: 1,
             notifications: 1,
-            sessions: 1
+            sessions: 1,
+            leases: 1
         }
     );
     assert_eq!(store.prune_finished(later, 10).await.unwrap().total(), 0);
@@ -132,6 +146,17 @@ pub async fn finished_operational_rows_are_pruned_and_open_work_stays(store: Arc
     let notifications = store.notifications("t", 10).await.unwrap();
     assert_eq!(notifications.len(), 1, "the notification still to send stays");
     assert_eq!(notifications[0].state, NotificationState::Pending);
+    assert_eq!(
+        store.live_leases("host:", t).await.unwrap(),
+        1,
+        "the held lease stays"
+    );
+    assert!(
+        !store
+            .hold_lease("host:alive", "other", t, t + 1_000)
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.audit(AuditFilter::default()).await.unwrap().len(),
         audit_before,

@@ -30,4 +30,14 @@ impl LeaseStore for PgStore {
             .await?;
         Ok(())
     }
+
+    async fn live_leases(&self, prefix: &str, now_ms: i64) -> StoreResult<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM leases WHERE starts_with(name, $1) AND until_ms >= $2")
+                .bind(prefix)
+                .bind(now_ms)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(n.max(0) as u64)
+    }
 }

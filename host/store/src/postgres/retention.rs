@@ -42,6 +42,10 @@ impl RetentionStore for PgStore {
                     < $1 LIMIT $2)",
             )
             .await?,
+            leases: prune(
+                "DELETE FROM leases WHERE name IN (SELECT name FROM leases WHERE until_ms < $1 LIMIT $2)",
+            )
+            .await?,
         };
         w.commit().await?;
         Ok(pruned)

@@ -36,4 +36,15 @@ impl LeaseStore for SqliteStore {
             })
             .await
     }
+
+    async fn live_leases(&self, prefix: &str, now_ms: i64) -> StoreResult<u64> {
+        let prefix = prefix.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT count(*) FROM leases WHERE substr(name, 1, length(?1)) = ?1 AND until_ms >= ?2",
+            )?
+            .query_row(params![prefix, now_ms], |r| r.get::<_, i64>(0))?
+            .max(0) as u64)
+        })
+    }
 }

@@ -34,6 +34,10 @@ impl RetentionStore for SqliteStore {
                         "DELETE FROM sessions WHERE digest IN (SELECT digest FROM sessions
                          WHERE expires_ms < ?1 LIMIT ?2)",
                     )?,
+                    leases: prune(
+                        "DELETE FROM leases WHERE name IN (SELECT name FROM leases
+                         WHERE until_ms < ?1 LIMIT ?2)",
+                    )?,
                 })
             })
             .await
