@@ -179,45 +179,45 @@ async fn an_upload_for_a_webhook_source_needs_its_signature_or_an_audited_reason
     assert_eq!(entry["data"]["source"], "lever");
 }
 
+/// A host whose Lever webhook admits 0.01 deliveries a second after a burst of `burst`.
+async fn rate_limited_lever_host(burst: u32) -> TestHost {
+    let tenant = tenant_toml(&format!(
+        "[plugins.lever.grants]\nkv = true\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n",
+        rules("sandbox")
+    ));
+    let pipeline = pipeline_toml(&format!(
+        "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
+         [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
+         [sources.webhook]\nsignature_tokens = {{ \"*\" = \"{WEBHOOK_KEY}\" }}\n\
+         rate_limit = {{ per_second = 0.01, burst = {burst} }}\n"
+    ));
+    TestHost::start(HostSpec {
+        tenant,
+        pipeline,
+        queue: QueueConfig::default(),
+        plugins: vec!["rules-basic", "sandbox", "lever"],
+    })
+    .await
+}
+
+/// Posts a Lever delivery signed with the wrong key (refused for it once admitted).
+async fn deliver_wrongly_signed(h: &TestHost, id: &str) -> reqwest::Response {
+    let body = delivery("candidateHired", "wrong-key", id, now_ms(), json!({})).to_string();
+    h.client
+        .post(format!("{}/hooks/lever", h.base))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("deliver")
+}
+
 #[tokio::test]
 async fn a_webhook_flood_is_held_at_the_door_counted_and_audited_sampled() {
-    let h = {
-        let tenant = tenant_toml(&format!(
-            "[plugins.lever.grants]\nkv = true\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n",
-            rules("sandbox")
-        ));
-        let pipeline = pipeline_toml(&format!(
-            "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
-             [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
-             [sources.webhook]\nsignature_tokens = {{ \"*\" = \"{WEBHOOK_KEY}\" }}\n\
-             rate_limit = {{ per_second = 0.01, burst = 5 }}\n"
-        ));
-        TestHost::start(HostSpec {
-            tenant,
-            pipeline,
-            queue: QueueConfig::default(),
-            plugins: vec!["rules-basic", "sandbox", "lever"],
-        })
-        .await
-    };
+    let h = rate_limited_lever_host(5).await;
     let mut statuses = Vec::new();
     for i in 0..60 {
-        let body = delivery(
-            "candidateHired",
-            "wrong-key",
-            &format!("f-{i}"),
-            now_ms(),
-            json!({}),
-        )
-        .to_string();
-        let r = h
-            .client
-            .post(format!("{}/hooks/lever", h.base))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("deliver");
+        let r = deliver_wrongly_signed(&h, &format!("f-{i}")).await;
         if r.status().as_u16() == 429 {
             assert_eq!(r.headers()["retry-after"], "1");
         }
@@ -261,49 +261,15 @@ async fn a_webhook_flood_is_held_at_the_door_counted_and_audited_sampled() {
 /// once that host has left, this host counts itself alone again.
 #[tokio::test]
 async fn a_webhook_rate_limit_is_split_between_the_hosts_alive() {
-    let h = {
-        let tenant = tenant_toml(&format!(
-            "[plugins.lever.grants]\nkv = true\n[plugins.rules-basic]\nrule_set = '''\n{}'''\n",
-            rules("sandbox")
-        ));
-        let pipeline = pipeline_toml(&format!(
-            "rules = \"rules-basic\"\n[[destinations]]\nname = \"sandbox\"\nconnector = \"sandbox\"\n\
-             [[sources]]\nname = \"lever\"\nplugin = \"lever\"\n\
-             [sources.webhook]\nsignature_tokens = {{ \"*\" = \"{WEBHOOK_KEY}\" }}\n\
-             rate_limit = {{ per_second = 0.01, burst = 6 }}\n"
-        ));
-        TestHost::start(HostSpec {
-            tenant,
-            pipeline,
-            queue: QueueConfig::default(),
-            plugins: vec!["rules-basic", "sandbox", "lever"],
-        })
-        .await
-    };
+    let h = rate_limited_lever_host(6).await;
     let flood = |n: usize, tag: &'static str| {
         let h = &h;
         async move {
             let mut statuses = Vec::new();
             for i in 0..n {
-                let body = delivery(
-                    "candidateHired",
-                    "wrong-key",
-                    &format!("{tag}-{i}"),
-                    now_ms(),
-                    json!({}),
-                )
-                .to_string();
-                let r = h
-                    .client
-                    .post(format!("{}/hooks/lever", h.base))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("deliver");
+                let r = deliver_wrongly_signed(h, &format!("{tag}-{i}")).await;
                 let status = r.status().as_u16();
-                let text = r.text().await.unwrap_or_default();
-                statuses.push((status, text));
+                statuses.push((status, r.text().await.unwrap_or_default()));
             }
             statuses
         }
