@@ -121,8 +121,8 @@ fn push(
 
 impl PgStore {
     /// Copies the SQLite database at `sqlite` into this store, which must be empty, gathers
-    /// the planner's statistics and checks the copy. The source is only read (stop its host first: what it writes
-    /// meanwhile is not copied).
+    /// the planner's statistics and checks the copy. The source is only read (stop its host
+    /// first: what it writes meanwhile is not copied).
     pub async fn copy_from_sqlite(&self, sqlite: &Path) -> StoreResult<CopyReport> {
         let empty: bool = sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM audit)
