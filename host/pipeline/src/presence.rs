@@ -17,6 +17,20 @@ const HOST_LEASE_MS: i64 = 30_000;
 const RENEW_EVERY: Duration = Duration::from_secs(10);
 
 impl Pipeline {
+    /// Takes or renews the lease `name` for this host until `hold` from now; false while another
+    /// live host holds it, or when the store cannot say (logged).
+    pub(crate) async fn holds_lease(&self, name: &str, hold: Duration) -> bool {
+        let now = self.now();
+        let until = now.saturating_add(i64::try_from(hold.as_millis()).unwrap_or(i64::MAX / 2));
+        match self.store.hold_lease(name, &self.owner, now, until).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!(lease = name, error = %e, "cannot take or renew a lease");
+                false
+            }
+        }
+    }
+
     fn host_lease(&self) -> String {
         format!("{HOST_LEASE_PREFIX}{}", self.owner)
     }

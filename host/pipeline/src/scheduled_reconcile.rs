@@ -14,9 +14,9 @@ use std::time::Duration;
 use tenure_store::{ActionKind, ActionState, ScheduledAction, StoreError};
 
 /// How long a hold on a running reconciliation lasts unless its host renews it.
-pub(crate) const RECONCILE_LEASE_MS: i64 = 60_000;
+pub(crate) const RECONCILE_LEASE: Duration = Duration::from_secs(60);
 /// How often the running host renews it.
-const RENEW_EVERY: Duration = Duration::from_millis(RECONCILE_LEASE_MS as u64 / 3);
+const RENEW_EVERY: Duration = Duration::from_secs(20);
 
 /// The lease that says which host runs the scheduled reconciliation `action_id`.
 pub(crate) fn lease_name(action_id: i64) -> String {
@@ -59,18 +59,7 @@ impl Pipeline {
     /// Holds (or renews) this host's lease on the reconciliation `action_id`; false when
     /// another live host holds it or the store cannot say.
     async fn hold_reconcile_lease(&self, action_id: i64) -> bool {
-        let now = self.now();
-        match self
-            .store
-            .hold_lease(&lease_name(action_id), &self.owner, now, now + RECONCILE_LEASE_MS)
-            .await
-        {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::error!(action = action_id, error = %e, "cannot hold the reconciliation's lease");
-                false
-            }
-        }
+        self.holds_lease(&lease_name(action_id), RECONCILE_LEASE).await
     }
 
     /// Runs a reconciliation this host has just taken as due, on a task of its own.

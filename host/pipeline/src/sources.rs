@@ -428,19 +428,7 @@ impl Pipeline {
     /// renews at each poll for `hold`; another host takes over once the lease has run out (its
     /// holder stopped or lost the database).
     async fn holds_poll_lease(&self, tenant: &str, source: &str, hold: Duration) -> bool {
-        let now = self.now();
-        let until = now + i64::try_from(hold.as_millis()).unwrap_or(i64::MAX / 2);
-        match self
-            .store
-            .hold_lease(&format!("poll:{tenant}:{source}"), &self.owner, now, until)
-            .await
-        {
-            Ok(held) => held,
-            Err(e) => {
-                tracing::error!(tenant, source, error = %e, "cannot take the source's poll lease");
-                false
-            }
-        }
+        self.holds_lease(&format!("poll:{tenant}:{source}"), hold).await
     }
 
     /// Polls one page for the scheduler, logging the outcome; true when more pages wait.

@@ -45,7 +45,8 @@ impl Pipeline {
                 if let Err(e) = self.fire_due_actions().await {
                     tracing::error!(error = %e, "cannot queue due scheduled actions");
                 }
-                if self.now() - last_reconcile_sweep >= crate::scheduled_reconcile::RECONCILE_LEASE_MS {
+                let lease_ms = crate::scheduled_reconcile::RECONCILE_LEASE.as_millis() as i64;
+                if self.now() - last_reconcile_sweep >= lease_ms {
                     last_reconcile_sweep = self.now();
                     if let Err(e) = self.end_abandoned_reconciliations().await {
                         tracing::error!(error = %e, "cannot end abandoned reconciliations");
