@@ -19,6 +19,8 @@ mod leases;
 mod names;
 mod notifications;
 mod operations;
+#[cfg(test)]
+mod plans;
 mod plugins;
 mod retention;
 mod row;

@@ -19,6 +19,15 @@ macro_rules! lifecycle_columns {
     };
 }
 
+/// The reports of each manager given: one index walk per manager (a subquery each). With
+/// `manager_key = ANY($2)` instead, the plan PostgreSQL keeps for a connection, made while the
+/// table was small, walked the tenant's whole part of the manager index and filtered the
+/// managers, for every job, however large the table had grown since (0.7 ms a job at 5,000
+/// people).
+pub(super) const REPORTS_OF: &str = "SELECT m.key, ARRAY(SELECT l.person_key FROM lifecycles l
+                      WHERE l.tenant = $1 AND l.manager_key = m.key ORDER BY l.person_key)
+     FROM unnest($2::TEXT[]) AS m(key)";
+
 /// The state column of a person whose state was never applied.
 const NEVER_APPLIED: &str = "new";
 
@@ -366,20 +375,19 @@ impl ScheduleStore for PgStore {
     }
 
     async fn reports_of(&self, tenant: &str, manager_keys: Vec<String>) -> StoreResult<Vec<String>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT manager_key, person_key FROM lifecycles WHERE tenant = $1 AND manager_key = ANY($2)
-             ORDER BY person_key",
-        )
-        .bind(tenant)
-        .bind(&manager_keys)
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(String, Vec<String>)> = sqlx::query_as(REPORTS_OF)
+            .bind(tenant)
+            .bind(&manager_keys)
+            .fetch_all(self.pool())
+            .await?;
         // In the order of the managers given, each person once.
         let mut out: Vec<String> = Vec::new();
         for manager in &manager_keys {
-            for (_, person) in rows.iter().filter(|(m, _)| m == manager) {
-                if !out.contains(person) {
-                    out.push(person.clone());
+            for (_, reports) in rows.iter().filter(|(m, _)| m == manager) {
+                for person in reports {
+                    if !out.contains(person) {
+                        out.push(person.clone());
+                    }
                 }
             }
         }
