@@ -7,6 +7,10 @@ use crate::*;
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;
 
+/// A person's link to one destination, by the whole primary key.
+pub(super) const LINK_OF: &str =
+    "SELECT anchor, managed_groups FROM links WHERE tenant = $1 AND destination = $2 AND person_key = $3";
+
 macro_rules! op_columns {
     () => {
         "id, job_id, destination, op_key, kind, target, status, detail, anchor, started_ms, finished_ms"
@@ -203,15 +207,12 @@ impl OperationStore for PgStore {
     }
 
     async fn link(&self, tenant: &str, destination: &str, person_key: &str) -> StoreResult<Option<Link>> {
-        let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT anchor, managed_groups FROM links WHERE tenant = $1 AND destination = $2 AND
-                person_key = $3",
-        )
-        .bind(tenant)
-        .bind(destination)
-        .bind(person_key)
-        .fetch_optional(self.pool())
-        .await?;
+        let row: Option<(String, String)> = sqlx::query_as(LINK_OF)
+            .bind(tenant)
+            .bind(destination)
+            .bind(person_key)
+            .fetch_optional(self.pool())
+            .await?;
         Ok(row.map(|(anchor, groups)| link_of(anchor, &groups)))
     }
 

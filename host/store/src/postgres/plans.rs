@@ -3,7 +3,7 @@
 //! sqlx prepares each statement once per connection, and PostgreSQL keeps a generic plan
 //! made from the table's size at the time until the table is analyzed again.
 
-use super::{PgOptions, PgStore, schedule};
+use super::{PgOptions, PgStore, operations, schedule};
 use crate::crypto::MasterKey;
 
 mod postgres_bed {
@@ -23,14 +23,35 @@ struct HotStatement {
     key: &'static str,
 }
 
-const HOT_STATEMENTS: [HotStatement; 1] = [HotStatement {
-    name: "reports_of",
-    sql: schedule::REPORTS_OF,
-    args: "('t', ARRAY['m', 'x'])",
-    rows: "INSERT INTO lifecycles (tenant, person_key, state, doc, updated_ms)
-           SELECT 't', 'hr:' || n, 'active', repeat('x', 300), 0 FROM generate_series(1, 30) n",
-    key: "manager_key",
-}];
+const HOT_STATEMENTS: [HotStatement; 3] = [
+    HotStatement {
+        name: "reports_of",
+        sql: schedule::REPORTS_OF,
+        args: "('t', ARRAY['m', 'x'])",
+        rows: "INSERT INTO lifecycles (tenant, person_key, state, doc, updated_ms)
+               SELECT 't', 'hr:' || n, 'active', repeat('x', 300), 0 FROM generate_series(1, 30) n",
+        key: "manager_key",
+    },
+    HotStatement {
+        name: "link_of",
+        sql: operations::LINK_OF,
+        args: "('t', 'sandbox', 'hr:7')",
+        rows: "INSERT INTO links (tenant, destination, person_key, anchor, managed_groups, updated_ms)
+               SELECT 't', d, 'hr:' || n, 'a-' || n, '[]', 0
+               FROM generate_series(1, 30) n, unnest(ARRAY['sandbox', 'ldap']) d",
+        key: "person_key",
+    },
+    HotStatement {
+        name: "open_actions_of",
+        sql: schedule::OPEN_ACTIONS_OF,
+        args: "('t', 'hr:7')",
+        rows: "INSERT INTO scheduled_actions (tenant, person_key, destination, action, due_ms, state, reason,
+                                              created_ms)
+               SELECT 't', 'hr:' || n, '', 'refresh', 0, s, 'test', 0
+               FROM generate_series(1, 30) n, unnest(ARRAY['done', 'cancelled', 'pending']) s",
+        key: "person_key",
+    },
+];
 
 #[tokio::test]
 async fn the_statements_every_job_runs_walk_an_index_by_their_whole_key_when_planned_on_a_small_store() {

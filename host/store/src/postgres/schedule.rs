@@ -28,6 +28,15 @@ pub(super) const REPORTS_OF: &str = "SELECT m.key, ARRAY(SELECT l.person_key FRO
                       WHERE l.tenant = $1 AND l.manager_key = m.key ORDER BY l.person_key)
      FROM unnest($2::TEXT[]) AS m(key)";
 
+/// A person's open (pending or queued) actions, in no order. (With `ORDER BY id`, the plan
+/// PostgreSQL keeps for a connection, made while the table was small, walked the tenant's
+/// every action ever, done ones included, in id order and filtered the person's.)
+pub(super) const OPEN_ACTIONS_OF: &str = concat!(
+    "SELECT ",
+    action_columns!(),
+    " FROM scheduled_actions WHERE tenant = $1 AND person_key = $2 AND state IN ('pending', 'queued')"
+);
+
 /// The state column of a person whose state was never applied.
 const NEVER_APPLIED: &str = "new";
 
@@ -280,19 +289,17 @@ impl ScheduleStore for PgStore {
     }
 
     async fn open_actions(&self, tenant: &str, person_key: &str) -> StoreResult<Vec<ScheduledAction>> {
-        sqlx::query(concat!(
-            "SELECT ",
-            action_columns!(),
-            " FROM scheduled_actions WHERE tenant = $1 AND person_key = $2 AND state IN ('pending', 'queued')
-              ORDER BY id"
-        ))
-        .bind(tenant)
-        .bind(person_key)
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(action_row)
-        .collect()
+        let mut actions = sqlx::query(OPEN_ACTIONS_OF)
+            .bind(tenant)
+            .bind(person_key)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(action_row)
+            .collect::<StoreResult<Vec<ScheduledAction>>>()?;
+        // Oldest first.
+        actions.sort_by_key(|a| a.id);
+        Ok(actions)
     }
 
     async fn lifecycle(&self, tenant: &str, person_key: &str) -> StoreResult<Option<LifecycleRow>> {
