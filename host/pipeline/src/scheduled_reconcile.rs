@@ -16,7 +16,7 @@ use tenure_store::{ActionKind, ActionState, ScheduledAction, StoreError};
 /// How long a hold on a running reconciliation lasts unless its host renews it.
 pub(crate) const RECONCILE_LEASE: Duration = Duration::from_secs(60);
 /// How often the running host renews it.
-const RENEW_EVERY: Duration = Duration::from_secs(20);
+const RENEW_EVERY: Duration = Duration::from_secs(RECONCILE_LEASE.as_secs() / 3);
 
 /// The lease that says which host runs the scheduled reconciliation `action_id`.
 pub(crate) fn lease_name(action_id: i64) -> String {
